@@ -1,0 +1,135 @@
+import { parseArgs } from 'node:util';
+import { CONFIG_FLAGS, loadConfig, type Config } from './config.ts';
+import { systemClock } from './lib/clock.ts';
+import { ApiKeyService } from './modules/api-keys/service.ts';
+import { buildServer, prepareDatabase } from './server.ts';
+
+const USAGE = `tally: self-hosted loyalty engine
+
+Usage:
+  tally serve                  start the HTTP server (default command)
+  tally migrate                bring the database schema up to date
+  tally keys create --name N   create an API key (the token is shown once)
+  tally keys list              list API keys
+  tally keys revoke ID         revoke a key by id or app id
+  tally demo                   set up a demo program (needs the messaging module)
+
+Options (each also read from the environment variable in brackets):
+  --port N (PORT, 3000)          --host H (HOST, 127.0.0.1)
+  --database-url U (DATABASE_URL, sqlite:./data/tally.db; or postgres://...)
+  --log-level L (LOG_LEVEL, info)
+  --app-id ID --app-token T (TALLY_APP_ID, TALLY_APP_TOKEN: make sure this key exists at start)
+  --public-url URL (TALLY_PUBLIC_URL: this server's public base URL, for provider callbacks)
+  --allow-private-targets (TALLY_ALLOW_PRIVATE_TARGETS: webhooks to private/loopback addresses)
+`;
+
+function parse(argv: string[]) {
+  const options: Record<string, { type: 'string' | 'boolean' }> = { name: { type: 'string' }, help: { type: 'boolean' }, json: { type: 'boolean' } };
+  for (const f of CONFIG_FLAGS) options[f] = { type: f === 'allow-private-targets' ? 'boolean' : 'string' };
+  return parseArgs({ args: argv, options, allowPositionals: true, strict: true });
+}
+
+async function withKeys<T>(config: Config, fn: (keys: ApiKeyService) => Promise<T>): Promise<T> {
+  const database = await prepareDatabase(config.databaseUrl);
+  try {
+    return await fn(new ApiKeyService(database.db, systemClock));
+  } finally {
+    await database.close();
+  }
+}
+
+export async function main(argv = process.argv.slice(2)): Promise<number> {
+  let parsed;
+  try {
+    parsed = parse(argv);
+  } catch (err) {
+    process.stderr.write(`${(err as Error).message}\n\n${USAGE}`);
+    return 2;
+  }
+  const { values, positionals } = parsed;
+  if (values.help) {
+    process.stdout.write(USAGE);
+    return 0;
+  }
+  const config = loadConfig(values as Record<string, string | boolean | undefined>);
+  const [command = 'serve', sub, arg] = positionals;
+
+  switch (command) {
+    case 'serve':
+      return serve(config);
+    case 'migrate': {
+      const database = await prepareDatabase(config.databaseUrl);
+      await database.close();
+      process.stdout.write(`database is up to date (${config.databaseUrl.replace(/\/\/[^@]*@/, '//***@')})\n`);
+      return 0;
+    }
+    case 'keys':
+      return withKeys(config, async (keys) => {
+        if (sub === 'create') {
+          const key = await keys.create(String(values.name ?? 'default'));
+          process.stdout.write(
+            values.json
+              ? `${JSON.stringify(key)}\n`
+              : `Created API key "${key.name}"\n  X-App-Id:    ${key.app_id}\n  X-App-Token: ${key.token}\nThe token is shown only now; store it safely.\n`,
+          );
+          return 0;
+        }
+        if (sub === 'list') {
+          const list = await keys.list();
+          if (values.json) process.stdout.write(`${JSON.stringify(list)}\n`);
+          else for (const k of list) process.stdout.write(`${k.id}  ${k.app_id}  ${k.name}  ${k.token_prefix}…  ${k.revoked_at ? `revoked ${k.revoked_at}` : 'active'}\n`);
+          return 0;
+        }
+        if (sub === 'revoke' && arg) {
+          const ok = await keys.revoke(arg);
+          process.stdout.write(ok ? `revoked ${arg}\n` : `no active key ${arg}\n`);
+          return ok ? 0 : 1;
+        }
+        process.stderr.write(USAGE);
+        return 2;
+      });
+    case 'demo': {
+      // The demo lives with the messaging module; this CLI works without it.
+      const demoPath = './demo.ts';
+      const demo = (await import(demoPath).catch(() => null)) as { runDemo(c: Config): Promise<number> } | null;
+      if (!demo) {
+        process.stderr.write('the demo needs the messaging module\n');
+        return 1;
+      }
+      return demo.runDemo(config);
+    }
+    default:
+      process.stderr.write(`unknown command "${command}"\n\n${USAGE}`);
+      return 2;
+  }
+}
+
+async function serve(config: Config): Promise<number> {
+  const server = await buildServer(config);
+  const keys = server.services.apiKeys;
+  if (config.appId && config.appToken) {
+    const result = await keys.ensure(config.appId, config.appToken);
+    server.app.log.info({ app_id: config.appId, result }, 'API key from TALLY_APP_ID/TALLY_APP_TOKEN');
+  }
+  const url = await server.listen();
+  if ((await keys.countActive()) === 0) {
+    server.app.log.warn(
+      'No API key exists yet: every /v1 request will be refused. Create one with `npx tally keys create --name admin` ' +
+        '(same DATABASE_URL), or start with TALLY_APP_ID and TALLY_APP_TOKEN set.',
+    );
+  }
+  server.app.log.info({ url, database: server.ctx.database.dialect, docs: `${url}/docs` }, 'Tally is listening');
+  let stopping = false;
+  const stop = async (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    server.app.log.info({ signal }, 'shutting down: finishing in-flight requests');
+    const force = setTimeout(() => process.exit(1), 30_000);
+    force.unref();
+    await server.close();
+    process.exit(0);
+  };
+  process.on('SIGTERM', () => void stop('SIGTERM'));
+  process.on('SIGINT', () => void stop('SIGINT'));
+  return new Promise<number>(() => undefined);
+}

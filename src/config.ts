@@ -1,0 +1,72 @@
+// Configuration comes from the environment, overridden by CLI flags of the same name
+// (`--port 3001` overrides PORT). Everything has a default so `npm start` needs nothing.
+
+export interface Config {
+  port: number;
+  host: string;
+  databaseUrl: string;
+  logLevel: string;
+  appId?: string;
+  appToken?: string;
+  /** Public base URL of this server (for provider callbacks and inbound URLs behind a proxy). */
+  publicUrl?: string;
+  /** Allow webhook and HTTP-step targets on private and loopback addresses (local development, tests). */
+  allowPrivateTargets: boolean;
+  /** Largest request body accepted, in bytes. */
+  bodyLimit: number;
+  /** Days to keep emitted events (and their delivery attempts). 0 keeps them forever. */
+  eventRetentionDays: number;
+  /** Run background workers (webhook delivery, scheduler). Off for one-shot CLI commands. */
+  workers: boolean;
+}
+
+const FLAG_TO_ENV: Record<string, string> = {
+  port: 'PORT',
+  host: 'HOST',
+  'database-url': 'DATABASE_URL',
+  'log-level': 'LOG_LEVEL',
+  'app-id': 'TALLY_APP_ID',
+  'app-token': 'TALLY_APP_TOKEN',
+  'public-url': 'TALLY_PUBLIC_URL',
+  'allow-private-targets': 'TALLY_ALLOW_PRIVATE_TARGETS',
+  'body-limit': 'TALLY_BODY_LIMIT',
+  'event-retention-days': 'TALLY_EVENT_RETENTION_DAYS',
+};
+
+export const CONFIG_FLAGS = Object.keys(FLAG_TO_ENV);
+
+function bool(v: string | undefined, dflt: boolean): boolean {
+  if (v === undefined || v === '') return dflt;
+  return ['1', 'true', 'yes', 'on'].includes(v.toLowerCase());
+}
+
+function int(name: string, v: string | undefined, dflt: number): number {
+  if (v === undefined || v === '') return dflt;
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < 0) throw new Error(`${name} must be a non-negative integer, got "${v}"`);
+  return n;
+}
+
+export function loadConfig(
+  flags: Record<string, string | boolean | undefined> = {},
+  env: NodeJS.ProcessEnv = process.env,
+): Config {
+  const merged: Record<string, string | undefined> = { ...env };
+  for (const [flag, envName] of Object.entries(FLAG_TO_ENV)) {
+    const v = flags[flag];
+    if (v !== undefined) merged[envName] = String(v);
+  }
+  return {
+    port: int('PORT', merged.PORT, 3000),
+    host: merged.HOST || '127.0.0.1',
+    databaseUrl: merged.DATABASE_URL || 'sqlite:./data/tally.db',
+    logLevel: merged.LOG_LEVEL || 'info',
+    appId: merged.TALLY_APP_ID || undefined,
+    appToken: merged.TALLY_APP_TOKEN || undefined,
+    publicUrl: merged.TALLY_PUBLIC_URL || undefined,
+    allowPrivateTargets: bool(merged.TALLY_ALLOW_PRIVATE_TARGETS, false),
+    bodyLimit: int('TALLY_BODY_LIMIT', merged.TALLY_BODY_LIMIT, 1024 * 1024),
+    eventRetentionDays: int('TALLY_EVENT_RETENTION_DAYS', merged.TALLY_EVENT_RETENTION_DAYS, 30),
+    workers: true,
+  };
+}

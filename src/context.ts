@@ -1,0 +1,35 @@
+import { EventEmitter } from 'node:events';
+import type { FastifyBaseLogger } from 'fastify';
+import type { Config } from './config.ts';
+import type { Clock } from './lib/clock.ts';
+import type { Database, Executor } from './storage/db.ts';
+import type { Metrics } from './http/metrics.ts';
+import type { Scheduler } from './modules/scheduler/scheduler.ts';
+import type { Outbox } from './modules/events/outbox.ts';
+
+/**
+ * What every module gets: configuration, the database, the clock, the logger, metrics,
+ * the scheduler for timed work, and `signals` (in-process notifications, e.g. "a transaction
+ * committed", which wakes the webhook dispatcher without waiting for its next poll).
+ */
+export interface AppContext {
+  config: Config;
+  database: Database;
+  clock: Clock;
+  log: FastifyBaseLogger;
+  metrics: Metrics;
+  scheduler: Scheduler;
+  /** Writes events in the caller's transaction (transactional outbox). */
+  outbox: Outbox;
+  signals: EventEmitter;
+  /** Run `fn` in one transaction; after it commits, `signals` emits 'committed'. */
+  transaction<T>(fn: (trx: Executor) => Promise<T>): Promise<T>;
+}
+
+export function makeTransaction(database: Database, signals: EventEmitter) {
+  return async function transaction<T>(fn: (trx: Executor) => Promise<T>): Promise<T> {
+    const result = await database.transaction(fn);
+    signals.emit('committed');
+    return result;
+  };
+}

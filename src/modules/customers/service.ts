@@ -1,0 +1,204 @@
+import type { AppContext } from '../../context.ts';
+import { badRequest, notFound } from '../../http/errors.ts';
+import { newId } from '../../lib/ids.ts';
+import { fromJson, toJson } from '../../lib/json.ts';
+import { toE164 } from '../../lib/phone.ts';
+import type { Executor } from '../../storage/db.ts';
+import type { CustomersTable } from '../../storage/schema.ts';
+
+export type CustomerRow = CustomersTable;
+
+export interface CustomerInput {
+  source_id?: string | null;
+  name?: string | null;
+  email?: string | null;
+  phone?: string | null;
+  description?: string | null;
+  birthdate?: string | null;
+  birthday?: string | null;
+  address?: Record<string, unknown> | null;
+  metadata?: Record<string, unknown> | null;
+}
+
+export interface CustomerListQuery {
+  limit: number;
+  page: number;
+  email?: string;
+  phone?: string;
+  name?: string;
+  source_id?: string;
+  city?: string;
+  order?: string;
+}
+
+const ADDRESS_FIELDS = ['city', 'state', 'line_1', 'line_2', 'country', 'postal_code'] as const;
+
+function normalisePhone(phone: string | null | undefined): string | null | undefined {
+  if (phone === undefined || phone === null || phone === '') return phone === '' ? null : phone;
+  const e164 = toE164(phone);
+  if (!e164) throw badRequest('invalid_phone', 'Invalid phone number', `"${phone}" is not a valid phone number; use E.164 (+385916242493)`, [{ field: 'phone', message: 'must be a valid phone number' }]);
+  return e164;
+}
+
+/** Voucherify's customer object, with the loyalty summary across the customer's memberships. */
+export function presentCustomer(row: CustomerRow, loyalty?: CustomerLoyalty) {
+  return {
+    id: row.id,
+    source_id: row.source_id,
+    name: row.name,
+    description: row.description,
+    email: row.email,
+    phone: row.phone,
+    birthdate: row.birthdate,
+    birthday: row.birthdate,
+    address: fromJson(row.address, null),
+    metadata: fromJson(row.metadata, {}),
+    loyalty: loyalty ?? { points: 0, referred_customers: 0, campaigns: {} },
+    created_at: row.created_at,
+    updated_at: row.updated_at,
+    object: 'customer' as const,
+  };
+}
+
+/** The short customer object events carry (seed 001). */
+export function presentCustomerRef(row: CustomerRow) {
+  return { id: row.id, name: row.name, source_id: row.source_id, metadata: fromJson(row.metadata, {}), object: 'customer' as const };
+}
+
+export interface CustomerLoyalty {
+  points: number;
+  referred_customers: number;
+  campaigns: Record<string, { points: number; loyalty_tier: string | null; referred_customers: number; card_code: string }>;
+}
+
+export class CustomerService {
+  constructor(private ctx: AppContext) {}
+
+  private get db() {
+    return this.ctx.database.db;
+  }
+
+  async find(db: Executor, idOrSourceId: string): Promise<CustomerRow | undefined> {
+    if (idOrSourceId.startsWith('cust_')) {
+      const byId = await db.selectFrom('customers').selectAll().where('id', '=', idOrSourceId).executeTakeFirst();
+      if (byId) return byId;
+    }
+    return db.selectFrom('customers').selectAll().where('source_id', '=', idOrSourceId).executeTakeFirst();
+  }
+
+  async get(db: Executor, idOrSourceId: string): Promise<CustomerRow> {
+    const row = await this.find(db, idOrSourceId);
+    if (!row) throw notFound('customer', idOrSourceId);
+    return row;
+  }
+
+  async findByPhone(db: Executor, phone: string): Promise<CustomerRow[]> {
+    const e164 = toE164(phone);
+    if (!e164) return [];
+    return db.selectFrom('customers').selectAll().where('phone', '=', e164).orderBy('created_at').execute();
+  }
+
+  /**
+   * Creates a customer, or updates the one with the same source_id (Voucherify's create is an
+   * upsert by source_id). Returns the row and whether it was created.
+   */
+  async upsert(db: Executor, input: CustomerInput): Promise<{ row: CustomerRow; created: boolean }> {
+    if (input.source_id) {
+      const existing = await db.selectFrom('customers').selectAll().where('source_id', '=', input.source_id).executeTakeFirst();
+      if (existing) return { row: await this.update(db, existing, input), created: false };
+    }
+    const now = this.ctx.clock.nowIso();
+    const row: CustomerRow = {
+      id: newId('cust'),
+      source_id: input.source_id ?? null,
+      name: input.name ?? null,
+      email: input.email ?? null,
+      phone: normalisePhone(input.phone) ?? null,
+      description: input.description ?? null,
+      birthdate: input.birthdate ?? input.birthday ?? null,
+      address: toJson(pickAddress(input.address)),
+      metadata: toJson(input.metadata ?? {}),
+      created_at: now,
+      updated_at: null,
+    };
+    await db.insertInto('customers').values(row).execute();
+    return { row, created: true };
+  }
+
+  /** Partial update: fields absent from `input` keep their value; metadata keys merge (null removes one). */
+  async update(db: Executor, row: CustomerRow, input: CustomerInput): Promise<CustomerRow> {
+    const patch: Partial<CustomerRow> = { updated_at: this.ctx.clock.nowIso() };
+    if (input.name !== undefined) patch.name = input.name;
+    if (input.email !== undefined) patch.email = input.email;
+    if (input.phone !== undefined) patch.phone = normalisePhone(input.phone) ?? null;
+    if (input.description !== undefined) patch.description = input.description;
+    if (input.birthdate !== undefined || input.birthday !== undefined) patch.birthdate = input.birthdate ?? input.birthday ?? null;
+    if (input.address !== undefined) {
+      patch.address = toJson(input.address === null ? null : { ...fromJson(row.address, {}), ...pickAddress(input.address) });
+    }
+    if (input.metadata !== undefined) {
+      const merged: Record<string, unknown> = input.metadata === null ? {} : { ...fromJson<Record<string, unknown>>(row.metadata, {}) };
+      for (const [k, v] of Object.entries(input.metadata ?? {})) {
+        if (v === null) delete merged[k];
+        else merged[k] = v;
+      }
+      patch.metadata = toJson(merged);
+    }
+    if (input.source_id !== undefined && input.source_id !== row.source_id) patch.source_id = input.source_id;
+    await db.updateTable('customers').set(patch).where('id', '=', row.id).execute();
+    return { ...row, ...patch };
+  }
+
+  async delete(db: Executor, row: CustomerRow): Promise<void> {
+    await db.deleteFrom('customers').where('id', '=', row.id).execute();
+  }
+
+  async list(q: CustomerListQuery): Promise<{ rows: CustomerRow[]; total: number }> {
+    let base = this.db.selectFrom('customers');
+    if (q.email) base = base.where('email', '=', q.email);
+    if (q.phone) base = base.where('phone', '=', toE164(q.phone) ?? q.phone);
+    if (q.name) base = base.where('name', '=', q.name);
+    if (q.source_id) base = base.where('source_id', '=', q.source_id);
+    const total = await base.select((eb) => eb.fn.countAll<number>().as('n')).executeTakeFirstOrThrow();
+    const desc = q.order?.startsWith('-') ?? true;
+    const rows = await base
+      .selectAll()
+      .orderBy('created_at', desc ? 'desc' : 'asc')
+      .orderBy('id', desc ? 'desc' : 'asc')
+      .limit(q.limit)
+      .offset((q.page - 1) * q.limit)
+      .execute();
+    return { rows, total: Number(total.n) };
+  }
+
+  /** Loyalty summary of many customers in one query each for memberships and balances. */
+  async loyaltyOf(db: Executor, customerIds: string[]): Promise<Map<string, CustomerLoyalty>> {
+    const out = new Map<string, CustomerLoyalty>();
+    for (const id of customerIds) out.set(id, { points: 0, referred_customers: 0, campaigns: {} });
+    if (customerIds.length === 0) return out;
+    const rows = await db
+      .selectFrom('memberships as m')
+      .innerJoin('programs as p', 'p.id', 'm.program_id')
+      .innerJoin('balance_definitions as d', (j) => j.onRef('d.program_id', '=', 'p.id').on('d.is_default', '=', 1))
+      .leftJoin('balances as b', (j) => j.onRef('b.membership_id', '=', 'm.id').onRef('b.balance_definition_id', '=', 'd.id'))
+      .select(['m.customer_id', 'm.code', 'p.name as program_name', 'b.balance'])
+      .where('m.customer_id', 'in', customerIds)
+      .where('m.status', '=', 'ACTIVE')
+      .where('p.deleted_at', 'is', null)
+      .execute();
+    for (const r of rows) {
+      const l = out.get(r.customer_id)!;
+      const points = Number(r.balance ?? 0);
+      l.points += points;
+      l.campaigns[r.program_name] = { points, loyalty_tier: null, referred_customers: 0, card_code: r.code };
+    }
+    return out;
+  }
+}
+
+function pickAddress(a: Record<string, unknown> | null | undefined): Record<string, unknown> | null {
+  if (!a) return null;
+  const out: Record<string, unknown> = {};
+  for (const k of ADDRESS_FIELDS) if (a[k] !== undefined) out[k] = a[k];
+  return out;
+}

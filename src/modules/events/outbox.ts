@@ -1,0 +1,50 @@
+import type { Clock } from '../../lib/clock.ts';
+import { newId } from '../../lib/ids.ts';
+import type { Metrics } from '../../http/metrics.ts';
+import type { Executor } from '../../storage/db.ts';
+
+// The transactional outbox: an event is a row written by the same transaction as the change that
+// causes it, so an event exists if and only if its change committed. The webhooks module reads
+// this table in `seq` order and delivers; nothing here talks to the network.
+
+export interface OutgoingEvent {
+  type: string;
+  data: Record<string, unknown>;
+  resource_type?: string;
+  resource_id?: string;
+  program_id?: string;
+}
+
+export interface StoredEvent {
+  id: string;
+  seq: number;
+  type: string;
+  created_at: string;
+  data: Record<string, unknown>;
+  resource_type: string | null;
+  resource_id: string | null;
+  program_id: string | null;
+}
+
+export class Outbox {
+  constructor(private clock: Clock, private metrics: Metrics) {}
+
+  /** Writes events in the caller's transaction; returns their ids in order. */
+  async emit(trx: Executor, events: OutgoingEvent | OutgoingEvent[]): Promise<string[]> {
+    const list = Array.isArray(events) ? events : [events];
+    if (list.length === 0) return [];
+    const now = this.clock.nowIso();
+    const rows = list.map((e) => ({
+      id: newId('evt'),
+      type: e.type,
+      data: JSON.stringify(e.data),
+      resource_type: e.resource_type ?? null,
+      resource_id: e.resource_id ?? null,
+      program_id: e.program_id ?? null,
+      created_at: now,
+    }));
+    await trx.insertInto('outbox_events').values(rows).execute();
+    for (const e of list) this.metrics.eventsEmitted.inc({ type: e.type });
+    return rows.map((r) => r.id);
+  }
+}

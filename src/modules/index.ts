@@ -1,0 +1,19 @@
+import { coreMigration } from '../storage/migrations/0001_core.ts';
+import { customerRoutes } from './customers/routes.ts';
+import { ledgerRoutes } from './ledger/routes.ts';
+import { loyaltyRoutes } from './loyalties/routes.ts';
+import { memberRoutes } from './members/routes.ts';
+import type { TallyModule } from './module.ts';
+
+// Every domain module, in wiring order. A new module adds one line here.
+export const modules: TallyModule[] = [
+  { name: 'core', migrations: [coreMigration] },
+  { name: 'customers', routes: customerRoutes },
+  { name: 'loyalties', routes: loyaltyRoutes },
+  { name: 'members', routes: memberRoutes },
+  {
+    name: 'ledger',
+    routes: ledgerRoutes,
+    jobs: (_ctx, services) => services.ledger.registerJobs(),
+  },
+];

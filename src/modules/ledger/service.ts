@@ -1,0 +1,486 @@
+import type { Selectable } from 'kysely';
+import type { AppContext } from '../../context.ts';
+import { ApiError, badRequest } from '../../http/errors.ts';
+import { newId } from '../../lib/ids.ts';
+import { fromJson } from '../../lib/json.ts';
+import type { Executor } from '../../storage/db.ts';
+import type { LedgerEntriesTable, PointLotsTable } from '../../storage/schema.ts';
+import { presentCustomerRef } from '../customers/service.ts';
+import type { OutgoingEvent } from '../events/outbox.ts';
+import { computeExpiry, type ExpirationRules } from '../loyalties/expiration.ts';
+import {
+  balanceDefinitionRef,
+  presentProgram,
+  programRef,
+  programVoucher,
+  type BalanceDefinitionRow,
+  type ProgramRow,
+} from '../loyalties/service.ts';
+import { assertActive, presentMember, type BalanceRow, type MembershipRow } from '../members/service.ts';
+
+// The points ledger. Every change of a balance is one call of `applyChange` inside one database
+// transaction, which
+//   1. locks the balance row (SELECT ... FOR UPDATE on PostgreSQL; SQLite has one writer),
+//   2. checks the balance definition's min/max,
+//   3. writes the ledger entry with the balance after it,
+//   4. adds a lot (credit) or consumes lots earliest-expiring first (debit),
+//   5. writes the new balance,
+//   6. writes the events to the outbox.
+// Invariant, checked by the tests after every scenario:
+//   balance = sum(ledger_entries.points) = sum(point_lots.remaining).
+
+export type LedgerEntryRow = Omit<Selectable<LedgerEntriesTable>, 'seq'> & { seq?: number };
+export type PointLotRow = PointLotsTable;
+
+export type TransactionType =
+  | 'POINTS_ADDITION'
+  | 'POINTS_REMOVAL'
+  | 'POINTS_ACCRUAL'
+  | 'POINTS_REDEMPTION'
+  | 'POINTS_REFUND'
+  | 'POINTS_EXPIRATION'
+  | 'POINTS_TRANSFER_IN'
+  | 'POINTS_TRANSFER_OUT'
+  | 'POINTS_CANCELLATION';
+
+export type ExpirationType = 'PROGRAM_RULES' | 'PROGRAM_DEFAULT' | 'CUSTOM_DATE' | 'NON_EXPIRING';
+
+export interface BalanceChange {
+  program: ProgramRow;
+  membership: MembershipRow;
+  definition: BalanceDefinitionRow;
+  /** Signed: positive credits, negative debits. A non-zero safe integer. */
+  points: number;
+  type: TransactionType;
+  reason?: string | null;
+  source_id?: string | null;
+  source?: string | null;
+  operation_type?: 'MANUAL' | 'AUTOMATIC';
+  related_transaction_id?: string | null;
+  /** Extra transaction details (earning rule, order, event, reward...), merged into `details`. */
+  details?: Record<string, unknown>;
+  expiration_type?: ExpirationType;
+  expiration_date?: string | null;
+  /** Rules that override the definition's (an earning rule's own expiration_rules). */
+  expiration_rules?: ExpirationRules | null;
+  /** Id of what caused the change, carried by events as `source_event_id`. Defaults to source_id, then the transaction id. */
+  source_event_id?: string | null;
+  /** Debits by default lower the card's lifetime `points` too; redemptions do not (they only spend). */
+  spend_only?: boolean;
+  /** Debit this lot before any other (an expiry takes exactly its own lot). */
+  consume_lot_id?: string;
+}
+
+export interface BalanceAnswer {
+  points: number;
+  total: number;
+  balance: number;
+  type: 'loyalty_card';
+  object: 'balance';
+  related_object: { type: 'voucher'; id: string };
+  operation_type: 'MANUAL' | 'AUTOMATIC';
+  balance_definition?: { id: string; name: string; unit: string };
+}
+
+export interface ChangeResult {
+  entry: LedgerEntryRow;
+  balance: BalanceRow;
+  before: number;
+  created: boolean;
+  answer: BalanceAnswer;
+  lot?: PointLotRow;
+  events: OutgoingEvent[];
+}
+
+/** A change refused by a balance definition's limits; the caller records the refusal event. */
+export class BalanceLimitError extends ApiError {
+  constructor(
+    message: string,
+    details: string,
+    readonly refusal: OutgoingEvent,
+    extra: Record<string, unknown>,
+  ) {
+    super(422, extra.limit === 'max' ? 'balance_maximum_exceeded' : 'insufficient_balance', message, details, undefined, extra);
+  }
+}
+
+export function presentTransaction(e: LedgerEntryRow) {
+  return {
+    id: e.id,
+    source_id: e.source_id,
+    voucher_id: e.membership_id,
+    campaign_id: e.program_id,
+    source: e.source,
+    reason: e.reason,
+    type: e.type,
+    details: fromJson<Record<string, unknown>>(e.details, {}),
+    related_transaction_id: e.related_transaction_id,
+    balance_definition_id: e.balance_definition_id,
+    created_at: e.created_at,
+    object: 'loyalty_card_transaction' as const,
+  };
+}
+
+export function presentLot(l: PointLotRow, campaignId: string) {
+  return {
+    id: l.id,
+    voucher_id: l.membership_id,
+    campaign_id: campaignId,
+    balance_definition_id: l.balance_definition_id,
+    bucket: { total_points: Number(l.remaining) },
+    points: Number(l.points),
+    status: 'ACTIVE',
+    expires_at: l.expires_at,
+    created_at: l.created_at,
+    updated_at: null,
+    object: 'loyalty_points_bucket' as const,
+  };
+}
+
+export class LedgerService {
+  constructor(private ctx: AppContext) {}
+
+  /** Locks and returns the balance row, creating it (empty) on first use. */
+  async lockBalance(trx: Executor, change: Pick<BalanceChange, 'membership' | 'definition' | 'program'>): Promise<{ row: BalanceRow; created: boolean }> {
+    const select = () => {
+      const q = trx
+        .selectFrom('balances')
+        .selectAll()
+        .where('membership_id', '=', change.membership.id)
+        .where('balance_definition_id', '=', change.definition.id);
+      return (this.ctx.database.forUpdate ? q.forUpdate() : q).executeTakeFirst();
+    };
+    const found = await select();
+    if (found) return { row: found, created: false };
+    const now = this.ctx.clock.nowIso();
+    await trx
+      .insertInto('balances')
+      .values({
+        membership_id: change.membership.id,
+        balance_definition_id: change.definition.id,
+        program_id: change.program.id,
+        balance: 0,
+        points: 0,
+        pending_points: 0,
+        expired_points: 0,
+        subtracted_points: 0,
+        created_at: now,
+        updated_at: now,
+      })
+      .onConflict((oc) => oc.doNothing())
+      .execute();
+    const row = await select();
+    return { row: row!, created: true };
+  }
+
+  private expiryFor(change: BalanceChange, now: Date): string | null {
+    const type = change.expiration_type ?? 'PROGRAM_RULES';
+    if (type === 'NON_EXPIRING') return null;
+    if (type === 'CUSTOM_DATE') {
+      const at = change.expiration_date ? Date.parse(change.expiration_date) : NaN;
+      if (Number.isNaN(at)) throw badRequest('invalid_expiration_date', 'Invalid expiration_date', 'expiration_type CUSTOM_DATE needs an ISO-8601 expiration_date', [{ field: 'expiration_date', message: 'is required for CUSTOM_DATE' }]);
+      if (at <= now.getTime()) throw badRequest('invalid_expiration_date', 'Invalid expiration_date', 'expiration_date must be in the future', [{ field: 'expiration_date', message: 'must be in the future' }]);
+      return new Date(at).toISOString();
+    }
+    const rules =
+      change.expiration_rules ??
+      (change.definition.is_default === 1
+        ? programVoucher(change.program).loyalty_card.expiration_rules
+        : fromJson<ExpirationRules | null>(change.definition.expiration, null));
+    return rules ? computeExpiry(rules, now, change.program.timezone).toISOString() : null;
+  }
+
+  async applyChange(trx: Executor, change: BalanceChange): Promise<ChangeResult> {
+    const { program, membership, definition, points } = change;
+    if (!Number.isSafeInteger(points) || points === 0) {
+      throw badRequest('invalid_points', 'Invalid points', 'points must be a non-zero integer within ±9007199254740991', [{ field: 'points', message: 'must be a non-zero safe integer' }]);
+    }
+    // Expiry runs on revoked cards too: their points still lapse on schedule.
+    if (change.type !== 'POINTS_EXPIRATION') assertActive(membership);
+    const clock = this.ctx.clock;
+    const nowDate = clock.now();
+    const now = nowDate.toISOString();
+    const { row: bal, created } = await this.lockBalance(trx, change);
+    const before = Number(bal.balance);
+    const after = before + points;
+    const min = definition.min_value ?? 0;
+    const max = definition.max_value;
+    const isCredit = points > 0;
+    const expiresAt = isCredit ? this.expiryFor(change, nowDate) : null;
+
+    if ((max !== null && after > max) || after > Number.MAX_SAFE_INTEGER || after < min) {
+      const overMax = after > (max ?? Number.MAX_SAFE_INTEGER);
+      const reason = overMax ? 'Amount falls above maximum balance amount limit' : 'Amount falls below minimum balance amount limit';
+      throw new BalanceLimitError(
+        overMax ? 'Balance limit exceeded' : 'Insufficient balance',
+        overMax
+          ? `Adding ${points} to balance ${before} would exceed the maximum ${max ?? Number.MAX_SAFE_INTEGER} of "${definition.name}"`
+          : `Removing ${-points} from balance ${before} would go below the minimum ${min} of "${definition.name}"`,
+        {
+          type: 'balance_transaction_unauthorized',
+          data: {
+            balance_definition: balanceDefinitionRef(definition),
+            loyalty_program: programRef(program),
+            reason,
+            transaction: { type: isCredit ? 'credit' : 'debit', value: Math.abs(points) },
+          },
+          resource_type: 'membership',
+          resource_id: membership.id,
+          program_id: program.id,
+        },
+        { balance: before, limit: overMax ? 'max' : 'min', limit_value: overMax ? max : min },
+      );
+    }
+
+    // Lifetime `points` (Voucherify's loyalty_card.points): credits add; manual removals and
+    // expiries take away; spending (redemptions) does not.
+    const lifetimeDelta = isCredit ? points : change.spend_only ? 0 : points;
+    const total = Number(bal.points) + lifetimeDelta;
+    const operationType = change.operation_type ?? 'MANUAL';
+    const answer: BalanceAnswer = {
+      points,
+      total,
+      balance: after,
+      type: 'loyalty_card',
+      object: 'balance',
+      related_object: { type: 'voucher', id: membership.id },
+      operation_type: operationType,
+    };
+    if (definition.is_default !== 1) answer.balance_definition = { id: definition.id, name: definition.name, unit: definition.unit };
+
+    const entry: LedgerEntryRow = {
+      id: newId('vtx', 24),
+      membership_id: membership.id,
+      program_id: program.id,
+      balance_definition_id: definition.id,
+      customer_id: membership.customer_id,
+      type: change.type,
+      points,
+      balance_after: after,
+      source_id: change.source_id ?? null,
+      source: change.source ?? null,
+      reason: change.reason ?? null,
+      details: JSON.stringify({ ...(change.details ?? {}), balance: answer }),
+      related_transaction_id: change.related_transaction_id ?? null,
+      created_at: now,
+    };
+    await trx.insertInto('ledger_entries').values(entry).execute();
+
+    let lot: PointLotRow | undefined;
+    if (isCredit) {
+      lot = {
+        id: newId('lot'),
+        membership_id: membership.id,
+        balance_definition_id: definition.id,
+        ledger_entry_id: entry.id,
+        points,
+        remaining: points,
+        expires_at: expiresAt,
+        created_at: now,
+      };
+      await trx.insertInto('point_lots').values(lot).execute();
+      if (expiresAt) {
+        await this.ctx.scheduler.schedule(trx, { kind: 'ledger.expire_lot', runAt: expiresAt, payload: { lot_id: lot.id }, uniqueKey: `expire_lot:${lot.id}` });
+      }
+    } else {
+      await this.consumeLots(trx, membership.id, definition.id, -points, change.consume_lot_id);
+    }
+
+    const patch = {
+      balance: after,
+      points: total,
+      subtracted_points: Number(bal.subtracted_points) + (isCredit || change.type === 'POINTS_EXPIRATION' ? 0 : -points),
+      expired_points: Number(bal.expired_points) + (change.type === 'POINTS_EXPIRATION' ? -points : 0),
+      updated_at: now,
+    };
+    await trx
+      .updateTable('balances')
+      .set(patch)
+      .where('membership_id', '=', membership.id)
+      .where('balance_definition_id', '=', definition.id)
+      .execute();
+    const balance: BalanceRow = { ...bal, ...patch };
+    this.ctx.metrics.ledgerWrites.inc({ type: change.type });
+
+    const events = await this.eventsFor(trx, change, entry, balance, before, created, expiresAt, answer);
+    await this.ctx.outbox.emit(trx, events);
+    return { entry, balance, before, created, answer, lot, events };
+  }
+
+  /** Takes `amount` points from the open lots, earliest expiry first, non-expiring last. */
+  private async consumeLots(trx: Executor, membershipId: string, definitionId: string, amount: number, firstLotId?: string): Promise<void> {
+    const lots = await trx
+      .selectFrom('point_lots')
+      .select(['id', 'remaining', 'expires_at', 'created_at'])
+      .where('membership_id', '=', membershipId)
+      .where('balance_definition_id', '=', definitionId)
+      .where('remaining', '>', 0)
+      .execute();
+    lots.sort((a, b) => {
+      if (firstLotId && (a.id === firstLotId || b.id === firstLotId)) return a.id === firstLotId ? -1 : 1;
+      if (a.expires_at !== b.expires_at) {
+        if (a.expires_at === null) return 1;
+        if (b.expires_at === null) return -1;
+        return a.expires_at < b.expires_at ? -1 : 1;
+      }
+      return a.created_at < b.created_at ? -1 : a.created_at > b.created_at ? 1 : a.id < b.id ? -1 : 1;
+    });
+    let left = amount;
+    for (const lot of lots) {
+      if (left === 0) break;
+      const take = Math.min(left, Number(lot.remaining));
+      await trx.updateTable('point_lots').set({ remaining: Number(lot.remaining) - take }).where('id', '=', lot.id).execute();
+      left -= take;
+    }
+    if (left !== 0) throw new Error(`ledger invariant broken: lots of ${membershipId}/${definitionId} are short by ${left}`);
+  }
+
+  private async eventsFor(
+    trx: Executor,
+    change: BalanceChange,
+    entry: LedgerEntryRow,
+    balance: BalanceRow,
+    before: number,
+    created: boolean,
+    expiresAt: string | null,
+    answer: BalanceAnswer,
+  ): Promise<OutgoingEvent[]> {
+    const { program, membership, definition, points } = change;
+    const isCredit = points > 0;
+    const sourceEventId = change.source_event_id ?? change.source_id ?? entry.id;
+    const base = { resource_type: 'membership', resource_id: membership.id, program_id: program.id };
+    const defRef = balanceDefinitionRef(definition);
+    const after = Number(balance.balance);
+    const events: OutgoingEvent[] = [
+      {
+        type: 'balance_value_updated',
+        data: {
+          balance_definition: defRef,
+          created,
+          expiration_date: expiresAt,
+          initial_value: before,
+          loyalty_program: programRef(program),
+          source_event_id: sourceEventId,
+          transaction: { type: isCredit ? 'credit' : 'debit', value: Math.abs(points) },
+          value: after,
+        },
+        ...base,
+      },
+    ];
+    const min = definition.min_value ?? 0;
+    if (!isCredit && after === min) {
+      events.push({
+        type: 'balance_minimum_value_reached',
+        data: { balance_definition: defRef, loyalty_program: programRef(program), source_event_id: sourceEventId, value: after },
+        ...base,
+      });
+    }
+    if (isCredit && definition.max_value !== null && after === Number(definition.max_value)) {
+      events.push({
+        type: 'balance_maximum_value_reached',
+        data: { balance_definition: defRef, loyalty_program: programRef(program), source_event_id: sourceEventId, value: after },
+        ...base,
+      });
+    }
+    // Voucherify's card events speak of the default (points) balance only.
+    if (definition.is_default === 1 && (isCredit || change.type === 'POINTS_EXPIRATION')) {
+      const customer = await trx.selectFrom('customers').selectAll().where('id', '=', membership.customer_id).executeTakeFirst();
+      const card = { points: Number(balance.points), balance: after };
+      const voucher = presentMember(membership, program, card as never);
+      events.push({
+        type: isCredit ? 'customer.voucher.loyalty_card.points_added' : 'customer.voucher.loyalty_card.points_expired',
+        data: {
+          customer: customer ? presentCustomerRef(customer) : { id: membership.customer_id, name: null, source_id: null, metadata: {}, object: 'customer' },
+          campaign: presentProgram(program),
+          voucher: { ...voucher, loyalty_card: card, updated_at: entry.created_at },
+          balance: answer,
+          transaction: presentTransaction(entry),
+        },
+        ...base,
+      });
+    }
+    if (change.type === 'POINTS_EXPIRATION') {
+      events.push({
+        type: 'balance_value_expired',
+        data: { balance_definition: defRef, loyalty_program: programRef(program), value: -points },
+        ...base,
+      });
+    }
+    return events;
+  }
+
+  /** Records a refused change's event in its own transaction: the refusal is a fact even though nothing changed. */
+  async recordRefusal(err: BalanceLimitError): Promise<void> {
+    await this.ctx.transaction((trx) => this.ctx.outbox.emit(trx, err.refusal));
+  }
+
+  /** Expires what is left of a lot (scheduled at its expires_at). */
+  async expireLot(trx: Executor, lotId: string): Promise<ChangeResult | null> {
+    const lot = await trx.selectFrom('point_lots').selectAll().where('id', '=', lotId).executeTakeFirst();
+    if (!lot || Number(lot.remaining) <= 0) return null;
+    const membership = await trx.selectFrom('memberships').selectAll().where('id', '=', lot.membership_id).executeTakeFirstOrThrow();
+    const program = await trx.selectFrom('programs').selectAll().where('id', '=', membership.program_id).executeTakeFirstOrThrow();
+    const definition = await trx.selectFrom('balance_definitions').selectAll().where('id', '=', lot.balance_definition_id).executeTakeFirstOrThrow();
+    // Take the balance lock first, then re-read the lot: a concurrent debit may have consumed it.
+    await this.lockBalance(trx, { membership, definition, program });
+    const fresh = await trx.selectFrom('point_lots').select('remaining').where('id', '=', lotId).executeTakeFirstOrThrow();
+    const remaining = Number(fresh.remaining);
+    if (remaining <= 0) return null;
+    return this.applyChange(trx, {
+      program,
+      membership,
+      definition,
+      points: -remaining,
+      type: 'POINTS_EXPIRATION',
+      reason: 'Points expired',
+      source: 'tally-scheduler',
+      operation_type: 'AUTOMATIC',
+      details: { points_bucket: { id: lot.id, expires_at: lot.expires_at } },
+      consume_lot_id: lot.id,
+    });
+  }
+
+  // ---- reads ----
+
+  async transactions(
+    db: Executor,
+    filter: { membershipId?: string; programId?: string },
+    page: { limit: number; starting_after_id?: string },
+  ) {
+    let q = db.selectFrom('ledger_entries').selectAll();
+    if (filter.membershipId) q = q.where('membership_id', '=', filter.membershipId);
+    if (filter.programId) q = q.where('program_id', '=', filter.programId);
+    if (page.starting_after_id) {
+      const cursor = await db.selectFrom('ledger_entries').select('seq').where('id', '=', page.starting_after_id).executeTakeFirst();
+      if (!cursor) throw badRequest('invalid_cursor', 'Invalid cursor', `starting_after_id ${page.starting_after_id} is not a transaction id`, [{ field: 'starting_after_id', message: 'unknown transaction id' }]);
+      q = q.where('seq', '<', cursor.seq);
+    }
+    const rows = await q.orderBy('seq', 'desc').limit(page.limit + 1).execute();
+    const has_more = rows.length > page.limit;
+    const data = rows.slice(0, page.limit);
+    return { data, has_more, more_starting_after: has_more ? data[data.length - 1].id : null };
+  }
+
+  async openLots(db: Executor, membershipId: string, definitionId?: string) {
+    let q = db.selectFrom('point_lots').selectAll().where('membership_id', '=', membershipId).where('remaining', '>', 0);
+    if (definitionId) q = q.where('balance_definition_id', '=', definitionId);
+    const lots = await q.execute();
+    return lots.sort((a, b) => {
+      if (a.expires_at === b.expires_at) return a.created_at < b.created_at ? -1 : 1;
+      if (a.expires_at === null) return 1;
+      if (b.expires_at === null) return -1;
+      return a.expires_at < b.expires_at ? -1 : 1;
+    });
+  }
+
+  async balancesOf(db: Executor, membershipId: string) {
+    return db.selectFrom('balances').selectAll().where('membership_id', '=', membershipId).execute();
+  }
+
+  registerJobs(): void {
+    this.ctx.scheduler.register('ledger.expire_lot', async (job, trx) => {
+      await this.expireLot(trx, String(job.payload.lot_id));
+    });
+  }
+}
+

@@ -1,0 +1,246 @@
+import { DateTime } from 'luxon';
+import type { AppContext } from '../../context.ts';
+import { ApiError, badRequest, conflict, notFound } from '../../http/errors.ts';
+import { newId } from '../../lib/ids.ts';
+import { fromJson, toJson } from '../../lib/json.ts';
+import { isUniqueViolation, type Executor } from '../../storage/db.ts';
+import type { BalancesTable, MembershipsTable } from '../../storage/schema.ts';
+import { codeSpace, generateCode } from '../loyalties/codes.ts';
+import { programRef, programVoucher, type ProgramRow } from '../loyalties/service.ts';
+
+export type MembershipRow = MembershipsTable;
+export type BalanceRow = BalancesTable;
+
+export interface CardSummary {
+  points: number;
+  balance: number;
+  next_expiration_date: string | null;
+  next_expiration_points: number | null;
+  pending_points: number;
+  expired_points: number;
+  subtracted_points: number;
+}
+
+/** A member is Voucherify's loyalty card: a voucher of type LOYALTY_CARD. */
+export function presentMember(m: MembershipRow, program: ProgramRow, card: CardSummary, extra: Record<string, unknown> = {}) {
+  return {
+    id: m.id,
+    code: m.code,
+    campaign: program.name,
+    campaign_id: program.id,
+    category: null,
+    category_id: null,
+    type: 'LOYALTY_CARD' as const,
+    discount: null,
+    gift: null,
+    loyalty_card: card,
+    start_date: null,
+    expiration_date: null,
+    validity_timeframe: null,
+    validity_day_of_week: null,
+    active: m.status === 'ACTIVE',
+    status: m.status,
+    additional_info: null,
+    metadata: fromJson(m.metadata, {}),
+    is_referral_code: false,
+    holder_id: m.customer_id,
+    publish: { object: 'list' as const, count: 1 },
+    redemption: { quantity: null, redeemed_quantity: 0, redeemed_points: 0, object: 'list' as const },
+    ...extra,
+    created_at: m.created_at,
+    updated_at: m.updated_at,
+    object: 'voucher' as const,
+  };
+}
+
+export class MemberService {
+  constructor(private ctx: AppContext) {}
+
+  /** Finds a member by card code or `v_` id, optionally within one program. */
+  async find(db: Executor, memberId: string, programId?: string): Promise<MembershipRow | undefined> {
+    let q = db.selectFrom('memberships').selectAll();
+    q = memberId.startsWith('v_') ? q.where((eb) => eb.or([eb('id', '=', memberId), eb('code', '=', memberId)])) : q.where('code', '=', memberId);
+    if (programId) q = q.where('program_id', '=', programId);
+    return q.executeTakeFirst();
+  }
+
+  async get(db: Executor, memberId: string, programId?: string): Promise<MembershipRow> {
+    const m = await this.find(db, memberId, programId);
+    if (!m) throw notFound('loyalty card', memberId);
+    return m;
+  }
+
+  async ofCustomer(db: Executor, customerId: string, programId?: string): Promise<MembershipRow[]> {
+    let q = db.selectFrom('memberships').selectAll().where('customer_id', '=', customerId);
+    if (programId) q = q.where('program_id', '=', programId);
+    return q.orderBy('created_at').orderBy('id').execute();
+  }
+
+  /** Card summary (loyalty_card) of the program's default balance for each membership. */
+  async cards(db: Executor, members: MembershipRow[], programs: Map<string, ProgramRow>): Promise<Map<string, CardSummary>> {
+    const out = new Map<string, CardSummary>();
+    if (members.length === 0) return out;
+    const ids = members.map((m) => m.id);
+    const balances = await db
+      .selectFrom('balances as b')
+      .innerJoin('balance_definitions as d', 'd.id', 'b.balance_definition_id')
+      .selectAll('b')
+      .where('b.membership_id', 'in', ids)
+      .where('d.is_default', '=', 1)
+      .execute();
+    const nextLots = await db
+      .selectFrom('point_lots as l')
+      .innerJoin('balance_definitions as d', 'd.id', 'l.balance_definition_id')
+      .select(['l.membership_id', 'l.expires_at', 'l.remaining'])
+      .where('l.membership_id', 'in', ids)
+      .where('d.is_default', '=', 1)
+      .where('l.remaining', '>', 0)
+      .where('l.expires_at', 'is not', null)
+      .orderBy('l.expires_at')
+      .execute();
+    const byMember = new Map(balances.map((b) => [b.membership_id, b]));
+    for (const m of members) {
+      const b = byMember.get(m.id);
+      const program = programs.get(m.program_id)!;
+      const lots = nextLots.filter((l) => l.membership_id === m.id);
+      let nextDate: string | null = null;
+      let nextPoints: number | null = null;
+      if (lots.length > 0) {
+        // Voucherify reports the next expiry as a calendar date in the program's time zone.
+        nextDate = DateTime.fromISO(lots[0].expires_at!, { zone: program.timezone }).toISODate();
+        nextPoints = lots
+          .filter((l) => DateTime.fromISO(l.expires_at!, { zone: program.timezone }).toISODate() === nextDate)
+          .reduce((s, l) => s + Number(l.remaining), 0);
+      }
+      out.set(m.id, {
+        points: Number(b?.points ?? 0),
+        balance: Number(b?.balance ?? 0),
+        next_expiration_date: nextDate,
+        next_expiration_points: nextPoints,
+        pending_points: Number(b?.pending_points ?? 0),
+        expired_points: Number(b?.expired_points ?? 0),
+        subtracted_points: Number(b?.subtracted_points ?? 0),
+      });
+    }
+    return out;
+  }
+
+  async presentOne(db: Executor, m: MembershipRow, program: ProgramRow) {
+    const cards = await this.cards(db, [m], new Map([[program.id, program]]));
+    return presentMember(m, program, cards.get(m.id)!);
+  }
+
+  /**
+   * Creates a membership (a loyalty card) for the customer. Join-once programs refuse a second
+   * card for the same customer (the unique join_key makes that hold under concurrency too).
+   * Emits `subscription_created`.
+   */
+  async create(
+    db: Executor,
+    program: ProgramRow,
+    customerId: string,
+    opts: { code?: string; metadata?: Record<string, unknown> | null },
+  ): Promise<MembershipRow> {
+    if (program.active !== 1) throw new ApiError(422, 'campaign_inactive', 'Campaign is inactive', `Campaign ${program.id} is not active`);
+    const now = this.ctx.clock.nowIso();
+    if (program.expiration_date && program.expiration_date <= now) {
+      throw new ApiError(422, 'campaign_expired', 'Campaign has expired', `Campaign ${program.id} expired at ${program.expiration_date}`);
+    }
+    if (program.join_once === 1) {
+      const existing = await db
+        .selectFrom('memberships')
+        .select(['id', 'code'])
+        .where('program_id', '=', program.id)
+        .where('customer_id', '=', customerId)
+        .executeTakeFirst();
+      if (existing) {
+        throw conflict('already_joined', 'Customer already joined this campaign', `Customer ${customerId} already has loyalty card ${existing.code} in join-once campaign ${program.id}`);
+      }
+    }
+    const config = programVoucher(program).code_config;
+    let code = opts.code;
+    if (code !== undefined) {
+      if (await db.selectFrom('memberships').select('id').where('code', '=', code).executeTakeFirst()) {
+        throw conflict('duplicate_code', 'Duplicated code', `A loyalty card with code ${code} already exists`);
+      }
+    } else {
+      // Random codes: retry on collision; a nearly full code space is reported, not looped on.
+      const space = codeSpace(config);
+      for (let attempt = 0; attempt < 20 && code === undefined; attempt++) {
+        const candidate = generateCode(config);
+        const taken = await db.selectFrom('memberships').select('id').where('code', '=', candidate).executeTakeFirst();
+        if (!taken) code = candidate;
+      }
+      if (code === undefined) {
+        throw new ApiError(422, 'code_space_exhausted', 'No free card code', `code_config allows ${space} codes and random picks keep colliding; widen the pattern or charset`);
+      }
+    }
+    const row: MembershipRow = {
+      id: newId('v', 32),
+      code,
+      program_id: program.id,
+      customer_id: customerId,
+      status: 'ACTIVE',
+      join_key: program.join_once === 1 ? `${program.id}:${customerId}` : null,
+      metadata: toJson(opts.metadata ?? {}),
+      created_at: now,
+      updated_at: null,
+      revoked_at: null,
+    };
+    try {
+      await db.insertInto('memberships').values(row).execute();
+    } catch (err) {
+      if (isUniqueViolation(err)) throw new MembershipRace();
+      throw err;
+    }
+    await this.ctx.outbox.emit(db, {
+      type: 'subscription_created',
+      data: { created_at: row.created_at, loyalty_program: programRef(program), loyalty_subscription_id: row.id },
+      resource_type: 'membership',
+      resource_id: row.id,
+      program_id: program.id,
+    });
+    return row;
+  }
+
+  /** Revokes a membership: it keeps its history but accepts no more changes. Emits `subscription_revoked`. */
+  async revoke(db: Executor, m: MembershipRow, program: ProgramRow): Promise<MembershipRow> {
+    if (m.status !== 'ACTIVE') return m;
+    const now = this.ctx.clock.nowIso();
+    await db.updateTable('memberships').set({ status: 'REVOKED', revoked_at: now, updated_at: now }).where('id', '=', m.id).execute();
+    await this.ctx.outbox.emit(db, {
+      type: 'subscription_revoked',
+      data: { loyalty_program: programRef(program), loyalty_subscription_id: m.id },
+      resource_type: 'membership',
+      resource_id: m.id,
+      program_id: program.id,
+    });
+    return { ...m, status: 'REVOKED', revoked_at: now, updated_at: now };
+  }
+
+  async list(db: Executor, programId: string, q: { limit: number; page: number; customer?: string; status?: string }) {
+    let base = db.selectFrom('memberships').where('program_id', '=', programId);
+    if (q.customer) base = base.where('customer_id', '=', q.customer);
+    if (q.status) base = base.where('status', '=', q.status);
+    const total = await base.select((eb) => eb.fn.countAll<number>().as('n')).executeTakeFirstOrThrow();
+    const rows = await base
+      .selectAll()
+      .orderBy('created_at')
+      .orderBy('id')
+      .limit(q.limit)
+      .offset((q.page - 1) * q.limit)
+      .execute();
+    return { rows, total: Number(total.n) };
+  }
+}
+
+/** Two requests raced to create the same card (code or join-once key): the workflow retries. */
+export class MembershipRace extends Error {}
+
+export function assertActive(m: MembershipRow): void {
+  if (m.status !== 'ACTIVE') {
+    throw new ApiError(422, 'loyalty_card_inactive', 'Loyalty card is not active', `Loyalty card ${m.code} is ${m.status.toLowerCase()}`);
+  }
+}
+
+export { badRequest };

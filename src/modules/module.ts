@@ -1,0 +1,20 @@
+import type { FastifyInstance } from 'fastify';
+import type { AppContext } from '../context.ts';
+import type { Services } from '../services.ts';
+import type { TallyMigration } from '../storage/migrate.ts';
+
+/**
+ * A domain module: its tables (migrations), its routes, and optional background work.
+ * `src/modules/index.ts` lists them; the server wires each in order.
+ */
+export interface TallyModule {
+  name: string;
+  migrations?: TallyMigration[];
+  routes?(app: FastifyInstance, ctx: AppContext, services: Services): void | Promise<void>;
+  /** Starts background workers (only when ctx.config.workers); returns how to stop them. */
+  start?(ctx: AppContext, services: Services): Promise<Stopper | void> | Stopper | void;
+  /** Registers job handlers even when workers are off (tests drive the scheduler by hand). */
+  jobs?(ctx: AppContext, services: Services): void;
+}
+
+export type Stopper = () => Promise<void> | void;

@@ -1,0 +1,189 @@
+import { EventEmitter } from 'node:events';
+import { randomUUID } from 'node:crypto';
+import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
+import formbody from '@fastify/formbody';
+import swagger from '@fastify/swagger';
+import swaggerUi from '@fastify/swagger-ui';
+import type { Config } from './config.ts';
+import { makeTransaction, type AppContext } from './context.ts';
+import { registerAuth } from './http/auth.ts';
+import { registerErrorHandling } from './http/errors.ts';
+import { registerHealth } from './http/health.ts';
+import { registerIdempotency, IDEMPOTENCY_TTL_MS } from './http/idempotency.ts';
+import { createMetrics, registerMetrics } from './http/metrics.ts';
+import { registerValidation } from './http/validation.ts';
+import { systemClock, type Clock } from './lib/clock.ts';
+import { modules } from './modules/index.ts';
+import type { Stopper } from './modules/module.ts';
+import { Outbox } from './modules/events/outbox.ts';
+import { Scheduler } from './modules/scheduler/scheduler.ts';
+import { createServices, type Services } from './services.ts';
+import { openDatabase, type Database } from './storage/db.ts';
+import { migrateToLatest } from './storage/migrate.ts';
+
+export interface TallyServer {
+  app: FastifyInstance;
+  ctx: AppContext;
+  services: Services;
+  /** Starts listening (and the background workers when config.workers). Returns the base URL. */
+  listen(): Promise<string>;
+  /** Graceful: stop accepting, let in-flight requests finish, stop workers, close the database. */
+  close(): Promise<void>;
+}
+
+export interface BuildOptions {
+  clock?: Clock;
+  /** Use an already open database (tests share one per file). */
+  database?: Database;
+  logger?: FastifyBaseLogger | false;
+}
+
+export const PACKAGE_VERSION = '0.1.0';
+
+/** Opens the database and brings its schema up to date (idempotent). */
+export async function prepareDatabase(url: string): Promise<Database> {
+  const database = openDatabase(url);
+  await migrateToLatest(database.db, database.dialect, modules.flatMap((m) => m.migrations ?? []));
+  return database;
+}
+
+export async function buildServer(config: Config, opts: BuildOptions = {}): Promise<TallyServer> {
+  const database = opts.database ?? (await prepareDatabase(config.databaseUrl));
+  if (opts.database) await migrateToLatest(database.db, database.dialect, modules.flatMap((m) => m.migrations ?? []));
+
+  const app = Fastify({
+    logger:
+      opts.logger === false
+        ? false
+        : {
+            level: config.logLevel,
+            // Secrets never reach the log: API tokens, provider credentials, signatures.
+            redact: {
+              paths: [
+                'req.headers.authorization',
+                'req.headers["x-app-token"]',
+                'req.headers["x-twilio-signature"]',
+                '*.api_key',
+                '*.auth_token',
+                '*.secret',
+                '*.token',
+              ],
+              censor: '[redacted]',
+            },
+          },
+    bodyLimit: config.bodyLimit,
+    requestIdHeader: 'x-request-id',
+    genReqId: () => randomUUID(),
+    forceCloseConnections: 'idle',
+    return503OnClosing: true,
+    ajv: { customOptions: { coerceTypes: false } },
+  });
+  app.addHook('onRequest', async (req, reply) => {
+    reply.header('x-request-id', req.id);
+  });
+
+  const signals = new EventEmitter();
+  signals.setMaxListeners(100);
+  const clock = opts.clock ?? systemClock;
+  const metrics = createMetrics();
+  const transaction = makeTransaction(database, signals);
+  const log = app.log;
+  const scheduler = new Scheduler(database, clock, log, transaction);
+  const ctx: AppContext = {
+    config,
+    database,
+    clock,
+    log,
+    metrics,
+    scheduler,
+    signals,
+    outbox: new Outbox(clock, metrics),
+    transaction,
+  };
+  const services = createServices(ctx);
+  const state = { shuttingDown: false };
+
+  registerValidation(app);
+  registerErrorHandling(app);
+  await app.register(formbody);
+  await app.register(swagger, {
+    openapi: {
+      openapi: '3.0.3',
+      info: {
+        title: 'Tally API',
+        version: PACKAGE_VERSION,
+        description:
+          'Self-hosted loyalty engine. Resource shapes follow Voucherify v1 (loyalties, members, balances, transactions). ' +
+          'Authenticate with X-App-Id + X-App-Token, or Authorization: Bearer <token>. Writes accept Idempotency-Key.',
+      },
+      components: {
+        securitySchemes: {
+          appId: { type: 'apiKey', in: 'header', name: 'X-App-Id' },
+          appToken: { type: 'apiKey', in: 'header', name: 'X-App-Token' },
+          bearer: { type: 'http', scheme: 'bearer' },
+        },
+      },
+      security: [{ appId: [], appToken: [] }, { bearer: [] }],
+    },
+  });
+  await app.register(swaggerUi, { routePrefix: '/docs', uiConfig: { docExpansion: 'list', deepLinking: true }, uiHooks: {} });
+  app.addHook('onRoute', (route) => {
+    if (route.url.startsWith('/docs')) route.config = { ...(route.config ?? {}), public: true } as never;
+  });
+  app.get('/openapi.json', { schema: { hide: true }, config: { public: true } }, async () => app.swagger());
+
+  registerMetrics(app, metrics);
+  registerHealth(app, ctx, state);
+  registerAuth(app, services.apiKeys);
+  registerIdempotency(app, ctx);
+
+  for (const m of modules) {
+    if (m.routes) await m.routes(app, ctx, services);
+    m.jobs?.(ctx, services);
+  }
+  // Idempotency records live for a day.
+  scheduler.register('maintenance.purge', async (_job, trx) => {
+    await trx
+      .deleteFrom('idempotency_keys')
+      .where('created_at', '<', new Date(clock.nowMs() - IDEMPOTENCY_TTL_MS).toISOString())
+      .execute();
+  });
+
+  let maintenance: NodeJS.Timeout | null = null;
+  const stoppers: Stopper[] = [];
+  const server: TallyServer = {
+    app,
+    ctx,
+    services,
+    async listen() {
+      await app.listen({ port: config.port, host: config.host });
+      if (config.workers) {
+        for (const m of modules) {
+          const stop = await m.start?.(ctx, services);
+          if (stop) stoppers.push(stop);
+        }
+        scheduler.start();
+        const purge = () =>
+          scheduler
+            .schedule(database.db, { kind: 'maintenance.purge', runAt: clock.now(), uniqueKey: `purge:${clock.nowIso().slice(0, 13)}` })
+            .catch(() => undefined);
+        void purge();
+        maintenance = setInterval(purge, 3600_000);
+        maintenance.unref();
+      }
+      const addr = app.server.address();
+      const port = typeof addr === 'object' && addr ? addr.port : config.port;
+      return `http://${config.host.includes(':') ? `[${config.host}]` : config.host}:${port}`;
+    },
+    async close() {
+      if (state.shuttingDown) return;
+      state.shuttingDown = true;
+      if (maintenance) clearInterval(maintenance);
+      await app.close();
+      for (const stop of stoppers.reverse()) await stop();
+      await scheduler.stop();
+      if (!opts.database) await database.close();
+    },
+  };
+  return server;
+}

@@ -1,0 +1,25 @@
+import type { AppContext } from './context.ts';
+import { ApiKeyService } from './modules/api-keys/service.ts';
+import { CustomerService } from './modules/customers/service.ts';
+import { LedgerService } from './modules/ledger/service.ts';
+import { ProgramService } from './modules/loyalties/service.ts';
+import { MemberService } from './modules/members/service.ts';
+
+/** One service per domain module; workflows and routes reach other modules only through these. */
+export interface Services {
+  apiKeys: ApiKeyService;
+  customers: CustomerService;
+  programs: ProgramService;
+  members: MemberService;
+  ledger: LedgerService;
+}
+
+export function createServices(ctx: AppContext): Services {
+  return {
+    apiKeys: new ApiKeyService(ctx.database.db, ctx.clock),
+    customers: new CustomerService(ctx),
+    programs: new ProgramService(ctx),
+    members: new MemberService(ctx),
+    ledger: new LedgerService(ctx),
+  };
+}

@@ -1,0 +1,40 @@
+import { Migrator, type Kysely, type Migration, type MigrationResultSet } from 'kysely';
+import type { DialectName } from './db.ts';
+
+/**
+ * A forward-only migration. Both backends run the same list; `dialect` is there only for the
+ * few column types that differ (auto-increment keys). Name them `NNNN_module_what`: each module
+ * has its own number range (core 0001-0099, webhooks 0100-0199, messaging 0200-0299,
+ * program rules 0300-0399, scheduler 0400-0499), so modules can add migrations independently.
+ */
+export interface TallyMigration {
+  name: string;
+  up(db: Kysely<any>, dialect: DialectName): Promise<void>;
+}
+
+export async function migrateToLatest(
+  db: Kysely<any>,
+  dialect: DialectName,
+  migrations: TallyMigration[],
+): Promise<MigrationResultSet> {
+  const byName: Record<string, Migration> = {};
+  for (const m of migrations) {
+    if (byName[m.name]) throw new Error(`duplicate migration name ${m.name}`);
+    byName[m.name] = { up: (k) => m.up(k, dialect) };
+  }
+  const migrator = new Migrator({
+    db,
+    provider: { getMigrations: async () => byName },
+    allowUnorderedMigrations: true,
+    migrationTableName: 'tally_migrations',
+    migrationLockTableName: 'tally_migrations_lock',
+  });
+  const result = await migrator.migrateToLatest();
+  if (result.error) throw result.error;
+  return result;
+}
+
+/** Column type of an auto-increment primary key on each backend. */
+export function autoIncrementType(dialect: DialectName): 'integer' | 'bigserial' {
+  return dialect === 'sqlite' ? 'integer' : 'bigserial';
+}

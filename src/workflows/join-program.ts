@@ -1,0 +1,54 @@
+import type { AppContext } from '../context.ts';
+import { badRequest } from '../http/errors.ts';
+import type { Executor } from '../storage/db.ts';
+import type { Services } from '../services.ts';
+import type { CustomerInput, CustomerRow } from '../modules/customers/service.ts';
+import { programVoucher, type ProgramRow } from '../modules/loyalties/service.ts';
+import type { MembershipRow } from '../modules/members/service.ts';
+
+// Workflow "join a program": find or create the customer, issue the card (membership), give it
+// the program's initial points. All in the caller's transaction.
+
+export type CustomerRef = string | (CustomerInput & { id?: string });
+
+export async function resolveCustomer(trx: Executor, services: Services, ref: CustomerRef): Promise<CustomerRow> {
+  if (typeof ref === 'string') return services.customers.get(trx, ref);
+  if (ref.id) {
+    const row = await services.customers.get(trx, ref.id);
+    const { id: _id, ...rest } = ref;
+    return Object.keys(rest).length > 0 ? services.customers.update(trx, row, rest) : row;
+  }
+  if (!ref.source_id && !ref.email && !ref.phone && !ref.name) {
+    throw badRequest('invalid_customer', 'Invalid customer', 'customer needs an id, a source_id, or details to create one', [{ field: 'customer', message: 'must identify or describe a customer' }]);
+  }
+  return (await services.customers.upsert(trx, ref)).row;
+}
+
+export async function joinProgram(
+  ctx: AppContext,
+  trx: Executor,
+  services: Services,
+  program: ProgramRow,
+  customer: CustomerRow,
+  opts: { code?: string; metadata?: Record<string, unknown> | null; source?: string } = {},
+): Promise<MembershipRow> {
+  const membership = await services.members.create(trx, program, customer.id, opts);
+  const definition = await services.programs.defaultDefinition(trx, program.id);
+  // The default balance row exists from the start, so the hot path never has to create it.
+  await services.ledger.lockBalance(trx, { membership, definition, program });
+  const initial = programVoucher(program).loyalty_card.points ?? 0;
+  if (initial > 0) {
+    await services.ledger.applyChange(trx, {
+      program,
+      membership,
+      definition,
+      points: initial,
+      type: 'POINTS_ADDITION',
+      reason: 'Initial points of the loyalty card',
+      source: opts.source ?? 'tally',
+      operation_type: 'AUTOMATIC',
+    });
+  }
+  void ctx;
+  return membership;
+}
