@@ -137,8 +137,20 @@ export function presentLot(l: PointLotRow, campaignId: string) {
   };
 }
 
+/**
+ * Called inside the transaction of every balance change, after the ledger entry, lots, balance and
+ * events are written: other modules react in the same transaction (tiers move up the moment a
+ * balance crosses a threshold). A listener that throws rolls the whole change back.
+ */
+export type BalanceChangeListener = (trx: Executor, change: BalanceChange, result: ChangeResult) => Promise<void>;
+
 export class LedgerService {
+  private listeners: BalanceChangeListener[] = [];
   constructor(private ctx: AppContext) {}
+
+  onChange(listener: BalanceChangeListener): void {
+    this.listeners.push(listener);
+  }
 
   /** Locks and returns the balance row, creating it (empty) on first use. */
   async lockBalance(trx: Executor, change: Pick<BalanceChange, 'membership' | 'definition' | 'program'>): Promise<{ row: BalanceRow; created: boolean }> {
@@ -304,7 +316,9 @@ export class LedgerService {
 
     const events = await this.eventsFor(trx, change, entry, balance, before, created, expiresAt, answer);
     await this.ctx.outbox.emit(trx, events);
-    return { entry, balance, before, created, answer, lot, events };
+    const result: ChangeResult = { entry, balance, before, created, answer, lot, events };
+    for (const listener of this.listeners) await listener(trx, change, result);
+    return result;
   }
 
   /** Takes `amount` points from the open lots, earliest expiry first, non-expiring last. */
