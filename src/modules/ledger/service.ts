@@ -220,8 +220,13 @@ export class LedgerService {
     const isCredit = points > 0;
     const expiresAt = isCredit ? this.expiryFor(change, nowDate) : null;
 
-    if ((max !== null && after > max) || after > Number.MAX_SAFE_INTEGER || after < min) {
-      const overMax = after > (max ?? Number.MAX_SAFE_INTEGER);
+    // A change is refused when it would cross a limit: credits are held to `max` (and the
+    // safe-integer range), debits to `min`. A credit that leaves a balance still below `min`
+    // (a fresh balance of a definition with min > 0) moves towards it and is allowed.
+    const lifetimeAfter = Number(bal.points) + (isCredit ? points : 0);
+    const overMax = isCredit && ((max !== null && after > max) || after > Number.MAX_SAFE_INTEGER || lifetimeAfter > Number.MAX_SAFE_INTEGER);
+    const underMin = !isCredit && after < min;
+    if (overMax || underMin) {
       const reason = overMax ? 'Amount falls above maximum balance amount limit' : 'Amount falls below minimum balance amount limit';
       throw new BalanceLimitError(
         overMax ? 'Balance limit exceeded' : 'Insufficient balance',
@@ -480,7 +485,7 @@ export class LedgerService {
     if (definitionId) q = q.where('balance_definition_id', '=', definitionId);
     const lots = await q.execute();
     return lots.sort((a, b) => {
-      if (a.expires_at === b.expires_at) return a.created_at < b.created_at ? -1 : 1;
+      if (a.expires_at === b.expires_at) return a.created_at < b.created_at ? -1 : a.created_at > b.created_at ? 1 : a.id < b.id ? -1 : 1;
       if (a.expires_at === null) return 1;
       if (b.expires_at === null) return -1;
       return a.expires_at < b.expires_at ? -1 : 1;
