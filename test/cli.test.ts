@@ -122,8 +122,8 @@ describe('tally CLI', () => {
     children.push(s.child);
     assert.doesNotMatch(s.output(), /No API key exists/);
     const headers = { 'x-app-id': env.TALLY_APP_ID, 'x-app-token': env.TALLY_APP_TOKEN, 'content-type': 'application/json' };
-    const program = await (await fetch(`${s.url}/v1/loyalties`, { method: 'POST', headers, body: JSON.stringify({ name: 'Shutdown' }) })).json();
-    const member = await (
+    const program: any = await (await fetch(`${s.url}/v1/loyalties`, { method: 'POST', headers, body: JSON.stringify({ name: 'Shutdown' }) })).json();
+    const member: any = await (
       await fetch(`${s.url}/v1/loyalties/${program.id}/members`, { method: 'POST', headers, body: JSON.stringify({ customer: { source_id: 'sd-1' } }) })
     ).json();
     assert.match(member.code ?? '', /\S+/, JSON.stringify(member));
@@ -156,7 +156,7 @@ describe('tally CLI', () => {
     await assert.rejects(() => fetch(`${s.url}/healthz`));
     const again = await serve(env);
     children.push(again.child);
-    const card = await (await fetch(`${again.url}/v1/loyalties/members/${member.code}`, { headers })).json();
+    const card: any = await (await fetch(`${again.url}/v1/loyalties/members/${member.code}`, { headers })).json();
     assert.equal(card.loyalty_card.balance, 42);
     again.child.kill('SIGTERM');
     assert.equal(await again.exited, 0);

@@ -27,7 +27,7 @@ describe('auth, health, metrics, OpenAPI and docs', () => {
         const res = await raw(path, { method, headers: { ...headers, 'content-type': 'application/json' }, body: method === 'POST' ? '{"name":"x"}' : undefined });
         assert.equal(res.status, 401, `${label} ${method} ${path}`);
         assert.match(res.headers.get('content-type') ?? '', /application\/json/);
-        const body = await res.json();
+        const body = (await res.json()) as any;
         assert.equal(body.code, 401);
         assert.equal(body.key, 'unauthorized');
         assert.equal(typeof body.message, 'string');
@@ -58,10 +58,10 @@ describe('auth, health, metrics, OpenAPI and docs', () => {
   it('answers health, readiness and metrics without a key', async () => {
     const health = await raw('/healthz');
     assert.equal(health.status, 200);
-    assert.deepEqual(await health.json(), { status: 'ok' });
+    assert.deepEqual((await health.json()) as any, { status: 'ok' });
     const ready = await raw('/readyz');
     assert.equal(ready.status, 200);
-    assert.equal((await ready.json()).database, 'ok');
+    assert.equal(((await ready.json()) as any).database, 'ok');
 
     const program = await createProgram(t);
     const member = await createMember(t, program.id);
@@ -84,7 +84,7 @@ describe('auth, health, metrics, OpenAPI and docs', () => {
     other.server.ctx.database.ping = async () => false;
     const res = await fetch(`${other.url}/readyz`);
     assert.equal(res.status, 503);
-    assert.equal((await res.json()).database, 'unreachable');
+    assert.equal(((await res.json()) as any).database, 'unreachable');
     other.server.ctx.database.ping = ping;
     await other.close();
   });
@@ -92,7 +92,7 @@ describe('auth, health, metrics, OpenAPI and docs', () => {
   it('serves an OpenAPI 3 document generated from the route schemas, and a docs page', async () => {
     const res = await raw('/openapi.json');
     assert.equal(res.status, 200);
-    const doc = await res.json();
+    const doc = (await res.json()) as any;
     assert.match(doc.openapi, /^3\./);
     for (const p of [
       '/v1/customers',

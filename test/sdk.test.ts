@@ -20,7 +20,7 @@ describe('official @voucherify/sdk against Tally', () => {
   it('creates a customer, a loyalty campaign and a member, moves points and lists transactions', async () => {
     const client = VoucherifyServerSide({ applicationId: t.appId, secretKey: t.token, apiUrl: t.url });
 
-    const customer = await client.customers.create({
+    const customer: any = await client.customers.create({
       source_id: 'sdk-alex',
       name: 'Alex Doe',
       email: 'alex@example.com',
