@@ -51,27 +51,14 @@ function openSqlite(path: string): Database {
   // only an OS crash or power loss can drop the last transactions.
   native.pragma('synchronous = NORMAL');
   native.pragma('busy_timeout = 5000');
+  if (process.env.TALLY_SQLITE_PRAGMAS) for (const p of process.env.TALLY_SQLITE_PRAGMAS.split(';').filter(Boolean)) native.pragma(p);
   native.pragma('foreign_keys = ON');
-  const db = new Kysely<DB>({ dialect: new SqliteDialect({ database: native }) });
+  const db = new Kysely<DB>({ dialect: new SqliteDialect({ database: cachingStatements(native) }) });
   return {
     db,
     dialect: 'sqlite',
     forUpdate: false,
-    async transaction<T>(fn: (trx: Executor) => Promise<T>): Promise<T> {
-      // Kysely's SQLite driver holds one connection behind a mutex, so this also serialises
-      // in-process writers; BEGIN IMMEDIATE guards against other processes on the same file.
-      return db.connection().execute(async (conn) => {
-        await sql`BEGIN IMMEDIATE`.execute(conn);
-        try {
-          const result = await fn(conn as unknown as Executor);
-          await sql`COMMIT`.execute(conn);
-          return result;
-        } catch (err) {
-          await sql`ROLLBACK`.execute(conn).catch(() => undefined);
-          throw err;
-        }
-      });
-    },
+    transaction: groupCommit(db),
     async ping() {
       try {
         await sql`select 1`.execute(db);
@@ -82,6 +69,112 @@ function openSqlite(path: string): Database {
     },
     async close() {
       await db.destroy();
+    },
+  };
+}
+
+interface Queued {
+  fn: (trx: Executor) => Promise<unknown>;
+  resolve: (v: unknown) => void;
+  reject: (e: unknown) => void;
+}
+
+/**
+ * SQLite transactions with group commit. SQLite has one writer, and Kysely's driver one connection
+ * behind a mutex, so in-process transactions run one after another anyway; what costs is the
+ * COMMIT (writing the WAL frames). Transactions that are waiting when the connection frees up run
+ * in one database transaction, each inside its own SAVEPOINT:
+ * - each one is still atomic: if its function throws, ROLLBACK TO its savepoint undoes exactly its
+ *   writes and it rejects with its error, while the others go on;
+ * - nobody hears "done" before the COMMIT that makes their writes durable; if that COMMIT fails,
+ *   every transaction of the batch rejects and nothing of it is kept;
+ * - BEGIN IMMEDIATE takes the write lock up front, so other processes on the same file wait
+ *   (busy_timeout) instead of deadlocking on a lock upgrade.
+ */
+function groupCommit(db: Kysely<DB>, maxBatch = 100) {
+  const queue: Queued[] = [];
+  let scheduled = false;
+
+  async function runBatch(): Promise<void> {
+    await db.connection().execute(async (conn) => {
+      const done: { item: Queued; ok: boolean; value: unknown }[] = [];
+      try {
+        await sql`BEGIN IMMEDIATE`.execute(conn);
+      } catch (err) {
+        for (const item of queue.splice(0, maxBatch)) item.reject(err);
+        return;
+      }
+      try {
+        while (queue.length > 0 && done.length < maxBatch) {
+          const item = queue.shift()!;
+          await sql`SAVEPOINT tally_tx`.execute(conn);
+          try {
+            const value = await item.fn(conn as unknown as Executor);
+            await sql`RELEASE tally_tx`.execute(conn);
+            done.push({ item, ok: true, value });
+          } catch (err) {
+            done.push({ item, ok: false, value: err });
+            await sql`ROLLBACK TO tally_tx`.execute(conn);
+            await sql`RELEASE tally_tx`.execute(conn);
+          }
+        }
+        await sql`COMMIT`.execute(conn);
+      } catch (err) {
+        // The batch as a whole failed (COMMIT or a savepoint could not be undone): nothing is kept.
+        await sql`ROLLBACK`.execute(conn).catch(() => undefined);
+        for (const d of done) d.item.reject(d.ok ? err : d.value);
+        return;
+      }
+      for (const d of done) (d.ok ? d.item.resolve : d.item.reject)(d.value);
+    });
+  }
+
+  async function drain(): Promise<void> {
+    try {
+      while (queue.length > 0) await runBatch();
+    } catch (err) {
+      for (const item of queue.splice(0)) item.reject(err);
+    } finally {
+      scheduled = false;
+      if (queue.length > 0) schedule();
+    }
+  }
+
+  function schedule() {
+    if (scheduled) return;
+    scheduled = true;
+    // One turn of the event loop lets the requests that arrived together join one batch.
+    setImmediate(() => void drain());
+  }
+
+  return function transaction<T>(fn: (trx: Executor) => Promise<T>): Promise<T> {
+    return new Promise<T>((resolve, reject) => {
+      queue.push({ fn, resolve: resolve as (v: unknown) => void, reject });
+      schedule();
+    });
+  };
+}
+
+/**
+ * Kysely's SQLite driver prepares every statement it runs; preparing costs more than running a
+ * small statement. The hot paths run the same few SQL texts over and over, so prepared statements
+ * are kept by SQL text (bounded; the cache starts over when full).
+ */
+function cachingStatements(native: BetterSqlite3.Database, max = 1000) {
+  const cache = new Map<string, BetterSqlite3.Statement>();
+  return {
+    prepare(sql: string) {
+      let stmt = cache.get(sql);
+      if (!stmt) {
+        if (cache.size >= max) cache.clear();
+        stmt = native.prepare(sql);
+        cache.set(sql, stmt);
+      }
+      return stmt;
+    },
+    close() {
+      cache.clear();
+      native.close();
     },
   };
 }
