@@ -33,6 +33,14 @@ for (let i = 0; i < N; i++) {
 }
 console.log('inject POST balance: µs', ((performance.now() - t0) * 1000 / N).toFixed(1));
 t0 = performance.now();
+for (let i = 0; i < N; i += 50) {
+  await Promise.all(Array.from({ length: 50 }, async (_, j) => {
+    const r = await s.app.inject({ method: 'POST', url: `/v1/loyalties/members/${m.code}/balance`, headers: { ...h, 'idempotency-key': `c${i + j}` }, payload: { points: 1 } });
+    if (r.statusCode !== 200) throw new Error(r.body);
+  }));
+}
+console.log('inject POST balance, 50 concurrent: µs', ((performance.now() - t0) * 1000 / N).toFixed(1));
+t0 = performance.now();
 for (let i = 0; i < N; i++) {
   const r = await s.app.inject({ method: 'GET', url: `/healthz` });
 }

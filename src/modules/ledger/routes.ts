@@ -87,12 +87,17 @@ export function ledgerRoutes(app: FastifyInstance, ctx: AppContext, services: Se
   ) => {
     try {
       return await runIdempotentWrite(ctx, req, reply, 200, async (trx) => {
-        const { membership, program } = await memberAndProgram(trx, req.params.memberId, req.params.campaignId);
-        const definition = await services.programs.definition(trx, program.id, req.body.balance_definition_id);
+        // One query for card, program, holder and default definition; the step-by-step lookups
+        // only when something is missing (for the precise 404).
+        const card = await services.ledger.resolveCard(trx, req.params.memberId, req.params.campaignId);
+        const { membership, program } = card ?? (await memberAndProgram(trx, req.params.memberId, req.params.campaignId));
+        const definition =
+          card && !req.body.balance_definition_id ? card.definition : await services.programs.definition(trx, program.id, req.body.balance_definition_id);
         const result = await services.ledger.applyChange(trx, {
           program,
           membership,
           definition,
+          customer: card?.customer,
           points: req.body.points,
           type: req.body.points > 0 ? 'POINTS_ADDITION' : 'POINTS_REMOVAL',
           reason: req.body.reason,

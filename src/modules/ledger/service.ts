@@ -4,7 +4,7 @@ import { ApiError, badRequest } from '../../http/errors.ts';
 import { newId } from '../../lib/ids.ts';
 import { fromJson } from '../../lib/json.ts';
 import type { Executor } from '../../storage/db.ts';
-import type { LedgerEntriesTable, PointLotsTable } from '../../storage/schema.ts';
+import type { CustomersTable, LedgerEntriesTable, MembershipsTable, PointLotsTable, ProgramsTable } from '../../storage/schema.ts';
 import { presentCustomerRef } from '../customers/service.ts';
 import type { OutgoingEvent } from '../events/outbox.ts';
 import { computeExpiry, type ExpirationRules } from '../loyalties/expiration.ts';
@@ -28,6 +28,13 @@ import { assertActive, presentMember, type BalanceRow, type MembershipRow } from
 //   6. writes the events to the outbox.
 // Invariant, checked by the tests after every scenario:
 //   balance = sum(ledger_entries.points) = sum(point_lots.remaining).
+
+const MEMBERSHIP_COLUMNS = ['id', 'code', 'program_id', 'customer_id', 'status', 'join_key', 'metadata', 'created_at', 'updated_at', 'revoked_at'] as const satisfies readonly (keyof MembershipsTable)[];
+const PROGRAM_COLUMNS = [
+  'id', 'name', 'description', 'type', 'auto_join', 'join_once', 'active', 'start_date', 'expiration_date', 'timezone', 'metadata', 'voucher', 'extra', 'created_at', 'updated_at', 'deleted_at',
+] as const satisfies readonly (keyof ProgramsTable)[];
+const DEFINITION_COLUMNS = ['id', 'program_id', 'name', 'unit', 'min_value', 'max_value', 'is_default', 'expiration', 'metadata', 'created_at', 'updated_at'] as const satisfies readonly (keyof BalanceDefinitionRow)[];
+const CUSTOMER_COLUMNS = ['id', 'source_id', 'name', 'email', 'phone', 'description', 'birthdate', 'address', 'metadata', 'created_at', 'updated_at'] as const satisfies readonly (keyof CustomersTable)[];
 
 export type LedgerEntryRow = Omit<Selectable<LedgerEntriesTable>, 'seq'> & { seq?: number };
 export type PointLotRow = PointLotsTable;
@@ -69,6 +76,8 @@ export interface BalanceChange {
   spend_only?: boolean;
   /** Debit this lot before any other (an expiry takes exactly its own lot). */
   consume_lot_id?: string;
+  /** The card holder's row when the caller already has it (saves a read for the card events). */
+  customer?: CustomersTable | null;
 }
 
 export interface BalanceAnswer {
@@ -403,7 +412,10 @@ export class LedgerService {
     }
     // Voucherify's card events speak of the default (points) balance only.
     if (definition.is_default === 1 && (isCredit || change.type === 'POINTS_EXPIRATION')) {
-      const customer = await trx.selectFrom('customers').selectAll().where('id', '=', membership.customer_id).executeTakeFirst();
+      const customer =
+        change.customer !== undefined && change.customer?.id === membership.customer_id
+          ? change.customer
+          : await trx.selectFrom('customers').selectAll().where('id', '=', membership.customer_id).executeTakeFirst();
       const card = { points: Number(balance.points), balance: after };
       const voucher = presentMember(membership, program, card as never);
       events.push({
@@ -457,6 +469,37 @@ export class LedgerService {
       details: { points_bucket: { id: lot.id, expires_at: lot.expires_at } },
       consume_lot_id: lot.id,
     });
+  }
+
+  /**
+   * The card a balance change names, with its program, its holder and the program's default balance
+   * definition, in one query (the hot path of POST .../balance). Undefined when any is missing; the
+   * caller then looks them up one by one for the precise 404.
+   */
+  async resolveCard(db: Executor, memberId: string, programId?: string) {
+    let q = db
+      .selectFrom('memberships as m')
+      .innerJoin('programs as p', 'p.id', 'm.program_id')
+      .innerJoin('balance_definitions as d', (j) => j.onRef('d.program_id', '=', 'm.program_id').on('d.is_default', '=', 1))
+      .leftJoin('customers as c', 'c.id', 'm.customer_id')
+      .select([
+        ...MEMBERSHIP_COLUMNS.map((k) => `m.${k} as m_${k}` as const),
+        ...PROGRAM_COLUMNS.map((k) => `p.${k} as p_${k}` as const),
+        ...DEFINITION_COLUMNS.map((k) => `d.${k} as d_${k}` as const),
+        ...CUSTOMER_COLUMNS.map((k) => `c.${k} as c_${k}` as const),
+      ] as never)
+      .where('p.deleted_at', 'is', null);
+    q = memberId.startsWith('v_') ? q.where((eb) => eb.or([eb('m.id', '=', memberId), eb('m.code', '=', memberId)])) : q.where('m.code', '=', memberId);
+    if (programId) q = q.where('m.program_id', '=', programId);
+    const row = (await q.executeTakeFirst()) as Record<string, unknown> | undefined;
+    if (!row) return undefined;
+    const pick = <T>(prefix: string, cols: readonly string[]) => Object.fromEntries(cols.map((k) => [k, row[`${prefix}_${k}`]])) as T;
+    return {
+      membership: pick<MembershipsTable>('m', MEMBERSHIP_COLUMNS),
+      program: pick<ProgramsTable>('p', PROGRAM_COLUMNS),
+      definition: pick<BalanceDefinitionRow>('d', DEFINITION_COLUMNS),
+      customer: row.c_id ? pick<CustomersTable>('c', CUSTOMER_COLUMNS) : null,
+    };
   }
 
   // ---- reads ----
