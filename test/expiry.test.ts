@@ -47,6 +47,12 @@ describe('point lots: expiry and consumption order', () => {
         [100, null],
       ],
     );
+    assert.equal(lots.body.total, 4);
+    const page2 = await t.api('GET', `/v1/loyalties/${program.id}/members/${member.code}/points-expiration?limit=3&page=2`);
+    assert.deepEqual([page2.body.total, page2.body.data.map((l: any) => l.bucket.total_points)], [4, [100]]);
+    assert.equal(lots.body.data[0].object, 'loyalty_points_bucket');
+    assert.equal(lots.body.data[0].voucher_id, member.id);
+    assert.equal(lots.body.data[0].campaign_id, program.id);
     const card = await t.api('GET', `/v1/loyalties/members/${member.code}`);
     assert.equal(card.body.loyalty_card.next_expiration_date, '2030-02-28');
     assert.equal(card.body.loyalty_card.next_expiration_points, 20);

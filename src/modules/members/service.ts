@@ -5,7 +5,7 @@ import { newId } from '../../lib/ids.ts';
 import { fromJson, toJson } from '../../lib/json.ts';
 import { isUniqueViolation, type Executor } from '../../storage/db.ts';
 import type { BalancesTable, MembershipsTable } from '../../storage/schema.ts';
-import { codeSpace, generateCode } from '../loyalties/codes.ts';
+import { allCodes, codeSpace, generateCode } from '../loyalties/codes.ts';
 import { programRef, programVoucher, type ProgramRow } from '../loyalties/service.ts';
 
 export type MembershipRow = MembershipsTable;
@@ -170,6 +170,21 @@ export class MemberService {
         const candidate = generateCode(config);
         const taken = await db.selectFrom('memberships').select('id').where('code', '=', candidate).executeTakeFirst();
         if (!taken) code = candidate;
+      }
+      if (code === undefined) {
+        // A small, nearly full space: look for the free codes among all of them.
+        const candidates = allCodes(config);
+        if (candidates) {
+          for (let i = candidates.length - 1; i > 0; i--) {
+            const j = Math.floor(Math.random() * (i + 1));
+            [candidates[i], candidates[j]] = [candidates[j], candidates[i]];
+          }
+          for (let i = 0; i < candidates.length && code === undefined; i += 500) {
+            const chunk = candidates.slice(i, i + 500);
+            const taken = new Set((await db.selectFrom('memberships').select('code').where('code', 'in', chunk).execute()).map((r) => r.code));
+            code = chunk.find((c) => !taken.has(c));
+          }
+        }
       }
       if (code === undefined) {
         throw new ApiError(422, 'code_space_exhausted', 'No free card code', `code_config allows ${space} codes and random picks keep colliding; widen the pattern or charset`);
