@@ -28,6 +28,10 @@ const TOKEN = `tly_sk_bench_${randomBytes(12).toString('hex')}`;
 
 interface Row {
   name: string;
+  /** CPU time (user + system) the server process spent per answered request, in µs. */
+  serverCpuUs?: number;
+  /** CPU time of all PostgreSQL processes per answered request, in µs. */
+  dbCpuUs?: number;
   rps: number;
   p50: number;
   p99: number;
@@ -35,6 +39,31 @@ interface Row {
   note?: string;
 }
 const rows: Row[] = [];
+
+// CPU accounting from /proc: on a shared machine requests/s depends on what else runs, while the
+// CPU time a request costs does not (much). Ticks are 1/100 s on Linux.
+import { readdirSync, readFileSync } from 'node:fs';
+function cpuTicks(pid: number): number {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return Number(f[11]) + Number(f[12]);
+  } catch {
+    return NaN;
+  }
+}
+function postgresTicks(): number {
+  let total = 0;
+  for (const d of readdirSync('/proc')) {
+    if (!/^\d+$/.test(d)) continue;
+    try {
+      if (readFileSync(`/proc/${d}/comm`, 'utf8').trim() === 'postgres') total += cpuTicks(Number(d)) || 0;
+    } catch {
+      /* gone */
+    }
+  }
+  return total;
+}
 
 async function freePort(): Promise<number> {
   return new Promise((resolve) => {
@@ -150,11 +179,18 @@ async function benchTally(backend: string) {
       requests: [{ method: 'POST', setupRequest: (req) => ({ ...req, path: `/v1/loyalties/members/${codes[Math.floor(Math.random() * codes.length)]}/balance`, headers: { ...headers, 'idempotency-key': randomUUID() }, body }) }],
     });
     const before = await api(base, 'GET', `/v1/loyalties/${program.id}/transactions?limit=1`);
+    const cpu0 = cpuTicks(server.child.pid!);
+    const pg0 = backend === 'postgres' ? postgresTicks() : 0;
     const r = await run({
       url: base,
       requests: [{ method: 'POST', setupRequest: (req) => ({ ...req, path: `/v1/loyalties/members/${codes[Math.floor(Math.random() * codes.length)]}/balance`, headers: { ...headers, 'idempotency-key': randomUUID() }, body }) }],
     });
+    const cpuUs = ((cpuTicks(server.child.pid!) - cpu0) * 10_000) / Math.max(1, r['2xx']);
+    const pgUs = backend === 'postgres' ? ((postgresTicks() - pg0) * 10_000) / Math.max(1, r['2xx']) : undefined;
     const row = record(`tally ${backend}: POST balance +1 (Idempotency-Key, ${CARDS} cards)`, r);
+    row.serverCpuUs = Math.round(cpuUs);
+    row.dbCpuUs = pgUs === undefined ? undefined : Math.round(pgUs);
+    console.log(`    server CPU ${row.serverCpuUs} µs per addition${pgUs === undefined ? '' : `, PostgreSQL CPU ${row.dbCpuUs} µs per addition`}`);
     // Correctness after the run: every 2xx is exactly one ledger entry and one idempotency record.
     let total = 0;
     for (let i = 0; i < codes.length; i += 1) {
@@ -184,8 +220,11 @@ async function benchEmpty() {
     });
     const body = JSON.stringify({ points: 1, reason: 'bench' });
     await run({ url: `http://127.0.0.1:${port}/empty`, method: 'POST', body, headers: { 'content-type': 'application/json' }, duration: 2 });
+    const cpu0 = cpuTicks(server.child.pid!);
     const r = await run({ url: `http://127.0.0.1:${port}/empty`, method: 'POST', body, headers: { 'content-type': 'application/json' } });
-    record('ceiling: empty Fastify route (POST JSON)', r);
+    const row = record('ceiling: empty Fastify route (POST JSON)', r);
+    row.serverCpuUs = Math.round(((cpuTicks(server.child.pid!) - cpu0) * 10_000) / Math.max(1, r['2xx']));
+    console.log(`    server CPU ${row.serverCpuUs} µs per request`);
   } finally {
     await server.stop();
   }
@@ -200,11 +239,14 @@ function benchPgbench() {
     try {
       const init = spawnSync('pgbench', ['-i', '-q', ...conn, name], { env, encoding: 'utf8' });
       if (init.status !== 0) throw new Error(init.stderr);
+      const pg0 = postgresTicks();
       const res = spawnSync('pgbench', ['-c', '50', '-j', '2', '-T', String(DURATION), ...conn, name], { env, encoding: 'utf8' });
+      const pgTicks = postgresTicks() - pg0;
       if (res.status !== 0) throw new Error(res.stderr);
       const tps = Number((res.stdout.match(/tps = ([\d.]+)/) ?? [])[1]);
       const lat = Number((res.stdout.match(/latency average = ([\d.]+) ms/) ?? [])[1]);
-      rows.push({ name: 'ceiling: pgbench tpcb-like -c 50 -j 2', rps: Math.round(tps), p50: lat, p99: NaN, errors: 0, note: 'p50 column is the average latency' });
+      const txs = Number((res.stdout.match(/number of transactions actually processed: (\d+)/) ?? [])[1]);
+      rows.push({ name: 'ceiling: pgbench tpcb-like -c 50 -j 2 (tps; average latency)', rps: Math.round(tps), p50: lat, p99: NaN, errors: 0, dbCpuUs: Math.round((pgTicks * 10_000) / Math.max(1, txs)) });
       console.log(`  pgbench tpcb-like: ${Math.round(tps)} tps, average latency ${lat} ms`);
     } finally {
       await pgAdmin((c) => c.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`));
@@ -233,7 +275,11 @@ for (const b of BACKENDS) {
 }
 if (havePg && !process.env.BENCH_SKIP_CEILINGS) await benchPgbench();
 
-console.log('\n| run | req/s | p50 ms | p99 ms | errors |');
-console.log('| --- | ---: | ---: | ---: | ---: |');
-for (const r of rows) console.log(`| ${r.name} | ${r.rps} | ${r.p50} | ${Number.isNaN(r.p99) ? '-' : r.p99} | ${r.errors} |`);
+const [l1, l5] = (readFileSync('/proc/loadavg', 'utf8').split(' ') as string[]).map(Number);
+console.log(`\nload average at the end: ${l1} (1 min), ${l5} (5 min) on ${(await import('node:os')).availableParallelism()} CPUs`);
+console.log('\n| run | req/s | p50 ms | p99 ms | errors | server CPU µs/req | PostgreSQL CPU µs/req |');
+console.log('| --- | ---: | ---: | ---: | ---: | ---: | ---: |');
+for (const r of rows) {
+  console.log(`| ${r.name} | ${r.rps} | ${r.p50} | ${Number.isNaN(r.p99) ? '-' : r.p99} | ${r.errors} | ${r.serverCpuUs ?? '-'} | ${r.dbCpuUs ?? '-'} |`);
+}
 console.log('\ntargets: SQLite >= 5000 additions/s, PostgreSQL >= 2000/s, p99 < 50 ms');

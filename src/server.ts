@@ -97,7 +97,7 @@ export async function buildServer(config: Config, opts: BuildOptions = {}): Prom
     metrics,
     scheduler,
     signals,
-    outbox: new Outbox(clock, metrics),
+    outbox: new Outbox(clock, metrics, database.dialect),
     transaction,
   };
   const services = createServices(ctx);

@@ -4,6 +4,7 @@ import { ApiError, badRequest } from '../../http/errors.ts';
 import { newId } from '../../lib/ids.ts';
 import { fromJson } from '../../lib/json.ts';
 import type { Executor } from '../../storage/db.ts';
+import { hot } from '../../storage/hot.ts';
 import type { CustomersTable, LedgerEntriesTable, MembershipsTable, PointLotsTable, ProgramsTable } from '../../storage/schema.ts';
 import { presentCustomerRef } from '../customers/service.ts';
 import type { OutgoingEvent } from '../events/outbox.ts';
@@ -163,13 +164,17 @@ export class LedgerService {
 
   /** Locks and returns the balance row, creating it (empty) on first use. */
   async lockBalance(trx: Executor, change: Pick<BalanceChange, 'membership' | 'definition' | 'program'>): Promise<{ row: BalanceRow; created: boolean }> {
-    const select = () => {
-      const q = trx
-        .selectFrom('balances')
-        .selectAll()
-        .where('membership_id', '=', change.membership.id)
-        .where('balance_definition_id', '=', change.definition.id);
-      return (this.ctx.database.forUpdate ? q.forUpdate() : q).executeTakeFirst();
+    const { dialect, forUpdate } = this.ctx.database;
+    const select = async () => {
+      const rows = await hot(trx, dialect, 'ledger.lockBalance', [change.membership.id, change.definition.id], () => {
+        const q = trx
+          .selectFrom('balances')
+          .selectAll()
+          .where('membership_id', '=', change.membership.id)
+          .where('balance_definition_id', '=', change.definition.id);
+        return forUpdate ? q.forUpdate() : q;
+      });
+      return rows[0];
     };
     const found = await select();
     if (found) return { row: found, created: false };
@@ -290,7 +295,8 @@ export class LedgerService {
       related_transaction_id: change.related_transaction_id ?? null,
       created_at: now,
     };
-    await trx.insertInto('ledger_entries').values(entry).execute();
+    const dialect = this.ctx.database.dialect;
+    await hot(trx, dialect, 'ledger.insertEntry', Object.values(entry), () => trx.insertInto('ledger_entries').values(entry));
 
     let lot: PointLotRow | undefined;
     if (isCredit) {
@@ -304,7 +310,8 @@ export class LedgerService {
         expires_at: expiresAt,
         created_at: now,
       };
-      await trx.insertInto('point_lots').values(lot).execute();
+      const row = lot;
+      await hot(trx, dialect, 'ledger.insertLot', Object.values(row), () => trx.insertInto('point_lots').values(row));
       if (expiresAt) {
         await this.ctx.scheduler.schedule(trx, { kind: 'ledger.expire_lot', runAt: expiresAt, payload: { lot_id: lot.id }, uniqueKey: `expire_lot:${lot.id}` });
       }
@@ -319,12 +326,9 @@ export class LedgerService {
       expired_points: Number(bal.expired_points) + (change.type === 'POINTS_EXPIRATION' ? -points : 0),
       updated_at: now,
     };
-    await trx
-      .updateTable('balances')
-      .set(patch)
-      .where('membership_id', '=', membership.id)
-      .where('balance_definition_id', '=', definition.id)
-      .execute();
+    await hot(trx, dialect, 'ledger.updateBalance', [...Object.values(patch), membership.id, definition.id], () =>
+      trx.updateTable('balances').set(patch).where('membership_id', '=', membership.id).where('balance_definition_id', '=', definition.id),
+    );
     const balance: BalanceRow = { ...bal, ...patch };
     this.ctx.metrics.ledgerWrites.inc({ type: change.type });
 
@@ -491,7 +495,9 @@ export class LedgerService {
       .where('p.deleted_at', 'is', null);
     q = memberId.startsWith('v_') ? q.where((eb) => eb.or([eb('m.id', '=', memberId), eb('m.code', '=', memberId)])) : q.where('m.code', '=', memberId);
     if (programId) q = q.where('m.program_id', '=', programId);
-    const row = (await q.executeTakeFirst()) as Record<string, unknown> | undefined;
+    const byId = memberId.startsWith('v_');
+    const params = [1, ...(byId ? [memberId, memberId] : [memberId]), ...(programId ? [programId] : [])];
+    const row = (await hot(db, this.ctx.database.dialect, `ledger.resolveCard:${byId}:${!!programId}`, params, () => q))[0] as Record<string, unknown> | undefined;
     if (!row) return undefined;
     const pick = <T>(prefix: string, cols: readonly string[]) => Object.fromEntries(cols.map((k) => [k, row[`${prefix}_${k}`]])) as T;
     return {
