@@ -100,7 +100,17 @@ function startChild(args: string[], env: Record<string, string>) {
   child.stdout!.on('data', (d) => (out += d));
   child.stderr!.on('data', (d) => (out += d));
   const exited = new Promise<void>((r) => child.on('exit', () => r()));
-  return { child, output: () => out, stop: async () => (child.exitCode === null ? (child.kill('SIGTERM'), exited) : undefined) };
+  return {
+    child,
+    output: () => out,
+    stop: async () => {
+      if (child.exitCode === null) {
+        child.kill('SIGTERM');
+        await exited;
+      }
+      if (process.env.BENCH_SHOW_SERVER_OUTPUT) console.log(out);
+    },
+  };
 }
 
 function run(opts: autocannon.Options): Promise<autocannon.Result> {

@@ -31,6 +31,19 @@ export type IdPrefix =
   | 'whep' | 'whatt' | 'job' | 'ern' | 'ltr' | 'tgrp' | 'pp' | 'ord' | 'cev'
   | 'chn' | 'flw' | 'flv' | 'msg' | 'cnv' | 'bc' | 'sm';
 
+/**
+ * `prefix_` + a time part (8 base62 characters of the millisecond clock) + random characters:
+ * ids created together sort together, so the B-tree indexes on them (ledger entries, lots, events,
+ * jobs) grow at their right edge instead of touching a random page per insert. Short ids (below
+ * 16 characters) are all random.
+ */
 export function newId(prefix: IdPrefix, length = 24): string {
-  return `${prefix}_${randomString(length)}`;
+  if (length < 16) return `${prefix}_${randomString(length)}`;
+  let ms = Date.now();
+  let time = '';
+  for (let i = 0; i < 8; i++) {
+    time = ALPHABET[ms % 62] + time;
+    ms = Math.floor(ms / 62);
+  }
+  return `${prefix}_${time}${randomString(length - 8)}`;
 }
