@@ -481,23 +481,25 @@ export class LedgerService {
    * caller then looks them up one by one for the precise 404.
    */
   async resolveCard(db: Executor, memberId: string, programId?: string) {
-    let q = db
-      .selectFrom('memberships as m')
-      .innerJoin('programs as p', 'p.id', 'm.program_id')
-      .innerJoin('balance_definitions as d', (j) => j.onRef('d.program_id', '=', 'm.program_id').on('d.is_default', '=', 1))
-      .leftJoin('customers as c', 'c.id', 'm.customer_id')
-      .select([
-        ...MEMBERSHIP_COLUMNS.map((k) => `m.${k} as m_${k}` as const),
-        ...PROGRAM_COLUMNS.map((k) => `p.${k} as p_${k}` as const),
-        ...DEFINITION_COLUMNS.map((k) => `d.${k} as d_${k}` as const),
-        ...CUSTOMER_COLUMNS.map((k) => `c.${k} as c_${k}` as const),
-      ] as never)
-      .where('p.deleted_at', 'is', null);
-    q = memberId.startsWith('v_') ? q.where((eb) => eb.or([eb('m.id', '=', memberId), eb('m.code', '=', memberId)])) : q.where('m.code', '=', memberId);
-    if (programId) q = q.where('m.program_id', '=', programId);
     const byId = memberId.startsWith('v_');
     const params = [1, ...(byId ? [memberId, memberId] : [memberId]), ...(programId ? [programId] : [])];
-    const row = (await hot(db, this.ctx.database.dialect, `ledger.resolveCard:${byId}:${!!programId}`, params, () => q))[0] as Record<string, unknown> | undefined;
+    const build = () => {
+      let q = db
+        .selectFrom('memberships as m')
+        .innerJoin('programs as p', 'p.id', 'm.program_id')
+        .innerJoin('balance_definitions as d', (j) => j.onRef('d.program_id', '=', 'm.program_id').on('d.is_default', '=', 1))
+        .leftJoin('customers as c', 'c.id', 'm.customer_id')
+        .select([
+          ...MEMBERSHIP_COLUMNS.map((k) => `m.${k} as m_${k}` as const),
+          ...PROGRAM_COLUMNS.map((k) => `p.${k} as p_${k}` as const),
+          ...DEFINITION_COLUMNS.map((k) => `d.${k} as d_${k}` as const),
+          ...CUSTOMER_COLUMNS.map((k) => `c.${k} as c_${k}` as const),
+        ] as never)
+        .where('p.deleted_at', 'is', null);
+      q = byId ? q.where((eb) => eb.or([eb('m.id', '=', memberId), eb('m.code', '=', memberId)])) : q.where('m.code', '=', memberId);
+      return programId ? q.where('m.program_id', '=', programId) : q;
+    };
+    const row = (await hot(db, this.ctx.database.dialect, `ledger.resolveCard:${byId}:${!!programId}`, params, build))[0] as Record<string, unknown> | undefined;
     if (!row) return undefined;
     const pick = <T>(prefix: string, cols: readonly string[]) => Object.fromEntries(cols.map((k) => [k, row[`${prefix}_${k}`]])) as T;
     return {
