@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import BetterSqlite3 from 'better-sqlite3';
@@ -120,8 +121,8 @@ function groupCommit(db: Kysely<DB>, maxBatch = 100) {
       try {
         while (queue.length > 0 && done.length < maxBatch) {
           const item = queue.shift()!;
-          await sql`SAVEPOINT tally_tx`.execute(conn);
           try {
+            await sql`SAVEPOINT tally_tx`.execute(conn);
             const value = await item.fn(conn as unknown as Executor);
             await sql`RELEASE tally_tx`.execute(conn);
             done.push({ item, ok: true, value });
@@ -197,6 +198,7 @@ const RETRYABLE_PG = new Set(['40001', '40P01']);
 function openPostgres(url: string, poolSize: number): Database {
   const pool = new pg.Pool({ connectionString: url, max: poolSize });
   pool.on('error', () => undefined); // idle client errors surface on the next query instead
+  pool.on('connect', (client) => namedStatements(client));
   const db = new Kysely<DB>({ dialect: new PostgresDialect({ pool }) });
   return {
     db,
@@ -224,6 +226,29 @@ function openPostgres(url: string, poolSize: number): Database {
     async close() {
       await db.destroy();
     },
+  };
+}
+
+/**
+ * Kysely sends every query as an unnamed statement, which PostgreSQL parses and plans each time.
+ * The same SQL texts come back over and over (and the hot ones are compiled once, see hot.ts), so
+ * each client prepares a statement once per distinct text, named by its hash, and later only binds
+ * and executes it: less server CPU per query. Texts that are not parameterised go as they are.
+ */
+function namedStatements(client: pg.PoolClient) {
+  const original = client.query.bind(client) as (...args: unknown[]) => unknown;
+  const names = new Map<string, string>();
+  (client as unknown as { query: (...args: unknown[]) => unknown }).query = (text: unknown, values?: unknown, ...rest: unknown[]) => {
+    if (typeof text === 'string' && Array.isArray(values) && values.length > 0 && rest.length === 0) {
+      let name = names.get(text);
+      if (!name) {
+        if (names.size >= 500) return original(text, values);
+        name = `tally_${createHash('sha1').update(text).digest('hex').slice(0, 20)}`;
+        names.set(text, name);
+      }
+      return original({ name, text, values });
+    }
+    return original(text, values, ...rest);
   };
 }
 
