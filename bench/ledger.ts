@@ -7,7 +7,13 @@
 //
 // Environment: BENCH_DURATION (seconds per run, 10), BENCH_CONNECTIONS (50), BENCH_CARDS (cards the
 // additions spread over, 1000), BENCH_BACKENDS (sqlite,postgres), BENCH_PG_URL (an admin URL,
-// postgres://postgres@127.0.0.1:5432/postgres), BENCH_SKIP_CEILINGS=1.
+// postgres://postgres@127.0.0.1:5432/postgres), BENCH_SKIP_CEILINGS=1. Profiling: BENCH_NODE_ARGS
+// (node flags for the server processes, e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof", or
+// "--import ./bench/sql-stats.mjs" for time per SQL text) with BENCH_SHOW_SERVER_OUTPUT=1.
+//
+// Besides requests/s it prints the CPU time per request of the server process (and of all
+// PostgreSQL processes) from /proc: on a shared machine requests/s moves with the neighbours' load,
+// CPU per request much less.
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { randomBytes, randomUUID } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';

@@ -10,10 +10,19 @@ import type { DialectName, Executor } from './db.ts';
 // run of each shape checks that they are exactly the builder's, so a wrong order fails loudly in
 // the tests instead of writing wrong columns.
 
-const texts = new Map<string, string>();
+// Texts are kept per dialect adapter (one per open database), so two databases of different
+// dialects in one process never share a text.
+const byAdapter = new WeakMap<object, Map<string, string>>();
 
-export async function hot<R>(db: Executor, dialect: DialectName, key: string, params: readonly unknown[], build: () => Compilable<R>): Promise<R[]> {
-  const k = `${dialect}\u0000${key}`;
+/** `dialect` names the backend for readers of the call site; the cache itself keys on the executor's adapter. */
+export async function hot<R>(db: Executor, _dialect: DialectName, key: string, params: readonly unknown[], build: () => Compilable<R>): Promise<R[]> {
+  const adapter = db.getExecutor().adapter as object;
+  let texts = byAdapter.get(adapter);
+  if (!texts) {
+    texts = new Map();
+    byAdapter.set(adapter, texts);
+  }
+  const k = key;
   const text = texts.get(k);
   if (text !== undefined) return (await db.executeQuery<R>(CompiledQuery.raw(text, params as unknown[]))).rows;
   const compiled = build().compile();

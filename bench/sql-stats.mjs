@@ -1,3 +1,5 @@
+// Profiling aid: `BENCH_NODE_ARGS="--import ./bench/sql-stats.mjs" BENCH_SHOW_SERVER_OUTPUT=1 npm run bench:ledger`
+// prints, when the SQLite server exits, the time spent in each SQL text (count, mean).
 import BetterSqlite3 from 'better-sqlite3';
 const stats = new Map();
 const proto = Object.getPrototypeOf(new BetterSqlite3(':memory:').prepare('select 1'));
