@@ -33,3 +33,39 @@ export async function hot<R>(db: Executor, _dialect: DialectName, key: string, p
   texts.set(k, compiled.sql);
   return (await db.executeQuery(compiled)).rows;
 }
+
+/**
+ * PostgreSQL only: several writes as one statement, each a data-modifying CTE
+ * (`WITH s0 AS (INSERT ...), s1 AS (UPDATE ...) SELECT 1`), so they cost one round trip. The parts
+ * must not depend on each other's effects (they all see the same snapshot). Each part's text is
+ * compiled once per shape, its $n placeholders renumbered after the previous parts'.
+ */
+export async function hotCombined(
+  db: Executor,
+  key: string,
+  parts: { key: string; params: readonly unknown[]; build: () => Compilable<unknown> }[],
+): Promise<void> {
+  const adapter = db.getExecutor().adapter as object;
+  let texts = byAdapter.get(adapter);
+  if (!texts) {
+    texts = new Map();
+    byAdapter.set(adapter, texts);
+  }
+  const params = parts.flatMap((p) => p.params);
+  let text = texts.get(key);
+  if (text === undefined) {
+    let offset = 0;
+    const ctes: string[] = [];
+    for (const [i, part] of parts.entries()) {
+      const compiled = part.build().compile();
+      const same = compiled.parameters.length === part.params.length && compiled.parameters.every((p, j) => p === part.params[j]);
+      if (!same) throw new Error(`hot query "${key}/${part.key}": the parameters given are not the builder's`);
+      const shifted = compiled.sql.replace(/\$(\d+)/g, (_m, n: string) => `$${Number(n) + offset}`);
+      ctes.push(`s${i} as (${shifted})`);
+      offset += compiled.parameters.length;
+    }
+    text = `with ${ctes.join(', ')} select 1`;
+    texts.set(key, text);
+  }
+  await db.executeQuery(CompiledQuery.raw(text, params as unknown[]));
+}

@@ -38,8 +38,16 @@ export class Outbox {
   async emit(trx: Executor, events: OutgoingEvent | OutgoingEvent[]): Promise<string[]> {
     const list = Array.isArray(events) ? events : [events];
     if (list.length === 0) return [];
+    const rows = this.rowsFor(list);
+    await hot(trx, this.dialect, `outbox.insert:${rows.length}`, rows.flatMap((r) => Object.values(r)), () => trx.insertInto('outbox_events').values(rows));
+    this.counted(list);
+    return rows.map((r) => r.id);
+  }
+
+  /** The outbox rows of `events`, for a caller that writes them itself in its transaction (then calls `counted`). */
+  rowsFor(events: OutgoingEvent[]) {
     const now = this.clock.nowIso();
-    const rows = list.map((e) => ({
+    return events.map((e) => ({
       id: newId('evt'),
       type: e.type,
       data: JSON.stringify(e.data),
@@ -48,8 +56,10 @@ export class Outbox {
       program_id: e.program_id ?? null,
       created_at: now,
     }));
-    await hot(trx, this.dialect, `outbox.insert:${rows.length}`, rows.flatMap((r) => Object.values(r)), () => trx.insertInto('outbox_events').values(rows));
-    for (const e of list) this.metrics.eventsEmitted.inc({ type: e.type });
-    return rows.map((r) => r.id);
+  }
+
+  /** Counts written events in the metrics. */
+  counted(events: OutgoingEvent[]): void {
+    for (const e of events) this.metrics.eventsEmitted.inc({ type: e.type });
   }
 }

@@ -89,7 +89,9 @@ export function ledgerRoutes(app: FastifyInstance, ctx: AppContext, services: Se
       return await runIdempotentWrite(ctx, req, reply, 200, async (trx) => {
         // One query for card, program, holder and default definition; the step-by-step lookups
         // only when something is missing (for the precise 404).
-        const card = await services.ledger.resolveCard(trx, req.params.memberId, req.params.campaignId);
+        const card = await services.ledger.resolveCard(trx, req.params.memberId, req.params.campaignId, {
+          lockBalance: !req.body.balance_definition_id,
+        });
         const { membership, program } = card ?? (await memberAndProgram(trx, req.params.memberId, req.params.campaignId));
         const definition =
           card && !req.body.balance_definition_id ? card.definition : await services.programs.definition(trx, program.id, req.body.balance_definition_id);
@@ -98,6 +100,7 @@ export function ledgerRoutes(app: FastifyInstance, ctx: AppContext, services: Se
           membership,
           definition,
           customer: card?.customer,
+          locked_balance: card?.balance,
           points: req.body.points,
           type: req.body.points > 0 ? 'POINTS_ADDITION' : 'POINTS_REMOVAL',
           reason: req.body.reason,

@@ -4,7 +4,7 @@ import { ApiError, badRequest } from '../../http/errors.ts';
 import { newId } from '../../lib/ids.ts';
 import { fromJson } from '../../lib/json.ts';
 import type { Executor } from '../../storage/db.ts';
-import { hot } from '../../storage/hot.ts';
+import { hot, hotCombined } from '../../storage/hot.ts';
 import type { CustomersTable, LedgerEntriesTable, MembershipsTable, PointLotsTable, ProgramsTable } from '../../storage/schema.ts';
 import { presentCustomerRef } from '../customers/service.ts';
 import type { OutgoingEvent } from '../events/outbox.ts';
@@ -35,6 +35,9 @@ const PROGRAM_COLUMNS = [
   'id', 'name', 'description', 'type', 'auto_join', 'join_once', 'active', 'start_date', 'expiration_date', 'timezone', 'metadata', 'voucher', 'extra', 'created_at', 'updated_at', 'deleted_at',
 ] as const satisfies readonly (keyof ProgramsTable)[];
 const DEFINITION_COLUMNS = ['id', 'program_id', 'name', 'unit', 'min_value', 'max_value', 'is_default', 'expiration', 'metadata', 'created_at', 'updated_at'] as const satisfies readonly (keyof BalanceDefinitionRow)[];
+const BALANCE_COLUMNS = [
+  'membership_id', 'balance_definition_id', 'program_id', 'balance', 'points', 'pending_points', 'expired_points', 'subtracted_points', 'created_at', 'updated_at',
+] as const satisfies readonly (keyof BalanceRow)[];
 const CUSTOMER_COLUMNS = ['id', 'source_id', 'name', 'email', 'phone', 'description', 'birthdate', 'address', 'metadata', 'created_at', 'updated_at'] as const satisfies readonly (keyof CustomersTable)[];
 
 export type LedgerEntryRow = Omit<Selectable<LedgerEntriesTable>, 'seq'> & { seq?: number };
@@ -79,6 +82,11 @@ export interface BalanceChange {
   consume_lot_id?: string;
   /** The card holder's row when the caller already has it (saves a read for the card events). */
   customer?: CustomersTable | null;
+  /**
+   * The balance row of (membership, definition) when the caller has already read it with its lock
+   * in this same transaction (`resolveCard(..., { lockBalance: true })`); saves a round trip.
+   */
+  locked_balance?: BalanceRow;
 }
 
 export interface BalanceAnswer {
@@ -226,7 +234,11 @@ export class LedgerService {
     const clock = this.ctx.clock;
     const nowDate = clock.now();
     const now = nowDate.toISOString();
-    const { row: bal, created } = await this.lockBalance(trx, change);
+    const pre = change.locked_balance;
+    const { row: bal, created } =
+      pre && pre.membership_id === membership.id && pre.balance_definition_id === definition.id
+        ? { row: pre, created: false }
+        : await this.lockBalance(trx, change);
     const before = Number(bal.balance);
     const after = before + points;
     const min = definition.min_value ?? 0;
@@ -296,29 +308,18 @@ export class LedgerService {
       created_at: now,
     };
     const dialect = this.ctx.database.dialect;
-    await hot(trx, dialect, 'ledger.insertEntry', Object.values(entry), () => trx.insertInto('ledger_entries').values(entry));
-
-    let lot: PointLotRow | undefined;
-    if (isCredit) {
-      lot = {
-        id: newId('lot'),
-        membership_id: membership.id,
-        balance_definition_id: definition.id,
-        ledger_entry_id: entry.id,
-        points,
-        remaining: points,
-        expires_at: expiresAt,
-        created_at: now,
-      };
-      const row = lot;
-      await hot(trx, dialect, 'ledger.insertLot', Object.values(row), () => trx.insertInto('point_lots').values(row));
-      if (expiresAt) {
-        await this.ctx.scheduler.schedule(trx, { kind: 'ledger.expire_lot', runAt: expiresAt, payload: { lot_id: lot.id }, uniqueKey: `expire_lot:${lot.id}` });
-      }
-    } else {
-      await this.consumeLots(trx, membership.id, definition.id, -points, change.consume_lot_id);
-    }
-
+    const lot: PointLotRow | undefined = isCredit
+      ? {
+          id: newId('lot'),
+          membership_id: membership.id,
+          balance_definition_id: definition.id,
+          ledger_entry_id: entry.id,
+          points,
+          remaining: points,
+          expires_at: expiresAt,
+          created_at: now,
+        }
+      : undefined;
     const patch = {
       balance: after,
       points: total,
@@ -326,14 +327,38 @@ export class LedgerService {
       expired_points: Number(bal.expired_points) + (change.type === 'POINTS_EXPIRATION' ? -points : 0),
       updated_at: now,
     };
-    await hot(trx, dialect, 'ledger.updateBalance', [...Object.values(patch), membership.id, definition.id], () =>
-      trx.updateTable('balances').set(patch).where('membership_id', '=', membership.id).where('balance_definition_id', '=', definition.id),
-    );
     const balance: BalanceRow = { ...bal, ...patch };
-    this.ctx.metrics.ledgerWrites.inc({ type: change.type });
-
+    // The events are computed from the values about to be written (nothing below reads them back).
     const events = await this.eventsFor(trx, change, entry, balance, before, created, expiresAt, answer);
-    await this.ctx.outbox.emit(trx, events);
+
+    const insertEntry = { key: 'insertEntry', params: Object.values(entry), build: () => trx.insertInto('ledger_entries').values(entry) };
+    const updateBalance = {
+      key: 'updateBalance',
+      params: [...Object.values(patch), membership.id, definition.id],
+      build: () => trx.updateTable('balances').set(patch).where('membership_id', '=', membership.id).where('balance_definition_id', '=', definition.id),
+    };
+    if (lot && dialect === 'postgres') {
+      // PostgreSQL: entry, lot, balance and events in one statement (data-modifying CTEs), one round
+      // trip instead of four, in the same transaction as before.
+      const rows = this.ctx.outbox.rowsFor(events);
+      await hotCombined(trx, `ledger.credit:${rows.length}`, [
+        insertEntry,
+        { key: 'insertLot', params: Object.values(lot), build: () => trx.insertInto('point_lots').values(lot) },
+        updateBalance,
+        ...(rows.length ? [{ key: 'outbox', params: rows.flatMap((r) => Object.values(r)), build: () => trx.insertInto('outbox_events').values(rows) }] : []),
+      ]);
+      this.ctx.outbox.counted(events);
+    } else {
+      await hot(trx, dialect, 'ledger.insertEntry', insertEntry.params, insertEntry.build);
+      if (lot) await hot(trx, dialect, 'ledger.insertLot', Object.values(lot), () => trx.insertInto('point_lots').values(lot));
+      else await this.consumeLots(trx, membership.id, definition.id, -points, change.consume_lot_id);
+      await hot(trx, dialect, 'ledger.updateBalance', updateBalance.params, updateBalance.build);
+      await this.ctx.outbox.emit(trx, events);
+    }
+    if (lot?.expires_at) {
+      await this.ctx.scheduler.schedule(trx, { kind: 'ledger.expire_lot', runAt: lot.expires_at, payload: { lot_id: lot.id }, uniqueKey: `expire_lot:${lot.id}` });
+    }
+    this.ctx.metrics.ledgerWrites.inc({ type: change.type });
     const result: ChangeResult = { entry, balance, before, created, answer, lot, events };
     for (const listener of this.listeners) await listener(trx, change, result);
     return result;
@@ -480,8 +505,10 @@ export class LedgerService {
    * definition, in one query (the hot path of POST .../balance). Undefined when any is missing; the
    * caller then looks them up one by one for the precise 404.
    */
-  async resolveCard(db: Executor, memberId: string, programId?: string) {
+  async resolveCard(db: Executor, memberId: string, programId?: string, opts: { lockBalance?: boolean } = {}) {
     const byId = memberId.startsWith('v_');
+    const withBalance = !!opts.lockBalance;
+    const forUpdate = withBalance && this.ctx.database.forUpdate;
     const params = [1, ...(byId ? [memberId, memberId] : [memberId]), ...(programId ? [programId] : [])];
     const build = () => {
       let q = db
@@ -496,10 +523,19 @@ export class LedgerService {
           ...CUSTOMER_COLUMNS.map((k) => `c.${k} as c_${k}` as const),
         ] as never)
         .where('p.deleted_at', 'is', null);
+      if (withBalance) {
+        // The default balance row exists from the join on (joinProgram creates it); locking it here
+        // (FOR UPDATE OF b on PostgreSQL) is the same lock applyChange would take.
+        q = q
+          .innerJoin('balances as b', (j) => j.onRef('b.membership_id', '=', 'm.id').onRef('b.balance_definition_id', '=', 'd.id'))
+          .select(BALANCE_COLUMNS.map((k) => `b.${k} as b_${k}` as const) as never);
+      }
       q = byId ? q.where((eb) => eb.or([eb('m.id', '=', memberId), eb('m.code', '=', memberId)])) : q.where('m.code', '=', memberId);
-      return programId ? q.where('m.program_id', '=', programId) : q;
+      if (programId) q = q.where('m.program_id', '=', programId);
+      return forUpdate ? q.forUpdate(['b'] as never) : q;
     };
-    const row = (await hot(db, this.ctx.database.dialect, `ledger.resolveCard:${byId}:${!!programId}`, params, build))[0] as Record<string, unknown> | undefined;
+    const key = `ledger.resolveCard:${byId}:${!!programId}:${withBalance}`;
+    const row = (await hot(db, this.ctx.database.dialect, key, params, build))[0] as Record<string, unknown> | undefined;
     if (!row) return undefined;
     const pick = <T>(prefix: string, cols: readonly string[]) => Object.fromEntries(cols.map((k) => [k, row[`${prefix}_${k}`]])) as T;
     return {
@@ -507,6 +543,7 @@ export class LedgerService {
       program: pick<ProgramsTable>('p', PROGRAM_COLUMNS),
       definition: pick<BalanceDefinitionRow>('d', DEFINITION_COLUMNS),
       customer: row.c_id ? pick<CustomersTable>('c', CUSTOMER_COLUMNS) : null,
+      balance: withBalance ? pick<BalanceRow>('b', BALANCE_COLUMNS) : undefined,
     };
   }
 
