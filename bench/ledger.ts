@@ -175,7 +175,9 @@ async function benchTally(backend: string) {
   }
   const port = await freePort();
   const base = `http://127.0.0.1:${port}`;
-  const server = startChild(['bin/tally.mjs', 'serve'], { DATABASE_URL: databaseUrl, PORT: String(port), TALLY_APP_ID: APP_ID, TALLY_APP_TOKEN: TOKEN });
+  // BENCH_TALLY_ROOT runs another checkout's server (e.g. the code before an optimisation) under the same load.
+  const bin = join(process.env.BENCH_TALLY_ROOT ?? root, 'bin/tally.mjs');
+  const server = startChild([bin, 'serve'], { DATABASE_URL: databaseUrl, PORT: String(port), TALLY_APP_ID: APP_ID, TALLY_APP_TOKEN: TOKEN });
   try {
     await waitFor(`${base}/readyz`, server.child, server.output);
     const program = await api(base, 'POST', '/v1/loyalties', { name: 'Bench' });
