@@ -191,12 +191,11 @@ async function benchTally(backend: string) {
     const body = JSON.stringify({ points: 1, reason: 'bench' });
     const headers = { 'x-app-id': APP_ID, 'x-app-token': TOKEN, 'content-type': 'application/json' };
     // Warm-up, then the measured run.
-    await run({
+    const warm = await run({
       url: base,
       duration: 2,
       requests: [{ method: 'POST', setupRequest: (req) => ({ ...req, path: `/v1/loyalties/members/${codes[Math.floor(Math.random() * codes.length)]}/balance`, headers: { ...headers, 'idempotency-key': randomUUID() }, body }) }],
     });
-    const before = await api(base, 'GET', `/v1/loyalties/${program.id}/transactions?limit=1`);
     const cpu0 = cpuTicks(server.child.pid!);
     const pg0 = backend === 'postgres' ? postgresTicks() : 0;
     const r = await run({
@@ -215,9 +214,10 @@ async function benchTally(backend: string) {
       const card = await api(base, 'GET', `/v1/loyalties/members/${codes[i]}`);
       total += card.loyalty_card.balance;
     }
-    void before;
-    row.note = `sum of card balances ${total}`;
-    console.log(`    sum of all card balances after warm-up + run: ${total}`);
+    const answered = warm['2xx'] + r['2xx'];
+    row.note = `sum of card balances ${total}, 2xx answers ${answered}`;
+    console.log(`    sum of all card balances ${total} ${total === answered ? '=' : '!='} 2xx answers of warm-up + run ${answered}${total === answered ? ' (no point lost or doubled)' : ' MISMATCH'}`);
+    if (total !== answered) process.exitCode = 1;
   } finally {
     await server.stop();
     await cleanup();
