@@ -214,10 +214,14 @@ async function benchTally(backend: string) {
       const card = await api(base, 'GET', `/v1/loyalties/members/${codes[i]}`);
       total += card.loyalty_card.balance;
     }
+    // Every 2xx is one +1; requests still in flight when a run's time is up were sent and may have
+    // been applied without their answer being counted, so the sum lies between the two counts.
     const answered = warm['2xx'] + r['2xx'];
-    row.note = `sum of card balances ${total}, 2xx answers ${answered}`;
-    console.log(`    sum of all card balances ${total} ${total === answered ? '=' : '!='} 2xx answers of warm-up + run ${answered}${total === answered ? ' (no point lost or doubled)' : ' MISMATCH'}`);
-    if (total !== answered) process.exitCode = 1;
+    const sent = warm.requests.sent + r.requests.sent;
+    const ok = total >= answered && total <= sent;
+    row.note = `sum of card balances ${total}, 2xx ${answered}, sent ${sent}`;
+    console.log(`    sum of all card balances ${total}: ${ok ? 'within' : 'OUTSIDE'} [2xx answers ${answered}, requests sent ${sent}]${ok ? '' : ' MISMATCH'}`);
+    if (!ok) process.exitCode = 1;
   } finally {
     await server.stop();
     await cleanup();
