@@ -42,3 +42,27 @@ describe('storage transactions', () => {
     assert.equal(await ctx.transaction(async (trx) => (await trx.selectFrom('customers').select('id').where('id', '=', 'cust_tx_2_a').executeTakeFirst())?.id), 'cust_tx_2_a');
   });
 });
+
+describe('storage: a schema change under cached statements', () => {
+  it('reads and balance changes keep working after another process adds a column', async () => {
+    const t = await startTestServer();
+    try {
+      const program = await (await t.api('POST', '/v1/loyalties', { name: 'Schema' })).body;
+      const member = (await t.api('POST', `/v1/loyalties/${program.id}/members`, { customer: { source_id: 'schema-1' } })).body;
+      // Warm every pooled connection's prepared statements.
+      await Promise.all(Array.from({ length: 30 }, () => t.api('GET', '/v1/customers/schema-1')));
+      await Promise.all(Array.from({ length: 30 }, () => t.api('POST', `/v1/loyalties/members/${member.code}/balance`, { points: 1 })));
+      const { sql } = await import('kysely');
+      await sql`ALTER TABLE customers ADD COLUMN extra_note TEXT`.execute(t.server.ctx.database.db);
+      await sql`ALTER TABLE balances ADD COLUMN extra_note TEXT`.execute(t.server.ctx.database.db);
+      const reads = await Promise.all(Array.from({ length: 30 }, () => t.api('GET', '/v1/customers/schema-1')));
+      assert.deepEqual([...new Set(reads.map((r) => r.status))], [200]);
+      const writes = await Promise.all(Array.from({ length: 30 }, () => t.api('POST', `/v1/loyalties/members/${member.code}/balance`, { points: 1 })));
+      assert.deepEqual([...new Set(writes.map((r) => r.status))], [200]);
+      const card = await t.api('GET', `/v1/loyalties/members/${member.code}`);
+      assert.equal(card.body.loyalty_card.balance, 60);
+    } finally {
+      await t.close();
+    }
+  });
+});

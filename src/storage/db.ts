@@ -193,7 +193,8 @@ function cachingStatements(native: BetterSqlite3.Database, max = 1000) {
   };
 }
 
-const RETRYABLE_PG = new Set(['40001', '40P01']);
+// Serialization failure, deadlock, and a prepared statement outdated by a schema change.
+const RETRYABLE_PG = new Set(['40001', '40P01', '0A000']);
 
 function openPostgres(url: string, poolSize: number): Database {
   const pool = new pg.Pool({ connectionString: url, max: poolSize });
@@ -246,7 +247,19 @@ function namedStatements(client: pg.PoolClient) {
         name = `tally_${createHash('sha1').update(text).digest('hex').slice(0, 20)}`;
         names.set(text, name);
       }
-      return original({ name, text, values });
+      const named = name;
+      return (original({ name: named, text, values }) as Promise<unknown>).catch((err: { code?: string }) => {
+        // "cached plan must not change result type": a migration (of another process) changed a
+        // table under a prepared `select *`. Prepare it anew under another name and try once more:
+        // outside a transaction that answers; inside one the retry fails (the transaction is
+        // aborted), the original error goes up and the whole transaction is retried (RETRYABLE_PG).
+        if (err?.code !== '0A000') throw err;
+        const fresh = `${named}_${Date.now().toString(36)}`;
+        if (names.get(text) === named) names.set(text, fresh);
+        return (original({ name: names.get(text) ?? fresh, text, values }) as Promise<unknown>).catch(() => {
+          throw err;
+        });
+      });
     }
     return original(text, values, ...rest);
   };
