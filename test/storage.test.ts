@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { startTestServer, type TestServer } from './helpers/server.ts';
+import { backend, startTestServer, type TestServer } from './helpers/server.ts';
 
 // ctx.transaction on both backends: concurrent transactions are each all-or-nothing (on SQLite they
 // share a group commit, each in its own savepoint), and nobody hears "done" before the commit.
@@ -61,6 +61,38 @@ describe('storage: a schema change under cached statements', () => {
       assert.deepEqual([...new Set(writes.map((r) => r.status))], [200]);
       const card = await t.api('GET', `/v1/loyalties/members/${member.code}`);
       assert.equal(card.body.loyalty_card.balance, 60);
+    } finally {
+      await t.close();
+    }
+  });
+});
+
+describe('storage: SQLite group commit when a batch fails', () => {
+  it('a transaction that breaks the shared transaction rejects alone; the others are retried and commit', { skip: backend !== 'sqlite' }, async () => {
+    const t = await startTestServer();
+    try {
+      const { ctx } = t.server;
+      const { sql } = await import('kysely');
+      const now = ctx.clock.nowIso();
+      const row = (id: string) => ({ id, source_id: id, name: null, email: null, phone: null, description: null, birthdate: null, address: null, metadata: null, created_at: now, updated_at: null });
+      const results = await Promise.allSettled(
+        Array.from({ length: 20 }, (_, i) =>
+          ctx.transaction(async (trx) => {
+            await trx.insertInto('customers').values(row(`cust_gc_${i}`)).execute();
+            if (i === 7) {
+              await sql`ROLLBACK`.execute(trx); // ends the shared transaction under everyone's feet
+              throw new Error('boom');
+            }
+            return i;
+          }),
+        ),
+      );
+      results.forEach((r, i) => {
+        if (i === 7) assert.equal(r.status === 'rejected' && (r.reason as Error).message, 'boom');
+        else assert.deepEqual(r, { status: 'fulfilled', value: i });
+      });
+      const ids = (await ctx.database.db.selectFrom('customers').select('id').where('id', 'like', 'cust_gc_%').execute()).map((r) => r.id).sort();
+      assert.deepEqual(ids, Array.from({ length: 20 }, (_, i) => `cust_gc_${i}`).filter((id) => id !== 'cust_gc_7').sort());
     } finally {
       await t.close();
     }

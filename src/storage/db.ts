@@ -91,6 +91,8 @@ interface Queued {
   fn: (trx: Executor) => Promise<unknown>;
   resolve: (v: unknown) => void;
   reject: (e: unknown) => void;
+  /** Times it was rolled back with a batch that failed through no fault of its own. */
+  attempts?: number;
 }
 
 /**
@@ -134,9 +136,17 @@ function groupCommit(db: Kysely<DB>, maxBatch = 100) {
         }
         await sql`COMMIT`.execute(conn);
       } catch (err) {
-        // The batch as a whole failed (COMMIT or a savepoint could not be undone): nothing is kept.
+        // The batch as a whole failed (COMMIT, or a savepoint could not be undone): nothing of it is
+        // kept. The transaction that failed rejects with its own error; the others had done nothing
+        // wrong and run once more in the next batch (as PostgreSQL retries a serialization failure).
         await sql`ROLLBACK`.execute(conn).catch(() => undefined);
-        for (const d of done) d.item.reject(d.ok ? err : d.value);
+        const retry: Queued[] = [];
+        for (const d of done) {
+          if (!d.ok) d.item.reject(d.value);
+          else if ((d.item.attempts ?? 0) < 1) retry.push({ ...d.item, attempts: (d.item.attempts ?? 0) + 1 });
+          else d.item.reject(err);
+        }
+        queue.unshift(...retry);
         return;
       }
       for (const d of done) (d.ok ? d.item.resolve : d.item.reject)(d.value);
