@@ -85,6 +85,18 @@ describe('customers, programs and members: shapes, lookups, paging', () => {
     assert.deepEqual(Object.keys(summary.body.loyalty.campaigns).sort(), [once.name, many.name].sort());
   });
 
+  it('a program takes members only between its start_date and expiration_date', async () => {
+    const future = await createProgram(t, { start_date: new Date(Date.now() + 86400_000).toISOString() });
+    const early = await t.api('POST', `/v1/loyalties/${future.id}/members`, { customer: { source_id: 'early' } });
+    assert.deepEqual([early.status, early.body.key], [422, 'campaign_not_started']);
+    const past = await createProgram(t, { start_date: '2020-01-01T00:00:00Z', expiration_date: '2020-02-01T00:00:00+01:00' });
+    const late = await t.api('POST', `/v1/loyalties/${past.id}/members`, { customer: { source_id: 'late' } });
+    assert.deepEqual([late.status, late.body.key], [422, 'campaign_expired']);
+    const inactive = await createProgram(t, { active: false });
+    const off = await t.api('POST', `/v1/loyalties/${inactive.id}/members`, { customer: { source_id: 'off' } });
+    assert.deepEqual([off.status, off.body.key], [422, 'campaign_inactive']);
+  });
+
   it('initial points, a program update and a customer delete that revokes the cards', async () => {
     const program = await createProgram(t, { voucher: { loyalty_card: { points: 25 } }, metadata: { tier: 'gold' }, timezone: 'Europe/Zagreb', description: 'd' });
     assert.equal(program.timezone, 'Europe/Zagreb');

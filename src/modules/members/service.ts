@@ -143,7 +143,10 @@ export class MemberService {
   ): Promise<MembershipRow> {
     if (program.active !== 1) throw new ApiError(422, 'campaign_inactive', 'Campaign is inactive', `Campaign ${program.id} is not active`);
     const now = this.ctx.clock.nowIso();
-    if (program.expiration_date && program.expiration_date <= now) {
+    if (program.start_date && Date.parse(program.start_date) > Date.parse(now)) {
+      throw new ApiError(422, 'campaign_not_started', 'Campaign has not started yet', `Campaign ${program.id} starts at ${program.start_date}`);
+    }
+    if (program.expiration_date && Date.parse(program.expiration_date) <= Date.parse(now)) {
       throw new ApiError(422, 'campaign_expired', 'Campaign has expired', `Campaign ${program.id} expired at ${program.expiration_date}`);
     }
     if (program.join_once === 1) {
