@@ -59,13 +59,6 @@ function openSqlite(path: string): Database {
   native.pragma('wal_autocheckpoint = 10000');
   native.pragma('journal_size_limit = 67108864');
   native.pragma('cache_size = -32000');
-  // Checkpoint the WAL every ~40 MB instead of every 4 MB: a page written by many transactions in a
-  // row reaches the database file once per checkpoint, and the checkpoint's fsync is paid less often.
-  // The WAL file is truncated back to 64 MB after a checkpoint. A 32 MB page cache keeps the hot
-  // indexes in memory.
-  native.pragma('wal_autocheckpoint = 10000');
-  native.pragma('journal_size_limit = 67108864');
-  native.pragma('cache_size = -32000');
   native.pragma('foreign_keys = ON');
   const db = new Kysely<DB>({ dialect: new SqliteDialect({ database: cachingStatements(native) }) });
   return {
