@@ -4,6 +4,7 @@ import { CustomerService } from './modules/customers/service.ts';
 import { LedgerService } from './modules/ledger/service.ts';
 import { ProgramService } from './modules/loyalties/service.ts';
 import { MemberService } from './modules/members/service.ts';
+import { MessagingService } from './modules/messaging/service.ts';
 
 /** One service per domain module; workflows and routes reach other modules only through these. */
 export interface Services {
@@ -12,14 +13,18 @@ export interface Services {
   programs: ProgramService;
   members: MemberService;
   ledger: LedgerService;
+  messaging: MessagingService;
 }
 
 export function createServices(ctx: AppContext): Services {
-  return {
+  const services = {
     apiKeys: new ApiKeyService(ctx.database.db, ctx.clock),
     customers: new CustomerService(ctx),
     programs: new ProgramService(ctx),
     members: new MemberService(ctx),
     ledger: new LedgerService(ctx),
-  };
+  } as Services;
+  // Messaging reaches the other services (customers, members, ledger) through this same object.
+  services.messaging = new MessagingService(ctx, services);
+  return services;
 }

@@ -3,6 +3,7 @@ import { customerRoutes } from './customers/routes.ts';
 import { ledgerRoutes } from './ledger/routes.ts';
 import { loyaltyRoutes } from './loyalties/routes.ts';
 import { memberRoutes } from './members/routes.ts';
+import { messagingModule } from './messaging/index.ts';
 import type { TallyModule } from './module.ts';
 
 // Every domain module, in wiring order. A new module adds one line here.
@@ -16,4 +17,5 @@ export const modules: TallyModule[] = [
     routes: ledgerRoutes,
     jobs: (_ctx, services) => services.ledger.registerJobs(),
   },
+  messagingModule,
 ];

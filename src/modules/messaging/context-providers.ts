@@ -1,0 +1,92 @@
+import type { Executor } from '../../storage/db.ts';
+import type { Services } from '../../services.ts';
+import type { CustomerRow } from '../customers/service.ts';
+import type { ProgramRow } from '../loyalties/service.ts';
+import type { MembershipRow } from '../members/service.ts';
+import { fromJson } from '../../lib/json.ts';
+
+// Template variables come from "context providers": a name and a function returning that
+// variable's value for one member. The core ones (customer, membership, program, balances, points)
+// are registered here; feature modules add theirs with
+// `services.messaging.registerContextProvider('tier', fn)` (likewise 'rewards', 'vouchers',
+// 'referral'); a variable whose feature does not exist is simply absent (nil in Liquid).
+//
+// Conventions other modules should follow so flow conditions work:
+// - tier:     { id, name, ... }                      (condition `tier_is` compares `name` or `id`)
+// - rewards:  { cheapest_cost: number|null, affordable: [{id, name, cost}], all: [...] }
+//             (condition `balance_gte_cheapest_reward` compares the default balance with cheapest_cost)
+// - vouchers: [{ code, ... }]
+// - referral: { code, referred_customers, ... }
+
+export interface ContextInput {
+  db: Executor;
+  services: Services;
+  program: ProgramRow;
+  customer: CustomerRow | null;
+  membership: MembershipRow | null;
+}
+
+export type ContextProvider = (input: ContextInput) => Promise<unknown> | unknown;
+
+export class ContextRegistry {
+  private providers = new Map<string, ContextProvider>();
+
+  register(name: string, fn: ContextProvider): void {
+    if (!/^[a-z_][a-z0-9_]*$/.test(name)) throw new Error(`context provider name "${name}" must be a lower-case identifier`);
+    this.providers.set(name, fn);
+  }
+
+  has(name: string): boolean {
+    return this.providers.has(name);
+  }
+
+  names(): string[] {
+    return [...this.providers.keys()];
+  }
+
+  async build(input: ContextInput): Promise<Record<string, unknown>> {
+    const out: Record<string, unknown> = {};
+    for (const [name, fn] of this.providers) {
+      const value = await fn(input);
+      if (value !== undefined) out[name] = value;
+    }
+    const card = out.card as { balance?: number } | null | undefined;
+    out.points = card ? card.balance : null;
+    return out;
+  }
+}
+
+export function registerCoreProviders(reg: ContextRegistry): void {
+  reg.register('program', ({ program }) => ({ id: program.id, name: program.name, metadata: fromJson(program.metadata, {}) }));
+  reg.register('customer', ({ customer }) =>
+    customer
+      ? { id: customer.id, source_id: customer.source_id, name: customer.name, email: customer.email, phone: customer.phone, metadata: fromJson(customer.metadata, {}) }
+      : null,
+  );
+  reg.register('membership', ({ membership }) =>
+    membership ? { id: membership.id, code: membership.code, card_code: membership.code, status: membership.status, created_at: membership.created_at } : null,
+  );
+  reg.register('balances', async ({ db, services, program, membership }) => {
+    if (!membership) return null;
+    const [defs, rows] = await Promise.all([services.programs.definitions(db, program.id), services.ledger.balancesOf(db, membership.id)]);
+    const out: Record<string, unknown> = {};
+    for (const d of defs) {
+      const b = rows.find((r) => r.balance_definition_id === d.id);
+      out[d.name] = {
+        name: d.name,
+        unit: d.unit,
+        balance: Number(b?.balance ?? 0),
+        points: Number(b?.points ?? 0),
+        pending_points: Number(b?.pending_points ?? 0),
+        default: d.is_default === 1,
+      };
+    }
+    return out;
+  });
+  // The default balance's card summary; `points` (a plain number) is derived from it.
+  reg.register('card', async ({ db, services, program, membership }) => {
+    if (!membership) return null;
+    const cards = await services.members.cards(db, [membership], new Map([[program.id, program]]));
+    return { code: membership.code, ...cards.get(membership.id)! };
+  });
+}
