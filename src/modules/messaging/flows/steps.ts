@@ -135,12 +135,15 @@ export class FlowRun {
   }
 
   private async findMember(step: Extract<Step, { type: 'find_member' }>) {
-    const { services, program, phone, rawTokens } = this.input;
+    const { services, program, phone } = this.input;
     const by = step.by ?? 'phone_or_card_code';
     let found: MembershipRow | null = null;
     if (by !== 'phone') {
-      for (const token of rawTokens.slice(1, 4)) {
-        if (token.length < 4) continue;
+      // Card codes may hold punctuation (LC-AB12): words are split on spaces only, trimmed of
+      // surrounding punctuation; codes are matched as written, then upper-cased.
+      const words = this.input.text.trim().split(/\s+/).slice(1, 4).map((w) => w.replace(/^[\p{P}]+|[\p{P}]+$/gu, ''));
+      for (const token of words) {
+        if (token.length < 4 || token.length > 100) continue;
         const m = (await services.members.find(this.db, token, program.id)) ?? (await services.members.find(this.db, token.toUpperCase(), program.id));
         if (m && m.status === 'ACTIVE') {
           found = m;
