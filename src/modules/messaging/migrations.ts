@@ -1,9 +1,10 @@
 import type { Kysely } from 'kysely';
-import type { TallyMigration } from '../../storage/migrate.ts';
+import { autoIncrementType, type TallyMigration } from '../../storage/migrate.ts';
 
 export const messagingMigration: TallyMigration = {
   name: '0200_messaging_core',
-  async up(db: Kysely<any>) {
+  async up(db: Kysely<any>, dialect) {
+    const seq = autoIncrementType(dialect);
     await db.schema
       .createTable('msg_channels')
       .addColumn('id', 'text', (c) => c.primaryKey())
@@ -117,7 +118,8 @@ export const messagingMigration: TallyMigration = {
 
     await db.schema
       .createTable('msg_consent_events')
-      .addColumn('id', 'text', (c) => c.primaryKey())
+      .addColumn('seq', seq, (c) => (dialect === 'sqlite' ? c.primaryKey().autoIncrement() : c.primaryKey()))
+      .addColumn('id', 'text', (c) => c.notNull().unique())
       .addColumn('phone', 'text', (c) => c.notNull())
       .addColumn('action', 'text', (c) => c.notNull())
       .addColumn('channel_id', 'text')

@@ -66,7 +66,8 @@ export class OptOutService {
   }
 
   async history(db: Executor, phone: string) {
-    return db.selectFrom('msg_consent_events').selectAll().where('phone', '=', phone).orderBy('created_at').orderBy('id').execute();
+    const rows = await db.selectFrom('msg_consent_events').selectAll().where('phone', '=', phone).orderBy('seq').execute();
+    return rows.map(({ seq: _seq, ...r }) => r);
   }
 
   async status(db: Executor, phone: string) {

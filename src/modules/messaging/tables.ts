@@ -1,3 +1,5 @@
+import type { Generated } from 'kysely';
+
 // Tables of the messaging module (channels, flows and their versions, messages, sessions,
 // consent, broadcasts). Same conventions as the core: ISO timestamps as TEXT, JSON as TEXT,
 // booleans as INTEGER 0/1.
@@ -107,6 +109,7 @@ export interface MsgConsentsTable {
 }
 
 export interface MsgConsentEventsTable {
+  seq: Generated<number>;
   id: string;
   phone: string;
   action: string;
