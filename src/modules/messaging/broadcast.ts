@@ -4,7 +4,7 @@ import { newId } from '../../lib/ids.ts';
 import { fromJson, toJson } from '../../lib/json.ts';
 import type { Services } from '../../services.ts';
 import { channelSettings, type ChannelService } from './channels.ts';
-import type { ContextRegistry } from './context-providers.ts';
+import { extendScope, type ContextRegistry } from './context-providers.ts';
 import type { FlowRow, FlowService } from './flows/service.ts';
 import type { OptOutService } from './optout.ts';
 import type { Outbound } from './outbound.ts';
@@ -80,13 +80,13 @@ export class BroadcastService {
       const skipped = optedOut.has(r.phone!);
       const membership = (await this.services.members.find(db, r.membership_id))!;
       const customer = (await this.services.customers.find(db, r.customer_id)) ?? null;
-      const vars = await this.registry.build({ db, services: this.services, program, customer, membership });
+      const vars = this.registry.lazy({ db, services: this.services, program, customer, membership });
       if (tierFilter) {
-        const tier = vars.tier as { id?: string; name?: string } | null | undefined;
+        const tier = (await vars.tier) as { id?: string; name?: string } | null | undefined;
         const want = tierFilter.toLowerCase();
         if (!tier || (tier.name?.toLowerCase() !== want && tier.id?.toLowerCase() !== want)) continue;
       }
-      const text = skipped ? '' : await render(template, { ...vars, sender: r.phone, channel: { id: channel.id, type: channel.type, sender: channel.sender } });
+      const text = skipped ? '' : await render(template, extendScope(vars, { sender: r.phone, channel: { id: channel.id, type: channel.type, sender: channel.sender } }));
       prepared.push({ r, text, skipped });
     }
 

@@ -44,16 +44,46 @@ export class ContextRegistry {
     return [...this.providers.keys()];
   }
 
-  async build(input: ContextInput): Promise<Record<string, unknown>> {
+  /**
+   * The variables of one member as lazy, memoised properties: a provider runs only when a template
+   * or a condition reads its variable (Liquid awaits promise values), and at most once.
+   */
+  lazy(input: ContextInput): Record<string, unknown> {
     const out: Record<string, unknown> = {};
     for (const [name, fn] of this.providers) {
-      const value = await fn(input);
-      if (value !== undefined) out[name] = value;
+      let memo: Promise<unknown> | undefined;
+      Object.defineProperty(out, name, {
+        enumerable: true,
+        configurable: true,
+        get: () => (memo ??= Promise.resolve().then(() => fn(input)).then((v) => (v === undefined ? null : v))),
+      });
     }
-    const card = out.card as { balance?: number } | null | undefined;
-    out.points = card ? card.balance : null;
     return out;
   }
+
+  /** Every variable, resolved (for callers that want plain data). */
+  async build(input: ContextInput): Promise<Record<string, unknown>> {
+    const lazy = this.lazy(input);
+    const out: Record<string, unknown> = {};
+    for (const k of Object.keys(lazy)) out[k] = await lazy[k];
+    return out;
+  }
+}
+
+/** Adds plain values to a lazy scope (shadowing a provider of the same name). */
+export function extendScope(scope: Record<string, unknown>, values: Record<string, unknown>): Record<string, unknown> {
+  for (const [k, v] of Object.entries(values)) Object.defineProperty(scope, k, { value: v, enumerable: true, configurable: true, writable: true });
+  return scope;
+}
+
+/** Reads a dotted path whose first segment may be a lazy (promise) variable. */
+export async function resolvePath(scope: Record<string, unknown>, path: string, get: (v: unknown, p: string) => unknown): Promise<unknown> {
+  const m = path.replace(/^\$\.?/, '').match(/^([A-Za-z_]\w*)(.*)$/);
+  if (!m) return undefined;
+  if (!Object.prototype.hasOwnProperty.call(scope, m[1])) return undefined;
+  const head = await scope[m[1]];
+  const rest = m[2].replace(/^\./, '');
+  return rest ? get(head, rest) : head;
 }
 
 export function registerCoreProviders(reg: ContextRegistry): void {
@@ -83,7 +113,20 @@ export function registerCoreProviders(reg: ContextRegistry): void {
     }
     return out;
   });
-  // The default balance's card summary; `points` (a plain number) is derived from it.
+  // The default balance as a plain number: {{ points }}.
+  reg.register('points', async ({ db, program, membership }) => {
+    if (!membership) return null;
+    const row = await db
+      .selectFrom('balances as b')
+      .innerJoin('balance_definitions as d', 'd.id', 'b.balance_definition_id')
+      .select('b.balance')
+      .where('b.membership_id', '=', membership.id)
+      .where('d.program_id', '=', program.id)
+      .where('d.is_default', '=', 1)
+      .executeTakeFirst();
+    return Number(row?.balance ?? 0);
+  });
+  // The card summary of the default balance (Voucherify's loyalty_card), with the code.
   reg.register('card', async ({ db, services, program, membership }) => {
     if (!membership) return null;
     const cards = await services.members.cards(db, [membership], new Map([[program.id, program]]));

@@ -155,7 +155,9 @@ export class Outbound {
     let result: SendResult;
     if (!channel || channel.deleted_at) {
       result = { ok: false, retryable: false, error: 'channel deleted' };
-    } else if (!claimed.system && (await this.optout.isOptedOut(db, claimed.to_number))) {
+    } else if (claimed.broadcast_id && (await this.optout.isOptedOut(db, claimed.to_number))) {
+      // Replies are checked when the inbound message arrives (and an opt-out cancels queued ones);
+      // broadcast messages can wait a while in the queue, so they are checked again here.
       await this.finish(claimed, 'cancelled', { error: 'opted_out' });
       return true;
     } else {

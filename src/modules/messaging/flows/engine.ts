@@ -213,9 +213,9 @@ export class Engine {
 
     return this.ctx.transaction(async (trx) => {
       const t = this.ctx.clock.nowIso();
-      if (session) await trx.updateTable('msg_conversations').set({ state: 'ended', updated_at: t }).where('id', '=', session.id).execute();
-      // Any other conversation of this number on this channel ends: one conversation at a time.
-      await trx.updateTable('msg_conversations').set({ state: 'ended', updated_at: t }).where('channel_id', '=', channel.id).where('phone', '=', phone).where('state', '=', 'waiting').execute();
+      // The conversation continued here (and any other of this number on this channel) ends:
+      // one conversation at a time; a wait step opens a new one below.
+      if (session || open || result.waitAt) await trx.updateTable('msg_conversations').set({ state: 'ended', updated_at: t }).where('channel_id', '=', channel.id).where('phone', '=', phone).where('state', '=', 'waiting').execute();
       let conversationId = session?.id ?? null;
       if (result.waitAt) {
         conversationId = newId('cnv');

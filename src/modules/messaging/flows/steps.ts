@@ -7,7 +7,7 @@ import type { CustomerRow } from '../../customers/service.ts';
 import type { ProgramRow } from '../../loyalties/service.ts';
 import { MembershipRace, type MembershipRow } from '../../members/service.ts';
 import type { ChannelRow } from '../channels.ts';
-import type { ContextRegistry } from '../context-providers.ts';
+import { extendScope, resolvePath, type ContextRegistry } from '../context-providers.ts';
 import { render } from '../templates.ts';
 import type { Condition, FlowDefinition, Step } from './definition.ts';
 
@@ -79,14 +79,13 @@ export class FlowRun {
   async vars(): Promise<Record<string, unknown>> {
     if (!this.context) {
       const { registry, services, program, channel, phone, text, tokens, keyword } = this.input;
-      const provided = await registry.build({ db: this.db, services, program, customer: this.customer, membership: this.membership });
-      this.context = {
-        ...provided,
+      const scope = registry.lazy({ db: this.db, services, program, customer: this.customer, membership: this.membership });
+      this.context = extendScope(scope, {
         sender: phone,
         channel: { id: channel.id, type: channel.type, provider: channel.provider, sender: channel.sender },
         message: { text, keyword, words: tokens, rest: this.input.rawTokens.slice(1).join(' ') },
         ...this.saved,
-      };
+      });
     }
     return this.context;
   }
@@ -189,23 +188,24 @@ export class FlowRun {
     if ('has_membership' in c) return (this.membership !== null) === c.has_membership;
     const vars = await this.vars();
     if ('balance_gte' in c) {
-      const balances = (vars.balances ?? {}) as Record<string, { balance: number; default: boolean }>;
+      const balances = ((await vars.balances) ?? {}) as Record<string, { balance: number; default: boolean }>;
       const b = c.balance ? balances[c.balance] : Object.values(balances).find((x) => x.default);
       return !!b && b.balance >= c.balance_gte;
     }
     if ('balance_gte_cheapest_reward' in c) {
-      const cheapest = getPath(vars.rewards, 'cheapest_cost');
-      const ok = typeof cheapest === 'number' && typeof vars.points === 'number' && vars.points >= cheapest;
+      const cheapest = getPath(await vars.rewards, 'cheapest_cost');
+      const points = await vars.points;
+      const ok = typeof cheapest === 'number' && typeof points === 'number' && points >= cheapest;
       return ok === c.balance_gte_cheapest_reward;
     }
     if ('tier_is' in c) {
-      const tier = vars.tier as { id?: string; name?: string } | null | undefined;
+      const tier = (await vars.tier) as { id?: string; name?: string } | null | undefined;
       if (!tier) return false;
       const want = c.tier_is.toLowerCase();
       return tier.name?.toLowerCase() === want || tier.id?.toLowerCase() === want;
     }
     if ('var' in c) {
-      const v = getPath(vars, c.var);
+      const v = await resolvePath(vars, c.var, getPath);
       if (c.exists !== undefined && (v !== undefined && v !== null) !== c.exists) return false;
       if (c.equals !== undefined && v !== c.equals) return false;
       if (c.gte !== undefined && !(typeof v === 'number' && v >= c.gte)) return false;
