@@ -8,6 +8,7 @@ import { SimulatorInbox } from './providers/simulator.ts';
 import { sendTwilio } from './providers/twilio.ts';
 import type { SendResult } from './providers/types.ts';
 import type { MsgMessagesTable } from './tables.ts';
+import { Limiter } from './limiter.ts';
 
 // Outbound messages are rows of msg_messages (direction 'out'). A reply is queued in the
 // transaction that handles the inbound message and sent right after it commits; a provider
@@ -38,11 +39,15 @@ export interface QueueInput {
   system?: boolean;
   status?: 'queued' | 'skipped';
   error?: string | null;
+  /** Queue it already claimed by this process, to be sent with `dispatch` right after commit. */
+  claimed?: boolean;
 }
 
 export class Outbound {
   readonly simulator = new SimulatorInbox();
   private inflight = new Set<Promise<unknown>>();
+  /** Sends in flight at once (each mostly waits on the provider). */
+  private sends = new Limiter(32);
 
   constructor(
     private ctx: AppContext,
@@ -61,11 +66,12 @@ export class Outbound {
       from_number: input.channel.sender,
       to_number: input.to,
       text: input.text,
-      status: input.status ?? 'queued',
+      status: input.claimed ? 'sending' : (input.status ?? 'queued'),
       error: input.error ?? null,
       attempts: 0,
       next_attempt_at: input.status === 'skipped' ? null : (input.sendAt ?? now),
-      locked_until: null,
+      // A claimed message whose process dies before sending is picked up when the lease expires.
+      locked_until: input.claimed ? new Date(this.ctx.clock.nowMs() + LEASE_MS).toISOString() : null,
       flow_id: input.flow_id ?? null,
       flow_version: input.flow_version ?? null,
       keyword: null,
@@ -87,12 +93,22 @@ export class Outbound {
 
   /** Sends these (just committed) messages now, in the background. */
   kick(ids: string[]): void {
-    for (const id of ids) this.track(this.sendOne(id));
+    for (const id of ids) this.track(this.sends.run(() => this.sendOne(id)));
   }
 
   /** Sends these messages now and waits for the outcome. */
   async sendNow(ids: string[]): Promise<void> {
     for (const id of ids) await this.track(this.sendOne(id));
+  }
+
+  /** Sends messages queued with `claimed: true` (just committed), in the background. */
+  dispatch(rows: MessageRow[], channel: ChannelRow): void {
+    for (const row of rows) this.track(this.sends.run(() => this.deliverClaimed(row, channel)));
+  }
+
+  /** Like dispatch, and waits for the outcome. */
+  async dispatchNow(rows: MessageRow[], channel: ChannelRow): Promise<void> {
+    for (const row of rows) await this.track(this.deliverClaimed(row, channel));
   }
 
   private track<T>(p: Promise<T>): Promise<T> {
@@ -152,6 +168,13 @@ export class Outbound {
       .executeTakeFirst();
     if (!claimed) return false;
     const channel = await db.selectFrom('msg_channels').selectAll().where('id', '=', claimed.channel_id).executeTakeFirst();
+    await this.deliverClaimed(claimed, channel);
+    return true;
+  }
+
+  private async deliverClaimed(claimed: MessageRow, channel: ChannelRow | undefined): Promise<void> {
+    const clock = this.ctx.clock;
+    const db = this.ctx.database.db;
     let result: SendResult;
     if (!channel || channel.deleted_at) {
       result = { ok: false, retryable: false, error: 'channel deleted' };
@@ -159,7 +182,7 @@ export class Outbound {
       // Replies are checked when the inbound message arrives (and an opt-out cancels queued ones);
       // broadcast messages can wait a while in the queue, so they are checked again here.
       await this.finish(claimed, 'cancelled', { error: 'opted_out' });
-      return true;
+      return;
     } else {
       result = await this.deliver(channel, claimed);
     }
@@ -178,7 +201,6 @@ export class Outbound {
       await this.finish(claimed, 'failed', { attempts, error: result.error });
       this.ctx.log.warn({ message_id: claimed.id, channel_id: claimed.channel_id, error: result.error }, 'message failed');
     }
-    return true;
   }
 
   private async finish(row: MessageRow, status: string, patch: Partial<MessageRow>): Promise<void> {
@@ -214,7 +236,7 @@ export class Outbound {
       .updateTable('msg_messages')
       .set({ status: 'sent', attempts: 1, sent_at: now, updated_at: now })
       .where('id', 'in', ids)
-      .where('status', '=', 'queued')
+      .where('status', 'in', ['queued', 'sending'])
       .execute();
   }
 

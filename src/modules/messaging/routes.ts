@@ -185,7 +185,8 @@ export function messagingRoutes(app: FastifyInstance, ctx: AppContext, services:
       const channel = await loadForCallback(req);
       const parsed = channel.provider === 'twilio' ? parseTwilioInbound(providerBody(req)) : parseInfobipInbound(providerBody(req));
       const results = await m.receive(channel, parsed);
-      const replyIds = results.flatMap((r) => r.replyIds);
+      const replies = results.flatMap((r) => r.replies);
+      const replyIds = replies.map((r) => r.id);
       if (channel.provider === 'twilio') {
         const mode = channelSettings(channel).twilio_reply;
         let texts: string[] = [];
@@ -195,12 +196,12 @@ export function messagingRoutes(app: FastifyInstance, ctx: AppContext, services:
           texts = replyIds.map((id) => byId.get(id) ?? '').filter(Boolean);
           await m.outbound.markSentInline(replyIds);
         } else {
-          m.outbound.kick(replyIds);
+          m.outbound.dispatch(replies, channel);
         }
         reply.header('content-type', 'text/xml; charset=utf-8').status(200).send(twiml(texts));
         return reply;
       }
-      m.outbound.kick(replyIds);
+      m.outbound.dispatch(replies, channel);
       return { received: parsed.length, duplicates: results.filter((r) => r.duplicate).length };
     },
   );
@@ -249,7 +250,7 @@ export function messagingRoutes(app: FastifyInstance, ctx: AppContext, services:
       else channel = await db.selectFrom('msg_channels').selectAll().where('provider', '=', 'simulator').where('deleted_at', 'is', null).orderBy('created_at').executeTakeFirst();
       if (!channel || channel.provider !== 'simulator') throw notFound('simulator channel', req.body.channel_id ?? '(any)');
       const [result] = await m.receive(channel, [{ providerMessageId: newId('sm'), from, to: channel.sender, text: req.body.text, kind: 'SIMULATOR' }]);
-      await m.outbound.sendNow(result.replyIds);
+      await m.outbound.dispatchNow(result.replies, channel);
       const rows = result.replyIds.length
         ? await db.selectFrom('msg_messages').select(['id', 'text', 'status']).where('id', 'in', result.replyIds).execute()
         : [];

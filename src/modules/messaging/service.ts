@@ -9,6 +9,7 @@ import { OptOutService } from './optout.ts';
 import { Outbound } from './outbound.ts';
 import type { InboundMessage } from './providers/types.ts';
 import { ReportService } from './reports.ts';
+import { Limiter } from './limiter.ts';
 
 /** The messaging module's service: channels, flows, the inbound engine, outbound queue, reports. */
 export class MessagingService {
@@ -20,12 +21,15 @@ export class MessagingService {
   readonly broadcasts: BroadcastService;
   readonly reports: ReportService;
   readonly context = new ContextRegistry();
+  /** Inbound messages in processing at once: 1 on SQLite (one writer anyway), 16 on PostgreSQL. */
+  private inbound: Limiter;
 
   constructor(
     private ctx: AppContext,
     services: Services,
   ) {
     registerCoreProviders(this.context);
+    this.inbound = new Limiter(ctx.database.dialect === 'sqlite' ? 1 : 16);
     this.channels = new ChannelService(ctx);
     this.flows = new FlowService(ctx, services);
     this.optout = new OptOutService(ctx);
@@ -46,7 +50,7 @@ export class MessagingService {
   /** Handles a batch of inbound messages of one channel. */
   async receive(channel: ChannelRow, messages: InboundMessage[]): Promise<ReceiveResult[]> {
     const out: ReceiveResult[] = [];
-    for (const m of messages) out.push(await this.engine.receive(channel, m));
+    for (const m of messages) out.push(await this.inbound.run(() => this.engine.receive(channel, m)));
     return out;
   }
 

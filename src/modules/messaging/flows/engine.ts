@@ -8,7 +8,7 @@ import { channelSettings, type ChannelRow } from '../channels.ts';
 import type { ContextRegistry } from '../context-providers.ts';
 import { consentIntent, normalizeKeyword, pickTrigger, rawTokens, tokenize } from '../keywords.ts';
 import type { OptOutService } from '../optout.ts';
-import type { Outbound } from '../outbound.ts';
+import type { MessageRow, Outbound } from '../outbound.ts';
 import type { InboundMessage } from '../providers/types.ts';
 import { render } from '../templates.ts';
 import type { FlowService, FlowVersion } from './service.ts';
@@ -25,6 +25,8 @@ import { FlowRun } from './steps.ts';
 export interface ReceiveResult {
   duplicate: boolean;
   messageId: string | null;
+  /** Replies, queued already claimed: hand them to `outbound.dispatch` (or answer them inline). */
+  replies: MessageRow[];
   replyIds: string[];
 }
 
@@ -83,14 +85,14 @@ export class Engine {
       })
       .onConflict((oc) => oc.column('inbound_key').doNothing())
       .executeTakeFirst();
-    if (Number(inserted.numInsertedOrUpdatedRows ?? 0n) === 0) return { duplicate: true, messageId: null, replyIds: [] };
+    if (Number(inserted.numInsertedOrUpdatedRows ?? 0n) === 0) return { duplicate: true, messageId: null, replies: [], replyIds: [] };
     try {
-      const replyIds = await this.process(channel, msg, id);
-      return { duplicate: false, messageId: id, replyIds };
+      const replies = await this.process(channel, msg, id);
+      return { duplicate: false, messageId: id, replies, replyIds: replies.map((r) => r.id) };
     } catch (err) {
       this.ctx.log.error({ err, message_id: id, channel_id: channel.id }, 'inbound message processing failed');
       await db.updateTable('msg_messages').set({ status: 'error', error: String((err as Error).message).slice(0, 500), updated_at: this.ctx.clock.nowIso() }).where('id', '=', id).execute();
-      return { duplicate: false, messageId: id, replyIds: [] };
+      return { duplicate: false, messageId: id, replies: [], replyIds: [] };
     }
   }
 
@@ -98,7 +100,7 @@ export class Engine {
     await trx.updateTable('msg_messages').set({ ...patch, updated_at: this.ctx.clock.nowIso() }).where('id', '=', id).execute();
   }
 
-  private async process(channel: ChannelRow, msg: InboundMessage, inboundId: string): Promise<string[]> {
+  private async process(channel: ChannelRow, msg: InboundMessage, inboundId: string): Promise<MessageRow[]> {
     const db = this.ctx.database.db;
     const settings = channelSettings(channel);
     const phone = msg.from;
@@ -108,9 +110,9 @@ export class Engine {
       return this.ctx.transaction(async (trx) => {
         await this.optout.record(trx, { phone, action: intent.action, channelId: channel.id, keyword: intent.word, messageId: inboundId });
         const text = intent.action === 'opt_out' ? settings.opt_out_reply : settings.opt_in_reply;
-        const out = await this.outbound.queue(trx, { channel, to: phone, text, system: true, in_reply_to: inboundId });
+        const out = await this.outbound.queue(trx, { channel, to: phone, text, system: true, in_reply_to: inboundId, claimed: true });
         await this.markInbound(inboundId, { status: 'processed', keyword: intent.word.toUpperCase() }, trx);
-        return [out.id];
+        return [out];
       });
     }
     if (await this.optout.isOptedOut(db, phone)) {
@@ -171,9 +173,9 @@ export class Engine {
       if (settings.catch_all_reply) {
         const text = await render(settings.catch_all_reply, { sender: phone, message: { text: msg.text } });
         return this.ctx.transaction(async (trx) => {
-          const out = await this.outbound.queue(trx, { channel, to: phone, text, in_reply_to: inboundId });
+          const out = await this.outbound.queue(trx, { channel, to: phone, text, in_reply_to: inboundId, claimed: true });
           await this.markInbound(inboundId, { status: 'unmatched' }, trx);
-          return [out.id];
+          return [out];
         });
       }
       await this.markInbound(inboundId, { status: 'unmatched' });
@@ -237,7 +239,7 @@ export class Engine {
           })
           .execute();
       }
-      const ids: string[] = [];
+      const rows: MessageRow[] = [];
       for (const text of result.replies) {
         const out = await this.outbound.queue(trx, {
           channel,
@@ -250,8 +252,9 @@ export class Engine {
           program_id: program.id,
           customer_id: result.customer?.id ?? null,
           membership_id: result.membership?.id ?? null,
+          claimed: true,
         });
-        ids.push(out.id);
+        rows.push(out);
       }
       await this.markInbound(
         inboundId,
@@ -267,7 +270,7 @@ export class Engine {
         },
         trx,
       );
-      return ids;
+      return rows;
     });
   }
 
