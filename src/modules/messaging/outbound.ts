@@ -46,6 +46,8 @@ export interface QueueInput {
 export class Outbound {
   readonly simulator = new SimulatorInbox();
   private inflight = new Set<Promise<unknown>>();
+  private outcomes: { id: string; set: Partial<MessageRow>; resolve: () => void; reject: (err: unknown) => void }[] = [];
+  private flushing = false;
   /** Sends in flight at once (each mostly waits on the provider). */
   private sends = new Limiter(32);
 
@@ -203,13 +205,36 @@ export class Outbound {
     }
   }
 
-  private async finish(row: MessageRow, status: string, patch: Partial<MessageRow>): Promise<void> {
-    await this.ctx.database.db
-      .updateTable('msg_messages')
-      .set({ ...patch, status, locked_until: null, updated_at: this.ctx.clock.nowIso() })
-      .where('id', '=', row.id)
-      .where('status', '=', 'sending')
-      .execute();
+  /**
+   * Records the outcome of a send. Outcomes that arrive together are written in one transaction
+   * (one commit for many messages under load; no delay when alone).
+   */
+  private finish(row: MessageRow, status: string, patch: Partial<MessageRow>): Promise<void> {
+    return new Promise<void>((resolve, reject) => {
+      this.outcomes.push({ id: row.id, set: { ...patch, status, locked_until: null }, resolve, reject });
+      if (!this.flushing) {
+        this.flushing = true;
+        setImmediate(() => void this.flushOutcomes());
+      }
+    });
+  }
+
+  private async flushOutcomes(): Promise<void> {
+    const batch = this.outcomes.splice(0);
+    try {
+      await this.ctx.transaction(async (trx) => {
+        const now = this.ctx.clock.nowIso();
+        for (const o of batch) {
+          await trx.updateTable('msg_messages').set({ ...o.set, updated_at: now }).where('id', '=', o.id).where('status', '=', 'sending').execute();
+        }
+      });
+      for (const o of batch) o.resolve();
+    } catch (err) {
+      for (const o of batch) o.reject(err);
+    } finally {
+      if (this.outcomes.length > 0) setImmediate(() => void this.flushOutcomes());
+      else this.flushing = false;
+    }
   }
 
   private async deliver(channel: ChannelRow, row: MessageRow): Promise<SendResult> {

@@ -2,6 +2,7 @@ import type { AppContext } from '../../../context.ts';
 import { newId } from '../../../lib/ids.ts';
 import { fromJson, toJson } from '../../../lib/json.ts';
 import type { Services } from '../../../services.ts';
+import type { Executor } from '../../../storage/db.ts';
 import type { CustomerRow } from '../../customers/service.ts';
 import type { MembershipRow } from '../../members/service.ts';
 import { channelSettings, type ChannelRow } from '../channels.ts';
@@ -38,7 +39,11 @@ interface Session {
   vars: { customer_id?: string | null; membership_id?: string | null; saved?: Record<string, unknown> };
 }
 
+class DuplicateInbound extends Error {}
+
 export class Engine {
+  private pending = new Map<string, MessageRow>();
+
   constructor(
     private ctx: AppContext,
     private services: Services,
@@ -52,52 +57,71 @@ export class Engine {
     const db = this.ctx.database.db;
     const now = this.ctx.clock.nowIso();
     const id = newId('msg');
-    const inserted = await db
-      .insertInto('msg_messages')
-      .values({
-        id,
-        channel_id: channel.id,
-        direction: 'in',
-        inbound_key: `${channel.id}:${msg.providerMessageId}`,
-        provider_message_id: msg.providerMessageId,
-        from_number: msg.from,
-        to_number: msg.to || channel.sender,
-        text: msg.text,
-        status: 'received',
-        error: null,
-        attempts: 0,
-        next_attempt_at: null,
-        locked_until: null,
-        flow_id: null,
-        flow_version: null,
-        keyword: null,
-        conversation_id: null,
-        broadcast_id: null,
-        in_reply_to: null,
-        program_id: null,
-        customer_id: null,
-        membership_id: null,
-        system: 0,
-        created_at: now,
-        updated_at: now,
-        sent_at: null,
-        delivered_at: null,
-      })
-      .onConflict((oc) => oc.column('inbound_key').doNothing())
-      .executeTakeFirst();
-    if (Number(inserted.numInsertedOrUpdatedRows ?? 0n) === 0) return { duplicate: true, messageId: null, replies: [], replyIds: [] };
+    const inboundKey = `${channel.id}:${msg.providerMessageId}`;
+    // A provider retry of a message already stored stops here. Two copies racing past this check
+    // are settled by the unique index when the inbound row is written with the replies.
+    const seen = await db.selectFrom('msg_messages').select('id').where('inbound_key', '=', inboundKey).executeTakeFirst();
+    if (seen) return { duplicate: true, messageId: null, replies: [], replyIds: [] };
+    const row: MessageRow = {
+      id,
+      channel_id: channel.id,
+      direction: 'in',
+      inbound_key: inboundKey,
+      provider_message_id: msg.providerMessageId,
+      from_number: msg.from,
+      to_number: msg.to || channel.sender,
+      text: msg.text,
+      status: 'received',
+      error: null,
+      attempts: 0,
+      next_attempt_at: null,
+      locked_until: null,
+      flow_id: null,
+      flow_version: null,
+      keyword: null,
+      conversation_id: null,
+      broadcast_id: null,
+      in_reply_to: null,
+      program_id: null,
+      customer_id: null,
+      membership_id: null,
+      system: 0,
+      created_at: now,
+      updated_at: now,
+      sent_at: null,
+      delivered_at: null,
+    };
+    this.pending.set(id, row);
     try {
       const replies = await this.process(channel, msg, id);
       return { duplicate: false, messageId: id, replies, replyIds: replies.map((r) => r.id) };
     } catch (err) {
+      if (err instanceof DuplicateInbound) return { duplicate: true, messageId: null, replies: [], replyIds: [] };
       this.ctx.log.error({ err, message_id: id, channel_id: channel.id }, 'inbound message processing failed');
-      await db.updateTable('msg_messages').set({ status: 'error', error: String((err as Error).message).slice(0, 500), updated_at: this.ctx.clock.nowIso() }).where('id', '=', id).execute();
+      await db
+        .insertInto('msg_messages')
+        .values({ ...row, status: 'error', error: String((err as Error).message).slice(0, 500), updated_at: this.ctx.clock.nowIso() })
+        .onConflict((oc) => oc.column('inbound_key').doNothing())
+        .execute();
       return { duplicate: false, messageId: id, replies: [], replyIds: [] };
+    } finally {
+      this.pending.delete(id);
     }
   }
 
-  private async markInbound(id: string, patch: Record<string, unknown>, trx = this.ctx.database.db) {
-    await trx.updateTable('msg_messages').set({ ...patch, updated_at: this.ctx.clock.nowIso() }).where('id', '=', id).execute();
+  /**
+   * Stores the inbound message with its outcome, in the transaction that stores the replies (one
+   * commit per message). Throws DuplicateInbound (rolling the transaction back) when a copy of the
+   * same provider message got there first.
+   */
+  private async markInbound(id: string, patch: Partial<MessageRow>, trx: Executor = this.ctx.database.db) {
+    const row = this.pending.get(id)!;
+    const res = await trx
+      .insertInto('msg_messages')
+      .values({ ...row, ...patch, updated_at: this.ctx.clock.nowIso() })
+      .onConflict((oc) => oc.column('inbound_key').doNothing())
+      .executeTakeFirst();
+    if (Number(res.numInsertedOrUpdatedRows ?? 0n) === 0) throw new DuplicateInbound();
   }
 
   private async process(channel: ChannelRow, msg: InboundMessage, inboundId: string): Promise<MessageRow[]> {
