@@ -11,6 +11,7 @@ import { infobipBaseUrl } from './providers/infobip.ts';
 import { verifyTwilioSignature } from './providers/twilio.ts';
 import type { ChannelCredentials, ChannelForSend } from './providers/types.ts';
 import type { MsgChannelsTable } from './tables.ts';
+import { TtlCache } from './cache.ts';
 
 // Channels: one provider account and number. Credentials and inbound secrets are write-only:
 // stored, used, never returned, never logged.
@@ -108,7 +109,15 @@ function safeEqual(a: string, b: string): boolean {
 }
 
 export class ChannelService {
+  /** Channels by id for provider callbacks and sends (cleared by this process's own writes). */
+  private cache = new TtlCache<ChannelRow | null>(5000);
+
   constructor(private ctx: AppContext) {}
+
+  /** A channel for the hot path (callbacks): cached for a few seconds. */
+  async findCached(db: Executor, id: string): Promise<ChannelRow | undefined> {
+    return (await this.cache.getOr(id, async () => (await this.find(db, id)) ?? null)) ?? undefined;
+  }
 
   private async validate(input: ChannelInput, current?: ChannelRow): Promise<void> {
     const provider = (input.provider ?? current?.provider) as Provider;
@@ -182,6 +191,7 @@ export class ChannelService {
     if (input.public_url !== undefined) patch.public_url = input.public_url;
     if (input.settings !== undefined) patch.settings = toJson({ ...fromJson(row.settings, {}), ...input.settings });
     await db.updateTable('msg_channels').set(patch).where('id', '=', row.id).execute();
+    this.cache.delete(row.id);
     return { ...row, ...patch };
   }
 
@@ -204,6 +214,7 @@ export class ChannelService {
 
   async softDelete(db: Executor, row: ChannelRow): Promise<void> {
     await db.updateTable('msg_channels').set({ deleted_at: this.ctx.clock.nowIso() }).where('id', '=', row.id).execute();
+    this.cache.delete(row.id);
   }
 
   forSend(row: ChannelRow): ChannelForSend {

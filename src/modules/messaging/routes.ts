@@ -163,7 +163,7 @@ export function messagingRoutes(app: FastifyInstance, ctx: AppContext, services:
 
   // ---------- provider callbacks (public: each verifies the provider) ----------
   const loadForCallback = async (req: FastifyRequest<{ Params: { channelId: string } }>): Promise<ChannelRow> => {
-    const channel = await m.channels.find(db, req.params.channelId);
+    const channel = await m.channels.findCached(db, req.params.channelId);
     // Unknown channel and bad credentials look alike to a caller without credentials.
     if (!channel || channel.provider === 'simulator') throw new ApiError(404, 'channel_not_found', 'Resource not found', `Cannot find channel with id ${req.params.channelId}`);
     m.channels.verifyCallback(channel, req);

@@ -7,6 +7,7 @@ import type { Executor } from '../../../storage/db.ts';
 import { normalizeKeyword } from '../keywords.ts';
 import type { MsgFlowsTable } from '../tables.ts';
 import { validateDefinition, type FlowDefinition } from './definition.ts';
+import { TtlCache } from '../cache.ts';
 
 // Flows and their versions. Saving (create, update, clone) writes a new immutable version and
 // re-indexes the triggers of the current one; conversations keep the version they started on.
@@ -22,11 +23,23 @@ export interface FlowVersion {
 
 export class FlowService {
   private versionCache = new Map<string, FlowVersion>();
+  /** Trigger candidates per (keyword, channel): cached 2 s, cleared by this process's flow writes. */
+  private candidateCache = new TtlCache<Candidate[]>(2000);
+
+  private triggersChanged = false;
 
   constructor(
     private ctx: AppContext,
     private services: Services,
-  ) {}
+  ) {
+    // Cleared again once the change is committed, so no concurrent read re-caches the old triggers.
+    ctx.signals.on('committed', () => {
+      if (this.triggersChanged) {
+        this.triggersChanged = false;
+        this.candidateCache.clear();
+      }
+    });
+  }
 
   present(row: FlowRow, v: FlowVersion) {
     return {
@@ -78,6 +91,8 @@ export class FlowService {
 
   /** Replaces the flow's trigger index; refuses a keyword another active flow already answers the same way. */
   private async indexTriggers(trx: Executor, flowId: string, def: FlowDefinition): Promise<void> {
+    this.candidateCache.clear();
+    this.triggersChanged = true;
     await trx.deleteFrom('msg_triggers').where('flow_id', '=', flowId).execute();
     if (def.active === false) return;
     const now = this.ctx.clock.nowIso();
@@ -165,6 +180,8 @@ export class FlowService {
   async softDelete(trx: Executor, row: FlowRow): Promise<void> {
     await trx.updateTable('msg_flows').set({ deleted_at: this.ctx.clock.nowIso(), active: 0 }).where('id', '=', row.id).execute();
     await trx.deleteFrom('msg_triggers').where('flow_id', '=', row.id).execute();
+    this.candidateCache.clear();
+    this.triggersChanged = true;
   }
 
   async list(db: Executor, q: { limit: number; page: number; program_id?: string }) {
@@ -176,16 +193,28 @@ export class FlowService {
   }
 
   /** Triggers that could answer this first token on this channel (keyword or catch-all). */
-  async candidates(db: Executor, keyword: string | null, channelId: string) {
-    const keywords = keyword ? [keyword, '*'] : ['*'];
-    return db
-      .selectFrom('msg_triggers as t')
-      .innerJoin('msg_flows as f', 'f.id', 't.flow_id')
-      .select(['t.flow_id', 't.keyword', 't.alias', 't.match', 't.channel_id', 't.created_at', 'f.current_version'])
-      .where('t.keyword', 'in', keywords)
-      .where('t.channel_id', 'in', [channelId, ''])
-      .where('f.deleted_at', 'is', null)
-      .where('f.active', '=', 1)
-      .execute();
+  async candidates(db: Executor, keyword: string | null, channelId: string): Promise<Candidate[]> {
+    return this.candidateCache.getOr(`${channelId}\u0000${keyword ?? ''}`, () => {
+      const keywords = keyword ? [keyword, '*'] : ['*'];
+      return db
+        .selectFrom('msg_triggers as t')
+        .innerJoin('msg_flows as f', 'f.id', 't.flow_id')
+        .select(['t.flow_id', 't.keyword', 't.alias', 't.match', 't.channel_id', 't.created_at', 'f.current_version'])
+        .where('t.keyword', 'in', keywords)
+        .where('t.channel_id', 'in', [channelId, ''])
+        .where('f.deleted_at', 'is', null)
+        .where('f.active', '=', 1)
+        .execute();
+    });
   }
+}
+
+export interface Candidate {
+  flow_id: string;
+  keyword: string;
+  alias: string;
+  match: string;
+  channel_id: string;
+  created_at: string;
+  current_version: number;
 }
