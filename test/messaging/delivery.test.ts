@@ -118,6 +118,24 @@ describe('messaging delivery: dedup, retries, reports, opt-out, broadcasts, repo
     assert.equal(infobip.failures.length, 0);
   });
 
+  it('a claimed message whose process died is sent once its lease expires', async () => {
+    const phone = '+385912000009';
+    const ch = await infobipChannel();
+    const row = await t.server.ctx.transaction(async (trx) => {
+      const channel = await t.server.services.messaging.channels.get(trx, ch.id);
+      return outbound().queue(trx, { channel, to: phone, text: 'left behind', claimed: true });
+    });
+    // Never dispatched (the process "died"): nothing happens before the lease expires.
+    assert.equal(await outbound().tick(), 0);
+    clockOf(t).advance(60_001);
+    assert.equal(await outbound().tick(), 1);
+    await outbound().drain();
+    assert.equal(infobip.sent.at(-1)!.text, 'left behind');
+    const [m] = await messages(`channel_id=${ch.id}&direction=out`);
+    assert.equal(m.id, row.id);
+    assert.equal(m.status, 'sent');
+  });
+
   it('delivery reports update the stored status (Infobip and Twilio)', async () => {
     const phone = '+385912000003';
     const { program } = await seedMember(t, { phone, points: 10 });

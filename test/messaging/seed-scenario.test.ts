@@ -99,6 +99,33 @@ describe('seed scenario: POINTS over real provider wire formats', () => {
     sent = infobip.sent[n];
     assert.match(sent.text, /\b2641\b/);
     assert.match(sent.text, /redeem/i);
+
+    // A list item titled with an alias works too; an image (no text) gets no balance.
+    n = infobip.sent.length;
+    await post(infobipWhatsapp(MEMBER_PHONE, '441134960000', { type: 'INTERACTIVE_LIST_REPLY', id: 'row-1', title: 'Balance' }));
+    await infobip.waitForSent(n + 1);
+    assert.match(infobip.sent[n].text, /\b2641\b/);
+    n = infobip.sent.length;
+    await post(infobipWhatsapp(MEMBER_PHONE, '441134960000', { type: 'IMAGE', url: 'https://example.com/x.jpg' }));
+    await t.server.services.messaging.outbound.drain();
+    assert.equal(infobip.sent.length, n);
+  });
+
+  it('Twilio WhatsApp: whatsapp: addresses both ways', async () => {
+    const ch = await createChannel(t, {
+      provider: 'twilio',
+      type: 'whatsapp',
+      sender: '+14155238886',
+      credentials: { account_sid: twilio.accountSid, auth_token: twilio.authToken, base_url: twilio.url },
+    });
+    const url = `${t.url}/v1/channels/${ch.id}/inbound`;
+    const params = { ...twilio.inboundParams(`whatsapp:${MEMBER_PHONE}`, 'whatsapp:+14155238886', 'Points'), ProfileName: 'Ana' };
+    const n = twilio.sent.length;
+    assert.equal((await postTwilio(url, params, twilio.sign(url, params))).status, 200);
+    await twilio.waitForSent(n + 1);
+    assert.equal(twilio.sent[n].to, `whatsapp:${MEMBER_PHONE}`);
+    assert.equal(twilio.sent[n].from, 'whatsapp:+14155238886');
+    assert.match(twilio.sent[n].body, /\b2641\b/);
   });
 
   it('Twilio SMS (REST reply): signed webhook → Messages.json to that number', async () => {
