@@ -117,9 +117,42 @@ export async function ingestActivity(ctx: AppContext, trx: Executor, services: S
 
     const programIds = input.loyaltyCode ? cards.map((c) => c.program_id) : [...byProgram.keys()];
     if (programIds.length > 0) {
-      const programs = await trx.selectFrom('programs').selectAll().where('id', 'in', programIds).where('deleted_at', 'is', null).execute();
-      const definitions = await trx.selectFrom('balance_definitions').selectAll().where('program_id', 'in', programIds).where('is_default', '=', 1).execute();
-      const defOf = new Map<string, BalanceDefinitionRow>(definitions.map((d) => [d.program_id, d]));
+      // Programs and their default balance definitions in one query.
+      const joined = await trx
+        .selectFrom('programs as p')
+        .innerJoin('balance_definitions as d', (j) => j.onRef('d.program_id', '=', 'p.id').on('d.is_default', '=', 1))
+        .selectAll('p')
+        .select([
+          'd.id as d_id',
+          'd.name as d_name',
+          'd.unit as d_unit',
+          'd.min_value as d_min_value',
+          'd.max_value as d_max_value',
+          'd.expiration as d_expiration',
+          'd.metadata as d_metadata',
+          'd.created_at as d_created_at',
+          'd.updated_at as d_updated_at',
+        ])
+        .where('p.id', 'in', programIds)
+        .where('p.deleted_at', 'is', null)
+        .execute();
+      const defOf = new Map<string, BalanceDefinitionRow>();
+      const programs: ProgramRow[] = joined.map(({ d_id, d_name, d_unit, d_min_value, d_max_value, d_expiration, d_metadata, d_created_at, d_updated_at, ...p }) => {
+        defOf.set(p.id, {
+          id: d_id,
+          program_id: p.id,
+          name: d_name,
+          unit: d_unit,
+          min_value: d_min_value,
+          max_value: d_max_value,
+          is_default: 1,
+          expiration: d_expiration,
+          metadata: d_metadata,
+          created_at: d_created_at,
+          updated_at: d_updated_at,
+        });
+        return p;
+      });
       const nowIso = ctx.clock.nowIso();
       const live = (p: ProgramRow) => p.active === 1 && (!p.start_date || p.start_date <= nowIso) && (!p.expiration_date || p.expiration_date > nowIso);
       const cardOf = new Map<string, MembershipRow>();

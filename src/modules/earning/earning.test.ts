@@ -136,6 +136,12 @@ describe('earning rules and ingestion', () => {
     assert.equal(again.body.earned, undefined);
     const code = mine(paid.body.earned, p.id).code;
     assert.equal((await card(code)).loyalty_card.balance, 22335);
+    // One ledger entry for the order, whose details list each rule's share.
+    const txs = (await t.api('GET', `/v1/loyalties/members/${code}/transactions`)).body.data;
+    assert.equal(txs.length, 1);
+    assert.equal(txs[0].details.calculation.type, 'SUM');
+    assert.deepEqual(txs[0].details.earning_rules.map((r: any) => r.points).sort((a: number, b: number) => a - b), [5, 30, 300, 2000, 20000]);
+    assert.equal(txs[0].details.order.id, created.body.id);
     const direct = await t.api('POST', '/v1/orders', { source_id: `o2-${sid}`, status: 'PAID', customer: sid, amount: 1000 });
     assert.equal(mine(direct.body.earned, p.id).points, 1 + 10 + 20000);
     assert.equal((await t.api('GET', `/v1/orders/o2-${sid}`)).body.status, 'PAID');

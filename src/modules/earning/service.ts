@@ -69,6 +69,23 @@ export interface ActivityRef {
 
 const CACHE_TTL_MS = 5000;
 
+interface Credit {
+  rule: CompiledRule;
+  points: number;
+  details: Record<string, unknown>;
+  explanation: string;
+  expiration: ExpirationRules | null;
+}
+
+const ruleDetail = (c: Credit) => ({
+  earning_rule: c.details.earning_rule,
+  points: c.points,
+  loyalty_tier: c.details.loyalty_tier,
+  multipliers: c.details.multipliers,
+  calculation: c.details.calculation,
+  explanation: c.explanation,
+});
+
 export function presentRule(row: EarningRuleRow) {
   const d = fromJson<RuleDefinition>(row.definition, {} as RuleDefinition);
   return {
@@ -280,6 +297,7 @@ export class EarningService {
     const pt = facts.tierIds.length ? await this.svc.tiers.programTiers(trx, program.id) : null;
     const holderTier = pt ? (pt.tierById.get(facts.tierIds.find((id) => pt.tierById.get(id)?.group.is_default === 1) ?? facts.tierIds[0])?.tier ?? null) : null;
     let balanceLocked = false;
+    const credits: Credit[] = [];
     for (const rule of rules) {
       const def = rule.def;
       const skip = (reason: string) => skipped.push({ campaign_id: program.id, earning_rule_id: rule.row.id, reason });
@@ -393,21 +411,49 @@ export class EarningService {
         accruals.push({ campaign_id: program.id, voucher_id: membership.id, code: membership.code, earning_rule_id: rule.row.id, points, status: 'PENDING', pending_points_id: pending.id, activates_at: activatesAt, explanation });
         continue;
       }
+      credits.push({ rule, points, details, explanation, expiration: (def.expiration_rules as unknown as ExpirationRules | undefined) ?? null });
+    }
+    // One ledger entry per card and activity (per distinct expiration rules): its details list every
+    // rule that contributed, with its calculation, multipliers and tier mapping.
+    const groups = new Map<string, typeof credits>();
+    for (const c of credits) {
+      const k = JSON.stringify(c.expiration);
+      groups.set(k, [...(groups.get(k) ?? []), c]);
+    }
+    for (const group of groups.values()) {
+      const total = group.reduce((s, c) => s + c.points, 0);
+      const first = group[0];
+      const details: Record<string, unknown> =
+        group.length === 1
+          ? { ...first.details, earning_rules: [ruleDetail(first)] }
+          : {
+              earning_rule: first.details.earning_rule,
+              earning_rules: group.map(ruleDetail),
+              event: activity.event,
+              ...(activity.order ? { order: activity.order } : {}),
+              loyalty_tier: group.map((c) => c.details.loyalty_tier).find(Boolean) ?? null,
+              holder_loyalty_tier: tierRef(holderTier),
+              multipliers: group.flatMap((c) => (c.details.multipliers as Record<string, unknown>[]).map((m) => ({ ...m, earning_rule_id: c.rule.row.id }))),
+              calculation: { type: 'SUM', points: total },
+              explanation: group.map((c) => `${c.rule.def.source?.banner ?? c.rule.row.id}: ${c.explanation}`).join('; '),
+            };
       const result = await this.svc.ledger.applyChange(trx, {
         program,
         membership,
         definition,
-        points,
+        points: total,
         type: 'POINTS_ACCRUAL',
         operation_type: 'AUTOMATIC',
-        reason: def.source?.banner ?? `Earning rule ${rule.row.id}`,
+        reason: group.map((c) => c.rule.def.source?.banner ?? `Earning rule ${c.rule.row.id}`).join(', '),
         source: 'earning_rule',
         source_id: activity.source_event_id,
         source_event_id: activity.source_event_id ?? activity.id,
         details,
-        expiration_rules: (def.expiration_rules as unknown as ExpirationRules | undefined) ?? null,
+        expiration_rules: first.expiration,
       });
-      accruals.push({ campaign_id: program.id, voucher_id: membership.id, code: membership.code, earning_rule_id: rule.row.id, points, status: 'ACCRUED', transaction_id: result.entry.id, explanation });
+      for (const c of group) {
+        accruals.push({ campaign_id: program.id, voucher_id: membership.id, code: membership.code, earning_rule_id: c.rule.row.id, points: c.points, status: 'ACCRUED', transaction_id: result.entry.id, explanation: c.explanation });
+      }
     }
     return { accruals, skipped };
   }
