@@ -153,8 +153,9 @@ export async function ingestActivity(ctx: AppContext, trx: Executor, services: S
         });
         return p;
       });
-      const nowIso = ctx.clock.nowIso();
-      const live = (p: ProgramRow) => p.active === 1 && (!p.start_date || p.start_date <= nowIso) && (!p.expiration_date || p.expiration_date > nowIso);
+      const nowMs = ctx.clock.nowMs();
+      const live = (p: ProgramRow) =>
+        p.active === 1 && (!p.start_date || Date.parse(p.start_date) <= nowMs) && (!p.expiration_date || Date.parse(p.expiration_date) > nowMs);
       const cardOf = new Map<string, MembershipRow>();
       for (const c of cards) if (!cardOf.has(c.program_id)) cardOf.set(c.program_id, c);
 
