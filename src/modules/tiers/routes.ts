@@ -28,6 +28,7 @@ const tierBody = {
     tier_group_id: { type: 'string', description: 'Tally: the tier group (default group when absent)' },
   },
 };
+const { tier_group_id: _group, ...tierUpdateProps } = tierBody.properties;
 const policy = {
   type: ['object', 'null'],
   required: ['qualification_type'],
@@ -113,6 +114,25 @@ export function tierRoutes(app: FastifyInstance, ctx: AppContext, services: Serv
       const t = await tiers.getTier(db(), program, req.params.tierId);
       return presentTier(t, await tiers.getGroup(db(), program, t.tier_group_id));
     },
+  );
+
+  app.put<{ Params: { campaignId: string; tierId: string }; Body: Partial<TierInput> }>(
+    '/v1/loyalties/:campaignId/tiers/:tierId',
+    {
+      schema: {
+        tags: ['tiers'],
+        summary: 'Update a tier (Tally): name, points range, earning rule mappings, metadata',
+        params: tierParams,
+        body: { type: 'object', properties: tierUpdateProps },
+        response: { 200: tierSchema },
+      },
+    },
+    async (req) =>
+      ctx.transaction(async (trx) => {
+        const program = await services.programs.get(trx, req.params.campaignId);
+        const t = await tiers.updateTier(trx, program, await tiers.getTier(trx, program, req.params.tierId), req.body);
+        return presentTier(t, await tiers.getGroup(trx, program, t.tier_group_id));
+      }),
   );
 
   app.get<{ Params: { campaignId: string; tierId: string } }>(

@@ -238,7 +238,6 @@ export class TierService {
     const now = this.ctx.clock.nowIso();
     const rows: TierRow[] = [];
     const existing = await db.selectFrom('tiers').selectAll().where('program_id', '=', program.id).execute();
-    const rules = new Set((await db.selectFrom('earning_rules').select('id').where('program_id', '=', program.id).execute()).map((r) => r.id));
     for (const [i, input] of inputs.entries()) {
       const field = `[${i}]`;
       const group = input.tier_group_id ? await this.getGroup(db, program, input.tier_group_id) : dflt;
@@ -249,11 +248,7 @@ export class TierService {
         (t) => t.tier_group_id === group.id && from <= (t.points_to === null ? Infinity : Number(t.points_to)) && Number(t.points_from) <= (to ?? Infinity),
       );
       if (overlaps) throw conflict('tier_overlap', 'Tier ranges overlap', `${field} "${input.name}" (${from}-${to ?? '∞'}) overlaps tier "${overlaps.name}" of the same tier group`);
-      for (const [ruleId, m] of Object.entries(input.earning_rules ?? {})) {
-        if (!rules.has(ruleId)) throw badRequest('invalid_tier', 'Invalid tier', `${field}.earning_rules: ${ruleId} is not an earning rule of this program`, [{ field: `${field}.earning_rules.${ruleId}`, message: 'unknown earning rule' }]);
-        const ok = m && ((m.type === 'MULTIPLY' && typeof m.multiplier === 'number' && m.multiplier > 0) || (m.type === 'CUSTOM' && Number.isSafeInteger(m.points) && m.points >= 0));
-        if (!ok) throw badRequest('invalid_tier', 'Invalid tier', `${field}.earning_rules.${ruleId} must be {type: MULTIPLY, multiplier > 0} or {type: CUSTOM, points >= 0}`, [{ field: `${field}.earning_rules.${ruleId}`, message: 'invalid mapping' }]);
-      }
+      await this.checkMappings(db, program, input.earning_rules ?? {}, `${field}.earning_rules`);
       rows.push({
         id: newId('ltr'),
         program_id: program.id,
@@ -271,6 +266,36 @@ export class TierService {
     if (rows.length) await db.insertInto('tiers').values(rows).execute();
     this.invalidate(program.id);
     return rows;
+  }
+
+  /** Changes a tier (name, range, mappings, metadata). Members move on their next balance change or evaluation. */
+  async updateTier(db: Executor, program: ProgramRow, tier: TierRow, input: Partial<TierInput>): Promise<TierRow> {
+    const from = input.points?.from ?? Number(tier.points_from);
+    const to = input.points ? (input.points.to ?? null) : tier.points_to === null ? null : Number(tier.points_to);
+    if (to !== null && to < from) throw badRequest('invalid_tier', 'Invalid tier', 'points.to must be >= points.from', [{ field: 'points.to', message: 'must be >= points.from' }]);
+    const others = await db.selectFrom('tiers').selectAll().where('tier_group_id', '=', tier.tier_group_id).where('id', '!=', tier.id).execute();
+    const overlaps = others.find((t) => from <= (t.points_to === null ? Infinity : Number(t.points_to)) && Number(t.points_from) <= (to ?? Infinity));
+    if (overlaps) throw conflict('tier_overlap', 'Tier ranges overlap', `${from}-${to ?? '∞'} overlaps tier "${overlaps.name}" of the same tier group`);
+    if (input.earning_rules) await this.checkMappings(db, program, input.earning_rules, 'earning_rules');
+    const patch: Partial<TierRow> = { points_from: from, points_to: to, updated_at: this.ctx.clock.nowIso() };
+    if (input.name !== undefined) patch.name = input.name;
+    if (input.earning_rules !== undefined) patch.earning_rules = toJson(input.earning_rules);
+    if (input.rewards !== undefined) patch.rewards = toJson(input.rewards);
+    if (input.metadata !== undefined) patch.metadata = toJson(input.metadata ?? {});
+    await db.updateTable('tiers').set(patch).where('id', '=', tier.id).execute();
+    this.invalidate(program.id);
+    return { ...tier, ...patch };
+  }
+
+  private async checkMappings(db: Executor, program: ProgramRow, mappings: Record<string, TierMapping>, field: string) {
+    const ids = Object.keys(mappings);
+    if (ids.length === 0) return;
+    const known = new Set((await db.selectFrom('earning_rules').select('id').where('program_id', '=', program.id).where('id', 'in', ids).execute()).map((r) => r.id));
+    for (const [ruleId, m] of Object.entries(mappings)) {
+      if (!known.has(ruleId)) throw badRequest('invalid_tier', 'Invalid tier', `${field}: ${ruleId} is not an earning rule of this program`, [{ field: `${field}.${ruleId}`, message: 'unknown earning rule' }]);
+      const ok = m && ((m.type === 'MULTIPLY' && typeof m.multiplier === 'number' && m.multiplier > 0) || (m.type === 'CUSTOM' && Number.isSafeInteger(m.points) && m.points >= 0));
+      if (!ok) throw badRequest('invalid_tier', 'Invalid tier', `${field}.${ruleId} must be {type: MULTIPLY, multiplier > 0} or {type: CUSTOM, points >= 0}`, [{ field: `${field}.${ruleId}`, message: 'invalid mapping' }]);
+    }
   }
 
   async getTier(db: Executor, program: ProgramRow, id: string): Promise<TierRow> {

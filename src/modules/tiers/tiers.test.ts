@@ -100,8 +100,13 @@ describe('tiers', () => {
     ]);
     assert.equal(mapped.status, 409); // overlaps Gold (500+)
     // Silver doubles the rule; Gold members also get the gold-only rule.
-    await t.server.ctx.database.db.updateTable('tiers').set({ earning_rules: JSON.stringify({ [rule.id]: { type: 'MULTIPLY', multiplier: 2 } }) }).where('id', '=', silver.id).execute();
-    t.server.services.tiers.invalidate(p.id);
+    const put = await t.api('PUT', `/v1/loyalties/${p.id}/tiers/${silver.id}`, { earning_rules: { [rule.id]: { type: 'MULTIPLY', multiplier: 2 } } });
+    assert.equal(put.status, 200, JSON.stringify(put.body));
+    assert.deepEqual(put.body.points, { from: 100, to: 499 });
+    assert.equal((await t.api('PUT', `/v1/loyalties/${p.id}/tiers/${silver.id}`, { earning_rules: { ern_nope: { type: 'CUSTOM', points: 1 } } })).status, 400);
+    assert.equal((await t.api('PUT', `/v1/loyalties/${p.id}/tiers/${silver.id}`, { points: { from: 100, to: 600 } })).status, 409);
+    const mappedRules = await t.api('GET', `/v1/loyalties/${p.id}/tiers/${silver.id}/earning-rules`);
+    assert.deepEqual(mappedRules.body.data.map((r: any) => r.id), [rule.id]);
     const sid = `tb-${uid()}`;
     const m = await createMember(t, p.id, { source_id: sid });
     const track = async () => (await t.api('POST', '/v1/events', { event: ev, customer: { source_id: sid } })).body.earned;
@@ -118,8 +123,7 @@ describe('tiers', () => {
     const goldEarn = await track();
     assert.deepEqual(byRule(goldEarn), { [rule.id]: 10, [goldOnly.id]: 1 });
     // CUSTOM replaces the rule's points for the tier.
-    await t.server.ctx.database.db.updateTable('tiers').set({ earning_rules: JSON.stringify({ [rule.id]: { type: 'CUSTOM', points: 100 } }) }).where('id', '=', gold.id).execute();
-    t.server.services.tiers.invalidate(p.id);
+    assert.equal((await t.api('PUT', `/v1/loyalties/${p.id}/tiers/${gold.id}`, { earning_rules: { [rule.id]: { type: 'CUSTOM', points: 100 } } })).status, 200);
     assert.deepEqual(byRule(await track()), { [rule.id]: 100, [goldOnly.id]: 1 });
   });
 
@@ -160,6 +164,25 @@ describe('tiers', () => {
     await points(m.code, 10); // Q2: 10 points, but Q1's Gold holds through Q2
     assert.deepEqual(await currentTier(m.code), ['Gold']);
     clock.set('2026-07-01T00:00:01Z');
+    await t.server.ctx.scheduler.runDue();
+    assert.deepEqual(await currentTier(m.code), ['Bronze']);
+    clock.set('2026-11-10T12:00:00Z');
+  });
+
+  it('starts a tier with the next period under NEXT_PERIOD', async () => {
+    clock.set('2026-11-10T12:00:00Z');
+    const { p } = await setup({
+      loyalty_tiers_expiration: { qualification_type: 'POINTS_IN_PERIOD', qualification_period: 'MONTH', start_date: { type: 'NEXT_PERIOD' }, expiration_date: { type: 'END_OF_PERIOD' } },
+    });
+    const m = await createMember(t, p.id);
+    await points(m.code, 150);
+    assert.deepEqual(await currentTier(m.code), ['Bronze']); // Silver is earned now, starts in December
+    clock.set('2026-12-01T00:00:01Z');
+    await t.server.ctx.scheduler.runDue();
+    assert.deepEqual(await currentTier(m.code), ['Silver']);
+    const tiers = (await t.api('GET', `/v1/loyalties/members/${m.code}/tiers`)).body.data;
+    assert.equal(tiers[0].expiration.expiration_date, '2027-01-01T00:00:00.000Z');
+    clock.set('2027-01-01T00:00:01Z');
     await t.server.ctx.scheduler.runDue();
     assert.deepEqual(await currentTier(m.code), ['Bronze']);
     clock.set('2026-11-10T12:00:00Z');
