@@ -3,12 +3,12 @@ import { ApiError, badRequest } from '../http/errors.ts';
 import { newId } from '../lib/ids.ts';
 import { fromJson, toJson } from '../lib/json.ts';
 import type { Services } from '../services.ts';
-import type { Executor } from '../storage/db.ts';
+import { isUniqueViolation, type Executor } from '../storage/db.ts';
 import type { CustomerRow } from '../modules/customers/service.ts';
 import type { Accrual, CompiledRule, OrderRow, Skip } from '../modules/earning/service.ts';
 import type { ActivityFacts, OrderItem } from '../modules/earning/evaluate.ts';
 import type { BalanceDefinitionRow, ProgramRow } from '../modules/loyalties/service.ts';
-import type { MembershipRow } from '../modules/members/service.ts';
+import { MembershipRace, type MembershipRow } from '../modules/members/service.ts';
 import { joinProgram, resolveCustomer, type CustomerRef } from './join-program.ts';
 
 // Workflow "ingest an activity" (a custom event, or an order that became PAID): in one transaction,
@@ -47,8 +47,20 @@ function isRow(c: ActivityInput['customer']): c is CustomerRow {
   return typeof c === 'object' && c !== null && 'created_at' in c && typeof (c as CustomerRow).id === 'string';
 }
 
-/** Finds the customer, creating it on first sight; details beyond source_id update it. */
+/**
+ * Finds the customer, creating it on first sight; details beyond source_id update it. Two requests
+ * creating the same customer at once: the loser's transaction is retried (MembershipRace).
+ */
 export async function findOrCreateCustomer(trx: Executor, services: Services, ref: CustomerRef): Promise<CustomerRow> {
+  try {
+    return await findOrCreate(trx, services, ref);
+  } catch (err) {
+    if (isUniqueViolation(err)) throw new MembershipRace();
+    throw err;
+  }
+}
+
+async function findOrCreate(trx: Executor, services: Services, ref: CustomerRef): Promise<CustomerRow> {
   if (typeof ref === 'string') {
     const found = await services.customers.find(trx, ref);
     if (found) return found;
@@ -264,7 +276,15 @@ export async function recordOrder(
     paid_at: prior?.paid_at ?? (becamePaid ? now : null),
   };
   if (prior) await trx.updateTable('orders').set(row).where('id', '=', prior.id).execute();
-  else await trx.insertInto('orders').values(row).execute();
+  else {
+    try {
+      await trx.insertInto('orders').values(row).execute();
+    } catch (err) {
+      // The same new order posted twice at once: retrying finds the first one.
+      if (isUniqueViolation(err)) throw new MembershipRace();
+      throw err;
+    }
+  }
   let ingest: IngestResult | null = null;
   if (becamePaid && customer) {
     ingest = await ingestActivity(ctx, trx, services, { kind: 'order', event: 'order.paid', customer, metadata: fromJson(row.metadata, {}), order: row, sourceEventId: row.source_id ?? row.id });

@@ -167,6 +167,21 @@ describe('earning rules and ingestion', () => {
     assert.equal((await card(code)).loyalty_card.balance, 14);
   });
 
+  it('handles concurrent first sightings of one customer: one customer, one card, every event earns', async () => {
+    const p = await createProgram(t);
+    const ev = `burst-${uid()}`;
+    await rules(p.id, [{ event: ev, loyalty: { type: 'FIXED', points: 3 } }]);
+    const sid = `burst-${uid()}`;
+    const answers = await Promise.all(Array.from({ length: 6 }, (_, i) => t.api('POST', '/v1/events', { event: ev, customer: { source_id: sid }, source_event_id: `${sid}-${i}` })));
+    assert.deepEqual(answers.map((a) => a.status), [200, 200, 200, 200, 200, 200]);
+    const codes = new Set(answers.map((a) => a.body.earned.accruals[0].code));
+    assert.equal(codes.size, 1);
+    assert.equal((await card([...codes][0])).loyalty_card.balance, 18);
+    const orders = await Promise.all([1, 2].map(() => t.api('POST', '/v1/orders', { source_id: `o-${sid}`, status: 'PAID', customer: sid, amount: 100 })));
+    assert.deepEqual(orders.map((o) => o.status), [200, 200]);
+    assert.equal(orders[0].body.id, orders[1].body.id);
+  });
+
   it('applies conditions on customer and event metadata', async () => {
     const p = await createProgram(t);
     await rules(p.id, [
