@@ -236,9 +236,8 @@ function lookup(facts: ActivityFacts, path: string): unknown {
     if (rest[0] === 'items_quantity') return facts.order.items.reduce((s, i) => s + (Number(i.quantity) || 0), 0);
     root = facts.order;
   }
-  let cur: unknown = head === 'metadata' ? root : root;
-  const parts = head === 'metadata' ? rest : rest;
-  for (const p of parts) {
+  let cur: unknown = root;
+  for (const p of rest) {
     if (cur === null || typeof cur !== 'object') return undefined;
     cur = (cur as Record<string, unknown>)[p];
   }

@@ -4,7 +4,7 @@ import { listOf, listSchema } from '../../http/lists.ts';
 import { S } from '../../http/validation.ts';
 import type { Services } from '../../services.ts';
 import { presentRule } from '../earning/service.ts';
-import { presentGroup, presentTier, tierFor, type TierGroupInput, type TierInput } from './service.ts';
+import { presentGroup, presentTier, type TierGroupInput, type TierInput } from './service.ts';
 
 const mapping = {
   oneOf: [
@@ -212,5 +212,4 @@ export function tierRoutes(app: FastifyInstance, ctx: AppContext, services: Serv
       return listOf('data', data, data.length);
     },
   );
-  void tierFor;
 }
