@@ -193,6 +193,7 @@ export async function ingestActivity(ctx: AppContext, trx: Executor, services: S
         if (!card) {
           if (program.auto_join !== 1) continue;
           card = await joinProgram(ctx, trx, services, program, customer, { source: 'auto-join' });
+          await services.tiers.evaluateMember(trx, program, card, input.sourceEventId ?? activityId);
         }
         const tierIds = await services.tiers.memberTierIds(trx, program.id, card.id);
         const { accruals, skipped } = await services.earning.accrue(trx, program, card, defOf.get(program.id)!, byProgram.get(program.id) ?? [], { ...facts, tierIds }, activityRef);

@@ -338,6 +338,13 @@ export class TierService {
     return Number(r?.total ?? 0);
   }
 
+  /** Evaluates every tier group of the program for one member (a new member gets its base tier at once). */
+  async evaluateMember(trx: Executor, program: ProgramRow, membership: MembershipRow, sourceEventId: string): Promise<void> {
+    const pt = await this.programTiers(trx, program.id);
+    if (!pt.hasTiers) return;
+    for (const g of pt.groups) if (g.tiers.length > 0) await this.evaluate(trx, program, membership, g, { sourceEventId });
+  }
+
   private async onBalanceChange(trx: Executor, change: BalanceChange, result: ChangeResult): Promise<void> {
     const pt = await this.programTiers(trx, change.program.id);
     if (!pt.hasTiers) return;

@@ -86,6 +86,19 @@ describe('tiers', () => {
     assert.equal(customer.body.loyalty.campaigns[p.name].loyalty_tier, member.id);
   });
 
+  it('gives a member who auto-joins through an event its base tier at once', async () => {
+    const { p } = await setup();
+    const ev = `join-${uid()}`;
+    await t.api('POST', `/v1/loyalties/${p.id}/earning-rules`, [{ event: ev, loyalty: { type: 'FIXED', points: 120 }, loyalty_tier: { id: '__ANY__' } }]);
+    const r = await t.api('POST', '/v1/events', { event: ev, customer: { source_id: `j-${uid()}` }, source_event_id: `src-${uid()}` });
+    assert.equal(r.body.earned.points, 120); // the __ANY__ tier requirement holds: Bronze was attributed on joining
+    const code = r.body.earned.accruals[0].code;
+    assert.deepEqual(await currentTier(code), ['Silver']);
+    const events = await tierEvents(r.body.earned.accruals[0].voucher_id);
+    assert.deepEqual(events.map((e) => [e.from_tier?.name ?? null, e.to_tier.name]), [[null, 'Bronze'], ['Bronze', 'Silver']]);
+    assert.equal(events[1].source_event_id, r.body.source_event_id);
+  });
+
   it('gives tier benefits: multipliers and custom points per earning rule, and tier conditions', async () => {
     const { p, silver, gold } = await setup();
     const ev = `tierbuy-${uid()}`;
