@@ -130,6 +130,24 @@ export function minutesOf(hhmm: string): number {
   return Number(m[1]) * 60 + Number(m[2]);
 }
 
+/**
+ * The program-zone wall clock at the minute of `ms`. Building a zoned DateTime is the costliest part
+ * of evaluating windows and cap periods, and every event of a minute shares it: cache per zone and
+ * minute (zone offsets are whole minutes, so the local day, hour and minute are exact).
+ */
+const localCache = new Map<string, DateTime>();
+export function localMinute(ms: number, zone: string): DateTime {
+  const minute = Math.floor(ms / 60000);
+  const key = `${zone}|${minute}`;
+  let dt = localCache.get(key);
+  if (!dt) {
+    dt = DateTime.fromMillis(minute * 60000, { zone });
+    if (localCache.size >= 1000) localCache.clear();
+    localCache.set(key, dt);
+  }
+  return dt;
+}
+
 /** Sunday = 0 ... Saturday = 6 (Voucherify's numbering). */
 const dow = (dt: DateTime) => dt.weekday % 7;
 
@@ -139,7 +157,7 @@ export function windowOpen(w: TimeWindow, at: Date, zone: string): boolean {
   if (w.start_date && ms < Date.parse(w.start_date)) return false;
   if (w.expiration_date && ms >= Date.parse(w.expiration_date)) return false;
   if (!w.validity_day_of_week?.length && !w.validity_hours?.daily?.length && !w.validity_timeframe) return true;
-  const local = DateTime.fromMillis(ms, { zone });
+  const local = localMinute(ms, zone);
   if (w.validity_day_of_week?.length && !w.validity_day_of_week.includes(dow(local))) return false;
   if (w.validity_hours?.daily?.length) {
     const minute = local.hour * 60 + local.minute;
@@ -200,7 +218,7 @@ export function validateWindow(w: TimeWindow, field: string): string | null {
 /** The key of the cap period containing `at`, on the program's wall clock (weeks are ISO weeks, Monday first). */
 export function periodKey(period: CapPeriod, at: Date, zone: string): string {
   if (period === 'FOREVER') return 'forever';
-  const d = DateTime.fromJSDate(at, { zone });
+  const d = localMinute(at.getTime(), zone);
   if (period === 'DAY') return d.toISODate()!;
   if (period === 'WEEK') return `${d.weekYear}-W${String(d.weekNumber).padStart(2, '0')}`;
   return d.toFormat('yyyy-MM');
