@@ -365,20 +365,38 @@ export class EarningService {
       }
       let capped: Record<string, unknown> | null = null;
       if (def.limits?.length) {
-        const keys = def.limits.map((l) => ({ limit: l, key: `${l.period}:${periodKey(l.period, at, zone)}` }));
-        const used = await trx
-          .selectFrom('earning_rule_usage')
-          .select(['period_key', 'points'])
-          .where('earning_rule_id', '=', rule.row.id)
-          .where('membership_id', '=', membership.id)
-          .where('period_key', 'in', keys.map((k) => k.key))
-          .execute();
-        const usedBy = new Map(used.map((u) => [u.period_key, Number(u.points)]));
-        for (const { limit, key } of keys) {
-          const left = limit.max_points - (usedBy.get(key) ?? 0);
-          if (left < points) {
-            capped = { period: limit.period, max_points: limit.max_points, period_key: key, before_cap: points };
-            points = Math.max(0, left);
+        // Optimistic: add the points to each period's usage and read the totals back (one statement
+        // per limit); when a total passes its cap, take the excess back from every period.
+        const wanted = points;
+        const totals: { limit: (typeof def.limits)[number]; key: string; total: number }[] = [];
+        for (const limit of def.limits) {
+          const key = `${limit.period}:${periodKey(limit.period, at, zone)}`;
+          const row = await trx
+            .insertInto('earning_rule_usage')
+            .values({ earning_rule_id: rule.row.id, membership_id: membership.id, period_key: key, points: wanted })
+            .onConflict((oc) => oc.columns(['earning_rule_id', 'membership_id', 'period_key']).doUpdateSet({ points: sql`earning_rule_usage.points + ${wanted}` }))
+            .returning('points')
+            .executeTakeFirstOrThrow();
+          totals.push({ limit, key, total: Number(row.points) });
+        }
+        let excess = 0;
+        for (const { limit, key, total } of totals) {
+          const over = Math.min(wanted, total - limit.max_points);
+          if (over > excess) {
+            excess = over;
+            capped = { period: limit.period, max_points: limit.max_points, period_key: key, before_cap: wanted };
+          }
+        }
+        if (excess > 0) {
+          points = wanted - excess;
+          for (const { key } of totals) {
+            await trx
+              .updateTable('earning_rule_usage')
+              .set({ points: sql`points - ${excess}` })
+              .where('earning_rule_id', '=', rule.row.id)
+              .where('membership_id', '=', membership.id)
+              .where('period_key', '=', key)
+              .execute();
           }
         }
         if (points <= 0) {
@@ -386,13 +404,6 @@ export class EarningService {
           continue;
         }
         if (capped) steps.push(`capped to ${points} (${capped.max_points} per ${String(capped.period).toLowerCase()})`);
-        for (const { key } of keys) {
-          await trx
-            .insertInto('earning_rule_usage')
-            .values({ earning_rule_id: rule.row.id, membership_id: membership.id, period_key: key, points })
-            .onConflict((oc) => oc.columns(['earning_rule_id', 'membership_id', 'period_key']).doUpdateSet({ points: sql`earning_rule_usage.points + ${points}` }))
-            .execute();
-        }
       }
       const explanation = `${steps.join(' ')} = ${points} points`;
       const details: Record<string, unknown> = {
