@@ -1,5 +1,8 @@
 import { coreMigration } from '../storage/migrations/0001_core.ts';
 import { customerRoutes } from './customers/routes.ts';
+import { rulesMigration } from './earning/migrations.ts';
+import { earningRoutes } from './earning/routes.ts';
+import { tierRoutes } from './tiers/routes.ts';
 import { ledgerRoutes } from './ledger/routes.ts';
 import { loyaltyRoutes } from './loyalties/routes.ts';
 import { memberRoutes } from './members/routes.ts';
@@ -17,5 +20,8 @@ export const modules: TallyModule[] = [
     routes: ledgerRoutes,
     jobs: (_ctx, services) => services.ledger.registerJobs(),
   },
+  // Program rules: tiers first (its ledger listener), then earning rules, custom events and orders.
+  { name: 'tiers', migrations: [rulesMigration], routes: tierRoutes, jobs: (_ctx, services) => services.tiers.attach(services) },
+  { name: 'earning', routes: earningRoutes, jobs: (_ctx, services) => services.earning.attach(services) },
   messagingModule,
 ];
