@@ -20,7 +20,8 @@ const CLONES: { name: string; keywords: string[]; template: string }[] = [
     name: 'Tier level',
     keywords: ['TIER', 'LEVEL'],
     template:
-      '{% if tier %}Hi {{ customer.name }}, you are {{ tier.name }} in {{ program.name }}.{% else %}Hi {{ customer.name }}, ' +
+      '{% if tier %}Hi {{ customer.name }}, you are {{ tier.name }} in {{ program.name }}.' +
+      '{% if tier.next %} {{ tier.next.points_needed }} more points to reach {{ tier.next.name }}.{% endif %}{% else %}Hi {{ customer.name }}, ' +
       '{{ program.name }} has no tiers yet, so everyone is a valued member. You have {{ points }} points.{% endif %}',
   },
   {
@@ -76,6 +77,14 @@ export async function setupDemo(server: TallyServer, config: Config): Promise<De
       voucher: { loyalty_card: { points: 50 } },
     });
     const definition = await services.programs.defaultDefinition(trx, program.id);
+    // Tiers first, so members get theirs as their points arrive.
+    if (!(await services.tiers.programTiers(trx, program.id)).hasTiers) {
+      await services.tiers.createTiers(trx, program, [
+        { name: 'Bronze', points: { from: 0, to: 999 } },
+        { name: 'Silver', points: { from: 1000, to: 2999 } },
+        { name: 'Gold', points: { from: 3000 } },
+      ]);
+    }
     for (const m of DEMO_MEMBERS) {
       const customer = (await services.customers.upsert(trx, { source_id: m.source_id, name: m.name, phone: m.phone, metadata: m.metadata })).row;
       const existing = (await services.members.ofCustomer(trx, customer.id, program.id))[0];

@@ -53,7 +53,8 @@ describe('tally demo', () => {
     assert.match(points[0], /^Hi Ana, you have 2641 points/);
     assert.match(points[0], /redeem/i);
     assert.match((await say('+385916242493', 'redeem'))[0], /^To redeem, show card/);
-    assert.match((await say('+385916242493', 'tier'))[0], /has no tiers yet.*2641 points/);
+    assert.equal((await say('+385916242493', 'tier'))[0], 'Hi Ana, you are Silver in Tally Coffee Club. 359 more points to reach Gold.');
+    assert.match((await say('+385987654321', 'level'))[0], /^Hi Ivana, you are Gold in Tally Coffee Club\.$/);
     assert.match((await say('+385916242493', 'rewards'))[0], /rewards catalogue .* not set up yet/);
     assert.match((await say('+385916242493', 'referral'))[0], /referrals are not available/);
     assert.match((await say('+385916242493', 'hello'))[0], /^Sorry, I didn't get that/);

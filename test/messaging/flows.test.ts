@@ -215,8 +215,8 @@ describe('flows: CRUD, versions, matching, sessions', () => {
     assert.match((await simulate(t, phone, 'points', ch.id))[0], /Redeem them for a treat/);
     // A rewards module registers its variables: the cheapest reward costs 400.
     const messaging = t.server.services.messaging;
-    messaging.registerContextProvider('rewards', () => ({ cheapest_cost: 400, affordable: [{ id: 'rw_1', name: 'a free coffee', cost: 400 }] }));
-    messaging.registerContextProvider('tier', () => ({ id: 'tier_gold', name: 'Gold' }));
+    const restoreRewards = messaging.registerContextProvider('rewards', () => ({ cheapest_cost: 400, affordable: [{ id: 'rw_1', name: 'a free coffee', cost: 400 }] }));
+    const restoreTier = messaging.registerContextProvider('tier', () => ({ id: 'tier_gold', name: 'Gold' }));
     try {
       assert.deepEqual(await simulate(t, phone, 'points', ch.id), ['Hi Ana, you have 500 points: enough for a free coffee! Reply REDEEM to claim it.']);
       await createFlow(t, {
@@ -243,10 +243,36 @@ describe('flows: CRUD, versions, matching, sessions', () => {
       assert.deepEqual(await simulate(t, phone, 'tier', ch.id), ['You are Gold with 500 points.']);
     } finally {
       // Leave the registry as the other tests expect it.
-      (messaging.context as any).providers.delete('rewards');
-      (messaging.context as any).providers.delete('tier');
+      restoreRewards();
+      restoreTier();
     }
     assert.ok(flow.id);
+  });
+
+  it('sees the member tier from the tiers module', async () => {
+    const phone = '+385911000015';
+    const program = (await t.api('POST', '/v1/loyalties', { name: 'Tiered program' })).body;
+    const tiers = await t.api('POST', `/v1/loyalties/${program.id}/tiers`, [
+      { name: 'Bronze', points: { from: 0, to: 999 } },
+      { name: 'Silver', points: { from: 1000, to: 2999 } },
+      { name: 'Gold', points: { from: 3000 } },
+    ]);
+    assert.equal(tiers.status, 200, JSON.stringify(tiers.body));
+    await addMember(t, program.id, { phone, points: 2641, name: 'Tia' });
+    const ch = await createChannel(t, { provider: 'simulator', sender: '+10000000015' });
+    await createFlow(t, {
+      name: 'tier',
+      program_id: program.id,
+      channels: [ch.id],
+      triggers: [{ keywords: ['TIER'] }],
+      steps: [
+        { id: 'find', type: 'find_member', next: 'b' },
+        { id: 'b', type: 'branch', cases: [{ when: { tier_is: 'silver' }, next: 'silver' }], else: 'other' },
+        { id: 'silver', type: 'reply', template: '{{ tier.name }}: {{ tier.next.points_needed }} points to {{ tier.next.name }}.' },
+        { id: 'other', type: 'reply', template: 'tier {{ tier.name | default: "none" }}' },
+      ],
+    });
+    assert.deepEqual(await simulate(t, phone, 'tier', ch.id), ['Silver: 359 points to Gold.']);
   });
 
   it('calls an external HTTP API and maps its JSON into variables', async () => {

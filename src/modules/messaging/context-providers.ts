@@ -31,9 +31,15 @@ export type ContextProvider = (input: ContextInput) => Promise<unknown> | unknow
 export class ContextRegistry {
   private providers = new Map<string, ContextProvider>();
 
-  register(name: string, fn: ContextProvider): void {
+  /** Adds (or replaces) a variable's provider; returns a function that puts the previous one back. */
+  register(name: string, fn: ContextProvider): () => void {
     if (!/^[a-z_][a-z0-9_]*$/.test(name)) throw new Error(`context provider name "${name}" must be a lower-case identifier`);
+    const previous = this.providers.get(name);
     this.providers.set(name, fn);
+    return () => {
+      if (previous) this.providers.set(name, previous);
+      else this.providers.delete(name);
+    };
   }
 
   has(name: string): boolean {
@@ -84,6 +90,57 @@ export async function resolvePath(scope: Record<string, unknown>, path: string, 
   const head = await scope[m[1]];
   const rest = m[2].replace(/^\./, '');
   return rest ? get(head, rest) : head;
+}
+
+/**
+ * `tier` from the tiers module: the member's tier in the program's default tier group (nil when
+ * the program has no tiers), with the next tier up: `{{ tier.name }}`, `{{ tier.next.name }}`,
+ * `{{ tier.next.points_needed }}`; `tiers` lists the member's tier in every group.
+ */
+export function registerTierProviders(reg: ContextRegistry): void {
+  const load = async ({ db, services, program, membership }: ContextInput) => {
+    if (!membership || !services.tiers) return null;
+    const pt = await services.tiers.programTiers(db, program.id);
+    if (!pt.hasTiers) return null;
+    return { pt, current: await services.tiers.memberTiers(db, membership) };
+  };
+  reg.register('tier', async (input) => {
+    const got = await load(input);
+    if (!got) return null;
+    const group = got.pt.groups[0];
+    const mine = got.current.find((c) => c.group.id === group?.group.id) ?? got.current[0];
+    if (!mine) return null;
+    const ladder = got.pt.groups.find((g) => g.group.id === mine.group.id)?.tiers ?? [];
+    const next = ladder.find((t) => t.points_from > mine.tier.points_from) ?? null;
+    const balance = input.membership
+      ? Number(
+          (
+            await input.db
+              .selectFrom('balances')
+              .select('balance')
+              .where('membership_id', '=', input.membership.id)
+              .where('balance_definition_id', '=', mine.group.balance_definition_id ?? (await input.services.programs.defaultDefinition(input.db, input.program.id)).id)
+              .executeTakeFirst()
+          )?.balance ?? NaN,
+        )
+      : NaN;
+    return {
+      id: mine.tier.id,
+      name: mine.tier.name,
+      group: mine.group.name,
+      points_from: mine.tier.points_from,
+      points_to: mine.tier.points_to,
+      expires_at: (mine.row as { expires_at?: string | null }).expires_at ?? null,
+      next: next
+        ? { id: next.id, name: next.name, points_from: next.points_from, points_needed: Number.isFinite(balance) ? Math.max(0, next.points_from - balance) : null }
+        : null,
+    };
+  });
+  reg.register('tiers', async (input) => {
+    const got = await load(input);
+    if (!got) return null;
+    return got.current.map((c) => ({ id: c.tier.id, name: c.tier.name, group: c.group.name }));
+  });
 }
 
 export function registerCoreProviders(reg: ContextRegistry): void {

@@ -2,7 +2,7 @@ import type { AppContext } from '../../context.ts';
 import type { Services } from '../../services.ts';
 import { BroadcastService } from './broadcast.ts';
 import { ChannelService, type ChannelRow } from './channels.ts';
-import { ContextRegistry, registerCoreProviders, type ContextProvider } from './context-providers.ts';
+import { ContextRegistry, registerCoreProviders, registerTierProviders, type ContextProvider } from './context-providers.ts';
 import { Engine, type ReceiveResult } from './flows/engine.ts';
 import { FlowService } from './flows/service.ts';
 import { OptOutService } from './optout.ts';
@@ -29,6 +29,9 @@ export class MessagingService {
     services: Services,
   ) {
     registerCoreProviders(this.context);
+    // Feature modules present in this build provide their variables (tiers today; rewards,
+    // vouchers and referral register theirs with registerContextProvider when they exist).
+    if ('tiers' in services) registerTierProviders(this.context);
     this.inbound = new Limiter(ctx.database.dialect === 'sqlite' ? 1 : 16);
     this.channels = new ChannelService(ctx);
     this.flows = new FlowService(ctx, services);
@@ -43,8 +46,8 @@ export class MessagingService {
    * Lets another module add template variables (and the data behind flow conditions):
    * `registerContextProvider('tier', async ({ db, membership }) => ({ id, name }))`.
    */
-  registerContextProvider(name: string, fn: ContextProvider): void {
-    this.context.register(name, fn);
+  registerContextProvider(name: string, fn: ContextProvider): () => void {
+    return this.context.register(name, fn);
   }
 
   /** Handles a batch of inbound messages of one channel. */
