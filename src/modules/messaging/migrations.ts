@@ -90,7 +90,6 @@ export const messagingMigration: TallyMigration = {
     await db.schema.createIndex('msg_messages_due').on('msg_messages').columns(['status', 'next_attempt_at']).execute();
     await db.schema.createIndex('msg_messages_provider').on('msg_messages').columns(['channel_id', 'provider_message_id']).execute();
     await db.schema.createIndex('msg_messages_flow').on('msg_messages').columns(['flow_id', 'created_at']).execute();
-    await db.schema.createIndex('msg_messages_broadcast').on('msg_messages').columns(['broadcast_id', 'next_attempt_at']).execute();
 
     await db.schema
       .createTable('msg_conversations')
