@@ -162,7 +162,8 @@ export class Engine {
       .where('expires_at', '>', now)
       .orderBy('created_at', 'desc')
       .executeTakeFirst();
-    if (open) {
+    // A conversation of a flow deleted since is not continued.
+    if (open && (await this.flows.find(db, open.flow_id))) {
       const v = await this.flows.version(db, open.flow_id, open.flow_version);
       const wait = v.definition.steps.find((s) => s.id === open.step_id);
       if (wait && wait.type === 'wait') {
