@@ -67,7 +67,6 @@ export interface DemoResult {
 
 export async function setupDemo(server: TallyServer, config: Config): Promise<DemoResult> {
   const { ctx, services } = server;
-  const db = ctx.database.db;
   const result = await ctx.transaction(async (trx) => {
     let program = await trx.selectFrom('programs').selectAll().where('name', '=', DEMO_PROGRAM).where('deleted_at', 'is', null).executeTakeFirst();
     program ??= await services.programs.create(trx, {
@@ -131,7 +130,6 @@ export async function setupDemo(server: TallyServer, config: Config): Promise<De
     appId = key.app_id;
     token = key.token;
   }
-  void db;
   return { ...result, appId, token };
 }
 

@@ -1,7 +1,7 @@
 import type { AppContext } from '../../context.ts';
 import { newId } from '../../lib/ids.ts';
 import type { Executor } from '../../storage/db.ts';
-import { channelSettings, publicBase, type ChannelRow, type ChannelService } from './channels.ts';
+import { publicBase, type ChannelRow, type ChannelService } from './channels.ts';
 import type { OptOutService } from './optout.ts';
 import { sendInfobip } from './providers/infobip.ts';
 import { SimulatorInbox } from './providers/simulator.ts';
@@ -284,9 +284,5 @@ export class Outbound {
       .where('id', '=', row.id)
       .execute();
     return true;
-  }
-
-  settingsOf(channel: ChannelRow) {
-    return channelSettings(channel);
   }
 }
