@@ -5,6 +5,7 @@ import { EarningService } from './modules/earning/service.ts';
 import { LedgerService } from './modules/ledger/service.ts';
 import { ProgramService } from './modules/loyalties/service.ts';
 import { MemberService } from './modules/members/service.ts';
+import { MessagingService } from './modules/messaging/service.ts';
 import { TierService } from './modules/tiers/service.ts';
 
 /** One service per domain module; workflows and routes reach other modules only through these. */
@@ -16,10 +17,11 @@ export interface Services {
   ledger: LedgerService;
   earning: EarningService;
   tiers: TierService;
+  messaging: MessagingService;
 }
 
 export function createServices(ctx: AppContext): Services {
-  return {
+  const services = {
     apiKeys: new ApiKeyService(ctx.database.db, ctx.clock),
     customers: new CustomerService(ctx),
     programs: new ProgramService(ctx),
@@ -27,5 +29,8 @@ export function createServices(ctx: AppContext): Services {
     ledger: new LedgerService(ctx),
     earning: new EarningService(ctx),
     tiers: new TierService(ctx),
-  };
+  } as Services;
+  // Messaging reaches the other services (customers, members, ledger, tiers) through this same object.
+  services.messaging = new MessagingService(ctx, services);
+  return services;
 }

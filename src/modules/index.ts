@@ -6,6 +6,7 @@ import { tierRoutes } from './tiers/routes.ts';
 import { ledgerRoutes } from './ledger/routes.ts';
 import { loyaltyRoutes } from './loyalties/routes.ts';
 import { memberRoutes } from './members/routes.ts';
+import { messagingModule } from './messaging/index.ts';
 import type { TallyModule } from './module.ts';
 
 // Every domain module, in wiring order. A new module adds one line here.
@@ -22,4 +23,5 @@ export const modules: TallyModule[] = [
   // Program rules: tiers first (its ledger listener), then earning rules, custom events and orders.
   { name: 'tiers', migrations: [rulesMigration], routes: tierRoutes, jobs: (_ctx, services) => services.tiers.attach(services) },
   { name: 'earning', routes: earningRoutes, jobs: (_ctx, services) => services.earning.attach(services) },
+  messagingModule,
 ];
