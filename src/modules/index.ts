@@ -1,8 +1,12 @@
 import { coreMigration } from '../storage/migrations/0001_core.ts';
 import { customerRoutes } from './customers/routes.ts';
+import { rulesMigration } from './earning/migrations.ts';
+import { earningRoutes } from './earning/routes.ts';
+import { tierRoutes } from './tiers/routes.ts';
 import { ledgerRoutes } from './ledger/routes.ts';
 import { loyaltyRoutes } from './loyalties/routes.ts';
 import { memberRoutes } from './members/routes.ts';
+import { messagingModule } from './messaging/index.ts';
 import type { TallyModule } from './module.ts';
 
 // Every domain module, in wiring order. A new module adds one line here.
@@ -16,4 +20,8 @@ export const modules: TallyModule[] = [
     routes: ledgerRoutes,
     jobs: (_ctx, services) => services.ledger.registerJobs(),
   },
+  // Program rules: tiers first (its ledger listener), then earning rules, custom events and orders.
+  { name: 'tiers', migrations: [rulesMigration], routes: tierRoutes, jobs: (_ctx, services) => services.tiers.attach(services) },
+  { name: 'earning', routes: earningRoutes, jobs: (_ctx, services) => services.earning.attach(services) },
+  messagingModule,
 ];
