@@ -5,7 +5,6 @@ import BetterSqlite3 from 'better-sqlite3';
 import { Kysely, PostgresDialect, SqliteDialect, sql, type Transaction } from 'kysely';
 import pg from 'pg';
 import type { DB } from './schema.ts';
-import { startCheckpointer } from './checkpointer.ts';
 
 export type DialectName = 'sqlite' | 'postgres';
 
@@ -57,20 +56,7 @@ function openSqlite(path: string): Database {
   // row reaches the database file once per checkpoint, and the checkpoint's fsync is paid less often.
   // The WAL file is truncated back to 64 MB after a checkpoint. A 32 MB page cache keeps the hot
   // indexes in memory.
-  // With a file (not :memory:), a worker thread checkpoints in the background (checkpointer.ts) and
-  // the serving connection's own automatic checkpoint is only a safety net.
-  const checkpointer =
-    path !== ':memory:' && process.env.TALLY_SQLITE_BACKGROUND_CHECKPOINT !== '0'
-      ? startCheckpointer(path, () => {
-          // No background checkpoints after all: the serving connection checkpoints itself again.
-          try {
-            native.pragma('wal_autocheckpoint = 10000');
-          } catch {
-            /* closed */
-          }
-        })
-      : null;
-  native.pragma(`wal_autocheckpoint = ${checkpointer ? 50000 : 10000}`);
+  native.pragma('wal_autocheckpoint = 10000');
   native.pragma('journal_size_limit = 67108864');
   native.pragma('cache_size = -32000');
   native.pragma('foreign_keys = ON');
@@ -90,7 +76,6 @@ function openSqlite(path: string): Database {
     },
     async close() {
       await db.destroy();
-      await checkpointer?.stop();
     },
   };
 }
