@@ -2,7 +2,10 @@ import { parseArgs } from 'node:util';
 import { CONFIG_FLAGS, loadConfig, type Config } from './config.ts';
 import { systemClock } from './lib/clock.ts';
 import { ApiKeyService } from './modules/api-keys/service.ts';
+import { modules } from './modules/index.ts';
 import { buildServer, prepareDatabase } from './server.ts';
+import { openDatabase } from './storage/db.ts';
+import { migrateToLatest } from './storage/migrate.ts';
 
 const USAGE = `tally: self-hosted loyalty engine
 
@@ -21,6 +24,9 @@ Options (each also read from the environment variable in brackets):
   --app-id ID --app-token T (TALLY_APP_ID, TALLY_APP_TOKEN: make sure this key exists at start)
   --public-url URL (TALLY_PUBLIC_URL: this server's public base URL, for provider callbacks)
   --allow-private-targets (TALLY_ALLOW_PRIVATE_TARGETS: webhooks to private/loopback addresses)
+  --body-limit BYTES (TALLY_BODY_LIMIT, 1048576: largest request body accepted)
+  --event-retention-days N (TALLY_EVENT_RETENTION_DAYS, 30; 0 keeps events forever)
+  --json (keys create/list: machine-readable output)
 `;
 
 function parse(argv: string[]) {
@@ -58,15 +64,27 @@ export async function main(argv = process.argv.slice(2)): Promise<number> {
     case 'serve':
       return serve(config);
     case 'migrate': {
-      const database = await prepareDatabase(config.databaseUrl);
-      await database.close();
-      process.stdout.write(`database is up to date (${config.databaseUrl.replace(/\/\/[^@]*@/, '//***@')})\n`);
+      const database = openDatabase(config.databaseUrl);
+      try {
+        const result = await migrateToLatest(database.db, database.dialect, modules.flatMap((m) => m.migrations ?? []));
+        const applied = (result.results ?? []).filter((r) => r.status === 'Success').map((r) => r.migrationName);
+        for (const name of applied) process.stdout.write(`applied ${name}\n`);
+        process.stdout.write(
+          `database is up to date (${applied.length} migration${applied.length === 1 ? '' : 's'} applied; ${config.databaseUrl.replace(/\/\/[^@]*@/, '//***@')})\n`,
+        );
+      } finally {
+        await database.close();
+      }
       return 0;
     }
     case 'keys':
       return withKeys(config, async (keys) => {
         if (sub === 'create') {
-          const key = await keys.create(String(values.name ?? 'default'));
+          if (typeof values.name !== 'string' || values.name.trim() === '') {
+            process.stderr.write('keys create needs --name NAME (what the key is for)\n');
+            return 2;
+          }
+          const key = await keys.create(values.name.trim());
           process.stdout.write(
             values.json
               ? `${JSON.stringify(key)}\n`
@@ -113,6 +131,11 @@ async function serve(config: Config): Promise<number> {
   }
   const url = await server.listen();
   if ((await keys.countActive()) === 0) {
+    process.stderr.write(
+      '\nNo API key exists yet, so every /v1 request is refused with 401. Create one (same DATABASE_URL):\n' +
+        '  npx tally keys create --name admin\n' +
+        'or start with TALLY_APP_ID and TALLY_APP_TOKEN set to the key you want.\n\n',
+    );
     server.app.log.warn(
       'No API key exists yet: every /v1 request will be refused. Create one with `npx tally keys create --name admin` ' +
         '(same DATABASE_URL), or start with TALLY_APP_ID and TALLY_APP_TOKEN set.',

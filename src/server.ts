@@ -107,7 +107,7 @@ export async function buildServer(config: Config, opts: BuildOptions = {}): Prom
     metrics,
     scheduler,
     signals,
-    outbox: new Outbox(clock, metrics),
+    outbox: new Outbox(clock, metrics, database.dialect),
     transaction,
   };
   const services = createServices(ctx);
@@ -136,10 +136,11 @@ export async function buildServer(config: Config, opts: BuildOptions = {}): Prom
       security: [{ appId: [], appToken: [] }, { bearer: [] }],
     },
   });
-  await app.register(swaggerUi, { routePrefix: '/docs', uiConfig: { docExpansion: 'list', deepLinking: true }, uiHooks: {} });
+  // The reference page and its assets are public (registered before swagger-ui adds its routes).
   app.addHook('onRoute', (route) => {
     if (route.url.startsWith('/docs')) route.config = { ...(route.config ?? {}), public: true } as never;
   });
+  await app.register(swaggerUi, { routePrefix: '/docs', uiConfig: { docExpansion: 'list', deepLinking: true }, uiHooks: {} });
   app.get('/openapi.json', { schema: { hide: true }, config: { public: true } }, async () => app.swagger());
 
   registerMetrics(app, metrics);

@@ -3,6 +3,7 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { AppContext } from '../context.ts';
 import { canonicalJson } from '../lib/json.ts';
 import { isUniqueViolation, type Executor } from '../storage/db.ts';
+import { hot } from '../storage/hot.ts';
 import { ApiError } from './errors.ts';
 
 // Idempotency-Key on every state-changing request (POST, PUT, PATCH, DELETE).
@@ -48,12 +49,10 @@ function requestHash(req: FastifyRequest): string {
 }
 
 async function replayExisting(ctx: AppContext, req: FastifyRequest, reply: FastifyReply, state: IdempotencyState) {
-  const row = await ctx.database.db
-    .selectFrom('idempotency_keys')
-    .selectAll()
-    .where('scope', '=', state.scope)
-    .where('key', '=', state.key)
-    .executeTakeFirst();
+  const db = ctx.database.db;
+  const [row] = await hot(db, ctx.database.dialect, 'idempotency.find', [state.scope, state.key], () =>
+    db.selectFrom('idempotency_keys').selectAll().where('scope', '=', state.scope).where('key', '=', state.key),
+  );
   if (!row) return false;
   if (row.request_hash !== state.hash) {
     throw new ApiError(
@@ -166,19 +165,17 @@ export async function runIdempotentWrite<T>(
       const result = await fn(trx);
       if (state && state.mode === 'transactional') {
         try {
-          await trx
-            .insertInto('idempotency_keys')
-            .values({
-              scope: state.scope,
-              key: state.key,
-              method: req.method,
-              path: req.url,
-              request_hash: state.hash,
-              status_code: status,
-              response_body: JSON.stringify(result),
-              created_at: ctx.clock.nowIso(),
-            })
-            .execute();
+          const record = {
+            scope: state.scope,
+            key: state.key,
+            method: req.method,
+            path: req.url,
+            request_hash: state.hash,
+            status_code: status,
+            response_body: JSON.stringify(result),
+            created_at: ctx.clock.nowIso(),
+          };
+          await hot(trx, ctx.database.dialect, 'idempotency.record', Object.values(record), () => trx.insertInto('idempotency_keys').values(record));
         } catch (err) {
           if (isUniqueViolation(err)) throw new IdempotencyRace();
           throw err;

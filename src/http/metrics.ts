@@ -4,6 +4,8 @@ import type { FastifyInstance } from 'fastify';
 export interface Metrics {
   registry: client.Registry;
   httpDuration: client.Histogram<'method' | 'route' | 'status'>;
+  /** Requests answered, per route and status (the request rate: rate(tally_http_requests_total[1m])). */
+  httpRequests: client.Counter<'method' | 'route' | 'status'>;
   ledgerWrites: client.Counter<'type'>;
   eventsEmitted: client.Counter<'type'>;
   counter(name: string, help: string, labelNames?: string[]): client.Counter<string>;
@@ -13,7 +15,8 @@ export interface Metrics {
 /** One registry per server instance, so several servers in one test process do not collide. */
 export function createMetrics(): Metrics {
   const registry = new client.Registry();
-  client.collectDefaultMetrics({ register: registry, prefix: 'tally_process_' });
+  // Process metrics as tally_process_cpu_seconds_total, tally_nodejs_eventloop_lag_seconds, ...
+  client.collectDefaultMetrics({ register: registry, prefix: 'tally_' });
   const counters = new Map<string, client.Counter<string>>();
   const histograms = new Map<string, client.Histogram<string>>();
   const metrics: Metrics = {
@@ -23,6 +26,12 @@ export function createMetrics(): Metrics {
       help: 'HTTP request latency by route',
       labelNames: ['method', 'route', 'status'],
       buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
+      registers: [registry],
+    }),
+    httpRequests: new client.Counter({
+      name: 'tally_http_requests_total',
+      help: 'HTTP requests answered, by route and status',
+      labelNames: ['method', 'route', 'status'],
       registers: [registry],
     }),
     ledgerWrites: new client.Counter({
@@ -59,11 +68,9 @@ export function createMetrics(): Metrics {
 
 export function registerMetrics(app: FastifyInstance, metrics: Metrics): void {
   app.addHook('onResponse', async (req, reply) => {
-    const route = req.routeOptions?.url ?? 'unmatched';
-    metrics.httpDuration.observe(
-      { method: req.method, route, status: String(reply.statusCode) },
-      reply.elapsedTime / 1000,
-    );
+    const labels = { method: req.method, route: req.routeOptions?.url ?? 'unmatched', status: String(reply.statusCode) };
+    metrics.httpDuration.observe(labels, reply.elapsedTime / 1000);
+    metrics.httpRequests.inc(labels);
   });
   app.get('/metrics', { schema: { hide: true }, config: { public: true } }, async (_req, reply) => {
     reply.header('content-type', metrics.registry.contentType);

@@ -1,7 +1,8 @@
 import type { Clock } from '../../lib/clock.ts';
 import { newId } from '../../lib/ids.ts';
 import type { Metrics } from '../../http/metrics.ts';
-import type { Executor } from '../../storage/db.ts';
+import type { DialectName, Executor } from '../../storage/db.ts';
+import { hot } from '../../storage/hot.ts';
 
 // The transactional outbox: an event is a row written by the same transaction as the change that
 // causes it, so an event exists if and only if its change committed. The webhooks module reads
@@ -27,14 +28,26 @@ export interface StoredEvent {
 }
 
 export class Outbox {
-  constructor(private clock: Clock, private metrics: Metrics) {}
+  constructor(
+    private clock: Clock,
+    private metrics: Metrics,
+    private dialect: DialectName = 'sqlite',
+  ) {}
 
   /** Writes events in the caller's transaction; returns their ids in order. */
   async emit(trx: Executor, events: OutgoingEvent | OutgoingEvent[]): Promise<string[]> {
     const list = Array.isArray(events) ? events : [events];
     if (list.length === 0) return [];
+    const rows = this.rowsFor(list);
+    await hot(trx, this.dialect, `outbox.insert:${rows.length}`, rows.flatMap((r) => Object.values(r)), () => trx.insertInto('outbox_events').values(rows));
+    this.counted(list);
+    return rows.map((r) => r.id);
+  }
+
+  /** The outbox rows of `events`, for a caller that writes them itself in its transaction (then calls `counted`). */
+  rowsFor(events: OutgoingEvent[]) {
     const now = this.clock.nowIso();
-    const rows = list.map((e) => ({
+    return events.map((e) => ({
       id: newId('evt'),
       type: e.type,
       data: JSON.stringify(e.data),
@@ -43,8 +56,10 @@ export class Outbox {
       program_id: e.program_id ?? null,
       created_at: now,
     }));
-    await trx.insertInto('outbox_events').values(rows).execute();
-    for (const e of list) this.metrics.eventsEmitted.inc({ type: e.type });
-    return rows.map((r) => r.id);
+  }
+
+  /** Counts written events in the metrics. */
+  counted(events: OutgoingEvent[]): void {
+    for (const e of events) this.metrics.eventsEmitted.inc({ type: e.type });
   }
 }

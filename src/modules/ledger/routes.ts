@@ -1,7 +1,7 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { AppContext } from '../../context.ts';
 import { runIdempotentWrite } from '../../http/idempotency.ts';
-import { listOf } from '../../http/lists.ts';
+import { listOf, listSchema } from '../../http/lists.ts';
 import { S } from '../../http/validation.ts';
 import type { Services } from '../../services.ts';
 import type { Executor } from '../../storage/db.ts';
@@ -87,12 +87,20 @@ export function ledgerRoutes(app: FastifyInstance, ctx: AppContext, services: Se
   ) => {
     try {
       return await runIdempotentWrite(ctx, req, reply, 200, async (trx) => {
-        const { membership, program } = await memberAndProgram(trx, req.params.memberId, req.params.campaignId);
-        const definition = await services.programs.definition(trx, program.id, req.body.balance_definition_id);
+        // One query for card, program, holder and default definition; the step-by-step lookups
+        // only when something is missing (for the precise 404).
+        const card = await services.ledger.resolveCard(trx, req.params.memberId, req.params.campaignId, {
+          lockBalance: !req.body.balance_definition_id,
+        });
+        const { membership, program } = card ?? (await memberAndProgram(trx, req.params.memberId, req.params.campaignId));
+        const definition =
+          card && !req.body.balance_definition_id ? card.definition : await services.programs.definition(trx, program.id, req.body.balance_definition_id);
         const result = await services.ledger.applyChange(trx, {
           program,
           membership,
           definition,
+          customer: card?.customer,
+          locked_balance: card?.balance,
           points: req.body.points,
           type: req.body.points > 0 ? 'POINTS_ADDITION' : 'POINTS_REMOVAL',
           reason: req.body.reason,
@@ -147,21 +155,24 @@ export function ledgerRoutes(app: FastifyInstance, ctx: AppContext, services: Se
     },
   );
 
-  app.get<{ Params: { campaignId: string; memberId: string }; Querystring: { balance_definition_id?: string } }>(
+  app.get<{ Params: { campaignId: string; memberId: string }; Querystring: { balance_definition_id?: string; limit: number; page: number } }>(
     '/v1/loyalties/:campaignId/members/:memberId/points-expiration',
     {
       schema: {
         tags: ['ledger'],
-        summary: 'List the open point lots of a card with their expiry, earliest first',
+        summary: 'List the open point lots (buckets) of a card with their expiry, earliest first; non-expiring last',
         params: bothParams,
-        querystring: { type: 'object', properties: { balance_definition_id: { type: 'string' } } },
+        querystring: { type: 'object', properties: { ...S.listQuery, balance_definition_id: { type: 'string' } } },
+        response: { 200: listSchema('data') },
       },
     },
     async (req) => {
       const { membership, program } = await memberAndProgram(db(), req.params.memberId, req.params.campaignId);
       const definition = await services.programs.definition(db(), program.id, req.query.balance_definition_id);
       const lots = await services.ledger.openLots(db(), membership.id, definition.id);
-      return listOf('data', lots.map((l) => presentLot(l, program.id)), lots.length);
+      const { limit, page } = req.query;
+      const slice = lots.slice((page - 1) * limit, page * limit);
+      return listOf('data', slice.map((l) => presentLot(l, program.id)), lots.length);
     },
   );
 

@@ -4,7 +4,8 @@ import { ApiError, badRequest } from '../../http/errors.ts';
 import { newId } from '../../lib/ids.ts';
 import { fromJson } from '../../lib/json.ts';
 import type { Executor } from '../../storage/db.ts';
-import type { LedgerEntriesTable, PointLotsTable } from '../../storage/schema.ts';
+import { hot, hotCombined } from '../../storage/hot.ts';
+import type { CustomersTable, LedgerEntriesTable, MembershipsTable, PointLotsTable, ProgramsTable } from '../../storage/schema.ts';
 import { presentCustomerRef } from '../customers/service.ts';
 import type { OutgoingEvent } from '../events/outbox.ts';
 import { computeExpiry, type ExpirationRules } from '../loyalties/expiration.ts';
@@ -28,6 +29,16 @@ import { assertActive, presentMember, type BalanceRow, type MembershipRow } from
 //   6. writes the events to the outbox.
 // Invariant, checked by the tests after every scenario:
 //   balance = sum(ledger_entries.points) = sum(point_lots.remaining).
+
+const MEMBERSHIP_COLUMNS = ['id', 'code', 'program_id', 'customer_id', 'status', 'join_key', 'metadata', 'created_at', 'updated_at', 'revoked_at'] as const satisfies readonly (keyof MembershipsTable)[];
+const PROGRAM_COLUMNS = [
+  'id', 'name', 'description', 'type', 'auto_join', 'join_once', 'active', 'start_date', 'expiration_date', 'timezone', 'metadata', 'voucher', 'extra', 'created_at', 'updated_at', 'deleted_at',
+] as const satisfies readonly (keyof ProgramsTable)[];
+const DEFINITION_COLUMNS = ['id', 'program_id', 'name', 'unit', 'min_value', 'max_value', 'is_default', 'expiration', 'metadata', 'created_at', 'updated_at'] as const satisfies readonly (keyof BalanceDefinitionRow)[];
+const BALANCE_COLUMNS = [
+  'membership_id', 'balance_definition_id', 'program_id', 'balance', 'points', 'pending_points', 'expired_points', 'subtracted_points', 'created_at', 'updated_at',
+] as const satisfies readonly (keyof BalanceRow)[];
+const CUSTOMER_COLUMNS = ['id', 'source_id', 'name', 'email', 'phone', 'description', 'birthdate', 'address', 'metadata', 'created_at', 'updated_at'] as const satisfies readonly (keyof CustomersTable)[];
 
 export type LedgerEntryRow = Omit<Selectable<LedgerEntriesTable>, 'seq'> & { seq?: number };
 export type PointLotRow = PointLotsTable;
@@ -69,6 +80,13 @@ export interface BalanceChange {
   spend_only?: boolean;
   /** Debit this lot before any other (an expiry takes exactly its own lot). */
   consume_lot_id?: string;
+  /** The card holder's row when the caller already has it (saves a read for the card events). */
+  customer?: CustomersTable | null;
+  /**
+   * The balance row of (membership, definition) when the caller has already read it with its lock
+   * in this same transaction (`resolveCard(..., { lockBalance: true })`); saves a round trip.
+   */
+  locked_balance?: BalanceRow;
 }
 
 export interface BalanceAnswer {
@@ -154,13 +172,17 @@ export class LedgerService {
 
   /** Locks and returns the balance row, creating it (empty) on first use. */
   async lockBalance(trx: Executor, change: Pick<BalanceChange, 'membership' | 'definition' | 'program'>): Promise<{ row: BalanceRow; created: boolean }> {
-    const select = () => {
-      const q = trx
-        .selectFrom('balances')
-        .selectAll()
-        .where('membership_id', '=', change.membership.id)
-        .where('balance_definition_id', '=', change.definition.id);
-      return (this.ctx.database.forUpdate ? q.forUpdate() : q).executeTakeFirst();
+    const { dialect, forUpdate } = this.ctx.database;
+    const select = async () => {
+      const rows = await hot(trx, dialect, 'ledger.lockBalance', [change.membership.id, change.definition.id], () => {
+        const q = trx
+          .selectFrom('balances')
+          .selectAll()
+          .where('membership_id', '=', change.membership.id)
+          .where('balance_definition_id', '=', change.definition.id);
+        return forUpdate ? q.forUpdate() : q;
+      });
+      return rows[0];
     };
     const found = await select();
     if (found) return { row: found, created: false };
@@ -212,7 +234,11 @@ export class LedgerService {
     const clock = this.ctx.clock;
     const nowDate = clock.now();
     const now = nowDate.toISOString();
-    const { row: bal, created } = await this.lockBalance(trx, change);
+    const pre = change.locked_balance;
+    const { row: bal, created } =
+      pre && pre.membership_id === membership.id && pre.balance_definition_id === definition.id
+        ? { row: pre, created: false }
+        : await this.lockBalance(trx, change);
     const before = Number(bal.balance);
     const after = before + points;
     const min = definition.min_value ?? 0;
@@ -220,8 +246,13 @@ export class LedgerService {
     const isCredit = points > 0;
     const expiresAt = isCredit ? this.expiryFor(change, nowDate) : null;
 
-    if ((max !== null && after > max) || after > Number.MAX_SAFE_INTEGER || after < min) {
-      const overMax = after > (max ?? Number.MAX_SAFE_INTEGER);
+    // A change is refused when it would cross a limit: credits are held to `max` (and the
+    // safe-integer range), debits to `min`. A credit that leaves a balance still below `min`
+    // (a fresh balance of a definition with min > 0) moves towards it and is allowed.
+    const lifetimeAfter = Number(bal.points) + (isCredit ? points : 0);
+    const overMax = isCredit && ((max !== null && after > max) || after > Number.MAX_SAFE_INTEGER || lifetimeAfter > Number.MAX_SAFE_INTEGER);
+    const underMin = !isCredit && after < min;
+    if (overMax || underMin) {
       const reason = overMax ? 'Amount falls above maximum balance amount limit' : 'Amount falls below minimum balance amount limit';
       throw new BalanceLimitError(
         overMax ? 'Balance limit exceeded' : 'Insufficient balance',
@@ -276,28 +307,19 @@ export class LedgerService {
       related_transaction_id: change.related_transaction_id ?? null,
       created_at: now,
     };
-    await trx.insertInto('ledger_entries').values(entry).execute();
-
-    let lot: PointLotRow | undefined;
-    if (isCredit) {
-      lot = {
-        id: newId('lot'),
-        membership_id: membership.id,
-        balance_definition_id: definition.id,
-        ledger_entry_id: entry.id,
-        points,
-        remaining: points,
-        expires_at: expiresAt,
-        created_at: now,
-      };
-      await trx.insertInto('point_lots').values(lot).execute();
-      if (expiresAt) {
-        await this.ctx.scheduler.schedule(trx, { kind: 'ledger.expire_lot', runAt: expiresAt, payload: { lot_id: lot.id }, uniqueKey: `expire_lot:${lot.id}` });
-      }
-    } else {
-      await this.consumeLots(trx, membership.id, definition.id, -points, change.consume_lot_id);
-    }
-
+    const dialect = this.ctx.database.dialect;
+    const lot: PointLotRow | undefined = isCredit
+      ? {
+          id: newId('lot'),
+          membership_id: membership.id,
+          balance_definition_id: definition.id,
+          ledger_entry_id: entry.id,
+          points,
+          remaining: points,
+          expires_at: expiresAt,
+          created_at: now,
+        }
+      : undefined;
     const patch = {
       balance: after,
       points: total,
@@ -305,17 +327,38 @@ export class LedgerService {
       expired_points: Number(bal.expired_points) + (change.type === 'POINTS_EXPIRATION' ? -points : 0),
       updated_at: now,
     };
-    await trx
-      .updateTable('balances')
-      .set(patch)
-      .where('membership_id', '=', membership.id)
-      .where('balance_definition_id', '=', definition.id)
-      .execute();
     const balance: BalanceRow = { ...bal, ...patch };
-    this.ctx.metrics.ledgerWrites.inc({ type: change.type });
-
+    // The events are computed from the values about to be written (nothing below reads them back).
     const events = await this.eventsFor(trx, change, entry, balance, before, created, expiresAt, answer);
-    await this.ctx.outbox.emit(trx, events);
+
+    const insertEntry = { key: 'insertEntry', params: Object.values(entry), build: () => trx.insertInto('ledger_entries').values(entry) };
+    const updateBalance = {
+      key: 'updateBalance',
+      params: [...Object.values(patch), membership.id, definition.id],
+      build: () => trx.updateTable('balances').set(patch).where('membership_id', '=', membership.id).where('balance_definition_id', '=', definition.id),
+    };
+    if (lot && dialect === 'postgres') {
+      // PostgreSQL: entry, lot, balance and events in one statement (data-modifying CTEs), one round
+      // trip instead of four, in the same transaction as before.
+      const rows = this.ctx.outbox.rowsFor(events);
+      await hotCombined(trx, `ledger.credit:${rows.length}`, [
+        insertEntry,
+        { key: 'insertLot', params: Object.values(lot), build: () => trx.insertInto('point_lots').values(lot) },
+        updateBalance,
+        ...(rows.length ? [{ key: 'outbox', params: rows.flatMap((r) => Object.values(r)), build: () => trx.insertInto('outbox_events').values(rows) }] : []),
+      ]);
+      this.ctx.outbox.counted(events);
+    } else {
+      await hot(trx, dialect, 'ledger.insertEntry', insertEntry.params, insertEntry.build);
+      if (lot) await hot(trx, dialect, 'ledger.insertLot', Object.values(lot), () => trx.insertInto('point_lots').values(lot));
+      else await this.consumeLots(trx, membership.id, definition.id, -points, change.consume_lot_id);
+      await hot(trx, dialect, 'ledger.updateBalance', updateBalance.params, updateBalance.build);
+      await this.ctx.outbox.emit(trx, events);
+    }
+    if (lot?.expires_at) {
+      await this.ctx.scheduler.schedule(trx, { kind: 'ledger.expire_lot', runAt: lot.expires_at, payload: { lot_id: lot.id }, uniqueKey: `expire_lot:${lot.id}` });
+    }
+    this.ctx.metrics.ledgerWrites.inc({ type: change.type });
     const result: ChangeResult = { entry, balance, before, created, answer, lot, events };
     for (const listener of this.listeners) await listener(trx, change, result);
     return result;
@@ -398,7 +441,10 @@ export class LedgerService {
     }
     // Voucherify's card events speak of the default (points) balance only.
     if (definition.is_default === 1 && (isCredit || change.type === 'POINTS_EXPIRATION')) {
-      const customer = await trx.selectFrom('customers').selectAll().where('id', '=', membership.customer_id).executeTakeFirst();
+      const customer =
+        change.customer !== undefined && change.customer?.id === membership.customer_id
+          ? change.customer
+          : await trx.selectFrom('customers').selectAll().where('id', '=', membership.customer_id).executeTakeFirst();
       const card = { points: Number(balance.points), balance: after };
       const voucher = presentMember(membership, program, card as never);
       events.push({
@@ -454,6 +500,53 @@ export class LedgerService {
     });
   }
 
+  /**
+   * The card a balance change names, with its program, its holder and the program's default balance
+   * definition, in one query (the hot path of POST .../balance). Undefined when any is missing; the
+   * caller then looks them up one by one for the precise 404.
+   */
+  async resolveCard(db: Executor, memberId: string, programId?: string, opts: { lockBalance?: boolean } = {}) {
+    const byId = memberId.startsWith('v_');
+    const withBalance = !!opts.lockBalance;
+    const forUpdate = withBalance && this.ctx.database.forUpdate;
+    const params = [1, ...(byId ? [memberId, memberId] : [memberId]), ...(programId ? [programId] : [])];
+    const build = () => {
+      let q = db
+        .selectFrom('memberships as m')
+        .innerJoin('programs as p', 'p.id', 'm.program_id')
+        .innerJoin('balance_definitions as d', (j) => j.onRef('d.program_id', '=', 'm.program_id').on('d.is_default', '=', 1))
+        .leftJoin('customers as c', 'c.id', 'm.customer_id')
+        .select([
+          ...MEMBERSHIP_COLUMNS.map((k) => `m.${k} as m_${k}` as const),
+          ...PROGRAM_COLUMNS.map((k) => `p.${k} as p_${k}` as const),
+          ...DEFINITION_COLUMNS.map((k) => `d.${k} as d_${k}` as const),
+          ...CUSTOMER_COLUMNS.map((k) => `c.${k} as c_${k}` as const),
+        ] as never)
+        .where('p.deleted_at', 'is', null);
+      if (withBalance) {
+        // The default balance row exists from the join on (joinProgram creates it); locking it here
+        // (FOR UPDATE OF b on PostgreSQL) is the same lock applyChange would take.
+        q = q
+          .innerJoin('balances as b', (j) => j.onRef('b.membership_id', '=', 'm.id').onRef('b.balance_definition_id', '=', 'd.id'))
+          .select(BALANCE_COLUMNS.map((k) => `b.${k} as b_${k}` as const) as never);
+      }
+      q = byId ? q.where((eb) => eb.or([eb('m.id', '=', memberId), eb('m.code', '=', memberId)])) : q.where('m.code', '=', memberId);
+      if (programId) q = q.where('m.program_id', '=', programId);
+      return forUpdate ? q.forUpdate(['b'] as never) : q;
+    };
+    const key = `ledger.resolveCard:${byId}:${!!programId}:${withBalance}`;
+    const row = (await hot(db, this.ctx.database.dialect, key, params, build))[0] as Record<string, unknown> | undefined;
+    if (!row) return undefined;
+    const pick = <T>(prefix: string, cols: readonly string[]) => Object.fromEntries(cols.map((k) => [k, row[`${prefix}_${k}`]])) as T;
+    return {
+      membership: pick<MembershipsTable>('m', MEMBERSHIP_COLUMNS),
+      program: pick<ProgramsTable>('p', PROGRAM_COLUMNS),
+      definition: pick<BalanceDefinitionRow>('d', DEFINITION_COLUMNS),
+      customer: row.c_id ? pick<CustomersTable>('c', CUSTOMER_COLUMNS) : null,
+      balance: withBalance ? pick<BalanceRow>('b', BALANCE_COLUMNS) : undefined,
+    };
+  }
+
   // ---- reads ----
 
   async transactions(
@@ -480,7 +573,7 @@ export class LedgerService {
     if (definitionId) q = q.where('balance_definition_id', '=', definitionId);
     const lots = await q.execute();
     return lots.sort((a, b) => {
-      if (a.expires_at === b.expires_at) return a.created_at < b.created_at ? -1 : 1;
+      if (a.expires_at === b.expires_at) return a.created_at < b.created_at ? -1 : a.created_at > b.created_at ? 1 : a.id < b.id ? -1 : 1;
       if (a.expires_at === null) return 1;
       if (b.expires_at === null) return -1;
       return a.expires_at < b.expires_at ? -1 : 1;

@@ -52,3 +52,15 @@ export function generateCode(c: CodeConfig): string {
   }
   return `${c.prefix ?? ''}${core}${c.postfix ?? ''}`;
 }
+
+/** Every code of a small code space (for the last free codes, when random picks keep colliding). */
+export function allCodes(c: CodeConfig, limit = 4096): string[] | null {
+  if (codeSpace(c) > limit) return null;
+  const charset = [...new Set(c.charset)];
+  const template = c.pattern ? [...c.pattern] : Array.from({ length: c.length }, () => '#');
+  let cores = [''];
+  for (const ch of template) {
+    cores = ch === '#' ? cores.flatMap((x) => charset.map((y) => x + y)) : cores.map((x) => x + ch);
+  }
+  return cores.map((core) => `${c.prefix ?? ''}${core}${c.postfix ?? ''}`);
+}

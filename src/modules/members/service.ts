@@ -5,7 +5,7 @@ import { newId } from '../../lib/ids.ts';
 import { fromJson, toJson } from '../../lib/json.ts';
 import { isUniqueViolation, type Executor } from '../../storage/db.ts';
 import type { BalancesTable, MembershipsTable } from '../../storage/schema.ts';
-import { codeSpace, generateCode } from '../loyalties/codes.ts';
+import { allCodes, codeSpace, generateCode } from '../loyalties/codes.ts';
 import { programRef, programVoucher, type ProgramRow } from '../loyalties/service.ts';
 
 export type MembershipRow = MembershipsTable;
@@ -143,7 +143,10 @@ export class MemberService {
   ): Promise<MembershipRow> {
     if (program.active !== 1) throw new ApiError(422, 'campaign_inactive', 'Campaign is inactive', `Campaign ${program.id} is not active`);
     const now = this.ctx.clock.nowIso();
-    if (program.expiration_date && program.expiration_date <= now) {
+    if (program.start_date && Date.parse(program.start_date) > Date.parse(now)) {
+      throw new ApiError(422, 'campaign_not_started', 'Campaign has not started yet', `Campaign ${program.id} starts at ${program.start_date}`);
+    }
+    if (program.expiration_date && Date.parse(program.expiration_date) <= Date.parse(now)) {
       throw new ApiError(422, 'campaign_expired', 'Campaign has expired', `Campaign ${program.id} expired at ${program.expiration_date}`);
     }
     if (program.join_once === 1) {
@@ -170,6 +173,21 @@ export class MemberService {
         const candidate = generateCode(config);
         const taken = await db.selectFrom('memberships').select('id').where('code', '=', candidate).executeTakeFirst();
         if (!taken) code = candidate;
+      }
+      if (code === undefined) {
+        // A small, nearly full space: look for the free codes among all of them.
+        const candidates = allCodes(config);
+        if (candidates) {
+          for (let i = candidates.length - 1; i > 0; i--) {
+            const j = Math.floor(Math.random() * (i + 1));
+            [candidates[i], candidates[j]] = [candidates[j], candidates[i]];
+          }
+          for (let i = 0; i < candidates.length && code === undefined; i += 500) {
+            const chunk = candidates.slice(i, i + 500);
+            const taken = new Set((await db.selectFrom('memberships').select('code').where('code', 'in', chunk).execute()).map((r) => r.code));
+            code = chunk.find((c) => !taken.has(c));
+          }
+        }
       }
       if (code === undefined) {
         throw new ApiError(422, 'code_space_exhausted', 'No free card code', `code_config allows ${space} codes and random picks keep colliding; widen the pattern or charset`);
