@@ -1,9 +1,11 @@
 import { coreMigration } from '../storage/migrations/0001_core.ts';
 import { customerRoutes } from './customers/routes.ts';
+import { eventsModule } from './events/module.ts';
 import { ledgerRoutes } from './ledger/routes.ts';
 import { loyaltyRoutes } from './loyalties/routes.ts';
 import { memberRoutes } from './members/routes.ts';
 import type { TallyModule } from './module.ts';
+import { webhooksModule } from './webhooks/module.ts';
 
 // Every domain module, in wiring order. A new module adds one line here.
 export const modules: TallyModule[] = [
@@ -16,4 +18,6 @@ export const modules: TallyModule[] = [
     routes: ledgerRoutes,
     jobs: (_ctx, services) => services.ledger.registerJobs(),
   },
+  eventsModule,
+  webhooksModule,
 ];
