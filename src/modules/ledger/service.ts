@@ -314,7 +314,10 @@ export class LedgerService {
     const balance: BalanceRow = { ...bal, ...patch };
     this.ctx.metrics.ledgerWrites.inc({ type: change.type });
 
-    const events = await this.eventsFor(trx, change, entry, balance, before, created, expiresAt, answer);
+    // `created` of balance_value_updated: the first movement of this balance (joining a program
+    // creates the empty default balance row ahead of any change, so the row's age is not enough).
+    const firstMovement = created || (before === 0 && Number(bal.points) === 0 && Number(bal.subtracted_points) === 0 && Number(bal.expired_points) === 0);
+    const events = await this.eventsFor(trx, change, entry, balance, before, firstMovement, expiresAt, answer);
     await this.ctx.outbox.emit(trx, events);
     const result: ChangeResult = { entry, balance, before, created, answer, lot, events };
     for (const listener of this.listeners) await listener(trx, change, result);

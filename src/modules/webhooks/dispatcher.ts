@@ -128,7 +128,8 @@ export class Dispatcher {
   private readonly pollMs: number;
   private readonly batch: number;
   private readonly timeoutMs: number;
-  private readonly random: () => number;
+  /** Random source of the jitter, in [0, 1) (tests set () => 0.5 for exact delays). */
+  random: () => number;
   private agent: Agent;
   private inflight = new Map<string, number>();
   private inflightTotal = 0;
