@@ -161,8 +161,44 @@ export class Dispatcher {
     this.ctx.signals.on('committed', this.onCommitted);
     this.timer = setInterval(() => this.wake(), this.pollMs);
     this.timer.unref();
-    this.wake();
+    void this.releaseDeadLeases()
+      .catch((err) => this.ctx.log.warn({ err }, 'cannot release the leases of dead processes'))
+      .finally(() => this.wake());
     return () => this.stop();
+  }
+
+  /**
+   * After a crash and restart on the same host, the deliveries the dead process had claimed need
+   * not wait for their leases to expire: a lease held by a process of this host that no longer
+   * exists is released at once. (Leases of other hosts always run to their end.)
+   */
+  async releaseDeadLeases(): Promise<number> {
+    const { db } = this.ctx.database;
+    const holders = await db.selectFrom('webhook_deliveries').select('leased_by').distinct().where('status', '=', 'sending').execute();
+    const host = hostname();
+    const dead = holders
+      .map((h) => h.leased_by)
+      .filter((by): by is string => {
+        if (!by || by === this.workerId) return false;
+        const [h, pid] = by.split(':');
+        if (h !== host || !/^\d+$/.test(pid ?? '')) return false;
+        try {
+          process.kill(Number(pid), 0);
+          return false;
+        } catch (err) {
+          return (err as { code?: string }).code === 'ESRCH';
+        }
+      });
+    if (dead.length === 0) return 0;
+    const res = await db
+      .updateTable('webhook_deliveries')
+      .set({ lease_until: new Date(this.ctx.clock.nowMs() - 1).toISOString() })
+      .where('status', '=', 'sending')
+      .where('leased_by', 'in', dead)
+      .executeTakeFirst();
+    const n = Number(res.numUpdatedRows ?? 0);
+    if (n > 0) this.ctx.log.warn({ deliveries: n, holders: dead }, 'released webhook deliveries claimed by a dead process');
+    return n;
   }
 
   async stop(): Promise<void> {
