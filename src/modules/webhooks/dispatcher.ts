@@ -1,6 +1,6 @@
 import { hostname } from 'node:os';
 import { performance } from 'node:perf_hooks';
-import type { Selectable } from 'kysely';
+import { sql, type Selectable } from 'kysely';
 import { Agent, request } from 'undici';
 import type { AppContext } from '../../context.ts';
 import { newId, randomString } from '../../lib/ids.ts';
@@ -141,6 +141,7 @@ export class Dispatcher {
   private again = false;
   private stopped = true;
   private timer: NodeJS.Timeout | null = null;
+  private lastLeaseScan = 0;
   private onCommitted = () => this.wake();
 
   constructor(private ctx: AppContext, opts: DispatcherOptions = {}) {
@@ -243,7 +244,7 @@ export class Dispatcher {
     await this.running?.catch(() => undefined);
     let total = 0;
     for (;;) {
-      const launched = await this.pass();
+      const launched = await this.pass(true);
       await Promise.allSettled([...this.sends]);
       await this.flush();
       total += launched;
@@ -257,18 +258,19 @@ export class Dispatcher {
 
   // ---- one pass ----
 
-  private async pass(): Promise<number> {
+  private async pass(force = false): Promise<number> {
     await this.flush();
     await this.loadEndpoints();
-    let launched = 0;
     for (;;) {
-      const { events, toLaunch } = await this.fanOut();
-      for (const c of toLaunch) this.launch(c);
-      launched += toLaunch.length;
+      const events = await this.fanOut();
       if (events < this.batch) break;
     }
-    launched += await this.claimDue();
-    return launched;
+    // Expired leases (a sender that died) are looked for at most once a second, and on every runOnce.
+    if (force || performance.now() - this.lastLeaseScan > 1000) {
+      this.lastLeaseScan = performance.now();
+      await this.requeueExpiredLeases();
+    }
+    return this.claimDue();
   }
 
   private async loadEndpoints(): Promise<void> {
@@ -281,127 +283,106 @@ export class Dispatcher {
     return Math.max(0, Math.min(limit - (this.inflight.get(endpoint.id) ?? 0), this.global - this.inflightTotal));
   }
 
-  private reserve(endpointId: string): void {
-    this.inflight.set(endpointId, (this.inflight.get(endpointId) ?? 0) + 1);
-    this.inflightTotal++;
+  private reserve(endpointId: string, n = 1): void {
+    this.inflight.set(endpointId, (this.inflight.get(endpointId) ?? 0) + n);
+    this.inflightTotal += n;
   }
 
-  private release(endpointId: string): void {
-    const n = (this.inflight.get(endpointId) ?? 1) - 1;
-    if (n <= 0) this.inflight.delete(endpointId);
-    else this.inflight.set(endpointId, n);
-    this.inflightTotal--;
+  private release(endpointId: string, n = 1): void {
+    const left = (this.inflight.get(endpointId) ?? n) - n;
+    if (left <= 0) this.inflight.delete(endpointId);
+    else this.inflight.set(endpointId, left);
+    this.inflightTotal -= n;
   }
 
-  /** Turns up to `batch` undispatched events into deliveries, in one transaction. */
-  private async fanOut(): Promise<{ events: number; toLaunch: Claimed[] }> {
+  /**
+   * Turns up to `batch` undispatched events into one pending delivery per subscribed endpoint and
+   * marks them dispatched, in one transaction (INSERT ... SELECT per endpoint). Returns how many
+   * events it took.
+   */
+  private async fanOut(): Promise<number> {
     const { db } = this.ctx.database;
     const any = await db.selectFrom('outbox_events').select('seq').where('dispatched', '=', 0).limit(1).executeTakeFirst();
-    if (!any) return { events: 0, toLaunch: [] };
+    if (!any) return 0;
     const active = [...this.endpoints.values()].filter((e) => e.active === 1);
-    const reserved: string[] = [];
-    try {
-      return await this.ctx.database.transaction(async (trx) => {
-        let q = trx
+    return this.ctx.database.transaction(async (trx) => {
+      let q = trx.selectFrom('outbox_events').select('seq').where('dispatched', '=', 0).orderBy('seq').limit(this.batch);
+      if (this.ctx.database.forUpdate) q = q.forUpdate().skipLocked();
+      const seqs = (await q.execute()).map((r) => r.seq);
+      if (seqs.length === 0) return 0;
+      const now = this.ctx.clock.nowIso();
+      for (const ep of active) {
+        const types = fromJson<string[]>(ep.events, []);
+        let select = trx
           .selectFrom('outbox_events')
-          .select(['seq', 'id', 'type', 'data', 'created_at'])
-          .where('dispatched', '=', 0)
-          .orderBy('seq')
-          .limit(this.batch);
-        if (this.ctx.database.forUpdate) q = q.forUpdate().skipLocked();
-        const events = await q.execute();
-        if (events.length === 0) return { events: 0, toLaunch: [] };
-        const now = this.ctx.clock.nowIso();
-        const lease = new Date(this.ctx.clock.nowMs() + LEASE_MS).toISOString();
-        const rows = [];
-        const toLaunch: Claimed[] = [];
-        for (const ev of events) {
-          for (const ep of active) {
-            if (ev.created_at < ep.created_at || !subscribed(ep, ev.type)) continue;
-            const send = this.capacity(ep) > 0;
-            if (send) {
-              this.reserve(ep.id);
-              reserved.push(ep.id);
-              toLaunch.push({ seq: null, endpoint_id: ep.id, event: ev, attempt: 1, manual: false, trigger: 'scheduled', direct: false });
-            }
-            rows.push({
-              endpoint_id: ep.id,
-              event_id: ev.id,
-              event_type: ev.type,
-              event_created_at: ev.created_at,
-              status: send ? 'sending' : 'pending',
-              attempts: 0,
-              manual: 0,
-              next_attempt_at: now,
-              lease_until: send ? lease : null,
-              leased_by: send ? this.workerId : null,
-              last_status_code: null,
-              created_at: now,
-              updated_at: now,
-            });
-          }
-        }
-        for (let i = 0; i < rows.length; i += 200) {
-          const inserted = await trx
-            .insertInto('webhook_deliveries')
-            .values(rows.slice(i, i + 200))
-            .onConflict((oc) => oc.columns(['endpoint_id', 'event_id']).doNothing())
-            .returning(['seq', 'endpoint_id', 'event_id'])
-            .execute();
-          const seqOf = new Map(inserted.map((r) => [`${r.endpoint_id}/${r.event_id}`, r.seq]));
-          for (const c of toLaunch) if (c.seq === null) c.seq = seqOf.get(`${c.endpoint_id}/${c.event.id}`) ?? null;
-        }
-        const seqs = events.map((e) => e.seq);
-        for (let i = 0; i < seqs.length; i += 500) {
-          await trx.updateTable('outbox_events').set({ dispatched: 1 }).where('seq', 'in', seqs.slice(i, i + 500)).execute();
-        }
-        // A delivery that already existed (conflict) belongs to whoever created it.
-        const launch = toLaunch.filter((c) => c.seq !== null);
-        for (const c of toLaunch) if (c.seq === null) this.release(c.endpoint_id);
-        reserved.length = 0;
-        return { events: events.length, toLaunch: launch };
-      });
-    } catch (err) {
-      for (const id of reserved) this.release(id);
-      throw err;
-    }
+          .select((eb) => [
+            eb.val(ep.id).as('endpoint_id'),
+            'id as event_id',
+            'type as event_type',
+            'created_at as event_created_at',
+            eb.val('pending').as('status'),
+            sql<number>`0`.as('attempts'),
+            sql<number>`0`.as('manual'),
+            eb.val(now).as('next_attempt_at'),
+            eb.val(now).as('created_at'),
+            eb.val(now).as('updated_at'),
+          ])
+          .where('seq', 'in', seqs)
+          .where('created_at', '>=', ep.created_at);
+        if (!types.includes('*')) select = select.where('type', 'in', types);
+        await trx
+          .insertInto('webhook_deliveries')
+          .columns(['endpoint_id', 'event_id', 'event_type', 'event_created_at', 'status', 'attempts', 'manual', 'next_attempt_at', 'created_at', 'updated_at'])
+          .expression(select)
+          .onConflict((oc) => oc.columns(['endpoint_id', 'event_id']).doNothing())
+          .execute();
+      }
+      await trx.updateTable('outbox_events').set({ dispatched: 1 }).where('seq', 'in', seqs).execute();
+      return seqs.length;
+    });
   }
 
-  /** Claims the deliveries due now (and those whose sender's lease expired), per endpoint with free slots. */
+  /** Deliveries whose sender's lease expired (the sender died) go back to pending, due now. */
+  private async requeueExpiredLeases(): Promise<number> {
+    const now = this.ctx.clock.nowIso();
+    const res = await this.ctx.database.db
+      .updateTable('webhook_deliveries')
+      .set({ status: 'pending', next_attempt_at: now, lease_until: null, leased_by: null, updated_at: now })
+      .where('status', '=', 'sending')
+      .where('lease_until', '<', now)
+      .executeTakeFirst();
+    return Number(res.numUpdatedRows ?? 0);
+  }
+
+  /** Claims the deliveries due now, per active endpoint, as many as it has free slots; launches them. */
   private async claimDue(): Promise<number> {
     const { db } = this.ctx.database;
     const now = this.ctx.clock.nowIso();
-    const due = (eb: any) =>
-      eb.or([
-        eb.and([eb('status', '=', 'pending'), eb('next_attempt_at', '<=', now)]),
-        eb.and([eb('status', '=', 'sending'), eb('lease_until', '<', now)]),
-      ]);
-    const endpointIds = await db.selectFrom('webhook_deliveries').select('endpoint_id').distinct().where(due).execute();
     let launched = 0;
-    for (const { endpoint_id } of endpointIds) {
-      const ep = this.endpoints.get(endpoint_id);
-      if (!ep || ep.active !== 1) continue;
+    for (const ep of this.endpoints.values()) {
+      if (ep.active !== 1) continue;
       const cap = this.capacity(ep);
       if (cap <= 0) continue;
-      for (let i = 0; i < cap; i++) this.reserve(ep.id);
+      this.reserve(ep.id, cap);
       let claimed: { seq: number; event_id: string; attempts: number; manual: number }[] = [];
       try {
         const pick = db
           .selectFrom('webhook_deliveries')
           .select('seq')
           .where('endpoint_id', '=', ep.id)
-          .where(due)
+          .where('status', '=', 'pending')
+          .where('next_attempt_at', '<=', now)
           .orderBy('next_attempt_at')
-          .orderBy('seq')
           .limit(cap);
         claimed = await db
           .updateTable('webhook_deliveries')
           .set({ status: 'sending', lease_until: new Date(this.ctx.clock.nowMs() + LEASE_MS).toISOString(), leased_by: this.workerId, updated_at: now })
           .where('seq', 'in', this.ctx.database.forUpdate ? pick.forUpdate().skipLocked() : pick)
+          .where('status', '=', 'pending')
           .returning(['seq', 'event_id', 'attempts', 'manual'])
           .execute();
       } finally {
-        for (let i = claimed.length; i < cap; i++) this.release(ep.id);
+        this.release(ep.id, cap - claimed.length);
       }
       if (claimed.length === 0) continue;
       const events = await db
@@ -415,7 +396,7 @@ export class Dispatcher {
         if (!event) {
           // The event was purged by retention: nothing left to send.
           this.release(ep.id);
-          await db.updateTable('webhook_deliveries').set({ status: 'failed', next_attempt_at: null, lease_until: null, updated_at: now }).where('seq', '=', c.seq).execute();
+          await db.updateTable('webhook_deliveries').set({ status: 'failed', next_attempt_at: null, lease_until: null, leased_by: null, updated_at: now }).where('seq', '=', c.seq).execute();
           continue;
         }
         this.launch({

@@ -316,9 +316,13 @@ describe('webhooks', () => {
     const second = new Dispatcher(t.server.ctx);
     for (let i = 0; i < 5; i++) await createMember(t, program.id);
     await (second as any).loadEndpoints();
-    const { toLaunch } = await (second as any).fanOut();
-    assert.equal(toLaunch.length, 5);
-    for (const c of toLaunch) (second as any).release(c.endpoint_id); // "dies": never sends
+    assert.equal(await (second as any).fanOut(), 5);
+    // ... and claimed them on another host, then died before sending.
+    await db
+      .updateTable('webhook_deliveries')
+      .set({ status: 'sending', leased_by: 'elsewhere:1:dead', lease_until: new Date(clock.nowMs() + 30_000).toISOString() })
+      .where('endpoint_id', '=', hook.id)
+      .execute();
     await run();
     assert.equal(rx.received.length, 0, 'leased by the dead sender: not yet');
     clock.advance(31_000);
