@@ -142,6 +142,9 @@ export class Dispatcher {
   private stopped = true;
   private timer: NodeJS.Timeout | null = null;
   private lastLeaseScan = 0;
+  private endpointsLoadedAt = 0;
+  private endpointsDirty = true;
+  private scheduled = false;
   private onCommitted = () => this.wake();
 
   constructor(private ctx: AppContext, opts: DispatcherOptions = {}) {
@@ -214,13 +217,28 @@ export class Dispatcher {
     await this.agent.close().catch(() => undefined);
   }
 
-  /** Runs a pass soon (coalesced: a wake during a pass runs one more pass after it). */
-  wake(): void {
+  /**
+   * Runs a pass soon, coalesced: a wake during a pass runs one more pass after it. `batch` (after a
+   * send completes) waits 2 ms so that the answers arriving together are recorded together.
+   */
+  wake(batch = false): void {
     if (this.stopped) return;
     if (this.running) {
       this.again = true;
       return;
     }
+    if (this.scheduled) return;
+    this.scheduled = true;
+    const go = () => {
+      this.scheduled = false;
+      this.startPass();
+    };
+    if (batch) setTimeout(go, 2);
+    else setImmediate(go);
+  }
+
+  private startPass(): void {
+    if (this.stopped || this.running) return;
     this.running = this.pass()
       .catch((err) => {
         this.ctx.log.error({ err }, 'webhook dispatcher pass failed');
@@ -230,7 +248,7 @@ export class Dispatcher {
         this.running = null;
         if (this.again) {
           this.again = false;
-          this.wake();
+          this.wake(true);
         }
       });
   }
@@ -258,24 +276,54 @@ export class Dispatcher {
 
   // ---- one pass ----
 
+  /**
+   * One pass, in ONE transaction (one commit): record the answers received since the last pass,
+   * fan out the undispatched events, put deliveries of dead senders back (once a second), claim
+   * what is due for every endpoint with free slots. The claimed deliveries are sent after the commit.
+   */
   private async pass(force = false): Promise<number> {
-    await this.flush();
-    await this.loadEndpoints();
-    for (;;) {
-      const events = await this.fanOut();
-      if (events < this.batch) break;
+    await this.loadEndpoints(force);
+    const batch = this.outcomes.splice(0, this.outcomes.length);
+    const scanLeases = force || performance.now() - this.lastLeaseScan > 1000;
+    if (scanLeases) this.lastLeaseScan = performance.now();
+    let claims: Claimed[] = [];
+    let reserved: [string, number][] = [];
+    let done: (() => void) | undefined;
+    try {
+      await this.ctx.database.transaction(async (trx) => {
+        claims = [];
+        reserved = [];
+        if (batch.length > 0) done = await this.record(trx, batch);
+        for (;;) {
+          const events = await this.fanOut(trx);
+          if (events < this.batch) break;
+        }
+        if (scanLeases) await this.requeueExpiredLeases(trx);
+        await this.claimDue(trx, claims, reserved);
+      });
+    } catch (err) {
+      this.outcomes.unshift(...batch);
+      for (const [id, n] of reserved) this.release(id, n);
+      throw err;
     }
-    // Expired leases (a sender that died) are looked for at most once a second, and on every runOnce.
-    if (force || performance.now() - this.lastLeaseScan > 1000) {
-      this.lastLeaseScan = performance.now();
-      await this.requeueExpiredLeases();
-    }
-    return this.claimDue();
+    done?.();
+    for (const c of claims) this.launch(c);
+    return claims.length;
   }
 
-  private async loadEndpoints(): Promise<void> {
+  private async loadEndpoints(force = false): Promise<void> {
+    // Endpoints change rarely: re-read them every second (other processes' changes), at once after
+    // a change through this process (invalidate), and on every runOnce.
+    if (!force && !this.endpointsDirty && performance.now() - this.endpointsLoadedAt < 1000) return;
     const rows = await this.ctx.database.db.selectFrom('webhook_endpoints').selectAll().execute();
     this.endpoints = new Map(rows.map((r) => [r.id, r]));
+    this.endpointsLoadedAt = performance.now();
+    this.endpointsDirty = false;
+  }
+
+  /** Endpoints were created or changed: read them again before the next fan-out. */
+  invalidate(): void {
+    this.endpointsDirty = true;
   }
 
   private capacity(endpoint: EndpointRow): number {
@@ -289,6 +337,7 @@ export class Dispatcher {
   }
 
   private release(endpointId: string, n = 1): void {
+    if (n <= 0) return;
     const left = (this.inflight.get(endpointId) ?? n) - n;
     if (left <= 0) this.inflight.delete(endpointId);
     else this.inflight.set(endpointId, left);
@@ -297,55 +346,50 @@ export class Dispatcher {
 
   /**
    * Turns up to `batch` undispatched events into one pending delivery per subscribed endpoint and
-   * marks them dispatched, in one transaction (INSERT ... SELECT per endpoint). Returns how many
-   * events it took.
+   * marks them dispatched (INSERT ... SELECT per endpoint), in the caller's transaction. Returns how
+   * many events it took.
    */
-  private async fanOut(): Promise<number> {
-    const { db } = this.ctx.database;
-    const any = await db.selectFrom('outbox_events').select('seq').where('dispatched', '=', 0).limit(1).executeTakeFirst();
-    if (!any) return 0;
-    const active = [...this.endpoints.values()].filter((e) => e.active === 1);
-    return this.ctx.database.transaction(async (trx) => {
-      let q = trx.selectFrom('outbox_events').select('seq').where('dispatched', '=', 0).orderBy('seq').limit(this.batch);
-      if (this.ctx.database.forUpdate) q = q.forUpdate().skipLocked();
-      const seqs = (await q.execute()).map((r) => r.seq);
-      if (seqs.length === 0) return 0;
-      const now = this.ctx.clock.nowIso();
-      for (const ep of active) {
-        const types = fromJson<string[]>(ep.events, []);
-        let select = trx
-          .selectFrom('outbox_events')
-          .select((eb) => [
-            eb.val(ep.id).as('endpoint_id'),
-            'id as event_id',
-            'type as event_type',
-            'created_at as event_created_at',
-            eb.val('pending').as('status'),
-            sql<number>`0`.as('attempts'),
-            sql<number>`0`.as('manual'),
-            eb.val(now).as('next_attempt_at'),
-            eb.val(now).as('created_at'),
-            eb.val(now).as('updated_at'),
-          ])
-          .where('seq', 'in', seqs)
-          .where('created_at', '>=', ep.created_at);
-        if (!types.includes('*')) select = select.where('type', 'in', types);
-        await trx
-          .insertInto('webhook_deliveries')
-          .columns(['endpoint_id', 'event_id', 'event_type', 'event_created_at', 'status', 'attempts', 'manual', 'next_attempt_at', 'created_at', 'updated_at'])
-          .expression(select)
-          .onConflict((oc) => oc.columns(['endpoint_id', 'event_id']).doNothing())
-          .execute();
-      }
-      await trx.updateTable('outbox_events').set({ dispatched: 1 }).where('seq', 'in', seqs).execute();
-      return seqs.length;
-    });
+  private async fanOut(trx: Executor): Promise<number> {
+    let q = trx.selectFrom('outbox_events').select('seq').where('dispatched', '=', 0).orderBy('seq').limit(this.batch);
+    if (this.ctx.database.forUpdate) q = q.forUpdate().skipLocked();
+    const seqs = (await q.execute()).map((r) => r.seq);
+    if (seqs.length === 0) return 0;
+    const now = this.ctx.clock.nowIso();
+    for (const ep of this.endpoints.values()) {
+      if (ep.active !== 1) continue;
+      const types = fromJson<string[]>(ep.events, []);
+      let select = trx
+        .selectFrom('outbox_events')
+        .select((eb) => [
+          eb.val(ep.id).as('endpoint_id'),
+          'id as event_id',
+          'type as event_type',
+          'created_at as event_created_at',
+          eb.val('pending').as('status'),
+          sql<number>`0`.as('attempts'),
+          sql<number>`0`.as('manual'),
+          eb.val(now).as('next_attempt_at'),
+          eb.val(now).as('created_at'),
+          eb.val(now).as('updated_at'),
+        ])
+        .where('seq', 'in', seqs)
+        .where('created_at', '>=', ep.created_at);
+      if (!types.includes('*')) select = select.where('type', 'in', types);
+      await trx
+        .insertInto('webhook_deliveries')
+        .columns(['endpoint_id', 'event_id', 'event_type', 'event_created_at', 'status', 'attempts', 'manual', 'next_attempt_at', 'created_at', 'updated_at'])
+        .expression(select)
+        .onConflict((oc) => oc.columns(['endpoint_id', 'event_id']).doNothing())
+        .execute();
+    }
+    await trx.updateTable('outbox_events').set({ dispatched: 1 }).where('seq', 'in', seqs).execute();
+    return seqs.length;
   }
 
   /** Deliveries whose sender's lease expired (the sender died) go back to pending, due now. */
-  private async requeueExpiredLeases(): Promise<number> {
+  private async requeueExpiredLeases(trx: Executor): Promise<number> {
     const now = this.ctx.clock.nowIso();
-    const res = await this.ctx.database.db
+    const res = await trx
       .updateTable('webhook_deliveries')
       .set({ status: 'pending', next_attempt_at: now, lease_until: null, leased_by: null, updated_at: now })
       .where('status', '=', 'sending')
@@ -354,64 +398,53 @@ export class Dispatcher {
     return Number(res.numUpdatedRows ?? 0);
   }
 
-  /** Claims the deliveries due now, per active endpoint, as many as it has free slots; launches them. */
-  private async claimDue(): Promise<number> {
-    const { db } = this.ctx.database;
+  /** Claims the deliveries due now, per active endpoint, as many as it has free slots. */
+  private async claimDue(trx: Executor, out: Claimed[], reserved: [string, number][]): Promise<void> {
     const now = this.ctx.clock.nowIso();
-    let launched = 0;
+    const lease = new Date(this.ctx.clock.nowMs() + LEASE_MS).toISOString();
     for (const ep of this.endpoints.values()) {
       if (ep.active !== 1) continue;
       const cap = this.capacity(ep);
       if (cap <= 0) continue;
-      this.reserve(ep.id, cap);
-      let claimed: { seq: number; event_id: string; attempts: number; manual: number }[] = [];
-      try {
-        const pick = db
-          .selectFrom('webhook_deliveries')
-          .select('seq')
-          .where('endpoint_id', '=', ep.id)
-          .where('status', '=', 'pending')
-          .where('next_attempt_at', '<=', now)
-          .orderBy('next_attempt_at')
-          .limit(cap);
-        claimed = await db
-          .updateTable('webhook_deliveries')
-          .set({ status: 'sending', lease_until: new Date(this.ctx.clock.nowMs() + LEASE_MS).toISOString(), leased_by: this.workerId, updated_at: now })
-          .where('seq', 'in', this.ctx.database.forUpdate ? pick.forUpdate().skipLocked() : pick)
-          .where('status', '=', 'pending')
-          .returning(['seq', 'event_id', 'attempts', 'manual'])
-          .execute();
-      } finally {
-        this.release(ep.id, cap - claimed.length);
-      }
+      const pick = trx
+        .selectFrom('webhook_deliveries')
+        .select('seq')
+        .where('endpoint_id', '=', ep.id)
+        .where('status', '=', 'pending')
+        .where('next_attempt_at', '<=', now)
+        .orderBy('next_attempt_at')
+        .limit(cap);
+      const claimed = await trx
+        .updateTable('webhook_deliveries')
+        .set({ status: 'sending', lease_until: lease, leased_by: this.workerId, updated_at: now })
+        .where('seq', 'in', this.ctx.database.forUpdate ? pick.forUpdate().skipLocked() : pick)
+        .where('status', '=', 'pending')
+        .returning(['seq', 'event_id', 'attempts', 'manual'])
+        .execute();
       if (claimed.length === 0) continue;
-      const events = await db
+      const events = await trx
         .selectFrom('outbox_events')
         .select(['id', 'type', 'data', 'created_at'])
         .where('id', 'in', claimed.map((c) => c.event_id))
         .execute();
       const byId = new Map(events.map((e) => [e.id, e]));
+      const gone: number[] = [];
+      let n = 0;
       for (const c of claimed) {
         const event = byId.get(c.event_id);
         if (!event) {
-          // The event was purged by retention: nothing left to send.
-          this.release(ep.id);
-          await db.updateTable('webhook_deliveries').set({ status: 'failed', next_attempt_at: null, lease_until: null, leased_by: null, updated_at: now }).where('seq', '=', c.seq).execute();
+          gone.push(c.seq); // purged by retention: nothing left to send
           continue;
         }
-        this.launch({
-          seq: c.seq,
-          endpoint_id: ep.id,
-          event,
-          attempt: c.attempts + 1,
-          manual: c.manual === 1,
-          trigger: c.manual === 1 ? 'manual' : 'scheduled',
-          direct: false,
-        });
-        launched++;
+        out.push({ seq: c.seq, endpoint_id: ep.id, event, attempt: c.attempts + 1, manual: c.manual === 1, trigger: c.manual === 1 ? 'manual' : 'scheduled', direct: false });
+        n++;
+      }
+      this.reserve(ep.id, n);
+      reserved.push([ep.id, n]);
+      if (gone.length > 0) {
+        await trx.updateTable('webhook_deliveries').set({ status: 'failed', next_attempt_at: null, lease_until: null, leased_by: null, updated_at: now }).where('seq', 'in', gone).execute();
       }
     }
-    return launched;
   }
 
   // ---- sending ----
@@ -427,7 +460,7 @@ export class Dispatcher {
       .finally(() => {
         this.release(c.endpoint_id);
         this.sends.delete(p);
-        this.wake();
+        this.wake(true);
       });
     this.sends.add(p);
   }
@@ -506,94 +539,107 @@ export class Dispatcher {
   async flush(): Promise<void> {
     if (this.outcomes.length === 0) return;
     const batch = this.outcomes.splice(0, this.outcomes.length);
-    const records: AttemptRecord[] = [];
-    let disabledAny = false;
+    let done: (() => void) | undefined;
     try {
       await this.ctx.database.transaction(async (trx) => {
-        records.length = 0;
-        disabledAny = false;
-        const nowMs = this.ctx.clock.nowMs();
-        const now = new Date(nowMs).toISOString();
-        const health = new Map<string, { ok: boolean; gone: boolean; endpoint: EndpointRow; at: string }>();
-        const succeeded = new Map<string, number[]>();
-        for (const o of batch) {
-          const { claimed: c } = o;
-          const ok = o.statusCode !== null && o.statusCode >= 200 && o.statusCode < 300;
-          const gone = o.statusCode === 410;
-          let next: string | null = null;
-          if (!ok && !gone && !c.manual && !c.direct && c.attempt < MAX_ATTEMPTS) {
-            const base = RETRY_DELAYS_MS[c.attempt - 1];
-            const jittered = Math.round(base * (0.8 + 0.4 * this.random()));
-            next = new Date(nowMs + Math.max(jittered, o.retryAfterMs ?? 0)).toISOString();
-          }
-          records.push({
-            id: newId('whatt'),
-            endpoint_id: c.endpoint_id,
-            event_id: c.event.id,
-            event_type: c.event.type,
-            attempt: c.attempt,
-            trigger: c.trigger,
-            status: ok ? 'succeeded' : 'failed',
-            status_code: o.statusCode,
-            duration_ms: o.durationMs,
-            response: o.response,
-            error: o.error,
-            next_attempt_at: next,
-            created_at: o.at,
-          });
-          if (c.direct) {
-            await this.recordDirect(trx, c, ok, o.statusCode, now);
-          } else if (c.seq !== null) {
-            if (ok) {
-              const key = `${c.attempt}:${o.statusCode}`;
-              succeeded.set(key, [...(succeeded.get(key) ?? []), c.seq]);
-            } else {
-              await trx
-                .updateTable('webhook_deliveries')
-                .set({
-                  status: next ? 'pending' : 'failed',
-                  attempts: c.attempt,
-                  next_attempt_at: next,
-                  lease_until: null,
-                  leased_by: null,
-                  last_status_code: o.statusCode,
-                  updated_at: now,
-                })
-                .where('seq', '=', c.seq)
-                .where('leased_by', '=', this.workerId)
-                .where('status', '=', 'sending')
-                .execute();
-            }
-          }
-          const h = health.get(c.endpoint_id);
-          // The latest outcome per endpoint decides; a 410 anywhere in the batch disables.
-          health.set(c.endpoint_id, { ok, gone: gone || (h?.gone ?? false), endpoint: o.endpoint, at: o.at });
-        }
-        for (const [key, seqs] of succeeded) {
-          const [attempt, code] = key.split(':').map(Number);
-          for (let i = 0; i < seqs.length; i += 500) {
-            await trx
-              .updateTable('webhook_deliveries')
-              .set({ status: 'succeeded', attempts: attempt, next_attempt_at: null, lease_until: null, leased_by: null, last_status_code: code, updated_at: now })
-              .where('seq', 'in', seqs.slice(i, i + 500))
-              .where('leased_by', '=', this.workerId)
-              .execute();
-          }
-        }
-        for (let i = 0; i < records.length; i += 200) {
-          await trx.insertInto('webhook_attempts').values(records.slice(i, i + 200)).execute();
-        }
-        for (const [endpointId, h] of health) {
-          if (await this.updateHealth(trx, endpointId, h.ok, h.gone, now, nowMs)) disabledAny = true;
-        }
+        done = await this.record(trx, batch);
       });
     } catch (err) {
       // Put them back: the next flush tries again (the leases keep others from resending meanwhile).
       this.outcomes.unshift(...batch);
       throw err;
     }
-    for (let i = 0; i < batch.length; i++) batch[i].resolve?.(records[i]);
-    if (disabledAny) this.wake();
+    done?.();
+  }
+
+  /**
+   * Writes outcomes in the caller's transaction: attempts, delivery states, endpoint health.
+   * Returns what to do once it committed (answer the waiting manual attempts, wake for the
+   * operational events).
+   */
+  private async record(trx: Executor, batch: Outcome[]): Promise<() => void> {
+    const records: AttemptRecord[] = [];
+    let disabledAny = false;
+    const nowMs = this.ctx.clock.nowMs();
+    const now = new Date(nowMs).toISOString();
+    const health = new Map<string, { ok: boolean; gone: boolean; endpoint: EndpointRow; at: string }>();
+    const succeeded = new Map<string, number[]>();
+    for (const o of batch) {
+      const { claimed: c } = o;
+      const ok = o.statusCode !== null && o.statusCode >= 200 && o.statusCode < 300;
+      const gone = o.statusCode === 410;
+      let next: string | null = null;
+      if (!ok && !gone && !c.manual && !c.direct && c.attempt < MAX_ATTEMPTS) {
+        const base = RETRY_DELAYS_MS[c.attempt - 1];
+        const jittered = Math.round(base * (0.8 + 0.4 * this.random()));
+        next = new Date(nowMs + Math.max(jittered, o.retryAfterMs ?? 0)).toISOString();
+      }
+      records.push({
+        id: newId('whatt'),
+        endpoint_id: c.endpoint_id,
+        event_id: c.event.id,
+        event_type: c.event.type,
+        attempt: c.attempt,
+        trigger: c.trigger,
+        status: ok ? 'succeeded' : 'failed',
+        status_code: o.statusCode,
+        duration_ms: o.durationMs,
+        response: o.response,
+        error: o.error,
+        next_attempt_at: next,
+        created_at: o.at,
+      });
+      if (c.direct) {
+        await this.recordDirect(trx, c, ok, o.statusCode, now);
+      } else if (c.seq !== null) {
+        if (ok) {
+          const key = `${c.attempt}:${o.statusCode}`;
+          const list = succeeded.get(key);
+          if (list) list.push(c.seq);
+          else succeeded.set(key, [c.seq]);
+        } else {
+          await trx
+            .updateTable('webhook_deliveries')
+            .set({
+              status: next ? 'pending' : 'failed',
+              attempts: c.attempt,
+              next_attempt_at: next,
+              lease_until: null,
+              leased_by: null,
+              last_status_code: o.statusCode,
+              updated_at: now,
+            })
+            .where('seq', '=', c.seq)
+            .where('leased_by', '=', this.workerId)
+            .where('status', '=', 'sending')
+            .execute();
+        }
+      }
+      const h = health.get(c.endpoint_id);
+      // The latest outcome per endpoint decides; a 410 anywhere in the batch disables.
+      health.set(c.endpoint_id, { ok, gone: gone || (h?.gone ?? false), endpoint: o.endpoint, at: o.at });
+    }
+    for (const [key, seqs] of succeeded) {
+      const [attempt, code] = key.split(':').map(Number);
+      for (let i = 0; i < seqs.length; i += 500) {
+        await trx
+          .updateTable('webhook_deliveries')
+          .set({ status: 'succeeded', attempts: attempt, next_attempt_at: null, lease_until: null, leased_by: null, last_status_code: code, updated_at: now })
+          .where('seq', 'in', seqs.slice(i, i + 500))
+          .where('leased_by', '=', this.workerId)
+          .execute();
+      }
+    }
+    for (let i = 0; i < records.length; i += 200) {
+      await trx.insertInto('webhook_attempts').values(records.slice(i, i + 200)).execute();
+    }
+    for (const [endpointId, h] of health) {
+      if (await this.updateHealth(trx, endpointId, h.ok, h.gone, now, nowMs)) disabledAny = true;
+    }
+    return () => {
+      for (let i = 0; i < batch.length; i++) batch[i].resolve?.(records[i]);
+      if (disabledAny) this.wake();
+    };
   }
 
   private async recordDirect(trx: Executor, c: Claimed, ok: boolean, code: number | null, now: string): Promise<void> {

@@ -102,6 +102,7 @@ export class WebhookService {
       updated_at: now,
     };
     await db.insertInto('webhook_endpoints').values(row).execute();
+    this.dispatcher.invalidate();
     return row;
   }
 
@@ -130,6 +131,7 @@ export class WebhookService {
       if (input.active && row.active === 0) Object.assign(patch, { disabled_reason: null, failing_since: null });
     }
     await db.updateTable('webhook_endpoints').set(patch).where('id', '=', id).execute();
+    this.dispatcher.invalidate();
     return { ...row, ...patch };
   }
 
@@ -138,6 +140,7 @@ export class WebhookService {
     await db.deleteFrom('webhook_deliveries').where('endpoint_id', '=', id).execute();
     await db.deleteFrom('webhook_attempts').where('endpoint_id', '=', id).execute();
     await db.deleteFrom('webhook_endpoints').where('id', '=', id).execute();
+    this.dispatcher.invalidate();
   }
 
   /** New secret; the old one keeps signing beside it for 24 hours. */
@@ -151,6 +154,7 @@ export class WebhookService {
       updated_at: new Date(now).toISOString(),
     };
     await db.updateTable('webhook_endpoints').set(patch).where('id', '=', id).execute();
+    this.dispatcher.invalidate();
     return { ...row, ...patch };
   }
 
