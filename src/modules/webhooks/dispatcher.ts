@@ -389,13 +389,18 @@ export class Dispatcher {
   /** Deliveries whose sender's lease expired (the sender died) go back to pending, due now. */
   private async requeueExpiredLeases(trx: Executor): Promise<number> {
     const now = this.ctx.clock.nowIso();
-    const res = await trx
-      .updateTable('webhook_deliveries')
-      .set({ status: 'pending', next_attempt_at: now, lease_until: null, leased_by: null, updated_at: now })
-      .where('status', '=', 'sending')
-      .where('lease_until', '<', now)
-      .executeTakeFirst();
-    return Number(res.numUpdatedRows ?? 0);
+    let n = 0;
+    for (const ep of this.endpoints.values()) {
+      const res = await trx
+        .updateTable('webhook_deliveries')
+        .set({ status: 'pending', next_attempt_at: now, lease_until: null, leased_by: null, updated_at: now })
+        .where('endpoint_id', '=', ep.id)
+        .where('status', '=', 'sending')
+        .where('lease_until', '<', now)
+        .executeTakeFirst();
+      n += Number(res.numUpdatedRows ?? 0);
+    }
+    return n;
   }
 
   /** Claims the deliveries due now, per active endpoint, as many as it has free slots. */

@@ -52,9 +52,8 @@ export const webhooksMigration: TallyMigration = {
       .addColumn('updated_at', 'text', (c) => c.notNull())
       .addUniqueConstraint('webhook_deliveries_endpoint_event', ['endpoint_id', 'event_id'])
       .execute();
-    await db.schema.createIndex('webhook_deliveries_due').on('webhook_deliveries').columns(['status', 'next_attempt_at']).execute();
+    // The one index the hot path needs: claims (endpoint, pending, due first) and lease scans (endpoint, sending).
     await db.schema.createIndex('webhook_deliveries_endpoint').on('webhook_deliveries').columns(['endpoint_id', 'status', 'next_attempt_at']).execute();
-    await db.schema.createIndex('webhook_deliveries_event').on('webhook_deliveries').column('event_id').execute();
 
     await db.schema
       .createTable('webhook_attempts')
