@@ -455,7 +455,7 @@ export class Dispatcher {
   // ---- sending ----
 
   /** Sends a reserved delivery in the background; its outcome is recorded by the next flush. */
-  private launch(c: Claimed, resolve?: (a: AttemptRecord) => void): void {
+  private launch(c: Claimed, resolve?: (a: AttemptRecord) => void): Promise<void> {
     const endpoint = this.endpoints.get(c.endpoint_id)!;
     const p = this.send(endpoint, c)
       .then((o) => {
@@ -468,6 +468,7 @@ export class Dispatcher {
         this.wake(true);
       });
     this.sends.add(p);
+    return p;
   }
 
   private async checkTarget(endpoint: EndpointRow): Promise<void> {
@@ -739,12 +740,12 @@ export class Dispatcher {
       .where('event_id', '=', event.id)
       .executeTakeFirst();
     this.reserve(endpointId);
+    let sent!: Promise<void>;
     const record = new Promise<AttemptRecord>((resolve) => {
-      this.launch({ seq: null, endpoint_id: endpointId, event, attempt: (delivery?.attempts ?? 0) + 1, manual: true, trigger, direct: true }, resolve);
+      sent = this.launch({ seq: null, endpoint_id: endpointId, event, attempt: (delivery?.attempts ?? 0) + 1, manual: true, trigger, direct: true }, resolve);
     });
-    // The flush that records it runs from the send's completion (wake) or, with workers off, here.
-    const sent = [...this.sends];
-    await Promise.allSettled(sent);
+    // Recorded by the next pass (workers on) or, with workers off, by this flush.
+    await sent;
     if (this.stopped) await this.flush();
     return record;
   }

@@ -213,8 +213,11 @@ describe('webhooks', () => {
     assert.equal(sample.type, 'tier_association_updated');
     assert.deepEqual(sample.data, EVENT_TYPES.get('tier_association_updated')!.example);
     assert.equal((await t.api('POST', `/v1/webhooks/${hook.id}/test`, { event_type: 'nope' })).status, 400);
+    const bare = await t.api('POST', `/v1/webhooks/${hook.id}/test`);
+    assert.equal(bare.status, 200, JSON.stringify(bare.body));
+    assert.equal(bare.body.event.type, 'subscription_created', 'the first subscribed type by default');
     await run();
-    assert.equal(rx.received.length, 3, 'a test event is not fanned out');
+    assert.equal(rx.received.length, 4, 'a test event is not fanned out');
     await t.api('DELETE', `/v1/webhooks/${hook.id}`);
   });
 
