@@ -40,6 +40,7 @@ export const LEASE_MS = 30_000;
 export const DISABLE_AFTER_MS = 5 * 24 * 3600_000;
 export const RESPONSE_EXCERPT_BYTES = 1024;
 const MAX_RETRY_AFTER_MS = 24 * 3600_000;
+const MIN_PASS_GAP_MS = 5;
 
 export interface DispatcherOptions {
   /** Concurrent requests per healthy endpoint. */
@@ -145,6 +146,7 @@ export class Dispatcher {
   private endpointsLoadedAt = 0;
   private endpointsDirty = true;
   private scheduled = false;
+  private lastPassAt = 0;
   private onCommitted = () => this.wake();
 
   constructor(private ctx: AppContext, opts: DispatcherOptions = {}) {
@@ -233,12 +235,16 @@ export class Dispatcher {
       this.scheduled = false;
       this.startPass();
     };
-    if (batch) setTimeout(go, 2);
+    // Passes start at least MIN_PASS_GAP_MS apart: under load one pass (one commit) serves many
+    // changes; when idle the first change is served at once.
+    const gap = this.lastPassAt + MIN_PASS_GAP_MS - performance.now();
+    if (batch || gap > 0) setTimeout(go, Math.max(batch ? 2 : 0, gap));
     else setImmediate(go);
   }
 
   private startPass(): void {
     if (this.stopped || this.running) return;
+    this.lastPassAt = performance.now();
     this.running = this.pass()
       .catch((err) => {
         this.ctx.log.error({ err }, 'webhook dispatcher pass failed');
@@ -286,6 +292,7 @@ export class Dispatcher {
     const batch = this.outcomes.splice(0, this.outcomes.length);
     const scanLeases = force || performance.now() - this.lastLeaseScan > 1000;
     if (scanLeases) this.lastLeaseScan = performance.now();
+    if (batch.length === 0 && !scanLeases && !(await this.hasWork())) return 0;
     let claims: Claimed[] = [];
     let reserved: [string, number][] = [];
     let done: (() => void) | undefined;
@@ -309,6 +316,26 @@ export class Dispatcher {
     done?.();
     for (const c of claims) this.launch(c);
     return claims.length;
+  }
+
+  /** Cheap reads (no write transaction, no commit): is anything undispatched, or due for an endpoint with free slots? */
+  private async hasWork(): Promise<boolean> {
+    const { db } = this.ctx.database;
+    if (await db.selectFrom('outbox_events').select('seq').where('dispatched', '=', 0).limit(1).executeTakeFirst()) return true;
+    const now = this.ctx.clock.nowIso();
+    for (const ep of this.endpoints.values()) {
+      if (ep.active !== 1 || this.capacity(ep) <= 0) continue;
+      const due = await db
+        .selectFrom('webhook_deliveries')
+        .select('seq')
+        .where('endpoint_id', '=', ep.id)
+        .where('status', '=', 'pending')
+        .where('next_attempt_at', '<=', now)
+        .limit(1)
+        .executeTakeFirst();
+      if (due) return true;
+    }
+    return false;
   }
 
   private async loadEndpoints(force = false): Promise<void> {
