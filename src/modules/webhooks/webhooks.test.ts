@@ -190,6 +190,35 @@ describe('webhooks', () => {
     await t.api('DELETE', `/v1/webhooks/${hook.id}`);
   });
 
+  it('spreads retries with ±20 % jitter', async () => {
+    const rx = await receiver(() => ({ status: 500 }));
+    const hook = await createHook(rx.url, ['subscription_created']);
+    const program = await createProgram(t);
+    const dispatcher = t.server.services.webhooks.dispatcher;
+    const delays: number[] = [];
+    try {
+      for (const r of [0, 0.999999]) {
+        dispatcher.random = () => r;
+        const at = clock.nowMs();
+        await createMember(t, program.id);
+        await run();
+        const last = await t.server.ctx.database.db
+          .selectFrom('webhook_attempts')
+          .select('next_attempt_at')
+          .where('endpoint_id', '=', hook.id)
+          .orderBy('seq', 'desc')
+          .limit(1)
+          .executeTakeFirstOrThrow();
+        delays.push(Date.parse(last.next_attempt_at!) - at);
+      }
+    } finally {
+      dispatcher.random = () => 0.5;
+    }
+    assert.equal(delays[0], 4000, '5 s - 20 %');
+    assert.ok(Math.abs(delays[1] - 6000) <= 1, `5 s + 20 % (${delays[1]})`);
+    await t.api('DELETE', `/v1/webhooks/${hook.id}`);
+  });
+
   it('resends one event on request and sends a test event from the catalog', async () => {
     const rx = await receiver();
     const hook = await createHook(rx.url, ['subscription_created']);
