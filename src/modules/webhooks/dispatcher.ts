@@ -102,11 +102,6 @@ interface Outcome {
   resolve?: (a: AttemptRecord) => void;
 }
 
-export function subscribed(endpoint: Pick<EndpointRow, 'events'>, type: string): boolean {
-  const events = fromJson<string[]>(endpoint.events, []);
-  return events.includes('*') || events.includes(type);
-}
-
 /** The delivery body: `{id, type, created_at, data}` (data is stored as JSON text already). */
 export function deliveryBody(e: OutEvent): string {
   return `{"id":${JSON.stringify(e.id)},"type":${JSON.stringify(e.type)},"created_at":${JSON.stringify(e.created_at)},"data":${e.data}}`;
@@ -298,6 +293,8 @@ export class Dispatcher {
     let done: (() => void) | undefined;
     try {
       await this.ctx.database.transaction(async (trx) => {
+        // PostgreSQL may run this again after a serialization failure: start from a clean slate.
+        for (const [id, n] of reserved) this.release(id, n);
         claims = [];
         reserved = [];
         if (batch.length > 0) done = await this.record(trx, batch);

@@ -4,7 +4,7 @@ import { newId } from '../../lib/ids.ts';
 import { fromJson } from '../../lib/json.ts';
 import { assertSafeTarget, UnsafeUrlError } from '../../lib/url-guard.ts';
 import type { Executor } from '../../storage/db.ts';
-import { EVENT_CATALOG, EVENT_TYPES, isKnownEventType } from '../events/catalog.ts';
+import { EVENT_TYPES, isKnownEventType } from '../events/catalog.ts';
 import { Dispatcher, type AttemptRecord, type DispatcherOptions, type EndpointRow } from './dispatcher.ts';
 import { newSecret } from './signing.ts';
 
@@ -223,10 +223,5 @@ export class WebhookService {
     const has_more = rows.length > page.limit;
     const data = rows.slice(0, page.limit);
     return { data, has_more, more_starting_after: has_more ? data[data.length - 1].id : null };
-  }
-
-  /** Types an endpoint may subscribe to (for error messages and docs). */
-  static knownTypes(): string[] {
-    return EVENT_CATALOG.map((e) => e.type);
   }
 }
