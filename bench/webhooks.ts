@@ -11,7 +11,7 @@
 // BENCH_DATABASE_URL=postgres://... runs it on PostgreSQL (default: a temporary SQLite file).
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { cpus, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { Worker } from 'node:worker_threads';
@@ -52,6 +52,7 @@ setInterval(() => parentPort.postMessage({ kind: 'count', count }), 20);
 const now = () => performance.timeOrigin + performance.now();
 const pct = (sorted: number[], p: number) => sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))];
 
+const loadAtStart = loadavg();
 const dir = mkdtempSync(join(tmpdir(), 'tally-bench-'));
 const databaseUrl = process.env.BENCH_DATABASE_URL ?? `sqlite:${join(dir, 'bench.db')}`;
 const worker = new Worker(receiverSource, { eval: true });
@@ -156,7 +157,7 @@ while (receipts.size < total && now() < waitUntil) await new Promise((r) => setT
 const latencies = [...commits].map(([k, c]) => (receipts.get(k) ?? Infinity) - c).sort((a, b) => a - b);
 const lost = latencies.filter((l) => l === Infinity).length;
 
-console.log(`database: ${ctx.database.dialect}`);
+console.log(`database: ${ctx.database.dialect}; machine: ${cpus().length} cores, load average at start ${loadAtStart.map((l) => l.toFixed(1)).join(' ')}`);
 console.log(`throughput: ${THROUGHPUT_EVENTS} deliveries (signed: webhook-signature + x-voucherify-signature) in ${elapsed.toFixed(2)} s = ${Math.round(throughput)} deliveries/s (attempt log recorded after ${elapsedRecorded.toFixed(2)} s = ${Math.round(THROUGHPUT_EVENTS / elapsedRecorded)}/s)`);
 console.log(
   `latency at ${RATE} changes/s (${total} changes in ${loadSeconds.toFixed(1)} s = ${Math.round(total / loadSeconds)}/s): commit → receipt p50 ${pct(latencies, 50).toFixed(1)} ms, p90 ${pct(latencies, 90).toFixed(1)} ms, p99 ${pct(latencies, 99).toFixed(1)} ms, max ${latencies[latencies.length - 1 - lost]?.toFixed(1)} ms${lost ? `, ${lost} not received` : ''}`,
