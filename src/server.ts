@@ -70,6 +70,16 @@ export async function buildServer(config: Config, opts: BuildOptions = {}): Prom
               ],
               censor: '[redacted]',
             },
+            // Provider callbacks may carry a channel's secret token in the query string.
+            serializers: {
+              req: (req: { method: string; url: string; hostname?: string; ip?: string; socket?: { remotePort?: number } }) => ({
+                method: req.method,
+                url: req.url.replace(/([?&](?:token|secret|api_key|auth_token)=)[^&]*/gi, '$1[redacted]'),
+                host: req.hostname,
+                remoteAddress: req.ip,
+                remotePort: req.socket?.remotePort,
+              }),
+            },
           },
     bodyLimit: config.bodyLimit,
     requestIdHeader: 'x-request-id',

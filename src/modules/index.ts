@@ -1,9 +1,13 @@
 import { coreMigration } from '../storage/migrations/0001_core.ts';
 import { customerRoutes } from './customers/routes.ts';
 import { eventsModule } from './events/module.ts';
+import { rulesMigration } from './earning/migrations.ts';
+import { earningRoutes } from './earning/routes.ts';
+import { tierRoutes } from './tiers/routes.ts';
 import { ledgerRoutes } from './ledger/routes.ts';
 import { loyaltyRoutes } from './loyalties/routes.ts';
 import { memberRoutes } from './members/routes.ts';
+import { messagingModule } from './messaging/index.ts';
 import type { TallyModule } from './module.ts';
 import { webhooksModule } from './webhooks/module.ts';
 
@@ -18,6 +22,10 @@ export const modules: TallyModule[] = [
     routes: ledgerRoutes,
     jobs: (_ctx, services) => services.ledger.registerJobs(),
   },
+  // Program rules: tiers first (its ledger listener), then earning rules, custom events and orders.
+  { name: 'tiers', migrations: [rulesMigration], routes: tierRoutes, jobs: (_ctx, services) => services.tiers.attach(services) },
+  { name: 'earning', routes: earningRoutes, jobs: (_ctx, services) => services.earning.attach(services) },
+  messagingModule,
   eventsModule,
   webhooksModule,
 ];

@@ -52,6 +52,7 @@ function openSqlite(path: string): Database {
   native.pragma('synchronous = NORMAL');
   native.pragma('busy_timeout = 5000');
   native.pragma('foreign_keys = ON');
+  cacheStatements(native);
   const db = new Kysely<DB>({ dialect: new SqliteDialect({ database: native }) });
   return {
     db,
@@ -83,6 +84,25 @@ function openSqlite(path: string): Database {
     async close() {
       await db.destroy();
     },
+  };
+}
+
+/**
+ * Kysely prepares every query anew; better-sqlite3 statements are reusable, and parsing the SQL
+ * is a large share of a short query's cost. Same SQL text, same statement (bounded cache).
+ * Safe because nothing streams (`iterate()` would keep a statement busy).
+ */
+function cacheStatements(native: BetterSqlite3.Database, max = 1000): void {
+  const prepare = native.prepare.bind(native);
+  const cache = new Map<string, BetterSqlite3.Statement>();
+  (native as unknown as { prepare: (source: string) => BetterSqlite3.Statement }).prepare = (source: string) => {
+    let stmt = cache.get(source);
+    if (!stmt) {
+      stmt = prepare(source);
+      if (cache.size >= max) cache.clear();
+      cache.set(source, stmt);
+    }
+    return stmt;
   };
 }
 

@@ -181,16 +181,26 @@ export class CustomerService {
       .innerJoin('programs as p', 'p.id', 'm.program_id')
       .innerJoin('balance_definitions as d', (j) => j.onRef('d.program_id', '=', 'p.id').on('d.is_default', '=', 1))
       .leftJoin('balances as b', (j) => j.onRef('b.membership_id', '=', 'm.id').onRef('b.balance_definition_id', '=', 'd.id'))
-      .select(['m.customer_id', 'm.code', 'p.name as program_name', 'b.balance'])
+      .select(['m.id as membership_id', 'm.customer_id', 'm.code', 'p.name as program_name', 'b.balance'])
       .where('m.customer_id', 'in', customerIds)
       .where('m.status', '=', 'ACTIVE')
       .where('p.deleted_at', 'is', null)
       .execute();
+    // The member's tier in the program's default tier group (program rules module).
+    const tiers = rows.length
+      ? await db
+          .selectFrom('member_tiers as mt')
+          .innerJoin('tier_groups as g', (j) => j.onRef('g.id', '=', 'mt.tier_group_id').on('g.is_default', '=', 1))
+          .select(['mt.membership_id', 'mt.tier_id'])
+          .where('mt.membership_id', 'in', rows.map((r) => r.membership_id))
+          .execute()
+      : [];
+    const tierOf = new Map(tiers.map((t) => [t.membership_id, t.tier_id]));
     for (const r of rows) {
       const l = out.get(r.customer_id)!;
       const points = Number(r.balance ?? 0);
       l.points += points;
-      l.campaigns[r.program_name] = { points, loyalty_tier: null, referred_customers: 0, card_code: r.code };
+      l.campaigns[r.program_name] = { points, loyalty_tier: tierOf.get(r.membership_id) ?? null, referred_customers: 0, card_code: r.code };
     }
     return out;
   }

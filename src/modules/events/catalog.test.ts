@@ -54,6 +54,11 @@ describe('event catalog', () => {
     const program = await createProgram(t, { voucher: { type: 'LOYALTY_CARD', loyalty_card: { points: 0 } } });
     const def = await t.api('POST', `/v1/loyalties/${program.id}/balance-definitions`, { name: 'stars', unit: 'stars', max: 100, metadata: { kind: 'bonus' } });
     assert.equal(def.status, 200, JSON.stringify(def.body));
+    const tiers = await t.api('POST', `/v1/loyalties/${program.id}/tiers`, [
+      { name: 'Bronze', points: { from: 10, to: 99 } },
+      { name: 'Silver', points: { from: 100 } },
+    ]);
+    assert.equal(tiers.status, 200, JSON.stringify(tiers.body));
     const member = await createMember(t, program.id);
     const card = member.code;
     const ok = async (body: Record<string, unknown>) => {
@@ -102,6 +107,7 @@ describe('event catalog', () => {
       'balance_transaction_unauthorized',
       'subscription_created',
       'subscription_revoked',
+      'tier_association_updated',
     ]) {
       assert.ok(seen.has(type), `the scenario emitted ${type}`);
     }
@@ -126,6 +132,8 @@ describe('event catalog', () => {
     const expired = memberEvents.find((e) => e.type === POINTS_EXPIRED);
     assert.equal(expired.data.transaction.type, 'POINTS_EXPIRATION');
     assert.equal(expired.data.balance.points, -30);
+    const tierMoves = memberEvents.filter((e) => e.type === 'tier_association_updated').reverse();
+    assert.deepEqual(tierMoves.map((e) => [e.data.from_tier?.name ?? null, e.data.to_tier?.name ?? null]), [[null, 'Bronze'], ['Bronze', null], [null, 'Bronze'], ['Bronze', null]], 'into Bronze at 50, out at 0, in at 30, out when the 30 expire');
     const refusals = memberEvents.filter((e) => e.type === 'balance_transaction_unauthorized').map((e) => e.data.reason).sort();
     assert.deepEqual(refusals, ['Amount falls above maximum balance amount limit', 'Amount falls below minimum balance amount limit']);
 

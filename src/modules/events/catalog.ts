@@ -71,6 +71,7 @@ const EMITTED = new Set<string>([
   'balance_value_updated',
   'subscription_created',
   'subscription_revoked',
+  'tier_association_updated',
   POINTS_ADDED,
   POINTS_EXPIRED,
   ENDPOINT_DISABLED,
@@ -87,7 +88,8 @@ export const NULLABLE: Record<string, string[]> = {
   voucher_redeemed: OFFER_OPTIONAL,
   voucher_revoked: OFFER_OPTIONAL,
   voucher_redeem_unauthorized: OFFER_OPTIONAL,
-  tier_association_updated: ['from_tier.id', 'from_tier.name'],
+  // No tier before the first association / none after leaving every tier: the whole object is null.
+  tier_association_updated: ['from_tier', 'to_tier'],
 };
 
 const isDatePath = (path: string) => {
@@ -135,6 +137,12 @@ export function schemaFromAttributes(eventType: string, attributes: ReferenceAtt
     const leaf = parts[parts.length - 1];
     if (!node.required.includes(leaf)) node.required.push(leaf);
     node.properties[leaf] = leafSchema(attr.type, { ...attr, path: parts.join('.') }, nullable.has(parts.join('.')));
+  }
+  // A nullable object (e.g. tier_association_updated.from_tier): null, or the object with all its attributes.
+  for (const path of nullable) {
+    let node: any = root;
+    for (const key of path.split('.')) node = node?.properties?.[key];
+    if (node && node.type === 'object' && node.properties) node.type = ['object', 'null'];
   }
   return root as unknown as JsonSchema;
 }

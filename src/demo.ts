@@ -1,0 +1,185 @@
+import type { Config } from './config.ts';
+import type { FlowDefinition } from './modules/messaging/flows/definition.ts';
+import { joinFlow, pointsFlow } from './modules/messaging/flows/examples.ts';
+import { buildServer, type TallyServer } from './server.ts';
+import { joinProgram } from './workflows/join-program.ts';
+
+// `tally demo`: a demo program with members, a simulator channel and four keyword flows made by
+// cloning one (POINTS, TIER, REWARDS, REFERRAL), plus JOIN. Running it again reuses what exists.
+// Then it serves (unless `serve: false`) and prints how to talk to it with curl.
+
+export const DEMO_PROGRAM = 'Tally Coffee Club';
+export const DEMO_MEMBERS = [
+  { source_id: 'demo-ana', name: 'Ana', phone: '+385916242493', points: 2641, metadata: { city: 'Zagreb' } },
+  { source_id: 'demo-marko', name: 'Marko', phone: '+385912345678', points: 180, metadata: { city: 'Split' } },
+  { source_id: 'demo-ivana', name: 'Ivana', phone: '+385987654321', points: 5200, metadata: { city: 'Zagreb' } },
+];
+
+const CLONES: { name: string; keywords: string[]; template: string }[] = [
+  {
+    name: 'Tier level',
+    keywords: ['TIER', 'LEVEL'],
+    template:
+      '{% if tier %}Hi {{ customer.name }}, you are {{ tier.name }} in {{ program.name }}.' +
+      '{% if tier.next %} {{ tier.next.points_needed }} more points to reach {{ tier.next.name }}.{% endif %}{% else %}Hi {{ customer.name }}, ' +
+      '{{ program.name }} has no tiers yet, so everyone is a valued member. You have {{ points }} points.{% endif %}',
+  },
+  {
+    name: 'Rewards I can redeem',
+    keywords: ['REWARDS', 'REWARD'],
+    template:
+      '{% if rewards %}{% if rewards.affordable.size > 0 %}Hi {{ customer.name }}, with {{ points }} points you can redeem: ' +
+      '{% for r in rewards.affordable %}{{ r.name }} ({{ r.cost }} pts){% unless forloop.last %}, {% endunless %}{% endfor %}.' +
+      '{% else %}Hi {{ customer.name }}, the cheapest reward costs {{ rewards.cheapest_cost }} points; you have {{ points }}.{% endif %}' +
+      '{% else %}Hi {{ customer.name }}, the rewards catalogue of {{ program.name }} is not set up yet. ' +
+      'Your {{ points }} points are safe until it is.{% endif %}',
+  },
+  {
+    name: 'Referral status',
+    keywords: ['REFERRAL', 'REFER'],
+    template:
+      '{% if referral %}Hi {{ customer.name }}, your referral code is {{ referral.code }}; {{ referral.referred_customers }} friends joined so far.' +
+      '{% else %}Hi {{ customer.name }}, referrals are not available in {{ program.name }} yet. Your card is {{ membership.code }}.{% endif %}',
+  },
+];
+
+function cloneOverrides(c: (typeof CLONES)[number], channelId: string): Partial<FlowDefinition> {
+  return {
+    name: c.name,
+    channels: [channelId],
+    active: true,
+    triggers: [{ keywords: c.keywords, match: 'first_word' }],
+    opening_message: `Hi {{ customer.name | default: "there" }}! Reply ${c.keywords[0]} to check it.`,
+    steps: [
+      { id: 'find', type: 'find_member', by: 'phone_or_card_code', next: 'answer' },
+      { id: 'answer', type: 'reply', template: c.template },
+    ],
+  };
+}
+
+export interface DemoResult {
+  programId: string;
+  channelId: string;
+  flows: Record<string, string>;
+  appId: string;
+  token: string | null;
+}
+
+export async function setupDemo(server: TallyServer, config: Config): Promise<DemoResult> {
+  const { ctx, services } = server;
+  const result = await ctx.transaction(async (trx) => {
+    let program = await trx.selectFrom('programs').selectAll().where('name', '=', DEMO_PROGRAM).where('deleted_at', 'is', null).executeTakeFirst();
+    program ??= await services.programs.create(trx, {
+      name: DEMO_PROGRAM,
+      description: 'Demo of keyword flows over SMS and WhatsApp',
+      auto_join: true,
+      voucher: { loyalty_card: { points: 50 } },
+    });
+    const definition = await services.programs.defaultDefinition(trx, program.id);
+    // Tiers first, so members get theirs as their points arrive.
+    if (!(await services.tiers.programTiers(trx, program.id)).hasTiers) {
+      await services.tiers.createTiers(trx, program, [
+        { name: 'Bronze', points: { from: 0, to: 999 } },
+        { name: 'Silver', points: { from: 1000, to: 2999 } },
+        { name: 'Gold', points: { from: 3000 } },
+      ]);
+    }
+    for (const m of DEMO_MEMBERS) {
+      const customer = (await services.customers.upsert(trx, { source_id: m.source_id, name: m.name, phone: m.phone, metadata: m.metadata })).row;
+      const existing = (await services.members.ofCustomer(trx, customer.id, program.id))[0];
+      if (existing) continue;
+      const membership = await joinProgram(ctx, trx, services, program, customer, { source: 'demo' });
+      const initial = (await services.ledger.balancesOf(trx, membership.id)).find((b) => b.balance_definition_id === definition.id)?.balance ?? 0;
+      if (m.points - initial !== 0) {
+        await services.ledger.applyChange(trx, { program, membership, definition, points: m.points - initial, type: 'POINTS_ADDITION', reason: 'Demo balance', source: 'demo' });
+      }
+    }
+    let channel = await trx.selectFrom('msg_channels').selectAll().where('provider', '=', 'simulator').where('name', '=', 'Demo simulator').where('deleted_at', 'is', null).executeTakeFirst();
+    channel ??= await services.messaging.channels.create(trx, {
+      name: 'Demo simulator',
+      provider: 'simulator',
+      type: 'sms',
+      sender: '+10005550100',
+      settings: { catch_all_reply: "Sorry, I didn't get that. Reply POINTS, TIER, REWARDS or REFERRAL (or JOIN to become a member)." },
+    });
+    const flows: Record<string, string> = {};
+    const existing = await trx.selectFrom('msg_flows').select(['id', 'name']).where('program_id', '=', program.id).where('deleted_at', 'is', null).execute();
+    const byName = new Map(existing.map((f) => [f.name, f.id]));
+    let pointsId = byName.get('Points balance');
+    if (!pointsId) pointsId = (await services.messaging.flows.create(trx, pointsFlow(program.id, { channels: [channel.id] }))).row.id;
+    flows.POINTS = pointsId;
+    const pointsRow = await services.messaging.flows.get(trx, pointsId);
+    for (const c of CLONES) {
+      let id = byName.get(c.name);
+      if (!id) id = (await services.messaging.flows.clone(trx, pointsRow, cloneOverrides(c, channel.id))).row.id;
+      flows[c.keywords[0]] = id;
+    }
+    let joinId = byName.get('Join by message');
+    if (!joinId) joinId = (await services.messaging.flows.create(trx, { ...joinFlow(program.id), channels: [channel.id] })).row.id;
+    flows.JOIN = joinId;
+    return { programId: program.id, channelId: channel.id, flows };
+  });
+  let appId: string;
+  let token: string | null;
+  if (config.appId && config.appToken) {
+    await services.apiKeys.ensure(config.appId, config.appToken);
+    appId = config.appId;
+    token = config.appToken;
+  } else {
+    const key = await services.apiKeys.create('demo');
+    appId = key.app_id;
+    token = key.token;
+  }
+  return { ...result, appId, token };
+}
+
+export function demoInstructions(url: string, r: DemoResult): string {
+  const h = `-H 'X-App-Id: ${r.appId}' -H 'X-App-Token: ${r.token ?? '<your token>'}' -H 'content-type: application/json'`;
+  const say = (from: string, text: string) => `  curl -s ${url}/v1/simulator/messages ${h} \\\n    -d '${JSON.stringify({ from, text })}'`;
+  return [
+    `Demo ready: program "${DEMO_PROGRAM}" (${r.programId}), simulator channel ${r.channelId}`,
+    `Flows: ${Object.entries(r.flows).map(([k, id]) => `${k} ${id}`).join(', ')}`,
+    `Members: ${DEMO_MEMBERS.map((m) => `${m.name} ${m.phone} (${m.points} points)`).join(', ')}`,
+    `API key: X-App-Id ${r.appId}  X-App-Token ${r.token ?? '(as configured)'}  (shown once)`,
+    '',
+    'Try it (Ana has 2,641 points):',
+    say('+385916242493', 'POINTS'),
+    say('+385916242493', 'REDEEM'),
+    say('+385916242493', 'tier'),
+    say('+385916242493', 'Rewards'),
+    say('+385916242493', 'referral'),
+    say('+385991112233', 'JOIN'),
+    say('+385916242493', 'STOP'),
+    '',
+    `Flow report: curl -s '${url}/v1/flows/${r.flows.POINTS}/report' -H 'X-App-Id: ${r.appId}' -H 'X-App-Token: ${r.token ?? '<your token>'}'`,
+    `API docs: ${url}/docs`,
+    '',
+  ].join('\n');
+}
+
+export async function runDemo(config: Config, opts: { serve?: boolean; out?: (s: string) => void } = {}): Promise<number> {
+  const serve = opts.serve ?? config.workers;
+  const out = opts.out ?? ((s: string) => process.stdout.write(s));
+  const server = await buildServer({ ...config, workers: serve }, serve ? {} : { logger: false });
+  let result: DemoResult;
+  try {
+    result = await setupDemo(server, config);
+  } catch (err) {
+    await server.close();
+    throw err;
+  }
+  if (!serve) {
+    out(demoInstructions(`http://${config.host}:${config.port}`, result));
+    await server.close();
+    return 0;
+  }
+  const url = await server.listen();
+  out(demoInstructions(url, result));
+  const stop = async () => {
+    await server.close();
+    process.exit(0);
+  };
+  process.on('SIGINT', () => void stop());
+  process.on('SIGTERM', () => void stop());
+  return new Promise<number>(() => undefined);
+}

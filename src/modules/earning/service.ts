@@ -1,0 +1,634 @@
+import { DateTime } from 'luxon';
+import { sql } from 'kysely';
+import type { AppContext } from '../../context.ts';
+import { badRequest, notFound } from '../../http/errors.ts';
+import { newId } from '../../lib/ids.ts';
+import { fromJson, toJson } from '../../lib/json.ts';
+import type { Services } from '../../services.ts';
+import type { Executor } from '../../storage/db.ts';
+import type { ChangeResult } from '../ledger/service.ts';
+import { validateExpirationRules, type ExpirationRules } from '../loyalties/expiration.ts';
+import type { BalanceDefinitionRow, ProgramRow } from '../loyalties/service.ts';
+import type { MembershipRow } from '../members/service.ts';
+import { tierRef } from '../tiers/service.ts';
+import {
+  basePoints,
+  compileConditions,
+  periodKey,
+  validateConditions,
+  validateLoyalty,
+  validateWindow,
+  windowOpen,
+  type ActivityFacts,
+  type Calculation,
+  type RuleDefinition,
+} from './evaluate.ts';
+import type { EarningRulesTable, OrdersTable, PendingPointsTable } from './tables.ts';
+import './tables.ts';
+
+// Earning rules (CRUD, cached compiled per event), the accrual of one activity for one card, and
+// pending points. The ingestion workflow (src/workflows/ingest-activity.ts) calls `accrue`.
+
+export type EarningRuleRow = EarningRulesTable;
+export type OrderRow = OrdersTable;
+export type PendingPointsRow = PendingPointsTable;
+
+export interface CompiledRule {
+  row: EarningRuleRow;
+  def: RuleDefinition;
+  check: (facts: ActivityFacts) => string | null;
+}
+
+export interface Accrual {
+  campaign_id: string;
+  voucher_id: string;
+  code: string;
+  earning_rule_id: string;
+  points: number;
+  status: 'ACCRUED' | 'PENDING';
+  transaction_id?: string;
+  pending_points_id?: string;
+  activates_at?: string;
+  explanation: string;
+}
+
+export interface Skip {
+  campaign_id: string;
+  earning_rule_id: string;
+  reason: string;
+}
+
+/** What the activity was, for the ledger entry's details ("why did I get 30 points?"). */
+export interface ActivityRef {
+  id: string;
+  source_event_id: string | null;
+  event: Record<string, unknown>;
+  order?: Record<string, unknown>;
+  order_id?: string | null;
+}
+
+const CACHE_TTL_MS = 5000;
+
+interface Credit {
+  rule: CompiledRule;
+  points: number;
+  details: Record<string, unknown>;
+  explanation: string;
+  expiration: ExpirationRules | null;
+}
+
+const ruleDetail = (c: Credit) => ({
+  earning_rule: c.details.earning_rule,
+  points: c.points,
+  loyalty_tier: c.details.loyalty_tier,
+  multipliers: c.details.multipliers,
+  calculation: c.details.calculation,
+  explanation: c.explanation,
+});
+
+export function presentRule(row: EarningRuleRow) {
+  const d = fromJson<RuleDefinition>(row.definition, {} as RuleDefinition);
+  return {
+    id: row.id,
+    created_at: row.created_at,
+    updated_at: row.updated_at,
+    validation_rule_id: d.validation_rule_id ?? null,
+    loyalty: d.loyalty,
+    event: row.event,
+    custom_event: d.custom_event ?? null,
+    segment: null,
+    loyalty_tier: d.loyalty_tier ?? null,
+    pending_points: d.pending_points ?? null,
+    source: { banner: d.source?.banner ?? null, object_id: row.program_id, object_type: 'campaign' as const },
+    active: row.active === 1,
+    start_date: d.start_date ?? null,
+    expiration_date: d.expiration_date ?? null,
+    validity_timeframe: d.validity_timeframe ?? null,
+    validity_day_of_week: d.validity_day_of_week ?? null,
+    validity_hours: d.validity_hours ?? null,
+    expiration_rules: d.expiration_rules ?? null,
+    conditions: d.conditions ?? null,
+    multipliers: d.multipliers ?? null,
+    limits: d.limits ?? null,
+    metadata: d.metadata ?? {},
+    automation_id: null,
+    object: 'earning_rule' as const,
+  };
+}
+
+export function presentPending(p: PendingPointsRow) {
+  return {
+    id: p.id,
+    voucher_id: p.membership_id,
+    campaign_id: p.program_id,
+    customer_id: p.customer_id,
+    order_id: p.order_id,
+    points: Number(p.points),
+    activates_at: p.activates_at,
+    status: p.status,
+    details: fromJson(p.details, {}),
+    created_at: p.created_at,
+    updated_at: p.updated_at,
+    object: 'pending_points' as const,
+  };
+}
+
+function bad(message: string, field: string) {
+  return badRequest('invalid_earning_rule', 'Invalid earning rule', message, [{ field, message }]);
+}
+
+export class EarningService {
+  private cache: { byEvent: Map<string, CompiledRule[]>; loadedAt: number } | null = null;
+  private services?: Services;
+  constructor(private ctx: AppContext) {}
+
+  attach(services: Services): void {
+    if (this.services) return;
+    this.services = services;
+    this.ctx.scheduler.register('earning.activate_pending', async (job, trx) => {
+      await this.activatePending(trx, String(job.payload.pending_points_id), { manual: false });
+    });
+  }
+
+  private get svc(): Services {
+    if (!this.services) throw new Error('EarningService used before attach()');
+    return this.services;
+  }
+
+  invalidate(): void {
+    this.cache = null;
+  }
+
+  /** Enabled rules listening to `event`, across programs (compiled once, cached). */
+  async rulesFor(db: Executor, event: string): Promise<CompiledRule[]> {
+    if (!this.cache || performance.now() - this.cache.loadedAt >= CACHE_TTL_MS) {
+      const rows = await db.selectFrom('earning_rules').selectAll().where('active', '=', 1).orderBy('created_at').orderBy('id').execute();
+      const byEvent = new Map<string, CompiledRule[]>();
+      for (const row of rows) {
+        const def = fromJson<RuleDefinition>(row.definition, {} as RuleDefinition);
+        const list = byEvent.get(row.event) ?? [];
+        list.push({ row, def, check: compileConditions(def.conditions) });
+        byEvent.set(row.event, list);
+      }
+      this.cache = { byEvent, loadedAt: performance.now() };
+    }
+    return this.cache.byEvent.get(event) ?? [];
+  }
+
+  // ---- CRUD ----
+
+  validate(def: RuleDefinition, field: string): void {
+    if (!def.event) throw bad('event is required', `${field}.event`);
+    if (!def.loyalty) throw bad('loyalty is required', `${field}.loyalty`);
+    const l = validateLoyalty(def.loyalty);
+    if (l) throw bad(l, `${field}.loyalty`);
+    const w = validateWindow(def, '');
+    if (w) throw bad(w, field);
+    for (const [i, m] of (def.multipliers ?? []).entries()) {
+      const e = validateWindow(m, `multipliers[${i}].`);
+      if (e) throw bad(e, `${field}.multipliers[${i}]`);
+    }
+    if (def.conditions) {
+      const c = validateConditions(def.conditions);
+      if (c) throw bad(c, `${field}.conditions`);
+    }
+    if (def.expiration_rules) {
+      const e = validateExpirationRules(def.expiration_rules as unknown as ExpirationRules);
+      if (e) throw bad(e, `${field}.expiration_rules`);
+    }
+    const periods = new Set<string>();
+    for (const l of def.limits ?? []) {
+      if (periods.has(l.period)) throw bad(`limits: one limit per period (${l.period} given twice)`, `${field}.limits`);
+      periods.add(l.period);
+    }
+  }
+
+  async create(db: Executor, program: ProgramRow, inputs: RuleDefinition[]): Promise<EarningRuleRow[]> {
+    const now = this.ctx.clock.nowIso();
+    const rows = inputs.map((input, i) => {
+      this.validate(input, `[${i}]`);
+      const { active, event, ...rest } = input;
+      return {
+        id: newId('ern'),
+        program_id: program.id,
+        event,
+        active: active === false ? 0 : 1,
+        definition: JSON.stringify({ ...rest, event }),
+        created_at: now,
+        updated_at: null,
+      } satisfies EarningRuleRow;
+    });
+    if (rows.length) await db.insertInto('earning_rules').values(rows).execute();
+    this.invalidate();
+    return rows;
+  }
+
+  async get(db: Executor, program: ProgramRow, id: string): Promise<EarningRuleRow> {
+    const row = await db.selectFrom('earning_rules').selectAll().where('program_id', '=', program.id).where('id', '=', id).executeTakeFirst();
+    if (!row) throw notFound('earning rule', id);
+    return row;
+  }
+
+  async list(db: Executor, program: ProgramRow, q: { limit: number; page: number; order?: string }) {
+    const base = db.selectFrom('earning_rules').where('program_id', '=', program.id);
+    const total = await base.select((eb) => eb.fn.countAll<number>().as('n')).executeTakeFirstOrThrow();
+    const desc = q.order?.startsWith('-') ?? false;
+    const col = q.order?.replace(/^-/, '') === 'updated_at' ? 'updated_at' : 'created_at';
+    const rows = await base
+      .selectAll()
+      .orderBy(col, desc ? 'desc' : 'asc')
+      .orderBy('id', desc ? 'desc' : 'asc')
+      .limit(q.limit)
+      .offset((q.page - 1) * q.limit)
+      .execute();
+    return { rows, total: Number(total.n) };
+  }
+
+  async update(db: Executor, row: EarningRuleRow, input: Partial<RuleDefinition>): Promise<EarningRuleRow> {
+    const current = fromJson<RuleDefinition>(row.definition, {} as RuleDefinition);
+    const { active, ...rest } = input;
+    const merged: RuleDefinition = { ...current, ...rest, event: rest.event ?? row.event };
+    for (const [k, v] of Object.entries(merged)) if (v === null) delete (merged as unknown as Record<string, unknown>)[k];
+    this.validate(merged, 'body');
+    const patch = {
+      event: merged.event,
+      definition: JSON.stringify(merged),
+      active: active === undefined ? row.active : active ? 1 : 0,
+      updated_at: this.ctx.clock.nowIso(),
+    };
+    await db.updateTable('earning_rules').set(patch).where('id', '=', row.id).execute();
+    this.invalidate();
+    return { ...row, ...patch };
+  }
+
+  async setActive(db: Executor, row: EarningRuleRow, active: boolean): Promise<EarningRuleRow> {
+    const patch = { active: active ? 1 : 0, updated_at: this.ctx.clock.nowIso() };
+    await db.updateTable('earning_rules').set(patch).where('id', '=', row.id).execute();
+    this.invalidate();
+    return { ...row, ...patch };
+  }
+
+  async remove(db: Executor, row: EarningRuleRow): Promise<void> {
+    await db.deleteFrom('earning_rules').where('id', '=', row.id).execute();
+    await db.deleteFrom('earning_rule_usage').where('earning_rule_id', '=', row.id).execute();
+    this.invalidate();
+  }
+
+  // ---- accrual ----
+
+  /**
+   * Applies the program's `rules` to one activity of one card, in the caller's transaction.
+   * Order: window → tier condition → conditions → base points → tier mapping (CUSTOM, then
+   * MULTIPLY) → time multipliers → floor → caps → pending or accrued.
+   */
+  async accrue(
+    trx: Executor,
+    program: ProgramRow,
+    membership: MembershipRow,
+    definition: BalanceDefinitionRow,
+    rules: CompiledRule[],
+    facts: ActivityFacts,
+    activity: ActivityRef,
+  ): Promise<{ accruals: Accrual[]; skipped: Skip[] }> {
+    const accruals: Accrual[] = [];
+    const skipped: Skip[] = [];
+    const at = this.ctx.clock.now();
+    const zone = program.timezone;
+    const pt = facts.tierIds.length ? await this.svc.tiers.programTiers(trx, program.id) : null;
+    const holderTier = pt ? (pt.tierById.get(facts.tierIds.find((id) => pt.tierById.get(id)?.group.is_default === 1) ?? facts.tierIds[0])?.tier ?? null) : null;
+    let balanceLocked = false;
+    const credits: Credit[] = [];
+    for (const rule of rules) {
+      const def = rule.def;
+      const skip = (reason: string) => skipped.push({ campaign_id: program.id, earning_rule_id: rule.row.id, reason });
+      if (!windowOpen(def, at, zone)) {
+        skip('outside the rule validity window');
+        continue;
+      }
+      if (def.loyalty_tier?.id) {
+        const ok = def.loyalty_tier.id === '__ANY__' ? facts.tierIds.length > 0 : facts.tierIds.includes(def.loyalty_tier.id);
+        if (!ok) {
+          skip(`member is not in tier ${def.loyalty_tier.id}`);
+          continue;
+        }
+      }
+      const failed = rule.check(facts);
+      if (failed) {
+        skip(`condition on ${failed} does not hold`);
+        continue;
+      }
+      const calc: Calculation = basePoints(def.loyalty, facts);
+      const steps: string[] = [];
+      steps.push(
+        calc.type === 'FIXED'
+          ? `${calc.points} fixed points`
+          : `${calc.points_per_every} points for every ${calc.every} of ${calc.calculation_type}${calc.property ? ` (${calc.property})` : ''} = ${calc.value} → ${calc.points}`,
+      );
+      let points = calc.points;
+      const multipliers: Record<string, unknown>[] = [];
+      let mappedTier: { id: string; name: string } | null = null;
+      if (pt) {
+        // Tier benefits: CUSTOM replaces the points, MULTIPLY multiplies them.
+        for (const kind of ['CUSTOM', 'MULTIPLY'] as const) {
+          for (const tierId of facts.tierIds) {
+            const t = pt.tierById.get(tierId);
+            const m = t?.mapping[rule.row.id];
+            if (!t || !m || m.type !== kind) continue;
+            mappedTier = tierRef(t.tier);
+            if (m.type === 'CUSTOM') {
+              points = m.points;
+              steps.push(`tier ${t.tier.name}: ${m.points} points instead`);
+              multipliers.push({ type: 'TIER', loyalty_tier: tierRef(t.tier), mapping: m });
+            } else {
+              points *= m.multiplier;
+              steps.push(`× ${m.multiplier} (tier ${t.tier.name})`);
+              multipliers.push({ type: 'TIER', loyalty_tier: tierRef(t.tier), mapping: m });
+            }
+          }
+        }
+      }
+      for (const m of def.multipliers ?? []) {
+        if (!windowOpen(m, at, zone)) continue;
+        points *= m.multiplier;
+        steps.push(`× ${m.multiplier} (${m.name ?? 'time window'})`);
+        multipliers.push({ type: 'TIME', name: m.name ?? null, multiplier: m.multiplier });
+      }
+      points = Math.floor(points);
+      if (points <= 0) {
+        skip(calc.points <= 0 ? 'the calculation gives no points' : 'no points after tier mapping');
+        continue;
+      }
+      if (!balanceLocked && this.ctx.database.forUpdate && (def.limits?.length || def.pending_points)) {
+        // Serialises this card's caps and pending counters across concurrent requests (PostgreSQL).
+        await this.svc.ledger.lockBalance(trx, { program, membership, definition });
+        balanceLocked = true;
+      }
+      let capped: Record<string, unknown> | null = null;
+      if (def.limits?.length) {
+        // Optimistic: add the points to each period's usage and read the totals back (one statement
+        // per limit); when a total passes its cap, take the excess back from every period.
+        const wanted = points;
+        const totals: { limit: (typeof def.limits)[number]; key: string; total: number }[] = [];
+        for (const limit of def.limits) {
+          const key = `${limit.period}:${periodKey(limit.period, at, zone)}`;
+          const row = await trx
+            .insertInto('earning_rule_usage')
+            .values({ earning_rule_id: rule.row.id, membership_id: membership.id, period_key: key, points: wanted })
+            .onConflict((oc) => oc.columns(['earning_rule_id', 'membership_id', 'period_key']).doUpdateSet({ points: sql`earning_rule_usage.points + ${wanted}` }))
+            .returning('points')
+            .executeTakeFirstOrThrow();
+          totals.push({ limit, key, total: Number(row.points) });
+        }
+        let excess = 0;
+        for (const { limit, key, total } of totals) {
+          const over = Math.min(wanted, total - limit.max_points);
+          if (over > excess) {
+            excess = over;
+            capped = { period: limit.period, max_points: limit.max_points, period_key: key, before_cap: wanted };
+          }
+        }
+        if (excess > 0) {
+          points = wanted - excess;
+          for (const { key } of totals) {
+            await trx
+              .updateTable('earning_rule_usage')
+              .set({ points: sql`points - ${excess}` })
+              .where('earning_rule_id', '=', rule.row.id)
+              .where('membership_id', '=', membership.id)
+              .where('period_key', '=', key)
+              .execute();
+          }
+        }
+        if (points <= 0) {
+          skip(`cap of ${capped!.max_points} points per ${String(capped!.period).toLowerCase()} reached`);
+          continue;
+        }
+        if (capped) steps.push(`capped to ${points} (${capped.max_points} per ${String(capped.period).toLowerCase()})`);
+      }
+      const explanation = `${steps.join(' ')} = ${points} points`;
+      const details: Record<string, unknown> = {
+        earning_rule: { id: rule.row.id, source: { banner: def.source?.banner ?? null }, event: rule.row.event },
+        event: activity.event,
+        ...(activity.order ? { order: activity.order } : {}),
+        loyalty_tier: mappedTier,
+        holder_loyalty_tier: tierRef(holderTier),
+        multipliers,
+        calculation: { ...calc, base_points: calc.points, points, ...(capped ? { cap: capped } : {}) },
+        explanation,
+      };
+      if (def.pending_points) {
+        const activatesAt = DateTime.fromJSDate(at, { zone }).plus({ days: def.pending_points.period_value }).toUTC().toISO()!;
+        const pending = await this.addPending(trx, program, membership, definition, rule.row.id, activity.order_id ?? null, points, activatesAt, details);
+        accruals.push({ campaign_id: program.id, voucher_id: membership.id, code: membership.code, earning_rule_id: rule.row.id, points, status: 'PENDING', pending_points_id: pending.id, activates_at: activatesAt, explanation });
+        continue;
+      }
+      credits.push({ rule, points, details, explanation, expiration: (def.expiration_rules as unknown as ExpirationRules | undefined) ?? null });
+    }
+    // One ledger entry per card and activity (per distinct expiration rules): its details list every
+    // rule that contributed, with its calculation, multipliers and tier mapping.
+    const groups = new Map<string, typeof credits>();
+    for (const c of credits) {
+      const k = JSON.stringify(c.expiration);
+      groups.set(k, [...(groups.get(k) ?? []), c]);
+    }
+    for (const group of groups.values()) {
+      const total = group.reduce((s, c) => s + c.points, 0);
+      const first = group[0];
+      const details: Record<string, unknown> =
+        group.length === 1
+          ? { ...first.details, earning_rules: [ruleDetail(first)] }
+          : {
+              earning_rule: first.details.earning_rule,
+              earning_rules: group.map(ruleDetail),
+              event: activity.event,
+              ...(activity.order ? { order: activity.order } : {}),
+              loyalty_tier: group.map((c) => c.details.loyalty_tier).find(Boolean) ?? null,
+              holder_loyalty_tier: tierRef(holderTier),
+              multipliers: group.flatMap((c) => (c.details.multipliers as Record<string, unknown>[]).map((m) => ({ ...m, earning_rule_id: c.rule.row.id }))),
+              calculation: { type: 'SUM', points: total },
+              explanation: group.map((c) => `${c.rule.def.source?.banner ?? c.rule.row.id}: ${c.explanation}`).join('; '),
+            };
+      const result = await this.svc.ledger.applyChange(trx, {
+        program,
+        membership,
+        definition,
+        points: total,
+        type: 'POINTS_ACCRUAL',
+        operation_type: 'AUTOMATIC',
+        reason: group.map((c) => c.rule.def.source?.banner ?? `Earning rule ${c.rule.row.id}`).join(', '),
+        source: 'earning_rule',
+        source_id: activity.source_event_id,
+        source_event_id: activity.source_event_id ?? activity.id,
+        details,
+        expiration_rules: first.expiration,
+      });
+      for (const c of group) {
+        accruals.push({ campaign_id: program.id, voucher_id: membership.id, code: membership.code, earning_rule_id: c.rule.row.id, points: c.points, status: 'ACCRUED', transaction_id: result.entry.id, explanation: c.explanation });
+      }
+    }
+    return { accruals, skipped };
+  }
+
+  // ---- pending points ----
+
+  private async addPending(
+    trx: Executor,
+    program: ProgramRow,
+    membership: MembershipRow,
+    definition: BalanceDefinitionRow,
+    ruleId: string,
+    orderId: string | null,
+    points: number,
+    activatesAt: string,
+    details: Record<string, unknown>,
+  ): Promise<PendingPointsRow> {
+    const now = this.ctx.clock.nowIso();
+    await this.svc.ledger.lockBalance(trx, { program, membership, definition });
+    const row: PendingPointsRow = {
+      id: newId('pp'),
+      program_id: program.id,
+      membership_id: membership.id,
+      customer_id: membership.customer_id,
+      balance_definition_id: definition.id,
+      earning_rule_id: ruleId,
+      order_id: orderId,
+      points,
+      status: 'PENDING',
+      activates_at: activatesAt,
+      details: JSON.stringify(details),
+      created_at: now,
+      updated_at: null,
+    };
+    await trx.insertInto('pending_points').values(row).execute();
+    await this.bumpPending(trx, membership.id, definition.id, points);
+    await this.ctx.scheduler.schedule(trx, { kind: 'earning.activate_pending', runAt: activatesAt, payload: { pending_points_id: row.id }, uniqueKey: `pending_points:${row.id}` });
+    return row;
+  }
+
+  private async bumpPending(trx: Executor, membershipId: string, definitionId: string, delta: number) {
+    await trx
+      .updateTable('balances')
+      .set({ pending_points: sql`pending_points + ${delta}`, updated_at: this.ctx.clock.nowIso() })
+      .where('membership_id', '=', membershipId)
+      .where('balance_definition_id', '=', definitionId)
+      .execute();
+  }
+
+  async getPending(db: Executor, membership: MembershipRow, id: string): Promise<PendingPointsRow> {
+    const row = await db.selectFrom('pending_points').selectAll().where('id', '=', id).where('membership_id', '=', membership.id).executeTakeFirst();
+    if (!row) throw notFound('pending points', id);
+    return row;
+  }
+
+  private async lockPending(trx: Executor, id: string) {
+    let q = trx.selectFrom('pending_points').selectAll().where('id', '=', id);
+    if (this.ctx.database.forUpdate) q = q.forUpdate();
+    return q.executeTakeFirst();
+  }
+
+  private notPending(row: PendingPointsRow) {
+    return badRequest('pending_points_not_pending', 'Pending points are not pending', `Pending points ${row.id} are ${row.status.toLowerCase()}`);
+  }
+
+  /** Moves pending points onto the balance (on time by the scheduler, or early by hand). */
+  async activatePending(trx: Executor, id: string, opts: { manual: boolean }): Promise<ChangeResult | null> {
+    const row = await this.lockPending(trx, id);
+    if (!row) return null;
+    if (row.status !== 'PENDING') {
+      if (opts.manual) throw this.notPending(row);
+      return null;
+    }
+    const membership = await trx.selectFrom('memberships').selectAll().where('id', '=', row.membership_id).executeTakeFirstOrThrow();
+    const program = await trx.selectFrom('programs').selectAll().where('id', '=', row.program_id).executeTakeFirstOrThrow();
+    const definition = await trx.selectFrom('balance_definitions').selectAll().where('id', '=', row.balance_definition_id).executeTakeFirstOrThrow();
+    const now = this.ctx.clock.nowIso();
+    await this.svc.ledger.lockBalance(trx, { program, membership, definition });
+    await this.bumpPending(trx, membership.id, definition.id, -Number(row.points));
+    if (membership.status !== 'ACTIVE' && !opts.manual) {
+      // The card was revoked while the points were pending: they lapse.
+      await trx.updateTable('pending_points').set({ status: 'CANCELED', updated_at: now }).where('id', '=', row.id).execute();
+      return null;
+    }
+    await trx.updateTable('pending_points').set({ status: 'ACTIVATED', updated_at: now }).where('id', '=', row.id).execute();
+    if (opts.manual) await this.ctx.scheduler.cancel(trx, `pending_points:${row.id}`);
+    const rule = row.earning_rule_id ? await trx.selectFrom('earning_rules').select('definition').where('id', '=', row.earning_rule_id).executeTakeFirst() : undefined;
+    const def = rule ? fromJson<RuleDefinition>(rule.definition, {} as RuleDefinition) : null;
+    const details = fromJson<Record<string, unknown>>(row.details, {});
+    return this.svc.ledger.applyChange(trx, {
+      program,
+      membership,
+      definition,
+      points: Number(row.points),
+      type: 'POINTS_ACCRUAL',
+      operation_type: opts.manual ? 'MANUAL' : 'AUTOMATIC',
+      reason: 'Pending points activated',
+      source: 'pending_points',
+      source_id: row.id,
+      source_event_id: row.id,
+      details: { ...details, pending_points: { id: row.id, created_at: row.created_at, activates_at: row.activates_at } },
+      expiration_rules: (def?.expiration_rules as unknown as ExpirationRules | undefined) ?? null,
+    });
+  }
+
+  async cancelPending(trx: Executor, membership: MembershipRow, id: string): Promise<void> {
+    await this.getPending(trx, membership, id);
+    const row = (await this.lockPending(trx, id))!;
+    if (row.status !== 'PENDING') throw this.notPending(row);
+    await trx.updateTable('pending_points').set({ status: 'CANCELED', updated_at: this.ctx.clock.nowIso() }).where('id', '=', id).execute();
+    await this.bumpPending(trx, row.membership_id, row.balance_definition_id, -Number(row.points));
+    await this.ctx.scheduler.cancel(trx, `pending_points:${id}`);
+  }
+
+  /** Adds to (or, negative, takes from) pending points; the result must stay above zero. */
+  async adjustPending(trx: Executor, membership: MembershipRow, id: string, delta: number) {
+    await this.getPending(trx, membership, id);
+    const row = (await this.lockPending(trx, id))!;
+    if (row.status !== 'PENDING') throw this.notPending(row);
+    const next = Number(row.points) + delta;
+    if (next <= 0) throw badRequest('invalid_points', 'Invalid points', `Pending points ${id} hold ${row.points}; the result of ${delta} would be ${next}, it must stay above 0`, [{ field: 'points', message: 'result must be > 0' }]);
+    await trx.updateTable('pending_points').set({ points: next, updated_at: this.ctx.clock.nowIso() }).where('id', '=', id).execute();
+    await this.bumpPending(trx, row.membership_id, row.balance_definition_id, delta);
+    const bal = await trx.selectFrom('balances').select('pending_points').where('membership_id', '=', row.membership_id).where('balance_definition_id', '=', row.balance_definition_id).executeTakeFirst();
+    return {
+      points: delta,
+      total: Number(bal?.pending_points ?? 0),
+      object: 'balance' as const,
+      related_object: { type: 'voucher' as const, id: row.membership_id },
+      operation_type: 'MANUAL' as const,
+    };
+  }
+
+  async listPending(db: Executor, filter: { programId?: string; membershipId?: string }, q: { limit: number; order?: string; starting_after_id?: string }) {
+    let base = db.selectFrom('pending_points').selectAll();
+    if (filter.programId) base = base.where('program_id', '=', filter.programId);
+    if (filter.membershipId) base = base.where('membership_id', '=', filter.membershipId);
+    const desc = q.order === '-id' || q.order === '-created_at';
+    if (q.starting_after_id) {
+      const cursor = await db.selectFrom('pending_points').select(['created_at', 'id']).where('id', '=', q.starting_after_id).executeTakeFirst();
+      if (!cursor) throw badRequest('invalid_cursor', 'Invalid cursor', `starting_after_id ${q.starting_after_id} is not a pending points id`);
+      base = base.where((eb) =>
+        desc
+          ? eb.or([eb('created_at', '<', cursor.created_at), eb.and([eb('created_at', '=', cursor.created_at), eb('id', '<', cursor.id)])])
+          : eb.or([eb('created_at', '>', cursor.created_at), eb.and([eb('created_at', '=', cursor.created_at), eb('id', '>', cursor.id)])]),
+      );
+    }
+    const rows = await base
+      .orderBy('created_at', desc ? 'desc' : 'asc')
+      .orderBy('id', desc ? 'desc' : 'asc')
+      .limit(q.limit + 1)
+      .execute();
+    const has_more = rows.length > q.limit;
+    const data = rows.slice(0, q.limit);
+    return { data, has_more, more_starting_after: has_more ? data[data.length - 1].id : null };
+  }
+
+  // ---- orders ----
+
+  async findOrder(db: Executor, idOrSource: string): Promise<OrderRow | undefined> {
+    return db
+      .selectFrom('orders')
+      .selectAll()
+      .where((eb) => eb.or([eb('id', '=', idOrSource), eb('source_id', '=', idOrSource)]))
+      .executeTakeFirst();
+  }
+}

@@ -1,0 +1,270 @@
+import { timingSafeEqual, createHash } from 'node:crypto';
+import type { FastifyRequest } from 'fastify';
+import type { AppContext } from '../../context.ts';
+import { ApiError, badRequest, notFound } from '../../http/errors.ts';
+import { newId } from '../../lib/ids.ts';
+import { fromJson, toJson } from '../../lib/json.ts';
+import { toE164 } from '../../lib/phone.ts';
+import { assertSafeTarget, parseHttpUrl, UnsafeUrlError } from '../../lib/url-guard.ts';
+import type { Executor } from '../../storage/db.ts';
+import { infobipBaseUrl } from './providers/infobip.ts';
+import { verifyTwilioSignature } from './providers/twilio.ts';
+import type { ChannelCredentials, ChannelForSend } from './providers/types.ts';
+import type { MsgChannelsTable } from './tables.ts';
+import { TtlCache } from './cache.ts';
+
+// Channels: one provider account and number. Credentials and inbound secrets are write-only:
+// stored, used, never returned, never logged.
+
+export type ChannelRow = MsgChannelsTable;
+export type Provider = 'infobip' | 'twilio' | 'simulator';
+
+export type InboundAuth =
+  | { type: 'basic'; username: string; password: string }
+  | { type: 'token'; token: string }
+  | { type: 'twilio_signature' }
+  | { type: 'none' };
+
+export interface ChannelSettings {
+  /** Broadcast throttle: messages per second on this channel. */
+  rate_per_second?: number;
+  /** Twilio: reply through the REST API (default) or as TwiML in the webhook answer. */
+  twilio_reply?: 'api' | 'twiml';
+  opt_out_reply?: string;
+  opt_in_reply?: string;
+  /** Answer to a number no flow knows (no member, no step of its own). */
+  unknown_sender_reply?: string | null;
+  /** Answer to text no trigger matches, when no catch-all flow listens on the channel. */
+  catch_all_reply?: string | null;
+  /** Provider call timeout, in milliseconds. */
+  timeout_ms?: number;
+}
+
+export interface ChannelInput {
+  name?: string;
+  provider?: Provider;
+  type?: 'sms' | 'whatsapp';
+  sender?: string;
+  credentials?: ChannelCredentials;
+  inbound_auth?: InboundAuth;
+  public_url?: string | null;
+  settings?: ChannelSettings;
+}
+
+export const DEFAULT_SETTINGS: Required<Omit<ChannelSettings, 'unknown_sender_reply' | 'catch_all_reply'>> = {
+  rate_per_second: 10,
+  twilio_reply: 'api',
+  opt_out_reply: 'You are unsubscribed and will receive no further messages. Reply START to subscribe again.',
+  opt_in_reply: 'You are subscribed again. Reply STOP to unsubscribe.',
+  timeout_ms: 10_000,
+};
+
+export function channelSettings(row: ChannelRow): ChannelSettings & typeof DEFAULT_SETTINGS {
+  return { ...DEFAULT_SETTINGS, ...fromJson<ChannelSettings>(row.settings, {}) };
+}
+
+export function publicBase(ctx: AppContext, row: ChannelRow, req?: FastifyRequest): string {
+  const base = row.public_url ?? ctx.config.publicUrl ?? (req ? `${req.protocol}://${req.headers.host}` : `http://${ctx.config.host}:${ctx.config.port}`);
+  return base.replace(/\/+$/, '');
+}
+
+export function presentChannel(ctx: AppContext, row: ChannelRow, req?: FastifyRequest) {
+  const creds = fromJson<Record<string, unknown>>(row.credentials, {});
+  const auth = fromJson<InboundAuth>(row.inbound_auth, { type: 'none' });
+  const base = publicBase(ctx, row, req);
+  return {
+    id: row.id,
+    name: row.name,
+    provider: row.provider,
+    type: row.type,
+    sender: row.sender,
+    // Which credentials are set, never their values.
+    credentials_set: Object.keys(creds).sort(),
+    inbound_auth: { type: auth.type, ...(auth.type === 'basic' ? { username_set: true } : {}) },
+    public_url: row.public_url,
+    settings: channelSettings(row),
+    inbound_url: row.provider === 'simulator' ? null : `${base}/v1/channels/${row.id}/inbound`,
+    reports_url: row.provider === 'simulator' ? null : `${base}/v1/channels/${row.id}/reports`,
+    created_at: row.created_at,
+    updated_at: row.updated_at,
+    object: 'channel' as const,
+  };
+}
+
+const REQUIRED_CREDS: Record<Provider, (keyof ChannelCredentials)[]> = {
+  infobip: ['base_url', 'api_key'],
+  twilio: ['account_sid', 'auth_token'],
+  simulator: [],
+};
+
+function bad(field: string, message: string) {
+  return badRequest('invalid_channel', 'Invalid channel', `${field} ${message}`, [{ field, message }]);
+}
+
+function safeEqual(a: string, b: string): boolean {
+  // Hash first so lengths match and timing tells nothing about the secret.
+  const ha = createHash('sha256').update(a).digest();
+  const hb = createHash('sha256').update(b).digest();
+  return timingSafeEqual(ha, hb);
+}
+
+export class ChannelService {
+  /** Channels by id for provider callbacks and sends (cleared by this process's own writes). */
+  private cache = new TtlCache<ChannelRow | null>(5000);
+
+  constructor(private ctx: AppContext) {}
+
+  /** A channel for the hot path (callbacks): cached for a few seconds. */
+  async findCached(db: Executor, id: string): Promise<ChannelRow | undefined> {
+    return (await this.cache.getOr(id, async () => (await this.find(db, id)) ?? null)) ?? undefined;
+  }
+
+  private async validate(input: ChannelInput, current?: ChannelRow): Promise<void> {
+    const provider = (input.provider ?? current?.provider) as Provider;
+    const type = input.type ?? current?.type;
+    if (provider === 'simulator' && type === 'whatsapp') throw bad('type', 'must be sms for the simulator');
+    const creds = { ...fromJson<ChannelCredentials>(current?.credentials, {}), ...(input.credentials ?? {}) };
+    for (const k of REQUIRED_CREDS[provider]) if (!creds[k]) throw bad(`credentials.${k}`, `is required for ${provider}`);
+    const sender = input.sender ?? current?.sender;
+    if (!sender) throw bad('sender', 'is required');
+    if ((provider === 'twilio' || type === 'whatsapp') && !toE164(sender) && !(provider === 'twilio' && creds.messaging_service_sid)) {
+      throw bad('sender', 'must be a phone number (E.164)');
+    }
+    const urls = [input.credentials?.base_url && provider === 'infobip' ? infobipBaseUrl(input.credentials.base_url) : input.credentials?.base_url, input.public_url];
+    for (const u of urls) {
+      if (!u) continue;
+      try {
+        if (u === input.public_url) parseHttpUrl(u);
+        else await assertSafeTarget(u, { allowPrivate: this.ctx.config.allowPrivateTargets });
+      } catch (err) {
+        if (err instanceof UnsafeUrlError) throw bad(u === input.public_url ? 'public_url' : 'credentials.base_url', err.message);
+        throw err;
+      }
+    }
+    const auth = input.inbound_auth ?? fromJson<InboundAuth | null>(current?.inbound_auth, null);
+    if (provider === 'infobip') {
+      if (!auth || (auth.type !== 'basic' && auth.type !== 'token')) {
+        throw bad('inbound_auth', 'must be {type:"basic", username, password} or {type:"token", token} for infobip');
+      }
+      if (auth.type === 'token' && auth.token.length < 16) throw bad('inbound_auth.token', 'must be at least 16 characters');
+      if (auth.type === 'basic' && (!auth.username || auth.password.length < 12)) throw bad('inbound_auth.password', 'must be at least 12 characters');
+    }
+    if (provider === 'twilio' && auth && auth.type !== 'twilio_signature') throw bad('inbound_auth', 'twilio channels are verified with X-Twilio-Signature');
+    const s = input.settings;
+    if (s?.twilio_reply === 'twiml' && provider !== 'twilio') throw bad('settings.twilio_reply', 'applies to twilio channels only');
+  }
+
+  async create(db: Executor, input: ChannelInput): Promise<ChannelRow> {
+    if (!input.provider) throw bad('provider', 'is required');
+    if (!input.name) throw bad('name', 'is required');
+    await this.validate(input);
+    const now = this.ctx.clock.nowIso();
+    const provider = input.provider;
+    const auth: InboundAuth = provider === 'twilio' ? { type: 'twilio_signature' } : provider === 'simulator' ? { type: 'none' } : input.inbound_auth!;
+    const row: ChannelRow = {
+      id: newId('chn'),
+      name: input.name,
+      provider,
+      type: input.type ?? 'sms',
+      sender: toE164(input.sender!) ?? input.sender!,
+      credentials: toJson(input.credentials ?? {}),
+      inbound_auth: toJson(auth),
+      public_url: input.public_url ?? null,
+      settings: toJson(input.settings ?? {}),
+      created_at: now,
+      updated_at: null,
+      deleted_at: null,
+    };
+    await db.insertInto('msg_channels').values(row).execute();
+    return row;
+  }
+
+  async update(db: Executor, row: ChannelRow, input: ChannelInput): Promise<ChannelRow> {
+    if (input.provider && input.provider !== row.provider) throw bad('provider', 'cannot change; create a new channel');
+    await this.validate(input, row);
+    const patch: Partial<ChannelRow> = { updated_at: this.ctx.clock.nowIso() };
+    if (input.name !== undefined) patch.name = input.name;
+    if (input.type !== undefined) patch.type = input.type;
+    if (input.sender !== undefined) patch.sender = toE164(input.sender) ?? input.sender;
+    if (input.credentials !== undefined) patch.credentials = toJson({ ...fromJson(row.credentials, {}), ...input.credentials });
+    if (input.inbound_auth !== undefined && row.provider === 'infobip') patch.inbound_auth = toJson(input.inbound_auth);
+    if (input.public_url !== undefined) patch.public_url = input.public_url;
+    if (input.settings !== undefined) patch.settings = toJson({ ...fromJson(row.settings, {}), ...input.settings });
+    await db.updateTable('msg_channels').set(patch).where('id', '=', row.id).execute();
+    this.cache.delete(row.id);
+    return { ...row, ...patch };
+  }
+
+  async find(db: Executor, id: string): Promise<ChannelRow | undefined> {
+    return db.selectFrom('msg_channels').selectAll().where('id', '=', id).where('deleted_at', 'is', null).executeTakeFirst();
+  }
+
+  async get(db: Executor, id: string): Promise<ChannelRow> {
+    const row = await this.find(db, id);
+    if (!row) throw notFound('channel', id);
+    return row;
+  }
+
+  async list(db: Executor, q: { limit: number; page: number }) {
+    const base = db.selectFrom('msg_channels').where('deleted_at', 'is', null);
+    const total = await base.select((eb) => eb.fn.countAll<number>().as('n')).executeTakeFirstOrThrow();
+    const rows = await base.selectAll().orderBy('created_at').orderBy('id').limit(q.limit).offset((q.page - 1) * q.limit).execute();
+    return { rows, total: Number(total.n) };
+  }
+
+  async softDelete(db: Executor, row: ChannelRow): Promise<void> {
+    await db.updateTable('msg_channels').set({ deleted_at: this.ctx.clock.nowIso() }).where('id', '=', row.id).execute();
+    this.cache.delete(row.id);
+  }
+
+  forSend(row: ChannelRow): ChannelForSend {
+    return {
+      id: row.id,
+      provider: row.provider,
+      type: row.type,
+      sender: row.sender,
+      credentials: fromJson<ChannelCredentials>(row.credentials, {}),
+      timeoutMs: channelSettings(row).timeout_ms,
+    };
+  }
+
+  /**
+   * Checks that a provider callback comes from the provider: Twilio's X-Twilio-Signature over the
+   * public URL, Infobip's HTTP Basic credentials or secret token. Throws 401/403.
+   */
+  verifyCallback(row: ChannelRow, req: FastifyRequest): void {
+    const auth = fromJson<InboundAuth>(row.inbound_auth, { type: 'none' });
+    const header = (name: string) => {
+      const v = req.headers[name];
+      return Array.isArray(v) ? v[0] : v;
+    };
+    if (row.provider === 'twilio') {
+      const signature = header('x-twilio-signature');
+      if (!signature) throw new ApiError(401, 'signature_missing', 'Unauthorized', 'X-Twilio-Signature is missing');
+      const token = fromJson<ChannelCredentials>(row.credentials, {}).auth_token ?? '';
+      const base = publicBase(this.ctx, row, req);
+      const params = (req.body && typeof req.body === 'object' ? req.body : {}) as Record<string, unknown>;
+      if (!verifyTwilioSignature(token, signature, [`${base}${req.url}`], params)) {
+        throw new ApiError(403, 'signature_invalid', 'Forbidden', 'X-Twilio-Signature does not match this request');
+      }
+      return;
+    }
+    if (auth.type === 'basic') {
+      const h = header('authorization');
+      if (!h || !h.toLowerCase().startsWith('basic ')) throw new ApiError(401, 'credentials_missing', 'Unauthorized', 'HTTP Basic credentials are required');
+      const decoded = Buffer.from(h.slice(6).trim(), 'base64').toString('utf8');
+      const i = decoded.indexOf(':');
+      const ok = i >= 0 && safeEqual(decoded.slice(0, i), auth.username) && safeEqual(decoded.slice(i + 1), auth.password);
+      if (!ok) throw new ApiError(403, 'credentials_invalid', 'Forbidden', 'HTTP Basic credentials do not match');
+      return;
+    }
+    if (auth.type === 'token') {
+      const q = (req.query ?? {}) as Record<string, unknown>;
+      const given = typeof q.token === 'string' ? q.token : header('x-tally-token');
+      if (!given) throw new ApiError(401, 'token_missing', 'Unauthorized', 'The channel secret token is required (?token=...)');
+      if (!safeEqual(given, auth.token)) throw new ApiError(403, 'token_invalid', 'Forbidden', 'The channel secret token does not match');
+      return;
+    }
+    throw new ApiError(403, 'inbound_disabled', 'Forbidden', 'This channel takes no provider callbacks');
+  }
+}

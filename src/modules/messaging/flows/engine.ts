@@ -1,0 +1,307 @@
+import type { AppContext } from '../../../context.ts';
+import { newId } from '../../../lib/ids.ts';
+import { fromJson, toJson } from '../../../lib/json.ts';
+import type { Services } from '../../../services.ts';
+import type { Executor } from '../../../storage/db.ts';
+import type { CustomerRow } from '../../customers/service.ts';
+import type { MembershipRow } from '../../members/service.ts';
+import { channelSettings, type ChannelRow } from '../channels.ts';
+import type { ContextRegistry } from '../context-providers.ts';
+import { consentIntent, normalizeKeyword, pickTrigger, rawTokens, tokenize } from '../keywords.ts';
+import type { OptOutService } from '../optout.ts';
+import type { MessageRow, Outbound } from '../outbound.ts';
+import type { InboundMessage } from '../providers/types.ts';
+import { render } from '../templates.ts';
+import type { FlowService, FlowVersion } from './service.ts';
+import { FlowRun } from './steps.ts';
+
+// What happens to one inbound message:
+//   1. stored, deduplicated on the provider's message id (a provider retry stops here);
+//   2. opt-out / opt-in words, before anything else (confirmation only);
+//   3. an opted-out number gets nothing;
+//   4. a conversation waiting for a follow-up keyword continues on its own flow version;
+//   5. else the most specific trigger starts its flow's current version; else the catch-all.
+// Replies, the session and the attribution of the inbound message are written in one transaction.
+
+export interface ReceiveResult {
+  duplicate: boolean;
+  messageId: string | null;
+  /** Replies, queued already claimed: hand them to `outbound.dispatch` (or answer them inline). */
+  replies: MessageRow[];
+  replyIds: string[];
+}
+
+interface Session {
+  id: string;
+  flow_id: string;
+  flow_version: number;
+  step_id: string;
+  vars: { customer_id?: string | null; membership_id?: string | null; saved?: Record<string, unknown> };
+}
+
+class DuplicateInbound extends Error {}
+
+export class Engine {
+  private pending = new Map<string, MessageRow>();
+
+  constructor(
+    private ctx: AppContext,
+    private services: Services,
+    private flows: FlowService,
+    private outbound: Outbound,
+    private optout: OptOutService,
+    private registry: ContextRegistry,
+  ) {}
+
+  async receive(channel: ChannelRow, msg: InboundMessage): Promise<ReceiveResult> {
+    const db = this.ctx.database.db;
+    const now = this.ctx.clock.nowIso();
+    const id = newId('msg');
+    const inboundKey = `${channel.id}:${msg.providerMessageId}`;
+    // A provider retry of a message already stored stops here. Two copies racing past this check
+    // are settled by the unique index when the inbound row is written with the replies.
+    const seen = await db.selectFrom('msg_messages').select('id').where('inbound_key', '=', inboundKey).executeTakeFirst();
+    if (seen) return { duplicate: true, messageId: null, replies: [], replyIds: [] };
+    const row: MessageRow = {
+      id,
+      channel_id: channel.id,
+      direction: 'in',
+      inbound_key: inboundKey,
+      provider_message_id: msg.providerMessageId,
+      from_number: msg.from,
+      to_number: msg.to || channel.sender,
+      text: msg.text,
+      status: 'received',
+      error: null,
+      attempts: 0,
+      next_attempt_at: null,
+      locked_until: null,
+      flow_id: null,
+      flow_version: null,
+      keyword: null,
+      conversation_id: null,
+      broadcast_id: null,
+      in_reply_to: null,
+      program_id: null,
+      customer_id: null,
+      membership_id: null,
+      system: 0,
+      created_at: now,
+      updated_at: now,
+      sent_at: null,
+      delivered_at: null,
+    };
+    this.pending.set(id, row);
+    try {
+      const replies = await this.process(channel, msg, id);
+      return { duplicate: false, messageId: id, replies, replyIds: replies.map((r) => r.id) };
+    } catch (err) {
+      if (err instanceof DuplicateInbound) return { duplicate: true, messageId: null, replies: [], replyIds: [] };
+      this.ctx.log.error({ err, message_id: id, channel_id: channel.id }, 'inbound message processing failed');
+      await db
+        .insertInto('msg_messages')
+        .values({ ...row, status: 'error', error: String((err as Error).message).slice(0, 500), updated_at: this.ctx.clock.nowIso() })
+        .onConflict((oc) => oc.column('inbound_key').doNothing())
+        .execute();
+      return { duplicate: false, messageId: id, replies: [], replyIds: [] };
+    } finally {
+      this.pending.delete(id);
+    }
+  }
+
+  /**
+   * Stores the inbound message with its outcome, in the transaction that stores the replies (one
+   * commit per message). Throws DuplicateInbound (rolling the transaction back) when a copy of the
+   * same provider message got there first.
+   */
+  private async markInbound(id: string, patch: Partial<MessageRow>, trx: Executor = this.ctx.database.db) {
+    const row = this.pending.get(id)!;
+    const res = await trx
+      .insertInto('msg_messages')
+      .values({ ...row, ...patch, updated_at: this.ctx.clock.nowIso() })
+      .onConflict((oc) => oc.column('inbound_key').doNothing())
+      .executeTakeFirst();
+    if (Number(res.numInsertedOrUpdatedRows ?? 0n) === 0) throw new DuplicateInbound();
+  }
+
+  private async process(channel: ChannelRow, msg: InboundMessage, inboundId: string): Promise<MessageRow[]> {
+    const db = this.ctx.database.db;
+    const settings = channelSettings(channel);
+    const phone = msg.from;
+
+    const intent = consentIntent(msg.text);
+    if (intent) {
+      return this.ctx.transaction(async (trx) => {
+        await this.optout.record(trx, { phone, action: intent.action, channelId: channel.id, keyword: intent.word, messageId: inboundId });
+        const text = intent.action === 'opt_out' ? settings.opt_out_reply : settings.opt_in_reply;
+        const out = await this.outbound.queue(trx, { channel, to: phone, text, system: true, in_reply_to: inboundId, claimed: true });
+        await this.markInbound(inboundId, { status: 'processed', keyword: intent.word.toUpperCase() }, trx);
+        return [out];
+      });
+    }
+    if (await this.optout.isOptedOut(db, phone)) {
+      await this.markInbound(inboundId, { status: 'ignored', error: 'opted_out' });
+      return [];
+    }
+
+    const tokens = tokenize(msg.text);
+    const raw = rawTokens(msg.text);
+    const now = this.ctx.clock.nowIso();
+
+    // A conversation waiting for a follow-up keyword?
+    let session: Session | null = null;
+    let version: FlowVersion | null = null;
+    let startStep: string | null = null;
+    let alias: string | null = null;
+    const open = await db
+      .selectFrom('msg_conversations')
+      .selectAll()
+      .where('channel_id', '=', channel.id)
+      .where('phone', '=', phone)
+      .where('state', '=', 'waiting')
+      .where('expires_at', '>', now)
+      .orderBy('created_at', 'desc')
+      .executeTakeFirst();
+    // A conversation of a flow deleted since is not continued.
+    if (open && (await this.flows.find(db, open.flow_id))) {
+      const v = await this.flows.version(db, open.flow_id, open.flow_version);
+      const wait = v.definition.steps.find((s) => s.id === open.step_id);
+      if (wait && wait.type === 'wait') {
+        const hit = wait.replies.find((r) => r.keywords.some((k) => normalizeKeyword(k) === tokens[0]));
+        const next = hit?.next ?? null;
+        if (hit) alias = hit.keywords.find((k) => normalizeKeyword(k) === tokens[0]) ?? null;
+        const target = next ?? (wait.otherwise && !(await this.hasTrigger(tokens, channel.id)) ? wait.otherwise : null);
+        if (target) {
+          session = { id: open.id, flow_id: open.flow_id, flow_version: open.flow_version, step_id: open.step_id, vars: fromJson(open.vars, {}) };
+          version = v;
+          startStep = target;
+        }
+      }
+    }
+
+    if (!version) {
+      const candidates = await this.flows.candidates(db, tokens[0] ?? null, channel.id);
+      const trigger = pickTrigger(tokens, candidates, channel.id);
+      const chosen =
+        trigger ??
+        candidates.filter((c) => c.keyword === '*').sort((a, b) => (a.channel_id === b.channel_id ? (a.created_at < b.created_at ? -1 : 1) : a.channel_id === channel.id ? -1 : 1))[0] ??
+        null;
+      if (chosen) {
+        version = await this.flows.version(db, chosen.flow_id, chosen.current_version);
+        startStep = version.definition.start ?? version.definition.steps[0].id;
+        alias = chosen.keyword === '*' ? null : chosen.alias;
+      }
+    }
+
+    if (!version || !startStep) {
+      // Nothing answers: the channel's own catch-all text, if any.
+      if (settings.catch_all_reply) {
+        const text = await render(settings.catch_all_reply, { sender: phone, message: { text: msg.text } });
+        return this.ctx.transaction(async (trx) => {
+          const out = await this.outbound.queue(trx, { channel, to: phone, text, in_reply_to: inboundId, claimed: true });
+          await this.markInbound(inboundId, { status: 'unmatched' }, trx);
+          return [out];
+        });
+      }
+      await this.markInbound(inboundId, { status: 'unmatched' });
+      return [];
+    }
+
+    const def = version.definition;
+    const program = await this.services.programs.find(db, def.program_id);
+    if (!program) {
+      await this.markInbound(inboundId, { status: 'error', error: `program ${def.program_id} no longer exists` });
+      return [];
+    }
+    let customer: CustomerRow | null = null;
+    let membership: MembershipRow | null = null;
+    if (session?.vars.membership_id) membership = (await this.services.members.find(db, session.vars.membership_id)) ?? null;
+    if (session?.vars.customer_id) customer = (await this.services.customers.find(db, session.vars.customer_id)) ?? null;
+
+    const run = new FlowRun({
+      ctx: this.ctx,
+      services: this.services,
+      registry: this.registry,
+      def,
+      channel,
+      program,
+      phone,
+      text: msg.text,
+      tokens,
+      rawTokens: raw,
+      keyword: alias,
+      contactName: msg.contactName ?? null,
+      customer,
+      membership,
+      saved: session?.vars.saved ?? {},
+      defaultUnknownReply: settings.unknown_sender_reply ?? null,
+    });
+    const result = await run.run(startStep);
+
+    return this.ctx.transaction(async (trx) => {
+      const t = this.ctx.clock.nowIso();
+      // The conversation continued here (and any other of this number on this channel) ends:
+      // one conversation at a time; a wait step opens a new one below.
+      if (session || open || result.waitAt) await trx.updateTable('msg_conversations').set({ state: 'ended', updated_at: t }).where('channel_id', '=', channel.id).where('phone', '=', phone).where('state', '=', 'waiting').execute();
+      let conversationId = session?.id ?? null;
+      if (result.waitAt) {
+        conversationId = newId('cnv');
+        const timeout = result.waitAt.timeout_seconds ?? def.session_timeout_seconds ?? 900;
+        await trx
+          .insertInto('msg_conversations')
+          .values({
+            id: conversationId,
+            channel_id: channel.id,
+            phone,
+            flow_id: version!.flow_id,
+            flow_version: version!.version,
+            step_id: result.waitAt.id,
+            state: 'waiting',
+            vars: toJson({ customer_id: result.customer?.id ?? null, membership_id: result.membership?.id ?? null, saved: result.saved }),
+            expires_at: new Date(this.ctx.clock.nowMs() + timeout * 1000).toISOString(),
+            created_at: t,
+            updated_at: t,
+          })
+          .execute();
+      }
+      const rows: MessageRow[] = [];
+      for (const text of result.replies) {
+        const out = await this.outbound.queue(trx, {
+          channel,
+          to: phone,
+          text,
+          flow_id: version!.flow_id,
+          flow_version: version!.version,
+          conversation_id: conversationId,
+          in_reply_to: inboundId,
+          program_id: program.id,
+          customer_id: result.customer?.id ?? null,
+          membership_id: result.membership?.id ?? null,
+          claimed: true,
+        });
+        rows.push(out);
+      }
+      await this.markInbound(
+        inboundId,
+        {
+          status: 'processed',
+          flow_id: version!.flow_id,
+          flow_version: version!.version,
+          keyword: alias,
+          conversation_id: conversationId,
+          program_id: program.id,
+          customer_id: result.customer?.id ?? null,
+          membership_id: result.membership?.id ?? null,
+        },
+        trx,
+      );
+      return rows;
+    });
+  }
+
+  private async hasTrigger(tokens: string[], channelId: string): Promise<boolean> {
+    if (!tokens[0]) return false;
+    const c = await this.flows.candidates(this.ctx.database.db, tokens[0], channelId);
+    return pickTrigger(tokens, c, channelId) !== null;
+  }
+}

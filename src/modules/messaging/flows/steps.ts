@@ -1,0 +1,292 @@
+import type { AppContext } from '../../../context.ts';
+import { ApiError } from '../../../http/errors.ts';
+import { assertSafeTarget } from '../../../lib/url-guard.ts';
+import type { Services } from '../../../services.ts';
+import { joinProgram } from '../../../workflows/join-program.ts';
+import type { CustomerRow } from '../../customers/service.ts';
+import type { ProgramRow } from '../../loyalties/service.ts';
+import { MembershipRace, type MembershipRow } from '../../members/service.ts';
+import type { ChannelRow } from '../channels.ts';
+import { extendScope, resolvePath, type ContextRegistry } from '../context-providers.ts';
+import { render } from '../templates.ts';
+import type { Condition, FlowDefinition, Step } from './definition.ts';
+
+// Runs a flow's steps for one inbound message, from a start step until the flow ends or waits.
+// Reads go straight to the database; the only writes are enrolments (the join step, in their own
+// transaction). The caller stores the replies and the session in one transaction afterwards.
+
+export interface RunInput {
+  ctx: AppContext;
+  services: Services;
+  registry: ContextRegistry;
+  def: FlowDefinition;
+  channel: ChannelRow;
+  program: ProgramRow;
+  phone: string;
+  text: string;
+  tokens: string[];
+  rawTokens: string[];
+  keyword: string | null;
+  contactName: string | null;
+  customer: CustomerRow | null;
+  membership: MembershipRow | null;
+  /** Variables saved by earlier steps (http results), carried across a session. */
+  saved: Record<string, unknown>;
+  defaultUnknownReply?: string | null;
+}
+
+export interface RunResult {
+  replies: string[];
+  /** The wait step the conversation now waits at, if any. */
+  waitAt: Extract<Step, { type: 'wait' }> | null;
+  customer: CustomerRow | null;
+  membership: MembershipRow | null;
+  saved: Record<string, unknown>;
+}
+
+const MAX_STEPS = 50;
+
+/** Reads `a.b[0].c` (optionally `$.`-prefixed) from a JSON value. */
+export function getPath(value: unknown, path: string): unknown {
+  const parts = path.replace(/^\$\.?/, '').split(/\.|\[(\d+)\]/).filter((p) => p !== undefined && p !== '');
+  let cur: unknown = value;
+  for (const p of parts) {
+    if (cur === null || cur === undefined) return undefined;
+    if (Array.isArray(cur) && /^\d+$/.test(p)) cur = cur[Number(p)];
+    else if (typeof cur === 'object' && Object.prototype.hasOwnProperty.call(cur, p)) cur = (cur as Record<string, unknown>)[p];
+    else return undefined;
+  }
+  return cur;
+}
+
+export class FlowRun {
+  private context: Record<string, unknown> | null = null;
+  private replies: string[] = [];
+  private customer: CustomerRow | null;
+  private membership: MembershipRow | null;
+  private saved: Record<string, unknown>;
+
+  constructor(private input: RunInput) {
+    this.customer = input.customer;
+    this.membership = input.membership;
+    this.saved = { ...input.saved };
+  }
+
+  private get db() {
+    return this.input.ctx.database.db;
+  }
+
+  async vars(): Promise<Record<string, unknown>> {
+    if (!this.context) {
+      const { registry, services, program, channel, phone, text, tokens, keyword } = this.input;
+      const scope = registry.lazy({ db: this.db, services, program, customer: this.customer, membership: this.membership });
+      this.context = extendScope(scope, {
+        sender: phone,
+        channel: { id: channel.id, type: channel.type, provider: channel.provider, sender: channel.sender },
+        message: { text, keyword, words: tokens, rest: this.input.rawTokens.slice(1).join(' ') },
+        ...this.saved,
+      });
+    }
+    return this.context;
+  }
+
+  private invalidate() {
+    this.context = null;
+  }
+
+  async run(startId: string): Promise<RunResult> {
+    const steps = new Map(this.input.def.steps.map((s) => [s.id, s]));
+    let current: string | null | undefined = startId;
+    let waitAt: RunResult['waitAt'] = null;
+    for (let n = 0; current && n < MAX_STEPS; n++) {
+      const step = steps.get(current);
+      if (!step) break;
+      if (step.type === 'wait') {
+        waitAt = step;
+        break;
+      }
+      current = await this.exec(step);
+    }
+    return { replies: this.replies, waitAt, customer: this.customer, membership: this.membership, saved: this.saved };
+  }
+
+  private async reply(template: string) {
+    const text = await render(template, await this.vars());
+    if (text) this.replies.push(text);
+  }
+
+  private async exec(step: Exclude<Step, { type: 'wait' }>): Promise<string | null | undefined> {
+    switch (step.type) {
+      case 'find_member':
+        return this.findMember(step);
+      case 'branch': {
+        for (const c of step.cases) if (await this.test(c.when)) return c.next;
+        return step.else;
+      }
+      case 'reply':
+        await this.reply(step.template);
+        return step.next;
+      case 'http':
+        return this.http(step);
+      case 'join':
+        return this.join(step);
+    }
+  }
+
+  private async findMember(step: Extract<Step, { type: 'find_member' }>) {
+    const { services, program, phone } = this.input;
+    const by = step.by ?? 'phone_or_card_code';
+    let found: MembershipRow | null = null;
+    if (by !== 'phone') {
+      // Card codes may hold punctuation (LC-AB12): words are split on spaces only, trimmed of
+      // surrounding punctuation; codes are matched as written, then upper-cased.
+      const words = this.input.text.trim().split(/\s+/).slice(1, 4).map((w) => w.replace(/^[\p{P}]+|[\p{P}]+$/gu, ''));
+      for (const token of words) {
+        if (token.length < 4 || token.length > 100) continue;
+        const m = (await services.members.find(this.db, token, program.id)) ?? (await services.members.find(this.db, token.toUpperCase(), program.id));
+        if (m && m.status === 'ACTIVE') {
+          found = m;
+          break;
+        }
+      }
+    }
+    if (!found && by !== 'card_code') {
+      for (const c of await services.customers.findByPhone(this.db, phone)) {
+        const m = (await services.members.ofCustomer(this.db, c.id, program.id)).find((x) => x.status === 'ACTIVE');
+        if (m) {
+          found = m;
+          this.customer = c;
+          break;
+        }
+      }
+    }
+    if (found) {
+      this.membership = found;
+      if (!this.customer || this.customer.id !== found.customer_id) this.customer = (await services.customers.find(this.db, found.customer_id)) ?? null;
+      this.invalidate();
+      return step.next;
+    }
+    this.membership = null;
+    if (!this.customer) this.customer = (await services.customers.findByPhone(this.db, phone))[0] ?? null;
+    this.invalidate();
+    if (step.not_found) return step.not_found;
+    const answer = this.input.def.unknown_sender_reply ?? this.input.defaultUnknownReply ?? 'Sorry, we could not find a {{ program.name }} membership for this number.';
+    await this.reply(answer);
+    return null;
+  }
+
+  private async test(c: Condition): Promise<boolean> {
+    if ('all' in c) {
+      for (const x of c.all) if (!(await this.test(x))) return false;
+      return true;
+    }
+    if ('any' in c) {
+      for (const x of c.any) if (await this.test(x)) return true;
+      return false;
+    }
+    if ('not' in c) return !(await this.test(c.not));
+    if ('has_membership' in c) return (this.membership !== null) === c.has_membership;
+    const vars = await this.vars();
+    if ('balance_gte' in c) {
+      const balances = ((await vars.balances) ?? {}) as Record<string, { balance: number; default: boolean }>;
+      const b = c.balance ? balances[c.balance] : Object.values(balances).find((x) => x.default);
+      return !!b && b.balance >= c.balance_gte;
+    }
+    if ('balance_gte_cheapest_reward' in c) {
+      const cheapest = getPath(await vars.rewards, 'cheapest_cost');
+      const points = await vars.points;
+      const ok = typeof cheapest === 'number' && typeof points === 'number' && points >= cheapest;
+      return ok === c.balance_gte_cheapest_reward;
+    }
+    if ('tier_is' in c) {
+      const tier = (await vars.tier) as { id?: string; name?: string } | null | undefined;
+      if (!tier) return false;
+      const want = c.tier_is.toLowerCase();
+      return tier.name?.toLowerCase() === want || tier.id?.toLowerCase() === want;
+    }
+    if ('var' in c) {
+      const v = await resolvePath(vars, c.var, getPath);
+      if (c.exists !== undefined && (v !== undefined && v !== null) !== c.exists) return false;
+      if (c.equals !== undefined && v !== c.equals) return false;
+      if (c.gte !== undefined && !(typeof v === 'number' && v >= c.gte)) return false;
+      if (c.lte !== undefined && !(typeof v === 'number' && v <= c.lte)) return false;
+      return true;
+    }
+    return false;
+  }
+
+  private async http(step: Extract<Step, { type: 'http' }>) {
+    const { ctx } = this.input;
+    const vars = await this.vars();
+    const saveAs = step.save_as ?? 'api';
+    const result: Record<string, unknown> = {};
+    try {
+      const url = await render(step.url, vars);
+      await assertSafeTarget(url, { allowPrivate: ctx.config.allowPrivateTargets });
+      const headers: Record<string, string> = { accept: 'application/json' };
+      for (const [k, v] of Object.entries(step.headers ?? {})) headers[k.toLowerCase()] = await render(v, vars);
+      const method = step.method ?? 'GET';
+      let body: string | undefined;
+      if (method !== 'GET' && step.body) {
+        body = await render(step.body, vars);
+        headers['content-type'] ??= 'application/json';
+      }
+      const res = await fetch(url, { method, headers, body, redirect: 'error', signal: AbortSignal.timeout(step.timeout_ms ?? 5000) });
+      const text = await res.text();
+      let json: unknown = null;
+      try {
+        json = text ? JSON.parse(text) : null;
+      } catch {
+        json = null;
+      }
+      result.status = res.status;
+      result.ok = res.ok;
+      for (const [name, path] of Object.entries(step.map ?? {})) result[name] = getPath(json, path);
+      this.saved[saveAs] = result;
+      this.invalidate();
+      if (!res.ok && step.on_error) return step.on_error;
+      return step.next;
+    } catch (err) {
+      result.ok = false;
+      result.error = (err as Error).message;
+      this.saved[saveAs] = result;
+      this.invalidate();
+      ctx.log.warn({ step: step.id, error: (err as Error).message }, 'flow http step failed');
+      return step.on_error ?? step.next;
+    }
+  }
+
+  private async join(step: Extract<Step, { type: 'join' }>) {
+    const { ctx, services, program, phone, contactName } = this.input;
+    if (program.auto_join !== 1 || program.active !== 1) {
+      if (step.refused) return step.refused;
+      await this.reply('Sorry, {{ program.name }} cannot be joined by message.');
+      return null;
+    }
+    for (let attempt = 0; attempt < 3; attempt++) {
+      try {
+        const result = await ctx.transaction(async (trx) => {
+          let customer = (await services.customers.findByPhone(trx, phone))[0];
+          if (!customer) customer = (await services.customers.upsert(trx, { phone, name: contactName ?? null })).row;
+          const existing = (await services.members.ofCustomer(trx, customer.id, program.id)).find((m) => m.status === 'ACTIVE');
+          const membership = existing ?? (await joinProgram(ctx, trx, services, program, customer, { source: 'messaging' }));
+          return { customer, membership };
+        });
+        this.customer = result.customer;
+        this.membership = result.membership;
+        this.invalidate();
+        return step.next;
+      } catch (err) {
+        if (err instanceof MembershipRace) continue;
+        if (err instanceof ApiError && err.status < 500) {
+          ctx.log.info({ key: err.key }, 'join by message refused');
+          if (step.refused) return step.refused;
+          await this.reply('Sorry, {{ program.name }} cannot be joined by message.');
+          return null;
+        }
+        throw err;
+      }
+    }
+    return step.refused ?? null;
+  }
+}

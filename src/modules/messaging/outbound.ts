@@ -1,0 +1,288 @@
+import type { AppContext } from '../../context.ts';
+import { newId } from '../../lib/ids.ts';
+import type { Executor } from '../../storage/db.ts';
+import { publicBase, type ChannelRow, type ChannelService } from './channels.ts';
+import type { OptOutService } from './optout.ts';
+import { sendInfobip } from './providers/infobip.ts';
+import { SimulatorInbox } from './providers/simulator.ts';
+import { sendTwilio } from './providers/twilio.ts';
+import type { SendResult } from './providers/types.ts';
+import type { MsgMessagesTable } from './tables.ts';
+import { Limiter } from './limiter.ts';
+
+// Outbound messages are rows of msg_messages (direction 'out'). A reply is queued in the
+// transaction that handles the inbound message and sent right after it commits; a provider
+// failure that may pass (5xx, 429, timeout, network) is retried with exponential backoff by
+// `tick()` (the worker runs it every half second; tests call it after moving the clock).
+// Statuses: queued → sending → sent → delivered | failed; retrying; cancelled (opted out).
+
+export type MessageRow = MsgMessagesTable;
+
+export const MAX_ATTEMPTS = 6;
+export const LEASE_MS = 60_000;
+/** Delay before attempt n+1 after n failed attempts: 2s, 4s, 8s, 16s, 32s. */
+export const backoffMs = (attempts: number) => Math.min(300_000, 1000 * 2 ** attempts);
+
+export interface QueueInput {
+  channel: ChannelRow;
+  to: string;
+  text: string;
+  sendAt?: string;
+  flow_id?: string | null;
+  flow_version?: number | null;
+  conversation_id?: string | null;
+  broadcast_id?: string | null;
+  in_reply_to?: string | null;
+  program_id?: string | null;
+  customer_id?: string | null;
+  membership_id?: string | null;
+  system?: boolean;
+  status?: 'queued' | 'skipped';
+  error?: string | null;
+  /** Queue it already claimed by this process, to be sent with `dispatch` right after commit. */
+  claimed?: boolean;
+}
+
+export class Outbound {
+  readonly simulator = new SimulatorInbox();
+  private inflight = new Set<Promise<unknown>>();
+  private outcomes: { id: string; set: Partial<MessageRow>; resolve: () => void; reject: (err: unknown) => void }[] = [];
+  private flushing = false;
+  /** Sends in flight at once (each mostly waits on the provider). */
+  private sends = new Limiter(32);
+
+  constructor(
+    private ctx: AppContext,
+    private channels: ChannelService,
+    private optout: OptOutService,
+  ) {}
+
+  async queue(trx: Executor, input: QueueInput): Promise<MessageRow> {
+    const now = this.ctx.clock.nowIso();
+    const row: MessageRow = {
+      id: newId('msg'),
+      channel_id: input.channel.id,
+      direction: 'out',
+      inbound_key: null,
+      provider_message_id: null,
+      from_number: input.channel.sender,
+      to_number: input.to,
+      text: input.text,
+      status: input.claimed ? 'sending' : (input.status ?? 'queued'),
+      error: input.error ?? null,
+      attempts: 0,
+      next_attempt_at: input.status === 'skipped' ? null : (input.sendAt ?? now),
+      // A claimed message whose process dies before sending is picked up when the lease expires.
+      locked_until: input.claimed ? new Date(this.ctx.clock.nowMs() + LEASE_MS).toISOString() : null,
+      flow_id: input.flow_id ?? null,
+      flow_version: input.flow_version ?? null,
+      keyword: null,
+      conversation_id: input.conversation_id ?? null,
+      broadcast_id: input.broadcast_id ?? null,
+      in_reply_to: input.in_reply_to ?? null,
+      program_id: input.program_id ?? null,
+      customer_id: input.customer_id ?? null,
+      membership_id: input.membership_id ?? null,
+      system: input.system ? 1 : 0,
+      created_at: now,
+      updated_at: now,
+      sent_at: null,
+      delivered_at: null,
+    };
+    await trx.insertInto('msg_messages').values(row).execute();
+    return row;
+  }
+
+  /** Sends these (just committed) messages now, in the background. */
+  kick(ids: string[]): void {
+    for (const id of ids) this.track(this.sends.run(() => this.sendOne(id)));
+  }
+
+  /** Sends these messages now and waits for the outcome. */
+  async sendNow(ids: string[]): Promise<void> {
+    for (const id of ids) await this.track(this.sendOne(id));
+  }
+
+  /** Sends messages queued with `claimed: true` (just committed), in the background. */
+  dispatch(rows: MessageRow[], channel: ChannelRow): void {
+    for (const row of rows) this.track(this.sends.run(() => this.deliverClaimed(row, channel)));
+  }
+
+  /** Like dispatch, and waits for the outcome. */
+  async dispatchNow(rows: MessageRow[], channel: ChannelRow): Promise<void> {
+    for (const row of rows) await this.track(this.deliverClaimed(row, channel));
+  }
+
+  private track<T>(p: Promise<T>): Promise<T> {
+    const wrapped = p.catch((err) => {
+      this.ctx.log.error({ err }, 'outbound send failed');
+      return undefined as T;
+    });
+    this.inflight.add(wrapped);
+    void wrapped.finally(() => this.inflight.delete(wrapped));
+    return wrapped;
+  }
+
+  /** Waits until no send is in flight (tests, shutdown). */
+  async drain(): Promise<void> {
+    while (this.inflight.size > 0) await Promise.allSettled([...this.inflight]);
+  }
+
+  /** Sends every message that is due (first attempts, retries, expired leases). Returns how many were tried. */
+  async tick(limit = 100): Promise<number> {
+    const now = this.ctx.clock.nowIso();
+    const due = await this.ctx.database.db
+      .selectFrom('msg_messages')
+      .select('id')
+      .where('direction', '=', 'out')
+      .where((eb) =>
+        eb.or([
+          eb.and([eb('status', 'in', ['queued', 'retrying']), eb('next_attempt_at', '<=', now)]),
+          eb.and([eb('status', '=', 'sending'), eb('locked_until', '<', now)]),
+        ]),
+      )
+      .orderBy('next_attempt_at')
+      .limit(limit)
+      .execute();
+    let n = 0;
+    for (const { id } of due) {
+      if (await this.track(this.sendOne(id, true))) n++;
+    }
+    return n;
+  }
+
+  /** Claims one message (atomically) and hands it to its provider. Returns false when not claimable. */
+  private async sendOne(id: string, includeExpired = false): Promise<boolean> {
+    const clock = this.ctx.clock;
+    const now = clock.nowIso();
+    const db = this.ctx.database.db;
+    const claimed = await db
+      .updateTable('msg_messages')
+      .set({ status: 'sending', locked_until: new Date(clock.nowMs() + LEASE_MS).toISOString(), updated_at: now })
+      .where('id', '=', id)
+      .where((eb) =>
+        eb.or([
+          eb.and([eb('status', 'in', ['queued', 'retrying']), eb('next_attempt_at', '<=', now)]),
+          ...(includeExpired ? [eb.and([eb('status', '=', 'sending'), eb('locked_until', '<', now)])] : []),
+        ]),
+      )
+      .returningAll()
+      .executeTakeFirst();
+    if (!claimed) return false;
+    const channel = await db.selectFrom('msg_channels').selectAll().where('id', '=', claimed.channel_id).executeTakeFirst();
+    await this.deliverClaimed(claimed, channel);
+    return true;
+  }
+
+  private async deliverClaimed(claimed: MessageRow, channel: ChannelRow | undefined): Promise<void> {
+    const clock = this.ctx.clock;
+    const db = this.ctx.database.db;
+    let result: SendResult;
+    if (!channel || channel.deleted_at) {
+      result = { ok: false, retryable: false, error: 'channel deleted' };
+    } else if (claimed.broadcast_id && (await this.optout.isOptedOut(db, claimed.to_number))) {
+      // Replies are checked when the inbound message arrives (and an opt-out cancels queued ones);
+      // broadcast messages can wait a while in the queue, so they are checked again here.
+      await this.finish(claimed, 'cancelled', { error: 'opted_out' });
+      return;
+    } else {
+      result = await this.deliver(channel, claimed);
+    }
+    const done = clock.nowIso();
+    const attempts = claimed.attempts + 1;
+    if (result.ok) {
+      await this.finish(claimed, 'sent', { provider_message_id: result.providerMessageId, attempts, sent_at: done, error: null });
+      this.ctx.metrics.counter('tally_messages_sent_total', 'Messages accepted by a provider', ['provider']).inc({ provider: channel!.provider });
+    } else if (result.retryable && attempts < MAX_ATTEMPTS) {
+      await this.finish(claimed, 'retrying', {
+        attempts,
+        error: result.error,
+        next_attempt_at: new Date(clock.nowMs() + backoffMs(attempts)).toISOString(),
+      });
+    } else {
+      await this.finish(claimed, 'failed', { attempts, error: result.error });
+      this.ctx.log.warn({ message_id: claimed.id, channel_id: claimed.channel_id, error: result.error }, 'message failed');
+    }
+  }
+
+  /**
+   * Records the outcome of a send. Outcomes that arrive together are written in one transaction
+   * (one commit for many messages under load; no delay when alone).
+   */
+  private finish(row: MessageRow, status: string, patch: Partial<MessageRow>): Promise<void> {
+    return new Promise<void>((resolve, reject) => {
+      this.outcomes.push({ id: row.id, set: { ...patch, status, locked_until: null }, resolve, reject });
+      if (!this.flushing) {
+        this.flushing = true;
+        setImmediate(() => void this.flushOutcomes());
+      }
+    });
+  }
+
+  private async flushOutcomes(): Promise<void> {
+    const batch = this.outcomes.splice(0);
+    try {
+      await this.ctx.transaction(async (trx) => {
+        const now = this.ctx.clock.nowIso();
+        for (const o of batch) {
+          await trx.updateTable('msg_messages').set({ ...o.set, updated_at: now }).where('id', '=', o.id).where('status', '=', 'sending').execute();
+        }
+      });
+      for (const o of batch) o.resolve();
+    } catch (err) {
+      for (const o of batch) o.reject(err);
+    } finally {
+      if (this.outcomes.length > 0) setImmediate(() => void this.flushOutcomes());
+      else this.flushing = false;
+    }
+  }
+
+  private async deliver(channel: ChannelRow, row: MessageRow): Promise<SendResult> {
+    const forSend = this.channels.forSend(channel);
+    const reportUrl = channel.public_url || this.ctx.config.publicUrl ? `${publicBase(this.ctx, channel)}/v1/channels/${channel.id}/reports` : null;
+    const msg = { id: row.id, to: row.to_number, text: row.text, reportUrl };
+    switch (channel.provider) {
+      case 'infobip':
+        return sendInfobip(forSend, msg);
+      case 'twilio':
+        return sendTwilio(forSend, msg);
+      case 'simulator':
+        return this.simulator.send(msg, this.ctx.clock.nowIso());
+      default:
+        return { ok: false, retryable: false, error: `unknown provider ${channel.provider}` };
+    }
+  }
+
+  /** Marks replies answered in the webhook response itself (Twilio TwiML) as sent. */
+  async markSentInline(ids: string[]): Promise<void> {
+    if (ids.length === 0) return;
+    const now = this.ctx.clock.nowIso();
+    await this.ctx.database.db
+      .updateTable('msg_messages')
+      .set({ status: 'sent', attempts: 1, sent_at: now, updated_at: now })
+      .where('id', 'in', ids)
+      .where('status', 'in', ['queued', 'sending'])
+      .execute();
+  }
+
+  /** Applies a provider delivery report. Never moves a message backwards (delivered stays delivered). */
+  async applyReport(channelId: string, providerMessageId: string, status: 'sent' | 'delivered' | 'failed', error?: string | null): Promise<boolean> {
+    const now = this.ctx.clock.nowIso();
+    const db = this.ctx.database.db;
+    const row = await db
+      .selectFrom('msg_messages')
+      .select(['id', 'status'])
+      .where('channel_id', '=', channelId)
+      .where('direction', '=', 'out')
+      .where((eb) => eb.or([eb('provider_message_id', '=', providerMessageId), eb('id', '=', providerMessageId)]))
+      .executeTakeFirst();
+    if (!row) return false;
+    if (status === 'sent' || row.status === 'delivered') return true;
+    await db
+      .updateTable('msg_messages')
+      .set(status === 'delivered' ? { status, delivered_at: now, updated_at: now } : { status: 'failed', error: error ?? 'undeliverable', updated_at: now })
+      .where('id', '=', row.id)
+      .execute();
+    return true;
+  }
+}

@@ -1,0 +1,111 @@
+import { cachedE164 as toE164 } from '../cache.ts';
+import { httpFailure, networkFailure, type ChannelForSend, type DeliveryReport, type InboundMessage, type OutgoingMessage, type SendResult } from './types.ts';
+
+// Infobip: inbound SMS (MO_JSON_2) and WhatsApp batches, outbound `POST /sms/3/messages` and
+// `POST /whatsapp/1/message/text`, delivery reports. Auth on every call: `Authorization: App <key>`.
+
+export function infobipBaseUrl(raw: string): string {
+  const withScheme = /^https?:\/\//i.test(raw) ? raw : `https://${raw}`;
+  return withScheme.replace(/\/+$/, '');
+}
+
+const noPlus = (e164: string) => e164.replace(/^\+/, '');
+
+/** Text of an inbound WhatsApp message: typed text, or the title (else id) of a tapped button or list item. */
+function whatsappText(message: Record<string, unknown> | undefined): string {
+  if (!message) return '';
+  const type = String(message.type ?? '');
+  if (typeof message.text === 'string' && (type === 'TEXT' || type === 'BUTTON' || type === '')) return message.text;
+  if (type === 'BUTTON' && typeof message.payload === 'string') return message.payload;
+  if (type === 'INTERACTIVE_BUTTON_REPLY' || type === 'INTERACTIVE_LIST_REPLY') {
+    const title = typeof message.title === 'string' ? message.title : '';
+    const id = typeof message.id === 'string' ? message.id : '';
+    return title || id;
+  }
+  return typeof message.caption === 'string' ? message.caption : '';
+}
+
+export function parseInfobipInbound(body: unknown): InboundMessage[] {
+  const results = (body as { results?: unknown })?.results;
+  if (!Array.isArray(results)) return [];
+  const out: InboundMessage[] = [];
+  for (const r of results as Record<string, any>[]) {
+    if (!r || typeof r !== 'object' || typeof r.messageId !== 'string' || typeof r.from !== 'string') continue;
+    const isWhatsapp = r.message && typeof r.message === 'object';
+    const text = isWhatsapp ? whatsappText(r.message) : typeof r.text === 'string' ? r.text : '';
+    out.push({
+      providerMessageId: r.messageId,
+      from: toE164(r.from) ?? r.from,
+      to: typeof r.to === 'string' ? (toE164(r.to) ?? r.to) : '',
+      text,
+      kind: isWhatsapp ? String(r.message.type ?? 'TEXT') : 'SMS',
+      contactName: typeof r.contact?.name === 'string' ? r.contact.name : null,
+    });
+  }
+  return out;
+}
+
+export function parseInfobipReports(body: unknown): DeliveryReport[] {
+  const results = (body as { results?: unknown })?.results;
+  if (!Array.isArray(results)) return [];
+  const out: DeliveryReport[] = [];
+  for (const r of results as Record<string, any>[]) {
+    if (typeof r?.messageId !== 'string') continue;
+    const group = String(r.status?.groupName ?? '').toUpperCase();
+    const status = group === 'DELIVERED' ? 'delivered' : ['UNDELIVERABLE', 'EXPIRED', 'REJECTED'].includes(group) ? 'failed' : 'sent';
+    const error = status === 'failed' ? `${group}${r.status?.name ? `/${r.status.name}` : ''}${r.error?.name && r.error.name !== 'NO_ERROR' ? ` (${r.error.name})` : ''}` : null;
+    out.push({ providerMessageId: r.messageId, status, error });
+  }
+  return out;
+}
+
+export async function sendInfobip(channel: ChannelForSend, msg: OutgoingMessage): Promise<SendResult> {
+  const { base_url, api_key } = channel.credentials;
+  if (!base_url || !api_key) return { ok: false, retryable: false, error: 'channel has no base_url/api_key' };
+  const base = infobipBaseUrl(base_url);
+  let url: string;
+  let payload: unknown;
+  if (channel.type === 'whatsapp') {
+    url = `${base}/whatsapp/1/message/text`;
+    payload = {
+      from: noPlus(channel.sender),
+      to: noPlus(msg.to),
+      messageId: msg.id,
+      content: { text: msg.text },
+      callbackData: msg.id,
+      ...(msg.reportUrl ? { notifyUrl: msg.reportUrl } : {}),
+    };
+  } else {
+    url = `${base}/sms/3/messages`;
+    payload = {
+      messages: [
+        {
+          sender: channel.sender.startsWith('+') ? noPlus(channel.sender) : channel.sender,
+          destinations: [{ to: noPlus(msg.to), messageId: msg.id }],
+          content: { text: msg.text },
+          webhooks: { ...(msg.reportUrl ? { delivery: { url: msg.reportUrl } } : {}), callbackData: msg.id },
+        },
+      ],
+    };
+  }
+  try {
+    const res = await fetch(url, {
+      method: 'POST',
+      headers: { authorization: `App ${api_key}`, 'content-type': 'application/json', accept: 'application/json' },
+      body: JSON.stringify(payload),
+      signal: AbortSignal.timeout(channel.timeoutMs),
+    });
+    const text = await res.text();
+    if (!res.ok) return httpFailure(res.status, text);
+    let body: any = null;
+    try {
+      body = JSON.parse(text);
+    } catch {
+      /* tolerate */
+    }
+    const id = channel.type === 'whatsapp' ? body?.messageId : body?.messages?.[0]?.messageId;
+    return { ok: true, providerMessageId: typeof id === 'string' ? id : msg.id };
+  } catch (err) {
+    return networkFailure(err);
+  }
+}

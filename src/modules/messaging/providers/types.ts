@@ -1,0 +1,66 @@
+// What a provider adapter does: parse its inbound payloads and delivery reports, and send.
+
+export interface InboundMessage {
+  providerMessageId: string;
+  /** Sender in E.164 (or the raw value when it is not a phone number). */
+  from: string;
+  to: string;
+  text: string;
+  /** Provider's message type (TEXT, INTERACTIVE_BUTTON_REPLY, SMS...). */
+  kind: string;
+  contactName?: string | null;
+}
+
+export interface DeliveryReport {
+  providerMessageId: string;
+  /** Tally status: sent | delivered | failed */
+  status: 'sent' | 'delivered' | 'failed';
+  error?: string | null;
+}
+
+export interface OutgoingMessage {
+  id: string;
+  to: string;
+  text: string;
+  /** URL for delivery reports, when this server's public URL is known. */
+  reportUrl?: string | null;
+}
+
+export type SendResult =
+  | { ok: true; providerMessageId: string | null }
+  | { ok: false; retryable: boolean; error: string };
+
+export interface ChannelCredentials {
+  base_url?: string;
+  api_key?: string;
+  account_sid?: string;
+  auth_token?: string;
+  messaging_service_sid?: string;
+}
+
+export interface ChannelForSend {
+  id: string;
+  provider: string;
+  type: string;
+  sender: string;
+  credentials: ChannelCredentials;
+  timeoutMs: number;
+}
+
+/** Classifies a failed HTTP answer or a network error. */
+export function httpFailure(status: number, body: string): SendResult {
+  const retryable = status >= 500 || status === 429 || status === 408;
+  return { ok: false, retryable, error: `HTTP ${status}: ${body.slice(0, 300)}` };
+}
+
+export function networkFailure(err: unknown): SendResult {
+  const e = err as Error;
+  const name = e?.name === 'TimeoutError' || e?.name === 'AbortError' ? 'timeout' : e?.message ?? String(err);
+  return { ok: false, retryable: true, error: `network: ${name}` };
+}
+
+/** Digits-and-plus phone, E.164 where possible. */
+export function plusNumber(raw: string): string {
+  const s = raw.trim().replace(/^(whatsapp|sms|tel):/i, '');
+  return s.startsWith('+') ? s : `+${s}`;
+}

@@ -1,0 +1,166 @@
+import type { AppContext } from '../../context.ts';
+import { badRequest } from '../../http/errors.ts';
+
+// Flow reporting: messages sent / delivered / failed, inbound messages, keyword matches per alias,
+// interaction rate (members who replied / members messaged), and redemptions (POINTS_REDEMPTION
+// ledger entries) by messaged members within 7 days after a flow message; in total and per day (UTC).
+
+const DAY = 86_400_000;
+const WINDOW = 7 * DAY;
+
+interface DayStats {
+  date: string;
+  messages_sent: number;
+  delivered: number;
+  failed: number;
+  inbound: number;
+  keyword_matches: Record<string, number>;
+  members_messaged: number;
+  members_replied: number;
+  interaction_rate: number | null;
+  redemptions_within_7_days: number;
+  points_redeemed_within_7_days: number;
+}
+
+export class ReportService {
+  constructor(private ctx: AppContext) {}
+
+  async flowReport(flowId: string, fromRaw?: string, toRaw?: string) {
+    const to = toRaw ? parseDate(toRaw, 'to', true) : this.ctx.clock.nowMs();
+    const from = fromRaw ? parseDate(fromRaw, 'from', false) : to - 30 * DAY;
+    if (from >= to) throw badRequest('invalid_range', 'Invalid range', 'from must be before to', [{ field: 'from', message: 'must be before to' }]);
+    if (to - from > 400 * DAY) throw badRequest('invalid_range', 'Invalid range', 'the range may span at most 400 days', [{ field: 'to', message: 'at most 400 days after from' }]);
+    const fromIso = new Date(from).toISOString();
+    const toIso = new Date(to).toISOString();
+    const db = this.ctx.database.db;
+    const msgs = await db
+      .selectFrom('msg_messages')
+      .select(['id', 'direction', 'status', 'keyword', 'membership_id', 'sent_at', 'created_at'])
+      .where('flow_id', '=', flowId)
+      .where('created_at', '>=', fromIso)
+      .where('created_at', '<', toIso)
+      .execute();
+
+    const days = new Map<string, DayStats & { messaged: Set<string>; replied: Set<string> }>();
+    const day = (iso: string) => {
+      const d = iso.slice(0, 10);
+      let s = days.get(d);
+      if (!s) {
+        s = {
+          date: d,
+          messages_sent: 0,
+          delivered: 0,
+          failed: 0,
+          inbound: 0,
+          keyword_matches: {},
+          members_messaged: 0,
+          members_replied: 0,
+          interaction_rate: null,
+          redemptions_within_7_days: 0,
+          points_redeemed_within_7_days: 0,
+          messaged: new Set(),
+          replied: new Set(),
+        };
+        days.set(d, s);
+      }
+      return s;
+    };
+    const messaged = new Set<string>();
+    const repliedAll = new Set<string>();
+    const sentTimes = new Map<string, number[]>();
+    const total = { messages_sent: 0, delivered: 0, failed: 0, inbound: 0, keyword_matches: {} as Record<string, number> };
+    for (const m of msgs) {
+      const s = day(m.created_at);
+      if (m.direction === 'out') {
+        if (m.sent_at) {
+          s.messages_sent++;
+          total.messages_sent++;
+        }
+        if (m.status === 'delivered') {
+          s.delivered++;
+          total.delivered++;
+        }
+        if (m.status === 'failed') {
+          s.failed++;
+          total.failed++;
+        }
+        if (m.membership_id && m.status !== 'skipped' && m.status !== 'cancelled') {
+          messaged.add(m.membership_id);
+          s.messaged.add(m.membership_id);
+          const list = sentTimes.get(m.membership_id) ?? [];
+          list.push(Date.parse(m.created_at));
+          sentTimes.set(m.membership_id, list);
+        }
+      } else {
+        s.inbound++;
+        total.inbound++;
+        if (m.keyword) {
+          s.keyword_matches[m.keyword] = (s.keyword_matches[m.keyword] ?? 0) + 1;
+          total.keyword_matches[m.keyword] = (total.keyword_matches[m.keyword] ?? 0) + 1;
+        }
+        if (m.membership_id) {
+          repliedAll.add(m.membership_id);
+          s.replied.add(m.membership_id);
+        }
+      }
+    }
+
+    // Redemptions by messaged members within 7 days after one of their flow messages; each
+    // redemption counts once, on the day of the latest message before it.
+    let redemptions = 0;
+    let pointsRedeemed = 0;
+    const members = [...messaged];
+    for (let i = 0; i < members.length; i += 500) {
+      const entries = await db
+        .selectFrom('ledger_entries')
+        .select(['membership_id', 'points', 'created_at'])
+        .where('type', '=', 'POINTS_REDEMPTION')
+        .where('membership_id', 'in', members.slice(i, i + 500))
+        .where('created_at', '>=', fromIso)
+        .where('created_at', '<', new Date(to + WINDOW).toISOString())
+        .execute();
+      for (const e of entries) {
+        const at = Date.parse(e.created_at);
+        const before = (sentTimes.get(e.membership_id) ?? []).filter((t) => t <= at && at <= t + WINDOW);
+        if (before.length === 0) continue;
+        const s = day(new Date(Math.max(...before)).toISOString());
+        s.redemptions_within_7_days++;
+        s.points_redeemed_within_7_days += Math.abs(Number(e.points));
+        redemptions++;
+        pointsRedeemed += Math.abs(Number(e.points));
+      }
+    }
+
+    const replied = [...repliedAll].filter((m) => messaged.has(m)).length;
+    const perDay = [...days.values()]
+      .sort((a, b) => (a.date < b.date ? -1 : 1))
+      .map(({ messaged: ms, replied: rs, ...s }) => {
+        const r = [...rs].filter((x) => ms.has(x)).length;
+        return { ...s, members_messaged: ms.size, members_replied: r, interaction_rate: ms.size ? round(r / ms.size) : null };
+      });
+    return {
+      object: 'flow_report' as const,
+      flow_id: flowId,
+      from: fromIso,
+      to: toIso,
+      totals: {
+        ...total,
+        members_messaged: messaged.size,
+        members_replied: replied,
+        interaction_rate: messaged.size ? round(replied / messaged.size) : null,
+        redemptions_within_7_days: redemptions,
+        points_redeemed_within_7_days: pointsRedeemed,
+      },
+      days: perDay,
+    };
+  }
+}
+
+const round = (x: number) => Math.round(x * 10000) / 10000;
+
+function parseDate(raw: string, field: string, endOfDay: boolean): number {
+  const dateOnly = /^\d{4}-\d{2}-\d{2}$/.test(raw);
+  const ms = Date.parse(dateOnly ? `${raw}T00:00:00Z` : raw);
+  if (!Number.isFinite(ms)) throw badRequest('invalid_date', 'Invalid date', `${field} must be a date or date-time`, [{ field, message: 'must be a date (2026-01-31) or an ISO date-time' }]);
+  return dateOnly && endOfDay ? ms + DAY : ms;
+}

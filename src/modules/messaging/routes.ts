@@ -1,0 +1,455 @@
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { AppContext } from '../../context.ts';
+import { ApiError, badRequest, notFound } from '../../http/errors.ts';
+import { listOf, listSchema } from '../../http/lists.ts';
+import { S } from '../../http/validation.ts';
+import { newId } from '../../lib/ids.ts';
+import { toE164 } from '../../lib/phone.ts';
+import type { Services } from '../../services.ts';
+import { channelSettings, presentChannel, type ChannelInput, type ChannelRow } from './channels.ts';
+import type { FlowDefinition } from './flows/definition.ts';
+import { parseInfobipInbound, parseInfobipReports } from './providers/infobip.ts';
+import { parseTwilioInbound, parseTwilioReport, twiml } from './providers/twilio.ts';
+import type { BroadcastInput } from './broadcast.ts';
+
+const TAG_CH = 'messaging: channels';
+const TAG_FLOW = 'messaging: flows';
+const obj = { type: 'object', additionalProperties: true } as const;
+
+const credentials = {
+  type: 'object',
+  additionalProperties: false,
+  description: 'Write-only: stored and used, never returned',
+  properties: {
+    base_url: { type: 'string', minLength: 1, maxLength: 500 },
+    api_key: { type: 'string', minLength: 1, maxLength: 500 },
+    account_sid: { type: 'string', minLength: 1, maxLength: 100 },
+    auth_token: { type: 'string', minLength: 1, maxLength: 200 },
+    messaging_service_sid: { type: 'string', minLength: 1, maxLength: 100 },
+  },
+} as const;
+
+const inboundAuth = {
+  type: 'object',
+  required: ['type'],
+  description: 'How provider callbacks authenticate (write-only). Infobip: basic or token; Twilio: always X-Twilio-Signature.',
+  properties: {
+    type: { type: 'string', enum: ['basic', 'token', 'twilio_signature', 'none'] },
+    username: { type: 'string', minLength: 1, maxLength: 200 },
+    password: { type: 'string', minLength: 1, maxLength: 200 },
+    token: { type: 'string', minLength: 1, maxLength: 200 },
+  },
+} as const;
+
+const settings = {
+  type: 'object',
+  additionalProperties: false,
+  properties: {
+    rate_per_second: { type: 'number', exclusiveMinimum: 0, maximum: 1000 },
+    twilio_reply: { type: 'string', enum: ['api', 'twiml'] },
+    opt_out_reply: { type: 'string', minLength: 1, maxLength: 500 },
+    opt_in_reply: { type: 'string', minLength: 1, maxLength: 500 },
+    unknown_sender_reply: { type: ['string', 'null'], maxLength: 1000 },
+    catch_all_reply: { type: ['string', 'null'], maxLength: 1000 },
+    timeout_ms: { type: 'integer', minimum: 100, maximum: 60000 },
+  },
+} as const;
+
+const channelProps = {
+  name: { type: 'string', minLength: 1, maxLength: 200 },
+  provider: { type: 'string', enum: ['infobip', 'twilio', 'simulator'] },
+  type: { type: 'string', enum: ['sms', 'whatsapp'] },
+  sender: { type: 'string', minLength: 1, maxLength: 100 },
+  credentials,
+  inbound_auth: inboundAuth,
+  public_url: { type: ['string', 'null'], maxLength: 500, description: "This server's public base URL as the provider sees it (behind a proxy)" },
+  settings,
+} as const;
+
+const channelBodyCreate = { type: 'object', additionalProperties: false, required: ['name', 'provider', 'sender'], properties: channelProps } as const;
+const channelBodyUpdate = { type: 'object', additionalProperties: false, properties: channelProps } as const;
+
+const condition = { type: 'object', additionalProperties: true } as const;
+const step = {
+  type: 'object',
+  required: ['id', 'type'],
+  additionalProperties: true,
+  properties: {
+    id: { type: 'string', minLength: 1, maxLength: 100 },
+    type: { type: 'string', enum: ['find_member', 'branch', 'reply', 'http', 'wait', 'join'] },
+    next: { type: ['string', 'null'] },
+    template: { type: 'string', maxLength: 5000 },
+    cases: { type: 'array', maxItems: 50, items: { type: 'object', required: ['when', 'next'], properties: { when: condition, next: { type: 'string' } } } },
+  },
+} as const;
+const flowProps = {
+  name: { type: 'string', minLength: 1, maxLength: 200 },
+  description: { type: ['string', 'null'], maxLength: 2000 },
+  program_id: { type: 'string', minLength: 1, maxLength: 100 },
+  active: { type: 'boolean' },
+  channels: { type: ['array', 'null'], maxItems: 50, items: { type: 'string' } },
+  triggers: {
+    type: 'array',
+    maxItems: 20,
+    items: {
+      type: 'object',
+      required: ['keywords'],
+      additionalProperties: false,
+      properties: {
+        keywords: { type: 'array', minItems: 1, maxItems: 20, items: { type: 'string', minLength: 1, maxLength: 64 } },
+        match: { type: 'string', enum: ['first_word', 'only_word'] },
+      },
+    },
+  },
+  catch_all: { type: 'boolean' },
+  opening_message: { type: ['string', 'null'], maxLength: 2000 },
+  unknown_sender_reply: { type: ['string', 'null'], maxLength: 2000 },
+  session_timeout_seconds: { type: 'integer', minimum: 1, maximum: 604800 },
+  start: { type: 'string' },
+  steps: { type: 'array', minItems: 1, maxItems: 100, items: step },
+  metadata: { type: ['object', 'null'], additionalProperties: true },
+} as const;
+const flowCreate = { type: 'object', additionalProperties: false, required: ['name', 'program_id', 'steps'], properties: flowProps } as const;
+const flowUpdate = { type: 'object', additionalProperties: false, properties: flowProps } as const;
+
+const channelParams = S.idParam('channelId', 'Channel id (chn_...)');
+const flowParams = S.idParam('flowId', 'Flow id (flw_...)');
+
+function providerBody(req: FastifyRequest): unknown {
+  return req.body ?? {};
+}
+
+export function messagingRoutes(app: FastifyInstance, ctx: AppContext, services: Services): void {
+  const m = services.messaging;
+  const db = ctx.database.db;
+
+  // ---------- channels ----------
+  app.post<{ Body: ChannelInput }>(
+    '/v1/channels',
+    { schema: { tags: [TAG_CH], summary: 'Create a channel (provider account and number); credentials are write-only', body: channelBodyCreate, response: { 200: obj } } },
+    async (req) => presentChannel(ctx, await ctx.transaction((trx) => m.channels.create(trx, req.body)), req),
+  );
+  app.get<{ Querystring: { limit: number; page: number } }>(
+    '/v1/channels',
+    { schema: { tags: [TAG_CH], summary: 'List channels', querystring: { type: 'object', properties: { ...S.listQuery } }, response: { 200: listSchema('channels') } } },
+    async (req) => {
+      const { rows, total } = await m.channels.list(db, req.query);
+      return listOf('channels', rows.map((r) => presentChannel(ctx, r, req)), total);
+    },
+  );
+  app.get<{ Params: { channelId: string } }>(
+    '/v1/channels/:channelId',
+    { schema: { tags: [TAG_CH], summary: 'Get a channel (with its inbound and reports URLs)', params: channelParams, response: { 200: obj } } },
+    async (req) => presentChannel(ctx, await m.channels.get(db, req.params.channelId), req),
+  );
+  app.put<{ Params: { channelId: string }; Body: ChannelInput }>(
+    '/v1/channels/:channelId',
+    { schema: { tags: [TAG_CH], summary: 'Update a channel (credentials given are replaced, others kept)', params: channelParams, body: channelBodyUpdate, response: { 200: obj } } },
+    async (req) =>
+      presentChannel(
+        ctx,
+        await ctx.transaction(async (trx) => m.channels.update(trx, await m.channels.get(trx, req.params.channelId), req.body)),
+        req,
+      ),
+  );
+  app.delete<{ Params: { channelId: string } }>(
+    '/v1/channels/:channelId',
+    { schema: { tags: [TAG_CH], summary: 'Delete a channel', params: channelParams } },
+    async (req, reply) => {
+      await ctx.transaction(async (trx) => m.channels.softDelete(trx, await m.channels.get(trx, req.params.channelId)));
+      reply.status(204).send();
+    },
+  );
+
+  // ---------- provider callbacks (public: each verifies the provider) ----------
+  const loadForCallback = async (req: FastifyRequest<{ Params: { channelId: string } }>): Promise<ChannelRow> => {
+    const channel = await m.channels.findCached(db, req.params.channelId);
+    // Unknown channel and bad credentials look alike to a caller without credentials.
+    if (!channel || channel.provider === 'simulator') throw new ApiError(404, 'channel_not_found', 'Resource not found', `Cannot find channel with id ${req.params.channelId}`);
+    m.channels.verifyCallback(channel, req);
+    return channel;
+  };
+
+  app.post<{ Params: { channelId: string } }>(
+    '/v1/channels/:channelId/inbound',
+    {
+      config: { public: true, idempotency: 'none' },
+      schema: {
+        tags: [TAG_CH],
+        summary: "Provider webhook for inbound messages (Infobip JSON batches, Twilio form posts); verified by the channel's inbound auth",
+        params: channelParams,
+        security: [],
+      },
+    },
+    async (req, reply: FastifyReply) => {
+      const channel = await loadForCallback(req);
+      const parsed = channel.provider === 'twilio' ? parseTwilioInbound(providerBody(req)) : parseInfobipInbound(providerBody(req));
+      const results = await m.receive(channel, parsed);
+      const replies = results.flatMap((r) => r.replies);
+      const replyIds = replies.map((r) => r.id);
+      if (channel.provider === 'twilio') {
+        const mode = channelSettings(channel).twilio_reply;
+        let texts: string[] = [];
+        if (mode === 'twiml' && replyIds.length > 0) {
+          const rows = await db.selectFrom('msg_messages').select(['id', 'text']).where('id', 'in', replyIds).execute();
+          const byId = new Map(rows.map((r) => [r.id, r.text]));
+          texts = replyIds.map((id) => byId.get(id) ?? '').filter(Boolean);
+          await m.outbound.markSentInline(replyIds);
+        } else {
+          m.outbound.dispatch(replies, channel);
+        }
+        reply.header('content-type', 'text/xml; charset=utf-8').status(200).send(twiml(texts));
+        return reply;
+      }
+      m.outbound.dispatch(replies, channel);
+      return { received: parsed.length, duplicates: results.filter((r) => r.duplicate).length };
+    },
+  );
+
+  app.post<{ Params: { channelId: string } }>(
+    '/v1/channels/:channelId/reports',
+    {
+      config: { public: true, idempotency: 'none' },
+      schema: { tags: [TAG_CH], summary: 'Provider delivery reports (Infobip results batch, Twilio status callback)', params: channelParams, security: [] },
+    },
+    async (req, reply) => {
+      const channel = await loadForCallback(req);
+      const reports = channel.provider === 'twilio' ? parseTwilioReport(providerBody(req)) : parseInfobipReports(providerBody(req));
+      let matched = 0;
+      for (const r of reports) if (await m.outbound.applyReport(channel.id, r.providerMessageId, r.status, r.error)) matched++;
+      if (channel.provider === 'twilio') {
+        reply.status(204).send();
+        return reply;
+      }
+      return { received: reports.length, matched };
+    },
+  );
+
+  // ---------- simulator ----------
+  app.post<{ Body: { from: string; text: string; channel_id?: string } }>(
+    '/v1/simulator/messages',
+    {
+      config: { idempotency: 'none' },
+      schema: {
+        tags: [TAG_CH],
+        summary: 'Send a message as a member through a simulator channel; answers with the replies the member gets',
+        body: {
+          type: 'object',
+          additionalProperties: false,
+          required: ['from', 'text'],
+          properties: { from: { type: 'string', minLength: 3, maxLength: 40 }, text: { type: 'string', maxLength: 2000 }, channel_id: { type: 'string' } },
+        },
+        response: { 200: obj },
+      },
+    },
+    async (req) => {
+      const from = toE164(req.body.from);
+      if (!from) throw badRequest('invalid_phone', 'Invalid phone number', `"${req.body.from}" is not a valid phone number; use E.164 (+385916242493)`, [{ field: 'from', message: 'must be a phone number' }]);
+      let channel: ChannelRow | undefined;
+      if (req.body.channel_id) channel = await m.channels.get(db, req.body.channel_id);
+      else channel = await db.selectFrom('msg_channels').selectAll().where('provider', '=', 'simulator').where('deleted_at', 'is', null).orderBy('created_at').executeTakeFirst();
+      if (!channel || channel.provider !== 'simulator') throw notFound('simulator channel', req.body.channel_id ?? '(any)');
+      const [result] = await m.receive(channel, [{ providerMessageId: newId('sm'), from, to: channel.sender, text: req.body.text, kind: 'SIMULATOR' }]);
+      await m.outbound.dispatchNow(result.replies, channel);
+      const rows = result.replyIds.length
+        ? await db.selectFrom('msg_messages').select(['id', 'text', 'status']).where('id', 'in', result.replyIds).execute()
+        : [];
+      const byId = new Map(rows.map((r) => [r.id, r]));
+      return {
+        object: 'simulator_exchange',
+        channel_id: channel.id,
+        message_id: result.messageId,
+        from,
+        text: req.body.text,
+        replies: result.replyIds.map((id) => byId.get(id)).filter(Boolean),
+      };
+    },
+  );
+
+  // ---------- messages & consent ----------
+  app.get<{ Querystring: { limit: number; page: number; channel_id?: string; phone?: string; flow_id?: string; direction?: string; status?: string } }>(
+    '/v1/messages',
+    {
+      schema: {
+        tags: [TAG_CH],
+        summary: 'List stored messages (inbound and outbound, with status), newest first',
+        querystring: {
+          type: 'object',
+          properties: {
+            ...S.listQuery,
+            channel_id: { type: 'string' },
+            phone: { type: 'string' },
+            flow_id: { type: 'string' },
+            direction: { type: 'string', enum: ['in', 'out'] },
+            status: { type: 'string' },
+          },
+        },
+        response: { 200: listSchema('messages') },
+      },
+    },
+    async (req) => {
+      const q = req.query;
+      let base = db.selectFrom('msg_messages');
+      if (q.channel_id) base = base.where('channel_id', '=', q.channel_id);
+      if (q.flow_id) base = base.where('flow_id', '=', q.flow_id);
+      if (q.direction) base = base.where('direction', '=', q.direction);
+      if (q.status) base = base.where('status', '=', q.status);
+      if (q.phone) {
+        const p = toE164(q.phone) ?? q.phone;
+        base = base.where((eb) => eb.or([eb('from_number', '=', p), eb('to_number', '=', p)]));
+      }
+      const total = await base.select((eb) => eb.fn.countAll<number>().as('n')).executeTakeFirstOrThrow();
+      const rows = await base
+        .selectAll()
+        .orderBy('created_at', 'desc')
+        .orderBy('id', 'desc')
+        .limit(q.limit)
+        .offset((q.page - 1) * q.limit)
+        .execute();
+      return listOf(
+        'messages',
+        rows.map(({ inbound_key: _k, locked_until: _l, system, ...r }) => ({ ...r, system: system === 1, object: 'message' })),
+        Number(total.n),
+      );
+    },
+  );
+
+  app.get<{ Params: { phone: string } }>(
+    '/v1/consents/:phone',
+    { schema: { tags: [TAG_CH], summary: 'Messaging consent of a phone number, with its history', params: S.idParam('phone', 'Phone number (E.164)'), response: { 200: obj } } },
+    async (req) => {
+      const phone = toE164(req.params.phone) ?? req.params.phone;
+      const status = await m.optout.status(db, phone);
+      const history = await m.optout.history(db, phone);
+      return { object: 'consent', phone, status: status?.status ?? 'opted_in', updated_at: status?.updated_at ?? null, channel_id: status?.channel_id ?? null, history };
+    },
+  );
+
+  // ---------- flows ----------
+  const presentFlow = async (id: string, version?: number) => {
+    const row = await m.flows.get(db, id);
+    return m.flows.present(row, await m.flows.version(db, id, version ?? row.current_version));
+  };
+  app.post<{ Body: FlowDefinition }>(
+    '/v1/flows',
+    { schema: { tags: [TAG_FLOW], summary: 'Create a flow (version 1)', body: flowCreate, response: { 200: obj } } },
+    async (req) => {
+      const { row, version } = await ctx.transaction((trx) => m.flows.create(trx, req.body));
+      return m.flows.present(row, version);
+    },
+  );
+  app.get<{ Querystring: { limit: number; page: number; program_id?: string } }>(
+    '/v1/flows',
+    {
+      schema: {
+        tags: [TAG_FLOW],
+        summary: 'List flows (current versions)',
+        querystring: { type: 'object', properties: { ...S.listQuery, program_id: { type: 'string' } } },
+        response: { 200: listSchema('flows') },
+      },
+    },
+    async (req) => {
+      const { rows, total } = await m.flows.list(db, req.query);
+      const items = [];
+      for (const r of rows) items.push(m.flows.present(r, await m.flows.version(db, r.id, r.current_version)));
+      return listOf('flows', items, total);
+    },
+  );
+  app.get<{ Params: { flowId: string }; Querystring: { version?: number } }>(
+    '/v1/flows/:flowId',
+    {
+      schema: {
+        tags: [TAG_FLOW],
+        summary: 'Get a flow (its current version, or ?version=N)',
+        params: flowParams,
+        querystring: { type: 'object', properties: { version: { type: 'integer', minimum: 1 } } },
+        response: { 200: obj },
+      },
+    },
+    async (req) => presentFlow(req.params.flowId, req.query.version),
+  );
+  app.get<{ Params: { flowId: string } }>(
+    '/v1/flows/:flowId/versions',
+    { schema: { tags: [TAG_FLOW], summary: "List a flow's versions, newest first", params: flowParams, response: { 200: listSchema('versions') } } },
+    async (req) => {
+      await m.flows.get(db, req.params.flowId);
+      const rows = await m.flows.versions(db, req.params.flowId);
+      return listOf('versions', rows, rows.length);
+    },
+  );
+  app.put<{ Params: { flowId: string }; Body: Partial<FlowDefinition> }>(
+    '/v1/flows/:flowId',
+    { schema: { tags: [TAG_FLOW], summary: 'Save a change: makes a new version (conversations in progress finish on theirs)', params: flowParams, body: flowUpdate, response: { 200: obj } } },
+    async (req) => {
+      const { row, version } = await ctx.transaction(async (trx) => m.flows.update(trx, await m.flows.get(trx, req.params.flowId), req.body));
+      return m.flows.present(row, version);
+    },
+  );
+  app.delete<{ Params: { flowId: string } }>(
+    '/v1/flows/:flowId',
+    { schema: { tags: [TAG_FLOW], summary: 'Delete a flow', params: flowParams } },
+    async (req, reply) => {
+      await ctx.transaction(async (trx) => m.flows.softDelete(trx, await m.flows.get(trx, req.params.flowId)));
+      reply.status(204).send();
+    },
+  );
+  app.post<{ Params: { flowId: string }; Body: Partial<FlowDefinition> }>(
+    '/v1/flows/:flowId/clone',
+    {
+      schema: {
+        tags: [TAG_FLOW],
+        summary: 'Clone a flow, with overrides (name, triggers, steps...). Without new triggers the clone starts inactive.',
+        params: flowParams,
+        body: flowUpdate,
+        response: { 200: obj },
+      },
+    },
+    async (req) => {
+      const { row, version } = await ctx.transaction(async (trx) => m.flows.clone(trx, await m.flows.get(trx, req.params.flowId), req.body ?? {}));
+      return m.flows.present(row, version);
+    },
+  );
+  app.post<{ Params: { flowId: string }; Body: BroadcastInput }>(
+    '/v1/flows/:flowId/broadcast',
+    {
+      schema: {
+        tags: [TAG_FLOW],
+        summary: "Send the flow's opening message to the program's members (filters: tier, customer metadata), throttled per channel",
+        params: flowParams,
+        body: {
+          type: 'object',
+          additionalProperties: false,
+          required: ['channel_id'],
+          properties: {
+            channel_id: { type: 'string', minLength: 1 },
+            text: { type: ['string', 'null'], maxLength: 2000 },
+            limit: { type: 'integer', minimum: 1, maximum: 1000000 },
+            filters: {
+              type: ['object', 'null'],
+              additionalProperties: false,
+              properties: { tier: { type: ['string', 'null'] }, metadata: { type: ['object', 'null'], additionalProperties: true } },
+            },
+          },
+        },
+        response: { 200: obj },
+      },
+    },
+    async (req) => m.broadcasts.broadcast(await m.flows.get(db, req.params.flowId), req.body),
+  );
+  app.get<{ Params: { flowId: string }; Querystring: { from?: string; to?: string } }>(
+    '/v1/flows/:flowId/report',
+    {
+      schema: {
+        tags: [TAG_FLOW],
+        summary: 'Flow report: sent, delivered, failed, inbound, keyword matches, interaction rate, redemptions within 7 days; per day',
+        params: flowParams,
+        querystring: { type: 'object', properties: { from: { type: 'string' }, to: { type: 'string' } } },
+        response: { 200: obj },
+      },
+    },
+    async (req) => {
+      await m.flows.get(db, req.params.flowId);
+      return m.reports.flowReport(req.params.flowId, req.query.from, req.query.to);
+    },
+  );
+}

@@ -1,0 +1,148 @@
+import type { Generated } from 'kysely';
+
+// Tables of the messaging module (channels, flows and their versions, messages, sessions,
+// consent, broadcasts). Same conventions as the core: ISO timestamps as TEXT, JSON as TEXT,
+// booleans as INTEGER 0/1.
+
+export interface MsgChannelsTable {
+  id: string;
+  name: string;
+  provider: string;
+  type: string;
+  sender: string;
+  /** JSON of the provider credentials; write-only (never returned, never logged). */
+  credentials: string | null;
+  /** JSON: {type:'basic', username, password} | {type:'token', token} | {type:'twilio_signature'} | {type:'none'} */
+  inbound_auth: string | null;
+  public_url: string | null;
+  /** JSON: rate_per_second, twilio_reply ('api'|'twiml'), opt_out_reply, opt_in_reply, timeout_ms, ... */
+  settings: string | null;
+  created_at: string;
+  updated_at: string | null;
+  deleted_at: string | null;
+}
+
+export interface MsgFlowsTable {
+  id: string;
+  program_id: string;
+  name: string;
+  current_version: number;
+  active: number;
+  created_at: string;
+  updated_at: string | null;
+  deleted_at: string | null;
+}
+
+export interface MsgFlowVersionsTable {
+  id: string;
+  flow_id: string;
+  version: number;
+  definition: string;
+  created_at: string;
+}
+
+export interface MsgTriggersTable {
+  id: string;
+  flow_id: string;
+  program_id: string;
+  /** Normalised keyword, or '*' for a catch-all. */
+  keyword: string;
+  /** The alias as the flow spells it (reports count matches per alias). */
+  alias: string;
+  match: string;
+  /** Bound channel, or '' when the flow listens on every channel. */
+  channel_id: string;
+  created_at: string;
+}
+
+export interface MsgMessagesTable {
+  id: string;
+  channel_id: string;
+  direction: string;
+  /** `${channel_id}:${provider message id}` for inbound messages: the unique index deduplicates provider retries. */
+  inbound_key: string | null;
+  provider_message_id: string | null;
+  from_number: string;
+  to_number: string;
+  text: string;
+  status: string;
+  error: string | null;
+  attempts: number;
+  next_attempt_at: string | null;
+  locked_until: string | null;
+  flow_id: string | null;
+  flow_version: number | null;
+  keyword: string | null;
+  conversation_id: string | null;
+  broadcast_id: string | null;
+  in_reply_to: string | null;
+  program_id: string | null;
+  customer_id: string | null;
+  membership_id: string | null;
+  /** 1 for opt-out/opt-in confirmations: sent even to an opted-out number. */
+  system: number;
+  created_at: string;
+  updated_at: string;
+  sent_at: string | null;
+  delivered_at: string | null;
+}
+
+export interface MsgConversationsTable {
+  id: string;
+  channel_id: string;
+  phone: string;
+  flow_id: string;
+  flow_version: number;
+  step_id: string;
+  state: string;
+  vars: string | null;
+  expires_at: string;
+  created_at: string;
+  updated_at: string;
+}
+
+export interface MsgConsentsTable {
+  phone: string;
+  status: string;
+  channel_id: string | null;
+  updated_at: string;
+}
+
+export interface MsgConsentEventsTable {
+  seq: Generated<number>;
+  id: string;
+  phone: string;
+  action: string;
+  channel_id: string | null;
+  keyword: string | null;
+  message_id: string | null;
+  created_at: string;
+}
+
+export interface MsgBroadcastsTable {
+  id: string;
+  flow_id: string;
+  flow_version: number;
+  program_id: string;
+  channel_id: string;
+  filters: string | null;
+  text: string;
+  total: number;
+  queued: number;
+  skipped: number;
+  created_at: string;
+}
+
+declare module '../../storage/schema.ts' {
+  interface DB {
+    msg_channels: MsgChannelsTable;
+    msg_flows: MsgFlowsTable;
+    msg_flow_versions: MsgFlowVersionsTable;
+    msg_triggers: MsgTriggersTable;
+    msg_messages: MsgMessagesTable;
+    msg_conversations: MsgConversationsTable;
+    msg_consents: MsgConsentsTable;
+    msg_consent_events: MsgConsentEventsTable;
+    msg_broadcasts: MsgBroadcastsTable;
+  }
+}

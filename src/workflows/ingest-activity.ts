@@ -1,0 +1,314 @@
+import type { AppContext } from '../context.ts';
+import { ApiError, badRequest } from '../http/errors.ts';
+import { newId } from '../lib/ids.ts';
+import { fromJson, toJson } from '../lib/json.ts';
+import type { Services } from '../services.ts';
+import { isUniqueViolation, type Executor } from '../storage/db.ts';
+import type { CustomerRow } from '../modules/customers/service.ts';
+import type { Accrual, CompiledRule, OrderRow, Skip } from '../modules/earning/service.ts';
+import type { ActivityFacts, OrderItem } from '../modules/earning/evaluate.ts';
+import type { BalanceDefinitionRow, ProgramRow } from '../modules/loyalties/service.ts';
+import { MembershipRace, type MembershipRow } from '../modules/members/service.ts';
+import { joinProgram, resolveCustomer, type CustomerRef } from './join-program.ts';
+
+// Workflow "ingest an activity" (a custom event, or an order that became PAID): in one transaction,
+//   1. claim the activity's key (source_event_id, or the order id): a duplicate returns the first answer;
+//   2. find or create the customer;
+//   3. find the programs with enabled rules for the event, and the customer's card in each
+//      (joining the program on first sight where it auto-joins);
+//   4. evaluate the rules and accrue (or hold pending) the points per card;
+//   5. store the answer with the claim.
+
+export interface EarnedSummary {
+  points: number;
+  pending_points: number;
+  accruals: Accrual[];
+  skipped: Skip[];
+}
+
+export interface IngestResult {
+  activityId: string;
+  duplicate: boolean;
+  customer: CustomerRow;
+  earned: EarnedSummary;
+}
+
+export interface ActivityInput {
+  kind: 'custom_event' | 'order';
+  event: string;
+  customer: CustomerRef | CustomerRow;
+  metadata: Record<string, unknown>;
+  loyaltyCode?: string | null;
+  sourceEventId?: string | null;
+  order?: OrderRow;
+}
+
+function isRow(c: ActivityInput['customer']): c is CustomerRow {
+  return typeof c === 'object' && c !== null && 'created_at' in c && typeof (c as CustomerRow).id === 'string';
+}
+
+/**
+ * Finds the customer, creating it on first sight; details beyond source_id update it. Two requests
+ * creating the same customer at once: the loser's transaction is retried (MembershipRace).
+ */
+export async function findOrCreateCustomer(trx: Executor, services: Services, ref: CustomerRef): Promise<CustomerRow> {
+  try {
+    return await findOrCreate(trx, services, ref);
+  } catch (err) {
+    if (isUniqueViolation(err)) throw new MembershipRace();
+    throw err;
+  }
+}
+
+async function findOrCreate(trx: Executor, services: Services, ref: CustomerRef): Promise<CustomerRow> {
+  if (typeof ref === 'string') {
+    const found = await services.customers.find(trx, ref);
+    if (found) return found;
+    if (ref.startsWith('cust_')) return services.customers.get(trx, ref);
+    return (await services.customers.upsert(trx, { source_id: ref })).row;
+  }
+  const keys = Object.keys(ref).filter((k) => (ref as Record<string, unknown>)[k] !== undefined);
+  if (ref.source_id && keys.length === 1) {
+    // The hot path: a customer named by source_id only is read, not rewritten.
+    const found = await services.customers.find(trx, ref.source_id);
+    if (found) return found;
+  }
+  return resolveCustomer(trx, services, ref);
+}
+
+export async function ingestActivity(ctx: AppContext, trx: Executor, services: Services, input: ActivityInput): Promise<IngestResult> {
+  const activityId = input.kind === 'order' ? input.order!.id : newId('cev');
+  const key = input.kind === 'order' ? `order.paid:${input.order!.id}` : input.sourceEventId ? `event:${input.sourceEventId}` : null;
+  if (key) {
+    const claimed = await trx
+      .insertInto('processed_activities')
+      .values({ key, id: activityId, kind: input.kind, customer_id: null, result: null, created_at: ctx.clock.nowIso() })
+      .onConflict((oc) => oc.column('key').doNothing())
+      .executeTakeFirst();
+    if (Number(claimed.numInsertedOrUpdatedRows ?? 0n) === 0) {
+      const prior = await trx.selectFrom('processed_activities').selectAll().where('key', '=', key).executeTakeFirstOrThrow();
+      const customer = prior.customer_id
+        ? await services.customers.get(trx, prior.customer_id)
+        : isRow(input.customer)
+          ? input.customer
+          : await findOrCreateCustomer(trx, services, input.customer);
+      return { activityId: prior.id, duplicate: true, customer, earned: fromJson<EarnedSummary>(prior.result, { points: 0, pending_points: 0, accruals: [], skipped: [] }) };
+    }
+  }
+
+  const customer = isRow(input.customer) ? input.customer : await findOrCreateCustomer(trx, services, input.customer);
+  const earned: EarnedSummary = { points: 0, pending_points: 0, accruals: [], skipped: [] };
+  const rules = await services.earning.rulesFor(trx, input.event);
+
+  if (rules.length > 0 || input.loyaltyCode) {
+    const byProgram = new Map<string, CompiledRule[]>();
+    for (const r of rules) {
+      const list = byProgram.get(r.row.program_id) ?? [];
+      list.push(r);
+      byProgram.set(r.row.program_id, list);
+    }
+    // The cards to credit: the one named, or the customer's card in every program listening.
+    let cards: MembershipRow[];
+    if (input.loyaltyCode) {
+      const card = await services.members.get(trx, input.loyaltyCode);
+      if (card.customer_id !== customer.id) {
+        throw badRequest('loyalty_card_holder_mismatch', 'Loyalty card belongs to another customer', `Loyalty card ${input.loyaltyCode} is not held by customer ${customer.id}`, [{ field: 'loyalty.code', message: 'not held by this customer' }]);
+      }
+      cards = byProgram.has(card.program_id) ? [card] : [];
+    } else if (byProgram.size > 0) {
+      cards = await trx
+        .selectFrom('memberships')
+        .selectAll()
+        .where('customer_id', '=', customer.id)
+        .where('program_id', 'in', [...byProgram.keys()])
+        .where('status', '=', 'ACTIVE')
+        .orderBy('created_at')
+        .orderBy('id')
+        .execute();
+    } else cards = [];
+
+    const programIds = input.loyaltyCode ? cards.map((c) => c.program_id) : [...byProgram.keys()];
+    if (programIds.length > 0) {
+      // Programs and their default balance definitions in one query.
+      const joined = await trx
+        .selectFrom('programs as p')
+        .innerJoin('balance_definitions as d', (j) => j.onRef('d.program_id', '=', 'p.id').on('d.is_default', '=', 1))
+        .selectAll('p')
+        .select([
+          'd.id as d_id',
+          'd.name as d_name',
+          'd.unit as d_unit',
+          'd.min_value as d_min_value',
+          'd.max_value as d_max_value',
+          'd.expiration as d_expiration',
+          'd.metadata as d_metadata',
+          'd.created_at as d_created_at',
+          'd.updated_at as d_updated_at',
+        ])
+        .where('p.id', 'in', programIds)
+        .where('p.deleted_at', 'is', null)
+        .execute();
+      const defOf = new Map<string, BalanceDefinitionRow>();
+      const programs: ProgramRow[] = joined.map(({ d_id, d_name, d_unit, d_min_value, d_max_value, d_expiration, d_metadata, d_created_at, d_updated_at, ...p }) => {
+        defOf.set(p.id, {
+          id: d_id,
+          program_id: p.id,
+          name: d_name,
+          unit: d_unit,
+          min_value: d_min_value,
+          max_value: d_max_value,
+          is_default: 1,
+          expiration: d_expiration,
+          metadata: d_metadata,
+          created_at: d_created_at,
+          updated_at: d_updated_at,
+        });
+        return p;
+      });
+      const nowMs = ctx.clock.nowMs();
+      const live = (p: ProgramRow) =>
+        p.active === 1 && (!p.start_date || Date.parse(p.start_date) <= nowMs) && (!p.expiration_date || Date.parse(p.expiration_date) > nowMs);
+      const cardOf = new Map<string, MembershipRow>();
+      for (const c of cards) if (!cardOf.has(c.program_id)) cardOf.set(c.program_id, c);
+
+      const facts: ActivityFacts = {
+        event: input.event,
+        metadata: input.metadata,
+        customer: { id: customer.id, source_id: customer.source_id, metadata: fromJson<Record<string, unknown>>(customer.metadata, {}) },
+        tierIds: [],
+        ...(input.order ? { order: orderFacts(input.order) } : {}),
+      };
+      const activityRef = {
+        id: activityId,
+        source_event_id: input.sourceEventId ?? null,
+        event: { id: activityId, type: input.kind === 'order' ? 'customer.order.paid' : input.event, ...(input.kind === 'custom_event' ? { metadata: input.metadata } : {}), source_event_id: input.sourceEventId ?? null },
+        ...(input.order
+          ? { order: { id: input.order.id, source_id: input.order.source_id, amount: input.order.amount, total_amount: input.order.total_amount, status: input.order.status }, order_id: input.order.id }
+          : {}),
+      };
+
+      for (const program of programs) {
+        if (!live(program)) continue;
+        let card = cardOf.get(program.id);
+        if (!card) {
+          if (program.auto_join !== 1) continue;
+          card = await joinProgram(ctx, trx, services, program, customer, { source: 'auto-join' });
+          await services.tiers.evaluateMember(trx, program, card, input.sourceEventId ?? activityId);
+        }
+        const tierIds = await services.tiers.memberTierIds(trx, program.id, card.id);
+        const { accruals, skipped } = await services.earning.accrue(trx, program, card, defOf.get(program.id)!, byProgram.get(program.id) ?? [], { ...facts, tierIds }, activityRef);
+        for (const a of accruals) {
+          if (a.status === 'PENDING') earned.pending_points += a.points;
+          else earned.points += a.points;
+        }
+        earned.accruals.push(...accruals);
+        earned.skipped.push(...skipped);
+      }
+    }
+  }
+
+  if (key) {
+    await trx.updateTable('processed_activities').set({ customer_id: customer.id, result: JSON.stringify(earned) }).where('key', '=', key).execute();
+  }
+  return { activityId, duplicate: false, customer, earned };
+}
+
+function orderFacts(o: OrderRow): NonNullable<ActivityFacts['order']> {
+  return {
+    id: o.id,
+    source_id: o.source_id,
+    amount: o.amount === null ? null : Number(o.amount),
+    total_amount: o.total_amount === null ? null : Number(o.total_amount),
+    discount_amount: o.discount_amount === null ? null : Number(o.discount_amount),
+    items: fromJson<OrderItem[]>(o.items, []),
+    metadata: fromJson<Record<string, unknown>>(o.metadata, {}),
+    status: o.status,
+  };
+}
+
+// ---- orders ----
+
+export interface OrderInput {
+  id?: string;
+  source_id?: string | null;
+  status?: 'CREATED' | 'PAID' | 'CANCELED' | 'FULFILLED';
+  amount?: number;
+  discount_amount?: number;
+  total_amount?: number;
+  items?: (OrderItem & Record<string, unknown>)[];
+  metadata?: Record<string, unknown> | null;
+  customer?: CustomerRef;
+}
+
+/** Creates or updates an order; when it becomes PAID, its `order.paid` activity is ingested (once per order). */
+export async function recordOrder(
+  ctx: AppContext,
+  trx: Executor,
+  services: Services,
+  input: OrderInput,
+  existing?: OrderRow,
+): Promise<{ order: OrderRow; ingest: IngestResult | null }> {
+  const now = ctx.clock.nowIso();
+  let prior = existing;
+  if (!prior && (input.id || input.source_id)) prior = await services.earning.findOrder(trx, (input.id ?? input.source_id)!);
+  if (!prior && input.id && !input.source_id && input.id.startsWith('ord_')) throw new ApiError(404, 'not_found', 'Resource not found', `Cannot find order with id ${input.id}`);
+  let customer: CustomerRow | null = null;
+  if (input.customer) customer = await findOrCreateCustomer(trx, services, input.customer);
+  else if (prior?.customer_id) customer = (await services.customers.find(trx, prior.customer_id)) ?? null;
+  const items = input.items ?? (prior ? fromJson<OrderItem[]>(prior.items, []) : []);
+  const itemsAmount = items.reduce((s, i) => s + (typeof i.amount === 'number' ? i.amount : (i.price ?? 0) * (i.quantity ?? 1)), 0);
+  const amount = input.amount ?? (input.items ? itemsAmount : (prior?.amount ?? itemsAmount));
+  const discount = input.discount_amount ?? prior?.discount_amount ?? null;
+  const total = input.total_amount ?? (input.amount !== undefined || input.discount_amount !== undefined || input.items ? Number(amount) - Number(discount ?? 0) : (prior?.total_amount ?? Number(amount) - Number(discount ?? 0)));
+  const status = input.status ?? prior?.status ?? 'CREATED';
+  const becamePaid = status === 'PAID' && prior?.status !== 'PAID' && !prior?.paid_at;
+  const row: OrderRow = {
+    id: prior?.id ?? newId('ord'),
+    source_id: input.source_id ?? prior?.source_id ?? (input.id && !input.id.startsWith('ord_') ? input.id : null),
+    customer_id: customer?.id ?? null,
+    status,
+    amount: Number(amount),
+    discount_amount: discount === null ? null : Number(discount),
+    total_amount: Number(total),
+    items: toJson(items),
+    metadata: toJson(input.metadata ?? fromJson(prior?.metadata, {})),
+    created_at: prior?.created_at ?? now,
+    updated_at: prior ? now : null,
+    paid_at: prior?.paid_at ?? (becamePaid ? now : null),
+  };
+  if (prior) await trx.updateTable('orders').set(row).where('id', '=', prior.id).execute();
+  else {
+    try {
+      await trx.insertInto('orders').values(row).execute();
+    } catch (err) {
+      // The same new order posted twice at once: retrying finds the first one.
+      if (isUniqueViolation(err)) throw new MembershipRace();
+      throw err;
+    }
+  }
+  let ingest: IngestResult | null = null;
+  if (becamePaid && customer) {
+    ingest = await ingestActivity(ctx, trx, services, { kind: 'order', event: 'order.paid', customer, metadata: fromJson(row.metadata, {}), order: row, sourceEventId: row.source_id ?? row.id });
+  }
+  return { order: row, ingest };
+}
+
+export function presentOrder(o: OrderRow, earned?: EarnedSummary | null) {
+  return {
+    id: o.id,
+    source_id: o.source_id,
+    status: o.status,
+    amount: o.amount === null ? null : Number(o.amount),
+    discount_amount: o.discount_amount === null ? null : Number(o.discount_amount),
+    total_amount: o.total_amount === null ? null : Number(o.total_amount),
+    items: fromJson(o.items, []),
+    metadata: fromJson(o.metadata, {}),
+    customer: o.customer_id ? { id: o.customer_id, object: 'customer' as const } : null,
+    customer_id: o.customer_id,
+    created_at: o.created_at,
+    updated_at: o.updated_at,
+    paid_at: o.paid_at,
+    ...(earned ? { earned } : {}),
+    object: 'order' as const,
+  };
+}

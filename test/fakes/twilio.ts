@@ -1,0 +1,117 @@
+import { randomBytes } from 'node:crypto';
+import twilio from 'twilio';
+import { FakeHttp, type Recorded } from './http.ts';
+
+// A fake Twilio REST API: POST /2010-04-01/Accounts/{Sid}/Messages.json with HTTP Basic
+// AccountSid:AuthToken, form-encoded To/From/Body; answers 201 with a Message resource.
+// Inbound webhook fixtures are signed with the twilio package's own helper.
+
+export interface TwilioSent {
+  to: string;
+  from: string | null;
+  body: string;
+  sid: string;
+  statusCallback: string | null;
+}
+
+export class FakeTwilio {
+  readonly http: FakeHttp;
+  readonly sent: TwilioSent[] = [];
+  failures: (number | 'hang')[] = [];
+
+  constructor(
+    readonly accountSid = `AC${randomBytes(16).toString('hex')}`,
+    readonly authToken = randomBytes(16).toString('hex'),
+  ) {
+    this.http = new FakeHttp((req, res) => this.handle(req, res));
+  }
+  start() {
+    return this.http.start();
+  }
+  close() {
+    return this.http.close();
+  }
+  get url() {
+    return this.http.url;
+  }
+
+  private handle(req: Recorded, res: import('node:http').ServerResponse) {
+    const json = (status: number, body: unknown) => {
+      res.writeHead(status, { 'content-type': 'application/json' });
+      res.end(JSON.stringify(body));
+    };
+    const expected = `Basic ${Buffer.from(`${this.accountSid}:${this.authToken}`).toString('base64')}`;
+    if (req.headers.authorization !== expected) return json(401, { code: 20003, message: 'Authenticate', status: 401 });
+    const failure = this.failures.shift();
+    if (failure === 'hang') return;
+    if (typeof failure === 'number') return json(failure, { code: 20500, message: 'Internal Server Error', status: failure });
+    if (req.method === 'POST' && req.path === `/2010-04-01/Accounts/${this.accountSid}/Messages.json`) {
+      const form = new URLSearchParams(req.raw);
+      const sid = `SM${randomBytes(16).toString('hex')}`;
+      this.sent.push({ to: form.get('To') ?? '', from: form.get('From'), body: form.get('Body') ?? '', sid, statusCallback: form.get('StatusCallback') });
+      return json(201, {
+        sid,
+        account_sid: this.accountSid,
+        to: form.get('To'),
+        from: form.get('From'),
+        body: form.get('Body'),
+        status: 'queued',
+        num_segments: '1',
+        direction: 'outbound-api',
+        api_version: '2010-04-01',
+        date_created: new Date().toUTCString(),
+        uri: `/2010-04-01/Accounts/${this.accountSid}/Messages/${sid}.json`,
+      });
+    }
+    return json(404, { code: 20404, message: 'The requested resource was not found', status: 404 });
+  }
+
+  async waitForSent(n: number, ms = 5000) {
+    const start = Date.now();
+    while (this.sent.length < n) {
+      if (Date.now() - start > ms) throw new Error(`expected ${n} sent messages, got ${this.sent.length}`);
+      await new Promise((r) => setTimeout(r, 5));
+    }
+  }
+
+  /** Inbound webhook params as Twilio posts them for an SMS. */
+  inboundParams(from: string, to: string, body: string, sid = `SM${randomBytes(16).toString('hex')}`): Record<string, string> {
+    return {
+      ToCountry: 'US',
+      ToState: 'CA',
+      SmsMessageSid: sid,
+      NumMedia: '0',
+      ToCity: 'SAN FRANCISCO',
+      FromZip: '',
+      SmsSid: sid,
+      FromState: '',
+      SmsStatus: 'received',
+      FromCity: '',
+      Body: body,
+      FromCountry: 'HR',
+      To: to,
+      MessagingServiceSid: '',
+      ToZip: '94105',
+      NumSegments: '1',
+      MessageSid: sid,
+      AccountSid: this.accountSid,
+      From: from,
+      ApiVersion: '2010-04-01',
+    };
+  }
+
+  /** X-Twilio-Signature for `url` and `params`, computed by the twilio package. */
+  sign(url: string, params: Record<string, string>): string {
+    return twilio.getExpectedTwilioSignature(this.authToken, url, params);
+  }
+}
+
+/** POSTs a signed Twilio webhook. */
+export async function postTwilio(url: string, params: Record<string, string>, signature: string | null) {
+  const res = await fetch(url, {
+    method: 'POST',
+    headers: { 'content-type': 'application/x-www-form-urlencoded', ...(signature ? { 'x-twilio-signature': signature } : {}) },
+    body: new URLSearchParams(params).toString(),
+  });
+  return { status: res.status, text: await res.text(), headers: res.headers };
+}

@@ -1,0 +1,63 @@
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import { loadConfig, type Config } from '../../src/config.ts';
+import { runDemo } from '../../src/demo.ts';
+import { buildServer, type TallyServer } from '../../src/server.ts';
+import { freshDatabaseUrl } from '../helpers/server.ts';
+
+describe('tally demo', () => {
+  let drop: () => Promise<void>;
+  let config: Config;
+  let server: TallyServer;
+  let url: string;
+  let headers: Record<string, string>;
+  let printed = '';
+
+  before(async () => {
+    const db = await freshDatabaseUrl();
+    drop = db.drop;
+    config = { ...loadConfig({}, {}), databaseUrl: db.url, port: 0, logLevel: 'warn', workers: false, appId: 'app_demo', appToken: 'tly_sk_demo_0123456789abcdef' };
+    assert.equal(await runDemo(config, { serve: false, out: (s) => (printed += s) }), 0);
+    // Running it again reuses what exists.
+    assert.equal(await runDemo(config, { serve: false, out: () => undefined }), 0);
+    server = await buildServer(config, { logger: false });
+    url = await server.listen();
+    headers = { 'x-app-id': 'app_demo', 'x-app-token': 'tly_sk_demo_0123456789abcdef', 'content-type': 'application/json' };
+  });
+  after(async () => {
+    await server.close();
+    await drop();
+  });
+
+  const say = async (from: string, text: string): Promise<string[]> => {
+    const res = await fetch(`${url}/v1/simulator/messages`, { method: 'POST', headers, body: JSON.stringify({ from, text }) });
+    assert.equal(res.status, 200);
+    return ((await res.json()) as any).replies.map((r: any) => r.text);
+  };
+
+  it('prints how to try it with curl', () => {
+    assert.match(printed, /curl -s http:\/\/\S+\/v1\/simulator\/messages -H 'X-App-Id: app_demo'/);
+    assert.match(printed, /"text":"POINTS"/);
+  });
+
+  it('sets up one program, members, a simulator channel and four cloned flows plus JOIN', async () => {
+    const programs = (await (await fetch(`${url}/v1/loyalties?limit=100`, { headers })).json()) as any;
+    assert.equal(programs.total, 1);
+    const flows = (await (await fetch(`${url}/v1/flows?limit=100`, { headers })).json()) as any;
+    assert.deepEqual(flows.flows.map((f: any) => f.name).sort(), ['Join by message', 'Points balance', 'Referral status', 'Rewards I can redeem', 'Tier level']);
+    assert.ok(flows.flows.every((f: any) => f.active));
+  });
+
+  it('answers POINTS with 2641 and the nudge, and the cloned flows say what they know', async () => {
+    const points = await say('+385916242493', 'POINTS');
+    assert.match(points[0], /^Hi Ana, you have 2641 points/);
+    assert.match(points[0], /redeem/i);
+    assert.match((await say('+385916242493', 'redeem'))[0], /^To redeem, show card/);
+    assert.equal((await say('+385916242493', 'tier'))[0], 'Hi Ana, you are Silver in Tally Coffee Club. 359 more points to reach Gold.');
+    assert.match((await say('+385987654321', 'level'))[0], /^Hi Ivana, you are Gold in Tally Coffee Club\.$/);
+    assert.match((await say('+385916242493', 'rewards'))[0], /rewards catalogue .* not set up yet/);
+    assert.match((await say('+385916242493', 'referral'))[0], /referrals are not available/);
+    assert.match((await say('+385916242493', 'hello'))[0], /^Sorry, I didn't get that/);
+    assert.match((await say('+385991112233', 'JOIN'))[0], /^Welcome to Tally Coffee Club! Your card is \S+ and you have 50 points/);
+  });
+});
