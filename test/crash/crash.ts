@@ -42,6 +42,7 @@ guard.unref();
 
 // ---- receiver ----
 const delivered = new Set<string>();
+const failedOnce = new Set<string>();
 let receivedTotal = 0;
 let secret = '';
 let badSignatures = 0;
@@ -61,8 +62,10 @@ const receiver = createServer((req, res) => {
     } catch {
       badSignatures++;
     }
-    // A few failures (retried 5 s later) and small delays, so deliveries are in flight at the kill.
-    const fail = Math.random() < 0.03;
+    // A few failures (first attempts only: the retry comes 5 s later; a second failure would wait
+    // 5 minutes) and small delays, so deliveries are in flight at the kill.
+    const fail = !failedOnce.has(id) && Math.random() < 0.03;
+    if (fail) failedOnce.add(id);
     setTimeout(() => {
       if (!fail) delivered.add(id);
       res.writeHead(fail ? 500 : 200).end(fail ? 'try again' : 'ok');
@@ -185,6 +188,7 @@ try {
   const updatedFor = new Set(events.filter((e) => e.type === 'balance_value_updated').map((e) => JSON.parse(e.data).source_event_id));
   const addedFor = new Set(events.filter((e) => e.type === 'customer.voucher.loyalty_card.points_added').map((e) => JSON.parse(e.data).transaction.id));
   const withoutEvents = entries.filter((e) => !updatedFor.has(e.id) || !addedFor.has(e.id));
+  log(`${failedOnce.size} deliveries answered 500 once (retried)`);
   log(`${entries.length} ledger entries, ${events.length} events, ${delivered.size} delivered webhook-ids, ${receivedTotal} requests received`);
   check(entries.length >= ok, `every answered addition is committed (${entries.length} >= ${ok})`);
   check(withoutEvents.length === 0, `every ledger entry has balance_value_updated and points_added (${withoutEvents.length} without)`);
