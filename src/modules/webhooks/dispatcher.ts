@@ -6,7 +6,7 @@ import type { AppContext } from '../../context.ts';
 import { newId, randomString } from '../../lib/ids.ts';
 import { fromJson } from '../../lib/json.ts';
 import { assertSafeTarget } from '../../lib/url-guard.ts';
-import type { Executor } from '../../storage/db.ts';
+import { openDatabase, type Database, type Executor } from '../../storage/db.ts';
 import { ENDPOINT_DISABLED } from '../events/catalog.ts';
 import { signedHeaders } from './signing.ts';
 import type { WebhookEndpointsTable } from './tables.ts';
@@ -143,6 +143,12 @@ export class Dispatcher {
   private scheduled = false;
   private lastPassAt = 0;
   private onCommitted = () => this.wake();
+  /** PostgreSQL: the dispatcher's own small pool, so API traffic queued for the main pool never delays deliveries. */
+  private ownDatabase: Database | null = null;
+
+  private get database(): Database {
+    return this.ownDatabase ?? this.ctx.database;
+  }
 
   constructor(private ctx: AppContext, opts: DispatcherOptions = {}) {
     this.perEndpoint = opts.perEndpoint ?? 64;
@@ -158,6 +164,9 @@ export class Dispatcher {
   // ---- lifecycle ----
 
   start(): () => Promise<void> {
+    if (this.ctx.database.dialect === 'postgres' && /^postgres(ql)?:\/\//.test(this.ctx.config.databaseUrl) && !this.ownDatabase) {
+      this.ownDatabase = openDatabase(this.ctx.config.databaseUrl, { poolSize: 3 });
+    }
     this.stopped = false;
     this.ctx.signals.on('committed', this.onCommitted);
     this.timer = setInterval(() => this.wake(), this.pollMs);
@@ -174,7 +183,7 @@ export class Dispatcher {
    * exists is released at once. (Leases of other hosts always run to their end.)
    */
   async releaseDeadLeases(): Promise<number> {
-    const { db } = this.ctx.database;
+    const { db } = this.database;
     const holders = await db.selectFrom('webhook_deliveries').select('leased_by').distinct().where('status', '=', 'sending').execute();
     const host = hostname();
     const dead = holders
@@ -212,6 +221,10 @@ export class Dispatcher {
     await Promise.race([Promise.allSettled([...this.sends]), new Promise((r) => setTimeout(r, 5000).unref())]);
     await this.flush().catch((err) => this.ctx.log.error({ err }, 'webhook results flush failed'));
     await this.agent.close().catch(() => undefined);
+    if (this.ownDatabase) {
+      await this.ownDatabase.close().catch(() => undefined);
+      this.ownDatabase = null;
+    }
   }
 
   /**
@@ -292,7 +305,7 @@ export class Dispatcher {
     let reserved: [string, number][] = [];
     let done: (() => void) | undefined;
     try {
-      await this.ctx.database.transaction(async (trx) => {
+      await this.database.transaction(async (trx) => {
         // PostgreSQL may run this again after a serialization failure: start from a clean slate.
         for (const [id, n] of reserved) this.release(id, n);
         claims = [];
@@ -317,7 +330,7 @@ export class Dispatcher {
 
   /** Cheap reads (no write transaction, no commit): is anything undispatched, or due for an endpoint with free slots? */
   private async hasWork(): Promise<boolean> {
-    const { db } = this.ctx.database;
+    const { db } = this.database;
     if (await db.selectFrom('outbox_events').select('seq').where('dispatched', '=', 0).limit(1).executeTakeFirst()) return true;
     const now = this.ctx.clock.nowIso();
     for (const ep of this.endpoints.values()) {
@@ -339,7 +352,7 @@ export class Dispatcher {
     // Endpoints change rarely: re-read them every second (other processes' changes), at once after
     // a change through this process (invalidate), and on every runOnce.
     if (!force && !this.endpointsDirty && performance.now() - this.endpointsLoadedAt < 1000) return;
-    const rows = await this.ctx.database.db.selectFrom('webhook_endpoints').selectAll().execute();
+    const rows = await this.database.db.selectFrom('webhook_endpoints').selectAll().execute();
     this.endpoints = new Map(rows.map((r) => [r.id, r]));
     this.endpointsLoadedAt = performance.now();
     this.endpointsDirty = false;
@@ -375,7 +388,7 @@ export class Dispatcher {
    */
   private async fanOut(trx: Executor): Promise<number> {
     let q = trx.selectFrom('outbox_events').select('seq').where('dispatched', '=', 0).orderBy('seq').limit(this.batch);
-    if (this.ctx.database.forUpdate) q = q.forUpdate().skipLocked();
+    if (this.database.forUpdate) q = q.forUpdate().skipLocked();
     const seqs = (await q.execute()).map((r) => r.seq);
     if (seqs.length === 0) return 0;
     const now = this.ctx.clock.nowIso();
@@ -446,7 +459,7 @@ export class Dispatcher {
       const claimed = await trx
         .updateTable('webhook_deliveries')
         .set({ status: 'sending', lease_until: lease, leased_by: this.workerId, updated_at: now })
-        .where('seq', 'in', this.ctx.database.forUpdate ? pick.forUpdate().skipLocked() : pick)
+        .where('seq', 'in', this.database.forUpdate ? pick.forUpdate().skipLocked() : pick)
         .where('status', '=', 'pending')
         .returning(['seq', 'event_id', 'attempts', 'manual'])
         .execute();
@@ -571,7 +584,7 @@ export class Dispatcher {
     const batch = this.outcomes.splice(0, this.outcomes.length);
     let done: (() => void) | undefined;
     try {
-      await this.ctx.database.transaction(async (trx) => {
+      await this.database.transaction(async (trx) => {
         done = await this.record(trx, batch);
       });
     } catch (err) {
@@ -719,7 +732,7 @@ export class Dispatcher {
       return false;
     }
     let q = trx.selectFrom('webhook_endpoints').selectAll().where('id', '=', endpointId);
-    if (this.ctx.database.forUpdate) q = q.forUpdate();
+    if (this.database.forUpdate) q = q.forUpdate();
     const ep = await q.executeTakeFirst();
     if (!ep) return false;
     const failingSince = ep.failing_since ?? now;
@@ -755,9 +768,9 @@ export class Dispatcher {
    * the answer and returns the recorded attempt.
    */
   async attemptNow(endpointId: string, event: OutEvent, trigger: 'manual' | 'test'): Promise<AttemptRecord> {
-    const endpoint = await this.ctx.database.db.selectFrom('webhook_endpoints').selectAll().where('id', '=', endpointId).executeTakeFirstOrThrow();
+    const endpoint = await this.database.db.selectFrom('webhook_endpoints').selectAll().where('id', '=', endpointId).executeTakeFirstOrThrow();
     this.endpoints.set(endpoint.id, { ...(this.endpoints.get(endpoint.id) ?? {}), ...endpoint });
-    const delivery = await this.ctx.database.db
+    const delivery = await this.database.db
       .selectFrom('webhook_deliveries')
       .select('attempts')
       .where('endpoint_id', '=', endpointId)
