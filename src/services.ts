@@ -2,11 +2,13 @@ import type { AppContext } from './context.ts';
 import { ApiKeyService } from './modules/api-keys/service.ts';
 import { CustomerService } from './modules/customers/service.ts';
 import { EarningService } from './modules/earning/service.ts';
+import { EventService } from './modules/events/service.ts';
 import { LedgerService } from './modules/ledger/service.ts';
-import { ProgramService } from './modules/loyalties/service.ts';
 import { MemberService } from './modules/members/service.ts';
 import { MessagingService } from './modules/messaging/service.ts';
+import { ProgramService } from './modules/loyalties/service.ts';
 import { TierService } from './modules/tiers/service.ts';
+import { WebhookService } from './modules/webhooks/service.ts';
 
 /** One service per domain module; workflows and routes reach other modules only through these. */
 export interface Services {
@@ -18,6 +20,8 @@ export interface Services {
   earning: EarningService;
   tiers: TierService;
   messaging: MessagingService;
+  events: EventService;
+  webhooks: WebhookService;
 }
 
 export function createServices(ctx: AppContext): Services {
@@ -29,6 +33,8 @@ export function createServices(ctx: AppContext): Services {
     ledger: new LedgerService(ctx),
     earning: new EarningService(ctx),
     tiers: new TierService(ctx),
+    events: new EventService(ctx),
+    webhooks: new WebhookService(ctx),
   } as Services;
   // Messaging reaches the other services (customers, members, ledger, tiers) through this same object.
   services.messaging = new MessagingService(ctx, services);

@@ -1,5 +1,6 @@
 import { coreMigration } from '../storage/migrations/0001_core.ts';
 import { customerRoutes } from './customers/routes.ts';
+import { eventsModule } from './events/module.ts';
 import { rulesMigration } from './earning/migrations.ts';
 import { earningRoutes } from './earning/routes.ts';
 import { tierRoutes } from './tiers/routes.ts';
@@ -8,6 +9,7 @@ import { loyaltyRoutes } from './loyalties/routes.ts';
 import { memberRoutes } from './members/routes.ts';
 import { messagingModule } from './messaging/index.ts';
 import type { TallyModule } from './module.ts';
+import { webhooksModule } from './webhooks/module.ts';
 
 // Every domain module, in wiring order. A new module adds one line here.
 export const modules: TallyModule[] = [
@@ -24,4 +26,6 @@ export const modules: TallyModule[] = [
   { name: 'tiers', migrations: [rulesMigration], routes: tierRoutes, jobs: (_ctx, services) => services.tiers.attach(services) },
   { name: 'earning', routes: earningRoutes, jobs: (_ctx, services) => services.earning.attach(services) },
   messagingModule,
+  eventsModule,
+  webhooksModule,
 ];

@@ -328,8 +328,11 @@ export class LedgerService {
       updated_at: now,
     };
     const balance: BalanceRow = { ...bal, ...patch };
+    // `created` of balance_value_updated: the first movement of this balance (joining a program
+    // creates the empty default balance row ahead of any change, so the row's age is not enough).
+    const firstMovement = created || (before === 0 && Number(bal.points) === 0 && Number(bal.subtracted_points) === 0 && Number(bal.expired_points) === 0);
     // The events are computed from the values about to be written (nothing below reads them back).
-    const events = await this.eventsFor(trx, change, entry, balance, before, created, expiresAt, answer);
+    const events = await this.eventsFor(trx, change, entry, balance, before, firstMovement, expiresAt, answer);
 
     const insertEntry = { key: 'insertEntry', params: Object.values(entry), build: () => trx.insertInto('ledger_entries').values(entry) };
     const updateBalance = {

@@ -1,0 +1,227 @@
+import type { AppContext } from '../../context.ts';
+import { ApiError, badRequest, notFound } from '../../http/errors.ts';
+import { newId } from '../../lib/ids.ts';
+import { fromJson } from '../../lib/json.ts';
+import { assertSafeTarget, UnsafeUrlError } from '../../lib/url-guard.ts';
+import type { Executor } from '../../storage/db.ts';
+import { EVENT_TYPES, isKnownEventType } from '../events/catalog.ts';
+import { Dispatcher, type AttemptRecord, type DispatcherOptions, type EndpointRow } from './dispatcher.ts';
+import { newSecret } from './signing.ts';
+
+export const ROTATION_OVERLAP_MS = 24 * 3600_000;
+
+export interface EndpointInput {
+  target_url?: string;
+  events?: string[];
+  active?: boolean;
+  description?: string | null;
+}
+
+export function presentEndpoint(row: EndpointRow, opts: { secret?: boolean } = {}) {
+  return {
+    id: row.id,
+    object: 'webhook' as const,
+    target_url: row.target_url,
+    events: fromJson<string[]>(row.events, []),
+    active: row.active === 1,
+    description: row.description,
+    disabled_reason: row.disabled_reason,
+    failing_since: row.failing_since,
+    secret_rotated_until: row.previous_secret_expires_at && row.previous_secret ? row.previous_secret_expires_at : null,
+    ...(opts.secret ? { secret: row.secret } : {}),
+    created_at: row.created_at,
+    updated_at: row.updated_at,
+  };
+}
+
+export function presentAttempt(a: Omit<AttemptRecord, 'status'> & { status: string }) {
+  return {
+    id: a.id,
+    object: 'webhook_attempt' as const,
+    webhook_id: a.endpoint_id,
+    event_id: a.event_id,
+    event_type: a.event_type,
+    attempt: a.attempt,
+    trigger: a.trigger,
+    status: a.status,
+    status_code: a.status_code,
+    duration_ms: a.duration_ms,
+    response: a.response,
+    error: a.error,
+    next_attempt_at: a.next_attempt_at,
+    created_at: a.created_at,
+  };
+}
+
+export class WebhookService {
+  readonly dispatcher: Dispatcher;
+
+  constructor(private ctx: AppContext, opts: DispatcherOptions = {}) {
+    this.dispatcher = new Dispatcher(ctx, opts);
+  }
+
+  private async checkUrl(url: string): Promise<void> {
+    try {
+      await assertSafeTarget(url, { allowPrivate: this.ctx.config.allowPrivateTargets });
+    } catch (err) {
+      if (err instanceof UnsafeUrlError) {
+        throw badRequest('invalid_target_url', 'Invalid target_url', err.message, [{ field: 'target_url', message: err.message }]);
+      }
+      throw err;
+    }
+  }
+
+  private checkEvents(events: string[]): string[] {
+    const unknown = events.filter((e) => e !== '*' && !isKnownEventType(e));
+    if (unknown.length > 0) {
+      throw badRequest(
+        'unknown_event_type',
+        'Unknown event type',
+        `Unknown event type(s): ${unknown.join(', ')}. GET /v1/event-types lists them; "*" subscribes to all.`,
+        unknown.map((u) => ({ field: 'events', message: `unknown event type "${u}"` })),
+      );
+    }
+    return events.includes('*') ? ['*'] : [...new Set(events)];
+  }
+
+  async create(db: Executor, input: Required<Pick<EndpointInput, 'target_url' | 'events'>> & EndpointInput): Promise<EndpointRow> {
+    await this.checkUrl(input.target_url);
+    const now = this.ctx.clock.nowIso();
+    const row: EndpointRow = {
+      id: newId('whep'),
+      target_url: input.target_url,
+      description: input.description ?? null,
+      events: JSON.stringify(this.checkEvents(input.events)),
+      active: input.active === false ? 0 : 1,
+      secret: newSecret(),
+      previous_secret: null,
+      previous_secret_expires_at: null,
+      disabled_reason: null,
+      failing_since: null,
+      created_at: now,
+      updated_at: now,
+    };
+    await db.insertInto('webhook_endpoints').values(row).execute();
+    this.dispatcher.invalidate();
+    return row;
+  }
+
+  async get(db: Executor, id: string): Promise<EndpointRow> {
+    const row = await db.selectFrom('webhook_endpoints').selectAll().where('id', '=', id).executeTakeFirst();
+    if (!row) throw notFound('webhook', id);
+    return row;
+  }
+
+  async list(db: Executor): Promise<EndpointRow[]> {
+    return db.selectFrom('webhook_endpoints').selectAll().orderBy('created_at').orderBy('id').execute();
+  }
+
+  async update(db: Executor, id: string, input: EndpointInput): Promise<EndpointRow> {
+    const row = await this.get(db, id);
+    const patch: Partial<EndpointRow> = { updated_at: this.ctx.clock.nowIso() };
+    if (input.target_url !== undefined) {
+      await this.checkUrl(input.target_url);
+      patch.target_url = input.target_url;
+    }
+    if (input.events !== undefined) patch.events = JSON.stringify(this.checkEvents(input.events));
+    if (input.description !== undefined) patch.description = input.description;
+    if (input.active !== undefined) {
+      patch.active = input.active ? 1 : 0;
+      // Re-enabling starts afresh: the failing streak and the reason it was disabled are cleared.
+      if (input.active && row.active === 0) Object.assign(patch, { disabled_reason: null, failing_since: null });
+    }
+    await db.updateTable('webhook_endpoints').set(patch).where('id', '=', id).execute();
+    this.dispatcher.invalidate();
+    return { ...row, ...patch };
+  }
+
+  async remove(db: Executor, id: string): Promise<void> {
+    await this.get(db, id);
+    await db.deleteFrom('webhook_deliveries').where('endpoint_id', '=', id).execute();
+    await db.deleteFrom('webhook_attempts').where('endpoint_id', '=', id).execute();
+    await db.deleteFrom('webhook_endpoints').where('id', '=', id).execute();
+    this.dispatcher.invalidate();
+  }
+
+  /** New secret; the old one keeps signing beside it for 24 hours. */
+  async rotate(db: Executor, id: string): Promise<EndpointRow> {
+    const row = await this.get(db, id);
+    const now = this.ctx.clock.nowMs();
+    const patch = {
+      secret: newSecret(),
+      previous_secret: row.secret,
+      previous_secret_expires_at: new Date(now + ROTATION_OVERLAP_MS).toISOString(),
+      updated_at: new Date(now).toISOString(),
+    };
+    await db.updateTable('webhook_endpoints').set(patch).where('id', '=', id).execute();
+    this.dispatcher.invalidate();
+    return { ...row, ...patch };
+  }
+
+  /** Sends a sample event (the catalog's example of `type`) to the endpoint: one attempt, awaited. */
+  async test(id: string, type?: string) {
+    const endpoint = await this.get(this.ctx.database.db, id);
+    const subscribedTypes = fromJson<string[]>(endpoint.events, []);
+    const eventType = type ?? (subscribedTypes[0] && subscribedTypes[0] !== '*' ? subscribedTypes[0] : 'balance_value_updated');
+    const info = EVENT_TYPES.get(eventType);
+    if (!info) throw badRequest('unknown_event_type', 'Unknown event type', `Unknown event type "${eventType}"`, [{ field: 'event_type', message: 'unknown event type' }]);
+    const event = {
+      id: newId('evt'),
+      type: info.type,
+      data: JSON.stringify(info.example),
+      created_at: this.ctx.clock.nowIso(),
+    };
+    // Kept in the event log (resource_type "webhook_test") so its attempts can be listed; never fanned out.
+    await this.ctx.database.db
+      .insertInto('outbox_events')
+      .values({ ...event, resource_type: 'webhook_test', resource_id: id, program_id: null, dispatched: 1 })
+      .execute();
+    const attempt = await this.dispatcher.attemptNow(id, event, 'test');
+    return { event, attempt };
+  }
+
+  /** One attempt of an existing event to this endpoint now (whatever its retry state), awaited. */
+  async resend(endpointId: string, eventId: string): Promise<AttemptRecord> {
+    const db = this.ctx.database.db;
+    await this.get(db, endpointId);
+    const event = await db.selectFrom('outbox_events').select(['id', 'type', 'data', 'created_at']).where('id', '=', eventId).executeTakeFirst();
+    if (!event) throw notFound('event', eventId);
+    return this.dispatcher.attemptNow(endpointId, event, 'manual');
+  }
+
+  /** Resends (one attempt each) the failed deliveries of events created in [since, until). */
+  async recover(endpointId: string, since: string, until?: string): Promise<number> {
+    const db = this.ctx.database.db;
+    const endpoint = await this.get(db, endpointId);
+    if (endpoint.active !== 1) {
+      throw new ApiError(409, 'webhook_disabled', 'Webhook is disabled', `Enable webhook ${endpointId} (PUT active: true) before recovering its messages`);
+    }
+    const now = this.ctx.clock.nowIso();
+    let q = db
+      .updateTable('webhook_deliveries')
+      .set({ status: 'pending', manual: 1, next_attempt_at: now, lease_until: null, leased_by: null, updated_at: now })
+      .where('endpoint_id', '=', endpointId)
+      .where('status', '=', 'failed')
+      .where('event_created_at', '>=', new Date(since).toISOString());
+    if (until) q = q.where('event_created_at', '<', new Date(until).toISOString());
+    const res = await q.executeTakeFirst();
+    this.dispatcher.wake();
+    return Number(res.numUpdatedRows ?? 0);
+  }
+
+  async attempts(db: Executor, filter: { endpointId?: string; eventId?: string; status?: string }, page: { limit: number; starting_after_id?: string }) {
+    let q = db.selectFrom('webhook_attempts').selectAll();
+    if (filter.endpointId) q = q.where('endpoint_id', '=', filter.endpointId);
+    if (filter.eventId) q = q.where('event_id', '=', filter.eventId);
+    if (filter.status) q = q.where('status', '=', filter.status);
+    if (page.starting_after_id) {
+      const cursor = await db.selectFrom('webhook_attempts').select('seq').where('id', '=', page.starting_after_id).executeTakeFirst();
+      if (!cursor) throw badRequest('invalid_cursor', 'Invalid cursor', `starting_after_id ${page.starting_after_id} is not an attempt id`, [{ field: 'starting_after_id', message: 'unknown attempt id' }]);
+      q = q.where('seq', '<', cursor.seq);
+    }
+    const rows = await q.orderBy('seq', 'desc').limit(page.limit + 1).execute();
+    const has_more = rows.length > page.limit;
+    const data = rows.slice(0, page.limit);
+    return { data, has_more, more_starting_after: has_more ? data[data.length - 1].id : null };
+  }
+}
