@@ -12,19 +12,8 @@ import { MembershipRace } from '../members/service.ts';
 import { ingestActivity, presentOrder, recordOrder, type OrderInput } from '../../workflows/ingest-activity.ts';
 import type { RuleDefinition } from './evaluate.ts';
 import { presentPending, presentRule } from './service.ts';
+import { expirationRules } from '../loyalties/routes.ts';
 
-const expirationRules = {
-  type: ['object', 'null'],
-  required: ['period_type'],
-  properties: {
-    period_type: { type: 'string', enum: ['MONTH', 'FIXED_DAY_OF_YEAR'] },
-    period_value: { type: 'integer', minimum: 1, maximum: 1200 },
-    rounding_type: { type: 'string', enum: ['END_OF_MONTH', 'END_OF_QUARTER', 'END_OF_HALF_YEAR', 'END_OF_YEAR', 'PARTICULAR_MONTH'] },
-    rounding_value: { type: 'integer', minimum: 1, maximum: 12 },
-    fixed_month: { type: 'integer', minimum: 1, maximum: 12 },
-    fixed_day: { type: 'integer', minimum: 1, maximum: 31 },
-  },
-};
 const ratio = {
   type: 'object',
   required: ['every', 'points'],

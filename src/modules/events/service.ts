@@ -1,3 +1,4 @@
+import { pageBySeq } from '../../storage/paging.ts';
 import type { Selectable } from 'kysely';
 import type { AppContext } from '../../context.ts';
 import { badRequest, notFound } from '../../http/errors.ts';
@@ -46,15 +47,12 @@ export class EventService {
     if (filter.program_id) q = q.where('program_id', '=', filter.program_id);
     if (filter.created_after) q = q.where('created_at', '>=', new Date(filter.created_after).toISOString());
     if (filter.created_before) q = q.where('created_at', '<', new Date(filter.created_before).toISOString());
-    if (page.starting_after_id) {
-      const cursor = await db.selectFrom('outbox_events').select('seq').where('id', '=', page.starting_after_id).executeTakeFirst();
-      if (!cursor) throw badRequest('invalid_cursor', 'Invalid cursor', `starting_after_id ${page.starting_after_id} is not an event id`, [{ field: 'starting_after_id', message: 'unknown event id' }]);
-      q = q.where('seq', '<', cursor.seq);
-    }
-    const rows = await q.orderBy('seq', 'desc').limit(page.limit + 1).execute();
-    const has_more = rows.length > page.limit;
-    const data = rows.slice(0, page.limit);
-    return { data, has_more, more_starting_after: has_more ? data[data.length - 1].id : null };
+    return pageBySeq(
+      page,
+      'an event',
+      async (id) => (await db.selectFrom('outbox_events').select('seq').where('id', '=', id).executeTakeFirst())?.seq,
+      (before, n) => (before === undefined ? q : q.where('seq', '<', before)).orderBy('seq', 'desc').limit(n).execute(),
+    );
   }
 
   /**

@@ -1,3 +1,4 @@
+import { pageBySeq } from '../../storage/paging.ts';
 import type { Selectable } from 'kysely';
 import type { AppContext } from '../../context.ts';
 import { ApiError, badRequest } from '../../http/errors.ts';
@@ -560,15 +561,12 @@ export class LedgerService {
     let q = db.selectFrom('ledger_entries').selectAll();
     if (filter.membershipId) q = q.where('membership_id', '=', filter.membershipId);
     if (filter.programId) q = q.where('program_id', '=', filter.programId);
-    if (page.starting_after_id) {
-      const cursor = await db.selectFrom('ledger_entries').select('seq').where('id', '=', page.starting_after_id).executeTakeFirst();
-      if (!cursor) throw badRequest('invalid_cursor', 'Invalid cursor', `starting_after_id ${page.starting_after_id} is not a transaction id`, [{ field: 'starting_after_id', message: 'unknown transaction id' }]);
-      q = q.where('seq', '<', cursor.seq);
-    }
-    const rows = await q.orderBy('seq', 'desc').limit(page.limit + 1).execute();
-    const has_more = rows.length > page.limit;
-    const data = rows.slice(0, page.limit);
-    return { data, has_more, more_starting_after: has_more ? data[data.length - 1].id : null };
+    return pageBySeq(
+      page,
+      'a transaction',
+      async (id) => (await db.selectFrom('ledger_entries').select('seq').where('id', '=', id).executeTakeFirst())?.seq,
+      (before, n) => (before === undefined ? q : q.where('seq', '<', before)).orderBy('seq', 'desc').limit(n).execute(),
+    );
   }
 
   async openLots(db: Executor, membershipId: string, definitionId?: string) {

@@ -5,7 +5,8 @@ import { S } from '../../http/validation.ts';
 import type { Services } from '../../services.ts';
 import { presentBalanceDefinition, presentProgram, type BalanceDefinitionInput, type ProgramInput } from './service.ts';
 
-const expirationRules = {
+/** Voucherify's `expiration_rules` (also used by earning rules). */
+export const expirationRules = {
   type: ['object', 'null'],
   required: ['period_type'],
   properties: {

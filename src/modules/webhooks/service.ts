@@ -1,3 +1,4 @@
+import { pageBySeq } from '../../storage/paging.ts';
 import type { AppContext } from '../../context.ts';
 import { ApiError, badRequest, notFound } from '../../http/errors.ts';
 import { newId } from '../../lib/ids.ts';
@@ -214,14 +215,11 @@ export class WebhookService {
     if (filter.endpointId) q = q.where('endpoint_id', '=', filter.endpointId);
     if (filter.eventId) q = q.where('event_id', '=', filter.eventId);
     if (filter.status) q = q.where('status', '=', filter.status);
-    if (page.starting_after_id) {
-      const cursor = await db.selectFrom('webhook_attempts').select('seq').where('id', '=', page.starting_after_id).executeTakeFirst();
-      if (!cursor) throw badRequest('invalid_cursor', 'Invalid cursor', `starting_after_id ${page.starting_after_id} is not an attempt id`, [{ field: 'starting_after_id', message: 'unknown attempt id' }]);
-      q = q.where('seq', '<', cursor.seq);
-    }
-    const rows = await q.orderBy('seq', 'desc').limit(page.limit + 1).execute();
-    const has_more = rows.length > page.limit;
-    const data = rows.slice(0, page.limit);
-    return { data, has_more, more_starting_after: has_more ? data[data.length - 1].id : null };
+    return pageBySeq(
+      page,
+      'an attempt',
+      async (id) => (await db.selectFrom('webhook_attempts').select('seq').where('id', '=', id).executeTakeFirst())?.seq,
+      (before, n) => (before === undefined ? q : q.where('seq', '<', before)).orderBy('seq', 'desc').limit(n).execute(),
+    );
   }
 }
