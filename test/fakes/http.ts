@@ -60,3 +60,25 @@ export class FakeHttp {
     await new Promise<void>((resolve) => this.server.close(() => resolve()));
   }
 }
+
+export function sendJson(res: ServerResponse, status: number, body: unknown): void {
+  res.writeHead(status, { 'content-type': 'application/json' });
+  res.end(JSON.stringify(body));
+}
+
+/** Base of the fake providers: a recording loopback server whose requests go to `handle`. */
+export abstract class FakeProvider {
+  readonly http: FakeHttp = new FakeHttp((req, res) => this.handle(req, res));
+
+  start(): Promise<string> {
+    return this.http.start();
+  }
+  close(): Promise<void> {
+    return this.http.close();
+  }
+  get url(): string {
+    return this.http.url;
+  }
+
+  protected abstract handle(req: Recorded, res: ServerResponse): void | Promise<void>;
+}

@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { FakeHttp, type Recorded } from './http.ts';
+import { FakeProvider, sendJson, type Recorded } from './http.ts';
 
 // A fake Infobip API speaking the documented formats (shared/reference/providers.md): checks
 // `Authorization: App <key>`, accepts POST /sms/3/messages and /whatsapp/1/message/text, answers
@@ -14,32 +14,18 @@ export interface SentMessage {
   notifyUrl: string | null;
 }
 
-export class FakeInfobip {
-  readonly http: FakeHttp;
+export class FakeInfobip extends FakeProvider {
   readonly sent: SentMessage[] = [];
   /** Next calls answer with these statuses (e.g. [503, 503]); 'hang' never answers. */
   failures: (number | 'hang')[] = [];
   rejectedAuth = 0;
 
   constructor(readonly apiKey = 'ib-key-0123456789abcdef') {
-    this.http = new FakeHttp((req, res) => this.handle(req, res));
+    super();
   }
 
-  start() {
-    return this.http.start();
-  }
-  close() {
-    return this.http.close();
-  }
-  get url() {
-    return this.http.url;
-  }
-
-  private handle(req: Recorded, res: import('node:http').ServerResponse) {
-    const json = (status: number, body: unknown) => {
-      res.writeHead(status, { 'content-type': 'application/json' });
-      res.end(JSON.stringify(body));
-    };
+  protected handle(req: Recorded, res: import('node:http').ServerResponse) {
+    const json = (status: number, body: unknown) => sendJson(res, status, body);
     if (req.headers.authorization !== `App ${this.apiKey}`) {
       this.rejectedAuth++;
       return json(401, { requestError: { serviceException: { messageId: 'UNAUTHORIZED', text: 'Invalid login details' } } });

@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import twilio from 'twilio';
-import { FakeHttp, type Recorded } from './http.ts';
+import { FakeProvider, sendJson, type Recorded } from './http.ts';
 
 // A fake Twilio REST API: POST /2010-04-01/Accounts/{Sid}/Messages.json with HTTP Basic
 // AccountSid:AuthToken, form-encoded To/From/Body; answers 201 with a Message resource.
@@ -14,8 +14,7 @@ export interface TwilioSent {
   statusCallback: string | null;
 }
 
-export class FakeTwilio {
-  readonly http: FakeHttp;
+export class FakeTwilio extends FakeProvider {
   readonly sent: TwilioSent[] = [];
   failures: (number | 'hang')[] = [];
 
@@ -23,23 +22,10 @@ export class FakeTwilio {
     readonly accountSid = `AC${randomBytes(16).toString('hex')}`,
     readonly authToken = randomBytes(16).toString('hex'),
   ) {
-    this.http = new FakeHttp((req, res) => this.handle(req, res));
+    super();
   }
-  start() {
-    return this.http.start();
-  }
-  close() {
-    return this.http.close();
-  }
-  get url() {
-    return this.http.url;
-  }
-
-  private handle(req: Recorded, res: import('node:http').ServerResponse) {
-    const json = (status: number, body: unknown) => {
-      res.writeHead(status, { 'content-type': 'application/json' });
-      res.end(JSON.stringify(body));
-    };
+  protected handle(req: Recorded, res: import('node:http').ServerResponse) {
+    const json = (status: number, body: unknown) => sendJson(res, status, body);
     const expected = `Basic ${Buffer.from(`${this.accountSid}:${this.authToken}`).toString('base64')}`;
     if (req.headers.authorization !== expected) return json(401, { code: 20003, message: 'Authenticate', status: 401 });
     const failure = this.failures.shift();
