@@ -1,6 +1,7 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
 import type { Clock } from '../../lib/clock.ts';
 import { newId, randomString } from '../../lib/ids.ts';
+import { TtlCache } from '../../lib/ttl-cache.ts';
 import type { Executor } from '../../storage/db.ts';
 
 // API keys: an application id (public) and a secret token, stored as SHA-256. Tokens are 40
@@ -24,8 +25,7 @@ const hashToken = (token: string) => createHash('sha256').update(token).digest('
 
 export class ApiKeyService {
   // Verified keys are cached briefly: authentication is on every request's hot path.
-  private cache = new Map<string, { key: ApiKeyInfo; until: number }>();
-  private static TTL_MS = 5000;
+  private cache = new TtlCache<ApiKeyInfo>(5000);
 
   constructor(private db: Executor, private clock: Clock) {}
 
@@ -97,8 +97,8 @@ export class ApiKeyService {
     const hash = hashToken(token);
     const cacheKey = `${appId ?? ''}:${hash}`;
     const hit = this.cache.get(cacheKey);
+    if (hit) return hit;
     const now = this.clock.nowMs();
-    if (hit && hit.until > Date.now()) return hit.key;
     let q = this.db.selectFrom('api_keys').selectAll().where('revoked_at', 'is', null);
     q = appId !== undefined ? q.where('app_id', '=', appId) : q.where('token_hash', '=', hash);
     const row = await q.executeTakeFirst();
@@ -107,7 +107,7 @@ export class ApiKeyService {
     const b = Buffer.from(hash, 'hex');
     if (a.length !== b.length || !timingSafeEqual(a, b)) return null;
     const { token_hash: _h, ...info } = row;
-    this.cache.set(cacheKey, { key: info, until: Date.now() + ApiKeyService.TTL_MS });
+    this.cache.set(cacheKey, info);
     if (!row.last_used_at || now - Date.parse(row.last_used_at) > 60_000) {
       // Recorded at most once a minute per key, off the request's critical path.
       void Promise.resolve(

@@ -1,3 +1,4 @@
+import { TtlCache } from '../../lib/ttl-cache.ts';
 import { DateTime } from 'luxon';
 import type { AppContext } from '../../context.ts';
 import { badRequest, conflict, notFound } from '../../http/errors.ts';
@@ -49,11 +50,8 @@ export interface ProgramTiers {
   groups: GroupTiers[];
   tierById: Map<string, { tier: TierRow; group: TierGroupRow; mapping: Record<string, TierMapping> }>;
   hasTiers: boolean;
-  loadedAt: number;
 }
 
-/** Other processes may change tiers: cached configurations are re-read after this long. */
-const CACHE_TTL_MS = 5000;
 
 export const tierRef = (t: TierRow | null | undefined) => (t ? { id: t.id, name: t.name } : null);
 export const groupRef = (g: TierGroupRow) => ({ id: g.id, name: g.name });
@@ -107,7 +105,8 @@ export function tierFor(tiers: TierRow[], value: number): TierRow | null {
 const CREDIT_TYPES = ['POINTS_ACCRUAL', 'POINTS_ADDITION'];
 
 export class TierService {
-  private cache = new Map<string, ProgramTiers>();
+  /** Other processes may change tiers: cached configurations are re-read after 5 s. */
+  private cache = new TtlCache<ProgramTiers>(5000);
   private services?: Services;
   constructor(private ctx: AppContext) {}
 
@@ -133,12 +132,12 @@ export class TierService {
 
   async programTiers(db: Executor, programId: string): Promise<ProgramTiers> {
     const hit = this.cache.get(programId);
-    if (hit && performance.now() - hit.loadedAt < CACHE_TTL_MS) return hit;
+    if (hit) return hit;
     const groups = await db.selectFrom('tier_groups').selectAll().where('program_id', '=', programId).orderBy('is_default', 'desc').orderBy('created_at').orderBy('id').execute();
     const tiers = groups.length
       ? await db.selectFrom('tiers').selectAll().where('program_id', '=', programId).orderBy('points_from').orderBy('id').execute()
       : [];
-    const out: ProgramTiers = { groups: [], tierById: new Map(), hasTiers: tiers.length > 0, loadedAt: performance.now() };
+    const out: ProgramTiers = { groups: [], tierById: new Map(), hasTiers: tiers.length > 0 };
     for (const group of groups) {
       const mine = tiers.filter((t) => t.tier_group_id === group.id);
       out.groups.push({ group, tiers: mine });
