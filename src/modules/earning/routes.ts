@@ -138,7 +138,6 @@ interface EventBody {
 }
 
 export function earningRoutes(app: FastifyInstance, ctx: AppContext, services: Services): void {
-  services.earning.attach(services);
   const db = () => ctx.database.db;
   const earning = services.earning;
 

@@ -60,7 +60,6 @@ const tierParams = { type: 'object', required: ['campaignId', 'tierId'], propert
 const groupParams = { type: 'object', required: ['campaignId', 'groupId'], properties: { campaignId: { type: 'string' }, groupId: { type: 'string' } } };
 
 export function tierRoutes(app: FastifyInstance, ctx: AppContext, services: Services): void {
-  services.tiers.attach(services);
   const db = () => ctx.database.db;
   const tiers = services.tiers;
 
