@@ -88,7 +88,7 @@ export async function setupDemo(server: TallyServer, config: Config): Promise<De
       const customer = (await services.customers.upsert(trx, { source_id: m.source_id, name: m.name, phone: m.phone, metadata: m.metadata })).row;
       const existing = (await services.members.ofCustomer(trx, customer.id, program.id))[0];
       if (existing) continue;
-      const membership = await joinProgram(ctx, trx, services, program, customer, { source: 'demo' });
+      const membership = await joinProgram(trx, services, program, customer, { source: 'demo' });
       const initial = (await services.ledger.balancesOf(trx, membership.id)).find((b) => b.balance_definition_id === definition.id)?.balance ?? 0;
       if (m.points - initial !== 0) {
         await services.ledger.applyChange(trx, { program, membership, definition, points: m.points - initial, type: 'POINTS_ADDITION', reason: 'Demo balance', source: 'demo' });

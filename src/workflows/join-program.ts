@@ -1,4 +1,3 @@
-import type { AppContext } from '../context.ts';
 import { badRequest } from '../http/errors.ts';
 import type { Executor } from '../storage/db.ts';
 import type { Services } from '../services.ts';
@@ -25,7 +24,6 @@ export async function resolveCustomer(trx: Executor, services: Services, ref: Cu
 }
 
 export async function joinProgram(
-  ctx: AppContext,
   trx: Executor,
   services: Services,
   program: ProgramRow,
@@ -49,6 +47,5 @@ export async function joinProgram(
       operation_type: 'AUTOMATIC',
     });
   }
-  void ctx;
   return membership;
 }

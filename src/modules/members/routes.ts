@@ -77,7 +77,7 @@ export function memberRoutes(app: FastifyInstance, ctx: AppContext, services: Se
           return await ctx.transaction(async (trx) => {
             const program = await services.programs.get(trx, req.params.campaignId);
             const customer = await resolveCustomer(trx, services, req.body.customer);
-            const m = await joinProgram(ctx, trx, services, program, customer, {
+            const m = await joinProgram(trx, services, program, customer, {
               code: req.body.voucher,
               metadata: req.body.metadata,
               source: req.body.channel,

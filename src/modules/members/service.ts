@@ -1,6 +1,6 @@
 import { DateTime } from 'luxon';
 import type { AppContext } from '../../context.ts';
-import { ApiError, badRequest, conflict, notFound } from '../../http/errors.ts';
+import { ApiError, conflict, notFound } from '../../http/errors.ts';
 import { newId } from '../../lib/ids.ts';
 import { fromJson, toJson } from '../../lib/json.ts';
 import { isUniqueViolation, type Executor } from '../../storage/db.ts';
@@ -261,4 +261,3 @@ export function assertActive(m: MembershipRow): void {
   }
 }
 
-export { badRequest };

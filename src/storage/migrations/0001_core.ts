@@ -1,4 +1,4 @@
-import { sql, type Kysely } from 'kysely';
+import type { Kysely } from 'kysely';
 import type { TallyMigration } from '../migrate.ts';
 import { autoIncrementType } from '../migrate.ts';
 
@@ -191,6 +191,5 @@ export const coreMigration: TallyMigration = {
       .addColumn('updated_at', 'text', (c) => c.notNull())
       .execute();
     await db.schema.createIndex('scheduled_jobs_due').on('scheduled_jobs').columns(['state', 'run_at']).execute();
-    void sql;
   },
 };

@@ -269,7 +269,7 @@ export class FlowRun {
           let customer = (await services.customers.findByPhone(trx, phone))[0];
           if (!customer) customer = (await services.customers.upsert(trx, { phone, name: contactName ?? null })).row;
           const existing = (await services.members.ofCustomer(trx, customer.id, program.id)).find((m) => m.status === 'ACTIVE');
-          const membership = existing ?? (await joinProgram(ctx, trx, services, program, customer, { source: 'messaging' }));
+          const membership = existing ?? (await joinProgram(trx, services, program, customer, { source: 'messaging' }));
           return { customer, membership };
         });
         this.customer = result.customer;
