@@ -160,7 +160,6 @@ export async function buildServer(config: Config, opts: BuildOptions = {}): Prom
       .execute();
   });
 
-  let maintenance: NodeJS.Timeout | null = null;
   const stoppers: Stopper[] = [];
   const server: TallyServer = {
     app,
@@ -174,13 +173,7 @@ export async function buildServer(config: Config, opts: BuildOptions = {}): Prom
           if (stop) stoppers.push(stop);
         }
         scheduler.start();
-        const purge = () =>
-          scheduler
-            .schedule(database.db, { kind: 'maintenance.purge', runAt: clock.now(), uniqueKey: `purge:${clock.nowIso().slice(0, 13)}` })
-            .catch(() => undefined);
-        void purge();
-        maintenance = setInterval(purge, 3600_000);
-        maintenance.unref();
+        stoppers.push(scheduler.recurring('maintenance.purge', 3600_000));
       }
       const addr = app.server.address();
       const port = typeof addr === 'object' && addr ? addr.port : config.port;
@@ -189,7 +182,6 @@ export async function buildServer(config: Config, opts: BuildOptions = {}): Prom
     async close() {
       if (state.shuttingDown) return;
       state.shuttingDown = true;
-      if (maintenance) clearInterval(maintenance);
       await app.close();
       for (const stop of stoppers.reverse()) await stop();
       await scheduler.stop();

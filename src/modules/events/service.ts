@@ -76,15 +76,8 @@ export class EventService {
     });
   }
 
-  /** Schedules the purge once an hour (a unique key per hour: several processes schedule it once). */
+  /** Schedules the purge once an hour (several processes schedule it once). */
   startPurge(): () => void {
-    const schedule = () =>
-      this.ctx.scheduler
-        .schedule(this.ctx.database.db, { kind: 'events.purge', runAt: this.ctx.clock.now(), uniqueKey: `events.purge:${this.ctx.clock.nowIso().slice(0, 13)}` })
-        .catch((err) => this.ctx.log.warn({ err }, 'cannot schedule the event purge'));
-    void schedule();
-    const timer = setInterval(schedule, 3600_000);
-    timer.unref();
-    return () => clearInterval(timer);
+    return this.ctx.scheduler.recurring('events.purge', 3600_000);
   }
 }

@@ -73,6 +73,21 @@ export class Scheduler {
     return Number(res.numInsertedOrUpdatedRows ?? 1n) > 0;
   }
 
+  /**
+   * Runs `kind` about every `everyMs` (housekeeping such as purges). Each period's job has a unique
+   * key, so several processes on one database schedule it once. Returns how to stop scheduling.
+   */
+  recurring(kind: string, everyMs: number): () => void {
+    const schedule = () =>
+      this.schedule(this.database.db, { kind, runAt: this.clock.now(), uniqueKey: `${kind}:${Math.floor(this.clock.nowMs() / everyMs)}` }).catch((err) =>
+        this.log.warn({ err, kind }, 'cannot schedule a recurring job'),
+      );
+    void schedule();
+    const timer = setInterval(schedule, everyMs);
+    timer.unref();
+    return () => clearInterval(timer);
+  }
+
   /** Cancels a pending job by its unique key (e.g. a pending-points job when the points are cancelled). */
   async cancel(db: Executor, uniqueKey: string): Promise<void> {
     await db
