@@ -1,8 +1,5 @@
 import { toE164 } from '../../lib/phone.ts';
 
-// Caches of the inbound hot path: channels and trigger candidates use TtlCache (src/lib/ttl-cache.ts).
-export { TtlCache } from '../../lib/ttl-cache.ts';
-
 // Phone parsing (libphonenumber's full metadata) is comparatively slow; numbers repeat.
 const e164 = new Map<string, string | null>();
 

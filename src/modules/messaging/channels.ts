@@ -11,7 +11,7 @@ import { infobipBaseUrl } from './providers/infobip.ts';
 import { verifyTwilioSignature } from './providers/twilio.ts';
 import type { ChannelCredentials, ChannelForSend } from './providers/types.ts';
 import type { MsgChannelsTable } from './tables.ts';
-import { TtlCache } from './cache.ts';
+import { TtlCache } from '../../lib/ttl-cache.ts';
 
 // Channels: one provider account and number. Credentials and inbound secrets are write-only:
 // stored, used, never returned, never logged.

@@ -7,7 +7,7 @@ import type { Executor } from '../../../storage/db.ts';
 import { normalizeKeyword } from '../keywords.ts';
 import type { MsgFlowsTable } from '../tables.ts';
 import { validateDefinition, type FlowDefinition } from './definition.ts';
-import { TtlCache } from '../cache.ts';
+import { TtlCache } from '../../../lib/ttl-cache.ts';
 
 // Flows and their versions. Saving (create, update, clone) writes a new immutable version and
 // re-indexes the triggers of the current one; conversations keep the version they started on.
