@@ -133,6 +133,7 @@ function record(name: string, r: autocannon.Result, note?: string): Row {
   const row = { name, rps: Math.round(ok / (r.duration || DURATION)), p50: r.latency.p50, p99: r.latency.p99, errors: r.non2xx + r.errors + r.timeouts, note };
   rows.push(row);
   console.log(`  ${name}: ${row.rps} req/s, p50 ${row.p50} ms, p99 ${row.p99} ms, ${row.errors} errors`);
+  if (row.errors > 0) console.log(`    non-2xx by status: ${JSON.stringify(r.statusCodeStats)}, connection errors ${r.errors}, timeouts ${r.timeouts}`);
   return row;
 }
 

@@ -5,6 +5,7 @@ import BetterSqlite3 from 'better-sqlite3';
 import { Kysely, PostgresDialect, SqliteDialect, sql, type Transaction } from 'kysely';
 import pg from 'pg';
 import type { DB } from './schema.ts';
+import { startCheckpointer, type Checkpointer } from './sqlite-checkpointer.ts';
 
 export type DialectName = 'sqlite' | 'postgres';
 
@@ -38,13 +39,20 @@ export function parseDatabaseUrl(url: string): { dialect: DialectName; target: s
   throw new Error(`DATABASE_URL must start with sqlite: or postgres://, got "${url}"`);
 }
 
-export function openDatabase(url: string, opts: { poolSize?: number } = {}): Database {
+export interface OpenOptions {
+  /** PostgreSQL connections in the pool. */
+  poolSize?: number;
+  /** SQLite: WAL pages past which the checkpointer makes the WAL start over (sqlite-checkpointer.ts). */
+  walRestartAbovePages?: number;
+}
+
+export function openDatabase(url: string, opts: OpenOptions = {}): Database {
   const { dialect, target } = parseDatabaseUrl(url);
-  if (dialect === 'sqlite') return openSqlite(target);
+  if (dialect === 'sqlite') return openSqlite(target, opts);
   return openPostgres(target, opts.poolSize ?? 20);
 }
 
-function openSqlite(path: string): Database {
+function openSqlite(path: string, opts: OpenOptions): Database {
   if (path !== ':memory:') mkdirSync(dirname(path), { recursive: true });
   const native = new BetterSqlite3(path);
   native.pragma('journal_mode = WAL');
@@ -52,20 +60,30 @@ function openSqlite(path: string): Database {
   // only an OS crash or power loss can drop the last transactions.
   native.pragma('synchronous = NORMAL');
   native.pragma('busy_timeout = 5000');
-  // Checkpoint the WAL every ~40 MB instead of every 4 MB: a page written by many transactions in a
-  // row reaches the database file once per checkpoint, and the checkpoint's fsync is paid less often.
-  // The WAL file is truncated back to 64 MB after a checkpoint. A 32 MB page cache keeps the hot
+  // Checkpoints run on a worker thread (sqlite-checkpointer.ts), not inside this connection's
+  // COMMITs; should that thread fail, this connection checkpoints again itself, every ~40 MB of WAL.
+  // When the WAL starts over its file is written over in place, not truncated: truncating a
+  // file of a hundred MB stalled the next COMMIT for tens of ms. A 32 MB page cache keeps the hot
   // indexes in memory.
-  native.pragma('wal_autocheckpoint = 10000');
-  native.pragma('journal_size_limit = 67108864');
+  const inMemory = path === ':memory:';
+  native.pragma(`wal_autocheckpoint = ${inMemory ? 10000 : 0}`);
+  native.pragma('journal_size_limit = -1');
   native.pragma('cache_size = -32000');
   native.pragma('foreign_keys = ON');
   const db = new Kysely<DB>({ dialect: new SqliteDialect({ database: cachingStatements(native) }) });
+  const checkpointer: Checkpointer | undefined = inMemory
+    ? undefined
+    : startCheckpointer(path, {
+        restartAbovePages: opts.walRestartAbovePages,
+        onError: () => {
+          if (native.open) native.pragma('wal_autocheckpoint = 10000');
+        },
+      });
   return {
     db,
     dialect: 'sqlite',
     forUpdate: false,
-    transaction: groupCommit(db),
+    transaction: groupCommit(db, () => checkpointer?.pauseWrites()),
     async ping() {
       try {
         await sql`select 1`.execute(db);
@@ -75,6 +93,7 @@ function openSqlite(path: string): Database {
       }
     },
     async close() {
+      await checkpointer?.stop();
       await db.destroy();
     },
   };
@@ -100,7 +119,7 @@ interface Queued {
  * - BEGIN IMMEDIATE takes the write lock up front, so other processes on the same file wait
  *   (busy_timeout) instead of deadlocking on a lock upgrade.
  */
-function groupCommit(db: Kysely<DB>, maxBatch = 100) {
+function groupCommit(db: Kysely<DB>, pauseWrites: () => Promise<void> | undefined, maxBatch = 100) {
   const queue: Queued[] = [];
   let scheduled = false;
 
@@ -148,7 +167,12 @@ function groupCommit(db: Kysely<DB>, maxBatch = 100) {
 
   async function drain(): Promise<void> {
     try {
-      while (queue.length > 0) await runBatch();
+      while (queue.length > 0) {
+        // Between two batches the WAL checkpointer may ask for a moment without writes.
+        const pause = pauseWrites();
+        if (pause) await pause;
+        await runBatch();
+      }
     } catch (err) {
       for (const item of queue.splice(0)) item.reject(err);
     } finally {
