@@ -110,6 +110,26 @@ describe('concurrent writers and Idempotency-Key', () => {
     await assertLedgerInvariants(t.server.ctx.database.db);
   });
 
+  it('a retried debit that its first run made impossible gets the first answer, not a 422', async () => {
+    const program = await createProgram(t);
+    const member = await createMember(t, program.id);
+    const path = `/v1/loyalties/members/${member.code}/balance`;
+    await t.api('POST', path, { points: 10 });
+    const first = await t.api('POST', path, { points: -10 }, { 'idempotency-key': 'empty-it' });
+    assert.equal(first.status, 200);
+    assert.equal(first.body.balance, 0);
+    // Run again, the debit would now be refused (balance 0): the stored answer comes back instead.
+    const retry = await t.api('POST', path, { points: -10 }, { 'idempotency-key': 'empty-it' });
+    assert.deepEqual([retry.status, retry.body], [200, first.body]);
+    assert.equal(retry.headers.get('idempotent-replayed'), 'true');
+    const refusals = await t.api('GET', `/v1/events?type=balance_transaction_unauthorized&resource_id=${member.id}`);
+    assert.equal(refusals.status, 200);
+    assert.equal(refusals.body.data.length, 0, 'the replay recorded no refusal event');
+    const txs = await t.api('GET', `/v1/loyalties/members/${member.code}/transactions`);
+    assert.equal(txs.body.data.length, 2);
+    await assertLedgerInvariants(t.server.ctx.database.db);
+  });
+
   it('a 4xx answer is replayed for its key, even after the state changes', async () => {
     const program = await createProgram(t);
     const member = await createMember(t, program.id);

@@ -83,8 +83,11 @@ export function registerIdempotency(app: FastifyInstance, ctx: AppContext): void
       throw new ApiError(400, 'invalid_idempotency_key', 'Invalid Idempotency-Key', 'Idempotency-Key must be 1 to 255 characters');
     }
     const state: IdempotencyState = { scope: req.apiKey?.id ?? 'public', key, hash: requestHash(req), mode, recorded: false };
-    if (await replayExisting(ctx, req, reply, state)) return reply;
+    // Transactional writes look the key up only when their own insert of it conflicts, or when they
+    // fail (runIdempotentWrite): a first request, the common case, saves a query (on PostgreSQL a
+    // round trip).
     if (mode === 'claim') {
+      if (await replayExisting(ctx, req, reply, state)) return reply;
       try {
         await ctx.database.db
           .insertInto('idempotency_keys')
@@ -187,9 +190,11 @@ export async function runIdempotentWrite<T>(
     reply.status(status);
     return body;
   } catch (err) {
-    if (err instanceof IdempotencyRace && state) {
-      if (await replayExisting(ctx, req, reply, state)) return reply;
-    }
+    // The key is looked up here rather than before the write (see the preHandler): its insert
+    // conflicted, or the write failed, possibly only because its first run already changed the
+    // state (a retried debit now short of points). Either way a stored answer is the answer; the
+    // write's effects were rolled back with its transaction.
+    if (state?.mode === 'transactional' && (await replayExisting(ctx, req, reply, state))) return reply;
     throw err;
   }
 }
