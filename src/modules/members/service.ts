@@ -4,6 +4,7 @@ import { ApiError, conflict, notFound } from '../../http/errors.ts';
 import { newId } from '../../lib/ids.ts';
 import { fromJson, toJson } from '../../lib/json.ts';
 import { isUniqueViolation, type Executor } from '../../storage/db.ts';
+import { hot } from '../../storage/hot.ts';
 import type { BalancesTable, MembershipsTable } from '../../storage/schema.ts';
 import { allCodes, codeSpace, generateCode } from '../loyalties/codes.ts';
 import { programRef, programVoucher, type ProgramRow } from '../loyalties/service.ts';
@@ -70,10 +71,14 @@ export class MemberService {
     return m;
   }
 
+  /** The customer's cards (every status), oldest first; every ingested activity reads them. */
   async ofCustomer(db: Executor, customerId: string, programId?: string): Promise<MembershipRow[]> {
-    let q = db.selectFrom('memberships').selectAll().where('customer_id', '=', customerId);
-    if (programId) q = q.where('program_id', '=', programId);
-    return q.orderBy('created_at').orderBy('id').execute();
+    // By customer only (its index), filtered and sorted here: with a program filter in SQL, SQLite
+    // may walk the program's index in created_at order instead, past every member of the program.
+    const rows = await hot(db, this.ctx.database.dialect, 'members.ofCustomer', [customerId], () => db.selectFrom('memberships').selectAll().where('customer_id', '=', customerId));
+    return rows
+      .filter((m) => !programId || m.program_id === programId)
+      .sort((a, b) => (a.created_at < b.created_at ? -1 : a.created_at > b.created_at ? 1 : a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
   }
 
   /** Card summary (loyalty_card) of the program's default balance for each membership. */
