@@ -68,13 +68,28 @@ async function findOrCreate(trx: Executor, services: Services, ref: CustomerRef)
     if (ref.startsWith('cust_')) return services.customers.get(trx, ref);
     return (await services.customers.upsert(trx, { source_id: ref })).row;
   }
-  const keys = Object.keys(ref).filter((k) => (ref as Record<string, unknown>)[k] !== undefined);
-  if (ref.source_id && keys.length === 1) {
+  const sourceId = sourceIdOnly(ref);
+  if (sourceId) {
     // The hot path: a customer named by source_id only is read, not rewritten.
-    const found = await services.customers.find(trx, ref.source_id);
+    const found = await services.customers.find(trx, sourceId);
     if (found) return found;
   }
   return resolveCustomer(trx, services, ref);
+}
+
+/** The source_id of a reference that gives nothing else (the customer is read, not rewritten). */
+function sourceIdOnly(ref: Exclude<CustomerRef, string>): string | null {
+  if (!ref.source_id) return null;
+  for (const [k, v] of Object.entries(ref)) if (k !== 'source_id' && v !== undefined) return null;
+  return ref.source_id;
+}
+
+/** The activity's customer, with its cards when the lookup brought them along (the common case). */
+async function activityCustomer(trx: Executor, services: Services, ref: ActivityInput['customer']): Promise<{ customer: CustomerRow; cards?: MembershipRow[] }> {
+  if (isRow(ref)) return { customer: ref };
+  const sourceId = typeof ref === 'string' ? null : sourceIdOnly(ref);
+  const found = sourceId ? await services.members.customerWithCards(trx, sourceId) : undefined;
+  return found ?? { customer: await findOrCreateCustomer(trx, services, ref) };
 }
 
 export async function ingestActivity(ctx: AppContext, trx: Executor, services: Services, input: ActivityInput): Promise<IngestResult> {
@@ -97,7 +112,7 @@ export async function ingestActivity(ctx: AppContext, trx: Executor, services: S
     }
   }
 
-  const customer = isRow(input.customer) ? input.customer : await findOrCreateCustomer(trx, services, input.customer);
+  const { customer, cards: customerCards } = await activityCustomer(trx, services, input.customer);
   const earned: EarnedSummary = { points: 0, pending_points: 0, accruals: [], skipped: [] };
   const rulesByProgram = await services.earning.rulesFor(trx, input.event);
 
@@ -111,7 +126,7 @@ export async function ingestActivity(ctx: AppContext, trx: Executor, services: S
       }
       cards = rulesByProgram.has(card.program_id) ? [card] : [];
     } else if (rulesByProgram.size > 0) {
-      cards = (await services.members.ofCustomer(trx, customer.id)).filter((c) => c.status === 'ACTIVE' && rulesByProgram.has(c.program_id));
+      cards = (customerCards ?? (await services.members.ofCustomer(trx, customer.id))).filter((c) => c.status === 'ACTIVE' && rulesByProgram.has(c.program_id));
     } else cards = [];
 
     const programIds = input.loyaltyCode ? cards.map((c) => c.program_id) : [...rulesByProgram.keys()];
