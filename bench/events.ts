@@ -13,12 +13,16 @@
 // answers earned: events sent but not answered when the run's time was up are sent again (the
 // same source_event_id answers the first result, or earns now if the first never arrived).
 //
+// BENCH_TIERS=1 gives the program three tiers (0, 500 and 2000 points): every credit then
+// re-evaluates the member's tier in its transaction, and members move up during the run.
+//
 // Environment: BENCH_DURATION (10), BENCH_CONNECTIONS (50), BENCH_CUSTOMERS (300), BENCH_BACKENDS,
 // BENCH_PG_URL, BENCH_NODE_ARGS and BENCH_SHOW_SERVER_OUTPUT for profiling (see bench/lib.ts).
 import type autocannon from 'autocannon';
 import { api, authHeaders, BACKENDS, CONNECTIONS, cpuTicks, DURATION, freshDatabase, load, loadAverageLine, pgReachable, postgresTicks, startTally, usPer } from './lib.ts';
 
 const CUSTOMERS = Number(process.env.BENCH_CUSTOMERS ?? 300);
+const TIERS = process.env.BENCH_TIERS === '1';
 
 const RULES: unknown[] = [
   { event: 'purchase', loyalty: { type: 'FIXED', points: 5 } },
@@ -89,6 +93,13 @@ async function benchEvents(backend: string) {
   try {
     const program = await api(base, 'POST', '/v1/loyalties', { name: 'Bench', timezone: 'Europe/Zagreb' });
     await api(base, 'POST', `/v1/loyalties/${program.id}/earning-rules`, RULES);
+    if (TIERS) {
+      await api(base, 'POST', `/v1/loyalties/${program.id}/tiers`, [
+        { name: 'Bronze', points: { from: 0, to: 499 } },
+        { name: 'Silver', points: { from: 500, to: 1999 } },
+        { name: 'Gold', points: { from: 2000 } },
+      ]);
+    }
     // Every customer's first event: creates the customer and its card.
     const earned: Earned = new Map();
     const codes: string[] = [];
@@ -143,7 +154,7 @@ async function benchEvents(backend: string) {
   }
 }
 
-console.log(`bench:events: 20 active earning rules (5 match each event), ${CUSTOMERS} customers, ${CONNECTIONS} connections, ${DURATION} s, node ${process.version}`);
+console.log(`bench:events: 20 active earning rules (5 match each event)${TIERS ? ', 3 tiers' : ''}, ${CUSTOMERS} customers, ${CONNECTIONS} connections, ${DURATION} s, node ${process.version}`);
 for (const b of BACKENDS) {
   if (b === 'postgres' && !(await pgReachable())) {
     console.log('  PostgreSQL skipped: not reachable');
