@@ -311,10 +311,10 @@ export class EarningService {
     const zone = program.timezone;
     const pt = facts.tierIds.length ? await this.svc.tiers.programTiers(trx, program.id) : null;
     const holderTier = pt ? (pt.tierById.get(facts.tierIds.find((id) => pt.tierById.get(id)?.group.is_default === 1) ?? facts.tierIds[0])?.tier ?? null) : null;
-    // PostgreSQL: the card's balance row, locked by the first rule with caps or pending points; the
-    // ledger reuses it (no second lock) unless pending points changed the row since.
-    let locked: { row: BalanceRow } | null = null;
-    let lockedRowCurrent = false;
+    // PostgreSQL: the card's balance row is locked once, by the first rule with caps or pending
+    // points; the ledger reuses the row read with that lock as long as nothing changed it since.
+    let balanceLocked = false;
+    let lockedBalance: BalanceRow | undefined;
     const credits: Credit[] = [];
     for (const rule of rules) {
       const def = rule.def;
@@ -376,10 +376,10 @@ export class EarningService {
         skip(calc.points <= 0 ? 'the calculation gives no points' : 'no points after tier mapping');
         continue;
       }
-      if (!locked && this.ctx.database.forUpdate && (def.limits?.length || def.pending_points)) {
+      if (!balanceLocked && this.ctx.database.forUpdate && (def.limits?.length || def.pending_points)) {
         // Serialises this card's caps and pending counters across concurrent requests (PostgreSQL).
-        locked = await this.svc.ledger.lockBalance(trx, { program, membership, definition });
-        lockedRowCurrent = true;
+        lockedBalance = (await this.svc.ledger.lockBalance(trx, { program, membership, definition })).row;
+        balanceLocked = true;
       }
       let capped: Record<string, unknown> | null = null;
       if (def.limits?.length) {
@@ -438,7 +438,7 @@ export class EarningService {
       if (def.pending_points) {
         const activatesAt = DateTime.fromJSDate(at, { zone }).plus({ days: def.pending_points.period_value }).toUTC().toISO()!;
         const pending = await this.addPending(trx, program, membership, definition, rule.row.id, activity.order_id ?? null, points, activatesAt, details);
-        lockedRowCurrent = false;
+        lockedBalance = undefined;
         accruals.push({ campaign_id: program.id, voucher_id: membership.id, code: membership.code, earning_rule_id: rule.row.id, points, status: 'PENDING', pending_points_id: pending.id, activates_at: activatesAt, explanation });
         continue;
       }
@@ -482,9 +482,9 @@ export class EarningService {
         details,
         expiration_rules: first.expiration,
         customer: card.holder,
-        ...(locked && lockedRowCurrent ? { locked_balance: locked.row } : {}),
+        locked_balance: lockedBalance,
       });
-      lockedRowCurrent = false;
+      lockedBalance = undefined;
       for (const c of group) {
         accruals.push({ campaign_id: program.id, voucher_id: membership.id, code: membership.code, earning_rule_id: c.rule.row.id, points: c.points, status: 'ACCRUED', transaction_id: result.entry.id, explanation: c.explanation });
       }
