@@ -13,12 +13,13 @@ import { MembershipRace, type MembershipRow } from '../modules/members/service.t
 import { joinProgram, resolveCustomer, type CustomerRef } from './join-program.ts';
 
 // Workflow "ingest an activity" (a custom event, or an order that became PAID): in one transaction,
-//   1. claim the activity's key (source_event_id, or the order id): a duplicate returns the first answer;
+//   1. look up the activity's key (source_event_id, or the order id): a duplicate returns the first answer;
 //   2. find or create the customer;
 //   3. find the programs with enabled rules for the event, and the customer's card in each
 //      (joining the program on first sight where it auto-joins);
 //   4. evaluate the rules and accrue (or hold pending) the points per card;
-//   5. store the answer with the claim.
+//   5. record the key with the answer (a concurrent duplicate that committed first makes this
+//      transaction roll back; its retry answers the first result).
 
 export interface EarnedSummary {
   points: number;
@@ -97,12 +98,8 @@ export async function ingestActivity(ctx: AppContext, trx: Executor, services: S
   const activityId = input.kind === 'order' ? input.order!.id : newId('cev');
   const key = input.kind === 'order' ? `order.paid:${input.order!.id}` : input.sourceEventId ? `event:${input.sourceEventId}` : null;
   if (key) {
-    const claim = { key, id: activityId, kind: input.kind, customer_id: null, result: null, created_at: ctx.clock.nowIso() };
-    const claimed = await hot(trx, dialect, 'activities.claim', Object.values(claim), () =>
-      trx.insertInto('processed_activities').values(claim).onConflict((oc) => oc.column('key').doNothing()).returning('key'),
-    );
-    if (claimed.length === 0) {
-      const prior = await trx.selectFrom('processed_activities').selectAll().where('key', '=', key).executeTakeFirstOrThrow();
+    const [prior] = await hot(trx, dialect, 'activities.find', [key], () => trx.selectFrom('processed_activities').selectAll().where('key', '=', key));
+    if (prior) {
       const customer = prior.customer_id
         ? await services.customers.get(trx, prior.customer_id)
         : isRow(input.customer)
@@ -177,8 +174,16 @@ export async function ingestActivity(ctx: AppContext, trx: Executor, services: S
   }
 
   if (key) {
-    const result = JSON.stringify(earned);
-    await hot(trx, dialect, 'activities.result', [customer.id, result, key], () => trx.updateTable('processed_activities').set({ customer_id: customer.id, result }).where('key', '=', key));
+    // The key is recorded with the answer, in the same transaction as the points. The same activity
+    // ingested at once by another transaction that committed first: the key is taken, this
+    // transaction rolls back and its retry answers the first one's result.
+    const processed = { key, id: activityId, kind: input.kind, customer_id: customer.id, result: JSON.stringify(earned), created_at: ctx.clock.nowIso() };
+    try {
+      await hot(trx, dialect, 'activities.record', Object.values(processed), () => trx.insertInto('processed_activities').values(processed));
+    } catch (err) {
+      if (isUniqueViolation(err)) throw new MembershipRace();
+      throw err;
+    }
   }
   return { activityId, duplicate: false, customer, earned };
 }
