@@ -1,131 +1,169 @@
-// npm run bench:events — custom events per second with 20 active earning rules, on SQLite and
-// PostgreSQL. Drives the ingestion workflow in-process (one transaction per event, as POST /v1/events
-// does) and then over HTTP; prints the figures.
-//   BENCH_EVENTS=3000 BENCH_BACKENDS=sqlite,postgres BENCH_HTTP=1 npm run bench:events
-import { randomBytes } from 'node:crypto';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import pg from 'pg';
-import { loadConfig } from '../src/config.ts';
-import { buildServer } from '../src/server.ts';
-import { ingestActivity } from '../src/workflows/ingest-activity.ts';
+// `npm run bench:events`: custom events per second through POST /v1/events with 20 active earning
+// rules, from 50 concurrent connections, on SQLite and on PostgreSQL, against a `tally serve` child
+// process (NODE_ENV=production, LOG_LEVEL=warn; see bench/lib.ts).
+//
+// One program (time zone Europe/Zagreb, auto-join) with 20 active rules: 5 match every event (fixed
+// points, proportional on the event's metadata, a condition on the metadata, a weekend multiplier,
+// a daily cap) and 15 listen to other events. The events spread over BENCH_CUSTOMERS customers
+// (300), each with its own source_event_id; every customer's first event (the warm-up) creates
+// the customer and its card.
+//
+// Prints events/s, p50/p99 and the CPU time per event of the server process (and of all
+// PostgreSQL processes) from /proc. Afterwards it checks that the cards hold exactly the points the
+// answers earned: events sent but not answered when the run's time was up are sent again (the
+// same source_event_id answers the first result, or earns now if the first never arrived).
+//
+// BENCH_TIERS=1 gives the program three tiers (0, 500 and 2000 points): every credit then
+// re-evaluates the member's tier in its transaction, and members move up during the run.
+//
+// Environment: BENCH_DURATION (10), BENCH_CONNECTIONS (50), BENCH_CUSTOMERS (300), BENCH_BACKENDS,
+// BENCH_PG_URL, BENCH_NODE_ARGS and BENCH_SHOW_SERVER_OUTPUT for profiling (see bench/lib.ts).
+import type autocannon from 'autocannon';
+import { api, authHeaders, BACKENDS, CONNECTIONS, cpuTicks, DURATION, freshDatabase, load, loadAverageLine, pgReachable, postgresTicks, startTally, usPer } from './lib.ts';
 
-const N = Number(process.env.BENCH_EVENTS ?? 3000);
-const CUSTOMERS = Number(process.env.BENCH_CUSTOMERS ?? 200);
-const PG_URL = process.env.TALLY_TEST_PG_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
-const backends = (process.env.BENCH_BACKENDS ?? 'sqlite,postgres').split(',');
-const withHttp = process.env.BENCH_HTTP !== '0';
+const CUSTOMERS = Number(process.env.BENCH_CUSTOMERS ?? 300);
+const TIERS = process.env.BENCH_TIERS === '1';
 
-async function database(backend: string) {
-  if (backend === 'sqlite') {
-    const dir = mkdtempSync(join(tmpdir(), 'tally-bench-'));
-    return { url: `sqlite:${join(dir, 'bench.db')}`, drop: async () => rmSync(dir, { recursive: true, force: true }) };
-  }
-  const name = `tally_bench_${randomBytes(4).toString('hex')}`;
-  const admin = new pg.Client({ connectionString: PG_URL });
-  await admin.connect();
-  await admin.query(`CREATE DATABASE ${name}`);
-  await admin.end();
-  const u = new URL(PG_URL);
-  u.pathname = `/${name}`;
-  return {
-    url: u.toString(),
-    drop: async () => {
-      const c = new pg.Client({ connectionString: PG_URL });
-      await c.connect();
-      await c.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
-      await c.end();
-    },
-  };
+const RULES: unknown[] = [
+  { event: 'purchase', loyalty: { type: 'FIXED', points: 5 } },
+  { event: 'purchase', loyalty: { type: 'PROPORTIONAL', calculation_type: 'CUSTOM_EVENT_METADATA', custom_event: { metadata: { every: 10, points: 1, property: 'value' } } } },
+  { event: 'purchase', loyalty: { type: 'FIXED', points: 2 }, conditions: { 'event.metadata.channel': { $in: ['web', 'app'] } } },
+  { event: 'purchase', loyalty: { type: 'FIXED', points: 3 }, multipliers: [{ multiplier: 2, validity_day_of_week: [0, 6] }] },
+  { event: 'purchase', loyalty: { type: 'FIXED', points: 1 }, limits: [{ period: 'DAY', max_points: 1_000_000 }] },
+  ...Array.from({ length: 15 }, (_, i) => ({ event: `other_${i}`, loyalty: { type: 'FIXED', points: 1 } })),
+];
+
+interface Row {
+  backend: string;
+  eps: number;
+  p50: number;
+  p99: number;
+  errors: number;
+  serverCpuUs: number;
+  dbCpuUs?: number;
+  check: string;
+}
+const rows: Row[] = [];
+
+/** The i-th event of a run: customers, values and channels in turn. */
+const eventOf = (id: string, i: number) => ({
+  event: 'purchase',
+  customer: { source_id: `bench-${i % CUSTOMERS}` },
+  metadata: { value: 40 + (i % 100), channel: ['web', 'app', 'pos'][i % 3] },
+  source_event_id: id,
+});
+
+/** Points earned per source_event_id, from the answers. */
+type Earned = Map<string, number>;
+function recordAnswer(earned: Earned, status: number, body: string) {
+  if (status !== 200) return;
+  const r = JSON.parse(body);
+  earned.set(r.source_event_id, r.earned.points + r.earned.pending_points);
 }
 
-async function run(backend: string) {
-  const db = await database(backend);
-  const server = await buildServer({ ...loadConfig({}, {}), port: 0, host: '127.0.0.1', databaseUrl: db.url, logLevel: 'error', workers: false }, { logger: false });
-  const { ctx, services } = server;
-  const appId = 'app_bench';
-  const token = `tly_sk_bench_${randomBytes(8).toString('hex')}`;
-  await services.apiKeys.ensure(appId, token);
-  // One program, 20 active rules: 5 on the benchmark event (fixed, proportional on metadata, a
-  // condition, a time multiplier, a daily cap), 15 on other events.
-  const program = await ctx.transaction((trx) => services.programs.create(trx, { name: 'Bench', timezone: 'Europe/Zagreb' }));
-  const rules: any[] = [
-    { event: 'purchase', loyalty: { type: 'FIXED', points: 5 } },
-    { event: 'purchase', loyalty: { type: 'PROPORTIONAL', calculation_type: 'CUSTOM_EVENT_METADATA', custom_event: { metadata: { every: 10, points: 1, property: 'value' } } } },
-    { event: 'purchase', loyalty: { type: 'FIXED', points: 2 }, conditions: { 'event.metadata.channel': { $in: ['web', 'app'] } } },
-    { event: 'purchase', loyalty: { type: 'FIXED', points: 3 }, multipliers: [{ multiplier: 2, validity_day_of_week: [0, 6] }] },
-    { event: 'purchase', loyalty: { type: 'FIXED', points: 1 }, limits: [{ period: 'DAY', max_points: 1_000_000 }] },
-  ];
-  for (let i = 0; i < 15; i++) rules.push({ event: `other_${i}`, loyalty: { type: 'FIXED', points: 1 } });
-  await ctx.transaction((trx) => services.earning.create(trx, program, rules));
-  const customers = Array.from({ length: CUSTOMERS }, (_, i) => `bench-${i}`);
-  // Warm-up: every customer joins (first sight), caches fill.
-  for (const c of customers) {
-    await ctx.transaction((trx) => ingestActivity(ctx, trx, services, { kind: 'custom_event', event: 'purchase', customer: { source_id: c }, metadata: { value: 40, channel: 'web' } }));
-  }
-
-  const t0 = performance.now();
-  const cpu0 = process.cpuUsage();
-  for (let i = 0; i < N; i++) {
-    await ctx.transaction((trx) =>
-      ingestActivity(ctx, trx, services, {
-        kind: 'custom_event',
-        event: 'purchase',
-        customer: { source_id: customers[i % CUSTOMERS] },
-        metadata: { value: 40 + (i % 100), channel: i % 3 ? 'web' : 'pos' },
-        sourceEventId: `ev-${i}`,
-      }),
-    );
-  }
-  const inProcess = N / ((performance.now() - t0) / 1000);
-  // CPU time of this process per event: on a shared machine wall-clock rates swing with the load of
-  // other processes; CPU time per event does not (for PostgreSQL it excludes the server's own work).
-  const cpu = process.cpuUsage(cpu0);
-  const cpuPerEvent = (cpu.user + cpu.system) / N;
-
-  let http: number | null = null;
-  if (withHttp) {
-    const url = await server.listen();
-    const { default: autocannon } = await import('autocannon');
-    let i = 0;
-    const result = await autocannon({
-      url,
-      connections: backend === 'sqlite' ? 8 : 16,
-      amount: N,
-      requests: [
-        {
-          method: 'POST',
-          path: '/v1/events',
-          headers: { 'content-type': 'application/json', 'x-app-id': appId, 'x-app-token': token },
-          setupRequest: (req: any) => ({ ...req, body: JSON.stringify({ event: 'purchase', customer: { source_id: customers[i % CUSTOMERS] }, metadata: { value: 50, channel: 'app' }, source_event_id: `http-${i++}` }) }),
+function eventsLoad(base: string, prefix: string, sent: Set<string>, earned: Earned, duration: number): Promise<autocannon.Result> {
+  let n = 0;
+  return load({
+    url: base,
+    duration,
+    requests: [
+      {
+        method: 'POST',
+        path: '/v1/events',
+        headers: authHeaders,
+        setupRequest: (req) => {
+          const i = n++;
+          const id = `${prefix}-${i}`;
+          sent.add(id);
+          return { ...req, body: JSON.stringify(eventOf(id, i)) };
         },
-      ],
-    });
-    if (result.non2xx > 0) console.error(`  ${result.non2xx} non-2xx answers`);
-    http = result.requests.average;
-  }
-  const entries = await ctx.database.db.selectFrom('ledger_entries').select((eb) => eb.fn.countAll<number>().as('n')).executeTakeFirstOrThrow();
-  await server.close();
-  await db.drop();
-  return { backend, inProcess, cpuPerEvent, http, entries: Number(entries.n) };
+        onResponse: (status, body) => recordAnswer(earned, status, body),
+      },
+    ],
+  });
 }
 
-console.log(`custom events with 20 active earning rules (5 match each event), ${N} events, ${CUSTOMERS} customers`);
-for (const b of backends) {
-  if (b === 'postgres') {
-    const c = new pg.Client({ connectionString: PG_URL, connectionTimeoutMillis: 2000 });
-    const ok = await c.connect().then(() => true, () => false);
-    await c.end().catch(() => undefined);
-    if (!ok) {
-      console.log(`postgres: skipped (not reachable at ${PG_URL})`);
-      continue;
+async function benchEvents(backend: string) {
+  const { databaseUrl, cleanup } = await freshDatabase(backend);
+  const server = await startTally(databaseUrl).catch(async (err) => {
+    await cleanup();
+    throw err;
+  });
+  const base = server.base;
+  try {
+    const program = await api(base, 'POST', '/v1/loyalties', { name: 'Bench', timezone: 'Europe/Zagreb' });
+    await api(base, 'POST', `/v1/loyalties/${program.id}/earning-rules`, RULES);
+    if (TIERS) {
+      await api(base, 'POST', `/v1/loyalties/${program.id}/tiers`, [
+        { name: 'Bronze', points: { from: 0, to: 499 } },
+        { name: 'Silver', points: { from: 500, to: 1999 } },
+        { name: 'Gold', points: { from: 2000 } },
+      ]);
     }
+    // Every customer's first event: creates the customer and its card.
+    const earned: Earned = new Map();
+    const codes: string[] = [];
+    for (let i = 0; i < CUSTOMERS; i += 50) {
+      const answers = await Promise.all(
+        Array.from({ length: Math.min(50, CUSTOMERS - i) }, (_, j) => api(base, 'POST', '/v1/events', eventOf(`first-${i + j}`, i + j))),
+      );
+      for (const a of answers) {
+        earned.set(a.source_event_id, a.earned.points + a.earned.pending_points);
+        codes.push(a.earned.accruals[0].code);
+      }
+    }
+    // Warm-up, then the measured run.
+    const sent = new Set<string>();
+    await eventsLoad(base, 'warm', sent, earned, 2);
+    const answeredBefore = earned.size;
+    const cpu0 = cpuTicks(server.pid);
+    const pg0 = backend === 'postgres' ? postgresTicks() : 0;
+    const r = await eventsLoad(base, 'run', sent, earned, DURATION);
+    const row: Row = {
+      backend,
+      eps: Math.round(r['2xx'] / (r.duration || DURATION)),
+      p50: r.latency.p50,
+      p99: r.latency.p99,
+      errors: r.non2xx + r.errors + r.timeouts,
+      serverCpuUs: usPer(cpuTicks(server.pid) - cpu0, r['2xx']),
+      dbCpuUs: backend === 'postgres' ? usPer(postgresTicks() - pg0, r['2xx']) : undefined,
+      check: '',
+    };
+    console.log(
+      `  ${backend}: ${row.eps} events/s, p50 ${row.p50} ms, p99 ${row.p99} ms, ${row.errors} errors; server CPU ${row.serverCpuUs} µs per event` +
+        (row.dbCpuUs === undefined ? '' : `, PostgreSQL CPU ${row.dbCpuUs} µs per event`),
+    );
+    // Correctness: events whose answer did not arrive are sent again; then the cards must hold
+    // exactly what the answers earned.
+    const unanswered = [...sent].filter((id) => !earned.has(id));
+    for (const id of unanswered) {
+      const a = await api(base, 'POST', '/v1/events', eventOf(id, 0));
+      earned.set(id, a.earned.points + a.earned.pending_points);
+    }
+    let held = 0;
+    for (const code of codes) held += (await api(base, 'GET', `/v1/loyalties/members/${code}`)).loyalty_card.balance;
+    const expected = [...earned.values()].reduce((s, p) => s + p, 0);
+    const ok = held === expected;
+    row.check = `${ok ? 'ok' : 'MISMATCH'}: cards hold ${held}, answers earned ${expected}`;
+    console.log(`    ${row.check} (${earned.size - answeredBefore} events answered in the run, ${unanswered.length} sent again)`);
+    if (!ok) process.exitCode = 1;
+    rows.push(row);
+  } finally {
+    await server.stop();
+    await cleanup();
   }
-  const r = await run(b);
-  console.log(
-    `${r.backend.padEnd(8)} in-process: ${r.inProcess.toFixed(0)} events/s (${r.cpuPerEvent.toFixed(0)} µs CPU/event → ${(1e6 / r.cpuPerEvent).toFixed(0)} events/s per core)` +
-      (r.http !== null ? `   HTTP (POST /v1/events): ${r.http.toFixed(0)} req/s` : '') +
-      `   (${r.entries} ledger entries)`,
-  );
 }
+
+console.log(`bench:events: 20 active earning rules (5 match each event)${TIERS ? ', 3 tiers' : ''}, ${CUSTOMERS} customers, ${CONNECTIONS} connections, ${DURATION} s, node ${process.version}`);
+for (const b of BACKENDS) {
+  if (b === 'postgres' && !(await pgReachable())) {
+    console.log('  PostgreSQL skipped: not reachable');
+    continue;
+  }
+  await benchEvents(b);
+}
+console.log(`\n${loadAverageLine()}`);
+console.log('\n| backend | events/s | p50 ms | p99 ms | errors | server CPU µs/event | PostgreSQL CPU µs/event | ledger check |');
+console.log('| --- | ---: | ---: | ---: | ---: | ---: | ---: | --- |');
+for (const r of rows) console.log(`| ${r.backend} | ${r.eps} | ${r.p50} | ${r.p99} | ${r.errors} | ${r.serverCpuUs} | ${r.dbCpuUs ?? '-'} | ${r.check} |`);
+console.log('\ntarget: SQLite >= 3000 events/s');

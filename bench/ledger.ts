@@ -14,23 +14,12 @@
 // Besides requests/s it prints the CPU time per request of the server process (and of all
 // PostgreSQL processes) from /proc: on a shared machine requests/s moves with the neighbours' load,
 // CPU per request much less.
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { randomBytes, randomUUID } from 'node:crypto';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { createServer } from 'node:net';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import autocannon from 'autocannon';
-import pg from 'pg';
+import { spawnSync } from 'node:child_process';
+import { randomUUID } from 'node:crypto';
+import type autocannon from 'autocannon';
+import { api, authHeaders, BACKENDS, CONNECTIONS, cpuTicks, DURATION, freePort, freshDatabase, load as run, loadAverageLine, PG_ADMIN, pgAdmin, pgReachable, postgresTicks, startChild, startTally, usPer } from './lib.ts';
 
-const root = new URL('..', import.meta.url).pathname;
-const DURATION = Number(process.env.BENCH_DURATION ?? 10);
-const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 50);
 const CARDS = Number(process.env.BENCH_CARDS ?? 1000);
-const BACKENDS = (process.env.BENCH_BACKENDS ?? 'sqlite,postgres').split(',').filter(Boolean);
-const PG_ADMIN = process.env.BENCH_PG_URL ?? process.env.DATABASE_URL?.startsWith('postgres') ? process.env.BENCH_PG_URL ?? process.env.DATABASE_URL! : 'postgres://postgres@127.0.0.1:5432/postgres';
-const APP_ID = 'app_bench';
-const TOKEN = `tly_sk_bench_${randomBytes(12).toString('hex')}`;
 
 interface Row {
   name: string;
@@ -49,85 +38,6 @@ interface Row {
 }
 const rows: Row[] = [];
 
-// CPU accounting from /proc: on a shared machine requests/s depends on what else runs, while the
-// CPU time a request costs does not (much). Ticks are 1/100 s on Linux.
-import { readdirSync, readFileSync } from 'node:fs';
-function cpuTicks(pid: number): number {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    return Number(f[11]) + Number(f[12]);
-  } catch {
-    return NaN;
-  }
-}
-function postgresTicks(): number {
-  let total = 0;
-  for (const d of readdirSync('/proc')) {
-    if (!/^\d+$/.test(d)) continue;
-    try {
-      if (readFileSync(`/proc/${d}/comm`, 'utf8').trim() === 'postgres') total += cpuTicks(Number(d)) || 0;
-    } catch {
-      /* gone */
-    }
-  }
-  return total;
-}
-
-async function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const s = createServer();
-    s.listen(0, '127.0.0.1', () => {
-      const port = (s.address() as { port: number }).port;
-      s.close(() => resolve(port));
-    });
-  });
-}
-
-async function waitFor(url: string, child: ChildProcess, output: () => string) {
-  for (let i = 0; i < 300; i++) {
-    if (child.exitCode !== null) throw new Error(`server exited:\n${output()}`);
-    try {
-      if ((await fetch(url)).ok) return;
-    } catch {
-      /* not yet */
-    }
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  throw new Error(`server did not answer ${url}:\n${output()}`);
-}
-
-function startChild(args: string[], env: Record<string, string>) {
-  // BENCH_NODE_ARGS, e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof", profiles the server processes.
-  const nodeArgs = (process.env.BENCH_NODE_ARGS ?? '').split(' ').filter(Boolean);
-  const child = spawn(process.execPath, [...nodeArgs, ...args], {
-    cwd: root,
-    env: { ...process.env, NODE_ENV: 'production', LOG_LEVEL: 'warn', ...env },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let out = '';
-  child.stdout!.on('data', (d) => (out += d));
-  child.stderr!.on('data', (d) => (out += d));
-  const exited = new Promise<void>((r) => child.on('exit', () => r()));
-  return {
-    child,
-    output: () => out,
-    stop: async () => {
-      if (child.exitCode === null) {
-        child.kill('SIGTERM');
-        await exited;
-      }
-      if (process.env.BENCH_SHOW_SERVER_OUTPUT) console.log(out);
-    },
-  };
-}
-
-function run(opts: autocannon.Options): Promise<autocannon.Result> {
-  return new Promise((resolve, reject) => {
-    autocannon({ connections: CONNECTIONS, duration: DURATION, ...opts }, (err, res) => (err ? reject(err) : resolve(res)));
-  });
-}
-
 function record(name: string, r: autocannon.Result, note?: string): Row {
   const ok = r['2xx'];
   const row = { name, rps: Math.round(ok / (r.duration || DURATION)), p50: r.latency.p50, p99: r.latency.p99, errors: r.non2xx + r.errors + r.timeouts, note };
@@ -137,53 +47,14 @@ function record(name: string, r: autocannon.Result, note?: string): Row {
   return row;
 }
 
-async function api(base: string, method: string, path: string, body?: unknown) {
-  const res = await fetch(`${base}${path}`, {
-    method,
-    headers: { 'x-app-id': APP_ID, 'x-app-token': TOKEN, 'content-type': 'application/json' },
-    body: body === undefined ? undefined : JSON.stringify(body),
-  });
-  const json = (await res.json()) as any;
-  if (!res.ok) throw new Error(`${method} ${path}: ${res.status} ${JSON.stringify(json)}`);
-  return json;
-}
-
-async function pgAdmin<T>(fn: (c: pg.Client) => Promise<T>): Promise<T> {
-  const c = new pg.Client({ connectionString: PG_ADMIN });
-  await c.connect();
-  try {
-    return await fn(c);
-  } finally {
-    await c.end();
-  }
-}
-
-function pgUrlFor(db: string) {
-  const u = new URL(PG_ADMIN);
-  u.pathname = `/${db}`;
-  return u.toString();
-}
-
 async function benchTally(backend: string) {
-  let databaseUrl: string;
-  let cleanup: () => Promise<void>;
-  if (backend === 'sqlite') {
-    const dir = mkdtempSync(join(tmpdir(), 'tally-bench-'));
-    databaseUrl = `sqlite:${join(dir, 'bench.db')}`;
-    cleanup = async () => rmSync(dir, { recursive: true, force: true });
-  } else {
-    const name = `tally_bench_${Date.now()}`;
-    await pgAdmin((c) => c.query(`CREATE DATABASE ${name}`));
-    databaseUrl = pgUrlFor(name);
-    cleanup = () => pgAdmin((c) => c.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`)).then(() => undefined);
-  }
-  const port = await freePort();
-  const base = `http://127.0.0.1:${port}`;
-  // BENCH_TALLY_ROOT runs another checkout's server (e.g. the code before an optimisation) under the same load.
-  const bin = join(process.env.BENCH_TALLY_ROOT ?? root, 'bin/tally.mjs');
-  const server = startChild([bin, 'serve'], { DATABASE_URL: databaseUrl, PORT: String(port), TALLY_APP_ID: APP_ID, TALLY_APP_TOKEN: TOKEN });
+  const { databaseUrl, cleanup } = await freshDatabase(backend);
+  const server = await startTally(databaseUrl).catch(async (err) => {
+    await cleanup();
+    throw err;
+  });
+  const base = server.base;
   try {
-    await waitFor(`${base}/readyz`, server.child, server.output);
     const program = await api(base, 'POST', '/v1/loyalties', { name: 'Bench' });
     const codes: string[] = [];
     for (let i = 0; i < CARDS; i += 50) {
@@ -193,21 +64,20 @@ async function benchTally(backend: string) {
       codes.push(...batch.map((m) => m.code));
     }
     const body = JSON.stringify({ points: 1, reason: 'bench' });
-    const headers = { 'x-app-id': APP_ID, 'x-app-token': TOKEN, 'content-type': 'application/json' };
     // Warm-up, then the measured run.
     const warm = await run({
       url: base,
       duration: 2,
-      requests: [{ method: 'POST', setupRequest: (req) => ({ ...req, path: `/v1/loyalties/members/${codes[Math.floor(Math.random() * codes.length)]}/balance`, headers: { ...headers, 'idempotency-key': randomUUID() }, body }) }],
+      requests: [{ method: 'POST', setupRequest: (req) => ({ ...req, path: `/v1/loyalties/members/${codes[Math.floor(Math.random() * codes.length)]}/balance`, headers: { ...authHeaders, 'idempotency-key': randomUUID() }, body }) }],
     });
-    const cpu0 = cpuTicks(server.child.pid!);
+    const cpu0 = cpuTicks(server.pid);
     const pg0 = backend === 'postgres' ? postgresTicks() : 0;
     const r = await run({
       url: base,
-      requests: [{ method: 'POST', setupRequest: (req) => ({ ...req, path: `/v1/loyalties/members/${codes[Math.floor(Math.random() * codes.length)]}/balance`, headers: { ...headers, 'idempotency-key': randomUUID() }, body }) }],
+      requests: [{ method: 'POST', setupRequest: (req) => ({ ...req, path: `/v1/loyalties/members/${codes[Math.floor(Math.random() * codes.length)]}/balance`, headers: { ...authHeaders, 'idempotency-key': randomUUID() }, body }) }],
     });
-    const cpuUs = ((cpuTicks(server.child.pid!) - cpu0) * 10_000) / Math.max(1, r['2xx']);
-    const pgUs = backend === 'postgres' ? ((postgresTicks() - pg0) * 10_000) / Math.max(1, r['2xx']) : undefined;
+    const cpuUs = usPer(cpuTicks(server.pid) - cpu0, r['2xx']);
+    const pgUs = backend === 'postgres' ? usPer(postgresTicks() - pg0, r['2xx']) : undefined;
     const row = record(`tally ${backend}: POST balance +1 (Idempotency-Key, ${CARDS} cards)`, r);
     row.serverCpuUs = Math.round(cpuUs);
     row.dbCpuUs = pgUs === undefined ? undefined : Math.round(pgUs);
@@ -249,7 +119,7 @@ async function benchEmpty() {
     const cpu0 = cpuTicks(server.child.pid!);
     const r = await run({ url: `http://127.0.0.1:${port}/empty`, method: 'POST', body, headers: { 'content-type': 'application/json' } });
     const row = record('ceiling: empty Fastify route (POST JSON)', r);
-    row.serverCpuUs = Math.round(((cpuTicks(server.child.pid!) - cpu0) * 10_000) / Math.max(1, r['2xx']));
+    row.serverCpuUs = usPer(cpuTicks(server.child.pid!) - cpu0, r['2xx']);
     console.log(`    server CPU ${row.serverCpuUs} µs per request`);
   } finally {
     await server.stop();
@@ -283,15 +153,6 @@ function benchPgbench() {
   });
 }
 
-async function pgReachable() {
-  try {
-    await pgAdmin((c) => c.query('select 1'));
-    return true;
-  } catch {
-    return false;
-  }
-}
-
 console.log(`bench:ledger: ${CONNECTIONS} connections, ${DURATION} s per run, node ${process.version}`);
 const havePg = BACKENDS.includes('postgres') && (await pgReachable());
 if (!process.env.BENCH_SKIP_CEILINGS) await benchEmpty();
@@ -304,8 +165,7 @@ for (const b of BACKENDS) {
 }
 if (havePg && !process.env.BENCH_SKIP_CEILINGS) await benchPgbench();
 
-const [l1, l5] = (readFileSync('/proc/loadavg', 'utf8').split(' ') as string[]).map(Number);
-console.log(`\nload average at the end: ${l1} (1 min), ${l5} (5 min) on ${(await import('node:os')).availableParallelism()} CPUs`);
+console.log(`\n${loadAverageLine()}`);
 console.log('\n| run | req/s | p50 ms | p99 ms | errors | server CPU µs/req | PostgreSQL CPU µs/req |');
 console.log('| --- | ---: | ---: | ---: | ---: | ---: | ---: |');
 for (const r of rows) {

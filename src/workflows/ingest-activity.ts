@@ -4,20 +4,22 @@ import { newId } from '../lib/ids.ts';
 import { fromJson, toJson } from '../lib/json.ts';
 import type { Services } from '../services.ts';
 import { isUniqueViolation, type Executor } from '../storage/db.ts';
+import { hot } from '../storage/hot.ts';
 import type { CustomerRow } from '../modules/customers/service.ts';
-import type { Accrual, CompiledRule, OrderRow, Skip } from '../modules/earning/service.ts';
+import type { Accrual, OrderRow, Skip } from '../modules/earning/service.ts';
 import type { ActivityFacts, OrderItem } from '../modules/earning/evaluate.ts';
-import type { BalanceDefinitionRow, ProgramRow } from '../modules/loyalties/service.ts';
+import type { ProgramRow } from '../modules/loyalties/service.ts';
 import { MembershipRace, type MembershipRow } from '../modules/members/service.ts';
 import { joinProgram, resolveCustomer, type CustomerRef } from './join-program.ts';
 
 // Workflow "ingest an activity" (a custom event, or an order that became PAID): in one transaction,
-//   1. claim the activity's key (source_event_id, or the order id): a duplicate returns the first answer;
+//   1. look up the activity's key (source_event_id, or the order id): a duplicate returns the first answer;
 //   2. find or create the customer;
 //   3. find the programs with enabled rules for the event, and the customer's card in each
 //      (joining the program on first sight where it auto-joins);
 //   4. evaluate the rules and accrue (or hold pending) the points per card;
-//   5. store the answer with the claim.
+//   5. record the key with the answer (a concurrent duplicate that committed first makes this
+//      transaction roll back; its retry answers the first result).
 
 export interface EarnedSummary {
   points: number;
@@ -67,26 +69,37 @@ async function findOrCreate(trx: Executor, services: Services, ref: CustomerRef)
     if (ref.startsWith('cust_')) return services.customers.get(trx, ref);
     return (await services.customers.upsert(trx, { source_id: ref })).row;
   }
-  const keys = Object.keys(ref).filter((k) => (ref as Record<string, unknown>)[k] !== undefined);
-  if (ref.source_id && keys.length === 1) {
+  const sourceId = sourceIdOnly(ref);
+  if (sourceId) {
     // The hot path: a customer named by source_id only is read, not rewritten.
-    const found = await services.customers.find(trx, ref.source_id);
+    const found = await services.customers.find(trx, sourceId);
     if (found) return found;
   }
   return resolveCustomer(trx, services, ref);
 }
 
+/** The source_id of a reference that gives nothing else (the customer is read, not rewritten). */
+function sourceIdOnly(ref: Exclude<CustomerRef, string>): string | null {
+  if (!ref.source_id) return null;
+  for (const [k, v] of Object.entries(ref)) if (k !== 'source_id' && v !== undefined) return null;
+  return ref.source_id;
+}
+
+/** The activity's customer, with its cards when the lookup brought them along (the common case). */
+async function activityCustomer(trx: Executor, services: Services, ref: ActivityInput['customer']): Promise<{ customer: CustomerRow; cards?: MembershipRow[] }> {
+  if (isRow(ref)) return { customer: ref };
+  const sourceId = typeof ref === 'string' ? null : sourceIdOnly(ref);
+  const found = sourceId ? await services.members.customerWithCards(trx, sourceId) : undefined;
+  return found ?? { customer: await findOrCreateCustomer(trx, services, ref) };
+}
+
 export async function ingestActivity(ctx: AppContext, trx: Executor, services: Services, input: ActivityInput): Promise<IngestResult> {
+  const dialect = ctx.database.dialect;
   const activityId = input.kind === 'order' ? input.order!.id : newId('cev');
   const key = input.kind === 'order' ? `order.paid:${input.order!.id}` : input.sourceEventId ? `event:${input.sourceEventId}` : null;
   if (key) {
-    const claimed = await trx
-      .insertInto('processed_activities')
-      .values({ key, id: activityId, kind: input.kind, customer_id: null, result: null, created_at: ctx.clock.nowIso() })
-      .onConflict((oc) => oc.column('key').doNothing())
-      .executeTakeFirst();
-    if (Number(claimed.numInsertedOrUpdatedRows ?? 0n) === 0) {
-      const prior = await trx.selectFrom('processed_activities').selectAll().where('key', '=', key).executeTakeFirstOrThrow();
+    const [prior] = await hot(trx, dialect, 'activities.find', [key], () => trx.selectFrom('processed_activities').selectAll().where('key', '=', key));
+    if (prior) {
       const customer = prior.customer_id
         ? await services.customers.get(trx, prior.customer_id)
         : isRow(input.customer)
@@ -96,17 +109,11 @@ export async function ingestActivity(ctx: AppContext, trx: Executor, services: S
     }
   }
 
-  const customer = isRow(input.customer) ? input.customer : await findOrCreateCustomer(trx, services, input.customer);
+  const { customer, cards: customerCards } = await activityCustomer(trx, services, input.customer);
   const earned: EarnedSummary = { points: 0, pending_points: 0, accruals: [], skipped: [] };
-  const rules = await services.earning.rulesFor(trx, input.event);
+  const rulesByProgram = await services.earning.rulesFor(trx, input.event);
 
-  if (rules.length > 0 || input.loyaltyCode) {
-    const byProgram = new Map<string, CompiledRule[]>();
-    for (const r of rules) {
-      const list = byProgram.get(r.row.program_id) ?? [];
-      list.push(r);
-      byProgram.set(r.row.program_id, list);
-    }
+  if (rulesByProgram.size > 0 || input.loyaltyCode) {
     // The cards to credit: the one named, or the customer's card in every program listening.
     let cards: MembershipRow[];
     if (input.loyaltyCode) {
@@ -114,57 +121,13 @@ export async function ingestActivity(ctx: AppContext, trx: Executor, services: S
       if (card.customer_id !== customer.id) {
         throw badRequest('loyalty_card_holder_mismatch', 'Loyalty card belongs to another customer', `Loyalty card ${input.loyaltyCode} is not held by customer ${customer.id}`, [{ field: 'loyalty.code', message: 'not held by this customer' }]);
       }
-      cards = byProgram.has(card.program_id) ? [card] : [];
-    } else if (byProgram.size > 0) {
-      cards = await trx
-        .selectFrom('memberships')
-        .selectAll()
-        .where('customer_id', '=', customer.id)
-        .where('program_id', 'in', [...byProgram.keys()])
-        .where('status', '=', 'ACTIVE')
-        .orderBy('created_at')
-        .orderBy('id')
-        .execute();
+      cards = rulesByProgram.has(card.program_id) ? [card] : [];
+    } else if (rulesByProgram.size > 0) {
+      cards = (customerCards ?? (await services.members.ofCustomer(trx, customer.id))).filter((c) => c.status === 'ACTIVE' && rulesByProgram.has(c.program_id));
     } else cards = [];
 
-    const programIds = input.loyaltyCode ? cards.map((c) => c.program_id) : [...byProgram.keys()];
+    const programIds = input.loyaltyCode ? cards.map((c) => c.program_id) : [...rulesByProgram.keys()];
     if (programIds.length > 0) {
-      // Programs and their default balance definitions in one query.
-      const joined = await trx
-        .selectFrom('programs as p')
-        .innerJoin('balance_definitions as d', (j) => j.onRef('d.program_id', '=', 'p.id').on('d.is_default', '=', 1))
-        .selectAll('p')
-        .select([
-          'd.id as d_id',
-          'd.name as d_name',
-          'd.unit as d_unit',
-          'd.min_value as d_min_value',
-          'd.max_value as d_max_value',
-          'd.expiration as d_expiration',
-          'd.metadata as d_metadata',
-          'd.created_at as d_created_at',
-          'd.updated_at as d_updated_at',
-        ])
-        .where('p.id', 'in', programIds)
-        .where('p.deleted_at', 'is', null)
-        .execute();
-      const defOf = new Map<string, BalanceDefinitionRow>();
-      const programs: ProgramRow[] = joined.map(({ d_id, d_name, d_unit, d_min_value, d_max_value, d_expiration, d_metadata, d_created_at, d_updated_at, ...p }) => {
-        defOf.set(p.id, {
-          id: d_id,
-          program_id: p.id,
-          name: d_name,
-          unit: d_unit,
-          min_value: d_min_value,
-          max_value: d_max_value,
-          is_default: 1,
-          expiration: d_expiration,
-          metadata: d_metadata,
-          created_at: d_created_at,
-          updated_at: d_updated_at,
-        });
-        return p;
-      });
       const nowMs = ctx.clock.nowMs();
       const live = (p: ProgramRow) =>
         p.active === 1 && (!p.start_date || Date.parse(p.start_date) <= nowMs) && (!p.expiration_date || Date.parse(p.expiration_date) > nowMs);
@@ -187,8 +150,11 @@ export async function ingestActivity(ctx: AppContext, trx: Executor, services: S
           : {}),
       };
 
-      for (const program of programs) {
-        if (!live(program)) continue;
+      for (const programId of programIds) {
+        // Cached per process (see ProgramService.withDefault): no query per event.
+        const found = await services.programs.withDefault(trx, programId);
+        if (!found || !live(found.program)) continue;
+        const { program, definition } = found;
         let card = cardOf.get(program.id);
         if (!card) {
           if (program.auto_join !== 1) continue;
@@ -196,7 +162,7 @@ export async function ingestActivity(ctx: AppContext, trx: Executor, services: S
           await services.tiers.evaluateMember(trx, program, card, input.sourceEventId ?? activityId);
         }
         const tierIds = await services.tiers.memberTierIds(trx, program.id, card.id);
-        const { accruals, skipped } = await services.earning.accrue(trx, program, card, defOf.get(program.id)!, byProgram.get(program.id) ?? [], { ...facts, tierIds }, activityRef);
+        const { accruals, skipped } = await services.earning.accrue(trx, { program, membership: card, definition, holder: customer }, rulesByProgram.get(program.id) ?? [], { ...facts, tierIds }, activityRef);
         for (const a of accruals) {
           if (a.status === 'PENDING') earned.pending_points += a.points;
           else earned.points += a.points;
@@ -208,7 +174,16 @@ export async function ingestActivity(ctx: AppContext, trx: Executor, services: S
   }
 
   if (key) {
-    await trx.updateTable('processed_activities').set({ customer_id: customer.id, result: JSON.stringify(earned) }).where('key', '=', key).execute();
+    // The key is recorded with the answer, in the same transaction as the points. The same activity
+    // ingested at once by another transaction that committed first: the key is taken, this
+    // transaction rolls back and its retry answers the first one's result.
+    const processed = { key, id: activityId, kind: input.kind, customer_id: customer.id, result: JSON.stringify(earned), created_at: ctx.clock.nowIso() };
+    try {
+      await hot(trx, dialect, 'activities.record', Object.values(processed), () => trx.insertInto('processed_activities').values(processed));
+    } catch (err) {
+      if (isUniqueViolation(err)) throw new MembershipRace();
+      throw err;
+    }
   }
   return { activityId, duplicate: false, customer, earned };
 }

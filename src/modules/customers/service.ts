@@ -4,6 +4,7 @@ import { newId } from '../../lib/ids.ts';
 import { fromJson, toJson } from '../../lib/json.ts';
 import { toE164 } from '../../lib/phone.ts';
 import type { Executor } from '../../storage/db.ts';
+import { hot } from '../../storage/hot.ts';
 import type { CustomersTable } from '../../storage/schema.ts';
 
 export type CustomerRow = CustomersTable;
@@ -83,7 +84,9 @@ export class CustomerService {
       const byId = await db.selectFrom('customers').selectAll().where('id', '=', idOrSourceId).executeTakeFirst();
       if (byId) return byId;
     }
-    return db.selectFrom('customers').selectAll().where('source_id', '=', idOrSourceId).executeTakeFirst();
+    // Every ingested activity names its customer: the statement is compiled once.
+    const [row] = await hot(db, this.ctx.database.dialect, 'customers.bySourceId', [idOrSourceId], () => db.selectFrom('customers').selectAll().where('source_id', '=', idOrSourceId));
+    return row;
   }
 
   async get(db: Executor, idOrSourceId: string): Promise<CustomerRow> {

@@ -182,6 +182,20 @@ describe('earning rules and ingestion', () => {
     assert.equal(orders[0].body.id, orders[1].body.id);
   });
 
+  it('earns once for one source_event_id sent several times at once; every answer is the first result', async () => {
+    const p = await createProgram(t);
+    const ev = `dup-${uid()}`;
+    await rules(p.id, [{ event: ev, loyalty: { type: 'FIXED', points: 4 } }]);
+    const sid = `dup-${uid()}`;
+    const code = (await track({ event: ev, customer: { source_id: sid } })).earned.accruals[0].code;
+    const answers = await Promise.all(Array.from({ length: 6 }, () => t.api('POST', '/v1/events', { event: ev, customer: { source_id: sid }, source_event_id: `once-${sid}` })));
+    assert.deepEqual(answers.map((a) => a.status), [200, 200, 200, 200, 200, 200]);
+    assert.equal(answers.filter((a) => !a.body.duplicate).length, 1);
+    assert.equal(new Set(answers.map((a) => a.body.id)).size, 1);
+    for (const a of answers) assert.deepEqual(a.body.earned, answers[0].body.earned);
+    assert.equal((await card(code)).loyalty_card.balance, 8);
+  });
+
   it('applies conditions on customer and event metadata', async () => {
     const p = await createProgram(t);
     await rules(p.id, [

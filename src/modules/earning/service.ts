@@ -6,10 +6,12 @@ import { newId } from '../../lib/ids.ts';
 import { fromJson, toJson } from '../../lib/json.ts';
 import type { Services } from '../../services.ts';
 import type { Executor } from '../../storage/db.ts';
+import { hot } from '../../storage/hot.ts';
 import type { ChangeResult } from '../ledger/service.ts';
 import { validateExpirationRules, type ExpirationRules } from '../loyalties/expiration.ts';
 import type { BalanceDefinitionRow, ProgramRow } from '../loyalties/service.ts';
-import type { MembershipRow } from '../members/service.ts';
+import type { BalanceRow, MembershipRow } from '../members/service.ts';
+import type { CustomerRow } from '../customers/service.ts';
 import { tierRef } from '../tiers/service.ts';
 import {
   basePoints,
@@ -67,7 +69,23 @@ export interface ActivityRef {
   order_id?: string | null;
 }
 
-const CACHE_TTL_MS = 5000;
+/**
+ * How long a rule change made by another process can go unseen by this one: the compiled rules
+ * are re-read after this. Changes made through this process are seen at once.
+ */
+export const RULE_CACHE_TTL_MS = 5000;
+
+/** Enabled rules listening to one event, per program id (each list in creation order). */
+export type RulesByProgram = ReadonlyMap<string, readonly CompiledRule[]>;
+
+/** The card an activity is accrued to, with what the ledger needs of it. */
+export interface AccrualCard {
+  program: ProgramRow;
+  membership: MembershipRow;
+  definition: BalanceDefinitionRow;
+  /** The card holder (carried by the ledger's card events). */
+  holder: CustomerRow;
+}
 
 interface Credit {
   rule: CompiledRule;
@@ -137,8 +155,10 @@ function bad(message: string, field: string) {
   return badRequest('invalid_earning_rule', 'Invalid earning rule', message, [{ field, message }]);
 }
 
+const NO_RULES: RulesByProgram = new Map();
+
 export class EarningService {
-  private cache: { byEvent: Map<string, CompiledRule[]>; loadedAt: number } | null = null;
+  private cache: { byEvent: Map<string, Map<string, CompiledRule[]>>; loadedAt: number } | null = null;
   private services?: Services;
   constructor(private ctx: AppContext) {}
 
@@ -159,20 +179,22 @@ export class EarningService {
     this.cache = null;
   }
 
-  /** Enabled rules listening to `event`, across programs (compiled once, cached). */
-  async rulesFor(db: Executor, event: string): Promise<CompiledRule[]> {
-    if (!this.cache || performance.now() - this.cache.loadedAt >= CACHE_TTL_MS) {
+  /** Enabled rules listening to `event`, per program (compiled once, cached for RULE_CACHE_TTL_MS). */
+  async rulesFor(db: Executor, event: string): Promise<RulesByProgram> {
+    if (!this.cache || performance.now() - this.cache.loadedAt >= RULE_CACHE_TTL_MS) {
       const rows = await db.selectFrom('earning_rules').selectAll().where('active', '=', 1).orderBy('created_at').orderBy('id').execute();
-      const byEvent = new Map<string, CompiledRule[]>();
+      const byEvent = new Map<string, Map<string, CompiledRule[]>>();
       for (const row of rows) {
         const def = fromJson<RuleDefinition>(row.definition, {} as RuleDefinition);
-        const list = byEvent.get(row.event) ?? [];
+        let byProgram = byEvent.get(row.event);
+        if (!byProgram) byEvent.set(row.event, (byProgram = new Map()));
+        let list = byProgram.get(row.program_id);
+        if (!list) byProgram.set(row.program_id, (list = []));
         list.push({ row, def, check: compileConditions(def.conditions) });
-        byEvent.set(row.event, list);
       }
       this.cache = { byEvent, loadedAt: performance.now() };
     }
-    return this.cache.byEvent.get(event) ?? [];
+    return this.cache.byEvent.get(event) ?? NO_RULES;
   }
 
   // ---- CRUD ----
@@ -281,22 +303,18 @@ export class EarningService {
    * Order: window → tier condition → conditions → base points → tier mapping (CUSTOM, then
    * MULTIPLY) → time multipliers → floor → caps → pending or accrued.
    */
-  async accrue(
-    trx: Executor,
-    program: ProgramRow,
-    membership: MembershipRow,
-    definition: BalanceDefinitionRow,
-    rules: CompiledRule[],
-    facts: ActivityFacts,
-    activity: ActivityRef,
-  ): Promise<{ accruals: Accrual[]; skipped: Skip[] }> {
+  async accrue(trx: Executor, card: AccrualCard, rules: readonly CompiledRule[], facts: ActivityFacts, activity: ActivityRef): Promise<{ accruals: Accrual[]; skipped: Skip[] }> {
+    const { program, membership, definition } = card;
     const accruals: Accrual[] = [];
     const skipped: Skip[] = [];
     const at = this.ctx.clock.now();
     const zone = program.timezone;
     const pt = facts.tierIds.length ? await this.svc.tiers.programTiers(trx, program.id) : null;
     const holderTier = pt ? (pt.tierById.get(facts.tierIds.find((id) => pt.tierById.get(id)?.group.is_default === 1) ?? facts.tierIds[0])?.tier ?? null) : null;
+    // PostgreSQL: the card's balance row is locked once, by the first rule with caps or pending
+    // points; the ledger reuses the row read with that lock as long as nothing changed it since.
     let balanceLocked = false;
+    let lockedBalance: BalanceRow | undefined;
     const credits: Credit[] = [];
     for (const rule of rules) {
       const def = rule.def;
@@ -360,7 +378,7 @@ export class EarningService {
       }
       if (!balanceLocked && this.ctx.database.forUpdate && (def.limits?.length || def.pending_points)) {
         // Serialises this card's caps and pending counters across concurrent requests (PostgreSQL).
-        await this.svc.ledger.lockBalance(trx, { program, membership, definition });
+        lockedBalance = (await this.svc.ledger.lockBalance(trx, { program, membership, definition })).row;
         balanceLocked = true;
       }
       let capped: Record<string, unknown> | null = null;
@@ -371,12 +389,13 @@ export class EarningService {
         const totals: { limit: (typeof def.limits)[number]; key: string; total: number }[] = [];
         for (const limit of def.limits) {
           const key = `${limit.period}:${periodKey(limit.period, at, zone)}`;
-          const row = await trx
-            .insertInto('earning_rule_usage')
-            .values({ earning_rule_id: rule.row.id, membership_id: membership.id, period_key: key, points: wanted })
-            .onConflict((oc) => oc.columns(['earning_rule_id', 'membership_id', 'period_key']).doUpdateSet({ points: sql`earning_rule_usage.points + ${wanted}` }))
-            .returning('points')
-            .executeTakeFirstOrThrow();
+          const [row] = await hot(trx, this.ctx.database.dialect, 'earning.addUsage', [rule.row.id, membership.id, key, wanted, wanted], () =>
+            trx
+              .insertInto('earning_rule_usage')
+              .values({ earning_rule_id: rule.row.id, membership_id: membership.id, period_key: key, points: wanted })
+              .onConflict((oc) => oc.columns(['earning_rule_id', 'membership_id', 'period_key']).doUpdateSet({ points: sql`earning_rule_usage.points + ${wanted}` }))
+              .returning('points'),
+          );
           totals.push({ limit, key, total: Number(row.points) });
         }
         let excess = 0;
@@ -419,6 +438,7 @@ export class EarningService {
       if (def.pending_points) {
         const activatesAt = DateTime.fromJSDate(at, { zone }).plus({ days: def.pending_points.period_value }).toUTC().toISO()!;
         const pending = await this.addPending(trx, program, membership, definition, rule.row.id, activity.order_id ?? null, points, activatesAt, details);
+        lockedBalance = undefined;
         accruals.push({ campaign_id: program.id, voucher_id: membership.id, code: membership.code, earning_rule_id: rule.row.id, points, status: 'PENDING', pending_points_id: pending.id, activates_at: activatesAt, explanation });
         continue;
       }
@@ -461,7 +481,10 @@ export class EarningService {
         source_event_id: activity.source_event_id ?? activity.id,
         details,
         expiration_rules: first.expiration,
+        customer: card.holder,
+        locked_balance: lockedBalance,
       });
+      lockedBalance = undefined;
       for (const c of group) {
         accruals.push({ campaign_id: program.id, voucher_id: membership.id, code: membership.code, earning_rule_id: c.rule.row.id, points: c.points, status: 'ACCRUED', transaction_id: result.entry.id, explanation: c.explanation });
       }

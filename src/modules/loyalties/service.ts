@@ -3,6 +3,7 @@ import type { AppContext } from '../../context.ts';
 import { ApiError, badRequest, conflict, notFound } from '../../http/errors.ts';
 import { newId } from '../../lib/ids.ts';
 import { fromJson, toJson } from '../../lib/json.ts';
+import { TtlCache } from '../../lib/ttl-cache.ts';
 import type { Executor } from '../../storage/db.ts';
 import type { BalanceDefinitionsTable, ProgramsTable } from '../../storage/schema.ts';
 import { validateCodeConfig, DEFAULT_CODE_CONFIG, type CodeConfig } from './codes.ts';
@@ -127,8 +128,35 @@ function checkDates(start: string | null | undefined, end: string | null | undef
   }
 }
 
+/** A live (not deleted) program with its default balance definition. */
+export interface ProgramWithDefault {
+  program: ProgramRow;
+  definition: BalanceDefinitionRow;
+}
+
+/**
+ * How long another process's change to a program or its default balance definition can go unseen
+ * by the ingestion hot path of this one (changes made through this process are seen at once).
+ */
+export const PROGRAM_CACHE_TTL_MS = 5000;
+
 export class ProgramService {
+  /** Read by every event that earns; see `withDefault`. */
+  private withDefaultCache = new TtlCache<ProgramWithDefault | null>(PROGRAM_CACHE_TTL_MS);
   constructor(private ctx: AppContext) {}
+
+  /**
+   * The program (null when deleted or unknown) with its default balance definition, cached per
+   * process for the ingestion hot path: each event that earns needs both, and they change rarely.
+   * Writes through this service clear the entry; other processes' writes show within
+   * PROGRAM_CACHE_TTL_MS.
+   */
+  async withDefault(db: Executor, id: string): Promise<ProgramWithDefault | null> {
+    return this.withDefaultCache.getOr(id, async () => {
+      const program = await this.find(db, id);
+      return program ? { program, definition: await this.defaultDefinition(db, id) } : null;
+    });
+  }
 
   async find(db: Executor, id: string): Promise<ProgramRow | undefined> {
     return db.selectFrom('programs').selectAll().where('id', '=', id).where('deleted_at', 'is', null).executeTakeFirst();
@@ -247,11 +275,13 @@ export class ProgramService {
     }
     if (extraChanged) patch.extra = toJson(extra);
     await db.updateTable('programs').set(patch).where('id', '=', row.id).execute();
+    this.withDefaultCache.delete(row.id);
     return { ...row, ...patch };
   }
 
   async softDelete(db: Executor, row: ProgramRow): Promise<void> {
     await db.updateTable('programs').set({ deleted_at: this.ctx.clock.nowIso(), active: 0 }).where('id', '=', row.id).execute();
+    this.withDefaultCache.delete(row.id);
   }
 
   async list(q: { limit: number; page: number; order?: string }) {
@@ -372,6 +402,7 @@ export class ProgramService {
     }
     if (input.metadata !== undefined) patch.metadata = toJson(input.metadata ?? {});
     await db.updateTable('balance_definitions').set(patch).where('id', '=', row.id).execute();
+    this.withDefaultCache.delete(row.program_id);
     return { ...row, ...patch };
   }
 }

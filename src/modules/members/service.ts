@@ -4,7 +4,9 @@ import { ApiError, conflict, notFound } from '../../http/errors.ts';
 import { newId } from '../../lib/ids.ts';
 import { fromJson, toJson } from '../../lib/json.ts';
 import { isUniqueViolation, type Executor } from '../../storage/db.ts';
+import { hot } from '../../storage/hot.ts';
 import type { BalancesTable, MembershipsTable } from '../../storage/schema.ts';
+import type { CustomerRow } from '../customers/service.ts';
 import { allCodes, codeSpace, generateCode } from '../loyalties/codes.ts';
 import { programRef, programVoucher, type ProgramRow } from '../loyalties/service.ts';
 
@@ -53,6 +55,9 @@ export function presentMember(m: MembershipRow, program: ProgramRow, card: CardS
   };
 }
 
+const oldestFirst = (a: MembershipRow, b: MembershipRow) =>
+  a.created_at < b.created_at ? -1 : a.created_at > b.created_at ? 1 : a.id < b.id ? -1 : a.id > b.id ? 1 : 0;
+
 export class MemberService {
   constructor(private ctx: AppContext) {}
 
@@ -70,10 +75,47 @@ export class MemberService {
     return m;
   }
 
+  /** The customer's cards (every status), oldest first. */
   async ofCustomer(db: Executor, customerId: string, programId?: string): Promise<MembershipRow[]> {
-    let q = db.selectFrom('memberships').selectAll().where('customer_id', '=', customerId);
-    if (programId) q = q.where('program_id', '=', programId);
-    return q.orderBy('created_at').orderBy('id').execute();
+    // By customer only (its index), filtered and sorted here: with a program filter in SQL, SQLite
+    // may walk the program's index in created_at order instead, past every member of the program.
+    const rows = await hot(db, this.ctx.database.dialect, 'members.ofCustomer', [customerId], () => db.selectFrom('memberships').selectAll().where('customer_id', '=', customerId));
+    return rows.filter((m) => !programId || m.program_id === programId).sort(oldestFirst);
+  }
+
+  /**
+   * The customer with this source_id and all its cards (every status, oldest first) in one
+   * statement: what ingesting an activity needs first.
+   */
+  async customerWithCards(db: Executor, sourceId: string): Promise<{ customer: CustomerRow; cards: MembershipRow[] } | undefined> {
+    const rows = await hot(db, this.ctx.database.dialect, 'members.customerWithCards', [sourceId], () =>
+      db
+        .selectFrom('customers as c')
+        .leftJoin('memberships as m', 'm.customer_id', 'c.id')
+        .selectAll('c')
+        .select(['m.id as m_id', 'm.code as m_code', 'm.program_id as m_program_id', 'm.status as m_status', 'm.join_key as m_join_key'])
+        .select(['m.metadata as m_metadata', 'm.created_at as m_created_at', 'm.updated_at as m_updated_at', 'm.revoked_at as m_revoked_at'])
+        .where('c.source_id', '=', sourceId),
+    );
+    if (rows.length === 0) return undefined;
+    const { m_id: _id, m_code: _code, m_program_id: _p, m_status: _s, m_join_key: _j, m_metadata: _m, m_created_at: _c, m_updated_at: _u, m_revoked_at: _r, ...customer } = rows[0];
+    const cards: MembershipRow[] = [];
+    for (const r of rows) {
+      if (r.m_id === null) continue;
+      cards.push({
+        id: r.m_id,
+        code: r.m_code!,
+        program_id: r.m_program_id!,
+        customer_id: customer.id,
+        status: r.m_status!,
+        join_key: r.m_join_key,
+        metadata: r.m_metadata,
+        created_at: r.m_created_at!,
+        updated_at: r.m_updated_at,
+        revoked_at: r.m_revoked_at,
+      });
+    }
+    return { customer, cards: cards.sort(oldestFirst) };
   }
 
   /** Card summary (loyalty_card) of the program's default balance for each membership. */

@@ -47,12 +47,30 @@ export function periodStart(period: QualificationPeriod, at: Date, zone: string)
 
 const LENGTH: Record<QualificationPeriod, { months: number }> = { MONTH: { months: 1 }, QUARTER: { months: 3 }, HALF_YEAR: { months: 6 }, YEAR: { months: 12 } };
 
-export function periodBounds(period: QualificationPeriod, at: Date, zone: string) {
+export interface PeriodBounds {
+  start: DateTime;
+  end: DateTime;
+  prevStart: DateTime;
+  nextEnd: DateTime;
+}
+
+// Every credit of a member with tiers evaluates its tier, and the zoned calendar arithmetic of the
+// bounds costs more than the rest of the evaluation: the bounds are kept per period kind and zone
+// while `at` stays inside the period (DateTimes are immutable, so sharing them is safe).
+const boundsCache = new Map<string, { bounds: PeriodBounds; startMs: number; endMs: number }>();
+
+/** The qualification period containing `at` on the `zone` wall clock, with its neighbours' bounds. */
+export function periodBounds(period: QualificationPeriod, at: Date, zone: string): PeriodBounds {
+  const key = `${period}|${zone}`;
+  const ms = at.getTime();
+  const hit = boundsCache.get(key);
+  if (hit && ms >= hit.startMs && ms < hit.endMs) return hit.bounds;
   const start = periodStart(period, at, zone);
   const end = start.plus(LENGTH[period]);
-  const prevStart = start.minus(LENGTH[period]);
-  const nextEnd = end.plus(LENGTH[period]);
-  return { start, end, prevStart, nextEnd };
+  const bounds = { start, end, prevStart: start.minus(LENGTH[period]), nextEnd: end.plus(LENGTH[period]) };
+  if (boundsCache.size >= 1000) boundsCache.clear();
+  boundsCache.set(key, { bounds, startMs: start.toMillis(), endMs: end.toMillis() });
+  return bounds;
 }
 
 export function extend(at: DateTime, policy: TierPolicy): DateTime {

@@ -6,6 +6,7 @@ import { newId, randomString } from '../../lib/ids.ts';
 import { fromJson, toJson } from '../../lib/json.ts';
 import type { Services } from '../../services.ts';
 import type { Executor } from '../../storage/db.ts';
+import { hot } from '../../storage/hot.ts';
 import type { BalanceChange, ChangeResult } from '../ledger/service.ts';
 import { programRef, type ProgramRow } from '../loyalties/service.ts';
 import type { MembershipRow } from '../members/service.ts';
@@ -309,7 +310,7 @@ export class TierService {
   async memberTierIds(db: Executor, programId: string, membershipId: string): Promise<string[]> {
     const pt = await this.programTiers(db, programId);
     if (!pt.hasTiers) return [];
-    const rows = await db.selectFrom('member_tiers').select('tier_id').where('membership_id', '=', membershipId).execute();
+    const rows = await hot(db, this.ctx.database.dialect, 'tiers.memberTierIds', [membershipId], () => db.selectFrom('member_tiers').select('tier_id').where('membership_id', '=', membershipId));
     return rows.map((r) => r.tier_id).filter((x): x is string => !!x);
   }
 
@@ -381,9 +382,10 @@ export class TierService {
 
     const definitionId =
       opts.definitionId ?? g.group.balance_definition_id ?? (await this.services!.programs.defaultDefinition(trx, program.id)).id;
-    let q = trx.selectFrom('member_tiers').selectAll().where('membership_id', '=', membership.id).where('tier_group_id', '=', g.group.id);
-    if (this.ctx.database.forUpdate) q = q.forUpdate();
-    const current = await q.executeTakeFirst();
+    const [current] = await hot(trx, this.ctx.database.dialect, 'tiers.lockMemberTier', [membership.id, g.group.id], () => {
+      const q = trx.selectFrom('member_tiers').selectAll().where('membership_id', '=', membership.id).where('tier_group_id', '=', g.group.id);
+      return this.ctx.database.forUpdate ? q.forUpdate() : q;
+    });
     const currentRank = rankOf(g, current?.tier_id);
 
     // The tier the member qualifies for now, and until when it holds.
