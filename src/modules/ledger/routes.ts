@@ -140,7 +140,7 @@ export function ledgerRoutes(app: FastifyInstance, ctx: AppContext, services: Se
   const listTransactions = async (req: FastifyRequest<{ Params: { campaignId?: string; memberId: string }; Querystring: { limit: number; starting_after_id?: string } }>) => {
     const { membership } = await memberAndProgram(db(), req.params.memberId, req.params.campaignId);
     const page = await services.ledger.transactions(db(), { membershipId: membership.id }, req.query);
-    return { object: 'list', data_ref: 'data', data: page.data.map(presentTransaction), has_more: page.has_more, more_starting_after: page.more_starting_after };
+    return { object: 'list', data_ref: 'data', data: page.data.map((e) => presentTransaction(e)), has_more: page.has_more, more_starting_after: page.more_starting_after };
   };
   app.get('/v1/loyalties/members/:memberId/transactions', { schema: { tags: ['ledger'], summary: 'List the transactions of a card, newest first', params: memberParams, querystring: txQuery, response: { 200: txList } } }, listTransactions as never);
   app.get('/v1/loyalties/:campaignId/members/:memberId/transactions', { schema: { tags: ['ledger'], summary: 'List the transactions of a card, newest first', params: bothParams, querystring: txQuery, response: { 200: txList } } }, listTransactions as never);
@@ -151,7 +151,7 @@ export function ledgerRoutes(app: FastifyInstance, ctx: AppContext, services: Se
     async (req) => {
       const program = await services.programs.get(db(), req.params.campaignId);
       const page = await services.ledger.transactions(db(), { programId: program.id }, req.query);
-      return { object: 'list', data_ref: 'data', data: page.data.map(presentTransaction), has_more: page.has_more, more_starting_after: page.more_starting_after };
+      return { object: 'list', data_ref: 'data', data: page.data.map((e) => presentTransaction(e)), has_more: page.has_more, more_starting_after: page.more_starting_after };
     },
   );
 

@@ -123,7 +123,8 @@ export class BalanceLimitError extends ApiError {
   }
 }
 
-export function presentTransaction(e: LedgerEntryRow) {
+/** `details`: the entry's details when the caller has them as an object (saves parsing them back). */
+export function presentTransaction(e: LedgerEntryRow, details?: Record<string, unknown>) {
   return {
     id: e.id,
     source_id: e.source_id,
@@ -132,7 +133,7 @@ export function presentTransaction(e: LedgerEntryRow) {
     source: e.source,
     reason: e.reason,
     type: e.type,
-    details: fromJson<Record<string, unknown>>(e.details, {}),
+    details: details ?? fromJson<Record<string, unknown>>(e.details, {}),
     related_transaction_id: e.related_transaction_id,
     balance_definition_id: e.balance_definition_id,
     created_at: e.created_at,
@@ -292,6 +293,7 @@ export class LedgerService {
     };
     if (definition.is_default !== 1) answer.balance_definition = { id: definition.id, name: definition.name, unit: definition.unit };
 
+    const details = { ...(change.details ?? {}), balance: answer };
     const entry: LedgerEntryRow = {
       id: newId('vtx', 24),
       membership_id: membership.id,
@@ -304,7 +306,7 @@ export class LedgerService {
       source_id: change.source_id ?? null,
       source: change.source ?? null,
       reason: change.reason ?? null,
-      details: JSON.stringify({ ...(change.details ?? {}), balance: answer }),
+      details: JSON.stringify(details),
       related_transaction_id: change.related_transaction_id ?? null,
       created_at: now,
     };
@@ -333,7 +335,7 @@ export class LedgerService {
     // creates the empty default balance row ahead of any change, so the row's age is not enough).
     const firstMovement = created || (before === 0 && Number(bal.points) === 0 && Number(bal.subtracted_points) === 0 && Number(bal.expired_points) === 0);
     // The events are computed from the values about to be written (nothing below reads them back).
-    const events = await this.eventsFor(trx, change, entry, balance, before, firstMovement, expiresAt, answer);
+    const events = await this.eventsFor(trx, change, entry, details, balance, before, firstMovement, expiresAt, answer);
 
     const insertEntry = { key: 'insertEntry', params: Object.values(entry), build: () => trx.insertInto('ledger_entries').values(entry) };
     const updateBalance = {
@@ -400,6 +402,7 @@ export class LedgerService {
     trx: Executor,
     change: BalanceChange,
     entry: LedgerEntryRow,
+    details: Record<string, unknown>,
     balance: BalanceRow,
     before: number,
     created: boolean,
@@ -458,7 +461,7 @@ export class LedgerService {
           campaign: presentProgram(program),
           voucher: { ...voucher, loyalty_card: card, updated_at: entry.created_at },
           balance: answer,
-          transaction: presentTransaction(entry),
+          transaction: presentTransaction(entry, details),
         },
         ...base,
       });
