@@ -158,8 +158,7 @@ export async function ingestActivity(ctx: AppContext, trx: Executor, services: S
         let card = cardOf.get(program.id);
         if (!card) {
           if (program.auto_join !== 1) continue;
-          card = await joinProgram(trx, services, program, customer, { source: 'auto-join' });
-          await services.tiers.evaluateMember(trx, program, card, input.sourceEventId ?? activityId);
+          card = await joinProgram(trx, services, program, customer, { source: 'auto-join', sourceEventId: input.sourceEventId ?? activityId });
         }
         const tierIds = await services.tiers.memberTierIds(trx, program.id, card.id);
         const { accruals, skipped } = await services.earning.accrue(trx, { program, membership: card, definition, holder: customer }, rulesByProgram.get(program.id) ?? [], { ...facts, tierIds }, activityRef);

@@ -28,7 +28,7 @@ export async function joinProgram(
   services: Services,
   program: ProgramRow,
   customer: CustomerRow,
-  opts: { code?: string; metadata?: Record<string, unknown> | null; source?: string } = {},
+  opts: { code?: string; metadata?: Record<string, unknown> | null; source?: string; sourceEventId?: string } = {},
 ): Promise<MembershipRow> {
   const membership = await services.members.create(trx, program, customer.id, opts);
   const definition = await services.programs.defaultDefinition(trx, program.id);
@@ -45,7 +45,12 @@ export async function joinProgram(
       reason: 'Initial points of the loyalty card',
       source: opts.source ?? 'tally',
       operation_type: 'AUTOMATIC',
+      source_event_id: opts.sourceEventId,
     });
+  } else {
+    // No balance change to move it: the new member gets its base tier (points from 0) here, in the
+    // joining transaction, whichever way it joined.
+    await services.tiers.evaluateMember(trx, program, membership, opts.sourceEventId ?? membership.id);
   }
   return membership;
 }

@@ -86,6 +86,19 @@ describe('tiers', () => {
     assert.equal(customer.body.loyalty.campaigns[p.name].loyalty_tier, member.id);
   });
 
+  it('gives a member added through the API its base tier at once, with its event', async () => {
+    const { p } = await setup();
+    const member = await createMember(t, p.id);
+    assert.deepEqual(await currentTier(member.code), ['Bronze']);
+    const events = await tierEvents(member.id);
+    assert.deepEqual(events.map((e) => [e.from_tier?.name ?? null, e.to_tier.name, e.upgraded]), [[null, 'Bronze', true]]);
+    // A program without tiers: nothing to attribute, no event.
+    const plain = await createProgram(t);
+    const other = await createMember(t, plain.id);
+    assert.deepEqual(await currentTier(other.code), []);
+    assert.deepEqual(await tierEvents(other.id), []);
+  });
+
   it('gives a member who auto-joins through an event its base tier at once', async () => {
     const { p } = await setup();
     const ev = `join-${uid()}`;
