@@ -19,7 +19,7 @@
 // Environment: BENCH_DURATION (10), BENCH_CONNECTIONS (50), BENCH_CUSTOMERS (300), BENCH_BACKENDS,
 // BENCH_PG_URL, BENCH_NODE_ARGS and BENCH_SHOW_SERVER_OUTPUT for profiling (see bench/lib.ts).
 import type autocannon from 'autocannon';
-import { api, authHeaders, BACKENDS, CONNECTIONS, cpuTicks, DURATION, freshDatabase, load, loadAverageLine, pgReachable, postgresTicks, startTally, usPer } from './lib.ts';
+import { api, authHeaders, BACKENDS, CONNECTIONS, cpuTicks, DURATION, load, loadAverageLine, pgReachable, postgresTicks, usPer, withTally } from './lib.ts';
 
 const CUSTOMERS = Number(process.env.BENCH_CUSTOMERS ?? 300);
 const TIERS = process.env.BENCH_TIERS === '1';
@@ -84,13 +84,8 @@ function eventsLoad(base: string, prefix: string, sent: Set<string>, earned: Ear
 }
 
 async function benchEvents(backend: string) {
-  const { databaseUrl, cleanup } = await freshDatabase(backend);
-  const server = await startTally(databaseUrl).catch(async (err) => {
-    await cleanup();
-    throw err;
-  });
-  const base = server.base;
-  try {
+  await withTally(backend, async (server) => {
+    const base = server.base;
     const program = await api(base, 'POST', '/v1/loyalties', { name: 'Bench', timezone: 'Europe/Zagreb' });
     await api(base, 'POST', `/v1/loyalties/${program.id}/earning-rules`, RULES);
     if (TIERS) {
@@ -148,10 +143,7 @@ async function benchEvents(backend: string) {
     console.log(`    ${row.check} (${earned.size - answeredBefore} events answered in the run, ${unanswered.length} sent again)`);
     if (!ok) process.exitCode = 1;
     rows.push(row);
-  } finally {
-    await server.stop();
-    await cleanup();
-  }
+  });
 }
 
 console.log(`bench:events: 20 active earning rules (5 match each event)${TIERS ? ', 3 tiers' : ''}, ${CUSTOMERS} customers, ${CONNECTIONS} connections, ${DURATION} s, node ${process.version}`);

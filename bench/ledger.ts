@@ -17,7 +17,7 @@
 import { spawnSync } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import type autocannon from 'autocannon';
-import { api, authHeaders, BACKENDS, CONNECTIONS, cpuTicks, DURATION, freePort, freshDatabase, load as run, loadAverageLine, PG_ADMIN, pgAdmin, pgReachable, postgresTicks, startChild, startTally, usPer } from './lib.ts';
+import { api, authHeaders, BACKENDS, CONNECTIONS, cpuTicks, DURATION, freePort, load as run, loadAverageLine, PG_ADMIN, pgAdmin, pgReachable, postgresTicks, startChild, usPer, withTally } from './lib.ts';
 
 const CARDS = Number(process.env.BENCH_CARDS ?? 1000);
 
@@ -48,13 +48,8 @@ function record(name: string, r: autocannon.Result, note?: string): Row {
 }
 
 async function benchTally(backend: string) {
-  const { databaseUrl, cleanup } = await freshDatabase(backend);
-  const server = await startTally(databaseUrl).catch(async (err) => {
-    await cleanup();
-    throw err;
-  });
-  const base = server.base;
-  try {
+  await withTally(backend, async (server) => {
+    const base = server.base;
     const program = await api(base, 'POST', '/v1/loyalties', { name: 'Bench' });
     const codes: string[] = [];
     for (let i = 0; i < CARDS; i += 50) {
@@ -96,10 +91,7 @@ async function benchTally(backend: string) {
     row.note = `sum of card balances ${total}, 2xx ${answered}, sent ${sent}`;
     console.log(`    sum of all card balances ${total}: ${ok ? 'within' : 'OUTSIDE'} [2xx answers ${answered}, requests sent ${sent}]${ok ? '' : ' MISMATCH'}`);
     if (!ok) process.exitCode = 1;
-  } finally {
-    await server.stop();
-    await cleanup();
-  }
+  });
 }
 
 async function benchEmpty() {

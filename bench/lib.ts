@@ -154,6 +154,21 @@ export async function startTally(databaseUrl: string) {
   return { ...server, base, pid: server.child.pid! };
 }
 
+/** Runs `fn` against `tally serve` on a fresh database of `backend`; stops both afterwards. */
+export async function withTally<T>(backend: string, fn: (server: Awaited<ReturnType<typeof startTally>>) => Promise<T>): Promise<T> {
+  const { databaseUrl, cleanup } = await freshDatabase(backend);
+  try {
+    const server = await startTally(databaseUrl);
+    try {
+      return await fn(server);
+    } finally {
+      await server.stop();
+    }
+  } finally {
+    await cleanup();
+  }
+}
+
 /** An authenticated JSON request to the server; throws on a non-2xx answer. */
 export async function api(base: string, method: string, path: string, body?: unknown) {
   const res = await fetch(`${base}${path}`, { method, headers: authHeaders, body: body === undefined ? undefined : JSON.stringify(body) });
