@@ -4,6 +4,7 @@ import { newId } from '../../lib/ids.ts';
 import { fromJson, toJson } from '../../lib/json.ts';
 import { toE164 } from '../../lib/phone.ts';
 import type { Executor } from '../../storage/db.ts';
+import { hot } from '../../storage/hot.ts';
 import type { CustomersTable } from '../../storage/schema.ts';
 
 export type CustomerRow = CustomersTable;
@@ -95,7 +96,7 @@ export class CustomerService {
   async findByPhone(db: Executor, phone: string): Promise<CustomerRow[]> {
     const e164 = toE164(phone);
     if (!e164) return [];
-    return db.selectFrom('customers').selectAll().where('phone', '=', e164).orderBy('created_at').execute();
+    return hot(db, this.ctx.database.dialect, 'customers.byPhone', [e164], () => db.selectFrom('customers').selectAll().where('phone', '=', e164).orderBy('created_at'));
   }
 
   /**

@@ -4,6 +4,7 @@ import { ApiError, badRequest, conflict, notFound } from '../../http/errors.ts';
 import { newId } from '../../lib/ids.ts';
 import { fromJson, toJson } from '../../lib/json.ts';
 import type { Executor } from '../../storage/db.ts';
+import { hot } from '../../storage/hot.ts';
 import type { BalanceDefinitionsTable, ProgramsTable } from '../../storage/schema.ts';
 import { validateCodeConfig, DEFAULT_CODE_CONFIG, type CodeConfig } from './codes.ts';
 import { validateExpirationRules, type ExpirationRules } from './expiration.ts';
@@ -131,7 +132,8 @@ export class ProgramService {
   constructor(private ctx: AppContext) {}
 
   async find(db: Executor, id: string): Promise<ProgramRow | undefined> {
-    return db.selectFrom('programs').selectAll().where('id', '=', id).where('deleted_at', 'is', null).executeTakeFirst();
+    const [row] = await hot(db, this.ctx.database.dialect, 'programs.find', [id], () => db.selectFrom('programs').selectAll().where('id', '=', id).where('deleted_at', 'is', null));
+    return row;
   }
 
   async get(db: Executor, id: string): Promise<ProgramRow> {

@@ -1,6 +1,7 @@
 import type { AppContext } from '../../context.ts';
 import { newId } from '../../lib/ids.ts';
 import type { Executor } from '../../storage/db.ts';
+import { hot } from '../../storage/hot.ts';
 import { publicBase, type ChannelRow, type ChannelService } from './channels.ts';
 import type { OptOutService } from './optout.ts';
 import { sendInfobip } from './providers/infobip.ts';
@@ -89,7 +90,7 @@ export class Outbound {
       sent_at: null,
       delivered_at: null,
     };
-    await trx.insertInto('msg_messages').values(row).execute();
+    await hot(trx, this.ctx.database.dialect, 'msg.insert', Object.values(row), () => trx.insertInto('msg_messages').values(row));
     return row;
   }
 
@@ -225,7 +226,11 @@ export class Outbound {
       await this.ctx.transaction(async (trx) => {
         const now = this.ctx.clock.nowIso();
         for (const o of batch) {
-          await trx.updateTable('msg_messages').set({ ...o.set, updated_at: now }).where('id', '=', o.id).where('status', '=', 'sending').execute();
+          const set = { ...o.set, updated_at: now };
+          // One text per set of columns (an outcome's columns depend on its kind).
+          await hot(trx, this.ctx.database.dialect, `msg.outcome:${Object.keys(set).join(',')}`, [...Object.values(set), o.id, 'sending'], () =>
+            trx.updateTable('msg_messages').set(set).where('id', '=', o.id).where('status', '=', 'sending'),
+          );
         }
       });
       for (const o of batch) o.resolve();

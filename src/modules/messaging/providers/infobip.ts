@@ -1,4 +1,4 @@
-import { cachedE164 as toE164 } from '../cache.ts';
+import { toE164 } from '../../../lib/phone.ts';
 import { httpFailure, networkFailure, providerPost, type ChannelForSend, type DeliveryReport, type InboundMessage, type OutgoingMessage, type SendResult } from './types.ts';
 
 // Infobip: inbound SMS (MO_JSON_2) and WhatsApp batches, outbound `POST /sms/3/messages` and

@@ -1,5 +1,5 @@
 import { createHmac, timingSafeEqual } from 'node:crypto';
-import { cachedE164 as toE164 } from '../cache.ts';
+import { toE164 } from '../../../lib/phone.ts';
 import { httpFailure, networkFailure, providerPost, type ChannelForSend, type DeliveryReport, type InboundMessage, type OutgoingMessage, type SendResult } from './types.ts';
 
 // Twilio: form-encoded inbound webhooks checked with X-Twilio-Signature, replies through the REST
