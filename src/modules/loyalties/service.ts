@@ -5,6 +5,7 @@ import { newId } from '../../lib/ids.ts';
 import { fromJson, toJson } from '../../lib/json.ts';
 import type { Executor } from '../../storage/db.ts';
 import { hot } from '../../storage/hot.ts';
+import { TtlCache } from '../../lib/ttl-cache.ts';
 import type { BalanceDefinitionsTable, ProgramsTable } from '../../storage/schema.ts';
 import { validateCodeConfig, DEFAULT_CODE_CONFIG, type CodeConfig } from './codes.ts';
 import { validateExpirationRules, type ExpirationRules } from './expiration.ts';
@@ -129,11 +130,19 @@ function checkDates(start: string | null | undefined, end: string | null | undef
 }
 
 export class ProgramService {
+  /** Programs by id for hot paths that only read them (cleared by this process's own writes). */
+  private cache = new TtlCache<ProgramRow | null>(2000);
+
   constructor(private ctx: AppContext) {}
 
   async find(db: Executor, id: string): Promise<ProgramRow | undefined> {
     const [row] = await hot(db, this.ctx.database.dialect, 'programs.find', [id], () => db.selectFrom('programs').selectAll().where('id', '=', id).where('deleted_at', 'is', null));
     return row;
+  }
+
+  /** A program for a read-only hot path (an inbound message's flow): cached for a couple of seconds. */
+  async findCached(db: Executor, id: string): Promise<ProgramRow | undefined> {
+    return (await this.cache.getOr(id, async () => (await this.find(db, id)) ?? null)) ?? undefined;
   }
 
   async get(db: Executor, id: string): Promise<ProgramRow> {
@@ -249,11 +258,13 @@ export class ProgramService {
     }
     if (extraChanged) patch.extra = toJson(extra);
     await db.updateTable('programs').set(patch).where('id', '=', row.id).execute();
+    this.cache.delete(row.id);
     return { ...row, ...patch };
   }
 
   async softDelete(db: Executor, row: ProgramRow): Promise<void> {
     await db.updateTable('programs').set({ deleted_at: this.ctx.clock.nowIso(), active: 0 }).where('id', '=', row.id).execute();
+    this.cache.delete(row.id);
   }
 
   async list(q: { limit: number; page: number; order?: string }) {

@@ -218,7 +218,7 @@ export class Engine {
     }
 
     const def = version.definition;
-    const program = await this.services.programs.find(db, def.program_id);
+    const program = await this.services.programs.findCached(db, def.program_id);
     if (!program) {
       await this.markInbound(inboundId, { status: 'error', error: `program ${def.program_id} no longer exists` });
       return [];
