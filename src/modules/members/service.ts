@@ -73,8 +73,8 @@ export class MemberService {
 
   /** A customer's memberships (in one program), oldest first. */
   async ofCustomer(db: Executor, customerId: string, programId?: string): Promise<MembershipRow[]> {
-    // Sorted here, not by ORDER BY: given one, SQLite walks the program's memberships in
-    // (program, created_at) order instead of looking the customer's few up by their index.
+    // Sorted here: with ORDER BY created_at, SQLite walks all the program's memberships in
+    // (program, created_at) index order instead of looking up the customer's few by their index.
     const rows = programId
       ? await hot(db, this.ctx.database.dialect, 'memberships.ofCustomerInProgram', [customerId, programId], () =>
           db.selectFrom('memberships').selectAll().where('customer_id', '=', customerId).where('program_id', '=', programId),
