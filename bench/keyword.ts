@@ -31,15 +31,20 @@ async function freePort(): Promise<number> {
   });
 }
 
-/** CPU time (user + system, ms) the server process has used so far (Linux /proc). */
-function cpuMs(pid: number | undefined): number {
+/** CPU time (ms) the server process has used so far, user and system (Linux /proc). */
+function cpuTimes(pid: number | undefined): { user: number; system: number } {
   try {
     const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
     const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    return ((Number(fields[11]) + Number(fields[12])) * 1000) / 100;
+    return { user: (Number(fields[11]) * 1000) / 100, system: (Number(fields[12]) * 1000) / 100 };
   } catch {
-    return NaN;
+    return { user: NaN, system: NaN };
   }
+}
+
+function cpuMs(pid: number | undefined): number {
+  const t = cpuTimes(pid);
+  return t.user + t.system;
 }
 
 function pct(sorted: number[], p: number) {
@@ -126,7 +131,7 @@ async function main() {
     async function run(rate: number, seconds: number) {
       latencies = [];
       errors = 0;
-      const cpu0 = cpuMs(child.pid);
+      const cpu0 = cpuTimes(child.pid);
       const total = Math.round(rate * seconds);
       const interval = 1000 / rate;
       const start = performance.now();
@@ -157,11 +162,14 @@ async function main() {
       const sorted = [...latencies].sort((a, b) => a - b);
       const lost = total - latencies.length;
       for (const q of pending.values()) q.length = 0;
-      const cpuPerMessage = (cpuMs(child.pid) - cpu0) / total;
-      return { rate, total, replies: latencies.length, lost, errors, cpuPerMessage, p50: pct(sorted, 50), p99: pct(sorted, 99), max: sorted.at(-1) ?? NaN, achieved: latencies.length / elapsed };
+      const cpu1 = cpuTimes(child.pid);
+      const userPerMessage = (cpu1.user - cpu0.user) / total;
+      const systemPerMessage = (cpu1.system - cpu0.system) / total;
+      const cpuPerMessage = userPerMessage + systemPerMessage;
+      return { rate, total, replies: latencies.length, lost, errors, cpuPerMessage, userPerMessage, systemPerMessage, p50: pct(sorted, 50), p99: pct(sorted, 99), max: sorted.at(-1) ?? NaN, achieved: latencies.length / elapsed };
     }
     const fmt = (r: Awaited<ReturnType<typeof run>>) =>
-      `rate ${String(r.rate).padStart(5)}/s  replies ${r.replies}/${r.total}  p50 ${r.p50.toFixed(1)} ms  p99 ${r.p99.toFixed(1)} ms  max ${r.max.toFixed(1)} ms  achieved ${r.achieved.toFixed(0)}/s  server CPU ${r.cpuPerMessage.toFixed(2)} ms/msg${r.errors ? `  errors ${r.errors}` : ''}${r.lost ? `  lost ${r.lost}` : ''}`;
+      `rate ${String(r.rate).padStart(5)}/s  replies ${r.replies}/${r.total}  p50 ${r.p50.toFixed(1)} ms  p99 ${r.p99.toFixed(1)} ms  max ${r.max.toFixed(1)} ms  achieved ${r.achieved.toFixed(0)}/s  server CPU ${r.cpuPerMessage.toFixed(2)} ms/msg (user ${r.userPerMessage.toFixed(2)}, system ${r.systemPerMessage.toFixed(2)})${r.errors ? `  errors ${r.errors}` : ''}${r.lost ? `  lost ${r.lost}` : ''}`;
 
     // Calibration: what a trivial request costs this server on this machine right now.
     const c0 = cpuMs(child.pid);

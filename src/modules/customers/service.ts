@@ -98,7 +98,7 @@ export class CustomerService {
   async findByPhone(db: Executor, phone: string): Promise<CustomerRow[]> {
     const e164 = toE164(phone);
     if (!e164) return [];
-    return db.selectFrom('customers').selectAll().where('phone', '=', e164).orderBy('created_at').execute();
+    return hot(db, this.ctx.database.dialect, 'customers.byPhone', [e164], () => db.selectFrom('customers').selectAll().where('phone', '=', e164).orderBy('created_at'));
   }
 
   /**

@@ -5,6 +5,7 @@ import { newId } from '../../lib/ids.ts';
 import { fromJson, toJson } from '../../lib/json.ts';
 import { TtlCache } from '../../lib/ttl-cache.ts';
 import type { Executor } from '../../storage/db.ts';
+import { hot } from '../../storage/hot.ts';
 import type { BalanceDefinitionsTable, ProgramsTable } from '../../storage/schema.ts';
 import { validateCodeConfig, DEFAULT_CODE_CONFIG, type CodeConfig } from './codes.ts';
 import { validateExpirationRules, type ExpirationRules } from './expiration.ts';
@@ -147,7 +148,8 @@ export class ProgramService {
 
   /**
    * The program (null when deleted or unknown) with its default balance definition, cached per
-   * process for the ingestion hot path: each event that earns needs both, and they change rarely.
+   * process for the hot paths that read them on every event or inbound message (ingestion, keyword
+   * flows): they change rarely.
    * Writes through this service clear the entry; other processes' writes show within
    * PROGRAM_CACHE_TTL_MS.
    */
@@ -159,7 +161,8 @@ export class ProgramService {
   }
 
   async find(db: Executor, id: string): Promise<ProgramRow | undefined> {
-    return db.selectFrom('programs').selectAll().where('id', '=', id).where('deleted_at', 'is', null).executeTakeFirst();
+    const [row] = await hot(db, this.ctx.database.dialect, 'programs.find', [id], () => db.selectFrom('programs').selectAll().where('id', '=', id).where('deleted_at', 'is', null));
+    return row;
   }
 
   async get(db: Executor, id: string): Promise<ProgramRow> {

@@ -80,7 +80,7 @@ export class BroadcastService {
       const skipped = optedOut.has(r.phone!);
       const membership = (await this.services.members.find(db, r.membership_id))!;
       const customer = (await this.services.customers.find(db, r.customer_id)) ?? null;
-      const vars = this.registry.lazy({ db, services: this.services, program, customer, membership });
+      const vars = this.registry.lazy({ db, dialect: this.ctx.database.dialect, services: this.services, program, customer, membership });
       if (tierFilter) {
         const tier = (await vars.tier) as { id?: string; name?: string } | null | undefined;
         const want = tierFilter.toLowerCase();

@@ -59,8 +59,36 @@ export const DEFAULT_SETTINGS: Required<Omit<ChannelSettings, 'unknown_sender_re
   timeout_ms: 10_000,
 };
 
-export function channelSettings(row: ChannelRow): ChannelSettings & typeof DEFAULT_SETTINGS {
-  return { ...DEFAULT_SETTINGS, ...fromJson<ChannelSettings>(row.settings, {}) };
+interface ParsedChannel {
+  settings: ChannelSettings & typeof DEFAULT_SETTINGS;
+  credentials: ChannelCredentials;
+  auth: InboundAuth;
+  /** SHA-256 of each inbound secret, compared with the caller's in constant time. */
+  secretDigests: Map<string, Buffer>;
+}
+
+// The JSON columns of a channel row, parsed once per row object: the hot path gets the same cached
+// row (ChannelService.findCached) for every callback within a few seconds. Rows are never mutated
+// (an update makes a new object), so an entry never goes stale.
+const parsedRows = new WeakMap<ChannelRow, ParsedChannel>();
+
+function parsed(row: ChannelRow): ParsedChannel {
+  let p = parsedRows.get(row);
+  if (!p) {
+    p = {
+      settings: { ...DEFAULT_SETTINGS, ...fromJson<ChannelSettings>(row.settings, {}) },
+      credentials: fromJson<ChannelCredentials>(row.credentials, {}),
+      auth: fromJson<InboundAuth>(row.inbound_auth, { type: 'none' }),
+      secretDigests: new Map(),
+    };
+    parsedRows.set(row, p);
+  }
+  return p;
+}
+
+/** The channel's settings with defaults (shared: do not modify). */
+export function channelSettings(row: ChannelRow): Readonly<ChannelSettings & typeof DEFAULT_SETTINGS> {
+  return parsed(row).settings;
 }
 
 export function publicBase(ctx: AppContext, row: ChannelRow, req?: FastifyRequest): string {
@@ -101,11 +129,16 @@ function bad(field: string, message: string) {
   return badRequest('invalid_channel', 'Invalid channel', `${field} ${message}`, [{ field, message }]);
 }
 
-function safeEqual(a: string, b: string): boolean {
+/** Whether `given` is the channel's inbound secret `secret`. */
+function matchesSecret(row: ChannelRow, given: string, secret: string): boolean {
   // Hash first so lengths match and timing tells nothing about the secret.
-  const ha = createHash('sha256').update(a).digest();
-  const hb = createHash('sha256').update(b).digest();
-  return timingSafeEqual(ha, hb);
+  const digests = parsed(row).secretDigests;
+  let expected = digests.get(secret);
+  if (!expected) {
+    expected = createHash('sha256').update(secret).digest();
+    digests.set(secret, expected);
+  }
+  return timingSafeEqual(createHash('sha256').update(given).digest(), expected);
 }
 
 export class ChannelService {
@@ -223,7 +256,7 @@ export class ChannelService {
       provider: row.provider,
       type: row.type,
       sender: row.sender,
-      credentials: fromJson<ChannelCredentials>(row.credentials, {}),
+      credentials: parsed(row).credentials,
       timeoutMs: channelSettings(row).timeout_ms,
     };
   }
@@ -233,7 +266,7 @@ export class ChannelService {
    * public URL, Infobip's HTTP Basic credentials or secret token. Throws 401/403.
    */
   verifyCallback(row: ChannelRow, req: FastifyRequest): void {
-    const auth = fromJson<InboundAuth>(row.inbound_auth, { type: 'none' });
+    const { auth, credentials } = parsed(row);
     const header = (name: string) => {
       const v = req.headers[name];
       return Array.isArray(v) ? v[0] : v;
@@ -241,7 +274,7 @@ export class ChannelService {
     if (row.provider === 'twilio') {
       const signature = header('x-twilio-signature');
       if (!signature) throw new ApiError(401, 'signature_missing', 'Unauthorized', 'X-Twilio-Signature is missing');
-      const token = fromJson<ChannelCredentials>(row.credentials, {}).auth_token ?? '';
+      const token = credentials.auth_token ?? '';
       const base = publicBase(this.ctx, row, req);
       const params = (req.body && typeof req.body === 'object' ? req.body : {}) as Record<string, unknown>;
       if (!verifyTwilioSignature(token, signature, [`${base}${req.url}`], params)) {
@@ -254,7 +287,7 @@ export class ChannelService {
       if (!h || !h.toLowerCase().startsWith('basic ')) throw new ApiError(401, 'credentials_missing', 'Unauthorized', 'HTTP Basic credentials are required');
       const decoded = Buffer.from(h.slice(6).trim(), 'base64').toString('utf8');
       const i = decoded.indexOf(':');
-      const ok = i >= 0 && safeEqual(decoded.slice(0, i), auth.username) && safeEqual(decoded.slice(i + 1), auth.password);
+      const ok = i >= 0 && matchesSecret(row, decoded.slice(0, i), auth.username) && matchesSecret(row, decoded.slice(i + 1), auth.password);
       if (!ok) throw new ApiError(403, 'credentials_invalid', 'Forbidden', 'HTTP Basic credentials do not match');
       return;
     }
@@ -262,7 +295,7 @@ export class ChannelService {
       const q = (req.query ?? {}) as Record<string, unknown>;
       const given = typeof q.token === 'string' ? q.token : header('x-tally-token');
       if (!given) throw new ApiError(401, 'token_missing', 'Unauthorized', 'The channel secret token is required (?token=...)');
-      if (!safeEqual(given, auth.token)) throw new ApiError(403, 'token_invalid', 'Forbidden', 'The channel secret token does not match');
+      if (!matchesSecret(row, given, auth.token)) throw new ApiError(403, 'token_invalid', 'Forbidden', 'The channel secret token does not match');
       return;
     }
     throw new ApiError(403, 'inbound_disabled', 'Forbidden', 'This channel takes no provider callbacks');

@@ -1,4 +1,5 @@
-import type { Executor } from '../../storage/db.ts';
+import type { DialectName, Executor } from '../../storage/db.ts';
+import { hot } from '../../storage/hot.ts';
 import type { Services } from '../../services.ts';
 import type { CustomerRow } from '../customers/service.ts';
 import type { ProgramRow } from '../loyalties/service.ts';
@@ -20,6 +21,7 @@ import { fromJson } from '../../lib/json.ts';
 
 export interface ContextInput {
   db: Executor;
+  dialect: DialectName;
   services: Services;
   program: ProgramRow;
   customer: CustomerRow | null;
@@ -171,16 +173,17 @@ export function registerCoreProviders(reg: ContextRegistry): void {
     return out;
   });
   // The default balance as a plain number: {{ points }}.
-  reg.register('points', async ({ db, program, membership }) => {
+  reg.register('points', async ({ db, dialect, program, membership }) => {
     if (!membership) return null;
-    const row = await db
-      .selectFrom('balances as b')
-      .innerJoin('balance_definitions as d', 'd.id', 'b.balance_definition_id')
-      .select('b.balance')
-      .where('b.membership_id', '=', membership.id)
-      .where('d.program_id', '=', program.id)
-      .where('d.is_default', '=', 1)
-      .executeTakeFirst();
+    const [row] = await hot(db, dialect, 'msg.points', [membership.id, program.id, 1], () =>
+      db
+        .selectFrom('balances as b')
+        .innerJoin('balance_definitions as d', 'd.id', 'b.balance_definition_id')
+        .select('b.balance')
+        .where('b.membership_id', '=', membership.id)
+        .where('d.program_id', '=', program.id)
+        .where('d.is_default', '=', 1),
+    );
     return Number(row?.balance ?? 0);
   });
   // The card summary of the default balance (Voucherify's loyalty_card), with the code.

@@ -1,6 +1,7 @@
 import type { AppContext } from '../../context.ts';
 import { newId } from '../../lib/ids.ts';
 import type { Executor } from '../../storage/db.ts';
+import { hot } from '../../storage/hot.ts';
 import { publicBase, type ChannelRow, type ChannelService } from './channels.ts';
 import type { OptOutService } from './optout.ts';
 import { sendInfobip } from './providers/infobip.ts';
@@ -20,6 +21,11 @@ export type MessageRow = MsgMessagesTable;
 
 export const MAX_ATTEMPTS = 6;
 export const LEASE_MS = 60_000;
+/**
+ * Outcome writes start at least this far apart: under load one commit records many sends (each
+ * commit also wakes the other writers' listeners); when idle an outcome is written at once.
+ */
+const OUTCOME_GAP_MS = 20;
 /** Delay before attempt n+1 after n failed attempts: 2s, 4s, 8s, 16s, 32s. */
 export const backoffMs = (attempts: number) => Math.min(300_000, 1000 * 2 ** attempts);
 
@@ -48,6 +54,7 @@ export class Outbound {
   private inflight = new Set<Promise<unknown>>();
   private outcomes: { id: string; set: Partial<MessageRow>; resolve: () => void; reject: (err: unknown) => void }[] = [];
   private flushing = false;
+  private lastFlushAt = -Infinity;
   /** Sends in flight at once (each mostly waits on the provider). */
   private sends = new Limiter(32);
 
@@ -89,7 +96,7 @@ export class Outbound {
       sent_at: null,
       delivered_at: null,
     };
-    await trx.insertInto('msg_messages').values(row).execute();
+    await hot(trx, this.ctx.database.dialect, 'msg.insert', Object.values(row), () => trx.insertInto('msg_messages').values(row));
     return row;
   }
 
@@ -206,33 +213,45 @@ export class Outbound {
   }
 
   /**
-   * Records the outcome of a send. Outcomes that arrive together are written in one transaction
-   * (one commit for many messages under load; no delay when alone).
+   * Records the outcome of a send. Outcomes that arrive within OUTCOME_GAP_MS of the last write
+   * are written together in one transaction (one commit for many messages under load; no delay
+   * when alone). Until then the message stays `sending` under its lease, as during the call.
    */
   private finish(row: MessageRow, status: string, patch: Partial<MessageRow>): Promise<void> {
     return new Promise<void>((resolve, reject) => {
       this.outcomes.push({ id: row.id, set: { ...patch, status, locked_until: null }, resolve, reject });
       if (!this.flushing) {
         this.flushing = true;
-        setImmediate(() => void this.flushOutcomes());
+        this.scheduleFlush();
       }
     });
   }
 
+  private scheduleFlush(): void {
+    const wait = this.lastFlushAt + OUTCOME_GAP_MS - performance.now();
+    if (wait > 0) setTimeout(() => void this.flushOutcomes(), wait);
+    else setImmediate(() => void this.flushOutcomes());
+  }
+
   private async flushOutcomes(): Promise<void> {
+    this.lastFlushAt = performance.now();
     const batch = this.outcomes.splice(0);
     try {
       await this.ctx.transaction(async (trx) => {
         const now = this.ctx.clock.nowIso();
         for (const o of batch) {
-          await trx.updateTable('msg_messages').set({ ...o.set, updated_at: now }).where('id', '=', o.id).where('status', '=', 'sending').execute();
+          const set = { ...o.set, updated_at: now };
+          // One text per set of columns (an outcome's columns depend on its kind).
+          await hot(trx, this.ctx.database.dialect, `msg.outcome:${Object.keys(set).join(',')}`, [...Object.values(set), o.id, 'sending'], () =>
+            trx.updateTable('msg_messages').set(set).where('id', '=', o.id).where('status', '=', 'sending'),
+          );
         }
       });
       for (const o of batch) o.resolve();
     } catch (err) {
       for (const o of batch) o.reject(err);
     } finally {
-      if (this.outcomes.length > 0) setImmediate(() => void this.flushOutcomes());
+      if (this.outcomes.length > 0) this.scheduleFlush();
       else this.flushing = false;
     }
   }

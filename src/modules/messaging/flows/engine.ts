@@ -2,7 +2,8 @@ import type { AppContext } from '../../../context.ts';
 import { newId } from '../../../lib/ids.ts';
 import { fromJson, toJson } from '../../../lib/json.ts';
 import type { Services } from '../../../services.ts';
-import type { Executor } from '../../../storage/db.ts';
+import { isUniqueViolation, type Executor } from '../../../storage/db.ts';
+import { hot } from '../../../storage/hot.ts';
 import type { CustomerRow } from '../../customers/service.ts';
 import type { MembershipRow } from '../../members/service.ts';
 import { channelSettings, type ChannelRow } from '../channels.ts';
@@ -60,7 +61,9 @@ export class Engine {
     const inboundKey = `${channel.id}:${msg.providerMessageId}`;
     // A provider retry of a message already stored stops here. Two copies racing past this check
     // are settled by the unique index when the inbound row is written with the replies.
-    const seen = await db.selectFrom('msg_messages').select('id').where('inbound_key', '=', inboundKey).executeTakeFirst();
+    const [seen] = await hot(db, this.ctx.database.dialect, 'msg.inboundSeen', [inboundKey], () =>
+      db.selectFrom('msg_messages').select('id').where('inbound_key', '=', inboundKey),
+    );
     if (seen) return { duplicate: true, messageId: null, replies: [], replyIds: [] };
     const row: MessageRow = {
       id,
@@ -115,13 +118,15 @@ export class Engine {
    * same provider message got there first.
    */
   private async markInbound(id: string, patch: Partial<MessageRow>, trx: Executor = this.ctx.database.db) {
-    const row = this.pending.get(id)!;
-    const res = await trx
-      .insertInto('msg_messages')
-      .values({ ...row, ...patch, updated_at: this.ctx.clock.nowIso() })
-      .onConflict((oc) => oc.column('inbound_key').doNothing())
-      .executeTakeFirst();
-    if (Number(res.numInsertedOrUpdatedRows ?? 0n) === 0) throw new DuplicateInbound();
+    const row: MessageRow = { ...this.pending.get(id)!, ...patch, updated_at: this.ctx.clock.nowIso() };
+    try {
+      await hot(trx, this.ctx.database.dialect, 'msg.insertInbound', Object.values(row), () => trx.insertInto('msg_messages').values(row));
+    } catch (err) {
+      // The unique inbound_key: a copy of this provider message was stored first. (Not ON CONFLICT
+      // DO NOTHING RETURNING: on SQLite, RETURNING triples the cost of the insert.)
+      if (isUniqueViolation(err)) throw new DuplicateInbound();
+      throw err;
+    }
   }
 
   private async process(channel: ChannelRow, msg: InboundMessage, inboundId: string): Promise<MessageRow[]> {
@@ -153,17 +158,22 @@ export class Engine {
     let version: FlowVersion | null = null;
     let startStep: string | null = null;
     let alias: string | null = null;
-    const open = await db
-      .selectFrom('msg_conversations')
-      .selectAll()
-      .where('channel_id', '=', channel.id)
-      .where('phone', '=', phone)
-      .where('state', '=', 'waiting')
-      .where('expires_at', '>', now)
-      .orderBy('created_at', 'desc')
-      .executeTakeFirst();
+    const [open] = await hot(db, this.ctx.database.dialect, 'msg.openConversation', [channel.id, phone, 'waiting', now], () =>
+      db
+        .selectFrom('msg_conversations as c')
+        .leftJoin('msg_flows as f', (j) => j.onRef('f.id', '=', 'c.flow_id').on('f.deleted_at', 'is', null))
+        .selectAll('c')
+        .select('f.id as live_flow_id')
+        .where('c.channel_id', '=', channel.id)
+        .where('c.phone', '=', phone)
+        .where('c.state', '=', 'waiting')
+        .where('c.expires_at', '>', now)
+        // No LIMIT: a number has one waiting conversation per channel (a new one ends the others),
+        // and SQLite runs this several times slower with a bound LIMIT.
+        .orderBy('c.created_at', 'desc'),
+    );
     // A conversation of a flow deleted since is not continued.
-    if (open && (await this.flows.find(db, open.flow_id))) {
+    if (open?.live_flow_id) {
       const v = await this.flows.version(db, open.flow_id, open.flow_version);
       const wait = v.definition.steps.find((s) => s.id === open.step_id);
       if (wait && wait.type === 'wait') {
@@ -208,7 +218,7 @@ export class Engine {
     }
 
     const def = version.definition;
-    const program = await this.services.programs.find(db, def.program_id);
+    const program = (await this.services.programs.withDefault(db, def.program_id))?.program;
     if (!program) {
       await this.markInbound(inboundId, { status: 'error', error: `program ${def.program_id} no longer exists` });
       return [];
@@ -238,31 +248,34 @@ export class Engine {
     });
     const result = await run.run(startStep);
 
+    const dialect = this.ctx.database.dialect;
     return this.ctx.transaction(async (trx) => {
       const t = this.ctx.clock.nowIso();
       // The conversation continued here (and any other of this number on this channel) ends:
       // one conversation at a time; a wait step opens a new one below.
-      if (session || open || result.waitAt) await trx.updateTable('msg_conversations').set({ state: 'ended', updated_at: t }).where('channel_id', '=', channel.id).where('phone', '=', phone).where('state', '=', 'waiting').execute();
+      if (session || open || result.waitAt) {
+        await hot(trx, dialect, 'msg.endConversations', ['ended', t, channel.id, phone, 'waiting'], () =>
+          trx.updateTable('msg_conversations').set({ state: 'ended', updated_at: t }).where('channel_id', '=', channel.id).where('phone', '=', phone).where('state', '=', 'waiting'),
+        );
+      }
       let conversationId = session?.id ?? null;
       if (result.waitAt) {
         conversationId = newId('cnv');
         const timeout = result.waitAt.timeout_seconds ?? def.session_timeout_seconds ?? 900;
-        await trx
-          .insertInto('msg_conversations')
-          .values({
-            id: conversationId,
-            channel_id: channel.id,
-            phone,
-            flow_id: version!.flow_id,
-            flow_version: version!.version,
-            step_id: result.waitAt.id,
-            state: 'waiting',
-            vars: toJson({ customer_id: result.customer?.id ?? null, membership_id: result.membership?.id ?? null, saved: result.saved }),
-            expires_at: new Date(this.ctx.clock.nowMs() + timeout * 1000).toISOString(),
-            created_at: t,
-            updated_at: t,
-          })
-          .execute();
+        const conversation = {
+          id: conversationId,
+          channel_id: channel.id,
+          phone,
+          flow_id: version!.flow_id,
+          flow_version: version!.version,
+          step_id: result.waitAt.id,
+          state: 'waiting',
+          vars: toJson({ customer_id: result.customer?.id ?? null, membership_id: result.membership?.id ?? null, saved: result.saved }),
+          expires_at: new Date(this.ctx.clock.nowMs() + timeout * 1000).toISOString(),
+          created_at: t,
+          updated_at: t,
+        };
+        await hot(trx, dialect, 'msg.insertConversation', Object.values(conversation), () => trx.insertInto('msg_conversations').values(conversation));
       }
       const rows: MessageRow[] = [];
       for (const text of result.replies) {

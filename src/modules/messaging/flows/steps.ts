@@ -79,7 +79,7 @@ export class FlowRun {
   async vars(): Promise<Record<string, unknown>> {
     if (!this.context) {
       const { registry, services, program, channel, phone, text, tokens, keyword } = this.input;
-      const scope = registry.lazy({ db: this.db, services, program, customer: this.customer, membership: this.membership });
+      const scope = registry.lazy({ db: this.db, dialect: this.input.ctx.database.dialect, services, program, customer: this.customer, membership: this.membership });
       this.context = extendScope(scope, {
         sender: phone,
         channel: { id: channel.id, type: channel.type, provider: channel.provider, sender: channel.sender },

@@ -1,5 +1,5 @@
-import { cachedE164 as toE164 } from '../cache.ts';
-import { httpFailure, networkFailure, type ChannelForSend, type DeliveryReport, type InboundMessage, type OutgoingMessage, type SendResult } from './types.ts';
+import { toE164 } from '../../../lib/phone.ts';
+import { httpFailure, networkFailure, providerPost, type ChannelForSend, type DeliveryReport, type InboundMessage, type OutgoingMessage, type SendResult } from './types.ts';
 
 // Infobip: inbound SMS (MO_JSON_2) and WhatsApp batches, outbound `POST /sms/3/messages` and
 // `POST /whatsapp/1/message/text`, delivery reports. Auth on every call: `Authorization: App <key>`.
@@ -89,14 +89,8 @@ export async function sendInfobip(channel: ChannelForSend, msg: OutgoingMessage)
     };
   }
   try {
-    const res = await fetch(url, {
-      method: 'POST',
-      headers: { authorization: `App ${api_key}`, 'content-type': 'application/json', accept: 'application/json' },
-      body: JSON.stringify(payload),
-      signal: AbortSignal.timeout(channel.timeoutMs),
-    });
-    const text = await res.text();
-    if (!res.ok) return httpFailure(res.status, text);
+    const { status, text } = await providerPost(url, { authorization: `App ${api_key}`, 'content-type': 'application/json', accept: 'application/json' }, JSON.stringify(payload), channel.timeoutMs);
+    if (status < 200 || status >= 300) return httpFailure(status, text);
     let body: any = null;
     try {
       body = JSON.parse(text);

@@ -1,6 +1,6 @@
 import { createHmac, timingSafeEqual } from 'node:crypto';
-import { cachedE164 as toE164 } from '../cache.ts';
-import { httpFailure, networkFailure, type ChannelForSend, type DeliveryReport, type InboundMessage, type OutgoingMessage, type SendResult } from './types.ts';
+import { toE164 } from '../../../lib/phone.ts';
+import { httpFailure, networkFailure, providerPost, type ChannelForSend, type DeliveryReport, type InboundMessage, type OutgoingMessage, type SendResult } from './types.ts';
 
 // Twilio: form-encoded inbound webhooks checked with X-Twilio-Signature, replies through the REST
 // API (`Messages.json`) or as TwiML in the webhook answer, status callbacks.
@@ -73,18 +73,17 @@ export async function sendTwilio(channel: ChannelForSend, msg: OutgoingMessage):
   form.set('Body', msg.text);
   if (msg.reportUrl) form.set('StatusCallback', msg.reportUrl);
   try {
-    const res = await fetch(`${base}/2010-04-01/Accounts/${encodeURIComponent(account_sid)}/Messages.json`, {
-      method: 'POST',
-      headers: {
+    const { status, text } = await providerPost(
+      `${base}/2010-04-01/Accounts/${encodeURIComponent(account_sid)}/Messages.json`,
+      {
         authorization: `Basic ${Buffer.from(`${account_sid}:${auth_token}`).toString('base64')}`,
         'content-type': 'application/x-www-form-urlencoded',
         accept: 'application/json',
       },
-      body: form.toString(),
-      signal: AbortSignal.timeout(channel.timeoutMs),
-    });
-    const text = await res.text();
-    if (!res.ok) return httpFailure(res.status, text);
+      form.toString(),
+      channel.timeoutMs,
+    );
+    if (status < 200 || status >= 300) return httpFailure(status, text);
     let body: any = null;
     try {
       body = JSON.parse(text);

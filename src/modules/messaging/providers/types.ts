@@ -1,3 +1,5 @@
+import { Agent, errors, request } from 'undici';
+
 // What a provider adapter does: parse its inbound payloads and delivery reports, and send.
 
 export interface InboundMessage {
@@ -54,9 +56,24 @@ export function httpFailure(status: number, body: string): SendResult {
 }
 
 export function networkFailure(err: unknown): SendResult {
-  const e = err as Error;
-  const name = e?.name === 'TimeoutError' || e?.name === 'AbortError' ? 'timeout' : e?.message ?? String(err);
-  return { ok: false, retryable: true, error: `network: ${name}` };
+  const timedOut = err instanceof errors.HeadersTimeoutError || err instanceof errors.BodyTimeoutError || err instanceof errors.ConnectTimeoutError;
+  return { ok: false, retryable: true, error: `network: ${timedOut ? 'timeout' : ((err as Error)?.message ?? String(err))}` };
+}
+
+// One connection pool per timeout value (channels use one or two): its connect timeout and the
+// request's header and body timeouts all bound the call. Cheaper per message than fetch with an
+// AbortSignal, which builds WHATWG streams and a transferable signal each time.
+const agents = new Map<number, Agent>();
+
+/** POSTs to a provider API; answers the status and the body text. Throws on network errors and timeouts. */
+export async function providerPost(url: string, headers: Record<string, string>, body: string, timeoutMs: number): Promise<{ status: number; text: string }> {
+  let dispatcher = agents.get(timeoutMs);
+  if (!dispatcher) {
+    dispatcher = new Agent({ connect: { timeout: timeoutMs }, keepAliveTimeout: 30_000 });
+    agents.set(timeoutMs, dispatcher);
+  }
+  const res = await request(url, { method: 'POST', headers, body, dispatcher, headersTimeout: timeoutMs, bodyTimeout: timeoutMs });
+  return { status: res.statusCode, text: await res.body.text() };
 }
 
 /** Digits-and-plus phone, E.164 where possible. */
