@@ -22,14 +22,22 @@ export interface AppContext {
   /** Writes events in the caller's transaction (transactional outbox). */
   outbox: Outbox;
   signals: EventEmitter;
-  /** Run `fn` in one transaction; after it commits, `signals` emits 'committed'. */
+  /**
+   * Run `fn` in one transaction; after it commits, `signals` emits 'committed', and
+   * 'events-committed' when it wrote events to the outbox.
+   */
   transaction<T>(fn: (trx: Executor) => Promise<T>): Promise<T>;
 }
 
-export function makeTransaction(database: Database, signals: EventEmitter) {
+export function makeTransaction(database: Database, signals: EventEmitter, outbox: Outbox) {
   return async function transaction<T>(fn: (trx: Executor) => Promise<T>): Promise<T> {
-    const result = await database.transaction(fn);
+    let ran: Executor | undefined;
+    const result = await database.transaction((trx) => {
+      ran = trx;
+      return fn(trx);
+    });
     signals.emit('committed');
+    if (ran && outbox.takeWritten(ran)) signals.emit('events-committed');
     return result;
   };
 }

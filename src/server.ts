@@ -96,7 +96,8 @@ export async function buildServer(config: Config, opts: BuildOptions = {}): Prom
   signals.setMaxListeners(100);
   const clock = opts.clock ?? systemClock;
   const metrics = createMetrics();
-  const transaction = makeTransaction(database, signals);
+  const outbox = new Outbox(clock, metrics, database.dialect);
+  const transaction = makeTransaction(database, signals, outbox);
   const log = app.log;
   const scheduler = new Scheduler(database, clock, log, transaction);
   const ctx: AppContext = {
@@ -107,7 +108,7 @@ export async function buildServer(config: Config, opts: BuildOptions = {}): Prom
     metrics,
     scheduler,
     signals,
-    outbox: new Outbox(clock, metrics, database.dialect),
+    outbox,
     transaction,
   };
   const services = createServices(ctx);

@@ -28,6 +28,9 @@ export interface StoredEvent {
 }
 
 export class Outbox {
+  /** Transactions that wrote events, until `takeWritten` asks after their commit. */
+  private writers = new WeakSet<object>();
+
   constructor(
     private clock: Clock,
     private metrics: Metrics,
@@ -40,11 +43,11 @@ export class Outbox {
     if (list.length === 0) return [];
     const rows = this.rowsFor(list);
     await hot(trx, this.dialect, `outbox.insert:${rows.length}`, rows.flatMap((r) => Object.values(r)), () => trx.insertInto('outbox_events').values(rows));
-    this.counted(list);
+    this.written(trx, list);
     return rows.map((r) => r.id);
   }
 
-  /** The outbox rows of `events`, for a caller that writes them itself in its transaction (then calls `counted`). */
+  /** The outbox rows of `events`, for a caller that writes them itself in its transaction (then calls `written`). */
   rowsFor(events: OutgoingEvent[]) {
     const now = this.clock.nowIso();
     return events.map((e) => ({
@@ -58,8 +61,19 @@ export class Outbox {
     }));
   }
 
-  /** Counts written events in the metrics. */
-  counted(events: OutgoingEvent[]): void {
+  /** Notes that `trx` wrote `events` (counted in the metrics; see `takeWritten`). */
+  written(trx: Executor, events: OutgoingEvent[]): void {
+    if (events.length === 0) return;
+    this.writers.add(trx);
     for (const e of events) this.metrics.eventsEmitted.inc({ type: e.type });
+  }
+
+  /**
+   * Whether the transaction that ran on `trx` wrote events (asked once, after its commit): only
+   * those wake the webhook dispatcher. On SQLite a group commit's transactions share one `trx`;
+   * the first to ask answers for the batch, which committed as a whole.
+   */
+  takeWritten(trx: Executor): boolean {
+    return this.writers.delete(trx);
   }
 }

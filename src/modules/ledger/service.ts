@@ -353,7 +353,7 @@ export class LedgerService {
         updateBalance,
         ...(rows.length ? [{ key: 'outbox', params: rows.flatMap((r) => Object.values(r)), build: () => trx.insertInto('outbox_events').values(rows) }] : []),
       ]);
-      this.ctx.outbox.counted(events);
+      this.ctx.outbox.written(trx, events);
     } else {
       await hot(trx, dialect, 'ledger.insertEntry', insertEntry.params, insertEntry.build);
       if (lot) await hot(trx, dialect, 'ledger.insertLot', Object.values(lot), () => trx.insertInto('point_lots').values(lot));

@@ -22,7 +22,8 @@ import type { WebhookEndpointsTable } from './tables.ts';
 // and the claims use FOR UPDATE SKIP LOCKED, so several processes share the work without sending
 // the same attempt twice while their leases hold.
 //
-// Fast: every committed transaction wakes the dispatcher ('committed' signal); a poll (250 ms)
+// Fast: every committed transaction that wrote events wakes the dispatcher ('events-committed'
+// signal; the others have nothing for it); a poll (250 ms)
 // covers events committed by other processes and retries coming due. A delivery that the fan-out
 // can send at once is created already leased by this process and sent right after the commit.
 //
@@ -168,7 +169,7 @@ export class Dispatcher {
       this.ownDatabase = openDatabase(this.ctx.config.databaseUrl, { poolSize: 3 });
     }
     this.stopped = false;
-    this.ctx.signals.on('committed', this.onCommitted);
+    this.ctx.signals.on('events-committed', this.onCommitted);
     this.timer = setInterval(() => this.wake(), this.pollMs);
     this.timer.unref();
     void this.releaseDeadLeases()
@@ -213,7 +214,7 @@ export class Dispatcher {
 
   async stop(): Promise<void> {
     this.stopped = true;
-    this.ctx.signals.off('committed', this.onCommitted);
+    this.ctx.signals.off('events-committed', this.onCommitted);
     if (this.timer) clearInterval(this.timer);
     this.timer = null;
     await this.running?.catch(() => undefined);
