@@ -2,7 +2,8 @@ import { randomUUID } from 'node:crypto';
 import { FakeProvider, sendJson, type Recorded } from './http.ts';
 
 // A fake Infobip API speaking the documented formats (shared/reference/providers.md): checks
-// `Authorization: App <key>`, accepts POST /sms/3/messages and /whatsapp/1/message/text, answers
+// `Authorization: App <key>`, accepts POST /sms/3/messages, /whatsapp/1/message/text and
+// /whatsapp/1/message/template, answers
 // like Infobip; can be told to fail (5xx) or hang the next calls. Also builds inbound payloads.
 
 export interface SentMessage {
@@ -12,6 +13,8 @@ export interface SentMessage {
   text: string;
   messageId: string | null;
   notifyUrl: string | null;
+  /** A WhatsApp template message: its name, language and body placeholders. */
+  template?: { name: string; language: string; placeholders: string[] };
 }
 
 export class FakeInfobip extends FakeProvider {
@@ -59,6 +62,20 @@ export class FakeInfobip extends FakeProvider {
         messageId,
         status: { groupId: 1, groupName: 'PENDING', id: 7, name: 'PENDING_ENROUTE', description: 'Message sent to next instance' },
       });
+    }
+    if (req.method === 'POST' && req.path === '/whatsapp/1/message/template') {
+      const out = [];
+      for (const m of body.messages ?? []) {
+        const messageId = m.messageId ?? randomUUID();
+        const c = m.content ?? {};
+        if (typeof c.templateName !== 'string' || typeof c.language !== 'string') {
+          return json(400, { requestError: { serviceException: { messageId: 'BAD_REQUEST', text: 'content.templateName and content.language are required' } } });
+        }
+        const template = { name: c.templateName, language: c.language, placeholders: c.templateData?.body?.placeholders ?? [] };
+        this.sent.push({ channel: 'whatsapp', from: m.from, to: m.to, text: '', messageId, notifyUrl: m.notifyUrl ?? null, template });
+        out.push({ to: m.to, messageCount: 1, messageId, status: { groupId: 1, groupName: 'PENDING', id: 7, name: 'PENDING_ENROUTE', description: 'Message sent to next instance' } });
+      }
+      return json(200, { messages: out, bulkId: randomUUID() });
     }
     return json(404, { requestError: { serviceException: { messageId: 'NOT_FOUND', text: 'Not found' } } });
   }

@@ -3,7 +3,8 @@ import twilio from 'twilio';
 import { FakeProvider, sendJson, type Recorded } from './http.ts';
 
 // A fake Twilio REST API: POST /2010-04-01/Accounts/{Sid}/Messages.json with HTTP Basic
-// AccountSid:AuthToken, form-encoded To/From/Body; answers 201 with a Message resource.
+// AccountSid:AuthToken, form-encoded To/From/Body (or ContentSid + ContentVariables for a template);
+// answers 201 with a Message resource.
 // Inbound webhook fixtures are signed with the twilio package's own helper.
 
 export interface TwilioSent {
@@ -12,6 +13,9 @@ export interface TwilioSent {
   body: string;
   sid: string;
   statusCallback: string | null;
+  /** A Content API template message: ContentSid and its ContentVariables. */
+  contentSid?: string | null;
+  contentVariables?: Record<string, string> | null;
 }
 
 export class FakeTwilio extends FakeProvider {
@@ -34,7 +38,19 @@ export class FakeTwilio extends FakeProvider {
     if (req.method === 'POST' && req.path === `/2010-04-01/Accounts/${this.accountSid}/Messages.json`) {
       const form = new URLSearchParams(req.raw);
       const sid = `SM${randomBytes(16).toString('hex')}`;
-      this.sent.push({ to: form.get('To') ?? '', from: form.get('From'), body: form.get('Body') ?? '', sid, statusCallback: form.get('StatusCallback') });
+      const contentSid = form.get('ContentSid');
+      // Twilio wants Body or ContentSid (error 21619 otherwise).
+      if (!form.get('Body') && !contentSid) return json(400, { code: 21619, message: 'A text message body or media urls must be specified.', status: 400 });
+      const variables = form.get('ContentVariables');
+      this.sent.push({
+        to: form.get('To') ?? '',
+        from: form.get('From'),
+        body: form.get('Body') ?? '',
+        sid,
+        statusCallback: form.get('StatusCallback'),
+        contentSid,
+        contentVariables: variables ? JSON.parse(variables) : null,
+      });
       return json(201, {
         sid,
         account_sid: this.accountSid,

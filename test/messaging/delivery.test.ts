@@ -295,6 +295,69 @@ describe('messaging delivery: dedup, retries, reports, opt-out, broadcasts, repo
     await outbound().tick();
   });
 
+  it('broadcasts on WhatsApp as an approved template with per-member placeholders (Infobip and Twilio)', async () => {
+    const program = (await t.api('POST', '/v1/loyalties', { name: 'WA program' })).body;
+    const phones = ['+385915000001', '+385915000002'];
+    for (const [i, phone] of phones.entries()) await addMember(t, program.id, { phone, points: 100 * (i + 1), name: `W${i}` });
+    const wa = await createChannel(t, {
+      provider: 'infobip',
+      type: 'whatsapp',
+      sender: '+441134960000',
+      credentials: { base_url: infobip.url, api_key: infobip.apiKey },
+      inbound_auth: INFOBIP_BASIC,
+      settings: { rate_per_second: 100 },
+    });
+    const flow = await createPointsFlow(t, program.id, { channels: [wa.id] });
+    const template = { name: 'points_prompt', language: 'en', placeholders: ['{{ customer.name }}', '{{ points }}'] };
+
+    // Free text on WhatsApp would be refused by WhatsApp outside the 24 h window: refused here first.
+    const free = await t.api('POST', `/v1/flows/${flow.id}/broadcast`, { channel_id: wa.id });
+    assert.equal(free.status, 422);
+    assert.equal(free.body.key, 'whatsapp_template_required');
+    const bad = await t.api('POST', `/v1/flows/${flow.id}/broadcast`, { channel_id: wa.id, template: { ...template, placeholders: ['{{ points'] } });
+    assert.equal(bad.status, 400);
+    assert.equal(bad.body.key, 'invalid_template');
+
+    const n = infobip.sent.length;
+    const res = await t.api('POST', `/v1/flows/${flow.id}/broadcast`, { channel_id: wa.id, template });
+    assert.equal(res.status, 200, JSON.stringify(res.body));
+    assert.deepEqual([res.body.total, res.body.queued, res.body.template], [2, 2, template]);
+    clockOf(t).advance(100);
+    await outbound().tick();
+    await outbound().drain();
+    const sent = infobip.sent.slice(n).sort((a, b) => a.to.localeCompare(b.to));
+    assert.deepEqual(
+      sent.map((s) => [s.to, s.from, s.template]),
+      phones.map((p, i) => [p.slice(1), '441134960000', { name: 'points_prompt', language: 'en', placeholders: [`W${i}`, String(100 * (i + 1))] }]),
+    );
+    const recorded = await messages(`flow_id=${flow.id}&direction=out`);
+    assert.deepEqual(recorded.map((m) => m.status), ['sent', 'sent']);
+    assert.ok(recorded.every((m) => m.text.startsWith('[template points_prompt (en)] W')), JSON.stringify(recorded.map((m) => m.text)));
+
+    // Templates are for WhatsApp only.
+    const sms = await infobipChannel();
+    const smsFlow = await createPointsFlow(t, program.id, { channels: [sms.id] });
+    const onSms = await t.api('POST', `/v1/flows/${smsFlow.id}/broadcast`, { channel_id: sms.id, template });
+    assert.equal(onSms.status, 400);
+
+    // Twilio: the template is a Content SID with numbered ContentVariables, no Body.
+    const tw = new FakeTwilio();
+    await tw.start();
+    try {
+      const twa = await createChannel(t, { provider: 'twilio', type: 'whatsapp', sender: '+14155550111', credentials: { account_sid: tw.accountSid, auth_token: tw.authToken, base_url: tw.url }, settings: { rate_per_second: 100 } });
+      const twFlow = await createPointsFlow(t, program.id, { channels: [twa.id] });
+      const r = await t.api('POST', `/v1/flows/${twFlow.id}/broadcast`, { channel_id: twa.id, template: { name: 'HX0123456789abcdef0123456789abcdef', placeholders: ['{{ customer.name }}'] } });
+      assert.equal(r.status, 200, JSON.stringify(r.body));
+      clockOf(t).advance(100);
+      await outbound().tick();
+      await outbound().drain();
+      const got = tw.sent.map((s) => [s.to, s.from, s.contentSid, s.contentVariables, s.body]).sort();
+      assert.deepEqual(got, phones.map((p, i) => [`whatsapp:${p}`, 'whatsapp:+14155550111', 'HX0123456789abcdef0123456789abcdef', { 1: `W${i}` }, '']));
+    } finally {
+      await tw.close();
+    }
+  });
+
   it('reports sent, delivered, failed, inbound, keyword matches, interaction rate and 7-day redemptions per day', async () => {
     const program = (await t.api('POST', '/v1/loyalties', { name: 'Report program' })).body;
     const phones = ['+385914000001', '+385914000002', '+385914000003'];

@@ -8,16 +8,20 @@ import { extendScope, type ContextRegistry } from './context-providers.ts';
 import type { FlowRow, FlowService } from './flows/service.ts';
 import type { OptOutService } from './optout.ts';
 import type { Outbound } from './outbound.ts';
-import { render } from './templates.ts';
+import type { WhatsAppTemplate } from './providers/types.ts';
+import { render, templateError } from './templates.ts';
 
 // Proactive prompts: a flow's opening message to the program's members (optionally filtered by
 // tier or a customer metadata attribute), skipping opted-out numbers, throttled per channel by
 // spacing the messages' send times at the channel's rate. Every recipient is a recorded message
-// (status `skipped` with error `opted_out` for the ones left out).
+// (status `skipped` with error `opted_out` for the ones left out). On WhatsApp a proactive message
+// must be an approved template: the broadcast names it and renders its placeholders per member.
 
 export interface BroadcastInput {
   channel_id: string;
   text?: string | null;
+  /** A WhatsApp template (required on WhatsApp channels); each placeholder is a Liquid template. */
+  template?: { name: string; language?: string; placeholders?: string[] } | null;
   filters?: { tier?: string | null; metadata?: Record<string, unknown> | null } | null;
   limit?: number;
 }
@@ -41,7 +45,23 @@ export class BroadcastService {
     if (def.channels && def.channels.length > 0 && !def.channels.includes(channel.id)) {
       throw badRequest('invalid_channel', 'Invalid channel', `Flow ${flow.id} does not listen on channel ${channel.id}`, [{ field: 'channel_id', message: 'the flow does not listen on this channel' }]);
     }
-    const template = input.text ?? def.opening_message;
+    const wa = input.template ? { name: input.template.name, language: input.template.language ?? 'en', placeholders: input.template.placeholders ?? [] } : null;
+    if (wa && channel.type !== 'whatsapp') {
+      throw badRequest('invalid_template', 'Invalid template', `Templates are for WhatsApp channels; channel ${channel.id} is ${channel.type}`, [{ field: 'template', message: 'only on a WhatsApp channel' }]);
+    }
+    if (!wa && channel.type === 'whatsapp' && channel.provider !== 'simulator') {
+      // WhatsApp refuses free text that does not answer the member's own message of the last 24 h.
+      throw unprocessable(
+        'whatsapp_template_required',
+        'A WhatsApp broadcast needs a template',
+        'WhatsApp allows free text only within 24 hours of the member\'s last message; a proactive message must be an approved template: pass template {name, language, placeholders}',
+      );
+    }
+    for (const [i, p] of (wa?.placeholders ?? []).entries()) {
+      const error = templateError(p);
+      if (error) throw badRequest('invalid_template', 'Invalid template', `template.placeholders[${i}]: ${error}`, [{ field: `template.placeholders[${i}]`, message: error }]);
+    }
+    const template = wa ? wa.name : (input.text ?? def.opening_message);
     if (!template) throw badRequest('invalid_payload', 'Invalid payload', 'text is required when the flow has no opening_message', [{ field: 'text', message: 'is required' }]);
     const tierFilter = input.filters?.tier ?? null;
     if (tierFilter && !this.registry.has('tier')) {
@@ -75,7 +95,7 @@ export class BroadcastService {
     const optedOut = await this.optout.optedOutAmong(db, recipients.map((r) => r.phone!));
 
     // Render each member's text (and its tier, for the tier filter) before the write transaction.
-    const prepared: { r: (typeof rows)[number]; text: string; skipped: boolean }[] = [];
+    const prepared: { r: (typeof rows)[number]; text: string; template: WhatsAppTemplate | null; skipped: boolean }[] = [];
     for (const r of recipients) {
       const skipped = optedOut.has(r.phone!);
       const membership = (await this.services.members.find(db, r.membership_id))!;
@@ -86,8 +106,15 @@ export class BroadcastService {
         const want = tierFilter.toLowerCase();
         if (!tier || (tier.name?.toLowerCase() !== want && tier.id?.toLowerCase() !== want)) continue;
       }
-      const text = skipped ? '' : await render(template, extendScope(vars, { sender: r.phone, channel: { id: channel.id, type: channel.type, sender: channel.sender } }));
-      prepared.push({ r, text, skipped });
+      const scope = extendScope(vars, { sender: r.phone, channel: { id: channel.id, type: channel.type, sender: channel.sender } });
+      if (skipped) prepared.push({ r, text: '', template: null, skipped });
+      else if (wa) {
+        const placeholders: string[] = [];
+        for (const p of wa.placeholders) placeholders.push(await render(p, scope));
+        // What the message list and reports show for a template message.
+        const preview = `[template ${wa.name} (${wa.language})]${placeholders.length ? ` ${placeholders.join(' | ')}` : ''}`;
+        prepared.push({ r, text: preview, template: { ...wa, placeholders }, skipped });
+      } else prepared.push({ r, text: await render(template, scope), template: null, skipped });
     }
 
     const interval = 1000 / Math.max(0.001, channelSettings(channel).rate_per_second);
@@ -133,6 +160,7 @@ export class BroadcastService {
           channel,
           to: p.r.phone!,
           text: p.text,
+          template: p.template,
           sendAt: lastAt,
           broadcast_id: id,
           flow_id: flow.id,
@@ -152,6 +180,7 @@ export class BroadcastService {
         channel_id: channel.id,
         filters: toJson(input.filters ?? null),
         text: template,
+        template: wa ? JSON.stringify(wa) : null,
         total: prepared.length,
         queued,
         skipped,
@@ -164,6 +193,7 @@ export class BroadcastService {
     return {
       ...result.row,
       filters: input.filters ?? null,
+      template: wa,
       rate_per_second: channelSettings(channel).rate_per_second,
       first_send_at: result.row.queued > 0 ? result.firstAt : null,
       last_send_at: result.lastAt,

@@ -144,3 +144,12 @@ export const messagingMigration: TallyMigration = {
       .execute();
   },
 };
+
+/** WhatsApp template messages (business-initiated, outside the 24 h window): the template sent. */
+export const messagingTemplatesMigration: TallyMigration = {
+  name: '0201_messaging_templates',
+  async up(db) {
+    await db.schema.alterTable('msg_messages').addColumn('template', 'text').execute();
+    await db.schema.alterTable('msg_broadcasts').addColumn('template', 'text').execute();
+  },
+};

@@ -7,7 +7,7 @@ import type { OptOutService } from './optout.ts';
 import { sendInfobip } from './providers/infobip.ts';
 import { SimulatorInbox } from './providers/simulator.ts';
 import { sendTwilio } from './providers/twilio.ts';
-import type { SendResult } from './providers/types.ts';
+import type { OutgoingMessage, SendResult, WhatsAppTemplate } from './providers/types.ts';
 import type { MsgMessagesTable } from './tables.ts';
 import { Limiter } from './limiter.ts';
 
@@ -32,7 +32,9 @@ export const backoffMs = (attempts: number) => Math.min(300_000, 1000 * 2 ** att
 export interface QueueInput {
   channel: ChannelRow;
   to: string;
+  /** The text, or a template message's readable preview. */
   text: string;
+  template?: WhatsAppTemplate | null;
   sendAt?: string;
   flow_id?: string | null;
   flow_version?: number | null;
@@ -95,6 +97,7 @@ export class Outbound {
       updated_at: now,
       sent_at: null,
       delivered_at: null,
+      template: input.template ? JSON.stringify(input.template) : null,
     };
     await hot(trx, this.ctx.database.dialect, 'msg.insert', Object.values(row), () => trx.insertInto('msg_messages').values(row));
     return row;
@@ -259,7 +262,7 @@ export class Outbound {
   private async deliver(channel: ChannelRow, row: MessageRow): Promise<SendResult> {
     const forSend = this.channels.forSend(channel);
     const reportUrl = channel.public_url || this.ctx.config.publicUrl ? `${publicBase(this.ctx, channel)}/v1/channels/${channel.id}/reports` : null;
-    const msg = { id: row.id, to: row.to_number, text: row.text, reportUrl };
+    const msg: OutgoingMessage = { id: row.id, to: row.to_number, text: row.text, template: row.template ? (JSON.parse(row.template) as WhatsAppTemplate) : null, reportUrl };
     switch (channel.provider) {
       case 'infobip':
         return sendInfobip(forSend, msg);

@@ -423,6 +423,17 @@ export function messagingRoutes(app: FastifyInstance, ctx: AppContext, services:
           properties: {
             channel_id: { type: 'string', minLength: 1 },
             text: { type: ['string', 'null'], maxLength: 2000 },
+            template: {
+              type: ['object', 'null'],
+              description: 'An approved WhatsApp template (required on WhatsApp channels): name (Infobip template name, Twilio Content SID), language, placeholders (Liquid, one per {{n}})',
+              additionalProperties: false,
+              required: ['name'],
+              properties: {
+                name: { type: 'string', minLength: 1, maxLength: 512 },
+                language: { type: 'string', minLength: 2, maxLength: 20 },
+                placeholders: { type: 'array', maxItems: 20, items: { type: 'string', maxLength: 1000 } },
+              },
+            },
             limit: { type: 'integer', minimum: 1, maximum: 1000000 },
             filters: {
               type: ['object', 'null'],

@@ -85,6 +85,8 @@ export interface MsgMessagesTable {
   updated_at: string;
   sent_at: string | null;
   delivered_at: string | null;
+  /** JSON WhatsAppTemplate of a template message (`text` then holds a readable preview). */
+  template: string | null;
 }
 
 export interface MsgConversationsTable {
@@ -126,7 +128,10 @@ export interface MsgBroadcastsTable {
   program_id: string;
   channel_id: string;
   filters: string | null;
+  /** The text template (Liquid), or the WhatsApp template's name when `template` is set. */
   text: string;
+  /** JSON {name, language, placeholders} of a WhatsApp template broadcast (placeholders in Liquid). */
+  template: string | null;
   total: number;
   queued: number;
   skipped: number;

@@ -93,6 +93,7 @@ export class Engine {
       updated_at: now,
       sent_at: null,
       delivered_at: null,
+      template: null,
     };
     this.pending.set(id, row);
     try {

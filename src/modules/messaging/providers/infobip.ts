@@ -2,7 +2,8 @@ import { toE164 } from '../../../lib/phone.ts';
 import { httpFailure, networkFailure, providerPost, type ChannelForSend, type DeliveryReport, type InboundMessage, type OutgoingMessage, type SendResult } from './types.ts';
 
 // Infobip: inbound SMS (MO_JSON_2) and WhatsApp batches, outbound `POST /sms/3/messages` and
-// `POST /whatsapp/1/message/text`, delivery reports. Auth on every call: `Authorization: App <key>`.
+// `POST /whatsapp/1/message/text` (and `/whatsapp/1/message/template` for template messages), delivery
+// reports. Auth on every call: `Authorization: App <key>`.
 
 export function infobipBaseUrl(raw: string): string {
   const withScheme = /^https?:\/\//i.test(raw) ? raw : `https://${raw}`;
@@ -65,7 +66,21 @@ export async function sendInfobip(channel: ChannelForSend, msg: OutgoingMessage)
   const base = infobipBaseUrl(base_url);
   let url: string;
   let payload: unknown;
-  if (channel.type === 'whatsapp') {
+  if (channel.type === 'whatsapp' && msg.template) {
+    url = `${base}/whatsapp/1/message/template`;
+    payload = {
+      messages: [
+        {
+          from: noPlus(channel.sender),
+          to: noPlus(msg.to),
+          messageId: msg.id,
+          content: { templateName: msg.template.name, templateData: { body: { placeholders: msg.template.placeholders } }, language: msg.template.language },
+          callbackData: msg.id,
+          ...(msg.reportUrl ? { notifyUrl: msg.reportUrl } : {}),
+        },
+      ],
+    };
+  } else if (channel.type === 'whatsapp') {
     url = `${base}/whatsapp/1/message/text`;
     payload = {
       from: noPlus(channel.sender),
@@ -97,7 +112,8 @@ export async function sendInfobip(channel: ChannelForSend, msg: OutgoingMessage)
     } catch {
       /* tolerate */
     }
-    const id = channel.type === 'whatsapp' ? body?.messageId : body?.messages?.[0]?.messageId;
+    // The text API answers one message; the SMS and template APIs a `messages` list.
+    const id = body?.messageId ?? body?.messages?.[0]?.messageId;
     return { ok: true, providerMessageId: typeof id === 'string' ? id : msg.id };
   } catch (err) {
     return networkFailure(err);

@@ -70,7 +70,11 @@ export async function sendTwilio(channel: ChannelForSend, msg: OutgoingMessage):
   form.set('To', wa ? `whatsapp:${msg.to}` : msg.to);
   if (messaging_service_sid) form.set('MessagingServiceSid', messaging_service_sid);
   else form.set('From', wa ? `whatsapp:${channel.sender}` : channel.sender);
-  form.set('Body', msg.text);
+  if (msg.template) {
+    // A Content API template: its SID and the values of its numbered variables.
+    form.set('ContentSid', msg.template.name);
+    form.set('ContentVariables', JSON.stringify(Object.fromEntries(msg.template.placeholders.map((v, i) => [String(i + 1), v]))));
+  } else form.set('Body', msg.text);
   if (msg.reportUrl) form.set('StatusCallback', msg.reportUrl);
   try {
     const { status, text } = await providerPost(

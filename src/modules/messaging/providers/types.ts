@@ -20,10 +20,23 @@ export interface DeliveryReport {
   error?: string | null;
 }
 
+/**
+ * An approved WhatsApp template: what a business-initiated WhatsApp message must be outside the
+ * 24 h window the member's own message opens. `name` is the template's name on Infobip, its
+ * Content SID (HX...) on Twilio; `placeholders` fill {{1}}, {{2}}, ... of its body.
+ */
+export interface WhatsAppTemplate {
+  name: string;
+  language: string;
+  placeholders: string[];
+}
+
 export interface OutgoingMessage {
   id: string;
   to: string;
   text: string;
+  /** Send this template instead of `text` (WhatsApp channels). */
+  template?: WhatsAppTemplate | null;
   /** URL for delivery reports, when this server's public URL is known. */
   reportUrl?: string | null;
 }
