@@ -295,6 +295,46 @@ describe('messaging delivery: dedup, retries, reports, opt-out, broadcasts, repo
     await outbound().tick();
   });
 
+  it('prepares a large broadcast in chunks: 202 preparing, then the worker, each chunk written once, spacing kept', async () => {
+    const program = (await t.api('POST', '/v1/loyalties', { name: 'Chunked program' })).body;
+    const phones = Array.from({ length: 7 }, (_, i) => `+38591600000${i}`);
+    for (const [i, phone] of phones.entries()) await addMember(t, program.id, { phone, points: 10, name: `C${i}` });
+    const ch = await infobipChannel({ rate_per_second: 2 });
+    const flow = await createPointsFlow(t, program.id, { channels: [ch.id] });
+    await inbound(ch.id, infobipSms(phones[5], '385921004026', 'STOP'));
+    await outbound().drain();
+    const broadcasts = t.server.services.messaging.broadcasts;
+    const saved = [broadcasts.chunkSize, broadcasts.inlineRecipients];
+    [broadcasts.chunkSize, broadcasts.inlineRecipients] = [2, 2];
+    try {
+      const res = await t.api('POST', `/v1/flows/${flow.id}/broadcast`, { channel_id: ch.id });
+      assert.equal(res.status, 202, JSON.stringify(res.body));
+      assert.deepEqual([res.body.status, res.body.total], ['preparing', 2]);
+      // Two workers racing for the same chunk: it is written once.
+      await Promise.all([broadcasts.prepareChunk(res.body.id), broadcasts.prepareChunk(res.body.id)]);
+      const mid = await t.api('GET', `/v1/flows/${flow.id}/broadcasts/${res.body.id}`);
+      assert.deepEqual([mid.body.status, mid.body.total], ['preparing', 4]);
+      while ((await broadcasts.tick()) > 0) {
+        /* until every chunk is written */
+      }
+      const done = await t.api('GET', `/v1/flows/${flow.id}/broadcasts/${res.body.id}`);
+      assert.deepEqual([done.body.status, done.body.total, done.body.queued, done.body.skipped], ['queued', 7, 6, 1]);
+      const list = await t.api('GET', `/v1/flows/${flow.id}/broadcasts`);
+      assert.deepEqual(list.body.data.map((b: any) => b.id), [res.body.id]);
+      const recorded = await messages(`flow_id=${flow.id}&direction=out`);
+      assert.deepEqual(recorded.map((m) => m.to_number).sort(), [...phones].sort(), 'one message per number');
+      // One send every 500 ms across the chunks.
+      const at = recorded.filter((m) => m.status !== 'skipped').map((m) => Date.parse(m.next_attempt_at ?? m.sent_at)).sort((a, b) => a - b);
+      assert.deepEqual(at.slice(1).map((x, i) => x - at[i]), [500, 500, 500, 500, 500]);
+      assert.equal(Date.parse(done.body.last_send_at) - Date.parse(done.body.first_send_at), 2500);
+    } finally {
+      [broadcasts.chunkSize, broadcasts.inlineRecipients] = saved;
+    }
+    clockOf(t).advance(10_000);
+    await outbound().tick();
+    await outbound().drain();
+  });
+
   it('broadcasts on WhatsApp as an approved template with per-member placeholders (Infobip and Twilio)', async () => {
     const program = (await t.api('POST', '/v1/loyalties', { name: 'WA program' })).body;
     const phones = ['+385915000001', '+385915000002'];

@@ -1,14 +1,15 @@
 import type { AppContext } from '../../context.ts';
-import { badRequest, unprocessable } from '../../http/errors.ts';
+import { badRequest, notFound, unprocessable } from '../../http/errors.ts';
 import { newId } from '../../lib/ids.ts';
 import { fromJson, toJson } from '../../lib/json.ts';
 import type { Services } from '../../services.ts';
-import { channelSettings, type ChannelService } from './channels.ts';
+import { channelSettings, type ChannelRow, type ChannelService } from './channels.ts';
 import { extendScope, type ContextRegistry } from './context-providers.ts';
 import type { FlowRow, FlowService } from './flows/service.ts';
 import type { OptOutService } from './optout.ts';
 import type { Outbound } from './outbound.ts';
 import type { WhatsAppTemplate } from './providers/types.ts';
+import type { MsgBroadcastsTable } from './tables.ts';
 import { render, templateError } from './templates.ts';
 
 // Proactive prompts: a flow's opening message to the program's members (optionally filtered by
@@ -16,6 +17,13 @@ import { render, templateError } from './templates.ts';
 // spacing the messages' send times at the channel's rate. Every recipient is a recorded message
 // (status `skipped` with error `opted_out` for the ones left out). On WhatsApp a proactive message
 // must be an approved template: the broadcast names it and renders its placeholders per member.
+//
+// Prepared in chunks: the members are walked in (created_at, id) order, CHUNK at a time; each
+// chunk is read and rendered outside any transaction, then written in one short transaction that
+// also moves the broadcast's cursor, guarded by the cursor it started from, so a chunk is written
+// once even with several processes, and the writer is never held for the rendering. The request
+// prepares the first `inlineRecipients` itself (a small broadcast answers complete, 200); a larger
+// one answers 202 with status `preparing`, and the messaging worker goes on (`tick`).
 
 export interface BroadcastInput {
   channel_id: string;
@@ -26,7 +34,17 @@ export interface BroadcastInput {
   limit?: number;
 }
 
+type BroadcastRow = MsgBroadcastsTable;
+
+/** Another process wrote the chunk first: this one's transaction rolls back. */
+class ChunkTaken extends Error {}
+
 export class BroadcastService {
+  /** Members read, rendered and written per chunk. */
+  chunkSize = 200;
+  /** Recipients the request prepares itself before answering 202 and leaving the rest to `tick`. */
+  inlineRecipients = 1000;
+
   constructor(
     private ctx: AppContext,
     private services: Services,
@@ -54,58 +72,174 @@ export class BroadcastService {
       throw unprocessable(
         'whatsapp_template_required',
         'A WhatsApp broadcast needs a template',
-        'WhatsApp allows free text only within 24 hours of the member\'s last message; a proactive message must be an approved template: pass template {name, language, placeholders}',
+        "WhatsApp allows free text only within 24 hours of the member's last message; a proactive message must be an approved template: pass template {name, language, placeholders}",
       );
     }
     for (const [i, p] of (wa?.placeholders ?? []).entries()) {
       const error = templateError(p);
       if (error) throw badRequest('invalid_template', 'Invalid template', `template.placeholders[${i}]: ${error}`, [{ field: `template.placeholders[${i}]`, message: error }]);
     }
-    const template = wa ? wa.name : (input.text ?? def.opening_message);
-    if (!template) throw badRequest('invalid_payload', 'Invalid payload', 'text is required when the flow has no opening_message', [{ field: 'text', message: 'is required' }]);
-    const tierFilter = input.filters?.tier ?? null;
-    if (tierFilter && !this.registry.has('tier')) {
+    const text = wa ? wa.name : (input.text ?? def.opening_message);
+    if (!text) throw badRequest('invalid_payload', 'Invalid payload', 'text is required when the flow has no opening_message', [{ field: 'text', message: 'is required' }]);
+    if (!wa) {
+      const error = templateError(text);
+      if (error) throw badRequest('invalid_template', 'Invalid template', `text: ${error}`, [{ field: 'text', message: error }]);
+    }
+    if (input.filters?.tier && !this.registry.has('tier')) {
       throw unprocessable('tiers_unavailable', 'Tiers are not available', 'No module provides member tiers yet, so a broadcast cannot filter by tier');
     }
     const program = await this.services.programs.get(db, def.program_id);
-    const metaFilter = input.filters?.metadata ?? null;
+    const now = this.ctx.clock.nowIso();
+    const row: BroadcastRow = {
+      id: newId('bc'),
+      flow_id: flow.id,
+      flow_version: version.version,
+      program_id: program.id,
+      channel_id: channel.id,
+      filters: toJson(input.filters ?? null),
+      text,
+      template: wa ? JSON.stringify(wa) : null,
+      total: 0,
+      queued: 0,
+      skipped: 0,
+      created_at: now,
+      status: 'preparing',
+      max_recipients: input.limit ?? null,
+      cursor_created_at: null,
+      cursor_id: null,
+      first_send_at: null,
+      last_send_at: null,
+      updated_at: now,
+    };
+    await this.ctx.transaction((trx) => trx.insertInto('msg_broadcasts').values(row).execute());
+    // The first INLINE recipients within the request; the rest (if any) in the background.
+    while ((await this.prepareChunk(row.id)) && (await this.find(row.id))!.total < this.inlineRecipients) {
+      /* next chunk */
+    }
+    return this.present((await this.find(row.id))!, channel);
+  }
 
-    const rows = await db
+  /** Prepares the next chunk of every broadcast still preparing; answers how many chunks it wrote. */
+  async tick(): Promise<number> {
+    const preparing = await this.ctx.database.db.selectFrom('msg_broadcasts').select('id').where('status', '=', 'preparing').orderBy('created_at').limit(10).execute();
+    let chunks = 0;
+    for (const { id } of preparing) {
+      try {
+        await this.prepareChunk(id);
+        chunks++;
+      } catch (err) {
+        this.ctx.log.error({ err, broadcast_id: id }, 'broadcast preparation failed');
+      }
+    }
+    return chunks;
+  }
+
+  async get(flowId: string, id: string) {
+    const row = await this.find(id);
+    if (!row || row.flow_id !== flowId) throw notFound('broadcast', id);
+    return this.present(row, await this.channels.find(this.ctx.database.db, row.channel_id));
+  }
+
+  async list(flowId: string) {
+    const rows = await this.ctx.database.db.selectFrom('msg_broadcasts').selectAll().where('flow_id', '=', flowId).orderBy('created_at', 'desc').orderBy('id', 'desc').limit(100).execute();
+    const out = [];
+    for (const r of rows) out.push(this.present(r, await this.channels.find(this.ctx.database.db, r.channel_id)));
+    return out;
+  }
+
+  private find(id: string): Promise<BroadcastRow | undefined> {
+    return this.ctx.database.db.selectFrom('msg_broadcasts').selectAll().where('id', '=', id).executeTakeFirst();
+  }
+
+  private present(row: BroadcastRow, channel: ChannelRow | undefined) {
+    return {
+      id: row.id,
+      flow_id: row.flow_id,
+      flow_version: row.flow_version,
+      program_id: row.program_id,
+      channel_id: row.channel_id,
+      status: row.status,
+      filters: fromJson(row.filters, null),
+      text: row.text,
+      template: fromJson(row.template, null),
+      limit: row.max_recipients,
+      total: row.total,
+      queued: row.queued,
+      skipped: row.skipped,
+      rate_per_second: channel ? channelSettings(channel).rate_per_second : null,
+      first_send_at: row.first_send_at,
+      last_send_at: row.last_send_at,
+      created_at: row.created_at,
+      updated_at: row.updated_at,
+      object: 'broadcast' as const,
+    };
+  }
+
+  /**
+   * Prepares and writes the next chunk of recipients of a broadcast still preparing. Answers true
+   * when there may be more (the broadcast is still preparing).
+   */
+  async prepareChunk(id: string): Promise<boolean> {
+    const db = this.ctx.database.db;
+    const b = await this.find(id);
+    if (!b || b.status !== 'preparing') return false;
+    const channel = await this.channels.find(db, b.channel_id);
+    const program = await this.services.programs.find(db, b.program_id);
+    const version = await this.flows.version(db, b.flow_id, b.flow_version).catch(() => undefined);
+    if (!channel || !program || !version) {
+      await this.ctx.transaction((trx) => trx.updateTable('msg_broadcasts').set({ status: 'cancelled', updated_at: this.ctx.clock.nowIso() }).where('id', '=', id).where('status', '=', 'preparing').execute());
+      return false;
+    }
+    const filters = fromJson<BroadcastInput['filters']>(b.filters, null);
+    const wa = fromJson<WhatsAppTemplate | null>(b.template, null);
+    const room = b.max_recipients === null ? Infinity : b.max_recipients - b.total;
+
+    // The next members after the cursor, in (created_at, id) order.
+    let q = db
       .selectFrom('memberships as m')
       .innerJoin('customers as c', 'c.id', 'm.customer_id')
-      .select(['m.id as membership_id', 'c.id as customer_id', 'c.phone', 'c.metadata'])
+      .select(['m.id as membership_id', 'm.created_at', 'c.id as customer_id', 'c.phone', 'c.metadata'])
       .where('m.program_id', '=', program.id)
       .where('m.status', '=', 'ACTIVE')
-      .where('c.phone', 'is not', null)
-      .orderBy('m.created_at')
-      .orderBy('m.id')
-      .execute();
-    const seen = new Set<string>();
-    const recipients: typeof rows = [];
-    for (const r of rows) {
-      if (!r.phone || seen.has(r.phone)) continue;
-      if (metaFilter) {
-        const meta = fromJson<Record<string, unknown>>(r.metadata, {});
-        if (!Object.entries(metaFilter).every(([k, v]) => meta[k] === v)) continue;
-      }
-      seen.add(r.phone);
-      recipients.push(r);
-      if (input.limit && recipients.length >= input.limit) break;
+      .where('c.phone', 'is not', null);
+    if (b.cursor_created_at !== null && b.cursor_id !== null) {
+      const at = b.cursor_created_at;
+      const after = b.cursor_id;
+      q = q.where((eb) => eb.or([eb('m.created_at', '>', at), eb.and([eb('m.created_at', '=', at), eb('m.id', '>', after)])]));
     }
-    const optedOut = await this.optout.optedOutAmong(db, recipients.map((r) => r.phone!));
+    const rows = await q.orderBy('m.created_at').orderBy('m.id').limit(this.chunkSize).execute();
+    const last = rows.at(-1);
 
-    // Render each member's text (and its tier, for the tier filter) before the write transaction.
+    // One message per number across the whole broadcast: numbers seen in this chunk or an earlier one.
+    const phones = [...new Set(rows.map((r) => r.phone!))];
+    const earlier = new Set<string>();
+    for (let i = 0; i < phones.length; i += 500) {
+      const found = await db.selectFrom('msg_messages').select('to_number').where('broadcast_id', '=', id).where('to_number', 'in', phones.slice(i, i + 500)).execute();
+      for (const f of found) earlier.add(f.to_number);
+    }
+    const optedOut = await this.optout.optedOutAmong(db, phones);
+    const tierFilter = filters?.tier?.toLowerCase() ?? null;
     const prepared: { r: (typeof rows)[number]; text: string; template: WhatsAppTemplate | null; skipped: boolean }[] = [];
-    for (const r of recipients) {
+    let full = false;
+    for (const r of rows) {
+      if (prepared.length >= room) {
+        full = true;
+        break;
+      }
+      if (earlier.has(r.phone!)) continue;
+      if (filters?.metadata) {
+        const meta = fromJson<Record<string, unknown>>(r.metadata, {});
+        if (!Object.entries(filters.metadata).every(([k, v]) => meta[k] === v)) continue;
+      }
       const skipped = optedOut.has(r.phone!);
       const membership = (await this.services.members.find(db, r.membership_id))!;
       const customer = (await this.services.customers.find(db, r.customer_id)) ?? null;
       const vars = this.registry.lazy({ db, dialect: this.ctx.database.dialect, services: this.services, program, customer, membership });
       if (tierFilter) {
         const tier = (await vars.tier) as { id?: string; name?: string } | null | undefined;
-        const want = tierFilter.toLowerCase();
-        if (!tier || (tier.name?.toLowerCase() !== want && tier.id?.toLowerCase() !== want)) continue;
+        if (!tier || (tier.name?.toLowerCase() !== tierFilter && tier.id?.toLowerCase() !== tierFilter)) continue;
       }
+      earlier.add(r.phone!);
       const scope = extendScope(vars, { sender: r.phone, channel: { id: channel.id, type: channel.type, sender: channel.sender } });
       if (skipped) prepared.push({ r, text: '', template: null, skipped });
       else if (wa) {
@@ -114,90 +248,80 @@ export class BroadcastService {
         // What the message list and reports show for a template message.
         const preview = `[template ${wa.name} (${wa.language})]${placeholders.length ? ` ${placeholders.join(' | ')}` : ''}`;
         prepared.push({ r, text: preview, template: { ...wa, placeholders }, skipped });
-      } else prepared.push({ r, text: await render(template, scope), template: null, skipped });
+      } else prepared.push({ r, text: await render(b.text, scope), template: null, skipped });
     }
+    const done = full || rows.length < this.chunkSize || prepared.length >= room;
 
     const interval = 1000 / Math.max(0.001, channelSettings(channel).rate_per_second);
-    const now = this.ctx.clock.nowMs();
-    const result = await this.ctx.transaction(async (trx) => {
-      // Continue after whatever this channel already has scheduled, so two broadcasts share the rate.
-      const last = await trx
-        .selectFrom('msg_messages')
-        .select((eb) => eb.fn.max('next_attempt_at').as('at'))
-        .where('channel_id', '=', channel.id)
-        .where('direction', '=', 'out')
-        .where('broadcast_id', 'is not', null)
-        .where('status', 'in', ['queued', 'retrying'])
-        .executeTakeFirst();
-      const lastMs = last?.at ? Date.parse(String(last.at)) : NaN;
-      const start = Number.isFinite(lastMs) ? Math.max(now, lastMs + interval) : now;
-      const id = newId('bc');
-      let queued = 0;
-      let skipped = 0;
-      const due: string[] = [];
-      let lastAt: string | null = null;
-      for (const p of prepared) {
-        if (p.skipped) {
-          skipped++;
-          await this.outbound.queue(trx, {
+    const nowMs = this.ctx.clock.nowMs();
+    let due: string[] = [];
+    try {
+      due = await this.ctx.transaction(async (trx) => {
+        const nowIso = this.ctx.clock.nowIso();
+        let moved = trx
+          .updateTable('msg_broadcasts')
+          .set({ cursor_created_at: last?.created_at ?? b.cursor_created_at, cursor_id: last?.membership_id ?? b.cursor_id, status: done ? 'queued' : 'preparing', updated_at: nowIso })
+          .where('id', '=', id)
+          .where('status', '=', 'preparing');
+        moved = b.cursor_id === null ? moved.where('cursor_id', 'is', null) : moved.where('cursor_id', '=', b.cursor_id);
+        if (Number((await moved.executeTakeFirst()).numUpdatedRows ?? 0n) !== 1) throw new ChunkTaken();
+        // Continue after whatever this channel already has scheduled, so broadcasts share the rate.
+        const scheduled = await trx
+          .selectFrom('msg_messages')
+          .select((eb) => eb.fn.max('next_attempt_at').as('at'))
+          .where('channel_id', '=', channel.id)
+          .where('direction', '=', 'out')
+          .where('broadcast_id', 'is not', null)
+          .where('status', 'in', ['queued', 'retrying'])
+          .executeTakeFirst();
+        const lastMs = scheduled?.at ? Date.parse(String(scheduled.at)) : NaN;
+        const start = Number.isFinite(lastMs) ? Math.max(nowMs, lastMs + interval) : nowMs;
+        const ids: string[] = [];
+        let queued = 0;
+        let skipped = 0;
+        let firstAt: string | null = null;
+        let lastAt: string | null = null;
+        for (const p of prepared) {
+          const common = {
             channel,
             to: p.r.phone!,
-            text: '',
-            status: 'skipped',
-            error: 'opted_out',
             broadcast_id: id,
-            flow_id: flow.id,
-            flow_version: version.version,
+            flow_id: b.flow_id,
+            flow_version: b.flow_version,
             program_id: program.id,
             customer_id: p.r.customer_id,
             membership_id: p.r.membership_id,
-          });
-          continue;
+          };
+          if (p.skipped) {
+            skipped++;
+            await this.outbound.queue(trx, { ...common, text: '', status: 'skipped', error: 'opted_out' });
+            continue;
+          }
+          const at = Math.round(start + queued * interval);
+          lastAt = new Date(at).toISOString();
+          firstAt ??= lastAt;
+          const m = await this.outbound.queue(trx, { ...common, text: p.text, template: p.template, sendAt: lastAt });
+          if (at <= nowMs) ids.push(m.id);
+          queued++;
         }
-        const at = Math.round(start + queued * interval);
-        lastAt = new Date(at).toISOString();
-        const m = await this.outbound.queue(trx, {
-          channel,
-          to: p.r.phone!,
-          text: p.text,
-          template: p.template,
-          sendAt: lastAt,
-          broadcast_id: id,
-          flow_id: flow.id,
-          flow_version: version.version,
-          program_id: program.id,
-          customer_id: p.r.customer_id,
-          membership_id: p.r.membership_id,
-        });
-        if (at <= now) due.push(m.id);
-        queued++;
-      }
-      const row = {
-        id,
-        flow_id: flow.id,
-        flow_version: version.version,
-        program_id: program.id,
-        channel_id: channel.id,
-        filters: toJson(input.filters ?? null),
-        text: template,
-        template: wa ? JSON.stringify(wa) : null,
-        total: prepared.length,
-        queued,
-        skipped,
-        created_at: this.ctx.clock.nowIso(),
-      };
-      await trx.insertInto('msg_broadcasts').values(row).execute();
-      return { row, due, firstAt: new Date(start).toISOString(), lastAt };
-    });
-    this.outbound.kick(result.due);
-    return {
-      ...result.row,
-      filters: input.filters ?? null,
-      template: wa,
-      rate_per_second: channelSettings(channel).rate_per_second,
-      first_send_at: result.row.queued > 0 ? result.firstAt : null,
-      last_send_at: result.lastAt,
-      object: 'broadcast' as const,
-    };
+        await trx
+          .updateTable('msg_broadcasts')
+          .set((eb) => ({
+            total: eb('total', '+', prepared.length),
+            queued: eb('queued', '+', queued),
+            skipped: eb('skipped', '+', skipped),
+            ...(firstAt && !b.first_send_at ? { first_send_at: firstAt } : {}),
+            ...(lastAt ? { last_send_at: lastAt } : {}),
+          }))
+          .where('id', '=', id)
+          .execute();
+        return ids;
+      });
+    } catch (err) {
+      if (err instanceof ChunkTaken) return true;
+      throw err;
+    }
+    this.outbound.kick(due);
+    return !done;
   }
 }

@@ -153,3 +153,18 @@ export const messagingTemplatesMigration: TallyMigration = {
     await db.schema.alterTable('msg_broadcasts').addColumn('template', 'text').execute();
   },
 };
+
+/** Broadcasts prepared in chunks (in the background beyond the first ones): state and cursor. */
+export const messagingBroadcastChunksMigration: TallyMigration = {
+  name: '0202_messaging_broadcast_chunks',
+  async up(db) {
+    // Broadcasts of before were prepared whole in their request: they count as queued.
+    await db.schema.alterTable('msg_broadcasts').addColumn('status', 'text', (c) => c.notNull().defaultTo('queued')).execute();
+    for (const column of ['cursor_created_at', 'cursor_id', 'first_send_at', 'last_send_at', 'updated_at']) {
+      await db.schema.alterTable('msg_broadcasts').addColumn(column, 'text').execute();
+    }
+    await db.schema.alterTable('msg_broadcasts').addColumn('max_recipients', 'integer').execute();
+    await db.schema.createIndex('msg_broadcasts_status').on('msg_broadcasts').columns(['status', 'created_at']).execute();
+    await db.schema.createIndex('msg_messages_broadcast').on('msg_messages').columns(['broadcast_id', 'to_number']).execute();
+  },
+};

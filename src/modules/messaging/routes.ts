@@ -442,10 +442,36 @@ export function messagingRoutes(app: FastifyInstance, ctx: AppContext, services:
             },
           },
         },
+        response: { 200: obj, 202: obj },
+      },
+    },
+    async (req, reply) => {
+      const b = await m.broadcasts.broadcast(await m.flows.get(db, req.params.flowId), req.body);
+      // A large broadcast goes on preparing in the background: accepted, not yet complete.
+      reply.code(b.status === 'preparing' ? 202 : 200);
+      return b;
+    },
+  );
+  app.get<{ Params: { flowId: string } }>(
+    '/v1/flows/:flowId/broadcasts',
+    { schema: { tags: [TAG_FLOW], summary: "The flow's broadcasts, newest first (the last 100)", params: flowParams, response: { 200: obj } } },
+    async (req) => {
+      await m.flows.get(db, req.params.flowId);
+      const data = await m.broadcasts.list(req.params.flowId);
+      return { object: 'list', data_ref: 'data', data, total: data.length };
+    },
+  );
+  app.get<{ Params: { flowId: string; broadcastId: string } }>(
+    '/v1/flows/:flowId/broadcasts/:broadcastId',
+    {
+      schema: {
+        tags: [TAG_FLOW],
+        summary: 'A broadcast: status (preparing, queued, cancelled), recipients prepared so far, send window',
+        params: { type: 'object', required: ['flowId', 'broadcastId'], properties: { flowId: { type: 'string' }, broadcastId: { type: 'string' } } },
         response: { 200: obj },
       },
     },
-    async (req) => m.broadcasts.broadcast(await m.flows.get(db, req.params.flowId), req.body),
+    async (req) => m.broadcasts.get(req.params.flowId, req.params.broadcastId),
   );
   app.get<{ Params: { flowId: string }; Querystring: { from?: string; to?: string } }>(
     '/v1/flows/:flowId/report',

@@ -57,14 +57,13 @@ export class MessagingService {
     return out;
   }
 
-  /** Background sender: retries and throttled broadcasts (only when workers run). */
+  /** Background sender (retries, throttled broadcasts) and broadcast preparation (only when workers run). */
   start(intervalMs = 500): () => Promise<void> {
     let running = false;
     const timer = setInterval(() => {
       if (running) return;
       running = true;
-      this.outbound
-        .tick()
+      Promise.all([this.outbound.tick(), this.broadcasts.tick()])
         .catch((err) => this.ctx.log.error({ err }, 'outbound tick failed'))
         .finally(() => {
           running = false;

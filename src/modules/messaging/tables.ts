@@ -136,6 +136,16 @@ export interface MsgBroadcastsTable {
   queued: number;
   skipped: number;
   created_at: string;
+  /** preparing (chunks still to write) | queued (every recipient written) | cancelled */
+  status: string;
+  /** The `limit` asked for: at most this many recipients. */
+  max_recipients: number | null;
+  /** (created_at, id) of the last membership prepared: the next chunk starts after it. */
+  cursor_created_at: string | null;
+  cursor_id: string | null;
+  first_send_at: string | null;
+  last_send_at: string | null;
+  updated_at: string | null;
 }
 
 declare module '../../storage/schema.ts' {
