@@ -70,7 +70,8 @@ function openSqlite(path: string, opts: OpenOptions): Database {
   native.pragma('journal_size_limit = -1');
   native.pragma('cache_size = -32000');
   native.pragma('foreign_keys = ON');
-  const db = new Kysely<DB>({ dialect: new SqliteDialect({ database: cachingStatements(native) }) });
+  const statements = cachingStatements(native);
+  const db = new Kysely<DB>({ dialect: new SqliteDialect({ database: statements }) });
   const checkpointer: Checkpointer | undefined = inMemory
     ? undefined
     : startCheckpointer(path, {
@@ -83,7 +84,7 @@ function openSqlite(path: string, opts: OpenOptions): Database {
     db,
     dialect: 'sqlite',
     forUpdate: false,
-    transaction: groupCommit(db, () => checkpointer?.pauseWrites()),
+    transaction: groupCommit(db, statements, () => checkpointer?.pauseWrites()),
     async ping() {
       try {
         await sql`select 1`.execute(db);
@@ -119,39 +120,49 @@ interface Queued {
  * - BEGIN IMMEDIATE takes the write lock up front, so other processes on the same file wait
  *   (busy_timeout) instead of deadlocking on a lock upgrade.
  */
-function groupCommit(db: Kysely<DB>, pauseWrites: () => Promise<void> | undefined, maxBatch = 100) {
+function groupCommit(db: Kysely<DB>, statements: StatementCache, pauseWrites: () => Promise<void> | undefined, maxBatch = 100) {
   const queue: Queued[] = [];
   let scheduled = false;
+  // Transaction control goes straight to the connection Kysely lent the batch (synchronous, no
+  // query building): it is several statements per transaction.
+  const run = (text: string) => void statements.prepare(text).run();
 
   async function runBatch(): Promise<void> {
     await db.connection().execute(async (conn) => {
       const done: { item: Queued; ok: boolean; value: unknown }[] = [];
       try {
-        await sql`BEGIN IMMEDIATE`.execute(conn);
+        run('BEGIN IMMEDIATE');
       } catch (err) {
         for (const item of queue.splice(0, maxBatch)) item.reject(err);
         return;
       }
+      batchStatements.set(conn, statements);
       try {
         while (queue.length > 0 && done.length < maxBatch) {
           const item = queue.shift()!;
           try {
-            await sql`SAVEPOINT tally_tx`.execute(conn);
+            run('SAVEPOINT tally_tx');
             const value = await item.fn(conn as unknown as Executor);
-            await sql`RELEASE tally_tx`.execute(conn);
+            run('RELEASE tally_tx');
             done.push({ item, ok: true, value });
           } catch (err) {
             done.push({ item, ok: false, value: err });
-            await sql`ROLLBACK TO tally_tx`.execute(conn);
-            await sql`RELEASE tally_tx`.execute(conn);
+            run('ROLLBACK TO tally_tx');
+            run('RELEASE tally_tx');
           }
         }
-        await sql`COMMIT`.execute(conn);
+        batchStatements.delete(conn);
+        run('COMMIT');
       } catch (err) {
+        batchStatements.delete(conn);
         // The batch as a whole failed (COMMIT, or a savepoint could not be undone): nothing of it is
         // kept. The transaction that failed rejects with its own error; the others had done nothing
         // wrong and run once more in the next batch (as PostgreSQL retries a serialization failure).
-        await sql`ROLLBACK`.execute(conn).catch(() => undefined);
+        try {
+          run('ROLLBACK');
+        } catch {
+          /* no transaction left to roll back */
+        }
         const retry: Queued[] = [];
         for (const d of done) {
           if (!d.ok) d.item.reject(d.value);
@@ -201,6 +212,31 @@ function groupCommit(db: Kysely<DB>, pauseWrites: () => Promise<void> | undefine
  * small statement. The hot paths run the same few SQL texts over and over, so prepared statements
  * are kept by SQL text (bounded; the cache starts over when full).
  */
+type StatementCache = ReturnType<typeof cachingStatements>;
+
+/**
+ * The statements of the SQLite connection lent to a group-commit batch, by the executor its
+ * transactions receive. Only queries on that executor may bypass Kysely (`sqliteInTransaction`):
+ * one on the pool executor during a batch would read the batch's uncommitted writes.
+ */
+const batchStatements = new WeakMap<object, StatementCache>();
+
+/**
+ * Runs a compiled statement directly on SQLite when `executor` is a group-commit transaction
+ * (answers its rows, or [] for a write); undefined anywhere else. Skips Kysely's executor for the
+ * hot statements (src/storage/hot.ts), which it would only pass through.
+ */
+export function sqliteInTransaction(executor: Executor): ((text: string, params: readonly unknown[]) => unknown[]) | undefined {
+  const stmts = batchStatements.get(executor);
+  if (!stmts) return undefined;
+  return (text, params) => {
+    const stmt = stmts.prepare(text);
+    if (stmt.reader) return stmt.all(params as unknown[]) as unknown[];
+    stmt.run(params as unknown[]);
+    return [];
+  };
+}
+
 function cachingStatements(native: BetterSqlite3.Database, max = 1000) {
   const cache = new Map<string, BetterSqlite3.Statement>();
   return {

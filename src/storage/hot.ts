@@ -1,5 +1,5 @@
 import { CompiledQuery, type Compilable } from 'kysely';
-import type { DialectName, Executor } from './db.ts';
+import { sqliteInTransaction, type DialectName, type Executor } from './db.ts';
 
 // Compiled-query cache for the few statements every ledger write runs. Building a Kysely query
 // (immutable nodes, freezing, parsing, compiling) costs several times more than running a small
@@ -24,7 +24,11 @@ export async function hot<R>(db: Executor, _dialect: DialectName, key: string, p
   }
   const k = key;
   const text = texts.get(k);
-  if (text !== undefined) return (await db.executeQuery<R>(CompiledQuery.raw(text, params as unknown[]))).rows;
+  if (text !== undefined) {
+    const direct = sqliteInTransaction(db);
+    if (direct) return direct(text, params) as R[];
+    return (await db.executeQuery<R>(CompiledQuery.raw(text, params as unknown[]))).rows;
+  }
   const compiled = build().compile();
   const same = compiled.parameters.length === params.length && compiled.parameters.every((p, i) => p === params[i]);
   if (!same) {
