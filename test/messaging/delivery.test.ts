@@ -23,13 +23,14 @@ describe('messaging delivery: dedup, retries, reports, opt-out, broadcasts, repo
     await t.close();
   });
 
-  const infobipChannel = (settings: Record<string, unknown> = {}) =>
+  const infobipChannel = (settings: Record<string, unknown> = {}, overrides: Record<string, unknown> = {}) =>
     createChannel(t, {
       provider: 'infobip',
       sender: 'Tally',
       credentials: { base_url: infobip.url, api_key: infobip.apiKey },
       inbound_auth: INFOBIP_BASIC,
       settings,
+      ...overrides,
     });
   // Each inbound message one millisecond later, so "newest first" lists are unambiguous.
   const inbound = (channelId: string, body: unknown) =>
@@ -339,14 +340,7 @@ describe('messaging delivery: dedup, retries, reports, opt-out, broadcasts, repo
     const program = (await t.api('POST', '/v1/loyalties', { name: 'WA program' })).body;
     const phones = ['+385915000001', '+385915000002'];
     for (const [i, phone] of phones.entries()) await addMember(t, program.id, { phone, points: 100 * (i + 1), name: `W${i}` });
-    const wa = await createChannel(t, {
-      provider: 'infobip',
-      type: 'whatsapp',
-      sender: '+441134960000',
-      credentials: { base_url: infobip.url, api_key: infobip.apiKey },
-      inbound_auth: INFOBIP_BASIC,
-      settings: { rate_per_second: 100 },
-    });
+    const wa = await infobipChannel({ rate_per_second: 100 }, { type: 'whatsapp', sender: '+441134960000' });
     const flow = await createPointsFlow(t, program.id, { channels: [wa.id] });
     const template = { name: 'points_prompt', language: 'en', placeholders: ['{{ customer.name }}', '{{ points }}'] };
 
