@@ -22,8 +22,9 @@ import { render, templateError } from './templates.ts';
 // chunk is read and rendered outside any transaction, then written in one short transaction that
 // also moves the broadcast's cursor, guarded by the cursor it started from, so a chunk is written
 // once even with several processes, and the writer is never held for the rendering. The request
-// prepares the first `inlineRecipients` itself (a small broadcast answers complete, 200); a larger
-// one answers 202 with status `preparing`, and the messaging worker goes on (`tick`).
+// prepares the chunks of its first `inlineRecipients` members itself (a small broadcast answers
+// complete, 200); a larger one answers 202 with status `preparing`, and the messaging worker goes
+// on (`tick`).
 
 export interface BroadcastInput {
   channel_id: string;
@@ -42,7 +43,7 @@ class ChunkTaken extends Error {}
 export class BroadcastService {
   /** Members read, rendered and written per chunk. */
   chunkSize = 200;
-  /** Recipients the request prepares itself before answering 202 and leaving the rest to `tick`. */
+  /** Members the request reads itself (in chunks) before answering 202 and leaving the rest to `tick`. */
   inlineRecipients = 1000;
 
   constructor(
@@ -112,9 +113,10 @@ export class BroadcastService {
       updated_at: now,
     };
     await this.ctx.transaction((trx) => trx.insertInto('msg_broadcasts').values(row).execute());
-    // The first INLINE recipients within the request; the rest (if any) in the background.
-    while ((await this.prepareChunk(row.id)) && (await this.find(row.id))!.total < this.inlineRecipients) {
-      /* next chunk */
+    // The first recipients within the request (at most as many members read as `inlineRecipients`,
+    // however many the filters keep); the rest, if any, in the background.
+    for (let chunks = Math.ceil(this.inlineRecipients / this.chunkSize); chunks > 0; chunks--) {
+      if (!(await this.prepareChunk(row.id))) break;
     }
     return this.present((await this.find(row.id))!, channel);
   }
