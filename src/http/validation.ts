@@ -44,4 +44,10 @@ export const S = {
     required: [name],
     properties: { [name]: { type: 'string', minLength: 1, maxLength: 200, description } },
   }),
+  /** Path parameters of a nested resource, each a string: `{campaignId: 'Loyalty campaign id', ...}`. */
+  pathParams: (descriptions: Record<string, string>) => ({
+    type: 'object',
+    required: Object.keys(descriptions),
+    properties: Object.fromEntries(Object.entries(descriptions).map(([name, description]) => [name, { type: 'string', description }])),
+  }),
 } as const;

@@ -90,9 +90,9 @@ const ruleProps = {
 const ruleSchema = { type: 'object', additionalProperties: true, properties: { id: { type: 'string' }, object: { type: 'string', enum: ['earning_rule'] } } };
 const pendingSchema = { type: 'object', additionalProperties: true, properties: { id: { type: 'string' }, points: { type: 'integer' }, object: { type: 'string', enum: ['pending_points'] } } };
 const campaignParams = S.idParam('campaignId', 'Loyalty campaign id');
-const ruleParams = { type: 'object', required: ['campaignId', 'earningRuleId'], properties: { campaignId: { type: 'string' }, earningRuleId: { type: 'string' } } };
+const ruleParams = S.pathParams({ campaignId: 'Loyalty campaign id', earningRuleId: 'Earning rule id (ern_...)' });
 const memberParams = S.idParam('memberId', 'Card code or v_ id');
-const pendingParams = { type: 'object', required: ['memberId', 'pendingPointsId'], properties: { memberId: { type: 'string' }, pendingPointsId: { type: 'string' } } };
+const pendingParams = S.pathParams({ memberId: 'Card code or v_ id', pendingPointsId: 'Pending points id (pp_...)' });
 const pendingQuery = {
   type: 'object',
   properties: { limit: { type: 'integer', minimum: 1, maximum: 100, default: 10 }, order: { type: 'string', enum: ['id', '-id', 'created_at', '-created_at'] }, starting_after_id: { type: 'string' } },
@@ -369,7 +369,7 @@ export function earningRoutes(app: FastifyInstance, ctx: AppContext, services: S
       schema: {
         tags: ['pending points'],
         summary: 'List the pending points of a card',
-        params: { type: 'object', required: ['campaignId', 'memberId'], properties: { campaignId: { type: 'string' }, memberId: { type: 'string' } } },
+        params: S.pathParams({ campaignId: 'Loyalty campaign id', memberId: 'Card code or v_ id' }),
         querystring: pendingQuery,
         response: { 200: pendingList },
       },

@@ -128,11 +128,7 @@ export function ledgerRoutes(app: FastifyInstance, ctx: AppContext, services: Se
     response: { 200: balanceAnswer },
   });
   const memberParams = S.idParam('memberId', 'Card code or v_ id');
-  const bothParams = {
-    type: 'object',
-    required: ['campaignId', 'memberId'],
-    properties: { campaignId: { type: 'string' }, memberId: { type: 'string' } },
-  };
+  const bothParams = S.pathParams({ campaignId: 'Loyalty campaign id', memberId: 'Card code or v_ id' });
 
   app.post('/v1/loyalties/:campaignId/members/:memberId/balance', { schema: balanceSchema(bothParams), config: { idempotency: 'transactional' } }, changeBalance as never);
   app.post('/v1/loyalties/members/:memberId/balance', { schema: balanceSchema(memberParams), config: { idempotency: 'transactional' } }, changeBalance as never);

@@ -151,11 +151,7 @@ export function loyaltyRoutes(app: FastifyInstance, ctx: AppContext, services: S
     },
   );
 
-  const defParams = {
-    type: 'object',
-    required: ['campaignId', 'definitionId'],
-    properties: { campaignId: { type: 'string' }, definitionId: { type: 'string', description: 'Balance definition id or name' } },
-  };
+  const defParams = S.pathParams({ campaignId: 'Loyalty campaign id', definitionId: 'Balance definition id or name' });
 
   app.get<{ Params: { campaignId: string; definitionId: string } }>(
     '/v1/loyalties/:campaignId/balance-definitions/:definitionId',

@@ -42,11 +42,7 @@ interface AddMemberBody {
 export function memberRoutes(app: FastifyInstance, ctx: AppContext, services: Services): void {
   const db = () => ctx.database.db;
   const campaignParams = S.idParam('campaignId', 'Loyalty campaign id');
-  const bothParams = {
-    type: 'object',
-    required: ['campaignId', 'memberId'],
-    properties: { campaignId: { type: 'string' }, memberId: { type: 'string', description: 'Card code or v_ id' } },
-  };
+  const bothParams = S.pathParams({ campaignId: 'Loyalty campaign id', memberId: 'Card code or v_ id' });
 
   app.post<{ Params: { campaignId: string }; Body: AddMemberBody }>(
     '/v1/loyalties/:campaignId/members',

@@ -467,7 +467,7 @@ export function messagingRoutes(app: FastifyInstance, ctx: AppContext, services:
       schema: {
         tags: [TAG_FLOW],
         summary: 'A broadcast: status (preparing, queued, cancelled), recipients prepared so far, send window',
-        params: { type: 'object', required: ['flowId', 'broadcastId'], properties: { flowId: { type: 'string' }, broadcastId: { type: 'string' } } },
+        params: S.pathParams({ flowId: 'Flow id (flw_...)', broadcastId: 'Broadcast id (bc_...)' }),
         response: { 200: obj },
       },
     },

@@ -56,8 +56,8 @@ const groupBody = (required: string[]) => ({
 const tierSchema = { type: 'object', additionalProperties: true, properties: { id: { type: 'string' }, object: { type: 'string', enum: ['loyalty_tier'] } } };
 const groupSchema = { type: 'object', additionalProperties: true, properties: { id: { type: 'string' }, object: { type: 'string', enum: ['tier_group'] } } };
 const campaignParams = S.idParam('campaignId', 'Loyalty campaign id');
-const tierParams = { type: 'object', required: ['campaignId', 'tierId'], properties: { campaignId: { type: 'string' }, tierId: { type: 'string' } } };
-const groupParams = { type: 'object', required: ['campaignId', 'groupId'], properties: { campaignId: { type: 'string' }, groupId: { type: 'string' } } };
+const tierParams = S.pathParams({ campaignId: 'Loyalty campaign id', tierId: 'Tier id (ltr_...)' });
+const groupParams = S.pathParams({ campaignId: 'Loyalty campaign id', groupId: 'Tier group id (tgrp_...)' });
 
 export function tierRoutes(app: FastifyInstance, ctx: AppContext, services: Services): void {
   const db = () => ctx.database.db;

@@ -194,7 +194,7 @@ export function webhookRoutes(app: FastifyInstance, ctx: AppContext, services: S
       schema: {
         tags: ['webhooks'],
         summary: 'Resend one event to this endpoint now: one attempt, outside the retry schedule; answers with it',
-        params: { type: 'object', required: ['webhookId', 'eventId'], properties: { webhookId: { type: 'string' }, eventId: { type: 'string' } } },
+        params: S.pathParams({ webhookId: 'Webhook endpoint id (whep_...)', eventId: 'Event id (evt_...)' }),
         response: { 200: attemptSchema },
       },
     },
