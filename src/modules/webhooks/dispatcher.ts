@@ -8,15 +8,16 @@ import { fromJson } from '../../lib/json.ts';
 import { assertSafeTarget } from '../../lib/url-guard.ts';
 import { openDatabase, type Database, type Executor } from '../../storage/db.ts';
 import { ENDPOINT_DISABLED } from '../events/catalog.ts';
+import { eventsAfter, lockCursor, moveCursor, readCursor, type OutboxCursor } from './outbox-cursor.ts';
 import { signedHeaders } from './signing.ts';
 import type { WebhookEndpointsTable } from './tables.ts';
 
 // The webhook dispatcher: turns outbox events into per-endpoint deliveries and sends them.
 //
 // Never lost: an event row is written by the transaction of its change (the outbox). The
-// dispatcher fans undispatched events out into `webhook_deliveries` rows and sets the event's
-// `dispatched` flag in ONE transaction, so a crash either leaves the event undispatched (done
-// again after restart) or leaves its deliveries persisted. A delivery is claimed with a lease
+// dispatcher fans the events after the outbox cursor out into `webhook_deliveries` rows and moves
+// the cursor past them in ONE transaction (outbox-cursor.ts), so a crash either leaves the events
+// ahead of the cursor (done again after restart) or leaves their deliveries persisted. A delivery is claimed with a lease
 // (status "sending", lease_until) before it is sent; a process that dies mid-send leaves a lease
 // that expires, and the delivery is claimed and sent again: at least once. On PostgreSQL the fan-out
 // and the claims use FOR UPDATE SKIP LOCKED, so several processes share the work without sending
@@ -133,6 +134,8 @@ export class Dispatcher {
   private sends = new Set<Promise<void>>();
   private outcomes: Outcome[] = [];
   private endpoints = new Map<string, EndpointRow>();
+  /** The fan-out cursor as this process last read or moved it (for hasWork's cheap check). */
+  private cursor: OutboxCursor | undefined;
   private safeUntil = new Map<string, number>();
   private running: Promise<number> | null = null;
   private again = false;
@@ -332,7 +335,8 @@ export class Dispatcher {
   /** Cheap reads (no write transaction, no commit): is anything undispatched, or due for an endpoint with free slots? */
   private async hasWork(): Promise<boolean> {
     const { db } = this.database;
-    if (await db.selectFrom('outbox_events').select('seq').where('dispatched', '=', 0).limit(1).executeTakeFirst()) return true;
+    const cursor = this.cursor ?? (await readCursor(db));
+    if (cursor && (await eventsAfter(db, this.database.dialect, cursor, 1)).length > 0) return true;
     const now = this.ctx.clock.nowIso();
     for (const ep of this.endpoints.values()) {
       if (ep.active !== 1 || this.capacity(ep) <= 0) continue;
@@ -383,15 +387,19 @@ export class Dispatcher {
   }
 
   /**
-   * Turns up to `batch` undispatched events into one pending delivery per subscribed endpoint and
-   * marks them dispatched (INSERT ... SELECT per endpoint), in the caller's transaction. Returns how
-   * many events it took.
+   * Turns up to `batch` events after the outbox cursor into one pending delivery per subscribed
+   * endpoint (INSERT ... SELECT per endpoint) and moves the cursor past them, in the caller's
+   * transaction (outbox-cursor.ts). Returns how many events it took.
    */
   private async fanOut(trx: Executor): Promise<number> {
-    let q = trx.selectFrom('outbox_events').select('seq').where('dispatched', '=', 0).orderBy('seq').limit(this.batch);
-    if (this.database.forUpdate) q = q.forUpdate().skipLocked();
-    const seqs = (await q.execute()).map((r) => r.seq);
-    if (seqs.length === 0) return 0;
+    const dialect = this.database.dialect;
+    const cursor = await lockCursor(trx, dialect);
+    // PostgreSQL: another process is fanning out right now (it holds the cursor's row).
+    if (!cursor) return 0;
+    this.cursor = cursor;
+    const taken = await eventsAfter(trx, dialect, cursor, this.batch);
+    if (taken.length === 0) return 0;
+    const seqs = taken.map((e) => e.seq);
     const now = this.ctx.clock.nowIso();
     for (const ep of this.endpoints.values()) {
       if (ep.active !== 1) continue;
@@ -411,6 +419,7 @@ export class Dispatcher {
           eb.val(now).as('updated_at'),
         ])
         .where('seq', 'in', seqs)
+        .where('dispatched', '=', 0)
         .where('created_at', '>=', ep.created_at);
       if (!types.includes('*')) select = select.where('type', 'in', types);
       await trx
@@ -420,7 +429,11 @@ export class Dispatcher {
         .onConflict((oc) => oc.columns(['endpoint_id', 'event_id']).doNothing())
         .execute();
     }
-    await trx.updateTable('outbox_events').set({ dispatched: 1 }).where('seq', 'in', seqs).execute();
+    const last = taken[taken.length - 1];
+    const moved = { xid: last.xid, seq: last.seq };
+    await moveCursor(trx, moved, now);
+    // Read by hasWork; a transaction that rolls back leaves it ahead, which only costs a pass.
+    this.cursor = moved;
     return seqs.length;
   }
 

@@ -64,12 +64,25 @@ export interface WebhookAttemptsTable {
   created_at: string;
 }
 
+/** How far a consumer of the outbox (the webhook fan-out) has read it (outbox-cursor.ts). */
+export interface OutboxCursorsTable {
+  name: string;
+  /** PostgreSQL: xid8 of the last event's transaction, as text; SQLite: '0'. */
+  last_xid: string;
+  last_seq: number;
+  updated_at: string;
+}
+
 declare module '../../storage/schema.ts' {
   interface OutboxEventsTable {
-    /** 0 until the dispatcher has turned the event into per-endpoint deliveries (0100_webhooks). */
+    /**
+     * 1: never fanned out to endpoints (an endpoint's test event). Fan-out progress is the
+     * `outbox_cursors` row, not this flag (0101_outbox_cursor).
+     */
     dispatched: Generated<number>;
   }
   interface DB {
+    outbox_cursors: OutboxCursorsTable;
     webhook_endpoints: WebhookEndpointsTable;
     webhook_deliveries: WebhookDeliveriesTable;
     webhook_attempts: WebhookAttemptsTable;

@@ -4,7 +4,7 @@ import { Ajv } from 'ajv';
 import addFormatsModule from 'ajv-formats';
 import { Webhook } from 'standardwebhooks';
 import { startReceiver, verifyDelivery, voucherifySignatureOf, type Receiver } from '../../../test/helpers/receiver.ts';
-import { createMember, createProgram, startTestServer, type TestServer } from '../../../test/helpers/server.ts';
+import { backend, createMember, createProgram, startTestServer, type TestServer } from '../../../test/helpers/server.ts';
 import type { ManualClock } from '../../lib/clock.ts';
 import { EVENT_TYPES } from '../events/catalog.ts';
 import { Dispatcher, MAX_ATTEMPTS, RETRY_DELAYS_MS } from './dispatcher.ts';
@@ -129,6 +129,41 @@ describe('webhooks', () => {
     assert.equal(rx.received.length, 2, 'a delivered event is not sent again');
     await t.api('DELETE', `/v1/webhooks/${hook.id}`);
   });
+
+  it(
+    'delivers the events of a transaction that commits after a later one (no event is left behind the fan-out cursor)',
+    { skip: backend === 'sqlite' && 'SQLite has one writer at a time: events commit in seq order' },
+    async () => {
+      const rx = await receiver();
+      const hook = await createHook(rx.url, ['balance_value_updated']);
+      const program = await createProgram(t);
+      const member = await createMember(t, program.id);
+      const { database, outbox } = t.server.ctx;
+      // Transaction A writes its event first (lower seq, lower transaction id) and stays open...
+      let commitA!: () => void;
+      const held = new Promise<void>((r) => (commitA = r));
+      let written!: () => void;
+      const wroteA = new Promise<void>((r) => (written = r));
+      const txA = database.transaction(async (trx) => {
+        await outbox.emit(trx, { type: 'balance_value_updated', data: { marker: 'A' }, resource_type: 'test', resource_id: 'A' });
+        written();
+        await held;
+      });
+      await wroteA;
+      // ...while B (a balance change) commits after it with higher seqs, and the fan-out runs.
+      await addPoints(member.code, 7);
+      await run();
+      const beforeA = rx.received.map((r) => r.json.data.marker ?? r.json.data.balance?.balance);
+      commitA();
+      await txA;
+      await run();
+      const all = rx.received.map((r) => r.json.data.marker ?? 'B');
+      assert.deepEqual([...all].sort(), ['A', 'B'], `both events delivered once (before A committed: ${JSON.stringify(beforeA)})`);
+      await run();
+      assert.equal(rx.received.length, 2, 'nothing is delivered twice');
+      await t.api('DELETE', `/v1/webhooks/${hook.id}`);
+    },
+  );
 
   it('retries on the schedule, honours Retry-After, logs attempts with excerpts, then gives up', async () => {
     let mode: 'fail' | 'retry-after' = 'retry-after';
