@@ -3,7 +3,7 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { AppContext } from '../context.ts';
 import { canonicalJson } from '../lib/json.ts';
 import { isUniqueViolation, type Executor } from '../storage/db.ts';
-import { hot } from '../storage/hot.ts';
+import { hot, writeAtCommit } from '../storage/hot.ts';
 import { ApiError } from './errors.ts';
 
 // Idempotency-Key on every state-changing request (POST, PUT, PATCH, DELETE).
@@ -178,7 +178,9 @@ export async function runIdempotentWrite<T>(
             response_body: JSON.stringify(result),
             created_at: ctx.clock.nowIso(),
           };
-          await hot(trx, ctx.database.dialect, 'idempotency.record', Object.values(record), () => trx.insertInto('idempotency_keys').values(record));
+          // Sent with the COMMIT on PostgreSQL (writeAtCommit); a conflict then fails the commit and
+          // the catch below replays the first answer all the same.
+          await writeAtCommit(trx, ctx.database.dialect, [{ key: 'idempotency.record', params: Object.values(record), build: () => trx.insertInto('idempotency_keys').values(record) }]);
         } catch (err) {
           if (isUniqueViolation(err)) throw new IdempotencyRace();
           throw err;
@@ -194,7 +196,10 @@ export async function runIdempotentWrite<T>(
     // conflicted, or the write failed, possibly only because its first run already changed the
     // state (a retried debit now short of points). Either way a stored answer is the answer; the
     // write's effects were rolled back with its transaction.
-    if (state?.mode === 'transactional' && (await replayExisting(ctx, req, reply, state))) return reply;
+    if (state?.mode === 'transactional') {
+      state.recorded = false;
+      if (await replayExisting(ctx, req, reply, state)) return reply;
+    }
     throw err;
   }
 }

@@ -294,36 +294,112 @@ function openPostgres(url: string, poolSize: number): Database {
 }
 
 /**
- * Kysely sends every query as an unnamed statement, which PostgreSQL parses and plans each time.
- * The same SQL texts come back over and over (and the hot ones are compiled once, see hot.ts), so
- * each client prepares a statement once per distinct text, named by its hash, and later only binds
- * and executes it: less server CPU per query. Texts that are not parameterised go as they are.
+ * Marker text of `writeAtCommit` (hot.ts): a query with this text carries one write (`TailWrite`)
+ * that the PostgreSQL client keeps, to send with the transaction's COMMIT, instead of sending it.
+ */
+export const WRITE_AT_COMMIT = '/* tally: write at commit */';
+
+/** A write kept for the COMMIT: its SQL text (placeholders $1..$n) and values. */
+export interface TailWrite {
+  /** The table it writes ('*' when unknown): writes of one table are never sent in one statement. */
+  table: string;
+  text: string;
+  values: readonly unknown[];
+}
+
+/** The table an INSERT, UPDATE or DELETE text writes, or '*'. */
+export function writtenTable(text: string): string {
+  const m = /^\s*(?:insert\s+into|update|delete\s+from)\s+("(?:[^"]|"")+"|[\w.]+)/i.exec(text);
+  return m ? m[1].replace(/^"|"$/g, '') : '*';
+}
+
+/** Several writes as one statement of data-modifying CTEs, placeholders renumbered in order. */
+export function combineWrites(parts: readonly { text: string; values: readonly unknown[] }[]): { text: string; values: unknown[] } {
+  if (parts.length === 1) return { text: parts[0].text, values: [...parts[0].values] };
+  let offset = 0;
+  const ctes: string[] = [];
+  for (const [i, part] of parts.entries()) {
+    const shift = offset;
+    ctes.push(`s${i} as (${part.text.replace(/\$(\d+)/g, (_m, n: string) => `$${Number(n) + shift}`)})`);
+    offset += part.values.length;
+  }
+  return { text: `with ${ctes.join(', ')} select 1`, values: parts.flatMap((p) => p.values) };
+}
+
+type QueryFn = (...args: unknown[]) => unknown;
+
+/**
+ * What every PostgreSQL client of the pool does besides sending queries:
+ *
+ * Named statements. Kysely sends every query as an unnamed statement, which PostgreSQL parses and
+ * plans each time. The same SQL texts come back over and over (and the hot ones are compiled once,
+ * see hot.ts), so each client prepares a statement once per distinct text, named by its hash, and
+ * later only binds and executes it: less server CPU per query. Texts that are not parameterised go
+ * as they are.
+ *
+ * Writes at commit. Each statement is a round trip, and on this kind of machine a round trip over
+ * loopback TCP costs more CPU (the socket write, the wake-up of the backend, the parse of the
+ * answer) than a small statement itself. The last writes of a transaction, whose results nobody
+ * reads (a point credit's entry, lot, balance and events; the idempotency record), are kept by
+ * the client (`writeAtCommit`) and sent together as one prepared statement of data-modifying CTEs
+ * (`WITH s0 AS (INSERT ...), ... SELECT 1`) just before the COMMIT, or before any other query of
+ * the transaction, so every read still sees every earlier write; a ROLLBACK drops them. The parts
+ * of one statement all see the database as it was before it, so two writes of one table (an
+ * update of the row a kept insert adds, two updates of a balance) are never kept together: the
+ * first is sent before the second is kept. (Sending them in the COMMIT's own text, as literals in a simple-protocol query,
+ * saves one more round trip but PostgreSQL then parses and plans that text every time: measured,
+ * no faster.)
  */
 function namedStatements(client: pg.PoolClient) {
-  const original = client.query.bind(client) as (...args: unknown[]) => unknown;
+  const original = client.query.bind(client) as QueryFn;
   const names = new Map<string, string>();
-  (client as unknown as { query: (...args: unknown[]) => unknown }).query = (text: unknown, values?: unknown, ...rest: unknown[]) => {
-    if (typeof text === 'string' && Array.isArray(values) && values.length > 0 && rest.length === 0) {
-      let name = names.get(text);
-      if (!name) {
-        if (names.size >= 500) return original(text, values);
-        name = `tally_${createHash('sha1').update(text).digest('hex').slice(0, 20)}`;
-        names.set(text, name);
-      }
-      const named = name;
-      return (original({ name: named, text, values }) as Promise<unknown>).catch((err: { code?: string }) => {
-        // "cached plan must not change result type": a migration (of another process) changed a
-        // table under a prepared `select *`. Prepare it anew under another name and try once more:
-        // outside a transaction that answers; inside one the retry fails (the transaction is
-        // aborted), the original error goes up and the whole transaction is retried (RETRYABLE_PG).
-        if (err?.code !== '0A000') throw err;
-        const fresh = `${named}_${Date.now().toString(36)}`;
-        if (names.get(text) === named) names.set(text, fresh);
-        return (original({ name: names.get(text) ?? fresh, text, values }) as Promise<unknown>).catch(() => {
-          throw err;
-        });
-      });
+  let tail: TailWrite[] = [];
+
+  const prepared = (text: string, values: readonly unknown[]): Promise<unknown> => {
+    let name = names.get(text);
+    if (!name) {
+      if (names.size >= 500) return original(text, values) as Promise<unknown>;
+      name = `tally_${createHash('sha1').update(text).digest('hex').slice(0, 20)}`;
+      names.set(text, name);
     }
+    const named = name;
+    return (original({ name: named, text, values }) as Promise<unknown>).catch((err: { code?: string }) => {
+      // "cached plan must not change result type": a migration (of another process) changed a
+      // table under a prepared `select *`. Prepare it anew under another name and try once more:
+      // outside a transaction that answers; inside one the retry fails (the transaction is
+      // aborted), the original error goes up and the whole transaction is retried (RETRYABLE_PG).
+      if (err?.code !== '0A000') throw err;
+      const fresh = `${named}_${Date.now().toString(36)}`;
+      if (names.get(text) === named) names.set(text, fresh);
+      return (original({ name: names.get(text) ?? fresh, text, values }) as Promise<unknown>).catch(() => {
+        throw err;
+      });
+    });
+  };
+  const flush = (): Promise<unknown> => {
+    const parts = tail;
+    tail = [];
+    const { text, values } = combineWrites(parts);
+    return prepared(text, values);
+  };
+
+  (client as unknown as { query: QueryFn }).query = (text: unknown, values?: unknown, ...rest: unknown[]) => {
+    if (text === WRITE_AT_COMMIT) {
+      const write = (values as TailWrite[])[0];
+      // The parts of one statement all see the snapshot from before it: a write that could depend
+      // on a kept one (same table: an update of a row a kept insert adds) goes in a later statement.
+      const before = tail.some((w) => w.table === write.table || w.table === '*' || write.table === '*') ? flush() : undefined;
+      const keep = () => {
+        tail.push(write);
+        return { command: 'SELECT', rowCount: 0, rows: [] };
+      };
+      return before ? before.then(keep) : Promise.resolve(keep());
+    }
+    if (tail.length > 0 && typeof text === 'string') {
+      if (text === 'rollback') tail = [];
+      else return flush().then(() => (client as unknown as { query: QueryFn }).query(text, values, ...rest));
+    }
+    if (typeof text === 'string' && Array.isArray(values) && values.length > 0 && rest.length === 0) return prepared(text, values);
     return original(text, values, ...rest);
   };
 }

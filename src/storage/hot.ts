@@ -1,5 +1,5 @@
 import { CompiledQuery, type Compilable } from 'kysely';
-import { sqliteInTransaction, type DialectName, type Executor } from './db.ts';
+import { combineWrites, sqliteInTransaction, WRITE_AT_COMMIT, writtenTable, type DialectName, type Executor, type TailWrite } from './db.ts';
 
 // Compiled-query cache for the few statements every ledger write runs. Building a Kysely query
 // (immutable nodes, freezing, parsing, compiling) costs several times more than running a small
@@ -16,14 +16,8 @@ const byAdapter = new WeakMap<object, Map<string, string>>();
 
 /** `dialect` names the backend for readers of the call site; the cache itself keys on the executor's adapter. */
 export async function hot<R>(db: Executor, _dialect: DialectName, key: string, params: readonly unknown[], build: () => Compilable<R>): Promise<R[]> {
-  const adapter = db.getExecutor().adapter as object;
-  let texts = byAdapter.get(adapter);
-  if (!texts) {
-    texts = new Map();
-    byAdapter.set(adapter, texts);
-  }
-  const k = key;
-  const text = texts.get(k);
+  const texts = textsOf(db);
+  const text = texts.get(key);
   if (text !== undefined) {
     const direct = sqliteInTransaction(db);
     if (direct) return direct(text, params) as R[];
@@ -34,42 +28,79 @@ export async function hot<R>(db: Executor, _dialect: DialectName, key: string, p
   if (!same) {
     throw new Error(`hot query "${key}": the parameters given (${JSON.stringify(params)}) are not the builder's (${JSON.stringify(compiled.parameters)})`);
   }
-  texts.set(k, compiled.sql);
+  texts.set(key, compiled.sql);
   return (await db.executeQuery(compiled)).rows;
 }
 
-/**
- * PostgreSQL only: several writes as one statement, each a data-modifying CTE
- * (`WITH s0 AS (INSERT ...), s1 AS (UPDATE ...) SELECT 1`), so they cost one round trip. The parts
- * must not depend on each other's effects (they all see the same snapshot). Each part's text is
- * compiled once per shape, its $n placeholders renumbered after the previous parts'.
- */
-export async function hotCombined(
-  db: Executor,
-  key: string,
-  parts: { key: string; params: readonly unknown[]; build: () => Compilable<unknown> }[],
-): Promise<void> {
+export interface HotPart {
+  key: string;
+  params: readonly unknown[];
+  build: () => Compilable<unknown>;
+}
+
+function textsOf(db: Executor): Map<string, string> {
   const adapter = db.getExecutor().adapter as object;
   let texts = byAdapter.get(adapter);
   if (!texts) {
     texts = new Map();
     byAdapter.set(adapter, texts);
   }
-  const params = parts.flatMap((p) => p.params);
+  return texts;
+}
+
+/** The SQL text of a part, compiled once per key (checking, that first time, its parameters). */
+function partText(texts: Map<string, string>, part: HotPart): string {
+  let text = texts.get(part.key);
+  if (text === undefined) {
+    const compiled = part.build().compile();
+    const same = compiled.parameters.length === part.params.length && compiled.parameters.every((p, j) => p === part.params[j]);
+    if (!same) throw new Error(`hot query "${part.key}": the parameters given are not the builder's`);
+    text = compiled.sql;
+    texts.set(part.key, text);
+  }
+  return text;
+}
+
+/**
+ * PostgreSQL only: several writes as one statement, each a data-modifying CTE
+ * (`WITH s0 AS (INSERT ...), s1 AS (UPDATE ...) SELECT 1`), so they cost one round trip. The parts
+ * must not depend on each other's effects (they all see the same snapshot).
+ */
+export async function hotCombined(db: Executor, key: string, parts: HotPart[]): Promise<void> {
+  const texts = textsOf(db);
   let text = texts.get(key);
   if (text === undefined) {
-    let offset = 0;
-    const ctes: string[] = [];
-    for (const [i, part] of parts.entries()) {
-      const compiled = part.build().compile();
-      const same = compiled.parameters.length === part.params.length && compiled.parameters.every((p, j) => p === part.params[j]);
-      if (!same) throw new Error(`hot query "${key}/${part.key}": the parameters given are not the builder's`);
-      const shifted = compiled.sql.replace(/\$(\d+)/g, (_m, n: string) => `$${Number(n) + offset}`);
-      ctes.push(`s${i} as (${shifted})`);
-      offset += compiled.parameters.length;
-    }
-    text = `with ${ctes.join(', ')} select 1`;
+    text = combineWrites(parts.map((p) => ({ text: partText(texts, p), values: p.params }))).text;
     texts.set(key, text);
   }
-  await db.executeQuery(CompiledQuery.raw(text, params as unknown[]));
+  await db.executeQuery(CompiledQuery.raw(text, parts.flatMap((p) => p.params) as unknown[]));
+}
+
+/** The table each kept write's text writes (writtenTable), by text. */
+const tables = new Map<string, string>();
+
+/**
+ * Writes whose results nobody reads, as the last writes of a transaction. On PostgreSQL, inside a
+ * transaction, the client keeps them and sends them with the COMMIT, in one round trip (see
+ * `namedStatements` in db.ts: any later query of the transaction sends them first, so reads
+ * always see them). Anywhere else they run at once. Errors of kept writes (a unique violation)
+ * surface from the commit, failing the transaction as a whole, as they would have here.
+ */
+export async function writeAtCommit(db: Executor, dialect: DialectName, parts: HotPart[]): Promise<void> {
+  if (dialect !== 'postgres' || !db.isTransaction) {
+    if (dialect === 'postgres' && parts.length > 1) {
+      await hotCombined(db, parts.map((p) => p.key).join('+'), parts);
+      return;
+    }
+    for (const part of parts) await hot(db, dialect, part.key, part.params, part.build);
+    return;
+  }
+  const texts = textsOf(db);
+  for (const part of parts) {
+    const text = partText(texts, part);
+    let table = tables.get(text);
+    if (table === undefined) tables.set(text, (table = writtenTable(text)));
+    const write: TailWrite = { table, text, values: part.params };
+    await db.executeQuery(CompiledQuery.raw(WRITE_AT_COMMIT, [write]));
+  }
 }

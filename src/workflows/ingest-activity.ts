@@ -4,7 +4,7 @@ import { newId } from '../lib/ids.ts';
 import { fromJson, toJson } from '../lib/json.ts';
 import type { Services } from '../services.ts';
 import { isUniqueViolation, type Executor } from '../storage/db.ts';
-import { hot } from '../storage/hot.ts';
+import { hot, writeAtCommit } from '../storage/hot.ts';
 import type { CustomerRow } from '../modules/customers/service.ts';
 import type { Accrual, OrderRow, Skip } from '../modules/earning/service.ts';
 import type { ActivityFacts, OrderItem } from '../modules/earning/evaluate.ts';
@@ -173,12 +173,13 @@ export async function ingestActivity(ctx: AppContext, trx: Executor, services: S
   }
 
   if (key) {
-    // The key is recorded with the answer, in the same transaction as the points. The same activity
-    // ingested at once by another transaction that committed first: the key is taken, this
-    // transaction rolls back and its retry answers the first one's result.
+    // The key is recorded with the answer, in the same transaction as the points (with its last
+    // writes, at the commit on PostgreSQL: writeAtCommit). The same activity ingested at once by
+    // another transaction that committed first: the key is taken, this transaction rolls back with
+    // a unique violation and its retry (withRetries) answers the first one's result.
     const processed = { key, id: activityId, kind: input.kind, customer_id: customer.id, result: JSON.stringify(earned), created_at: ctx.clock.nowIso() };
     try {
-      await hot(trx, dialect, 'activities.record', Object.values(processed), () => trx.insertInto('processed_activities').values(processed));
+      await writeAtCommit(trx, dialect, [{ key: 'activities.record', params: Object.values(processed), build: () => trx.insertInto('processed_activities').values(processed) }]);
     } catch (err) {
       if (isUniqueViolation(err)) throw new MembershipRace();
       throw err;

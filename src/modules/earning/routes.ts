@@ -5,6 +5,7 @@ import { runIdempotentWrite } from '../../http/idempotency.ts';
 import { listOf, listSchema } from '../../http/lists.ts';
 import { S } from '../../http/validation.ts';
 import type { Services } from '../../services.ts';
+import { isUniqueViolation } from '../../storage/db.ts';
 import { presentCustomerRef } from '../customers/service.ts';
 import { customerBody } from '../customers/routes.ts';
 import { BalanceLimitError } from '../ledger/service.ts';
@@ -418,13 +419,18 @@ export function earningRoutes(app: FastifyInstance, ctx: AppContext, services: S
   );
 }
 
-/** A concurrent auto-join of the same customer rolls back; trying again sees the new card. Limit refusals are recorded. */
+/**
+ * A concurrent auto-join of the same customer, or a concurrent ingestion of the same activity
+ * (its key's insert, sent at the commit on PostgreSQL, meets a unique violation there) rolls back;
+ * trying again sees the new card, or answers the first ingestion's result. Limit refusals are
+ * recorded.
+ */
 async function withRetries<T>(fn: () => Promise<T>, services: Services): Promise<T> {
   for (let attempt = 1; ; attempt++) {
     try {
       return await fn();
     } catch (err) {
-      if (err instanceof MembershipRace && attempt < 5) continue;
+      if ((err instanceof MembershipRace || isUniqueViolation(err)) && attempt < 5) continue;
       if (err instanceof BalanceLimitError) await services.ledger.recordRefusal(err);
       throw err;
     }

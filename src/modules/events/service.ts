@@ -4,7 +4,7 @@ import type { AppContext } from '../../context.ts';
 import { badRequest, notFound } from '../../http/errors.ts';
 import type { Executor } from '../../storage/db.ts';
 import type { OutboxEventsTable } from '../../storage/schema.ts';
-import { behindCursor } from '../webhooks/outbox-cursor.ts';
+import { alreadyRead } from '../webhooks/outbox-progress.ts';
 
 // Reading the outbox as the event log (GET /v1/events) and keeping it to its retention.
 
@@ -66,7 +66,7 @@ export class EventService {
     const cutoff = new Date(this.ctx.clock.nowMs() - days * 24 * 3600_000).toISOString();
     await trx.deleteFrom('webhook_attempts').where('created_at', '<', cutoff).execute();
     await trx.deleteFrom('webhook_deliveries').where('event_created_at', '<', cutoff).where('status', 'in', ['succeeded', 'failed']).execute();
-    const res = await trx.deleteFrom('outbox_events').where('created_at', '<', cutoff).where(behindCursor(this.ctx.database.dialect)).executeTakeFirst();
+    const res = await trx.deleteFrom('outbox_events').where('created_at', '<', cutoff).where(alreadyRead(this.ctx.database.dialect)).executeTakeFirst();
     return Number(res.numDeletedRows ?? 0);
   }
 

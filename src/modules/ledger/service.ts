@@ -5,7 +5,7 @@ import { ApiError, badRequest } from '../../http/errors.ts';
 import { newId } from '../../lib/ids.ts';
 import { fromJson } from '../../lib/json.ts';
 import type { Executor } from '../../storage/db.ts';
-import { hot, hotCombined } from '../../storage/hot.ts';
+import { hot, writeAtCommit } from '../../storage/hot.ts';
 import type { CustomersTable, LedgerEntriesTable, MembershipsTable, PointLotsTable, ProgramsTable } from '../../storage/schema.ts';
 import { presentCustomerRef } from '../customers/service.ts';
 import type { OutgoingEvent } from '../events/outbox.ts';
@@ -337,21 +337,22 @@ export class LedgerService {
     // The events are computed from the values about to be written (nothing below reads them back).
     const events = await this.eventsFor(trx, change, entry, details, balance, before, firstMovement, expiresAt, answer);
 
-    const insertEntry = { key: 'insertEntry', params: Object.values(entry), build: () => trx.insertInto('ledger_entries').values(entry) };
+    const insertEntry = { key: 'ledger.insertEntry', params: Object.values(entry), build: () => trx.insertInto('ledger_entries').values(entry) };
     const updateBalance = {
-      key: 'updateBalance',
+      key: 'ledger.updateBalance',
       params: [...Object.values(patch), membership.id, definition.id],
       build: () => trx.updateTable('balances').set(patch).where('membership_id', '=', membership.id).where('balance_definition_id', '=', definition.id),
     };
     if (lot && dialect === 'postgres') {
-      // PostgreSQL: entry, lot, balance and events in one statement (data-modifying CTEs), one round
-      // trip instead of four, in the same transaction as before.
+      // PostgreSQL: entry, lot, balance and events are written with the transaction's COMMIT, in
+      // the same round trip (one statement of data-modifying CTEs); a later query of this
+      // transaction (a listener's read) sends them first (writeAtCommit).
       const rows = this.ctx.outbox.rowsFor(events);
-      await hotCombined(trx, `ledger.credit:${rows.length}`, [
+      await writeAtCommit(trx, dialect, [
         insertEntry,
-        { key: 'insertLot', params: Object.values(lot), build: () => trx.insertInto('point_lots').values(lot) },
+        { key: 'ledger.insertLot', params: Object.values(lot), build: () => trx.insertInto('point_lots').values(lot) },
         updateBalance,
-        ...(rows.length ? [{ key: 'outbox', params: rows.flatMap((r) => Object.values(r)), build: () => trx.insertInto('outbox_events').values(rows) }] : []),
+        ...(rows.length ? [{ key: `outbox.insert:${rows.length}`, params: rows.flatMap((r) => Object.values(r)), build: () => trx.insertInto('outbox_events').values(rows) }] : []),
       ]);
       this.ctx.outbox.written(trx, events);
     } else {

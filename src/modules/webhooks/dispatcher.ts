@@ -8,16 +8,16 @@ import { fromJson } from '../../lib/json.ts';
 import { assertSafeTarget } from '../../lib/url-guard.ts';
 import { openDatabase, type Database, type Executor } from '../../storage/db.ts';
 import { ENDPOINT_DISABLED } from '../events/catalog.ts';
-import { eventsAfter, lockCursor, moveCursor, readCursor, type OutboxCursor } from './outbox-cursor.ts';
+import { hasUnread, takeUnread } from './outbox-progress.ts';
 import { signedHeaders } from './signing.ts';
 import type { WebhookEndpointsTable } from './tables.ts';
 
 // The webhook dispatcher: turns outbox events into per-endpoint deliveries and sends them.
 //
 // Never lost: an event row is written by the transaction of its change (the outbox). The
-// dispatcher fans the events after the outbox cursor out into `webhook_deliveries` rows and moves
-// the cursor past them in ONE transaction (outbox-cursor.ts), so a crash either leaves the events
-// ahead of the cursor (done again after restart) or leaves their deliveries persisted. A delivery is claimed with a lease
+// dispatcher takes the events it has not read (outbox-progress.ts) and fans them out into
+// `webhook_deliveries` rows in ONE transaction, so a crash either leaves the events unread (done
+// again after restart) or leaves their deliveries persisted. A delivery is claimed with a lease
 // (status "sending", lease_until) before it is sent; a process that dies mid-send leaves a lease
 // that expires, and the delivery is claimed and sent again: at least once. On PostgreSQL the fan-out
 // and the claims use FOR UPDATE SKIP LOCKED, so several processes share the work without sending
@@ -134,8 +134,6 @@ export class Dispatcher {
   private sends = new Set<Promise<void>>();
   private outcomes: Outcome[] = [];
   private endpoints = new Map<string, EndpointRow>();
-  /** The fan-out cursor as this process last read or moved it (for hasWork's cheap check). */
-  private cursor: OutboxCursor | undefined;
   private safeUntil = new Map<string, number>();
   private running: Promise<number> | null = null;
   private again = false;
@@ -335,8 +333,7 @@ export class Dispatcher {
   /** Cheap reads (no write transaction, no commit): is anything undispatched, or due for an endpoint with free slots? */
   private async hasWork(): Promise<boolean> {
     const { db } = this.database;
-    const cursor = this.cursor ?? (await readCursor(db));
-    if (cursor && (await eventsAfter(db, this.database.dialect, cursor, 1)).length > 0) return true;
+    if (await hasUnread(db, this.database.dialect)) return true;
     const now = this.ctx.clock.nowIso();
     for (const ep of this.endpoints.values()) {
       if (ep.active !== 1 || this.capacity(ep) <= 0) continue;
@@ -387,20 +384,14 @@ export class Dispatcher {
   }
 
   /**
-   * Turns up to `batch` events after the outbox cursor into one pending delivery per subscribed
-   * endpoint (INSERT ... SELECT per endpoint) and moves the cursor past them, in the caller's
-   * transaction (outbox-cursor.ts). Returns how many events it took.
+   * Takes up to `batch` unread events (outbox-progress.ts) and turns them into one pending delivery
+   * per subscribed endpoint (INSERT ... SELECT per endpoint), in the caller's transaction. Returns
+   * how many events it took.
    */
   private async fanOut(trx: Executor): Promise<number> {
-    const dialect = this.database.dialect;
-    const cursor = await lockCursor(trx, dialect);
-    // PostgreSQL: another process is fanning out right now (it holds the cursor's row).
-    if (!cursor) return 0;
-    this.cursor = cursor;
-    const taken = await eventsAfter(trx, dialect, cursor, this.batch);
-    if (taken.length === 0) return 0;
-    const seqs = taken.map((e) => e.seq);
     const now = this.ctx.clock.nowIso();
+    const seqs = await takeUnread(trx, this.database.dialect, this.batch, now);
+    if (seqs.length === 0) return 0;
     for (const ep of this.endpoints.values()) {
       if (ep.active !== 1) continue;
       const types = fromJson<string[]>(ep.events, []);
@@ -429,11 +420,6 @@ export class Dispatcher {
         .onConflict((oc) => oc.columns(['endpoint_id', 'event_id']).doNothing())
         .execute();
     }
-    const last = taken[taken.length - 1];
-    const moved = { xid: last.xid, seq: last.seq };
-    await moveCursor(trx, moved, now);
-    // Read by hasWork; a transaction that rolls back leaves it ahead, which only costs a pass.
-    this.cursor = moved;
     return seqs.length;
   }
 

@@ -1,6 +1,6 @@
 import { sql, type Kysely } from 'kysely';
 import { autoIncrementType, type TallyMigration } from '../../storage/migrate.ts';
-import { WEBHOOK_CURSOR, type OutboxCursor } from './outbox-cursor.ts';
+import { migrateToOutboxProgress } from './outbox-progress.ts';
 
 export const webhooksMigration: TallyMigration = {
   name: '0100_webhooks',
@@ -78,37 +78,8 @@ export const webhooksMigration: TallyMigration = {
   },
 };
 
-/** The fan-out's cursor replaces the per-event `dispatched` flag (see outbox-cursor.ts). */
-export const outboxCursorMigration: TallyMigration = {
-  name: '0101_outbox_cursor',
-  async up(db: Kysely<any>, dialect) {
-    await db.schema
-      .createTable('outbox_cursors')
-      .addColumn('name', 'text', (c) => c.primaryKey())
-      .addColumn('last_xid', 'text', (c) => c.notNull())
-      .addColumn('last_seq', 'bigint', (c) => c.notNull())
-      .addColumn('updated_at', 'text', (c) => c.notNull())
-      .execute();
-    const firstOpen = await db.selectFrom('outbox_events').select(sql<number | null>`min(seq)`.as('seq')).where('dispatched', '=', 0).executeTakeFirst();
-    const last = await db.selectFrom('outbox_events').select(sql<number | null>`max(seq)`.as('seq')).executeTakeFirst();
-    let cursor: OutboxCursor;
-    if (dialect === 'postgres') {
-      // Events already fanned out get txid 0 (behind the cursor); those still waiting get this
-      // migration's transaction id (after it). New rows take their writer's id by default.
-      await sql`alter table outbox_events add column txid xid8`.execute(db);
-      await sql`update outbox_events set txid = case when dispatched = 1 then '0'::xid8 else pg_current_xact_id() end`.execute(db);
-      await sql`alter table outbox_events alter column txid set default pg_current_xact_id()`.execute(db);
-      await sql`alter table outbox_events alter column txid set not null`.execute(db);
-      await db.schema.createIndex('outbox_txid_seq').on('outbox_events').columns(['txid', 'seq']).execute();
-      cursor = { xid: '1', seq: 0 };
-    } else {
-      const behind = firstOpen?.seq != null ? Number(firstOpen.seq) - 1 : Number(last?.seq ?? 0);
-      cursor = { xid: '0', seq: behind };
-    }
-    await db.schema.dropIndex('outbox_undispatched').execute();
-    await db
-      .insertInto('outbox_cursors')
-      .values({ name: WEBHOOK_CURSOR, last_xid: cursor.xid, last_seq: cursor.seq, updated_at: new Date().toISOString() })
-      .execute();
-  },
+/** Fan-out progress without a per-event flag (see outbox-progress.ts). */
+export const outboxProgressMigration: TallyMigration = {
+  name: '0101_outbox_progress',
+  up: (db, dialect) => migrateToOutboxProgress(db, dialect),
 };

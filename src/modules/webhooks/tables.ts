@@ -64,25 +64,29 @@ export interface WebhookAttemptsTable {
   created_at: string;
 }
 
-/** How far a consumer of the outbox (the webhook fan-out) has read it (outbox-cursor.ts). */
+/** SQLite: how far the webhook fan-out has read the outbox (outbox-progress.ts). */
 export interface OutboxCursorsTable {
   name: string;
-  /** PostgreSQL: xid8 of the last event's transaction, as text; SQLite: '0'. */
-  last_xid: string;
   last_seq: number;
   updated_at: string;
+}
+
+/** PostgreSQL: events the webhook fan-out has not read yet, filled by a trigger (outbox-progress.ts). */
+export interface OutboxPendingTable {
+  seq: number;
 }
 
 declare module '../../storage/schema.ts' {
   interface OutboxEventsTable {
     /**
      * 1: never fanned out to endpoints (an endpoint's test event). Fan-out progress is the
-     * `outbox_cursors` row, not this flag (0101_outbox_cursor).
+     * cursor or the pending table, not this flag (0101_outbox_progress).
      */
     dispatched: Generated<number>;
   }
   interface DB {
     outbox_cursors: OutboxCursorsTable;
+    outbox_pending: OutboxPendingTable;
     webhook_endpoints: WebhookEndpointsTable;
     webhook_deliveries: WebhookDeliveriesTable;
     webhook_attempts: WebhookAttemptsTable;
