@@ -1,6 +1,7 @@
 // npm run test:crash: at least once, never lost, across a SIGKILL.
 //
-// Starts the real server (`node bin/tally.mjs serve`) on a temporary SQLite file, registers a
+// Starts the real server (`node bin/tally.mjs serve`) on a temporary SQLite file (or, with
+// TALLY_TEST_BACKEND=postgres, a fresh database at TALLY_TEST_PG_URL's server), registers a
 // webhook to a local receiver, applies a load of point additions, kills the server with SIGKILL in
 // the middle of it, restarts it, finishes the load, and then checks, reading the database directly:
 //   1. every committed ledger entry has its events (balance_value_updated and points_added);
@@ -18,10 +19,12 @@ import { join } from 'node:path';
 import { Webhook } from 'standardwebhooks';
 import { openDatabase } from '../../src/storage/db.ts';
 import { assertLedgerInvariants } from '../helpers/invariants.ts';
+import { backend, freshDatabaseUrl } from '../helpers/server.ts';
 
 const root = new URL('../..', import.meta.url).pathname;
 const dir = mkdtempSync(join(tmpdir(), 'tally-crash-'));
-const databaseUrl = `sqlite:${join(dir, 'tally.db')}`;
+const pgDatabase = backend === 'postgres' ? await freshDatabaseUrl() : undefined;
+const databaseUrl = pgDatabase?.url ?? `sqlite:${join(dir, 'tally.db')}`;
 const appId = 'app_crash';
 const token = `tly_sk_crash_${randomBytes(8).toString('hex')}`;
 const LOAD_WORKERS = 8;
@@ -131,7 +134,7 @@ function check(cond: boolean, msg: string) {
 
 try {
   child = await startServer();
-  log(`server up on ${base}, database ${databaseUrl}`);
+  log(`server up on ${base}, database ${databaseUrl.replace(/\/\/[^@]*@/, '//')}`);
   const hook = await api('POST', '/v1/webhooks', { target_url: receiverUrl, events: ['*'], description: 'crash test' });
   if (hook.status !== 200) throw new Error(`webhook: ${hook.status} ${JSON.stringify(hook.body)}`);
   secret = hook.body.secret;
@@ -211,6 +214,7 @@ try {
   receiver.closeAllConnections();
   receiver.close();
   rmSync(dir, { recursive: true, force: true });
+  await pgDatabase?.drop().catch(() => undefined);
 }
 log(failed ? 'FAILED' : 'PASSED');
 process.exit(failed ? 1 : 0);
