@@ -1,4 +1,5 @@
 import { coreMigration } from '../storage/migrations/0001_core.ts';
+import { dropLotExpiryIndexMigration } from '../storage/migrations/0002_core_drop_lot_expiry_index.ts';
 import { customerRoutes } from './customers/routes.ts';
 import { eventsModule } from './events/module.ts';
 import { rulesMigration } from './earning/migrations.ts';
@@ -13,7 +14,7 @@ import { webhooksModule } from './webhooks/module.ts';
 
 // Every domain module, in wiring order. A new module adds one line here.
 export const modules: TallyModule[] = [
-  { name: 'core', migrations: [coreMigration] },
+  { name: 'core', migrations: [coreMigration, dropLotExpiryIndexMigration] },
   { name: 'customers', routes: customerRoutes },
   { name: 'loyalties', routes: loyaltyRoutes },
   { name: 'members', routes: memberRoutes },
