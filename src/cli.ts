@@ -1,6 +1,7 @@
 import { parseArgs } from 'node:util';
 import { CONFIG_FLAGS, loadConfig, type Config } from './config.ts';
 import { systemClock } from './lib/clock.ts';
+import { CacheBus } from './lib/cache-bus.ts';
 import { ApiKeyService } from './modules/api-keys/service.ts';
 import { modules } from './modules/index.ts';
 import { buildServer, prepareDatabase } from './server.ts';
@@ -38,7 +39,8 @@ function parse(argv: string[]) {
 async function withKeys<T>(config: Config, fn: (keys: ApiKeyService) => Promise<T>): Promise<T> {
   const database = await prepareDatabase(config.databaseUrl);
   try {
-    return await fn(new ApiKeyService(database.db, systemClock));
+    // The bus tells running servers (PostgreSQL) that a key changed: a revocation applies at once.
+    return await fn(new ApiKeyService(database.db, systemClock, new CacheBus(database)));
   } finally {
     await database.close();
   }

@@ -6,6 +6,7 @@ import type { Database, Executor } from './storage/db.ts';
 import type { Metrics } from './http/metrics.ts';
 import type { Scheduler } from './modules/scheduler/scheduler.ts';
 import type { Outbox } from './modules/events/outbox.ts';
+import type { CacheBus } from './lib/cache-bus.ts';
 
 /**
  * What every module gets: configuration, the database, the clock, the logger, metrics,
@@ -22,6 +23,8 @@ export interface AppContext {
   /** Writes events in the caller's transaction (transactional outbox). */
   outbox: Outbox;
   signals: EventEmitter;
+  /** Cache invalidations to and from the other processes on the same database. */
+  caches: CacheBus;
   /**
    * Run `fn` in one transaction; after it commits, `signals` emits 'committed', and
    * 'events-committed' when it wrote events to the outbox.

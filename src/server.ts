@@ -12,6 +12,7 @@ import { registerHealth } from './http/health.ts';
 import { registerIdempotency, IDEMPOTENCY_TTL_MS } from './http/idempotency.ts';
 import { createMetrics, registerMetrics } from './http/metrics.ts';
 import { registerValidation } from './http/validation.ts';
+import { CacheBus } from './lib/cache-bus.ts';
 import { systemClock, type Clock } from './lib/clock.ts';
 import { modules } from './modules/index.ts';
 import type { Stopper } from './modules/module.ts';
@@ -100,6 +101,8 @@ export async function buildServer(config: Config, opts: BuildOptions = {}): Prom
   const transaction = makeTransaction(database, signals, outbox);
   const log = app.log;
   const scheduler = new Scheduler(database, clock, log, transaction);
+  const caches = new CacheBus(database, log);
+  await caches.start();
   const ctx: AppContext = {
     config,
     database,
@@ -108,6 +111,7 @@ export async function buildServer(config: Config, opts: BuildOptions = {}): Prom
     metrics,
     scheduler,
     signals,
+    caches,
     outbox,
     transaction,
   };
@@ -186,6 +190,7 @@ export async function buildServer(config: Config, opts: BuildOptions = {}): Prom
       await app.close();
       for (const stop of stoppers.reverse()) await stop();
       await scheduler.stop();
+      await caches.close();
       if (!opts.database) await database.close();
     },
   };

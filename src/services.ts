@@ -26,7 +26,7 @@ export interface Services {
 
 export function createServices(ctx: AppContext): Services {
   const services = {
-    apiKeys: new ApiKeyService(ctx.database.db, ctx.clock),
+    apiKeys: new ApiKeyService(ctx.database.db, ctx.clock, ctx.caches),
     customers: new CustomerService(ctx),
     programs: new ProgramService(ctx),
     members: new MemberService(ctx),

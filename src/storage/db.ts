@@ -26,6 +26,12 @@ export interface Database {
   close(): Promise<void>;
   /** Adds `FOR UPDATE` on PostgreSQL; SQLite already serialises writers. */
   forUpdate: boolean;
+  /**
+   * PostgreSQL: LISTEN on `channel` over a connection of its own (NOTIFY is sent with
+   * `pg_notify`). `onReconnect` runs after the connection was lost and made again: what was sent
+   * meanwhile is gone. Resolves with the function that stops listening. Undefined on SQLite.
+   */
+  listen?(channel: string, onMessage: (payload: string) => void, onReconnect: () => void): Promise<() => Promise<void>>;
 }
 
 // bigint (int8) and numeric columns come back as strings from node-postgres; every amount we store
@@ -290,6 +296,48 @@ function openPostgres(url: string, poolSize: number): Database {
     async close() {
       await db.destroy();
     },
+    listen: (channel, onMessage, onReconnect) => listenPostgres(url, channel, onMessage, onReconnect),
+  };
+}
+
+async function listenPostgres(url: string, channel: string, onMessage: (payload: string) => void, onReconnect: () => void): Promise<() => Promise<void>> {
+  if (!/^[a-z_][a-z0-9_]*$/.test(channel)) throw new Error(`invalid channel name "${channel}"`);
+  let client: pg.Client | undefined;
+  let stopped = false;
+  let retry: NodeJS.Timeout | undefined;
+  const again = () => {
+    if (stopped || retry) return;
+    retry = setTimeout(() => {
+      retry = undefined;
+      void connect().then(onReconnect, again);
+    }, 1000);
+    retry.unref();
+  };
+  const connect = async () => {
+    const c = new pg.Client({ connectionString: url });
+    c.on('notification', (m) => {
+      if (m.channel === channel && m.payload !== undefined) onMessage(m.payload);
+    });
+    c.on('error', () => undefined); // 'end' follows and reconnects
+    c.on('end', () => {
+      if (client === c) client = undefined;
+      again();
+    });
+    try {
+      await c.connect();
+      await c.query(`LISTEN ${channel}`);
+    } catch (err) {
+      await c.end().catch(() => undefined);
+      throw err;
+    }
+    if (stopped) await c.end().catch(() => undefined);
+    else client = c;
+  };
+  await connect();
+  return async () => {
+    stopped = true;
+    if (retry) clearTimeout(retry);
+    await client?.end().catch(() => undefined);
   };
 }
 

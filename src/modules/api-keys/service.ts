@@ -1,7 +1,8 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
 import type { Clock } from '../../lib/clock.ts';
 import { newId, randomString } from '../../lib/ids.ts';
-import { TtlCache } from '../../lib/ttl-cache.ts';
+import type { CacheBus } from '../../lib/cache-bus.ts';
+import { SharedTtlCache } from '../../lib/ttl-cache.ts';
 import type { Executor } from '../../storage/db.ts';
 
 // API keys: an application id (public) and a secret token, stored as SHA-256. Tokens are 40
@@ -24,10 +25,17 @@ export interface CreatedApiKey extends ApiKeyInfo {
 const hashToken = (token: string) => createHash('sha256').update(token).digest('hex');
 
 export class ApiKeyService {
-  // Verified keys are cached briefly: authentication is on every request's hot path.
-  private cache = new TtlCache<ApiKeyInfo>(5000);
+  // Verified keys are cached briefly: authentication is on every request's hot path. A revocation
+  // reaches the other processes' caches through the cache bus (at once on PostgreSQL).
+  private cache: SharedTtlCache<ApiKeyInfo>;
 
-  constructor(private db: Executor, private clock: Clock) {}
+  constructor(
+    private db: Executor,
+    private clock: Clock,
+    bus: CacheBus,
+  ) {
+    this.cache = new SharedTtlCache<ApiKeyInfo>(bus, 'api-keys', 5000);
+  }
 
   async create(name: string, fixed?: { appId: string; token: string }): Promise<CreatedApiKey> {
     const token = fixed?.token ?? `tly_sk_${randomString(40)}`;
@@ -59,7 +67,7 @@ export class ApiKeyService {
       .set({ token_hash: hashToken(token), token_prefix: token.slice(0, 11), revoked_at: null })
       .where('id', '=', existing.id)
       .execute();
-    this.cache.clear();
+    await this.cache.invalidate(undefined);
     return 'updated';
   }
 
@@ -88,7 +96,7 @@ export class ApiKeyService {
       .where((eb) => eb.or([eb('id', '=', idOrAppId), eb('app_id', '=', idOrAppId)]))
       .where('revoked_at', 'is', null)
       .executeTakeFirst();
-    this.cache.clear();
+    await this.cache.invalidate(undefined);
     return Number(res.numUpdatedRows) > 0;
   }
 
@@ -98,6 +106,7 @@ export class ApiKeyService {
     const cacheKey = `${appId ?? ''}:${hash}`;
     const hit = this.cache.get(cacheKey);
     if (hit) return hit;
+    const version = this.cache.version;
     const now = this.clock.nowMs();
     let q = this.db.selectFrom('api_keys').selectAll().where('revoked_at', 'is', null);
     q = appId !== undefined ? q.where('app_id', '=', appId) : q.where('token_hash', '=', hash);
@@ -107,7 +116,7 @@ export class ApiKeyService {
     const b = Buffer.from(hash, 'hex');
     if (a.length !== b.length || !timingSafeEqual(a, b)) return null;
     const { token_hash: _h, ...info } = row;
-    this.cache.set(cacheKey, info);
+    this.cache.setIfUnchanged(cacheKey, info, version);
     if (!row.last_used_at || now - Date.parse(row.last_used_at) > 60_000) {
       // Recorded at most once a minute per key, off the request's critical path.
       void Promise.resolve(

@@ -160,7 +160,11 @@ const NO_RULES: RulesByProgram = new Map();
 export class EarningService {
   private cache: { byEvent: Map<string, Map<string, CompiledRule[]>>; loadedAt: number } | null = null;
   private services?: Services;
-  constructor(private ctx: AppContext) {}
+  /** Bumped by every invalidation: a load that started before one is not kept. */
+  private cacheVersion = 0;
+  constructor(private ctx: AppContext) {
+    ctx.caches.on('earning-rules', () => this.dropCache());
+  }
 
   attach(services: Services): void {
     if (this.services) return;
@@ -175,13 +179,22 @@ export class EarningService {
     return this.services;
   }
 
-  invalidate(): void {
+  private dropCache(): void {
     this.cache = null;
+    this.cacheVersion++;
+  }
+
+  /** The rules changed in `db`'s transaction: here now, in the other processes when it commits. */
+  async invalidate(db?: Executor): Promise<void> {
+    this.dropCache();
+    await this.ctx.caches.changed('earning-rules', undefined, db);
   }
 
   /** Enabled rules listening to `event`, per program (compiled once, cached for RULE_CACHE_TTL_MS). */
   async rulesFor(db: Executor, event: string): Promise<RulesByProgram> {
-    if (!this.cache || performance.now() - this.cache.loadedAt >= RULE_CACHE_TTL_MS) {
+    let cache = this.cache;
+    if (!cache || performance.now() - cache.loadedAt >= RULE_CACHE_TTL_MS) {
+      const version = this.cacheVersion;
       const rows = await db.selectFrom('earning_rules').selectAll().where('active', '=', 1).orderBy('created_at').orderBy('id').execute();
       const byEvent = new Map<string, Map<string, CompiledRule[]>>();
       for (const row of rows) {
@@ -192,9 +205,10 @@ export class EarningService {
         if (!list) byProgram.set(row.program_id, (list = []));
         list.push({ row, def, check: compileConditions(def.conditions) });
       }
-      this.cache = { byEvent, loadedAt: performance.now() };
+      cache = { byEvent, loadedAt: performance.now() };
+      if (version === this.cacheVersion) this.cache = cache;
     }
-    return this.cache.byEvent.get(event) ?? NO_RULES;
+    return cache.byEvent.get(event) ?? NO_RULES;
   }
 
   // ---- CRUD ----
@@ -241,7 +255,7 @@ export class EarningService {
       } satisfies EarningRuleRow;
     });
     if (rows.length) await db.insertInto('earning_rules').values(rows).execute();
-    this.invalidate();
+    await this.invalidate(db);
     return rows;
   }
 
@@ -279,21 +293,21 @@ export class EarningService {
       updated_at: this.ctx.clock.nowIso(),
     };
     await db.updateTable('earning_rules').set(patch).where('id', '=', row.id).execute();
-    this.invalidate();
+    await this.invalidate(db);
     return { ...row, ...patch };
   }
 
   async setActive(db: Executor, row: EarningRuleRow, active: boolean): Promise<EarningRuleRow> {
     const patch = { active: active ? 1 : 0, updated_at: this.ctx.clock.nowIso() };
     await db.updateTable('earning_rules').set(patch).where('id', '=', row.id).execute();
-    this.invalidate();
+    await this.invalidate(db);
     return { ...row, ...patch };
   }
 
   async remove(db: Executor, row: EarningRuleRow): Promise<void> {
     await db.deleteFrom('earning_rules').where('id', '=', row.id).execute();
     await db.deleteFrom('earning_rule_usage').where('earning_rule_id', '=', row.id).execute();
-    this.invalidate();
+    await this.invalidate(db);
   }
 
   // ---- accrual ----

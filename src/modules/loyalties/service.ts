@@ -3,7 +3,7 @@ import type { AppContext } from '../../context.ts';
 import { ApiError, badRequest, conflict, notFound } from '../../http/errors.ts';
 import { newId } from '../../lib/ids.ts';
 import { fromJson, toJson } from '../../lib/json.ts';
-import { TtlCache } from '../../lib/ttl-cache.ts';
+import { SharedTtlCache } from '../../lib/ttl-cache.ts';
 import type { Executor } from '../../storage/db.ts';
 import { hot } from '../../storage/hot.ts';
 import type { BalanceDefinitionsTable, ProgramsTable } from '../../storage/schema.ts';
@@ -143,15 +143,17 @@ export const PROGRAM_CACHE_TTL_MS = 5000;
 
 export class ProgramService {
   /** Read by every event that earns; see `withDefault`. */
-  private withDefaultCache = new TtlCache<ProgramWithDefault | null>(PROGRAM_CACHE_TTL_MS);
-  constructor(private ctx: AppContext) {}
+  private withDefaultCache: SharedTtlCache<ProgramWithDefault | null>;
+  constructor(private ctx: AppContext) {
+    this.withDefaultCache = new SharedTtlCache(ctx.caches, 'programs', PROGRAM_CACHE_TTL_MS);
+  }
 
   /**
    * The program (null when deleted or unknown) with its default balance definition, cached per
    * process for the hot paths that read them on every event or inbound message (ingestion, keyword
    * flows): they change rarely.
-   * Writes through this service clear the entry; other processes' writes show within
-   * PROGRAM_CACHE_TTL_MS.
+   * Writes through this service clear the entry, here at once and in the other processes when they
+   * commit (cache-bus.ts; within PROGRAM_CACHE_TTL_MS should that message be lost).
    */
   async withDefault(db: Executor, id: string): Promise<ProgramWithDefault | null> {
     return this.withDefaultCache.getOr(id, async () => {
@@ -278,13 +280,13 @@ export class ProgramService {
     }
     if (extraChanged) patch.extra = toJson(extra);
     await db.updateTable('programs').set(patch).where('id', '=', row.id).execute();
-    this.withDefaultCache.delete(row.id);
+    await this.withDefaultCache.invalidate(row.id, db);
     return { ...row, ...patch };
   }
 
   async softDelete(db: Executor, row: ProgramRow): Promise<void> {
     await db.updateTable('programs').set({ deleted_at: this.ctx.clock.nowIso(), active: 0 }).where('id', '=', row.id).execute();
-    this.withDefaultCache.delete(row.id);
+    await this.withDefaultCache.invalidate(row.id, db);
   }
 
   async list(q: { limit: number; page: number; order?: string }) {
@@ -405,7 +407,7 @@ export class ProgramService {
     }
     if (input.metadata !== undefined) patch.metadata = toJson(input.metadata ?? {});
     await db.updateTable('balance_definitions').set(patch).where('id', '=', row.id).execute();
-    this.withDefaultCache.delete(row.program_id);
+    await this.withDefaultCache.invalidate(row.program_id, db);
     return { ...row, ...patch };
   }
 }

@@ -11,7 +11,7 @@ import { infobipBaseUrl } from './providers/infobip.ts';
 import { verifyTwilioSignature } from './providers/twilio.ts';
 import type { ChannelCredentials, ChannelForSend } from './providers/types.ts';
 import type { MsgChannelsTable } from './tables.ts';
-import { TtlCache } from '../../lib/ttl-cache.ts';
+import { SharedTtlCache } from '../../lib/ttl-cache.ts';
 
 // Channels: one provider account and number. Credentials and inbound secrets are write-only:
 // stored, used, never returned, never logged.
@@ -142,10 +142,12 @@ function matchesSecret(row: ChannelRow, given: string, secret: string): boolean 
 }
 
 export class ChannelService {
-  /** Channels by id for provider callbacks and sends (cleared by this process's own writes). */
-  private cache = new TtlCache<ChannelRow | null>(5000);
+  /** Channels by id for provider callbacks and sends (cleared by writes, in every process: cache-bus.ts). */
+  private cache: SharedTtlCache<ChannelRow | null>;
 
-  constructor(private ctx: AppContext) {}
+  constructor(private ctx: AppContext) {
+    this.cache = new SharedTtlCache(ctx.caches, 'channels', 5000);
+  }
 
   /** A channel for the hot path (callbacks): cached for a few seconds. */
   async findCached(db: Executor, id: string): Promise<ChannelRow | undefined> {
@@ -224,7 +226,7 @@ export class ChannelService {
     if (input.public_url !== undefined) patch.public_url = input.public_url;
     if (input.settings !== undefined) patch.settings = toJson({ ...fromJson(row.settings, {}), ...input.settings });
     await db.updateTable('msg_channels').set(patch).where('id', '=', row.id).execute();
-    this.cache.delete(row.id);
+    await this.cache.invalidate(row.id, db);
     return { ...row, ...patch };
   }
 
@@ -247,7 +249,7 @@ export class ChannelService {
 
   async softDelete(db: Executor, row: ChannelRow): Promise<void> {
     await db.updateTable('msg_channels').set({ deleted_at: this.ctx.clock.nowIso() }).where('id', '=', row.id).execute();
-    this.cache.delete(row.id);
+    await this.cache.invalidate(row.id, db);
   }
 
   forSend(row: ChannelRow): ChannelForSend {

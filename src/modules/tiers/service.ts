@@ -1,4 +1,4 @@
-import { TtlCache } from '../../lib/ttl-cache.ts';
+import { SharedTtlCache } from '../../lib/ttl-cache.ts';
 import { DateTime } from 'luxon';
 import type { AppContext } from '../../context.ts';
 import { badRequest, conflict, notFound } from '../../http/errors.ts';
@@ -106,10 +106,12 @@ export function tierFor(tiers: TierRow[], value: number): TierRow | null {
 const CREDIT_TYPES = ['POINTS_ACCRUAL', 'POINTS_ADDITION'];
 
 export class TierService {
-  /** Other processes may change tiers: cached configurations are re-read after 5 s. */
-  private cache = new TtlCache<ProgramTiers>(5000);
+  /** Tier configurations per program; a change clears them in every process (cache-bus.ts). */
+  private cache: SharedTtlCache<ProgramTiers>;
   private services?: Services;
-  constructor(private ctx: AppContext) {}
+  constructor(private ctx: AppContext) {
+    this.cache = new SharedTtlCache(ctx.caches, 'tiers', 5000);
+  }
 
   /** Wires the ledger listener and the job handler (called once per server by the module). */
   attach(services: Services): void {
@@ -127,13 +129,15 @@ export class TierService {
     });
   }
 
-  invalidate(programId: string): void {
-    this.cache.delete(programId);
+  /** `db`: the transaction of the change (the other processes hear of it when it commits). */
+  async invalidate(programId: string, db?: Executor): Promise<void> {
+    await this.cache.invalidate(programId, db);
   }
 
   async programTiers(db: Executor, programId: string): Promise<ProgramTiers> {
     const hit = this.cache.get(programId);
     if (hit) return hit;
+    const version = this.cache.version;
     const groups = await db.selectFrom('tier_groups').selectAll().where('program_id', '=', programId).orderBy('is_default', 'desc').orderBy('created_at').orderBy('id').execute();
     const tiers = groups.length
       ? await db.selectFrom('tiers').selectAll().where('program_id', '=', programId).orderBy('points_from').orderBy('id').execute()
@@ -144,8 +148,7 @@ export class TierService {
       out.groups.push({ group, tiers: mine });
       for (const tier of mine) out.tierById.set(tier.id, { tier, group, mapping: fromJson<Record<string, TierMapping>>(tier.earning_rules, {}) });
     }
-    this.cache.set(programId, out);
-    return out;
+    return this.cache.setIfUnchanged(programId, out, version);
   }
 
   policyFor(program: ProgramRow, group: TierGroupRow): TierPolicy {
@@ -173,7 +176,7 @@ export class TierService {
       updated_at: null,
     };
     await db.insertInto('tier_groups').values(row).onConflict((oc) => oc.doNothing()).execute();
-    this.invalidate(program.id);
+    await this.invalidate(program.id, db);
     return (await db.selectFrom('tier_groups').selectAll().where('program_id', '=', program.id).where('is_default', '=', 1).executeTakeFirst())!;
   }
 
@@ -205,7 +208,7 @@ export class TierService {
       updated_at: null,
     };
     await db.insertInto('tier_groups').values(row).execute();
-    this.invalidate(program.id);
+    await this.invalidate(program.id, db);
     return row;
   }
 
@@ -221,7 +224,7 @@ export class TierService {
     if (input.loyalty_tiers_expiration !== undefined) patch.qualification = toJson(input.loyalty_tiers_expiration);
     if (input.metadata !== undefined) patch.metadata = toJson(input.metadata ?? {});
     await db.updateTable('tier_groups').set(patch).where('id', '=', group.id).execute();
-    this.invalidate(program.id);
+    await this.invalidate(program.id, db);
     return { ...group, ...patch };
   }
 
@@ -264,7 +267,7 @@ export class TierService {
       });
     }
     if (rows.length) await db.insertInto('tiers').values(rows).execute();
-    this.invalidate(program.id);
+    await this.invalidate(program.id, db);
     return rows;
   }
 
@@ -283,7 +286,7 @@ export class TierService {
     if (input.rewards !== undefined) patch.rewards = toJson(input.rewards);
     if (input.metadata !== undefined) patch.metadata = toJson(input.metadata ?? {});
     await db.updateTable('tiers').set(patch).where('id', '=', tier.id).execute();
-    this.invalidate(program.id);
+    await this.invalidate(program.id, db);
     return { ...tier, ...patch };
   }
 

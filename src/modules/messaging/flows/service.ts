@@ -23,7 +23,7 @@ export interface FlowVersion {
 
 export class FlowService {
   private versionCache = new Map<string, FlowVersion>();
-  /** Trigger candidates per (keyword, channel): cached 2 s, cleared by this process's flow writes. */
+  /** Trigger candidates per (keyword, channel): cached 2 s, cleared by flow writes in any process. */
   private candidateCache = new TtlCache<Candidate[]>(2000);
 
   private triggersChanged = false;
@@ -32,13 +32,16 @@ export class FlowService {
     private ctx: AppContext,
     private services: Services,
   ) {
-    // Cleared again once the change is committed, so no concurrent read re-caches the old triggers.
+    // Cleared again once the change is committed, so no concurrent read re-caches the old triggers;
+    // then the other processes are told (cache-bus.ts).
     ctx.signals.on('committed', () => {
       if (this.triggersChanged) {
         this.triggersChanged = false;
         this.candidateCache.clear();
+        void ctx.caches.changed('flow-triggers', undefined);
       }
     });
+    ctx.caches.on('flow-triggers', () => this.candidateCache.clear());
   }
 
   present(row: FlowRow, v: FlowVersion) {

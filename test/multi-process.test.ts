@@ -1,0 +1,83 @@
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import { loadConfig } from '../src/config.ts';
+import { buildServer, type TallyServer } from '../src/server.ts';
+import { backend, createProgram, startTestServer, type TestServer } from './helpers/server.ts';
+
+// Two server processes on one PostgreSQL database (two servers in this process, each with its own
+// pool, caches and LISTEN connection: to each other they are what two processes are). What one
+// changes must not be served from the other's caches, which keep entries for 5 s: the change
+// reaches them through the cache bus (NOTIFY) within milliseconds.
+describe('two servers on one database: changes reach the other server\'s caches at once', { skip: backend === 'sqlite' && 'an SQLite deployment is one process' }, () => {
+  let a: TestServer;
+  let b: TallyServer;
+  let bUrl: string;
+  const asB = (path: string, init: { method?: string; body?: unknown; appId?: string; token?: string } = {}) =>
+    fetch(`${bUrl}${path}`, {
+      method: init.method ?? 'GET',
+      headers: { 'x-app-id': init.appId ?? a.appId, 'x-app-token': init.token ?? a.token, 'content-type': 'application/json' },
+      body: init.body === undefined ? undefined : JSON.stringify(init.body),
+    });
+  /** Polls `check` for up to 1 s (the caches' TTL is 5 s): the time it took, or a failure. */
+  const within1s = async (what: string, check: () => Promise<boolean>) => {
+    const t0 = Date.now();
+    while (!(await check())) {
+      if (Date.now() - t0 > 1000) assert.fail(`${what}: still not seen by the other server after 1 s`);
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    return Date.now() - t0;
+  };
+
+  before(async () => {
+    a = await startTestServer();
+    const config = { ...loadConfig({}, {}), port: 0, host: '127.0.0.1', databaseUrl: a.databaseUrl, logLevel: 'warn', allowPrivateTargets: true, workers: false };
+    b = await buildServer(config, { logger: false });
+    bUrl = await b.listen();
+  });
+  after(async () => {
+    await b.close();
+    await a.close();
+  });
+
+  it('an API key revoked through one server is refused by the other', async () => {
+    const key = await a.server.services.apiKeys.create('second');
+    const headers = { appId: key.app_id, token: key.token };
+    assert.equal((await asB('/v1/loyalties', headers)).status, 200, 'the other server verified and cached the key');
+    await a.server.services.apiKeys.revoke(key.id);
+    await within1s('the revocation', async () => (await asB('/v1/loyalties', headers)).status === 401);
+  });
+
+  it('an earning rule disabled through one server stops earning through the other', async () => {
+    const program = await createProgram(a);
+    const created = await a.api('POST', `/v1/loyalties/${program.id}/earning-rules`, [{ event: 'cache.ping', loyalty: { type: 'FIXED', points: 10 } }]);
+    assert.equal(created.status, 200, JSON.stringify(created.body));
+    const rule = (created.body as any[])[0];
+    let n = 0;
+    const earnedThroughB = async () => {
+      const res = await asB('/v1/events', { method: 'POST', body: { event: 'cache.ping', customer: { source_id: `cache-${program.id}` }, source_event_id: `ping-${program.id}-${n++}` } });
+      assert.equal(res.status, 200);
+      const body = (await res.json()) as { earned: { accruals: { campaign_id: string; points: number }[] } };
+      return body.earned.accruals.filter((x) => x.campaign_id === program.id).reduce((s, x) => s + x.points, 0);
+    };
+    assert.equal(await earnedThroughB(), 10, 'the other server loaded (and cached) the rule');
+    const disabled = await a.api('POST', `/v1/loyalties/${program.id}/earning-rules/${rule.id}/disable`);
+    assert.equal(disabled.status, 200);
+    await within1s('the disabled rule', async () => (await earnedThroughB()) === 0);
+  });
+
+  it('a program deleted through one server no longer earns through the other', async () => {
+    const program = await createProgram(a);
+    const created = await a.api('POST', `/v1/loyalties/${program.id}/earning-rules`, [{ event: 'cache.gone', loyalty: { type: 'FIXED', points: 7 } }]);
+    assert.equal(created.status, 200, JSON.stringify(created.body));
+    let n = 0;
+    const earnedThroughB = async () => {
+      const res = await asB('/v1/events', { method: 'POST', body: { event: 'cache.gone', customer: { source_id: `gone-${program.id}` }, source_event_id: `gone-${program.id}-${n++}` } });
+      assert.equal(res.status, 200);
+      const body = (await res.json()) as { earned: { accruals: { campaign_id: string; points: number }[] } };
+      return body.earned.accruals.filter((x) => x.campaign_id === program.id).reduce((s, x) => s + x.points, 0);
+    };
+    assert.equal(await earnedThroughB(), 7, 'the other server cached the program');
+    assert.equal((await a.api('DELETE', `/v1/loyalties/${program.id}`)).status, 204);
+    await within1s('the deleted program', async () => (await earnedThroughB()) === 0);
+  });
+});
