@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
+import { sql } from 'kysely';
 import { loadConfig } from '../src/config.ts';
 import { buildServer, type TallyServer } from '../src/server.ts';
 import { backend, createProgram, startTestServer, type TestServer } from './helpers/server.ts';
@@ -45,6 +46,27 @@ describe('two servers on one database: changes reach the other server\'s caches 
     assert.equal((await asB('/v1/loyalties', headers)).status, 200, 'the other server verified and cached the key');
     await a.server.services.apiKeys.revoke(key.id);
     await within1s('the revocation', async () => (await asB('/v1/loyalties', headers)).status === 401);
+  });
+
+  it('a server whose listening connection was cut listens again and hears later changes', async () => {
+    const db = a.server.ctx.database.db;
+    const listeners = async () =>
+      (await sql<{ pid: number }>`select pid from pg_stat_activity where datname = current_database() and query = 'LISTEN tally_cache'`.execute(db)).rows;
+    const before = await listeners();
+    assert.equal(before.length, 2, 'one listening connection per server');
+    for (const { pid } of before) await sql`select pg_terminate_backend(${pid})`.execute(db);
+    await within1s('no listener left', async () => (await listeners()).length === 0).catch(() => undefined);
+    // Both reconnect (after ~1 s) and listen again.
+    const t0 = Date.now();
+    while ((await listeners()).length < 2) {
+      if (Date.now() - t0 > 5000) assert.fail('the servers did not listen again within 5 s');
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    const key = await a.server.services.apiKeys.create('after-reconnect');
+    const headers = { appId: key.app_id, token: key.token };
+    assert.equal((await asB('/v1/loyalties', headers)).status, 200);
+    await a.server.services.apiKeys.revoke(key.id);
+    await within1s('the revocation after the reconnect', async () => (await asB('/v1/loyalties', headers)).status === 401);
   });
 
   it('an earning rule disabled through one server stops earning through the other', async () => {

@@ -333,7 +333,9 @@ async function listenPostgres(url: string, channel: string, onMessage: (payload:
     if (stopped) await c.end().catch(() => undefined);
     else client = c;
   };
-  await connect();
+  // Not reachable now (too many connections, a restart): keep trying in the background; until
+  // then the caches' TTL bounds staleness.
+  await connect().catch(again);
   return async () => {
     stopped = true;
     if (retry) clearTimeout(retry);
