@@ -363,7 +363,7 @@ export class LedgerService {
       await this.ctx.outbox.emit(trx, events);
     }
     if (lot?.expires_at) {
-      await this.ctx.scheduler.schedule(trx, { kind: 'ledger.expire_lot', runAt: lot.expires_at, payload: { lot_id: lot.id }, uniqueKey: `expire_lot:${lot.id}` });
+      await this.ctx.scheduler.scheduleAtCommit(trx, { kind: 'ledger.expire_lot', runAt: lot.expires_at, payload: { lot_id: lot.id }, uniqueKey: `expire_lot:${lot.id}` });
     }
     this.ctx.metrics.ledgerWrites.inc({ type: change.type });
     const result: ChangeResult = { entry, balance, before, created, answer, lot, events };

@@ -4,6 +4,7 @@ import type { Clock } from '../../lib/clock.ts';
 import { newId, randomString } from '../../lib/ids.ts';
 import { fromJson, toJson } from '../../lib/json.ts';
 import type { Database, Executor } from '../../storage/db.ts';
+import { writeAtCommit } from '../../storage/hot.ts';
 
 // Timed work (expiries, pending-points activation, anniversaries, reminders) as rows in
 // `scheduled_jobs`. A job with a `unique_key` is scheduled at most once, ever; its handler runs in
@@ -50,27 +51,41 @@ export class Scheduler {
 
   /** Schedules a job; with a uniqueKey that was ever scheduled before, does nothing and returns false. */
   async schedule(db: Executor, input: ScheduleInput): Promise<boolean> {
-    const now = this.clock.nowIso();
-    const runAt = typeof input.runAt === 'string' ? input.runAt : input.runAt.toISOString();
     const res = await db
       .insertInto('scheduled_jobs')
-      .values({
-        id: newId('job'),
-        kind: input.kind,
-        run_at: runAt,
-        payload: toJson(input.payload ?? null),
-        unique_key: input.uniqueKey ?? null,
-        state: 'pending',
-        attempts: 0,
-        locked_by: null,
-        locked_until: null,
-        last_error: null,
-        created_at: now,
-        updated_at: now,
-      })
+      .values(this.jobRow(input))
       .onConflict((oc) => oc.column('unique_key').doNothing())
       .executeTakeFirst();
     return Number(res.numInsertedOrUpdatedRows ?? 1n) > 0;
+  }
+
+  /**
+   * `schedule` as one of the transaction's last writes (writeAtCommit: on PostgreSQL sent with the
+   * others just before COMMIT), for callers that do not need to know whether the job existed.
+   */
+  async scheduleAtCommit(trx: Executor, input: ScheduleInput): Promise<void> {
+    const row = this.jobRow(input);
+    await writeAtCommit(trx, this.database.dialect, [
+      { key: 'scheduler.insert', params: Object.values(row), build: () => trx.insertInto('scheduled_jobs').values(row).onConflict((oc) => oc.column('unique_key').doNothing()) },
+    ]);
+  }
+
+  private jobRow(input: ScheduleInput) {
+    const now = this.clock.nowIso();
+    return {
+      id: newId('job'),
+      kind: input.kind,
+      run_at: typeof input.runAt === 'string' ? input.runAt : input.runAt.toISOString(),
+      payload: toJson(input.payload ?? null),
+      unique_key: input.uniqueKey ?? null,
+      state: 'pending',
+      attempts: 0,
+      locked_by: null,
+      locked_until: null,
+      last_error: null,
+      created_at: now,
+      updated_at: now,
+    };
   }
 
   /**
