@@ -344,6 +344,18 @@ async function listenPostgres(url: string, channel: string, onMessage: (payload:
 }
 
 /**
+ * The SQL texts each PostgreSQL client prepares once as named statements: the hot statements
+ * (hot.ts registers them as it compiles them). Every other query is sent unnamed, so PostgreSQL
+ * plans it for its actual values and the table as it is now. A named statement's generic plan is
+ * kept until the table's statistics change; a queue table that goes from empty to thousands of
+ * rows within a burst (webhook deliveries, jobs) outruns autoanalyze, and the plan made while it was
+ * empty (a sequential scan) stayed: claiming 64 deliveries took 50-80 ms and `npm run
+ * bench:webhooks` on PostgreSQL delivered 441-669/s; planned each time, 4,498/s. The hot statements
+ * are lookups and inserts by key, whose plans do not depend on the table's size.
+ */
+export const PREPARED_TEXTS = new Set<string>();
+
+/**
  * Marker text of `writeAtCommit` (hot.ts): a query with this text carries one write (`TailWrite`)
  * that the PostgreSQL client keeps, to send with the transaction's COMMIT, instead of sending it.
  */
@@ -382,10 +394,9 @@ type QueryFn = (...args: unknown[]) => unknown;
  * What every PostgreSQL client of the pool does besides sending queries:
  *
  * Named statements. Kysely sends every query as an unnamed statement, which PostgreSQL parses and
- * plans each time. The same SQL texts come back over and over (and the hot ones are compiled once,
- * see hot.ts), so each client prepares a statement once per distinct text, named by its hash, and
- * later only binds and executes it: less server CPU per query. Texts that are not parameterised go
- * as they are.
+ * plans each time. The hot statements (hot.ts, `PREPARED_TEXTS`) come back over and over, so each
+ * client prepares each of them once, named by its hash, and later only binds and executes it: less
+ * server CPU per query. Every other query goes unnamed (see `PREPARED_TEXTS` for why).
  *
  * Writes at commit. Each statement is a round trip, and on this kind of machine a round trip over
  * loopback TCP costs more CPU (the socket write, the wake-up of the backend, the parse of the
@@ -449,7 +460,7 @@ function namedStatements(client: pg.PoolClient) {
       if (text === 'rollback') tail = [];
       else return flush().then(() => (client as unknown as { query: QueryFn }).query(text, values, ...rest));
     }
-    if (typeof text === 'string' && Array.isArray(values) && values.length > 0 && rest.length === 0) return prepared(text, values);
+    if (typeof text === 'string' && Array.isArray(values) && values.length > 0 && rest.length === 0 && PREPARED_TEXTS.has(text)) return prepared(text, values);
     return original(text, values, ...rest);
   };
 }

@@ -1,5 +1,5 @@
 import { CompiledQuery, type Compilable } from 'kysely';
-import { combineWrites, sqliteInTransaction, WRITE_AT_COMMIT, writtenTable, type DialectName, type Executor, type TailWrite } from './db.ts';
+import { combineWrites, PREPARED_TEXTS, sqliteInTransaction, WRITE_AT_COMMIT, writtenTable, type DialectName, type Executor, type TailWrite } from './db.ts';
 
 // Compiled-query cache for the few statements every ledger write runs. Building a Kysely query
 // (immutable nodes, freezing, parsing, compiling) costs several times more than running a small
@@ -29,6 +29,7 @@ export async function hot<R>(db: Executor, _dialect: DialectName, key: string, p
     throw new Error(`hot query "${key}": the parameters given (${JSON.stringify(params)}) are not the builder's (${JSON.stringify(compiled.parameters)})`);
   }
   texts.set(key, compiled.sql);
+  PREPARED_TEXTS.add(compiled.sql);
   return (await db.executeQuery(compiled)).rows;
 }
 
@@ -57,6 +58,7 @@ function partText(texts: Map<string, string>, part: HotPart): string {
     if (!same) throw new Error(`hot query "${part.key}": the parameters given are not the builder's`);
     text = compiled.sql;
     texts.set(part.key, text);
+    PREPARED_TEXTS.add(text);
   }
   return text;
 }
@@ -72,6 +74,7 @@ export async function hotCombined(db: Executor, key: string, parts: HotPart[]): 
   if (text === undefined) {
     text = combineWrites(parts.map((p) => ({ text: partText(texts, p), values: p.params }))).text;
     texts.set(key, text);
+    PREPARED_TEXTS.add(text);
   }
   await db.executeQuery(CompiledQuery.raw(text, parts.flatMap((p) => p.params) as unknown[]));
 }

@@ -127,23 +127,31 @@ export class Scheduler {
   private async claim(limit: number): Promise<Job[]> {
     const now = this.clock.nowIso();
     const until = new Date(this.clock.nowMs() + LEASE_MS).toISOString();
-    const db = this.database.db;
-    const due = db
-      .selectFrom('scheduled_jobs')
-      .select('id')
-      .where((eb) =>
-        eb.or([
-          eb.and([eb('state', '=', 'pending'), eb('run_at', '<=', now)]),
-          eb.and([eb('state', '=', 'running'), eb('locked_until', '<', now)]),
-        ]),
+    // The due jobs come from a MATERIALIZED CTE, evaluated once (as `id IN (subquery)` the planner
+    // may re-run the locking subquery for every outer row; see the webhook dispatcher's claimDue).
+    const rows = await this.database.db
+      .with(
+        (w) => w('due').materialized(),
+        (db) => {
+          const due = db
+            .selectFrom('scheduled_jobs')
+            .select('id')
+            .where((eb) =>
+              eb.or([
+                eb.and([eb('state', '=', 'pending'), eb('run_at', '<=', now)]),
+                eb.and([eb('state', '=', 'running'), eb('locked_until', '<', now)]),
+              ]),
+            )
+            .orderBy('run_at')
+            .limit(limit);
+          return this.database.forUpdate ? due.forUpdate().skipLocked() : due;
+        },
       )
-      .orderBy('run_at')
-      .limit(limit);
-    const rows = await db
       .updateTable('scheduled_jobs')
+      .from('due')
       .set({ state: 'running', locked_by: this.workerId, locked_until: until, updated_at: now })
-      .where('id', 'in', this.database.forUpdate ? due.forUpdate().skipLocked() : due)
-      .returning(['id', 'kind', 'run_at', 'payload', 'unique_key', 'attempts'])
+      .whereRef('scheduled_jobs.id', '=', 'due.id')
+      .returning(['scheduled_jobs.id', 'scheduled_jobs.kind', 'scheduled_jobs.run_at', 'scheduled_jobs.payload', 'scheduled_jobs.unique_key', 'scheduled_jobs.attempts'])
       .execute();
     return rows.map((r) => ({ ...r, payload: fromJson(r.payload, null) }));
   }

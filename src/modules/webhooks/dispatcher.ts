@@ -448,20 +448,32 @@ export class Dispatcher {
       if (ep.active !== 1) continue;
       const cap = this.capacity(ep);
       if (cap <= 0) continue;
-      const pick = trx
-        .selectFrom('webhook_deliveries')
-        .select('seq')
-        .where('endpoint_id', '=', ep.id)
-        .where('status', '=', 'pending')
-        .where('next_attempt_at', '<=', now)
-        .orderBy('next_attempt_at')
-        .limit(cap);
+      // The picked rows come from a MATERIALIZED CTE, evaluated once. Written as
+      // `seq IN (SELECT ... LIMIT n FOR UPDATE SKIP LOCKED)`, PostgreSQL's planner (with a plan
+      // made while the table was nearly empty) ran a nested-loop semi-join that re-ran the locking
+      // subquery for every pending row: one claim of 64 had locked 11,000 rows and ran for tens of
+      // seconds (`npm run bench:webhooks` on PostgreSQL, 20,000 queued deliveries).
       const claimed = await trx
+        .with(
+          (w) => w('picked').materialized(),
+          (db) => {
+            const pick = db
+              .selectFrom('webhook_deliveries')
+              .select('seq')
+              .where('endpoint_id', '=', ep.id)
+              .where('status', '=', 'pending')
+              .where('next_attempt_at', '<=', now)
+              .orderBy('next_attempt_at')
+              .limit(cap);
+            return this.database.forUpdate ? pick.forUpdate().skipLocked() : pick;
+          },
+        )
         .updateTable('webhook_deliveries')
+        .from('picked')
         .set({ status: 'sending', lease_until: lease, leased_by: this.workerId, updated_at: now })
-        .where('seq', 'in', this.database.forUpdate ? pick.forUpdate().skipLocked() : pick)
-        .where('status', '=', 'pending')
-        .returning(['seq', 'event_id', 'attempts', 'manual'])
+        .whereRef('webhook_deliveries.seq', '=', 'picked.seq')
+        .where('webhook_deliveries.status', '=', 'pending')
+        .returning(['webhook_deliveries.seq', 'webhook_deliveries.event_id', 'webhook_deliveries.attempts', 'webhook_deliveries.manual'])
         .execute();
       if (claimed.length === 0) continue;
       const events = await trx

@@ -62,10 +62,11 @@ export async function migrateToOutboxProgress(db: Kysely<any>, dialect: DialectN
  */
 export async function takeUnread(trx: Executor, dialect: DialectName, limit: number, now: string): Promise<number[]> {
   if (dialect === 'postgres') {
+    // The picked rows in a MATERIALIZED CTE, evaluated once: as `seq IN (subquery)` the planner may
+    // rescan the locking subquery for every outer row (see the dispatcher's claimDue).
     const { rows } = await sql<{ seq: number }>`
-      delete from outbox_pending where seq in (
-        select seq from outbox_pending order by seq limit ${limit} for update skip locked
-      ) returning seq`.execute(trx);
+      with picked as materialized (select seq from outbox_pending order by seq limit ${limit} for update skip locked)
+      delete from outbox_pending p using picked where p.seq = picked.seq returning p.seq`.execute(trx);
     return rows.map((r) => Number(r.seq)).sort((a, b) => a - b);
   }
   const cursor = await trx.selectFrom('outbox_cursors').select('last_seq').where('name', '=', WEBHOOK_CURSOR).executeTakeFirst();
