@@ -1,6 +1,7 @@
 // npm run bench:keyword — latency from an inbound provider webhook to the outbound provider call.
 //
-// A `tally serve` child process on a fresh SQLite file; this process plays Infobip on both sides:
+// A `tally serve` child process on a fresh SQLite file (or BENCH_DATABASE_URL, e.g. a fresh
+// PostgreSQL database); this process plays Infobip on both sides:
 // it POSTs MO_JSON_2 inbound batches ("POINTS" from members with points) at a fixed open-loop rate
 // and runs a fake Infobip API that receives the replies (POST /sms/3/messages). Latency = time
 // from sending the webhook to the reply arriving at the fake provider. Prints p50/p99 at 200
@@ -60,7 +61,7 @@ async function main() {
   const child = spawn(process.execPath, [...(process.env.BENCH_NODE_ARGS ? process.env.BENCH_NODE_ARGS.split(' ') : []), 'bin/tally.mjs', 'serve'], {
     env: {
       ...process.env,
-      DATABASE_URL: `sqlite:${join(dir, 'bench.db')}`,
+      DATABASE_URL: process.env.BENCH_DATABASE_URL ?? `sqlite:${join(dir, 'bench.db')}`,
       PORT: String(port),
       LOG_LEVEL: 'warn',
       TALLY_APP_ID: headers['x-app-id'],
@@ -181,7 +182,7 @@ async function main() {
     await run(50, 2);
     await run(150, Number(process.env.BENCH_WARMUP_SECONDS ?? 5));
     const base = await run(200, BASE_SECONDS);
-    console.log(`\nkeyword bench (SQLite, ${MEMBERS} members, webhook → flow → provider call; load average ${loadavg()[0].toFixed(1)} on ${(await import('node:os')).cpus().length} CPUs)`);
+    console.log(`\nkeyword bench (${process.env.BENCH_DATABASE_URL?.startsWith('postgres') ? 'PostgreSQL' : 'SQLite'}, ${MEMBERS} members, webhook → flow → provider call; load average ${loadavg()[0].toFixed(1)} on ${(await import('node:os')).cpus().length} CPUs)`);
     console.log(`calibration: GET /healthz costs ${healthzCpu.toFixed(2)} ms of server CPU (about 0.1 ms on an idle machine)`);
     console.log(fmt(base));
     console.log(`server CPU per keyword message ≈ ${(base.cpuPerMessage / healthzCpu).toFixed(1)} × a health check; one core sustains ≈ ${(1000 / base.cpuPerMessage).toFixed(0)} messages/s at this cost`);
