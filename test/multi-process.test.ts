@@ -29,6 +29,15 @@ describe('two servers on one database: changes reach the other server\'s caches 
     return Date.now() - t0;
   };
 
+  /** Points a new `event` (its own source_event_id) earns in `programId` through server B. */
+  let sent = 0;
+  const earnedThrough = async (programId: string, event: string) => {
+    const res = await asB('/v1/events', { method: 'POST', body: { event, customer: { source_id: `cache-${programId}` }, source_event_id: `${event}-${programId}-${sent++}` } });
+    assert.equal(res.status, 200);
+    const body = (await res.json()) as { earned: { accruals: { campaign_id: string; points: number }[] } };
+    return body.earned.accruals.filter((x) => x.campaign_id === programId).reduce((sum, x) => sum + x.points, 0);
+  };
+
   before(async () => {
     a = await startTestServer();
     const config = { ...loadConfig({}, {}), port: 0, host: '127.0.0.1', databaseUrl: a.databaseUrl, logLevel: 'warn', allowPrivateTargets: true, workers: false };
@@ -74,13 +83,7 @@ describe('two servers on one database: changes reach the other server\'s caches 
     const created = await a.api('POST', `/v1/loyalties/${program.id}/earning-rules`, [{ event: 'cache.ping', loyalty: { type: 'FIXED', points: 10 } }]);
     assert.equal(created.status, 200, JSON.stringify(created.body));
     const rule = (created.body as any[])[0];
-    let n = 0;
-    const earnedThroughB = async () => {
-      const res = await asB('/v1/events', { method: 'POST', body: { event: 'cache.ping', customer: { source_id: `cache-${program.id}` }, source_event_id: `ping-${program.id}-${n++}` } });
-      assert.equal(res.status, 200);
-      const body = (await res.json()) as { earned: { accruals: { campaign_id: string; points: number }[] } };
-      return body.earned.accruals.filter((x) => x.campaign_id === program.id).reduce((s, x) => s + x.points, 0);
-    };
+    const earnedThroughB = () => earnedThrough(program.id, 'cache.ping');
     assert.equal(await earnedThroughB(), 10, 'the other server loaded (and cached) the rule');
     const disabled = await a.api('POST', `/v1/loyalties/${program.id}/earning-rules/${rule.id}/disable`);
     assert.equal(disabled.status, 200);
@@ -91,13 +94,7 @@ describe('two servers on one database: changes reach the other server\'s caches 
     const program = await createProgram(a);
     const created = await a.api('POST', `/v1/loyalties/${program.id}/earning-rules`, [{ event: 'cache.gone', loyalty: { type: 'FIXED', points: 7 } }]);
     assert.equal(created.status, 200, JSON.stringify(created.body));
-    let n = 0;
-    const earnedThroughB = async () => {
-      const res = await asB('/v1/events', { method: 'POST', body: { event: 'cache.gone', customer: { source_id: `gone-${program.id}` }, source_event_id: `gone-${program.id}-${n++}` } });
-      assert.equal(res.status, 200);
-      const body = (await res.json()) as { earned: { accruals: { campaign_id: string; points: number }[] } };
-      return body.earned.accruals.filter((x) => x.campaign_id === program.id).reduce((s, x) => s + x.points, 0);
-    };
+    const earnedThroughB = () => earnedThrough(program.id, 'cache.gone');
     assert.equal(await earnedThroughB(), 7, 'the other server cached the program');
     assert.equal((await a.api('DELETE', `/v1/loyalties/${program.id}`)).status, 204);
     await within1s('the deleted program', async () => (await earnedThroughB()) === 0);
