@@ -350,8 +350,8 @@ async function listenPostgres(url: string, channel: string, onMessage: (payload:
  * kept until the table's statistics change; a queue table that goes from empty to thousands of
  * rows within a burst (webhook deliveries, jobs) outruns autoanalyze, and the plan made while it was
  * empty (a sequential scan) stayed: claiming 64 deliveries took 50-80 ms and `npm run
- * bench:webhooks` on PostgreSQL delivered 441-669/s; planned each time, 4,498/s. The hot statements
- * are lookups and inserts by key, whose plans do not depend on the table's size.
+ * bench:webhooks` on PostgreSQL delivered 441-669/s; planned each time, 4,074-4,708/s. The hot
+ * statements are lookups and inserts by key, whose plans do not depend on the table's size.
  */
 export const PREPARED_TEXTS = new Set<string>();
 
@@ -407,9 +407,9 @@ type QueryFn = (...args: unknown[]) => unknown;
  * the transaction, so every read still sees every earlier write; a ROLLBACK drops them. The parts
  * of one statement all see the database as it was before it, so two writes of one table (an
  * update of the row a kept insert adds, two updates of a balance) are never kept together: the
- * first is sent before the second is kept. (Sending them in the COMMIT's own text, as literals in a simple-protocol query,
- * saves one more round trip but PostgreSQL then parses and plans that text every time: measured,
- * no faster.)
+ * first is sent before the second is kept. (Sending them in the COMMIT's own text, as literals in
+ * a simple-protocol query, saves one more round trip, but PostgreSQL then parses and plans that
+ * text every time: measured, no faster.)
  */
 function namedStatements(client: pg.PoolClient) {
   const original = client.query.bind(client) as QueryFn;
