@@ -178,8 +178,8 @@ export async function runIdempotentWrite<T>(
             response_body: JSON.stringify(result),
             created_at: ctx.clock.nowIso(),
           };
-          // Sent with the COMMIT on PostgreSQL (writeAtCommit); a conflict then fails the commit and
-          // the catch below replays the first answer all the same.
+          // Sent just before the COMMIT on PostgreSQL (writeAtCommit); a conflict then fails the commit
+          // and the catch below replays the first answer all the same.
           await writeAtCommit(trx, ctx.database.dialect, [{ key: 'idempotency.record', params: Object.values(record), build: () => trx.insertInto('idempotency_keys').values(record) }]);
         } catch (err) {
           if (isUniqueViolation(err)) throw new IdempotencyRace();

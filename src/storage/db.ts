@@ -357,7 +357,7 @@ export const PREPARED_TEXTS = new Set<string>();
 
 /**
  * Marker text of `writeAtCommit` (hot.ts): a query with this text carries one write (`TailWrite`)
- * that the PostgreSQL client keeps, to send with the transaction's COMMIT, instead of sending it.
+ * that the PostgreSQL client keeps, to send just before the transaction's COMMIT (or its next query).
  */
 export const WRITE_AT_COMMIT = '/* tally: write at commit */';
 

@@ -84,9 +84,9 @@ const tables = new Map<string, string>();
 
 /**
  * Writes whose results nobody reads, as the last writes of a transaction. On PostgreSQL, inside a
- * transaction, the client keeps them and sends them with the COMMIT, in one round trip (see
- * `namedStatements` in db.ts: any later query of the transaction sends them first, so reads
- * always see them). Anywhere else they run at once. Errors of kept writes (a unique violation)
+ * transaction, the client keeps them and sends them together just before the COMMIT, one round
+ * trip for all of them (see `namedStatements` in db.ts: any later query of the transaction sends
+ * them first, so reads always see them). Anywhere else they run at once. Errors of kept writes (a unique violation)
  * surface from the commit, failing the transaction as a whole, as they would have here.
  */
 export async function writeAtCommit(db: Executor, dialect: DialectName, parts: HotPart[]): Promise<void> {

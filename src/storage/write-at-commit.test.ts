@@ -65,7 +65,7 @@ describe('writes at commit', () => {
     const failed = await database
       .transaction(async (trx) => {
         await writeAtCommit(trx, database.dialect, [counter(trx, 'b', 3)]);
-        // A duplicate key: on PostgreSQL it fails only when sent, with the COMMIT.
+        // A duplicate key: on PostgreSQL it fails only when sent, just before the COMMIT.
         await writeAtCommit(trx, database.dialect, [insert(trx, 'b')]);
       })
       .then(

@@ -174,7 +174,7 @@ export async function ingestActivity(ctx: AppContext, trx: Executor, services: S
 
   if (key) {
     // The key is recorded with the answer, in the same transaction as the points (with its last
-    // writes, at the commit on PostgreSQL: writeAtCommit). The same activity ingested at once by
+    // writes, just before the commit on PostgreSQL: writeAtCommit). The same activity ingested at once by
     // another transaction that committed first: the key is taken, this transaction rolls back with
     // a unique violation and its retry (withRetries) answers the first one's result.
     const processed = { key, id: activityId, kind: input.kind, customer_id: customer.id, result: JSON.stringify(earned), created_at: ctx.clock.nowIso() };

@@ -421,7 +421,7 @@ export function earningRoutes(app: FastifyInstance, ctx: AppContext, services: S
 
 /**
  * A concurrent auto-join of the same customer, or a concurrent ingestion of the same activity
- * (its key's insert, sent at the commit on PostgreSQL, meets a unique violation there) rolls back;
+ * (its key's insert, sent just before the commit on PostgreSQL, meets a unique violation there) rolls back;
  * trying again sees the new card, or answers the first ingestion's result. Limit refusals are
  * recorded.
  */

@@ -344,9 +344,9 @@ export class LedgerService {
       build: () => trx.updateTable('balances').set(patch).where('membership_id', '=', membership.id).where('balance_definition_id', '=', definition.id),
     };
     if (lot && dialect === 'postgres') {
-      // PostgreSQL: entry, lot, balance and events are written with the transaction's COMMIT, in
-      // the same round trip (one statement of data-modifying CTEs); a later query of this
-      // transaction (a listener's read) sends them first (writeAtCommit).
+      // PostgreSQL: entry, lot, balance and events are kept by the client and sent together, as one
+      // statement of data-modifying CTEs, just before the transaction's COMMIT, or before a later
+      // query of this transaction (a listener's read) (writeAtCommit).
       const rows = this.ctx.outbox.rowsFor(events);
       await writeAtCommit(trx, dialect, [
         insertEntry,
