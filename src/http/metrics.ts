@@ -10,6 +10,11 @@ export interface Metrics {
   eventsEmitted: client.Counter<'type'>;
   counter(name: string, help: string, labelNames?: string[]): client.Counter<string>;
   histogram(name: string, help: string, labelNames?: string[], buckets?: number[]): client.Histogram<string>;
+  /**
+   * A gauge whose values `collect` reads when /metrics is scraped (backlogs counted in the
+   * database), set through the `set` it is given. A failing read leaves the gauge empty.
+   */
+  gauge(name: string, help: string, labelNames: string[], collect: (set: (labels: Record<string, string>, value: number) => void) => Promise<void>): void;
 }
 
 /** One registry per server instance, so several servers in one test process do not collide. */
@@ -53,6 +58,18 @@ export function createMetrics(): Metrics {
         counters.set(name, c);
       }
       return c;
+    },
+    gauge(name, help, labelNames, collect) {
+      new client.Gauge({
+        name,
+        help,
+        labelNames,
+        registers: [registry],
+        async collect() {
+          this.reset();
+          await collect((labels, value) => this.set(labels, value)).catch(() => undefined);
+        },
+      });
     },
     histogram(name, help, labelNames = [], buckets) {
       let h = histograms.get(name);

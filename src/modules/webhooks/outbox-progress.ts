@@ -91,6 +91,20 @@ export async function hasUnread(db: Executor, dialect: DialectName): Promise<boo
   return row !== undefined;
 }
 
+/** How many events wait for the fan-out (a backlog gauge of /metrics). */
+export async function countUnread(db: Executor, dialect: DialectName): Promise<number> {
+  const row =
+    dialect === 'postgres'
+      ? await db.selectFrom('outbox_pending').select((eb) => eb.fn.countAll<number>().as('n')).executeTakeFirstOrThrow()
+      : await db
+          .selectFrom('outbox_events')
+          .select((eb) => eb.fn.countAll<number>().as('n'))
+          .where('seq', '>', (eb) => eb.selectFrom('outbox_cursors').select('last_seq').where('name', '=', WEBHOOK_CURSOR))
+          .where('dispatched', '=', 0)
+          .executeTakeFirstOrThrow();
+  return Number(row.n);
+}
+
 /** SQL condition on `outbox_events`: the fan-out has read the row (so the purge may delete it). */
 export function alreadyRead(dialect: DialectName): RawBuilder<boolean> {
   return dialect === 'postgres'

@@ -7,6 +7,7 @@ import { assertSafeTarget, UnsafeUrlError } from '../../lib/url-guard.ts';
 import type { Executor } from '../../storage/db.ts';
 import { EVENT_TYPES, isKnownEventType } from '../events/catalog.ts';
 import { Dispatcher, type AttemptRecord, type DispatcherOptions, type EndpointRow } from './dispatcher.ts';
+import { countUnread } from './outbox-progress.ts';
 import { newSecret } from './signing.ts';
 
 export const ROTATION_OVERLAP_MS = 24 * 3600_000;
@@ -59,6 +60,33 @@ export class WebhookService {
 
   constructor(private ctx: AppContext, opts: DispatcherOptions = {}) {
     this.dispatcher = new Dispatcher(ctx, opts);
+    this.registerBacklogGauges();
+  }
+
+  /** Backlogs read when /metrics is scraped: what an operator alerts on when deliveries fall behind. */
+  private registerBacklogGauges(): void {
+    const { metrics, database } = this.ctx;
+    metrics.gauge('tally_outbox_unread_events', 'Events the webhook fan-out has not read yet', [], async (set) => {
+      set({}, await countUnread(database.db, database.dialect));
+    });
+    const perEndpoint = async (set: (labels: Record<string, string>, value: number) => void, value: (n: number, oldest: string | null) => number) => {
+      const endpoints = await database.db.selectFrom('webhook_endpoints').select('id').execute();
+      for (const { id } of endpoints) {
+        const row = await database.db
+          .selectFrom('webhook_deliveries')
+          .select((eb) => [eb.fn.countAll<number>().as('n'), eb.fn.min('created_at').as('oldest')])
+          .where('endpoint_id', '=', id)
+          .where('status', 'in', ['pending', 'sending'])
+          .executeTakeFirstOrThrow();
+        set({ endpoint_id: id }, value(Number(row.n), row.oldest as string | null));
+      }
+    };
+    metrics.gauge('tally_webhook_deliveries_waiting', 'Deliveries not yet succeeded or given up (pending or being sent), per endpoint', ['endpoint_id'], (set) =>
+      perEndpoint(set, (n) => n),
+    );
+    metrics.gauge('tally_webhook_oldest_waiting_seconds', 'Age of the oldest delivery not yet succeeded or given up, per endpoint (0: none)', ['endpoint_id'], (set) =>
+      perEndpoint(set, (_n, oldest) => (oldest ? Math.max(0, (this.ctx.clock.nowMs() - Date.parse(oldest)) / 1000) : 0)),
+    );
   }
 
   private async checkUrl(url: string): Promise<void> {

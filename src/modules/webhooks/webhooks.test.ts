@@ -165,6 +165,31 @@ describe('webhooks', () => {
     },
   );
 
+  it('exposes the backlog in /metrics: unread events, and per endpoint the waiting deliveries and the age of the oldest', async () => {
+    const rx = await receiver(() => ({ status: 503, body: 'down' }));
+    const hook = await createHook(rx.url, ['balance_value_updated', 'customer.voucher.loyalty_card.points_added']);
+    const program = await createProgram(t);
+    const member = await createMember(t, program.id);
+    await run(); // the set-up's events are read
+    const gauge = async (name: string, labels = '') => {
+      const text = (await t.api('GET', '/metrics')).body as string;
+      const line = text.split('\n').find((l) => l.startsWith(`${name}${labels} `));
+      return line === undefined ? undefined : Number(line.slice(line.lastIndexOf(' ') + 1));
+    };
+    const of = `{endpoint_id="${hook.id}"}`;
+    assert.equal(await gauge('tally_outbox_unread_events'), 0);
+    await addPoints(member.code, 3);
+    assert.equal(await gauge('tally_outbox_unread_events'), 2, 'balance_value_updated and points_added wait for the fan-out');
+    await run(); // read, sent, refused (503): both wait for their retry
+    assert.equal(await gauge('tally_outbox_unread_events'), 0);
+    assert.equal(await gauge('tally_webhook_deliveries_waiting', of), 2);
+    clock.advance(90_000);
+    const age = await gauge('tally_webhook_oldest_waiting_seconds', of);
+    assert.ok(age !== undefined && age >= 90 && age < 100, `oldest waiting delivery is ${age} s old`);
+    await t.api('DELETE', `/v1/webhooks/${hook.id}`);
+    assert.equal(await gauge('tally_webhook_deliveries_waiting', of), undefined, 'a deleted endpoint has no series');
+  });
+
   it('retries on the schedule, honours Retry-After, logs attempts with excerpts, then gives up', async () => {
     let mode: 'fail' | 'retry-after' = 'retry-after';
     const rx = await receiver(() => (mode === 'retry-after' ? { status: 429, headers: { 'retry-after': '120' }, body: 'slow down' } : { status: 500, body: 'x'.repeat(5000) }));
