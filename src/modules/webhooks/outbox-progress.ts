@@ -26,7 +26,7 @@ import type { DialectName, Executor } from '../../storage/db.ts';
 
 export const WEBHOOK_CURSOR = 'webhooks';
 
-/** The fan-out's cursor replaces the per-event `dispatched` flag. */
+/** Replaces the per-event `dispatched` flag: the pending table and its trigger (PostgreSQL), the cursor (SQLite). */
 export async function migrateToOutboxProgress(db: Kysely<any>, dialect: DialectName): Promise<void> {
   if (dialect === 'postgres') {
     await sql`create table outbox_pending (seq bigint primary key)`.execute(db);
@@ -79,29 +79,32 @@ export async function takeUnread(trx: Executor, dialect: DialectName, limit: num
   return seqs;
 }
 
+/**
+ * The seqs of the events that wait for the fan-out: listed in `outbox_pending` on PostgreSQL, past
+ * the cursor on SQLite (test events, never fanned out, left aside).
+ */
+function unread(db: Executor, dialect: DialectName) {
+  return dialect === 'postgres'
+    ? db.selectFrom('outbox_pending').select('seq').as('u')
+    : db
+        .selectFrom('outbox_events')
+        .select('seq')
+        .where('seq', '>', (eb) => eb.selectFrom('outbox_cursors').select('last_seq').where('name', '=', WEBHOOK_CURSOR))
+        .where('dispatched', '=', 0)
+        .as('u');
+}
+
 /** Whether any event waits for the fan-out (a cheap read, no lock). */
 export async function hasUnread(db: Executor, dialect: DialectName): Promise<boolean> {
-  if (dialect === 'postgres') return (await db.selectFrom('outbox_pending').select('seq').limit(1).executeTakeFirst()) !== undefined;
-  const row = await db
-    .selectFrom('outbox_events')
-    .select('seq')
-    .where('seq', '>', (eb) => eb.selectFrom('outbox_cursors').select('last_seq').where('name', '=', WEBHOOK_CURSOR))
-    .limit(1)
-    .executeTakeFirst();
-  return row !== undefined;
+  return (await db.selectFrom(unread(db, dialect)).select('u.seq').limit(1).executeTakeFirst()) !== undefined;
 }
 
 /** How many events wait for the fan-out (a backlog gauge of /metrics). */
 export async function countUnread(db: Executor, dialect: DialectName): Promise<number> {
-  const row =
-    dialect === 'postgres'
-      ? await db.selectFrom('outbox_pending').select((eb) => eb.fn.countAll<number>().as('n')).executeTakeFirstOrThrow()
-      : await db
-          .selectFrom('outbox_events')
-          .select((eb) => eb.fn.countAll<number>().as('n'))
-          .where('seq', '>', (eb) => eb.selectFrom('outbox_cursors').select('last_seq').where('name', '=', WEBHOOK_CURSOR))
-          .where('dispatched', '=', 0)
-          .executeTakeFirstOrThrow();
+  const row = await db
+    .selectFrom(unread(db, dialect))
+    .select((eb) => eb.fn.countAll<number>().as('n'))
+    .executeTakeFirstOrThrow();
   return Number(row.n);
 }
 

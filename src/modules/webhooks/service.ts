@@ -69,24 +69,36 @@ export class WebhookService {
     metrics.gauge('tally_outbox_unread_events', 'Events the webhook fan-out has not read yet', [], async (set) => {
       set({}, await countUnread(database.db, database.dialect));
     });
-    const perEndpoint = async (set: (labels: Record<string, string>, value: number) => void, value: (n: number, oldest: string | null) => number) => {
-      const endpoints = await database.db.selectFrom('webhook_endpoints').select('id').execute();
-      for (const { id } of endpoints) {
-        const row = await database.db
-          .selectFrom('webhook_deliveries')
-          .select((eb) => [eb.fn.countAll<number>().as('n'), eb.fn.min('created_at').as('oldest')])
-          .where('endpoint_id', '=', id)
-          .where('status', 'in', ['pending', 'sending'])
-          .executeTakeFirstOrThrow();
-        set({ endpoint_id: id }, value(Number(row.n), row.oldest as string | null));
+    // Both per-endpoint gauges come from one read per scrape: prom-client starts every gauge's
+    // collect in the same turn of the event loop, and the read is forgotten at the next one.
+    let read: Promise<{ id: string; waiting: number; oldest: string | null }[]> | undefined;
+    const backlog = () => {
+      if (!read) {
+        setImmediate(() => (read = undefined));
+        read = (async () => {
+          const endpoints = await database.db.selectFrom('webhook_endpoints').select('id').execute();
+          const rows = [];
+          for (const { id } of endpoints) {
+            const row = await database.db
+              .selectFrom('webhook_deliveries')
+              .select((eb) => [eb.fn.countAll<number>().as('n'), eb.fn.min('created_at').as('oldest')])
+              .where('endpoint_id', '=', id)
+              .where('status', 'in', ['pending', 'sending'])
+              .executeTakeFirstOrThrow();
+            rows.push({ id, waiting: Number(row.n), oldest: row.oldest as string | null });
+          }
+          return rows;
+        })();
       }
+      return read;
     };
-    metrics.gauge('tally_webhook_deliveries_waiting', 'Deliveries not yet succeeded or given up (pending or being sent), per endpoint', ['endpoint_id'], (set) =>
-      perEndpoint(set, (n) => n),
-    );
-    metrics.gauge('tally_webhook_oldest_waiting_seconds', 'Age of the oldest delivery not yet succeeded or given up, per endpoint (0: none)', ['endpoint_id'], (set) =>
-      perEndpoint(set, (_n, oldest) => (oldest ? Math.max(0, (this.ctx.clock.nowMs() - Date.parse(oldest)) / 1000) : 0)),
-    );
+    metrics.gauge('tally_webhook_deliveries_waiting', 'Deliveries not yet succeeded or given up (pending or being sent), per endpoint', ['endpoint_id'], async (set) => {
+      for (const r of await backlog()) set({ endpoint_id: r.id }, r.waiting);
+    });
+    metrics.gauge('tally_webhook_oldest_waiting_seconds', 'Age of the oldest delivery not yet succeeded or given up, per endpoint (0: none)', ['endpoint_id'], async (set) => {
+      const now = this.ctx.clock.nowMs();
+      for (const r of await backlog()) set({ endpoint_id: r.id }, r.oldest ? Math.max(0, (now - Date.parse(r.oldest)) / 1000) : 0);
+    });
   }
 
   private async checkUrl(url: string): Promise<void> {
