@@ -2,7 +2,7 @@ import { EventEmitter } from 'node:events';
 import type { FastifyBaseLogger } from 'fastify';
 import type { Config } from './config.ts';
 import type { Clock } from './lib/clock.ts';
-import type { Database, Executor } from './storage/db.ts';
+import type { Database, Executor, TransactionOptions } from './storage/db.ts';
 import type { Metrics } from './http/metrics.ts';
 import type { Scheduler } from './modules/scheduler/scheduler.ts';
 import type { Outbox } from './modules/events/outbox.ts';
@@ -27,18 +27,18 @@ export interface AppContext {
   caches: CacheBus;
   /**
    * Run `fn` in one transaction; after it commits, `signals` emits 'committed', and
-   * 'events-committed' when it wrote events to the outbox.
+   * 'events-committed' when it wrote events to the outbox. `opts.lane`: see TransactionOptions.
    */
-  transaction<T>(fn: (trx: Executor) => Promise<T>): Promise<T>;
+  transaction<T>(fn: (trx: Executor) => Promise<T>, opts?: TransactionOptions): Promise<T>;
 }
 
 export function makeTransaction(database: Database, signals: EventEmitter, outbox: Outbox) {
-  return async function transaction<T>(fn: (trx: Executor) => Promise<T>): Promise<T> {
+  return async function transaction<T>(fn: (trx: Executor) => Promise<T>, opts?: TransactionOptions): Promise<T> {
     let ran: Executor | undefined;
     const result = await database.transaction((trx) => {
       ran = trx;
       return fn(trx);
-    });
+    }, opts);
     signals.emit('committed');
     if (ran && outbox.takeWritten(ran)) signals.emit('events-committed');
     return result;

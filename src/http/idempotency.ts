@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { AppContext } from '../context.ts';
 import { canonicalJson } from '../lib/json.ts';
-import { isUniqueViolation, type Executor } from '../storage/db.ts';
+import { isUniqueViolation, type Executor, type TransactionOptions } from '../storage/db.ts';
 import { hot, writeAtCommit } from '../storage/hot.ts';
 import { ApiError } from './errors.ts';
 
@@ -154,6 +154,7 @@ export function registerIdempotency(app: FastifyInstance, ctx: AppContext): void
 /**
  * Runs a write in one transaction and, when the request carries an Idempotency-Key, stores the
  * answer in that same transaction. Use it for every route with `config.idempotency: 'transactional'`.
+ * `opts.lane`: the card or customer the write is about, on the hot paths (TransactionOptions).
  */
 export async function runIdempotentWrite<T>(
   ctx: AppContext,
@@ -161,6 +162,7 @@ export async function runIdempotentWrite<T>(
   reply: FastifyReply,
   status: number,
   fn: (trx: Executor) => Promise<T>,
+  opts?: TransactionOptions,
 ): Promise<T | FastifyReply> {
   const state = req.idempotency;
   try {
@@ -188,7 +190,7 @@ export async function runIdempotentWrite<T>(
         state.recorded = true;
       }
       return result;
-    });
+    }, opts);
     reply.status(status);
     return body;
   } catch (err) {

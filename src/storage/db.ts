@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import BetterSqlite3 from 'better-sqlite3';
-import { Kysely, PostgresDialect, SqliteDialect, sql, type Transaction } from 'kysely';
+import { CompiledQuery, Kysely, PostgresDialect, SqliteDialect, sql, type Transaction } from 'kysely';
 import pg from 'pg';
 import type { DB } from './schema.ts';
 import { startCheckpointer, type Checkpointer } from './sqlite-checkpointer.ts';
@@ -12,6 +12,16 @@ export type DialectName = 'sqlite' | 'postgres';
 /** A Kysely handle that is either the pool or an open transaction: services accept both. */
 export type Executor = Kysely<DB> | Transaction<DB>;
 
+export interface TransactionOptions {
+  /**
+   * The one thing the transaction is about (a card, a customer), on the hot write paths. On
+   * PostgreSQL, transactions of one lane run one after another in shared database transactions
+   * (group commit, see `pgGroupCommit`); without a lane a transaction has one of its own. SQLite
+   * group-commits every transaction and ignores it.
+   */
+  lane?: string;
+}
+
 export interface Database {
   db: Kysely<DB>;
   dialect: DialectName;
@@ -20,7 +30,7 @@ export interface Database {
    * (BEGIN IMMEDIATE) so two processes never deadlock upgrading a read lock; on PostgreSQL
    * it retries on serialization failures and deadlocks. Every write path goes through here.
    */
-  transaction<T>(fn: (trx: Executor) => Promise<T>): Promise<T>;
+  transaction<T>(fn: (trx: Executor) => Promise<T>, opts?: TransactionOptions): Promise<T>;
   /** True when the database answers a trivial query. */
   ping(): Promise<boolean>;
   close(): Promise<void>;
@@ -48,6 +58,8 @@ export function parseDatabaseUrl(url: string): { dialect: DialectName; target: s
 export interface OpenOptions {
   /** PostgreSQL connections in the pool. */
   poolSize?: number;
+  /** PostgreSQL: group-commit lanes (each holds one pooled connection while it commits a batch). */
+  lanes?: number;
   /** SQLite: WAL pages past which the checkpointer makes the WAL start over (sqlite-checkpointer.ts). */
   walRestartAbovePages?: number;
 }
@@ -55,7 +67,7 @@ export interface OpenOptions {
 export function openDatabase(url: string, opts: OpenOptions = {}): Database {
   const { dialect, target } = parseDatabaseUrl(url);
   if (dialect === 'sqlite') return openSqlite(target, opts);
-  return openPostgres(target, opts.poolSize ?? 20);
+  return openPostgres(target, opts.poolSize ?? 20, opts.lanes ?? 4);
 }
 
 function openSqlite(path: string, opts: OpenOptions): Database {
@@ -265,26 +277,27 @@ function cachingStatements(native: BetterSqlite3.Database, max = 1000) {
 // Serialization failure, deadlock, and a prepared statement outdated by a schema change.
 const RETRYABLE_PG = new Set(['40001', '40P01', '0A000']);
 
-function openPostgres(url: string, poolSize: number): Database {
+function openPostgres(url: string, poolSize: number, lanes: number): Database {
   const pool = new pg.Pool({ connectionString: url, max: poolSize });
   pool.on('error', () => undefined); // idle client errors surface on the next query instead
   pool.on('connect', (client) => namedStatements(client));
   const db = new Kysely<DB>({ dialect: new PostgresDialect({ pool }) });
+  const alone = async <T>(fn: (trx: Executor) => Promise<T>): Promise<T> => {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await db.transaction().execute(fn);
+      } catch (err) {
+        if (isRetryablePg(err) && attempt < 5) continue;
+        throw err;
+      }
+    }
+  };
+  const grouped = pgGroupCommit(db, Math.max(1, Math.min(lanes, poolSize - 1)));
   return {
     db,
     dialect: 'postgres',
     forUpdate: true,
-    async transaction<T>(fn: (trx: Executor) => Promise<T>): Promise<T> {
-      for (let attempt = 1; ; attempt++) {
-        try {
-          return await db.transaction().execute(fn);
-        } catch (err) {
-          const code = (err as { code?: string }).code;
-          if (code && RETRYABLE_PG.has(code) && attempt < 5) continue;
-          throw err;
-        }
-      }
-    },
+    transaction: <T>(fn: (trx: Executor) => Promise<T>, opts?: TransactionOptions) => (opts?.lane === undefined ? alone(fn) : grouped(opts.lane, fn)),
     async ping() {
       try {
         await sql`select 1`.execute(db);
@@ -298,6 +311,121 @@ function openPostgres(url: string, poolSize: number): Database {
     },
     listen: (channel, onMessage, onReconnect) => listenPostgres(url, channel, onMessage, onReconnect),
   };
+}
+
+function isRetryablePg(err: unknown): boolean {
+  const code = (err as { code?: string })?.code;
+  return !!code && RETRYABLE_PG.has(code);
+}
+
+/**
+ * PostgreSQL group commit for the hot write paths. PostgreSQL spends more CPU on a transaction's
+ * beginning and end (snapshot, commit record, WAL flush, waking the committers) than on the few
+ * statements of a point credit: pgbench running a credit's statements (lock the balance, one
+ * statement of inserts and the update) did 1,857 transactions/s at ~960 µs of machine CPU each;
+ * the same statements 20 to a transaction, each in its own savepoint, 3,080-4,275 credits/s at
+ * 315-416 µs each.
+ *
+ * Transactions are queued by lane (a hash of `opts.lane`, the card or customer they are about);
+ * each lane runs its queue in batches on one connection: BEGIN, then per transaction a SAVEPOINT,
+ * its statements, its kept writes (writeAtCommit) and RELEASE, and one COMMIT for the batch.
+ * As with SQLite's group commit (`groupCommit`):
+ * - each transaction is atomic on its own: when it throws, or its kept writes fail, ROLLBACK TO its
+ *   savepoint undoes exactly its writes and releases the row locks it took; it rejects with its
+ *   error (a deadlock or serialization failure: it runs again in a later batch) and the others go on;
+ * - nobody hears "done" before the COMMIT; when the COMMIT fails, nothing of the batch is kept,
+ *   and its transactions run again (up to 4 times) or reject.
+ * One lane per card keeps two batches from waiting on each other for one card's lock. The
+ * subtransactions of a batch stay in each backend's subtransaction cache (64 entries) as long as
+ * batches hold at most 32.
+ */
+function pgGroupCommit(db: Kysely<DB>, lanes: number, maxBatch = 32) {
+  const queues: Queued[][] = Array.from({ length: lanes }, () => []);
+  const busy = new Array<boolean>(lanes).fill(false);
+  const control = (trx: Executor, text: string) => trx.executeQuery(CompiledQuery.raw(text, []));
+
+  async function runBatch(queue: Queued[]): Promise<void> {
+    const trx = await db.startTransaction().execute();
+    const done: { item: Queued; ok: boolean; value: unknown }[] = [];
+    try {
+      await control(trx, 'SAVEPOINT tally_tx');
+      // A savepoint is open at the top of each turn: the last one is released only when no more
+      // transactions are taken (those arriving meanwhile wait for the next batch).
+      let more = queue.length > 0;
+      while (more) {
+        const item = queue.shift()!;
+        try {
+          const value = await item.fn(trx);
+          // Its kept writes go now, inside its savepoint, so that their failure is its own.
+          await control(trx, FLUSH_KEPT_WRITES);
+          more = queue.length > 0 && done.length + 1 < maxBatch;
+          await control(trx, more ? 'RELEASE SAVEPOINT tally_tx; SAVEPOINT tally_tx' : 'RELEASE SAVEPOINT tally_tx');
+          done.push({ item, ok: true, value });
+        } catch (err) {
+          done.push({ item, ok: false, value: err });
+          // Rolled back to, the savepoint stays open for the next one.
+          await control(trx, 'ROLLBACK TO SAVEPOINT tally_tx');
+          more = queue.length > 0 && done.length < maxBatch;
+        }
+      }
+      await trx.commit().execute();
+    } catch (err) {
+      await trx
+        .rollback()
+        .execute()
+        .catch(() => undefined);
+      const again: Queued[] = [];
+      for (const d of done) {
+        if (!d.ok && !isRetryablePg(d.value)) d.item.reject(d.value);
+        else if ((d.item.attempts ?? 0) < 4) again.push({ ...d.item, attempts: (d.item.attempts ?? 0) + 1 });
+        else d.item.reject(d.ok ? err : d.value);
+      }
+      queue.unshift(...again);
+      return;
+    }
+    const again: Queued[] = [];
+    for (const d of done) {
+      if (d.ok) d.item.resolve(d.value);
+      else if (isRetryablePg(d.value) && (d.item.attempts ?? 0) < 4) again.push({ ...d.item, attempts: (d.item.attempts ?? 0) + 1 });
+      else d.item.reject(d.value);
+    }
+    queue.unshift(...again);
+  }
+
+  async function drain(lane: number): Promise<void> {
+    const queue = queues[lane];
+    try {
+      while (queue.length > 0) await runBatch(queue);
+    } catch (err) {
+      // BEGIN failed (no connection): nothing ran.
+      for (const item of queue.splice(0)) item.reject(err);
+    } finally {
+      busy[lane] = false;
+      if (queue.length > 0) schedule(lane);
+    }
+  }
+
+  function schedule(lane: number) {
+    if (busy[lane]) return;
+    busy[lane] = true;
+    // Requests that arrive together join one batch.
+    setImmediate(() => void drain(lane));
+  }
+
+  return function transaction<T>(key: string, fn: (trx: Executor) => Promise<T>): Promise<T> {
+    const lane = laneOf(key, lanes);
+    return new Promise<T>((resolve, reject) => {
+      queues[lane].push({ fn, resolve: resolve as (v: unknown) => void, reject });
+      schedule(lane);
+    });
+  };
+}
+
+/** FNV-1a of the key, modulo the lanes. */
+function laneOf(key: string, lanes: number): number {
+  let h = 0x811c9dc5;
+  for (let i = 0; i < key.length; i++) h = Math.imul(h ^ key.charCodeAt(i), 0x01000193);
+  return (h >>> 0) % lanes;
 }
 
 async function listenPostgres(url: string, channel: string, onMessage: (payload: string) => void, onReconnect: () => void): Promise<() => Promise<void>> {
@@ -360,6 +488,9 @@ export const PREPARED_TEXTS = new Set<string>();
  * that the PostgreSQL client keeps, to send just before the transaction's COMMIT (or its next query).
  */
 export const WRITE_AT_COMMIT = '/* tally: write at commit */';
+
+/** Marker text: the PostgreSQL client sends the writes it keeps now (nothing when it keeps none). */
+export const FLUSH_KEPT_WRITES = '/* tally: flush kept writes */';
 
 /** A write kept for the COMMIT: its SQL text (placeholders $1..$n) and values. */
 export interface TailWrite {
@@ -456,8 +587,10 @@ function namedStatements(client: pg.PoolClient) {
       };
       return before ? before.then(keep) : Promise.resolve(keep());
     }
+    if (text === FLUSH_KEPT_WRITES) return tail.length > 0 ? flush().then(() => ({ command: 'SELECT', rowCount: 0, rows: [] })) : Promise.resolve({ command: 'SELECT', rowCount: 0, rows: [] });
     if (tail.length > 0 && typeof text === 'string') {
-      if (text === 'rollback') tail = [];
+      // A rollback (to a savepoint, too) drops what the writes kept would have written.
+      if (/^rollback\b/i.test(text)) tail = [];
       else return flush().then(() => (client as unknown as { query: QueryFn }).query(text, values, ...rest));
     }
     if (typeof text === 'string' && Array.isArray(values) && values.length > 0 && rest.length === 0 && PREPARED_TEXTS.has(text)) return prepared(text, values);

@@ -129,6 +129,14 @@ const orderProps = {
 };
 const orderSchema = { type: 'object', additionalProperties: true, properties: { id: { type: 'string' }, object: { type: 'string', enum: ['order'] } } };
 
+/** The lane of an activity's transaction (TransactionOptions): its customer, as the request names it. */
+function customerLane(customer: unknown): { lane?: string } {
+  if (typeof customer === 'string') return { lane: customer };
+  const c = customer as { source_id?: unknown; id?: unknown } | null | undefined;
+  const key = typeof c?.source_id === 'string' ? c.source_id : typeof c?.id === 'string' ? c.id : undefined;
+  return key === undefined ? {} : { lane: key };
+}
+
 interface EventBody {
   event: string;
   customer: string | Record<string, unknown>;
@@ -279,7 +287,7 @@ export function earningRoutes(app: FastifyInstance, ctx: AppContext, services: S
             duplicate: r.duplicate,
             earned: r.earned,
           };
-        });
+        }, customerLane(b.customer));
       return withRetries(run, services);
     },
   );
@@ -295,7 +303,7 @@ export function earningRoutes(app: FastifyInstance, ctx: AppContext, services: S
             if (mode === 'update' && !existing) throw notFound('order', req.params.orderId!);
             const { order, ingest } = await recordOrder(ctx, trx, services, req.body, existing);
             return presentOrder(order, ingest?.earned ?? null);
-          }),
+          }, customerLane((req.body as { customer?: unknown }).customer)),
         services,
       );
 

@@ -112,7 +112,7 @@ export function ledgerRoutes(app: FastifyInstance, ctx: AppContext, services: Se
           source_event_id: req.body.source_id ?? (req.headers['idempotency-key'] as string | undefined),
         });
         return result.answer;
-      });
+      }, { lane: req.params.memberId });
     } catch (err) {
       if (err instanceof BalanceLimitError) await services.ledger.recordRefusal(err);
       throw err;

@@ -1,0 +1,116 @@
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import { sql, type Kysely } from 'kysely';
+import { freshDatabaseUrl } from '../../test/helpers/server.ts';
+import { isUniqueViolation, openDatabase, type Database, type Executor } from './db.ts';
+import { writeAtCommit } from './hot.ts';
+
+// Transactions with a lane share database transactions (PostgreSQL group commit; SQLite batches
+// every transaction). Each must still be atomic on its own: what one writes before it fails is
+// undone, the others of its batch commit, and nobody hears "done" before the commit.
+describe('group commit', () => {
+  let database: Database;
+  let drop: () => Promise<void>;
+  const db = () => database.db as unknown as Kysely<any>;
+  const q = (trx: Executor) => trx as unknown as Kysely<any>;
+  const insert = (trx: Executor, id: string, n = 0) => ({
+    key: 'gc.insert',
+    params: [id, n],
+    build: () => q(trx).insertInto('gc_rows').values({ id, n }),
+  });
+  const rows = async () =>
+    Object.fromEntries((await db().selectFrom('gc_rows').select(['id', 'n']).orderBy('id').execute()).map((r) => [r.id, Number(r.n)]));
+
+  before(async () => {
+    const fresh = await freshDatabaseUrl();
+    drop = fresh.drop;
+    database = openDatabase(fresh.url, { lanes: 2 });
+    await sql`create table gc_rows (id text primary key, n bigint not null)`.execute(db());
+  });
+  after(async () => {
+    await database.close();
+    await drop();
+  });
+
+  it('many transactions of one lane: each one that fails is undone alone, the others commit', async () => {
+    const results = await Promise.allSettled(
+      Array.from({ length: 60 }, (_, i) =>
+        database.transaction(
+          async (trx) => {
+            await q(trx).insertInto('gc_rows').values({ id: `a${String(i).padStart(2, '0')}`, n: i }).execute();
+            // Every 7th writes and then throws: its insert must not survive.
+            if (i % 7 === 3) throw new Error(`refused ${i}`);
+            // Every 11th fails in the database after writing: its insert must not survive either.
+            if (i % 11 === 5) await sql`insert into gc_rows (id, n) values (${`null-${i}`}, null)`.execute(trx);
+            return i;
+          },
+          { lane: 'card-1' },
+        ),
+      ),
+    );
+    const expected: Record<string, number> = {};
+    for (const [i, r] of results.entries()) {
+      const refused = i % 7 === 3 || i % 11 === 5;
+      assert.equal(r.status, refused ? 'rejected' : 'fulfilled', `transaction ${i}`);
+      if (r.status === 'fulfilled') assert.equal(r.value, i);
+      if (!refused) expected[`a${String(i).padStart(2, '0')}`] = i;
+    }
+    assert.deepEqual(await rows().then((all) => Object.fromEntries(Object.entries(all).filter(([k]) => k.startsWith('a')))), expected);
+  });
+
+  it('a kept write that fails fails its own transaction only; its earlier writes are undone', async () => {
+    await database.transaction((trx) => writeAtCommit(trx, database.dialect, [insert(trx, 'b-taken')]), { lane: 'x' });
+    const results = await Promise.allSettled(
+      ['b1', 'b-taken', 'b2'].map((id) =>
+        database.transaction(
+          async (trx) => {
+            await q(trx).insertInto('gc_rows').values({ id: `${id}-before`, n: 1 }).execute();
+            // On PostgreSQL sent only after the function returned: the duplicate fails there.
+            await writeAtCommit(trx, database.dialect, [insert(trx, id, 2)]);
+          },
+          { lane: 'x' },
+        ),
+      ),
+    );
+    assert.equal(results[0].status, 'fulfilled');
+    assert.equal(results[2].status, 'fulfilled');
+    assert.equal(results[1].status, 'rejected');
+    assert.ok(isUniqueViolation((results[1] as PromiseRejectedResult).reason), String((results[1] as PromiseRejectedResult).reason));
+    const all = await rows();
+    assert.equal(all['b1'], 2);
+    assert.equal(all['b2'], 2);
+    assert.equal(all['b1-before'], 1);
+    assert.equal(all['b-taken-before'], undefined, 'the failed transaction kept none of its writes');
+    assert.equal(all['b-taken'], 0, 'the first row is untouched');
+  });
+
+  it('answers only after the commit: what a transaction wrote is visible to others when it resolves', async () => {
+    const seen = await Promise.all(
+      Array.from({ length: 20 }, (_, i) =>
+        database
+          .transaction(async (trx) => {
+            await q(trx).insertInto('gc_rows').values({ id: `c${i}`, n: i }).execute();
+          }, { lane: `card-${i % 3}` })
+          // Read on the pool, outside any transaction: sees only committed rows.
+          .then(() => db().selectFrom('gc_rows').select('n').where('id', '=', `c${i}`).executeTakeFirst()),
+      ),
+    );
+    seen.forEach((row, i) => assert.equal(Number(row?.n), i, `c${i} committed before its answer`));
+  });
+
+  it('concurrent increments of one row over several lanes lose no update', async () => {
+    await db().insertInto('gc_rows').values({ id: 'counter', n: 0 }).execute();
+    await Promise.all(
+      Array.from({ length: 100 }, (_, i) =>
+        database.transaction(
+          async (trx) => {
+            await sql`update gc_rows set n = n + 1 where id = 'counter'`.execute(trx);
+          },
+          // Lanes named differently may still meet on one row: they wait for each other's commit.
+          { lane: i % 2 === 0 ? 'by-code' : 'by-id' },
+        ),
+      ),
+    );
+    assert.equal((await rows())['counter'], 100);
+  });
+});
