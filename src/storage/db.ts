@@ -506,9 +506,15 @@ export function writtenTable(text: string): string {
   return m ? m[1].replace(/^"|"$/g, '') : '*';
 }
 
+/** Combined texts by their parts' texts: the same few combinations come back on every write. */
+const combinedTexts = new Map<string, string>();
+
 /** Several writes as one statement of data-modifying CTEs, placeholders renumbered in order. */
 export function combineWrites(parts: readonly { text: string; values: readonly unknown[] }[]): { text: string; values: unknown[] } {
   if (parts.length === 1) return { text: parts[0].text, values: [...parts[0].values] };
+  const key = parts.map((p) => p.text).join('\u0000');
+  const known = combinedTexts.get(key);
+  if (known !== undefined) return { text: known, values: parts.flatMap((p) => p.values) };
   let offset = 0;
   const ctes: string[] = [];
   for (const [i, part] of parts.entries()) {
@@ -516,7 +522,10 @@ export function combineWrites(parts: readonly { text: string; values: readonly u
     ctes.push(`s${i} as (${part.text.replace(/\$(\d+)/g, (_m, n: string) => `$${Number(n) + shift}`)})`);
     offset += part.values.length;
   }
-  return { text: `with ${ctes.join(', ')} select 1`, values: parts.flatMap((p) => p.values) };
+  const text = `with ${ctes.join(', ')} select 1`;
+  if (combinedTexts.size >= 500) combinedTexts.clear();
+  combinedTexts.set(key, text);
+  return { text, values: parts.flatMap((p) => p.values) };
 }
 
 type QueryFn = (...args: unknown[]) => unknown;
