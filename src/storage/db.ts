@@ -280,7 +280,14 @@ const RETRYABLE_PG = new Set(['40001', '40P01', '0A000']);
 function openPostgres(url: string, poolSize: number, lanes: number): Database {
   const pool = new pg.Pool({ connectionString: url, max: poolSize });
   pool.on('error', () => undefined); // idle client errors surface on the next query instead
-  pool.on('connect', (client) => namedStatements(client));
+  pool.on('connect', (client) => {
+    namedStatements(client);
+    // pg-pool listens for a client's errors only while it is idle in the pool. A connection lost
+    // while a transaction holds it between two queries (PostgreSQL restarted, an admin's
+    // pg_terminate_backend) would emit an 'error' nobody hears: an uncaught exception, the end of
+    // the process. Its next query fails instead, and the pool drops it when it comes back.
+    client.on('error', () => undefined);
+  });
   const db = new Kysely<DB>({ dialect: new PostgresDialect({ pool }) });
   const alone = async <T>(fn: (trx: Executor) => Promise<T>): Promise<T> => {
     for (let attempt = 1; ; attempt++) {
@@ -333,8 +340,9 @@ function isRetryablePg(err: unknown): boolean {
  * - each transaction is atomic on its own: when it throws, or its kept writes fail, ROLLBACK TO its
  *   savepoint undoes exactly its writes and releases the row locks it took; it rejects with its
  *   error (a deadlock or serialization failure: it runs again in a later batch) and the others go on;
- * - nobody hears "done" before the COMMIT; when the COMMIT fails, nothing of the batch is kept,
- *   and its transactions run again (up to 4 times) or reject.
+ * - nobody hears "done" before the COMMIT; when the batch fails before or at the COMMIT, nothing
+ *   of it is kept and its transactions run again (up to 4 times); when the connection is lost
+ *   during the COMMIT (it may have committed), they reject.
  * One lane per card keeps two batches from waiting on each other for one card's lock. The
  * subtransactions of a batch stay in each backend's subtransaction cache (64 entries) as long as
  * batches hold at most 32.
@@ -347,6 +355,7 @@ function pgGroupCommit(db: Kysely<DB>, lanes: number, maxBatch = 32) {
   async function runBatch(queue: Queued[]): Promise<void> {
     const trx = await db.startTransaction().execute();
     const done: { item: Queued; ok: boolean; value: unknown }[] = [];
+    let committing = false;
     try {
       await control(trx, 'SAVEPOINT tally_tx');
       // A savepoint is open at the top of each turn: the last one is released only when no more
@@ -368,16 +377,22 @@ function pgGroupCommit(db: Kysely<DB>, lanes: number, maxBatch = 32) {
           more = queue.length > 0 && done.length < maxBatch;
         }
       }
+      committing = true;
       await trx.commit().execute();
     } catch (err) {
       await trx
         .rollback()
         .execute()
         .catch(() => undefined);
+      // Lost before the COMMIT was sent, the batch is surely undone; a COMMIT that PostgreSQL
+      // refused too. But a connection lost while the COMMIT was on its way may have committed:
+      // running the batch again could apply it twice, so its transactions fail instead (a retry
+      // with an Idempotency-Key then answers the first result, or applies it once).
+      const ambiguous = committing && !(err instanceof pg.DatabaseError);
       const again: Queued[] = [];
       for (const d of done) {
         if (!d.ok && !isRetryablePg(d.value)) d.item.reject(d.value);
-        else if ((d.item.attempts ?? 0) < 4) again.push({ ...d.item, attempts: (d.item.attempts ?? 0) + 1 });
+        else if (!ambiguous && (d.item.attempts ?? 0) < 4) again.push({ ...d.item, attempts: (d.item.attempts ?? 0) + 1 });
         else d.item.reject(d.ok ? err : d.value);
       }
       queue.unshift(...again);

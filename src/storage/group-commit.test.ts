@@ -98,6 +98,37 @@ describe('group commit', () => {
     seen.forEach((row, i) => assert.equal(Number(row?.n), i, `c${i} committed before its answer`));
   });
 
+  it('a lane whose connection is killed mid-batch goes on: the batch runs again, nothing is lost or doubled', { skip: process.env.TALLY_TEST_BACKEND === 'sqlite' && 'PostgreSQL only' }, async (t) => {
+    if (database.dialect !== 'postgres') return t.skip('PostgreSQL only');
+    await db().insertInto('gc_rows').values({ id: 'killed', n: 0 }).execute();
+    let killed = false;
+    const results = await Promise.allSettled(
+      Array.from({ length: 40 }, (_, i) =>
+        database.transaction(
+          async (trx) => {
+            await sql`update gc_rows set n = n + 1 where id = 'killed'`.execute(trx);
+            if (i === 10 && !killed) {
+              killed = true;
+              // The backend serving this batch dies (a restart, an admin's pg_terminate_backend).
+              const { rows } = await sql<{ pid: number }>`select pg_backend_pid() as pid`.execute(trx);
+              await sql`select pg_terminate_backend(${rows[0].pid})`.execute(db());
+              await sql`select 1`.execute(trx);
+            }
+          },
+          { lane: 'killed' },
+        ),
+      ),
+    );
+    const ok = results.filter((r) => r.status === 'fulfilled').length;
+    const row = await db().selectFrom('gc_rows').select('n').where('id', '=', 'killed').executeTakeFirstOrThrow();
+    // Every transaction that answered "done" counts exactly once; none that failed counts.
+    assert.equal(Number(row.n), ok);
+    assert.ok(ok >= 29, `the lane went on after the kill (${ok} of 40 done)`);
+    // And the lane still works.
+    await database.transaction((trx) => sql`update gc_rows set n = n + 1 where id = 'killed'`.execute(trx), { lane: 'killed' });
+    assert.equal(Number((await db().selectFrom('gc_rows').select('n').where('id', '=', 'killed').executeTakeFirstOrThrow()).n), ok + 1);
+  });
+
   it('concurrent increments of one row over several lanes lose no update', async () => {
     await db().insertInto('gc_rows').values({ id: 'counter', n: 0 }).execute();
     await Promise.all(
