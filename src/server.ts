@@ -98,6 +98,13 @@ export async function buildServer(config: Config, opts: BuildOptions = {}): Prom
   const clock = opts.clock ?? systemClock;
   const metrics = createMetrics();
   const outbox = new Outbox(clock, metrics, database.dialect);
+  const groupCommits = metrics.histogram(
+    'tally_db_group_commit_transactions',
+    'Transactions committed together by one database COMMIT (group commit: every SQLite write; on PostgreSQL balance changes and activities)',
+    [],
+    [1, 2, 4, 8, 16, 32, 64, 100],
+  );
+  database.onGroupCommit = (n) => groupCommits.observe(n);
   const transaction = makeTransaction(database, signals, outbox);
   const log = app.log;
   const scheduler = new Scheduler(database, clock, log, transaction);

@@ -76,6 +76,12 @@ describe('auth, health, metrics, OpenAPI and docs', () => {
     assert.match(text, /tally_ledger_writes_total\{type="POINTS_ADDITION"\} 1/);
     assert.match(text, /tally_ledger_writes_total\{type="POINTS_REMOVAL"\} 1/);
     assert.match(text, /tally_process_cpu_seconds_total/);
+    // Both balance changes went through a group commit (SQLite: every write; PostgreSQL: by lane).
+    const sample = (name: string) => Number((new RegExp(`^${name} (\\S+)$`, 'm').exec(text) ?? [])[1]);
+    const committed = sample('tally_db_group_commit_transactions_sum');
+    const commits = sample('tally_db_group_commit_transactions_count');
+    assert.ok(committed >= 2, `transactions committed in groups: ${committed}`);
+    assert.ok(commits >= 1 && commits <= committed, `group commits: ${commits}`);
   });
 
   it('readiness fails while shutting down or when the database is gone', async () => {

@@ -37,6 +37,11 @@ export interface Database {
   /** Adds `FOR UPDATE` on PostgreSQL; SQLite already serialises writers. */
   forUpdate: boolean;
   /**
+   * Called after each group commit (every SQLite commit; PostgreSQL batches of a lane) with the
+   * number of transactions it committed: the server observes it in /metrics.
+   */
+  onGroupCommit?: (transactions: number) => void;
+  /**
    * PostgreSQL: LISTEN on `channel` over a connection of its own (NOTIFY is sent with
    * `pg_notify`). `onReconnect` runs after the connection was lost and made again: what was sent
    * meanwhile is gone. Resolves with the function that stops listening. Undefined on SQLite.
@@ -98,11 +103,11 @@ function openSqlite(path: string, opts: OpenOptions): Database {
           if (native.open) native.pragma('wal_autocheckpoint = 10000');
         },
       });
-  return {
+  const database: Database = {
     db,
     dialect: 'sqlite',
     forUpdate: false,
-    transaction: groupCommit(db, statements, () => checkpointer?.pauseWrites()),
+    transaction: groupCommit(db, statements, () => checkpointer?.pauseWrites(), (n) => database.onGroupCommit?.(n)),
     async ping() {
       try {
         await sql`select 1`.execute(db);
@@ -116,6 +121,7 @@ function openSqlite(path: string, opts: OpenOptions): Database {
       await db.destroy();
     },
   };
+  return database;
 }
 
 interface Queued {
@@ -138,7 +144,7 @@ interface Queued {
  * - BEGIN IMMEDIATE takes the write lock up front, so other processes on the same file wait
  *   (busy_timeout) instead of deadlocking on a lock upgrade.
  */
-function groupCommit(db: Kysely<DB>, statements: StatementCache, pauseWrites: () => Promise<void> | undefined, maxBatch = 100) {
+function groupCommit(db: Kysely<DB>, statements: StatementCache, pauseWrites: () => Promise<void> | undefined, committed: (transactions: number) => void, maxBatch = 100) {
   const queue: Queued[] = [];
   let scheduled = false;
   // Transaction control goes straight to the connection Kysely lent the batch (synchronous, no
@@ -190,6 +196,7 @@ function groupCommit(db: Kysely<DB>, statements: StatementCache, pauseWrites: ()
         queue.unshift(...retry);
         return;
       }
+      committed(done.length);
       for (const d of done) (d.ok ? d.item.resolve : d.item.reject)(d.value);
     });
   }
@@ -299,8 +306,8 @@ function openPostgres(url: string, poolSize: number, lanes: number): Database {
       }
     }
   };
-  const grouped = pgGroupCommit(db, Math.max(1, Math.min(lanes, poolSize - 1)));
-  return {
+  const grouped = pgGroupCommit(db, Math.max(1, Math.min(lanes, poolSize - 1)), (n) => database.onGroupCommit?.(n));
+  const database: Database = {
     db,
     dialect: 'postgres',
     forUpdate: true,
@@ -318,6 +325,7 @@ function openPostgres(url: string, poolSize: number, lanes: number): Database {
     },
     listen: (channel, onMessage, onReconnect) => listenPostgres(url, channel, onMessage, onReconnect),
   };
+  return database;
 }
 
 function isRetryablePg(err: unknown): boolean {
@@ -347,7 +355,7 @@ function isRetryablePg(err: unknown): boolean {
  * subtransactions of a batch stay in each backend's subtransaction cache (64 entries) as long as
  * batches hold at most 32.
  */
-function pgGroupCommit(db: Kysely<DB>, lanes: number, maxBatch = 32) {
+function pgGroupCommit(db: Kysely<DB>, lanes: number, committed: (transactions: number) => void, maxBatch = 32) {
   const queues: Queued[][] = Array.from({ length: lanes }, () => []);
   const busy = new Array<boolean>(lanes).fill(false);
   const control = (trx: Executor, text: string) => trx.executeQuery(CompiledQuery.raw(text, []));
@@ -398,6 +406,7 @@ function pgGroupCommit(db: Kysely<DB>, lanes: number, maxBatch = 32) {
       queue.unshift(...again);
       return;
     }
+    committed(done.length);
     const again: Queued[] = [];
     for (const d of done) {
       if (d.ok) d.item.resolve(d.value);
