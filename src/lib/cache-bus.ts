@@ -12,10 +12,17 @@ import type { Database, Executor } from '../storage/db.ts';
 // commits, and never if it rolls back), so a revoked API key or a disabled earning rule stops
 // working everywhere within milliseconds instead of when the other processes' entries expire.
 // Should the listening connection drop, every cache that listens is cleared when it is back (what
-// was sent meanwhile is lost); until then the entries' TTL (5 s) still bounds staleness. SQLite
-// deployments are one process: there is nobody to tell.
+// was sent meanwhile is lost); until then the entries' TTL (5 s) still bounds staleness.
+//
+// On SQLite there is no NOTIFY, yet other processes can share the file: the CLI (`tally keys
+// revoke`), or a second server. A change is a row of `cache_changes`, added in the changing
+// transaction (gone with it if it rolls back); every process reads the rows added since its last
+// read every 250 ms (one indexed read of an almost empty table), and drops rows older than an
+// hour once a minute. A process that missed rows (asleep for an hour) is covered by the TTL.
 
 const CHANNEL = 'tally_cache';
+const POLL_MS = 250;
+const KEEP_MS = 3600_000;
 
 interface Message {
   /** The sending process (it ignores its own messages: it has dropped its entries already). */
@@ -34,9 +41,17 @@ export class CacheBus {
     private log?: FastifyBaseLogger,
   ) {}
 
-  /** Starts listening (PostgreSQL); a failure is logged and leaves the TTLs in charge. */
+  /**
+   * Starts hearing the other processes (PostgreSQL: LISTEN; SQLite: reading `cache_changes`); a
+   * failure is logged and leaves the TTLs in charge.
+   */
   async start(): Promise<void> {
-    if (!this.database.listen || this.stopListening) return;
+    if (this.stopListening) return;
+    if (this.database.dialect === 'sqlite') {
+      this.stopListening = await this.pollChanges();
+      return;
+    }
+    if (!this.database.listen) return;
     try {
       this.stopListening = await this.database.listen(CHANNEL, (payload) => this.receive(payload), () => this.dropAll());
     } catch (err) {
@@ -62,6 +77,19 @@ export class CacheBus {
    * PostgreSQL transaction, when it commits; otherwise now (the change is committed already).
    */
   async changed(topic: string, key: string | undefined, executor?: Executor): Promise<void> {
+    if (this.database.dialect === 'sqlite') {
+      const row = { origin: this.origin, topic, key: key ?? null, created_at: new Date().toISOString() };
+      // In the caller's transaction the row is part of the change: its failure is the change's.
+      if (executor) await executor.insertInto('cache_changes').values(row).execute();
+      else {
+        await this.database.db
+          .insertInto('cache_changes')
+          .values(row)
+          .execute()
+          .catch((err: unknown) => this.log?.warn({ err, topic }, 'could not tell the other processes about a change; their cached entries expire after their TTL'));
+      }
+      return;
+    }
     if (!this.database.listen) return;
     const payload = JSON.stringify({ o: this.origin, t: topic, ...(key === undefined ? {} : { k: key }) } satisfies Message);
     const inTransaction = executor?.isTransaction === true;
@@ -80,8 +108,41 @@ export class CacheBus {
     } catch {
       return;
     }
+    this.deliver(m);
+  }
+
+  private deliver(m: Message): void {
     if (m.o === this.origin) return;
     for (const fn of this.handlers.get(m.t) ?? []) fn(m.k);
+  }
+
+  /** SQLite: reads the changes other processes logged, from now on; answers the function that stops. */
+  private async pollChanges(): Promise<() => Promise<void>> {
+    const db = this.database.db;
+    let last = Number((await db.selectFrom('cache_changes').select((eb) => eb.fn.max('seq').as('seq')).executeTakeFirst())?.seq ?? 0);
+    let polls = 0;
+    let running: Promise<void> | undefined;
+    const poll = async () => {
+      const rows = await db.selectFrom('cache_changes').select(['seq', 'origin', 'topic', 'key']).where('seq', '>', last).orderBy('seq').limit(1000).execute();
+      for (const r of rows) {
+        last = Number(r.seq);
+        this.deliver({ o: r.origin, t: r.topic, ...(r.key === null ? {} : { k: r.key }) });
+      }
+      if (++polls % (60_000 / POLL_MS) === 0) {
+        await db.deleteFrom('cache_changes').where('created_at', '<', new Date(Date.now() - KEEP_MS).toISOString()).execute();
+      }
+    };
+    const timer = setInterval(() => {
+      if (running) return;
+      running = poll()
+        .catch((err: unknown) => this.log?.warn({ err }, 'could not read the cache changes of other processes; cached entries expire after their TTL'))
+        .finally(() => (running = undefined));
+    }, POLL_MS);
+    timer.unref();
+    return async () => {
+      clearInterval(timer);
+      await running;
+    };
   }
 
   private dropAll(): void {

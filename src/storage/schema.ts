@@ -162,6 +162,15 @@ export interface ScheduledJobsTable {
   updated_at: string;
 }
 
+/** SQLite's cache bus log (src/lib/cache-bus.ts). */
+export interface CacheChangesTable {
+  seq: Generated<number>;
+  origin: string;
+  topic: string;
+  key: string | null;
+  created_at: string;
+}
+
 export interface DB {
   api_keys: ApiKeysTable;
   customers: CustomersTable;
@@ -174,4 +183,5 @@ export interface DB {
   outbox_events: OutboxEventsTable;
   idempotency_keys: IdempotencyKeysTable;
   scheduled_jobs: ScheduledJobsTable;
+  cache_changes: CacheChangesTable;
 }
