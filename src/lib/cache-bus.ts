@@ -73,28 +73,24 @@ export class CacheBus {
   }
 
   /**
-   * Tells the other processes that `topic` (`key`, or all of it) changed: with `executor` a
-   * PostgreSQL transaction, when it commits; otherwise now (the change is committed already).
+   * Tells the other processes that `topic` (`key`, or all of it) changed: with `executor` the
+   * changing transaction, when it commits; otherwise now (the change is committed already).
    */
   async changed(topic: string, key: string | undefined, executor?: Executor): Promise<void> {
-    if (this.database.dialect === 'sqlite') {
-      const row = { origin: this.origin, topic, key: key ?? null, created_at: new Date().toISOString() };
-      // In the caller's transaction the row is part of the change: its failure is the change's.
-      if (executor) await executor.insertInto('cache_changes').values(row).execute();
-      else {
-        await this.database.db
-          .insertInto('cache_changes')
-          .values(row)
-          .execute()
-          .catch((err: unknown) => this.log?.warn({ err, topic }, 'could not tell the other processes about a change; their cached entries expire after their TTL'));
-      }
-      return;
-    }
-    if (!this.database.listen) return;
-    const payload = JSON.stringify({ o: this.origin, t: topic, ...(key === undefined ? {} : { k: key }) } satisfies Message);
-    const inTransaction = executor?.isTransaction === true;
+    const sqlite = this.database.dialect === 'sqlite';
+    if (!sqlite && !this.database.listen) return;
+    // Sent in the changing transaction, the message is part of the change: its failure is the
+    // change's. (SQLite's group-commit transactions are not Kysely transactions: any executor given
+    // is the caller's.)
+    const inTransaction = sqlite ? executor !== undefined : executor?.isTransaction === true;
+    const on = inTransaction ? executor! : this.database.db;
     try {
-      await sql`select pg_notify(${CHANNEL}, ${payload})`.execute(inTransaction ? executor! : this.database.db);
+      if (sqlite) {
+        await on.insertInto('cache_changes').values({ origin: this.origin, topic, key: key ?? null, created_at: new Date().toISOString() }).execute();
+      } else {
+        const payload = JSON.stringify({ o: this.origin, t: topic, ...(key === undefined ? {} : { k: key }) } satisfies Message);
+        await sql`select pg_notify(${CHANNEL}, ${payload})`.execute(on);
+      }
     } catch (err) {
       if (inTransaction) throw err;
       this.log?.warn({ err, topic }, 'could not tell the other processes about a change; their cached entries expire after their TTL');
