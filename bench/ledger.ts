@@ -42,7 +42,7 @@ function record(name: string, r: autocannon.Result, note?: string): Row {
   const ok = r['2xx'];
   const row = { name, rps: Math.round(ok / (r.duration || DURATION)), p50: r.latency.p50, p99: r.latency.p99, errors: r.non2xx + r.errors + r.timeouts, note };
   rows.push(row);
-  console.log(`  ${name}: ${row.rps} req/s, p50 ${row.p50} ms, p99 ${row.p99} ms, ${row.errors} errors`);
+  console.log(`  ${name}: ${row.rps} req/s, p50 ${row.p50} ms, p99 ${row.p99} ms, ${row.errors} errors (p90 ${r.latency.p90}, p97.5 ${r.latency.p97_5}, max ${r.latency.max})`);
   if (row.errors > 0) console.log(`    non-2xx by status: ${JSON.stringify(r.statusCodeStats)}, connection errors ${r.errors}, timeouts ${r.timeouts}`);
   return row;
 }
@@ -66,17 +66,19 @@ async function benchTally(backend: string) {
       requests: [{ method: 'POST', setupRequest: (req) => ({ ...req, path: `/v1/loyalties/members/${codes[Math.floor(Math.random() * codes.length)]}/balance`, headers: { ...authHeaders, 'idempotency-key': randomUUID() }, body }) }],
     });
     const cpu0 = cpuTicks(server.pid);
+    const gen0 = cpuTicks(process.pid);
     const pg0 = backend === 'postgres' ? postgresTicks() : 0;
     const r = await run({
       url: base,
       requests: [{ method: 'POST', setupRequest: (req) => ({ ...req, path: `/v1/loyalties/members/${codes[Math.floor(Math.random() * codes.length)]}/balance`, headers: { ...authHeaders, 'idempotency-key': randomUUID() }, body }) }],
     });
     const cpuUs = usPer(cpuTicks(server.pid) - cpu0, r['2xx']);
+    const genUs = usPer(cpuTicks(process.pid) - gen0, r['2xx']);
     const pgUs = backend === 'postgres' ? usPer(postgresTicks() - pg0, r['2xx']) : undefined;
     const row = record(`tally ${backend}: POST balance +1 (Idempotency-Key, ${CARDS} cards)`, r);
     row.serverCpuUs = Math.round(cpuUs);
     row.dbCpuUs = pgUs === undefined ? undefined : Math.round(pgUs);
-    console.log(`    server CPU ${row.serverCpuUs} µs per addition${pgUs === undefined ? '' : `, PostgreSQL CPU ${row.dbCpuUs} µs per addition`}`);
+    console.log(`    server CPU ${row.serverCpuUs} µs per addition${pgUs === undefined ? '' : `, PostgreSQL CPU ${row.dbCpuUs} µs per addition`}; load generator CPU ${Math.round(genUs)} µs per request`);
     // Correctness after the run: every 2xx is exactly one ledger entry and one idempotency record.
     let total = 0;
     for (let i = 0; i < codes.length; i += 1) {

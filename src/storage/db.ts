@@ -93,6 +93,12 @@ function openSqlite(path: string, opts: OpenOptions): Database {
   native.pragma('journal_size_limit = -1');
   native.pragma('cache_size = -32000');
   native.pragma('foreign_keys = ON');
+  // The group commit runs each transaction of a batch in a SAVEPOINT. SQLite keeps the pages a
+  // savepoint changes that earlier transactions of the batch had already changed in a statement
+  // journal, which spills to a temporary file beyond 64 KiB: a batch of point additions wrote ~50
+  // pages a request into it, one pwrite each (strace). In memory it costs no system call; it holds
+  // at most one batch's pages.
+  native.pragma('temp_store = MEMORY');
   const statements = cachingStatements(native);
   const db = new Kysely<DB>({ dialect: new SqliteDialect({ database: statements }) });
   const checkpointer: Checkpointer | undefined = inMemory
@@ -285,7 +291,9 @@ function cachingStatements(native: BetterSqlite3.Database, max = 1000) {
 const RETRYABLE_PG = new Set(['40001', '40P01', '0A000']);
 
 function openPostgres(url: string, poolSize: number, lanes: number): Database {
-  const pool = new pg.Pool({ connectionString: url, max: poolSize });
+  // Pipeline mode: the client sends a query without waiting for the answers of those before it
+  // (namedStatements sends deferred statements that way, with the next query, in one write).
+  const pool = new pg.Pool({ connectionString: url, max: poolSize, pipeline: true } as pg.PoolConfig);
   pool.on('error', () => undefined); // idle client errors surface on the next query instead
   pool.on('connect', (client) => {
     namedStatements(client);
@@ -341,9 +349,15 @@ function isRetryablePg(err: unknown): boolean {
  * the same statements 20 to a transaction, each in its own savepoint, 3,080-4,275 credits/s at
  * 315-416 µs each.
  *
- * Transactions are queued by lane (a hash of `opts.lane`, the card or customer they are about);
- * each lane runs its queue in batches on one connection: BEGIN, then per transaction a SAVEPOINT,
- * its statements, its kept writes (writeAtCommit) and RELEASE, and one COMMIT for the batch.
+ * Transactions are queued by lane; `opts.lane` names the card or customer they are about. While a
+ * key has an unfinished transaction its next ones join the same lane; otherwise a transaction goes
+ * to the lane with the least work queued. (A fixed hash of the key left one lane with a long queue
+ * while another was empty: p99 66-69 ms in `npm run bench:ledger`; balanced, 40-44 ms at the same
+ * rate.) Each lane runs its queue in batches on one connection: BEGIN, then per transaction a
+ * SAVEPOINT, its statements, its kept writes (writeAtCommit) and RELEASE, and one COMMIT for the
+ * batch. BEGIN, SAVEPOINT and RELEASE are deferred (DEFERRED): each goes out with the next
+ * statement, so a point addition costs two round trips (its card query, its writes) and a batch
+ * one more (the COMMIT), where it cost three and three.
  * As with SQLite's group commit (`groupCommit`):
  * - each transaction is atomic on its own: when it throws, or its kept writes fail, ROLLBACK TO its
  *   savepoint undoes exactly its writes and releases the row locks it took; it rejects with its
@@ -351,7 +365,7 @@ function isRetryablePg(err: unknown): boolean {
  * - nobody hears "done" before the COMMIT; when the batch fails before or at the COMMIT, nothing
  *   of it is kept and its transactions run again (up to 4 times); when the connection is lost
  *   during the COMMIT (it may have committed), they reject.
- * One lane per card keeps two batches from waiting on each other for one card's lock. The
+ * One lane per card at a time keeps two batches from waiting on each other for one card's lock. The
  * subtransactions of a batch stay in each backend's subtransaction cache (64 entries) as long as
  * batches hold at most 32.
  */
@@ -359,13 +373,17 @@ function pgGroupCommit(db: Kysely<DB>, lanes: number, committed: (transactions: 
   const queues: Queued[][] = Array.from({ length: lanes }, () => []);
   const busy = new Array<boolean>(lanes).fill(false);
   const control = (trx: Executor, text: string) => trx.executeQuery(CompiledQuery.raw(text, []));
+  // Sent with the next statement (DEFERRED): the batch's BEGIN and first SAVEPOINT go with its first
+  // query, each RELEASE + SAVEPOINT with the next transaction's first query, the last RELEASE with
+  // the COMMIT.
+  const deferred = (trx: Executor, text: string) => trx.executeQuery(CompiledQuery.raw(DEFERRED, [text]));
 
   async function runBatch(queue: Queued[]): Promise<void> {
     const trx = await db.startTransaction().execute();
     const done: { item: Queued; ok: boolean; value: unknown }[] = [];
     let committing = false;
     try {
-      await control(trx, 'SAVEPOINT tally_tx');
+      await deferred(trx, 'SAVEPOINT tally_tx');
       // A savepoint is open at the top of each turn: the last one is released only when no more
       // transactions are taken (those arriving meanwhile wait for the next batch).
       let more = queue.length > 0;
@@ -376,7 +394,7 @@ function pgGroupCommit(db: Kysely<DB>, lanes: number, committed: (transactions: 
           // Its kept writes go now, inside its savepoint, so that their failure is its own.
           await control(trx, FLUSH_KEPT_WRITES);
           more = queue.length > 0 && done.length + 1 < maxBatch;
-          await control(trx, more ? 'RELEASE SAVEPOINT tally_tx; SAVEPOINT tally_tx' : 'RELEASE SAVEPOINT tally_tx');
+          await deferred(trx, more ? 'RELEASE SAVEPOINT tally_tx; SAVEPOINT tally_tx' : 'RELEASE SAVEPOINT tally_tx');
           done.push({ item, ok: true, value });
         } catch (err) {
           done.push({ item, ok: false, value: err });
@@ -436,20 +454,43 @@ function pgGroupCommit(db: Kysely<DB>, lanes: number, committed: (transactions: 
     setImmediate(() => void drain(lane));
   }
 
+  // Which lane each key's unfinished transactions are in, and how many there are. A key's next
+  // transaction joins that lane while any is unfinished (it will wait for the same row locks, and
+  // in one lane it waits in the queue instead of holding a batch up); otherwise it goes to the lane
+  // with the least work queued, so no lane's queue grows while another's is empty.
+  const active = new Map<string, { lane: number; count: number }>();
+  const load = new Array<number>(lanes).fill(0);
+
   return function transaction<T>(key: string, fn: (trx: Executor) => Promise<T>): Promise<T> {
-    const lane = laneOf(key, lanes);
+    let entry = active.get(key);
+    if (!entry) {
+      let lane = 0;
+      for (let i = 1; i < lanes; i++) if (load[i] < load[lane]) lane = i;
+      entry = { lane, count: 0 };
+      active.set(key, entry);
+    }
+    entry.count++;
+    const { lane } = entry;
+    load[lane]++;
+    const done = () => {
+      load[lane]--;
+      if (--entry.count === 0) active.delete(key);
+    };
     return new Promise<T>((resolve, reject) => {
-      queues[lane].push({ fn, resolve: resolve as (v: unknown) => void, reject });
+      queues[lane].push({
+        fn,
+        resolve: (v: unknown) => {
+          done();
+          resolve(v as T);
+        },
+        reject: (e: unknown) => {
+          done();
+          reject(e);
+        },
+      });
       schedule(lane);
     });
   };
-}
-
-/** FNV-1a of the key, modulo the lanes. */
-function laneOf(key: string, lanes: number): number {
-  let h = 0x811c9dc5;
-  for (let i = 0; i < key.length; i++) h = Math.imul(h ^ key.charCodeAt(i), 0x01000193);
-  return (h >>> 0) % lanes;
 }
 
 async function listenPostgres(url: string, channel: string, onMessage: (payload: string) => void, onReconnect: () => void): Promise<() => Promise<void>> {
@@ -516,6 +557,14 @@ export const WRITE_AT_COMMIT = '/* tally: write at commit */';
 /** Marker text: the PostgreSQL client sends the writes it keeps now (nothing when it keeps none). */
 export const FLUSH_KEPT_WRITES = '/* tally: flush kept writes */';
 
+/**
+ * Marker text: a query with this text carries, as its one parameter, a statement whose answer
+ * nobody reads (SAVEPOINT, RELEASE SAVEPOINT). The PostgreSQL client sends it with the next
+ * statement that is read, in one write (pipelined), and does not wait for it: a round trip saved.
+ * If it fails, that next statement fails with its error.
+ */
+export const DEFERRED = '/* tally: deferred */';
+
 /** A write kept for the COMMIT: its SQL text (placeholders $1..$n) and values. */
 export interface TailWrite {
   /** The table it writes ('*' when unknown): writes of one table are never sent in one statement. */
@@ -574,6 +623,14 @@ type QueryFn = (...args: unknown[]) => unknown;
  * first is sent before the second is kept. (Sending them in the COMMIT's own text, as literals in
  * a simple-protocol query, saves one more round trip, but PostgreSQL then parses and plans that
  * text every time: measured, no faster.)
+ *
+ * Pipelining. The pool's clients run in pg's pipeline mode, which sends a query without waiting
+ * for the answers of those before it. Statements whose answers nobody reads (Kysely's BEGIN, the
+ * group commit's SAVEPOINT and RELEASE: `DEFERRED`) and kept writes that must go before a later
+ * one are held and sent in one socket write with the next statement whose answer is read; that
+ * statement's promise carries their errors. Profiled under `npm run bench:ledger`, a third of the
+ * server's CPU was the socket writes to PostgreSQL (writev); deferring cut the writes per point
+ * addition from ~6.5 to ~4.8.
  */
 function namedStatements(client: pg.PoolClient) {
   const original = client.query.bind(client) as QueryFn;
@@ -608,26 +665,96 @@ function namedStatements(client: pg.PoolClient) {
     return prepared(text, values);
   };
 
+  const empty = { command: 'SELECT', rowCount: 0, rows: [] };
+  // Statements whose answers nobody reads (BEGIN, SAVEPOINT, RELEASE; see DEFERRED), in order: they
+  // go out with the next statement that is read, in one write.
+  let ahead: (() => Promise<unknown>)[] = [];
+  const stream = (client as unknown as { connection?: { stream?: { cork?: () => void; uncork?: () => void } } }).connection?.stream;
+  /**
+   * Sends the deferred statements, then the kept writes (when `withTail`), then `last`, without
+   * waiting in between (the client is in pipeline mode): one socket write, one round trip. Answers
+   * `last`'s result; when a statement sent ahead of it failed, that error (the statements after it
+   * only failed because the transaction was aborted).
+   */
+  const pipelined = (withTail: boolean, last?: () => Promise<unknown>, lastDecides = false): Promise<unknown> => {
+    const sends = ahead;
+    ahead = [];
+    if (withTail && tail.length > 0) sends.push(flush);
+    if (sends.length === 0) return last ? last() : Promise.resolve(empty);
+    stream?.cork?.();
+    let first: Promise<{ err?: unknown }>[];
+    let answer: Promise<unknown> | undefined;
+    try {
+      first = sends.map((send) =>
+        send().then(
+          () => ({}),
+          (err: unknown) => ({ err: err ?? new Error('statement failed') }),
+        ),
+      );
+      answer = last?.();
+      // Settled below; a rejection must not count as unhandled meanwhile.
+      answer?.catch(() => undefined);
+    } finally {
+      stream?.uncork?.();
+    }
+    return Promise.all(first).then((results) => {
+      const failed = results.find((r) => r.err !== undefined);
+      if (failed && !lastDecides) {
+        // Wait for the last answer too, so the client is idle again when the caller hears of it.
+        return (answer ?? Promise.resolve()).then(
+          () => Promise.reject(failed.err),
+          () => Promise.reject(failed.err),
+        );
+      }
+      return answer ?? empty;
+    });
+  };
+
   (client as unknown as { query: QueryFn }).query = (text: unknown, values?: unknown, ...rest: unknown[]) => {
     if (text === WRITE_AT_COMMIT) {
       const write = (values as TailWrite[])[0];
       // The parts of one statement all see the snapshot from before it: a write that could depend
       // on a kept one (same table: an update of a row a kept insert adds) goes in a later statement.
-      const before = tail.some((w) => w.table === write.table || w.table === '*' || write.table === '*') ? flush() : undefined;
-      const keep = () => {
-        tail.push(write);
-        return { command: 'SELECT', rowCount: 0, rows: [] };
-      };
-      return before ? before.then(keep) : Promise.resolve(keep());
+      if (tail.some((w) => w.table === write.table || w.table === '*' || write.table === '*')) {
+        const parts = tail;
+        tail = [];
+        ahead.push(() => {
+          const { text: combined, values: all } = combineWrites(parts);
+          return prepared(combined, all);
+        });
+      }
+      tail.push(write);
+      return Promise.resolve(empty);
     }
-    if (text === FLUSH_KEPT_WRITES) return tail.length > 0 ? flush().then(() => ({ command: 'SELECT', rowCount: 0, rows: [] })) : Promise.resolve({ command: 'SELECT', rowCount: 0, rows: [] });
-    if (tail.length > 0 && typeof text === 'string') {
-      // A rollback (to a savepoint, too) drops what the writes kept would have written.
-      if (/^rollback\b/i.test(text)) tail = [];
-      else return flush().then(() => (client as unknown as { query: QueryFn }).query(text, values, ...rest));
+    if (text === DEFERRED) {
+      const statement = (values as string[])[0];
+      // After kept writes, a deferred statement (a RELEASE) must follow them: they go ahead first.
+      if (tail.length > 0) {
+        const parts = tail;
+        tail = [];
+        ahead.push(() => {
+          const { text: combined, values: all } = combineWrites(parts);
+          return prepared(combined, all);
+        });
+      }
+      ahead.push(() => original(statement) as Promise<unknown>);
+      return Promise.resolve(empty);
     }
-    if (typeof text === 'string' && Array.isArray(values) && values.length > 0 && rest.length === 0 && PREPARED_TEXTS.has(text)) return prepared(text, values);
-    return original(text, values, ...rest);
+    if (text === 'begin' && Array.isArray(values) && values.length === 0 && rest.length === 0 && ahead.length === 0 && tail.length === 0) {
+      // Kysely's BEGIN: nothing is read from it, it goes out with the transaction's first statement.
+      ahead.push(() => original('begin') as Promise<unknown>);
+      return Promise.resolve({ command: 'BEGIN', rowCount: null, rows: [] });
+    }
+    if (text === FLUSH_KEPT_WRITES) return pipelined(true);
+    // A rollback (to a savepoint, too) drops what the writes kept would have written; whether the
+    // statements deferred ahead of it failed does not matter once it succeeds.
+    const rollback = typeof text === 'string' && /^rollback\b/i.test(text);
+    if (rollback) tail = [];
+    const send = () =>
+      typeof text === 'string' && Array.isArray(values) && values.length > 0 && rest.length === 0 && PREPARED_TEXTS.has(text)
+        ? prepared(text, values)
+        : (original(text, values, ...rest) as Promise<unknown>);
+    return pipelined(true, send, rollback);
   };
 }
 

@@ -1,8 +1,9 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { sql, type Kysely } from 'kysely';
+import net from 'node:net';
+import { CompiledQuery, sql, type Kysely } from 'kysely';
 import { freshDatabaseUrl } from '../../test/helpers/server.ts';
-import { isUniqueViolation, openDatabase, type Database, type Executor } from './db.ts';
+import { DEFERRED, isUniqueViolation, openDatabase, type Database, type Executor } from './db.ts';
 import { writeAtCommit } from './hot.ts';
 
 // Transactions with a lane share database transactions (PostgreSQL group commit; SQLite batches
@@ -143,5 +144,83 @@ describe('group commit', () => {
       ),
     );
     assert.equal((await rows())['counter'], 100);
+  });
+
+  const pgOnly = { skip: process.env.TALLY_TEST_BACKEND === 'sqlite' && 'PostgreSQL only' };
+  const backendPid = async (trx: Executor) => Number((await sql<{ pid: number }>`select pg_backend_pid() as pid`.execute(trx)).rows[0].pid);
+
+  it('a key with an unfinished transaction keeps its lane; other keys go to the least busy lane', pgOnly, async (t) => {
+    if (database.dialect !== 'postgres') return t.skip('PostgreSQL only');
+    // Queued in one turn of the event loop: each lane takes its whole queue as one batch, on one
+    // connection, so the backend's pid names the lane.
+    const same = Array.from({ length: 20 }, () => database.transaction(backendPid, { lane: 'same-card' }));
+    const others = Array.from({ length: 20 }, (_, i) => database.transaction(backendPid, { lane: `other-${i}` }));
+    const samePids = new Set(await Promise.all(same));
+    const otherPids = await Promise.all(others);
+    assert.equal(samePids.size, 1, 'one card, one lane');
+    assert.ok(!otherPids.some((pid) => samePids.has(pid)), 'the other cards went to the idle lane, not behind the busy one');
+
+    // 40 different cards over the 2 lanes: 20 each (a hash of the key gives uneven queues).
+    const spread = await Promise.all(Array.from({ length: 40 }, (_, i) => database.transaction(backendPid, { lane: `spread-${i}` })));
+    const perLane = new Map<number, number>();
+    for (const pid of spread) perLane.set(pid, (perLane.get(pid) ?? 0) + 1);
+    assert.deepEqual([...perLane.values()].sort(), [20, 20]);
+  });
+
+  it('statements nobody reads go out with the next one: a batch of n costs 2n + 1 socket writes', pgOnly, async (t) => {
+    if (database.dialect !== 'postgres') return t.skip('PostgreSQL only');
+    await Promise.all([1, 2, 3].map((i) => database.transaction(backendPid, { lane: `warm-${i}` })));
+    const proto = net.Socket.prototype as unknown as { _write: (...a: unknown[]) => unknown; _writev: (...a: unknown[]) => unknown };
+    const [write, writev] = [proto._write, proto._writev];
+    let writes = 0;
+    proto._write = function (this: unknown, ...a: unknown[]) {
+      writes++;
+      return write.apply(this, a);
+    };
+    proto._writev = function (this: unknown, ...a: unknown[]) {
+      writes++;
+      return writev.apply(this, a);
+    };
+    const n = 10;
+    try {
+      // Each: one read, then kept writes (as a point addition: its card, then its entry and events).
+      await Promise.all(
+        Array.from({ length: n }, (_, i) =>
+          database.transaction(
+            async (trx) => {
+              await sql`select 1`.execute(trx);
+              await writeAtCommit(trx, database.dialect, [insert(trx, `w${i}`, i)]);
+            },
+            { lane: 'writes' },
+          ),
+        ),
+      );
+    } finally {
+      proto._write = write;
+      proto._writev = writev;
+    }
+    assert.equal(Object.keys(await rows()).filter((k) => /^w\d$/.test(k)).length, n);
+    // BEGIN + SAVEPOINT + the first read; per transaction its kept writes, then RELEASE + SAVEPOINT
+    // + the next read; the last RELEASE + COMMIT. Sent one by one it was 3n + 3.
+    assert.ok(writes <= 2 * n + 1, `${writes} socket writes for ${n} transactions`);
+  });
+
+  it('a deferred statement that fails fails the next statement with its own error; a rollback still succeeds', pgOnly, async (t) => {
+    if (database.dialect !== 'postgres') return t.skip('PostgreSQL only');
+    const err = await database
+      .transaction(async (trx) => {
+        await trx.executeQuery(CompiledQuery.raw(DEFERRED, ['RELEASE SAVEPOINT no_such_savepoint']));
+        await sql`select 1`.execute(trx);
+      })
+      .then(
+        () => undefined,
+        (e: unknown) => e as { code?: string },
+      );
+    assert.equal(err?.code, '3B001', `the RELEASE's error (${JSON.stringify(err)})`);
+    // The connection is clean for the next user: the transaction was rolled back.
+    const { rows: after } = await sql<{ ok: number }>`select 1 as ok`.execute(db());
+    assert.equal(after[0].ok, 1);
+    // An empty transaction: BEGIN and COMMIT go out together.
+    assert.equal(await database.transaction(async () => 'empty'), 'empty');
   });
 });
