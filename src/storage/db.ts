@@ -257,11 +257,21 @@ const batchStatements = new WeakMap<object, StatementCache>();
  * (answers its rows, or [] for a write); undefined anywhere else. Skips Kysely's executor for the
  * hot statements (src/storage/hot.ts), which it would only pass through.
  */
-export function sqliteInTransaction(executor: Executor): ((text: string, params: readonly unknown[]) => unknown[]) | undefined {
+export function sqliteInTransaction(executor: Executor): ((text: string, params: readonly unknown[], arrays?: boolean) => unknown[]) | undefined {
   const stmts = batchStatements.get(executor);
   if (!stmts) return undefined;
-  return (text, params) => {
+  return (text, params, arrays) => {
     const stmt = stmts.prepare(text);
+    if (stmt.reader && arrays) {
+      // Rows as arrays: a wide row (the card query's 58 columns) costs ~40% less without building
+      // an object per row. The statement is shared with Kysely's executor, which expects objects.
+      stmt.raw(true);
+      try {
+        return stmt.all(params as unknown[]) as unknown[];
+      } finally {
+        stmt.raw(false);
+      }
+    }
     if (stmt.reader) return stmt.all(params as unknown[]) as unknown[];
     stmt.run(params as unknown[]);
     return [];

@@ -33,6 +33,17 @@ export async function hot<R>(db: Executor, _dialect: DialectName, key: string, p
   return (await db.executeQuery(compiled)).rows;
 }
 
+/**
+ * As `hot`, for a wide row read in a group-commit transaction on SQLite: there the rows come as
+ * arrays of column values, in the select list's order (no object per row); anywhere else as objects.
+ */
+export async function hotRows<R>(db: Executor, dialect: DialectName, key: string, params: readonly unknown[], build: () => Compilable<R>): Promise<{ arrays: true; rows: unknown[][] } | { arrays: false; rows: R[] }> {
+  const text = textsOf(db).get(key);
+  const direct = text !== undefined ? sqliteInTransaction(db) : undefined;
+  if (direct) return { arrays: true, rows: direct(text!, params, true) as unknown[][] };
+  return { arrays: false, rows: await hot(db, dialect, key, params, build) };
+}
+
 export interface HotPart {
   key: string;
   params: readonly unknown[];

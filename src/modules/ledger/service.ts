@@ -5,7 +5,7 @@ import { ApiError, badRequest } from '../../http/errors.ts';
 import { newId } from '../../lib/ids.ts';
 import { fromJson } from '../../lib/json.ts';
 import type { Executor } from '../../storage/db.ts';
-import { hot, writeAtCommit } from '../../storage/hot.ts';
+import { hot, hotRows, writeAtCommit } from '../../storage/hot.ts';
 import type { CustomersTable, LedgerEntriesTable, MembershipsTable, PointLotsTable, ProgramsTable } from '../../storage/schema.ts';
 import { presentCustomerRef } from '../customers/service.ts';
 import type { OutgoingEvent } from '../events/outbox.ts';
@@ -543,16 +543,29 @@ export class LedgerService {
       return forUpdate ? q.forUpdate(['b'] as never) : q;
     };
     const key = `ledger.resolveCard:${byId}:${!!programId}:${withBalance}`;
-    const row = (await hot(db, this.ctx.database.dialect, key, params, build))[0] as Record<string, unknown> | undefined;
-    if (!row) return undefined;
-    const pick = <T>(prefix: string, cols: readonly string[]) => Object.fromEntries(cols.map((k) => [k, row[`${prefix}_${k}`]])) as T;
-    return {
-      membership: pick<MembershipsTable>('m', MEMBERSHIP_COLUMNS),
-      program: pick<ProgramsTable>('p', PROGRAM_COLUMNS),
-      definition: pick<BalanceDefinitionRow>('d', DEFINITION_COLUMNS),
-      customer: row.c_id ? pick<CustomersTable>('c', CUSTOMER_COLUMNS) : null,
-      balance: withBalance ? pick<BalanceRow>('b', BALANCE_COLUMNS) : undefined,
-    };
+    const result = await hotRows(db, this.ctx.database.dialect, key, params, build);
+    if (result.rows.length === 0) return undefined;
+    // The columns in the select list's order: by position when the row is an array, else by alias.
+    let at = 0;
+    const pick = result.arrays
+      ? <T>(_prefix: string, cols: readonly string[]) => {
+          const values = result.rows[0];
+          const out: Record<string, unknown> = {};
+          for (const k of cols) out[k] = values[at++];
+          return out as T;
+        }
+      : <T>(prefix: string, cols: readonly string[]) => {
+          const row = result.rows[0] as Record<string, unknown>;
+          const out: Record<string, unknown> = {};
+          for (const k of cols) out[k] = row[`${prefix}_${k}`];
+          return out as T;
+        };
+    const membership = pick<MembershipsTable>('m', MEMBERSHIP_COLUMNS);
+    const program = pick<ProgramsTable>('p', PROGRAM_COLUMNS);
+    const definition = pick<BalanceDefinitionRow>('d', DEFINITION_COLUMNS);
+    const customer = pick<CustomersTable>('c', CUSTOMER_COLUMNS);
+    const balance = withBalance ? pick<BalanceRow>('b', BALANCE_COLUMNS) : undefined;
+    return { membership, program, definition, customer: customer.id ? customer : null, balance };
   }
 
   // ---- reads ----
