@@ -165,6 +165,27 @@ describe('webhooks', () => {
     },
   );
 
+  it('an endpoint receives only the events created after it, however far the fan-out had moved while nobody listened', async () => {
+    // With no active endpoint the dispatcher does not fan out after every commit (the cursor moves
+    // once a second); the events left unread meanwhile must not reach an endpoint created later.
+    for (const ep of (await t.api('GET', '/v1/webhooks')).body.data) await t.api('DELETE', `/v1/webhooks/${ep.id}`);
+    const program = await createProgram(t);
+    const member = await createMember(t, program.id);
+    await addPoints(member.code, 3);
+    clock.advance(1000);
+    const rx = await receiver();
+    const hook = await createHook(rx.url, ['balance_value_updated']);
+    clock.advance(1000);
+    await addPoints(member.code, 4);
+    await run();
+    assert.deepEqual(
+      rx.received.map((r) => r.json.data.transaction.value),
+      [4],
+      'only the event created after the endpoint',
+    );
+    await t.api('DELETE', `/v1/webhooks/${hook.id}`);
+  });
+
   it('exposes the backlog in /metrics: unread events, and per endpoint the waiting deliveries and the age of the oldest', async () => {
     const rx = await receiver(() => ({ status: 503, body: 'down' }));
     const hook = await createHook(rx.url, ['balance_value_updated', 'customer.voucher.loyalty_card.points_added']);
