@@ -740,13 +740,6 @@ function namedStatements(client: pg.PoolClient) {
       });
     });
   };
-  const flush = (): Promise<unknown> => {
-    const parts = tail;
-    tail = [];
-    const { text, values } = combineWrites(parts);
-    return prepared(text, values);
-  };
-
   const empty = { command: 'SELECT', rowCount: 0, rows: [] };
   // Statements whose answers nobody reads (BEGIN, SAVEPOINT, RELEASE; see DEFERRED), in order: they
   // go out with the next statement that is read, in one write.
@@ -755,15 +748,35 @@ function namedStatements(client: pg.PoolClient) {
   let keptFailure: unknown;
   const stream = (client as unknown as { connection?: { stream?: { cork?: () => void; uncork?: () => void } } }).connection?.stream;
   /**
+   * Moves the kept writes into `ahead`, as one statement. `tracked`: their error is recorded for
+   * KEPT_WRITES_FAILURE instead of failing the statement they go out with.
+   */
+  const holdTail = (tracked = false): void => {
+    if (tail.length === 0) return;
+    const { text, values } = combineWrites(tail);
+    tail = [];
+    ahead.push(
+      tracked
+        ? () =>
+            prepared(text, values).then(
+              () => undefined,
+              (err: unknown) => {
+                keptFailure = err ?? new Error('kept writes failed');
+              },
+            )
+        : () => prepared(text, values),
+    );
+  };
+  /**
    * Sends the deferred statements, then the kept writes (when `withTail`), then `last`, without
    * waiting in between (the client is in pipeline mode): one socket write, one round trip. Answers
    * `last`'s result; when a statement sent ahead of it failed, that error (the statements after it
    * only failed because the transaction was aborted).
    */
   const pipelined = (withTail: boolean, last?: () => Promise<unknown>, lastDecides = false): Promise<unknown> => {
+    if (withTail) holdTail();
     const sends = ahead;
     ahead = [];
-    if (withTail && tail.length > 0) sends.push(flush);
     if (sends.length === 0) return last ? last() : Promise.resolve(empty);
     stream?.cork?.();
     let first: Promise<{ err?: unknown }>[];
@@ -799,14 +812,7 @@ function namedStatements(client: pg.PoolClient) {
       const write = (values as TailWrite[])[0];
       // The parts of one statement all see the snapshot from before it: a write that could depend
       // on a kept one (same table: an update of a row a kept insert adds) goes in a later statement.
-      if (tail.some((w) => w.table === write.table || w.table === '*' || write.table === '*')) {
-        const parts = tail;
-        tail = [];
-        ahead.push(() => {
-          const { text: combined, values: all } = combineWrites(parts);
-          return prepared(combined, all);
-        });
-      }
+      if (tail.some((w) => w.table === write.table || w.table === '*' || write.table === '*')) holdTail();
       tail.push(write);
       return Promise.resolve(empty);
     }
@@ -823,32 +829,13 @@ function namedStatements(client: pg.PoolClient) {
         : Promise.resolve(report());
     }
     if (text === DEFERRED && (values as string[])[0] === DEFER_KEPT_WRITES) {
-      if (tail.length > 0) {
-        const parts = tail;
-        tail = [];
-        ahead.push(() => {
-          const { text: combined, values: all } = combineWrites(parts);
-          return prepared(combined, all).then(
-            () => undefined,
-            (err: unknown) => {
-              keptFailure = err ?? new Error('kept writes failed');
-            },
-          );
-        });
-      }
+      holdTail(true);
       return Promise.resolve(empty);
     }
     if (text === DEFERRED) {
       const statement = (values as string[])[0];
       // After kept writes, a deferred statement (a RELEASE) must follow them: they go ahead first.
-      if (tail.length > 0) {
-        const parts = tail;
-        tail = [];
-        ahead.push(() => {
-          const { text: combined, values: all } = combineWrites(parts);
-          return prepared(combined, all);
-        });
-      }
+      holdTail();
       ahead.push(() => original(statement) as Promise<unknown>);
       return Promise.resolve(empty);
     }
