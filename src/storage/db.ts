@@ -841,6 +841,8 @@ function namedStatements(client: pg.PoolClient) {
     }
     if (text === 'begin' && Array.isArray(values) && values.length === 0 && rest.length === 0 && ahead.length === 0 && tail.length === 0) {
       // Kysely's BEGIN: nothing is read from it, it goes out with the transaction's first statement.
+      // A failure of an earlier transaction's kept writes is not this one's.
+      keptFailure = undefined;
       ahead.push(() => original('begin') as Promise<unknown>);
       return Promise.resolve({ command: 'BEGIN', rowCount: null, rows: [] });
     }
