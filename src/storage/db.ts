@@ -447,27 +447,26 @@ function pgGroupCommit(db: Kysely<DB>, lanes: number, committed: (transactions: 
           }
           done.push({ item: before.item, ok: true, value: before.value });
         }
+        if (outcome.ok) {
+          more = queue.length > 0 && done.length + 1 < maxBatch;
+          if (more) {
+            // Its kept writes go out, inside its savepoint still, with the next transaction's first
+            // statement (one round trip less); their failure is recorded as its own.
+            await deferred(trx, DEFER_KEPT_WRITES);
+            await deferred(trx, 'RELEASE SAVEPOINT tally_tx; SAVEPOINT tally_tx');
+            pending = { item, value: outcome.value };
+            continue;
+          }
+          // The last one: its kept writes go now, so that a failure of theirs is its own and not the COMMIT's.
+          try {
+            await control(trx, FLUSH_KEPT_WRITES);
+          } catch (err) {
+            outcome = { ok: false, err };
+          }
+        }
         if (!outcome.ok) {
           done.push({ item, ok: false, value: outcome.err });
           // Rolled back to, the savepoint stays open for the next one.
-          await control(trx, 'ROLLBACK TO SAVEPOINT tally_tx');
-          more = queue.length > 0 && done.length < maxBatch;
-          continue;
-        }
-        more = queue.length > 0 && done.length + 1 < maxBatch;
-        if (more) {
-          // Its kept writes go out, inside its savepoint still, with the next transaction's first
-          // statement (one round trip less); their failure is recorded as its own.
-          await deferred(trx, DEFER_KEPT_WRITES);
-          await deferred(trx, 'RELEASE SAVEPOINT tally_tx; SAVEPOINT tally_tx');
-          pending = { item, value: outcome.value };
-          continue;
-        }
-        // The last one: its kept writes go now, so that a failure of theirs is its own and not the COMMIT's.
-        try {
-          await control(trx, FLUSH_KEPT_WRITES);
-        } catch (err) {
-          done.push({ item, ok: false, value: err });
           await control(trx, 'ROLLBACK TO SAVEPOINT tally_tx');
           more = queue.length > 0 && done.length < maxBatch;
           continue;

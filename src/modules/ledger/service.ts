@@ -547,19 +547,14 @@ export class LedgerService {
     if (result.rows.length === 0) return undefined;
     // The columns in the select list's order: by position when the row is an array, else by alias.
     let at = 0;
-    const pick = result.arrays
-      ? <T>(_prefix: string, cols: readonly string[]) => {
-          const values = result.rows[0];
-          const out: Record<string, unknown> = {};
-          for (const k of cols) out[k] = values[at++];
-          return out as T;
-        }
-      : <T>(prefix: string, cols: readonly string[]) => {
-          const row = result.rows[0] as Record<string, unknown>;
-          const out: Record<string, unknown> = {};
-          for (const k of cols) out[k] = row[`${prefix}_${k}`];
-          return out as T;
-        };
+    const column = result.arrays
+      ? () => result.rows[0][at++]
+      : (prefix: string, k: string) => (result.rows[0] as Record<string, unknown>)[`${prefix}_${k}`];
+    const pick = <T>(prefix: string, cols: readonly string[]) => {
+      const out: Record<string, unknown> = {};
+      for (const k of cols) out[k] = column(prefix, k);
+      return out as T;
+    };
     const membership = pick<MembershipsTable>('m', MEMBERSHIP_COLUMNS);
     const program = pick<ProgramsTable>('p', PROGRAM_COLUMNS);
     const definition = pick<BalanceDefinitionRow>('d', DEFINITION_COLUMNS);
