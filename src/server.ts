@@ -14,6 +14,8 @@ import { createMetrics, registerMetrics } from './http/metrics.ts';
 import { registerValidation } from './http/validation.ts';
 import { CacheBus } from './lib/cache-bus.ts';
 import { systemClock, type Clock } from './lib/clock.ts';
+import { Egress } from './lib/egress.ts';
+import type { ResolveHost } from './lib/url-guard.ts';
 import { modules } from './modules/index.ts';
 import type { Stopper } from './modules/module.ts';
 import { Outbox } from './modules/events/outbox.ts';
@@ -37,6 +39,8 @@ export interface BuildOptions {
   /** Use an already open database (tests share one per file). */
   database?: Database;
   logger?: FastifyBaseLogger | false;
+  /** How outgoing requests resolve host names (tests answer what they choose); the system's by default. */
+  resolveHost?: ResolveHost;
 }
 
 export const PACKAGE_VERSION = '0.1.0';
@@ -119,6 +123,7 @@ export async function buildServer(config: Config, opts: BuildOptions = {}): Prom
     scheduler,
     signals,
     caches,
+    egress: new Egress({ allowPrivate: config.allowPrivateTargets, resolveHost: opts.resolveHost }),
     outbox,
     transaction,
   };
@@ -197,6 +202,7 @@ export async function buildServer(config: Config, opts: BuildOptions = {}): Prom
       await app.close();
       for (const stop of stoppers.reverse()) await stop();
       await scheduler.stop();
+      await ctx.egress.close();
       await caches.close();
       if (!opts.database) await database.close();
     },

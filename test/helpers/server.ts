@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import pg from 'pg';
 import { loadConfig, type Config } from '../../src/config.ts';
 import { ManualClock, type Clock } from '../../src/lib/clock.ts';
+import type { ResolveHost } from '../../src/lib/url-guard.ts';
 import { buildServer, type TallyServer } from '../../src/server.ts';
 
 // Test servers are real: a Fastify server on a loopback port, a real database (a fresh SQLite file,
@@ -54,7 +55,9 @@ export async function freshDatabaseUrl(): Promise<{ url: string; drop: () => Pro
   return { url: `sqlite:${join(dir, 'tally.db')}`, drop: async () => rmSync(dir, { recursive: true, force: true }) };
 }
 
-export async function startTestServer(opts: { clock?: Clock; config?: Partial<Config>; manualClock?: boolean } = {}): Promise<TestServer & { clock: Clock }> {
+export async function startTestServer(
+  opts: { clock?: Clock; config?: Partial<Config>; manualClock?: boolean; resolveHost?: ResolveHost } = {},
+): Promise<TestServer & { clock: Clock }> {
   const db = await freshDatabaseUrl();
   const clock = opts.clock ?? (opts.manualClock ? new ManualClock() : undefined);
   const config: Config = {
@@ -68,7 +71,8 @@ export async function startTestServer(opts: { clock?: Clock; config?: Partial<Co
     workers: false,
     ...opts.config,
   };
-  const server = await buildServer(config, { clock, logger: process.env.TALLY_TEST_LOG ? undefined : false });
+  const logger = process.env.TALLY_TEST_LOG ? undefined : false;
+  const server = await buildServer(config, { clock, logger, resolveHost: opts.resolveHost });
   const appId = `app_test_${randomBytes(3).toString('hex')}`;
   const token = `tly_sk_test_${randomBytes(12).toString('hex')}`;
   await server.services.apiKeys.ensure(appId, token);

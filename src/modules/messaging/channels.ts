@@ -5,7 +5,7 @@ import { ApiError, badRequest, notFound } from '../../http/errors.ts';
 import { newId } from '../../lib/ids.ts';
 import { fromJson, toJson } from '../../lib/json.ts';
 import { toE164 } from '../../lib/phone.ts';
-import { assertSafeTarget, parseHttpUrl, UnsafeUrlError } from '../../lib/url-guard.ts';
+import { parseHttpUrl, UnsafeUrlError } from '../../lib/url-guard.ts';
 import type { Executor } from '../../storage/db.ts';
 import { infobipBaseUrl } from './providers/infobip.ts';
 import { verifyTwilioSignature } from './providers/twilio.ts';
@@ -170,7 +170,7 @@ export class ChannelService {
       if (!u) continue;
       try {
         if (u === input.public_url) parseHttpUrl(u);
-        else await assertSafeTarget(u, { allowPrivate: this.ctx.config.allowPrivateTargets });
+        else await this.ctx.egress.check(u);
       } catch (err) {
         if (err instanceof UnsafeUrlError) throw bad(u === input.public_url ? 'public_url' : 'credentials.base_url', err.message);
         throw err;

@@ -265,9 +265,9 @@ export class Outbound {
     const msg: OutgoingMessage = { id: row.id, to: row.to_number, text: row.text, template: row.template ? (JSON.parse(row.template) as WhatsAppTemplate) : null, reportUrl };
     switch (channel.provider) {
       case 'infobip':
-        return sendInfobip(forSend, msg);
+        return sendInfobip(this.ctx.egress, forSend, msg);
       case 'twilio':
-        return sendTwilio(forSend, msg);
+        return sendTwilio(this.ctx.egress, forSend, msg);
       case 'simulator':
         return this.simulator.send(msg, this.ctx.clock.nowIso());
       default:

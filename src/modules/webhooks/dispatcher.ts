@@ -1,11 +1,10 @@
 import { hostname } from 'node:os';
 import { performance } from 'node:perf_hooks';
 import { sql, type Selectable } from 'kysely';
-import { Agent, request } from 'undici';
+import { request, type Agent } from 'undici';
 import type { AppContext } from '../../context.ts';
 import { newId, randomString } from '../../lib/ids.ts';
 import { fromJson } from '../../lib/json.ts';
-import { assertSafeTarget } from '../../lib/url-guard.ts';
 import { openDatabase, type Database, type Executor } from '../../storage/db.ts';
 import { ENDPOINT_DISABLED } from '../events/catalog.ts';
 import { hasUnread, takeUnread } from './outbox-progress.ts';
@@ -134,7 +133,6 @@ export class Dispatcher {
   private sends = new Set<Promise<void>>();
   private outcomes: Outcome[] = [];
   private endpoints = new Map<string, EndpointRow>();
-  private safeUntil = new Map<string, number>();
   private running: Promise<number> | null = null;
   private again = false;
   private stopped = true;
@@ -160,7 +158,8 @@ export class Dispatcher {
     this.batch = opts.batch ?? 500;
     this.timeoutMs = opts.timeoutMs ?? REQUEST_TIMEOUT_MS;
     this.random = opts.random ?? Math.random;
-    this.agent = new Agent({ connections: this.perEndpoint, keepAliveTimeout: 30_000, pipelining: 1 });
+    // Every connection's address is checked where it is made (private targets refused unless allowed).
+    this.agent = ctx.egress.agent({ connections: this.perEndpoint, keepAliveTimeoutMs: 30_000, pipelining: 1 });
   }
 
   // ---- lifecycle ----
@@ -532,14 +531,6 @@ export class Dispatcher {
     return p;
   }
 
-  private async checkTarget(endpoint: EndpointRow): Promise<void> {
-    const allowPrivate = this.ctx.config.allowPrivateTargets;
-    const key = endpoint.target_url;
-    if ((this.safeUntil.get(key) ?? 0) > Date.now()) return;
-    await assertSafeTarget(key, { allowPrivate });
-    this.safeUntil.set(key, Date.now() + 60_000);
-  }
-
   private secretsOf(endpoint: EndpointRow): string[] {
     const secrets = [endpoint.secret];
     if (endpoint.previous_secret && endpoint.previous_secret_expires_at && endpoint.previous_secret_expires_at > this.ctx.clock.nowIso()) {
@@ -563,7 +554,6 @@ export class Dispatcher {
     let error: string | null = null;
     let retryAfterMs: number | null = null;
     try {
-      await this.checkTarget(endpoint);
       const res = await request(endpoint.target_url, {
         method: 'POST',
         headers,

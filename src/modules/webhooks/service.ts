@@ -3,7 +3,7 @@ import type { AppContext } from '../../context.ts';
 import { ApiError, badRequest, notFound } from '../../http/errors.ts';
 import { newId } from '../../lib/ids.ts';
 import { fromJson } from '../../lib/json.ts';
-import { assertSafeTarget, UnsafeUrlError } from '../../lib/url-guard.ts';
+import { UnsafeUrlError } from '../../lib/url-guard.ts';
 import type { Executor } from '../../storage/db.ts';
 import { EVENT_TYPES, isKnownEventType } from '../events/catalog.ts';
 import { Dispatcher, type AttemptRecord, type DispatcherOptions, type EndpointRow } from './dispatcher.ts';
@@ -103,7 +103,7 @@ export class WebhookService {
 
   private async checkUrl(url: string): Promise<void> {
     try {
-      await assertSafeTarget(url, { allowPrivate: this.ctx.config.allowPrivateTargets });
+      await this.ctx.egress.check(url);
     } catch (err) {
       if (err instanceof UnsafeUrlError) {
         throw badRequest('invalid_target_url', 'Invalid target_url', err.message, [{ field: 'target_url', message: err.message }]);

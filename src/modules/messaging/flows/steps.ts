@@ -1,6 +1,8 @@
+import { request } from 'undici';
 import type { AppContext } from '../../../context.ts';
 import { ApiError } from '../../../http/errors.ts';
-import { assertSafeTarget } from '../../../lib/url-guard.ts';
+import { readCapped } from '../../../lib/egress.ts';
+import { parseHttpUrl } from '../../../lib/url-guard.ts';
 import type { Services } from '../../../services.ts';
 import { joinProgram } from '../../../workflows/join-program.ts';
 import type { CustomerRow } from '../../customers/service.ts';
@@ -45,6 +47,11 @@ export interface RunResult {
 }
 
 const MAX_STEPS = 50;
+/**
+ * Largest answer an http step reads, in bytes: the JSON its `map` picks values from. A larger answer
+ * is aborted while it streams and the step takes its error path.
+ */
+export const HTTP_STEP_RESPONSE_LIMIT = 1024 * 1024;
 
 /** Reads `a.b[0].c` (optionally `$.`-prefixed) from a JSON value. */
 export function getPath(value: unknown, path: string): unknown {
@@ -221,8 +228,9 @@ export class FlowRun {
     const saveAs = step.save_as ?? 'api';
     const result: Record<string, unknown> = {};
     try {
-      const url = await render(step.url, vars);
-      await assertSafeTarget(url, { allowPrivate: ctx.config.allowPrivateTargets });
+      // Syntax and scheme here (the URL is rendered from a template); the address is checked by the
+      // guarded pool on connecting, so a name resolving inside is refused however it resolved before.
+      const url = parseHttpUrl(await render(step.url, vars));
       const headers: Record<string, string> = { accept: 'application/json' };
       for (const [k, v] of Object.entries(step.headers ?? {})) headers[k.toLowerCase()] = await render(v, vars);
       const method = step.method ?? 'GET';
@@ -231,20 +239,30 @@ export class FlowRun {
         body = await render(step.body, vars);
         headers['content-type'] ??= 'application/json';
       }
-      const res = await fetch(url, { method, headers, body, redirect: 'error', signal: AbortSignal.timeout(step.timeout_ms ?? 5000) });
-      const text = await res.text();
+      const timeoutMs = step.timeout_ms ?? 5000;
+      const res = await request(url, {
+        method,
+        headers,
+        body,
+        dispatcher: ctx.egress.pool(),
+        headersTimeout: timeoutMs,
+        bodyTimeout: timeoutMs,
+        signal: AbortSignal.timeout(timeoutMs),
+      });
+      const ok = res.statusCode >= 200 && res.statusCode < 300;
+      const text = await readCapped(res, HTTP_STEP_RESPONSE_LIMIT);
       let json: unknown = null;
       try {
         json = text ? JSON.parse(text) : null;
       } catch {
         json = null;
       }
-      result.status = res.status;
-      result.ok = res.ok;
+      result.status = res.statusCode;
+      result.ok = ok;
       for (const [name, path] of Object.entries(step.map ?? {})) result[name] = getPath(json, path);
       this.saved[saveAs] = result;
       this.invalidate();
-      if (!res.ok && step.on_error) return step.on_error;
+      if (!ok && step.on_error) return step.on_error;
       return step.next;
     } catch (err) {
       result.ok = false;

@@ -1,3 +1,4 @@
+import type { Egress } from '../../../lib/egress.ts';
 import { toE164 } from '../../../lib/phone.ts';
 import { httpFailure, networkFailure, providerPost, type ChannelForSend, type DeliveryReport, type InboundMessage, type OutgoingMessage, type SendResult } from './types.ts';
 
@@ -60,7 +61,7 @@ export function parseInfobipReports(body: unknown): DeliveryReport[] {
   return out;
 }
 
-export async function sendInfobip(channel: ChannelForSend, msg: OutgoingMessage): Promise<SendResult> {
+export async function sendInfobip(egress: Egress, channel: ChannelForSend, msg: OutgoingMessage): Promise<SendResult> {
   const { base_url, api_key } = channel.credentials;
   if (!base_url || !api_key) return { ok: false, retryable: false, error: 'channel has no base_url/api_key' };
   const base = infobipBaseUrl(base_url);
@@ -104,7 +105,8 @@ export async function sendInfobip(channel: ChannelForSend, msg: OutgoingMessage)
     };
   }
   try {
-    const { status, text } = await providerPost(url, { authorization: `App ${api_key}`, 'content-type': 'application/json', accept: 'application/json' }, JSON.stringify(payload), channel.timeoutMs);
+    const headers = { authorization: `App ${api_key}`, 'content-type': 'application/json', accept: 'application/json' };
+    const { status, text } = await providerPost(egress, url, headers, JSON.stringify(payload), channel.timeoutMs);
     if (status < 200 || status >= 300) return httpFailure(status, text);
     let body: any = null;
     try {

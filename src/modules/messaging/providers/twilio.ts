@@ -1,4 +1,5 @@
 import { createHmac, timingSafeEqual } from 'node:crypto';
+import type { Egress } from '../../../lib/egress.ts';
 import { toE164 } from '../../../lib/phone.ts';
 import { httpFailure, networkFailure, providerPost, type ChannelForSend, type DeliveryReport, type InboundMessage, type OutgoingMessage, type SendResult } from './types.ts';
 
@@ -61,7 +62,7 @@ export function twiml(replies: string[]): string {
   return `<?xml version="1.0" encoding="UTF-8"?><Response>${replies.map((r) => `<Message>${escapeXml(r)}</Message>`).join('')}</Response>`;
 }
 
-export async function sendTwilio(channel: ChannelForSend, msg: OutgoingMessage): Promise<SendResult> {
+export async function sendTwilio(egress: Egress, channel: ChannelForSend, msg: OutgoingMessage): Promise<SendResult> {
   const { account_sid, auth_token, messaging_service_sid } = channel.credentials;
   if (!account_sid || !auth_token) return { ok: false, retryable: false, error: 'channel has no account_sid/auth_token' };
   const base = (channel.credentials.base_url ?? 'https://api.twilio.com').replace(/\/+$/, '');
@@ -78,6 +79,7 @@ export async function sendTwilio(channel: ChannelForSend, msg: OutgoingMessage):
   if (msg.reportUrl) form.set('StatusCallback', msg.reportUrl);
   try {
     const { status, text } = await providerPost(
+      egress,
       `${base}/2010-04-01/Accounts/${encodeURIComponent(account_sid)}/Messages.json`,
       {
         authorization: `Basic ${Buffer.from(`${account_sid}:${auth_token}`).toString('base64')}`,

@@ -1,4 +1,5 @@
-import { Agent, errors, request } from 'undici';
+import { errors, request } from 'undici';
+import { PrivateAddressError, readCapped, ResponseTooLargeError, type Egress } from '../../../lib/egress.ts';
 
 // What a provider adapter does: parse its inbound payloads and delivery reports, and send.
 
@@ -69,24 +70,41 @@ export function httpFailure(status: number, body: string): SendResult {
 }
 
 export function networkFailure(err: unknown): SendResult {
+  // An answer too large to read is not retried: the provider may have accepted the message.
+  if (err instanceof ResponseTooLargeError) {
+    return { ok: false, retryable: false, error: `provider answer: ${err.message}` };
+  }
+  // A base_url that resolves inside is the channel's configuration (or an attack), not a passing fault.
+  if (err instanceof PrivateAddressError) return { ok: false, retryable: false, error: `refused: ${err.message}` };
   const timedOut = err instanceof errors.HeadersTimeoutError || err instanceof errors.BodyTimeoutError || err instanceof errors.ConnectTimeoutError;
   return { ok: false, retryable: true, error: `network: ${timedOut ? 'timeout' : ((err as Error)?.message ?? String(err))}` };
 }
 
-// One connection pool per timeout value (channels use one or two): its connect timeout and the
-// request's header and body timeouts all bound the call. Cheaper per message than fetch with an
-// AbortSignal, which builds WHATWG streams and a transferable signal each time.
-const agents = new Map<number, Agent>();
+/**
+ * Largest provider answer read, in bytes. Infobip's and Twilio's answers to a send are a few KB of
+ * JSON; only the message id and, on failure, an excerpt are used.
+ */
+export const PROVIDER_RESPONSE_LIMIT = 64 * 1024;
 
-/** POSTs to a provider API; answers the status and the body text. Throws on network errors and timeouts. */
-export async function providerPost(url: string, headers: Record<string, string>, body: string, timeoutMs: number): Promise<{ status: number; text: string }> {
-  let dispatcher = agents.get(timeoutMs);
-  if (!dispatcher) {
-    dispatcher = new Agent({ connect: { timeout: timeoutMs }, keepAliveTimeout: 30_000 });
-    agents.set(timeoutMs, dispatcher);
-  }
+/**
+ * POSTs to a provider API through the server's guarded pools (one per timeout value: its connect
+ * timeout and the request's header and body timeouts all bound the call; cheaper per message than
+ * fetch with an AbortSignal). The base_url is the channel's, so each connection's address is checked
+ * like a webhook's. Answers the status and the body text: at most PROVIDER_RESPONSE_LIMIT bytes, the
+ * first of them when a refusal is larger. Throws on network errors, timeouts, refused addresses and
+ * a larger success answer (ResponseTooLargeError).
+ */
+export async function providerPost(
+  egress: Egress,
+  url: string,
+  headers: Record<string, string>,
+  body: string,
+  timeoutMs: number,
+): Promise<{ status: number; text: string }> {
+  const dispatcher = egress.pool({ connectTimeoutMs: timeoutMs, keepAliveTimeoutMs: 30_000 });
   const res = await request(url, { method: 'POST', headers, body, dispatcher, headersTimeout: timeoutMs, bodyTimeout: timeoutMs });
-  return { status: res.statusCode, text: await res.body.text() };
+  const ok = res.statusCode >= 200 && res.statusCode < 300;
+  return { status: res.statusCode, text: await readCapped(res, PROVIDER_RESPONSE_LIMIT, { truncate: !ok }) };
 }
 
 /** Digits-and-plus phone, E.164 where possible. */
