@@ -10,7 +10,7 @@ export interface Config {
   appToken?: string;
   /** Public base URL of this server (for provider callbacks and inbound URLs behind a proxy). */
   publicUrl?: string;
-  /** Allow webhook and HTTP-step targets on private and loopback addresses (local development, tests). */
+  /** Allow webhook, HTTP-step and provider targets on private and loopback addresses (local development, tests). */
   allowPrivateTargets: boolean;
   /** Largest request body accepted, in bytes. */
   bodyLimit: number;
