@@ -477,7 +477,6 @@ export class LedgerService {
     return events;
   }
 
-  /** Records a refused change's event in its own transaction: the refusal is a fact even though nothing changed. */
   /**
    * A write refused for a balance limit leaves its refusal event, written by `trx` (the write's own
    * transaction rolled back): `onRefused` of runIdempotentWrite, which commits it with the
