@@ -5,7 +5,9 @@ import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { openDatabase } from '../../src/storage/db.ts';
+import BetterSqlite3 from 'better-sqlite3';
+import pg from 'pg';
+import { openDatabase, parseDatabaseUrl } from '../../src/storage/db.ts';
 import { createMember, createProgram, freshDatabaseUrl, startTestServer, type ApiResponse, type TestServer } from '../helpers/server.ts';
 
 // Idempotency-Key after a crash and under races. The key's answer is stored in the transaction of
@@ -15,6 +17,22 @@ import { createMember, createProgram, freshDatabaseUrl, startTestServer, type Ap
 // key's outcome as much as a success is.
 
 const root = new URL('../..', import.meta.url).pathname;
+
+/** Counts a program's memberships straight from the database file or server, without a Tally database handle. */
+async function membershipCounter(url: string, programId: string) {
+  const { dialect, target } = parseDatabaseUrl(url);
+  if (dialect === 'sqlite') {
+    const native = new BetterSqlite3(target, { readonly: true });
+    const stmt = native.prepare('select count(*) as n from memberships where program_id = ?');
+    return { count: async () => Number((stmt.get(programId) as { n: number }).n), close: async () => native.close() };
+  }
+  const client = new pg.Client({ connectionString: target });
+  await client.connect();
+  return {
+    count: async () => Number((await client.query('select count(*) as n from memberships where program_id = $1', [programId])).rows[0].n),
+    close: () => client.end(),
+  };
+}
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 describe('Idempotency-Key across a SIGKILL (a real server process)', () => {
@@ -88,11 +106,14 @@ describe('Idempotency-Key across a SIGKILL (a real server process)', () => {
         /* killed */
       }
     };
-    // Many joins in flight, the kill once a few are answered.
+    // Many joins in flight; the kill as soon as the first ones are committed (read from the
+    // database), before their answers are out.
+    const members = await membershipCounter(databaseUrl, program.body.id);
     const burst = Promise.all(joins.map(send));
     const t0 = Date.now();
-    while (answered < 5 && Date.now() - t0 < 10_000) await sleep(1);
+    while ((await members.count()) < N / 4 && Date.now() - t0 < 10_000);
     child.kill('SIGKILL');
+    await members.close();
     await new Promise((r) => child!.once('exit', r));
     await burst;
     child = await startServer();
