@@ -91,6 +91,8 @@ function inProgress(): ApiError {
 async function replayExisting(ctx: AppContext, reply: FastifyReply, state: IdempotencyState, row?: Existing): Promise<boolean> {
   row ??= await findRecord(ctx, state);
   if (!row) return false;
+  // From here the key's outcome is another request's: this one answers it (or 409/422) and stores nothing.
+  state.settled = true;
   if (row.request_hash !== state.hash) {
     throw new ApiError(
       422,
@@ -102,7 +104,6 @@ async function replayExisting(ctx: AppContext, reply: FastifyReply, state: Idemp
   // Only 'claim' routes write rows without an answer (and versions before answers were stored in
   // the write's transaction: such a row expires with the key).
   if (row.status_code === null) throw inProgress();
-  state.settled = true;
   reply.header('idempotent-replayed', 'true');
   if (row.status_code !== 204) reply.header('content-type', 'application/json; charset=utf-8');
   reply.status(row.status_code).send(row.response_body);
@@ -252,7 +253,11 @@ export async function runIdempotentWrite<T>(
     // changed the state (a join now "already a member"). Either way a stored answer is the answer;
     // this write's effects were rolled back with its transaction.
     if (state && (await replayExisting(ctx, reply, state))) return reply;
-    if (err instanceof IdempotencyRace) throw inProgress(); // the winner's row went away (expired) meanwhile
+    if (err instanceof IdempotencyRace) {
+      // The winner's row went away (expired) between the conflict and the lookup: rare; retryable.
+      if (state) state.settled = true;
+      throw inProgress();
+    }
     if ((await recordRefusal(ctx, req, reply, state, err, opts?.onRefused)) === 'replayed') return reply;
     throw err;
   }

@@ -328,3 +328,68 @@ describe('Idempotency-Key: a refusal is the key\'s outcome', () => {
     assert.deepEqual(broken, []);
   });
 });
+
+describe('Idempotency-Key: every write route stores its answer', () => {
+  let t: TestServer;
+  before(async () => {
+    t = await startTestServer();
+  });
+  after(async () => t.close());
+
+  it('a keyed request to each write route is replayed to its retry (most refused for an unknown id)', async () => {
+    const phone = '+385911234567';
+    const routes: [string, string, unknown?][] = [
+      ['POST', '/v1/customers', { source_id: 'every-route' }],
+      ['PUT', '/v1/customers/nope', {}],
+      ['DELETE', '/v1/customers/nope'],
+      ['POST', '/v1/loyalties', { name: 'every route' }],
+      ['PUT', '/v1/loyalties/nope', {}],
+      ['DELETE', '/v1/loyalties/nope'],
+      ['POST', '/v1/loyalties/nope/balance-definitions', { name: 'd' }],
+      ['PUT', '/v1/loyalties/nope/balance-definitions/nope', {}],
+      ['POST', '/v1/loyalties/nope/members', { customer: 'nope' }],
+      ['DELETE', '/v1/loyalties/nope/members/nope'],
+      ['POST', '/v1/loyalties/members/nope/balance', { points: 1 }],
+      ['POST', '/v1/loyalties/nope/members/nope/balance', { points: 1 }],
+      ['POST', '/v1/loyalties/nope/earning-rules', [{ event: 'x', loyalty: { type: 'FIXED', points: 1 } }]],
+      ['PUT', '/v1/loyalties/nope/earning-rules/nope', {}],
+      ['DELETE', '/v1/loyalties/nope/earning-rules/nope'],
+      ['POST', '/v1/loyalties/nope/earning-rules/nope/enable'],
+      ['POST', '/v1/loyalties/nope/earning-rules/nope/disable'],
+      ['POST', '/v1/events', { event: 'every.route', customer: { source_id: 'every-route' } }],
+      ['PUT', '/v1/orders/nope', { status: 'PAID' }],
+      ['POST', '/v1/loyalties/members/nope/pending-points/nope/activate'],
+      ['POST', '/v1/loyalties/members/nope/pending-points/nope/cancel'],
+      ['POST', '/v1/loyalties/members/nope/pending-points/nope/balance', { points: 1 }],
+      ['POST', '/v1/loyalties/nope/tiers', [{ name: 't', points: { from: 0 } }]],
+      ['PUT', '/v1/loyalties/nope/tiers/nope', {}],
+      ['POST', '/v1/loyalties/nope/tier-groups', { name: 'g' }],
+      ['PUT', '/v1/loyalties/nope/tier-groups/nope', {}],
+      ['POST', '/v1/webhooks', { target_url: 'http://127.0.0.1:9/hook', events: ['*'] }],
+      ['PUT', '/v1/webhooks/nope', {}],
+      ['DELETE', '/v1/webhooks/nope'],
+      ['POST', '/v1/webhooks/nope/rotate-secret'],
+      ['POST', '/v1/webhooks/nope/test', {}],
+      ['POST', '/v1/webhooks/nope/events/nope/resend'],
+      ['POST', '/v1/webhooks/nope/recover', { since: '2026-01-01T00:00:00Z' }],
+      ['POST', '/v1/channels', { name: 'sim', provider: 'simulator', sender: '+385910000000' }],
+      ['PUT', '/v1/channels/nope', {}],
+      ['DELETE', '/v1/channels/nope'],
+      ['POST', '/v1/simulator/messages', { from: phone, text: 'hi', channel_id: 'nope' }],
+      ['POST', '/v1/flows', { name: 'f', program_id: 'nope', steps: [{ id: 'a', type: 'reply', template: 'hi' }] }],
+      ['PUT', '/v1/flows/nope', {}],
+      ['DELETE', '/v1/flows/nope'],
+      ['POST', '/v1/flows/nope/clone', {}],
+      ['POST', '/v1/flows/nope/broadcast', { channel_id: 'nope' }],
+    ];
+    const unstored: string[] = [];
+    for (const [i, [method, path, body]] of routes.entries()) {
+      const key = `every-route-${i}`;
+      const first = await t.api(method, path, body, { 'idempotency-key': key });
+      assert.ok(first.status < 500 && first.body?.key !== 'invalid_payload', `${method} ${path}: ${first.status} ${JSON.stringify(first.body)}`);
+      const again = await t.api(method, path, body, { 'idempotency-key': key });
+      if (again.headers.get('idempotent-replayed') !== 'true' || again.status !== first.status) unstored.push(`${method} ${path} (${first.status}, then ${again.status})`);
+    }
+    assert.deepEqual(unstored, []);
+  });
+});
