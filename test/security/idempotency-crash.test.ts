@@ -57,7 +57,8 @@ describe('Idempotency-Key across a SIGKILL (a real server process)', () => {
       env: { ...process.env, DATABASE_URL: databaseUrl, TALLY_APP_ID: appId, TALLY_APP_TOKEN: token, PORT: String(port), HOST: '127.0.0.1', LOG_LEVEL: 'warn' },
       stdio: ['ignore', 'ignore', 'inherit'],
     });
-    const deadline = Date.now() + 30_000;
+    // Generous: tsx compiles the server at each start, slow on a busy machine.
+    const deadline = Date.now() + 120_000;
     for (;;) {
       if (Date.now() > deadline) throw new Error('server did not start');
       try {
