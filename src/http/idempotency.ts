@@ -37,6 +37,14 @@ import { ApiError, errorBody, toApiError } from './errors.ts';
 //   older than CLAIM_STALE_MS (its process died) is taken over by the next request with the key,
 //   which runs the I/O again.
 // - 'none': provider callbacks, deduplicated by the provider's own message ids.
+//
+// Routes with I/O around their write, and what their key's outcome is:
+// - webhook create/update: the target's name is resolved (private-address check) before the
+//   transaction (`before`); its refusal is recorded like any other.
+// - broadcast: the answer is stored with the broadcast's row (202, `preparing`); from that commit
+//   the broadcast exists and is prepared to the end (by the request, else in the background). Once
+//   the request has prepared its share, the stored answer becomes its final one (200 or 202).
+// - webhook test / resend, simulator: 'claim' (a test send may run twice after a crash).
 
 declare module 'fastify' {
   interface FastifyRequest {
