@@ -151,7 +151,7 @@ describe('concurrent writers and Idempotency-Key', () => {
     assert.deepEqual([nfReplay.status, nfReplay.body], [404, notFound.body]);
   });
 
-  it('Idempotency-Key works on other writes (claim mode): one customer, one program', async () => {
+  it('Idempotency-Key works on other writes: one customer, one program', async () => {
     const c1 = await t.api('POST', '/v1/customers', { name: 'Idem' }, { 'idempotency-key': 'cust-1' });
     const c2 = await t.api('POST', '/v1/customers', { name: 'Idem' }, { 'idempotency-key': 'cust-1' });
     assert.equal(c1.status, 200);

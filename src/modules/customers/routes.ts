@@ -1,8 +1,10 @@
 import type { FastifyInstance } from 'fastify';
 import type { AppContext } from '../../context.ts';
+import { runIdempotentWrite } from '../../http/idempotency.ts';
 import { listOf, listSchema } from '../../http/lists.ts';
 import { S } from '../../http/validation.ts';
 import type { Services } from '../../services.ts';
+import type { Executor } from '../../storage/db.ts';
 import { presentCustomer, type CustomerInput, type CustomerListQuery } from './service.ts';
 
 const address = {
@@ -37,18 +39,19 @@ const idParams = S.idParam('customerId', 'Customer id (cust_...) or source_id');
 
 export function customerRoutes(app: FastifyInstance, ctx: AppContext, services: Services): void {
   const svc = services.customers;
-  const present = async (rows: Parameters<typeof presentCustomer>[0][]) => {
-    const loyalty = await svc.loyaltyOf(ctx.database.db, rows.map((r) => r.id));
+  const present = async (rows: Parameters<typeof presentCustomer>[0][], db: Executor = ctx.database.db) => {
+    const loyalty = await svc.loyaltyOf(db, rows.map((r) => r.id));
     return rows.map((r) => presentCustomer(r, loyalty.get(r.id)));
   };
 
   app.post<{ Body: CustomerInput }>(
     '/v1/customers',
     { schema: { tags: ['customers'], summary: 'Create a customer (or update the one with this source_id)', body: customerBody, response: { 200: customerSchema } } },
-    async (req) => {
-      const { row } = await ctx.transaction((trx) => svc.upsert(trx, req.body));
-      return (await present([row]))[0];
-    },
+    async (req, reply) =>
+      runIdempotentWrite(ctx, req, reply, 200, async (trx) => {
+        const { row } = await svc.upsert(trx, req.body);
+        return (await present([row], trx))[0];
+      }),
   );
 
   app.get<{ Querystring: CustomerListQuery }>(
@@ -86,25 +89,24 @@ export function customerRoutes(app: FastifyInstance, ctx: AppContext, services: 
   app.put<{ Params: { customerId: string }; Body: CustomerInput }>(
     '/v1/customers/:customerId',
     { schema: { tags: ['customers'], summary: 'Update a customer (absent fields keep their value; metadata keys merge)', params: idParams, body: customerBody, response: { 200: customerSchema } } },
-    async (req) => {
-      const row = await ctx.transaction(async (trx) => svc.update(trx, await svc.get(trx, req.params.customerId), req.body));
-      return (await present([row]))[0];
-    },
+    async (req, reply) =>
+      runIdempotentWrite(ctx, req, reply, 200, async (trx) => {
+        const row = await svc.update(trx, await svc.get(trx, req.params.customerId), req.body);
+        return (await present([row], trx))[0];
+      }),
   );
 
   app.delete<{ Params: { customerId: string } }>(
     '/v1/customers/:customerId',
     { schema: { tags: ['customers'], summary: 'Delete a customer; their loyalty cards are revoked', params: idParams } },
-    async (req, reply) => {
-      await ctx.transaction(async (trx) => {
+    async (req, reply) =>
+      runIdempotentWrite(ctx, req, reply, 204, async (trx) => {
         const row = await svc.get(trx, req.params.customerId);
         for (const m of await services.members.ofCustomer(trx, row.id)) {
           const program = await trx.selectFrom('programs').selectAll().where('id', '=', m.program_id).executeTakeFirstOrThrow();
           await services.members.revoke(trx, m, program);
         }
         await svc.delete(trx, row);
-      });
-      reply.status(204).send();
-    },
+      }),
   );
 }

@@ -8,7 +8,6 @@ import type { Services } from '../../services.ts';
 import { isUniqueViolation } from '../../storage/db.ts';
 import { presentCustomerRef } from '../customers/service.ts';
 import { customerBody } from '../customers/routes.ts';
-import { BalanceLimitError } from '../ledger/service.ts';
 import { MembershipRace } from '../members/service.ts';
 import { ingestActivity, presentOrder, recordOrder, type OrderInput } from '../../workflows/ingest-activity.ts';
 import type { RuleDefinition } from './evaluate.ts';
@@ -163,8 +162,8 @@ export function earningRoutes(app: FastifyInstance, ctx: AppContext, services: S
         response: { 200: { type: 'array', items: ruleSchema } },
       },
     },
-    async (req) =>
-      ctx.transaction(async (trx) => {
+    async (req, reply) =>
+      runIdempotentWrite(ctx, req, reply, 200, async (trx) => {
         const program = await services.programs.get(trx, req.params.campaignId);
         return (await earning.create(trx, program, req.body)).map(presentRule);
       }),
@@ -208,8 +207,8 @@ export function earningRoutes(app: FastifyInstance, ctx: AppContext, services: S
         response: { 200: ruleSchema },
       },
     },
-    async (req) =>
-      ctx.transaction(async (trx) => {
+    async (req, reply) =>
+      runIdempotentWrite(ctx, req, reply, 200, async (trx) => {
         const program = await services.programs.get(trx, req.params.campaignId);
         return presentRule(await earning.update(trx, await earning.get(trx, program, req.params.earningRuleId), req.body));
       }),
@@ -218,21 +217,19 @@ export function earningRoutes(app: FastifyInstance, ctx: AppContext, services: S
   app.delete<{ Params: { campaignId: string; earningRuleId: string } }>(
     '/v1/loyalties/:campaignId/earning-rules/:earningRuleId',
     { schema: { tags: ['earning rules'], summary: 'Delete an earning rule', params: ruleParams, response: { 204: { type: 'null' } } } },
-    async (req, reply) => {
-      await ctx.transaction(async (trx) => {
+    async (req, reply) =>
+      runIdempotentWrite(ctx, req, reply, 204, async (trx) => {
         const program = await services.programs.get(trx, req.params.campaignId);
         await earning.remove(trx, await earning.get(trx, program, req.params.earningRuleId));
-      });
-      return reply.status(204).send();
-    },
+      }),
   );
 
   for (const action of ['enable', 'disable'] as const) {
     app.post<{ Params: { campaignId: string; earningRuleId: string } }>(
       `/v1/loyalties/:campaignId/earning-rules/:earningRuleId/${action}`,
       { schema: { tags: ['earning rules'], summary: `${action === 'enable' ? 'Enable' : 'Disable'} an earning rule`, params: ruleParams, response: { 200: ruleSchema } } },
-      async (req) =>
-        ctx.transaction(async (trx) => {
+      async (req, reply) =>
+        runIdempotentWrite(ctx, req, reply, 200, async (trx) => {
           const program = await services.programs.get(trx, req.params.campaignId);
           return presentRule(await earning.setActive(trx, await earning.get(trx, program, req.params.earningRuleId), action === 'enable'));
         }),
@@ -262,7 +259,7 @@ export function earningRoutes(app: FastifyInstance, ctx: AppContext, services: S
         headers: { type: 'object', properties: { 'idempotency-key': { type: 'string', maxLength: 255 } } },
         response: { 200: { type: 'object', additionalProperties: true, properties: { object: { type: 'string', enum: ['event'] }, type: { type: 'string' } } } },
       },
-      config: { idempotency: 'transactional' },
+      config: { idempotency: 'replay-on-conflict' },
     },
     async (req: FastifyRequest<{ Body: EventBody }>, reply: FastifyReply) => {
       const b = req.body;
@@ -287,8 +284,8 @@ export function earningRoutes(app: FastifyInstance, ctx: AppContext, services: S
             duplicate: r.duplicate,
             earned: r.earned,
           };
-        }, customerLane(b.customer));
-      return withRetries(run, services);
+        }, { ...customerLane(b.customer), onRefused: services.ledger.recordRefusal });
+      return withRetries(run);
     },
   );
 
@@ -303,8 +300,7 @@ export function earningRoutes(app: FastifyInstance, ctx: AppContext, services: S
             if (mode === 'update' && !existing) throw notFound('order', req.params.orderId!);
             const { order, ingest } = await recordOrder(ctx, trx, services, req.body, existing);
             return presentOrder(order, ingest?.earned ?? null);
-          }, customerLane((req.body as { customer?: unknown }).customer)),
-        services,
+          }, { ...customerLane((req.body as { customer?: unknown }).customer), onRefused: services.ledger.recordRefusal }),
       );
 
   app.post(
@@ -316,7 +312,7 @@ export function earningRoutes(app: FastifyInstance, ctx: AppContext, services: S
         body: { type: 'object', properties: orderProps },
         response: { 200: orderSchema },
       },
-      config: { idempotency: 'transactional' },
+      config: { idempotency: 'replay-on-conflict' },
     },
     orderWrite(200, 'create') as never,
   );
@@ -330,13 +326,9 @@ export function earningRoutes(app: FastifyInstance, ctx: AppContext, services: S
         body: { type: 'object', properties: orderProps },
         response: { 200: orderSchema },
       },
-      config: { idempotency: 'transactional' },
+      config: { idempotency: 'replay-on-conflict' },
     },
-    async (req: FastifyRequest<{ Body: OrderInput; Params: { orderId: string } }>, reply: FastifyReply) => {
-      const found = await earning.findOrder(db(), req.params.orderId);
-      if (!found) throw notFound('order', req.params.orderId);
-      return orderWrite(200, 'update')(req, reply);
-    },
+    orderWrite(200, 'update') as never,
   );
   app.get<{ Params: { orderId: string } }>(
     '/v1/orders/:orderId',
@@ -388,7 +380,7 @@ export function earningRoutes(app: FastifyInstance, ctx: AppContext, services: S
 
   app.post<{ Params: { memberId: string; pendingPointsId: string } }>(
     '/v1/loyalties/members/:memberId/pending-points/:pendingPointsId/activate',
-    { schema: { tags: ['pending points'], summary: 'Activate pending points now', params: pendingParams }, config: { idempotency: 'transactional' } },
+    { schema: { tags: ['pending points'], summary: 'Activate pending points now', params: pendingParams }, config: { idempotency: 'replay-on-conflict' } },
     async (req, reply) =>
       runIdempotentWrite(ctx, req, reply, 200, async (trx) => {
         const m = await services.members.get(trx, req.params.memberId);
@@ -400,13 +392,11 @@ export function earningRoutes(app: FastifyInstance, ctx: AppContext, services: S
   app.post<{ Params: { memberId: string; pendingPointsId: string } }>(
     '/v1/loyalties/members/:memberId/pending-points/:pendingPointsId/cancel',
     { schema: { tags: ['pending points'], summary: 'Cancel pending points', params: pendingParams, response: { 204: { type: 'null' } } } },
-    async (req, reply) => {
-      await ctx.transaction(async (trx) => {
+    async (req, reply) =>
+      runIdempotentWrite(ctx, req, reply, 204, async (trx) => {
         const m = await services.members.get(trx, req.params.memberId);
         await earning.cancelPending(trx, m, req.params.pendingPointsId);
-      });
-      return reply.status(204).send();
-    },
+      }),
   );
   app.post<{ Params: { memberId: string; pendingPointsId: string }; Body: { points: number } }>(
     '/v1/loyalties/members/:memberId/pending-points/:pendingPointsId/balance',
@@ -417,7 +407,7 @@ export function earningRoutes(app: FastifyInstance, ctx: AppContext, services: S
         params: pendingParams,
         body: { type: 'object', required: ['points'], properties: { points: { type: 'integer', minimum: -Number.MAX_SAFE_INTEGER, maximum: Number.MAX_SAFE_INTEGER, not: { const: 0 } } } },
       },
-      config: { idempotency: 'transactional' },
+      config: { idempotency: 'replay-on-conflict' },
     },
     async (req, reply) =>
       runIdempotentWrite(ctx, req, reply, 200, async (trx) => {
@@ -430,16 +420,15 @@ export function earningRoutes(app: FastifyInstance, ctx: AppContext, services: S
 /**
  * A concurrent auto-join of the same customer, or a concurrent ingestion of the same activity
  * (its key's insert, sent just before the commit on PostgreSQL, meets a unique violation there) rolls back;
- * trying again sees the new card, or answers the first ingestion's result. Limit refusals are
- * recorded.
+ * trying again sees the new card, or answers the first ingestion's result. (Limit refusals leave
+ * their event through runIdempotentWrite's onRefused.)
  */
-async function withRetries<T>(fn: () => Promise<T>, services: Services): Promise<T> {
+async function withRetries<T>(fn: () => Promise<T>): Promise<T> {
   for (let attempt = 1; ; attempt++) {
     try {
       return await fn();
     } catch (err) {
       if ((err instanceof MembershipRace || isUniqueViolation(err)) && attempt < 5) continue;
-      if (err instanceof BalanceLimitError) await services.ledger.recordRefusal(err);
       throw err;
     }
   }

@@ -6,7 +6,7 @@ import { S } from '../../http/validation.ts';
 import type { Services } from '../../services.ts';
 import type { Executor } from '../../storage/db.ts';
 import { presentBalanceDefinition } from '../loyalties/service.ts';
-import { BalanceLimitError, presentLot, presentTransaction, type ExpirationType } from './service.ts';
+import { presentLot, presentTransaction, type ExpirationType } from './service.ts';
 
 interface BalanceBody {
   points: number;
@@ -85,38 +85,33 @@ export function ledgerRoutes(app: FastifyInstance, ctx: AppContext, services: Se
     req: FastifyRequest<{ Params: { campaignId?: string; memberId: string }; Body: BalanceBody }>,
     reply: FastifyReply,
   ) => {
-    try {
-      return await runIdempotentWrite(ctx, req, reply, 200, async (trx) => {
-        // One query for card, program, holder and default definition; the step-by-step lookups
-        // only when something is missing (for the precise 404).
-        const card = await services.ledger.resolveCard(trx, req.params.memberId, req.params.campaignId, {
-          lockBalance: !req.body.balance_definition_id,
-        });
-        const { membership, program } = card ?? (await memberAndProgram(trx, req.params.memberId, req.params.campaignId));
-        const definition =
-          card && !req.body.balance_definition_id ? card.definition : await services.programs.definition(trx, program.id, req.body.balance_definition_id);
-        const result = await services.ledger.applyChange(trx, {
-          program,
-          membership,
-          definition,
-          customer: card?.customer,
-          locked_balance: card?.balance,
-          points: req.body.points,
-          type: req.body.points > 0 ? 'POINTS_ADDITION' : 'POINTS_REMOVAL',
-          reason: req.body.reason,
-          source_id: req.body.source_id,
-          source: 'API',
-          operation_type: 'MANUAL',
-          expiration_type: req.body.expiration_type,
-          expiration_date: req.body.expiration_date,
-          source_event_id: req.body.source_id ?? (req.headers['idempotency-key'] as string | undefined),
-        });
-        return result.answer;
-      }, { lane: req.params.memberId });
-    } catch (err) {
-      if (err instanceof BalanceLimitError) await services.ledger.recordRefusal(err);
-      throw err;
-    }
+    return runIdempotentWrite(ctx, req, reply, 200, async (trx) => {
+      // One query for card, program, holder and default definition; the step-by-step lookups
+      // only when something is missing (for the precise 404).
+      const card = await services.ledger.resolveCard(trx, req.params.memberId, req.params.campaignId, {
+        lockBalance: !req.body.balance_definition_id,
+      });
+      const { membership, program } = card ?? (await memberAndProgram(trx, req.params.memberId, req.params.campaignId));
+      const definition =
+        card && !req.body.balance_definition_id ? card.definition : await services.programs.definition(trx, program.id, req.body.balance_definition_id);
+      const result = await services.ledger.applyChange(trx, {
+        program,
+        membership,
+        definition,
+        customer: card?.customer,
+        locked_balance: card?.balance,
+        points: req.body.points,
+        type: req.body.points > 0 ? 'POINTS_ADDITION' : 'POINTS_REMOVAL',
+        reason: req.body.reason,
+        source_id: req.body.source_id,
+        source: 'API',
+        operation_type: 'MANUAL',
+        expiration_type: req.body.expiration_type,
+        expiration_date: req.body.expiration_date,
+        source_event_id: req.body.source_id ?? (req.headers['idempotency-key'] as string | undefined),
+      });
+      return result.answer;
+    }, { lane: req.params.memberId, onRefused: services.ledger.recordRefusal });
   };
 
   const balanceSchema = (params: object) => ({
@@ -130,8 +125,8 @@ export function ledgerRoutes(app: FastifyInstance, ctx: AppContext, services: Se
   const memberParams = S.idParam('memberId', 'Card code or v_ id');
   const bothParams = S.pathParams({ campaignId: 'Loyalty campaign id', memberId: 'Card code or v_ id' });
 
-  app.post('/v1/loyalties/:campaignId/members/:memberId/balance', { schema: balanceSchema(bothParams), config: { idempotency: 'transactional' } }, changeBalance as never);
-  app.post('/v1/loyalties/members/:memberId/balance', { schema: balanceSchema(memberParams), config: { idempotency: 'transactional' } }, changeBalance as never);
+  app.post('/v1/loyalties/:campaignId/members/:memberId/balance', { schema: balanceSchema(bothParams), config: { idempotency: 'replay-on-conflict' } }, changeBalance as never);
+  app.post('/v1/loyalties/members/:memberId/balance', { schema: balanceSchema(memberParams), config: { idempotency: 'replay-on-conflict' } }, changeBalance as never);
 
   const listTransactions = async (req: FastifyRequest<{ Params: { campaignId?: string; memberId: string }; Querystring: { limit: number; starting_after_id?: string } }>) => {
     const { membership } = await memberAndProgram(db(), req.params.memberId, req.params.campaignId);

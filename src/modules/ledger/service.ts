@@ -477,10 +477,14 @@ export class LedgerService {
     return events;
   }
 
-  /** Records a refused change's event in its own transaction: the refusal is a fact even though nothing changed. */
-  async recordRefusal(err: BalanceLimitError): Promise<void> {
-    await this.ctx.transaction((trx) => this.ctx.outbox.emit(trx, err.refusal));
-  }
+  /**
+   * A write refused for a balance limit leaves its refusal event, written by `trx` (the write's own
+   * transaction rolled back): `onRefused` of runIdempotentWrite, which commits it with the
+   * refusal's Idempotency-Key record. Other errors leave nothing.
+   */
+  recordRefusal = async (trx: Executor, err: unknown): Promise<void> => {
+    if (err instanceof BalanceLimitError) await this.ctx.outbox.emit(trx, err.refusal);
+  };
 
   /** Expires what is left of a lot (scheduled at its expires_at). */
   async expireLot(trx: Executor, lotId: string): Promise<ChangeResult | null> {

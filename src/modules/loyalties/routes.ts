@@ -1,5 +1,6 @@
 import type { FastifyInstance } from 'fastify';
 import type { AppContext } from '../../context.ts';
+import { runIdempotentWrite } from '../../http/idempotency.ts';
 import { listOf, listSchema } from '../../http/lists.ts';
 import { S } from '../../http/validation.ts';
 import type { Services } from '../../services.ts';
@@ -86,7 +87,7 @@ export function loyaltyRoutes(app: FastifyInstance, ctx: AppContext, services: S
   app.post<{ Body: ProgramInput }>(
     '/v1/loyalties',
     { schema: { tags: ['loyalties'], summary: 'Create a loyalty program', body: programBody(['name']), response: { 200: campaignSchema } } },
-    async (req) => presentProgram(await ctx.transaction((trx) => svc.create(trx, req.body)), { members: 0 }),
+    async (req, reply) => runIdempotentWrite(ctx, req, reply, 200, async (trx) => presentProgram(await svc.create(trx, req.body), { members: 0 })),
   );
 
   app.get<{ Querystring: { limit: number; page: number; order?: string } }>(
@@ -117,19 +118,20 @@ export function loyaltyRoutes(app: FastifyInstance, ctx: AppContext, services: S
   app.put<{ Params: { campaignId: string }; Body: ProgramInput }>(
     '/v1/loyalties/:campaignId',
     { schema: { tags: ['loyalties'], summary: 'Update a loyalty program', params: campaignParams, body: programBody([]), response: { 200: campaignSchema } } },
-    async (req) => {
-      const row = await ctx.transaction(async (trx) => svc.update(trx, await svc.get(trx, req.params.campaignId), req.body));
-      return presentProgram(row, { members: await svc.memberCount(db(), row.id) });
-    },
+    async (req, reply) =>
+      runIdempotentWrite(ctx, req, reply, 200, async (trx) => {
+        const row = await svc.update(trx, await svc.get(trx, req.params.campaignId), req.body);
+        return presentProgram(row, { members: await svc.memberCount(trx, row.id) });
+      }),
   );
 
   app.delete<{ Params: { campaignId: string } }>(
     '/v1/loyalties/:campaignId',
     { schema: { tags: ['loyalties'], summary: 'Delete a loyalty program (its ledger is kept)', params: campaignParams } },
-    async (req, reply) => {
-      await ctx.transaction(async (trx) => svc.softDelete(trx, await svc.get(trx, req.params.campaignId)));
-      reply.status(204).send();
-    },
+    async (req, reply) =>
+      runIdempotentWrite(ctx, req, reply, 204, async (trx) => {
+        await svc.softDelete(trx, await svc.get(trx, req.params.campaignId));
+      }),
   );
 
   // ---- balance definitions ----
@@ -137,8 +139,10 @@ export function loyaltyRoutes(app: FastifyInstance, ctx: AppContext, services: S
   app.post<{ Params: { campaignId: string }; Body: BalanceDefinitionInput }>(
     '/v1/loyalties/:campaignId/balance-definitions',
     { schema: { tags: ['balance definitions'], summary: 'Add a balance definition to a program', params: campaignParams, body: definitionBody(['name']), response: { 200: definitionSchema } } },
-    async (req) =>
-      presentBalanceDefinition(await ctx.transaction(async (trx) => svc.createDefinition(trx, await svc.get(trx, req.params.campaignId), req.body))),
+    async (req, reply) =>
+      runIdempotentWrite(ctx, req, reply, 200, async (trx) =>
+        presentBalanceDefinition(await svc.createDefinition(trx, await svc.get(trx, req.params.campaignId), req.body)),
+      ),
   );
 
   app.get<{ Params: { campaignId: string } }>(
@@ -165,12 +169,10 @@ export function loyaltyRoutes(app: FastifyInstance, ctx: AppContext, services: S
   app.put<{ Params: { campaignId: string; definitionId: string }; Body: BalanceDefinitionInput }>(
     '/v1/loyalties/:campaignId/balance-definitions/:definitionId',
     { schema: { tags: ['balance definitions'], summary: 'Update a balance definition (limits apply to later changes)', params: defParams, body: definitionBody([]), response: { 200: definitionSchema } } },
-    async (req) =>
-      presentBalanceDefinition(
-        await ctx.transaction(async (trx) => {
-          const program = await svc.get(trx, req.params.campaignId);
-          return svc.updateDefinition(trx, await svc.definition(trx, program.id, req.params.definitionId), req.body);
-        }),
-      ),
+    async (req, reply) =>
+      runIdempotentWrite(ctx, req, reply, 200, async (trx) => {
+        const program = await svc.get(trx, req.params.campaignId);
+        return presentBalanceDefinition(await svc.updateDefinition(trx, await svc.definition(trx, program.id, req.params.definitionId), req.body));
+      }),
   );
 }

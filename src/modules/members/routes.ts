@@ -1,5 +1,6 @@
 import type { FastifyInstance } from 'fastify';
 import type { AppContext } from '../../context.ts';
+import { runIdempotentWrite } from '../../http/idempotency.ts';
 import { listOf, listSchema } from '../../http/lists.ts';
 import { S } from '../../http/validation.ts';
 import type { Services } from '../../services.ts';
@@ -65,12 +66,12 @@ export function memberRoutes(app: FastifyInstance, ctx: AppContext, services: Se
         response: { 200: memberSchema },
       },
     },
-    async (req) => {
+    async (req, reply) => {
       // A collision on a generated code or a concurrent join of a join-once program rolls the
       // transaction back; trying again finds the new state (a fresh code, or "already joined").
       for (let attempt = 1; ; attempt++) {
         try {
-          return await ctx.transaction(async (trx) => {
+          return await runIdempotentWrite(ctx, req, reply, 200, async (trx) => {
             const program = await services.programs.get(trx, req.params.campaignId);
             const customer = await resolveCustomer(trx, services, req.body.customer);
             const m = await joinProgram(trx, services, program, customer, {
@@ -135,8 +136,8 @@ export function memberRoutes(app: FastifyInstance, ctx: AppContext, services: Se
   app.delete<{ Params: { campaignId: string; memberId: string } }>(
     '/v1/loyalties/:campaignId/members/:memberId',
     { schema: { tags: ['members'], summary: 'Revoke a membership (its history is kept)', params: bothParams, response: { 200: memberSchema } } },
-    async (req) =>
-      ctx.transaction(async (trx) => {
+    async (req, reply) =>
+      runIdempotentWrite(ctx, req, reply, 200, async (trx) => {
         const program = await services.programs.get(trx, req.params.campaignId);
         const m = await services.members.revoke(trx, await services.members.get(trx, req.params.memberId, program.id), program);
         return services.members.presentOne(trx, m, program);

@@ -3,6 +3,7 @@ import { badRequest, notFound, unprocessable } from '../../http/errors.ts';
 import { newId } from '../../lib/ids.ts';
 import { fromJson, toJson } from '../../lib/json.ts';
 import type { Services } from '../../services.ts';
+import type { Executor } from '../../storage/db.ts';
 import { channelSettings, type ChannelRow, type ChannelService } from './channels.ts';
 import { extendScope, type ContextRegistry } from './context-providers.ts';
 import type { FlowRow, FlowService } from './flows/service.ts';
@@ -56,8 +57,12 @@ export class BroadcastService {
     private registry: ContextRegistry,
   ) {}
 
-  async broadcast(flow: FlowRow, input: BroadcastInput) {
-    const db = this.ctx.database.db;
+  /**
+   * Checks a broadcast and writes its row (status `preparing`) with `db`, the route's transaction:
+   * from its commit the broadcast exists and the background preparation will finish it, so that
+   * transaction is where its Idempotency-Key answer belongs. Then `prepareInline`, after the commit.
+   */
+  async create(db: Executor, flow: FlowRow, input: BroadcastInput) {
     const version = await this.flows.version(db, flow.id, flow.current_version);
     const def = version.definition;
     const channel = await this.channels.get(db, input.channel_id);
@@ -112,13 +117,21 @@ export class BroadcastService {
       last_send_at: null,
       updated_at: now,
     };
-    await this.ctx.transaction((trx) => trx.insertInto('msg_broadcasts').values(row).execute());
-    // The first recipients within the request (at most as many members read as `inlineRecipients`,
-    // however many the filters keep); the rest, if any, in the background.
+    await db.insertInto('msg_broadcasts').values(row).execute();
+    return this.present(row, channel);
+  }
+
+  /**
+   * Prepares the first recipients of a broadcast just created, within the request (at most as many
+   * members read as `inlineRecipients`, however many the filters keep); the rest, if any, in the
+   * background. Answers the broadcast as it then is.
+   */
+  async prepareInline(id: string) {
     for (let chunks = Math.ceil(this.inlineRecipients / this.chunkSize); chunks > 0; chunks--) {
-      if (!(await this.prepareChunk(row.id))) break;
+      if (!(await this.prepareChunk(id))) break;
     }
-    return this.present((await this.find(row.id))!, channel);
+    const row = (await this.find(id))!;
+    return this.present(row, await this.channels.find(this.ctx.database.db, row.channel_id));
   }
 
   /** Prepares the next chunk of every broadcast still preparing; answers how many chunks it wrote. */

@@ -1,6 +1,7 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { AppContext } from '../../context.ts';
 import { ApiError, badRequest, notFound } from '../../http/errors.ts';
+import { isReplay, reviseIdempotentAnswer, runIdempotentWrite } from '../../http/idempotency.ts';
 import { listOf, listSchema } from '../../http/lists.ts';
 import { S } from '../../http/validation.ts';
 import { newId } from '../../lib/ids.ts';
@@ -127,7 +128,7 @@ export function messagingRoutes(app: FastifyInstance, ctx: AppContext, services:
   app.post<{ Body: ChannelInput }>(
     '/v1/channels',
     { schema: { tags: [TAG_CH], summary: 'Create a channel (provider account and number); credentials are write-only', body: channelBodyCreate, response: { 200: obj } } },
-    async (req) => presentChannel(ctx, await ctx.transaction((trx) => m.channels.create(trx, req.body)), req),
+    async (req, reply) => runIdempotentWrite(ctx, req, reply, 200, async (trx) => presentChannel(ctx, await m.channels.create(trx, req.body), req)),
   );
   app.get<{ Querystring: { limit: number; page: number } }>(
     '/v1/channels',
@@ -145,20 +146,18 @@ export function messagingRoutes(app: FastifyInstance, ctx: AppContext, services:
   app.put<{ Params: { channelId: string }; Body: ChannelInput }>(
     '/v1/channels/:channelId',
     { schema: { tags: [TAG_CH], summary: 'Update a channel (credentials given are replaced, others kept)', params: channelParams, body: channelBodyUpdate, response: { 200: obj } } },
-    async (req) =>
-      presentChannel(
-        ctx,
-        await ctx.transaction(async (trx) => m.channels.update(trx, await m.channels.get(trx, req.params.channelId), req.body)),
-        req,
+    async (req, reply) =>
+      runIdempotentWrite(ctx, req, reply, 200, async (trx) =>
+        presentChannel(ctx, await m.channels.update(trx, await m.channels.get(trx, req.params.channelId), req.body), req),
       ),
   );
   app.delete<{ Params: { channelId: string } }>(
     '/v1/channels/:channelId',
     { schema: { tags: [TAG_CH], summary: 'Delete a channel', params: channelParams } },
-    async (req, reply) => {
-      await ctx.transaction(async (trx) => m.channels.softDelete(trx, await m.channels.get(trx, req.params.channelId)));
-      reply.status(204).send();
-    },
+    async (req, reply) =>
+      runIdempotentWrite(ctx, req, reply, 204, async (trx) => {
+        await m.channels.softDelete(trx, await m.channels.get(trx, req.params.channelId));
+      }),
   );
 
   // ---------- provider callbacks (public: each verifies the provider) ----------
@@ -229,7 +228,9 @@ export function messagingRoutes(app: FastifyInstance, ctx: AppContext, services:
   app.post<{ Body: { from: string; text: string; channel_id?: string } }>(
     '/v1/simulator/messages',
     {
-      config: { idempotency: 'none' },
+      // The flow it runs may call HTTP (no transaction is held across that): see 'claim' in
+      // src/http/idempotency.ts. A retry after a crash may run the exchange again (a simulator's).
+      config: { idempotency: 'claim' },
       schema: {
         tags: [TAG_CH],
         summary: 'Send a message as a member through a simulator channel; answers with the replies the member gets',
@@ -333,10 +334,11 @@ export function messagingRoutes(app: FastifyInstance, ctx: AppContext, services:
   app.post<{ Body: FlowDefinition }>(
     '/v1/flows',
     { schema: { tags: [TAG_FLOW], summary: 'Create a flow (version 1)', body: flowCreate, response: { 200: obj } } },
-    async (req) => {
-      const { row, version } = await ctx.transaction((trx) => m.flows.create(trx, req.body));
-      return m.flows.present(row, version);
-    },
+    async (req, reply) =>
+      runIdempotentWrite(ctx, req, reply, 200, async (trx) => {
+        const { row, version } = await m.flows.create(trx, req.body);
+        return m.flows.present(row, version);
+      }),
   );
   app.get<{ Querystring: { limit: number; page: number; program_id?: string } }>(
     '/v1/flows',
@@ -380,18 +382,19 @@ export function messagingRoutes(app: FastifyInstance, ctx: AppContext, services:
   app.put<{ Params: { flowId: string }; Body: Partial<FlowDefinition> }>(
     '/v1/flows/:flowId',
     { schema: { tags: [TAG_FLOW], summary: 'Save a change: makes a new version (conversations in progress finish on theirs)', params: flowParams, body: flowUpdate, response: { 200: obj } } },
-    async (req) => {
-      const { row, version } = await ctx.transaction(async (trx) => m.flows.update(trx, await m.flows.get(trx, req.params.flowId), req.body));
-      return m.flows.present(row, version);
-    },
+    async (req, reply) =>
+      runIdempotentWrite(ctx, req, reply, 200, async (trx) => {
+        const { row, version } = await m.flows.update(trx, await m.flows.get(trx, req.params.flowId), req.body);
+        return m.flows.present(row, version);
+      }),
   );
   app.delete<{ Params: { flowId: string } }>(
     '/v1/flows/:flowId',
     { schema: { tags: [TAG_FLOW], summary: 'Delete a flow', params: flowParams } },
-    async (req, reply) => {
-      await ctx.transaction(async (trx) => m.flows.softDelete(trx, await m.flows.get(trx, req.params.flowId)));
-      reply.status(204).send();
-    },
+    async (req, reply) =>
+      runIdempotentWrite(ctx, req, reply, 204, async (trx) => {
+        await m.flows.softDelete(trx, await m.flows.get(trx, req.params.flowId));
+      }),
   );
   app.post<{ Params: { flowId: string }; Body: Partial<FlowDefinition> }>(
     '/v1/flows/:flowId/clone',
@@ -404,10 +407,11 @@ export function messagingRoutes(app: FastifyInstance, ctx: AppContext, services:
         response: { 200: obj },
       },
     },
-    async (req) => {
-      const { row, version } = await ctx.transaction(async (trx) => m.flows.clone(trx, await m.flows.get(trx, req.params.flowId), req.body ?? {}));
-      return m.flows.present(row, version);
-    },
+    async (req, reply) =>
+      runIdempotentWrite(ctx, req, reply, 200, async (trx) => {
+        const { row, version } = await m.flows.clone(trx, await m.flows.get(trx, req.params.flowId), req.body ?? {});
+        return m.flows.present(row, version);
+      }),
   );
   app.post<{ Params: { flowId: string }; Body: BroadcastInput }>(
     '/v1/flows/:flowId/broadcast',
@@ -446,9 +450,16 @@ export function messagingRoutes(app: FastifyInstance, ctx: AppContext, services:
       },
     },
     async (req, reply) => {
-      const b = await m.broadcasts.broadcast(await m.flows.get(db, req.params.flowId), req.body);
+      // The Idempotency-Key answer is stored with the broadcast's row (202, preparing): from that
+      // commit the broadcast exists and will be prepared, by this request or in the background. It
+      // is replaced by the final answer once the request has prepared what it prepares itself.
+      const created = await runIdempotentWrite(ctx, req, reply, 202, async (trx) => m.broadcasts.create(trx, await m.flows.get(trx, req.params.flowId), req.body));
+      if (isReplay(created, reply)) return reply;
+      const b = await m.broadcasts.prepareInline(created.id);
       // A large broadcast goes on preparing in the background: accepted, not yet complete.
-      reply.code(b.status === 'preparing' ? 202 : 200);
+      const status = b.status === 'preparing' ? 202 : 200;
+      await reviseIdempotentAnswer(ctx, req, status, b);
+      reply.code(status);
       return b;
     },
   );

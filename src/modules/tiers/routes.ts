@@ -1,5 +1,6 @@
 import type { FastifyInstance } from 'fastify';
 import type { AppContext } from '../../context.ts';
+import { runIdempotentWrite } from '../../http/idempotency.ts';
 import { listOf, listSchema } from '../../http/lists.ts';
 import { S } from '../../http/validation.ts';
 import type { Services } from '../../services.ts';
@@ -74,8 +75,8 @@ export function tierRoutes(app: FastifyInstance, ctx: AppContext, services: Serv
         response: { 200: { type: 'array', items: tierSchema } },
       },
     },
-    async (req) =>
-      ctx.transaction(async (trx) => {
+    async (req, reply) =>
+      runIdempotentWrite(ctx, req, reply, 200, async (trx) => {
         const program = await services.programs.get(trx, req.params.campaignId);
         const rows = await tiers.createTiers(trx, program, req.body);
         const groups = new Map((await trx.selectFrom('tier_groups').selectAll().where('program_id', '=', program.id).execute()).map((g) => [g.id, g]));
@@ -126,8 +127,8 @@ export function tierRoutes(app: FastifyInstance, ctx: AppContext, services: Serv
         response: { 200: tierSchema },
       },
     },
-    async (req) =>
-      ctx.transaction(async (trx) => {
+    async (req, reply) =>
+      runIdempotentWrite(ctx, req, reply, 200, async (trx) => {
         const program = await services.programs.get(trx, req.params.campaignId);
         const t = await tiers.updateTier(trx, program, await tiers.getTier(trx, program, req.params.tierId), req.body);
         return presentTier(t, await tiers.getGroup(trx, program, t.tier_group_id));
@@ -151,8 +152,8 @@ export function tierRoutes(app: FastifyInstance, ctx: AppContext, services: Serv
   app.post<{ Params: { campaignId: string }; Body: TierGroupInput }>(
     '/v1/loyalties/:campaignId/tier-groups',
     { schema: { tags: ['tiers'], summary: 'Create a tier group (beyond the default one)', params: campaignParams, body: groupBody(['name']), response: { 200: groupSchema } } },
-    async (req) =>
-      ctx.transaction(async (trx) => {
+    async (req, reply) =>
+      runIdempotentWrite(ctx, req, reply, 200, async (trx) => {
         const program = await services.programs.get(trx, req.params.campaignId);
         return presentGroup(await tiers.createGroup(trx, program, req.body));
       }),
@@ -182,8 +183,8 @@ export function tierRoutes(app: FastifyInstance, ctx: AppContext, services: Serv
   app.put<{ Params: { campaignId: string; groupId: string }; Body: TierGroupInput }>(
     '/v1/loyalties/:campaignId/tier-groups/:groupId',
     { schema: { tags: ['tiers'], summary: 'Update a tier group (name, qualification policy, balance)', params: groupParams, body: groupBody([]), response: { 200: groupSchema } } },
-    async (req) =>
-      ctx.transaction(async (trx) => {
+    async (req, reply) =>
+      runIdempotentWrite(ctx, req, reply, 200, async (trx) => {
         const program = await services.programs.get(trx, req.params.campaignId);
         return presentGroup(await tiers.updateGroup(trx, program, await tiers.getGroup(trx, program, req.params.groupId), req.body));
       }),

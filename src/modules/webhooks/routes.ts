@@ -1,5 +1,6 @@
 import type { FastifyInstance } from 'fastify';
 import type { AppContext } from '../../context.ts';
+import { runIdempotentWrite } from '../../http/idempotency.ts';
 import { listOf, listSchema } from '../../http/lists.ts';
 import { S } from '../../http/validation.ts';
 import type { Services } from '../../services.ts';
@@ -87,7 +88,10 @@ export function webhookRoutes(app: FastifyInstance, ctx: AppContext, services: S
         response: { 200: endpointSchema },
       },
     },
-    async (req) => presentEndpoint(await hooks.create(db(), req.body), { secret: true }),
+    async (req, reply) =>
+      runIdempotentWrite(ctx, req, reply, 200, async (trx) => presentEndpoint(await hooks.create(trx, req.body, { urlChecked: true }), { secret: true }), {
+        before: () => hooks.checkUrl(req.body.target_url),
+      }),
   );
 
   app.get(
@@ -116,16 +120,18 @@ export function webhookRoutes(app: FastifyInstance, ctx: AppContext, services: S
         response: { 200: endpointSchema },
       },
     },
-    async (req) => presentEndpoint(await ctx.transaction((trx) => hooks.update(trx, req.params.webhookId, req.body))),
+    async (req, reply) =>
+      runIdempotentWrite(ctx, req, reply, 200, async (trx) => presentEndpoint(await hooks.update(trx, req.params.webhookId, req.body, { urlChecked: true })), {
+        before: async () => {
+          if (req.body.target_url !== undefined) await hooks.checkUrl(req.body.target_url);
+        },
+      }),
   );
 
   app.delete<{ Params: { webhookId: string } }>(
     '/v1/webhooks/:webhookId',
     { schema: { tags: ['webhooks'], summary: 'Delete a webhook endpoint, its pending deliveries and its attempt log', params: idParams } },
-    async (req, reply) => {
-      await ctx.transaction((trx) => hooks.remove(trx, req.params.webhookId));
-      return reply.status(204).send();
-    },
+    async (req, reply) => runIdempotentWrite(ctx, req, reply, 204, (trx) => hooks.remove(trx, req.params.webhookId)),
   );
 
   app.post<{ Params: { webhookId: string } }>(
@@ -138,7 +144,7 @@ export function webhookRoutes(app: FastifyInstance, ctx: AppContext, services: S
         response: { 200: endpointSchema },
       },
     },
-    async (req) => presentEndpoint(await ctx.transaction((trx) => hooks.rotate(trx, req.params.webhookId)), { secret: true }),
+    async (req, reply) => runIdempotentWrite(ctx, req, reply, 200, async (trx) => presentEndpoint(await hooks.rotate(trx, req.params.webhookId), { secret: true })),
   );
 
   app.post<{ Params: { webhookId: string }; Body: { event_type?: string } | undefined }>(
@@ -151,6 +157,8 @@ export function webhookRoutes(app: FastifyInstance, ctx: AppContext, services: S
         body: { type: ['object', 'null'], additionalProperties: false, properties: { event_type: { type: 'string' } } },
         response: { 200: { type: 'object', properties: { event: eventSchema, attempt: attemptSchema } } },
       },
+      // Outbound I/O, no lasting state beyond the attempt log: see 'claim' in src/http/idempotency.ts.
+      config: { idempotency: 'claim' },
     },
     async (req) => {
       const { event, attempt } = await hooks.test(req.params.webhookId, req.body?.event_type);
@@ -197,6 +205,7 @@ export function webhookRoutes(app: FastifyInstance, ctx: AppContext, services: S
         params: S.pathParams({ webhookId: 'Webhook endpoint id (whep_...)', eventId: 'Event id (evt_...)' }),
         response: { 200: attemptSchema },
       },
+      config: { idempotency: 'claim' },
     },
     async (req) => presentAttempt(await hooks.resend(req.params.webhookId, req.params.eventId)),
   );
@@ -217,10 +226,11 @@ export function webhookRoutes(app: FastifyInstance, ctx: AppContext, services: S
         response: { 200: { type: 'object', properties: { object: { type: 'string' }, webhook_id: { type: 'string' }, recovering: { type: 'integer' } } } },
       },
     },
-    async (req) => ({
-      object: 'webhook_recovery',
-      webhook_id: req.params.webhookId,
-      recovering: await hooks.recover(req.params.webhookId, req.body.since, req.body.until),
-    }),
+    async (req, reply) =>
+      runIdempotentWrite(ctx, req, reply, 200, async (trx) => ({
+        object: 'webhook_recovery',
+        webhook_id: req.params.webhookId,
+        recovering: await hooks.recover(trx, req.params.webhookId, req.body.since, req.body.until),
+      })),
   );
 }

@@ -101,7 +101,12 @@ export class WebhookService {
     });
   }
 
-  private async checkUrl(url: string): Promise<void> {
+  /**
+   * Refuses a target URL on a private address (unless allowed). It resolves the name: routes run it
+   * before their transaction (`before` of runIdempotentWrite) and tell create/update it was done,
+   * so no transaction waits on DNS.
+   */
+  async checkUrl(url: string): Promise<void> {
     try {
       await this.ctx.egress.check(url);
     } catch (err) {
@@ -125,8 +130,8 @@ export class WebhookService {
     return events.includes('*') ? ['*'] : [...new Set(events)];
   }
 
-  async create(db: Executor, input: Required<Pick<EndpointInput, 'target_url' | 'events'>> & EndpointInput): Promise<EndpointRow> {
-    await this.checkUrl(input.target_url);
+  async create(db: Executor, input: Required<Pick<EndpointInput, 'target_url' | 'events'>> & EndpointInput, opts: { urlChecked?: boolean } = {}): Promise<EndpointRow> {
+    if (!opts.urlChecked) await this.checkUrl(input.target_url);
     const now = this.ctx.clock.nowIso();
     const row: EndpointRow = {
       id: newId('whep'),
@@ -157,11 +162,11 @@ export class WebhookService {
     return db.selectFrom('webhook_endpoints').selectAll().orderBy('created_at').orderBy('id').execute();
   }
 
-  async update(db: Executor, id: string, input: EndpointInput): Promise<EndpointRow> {
+  async update(db: Executor, id: string, input: EndpointInput, opts: { urlChecked?: boolean } = {}): Promise<EndpointRow> {
     const row = await this.get(db, id);
     const patch: Partial<EndpointRow> = { updated_at: this.ctx.clock.nowIso() };
     if (input.target_url !== undefined) {
-      await this.checkUrl(input.target_url);
+      if (!opts.urlChecked) await this.checkUrl(input.target_url);
       patch.target_url = input.target_url;
     }
     if (input.events !== undefined) patch.events = JSON.stringify(this.checkEvents(input.events));
@@ -231,8 +236,7 @@ export class WebhookService {
   }
 
   /** Resends (one attempt each) the failed deliveries of events created in [since, until). */
-  async recover(endpointId: string, since: string, until?: string): Promise<number> {
-    const db = this.ctx.database.db;
+  async recover(db: Executor, endpointId: string, since: string, until?: string): Promise<number> {
     const endpoint = await this.get(db, endpointId);
     if (endpoint.active !== 1) {
       throw new ApiError(409, 'webhook_disabled', 'Webhook is disabled', `Enable webhook ${endpointId} (PUT active: true) before recovering its messages`);
