@@ -11,7 +11,7 @@ import type { ContextRegistry } from '../context-providers.ts';
 import { consentIntent, normalizeKeyword, pickTrigger, rawTokens, tokenize } from '../keywords.ts';
 import type { OptOutService } from '../optout.ts';
 import type { MessageRow, Outbound } from '../outbound.ts';
-import type { InboundMessage } from '../providers/types.ts';
+import { boundInbound, MAX_INBOUND_TEXT, type InboundMessage } from '../providers/types.ts';
 import { render } from '../templates.ts';
 import type { FlowService, FlowVersion } from './service.ts';
 import { FlowRun } from './steps.ts';
@@ -54,8 +54,13 @@ export class Engine {
     private registry: ContextRegistry,
   ) {}
 
-  async receive(channel: ChannelRow, msg: InboundMessage): Promise<ReceiveResult> {
+  async receive(channel: ChannelRow, received: InboundMessage): Promise<ReceiveResult> {
     const db = this.ctx.database.db;
+    // Text beyond what SMS or WhatsApp can carry is cut, not refused (see MAX_INBOUND_TEXT).
+    const msg = boundInbound(received);
+    if (msg !== received && received.text.length > MAX_INBOUND_TEXT) {
+      this.ctx.log.warn({ channel_id: channel.id, length: received.text.length, kept: msg.text.length }, 'inbound text cut to the maximum length');
+    }
     const now = this.ctx.clock.nowIso();
     const id = newId('msg');
     const inboundKey = `${channel.id}:${msg.providerMessageId}`;
