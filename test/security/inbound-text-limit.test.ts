@@ -47,28 +47,37 @@ describe('security: inbound text is bounded', () => {
     const started = performance.now();
     const res = await fetch(`${t.url}/v1/channels/${ch.id}/inbound`, {
       method: 'POST',
-      headers: { 'content-type': 'application/json', authorization: basicHeader(INFOBIP_BASIC.username, INFOBIP_BASIC.password) },
+      headers: {
+        'content-type': 'application/json',
+        authorization: basicHeader(INFOBIP_BASIC.username, INFOBIP_BASIC.password),
+      },
       body: JSON.stringify(body),
     });
     const elapsed = performance.now() - started;
     assert.equal(res.status, 200);
     assert.deepEqual(await res.json(), { received: 2, duplicates: 0 });
     assert.ok(elapsed < 5000, `took ${Math.round(elapsed)} ms`);
-    const inbound = (await t.api('GET', `/v1/messages?channel_id=${ch.id}&direction=in&limit=10`)).body.messages as any[];
+    const messages = async (direction: string) =>
+      (await t.api('GET', `/v1/messages?channel_id=${ch.id}&direction=${direction}&limit=10`)).body.messages as any[];
+    const inbound = await messages('in');
     assert.equal(inbound.length, 2);
     const long = inbound.find((m) => m.text.startsWith('ECHO  '));
     assert.equal(long.text.length, MAX_INBOUND_TEXT);
     assert.equal(long.status, 'processed');
     assert.equal(inbound.find((m) => m.text === 'ECHO short')?.status, 'processed');
-    const replies = (await t.api('GET', `/v1/messages?channel_id=${ch.id}&direction=out&limit=10`)).body.messages as any[];
-    assert.ok(replies.some((m) => m.text.startsWith(`Got ${MAX_INBOUND_TEXT}: ECHO`)), JSON.stringify(replies.map((m) => m.text.slice(0, 40))));
+    const replies = await messages('out');
+    const starts = JSON.stringify(replies.map((m) => m.text.slice(0, 40)));
+    assert.ok(replies.some((m) => m.text.startsWith(`Got ${MAX_INBOUND_TEXT}: ECHO`)), starts);
     assert.ok(replies.some((m) => m.text === 'Got 10: ECHO short'));
   });
 
   it('the simulator takes text up to the maximum and refuses longer with 400', async () => {
-    const ch = await createChannel(t, { provider: 'simulator', sender: '+10000004001', settings: { catch_all_reply: 'len {{ message.text | size }}' } });
-    assert.deepEqual(await simulate(t, '+385914000002', 'a'.repeat(MAX_INBOUND_TEXT), ch.id), [`len ${MAX_INBOUND_TEXT}`]);
-    const res = await t.api('POST', '/v1/simulator/messages', { from: '+385914000002', text: 'a'.repeat(MAX_INBOUND_TEXT + 1), channel_id: ch.id });
+    const settings = { catch_all_reply: 'len {{ message.text | size }}' };
+    const ch = await createChannel(t, { provider: 'simulator', sender: '+10000004001', settings });
+    const from = '+385914000002';
+    assert.deepEqual(await simulate(t, from, 'a'.repeat(MAX_INBOUND_TEXT), ch.id), [`len ${MAX_INBOUND_TEXT}`]);
+    const tooLong = { from, text: 'a'.repeat(MAX_INBOUND_TEXT + 1), channel_id: ch.id };
+    const res = await t.api('POST', '/v1/simulator/messages', tooLong);
     assert.equal(res.status, 400);
   });
 });

@@ -27,7 +27,13 @@ describe('security: templates cannot read files', () => {
     `Hi {%- include '${name}' -%}`,
     `{% liquid\n  render '${name}'\n%}`,
   ];
-  const allAttacks = [...attacks(localName), ...attacks(absolute), "{% include '.env' %}", "{% render 'package.json' %}"];
+  const allAttacks = [
+    ...attacks(localName),
+    ...attacks(absolute),
+    "{% include '.env' %}",
+    "{% render 'package.json' %}",
+  ];
+  const api = 'https://api.example.com/x';
 
   before(async () => {
     writeFileSync(localName, marker);
@@ -48,8 +54,8 @@ describe('security: templates cannot read files', () => {
         [{ steps: [{ id: 'a', type: 'reply', template: source }] }, 'steps[0].template'],
         [{ opening_message: source }, 'opening_message'],
         [{ unknown_sender_reply: source }, 'unknown_sender_reply'],
-        [{ steps: [{ id: 'a', type: 'http', method: 'POST', url: 'https://api.example.com/x', body: source }] }, 'steps[0].body'],
-        [{ steps: [{ id: 'a', type: 'http', url: 'https://api.example.com/x', headers: { 'x-a': source } }] }, 'steps[0].headers.x-a'],
+        [{ steps: [{ id: 'a', type: 'http', method: 'POST', url: api, body: source }] }, 'steps[0].body'],
+        [{ steps: [{ id: 'a', type: 'http', url: api, headers: { 'x-a': source } }] }, 'steps[0].headers.x-a'],
       ];
       for (const [override, field] of cases) {
         const res = await t.api('POST', '/v1/flows', { ...base, ...override });
@@ -62,17 +68,19 @@ describe('security: templates cannot read files', () => {
     }
     // And on update: the flow keeps its version.
     const flow = await createFlow(t, pointsFlow(program.id, { triggers: [{ keywords: ['FILEY'] }] }));
-    const upd = await t.api('PUT', `/v1/flows/${flow.id}`, { start: 'a', steps: [{ id: 'a', type: 'reply', template: `{% include '${localName}' %}` }] });
+    const steps = [{ id: 'a', type: 'reply', template: `{% include '${localName}' %}` }];
+    const upd = await t.api('PUT', `/v1/flows/${flow.id}`, { start: 'a', steps });
     assert.equal(upd.status, 400);
     assert.equal(upd.body.errors?.[0]?.field, 'steps[0].template');
     assert.equal((await t.api('GET', `/v1/flows/${flow.id}`)).body.version, 1);
   });
 
-  it("refuses a channel whose catch_all_reply or unknown_sender_reply reads a file, on create and on update", async () => {
+  it('refuses a channel whose catch_all_reply or unknown_sender_reply reads a file, on create and update', async () => {
     const ch = await createChannel(t, { provider: 'simulator', sender: '+10000001001' });
     for (const source of allAttacks) {
       for (const field of ['catch_all_reply', 'unknown_sender_reply']) {
-        const created = await t.api('POST', '/v1/channels', { name: 'x', provider: 'simulator', sender: '+10000001002', settings: { [field]: source } });
+        const body = { name: 'x', provider: 'simulator', sender: '+10000001002', settings: { [field]: source } };
+        const created = await t.api('POST', '/v1/channels', body);
         assert.equal(created.status, 400, `${field}: ${source}`);
         assert.equal(created.body.key, 'invalid_channel');
         assert.equal(created.body.errors?.[0]?.field, `settings.${field}`);
@@ -87,7 +95,8 @@ describe('security: templates cannot read files', () => {
     assert.equal(broken.status, 400);
     assert.equal(broken.body.errors?.[0]?.field, 'settings.catch_all_reply');
     // Plain text and ordinary Liquid are fine.
-    const ok = await t.api('PUT', `/v1/channels/${ch.id}`, { settings: { catch_all_reply: 'Sorry {{ sender }}, reply POINTS.' } });
+    const catchAll = { catch_all_reply: 'Sorry {{ sender }}, reply POINTS.' };
+    const ok = await t.api('PUT', `/v1/channels/${ch.id}`, { settings: catchAll });
     assert.equal(ok.status, 200);
     assert.deepEqual(await simulate(t, '+385912000002', 'hello', ch.id), ['Sorry +385912000002, reply POINTS.']);
   });
@@ -95,7 +104,7 @@ describe('security: templates cannot read files', () => {
   it('refuses a broadcast whose text reads a file (nothing is sent)', async () => {
     const { program } = await seedMember(t, { phone: '+385912000003' });
     const ch = await createChannel(t, { provider: 'simulator', sender: '+10000001003' });
-    const flow = await createFlow(t, pointsFlow(program.id, { channels: [ch.id], triggers: [{ keywords: ['FILEB'] }] }));
+    const flow = await createFlow(t, pointsFlow(program.id, { channels: [ch.id], triggers: [{ keywords: ['FB'] }] }));
     for (const source of allAttacks) {
       const res = await t.api('POST', `/v1/flows/${flow.id}/broadcast`, { channel_id: ch.id, text: source });
       assert.equal(res.status, 400, source);
@@ -108,19 +117,24 @@ describe('security: templates cannot read files', () => {
     assert.equal(sent.body.messages.filter((m: any) => m.broadcast_id).length, 0);
   });
 
-  it('a file template stored before the check (flow reply, catch_all_reply) fails at render and shows no file', async () => {
+  it('a file template stored before the check (flow reply, catch_all_reply) fails at render', async () => {
     const db = t.server.ctx.database.db;
     const phone = '+385912000004';
     const { program } = await seedMember(t, { phone });
     for (const [i, source] of allAttacks.entries()) {
       // A flow reply, changed under the API.
       const ch = await createChannel(t, { provider: 'simulator', sender: `+100000020${String(i).padStart(2, '0')}` });
-      const flow = await createFlow(t, pointsFlow(program.id, { channels: [ch.id], triggers: [{ keywords: ['FILES'] }] }));
+      const flow = await createFlow(t, pointsFlow(program.id, { channels: [ch.id], triggers: [{ keywords: ['FS'] }] }));
       const definition = { ...flow, steps: [{ id: 'a', type: 'reply', template: source }], start: 'a' };
-      await db.updateTable('msg_flow_versions').set({ definition: JSON.stringify(definition) }).where('flow_id', '=', flow.id).execute();
+      await db
+        .updateTable('msg_flow_versions')
+        .set({ definition: JSON.stringify(definition) })
+        .where('flow_id', '=', flow.id)
+        .execute();
       // The channel's catch-all, likewise.
-      await db.updateTable('msg_channels').set({ settings: JSON.stringify({ catch_all_reply: source }) }).where('id', '=', ch.id).execute();
-      for (const text of ['FILES', 'anything else']) {
+      const settings = JSON.stringify({ catch_all_reply: source });
+      await db.updateTable('msg_channels').set({ settings }).where('id', '=', ch.id).execute();
+      for (const text of ['FS', 'anything else']) {
         const res = await t.api('POST', '/v1/simulator/messages', { from: phone, text, channel_id: ch.id });
         assert.equal(res.status, 200);
         assert.deepEqual(res.body.replies, [], `${text}: ${source}`);

@@ -238,7 +238,11 @@ export function messagingRoutes(app: FastifyInstance, ctx: AppContext, services:
           type: 'object',
           additionalProperties: false,
           required: ['from', 'text'],
-          properties: { from: { type: 'string', minLength: 3, maxLength: 40 }, text: { type: 'string', maxLength: MAX_INBOUND_TEXT }, channel_id: { type: 'string' } },
+          properties: {
+            from: { type: 'string', minLength: 3, maxLength: 40 },
+            text: { type: 'string', maxLength: MAX_INBOUND_TEXT },
+            channel_id: { type: 'string' },
+          },
         },
         response: { 200: obj },
       },

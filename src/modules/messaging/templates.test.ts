@@ -30,7 +30,13 @@ describe('templates: no file system', () => {
     writeFileSync(file, marker);
     try {
       const plain = new Liquid(LIQUID_OPTIONS);
-      for (const source of [`{% include '${file}' %}`, `{% render '${file}' %}`, `{% layout '${file}' %}x`, `{% include '${process.cwd()}/${file}' %}`]) {
+      const sources = [
+        `{% include '${file}' %}`,
+        `{% render '${file}' %}`,
+        `{% layout '${file}' %}x`,
+        `{% include '${process.cwd()}/${file}' %}`,
+      ];
+      for (const source of sources) {
         const out = await plain.parseAndRender(source, {}).then(String, (err: Error) => `refused: ${err.message}`);
         assert.ok(!out.includes(marker), `${source} read the file`);
         assert.match(out, /^refused: /);
