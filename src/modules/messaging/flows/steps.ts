@@ -320,6 +320,7 @@ export class FlowRun {
         this.customer = result.customer;
         this.membership = result.membership;
         this.visibility = 'all';
+        this.senderCustomers = null;
         this.invalidate();
         return step.next;
       } catch (err) {
