@@ -104,7 +104,7 @@ describe('security: templates cannot read files', () => {
   it('refuses a broadcast whose text reads a file (nothing is sent)', async () => {
     const { program } = await seedMember(t, { phone: '+385912000003' });
     const ch = await createChannel(t, { provider: 'simulator', sender: '+10000001003' });
-    const flow = await createFlow(t, pointsFlow(program.id, { channels: [ch.id], triggers: [{ keywords: ['FB'] }] }));
+    const flow = await createFlow(t, pointsFlow(program.id, { triggers: [{ keywords: ['FB'] }] }));
     for (const source of allAttacks) {
       const res = await t.api('POST', `/v1/flows/${flow.id}/broadcast`, { channel_id: ch.id, text: source });
       assert.equal(res.status, 400, source);
@@ -112,6 +112,20 @@ describe('security: templates cannot read files', () => {
       assert.equal(res.body.errors?.[0]?.field, 'text');
       assert.match(res.body.details, REFUSED);
     }
+    // A WhatsApp template's placeholders are templates too.
+    const wa = await createChannel(t, {
+      provider: 'infobip',
+      type: 'whatsapp',
+      sender: '+10000001004',
+      credentials: { base_url: 'http://127.0.0.1:9', api_key: 'k' },
+      inbound_auth: { type: 'token', token: 'a-token-of-16-chars-or-more' },
+    });
+    const placeholders = ['{{ points }}', `{% render '${localName}' %}`];
+    const waBody = { channel_id: wa.id, template: { name: 'n', placeholders } };
+    const res = await t.api('POST', `/v1/flows/${flow.id}/broadcast`, waBody);
+    assert.equal(res.status, 400);
+    assert.equal(res.body.errors?.[0]?.field, 'template.placeholders[1]');
+    assert.match(res.body.details, REFUSED);
     const sent = await t.api('GET', `/v1/messages?direction=out&limit=100`);
     assert.ok(!JSON.stringify(sent.body).includes(marker));
     assert.equal(sent.body.messages.filter((m: any) => m.broadcast_id).length, 0);
