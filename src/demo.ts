@@ -51,7 +51,7 @@ function cloneOverrides(c: (typeof CLONES)[number], channelId: string): Partial<
     triggers: [{ keywords: c.keywords, match: 'first_word' }],
     opening_message: `Hi {{ customer.name | default: "there" }}! Reply ${c.keywords[0]} to check it.`,
     steps: [
-      { id: 'find', type: 'find_member', by: 'phone_or_card_code', next: 'answer' },
+      { id: 'find', type: 'find_member', by: 'phone', next: 'answer' },
       { id: 'answer', type: 'reply', template: c.template },
     ],
   };

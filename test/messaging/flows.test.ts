@@ -170,14 +170,18 @@ describe('flows: CRUD, versions, matching, sessions', () => {
     assert.deepEqual(versions, [1, 1, 2, 2]);
   });
 
-  it('finds the member by a card code in the message; unknown senders get the configured answer', async () => {
+  it('finds the member by a card code in the message when the flow asks; unknown senders get the configured answer', async () => {
     const { program, member } = await seedMember(t, { phone: '+385911000007', points: 77 });
     const ch = await createChannel(t, { provider: 'simulator', sender: '+10000000007', settings: { unknown_sender_reply: 'Channel default' } });
-    await createPointsFlow(t, program.id, { channels: [ch.id] });
+    // Another number sees the card's balance, not the person (see test/security/card-code-lookup.test.ts).
+    const steps = pointsFlow(program.id).steps.map((s) =>
+      s.type === 'find_member' ? { ...s, by: 'phone_or_card_code' as const, card_code_reveals: 'balance' as const } : s,
+    );
+    await createPointsFlow(t, program.id, { channels: [ch.id], steps });
     const byCode = await simulate(t, '+385911000070', `POINTS ${member.code}`, ch.id);
-    assert.match(byCode[0], /you have 77 points/);
+    assert.match(byCode[0], /^Hi there, you have 77 points/);
     const punctuated = await simulate(t, '+385911000070', `Points: ${member.code}.`, ch.id);
-    assert.match(punctuated[0], /you have 77 points/);
+    assert.match(punctuated[0], /^Hi there, you have 77 points/);
     const unknown = await simulate(t, '+385911000071', 'POINTS', ch.id);
     assert.deepEqual(unknown, [`We couldn't find a ${program.name} card for this number. Reply JOIN to join.`]);
     const unknownCode = await simulate(t, '+385911000071', 'POINTS NOPE1234', ch.id);

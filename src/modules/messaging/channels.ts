@@ -11,6 +11,7 @@ import { infobipBaseUrl } from './providers/infobip.ts';
 import { verifyTwilioSignature } from './providers/twilio.ts';
 import type { ChannelCredentials, ChannelForSend } from './providers/types.ts';
 import type { MsgChannelsTable } from './tables.ts';
+import { templateError } from './templates.ts';
 import { SharedTtlCache } from '../../lib/ttl-cache.ts';
 
 // Channels: one provider account and number. Credentials and inbound secrets are write-only:
@@ -187,6 +188,12 @@ export class ChannelService {
     if (provider === 'twilio' && auth && auth.type !== 'twilio_signature') throw bad('inbound_auth', 'twilio channels are verified with X-Twilio-Signature');
     const s = input.settings;
     if (s?.twilio_reply === 'twiml' && provider !== 'twilio') throw bad('settings.twilio_reply', 'applies to twilio channels only');
+    // The settings that are Liquid templates (rendered as replies): checked like a flow's.
+    for (const field of ['unknown_sender_reply', 'catch_all_reply'] as const) {
+      const source = s?.[field];
+      const error = typeof source === 'string' ? templateError(source) : null;
+      if (error) throw bad(`settings.${field}`, `is not a valid Liquid template: ${error}`);
+    }
   }
 
   async create(db: Executor, input: ChannelInput): Promise<ChannelRow> {

@@ -54,11 +54,13 @@ export class ContextRegistry {
 
   /**
    * The variables of one member as lazy, memoised properties: a provider runs only when a template
-   * or a condition reads its variable (Liquid awaits promise values), and at most once.
+   * or a condition reads its variable (Liquid awaits promise values), and at most once. With
+   * `only`, the other variables are absent (nil in Liquid).
    */
-  lazy(input: ContextInput): Record<string, unknown> {
+  lazy(input: ContextInput, only?: ReadonlySet<string>): Record<string, unknown> {
     const out: Record<string, unknown> = {};
     for (const [name, fn] of this.providers) {
+      if (only && !only.has(name)) continue;
       let memo: Promise<unknown> | undefined;
       Object.defineProperty(out, name, {
         enumerable: true,

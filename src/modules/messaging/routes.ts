@@ -11,6 +11,7 @@ import { channelSettings, presentChannel, type ChannelInput, type ChannelRow } f
 import type { FlowDefinition } from './flows/definition.ts';
 import { parseInfobipInbound, parseInfobipReports } from './providers/infobip.ts';
 import { parseTwilioInbound, parseTwilioReport, twiml } from './providers/twilio.ts';
+import { MAX_INBOUND_TEXT } from './providers/types.ts';
 import type { BroadcastInput } from './broadcast.ts';
 
 const TAG_CH = 'messaging: channels';
@@ -238,7 +239,11 @@ export function messagingRoutes(app: FastifyInstance, ctx: AppContext, services:
           type: 'object',
           additionalProperties: false,
           required: ['from', 'text'],
-          properties: { from: { type: 'string', minLength: 3, maxLength: 40 }, text: { type: 'string', maxLength: 2000 }, channel_id: { type: 'string' } },
+          properties: {
+            from: { type: 'string', minLength: 3, maxLength: 40 },
+            text: { type: 'string', maxLength: MAX_INBOUND_TEXT },
+            channel_id: { type: 'string' },
+          },
         },
         response: { 200: obj },
       },

@@ -17,8 +17,40 @@ export type Condition =
   | { any: Condition[] }
   | { not: Condition };
 
+/**
+ * What a member found by card code shows when the sender's number is not the member's own:
+ * `none` (default) finds nobody (the code of someone else's card is treated as unknown), `balance`
+ * the card's balances and tier without anything about the person (BALANCE_VARIABLES), `all`
+ * everything the member's own number would see.
+ */
+export type CardCodeReveals = 'none' | 'balance' | 'all';
+export const CARD_CODE_REVEALS: readonly CardCodeReveals[] = ['none', 'balance', 'all'];
+/**
+ * The member variables `card_code_reveals: "balance"` shows: the card and what its balance buys.
+ * Every other variable (customer, vouchers, referral, any a module adds later) is nil.
+ */
+export const BALANCE_VARIABLES: ReadonlySet<string> = new Set([
+  'program',
+  'membership',
+  'balances',
+  'points',
+  'card',
+  'tier',
+  'tiers',
+  'rewards',
+]);
+const FIND_BY = ['phone', 'card_code', 'phone_or_card_code'];
+
 export type Step =
-  | { id: string; type: 'find_member'; by?: 'phone' | 'card_code' | 'phone_or_card_code'; next?: string | null; not_found?: string | null }
+  | {
+      id: string;
+      type: 'find_member';
+      /** Default `phone`: a card code is looked up only when the flow asks for it. */
+      by?: 'phone' | 'card_code' | 'phone_or_card_code';
+      card_code_reveals?: CardCodeReveals;
+      next?: string | null;
+      not_found?: string | null;
+    }
   | { id: string; type: 'branch'; cases: { when: Condition; next: string }[]; else?: string | null }
   | { id: string; type: 'reply'; template: string; next?: string | null }
   | {
@@ -141,7 +173,15 @@ export function validateDefinition(input: FlowDefinition): FlowDefinition {
     const f = `steps[${i}]`;
     switch (s.type) {
       case 'find_member':
-        if (s.by && !['phone', 'card_code', 'phone_or_card_code'].includes(s.by)) fail(`${f}.by`, 'must be phone, card_code or phone_or_card_code');
+        if (s.by && !FIND_BY.includes(s.by)) fail(`${f}.by`, `must be one of: ${FIND_BY.join(', ')}`);
+        if (s.card_code_reveals !== undefined) {
+          if (!CARD_CODE_REVEALS.includes(s.card_code_reveals)) {
+            fail(`${f}.card_code_reveals`, `must be one of: ${CARD_CODE_REVEALS.join(', ')}`);
+          }
+          if ((s.by ?? 'phone') === 'phone') {
+            fail(`${f}.card_code_reveals`, 'applies only with by: card_code or phone_or_card_code');
+          }
+        }
         ref(`${f}.next`, s.next);
         ref(`${f}.not_found`, s.not_found);
         break;

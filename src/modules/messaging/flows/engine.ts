@@ -11,10 +11,10 @@ import type { ContextRegistry } from '../context-providers.ts';
 import { consentIntent, normalizeKeyword, pickTrigger, rawTokens, tokenize } from '../keywords.ts';
 import type { OptOutService } from '../optout.ts';
 import type { MessageRow, Outbound } from '../outbound.ts';
-import type { InboundMessage } from '../providers/types.ts';
+import { boundInbound, MAX_INBOUND_TEXT, type InboundMessage } from '../providers/types.ts';
 import { render } from '../templates.ts';
 import type { FlowService, FlowVersion } from './service.ts';
-import { FlowRun } from './steps.ts';
+import { FlowRun, type MemberVisibility } from './steps.ts';
 
 // What happens to one inbound message:
 //   1. stored, deduplicated on the provider's message id (a provider retry stops here);
@@ -37,7 +37,12 @@ interface Session {
   flow_id: string;
   flow_version: number;
   step_id: string;
-  vars: { customer_id?: string | null; membership_id?: string | null; saved?: Record<string, unknown> };
+  vars: {
+    customer_id?: string | null;
+    membership_id?: string | null;
+    saved?: Record<string, unknown>;
+    visibility?: MemberVisibility;
+  };
 }
 
 class DuplicateInbound extends Error {}
@@ -54,8 +59,14 @@ export class Engine {
     private registry: ContextRegistry,
   ) {}
 
-  async receive(channel: ChannelRow, msg: InboundMessage): Promise<ReceiveResult> {
+  async receive(channel: ChannelRow, received: InboundMessage): Promise<ReceiveResult> {
     const db = this.ctx.database.db;
+    // Text beyond what SMS or WhatsApp can carry is cut, not refused (see MAX_INBOUND_TEXT).
+    const msg = boundInbound(received);
+    if (msg !== received && received.text.length > MAX_INBOUND_TEXT) {
+      const sizes = { channel_id: channel.id, length: received.text.length, kept: msg.text.length };
+      this.ctx.log.warn(sizes, 'inbound text cut to the maximum length');
+    }
     const now = this.ctx.clock.nowIso();
     const id = newId('msg');
     const inboundKey = `${channel.id}:${msg.providerMessageId}`;
@@ -245,6 +256,7 @@ export class Engine {
       customer,
       membership,
       saved: session?.vars.saved ?? {},
+      visibility: session?.vars.visibility ?? 'all',
       defaultUnknownReply: settings.unknown_sender_reply ?? null,
     });
     const result = await run.run(startStep);
@@ -271,7 +283,12 @@ export class Engine {
           flow_version: version!.version,
           step_id: result.waitAt.id,
           state: 'waiting',
-          vars: toJson({ customer_id: result.customer?.id ?? null, membership_id: result.membership?.id ?? null, saved: result.saved }),
+          vars: toJson({
+            customer_id: result.customer?.id ?? null,
+            membership_id: result.membership?.id ?? null,
+            saved: result.saved,
+            visibility: result.visibility,
+          }),
           expires_at: new Date(this.ctx.clock.nowMs() + timeout * 1000).toISOString(),
           created_at: t,
           updated_at: t,

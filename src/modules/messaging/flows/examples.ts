@@ -1,7 +1,9 @@
 import type { FlowDefinition } from './definition.ts';
 
-// The seed recipe as a flow: a member texts POINTS (or BALANCE, PTS; or POINTS <card code>) and
+// The seed recipe as a flow: a member texts POINTS (or BALANCE, PTS) from their own number and
 // gets their balance with a nudge to redeem; REDEEM within the session continues the conversation.
+// (A card code in the text is looked up only with `by: "phone_or_card_code"` or `"card_code"`; see
+// `card_code_reveals` for what it may show to another number.)
 // `tally demo` and the tests start from this and clone it.
 
 export const POINTS_REPLY =
@@ -18,7 +20,7 @@ export function pointsFlow(programId: string, overrides: Partial<FlowDefinition>
     unknown_sender_reply: "We couldn't find a {{ program.name }} card for this number. Reply JOIN to join.",
     session_timeout_seconds: 600,
     steps: [
-      { id: 'find', type: 'find_member', by: 'phone_or_card_code', next: 'check' },
+      { id: 'find', type: 'find_member', by: 'phone', next: 'check' },
       { id: 'check', type: 'branch', cases: [{ when: { balance_gte_cheapest_reward: true }, next: 'can_redeem' }], else: 'balance' },
       {
         id: 'can_redeem',

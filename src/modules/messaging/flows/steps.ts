@@ -11,7 +11,7 @@ import { MembershipRace, type MembershipRow } from '../../members/service.ts';
 import type { ChannelRow } from '../channels.ts';
 import { extendScope, resolvePath, type ContextRegistry } from '../context-providers.ts';
 import { render } from '../templates.ts';
-import type { Condition, FlowDefinition, Step } from './definition.ts';
+import { BALANCE_VARIABLES, type Condition, type FlowDefinition, type Step } from './definition.ts';
 
 // Runs a flow's steps for one inbound message, from a start step until the flow ends or waits.
 // Reads go straight to the database; the only writes are enrolments (the join step, in their own
@@ -34,8 +34,17 @@ export interface RunInput {
   membership: MembershipRow | null;
   /** Variables saved by earlier steps (http results), carried across a session. */
   saved: Record<string, unknown>;
+  /** What the membership carried across a session may show (MemberVisibility). */
+  visibility?: MemberVisibility;
   defaultUnknownReply?: string | null;
 }
+
+/**
+ * What templates and conditions see of the current member: `all`, or `balance` only (the member was
+ * found by the card code of a number that is not the member's own, and the flow's find_member step
+ * says `card_code_reveals: "balance"`): BALANCE_VARIABLES, no customer.
+ */
+export type MemberVisibility = 'all' | 'balance';
 
 export interface RunResult {
   replies: string[];
@@ -44,6 +53,7 @@ export interface RunResult {
   customer: CustomerRow | null;
   membership: MembershipRow | null;
   saved: Record<string, unknown>;
+  visibility: MemberVisibility;
 }
 
 const MAX_STEPS = 50;
@@ -72,11 +82,14 @@ export class FlowRun {
   private customer: CustomerRow | null;
   private membership: MembershipRow | null;
   private saved: Record<string, unknown>;
+  private visibility: MemberVisibility;
+  private senderCustomers: CustomerRow[] | null = null;
 
   constructor(private input: RunInput) {
     this.customer = input.customer;
     this.membership = input.membership;
     this.saved = { ...input.saved };
+    this.visibility = input.visibility ?? 'all';
   }
 
   private get db() {
@@ -86,7 +99,16 @@ export class FlowRun {
   async vars(): Promise<Record<string, unknown>> {
     if (!this.context) {
       const { registry, services, program, channel, phone, text, tokens, keyword } = this.input;
-      const scope = registry.lazy({ db: this.db, dialect: this.input.ctx.database.dialect, services, program, customer: this.customer, membership: this.membership });
+      const limited = this.visibility === 'balance';
+      const input = {
+        db: this.db,
+        dialect: this.input.ctx.database.dialect,
+        services,
+        program,
+        customer: limited ? null : this.customer,
+        membership: this.membership,
+      };
+      const scope = registry.lazy(input, limited ? BALANCE_VARIABLES : undefined);
       this.context = extendScope(scope, {
         sender: phone,
         channel: { id: channel.id, type: channel.type, provider: channel.provider, sender: channel.sender },
@@ -114,7 +136,8 @@ export class FlowRun {
       }
       current = await this.exec(step);
     }
-    return { replies: this.replies, waitAt, customer: this.customer, membership: this.membership, saved: this.saved };
+    const { replies, customer, membership, saved, visibility } = this;
+    return { replies, waitAt, customer, membership, saved, visibility };
   }
 
   private async reply(template: string) {
@@ -140,10 +163,19 @@ export class FlowRun {
     }
   }
 
+  /** The customers with the sender's number (looked up once per run). */
+  private async ownCustomers(): Promise<CustomerRow[]> {
+    this.senderCustomers ??= await this.input.services.customers.findByPhone(this.db, this.input.phone);
+    return this.senderCustomers;
+  }
+
   private async findMember(step: Extract<Step, { type: 'find_member' }>) {
-    const { services, program, phone } = this.input;
-    const by = step.by ?? 'phone_or_card_code';
+    const { services, program } = this.input;
+    const by = step.by ?? 'phone';
+    const reveals = step.card_code_reveals ?? 'none';
     let found: MembershipRow | null = null;
+    let owner: CustomerRow | null = null;
+    let visibility: MemberVisibility = 'all';
     if (by !== 'phone') {
       // Card codes may hold punctuation (LC-AB12): words are split on spaces only, trimmed of
       // surrounding punctuation; codes are matched as written, then upper-cased.
@@ -151,30 +183,43 @@ export class FlowRun {
       for (const token of words) {
         if (token.length < 4 || token.length > 100) continue;
         const m = (await services.members.find(this.db, token, program.id)) ?? (await services.members.find(this.db, token.toUpperCase(), program.id));
-        if (m && m.status === 'ACTIVE') {
-          found = m;
-          break;
-        }
+        if (!m || m.status !== 'ACTIVE') continue;
+        // Someone else's card answers only as far as the flow allows; with `none` it is as if the
+        // code were unknown (so a stranger cannot tell a valid code from a wrong one either).
+        owner = (await this.ownCustomers()).find((c) => c.id === m.customer_id) ?? null;
+        if (!owner && reveals === 'none') continue;
+        found = m;
+        visibility = owner || reveals === 'all' ? 'all' : 'balance';
+        break;
       }
     }
     if (!found && by !== 'card_code') {
-      for (const c of await services.customers.findByPhone(this.db, phone)) {
+      for (const c of await this.ownCustomers()) {
         const m = (await services.members.ofCustomer(this.db, c.id, program.id)).find((x) => x.status === 'ACTIVE');
         if (m) {
           found = m;
-          this.customer = c;
+          owner = c;
+          visibility = 'all';
           break;
         }
       }
     }
     if (found) {
       this.membership = found;
-      if (!this.customer || this.customer.id !== found.customer_id) this.customer = (await services.customers.find(this.db, found.customer_id)) ?? null;
+      this.visibility = visibility;
+      // With `balance`, the person behind the card stays unknown to the run (and to the messages'
+      // attribution): the replies go to a number that is not theirs.
+      if (visibility === 'balance') this.customer = null;
+      else if (owner) this.customer = owner;
+      else if (this.customer?.id !== found.customer_id) {
+        this.customer = (await services.customers.find(this.db, found.customer_id)) ?? null;
+      }
       this.invalidate();
       return step.next;
     }
     this.membership = null;
-    if (!this.customer) this.customer = (await services.customers.findByPhone(this.db, phone))[0] ?? null;
+    this.visibility = 'all';
+    if (!this.customer) this.customer = (await this.ownCustomers())[0] ?? null;
     this.invalidate();
     if (step.not_found) return step.not_found;
     const answer = this.input.def.unknown_sender_reply ?? this.input.defaultUnknownReply ?? 'Sorry, we could not find a {{ program.name }} membership for this number.';
@@ -292,6 +337,8 @@ export class FlowRun {
         });
         this.customer = result.customer;
         this.membership = result.membership;
+        this.visibility = 'all';
+        this.senderCustomers = null;
         this.invalidate();
         return step.next;
       } catch (err) {

@@ -14,6 +14,33 @@ export interface InboundMessage {
   contactName?: string | null;
 }
 
+/**
+ * The longest inbound text kept, in UTF-16 code units. A WhatsApp text is at most 4,096 characters
+ * and a long SMS is a few hundred (Twilio joins at most 1,600), so a member never reaches it; a
+ * callback carrying more is cut here rather than refused: a provider answered 4xx retries (or
+ * drops the batch's other messages), and the member would get nothing at all.
+ */
+export const MAX_INBOUND_TEXT = 4096;
+/** The longest sender profile name kept (the customer name a `join` step may create: 500 at most). */
+export const MAX_CONTACT_NAME = 200;
+
+/** Cuts `text` to at most `max` code units without splitting a surrogate pair (an emoji). */
+export function cutText(text: string, max: number): string {
+  if (text.length <= max) return text;
+  const code = text.charCodeAt(max - 1);
+  return text.slice(0, code >= 0xd800 && code <= 0xdbff ? max - 1 : max);
+}
+
+/** The message with its text and contact name within the limits above. */
+export function boundInbound(msg: InboundMessage): InboundMessage {
+  if (msg.text.length <= MAX_INBOUND_TEXT && (msg.contactName ?? '').length <= MAX_CONTACT_NAME) return msg;
+  return {
+    ...msg,
+    text: cutText(msg.text, MAX_INBOUND_TEXT),
+    contactName: msg.contactName == null ? msg.contactName : cutText(msg.contactName, MAX_CONTACT_NAME),
+  };
+}
+
 export interface DeliveryReport {
   providerMessageId: string;
   /** Tally status: sent | delivered | failed */
