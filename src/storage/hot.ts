@@ -1,5 +1,8 @@
 import { CompiledQuery, type Compilable } from 'kysely';
-import { combineWrites, PREPARED_TEXTS, sqliteInTransaction, WRITE_AT_COMMIT, writtenTable, type DialectName, type Executor, type TailWrite } from './db.ts';
+import type { DialectName, Executor } from './database.ts';
+import { keepForCommit, PREPARED_TEXTS } from './postgres/connection.ts';
+import { combineWrites, writtenTable, type KeptWrite } from './postgres/kept-writes.ts';
+import { sqliteInTransaction } from './sqlite/statements.ts';
 
 // Compiled-query cache for the few statements every ledger write runs. Building a Kysely query
 // (immutable nodes, freezing, parsing, compiling) costs several times more than running a small
@@ -94,27 +97,27 @@ export async function hotCombined(db: Executor, key: string, parts: HotPart[]): 
 const tables = new Map<string, string>();
 
 /**
- * Writes whose results nobody reads, as the last writes of a transaction. On PostgreSQL, inside a
- * transaction, the client keeps them and sends them together just before the COMMIT, one round
- * trip for all of them (see `namedStatements` in db.ts: any later query of the transaction sends
- * them first, so reads always see them). Anywhere else they run at once. Errors of kept writes (a unique violation)
- * surface from the commit, failing the transaction as a whole, as they would have here.
+ * Writes whose results nobody reads, as the last writes of a transaction. In a PostgreSQL
+ * transaction the connection keeps them and sends them together just before the COMMIT, one round
+ * trip for all of them (PipelinedConnection.keep in postgres/connection.ts: any later query of the
+ * transaction sends them first, so reads always see them). Anywhere else they run at once. Errors
+ * of kept writes (a unique violation) surface from the commit, failing the transaction as a whole,
+ * as they would have here.
  */
 export async function writeAtCommit(db: Executor, dialect: DialectName, parts: HotPart[]): Promise<void> {
-  if (dialect !== 'postgres' || !db.isTransaction) {
-    if (dialect === 'postgres' && parts.length > 1) {
-      await hotCombined(db, parts.map((p) => p.key).join('+'), parts);
-      return;
-    }
-    for (const part of parts) await hot(db, dialect, part.key, part.params, part.build);
+  if (dialect === 'postgres' && db.isTransaction) {
+    const texts = textsOf(db);
+    const writes = parts.map((part): KeptWrite => {
+      const text = partText(texts, part);
+      let table = tables.get(text);
+      if (table === undefined) tables.set(text, (table = writtenTable(text)));
+      return { table, text, values: part.params };
+    });
+    if (await keepForCommit(db, writes)) return;
+  }
+  if (dialect === 'postgres' && parts.length > 1) {
+    await hotCombined(db, parts.map((p) => p.key).join('+'), parts);
     return;
   }
-  const texts = textsOf(db);
-  for (const part of parts) {
-    const text = partText(texts, part);
-    let table = tables.get(text);
-    if (table === undefined) tables.set(text, (table = writtenTable(text)));
-    const write: TailWrite = { table, text, values: part.params };
-    await db.executeQuery(CompiledQuery.raw(WRITE_AT_COMMIT, [write]));
-  }
+  for (const part of parts) await hot(db, dialect, part.key, part.params, part.build);
 }
