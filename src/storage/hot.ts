@@ -18,7 +18,13 @@ import { sqliteInTransaction } from './sqlite/statements.ts';
 const byAdapter = new WeakMap<object, Map<string, string>>();
 
 /** `dialect` names the backend for readers of the call site; the cache itself keys on the executor's adapter. */
-export async function hot<R>(db: Executor, _dialect: DialectName, key: string, params: readonly unknown[], build: () => Compilable<R>): Promise<R[]> {
+export async function hot<R>(
+  db: Executor,
+  _dialect: DialectName,
+  key: string,
+  params: readonly unknown[],
+  build: () => Compilable<R>,
+): Promise<R[]> {
   const texts = textsOf(db);
   const text = texts.get(key);
   if (text !== undefined) {
@@ -29,7 +35,8 @@ export async function hot<R>(db: Executor, _dialect: DialectName, key: string, p
   const compiled = build().compile();
   const same = compiled.parameters.length === params.length && compiled.parameters.every((p, i) => p === params[i]);
   if (!same) {
-    throw new Error(`hot query "${key}": the parameters given (${JSON.stringify(params)}) are not the builder's (${JSON.stringify(compiled.parameters)})`);
+    const [given, built] = [JSON.stringify(params), JSON.stringify(compiled.parameters)];
+    throw new Error(`hot query "${key}": the parameters given (${given}) are not the builder's (${built})`);
   }
   texts.set(key, compiled.sql);
   PREPARED_TEXTS.add(compiled.sql);
@@ -40,7 +47,13 @@ export async function hot<R>(db: Executor, _dialect: DialectName, key: string, p
  * As `hot`, for a wide row read in a group-commit transaction on SQLite: there the rows come as
  * arrays of column values, in the select list's order (no object per row); anywhere else as objects.
  */
-export async function hotRows<R>(db: Executor, dialect: DialectName, key: string, params: readonly unknown[], build: () => Compilable<R>): Promise<{ arrays: true; rows: unknown[][] } | { arrays: false; rows: R[] }> {
+export async function hotRows<R>(
+  db: Executor,
+  dialect: DialectName,
+  key: string,
+  params: readonly unknown[],
+  build: () => Compilable<R>,
+): Promise<{ arrays: true; rows: unknown[][] } | { arrays: false; rows: R[] }> {
   const text = textsOf(db).get(key);
   const direct = text !== undefined ? sqliteInTransaction(db) : undefined;
   if (direct) return { arrays: true, rows: direct(text!, params, true) as unknown[][] };
@@ -68,7 +81,8 @@ function partText(texts: Map<string, string>, part: HotPart): string {
   let text = texts.get(part.key);
   if (text === undefined) {
     const compiled = part.build().compile();
-    const same = compiled.parameters.length === part.params.length && compiled.parameters.every((p, j) => p === part.params[j]);
+    const same =
+      compiled.parameters.length === part.params.length && compiled.parameters.every((p, j) => p === part.params[j]);
     if (!same) throw new Error(`hot query "${part.key}": the parameters given are not the builder's`);
     text = compiled.sql;
     texts.set(part.key, text);

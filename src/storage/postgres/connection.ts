@@ -184,7 +184,8 @@ export class PipelinedConnection implements DatabaseConnection {
       if (err?.code !== '0A000') throw err;
       const fresh = `${named}_${Date.now().toString(36)}`;
       if (this.#names.get(text) === named) this.#names.set(text, fresh);
-      return this.#client.query({ name: this.#names.get(text) ?? fresh, text, values: values as unknown[] }).catch(() => {
+      const renamed = { name: this.#names.get(text) ?? fresh, text, values: values as unknown[] };
+      return this.#client.query(renamed).catch(() => {
         throw err;
       });
     });
@@ -256,7 +257,10 @@ export class PipelinedConnection implements DatabaseConnection {
  * Runs `fn` on the connection of `trx`, a PostgreSQL transaction, in turn with the transaction's
  * other statements (through Kysely's connection provider of the transaction).
  */
-export function onTransactionConnection<T>(trx: Executor, fn: (connection: PipelinedConnection) => T | Promise<T>): Promise<T> {
+export function onTransactionConnection<T>(
+  trx: Executor,
+  fn: (connection: PipelinedConnection) => T | Promise<T>,
+): Promise<T> {
   return trx.getExecutor().provideConnection(async (connection) => {
     if (!(connection instanceof PipelinedConnection)) throw new Error('not a PostgreSQL transaction');
     return fn(connection);

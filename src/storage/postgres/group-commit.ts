@@ -228,7 +228,13 @@ function settleCommittedBatch(queue: Queued[], verdicts: Verdict[]): void {
  * so its transactions reject (a retry with an Idempotency-Key then answers the first result, or
  * applies it once). A COMMIT that PostgreSQL refused (a DatabaseError) surely kept nothing.
  */
-function settleFailedBatch(queue: Queued[], verdicts: Verdict[], undecided: Queued[], err: unknown, committing: boolean) {
+function settleFailedBatch(
+  queue: Queued[],
+  verdicts: Verdict[],
+  undecided: Queued[],
+  err: unknown,
+  committing: boolean,
+): void {
   const ambiguous = committing && !(err instanceof pg.DatabaseError);
   const again: Queued[] = [];
   const all: Verdict[] = [...verdicts, ...undecided.map((tx): Verdict => ({ tx, ok: true, value: undefined }))];

@@ -83,7 +83,13 @@ export interface Checkpointer {
 
 export function startCheckpointer(
   path: string,
-  opts: { idleIntervalMs?: number; busyIntervalMs?: number; restartAbovePages?: number; maxPauseMs?: number; onError?: (err: Error) => void } = {},
+  opts: {
+    idleIntervalMs?: number;
+    busyIntervalMs?: number;
+    restartAbovePages?: number;
+    maxPauseMs?: number;
+    onError?: (err: Error) => void;
+  } = {},
 ): Checkpointer {
   const worker = new Worker(WORKER_SOURCE, {
     eval: true,

@@ -56,7 +56,10 @@ export function openSqlite(path: string, opts: SqliteOptions = {}): Database {
   const db = new Kysely<DB>({ dialect: new SqliteDialect({ database: statements }) });
   const checkpointer: Checkpointer | undefined = inMemory
     ? undefined
-    : startCheckpointer(path, { restartAbovePages: opts.walRestartAbovePages, onError: () => onCheckpointerError(native) });
+    : startCheckpointer(path, {
+        restartAbovePages: opts.walRestartAbovePages,
+        onError: () => onCheckpointerError(native),
+      });
   const database: Database = {
     db,
     dialect: 'sqlite',

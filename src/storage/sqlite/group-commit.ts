@@ -33,7 +33,8 @@ export interface SqliteGroupCommitOptions {
  * - BEGIN IMMEDIATE takes the write lock up front, so other processes on the same file wait
  *   (busy_timeout) instead of deadlocking on a lock upgrade.
  */
-export function sqliteGroupCommit({ db, statements, pauseWrites, committed, maxBatch = 100 }: SqliteGroupCommitOptions) {
+export function sqliteGroupCommit(options: SqliteGroupCommitOptions) {
+  const { db, statements, pauseWrites, committed, maxBatch = 100 } = options;
   const queue: Queued[] = [];
   let scheduled = false;
   // Transaction control goes straight to the connection Kysely lent the batch (synchronous, no
