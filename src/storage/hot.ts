@@ -1,13 +1,15 @@
 import { CompiledQuery, type Compilable } from 'kysely';
 import type { DialectName, Executor } from './database.ts';
-import { keepForCommit, PREPARED_TEXTS } from './postgres/connection.ts';
+import { executePrepared, keepForCommit } from './postgres/connection.ts';
 import { combineWrites, writtenTable, type KeptWrite } from './postgres/kept-writes.ts';
 import { sqliteInTransaction } from './sqlite/statements.ts';
 
 // Compiled-query cache for the few statements every ledger write runs. Building a Kysely query
 // (immutable nodes, freezing, parsing, compiling) costs several times more than running a small
 // statement on SQLite. A hot statement's SQL text depends only on its shape, so it is compiled
-// once per shape (`key`) and dialect; later runs send that text with the new parameters.
+// once per shape (`key`) and dialect; later runs send that text with the new parameters. On SQLite
+// the prepared statement is cached by text (sqlite/statements.ts); on PostgreSQL it runs as a named
+// statement, prepared once per connection (`executePrepared` in postgres/connection.ts).
 //
 // The caller passes the parameters explicitly, in the order the builder produces them. The first
 // run of each shape checks that they are exactly the builder's, so a wrong order fails loudly in
@@ -30,7 +32,7 @@ export async function hot<R>(
   if (text !== undefined) {
     const direct = sqliteInTransaction(db);
     if (direct) return direct(text, params) as R[];
-    return (await db.executeQuery<R>(CompiledQuery.raw(text, params as unknown[]))).rows;
+    return (await executePrepared<R>(db, CompiledQuery.raw(text, params as unknown[]))).rows;
   }
   const compiled = build().compile();
   const same = compiled.parameters.length === params.length && compiled.parameters.every((p, i) => p === params[i]);
@@ -39,8 +41,7 @@ export async function hot<R>(
     throw new Error(`hot query "${key}": the parameters given (${given}) are not the builder's (${built})`);
   }
   texts.set(key, compiled.sql);
-  PREPARED_TEXTS.add(compiled.sql);
-  return (await db.executeQuery(compiled)).rows;
+  return (await executePrepared<R>(db, compiled)).rows;
 }
 
 /**
@@ -86,7 +87,6 @@ function partText(texts: Map<string, string>, part: HotPart): string {
     if (!same) throw new Error(`hot query "${part.key}": the parameters given are not the builder's`);
     text = compiled.sql;
     texts.set(part.key, text);
-    PREPARED_TEXTS.add(text);
   }
   return text;
 }
@@ -102,9 +102,8 @@ export async function hotCombined(db: Executor, key: string, parts: HotPart[]): 
   if (text === undefined) {
     text = combineWrites(parts.map((p) => ({ text: partText(texts, p), values: p.params }))).text;
     texts.set(key, text);
-    PREPARED_TEXTS.add(text);
   }
-  await db.executeQuery(CompiledQuery.raw(text, parts.flatMap((p) => p.params) as unknown[]));
+  await executePrepared(db, CompiledQuery.raw(text, parts.flatMap((p) => p.params) as unknown[]));
 }
 
 /** The table each kept write's text writes (writtenTable), by text. */

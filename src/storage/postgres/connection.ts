@@ -4,17 +4,6 @@ import type pg from 'pg';
 import type { Executor } from '../database.ts';
 import { combineWrites, type KeptWrite } from './kept-writes.ts';
 
-/**
- * The SQL texts each PostgreSQL connection prepares once as named statements: the hot statements
- * (hot.ts registers them as it compiles them). Every other query is sent unnamed, so PostgreSQL
- * plans it for its actual values and the table as it is now. A named statement's generic plan is
- * kept until the table's statistics change; a queue table that goes from empty to thousands of
- * rows within a burst (webhook deliveries, jobs) outruns autoanalyze, and the plan made while it was
- * empty (a sequential scan) would stay. The hot statements are lookups and inserts by key, whose
- * plans do not depend on the table's size.
- */
-export const PREPARED_TEXTS = new Set<string>();
-
 type PgResult = { command?: string; rowCount?: number | null; rows?: unknown[] };
 type Send = () => Promise<unknown>;
 type Corkable = { cork?: () => void; uncork?: () => void };
@@ -24,8 +13,14 @@ const EMPTY: PgResult = { command: 'SELECT', rowCount: 0, rows: [] };
  * One pooled PostgreSQL connection as Kysely sees it (`DatabaseConnection`), with what it does
  * besides sending queries. Each is a named method; nothing is read from the SQL text.
  *
- * Named statements. A text in `PREPARED_TEXTS` is prepared once per connection, named by its hash,
- * and later only bound and executed: less server CPU per query.
+ * Named statements (`executePrepared`). The hot statements (hot.ts) and the kept writes are prepared
+ * once per connection, named by their text's hash, and later only bound and executed: less server
+ * CPU per query. Every other query is sent unnamed (`executeQuery`), so PostgreSQL plans it for its
+ * actual values and the table as it is now. A named statement's generic plan is kept until the
+ * table's statistics change; a queue table that goes from empty to thousands of rows within a burst
+ * (webhook deliveries, jobs) outruns autoanalyze, and the plan made while it was empty (a
+ * sequential scan) would stay. The hot statements are lookups and inserts by key, whose plans do
+ * not depend on the table's size.
  *
  * Pipelining. The pool's clients run in pg's pipeline mode, which sends a query without waiting
  * for the answers of those before it. Statements whose answers nobody reads (BEGIN, and what the
@@ -58,13 +53,18 @@ export class PipelinedConnection implements DatabaseConnection {
     this.#stream = (client as unknown as { connection?: { stream?: Corkable } }).connection?.stream;
   }
 
-  /** Kysely's entry: sends the deferred statements and kept writes, then this query; answers its rows. */
+  /** Kysely's entry: sends the deferred statements and kept writes, then this query (unnamed). */
   async executeQuery<R>(compiled: CompiledQuery): Promise<QueryResult<R>> {
+    const values = [...compiled.parameters];
+    return queryResult<R>(await this.#sendAfterAhead(true, () => this.#client.query(compiled.sql, values)));
+  }
+
+  /** As `executeQuery`, as a named statement (prepared on this connection the first time). */
+  async executePrepared<R>(compiled: CompiledQuery): Promise<QueryResult<R>> {
     const text = compiled.sql;
     const values = [...compiled.parameters];
-    const { command, rowCount, rows } = (await this.#sendAfterAhead(true, () => this.#send(text, values))) as PgResult;
-    const writes = command === 'INSERT' || command === 'UPDATE' || command === 'DELETE' || command === 'MERGE';
-    return { numAffectedRows: writes ? BigInt(rowCount ?? 0) : undefined, rows: (rows ?? []) as R[] };
+    const send = () => (values.length > 0 ? this.#prepared(text, values) : this.#client.query(text, values));
+    return queryResult<R>(await this.#sendAfterAhead(true, send));
   }
 
   // eslint-disable-next-line require-yield
@@ -163,11 +163,6 @@ export class PipelinedConnection implements DatabaseConnection {
     this.#client.release();
   }
 
-  #send(text: string, values: unknown[]): Promise<unknown> {
-    if (values.length > 0 && PREPARED_TEXTS.has(text)) return this.#prepared(text, values);
-    return this.#client.query(text, values);
-  }
-
   #prepared(text: string, values: readonly unknown[]): Promise<unknown> {
     let name = this.#names.get(text);
     if (!name) {
@@ -251,6 +246,26 @@ export class PipelinedConnection implements DatabaseConnection {
       return answer ?? EMPTY;
     });
   }
+}
+
+function queryResult<R>(result: unknown): QueryResult<R> {
+  const { command, rowCount, rows } = result as PgResult;
+  const writes = command === 'INSERT' || command === 'UPDATE' || command === 'DELETE' || command === 'MERGE';
+  return { numAffectedRows: writes ? BigInt(rowCount ?? 0) : undefined, rows: (rows ?? []) as R[] };
+}
+
+/**
+ * Runs `compiled` on `executor` (the pool or a transaction): on a PostgreSQL connection as a named
+ * statement (`executePrepared`), anywhere else as any query.
+ */
+export function executePrepared<R>(executor: Executor, compiled: CompiledQuery): Promise<QueryResult<R>> {
+  return executor
+    .getExecutor()
+    .provideConnection((connection) =>
+      connection instanceof PipelinedConnection
+        ? connection.executePrepared<R>(compiled)
+        : connection.executeQuery<R>(compiled),
+    );
 }
 
 /**
