@@ -1,9 +1,10 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import net from 'node:net';
-import { CompiledQuery, sql, type Kysely } from 'kysely';
+import { sql, type Kysely } from 'kysely';
 import { freshDatabaseUrl } from '../../test/helpers/server.ts';
-import { DEFERRED, isUniqueViolation, openDatabase, type Database, type Executor } from './db.ts';
+import { isUniqueViolation, openDatabase, type Database, type Executor } from './database.ts';
+import { onTransactionConnection } from './postgres/connection.ts';
 import { writeAtCommit } from './hot.ts';
 
 // Transactions with a lane share database transactions (PostgreSQL group commit; SQLite batches
@@ -219,7 +220,7 @@ describe('group commit', () => {
     if (database.dialect !== 'postgres') return t.skip('PostgreSQL only');
     const err = await database
       .transaction(async (trx) => {
-        await trx.executeQuery(CompiledQuery.raw(DEFERRED, ['RELEASE SAVEPOINT no_such_savepoint']));
+        await onTransactionConnection(trx, (connection) => connection.defer('RELEASE SAVEPOINT no_such_savepoint'));
         await sql`select 1`.execute(trx);
       })
       .then(

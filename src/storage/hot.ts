@@ -1,10 +1,15 @@
 import { CompiledQuery, type Compilable } from 'kysely';
-import { combineWrites, PREPARED_TEXTS, sqliteInTransaction, WRITE_AT_COMMIT, writtenTable, type DialectName, type Executor, type TailWrite } from './db.ts';
+import type { DialectName, Executor } from './database.ts';
+import { executePrepared, keepForCommit } from './postgres/connection.ts';
+import { combineWrites, writtenTable, type KeptWrite } from './postgres/kept-writes.ts';
+import { sqliteInTransaction } from './sqlite/statements.ts';
 
 // Compiled-query cache for the few statements every ledger write runs. Building a Kysely query
 // (immutable nodes, freezing, parsing, compiling) costs several times more than running a small
 // statement on SQLite. A hot statement's SQL text depends only on its shape, so it is compiled
-// once per shape (`key`) and dialect; later runs send that text with the new parameters.
+// once per shape (`key`) and dialect; later runs send that text with the new parameters. On SQLite
+// the prepared statement is cached by text (sqlite/statements.ts); on PostgreSQL it runs as a named
+// statement, prepared once per connection (`executePrepared` in postgres/connection.ts).
 //
 // The caller passes the parameters explicitly, in the order the builder produces them. The first
 // run of each shape checks that they are exactly the builder's, so a wrong order fails loudly in
@@ -15,29 +20,41 @@ import { combineWrites, PREPARED_TEXTS, sqliteInTransaction, WRITE_AT_COMMIT, wr
 const byAdapter = new WeakMap<object, Map<string, string>>();
 
 /** `dialect` names the backend for readers of the call site; the cache itself keys on the executor's adapter. */
-export async function hot<R>(db: Executor, _dialect: DialectName, key: string, params: readonly unknown[], build: () => Compilable<R>): Promise<R[]> {
+export async function hot<R>(
+  db: Executor,
+  _dialect: DialectName,
+  key: string,
+  params: readonly unknown[],
+  build: () => Compilable<R>,
+): Promise<R[]> {
   const texts = textsOf(db);
   const text = texts.get(key);
   if (text !== undefined) {
     const direct = sqliteInTransaction(db);
     if (direct) return direct(text, params) as R[];
-    return (await db.executeQuery<R>(CompiledQuery.raw(text, params as unknown[]))).rows;
+    return (await executePrepared<R>(db, CompiledQuery.raw(text, params as unknown[]))).rows;
   }
   const compiled = build().compile();
   const same = compiled.parameters.length === params.length && compiled.parameters.every((p, i) => p === params[i]);
   if (!same) {
-    throw new Error(`hot query "${key}": the parameters given (${JSON.stringify(params)}) are not the builder's (${JSON.stringify(compiled.parameters)})`);
+    const [given, built] = [JSON.stringify(params), JSON.stringify(compiled.parameters)];
+    throw new Error(`hot query "${key}": the parameters given (${given}) are not the builder's (${built})`);
   }
   texts.set(key, compiled.sql);
-  PREPARED_TEXTS.add(compiled.sql);
-  return (await db.executeQuery(compiled)).rows;
+  return (await executePrepared<R>(db, compiled)).rows;
 }
 
 /**
  * As `hot`, for a wide row read in a group-commit transaction on SQLite: there the rows come as
  * arrays of column values, in the select list's order (no object per row); anywhere else as objects.
  */
-export async function hotRows<R>(db: Executor, dialect: DialectName, key: string, params: readonly unknown[], build: () => Compilable<R>): Promise<{ arrays: true; rows: unknown[][] } | { arrays: false; rows: R[] }> {
+export async function hotRows<R>(
+  db: Executor,
+  dialect: DialectName,
+  key: string,
+  params: readonly unknown[],
+  build: () => Compilable<R>,
+): Promise<{ arrays: true; rows: unknown[][] } | { arrays: false; rows: R[] }> {
   const text = textsOf(db).get(key);
   const direct = text !== undefined ? sqliteInTransaction(db) : undefined;
   if (direct) return { arrays: true, rows: direct(text!, params, true) as unknown[][] };
@@ -65,11 +82,11 @@ function partText(texts: Map<string, string>, part: HotPart): string {
   let text = texts.get(part.key);
   if (text === undefined) {
     const compiled = part.build().compile();
-    const same = compiled.parameters.length === part.params.length && compiled.parameters.every((p, j) => p === part.params[j]);
+    const same =
+      compiled.parameters.length === part.params.length && compiled.parameters.every((p, j) => p === part.params[j]);
     if (!same) throw new Error(`hot query "${part.key}": the parameters given are not the builder's`);
     text = compiled.sql;
     texts.set(part.key, text);
-    PREPARED_TEXTS.add(text);
   }
   return text;
 }
@@ -85,36 +102,35 @@ export async function hotCombined(db: Executor, key: string, parts: HotPart[]): 
   if (text === undefined) {
     text = combineWrites(parts.map((p) => ({ text: partText(texts, p), values: p.params }))).text;
     texts.set(key, text);
-    PREPARED_TEXTS.add(text);
   }
-  await db.executeQuery(CompiledQuery.raw(text, parts.flatMap((p) => p.params) as unknown[]));
+  await executePrepared(db, CompiledQuery.raw(text, parts.flatMap((p) => p.params) as unknown[]));
 }
 
 /** The table each kept write's text writes (writtenTable), by text. */
 const tables = new Map<string, string>();
 
 /**
- * Writes whose results nobody reads, as the last writes of a transaction. On PostgreSQL, inside a
- * transaction, the client keeps them and sends them together just before the COMMIT, one round
- * trip for all of them (see `namedStatements` in db.ts: any later query of the transaction sends
- * them first, so reads always see them). Anywhere else they run at once. Errors of kept writes (a unique violation)
- * surface from the commit, failing the transaction as a whole, as they would have here.
+ * Writes whose results nobody reads, as the last writes of a transaction. In a PostgreSQL
+ * transaction the connection keeps them and sends them together just before the COMMIT, one round
+ * trip for all of them (PipelinedConnection.keep in postgres/connection.ts: any later query of the
+ * transaction sends them first, so reads always see them). Anywhere else they run at once. Errors
+ * of kept writes (a unique violation) surface from the commit, failing the transaction as a whole,
+ * as they would have here.
  */
 export async function writeAtCommit(db: Executor, dialect: DialectName, parts: HotPart[]): Promise<void> {
-  if (dialect !== 'postgres' || !db.isTransaction) {
-    if (dialect === 'postgres' && parts.length > 1) {
-      await hotCombined(db, parts.map((p) => p.key).join('+'), parts);
-      return;
-    }
-    for (const part of parts) await hot(db, dialect, part.key, part.params, part.build);
+  if (dialect === 'postgres' && db.isTransaction) {
+    const texts = textsOf(db);
+    const writes = parts.map((part): KeptWrite => {
+      const text = partText(texts, part);
+      let table = tables.get(text);
+      if (table === undefined) tables.set(text, (table = writtenTable(text)));
+      return { table, text, values: part.params };
+    });
+    if (await keepForCommit(db, writes)) return;
+  }
+  if (dialect === 'postgres' && parts.length > 1) {
+    await hotCombined(db, parts.map((p) => p.key).join('+'), parts);
     return;
   }
-  const texts = textsOf(db);
-  for (const part of parts) {
-    const text = partText(texts, part);
-    let table = tables.get(text);
-    if (table === undefined) tables.set(text, (table = writtenTable(text)));
-    const write: TailWrite = { table, text, values: part.params };
-    await db.executeQuery(CompiledQuery.raw(WRITE_AT_COMMIT, [write]));
-  }
+  for (const part of parts) await hot(db, dialect, part.key, part.params, part.build);
 }

@@ -1,5 +1,5 @@
 import { Migrator, type Kysely, type Migration, type MigrationResultSet } from 'kysely';
-import type { DialectName } from './db.ts';
+import type { DialectName } from './database.ts';
 
 /**
  * A forward-only migration. Both backends run the same list; `dialect` is there only for the

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { sql, type Kysely } from 'kysely';
 import { freshDatabaseUrl } from '../../test/helpers/server.ts';
-import { isUniqueViolation, openDatabase, type Database, type Executor } from './db.ts';
+import { isUniqueViolation, openDatabase, type Database, type Executor } from './database.ts';
 import { writeAtCommit } from './hot.ts';
 
 // writeAtCommit keeps a transaction's last writes on PostgreSQL and sends them before the COMMIT

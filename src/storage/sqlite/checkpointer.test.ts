@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { sql } from 'kysely';
-import { openDatabase } from './db.ts';
+import { openDatabase } from '../database.ts';
 
 // The WAL checkpointer thread of an SQLite file database: it checkpoints without the serving
 // connection, and under sustained writes it makes the WAL start over instead of growing for ever.

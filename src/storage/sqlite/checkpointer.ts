@@ -83,7 +83,13 @@ export interface Checkpointer {
 
 export function startCheckpointer(
   path: string,
-  opts: { idleIntervalMs?: number; busyIntervalMs?: number; restartAbovePages?: number; maxPauseMs?: number; onError?: (err: Error) => void } = {},
+  opts: {
+    idleIntervalMs?: number;
+    busyIntervalMs?: number;
+    restartAbovePages?: number;
+    maxPauseMs?: number;
+    onError?: (err: Error) => void;
+  } = {},
 ): Checkpointer {
   const worker = new Worker(WORKER_SOURCE, {
     eval: true,
@@ -95,8 +101,7 @@ export function startCheckpointer(
       // 65,536 pages of 4 KiB: under sustained writes the WAL starts over at about 256 MB (with
       // lighter load the checkpoints catch up between writes and it starts over by itself, small).
       // Each forced start-over pauses writes for one checkpoint of the last batches' pages and its
-      // fsyncs (30-80 ms on this machine's disk); at 2,000 writes/s that is once every ~8 s, too
-      // rare to reach the p99. A 32 MB threshold paused every second and doubled the p99.
+      // fsyncs: the threshold keeps those pauses too rare to reach the p99 (docs/performance.md).
       restartAbovePages: opts.restartAbovePages ?? 65_536,
     },
   });
