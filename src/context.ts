@@ -7,6 +7,7 @@ import type { Metrics } from './http/metrics.ts';
 import type { Scheduler } from './modules/scheduler/scheduler.ts';
 import type { Outbox } from './modules/events/outbox.ts';
 import type { CacheBus } from './lib/cache-bus.ts';
+import type { SecretBox } from './lib/secret-box.ts';
 
 /**
  * What every module gets: configuration, the database, the clock, the logger, metrics,
@@ -25,6 +26,8 @@ export interface AppContext {
   signals: EventEmitter;
   /** Cache invalidations to and from the other processes on the same database. */
   caches: CacheBus;
+  /** Seals and opens the secrets stored in the database (webhook secrets, provider credentials). */
+  secrets: SecretBox;
   /**
    * Run `fn` in one transaction; after it commits, `signals` emits 'committed', and
    * 'events-committed' when it wrote events to the outbox. `opts.lane`: see TransactionOptions.
