@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { linkSync, readFileSync, unlinkSync, writeFileSync } from 'node:fs';
 import type { Kysely } from 'kysely';
 import { generateSecretKey, parseSecretKeys, SecretBox, SecretKeyError, SecretOpenError } from '../lib/secret-box.ts';
 import { parseDatabaseUrl, type Database } from './db.ts';
@@ -74,11 +74,16 @@ async function loadSecretBox(databaseUrl: string, secretKey: string | undefined,
         'from the backup made with the database (or set TALLY_SECRET_KEY to that key).',
     );
   }
+  // Written whole under another name, then linked into place: a process starting at the same time
+  // never reads a half-written file, and the first link wins (the others read the winner's key).
+  const temp = `${file}.${process.pid}.${randomBytes(4).toString('hex')}`;
+  writeFileSync(temp, `${generateSecretKey()}\n`, { mode: 0o600, flag: 'wx' });
   try {
-    writeFileSync(file, `${generateSecretKey()}\n`, { mode: 0o600, flag: 'wx' });
+    linkSync(temp, file);
   } catch (err) {
-    // Another process made it first: use theirs.
     if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+  } finally {
+    unlinkSync(temp);
   }
   return read();
 }

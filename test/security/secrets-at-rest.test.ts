@@ -117,6 +117,20 @@ describe('secrets at rest', () => {
     assert.ok(dump.get('api_keys')!.includes('token_hash'), 'api keys were dumped');
   });
 
+  it('a value that looks sealed, given through the API, is sealed like any other (no planted ciphertext)', async () => {
+    const planted = `enc:v1:zzzzzzzz:${'A'.repeat(16)}:${'A'.repeat(24)}`;
+    const ch = await createChannel(t, {
+      provider: 'infobip',
+      sender: 'Tally',
+      credentials: { base_url: infobip.url, api_key: planted },
+      inbound_auth: { type: 'token', token: 'planted-token-0123456789', token_digest: planted },
+    });
+    const row = await t.server.ctx.database.db.selectFrom('msg_channels').selectAll().where('id', '=', ch.id).executeTakeFirstOrThrow();
+    assert.ok(!row.credentials!.includes(planted) && !row.inbound_auth!.includes(planted));
+    assert.equal(t.server.ctx.secrets.open(JSON.parse(row.credentials!).api_key, `msg_channels:${ch.id}:credentials.api_key`), planted);
+    assert.equal((await t.api('DELETE', `/v1/channels/${ch.id}`)).status, 204);
+  });
+
   it('webhooks still verify with the secret shown at creation, and after a rotation with the new one', async () => {
     const check = async (secret: string) => {
       const res = await t.api('POST', `/v1/webhooks/${webhook.id}/test`, {});
@@ -209,7 +223,7 @@ describe('secrets at rest', () => {
     });
     assert.equal(cli.status, 0, `${cli.stdout}\n${cli.stderr}`);
     assert.match(cli.stdout, /webhook_endpoints\.secret: 1 re-encrypted/);
-    assert.match(cli.stdout, /msg_channels\.credentials: 3 re-encrypted/);
+    assert.match(cli.stdout, /msg_channels\.credentials: 4 re-encrypted/);
     assert.match(cli.stdout, new RegExp(`Every stored secret now uses key ${newId}\\. The other key\\(s\\) \\(${oldId}\\) can be removed`));
     const dump = await assertNoSecretInDatabase(secrets());
     assert.ok(!dump.get('webhook_endpoints')!.includes(`enc:v1:${oldId}:`), 'nothing left under the old key');

@@ -20,12 +20,15 @@ const inboundContext = (channelId: string, field: string) => `msg_channels:${cha
 const INBOUND_DIGESTS = { token: 'token_digest', password: 'password_digest' } as const;
 type InboundSecret = keyof typeof INBOUND_DIGESTS;
 
-/** `creds` with its secret fields sealed for channel `channelId` (fields sealed already are kept). */
-export function sealCredentials(box: SecretBox, channelId: string, creds: ChannelCredentials): ChannelCredentials {
+/**
+ * `creds` with its secret fields sealed for channel `channelId`. Every given value is sealed, even
+ * one that looks sealed: a caller cannot plant a value of its own making among the sealed ones.
+ */
+export function sealCredentials(box: SecretBox, channelId: string, creds: ChannelCredentials, keepSealed = false): ChannelCredentials {
   const out: Record<string, string | undefined> = { ...creds };
   for (const f of SECRET_CREDENTIALS) {
     const v = out[f];
-    if (typeof v === 'string' && !isSealed(v)) out[f] = box.seal(v, credentialContext(channelId, f));
+    if (typeof v === 'string' && !(keepSealed && isSealed(v))) out[f] = box.seal(v, credentialContext(channelId, f));
   }
   return out;
 }
@@ -40,11 +43,17 @@ export function openCredentials(box: SecretBox, channelId: string, stored: strin
   return creds;
 }
 
-/** `auth` as stored: its compared-only secrets replaced by sealed digests. */
+/** `auth` (as given to the API) as stored: the type, the username, digests of the secrets; nothing else. */
 export function sealInboundAuth(box: SecretBox, channelId: string, auth: Record<string, unknown>): Record<string, unknown> {
-  const out = { ...auth };
+  const out: Record<string, unknown> = { type: auth.type };
+  if (typeof auth.username === 'string') out.username = auth.username;
+  return digestClearSecrets(box, channelId, out, auth);
+}
+
+/** `out` with the clear inbound secrets of `from` added as sealed digests. */
+function digestClearSecrets(box: SecretBox, channelId: string, out: Record<string, unknown>, from: Record<string, unknown>) {
   for (const [clear, digest] of Object.entries(INBOUND_DIGESTS)) {
-    const v = out[clear];
+    const v = from[clear];
     if (typeof v !== 'string') continue;
     delete out[clear];
     out[digest] = box.sealDigest(v, inboundContext(channelId, clear));
@@ -86,7 +95,7 @@ export const channelSealedColumns: SealedColumn[] = [
     reseal(value, id, box) {
       const fields = SECRET_CREDENTIALS.map((f) => [f, credentialContext(id, f)] as [string, string]);
       const resealed = resealJson(value, box, fields) ?? fromJson<ChannelCredentials>(value, {});
-      const sealed = sealCredentials(box, id, resealed);
+      const sealed = sealCredentials(box, id, resealed, true);
       const next = JSON.stringify(sealed);
       return next === value ? undefined : next;
     },
@@ -102,7 +111,7 @@ export const channelSealedColumns: SealedColumn[] = [
     reseal(value, id, box) {
       const fields = Object.entries(INBOUND_DIGESTS).map(([clear, d]) => [d, inboundContext(id, clear)] as [string, string]);
       const resealed = resealJson(value, box, fields) ?? fromJson<Record<string, unknown>>(value, {});
-      const next = JSON.stringify(sealInboundAuth(box, id, resealed));
+      const next = JSON.stringify(digestClearSecrets(box, id, { ...resealed }, resealed));
       return next === value ? undefined : next;
     },
     sealedValues: (value, id) =>
