@@ -26,6 +26,8 @@ export const PG_ADMIN =
 export const APP_ID = 'app_bench';
 export const TOKEN = `tly_sk_bench_${randomBytes(12).toString('hex')}`;
 export const authHeaders = { 'x-app-id': APP_ID, 'x-app-token': TOKEN, 'content-type': 'application/json' };
+/** The key encrypting stored secrets (a server on PostgreSQL refuses to start without one). */
+export const SECRET_KEY = process.env.TALLY_SECRET_KEY || randomBytes(32).toString('base64');
 
 // CPU accounting from /proc: on a shared machine requests/s depends on what else runs, while the
 // CPU time a request costs does not (much). Ticks are 1/100 s on Linux.
@@ -144,7 +146,13 @@ export async function startTally(databaseUrl: string) {
   const port = await freePort();
   const base = `http://127.0.0.1:${port}`;
   const bin = join(process.env.BENCH_TALLY_ROOT ?? root, 'bin/tally.mjs');
-  const server = startChild([bin, 'serve'], { DATABASE_URL: databaseUrl, PORT: String(port), TALLY_APP_ID: APP_ID, TALLY_APP_TOKEN: TOKEN });
+  const server = startChild([bin, 'serve'], {
+    DATABASE_URL: databaseUrl,
+    PORT: String(port),
+    TALLY_APP_ID: APP_ID,
+    TALLY_APP_TOKEN: TOKEN,
+    TALLY_SECRET_KEY: SECRET_KEY,
+  });
   try {
     await waitFor(`${base}/readyz`, server.child, server.output);
   } catch (err) {

@@ -17,7 +17,7 @@ import { performance } from 'node:perf_hooks';
 import { Worker } from 'node:worker_threads';
 import { loadConfig } from '../src/config.ts';
 import { buildServer } from '../src/server.ts';
-import { BACKENDS, freshDatabase, PG_ADMIN, pgReachable } from './lib.ts';
+import { BACKENDS, freshDatabase, PG_ADMIN, pgReachable, SECRET_KEY } from './lib.ts';
 
 const THROUGHPUT_EVENTS = Number(process.env.BENCH_EVENTS ?? 20_000);
 const RATE = Number(process.env.BENCH_RATE ?? 500);
@@ -66,7 +66,7 @@ async function benchOn(databaseUrl: string) {
     });
   });
 
-  const config = { ...loadConfig({}, {}), port: 0, databaseUrl, logLevel: 'warn', allowPrivateTargets: true, workers: true };
+  const config = { ...loadConfig({}, {}), port: 0, databaseUrl, logLevel: 'warn', allowPrivateTargets: true, workers: true, secretKey: SECRET_KEY };
   const server = await buildServer(config, process.env.BENCH_LOG ? {} : { logger: false });
   const appId = 'app_bench';
   const token = `tly_sk_bench_${randomBytes(8).toString('hex')}`;

@@ -3,10 +3,10 @@ import { CONFIG_FLAGS, loadConfig, type Config } from './config.ts';
 import { systemClock } from './lib/clock.ts';
 import { CacheBus } from './lib/cache-bus.ts';
 import { ApiKeyService } from './modules/api-keys/service.ts';
-import { modules } from './modules/index.ts';
-import { buildServer, prepareDatabase } from './server.ts';
+import { generateSecretKey, SecretKeyError, SecretOpenError } from './lib/secret-box.ts';
+import { buildServer, migrateDatabase, prepareDatabase, sealedColumns } from './server.ts';
 import { openDatabase } from './storage/db.ts';
-import { migrateToLatest } from './storage/migrate.ts';
+import { rotateSecrets } from './storage/sealed.ts';
 
 const USAGE = `tally: self-hosted loyalty engine
 
@@ -17,6 +17,8 @@ Usage:
   tally keys list              list API keys
   tally keys revoke ID         revoke a key by id or app id
   tally demo                   set up a demo program (needs the messaging module)
+  tally secrets rotate         re-encrypt every stored secret with the current (first) secret key
+  tally secrets generate-key   print a new random key for TALLY_SECRET_KEY
 
 Options (each also read from the environment variable in brackets):
   --port N (PORT, 3000)          --host H (HOST, 127.0.0.1)
@@ -28,6 +30,10 @@ Options (each also read from the environment variable in brackets):
   --body-limit BYTES (TALLY_BODY_LIMIT, 1048576: largest request body accepted)
   --event-retention-days N (TALLY_EVENT_RETENTION_DAYS, 30; 0 keeps events forever)
   --json (keys create/list: machine-readable output)
+
+Environment only (never a flag, so it stays out of the process list):
+  TALLY_SECRET_KEY   key(s) encrypting stored secrets, the current one first (default on SQLite:
+                     a key file beside the database, ./data/tally.key; required on PostgreSQL)
 `;
 
 function parse(argv: string[]) {
@@ -37,7 +43,7 @@ function parse(argv: string[]) {
 }
 
 async function withKeys<T>(config: Config, fn: (keys: ApiKeyService) => Promise<T>): Promise<T> {
-  const database = await prepareDatabase(config.databaseUrl);
+  const database = await prepareDatabase(config.databaseUrl, { secretKey: config.secretKey });
   try {
     // The bus tells running servers (PostgreSQL) that a key changed: a revocation applies at once.
     return await fn(new ApiKeyService(database.db, systemClock, new CacheBus(database)));
@@ -59,16 +65,34 @@ export async function main(argv = process.argv.slice(2)): Promise<number> {
     process.stdout.write(USAGE);
     return 0;
   }
-  const config = loadConfig(values as Record<string, string | boolean | undefined>);
-  const [command = 'serve', sub, arg] = positionals;
+  let config: Config;
+  try {
+    config = loadConfig(values as Record<string, string | boolean | undefined>);
+  } catch (err) {
+    process.stderr.write(`${(err as Error).message}\n`);
+    return 2;
+  }
+  try {
+    return await run(config, positionals, values);
+  } catch (err) {
+    // A key that is missing, malformed or not the database's: say so plainly, no stack trace.
+    if (err instanceof SecretKeyError || err instanceof SecretOpenError) {
+      process.stderr.write(`${err.message}\n`);
+      return 1;
+    }
+    throw err;
+  }
+}
 
+async function run(config: Config, positionals: string[], values: ReturnType<typeof parse>['values']): Promise<number> {
+  const [command = 'serve', sub, arg] = positionals;
   switch (command) {
     case 'serve':
       return serve(config);
     case 'migrate': {
       const database = openDatabase(config.databaseUrl);
       try {
-        const result = await migrateToLatest(database.db, database.dialect, modules.flatMap((m) => m.migrations ?? []));
+        const { result } = await migrateDatabase(database, config.databaseUrl, config.secretKey);
         const applied = (result.results ?? []).filter((r) => r.status === 'Success').map((r) => r.migrationName);
         for (const name of applied) process.stdout.write(`applied ${name}\n`);
         process.stdout.write(
@@ -97,7 +121,7 @@ export async function main(argv = process.argv.slice(2)): Promise<number> {
         if (sub === 'list') {
           const list = await keys.list();
           if (values.json) process.stdout.write(`${JSON.stringify(list)}\n`);
-          else for (const k of list) process.stdout.write(`${k.id}  ${k.app_id}  ${k.name}  ${k.token_prefix}…  ${k.revoked_at ? `revoked ${k.revoked_at}` : 'active'}\n`);
+          else for (const k of list) process.stdout.write(`${k.id}  ${k.app_id}  ${k.name}  ${k.revoked_at ? `revoked ${k.revoked_at}` : 'active'}\n`);
           return 0;
         }
         if (sub === 'revoke' && arg) {
@@ -108,6 +132,8 @@ export async function main(argv = process.argv.slice(2)): Promise<number> {
         process.stderr.write(USAGE);
         return 2;
       });
+    case 'secrets':
+      return secretsCommand(config, sub);
     case 'demo': {
       // The demo lives with the messaging module; this CLI works without it.
       const demoPath = './demo.ts';
@@ -121,6 +147,35 @@ export async function main(argv = process.argv.slice(2)): Promise<number> {
     default:
       process.stderr.write(`unknown command "${command}"\n\n${USAGE}`);
       return 2;
+  }
+}
+
+async function secretsCommand(config: Config, sub: string | undefined): Promise<number> {
+  if (sub === 'generate-key') {
+    process.stdout.write(`${generateSecretKey()}\n`);
+    return 0;
+  }
+  if (sub !== 'rotate') {
+    process.stderr.write(USAGE);
+    return 2;
+  }
+  const database = openDatabase(config.databaseUrl);
+  try {
+    const box = await (await migrateDatabase(database, config.databaseUrl, config.secretKey)).secrets();
+    const { changed, remaining } = await rotateSecrets(database, box, sealedColumns());
+    for (const [column, n] of Object.entries(changed)) process.stdout.write(`${column}: ${n} re-encrypted\n`);
+    if (remaining > 0) {
+      process.stdout.write(`${remaining} secret(s) changed meanwhile and still use an older key: run it again\n`);
+      return 1;
+    }
+    const others = box.keyIds.filter((k) => k !== box.currentKeyId);
+    process.stdout.write(
+      `Every stored secret now uses key ${box.currentKeyId}.` +
+        (others.length > 0 ? ` The other key(s) (${others.join(', ')}) can be removed; restart the servers after.\n` : '\n'),
+    );
+    return 0;
+  } finally {
+    await database.close();
   }
 }
 

@@ -1,3 +1,5 @@
+import { parseSecretKeys } from './lib/secret-box.ts';
+
 // Configuration comes from the environment, overridden by CLI flags of the same name
 // (`--port 3001` overrides PORT). Everything has a default so `npm start` needs nothing.
 
@@ -8,6 +10,11 @@ export interface Config {
   logLevel: string;
   appId?: string;
   appToken?: string;
+  /**
+   * TALLY_SECRET_KEY: the key (or keys, the current one first) that encrypt stored secrets. Unset:
+   * a key file beside the SQLite database; required on PostgreSQL (secret-keys.ts).
+   */
+  secretKey?: string;
   /** Public base URL of this server (for provider callbacks and inbound URLs behind a proxy). */
   publicUrl?: string;
   /** Allow webhook, HTTP-step and provider targets on private and loopback addresses (local development, tests). */
@@ -47,6 +54,9 @@ function int(name: string, v: string | undefined, dflt: number): number {
   return n;
 }
 
+/** Shortest TALLY_APP_TOKEN accepted: a token is the whole secret of a key. */
+export const MIN_APP_TOKEN_LENGTH = 24;
+
 export function loadConfig(
   flags: Record<string, string | boolean | undefined> = {},
   env: NodeJS.ProcessEnv = process.env,
@@ -56,13 +66,24 @@ export function loadConfig(
     const v = flags[flag];
     if (v !== undefined) merged[envName] = String(v);
   }
+  const appToken = merged.TALLY_APP_TOKEN || undefined;
+  if (appToken !== undefined && appToken.length < MIN_APP_TOKEN_LENGTH) {
+    throw new Error(
+      `TALLY_APP_TOKEN must be at least ${MIN_APP_TOKEN_LENGTH} characters (got ${appToken.length}): it is the whole secret ` +
+        'of that API key. Use a long random value, e.g. `tly_sk_` followed by `openssl rand -hex 20`.',
+    );
+  }
+  const secretKey = merged.TALLY_SECRET_KEY?.trim() || undefined;
+  // Refused now, before anything starts, rather than at the first secret sealed.
+  if (secretKey !== undefined) parseSecretKeys(secretKey);
   return {
     port: int('PORT', merged.PORT, 3000),
     host: merged.HOST || '127.0.0.1',
     databaseUrl: merged.DATABASE_URL || 'sqlite:./data/tally.db',
     logLevel: merged.LOG_LEVEL || 'info',
     appId: merged.TALLY_APP_ID || undefined,
-    appToken: merged.TALLY_APP_TOKEN || undefined,
+    appToken,
+    secretKey,
     publicUrl: merged.TALLY_PUBLIC_URL || undefined,
     allowPrivateTargets: bool(merged.TALLY_ALLOW_PRIVATE_TARGETS, false),
     bodyLimit: int('TALLY_BODY_LIMIT', merged.TALLY_BODY_LIMIT, 1024 * 1024),

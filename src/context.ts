@@ -8,6 +8,7 @@ import type { Scheduler } from './modules/scheduler/scheduler.ts';
 import type { Outbox } from './modules/events/outbox.ts';
 import type { CacheBus } from './lib/cache-bus.ts';
 import type { Egress } from './lib/egress.ts';
+import type { SecretBox } from './lib/secret-box.ts';
 
 /**
  * What every module gets: configuration, the database, the clock, the logger, metrics,
@@ -28,6 +29,8 @@ export interface AppContext {
   caches: CacheBus;
   /** Outgoing HTTP to user-chosen URLs: the save-time check and the pools that check each connection. */
   egress: Egress;
+  /** Seals and opens the secrets stored in the database (webhook secrets, provider credentials). */
+  secrets: SecretBox;
   /**
    * Run `fn` in one transaction; after it commits, `signals` emits 'committed', and
    * 'events-committed' when it wrote events to the outbox. `opts.lane`: see TransactionOptions.

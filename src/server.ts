@@ -23,6 +23,7 @@ import { Scheduler } from './modules/scheduler/scheduler.ts';
 import { createServices, type Services } from './services.ts';
 import { openDatabase, type Database } from './storage/db.ts';
 import { migrateToLatest } from './storage/migrate.ts';
+import { checkSecretKeys, secretBoxLoader } from './storage/sealed.ts';
 
 export interface TallyServer {
   app: FastifyInstance;
@@ -45,16 +46,49 @@ export interface BuildOptions {
 
 export const PACKAGE_VERSION = '0.1.0';
 
+export const sealedColumns = () => modules.flatMap((m) => m.sealedColumns ?? []);
+
+/**
+ * Brings the schema of an open database up to date (idempotent). Answers the loader of the secret
+ * box, which a migration that seals stored secrets loads (TALLY_SECRET_KEY or the key file).
+ */
+export async function migrateDatabase(database: Database, url: string, secretKey: string | undefined) {
+  const secrets = secretBoxLoader(url, secretKey, database.db, sealedColumns());
+  const result = await migrateToLatest(database.db, database.dialect, modules.flatMap((m) => m.migrations ?? []), { secrets });
+  return { secrets, result };
+}
+
 /** Opens the database and brings its schema up to date (idempotent). */
-export async function prepareDatabase(url: string): Promise<Database> {
+export async function prepareDatabase(url: string, opts: { secretKey?: string } = {}): Promise<Database> {
   const database = openDatabase(url);
-  await migrateToLatest(database.db, database.dialect, modules.flatMap((m) => m.migrations ?? []));
+  try {
+    await migrateDatabase(database, url, opts.secretKey);
+  } catch (err) {
+    await database.close();
+    throw err;
+  }
   return database;
 }
 
+/**
+ * The secret box of a server: from TALLY_SECRET_KEY or the key file, refused when it cannot open
+ * the secrets already stored (a wrong or missing key stops the start with a clear message).
+ */
+async function openSecrets(database: Database, config: Config) {
+  const secrets = await (await migrateDatabase(database, config.databaseUrl, config.secretKey)).secrets();
+  await checkSecretKeys(database.db, secrets, sealedColumns());
+  return secrets;
+}
+
 export async function buildServer(config: Config, opts: BuildOptions = {}): Promise<TallyServer> {
-  const database = opts.database ?? (await prepareDatabase(config.databaseUrl));
-  if (opts.database) await migrateToLatest(database.db, database.dialect, modules.flatMap((m) => m.migrations ?? []));
+  const database = opts.database ?? openDatabase(config.databaseUrl);
+  let secrets;
+  try {
+    secrets = await openSecrets(database, config);
+  } catch (err) {
+    if (!opts.database) await database.close();
+    throw err;
+  }
 
   const app = Fastify({
     logger:
@@ -71,7 +105,11 @@ export async function buildServer(config: Config, opts: BuildOptions = {}): Prom
                 '*.api_key',
                 '*.auth_token',
                 '*.secret',
+                '*.previous_secret',
                 '*.token',
+                '*.password',
+                '*.credentials',
+                '*.inbound_auth',
               ],
               censor: '[redacted]',
             },
@@ -124,6 +162,7 @@ export async function buildServer(config: Config, opts: BuildOptions = {}): Prom
     signals,
     caches,
     egress: new Egress({ allowPrivate: config.allowPrivateTargets, resolveHost: opts.resolveHost }),
+    secrets,
     outbox,
     transaction,
   };

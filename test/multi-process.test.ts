@@ -4,7 +4,7 @@ import { after, before, describe, it } from 'node:test';
 import { sql } from 'kysely';
 import { loadConfig } from '../src/config.ts';
 import { buildServer, type TallyServer } from '../src/server.ts';
-import { backend, createProgram, startTestServer, type TestServer } from './helpers/server.ts';
+import { backend, createProgram, startTestServer, testSecretKey, type TestServer } from './helpers/server.ts';
 
 // Two server processes on one database (two servers in this process, each with its own
 // connections and caches: to each other they are what two processes are), and the CLI in a real
@@ -42,7 +42,7 @@ describe('two servers on one database: changes reach the other server\'s caches 
 
   before(async () => {
     a = await startTestServer();
-    const config = { ...loadConfig({}, {}), port: 0, host: '127.0.0.1', databaseUrl: a.databaseUrl, logLevel: 'warn', allowPrivateTargets: true, workers: false };
+    const config = { ...loadConfig({}, {}), port: 0, host: '127.0.0.1', databaseUrl: a.databaseUrl, logLevel: 'warn', allowPrivateTargets: true, workers: false, secretKey: testSecretKey };
     b = await buildServer(config, { logger: false });
     bUrl = await b.listen();
   });

@@ -1,6 +1,7 @@
 import { coreMigration } from '../storage/migrations/0001_core.ts';
 import { dropLotExpiryIndexMigration } from '../storage/migrations/0002_core_drop_lot_expiry_index.ts';
 import { cacheChangesMigration } from '../storage/migrations/0003_core_cache_changes.ts';
+import { apiKeysNoTokenPrefixMigration } from '../storage/migrations/0004_core_api_keys_no_token_prefix.ts';
 import { customerRoutes } from './customers/routes.ts';
 import { eventsModule } from './events/module.ts';
 import { rulesMigration } from './earning/migrations.ts';
@@ -15,7 +16,7 @@ import { webhooksModule } from './webhooks/module.ts';
 
 // Every domain module, in wiring order. A new module adds one line here.
 export const modules: TallyModule[] = [
-  { name: 'core', migrations: [coreMigration, dropLotExpiryIndexMigration, cacheChangesMigration] },
+  { name: 'core', migrations: [coreMigration, dropLotExpiryIndexMigration, cacheChangesMigration, apiKeysNoTokenPrefixMigration] },
   { name: 'customers', routes: customerRoutes },
   { name: 'loyalties', routes: loyaltyRoutes },
   { name: 'members', routes: memberRoutes },

@@ -2,6 +2,7 @@ import type { FastifyInstance } from 'fastify';
 import type { AppContext } from '../context.ts';
 import type { Services } from '../services.ts';
 import type { TallyMigration } from '../storage/migrate.ts';
+import type { SealedColumn } from '../storage/sealed.ts';
 
 /**
  * A domain module: its tables (migrations), its routes, and optional background work.
@@ -10,6 +11,8 @@ import type { TallyMigration } from '../storage/migrate.ts';
 export interface TallyModule {
   name: string;
   migrations?: TallyMigration[];
+  /** Columns holding encrypted secrets: checked against the key at start, re-encrypted by `tally secrets rotate`. */
+  sealedColumns?: SealedColumn[];
   routes?(app: FastifyInstance, ctx: AppContext, services: Services): void | Promise<void>;
   /** Starts background workers (only when ctx.config.workers); returns how to stop them. */
   start?(ctx: AppContext, services: Services): Promise<Stopper | void> | Stopper | void;

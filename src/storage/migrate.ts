@@ -1,5 +1,6 @@
 import { Migrator, type Kysely, type Migration, type MigrationResultSet } from 'kysely';
 import type { DialectName } from './database.ts';
+import type { MigrationEnv } from './sealed.ts';
 
 /**
  * A forward-only migration. Both backends run the same list; `dialect` is there only for the
@@ -9,18 +10,23 @@ import type { DialectName } from './database.ts';
  */
 export interface TallyMigration {
   name: string;
-  up(db: Kysely<any>, dialect: DialectName): Promise<void>;
+  up(db: Kysely<any>, dialect: DialectName, env: MigrationEnv): Promise<void>;
 }
+
+const noSecrets: MigrationEnv = {
+  secrets: () => Promise.reject(new Error('this migration encrypts stored secrets: it needs the secret key (MigrationEnv)')),
+};
 
 export async function migrateToLatest(
   db: Kysely<any>,
   dialect: DialectName,
   migrations: TallyMigration[],
+  env: MigrationEnv = noSecrets,
 ): Promise<MigrationResultSet> {
   const byName: Record<string, Migration> = {};
   for (const m of migrations) {
     if (byName[m.name]) throw new Error(`duplicate migration name ${m.name}`);
-    byName[m.name] = { up: (k) => m.up(k, dialect) };
+    byName[m.name] = { up: (k) => m.up(k, dialect, env) };
   }
   const migrator = new Migrator({
     db,

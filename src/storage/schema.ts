@@ -14,7 +14,6 @@ export interface ApiKeysTable {
   name: string;
   app_id: string;
   token_hash: string;
-  token_prefix: string;
   created_at: string;
   last_used_at: string | null;
   revoked_at: string | null;

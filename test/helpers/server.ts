@@ -14,6 +14,12 @@ import { buildServer, type TallyServer } from '../../src/server.ts';
 export const backend = (process.env.TALLY_TEST_BACKEND ?? 'sqlite') as 'sqlite' | 'postgres';
 export const PG_URL = process.env.TALLY_TEST_PG_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
 
+// On PostgreSQL a server needs TALLY_SECRET_KEY (on SQLite it makes a key file beside the database).
+// Tests share one; set here so servers started in child processes (CLI, crash test) inherit it.
+if (backend === 'postgres') process.env.TALLY_SECRET_KEY ??= 'dGFsbHktdGVzdC1rZXktMzItYnl0ZXMtbG9uZy0hISE=';
+/** The secret key a test server gets (undefined on SQLite: the key file). */
+export const testSecretKey = process.env.TALLY_SECRET_KEY || undefined;
+
 export interface ApiResponse<T = any> {
   status: number;
   body: T;
@@ -67,6 +73,7 @@ export async function startTestServer(
     databaseUrl: db.url,
     logLevel: 'warn',
     allowPrivateTargets: true,
+    secretKey: testSecretKey,
     // Background workers off: tests run the scheduler and dispatcher by hand with their clock.
     workers: false,
     ...opts.config,

@@ -3,7 +3,7 @@ import { after, before, describe, it } from 'node:test';
 import { loadConfig, type Config } from '../../src/config.ts';
 import { runDemo } from '../../src/demo.ts';
 import { buildServer, type TallyServer } from '../../src/server.ts';
-import { freshDatabaseUrl } from '../helpers/server.ts';
+import { freshDatabaseUrl, testSecretKey } from '../helpers/server.ts';
 
 describe('tally demo', () => {
   let drop: () => Promise<void>;
@@ -16,7 +16,7 @@ describe('tally demo', () => {
   before(async () => {
     const db = await freshDatabaseUrl();
     drop = db.drop;
-    config = { ...loadConfig({}, {}), databaseUrl: db.url, port: 0, logLevel: 'warn', workers: false, appId: 'app_demo', appToken: 'tly_sk_demo_0123456789abcdef' };
+    config = { ...loadConfig({}, {}), databaseUrl: db.url, port: 0, logLevel: 'warn', workers: false, appId: 'app_demo', appToken: 'tly_sk_demo_0123456789abcdef', secretKey: testSecretKey };
     assert.equal(await runDemo(config, { serve: false, out: (s) => (printed += s) }), 0);
     // Running it again reuses what exists.
     assert.equal(await runDemo(config, { serve: false, out: () => undefined }), 0);

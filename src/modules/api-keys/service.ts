@@ -5,14 +5,14 @@ import type { CacheBus } from '../../lib/cache-bus.ts';
 import { SharedTtlCache } from '../../lib/ttl-cache.ts';
 import type { Executor } from '../../storage/db.ts';
 
-// API keys: an application id (public) and a secret token, stored as SHA-256. Tokens are 40
-// random base62 characters (~238 bits), so a fast hash is enough; there is nothing to brute-force.
+// API keys: an application id (public) and a secret token, stored as SHA-256 and nothing else of it
+// (no prefix). Tokens are 40 random base62 characters (~238 bits), so a fast hash is enough; there
+// is nothing to brute-force. A key is found by its app id (X-App-Id) or by that digest (Bearer).
 
 export interface ApiKeyInfo {
   id: string;
   name: string;
   app_id: string;
-  token_prefix: string;
   created_at: string;
   last_used_at: string | null;
   revoked_at: string | null;
@@ -44,7 +44,6 @@ export class ApiKeyService {
       name,
       app_id: fixed?.appId ?? `app_${randomString(20)}`,
       token_hash: hashToken(token),
-      token_prefix: token.slice(0, 11),
       created_at: this.clock.nowIso(),
       last_used_at: null,
       revoked_at: null,
@@ -64,7 +63,7 @@ export class ApiKeyService {
     if (existing.token_hash === hashToken(token) && !existing.revoked_at) return 'unchanged';
     await this.db
       .updateTable('api_keys')
-      .set({ token_hash: hashToken(token), token_prefix: token.slice(0, 11), revoked_at: null })
+      .set({ token_hash: hashToken(token), revoked_at: null })
       .where('id', '=', existing.id)
       .execute();
     await this.cache.invalidate(undefined);
@@ -74,7 +73,7 @@ export class ApiKeyService {
   async list(): Promise<ApiKeyInfo[]> {
     return this.db
       .selectFrom('api_keys')
-      .select(['id', 'name', 'app_id', 'token_prefix', 'created_at', 'last_used_at', 'revoked_at'])
+      .select(['id', 'name', 'app_id', 'created_at', 'last_used_at', 'revoked_at'])
       .orderBy('created_at')
       .execute();
   }

@@ -13,9 +13,11 @@ import type { ChannelCredentials, ChannelForSend } from './providers/types.ts';
 import type { MsgChannelsTable } from './tables.ts';
 import { templateError } from './templates.ts';
 import { SharedTtlCache } from '../../lib/ttl-cache.ts';
+import { matchesDigest, type OpenedDigest, type SecretBox } from '../../lib/secret-box.ts';
+import { openCredentials, openInboundDigest, sealCredentials, sealInboundAuth } from './secrets.ts';
 
 // Channels: one provider account and number. Credentials and inbound secrets are write-only:
-// stored, used, never returned, never logged.
+// stored (sealed or digested: secrets.ts), used, never returned, never logged.
 
 export type ChannelRow = MsgChannelsTable;
 export type Provider = 'infobip' | 'twilio' | 'simulator';
@@ -62,11 +64,17 @@ export const DEFAULT_SETTINGS: Required<Omit<ChannelSettings, 'unknown_sender_re
 
 interface ParsedChannel {
   settings: ChannelSettings & typeof DEFAULT_SETTINGS;
-  credentials: ChannelCredentials;
-  auth: InboundAuth;
-  /** SHA-256 of each inbound secret, compared with the caller's in constant time. */
-  secretDigests: Map<string, Buffer>;
+  /** `inbound_auth` as stored: the type, the Basic username, digests of the secrets (secrets.ts). */
+  auth: StoredInboundAuth;
+  /** SHA-256 of the Basic username, compared with the caller's in constant time. */
+  usernameDigest?: Buffer;
+  /** Opened on first use (the secret key is needed). */
+  credentials?: ChannelCredentials;
+  digests?: { token: OpenedDigest | null; password: OpenedDigest | null };
 }
+
+/** `inbound_auth` as stored. */
+type StoredInboundAuth = { type: InboundAuth['type']; username?: string } & Record<string, unknown>;
 
 // The JSON columns of a channel row, parsed once per row object: the hot path gets the same cached
 // row (ChannelService.findCached) for every callback within a few seconds. Rows are never mutated
@@ -78,9 +86,7 @@ function parsed(row: ChannelRow): ParsedChannel {
   if (!p) {
     p = {
       settings: { ...DEFAULT_SETTINGS, ...fromJson<ChannelSettings>(row.settings, {}) },
-      credentials: fromJson<ChannelCredentials>(row.credentials, {}),
-      auth: fromJson<InboundAuth>(row.inbound_auth, { type: 'none' }),
-      secretDigests: new Map(),
+      auth: fromJson<StoredInboundAuth>(row.inbound_auth, { type: 'none' }),
     };
     parsedRows.set(row, p);
   }
@@ -99,7 +105,7 @@ export function publicBase(ctx: AppContext, row: ChannelRow, req?: FastifyReques
 
 export function presentChannel(ctx: AppContext, row: ChannelRow, req?: FastifyRequest) {
   const creds = fromJson<Record<string, unknown>>(row.credentials, {});
-  const auth = fromJson<InboundAuth>(row.inbound_auth, { type: 'none' });
+  const auth = parsed(row).auth;
   const base = publicBase(ctx, row, req);
   return {
     id: row.id,
@@ -130,16 +136,22 @@ function bad(field: string, message: string) {
   return badRequest('invalid_channel', 'Invalid channel', `${field} ${message}`, [{ field, message }]);
 }
 
-/** Whether `given` is the channel's inbound secret `secret`. */
-function matchesSecret(row: ChannelRow, given: string, secret: string): boolean {
-  // Hash first so lengths match and timing tells nothing about the secret.
-  const digests = parsed(row).secretDigests;
-  let expected = digests.get(secret);
-  if (!expected) {
-    expected = createHash('sha256').update(secret).digest();
-    digests.set(secret, expected);
-  }
-  return timingSafeEqual(createHash('sha256').update(given).digest(), expected);
+/** Whether `given` is the channel's Basic username (kept in clear: it names the account, it is no secret). */
+function matchesUsername(row: ChannelRow, given: string): boolean {
+  // Hash first so lengths match and timing tells nothing about the username.
+  const p = parsed(row);
+  p.usernameDigest ??= createHash('sha256').update(p.auth.username ?? '').digest();
+  return timingSafeEqual(createHash('sha256').update(given).digest(), p.usernameDigest);
+}
+
+function secretsOf(box: SecretBox, row: ChannelRow): Required<Pick<ParsedChannel, 'credentials' | 'digests'>> {
+  const p = parsed(row);
+  p.credentials ??= openCredentials(box, row.id, row.credentials);
+  p.digests ??= {
+    token: openInboundDigest(box, row.id, p.auth, 'token'),
+    password: openInboundDigest(box, row.id, p.auth, 'password'),
+  };
+  return { credentials: p.credentials, digests: p.digests };
 }
 
 export class ChannelService {
@@ -177,13 +189,16 @@ export class ChannelService {
         throw err;
       }
     }
-    const auth = input.inbound_auth ?? fromJson<InboundAuth | null>(current?.inbound_auth, null);
+    // The stored form keeps only the type (and username) in clear; a new value is checked in full.
+    const auth = input.inbound_auth ?? fromJson<StoredInboundAuth | null>(current?.inbound_auth, null);
     if (provider === 'infobip') {
       if (!auth || (auth.type !== 'basic' && auth.type !== 'token')) {
         throw bad('inbound_auth', 'must be {type:"basic", username, password} or {type:"token", token} for infobip');
       }
-      if (auth.type === 'token' && auth.token.length < 16) throw bad('inbound_auth.token', 'must be at least 16 characters');
-      if (auth.type === 'basic' && (!auth.username || auth.password.length < 12)) throw bad('inbound_auth.password', 'must be at least 12 characters');
+      const given = input.inbound_auth;
+      if (given?.type === 'token' && (given.token ?? '').length < 16) throw bad('inbound_auth.token', 'must be at least 16 characters');
+      if (given?.type === 'basic' && !given.username) throw bad('inbound_auth.username', 'is required');
+      if (given?.type === 'basic' && (given.password ?? '').length < 12) throw bad('inbound_auth.password', 'must be at least 12 characters');
     }
     if (provider === 'twilio' && auth && auth.type !== 'twilio_signature') throw bad('inbound_auth', 'twilio channels are verified with X-Twilio-Signature');
     const s = input.settings;
@@ -203,14 +218,15 @@ export class ChannelService {
     const now = this.ctx.clock.nowIso();
     const provider = input.provider;
     const auth: InboundAuth = provider === 'twilio' ? { type: 'twilio_signature' } : provider === 'simulator' ? { type: 'none' } : input.inbound_auth!;
+    const id = newId('chn');
     const row: ChannelRow = {
-      id: newId('chn'),
+      id,
       name: input.name,
       provider,
       type: input.type ?? 'sms',
       sender: toE164(input.sender!) ?? input.sender!,
-      credentials: toJson(input.credentials ?? {}),
-      inbound_auth: toJson(auth),
+      credentials: toJson(sealCredentials(this.ctx.secrets, id, input.credentials ?? {})),
+      inbound_auth: toJson(sealInboundAuth(this.ctx.secrets, id, auth)),
       public_url: input.public_url ?? null,
       settings: toJson(input.settings ?? {}),
       created_at: now,
@@ -228,8 +244,12 @@ export class ChannelService {
     if (input.name !== undefined) patch.name = input.name;
     if (input.type !== undefined) patch.type = input.type;
     if (input.sender !== undefined) patch.sender = toE164(input.sender) ?? input.sender;
-    if (input.credentials !== undefined) patch.credentials = toJson({ ...fromJson(row.credentials, {}), ...input.credentials });
-    if (input.inbound_auth !== undefined && row.provider === 'infobip') patch.inbound_auth = toJson(input.inbound_auth);
+    if (input.credentials !== undefined) {
+      patch.credentials = toJson({ ...fromJson(row.credentials, {}), ...sealCredentials(this.ctx.secrets, row.id, input.credentials) });
+    }
+    if (input.inbound_auth !== undefined && row.provider === 'infobip') {
+      patch.inbound_auth = toJson(sealInboundAuth(this.ctx.secrets, row.id, { ...input.inbound_auth }));
+    }
     if (input.public_url !== undefined) patch.public_url = input.public_url;
     if (input.settings !== undefined) patch.settings = toJson({ ...fromJson(row.settings, {}), ...input.settings });
     await db.updateTable('msg_channels').set(patch).where('id', '=', row.id).execute();
@@ -265,7 +285,7 @@ export class ChannelService {
       provider: row.provider,
       type: row.type,
       sender: row.sender,
-      credentials: parsed(row).credentials,
+      credentials: secretsOf(this.ctx.secrets, row).credentials,
       timeoutMs: channelSettings(row).timeout_ms,
     };
   }
@@ -275,7 +295,8 @@ export class ChannelService {
    * public URL, Infobip's HTTP Basic credentials or secret token. Throws 401/403.
    */
   verifyCallback(row: ChannelRow, req: FastifyRequest): void {
-    const { auth, credentials } = parsed(row);
+    const { auth } = parsed(row);
+    const { credentials, digests } = secretsOf(this.ctx.secrets, row);
     const header = (name: string) => {
       const v = req.headers[name];
       return Array.isArray(v) ? v[0] : v;
@@ -296,7 +317,8 @@ export class ChannelService {
       if (!h || !h.toLowerCase().startsWith('basic ')) throw new ApiError(401, 'credentials_missing', 'Unauthorized', 'HTTP Basic credentials are required');
       const decoded = Buffer.from(h.slice(6).trim(), 'base64').toString('utf8');
       const i = decoded.indexOf(':');
-      const ok = i >= 0 && matchesSecret(row, decoded.slice(0, i), auth.username) && matchesSecret(row, decoded.slice(i + 1), auth.password);
+      const password = digests.password;
+      const ok = i >= 0 && matchesUsername(row, decoded.slice(0, i)) && password !== null && matchesDigest(decoded.slice(i + 1), password);
       if (!ok) throw new ApiError(403, 'credentials_invalid', 'Forbidden', 'HTTP Basic credentials do not match');
       return;
     }
@@ -304,7 +326,7 @@ export class ChannelService {
       const q = (req.query ?? {}) as Record<string, unknown>;
       const given = typeof q.token === 'string' ? q.token : header('x-tally-token');
       if (!given) throw new ApiError(401, 'token_missing', 'Unauthorized', 'The channel secret token is required (?token=...)');
-      if (!matchesSecret(row, given, auth.token)) throw new ApiError(403, 'token_invalid', 'Forbidden', 'The channel secret token does not match');
+      if (!digests.token || !matchesDigest(given, digests.token)) throw new ApiError(403, 'token_invalid', 'Forbidden', 'The channel secret token does not match');
       return;
     }
     throw new ApiError(403, 'inbound_disabled', 'Forbidden', 'This channel takes no provider callbacks');

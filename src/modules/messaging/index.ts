@@ -1,11 +1,18 @@
 import type { TallyModule } from '../module.ts';
-import { messagingBroadcastChunksMigration, messagingMigration, messagingTemplatesMigration } from './migrations.ts';
+import {
+  messagingBroadcastChunksMigration,
+  messagingMigration,
+  messagingSealedSecretsMigration,
+  messagingTemplatesMigration,
+} from './migrations.ts';
 import { messagingRoutes } from './routes.ts';
+import { channelSealedColumns } from './secrets.ts';
 import './tables.ts';
 
 export const messagingModule: TallyModule = {
   name: 'messaging',
-  migrations: [messagingMigration, messagingTemplatesMigration, messagingBroadcastChunksMigration],
+  migrations: [messagingMigration, messagingTemplatesMigration, messagingBroadcastChunksMigration, messagingSealedSecretsMigration],
+  sealedColumns: channelSealedColumns,
   routes: messagingRoutes,
   start: (_ctx, services) => services.messaging.start(),
 };

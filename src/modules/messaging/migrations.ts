@@ -1,5 +1,7 @@
 import type { Kysely } from 'kysely';
 import { autoIncrementType, type TallyMigration } from '../../storage/migrate.ts';
+import { resealAll } from '../../storage/sealed.ts';
+import { channelSealedColumns } from './secrets.ts';
 
 export const messagingMigration: TallyMigration = {
   name: '0200_messaging_core',
@@ -166,5 +168,16 @@ export const messagingBroadcastChunksMigration: TallyMigration = {
     await db.schema.alterTable('msg_broadcasts').addColumn('max_recipients', 'integer').execute();
     await db.schema.createIndex('msg_broadcasts_status').on('msg_broadcasts').columns(['status', 'created_at']).execute();
     await db.schema.createIndex('msg_messages_broadcast').on('msg_messages').columns(['broadcast_id', 'to_number']).execute();
+  },
+};
+
+/**
+ * Channel secrets stored in clear until now: provider credentials encrypted, inbound tokens and
+ * Basic passwords replaced by sealed digests (secrets.ts).
+ */
+export const messagingSealedSecretsMigration: TallyMigration = {
+  name: '0203_messaging_sealed_secrets',
+  async up(db, _dialect, env) {
+    for (const column of channelSealedColumns) await resealAll(db, env.secrets, column);
   },
 };

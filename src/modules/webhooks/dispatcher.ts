@@ -8,6 +8,7 @@ import { fromJson } from '../../lib/json.ts';
 import { openDatabase, type Database, type Executor } from '../../storage/db.ts';
 import { ENDPOINT_DISABLED } from '../events/catalog.ts';
 import { hasUnread, takeUnread } from './outbox-progress.ts';
+import { openEndpointSecret } from './secrets.ts';
 import { signedHeaders } from './signing.ts';
 import type { WebhookEndpointsTable } from './tables.ts';
 
@@ -532,11 +533,23 @@ export class Dispatcher {
   }
 
   private secretsOf(endpoint: EndpointRow): string[] {
-    const secrets = [endpoint.secret];
+    const secrets = [this.openSecret(endpoint.id, endpoint.secret)];
     if (endpoint.previous_secret && endpoint.previous_secret_expires_at && endpoint.previous_secret_expires_at > this.ctx.clock.nowIso()) {
-      secrets.push(endpoint.previous_secret);
+      secrets.push(this.openSecret(endpoint.id, endpoint.previous_secret));
     }
     return secrets;
+  }
+
+  /** Signing secrets in clear by their stored (sealed) form: opened once, not per delivery. */
+  private openedSecrets = new Map<string, string>();
+  private openSecret(endpointId: string, stored: string): string {
+    let secret = this.openedSecrets.get(stored);
+    if (secret === undefined) {
+      secret = openEndpointSecret(this.ctx.secrets, endpointId, stored);
+      if (this.openedSecrets.size >= 10_000) this.openedSecrets.clear();
+      this.openedSecrets.set(stored, secret);
+    }
+    return secret;
   }
 
   private async send(endpoint: EndpointRow, c: Claimed): Promise<Omit<Outcome, 'resolve'>> {

@@ -1,6 +1,8 @@
 import { sql, type Kysely } from 'kysely';
 import { autoIncrementType, type TallyMigration } from '../../storage/migrate.ts';
+import { resealAll } from '../../storage/sealed.ts';
 import { migrateToOutboxProgress } from './outbox-progress.ts';
+import { endpointSealedColumns } from './secrets.ts';
 
 export const webhooksMigration: TallyMigration = {
   name: '0100_webhooks',
@@ -82,4 +84,12 @@ export const webhooksMigration: TallyMigration = {
 export const outboxProgressMigration: TallyMigration = {
   name: '0101_outbox_progress',
   up: (db, dialect) => migrateToOutboxProgress(db, dialect),
+};
+
+/** Signing secrets stored in clear until now are encrypted with the secret key (secrets.ts). */
+export const sealedSecretsMigration: TallyMigration = {
+  name: '0102_webhooks_sealed_secrets',
+  async up(db, _dialect, env) {
+    for (const column of endpointSealedColumns) await resealAll(db, env.secrets, column);
+  },
 };

@@ -8,6 +8,7 @@ import type { Executor } from '../../storage/db.ts';
 import { EVENT_TYPES, isKnownEventType } from '../events/catalog.ts';
 import { Dispatcher, type AttemptRecord, type DispatcherOptions, type EndpointRow } from './dispatcher.ts';
 import { countUnread } from './outbox-progress.ts';
+import { endpointSecretContext } from './secrets.ts';
 import { newSecret } from './signing.ts';
 
 export const ROTATION_OVERLAP_MS = 24 * 3600_000;
@@ -147,7 +148,8 @@ export class WebhookService {
       created_at: now,
       updated_at: now,
     };
-    await db.insertInto('webhook_endpoints').values(row).execute();
+    // Stored sealed; the answer (the one place the secret is shown) gets it in clear.
+    await db.insertInto('webhook_endpoints').values({ ...row, secret: this.ctx.secrets.seal(row.secret, endpointSecretContext(row.id)) }).execute();
     this.dispatcher.invalidate();
     return row;
   }
@@ -189,19 +191,24 @@ export class WebhookService {
     this.dispatcher.invalidate();
   }
 
-  /** New secret; the old one keeps signing beside it for 24 hours. */
+  /**
+   * New secret; the old one keeps signing beside it for 24 hours. Answers the row with the new
+   * secret in clear (for the answer, the one place it is shown); both are stored sealed.
+   */
   async rotate(db: Executor, id: string): Promise<EndpointRow> {
     const row = await this.get(db, id);
     const now = this.ctx.clock.nowMs();
+    const secret = newSecret();
     const patch = {
-      secret: newSecret(),
+      secret: this.ctx.secrets.seal(secret, endpointSecretContext(id)),
+      // Same context for both columns: the sealed value moves as it is.
       previous_secret: row.secret,
       previous_secret_expires_at: new Date(now + ROTATION_OVERLAP_MS).toISOString(),
       updated_at: new Date(now).toISOString(),
     };
     await db.updateTable('webhook_endpoints').set(patch).where('id', '=', id).execute();
     this.dispatcher.invalidate();
-    return { ...row, ...patch };
+    return { ...row, ...patch, secret };
   }
 
   /** Sends a sample event (the catalog's example of `type`) to the endpoint: one attempt, awaited. */
