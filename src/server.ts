@@ -7,6 +7,7 @@ import swaggerUi from '@fastify/swagger-ui';
 import type { Config } from './config.ts';
 import { makeTransaction, type AppContext } from './context.ts';
 import { registerAuth } from './http/auth.ts';
+import { registerBodyParsing } from './http/body.ts';
 import { registerErrorHandling } from './http/errors.ts';
 import { registerHealth } from './http/health.ts';
 import { registerIdempotency, IDEMPOTENCY_TTL_MS } from './http/idempotency.ts';
@@ -126,6 +127,7 @@ export async function buildServer(config: Config, opts: BuildOptions = {}): Prom
   const state = { shuttingDown: false };
 
   registerValidation(app);
+  registerBodyParsing(app);
   registerErrorHandling(app);
   await app.register(formbody);
   await app.register(swagger, {
