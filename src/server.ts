@@ -10,6 +10,7 @@ import { registerAuth } from './http/auth.ts';
 import { registerBodyParsing } from './http/body.ts';
 import { registerErrorHandling } from './http/errors.ts';
 import { registerHealth } from './http/health.ts';
+import { redactUrl, REDACTED } from './http/redact.ts';
 import { registerIdempotency, IDEMPOTENCY_TTL_MS } from './http/idempotency.ts';
 import { createMetrics, registerMetrics } from './http/metrics.ts';
 import { registerValidation } from './http/validation.ts';
@@ -38,6 +39,8 @@ export interface BuildOptions {
   /** Use an already open database (tests share one per file). */
   database?: Database;
   logger?: FastifyBaseLogger | false;
+  /** Where the server's own logger writes (default stdout); tests read what was logged. */
+  logStream?: NodeJS.WritableStream;
 }
 
 export const PACKAGE_VERSION = '0.1.0';
@@ -70,13 +73,14 @@ export async function buildServer(config: Config, opts: BuildOptions = {}): Prom
                 '*.secret',
                 '*.token',
               ],
-              censor: '[redacted]',
+              censor: REDACTED,
             },
+            ...(opts.logStream ? { stream: opts.logStream } : {}),
             // Provider callbacks may carry a channel's secret token in the query string.
             serializers: {
               req: (req: { method: string; url: string; hostname?: string; ip?: string; socket?: { remotePort?: number } }) => ({
                 method: req.method,
-                url: req.url.replace(/([?&](?:token|secret|api_key|auth_token)=)[^&]*/gi, '$1[redacted]'),
+                url: redactUrl(req.url),
                 host: req.hostname,
                 remoteAddress: req.ip,
                 remotePort: req.socket?.remotePort,

@@ -54,7 +54,9 @@ export async function freshDatabaseUrl(): Promise<{ url: string; drop: () => Pro
   return { url: `sqlite:${join(dir, 'tally.db')}`, drop: async () => rmSync(dir, { recursive: true, force: true }) };
 }
 
-export async function startTestServer(opts: { clock?: Clock; config?: Partial<Config>; manualClock?: boolean } = {}): Promise<TestServer & { clock: Clock }> {
+export async function startTestServer(
+  opts: { clock?: Clock; config?: Partial<Config>; manualClock?: boolean; logStream?: NodeJS.WritableStream } = {},
+): Promise<TestServer & { clock: Clock }> {
   const db = await freshDatabaseUrl();
   const clock = opts.clock ?? (opts.manualClock ? new ManualClock() : undefined);
   const config: Config = {
@@ -68,7 +70,9 @@ export async function startTestServer(opts: { clock?: Clock; config?: Partial<Co
     workers: false,
     ...opts.config,
   };
-  const server = await buildServer(config, { clock, logger: process.env.TALLY_TEST_LOG ? undefined : false });
+  // Silent unless a test reads the log (logStream) or TALLY_TEST_LOG asks for it on stdout.
+  const logger = opts.logStream || process.env.TALLY_TEST_LOG ? undefined : false;
+  const server = await buildServer(config, { clock, logger, logStream: opts.logStream });
   const appId = `app_test_${randomBytes(3).toString('hex')}`;
   const token = `tly_sk_test_${randomBytes(12).toString('hex')}`;
   await server.services.apiKeys.ensure(appId, token);
