@@ -27,6 +27,7 @@ Options (each also read from the environment variable in brackets):
   --allow-private-targets (TALLY_ALLOW_PRIVATE_TARGETS: webhooks to private/loopback addresses)
   --body-limit BYTES (TALLY_BODY_LIMIT, 1048576: largest request body accepted)
   --event-retention-days N (TALLY_EVENT_RETENTION_DAYS, 30; 0 keeps events forever)
+  --sqlite-synchronous S (TALLY_SQLITE_SYNCHRONOUS, NORMAL; FULL: every commit also survives a power loss)
   --json (keys create/list: machine-readable output)
 `;
 
@@ -37,7 +38,7 @@ function parse(argv: string[]) {
 }
 
 async function withKeys<T>(config: Config, fn: (keys: ApiKeyService) => Promise<T>): Promise<T> {
-  const database = await prepareDatabase(config.databaseUrl);
+  const database = await prepareDatabase(config.databaseUrl, { sqliteSynchronous: config.sqliteSynchronous });
   try {
     // The bus tells running servers (PostgreSQL) that a key changed: a revocation applies at once.
     return await fn(new ApiKeyService(database.db, systemClock, new CacheBus(database)));
@@ -66,7 +67,7 @@ export async function main(argv = process.argv.slice(2)): Promise<number> {
     case 'serve':
       return serve(config);
     case 'migrate': {
-      const database = openDatabase(config.databaseUrl);
+      const database = openDatabase(config.databaseUrl, { sqliteSynchronous: config.sqliteSynchronous });
       try {
         const result = await migrateToLatest(database.db, database.dialect, modules.flatMap((m) => m.migrations ?? []));
         const applied = (result.results ?? []).filter((r) => r.status === 'Success').map((r) => r.migrationName);

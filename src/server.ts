@@ -21,7 +21,7 @@ import type { Stopper } from './modules/module.ts';
 import { Outbox } from './modules/events/outbox.ts';
 import { Scheduler } from './modules/scheduler/scheduler.ts';
 import { createServices, type Services } from './services.ts';
-import { openDatabase, type Database } from './storage/db.ts';
+import { openDatabase, type Database, type OpenOptions } from './storage/db.ts';
 import { migrateToLatest } from './storage/migrate.ts';
 
 export interface TallyServer {
@@ -46,14 +46,14 @@ export interface BuildOptions {
 export const PACKAGE_VERSION = '0.1.0';
 
 /** Opens the database and brings its schema up to date (idempotent). */
-export async function prepareDatabase(url: string): Promise<Database> {
-  const database = openDatabase(url);
+export async function prepareDatabase(url: string, opts: OpenOptions = {}): Promise<Database> {
+  const database = openDatabase(url, opts);
   await migrateToLatest(database.db, database.dialect, modules.flatMap((m) => m.migrations ?? []));
   return database;
 }
 
 export async function buildServer(config: Config, opts: BuildOptions = {}): Promise<TallyServer> {
-  const database = opts.database ?? (await prepareDatabase(config.databaseUrl));
+  const database = opts.database ?? (await prepareDatabase(config.databaseUrl, { sqliteSynchronous: config.sqliteSynchronous }));
   if (opts.database) await migrateToLatest(database.db, database.dialect, modules.flatMap((m) => m.migrations ?? []));
 
   const app = Fastify({

@@ -67,6 +67,8 @@ export interface OpenOptions {
   lanes?: number;
   /** SQLite: WAL pages past which the checkpointer makes the WAL start over (sqlite-checkpointer.ts). */
   walRestartAbovePages?: number;
+  /** SQLite: `synchronous` (config.sqliteSynchronous); NORMAL when absent. */
+  sqliteSynchronous?: 'NORMAL' | 'FULL';
 }
 
 export function openDatabase(url: string, opts: OpenOptions = {}): Database {
@@ -80,8 +82,9 @@ function openSqlite(path: string, opts: OpenOptions): Database {
   const native = new BetterSqlite3(path);
   native.pragma('journal_mode = WAL');
   // NORMAL in WAL mode is durable against process crashes (the crash test kills with SIGKILL);
-  // only an OS crash or power loss can drop the last transactions.
-  native.pragma('synchronous = NORMAL');
+  // only an OS crash or power loss can drop the last transactions (the file stays consistent).
+  // FULL syncs the WAL at every commit, so a commit that was answered survives a power loss too.
+  native.pragma(`synchronous = ${opts.sqliteSynchronous === 'FULL' ? 'FULL' : 'NORMAL'}`);
   native.pragma('busy_timeout = 5000');
   // Checkpoints run on a worker thread (sqlite-checkpointer.ts), not inside this connection's
   // COMMITs; should that thread fail, this connection checkpoints again itself, every ~40 MB of WAL.
