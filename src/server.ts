@@ -10,9 +10,9 @@ import { registerAuth } from './http/auth.ts';
 import { registerBodyParsing } from './http/body.ts';
 import { registerErrorHandling } from './http/errors.ts';
 import { registerHealth } from './http/health.ts';
-import { redactUrl, REDACTED } from './http/redact.ts';
 import { registerIdempotency, IDEMPOTENCY_TTL_MS } from './http/idempotency.ts';
 import { createMetrics, registerMetrics } from './http/metrics.ts';
+import { redactUrl, REDACTED } from './http/redact.ts';
 import { registerValidation } from './http/validation.ts';
 import { CacheBus } from './lib/cache-bus.ts';
 import { systemClock, type Clock } from './lib/clock.ts';
@@ -53,7 +53,8 @@ export async function prepareDatabase(url: string, opts: OpenOptions = {}): Prom
 }
 
 export async function buildServer(config: Config, opts: BuildOptions = {}): Promise<TallyServer> {
-  const database = opts.database ?? (await prepareDatabase(config.databaseUrl, { sqliteSynchronous: config.sqliteSynchronous }));
+  const database =
+    opts.database ?? (await prepareDatabase(config.databaseUrl, { sqliteSynchronous: config.sqliteSynchronous }));
   if (opts.database) await migrateToLatest(database.db, database.dialect, modules.flatMap((m) => m.migrations ?? []));
 
   const app = Fastify({
