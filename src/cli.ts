@@ -29,6 +29,7 @@ Options (each also read from the environment variable in brackets):
   --allow-private-targets (TALLY_ALLOW_PRIVATE_TARGETS: webhooks to private/loopback addresses)
   --body-limit BYTES (TALLY_BODY_LIMIT, 1048576: largest request body accepted)
   --event-retention-days N (TALLY_EVENT_RETENTION_DAYS, 30; 0 keeps events forever)
+  --sqlite-synchronous S (TALLY_SQLITE_SYNCHRONOUS, NORMAL; FULL: every commit also survives a power loss)
   --json (keys create/list: machine-readable output)
 
 Environment only (never a flag, so it stays out of the process list):
@@ -43,7 +44,10 @@ function parse(argv: string[]) {
 }
 
 async function withKeys<T>(config: Config, fn: (keys: ApiKeyService) => Promise<T>): Promise<T> {
-  const database = await prepareDatabase(config.databaseUrl, { secretKey: config.secretKey });
+  const database = await prepareDatabase(config.databaseUrl, {
+    secretKey: config.secretKey,
+    sqliteSynchronous: config.sqliteSynchronous,
+  });
   try {
     // The bus tells running servers (PostgreSQL) that a key changed: a revocation applies at once.
     return await fn(new ApiKeyService(database.db, systemClock, new CacheBus(database)));
@@ -90,7 +94,7 @@ async function run(config: Config, positionals: string[], values: ReturnType<typ
     case 'serve':
       return serve(config);
     case 'migrate': {
-      const database = openDatabase(config.databaseUrl);
+      const database = openDatabase(config.databaseUrl, { sqliteSynchronous: config.sqliteSynchronous });
       try {
         const { result } = await migrateDatabase(database, config.databaseUrl, config.secretKey);
         const applied = (result.results ?? []).filter((r) => r.status === 'Success').map((r) => r.migrationName);
@@ -159,7 +163,7 @@ async function secretsCommand(config: Config, sub: string | undefined): Promise<
     process.stderr.write(USAGE);
     return 2;
   }
-  const database = openDatabase(config.databaseUrl);
+  const database = openDatabase(config.databaseUrl, { sqliteSynchronous: config.sqliteSynchronous });
   try {
     const box = await (await migrateDatabase(database, config.databaseUrl, config.secretKey)).secrets();
     const { changed, remaining } = await rotateSecrets(database, box, sealedColumns());

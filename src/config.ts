@@ -25,7 +25,16 @@ export interface Config {
   eventRetentionDays: number;
   /** Run background workers (webhook delivery, scheduler). Off for one-shot CLI commands. */
   workers: boolean;
+  /**
+   * SQLite `synchronous` (WAL mode). NORMAL: a commit survives a crash of the process, but a power
+   * loss or OS crash may lose the transactions committed since the last sync of the WAL (the
+   * database stays consistent). FULL: the WAL is synced at every commit.
+   */
+  sqliteSynchronous: SqliteSynchronous;
 }
+
+export const SQLITE_SYNCHRONOUS = ['NORMAL', 'FULL'] as const;
+export type SqliteSynchronous = (typeof SQLITE_SYNCHRONOUS)[number];
 
 const FLAG_TO_ENV: Record<string, string> = {
   port: 'PORT',
@@ -38,6 +47,7 @@ const FLAG_TO_ENV: Record<string, string> = {
   'allow-private-targets': 'TALLY_ALLOW_PRIVATE_TARGETS',
   'body-limit': 'TALLY_BODY_LIMIT',
   'event-retention-days': 'TALLY_EVENT_RETENTION_DAYS',
+  'sqlite-synchronous': 'TALLY_SQLITE_SYNCHRONOUS',
 };
 
 export const CONFIG_FLAGS = Object.keys(FLAG_TO_ENV);
@@ -56,6 +66,13 @@ function int(name: string, v: string | undefined, dflt: number): number {
 
 /** Shortest TALLY_APP_TOKEN accepted: a token is the whole secret of a key. */
 export const MIN_APP_TOKEN_LENGTH = 24;
+
+function oneOf<T extends string>(name: string, v: string | undefined, allowed: readonly T[], dflt: T): T {
+  if (v === undefined || v === '') return dflt;
+  const found = allowed.find((a) => a === v.toUpperCase());
+  if (!found) throw new Error(`${name} must be one of ${allowed.join(', ')}, got "${v}"`);
+  return found;
+}
 
 export function loadConfig(
   flags: Record<string, string | boolean | undefined> = {},
@@ -89,5 +106,6 @@ export function loadConfig(
     bodyLimit: int('TALLY_BODY_LIMIT', merged.TALLY_BODY_LIMIT, 1024 * 1024),
     eventRetentionDays: int('TALLY_EVENT_RETENTION_DAYS', merged.TALLY_EVENT_RETENTION_DAYS, 30),
     workers: true,
+    sqliteSynchronous: oneOf('TALLY_SQLITE_SYNCHRONOUS', merged.TALLY_SQLITE_SYNCHRONOUS, SQLITE_SYNCHRONOUS, 'NORMAL'),
   };
 }

@@ -7,10 +7,12 @@ import swaggerUi from '@fastify/swagger-ui';
 import type { Config } from './config.ts';
 import { makeTransaction, type AppContext } from './context.ts';
 import { registerAuth } from './http/auth.ts';
+import { registerBodyParsing } from './http/body.ts';
 import { registerErrorHandling } from './http/errors.ts';
 import { registerHealth } from './http/health.ts';
 import { registerIdempotency, IDEMPOTENCY_TTL_MS } from './http/idempotency.ts';
 import { createMetrics, registerMetrics } from './http/metrics.ts';
+import { redactUrl, REDACTED } from './http/redact.ts';
 import { registerValidation } from './http/validation.ts';
 import { CacheBus } from './lib/cache-bus.ts';
 import { systemClock, type Clock } from './lib/clock.ts';
@@ -21,7 +23,7 @@ import type { Stopper } from './modules/module.ts';
 import { Outbox } from './modules/events/outbox.ts';
 import { Scheduler } from './modules/scheduler/scheduler.ts';
 import { createServices, type Services } from './services.ts';
-import { openDatabase, type Database } from './storage/db.ts';
+import { openDatabase, type Database, type OpenOptions } from './storage/db.ts';
 import { migrateToLatest } from './storage/migrate.ts';
 import { checkSecretKeys, secretBoxLoader } from './storage/sealed.ts';
 
@@ -42,6 +44,8 @@ export interface BuildOptions {
   logger?: FastifyBaseLogger | false;
   /** How outgoing requests resolve host names (tests answer what they choose); the system's by default. */
   resolveHost?: ResolveHost;
+  /** Where the server's own logger writes (default stdout); tests read what was logged. */
+  logStream?: NodeJS.WritableStream;
 }
 
 export const PACKAGE_VERSION = '0.1.0';
@@ -59,8 +63,11 @@ export async function migrateDatabase(database: Database, url: string, secretKey
 }
 
 /** Opens the database and brings its schema up to date (idempotent). */
-export async function prepareDatabase(url: string, opts: { secretKey?: string } = {}): Promise<Database> {
-  const database = openDatabase(url);
+export async function prepareDatabase(
+  url: string,
+  opts: { secretKey?: string } & OpenOptions = {},
+): Promise<Database> {
+  const database = openDatabase(url, opts);
   try {
     await migrateDatabase(database, url, opts.secretKey);
   } catch (err) {
@@ -81,7 +88,8 @@ async function openSecrets(database: Database, config: Config) {
 }
 
 export async function buildServer(config: Config, opts: BuildOptions = {}): Promise<TallyServer> {
-  const database = opts.database ?? openDatabase(config.databaseUrl);
+  const database =
+    opts.database ?? openDatabase(config.databaseUrl, { sqliteSynchronous: config.sqliteSynchronous });
   let secrets;
   try {
     secrets = await openSecrets(database, config);
@@ -111,13 +119,14 @@ export async function buildServer(config: Config, opts: BuildOptions = {}): Prom
                 '*.credentials',
                 '*.inbound_auth',
               ],
-              censor: '[redacted]',
+              censor: REDACTED,
             },
+            ...(opts.logStream ? { stream: opts.logStream } : {}),
             // Provider callbacks may carry a channel's secret token in the query string.
             serializers: {
               req: (req: { method: string; url: string; hostname?: string; ip?: string; socket?: { remotePort?: number } }) => ({
                 method: req.method,
-                url: req.url.replace(/([?&](?:token|secret|api_key|auth_token)=)[^&]*/gi, '$1[redacted]'),
+                url: redactUrl(req.url),
                 host: req.hostname,
                 remoteAddress: req.ip,
                 remotePort: req.socket?.remotePort,
@@ -170,6 +179,7 @@ export async function buildServer(config: Config, opts: BuildOptions = {}): Prom
   const state = { shuttingDown: false };
 
   registerValidation(app);
+  registerBodyParsing(app);
   registerErrorHandling(app);
   await app.register(formbody);
   await app.register(swagger, {

@@ -173,4 +173,53 @@ describe('bad input: 4xx JSON errors, no balance changes', () => {
     }
     assert.deepEqual(await snapshot(t), before);
   });
+
+  it('says which field is wrong and what it allows', async () => {
+    const before = await snapshot(t);
+    const balance = `/v1/loyalties/members/${member.code}/balance`;
+    const allowedHooks = 'target_url, events, active, description';
+    const earningRules = { ern_1: { type: 'BOGUS' }, ern_2: { type: 'MULTIPLY', multiplier: 0 } };
+    const tier = { name: 'T', points: { from: 0 }, earning_rules: earningRules };
+    const cases: [string, string, string, unknown, [string, string][]][] = [
+      ['zero points', 'POST', balance, { points: 0 }, [['points', 'must not be 0']]],
+      ['zero pending points', 'POST', `${balance.replace('/balance', '')}/pending-points/pp_x/balance`, { points: 0 }, [
+        ['points', 'must not be 0'],
+      ]],
+      ['points as string', 'POST', balance, { points: '10' }, [['points', 'must be an integer']]],
+      ['points missing', 'POST', balance, { reason: 'x' }, [['points', 'is required']]],
+      ['bad expiration_type', 'POST', balance, { points: 5, expiration_type: 'SOMETIMES' }, [
+        ['expiration_type', 'must be one of: PROGRAM_RULES, PROGRAM_DEFAULT, CUSTOM_DATE, NON_EXPIRING'],
+      ]],
+      ['bad direction', 'GET', '/v1/messages?direction=sideways', undefined, [
+        ['direction', 'must be one of: in, out'],
+      ]],
+      ['limit too big', 'GET', '/v1/customers?limit=1000', undefined, [['limit', 'must be at most 100']]],
+      ['unknown webhook field', 'POST', '/v1/webhooks', { target_url: 'http://127.0.0.1:9', events: ['*'], bogus: 1 }, [
+        ['bogus', `is not allowed (allowed: ${allowedHooks})`],
+      ]],
+      ['customer neither id nor object', 'POST', `/v1/loyalties/${program.id}/members`, { customer: 5 }, [
+        ['customer', 'must be a string or an object'],
+      ]],
+      ['customer with bad source_id', 'POST', `/v1/loyalties/${program.id}/members`, { customer: { source_id: 5 } }, [
+        ['customer.source_id', 'must be a string or null'],
+      ]],
+      ['bad email and birthdate', 'POST', '/v1/customers', { email: 'nope', birthdate: '1990-13-40' }, [
+        ['email', 'must be an email address'],
+        ['birthdate', 'must be a date (YYYY-MM-DD)'],
+      ]],
+      ['tier earning-rule mappings', 'POST', `/v1/loyalties/${program.id}/tiers`, [tier], [
+        ['body[0].earning_rules.ern_1.type', 'must be one of: MULTIPLY, CUSTOM'],
+        ['body[0].earning_rules.ern_2.multiplier', 'must be greater than 0'],
+      ]],
+      ['no tiers', 'POST', `/v1/loyalties/${program.id}/tiers`, [], [['body', 'must have at least one item']]],
+    ];
+    for (const [label, method, path, body, expected] of cases) {
+      const res = await t.api(method, path, body);
+      assertError(res, 400, label);
+      assert.deepEqual(res.body.errors.map((e: any) => [e.field, e.message]), expected, label);
+      const [field, message] = expected[0]!;
+      assert.ok(res.body.details.includes(`${field} ${message}`), `${label}: details name it: ${res.body.details}`);
+    }
+    assert.deepEqual(await snapshot(t), before);
+  });
 });

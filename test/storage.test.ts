@@ -98,3 +98,19 @@ describe('storage: SQLite group commit when a batch fails', () => {
     }
   });
 });
+
+describe('SQLite synchronous setting', { skip: backend !== 'sqlite' }, () => {
+  it('is NORMAL by default and FULL with TALLY_SQLITE_SYNCHRONOUS=FULL', async () => {
+    const { sql } = await import('kysely');
+    // PRAGMA synchronous answers 1 for NORMAL, 2 for FULL.
+    for (const [setting, expected] of [[undefined, 1], ['FULL', 2], ['NORMAL', 1]] as const) {
+      const t = await startTestServer({ config: setting ? { sqliteSynchronous: setting } : {} });
+      try {
+        const { rows } = await sql<{ synchronous: number }>`PRAGMA synchronous`.execute(t.server.ctx.database.db);
+        assert.equal(rows[0]?.synchronous, expected, `${setting ?? 'default'}`);
+      } finally {
+        await t.close();
+      }
+    }
+  });
+});

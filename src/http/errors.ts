@@ -1,4 +1,5 @@
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { describeValidationErrors, type AjvErrorObject } from './validation.ts';
 
 /** One field-level problem of a 400 answer. */
 export interface FieldError {
@@ -54,31 +55,26 @@ export function errorBody(err: ApiError, requestId: string): ErrorBody {
   };
 }
 
-interface AjvError {
-  instancePath?: string;
-  message?: string;
-  keyword?: string;
-  params?: Record<string, unknown>;
-}
+const PART_NAMES: Record<string, string> = {
+  querystring: 'query parameter ',
+  params: 'path parameter ',
+  headers: 'header ',
+};
 
-function fieldOf(e: AjvError, context: string): string {
-  let path = (e.instancePath ?? '').replace(/^\//, '').replace(/\//g, '.');
-  if (e.keyword === 'required' && e.params?.missingProperty) {
-    path = path ? `${path}.${e.params.missingProperty}` : String(e.params.missingProperty);
-  }
-  if (e.keyword === 'additionalProperties' && e.params?.additionalProperty) {
-    path = path ? `${path}.${e.params.additionalProperty}` : String(e.params.additionalProperty);
-  }
-  return path || context;
-}
-
-/** Maps Fastify's own errors (bad JSON, schema failures, oversized bodies) onto ApiError. */
-export function toApiError(err: FastifyError & { validation?: AjvError[]; validationContext?: string }): ApiError {
+/**
+ * Maps Fastify's own errors (bad JSON, schema failures, oversized bodies) onto ApiError.
+ * `bodyMissing`: the request came without a body (a schema failure then says the body is required).
+ */
+export function toApiError(
+  err: FastifyError & { validation?: AjvErrorObject[]; validationContext?: string },
+  opts: { bodyMissing?: boolean } = {},
+): ApiError {
   if (err instanceof ApiError) return err;
   if (err.validation) {
     const ctx = err.validationContext ?? 'body';
-    const errors = err.validation.map((v) => ({ field: fieldOf(v, ctx), message: v.message ?? 'is invalid' }));
-    const details = errors.map((e) => `${ctx === 'body' ? '' : ctx + '.'}${e.field} ${e.message}`).join('; ');
+    const errors = describeValidationErrors(err.validation, ctx, { bodyMissing: opts.bodyMissing && ctx === 'body' });
+    const part = PART_NAMES[ctx] ?? '';
+    const details = errors.map((e) => `${e.field === ctx ? '' : part}${e.field} ${e.message}`).join('; ');
     return new ApiError(400, 'invalid_payload', 'Invalid payload', details, errors);
   }
   switch (err.code) {
@@ -100,7 +96,7 @@ export function toApiError(err: FastifyError & { validation?: AjvError[]; valida
 
 export function registerErrorHandling(app: FastifyInstance): void {
   app.setErrorHandler((err: FastifyError, req: FastifyRequest, reply: FastifyReply) => {
-    const apiErr = toApiError(err);
+    const apiErr = toApiError(err, { bodyMissing: req.body === undefined });
     if (apiErr.status >= 500) req.log.error({ err }, 'request failed');
     else req.log.info({ key: apiErr.key, status: apiErr.status }, 'request refused');
     reply.status(apiErr.status).send(errorBody(apiErr, req.id));

@@ -55,6 +55,8 @@ export interface OpenOptions {
   lanes?: number;
   /** SQLite: WAL pages past which the checkpointer makes the WAL start over (sqlite/checkpointer.ts). */
   walRestartAbovePages?: number;
+  /** SQLite: `synchronous` (config.sqliteSynchronous); NORMAL when absent. */
+  sqliteSynchronous?: 'NORMAL' | 'FULL';
 }
 
 export function parseDatabaseUrl(url: string): { dialect: DialectName; target: string } {
@@ -66,7 +68,7 @@ export function parseDatabaseUrl(url: string): { dialect: DialectName; target: s
 /** Opens the database `url` names: `sqlite:<path>` (`sqlite:` alone: in memory) or `postgres://…`. */
 export function openDatabase(url: string, opts: OpenOptions = {}): Database {
   const { dialect, target } = parseDatabaseUrl(url);
-  if (dialect === 'sqlite') return openSqlite(target, { walRestartAbovePages: opts.walRestartAbovePages });
+  if (dialect === 'sqlite') return openSqlite(target, { walRestartAbovePages: opts.walRestartAbovePages, sqliteSynchronous: opts.sqliteSynchronous });
   return openPostgres(target, { poolSize: opts.poolSize ?? 20, lanes: opts.lanes ?? 4 });
 }
 

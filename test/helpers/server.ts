@@ -62,7 +62,13 @@ export async function freshDatabaseUrl(): Promise<{ url: string; drop: () => Pro
 }
 
 export async function startTestServer(
-  opts: { clock?: Clock; config?: Partial<Config>; manualClock?: boolean; resolveHost?: ResolveHost } = {},
+  opts: {
+    clock?: Clock;
+    config?: Partial<Config>;
+    manualClock?: boolean;
+    resolveHost?: ResolveHost;
+    logStream?: NodeJS.WritableStream;
+  } = {},
 ): Promise<TestServer & { clock: Clock }> {
   const db = await freshDatabaseUrl();
   const clock = opts.clock ?? (opts.manualClock ? new ManualClock() : undefined);
@@ -78,8 +84,9 @@ export async function startTestServer(
     workers: false,
     ...opts.config,
   };
-  const logger = process.env.TALLY_TEST_LOG ? undefined : false;
-  const server = await buildServer(config, { clock, logger, resolveHost: opts.resolveHost });
+  // Silent unless a test reads the log (logStream) or TALLY_TEST_LOG asks for it on stdout.
+  const logger = opts.logStream || process.env.TALLY_TEST_LOG ? undefined : false;
+  const server = await buildServer(config, { clock, logger, resolveHost: opts.resolveHost, logStream: opts.logStream });
   const appId = `app_test_${randomBytes(3).toString('hex')}`;
   const token = `tly_sk_test_${randomBytes(12).toString('hex')}`;
   await server.services.apiKeys.ensure(appId, token);

@@ -21,11 +21,12 @@ export interface SqliteOptions {
  * Every pragma of the serving connection, in one place. (The checkpointer's connection sets its own
  * in checkpointer.ts.)
  */
-function applyPragmas(native: BetterSqlite3.Database, inMemory: boolean): void {
+function applyPragmas(native: BetterSqlite3.Database, inMemory: boolean, synchronous: 'NORMAL' | 'FULL'): void {
   native.pragma('journal_mode = WAL');
   // NORMAL in WAL mode is durable against process crashes (the crash test kills with SIGKILL);
-  // only an OS crash or power loss can drop the last transactions.
-  native.pragma('synchronous = NORMAL');
+  // only an OS crash or power loss can drop the last transactions (the file stays consistent).
+  // FULL syncs the WAL at every commit, so a commit that was answered survives a power loss too.
+  native.pragma(`synchronous = ${synchronous}`);
   native.pragma('busy_timeout = 5000');
   // Checkpoints run on a worker thread (checkpointer.ts), not inside this connection's COMMITs;
   // should that thread fail, this connection checkpoints again itself (see onCheckpointerError).
@@ -51,7 +52,7 @@ export function openSqlite(path: string, opts: SqliteOptions = {}): Database {
   const inMemory = path === ':memory:';
   if (!inMemory) mkdirSync(dirname(path), { recursive: true });
   const native = new BetterSqlite3(path);
-  applyPragmas(native, inMemory);
+  applyPragmas(native, inMemory, opts.sqliteSynchronous === 'FULL' ? 'FULL' : 'NORMAL');
   const statements = cachingStatements(native);
   const db = new Kysely<DB>({ dialect: new SqliteDialect({ database: statements }) });
   const checkpointer: Checkpointer | undefined = inMemory
