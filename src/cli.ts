@@ -1,3 +1,4 @@
+import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { CONFIG_FLAGS, loadConfig, type Config } from './config.ts';
 import { systemClock } from './lib/clock.ts';
@@ -5,18 +6,22 @@ import { CacheBus } from './lib/cache-bus.ts';
 import { ApiKeyService } from './modules/api-keys/service.ts';
 import { modules } from './modules/index.ts';
 import { buildServer, prepareDatabase } from './server.ts';
-import { openDatabase } from './storage/db.ts';
+import { openDatabase, parseDatabaseUrl } from './storage/db.ts';
 import { migrateToLatest } from './storage/migrate.ts';
 
 const USAGE = `tally: self-hosted loyalty engine
 
 Usage:
-  tally serve                  start the HTTP server (default command)
+  tally serve                  start the HTTP server (what \`npm start\` runs)
   tally migrate                bring the database schema up to date
   tally keys create --name N   create an API key (the token is shown once)
   tally keys list              list API keys
   tally keys revoke ID         revoke a key by id or app id
-  tally demo                   set up a demo program (needs the messaging module)
+  tally demo                   set up a demo program and serve it (needs the messaging module)
+  tally --help                 this text
+
+The CLI works on the database of DATABASE_URL (default: sqlite:./data/tally.db, relative to the
+current directory): give it the same DATABASE_URL as the server.
 
 Options (each also read from the environment variable in brackets):
   --port N (PORT, 3000)          --host H (HOST, 127.0.0.1)
@@ -59,9 +64,56 @@ export async function main(argv = process.argv.slice(2)): Promise<number> {
     process.stdout.write(USAGE);
     return 0;
   }
+  const [command, sub, arg] = positionals;
+  if (command === undefined) {
+    // A bare `tally` used to start the server; asking for a command makes starting one deliberate.
+    process.stderr.write(`tally needs a command (to start the server: tally serve, or npm start).\n\n${USAGE}`);
+    return 2;
+  }
   const config = loadConfig(values as Record<string, string | boolean | undefined>);
-  const [command = 'serve', sub, arg] = positionals;
+  try {
+    return await run(command, sub, arg, values, config);
+  } catch (err) {
+    const listenFailure = describeListenFailure(err, config);
+    if (!listenFailure) throw err;
+    process.stderr.write(listenFailure);
+    return 1;
+  }
+}
 
+/** The database a command works on, as an operator should read it: a SQLite file's full path, a PostgreSQL URL without its password. */
+export function describeDatabase(url: string): string {
+  const { dialect, target } = parseDatabaseUrl(url);
+  if (dialect === 'sqlite') return target === ':memory:' ? 'sqlite::memory: (in memory, gone at exit)' : `sqlite:${resolve(target)}`;
+  try {
+    const parsed = new URL(url);
+    if (parsed.password) parsed.password = '***';
+    return parsed.toString();
+  } catch {
+    return url.replace(/\/\/[^@/]*@/, '//***@');
+  }
+}
+
+/** What to tell an operator when the server cannot listen (a port in use, a port it may not open); null for other errors. */
+function describeListenFailure(err: unknown, config: Config): string | null {
+  const code = (err as NodeJS.ErrnoException | null)?.code;
+  const where = `${config.host}:${config.port}`;
+  const choose = `Choose another port with --port N or PORT=N (for example --port ${config.port + 1}, or PORT=${config.port + 1} npm start).`;
+  if (code === 'EADDRINUSE') {
+    return `Cannot listen on ${where}: the port is already in use (is another \`tally serve\` or \`tally demo\` running?).\n${choose}\n`;
+  }
+  if (code === 'EACCES') return `Cannot listen on ${where}: this user may not open that port.\n${choose}\n`;
+  if (code === 'EADDRNOTAVAIL') return `Cannot listen on ${where}: this machine has no such address. Choose another with --host H or HOST=H.\n`;
+  return null;
+}
+
+async function run(
+  command: string,
+  sub: string | undefined,
+  arg: string | undefined,
+  values: ReturnType<typeof parse>['values'],
+  config: Config,
+): Promise<number> {
   switch (command) {
     case 'serve':
       return serve(config);
@@ -72,7 +124,8 @@ export async function main(argv = process.argv.slice(2)): Promise<number> {
         const applied = (result.results ?? []).filter((r) => r.status === 'Success').map((r) => r.migrationName);
         for (const name of applied) process.stdout.write(`applied ${name}\n`);
         process.stdout.write(
-          `database is up to date (${applied.length} migration${applied.length === 1 ? '' : 's'} applied; ${config.databaseUrl.replace(/\/\/[^@]*@/, '//***@')})\n`,
+          `database is up to date (${applied.length} migration${applied.length === 1 ? '' : 's'} applied; ` +
+            `${describeDatabase(config.databaseUrl)})\n`,
         );
       } finally {
         await database.close();
@@ -90,7 +143,10 @@ export async function main(argv = process.argv.slice(2)): Promise<number> {
           process.stdout.write(
             values.json
               ? `${JSON.stringify(key)}\n`
-              : `Created API key "${key.name}"\n  X-App-Id:    ${key.app_id}\n  X-App-Token: ${key.token}\nThe token is shown only now; store it safely.\n`,
+              : `Created API key "${key.name}"\n  X-App-Id:    ${key.app_id}\n  X-App-Token: ${key.token}\n` +
+                  `  Database:    ${describeDatabase(config.databaseUrl)}\n` +
+                  'The token is shown only now; store it safely. The key works on servers using this database ' +
+                  '(start them with the same DATABASE_URL).\n',
           );
           return 0;
         }
@@ -131,7 +187,14 @@ async function serve(config: Config): Promise<number> {
     const result = await keys.ensure(config.appId, config.appToken);
     server.app.log.info({ app_id: config.appId, result }, 'API key from TALLY_APP_ID/TALLY_APP_TOKEN');
   }
-  const url = await server.listen();
+  let url: string;
+  try {
+    url = await server.listen();
+  } catch (err) {
+    // Closed so the database and timers let the process exit with the caller's message and code.
+    await server.close();
+    throw err;
+  }
   if ((await keys.countActive()) === 0) {
     process.stderr.write(
       '\nNo API key exists yet, so every /v1 request is refused with 401. Create one (same DATABASE_URL):\n' +
