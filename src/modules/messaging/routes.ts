@@ -226,18 +226,45 @@ export function messagingRoutes(app: FastifyInstance, ctx: AppContext, services:
   );
 
   // ---------- simulator ----------
-  app.post<{ Body: { from: string; text: string; channel_id?: string } }>(
+  // A simulator channel of type whatsapp behaves as WhatsApp does here: a tapped button or list
+  // item arrives as its title (else its id), the sender's profile name is used by a join step,
+  // and broadcasts must be templates (shown in the conversation with their fields).
+  const simulatorChannel = async (channelId: string | undefined) => {
+    const channel = channelId
+      ? await m.channels.get(db, channelId)
+      : await db.selectFrom('msg_channels').selectAll().where('provider', '=', 'simulator').where('deleted_at', 'is', null).orderBy('created_at').executeTakeFirst();
+    if (!channel || channel.provider !== 'simulator') throw notFound('simulator channel', channelId ?? '(any)');
+    return channel;
+  };
+  const presentSimulated = (r: { id: string; direction?: string; text: string; status: string; template: string | null; created_at?: string }) => ({
+    ...r,
+    template: r.template ? (JSON.parse(r.template) as unknown) : null,
+  });
+  app.post<{ Body: { from: string; text?: string; button?: { title?: string; id?: string }; profile_name?: string; channel_id?: string } }>(
     '/v1/simulator/messages',
     {
       config: { idempotency: 'none' },
       schema: {
         tags: [TAG_CH],
         summary: 'Send a message as a member through a simulator channel; answers with the replies the member gets',
+        description:
+          'text: what the member typed. On a simulator channel of type whatsapp, button {title, id} is a tapped reply button ' +
+          'or list item (its title is the text, else its id) and profile_name the WhatsApp profile name.',
         body: {
           type: 'object',
           additionalProperties: false,
-          required: ['from', 'text'],
-          properties: { from: { type: 'string', minLength: 3, maxLength: 40 }, text: { type: 'string', maxLength: 2000 }, channel_id: { type: 'string' } },
+          required: ['from'],
+          properties: {
+            from: { type: 'string', minLength: 3, maxLength: 40 },
+            text: { type: 'string', maxLength: 2000 },
+            button: {
+              type: 'object',
+              additionalProperties: false,
+              properties: { title: { type: 'string', maxLength: 200 }, id: { type: 'string', maxLength: 200 } },
+            },
+            profile_name: { type: 'string', maxLength: 200 },
+            channel_id: { type: 'string' },
+          },
         },
         response: { 200: obj },
       },
@@ -245,24 +272,74 @@ export function messagingRoutes(app: FastifyInstance, ctx: AppContext, services:
     async (req) => {
       const from = toE164(req.body.from);
       if (!from) throw badRequest('invalid_phone', 'Invalid phone number', `"${req.body.from}" is not a valid phone number; use E.164 (+385916242493)`, [{ field: 'from', message: 'must be a phone number' }]);
-      let channel: ChannelRow | undefined;
-      if (req.body.channel_id) channel = await m.channels.get(db, req.body.channel_id);
-      else channel = await db.selectFrom('msg_channels').selectAll().where('provider', '=', 'simulator').where('deleted_at', 'is', null).orderBy('created_at').executeTakeFirst();
-      if (!channel || channel.provider !== 'simulator') throw notFound('simulator channel', req.body.channel_id ?? '(any)');
-      const [result] = await m.receive(channel, [{ providerMessageId: newId('sm'), from, to: channel.sender, text: req.body.text, kind: 'SIMULATOR' }]);
+      const channel = await simulatorChannel(req.body.channel_id);
+      const { button } = req.body;
+      if (button && channel.type !== 'whatsapp') {
+        throw badRequest('invalid_payload', 'Invalid payload', `button is for WhatsApp channels; channel ${channel.id} is ${channel.type}`, [
+          { field: 'button', message: 'only on a simulator channel of type whatsapp' },
+        ]);
+      }
+      if (button && req.body.text !== undefined) {
+        throw badRequest('invalid_payload', 'Invalid payload', 'send either text (typed) or button (tapped), not both', [{ field: 'button', message: 'not with text' }]);
+      }
+      const text = button ? button.title || button.id || '' : req.body.text;
+      if (text === undefined || (button && text === '')) {
+        const field = button ? 'button' : 'text';
+        throw badRequest('invalid_payload', 'Invalid payload', button ? 'button needs a title or an id' : 'text is required (or button on a WhatsApp channel)', [
+          { field, message: 'is required' },
+        ]);
+      }
+      const kind = button ? 'INTERACTIVE_BUTTON_REPLY' : channel.type === 'whatsapp' ? 'TEXT' : 'SMS';
+      const contactName = channel.type === 'whatsapp' ? (req.body.profile_name ?? null) : null;
+      const [result] = await m.receive(channel, [{ providerMessageId: newId('sm'), from, to: channel.sender, text, kind, contactName }]);
       await m.outbound.dispatchNow(result.replies, channel);
       const rows = result.replyIds.length
-        ? await db.selectFrom('msg_messages').select(['id', 'text', 'status']).where('id', 'in', result.replyIds).execute()
+        ? await db.selectFrom('msg_messages').select(['id', 'text', 'status', 'template']).where('id', 'in', result.replyIds).execute()
         : [];
-      const byId = new Map(rows.map((r) => [r.id, r]));
+      const byId = new Map(rows.map((r) => [r.id, presentSimulated(r)]));
       return {
         object: 'simulator_exchange',
         channel_id: channel.id,
+        channel_type: channel.type,
         message_id: result.messageId,
         from,
-        text: req.body.text,
+        text,
         replies: result.replyIds.map((id) => byId.get(id)).filter(Boolean),
       };
+    },
+  );
+
+  app.get<{ Querystring: { phone: string; channel_id?: string; limit: number } }>(
+    '/v1/simulator/messages',
+    {
+      schema: {
+        tags: [TAG_CH],
+        summary: 'The conversation of a number on a simulator channel, oldest first: what it sent, and what it got (replies, broadcasts with their template fields)',
+        querystring: {
+          type: 'object',
+          required: ['phone'],
+          properties: { phone: { type: 'string', minLength: 3, maxLength: 40 }, channel_id: { type: 'string' }, limit: { type: 'integer', minimum: 1, maximum: 100, default: 50 } },
+        },
+        response: { 200: obj },
+      },
+    },
+    async (req) => {
+      const phone = toE164(req.query.phone);
+      if (!phone) throw badRequest('invalid_phone', 'Invalid phone number', `"${req.query.phone}" is not a valid phone number; use E.164 (+385916242493)`, [{ field: 'phone', message: 'must be a phone number' }]);
+      const channel = await simulatorChannel(req.query.channel_id);
+      const rows = await db
+        .selectFrom('msg_messages')
+        .select(['id', 'direction', 'text', 'status', 'template', 'created_at'])
+        .where('channel_id', '=', channel.id)
+        .where((eb) => eb.or([eb.and([eb('direction', '=', 'in'), eb('from_number', '=', phone)]), eb.and([eb('direction', '=', 'out'), eb('to_number', '=', phone)])]))
+        // Newest first to keep the last `limit`, shown oldest first; within one millisecond the
+        // member's message comes before its replies.
+        .orderBy('created_at', 'desc')
+        .orderBy('direction', 'desc')
+        .orderBy('id', 'desc')
+        .limit(req.query.limit)
+        .execute();
+      return { object: 'simulator_conversation', channel_id: channel.id, channel_type: channel.type, phone, messages: rows.reverse().map(presentSimulated) };
     },
   );
 
