@@ -81,10 +81,15 @@ export async function main(argv = process.argv.slice(2)): Promise<number> {
   }
 }
 
-/** The database a command works on, as an operator should read it: a SQLite file's full path, a PostgreSQL URL without its password. */
+/**
+ * The database a command works on, as an operator should read it: a SQLite file's full path, a
+ * PostgreSQL URL without its password.
+ */
 export function describeDatabase(url: string): string {
   const { dialect, target } = parseDatabaseUrl(url);
-  if (dialect === 'sqlite') return target === ':memory:' ? 'sqlite::memory: (in memory, gone at exit)' : `sqlite:${resolve(target)}`;
+  if (dialect === 'sqlite') {
+    return target === ':memory:' ? 'sqlite::memory: (in memory, gone at exit)' : `sqlite:${resolve(target)}`;
+  }
   try {
     const parsed = new URL(url);
     if (parsed.password) parsed.password = '***';
@@ -94,16 +99,20 @@ export function describeDatabase(url: string): string {
   }
 }
 
-/** What to tell an operator when the server cannot listen (a port in use, a port it may not open); null for other errors. */
+/** What to tell an operator when the server cannot listen (a port in use, or not allowed); null for other errors. */
 function describeListenFailure(err: unknown, config: Config): string | null {
   const code = (err as NodeJS.ErrnoException | null)?.code;
   const where = `${config.host}:${config.port}`;
-  const choose = `Choose another port with --port N or PORT=N (for example --port ${config.port + 1}, or PORT=${config.port + 1} npm start).`;
+  const next = config.port + 1;
+  const choose = `Choose another port with --port N or PORT=N (for example --port ${next}, or PORT=${next} npm start).`;
   if (code === 'EADDRINUSE') {
-    return `Cannot listen on ${where}: the port is already in use (is another \`tally serve\` or \`tally demo\` running?).\n${choose}\n`;
+    const who = 'is another `tally serve` or `tally demo` running?';
+    return `Cannot listen on ${where}: the port is already in use (${who}).\n${choose}\n`;
   }
   if (code === 'EACCES') return `Cannot listen on ${where}: this user may not open that port.\n${choose}\n`;
-  if (code === 'EADDRNOTAVAIL') return `Cannot listen on ${where}: this machine has no such address. Choose another with --host H or HOST=H.\n`;
+  if (code === 'EADDRNOTAVAIL') {
+    return `Cannot listen on ${where}: this machine has no such address. Choose another with --host H or HOST=H.\n`;
+  }
   return null;
 }
 

@@ -146,7 +146,8 @@ function keyLine(r: DemoResult): string {
   const ids = `X-App-Id ${r.appId}  X-App-Token ${r.token}`;
   if (r.key === 'configured') return `API key (TALLY_APP_ID/TALLY_APP_TOKEN): X-App-Id ${r.appId}`;
   if (r.key === 'created') return `API key "${DEMO_KEY_NAME}": ${ids}  (the token is shown only now)`;
-  return `API key "${DEMO_KEY_NAME}" (existing, new token): ${ids}  (shown only now; earlier demo tokens no longer work)`;
+  const note = '(shown only now; earlier demo tokens no longer work)';
+  return `API key "${DEMO_KEY_NAME}" (existing, new token): ${ids}  ${note}`;
 }
 
 export function demoInstructions(url: string, r: DemoResult): string {

@@ -14,7 +14,12 @@ const root = new URL('..', import.meta.url).pathname;
 const BIN = 'bin/tally.mjs';
 
 function tally(args: string[], env: Record<string, string>, timeout = 60_000) {
-  const res = spawnSync(process.execPath, [BIN, ...args], { cwd: root, env: { ...process.env, ...env }, encoding: 'utf8', timeout });
+  const res = spawnSync(process.execPath, [BIN, ...args], {
+    cwd: root,
+    env: { ...process.env, ...env },
+    encoding: 'utf8',
+    timeout,
+  });
   return { code: res.status, stdout: res.stdout, stderr: res.stderr };
 }
 
@@ -138,23 +143,25 @@ describe('tally CLI', () => {
   });
 
   it('names the database it works on, without a PostgreSQL password', () => {
-    assert.equal(describeDatabase('postgres://tally:s3cret@db.example:5432/loyalty'), 'postgres://tally:***@db.example:5432/loyalty');
+    const described = describeDatabase('postgres://tally:s3cret@db.example:5432/loyalty');
+    assert.equal(described, 'postgres://tally:***@db.example:5432/loyalty');
     assert.equal(describeDatabase('postgresql://db.example/loyalty'), 'postgresql://db.example/loyalty');
     assert.equal(describeDatabase('sqlite:./data/tally.db'), `sqlite:${process.cwd()}/data/tally.db`);
   });
 
   it('a bare `tally` prints the commands and starts nothing', () => {
-    const bare = tally([], { DATABASE_URL: 'sqlite::memory:' }, 20_000);
-    assert.equal(bare.code, 2, `exits at once with 2 (null: still running, it started a server)\n${bare.stdout}${bare.stderr}`);
+    const bare = tally([], { DATABASE_URL: 'sqlite::memory:' });
+    const output = `${bare.stdout}${bare.stderr}`;
+    assert.equal(bare.code, 2, `exits at once with 2 (null: still running, it started a server)\n${output}`);
     assert.match(bare.stderr, /tally serve/);
     assert.match(bare.stderr, /tally keys create/);
     assert.doesNotMatch(bare.stdout + bare.stderr, /listening/i);
-    const help = tally(['--help'], {}, 20_000);
+    const help = tally(['--help'], {});
     assert.equal(help.code, 0);
     assert.match(help.stdout, /Usage:/);
   });
 
-  it('a port in use: serve and demo say which port and how to choose another, no stack trace, nothing created', async () => {
+  it('a port in use: serve and demo name it, say how to choose another; no stack, nothing created', async () => {
     const env = { DATABASE_URL: await db() };
     const blocker = createServer();
     await new Promise<void>((resolve) => blocker.listen(0, '127.0.0.1', resolve));

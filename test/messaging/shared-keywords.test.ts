@@ -34,7 +34,8 @@ describe('keywords across programs', () => {
     const shared = await createChannel(t, { provider: 'simulator', sender: '+10000002011' });
     const keywords = [{ keywords: ['SALDO'], match: 'first_word' as const }];
     await createPointsFlow(t, coffee.program.id, { channels: [shared.id], triggers: keywords });
-    const second = await t.api('POST', '/v1/flows', pointsFlow(books.program.id, { channels: [shared.id], triggers: keywords }));
+    const onShared = (programId: string) => pointsFlow(programId, { channels: [shared.id], triggers: keywords });
+    const second = await t.api('POST', '/v1/flows', onShared(books.program.id));
     assert.equal(second.status, 200, `no trigger_in_use across programs: ${JSON.stringify(second.body)}`);
     // Unbound flows (every channel) of two programs do not clash either.
     const everywhere = [{ keywords: ['BALANS'], match: 'first_word' as const }];
@@ -53,7 +54,7 @@ describe('keywords across programs', () => {
     assert.ok(messages.body.messages.every((m: any) => m.program_id === books.program.id));
 
     // Within one program a keyword still has one flow per channel binding; the refusal says what to do.
-    const clash = await t.api('POST', '/v1/flows', pointsFlow(coffee.program.id, { channels: [shared.id], triggers: keywords }));
+    const clash = await t.api('POST', '/v1/flows', onShared(coffee.program.id));
     assert.equal(clash.status, 409);
     assert.equal(clash.body.key, 'trigger_in_use');
     assert.match(clash.body.details, /bind each flow to its own channels/);

@@ -1,6 +1,15 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { consentIntent, matches, normalize, normalizeKeyword, pickTrigger, pickTriggers, rawTokens, tokenize } from './keywords.ts';
+import {
+  consentIntent,
+  matches,
+  normalize,
+  normalizeKeyword,
+  pickTrigger,
+  pickTriggers,
+  rawTokens,
+  tokenize,
+} from './keywords.ts';
 
 describe('keyword matching rules', () => {
   it('tokenises on punctuation and spaces, emoji are tokens of their own', () => {
@@ -58,7 +67,8 @@ describe('keyword matching rules', () => {
     const newer = { ...base, flow_id: 'books', created_at: '2026-02-01T00:00:00Z' };
     const older = { ...base, flow_id: 'coffee', created_at: '2026-01-01T00:00:00Z' };
     const unbound = { ...base, flow_id: 'any', channel_id: '', created_at: '2025-01-01T00:00:00Z' };
-    assert.deepEqual(pickTriggers(tokenize('points'), [newer, unbound, older], 'chn_1').map((c) => c.flow_id), ['coffee', 'books']);
+    const tied = pickTriggers(tokenize('points'), [newer, unbound, older], 'chn_1');
+    assert.deepEqual(tied.map((c) => c.flow_id), ['coffee', 'books']);
     assert.equal(pickTrigger(tokenize('points'), [newer, older], 'chn_1')?.flow_id, 'coffee');
     assert.deepEqual(pickTriggers(tokenize('points'), [newer, unbound], 'chn_2').map((c) => c.flow_id), ['any']);
   });

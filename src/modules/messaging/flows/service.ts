@@ -214,7 +214,8 @@ export class FlowService {
       return db
         .selectFrom('msg_triggers as t')
         .innerJoin('msg_flows as f', 'f.id', 't.flow_id')
-        .select(['t.flow_id', 't.program_id', 't.keyword', 't.alias', 't.match', 't.channel_id', 't.created_at', 'f.current_version'])
+        .select(['t.flow_id', 't.program_id', 't.keyword', 't.alias', 't.match', 't.channel_id', 't.created_at'])
+        .select('f.current_version')
         .where('t.keyword', 'in', keywords)
         .where('t.channel_id', 'in', [channelId, ''])
         .where('f.deleted_at', 'is', null)
