@@ -13,12 +13,12 @@ import { freshDatabaseUrl } from './helpers/server.ts';
 const root = new URL('..', import.meta.url).pathname;
 const BIN = 'bin/tally.mjs';
 
-function tally(args: string[], env: Record<string, string>, timeout = 60_000) {
+function tally(args: string[], env: Record<string, string>) {
   const res = spawnSync(process.execPath, [BIN, ...args], {
     cwd: root,
     env: { ...process.env, ...env },
     encoding: 'utf8',
-    timeout,
+    timeout: 60_000,
   });
   return { code: res.status, stdout: res.stdout, stderr: res.stderr };
 }
@@ -168,7 +168,7 @@ describe('tally CLI', () => {
     const port = (blocker.address() as AddressInfo).port;
     try {
       for (const command of ['serve', 'demo']) {
-        const res = tally([command, '--port', String(port)], { ...env, LOG_LEVEL: 'warn' }, 30_000);
+        const res = tally([command, '--port', String(port)], { ...env, LOG_LEVEL: 'warn' });
         assert.equal(res.code, 1, `${command}: exits 1 (null: still running)\n${res.stdout}${res.stderr}`);
         assert.match(res.stderr, new RegExp(`127\\.0\\.0\\.1:${port}.*already in use`));
         assert.match(res.stderr, /--port N or PORT=N/);
