@@ -33,7 +33,10 @@ async function demo(env: Record<string, string>) {
   let out = '';
   const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
   await new Promise<void>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`tally demo did not finish setting up:\n${out}`)), 60_000);
+    const timer = setTimeout(() => {
+      child.kill('SIGKILL'); // a child left running would keep the test process alive
+      reject(new Error(`tally demo did not finish setting up:\n${out}`));
+    }, 60_000);
     const onData = (d: Buffer) => {
       out += d.toString();
       if (/API docs: \S+/.test(out)) {
@@ -68,7 +71,10 @@ async function serve(env: Record<string, string>): Promise<Served> {
   let out = '';
   const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
   const url = await new Promise<string>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`tally serve did not start:\n${out}`)), 30_000);
+    const timer = setTimeout(() => {
+      child.kill('SIGKILL'); // a child left running would keep the test process alive
+      reject(new Error(`tally serve did not start:\n${out}`));
+    }, 60_000);
     const onData = (d: Buffer) => {
       out += d.toString();
       const m = out.match(/"url":"(http:\/\/[^"]+)"[^\n]*Tally is listening/);

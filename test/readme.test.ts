@@ -61,7 +61,10 @@ async function serve(databaseUrl: string): Promise<{ child: ChildProcess; url: s
   });
   let out = '';
   const url = await new Promise<string>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`tally serve did not start:\n${out}`)), 60_000);
+    const timer = setTimeout(() => {
+      child.kill('SIGKILL'); // a child left running would keep the test process alive
+      reject(new Error(`tally serve did not start:\n${out}`));
+    }, 60_000);
     const onData = (d: Buffer) => {
       out += d.toString();
       const m = out.match(/"url":"(http:\/\/[^"]+)"[^\n]*Tally is listening/);
