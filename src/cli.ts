@@ -1,24 +1,31 @@
+import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { CONFIG_FLAGS, loadConfig, type Config } from './config.ts';
 import { systemClock } from './lib/clock.ts';
 import { CacheBus } from './lib/cache-bus.ts';
 import { ApiKeyService } from './modules/api-keys/service.ts';
 import { generateSecretKey, SecretKeyError, SecretOpenError } from './lib/secret-box.ts';
+import { modules } from './modules/index.ts';
 import { buildServer, migrateDatabase, prepareDatabase, sealedColumns } from './server.ts';
-import { openDatabase } from './storage/db.ts';
+import { openDatabase, parseDatabaseUrl } from './storage/db.ts';
+import { migrateToLatest } from './storage/migrate.ts';
 import { rotateSecrets } from './storage/sealed.ts';
 
 const USAGE = `tally: self-hosted loyalty engine
 
 Usage:
-  tally serve                  start the HTTP server (default command)
+  tally serve                  start the HTTP server (what \`npm start\` runs)
   tally migrate                bring the database schema up to date
   tally keys create --name N   create an API key (the token is shown once)
   tally keys list              list API keys
   tally keys revoke ID         revoke a key by id or app id
-  tally demo                   set up a demo program (needs the messaging module)
+  tally demo                   set up a demo program and serve it (needs the messaging module)
   tally secrets rotate         re-encrypt every stored secret with the current (first) secret key
   tally secrets generate-key   print a new random key for TALLY_SECRET_KEY
+  tally --help                 this text
+
+The CLI works on the database of DATABASE_URL (default: sqlite:./data/tally.db, relative to the
+current directory): give it the same DATABASE_URL as the server.
 
 Options (each also read from the environment variable in brackets):
   --port N (PORT, 3000)          --host H (HOST, 127.0.0.1)
@@ -69,6 +76,12 @@ export async function main(argv = process.argv.slice(2)): Promise<number> {
     process.stdout.write(USAGE);
     return 0;
   }
+  const [command, sub, arg] = positionals;
+  if (command === undefined) {
+    // A bare `tally` used to start the server; asking for a command makes starting one deliberate.
+    process.stderr.write(`tally needs a command (to start the server: tally serve, or npm start).\n\n${USAGE}`);
+    return 2;
+  }
   let config: Config;
   try {
     config = loadConfig(values as Record<string, string | boolean | undefined>);
@@ -77,19 +90,62 @@ export async function main(argv = process.argv.slice(2)): Promise<number> {
     return 2;
   }
   try {
-    return await run(config, positionals, values);
+    return await run(command, sub, arg, values, config);
   } catch (err) {
     // A key that is missing, malformed or not the database's: say so plainly, no stack trace.
     if (err instanceof SecretKeyError || err instanceof SecretOpenError) {
       process.stderr.write(`${err.message}\n`);
       return 1;
     }
-    throw err;
+    const listenFailure = describeListenFailure(err, config);
+    if (!listenFailure) throw err;
+    process.stderr.write(listenFailure);
+    return 1;
   }
 }
 
-async function run(config: Config, positionals: string[], values: ReturnType<typeof parse>['values']): Promise<number> {
-  const [command = 'serve', sub, arg] = positionals;
+/**
+ * The database a command works on, as an operator should read it: a SQLite file's full path, a
+ * PostgreSQL URL without its password.
+ */
+export function describeDatabase(url: string): string {
+  const { dialect, target } = parseDatabaseUrl(url);
+  if (dialect === 'sqlite') {
+    return target === ':memory:' ? 'sqlite::memory: (in memory, gone at exit)' : `sqlite:${resolve(target)}`;
+  }
+  try {
+    const parsed = new URL(url);
+    if (parsed.password) parsed.password = '***';
+    return parsed.toString();
+  } catch {
+    return url.replace(/\/\/[^@/]*@/, '//***@');
+  }
+}
+
+/** What to tell an operator when the server cannot listen (a port in use, or not allowed); null for other errors. */
+function describeListenFailure(err: unknown, config: Config): string | null {
+  const code = (err as NodeJS.ErrnoException | null)?.code;
+  const where = `${config.host}:${config.port}`;
+  const next = config.port + 1;
+  const choose = `Choose another port with --port N or PORT=N (for example --port ${next}, or PORT=${next} npm start).`;
+  if (code === 'EADDRINUSE') {
+    const who = 'is another `tally serve` or `tally demo` running?';
+    return `Cannot listen on ${where}: the port is already in use (${who}).\n${choose}\n`;
+  }
+  if (code === 'EACCES') return `Cannot listen on ${where}: this user may not open that port.\n${choose}\n`;
+  if (code === 'EADDRNOTAVAIL') {
+    return `Cannot listen on ${where}: this machine has no such address. Choose another with --host H or HOST=H.\n`;
+  }
+  return null;
+}
+
+async function run(
+  command: string,
+  sub: string | undefined,
+  arg: string | undefined,
+  values: ReturnType<typeof parse>['values'],
+  config: Config,
+): Promise<number> {
   switch (command) {
     case 'serve':
       return serve(config);
@@ -100,7 +156,8 @@ async function run(config: Config, positionals: string[], values: ReturnType<typ
         const applied = (result.results ?? []).filter((r) => r.status === 'Success').map((r) => r.migrationName);
         for (const name of applied) process.stdout.write(`applied ${name}\n`);
         process.stdout.write(
-          `database is up to date (${applied.length} migration${applied.length === 1 ? '' : 's'} applied; ${config.databaseUrl.replace(/\/\/[^@]*@/, '//***@')})\n`,
+          `database is up to date (${applied.length} migration${applied.length === 1 ? '' : 's'} applied; ` +
+            `${describeDatabase(config.databaseUrl)})\n`,
         );
       } finally {
         await database.close();
@@ -118,7 +175,10 @@ async function run(config: Config, positionals: string[], values: ReturnType<typ
           process.stdout.write(
             values.json
               ? `${JSON.stringify(key)}\n`
-              : `Created API key "${key.name}"\n  X-App-Id:    ${key.app_id}\n  X-App-Token: ${key.token}\nThe token is shown only now; store it safely.\n`,
+              : `Created API key "${key.name}"\n  X-App-Id:    ${key.app_id}\n  X-App-Token: ${key.token}\n` +
+                  `  Database:    ${describeDatabase(config.databaseUrl)}\n` +
+                  'The token is shown only now; store it safely. The key works on servers using this database ' +
+                  '(start them with the same DATABASE_URL).\n',
           );
           return 0;
         }
@@ -190,7 +250,14 @@ async function serve(config: Config): Promise<number> {
     const result = await keys.ensure(config.appId, config.appToken);
     server.app.log.info({ app_id: config.appId, result }, 'API key from TALLY_APP_ID/TALLY_APP_TOKEN');
   }
-  const url = await server.listen();
+  let url: string;
+  try {
+    url = await server.listen();
+  } catch (err) {
+    // Closed so the database and timers let the process exit with the caller's message and code.
+    await server.close();
+    throw err;
+  }
   if ((await keys.countActive()) === 0) {
     process.stderr.write(
       '\nNo API key exists yet, so every /v1 request is refused with 401. Create one (same DATABASE_URL):\n' +

@@ -1,14 +1,18 @@
 import type { Config } from './config.ts';
+import { randomString } from './lib/ids.ts';
 import type { FlowDefinition } from './modules/messaging/flows/definition.ts';
 import { joinFlow, pointsFlow } from './modules/messaging/flows/examples.ts';
 import { buildServer, type TallyServer } from './server.ts';
 import { joinProgram } from './workflows/join-program.ts';
 
 // `tally demo`: a demo program with members, a simulator channel and four keyword flows made by
-// cloning one (POINTS, TIER, REWARDS, REFERRAL), plus JOIN. Running it again reuses what exists.
-// Then it serves (unless `serve: false`) and prints how to talk to it with curl.
+// cloning one (POINTS, TIER, REWARDS, REFERRAL), plus JOIN. Running it again reuses what exists,
+// and the one API key named "demo" gets a new token (a token is stored hashed, so printing it again
+// means making a new one). It listens first (a port in use stops it before anything is written),
+// sets up, serves (unless `serve: false`) and prints how to talk to it with curl.
 
 export const DEMO_PROGRAM = 'Tally Coffee Club';
+export const DEMO_KEY_NAME = 'demo';
 export const DEMO_MEMBERS = [
   { source_id: 'demo-ana', name: 'Ana', phone: '+385916242493', points: 2641, metadata: { city: 'Zagreb' } },
   { source_id: 'demo-marko', name: 'Marko', phone: '+385912345678', points: 180, metadata: { city: 'Split' } },
@@ -61,14 +65,19 @@ export interface DemoResult {
   programId: string;
   channelId: string;
   flows: Record<string, string>;
+  /** The program existed already (a second run). */
+  reused: boolean;
   appId: string;
   token: string | null;
+  /** created: a new "demo" key; rotated: the existing one got a new token; configured: TALLY_APP_ID/TALLY_APP_TOKEN. */
+  key: 'created' | 'rotated' | 'configured';
 }
 
 export async function setupDemo(server: TallyServer, config: Config): Promise<DemoResult> {
   const { ctx, services } = server;
   const result = await ctx.transaction(async (trx) => {
     let program = await trx.selectFrom('programs').selectAll().where('name', '=', DEMO_PROGRAM).where('deleted_at', 'is', null).executeTakeFirst();
+    const reused = program !== undefined;
     program ??= await services.programs.create(trx, {
       name: DEMO_PROGRAM,
       description: 'Demo of keyword flows over SMS and WhatsApp',
@@ -117,30 +126,39 @@ export async function setupDemo(server: TallyServer, config: Config): Promise<De
     let joinId = byName.get('Join by message');
     if (!joinId) joinId = (await services.messaging.flows.create(trx, { ...joinFlow(program.id), channels: [channel.id] })).row.id;
     flows.JOIN = joinId;
-    return { programId: program.id, channelId: channel.id, flows };
+    return { programId: program.id, channelId: channel.id, flows, reused };
   });
-  let appId: string;
-  let token: string | null;
   if (config.appId && config.appToken) {
     await services.apiKeys.ensure(config.appId, config.appToken);
-    appId = config.appId;
-    token = config.appToken;
-  } else {
-    const key = await services.apiKeys.create('demo');
-    appId = key.app_id;
-    token = key.token;
+    return { ...result, appId: config.appId, token: config.appToken, key: 'configured' };
   }
-  return { ...result, appId, token };
+  const existing = (await services.apiKeys.list()).filter((k) => k.name === DEMO_KEY_NAME && !k.revoked_at).at(-1);
+  if (existing) {
+    const token = `tly_sk_${randomString(40)}`;
+    await services.apiKeys.ensure(existing.app_id, token);
+    return { ...result, appId: existing.app_id, token, key: 'rotated' };
+  }
+  const created = await services.apiKeys.create(DEMO_KEY_NAME);
+  return { ...result, appId: created.app_id, token: created.token, key: 'created' };
+}
+
+function keyLine(r: DemoResult): string {
+  const ids = `X-App-Id ${r.appId}  X-App-Token ${r.token}`;
+  if (r.key === 'configured') return `API key (TALLY_APP_ID/TALLY_APP_TOKEN): X-App-Id ${r.appId}`;
+  if (r.key === 'created') return `API key "${DEMO_KEY_NAME}": ${ids}  (the token is shown only now)`;
+  const note = '(shown only now; earlier demo tokens no longer work)';
+  return `API key "${DEMO_KEY_NAME}" (existing, new token): ${ids}  ${note}`;
 }
 
 export function demoInstructions(url: string, r: DemoResult): string {
   const h = `-H 'X-App-Id: ${r.appId}' -H 'X-App-Token: ${r.token ?? '<your token>'}' -H 'content-type: application/json'`;
   const say = (from: string, text: string) => `  curl -s ${url}/v1/simulator/messages ${h} \\\n    -d '${JSON.stringify({ from, text })}'`;
   return [
-    `Demo ready: program "${DEMO_PROGRAM}" (${r.programId}), simulator channel ${r.channelId}`,
+    `${r.reused ? 'Demo already set up, reused' : 'Demo ready'}: program "${DEMO_PROGRAM}" (${r.programId}), ` +
+      `simulator channel ${r.channelId}`,
     `Flows: ${Object.entries(r.flows).map(([k, id]) => `${k} ${id}`).join(', ')}`,
     `Members: ${DEMO_MEMBERS.map((m) => `${m.name} ${m.phone} (${m.points} points)`).join(', ')}`,
-    `API key: X-App-Id ${r.appId}  X-App-Token ${r.token ?? '(as configured)'}  (shown once)`,
+    keyLine(r),
     '',
     'Try it (Ana has 2,641 points):',
     say('+385916242493', 'POINTS'),
@@ -161,20 +179,22 @@ export async function runDemo(config: Config, opts: { serve?: boolean; out?: (s:
   const serve = opts.serve ?? config.workers;
   const out = opts.out ?? ((s: string) => process.stdout.write(s));
   const server = await buildServer({ ...config, workers: serve }, serve ? {} : { logger: false });
+  let url = `http://${config.host}:${config.port}`;
   let result: DemoResult;
   try {
+    // Listening before setting up: a port in use fails here, before a key is made whose token
+    // would never be printed (the CLI turns the error into a message naming the port).
+    if (serve) url = await server.listen();
     result = await setupDemo(server, config);
   } catch (err) {
     await server.close();
     throw err;
   }
+  out(demoInstructions(url, result));
   if (!serve) {
-    out(demoInstructions(`http://${config.host}:${config.port}`, result));
     await server.close();
     return 0;
   }
-  const url = await server.listen();
-  out(demoInstructions(url, result));
   const stop = async () => {
     await server.close();
     process.exit(0);

@@ -1,7 +1,10 @@
 import assert from 'node:assert/strict';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { request } from 'node:http';
+import { createServer, type AddressInfo } from 'node:net';
 import { after, describe, it } from 'node:test';
+import { describeDatabase } from '../src/cli.ts';
+import { parseDatabaseUrl } from '../src/storage/db.ts';
 import { freshDatabaseUrl } from './helpers/server.ts';
 
 // The `tally` CLI as an operator runs it: `node bin/tally.mjs ...` in a child process, against a
@@ -11,8 +14,44 @@ const root = new URL('..', import.meta.url).pathname;
 const BIN = 'bin/tally.mjs';
 
 function tally(args: string[], env: Record<string, string>) {
-  const res = spawnSync(process.execPath, [BIN, ...args], { cwd: root, env: { ...process.env, ...env }, encoding: 'utf8', timeout: 60_000 });
+  const res = spawnSync(process.execPath, [BIN, ...args], {
+    cwd: root,
+    env: { ...process.env, ...env },
+    encoding: 'utf8',
+    timeout: 60_000,
+  });
   return { code: res.status, stdout: res.stdout, stderr: res.stderr };
+}
+
+/** Runs `tally demo` on a free port until it prints its instructions; answers them and the child. */
+async function demo(env: Record<string, string>) {
+  const child = spawn(process.execPath, [BIN, 'demo', '--port', '0'], {
+    cwd: root,
+    env: { ...process.env, LOG_LEVEL: 'warn', ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let out = '';
+  const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+  await new Promise<void>((resolve, reject) => {
+    const timer = setTimeout(() => {
+      child.kill('SIGKILL'); // a child left running would keep the test process alive
+      reject(new Error(`tally demo did not finish setting up:\n${out}`));
+    }, 60_000);
+    const onData = (d: Buffer) => {
+      out += d.toString();
+      if (/API docs: \S+/.test(out)) {
+        clearTimeout(timer);
+        resolve();
+      }
+    };
+    child.stdout!.on('data', onData);
+    child.stderr!.on('data', onData);
+    child.on('exit', () => reject(new Error(`tally demo exited:\n${out}`)));
+  });
+  const key = out.match(/X-App-Id (app_\w+)\s+X-App-Token (tly_sk_\w+)/);
+  assert.ok(key, `the demo prints its key and token:\n${out}`);
+  const url = out.match(/API docs: (http:\/\/[^/\s]+)\/docs/)![1];
+  return { child, out, exited, url, appId: key[1], token: key[2] };
 }
 
 interface Served {
@@ -32,7 +71,10 @@ async function serve(env: Record<string, string>): Promise<Served> {
   let out = '';
   const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
   const url = await new Promise<string>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`tally serve did not start:\n${out}`)), 30_000);
+    const timer = setTimeout(() => {
+      child.kill('SIGKILL'); // a child left running would keep the test process alive
+      reject(new Error(`tally serve did not start:\n${out}`));
+    }, 60_000);
     const onData = (d: Buffer) => {
       out += d.toString();
       const m = out.match(/"url":"(http:\/\/[^"]+)"[^\n]*Tally is listening/);
@@ -80,6 +122,12 @@ describe('tally CLI', () => {
     const human = tally(['keys', 'create', '--name', 'second'], env);
     assert.equal(human.code, 0);
     assert.match(human.stdout, /X-App-Token: tly_sk_/);
+    // It says which database the key went to (a server on another DATABASE_URL would not know it).
+    const { dialect, target } = parseDatabaseUrl(env.DATABASE_URL);
+    const database = human.stdout.match(/Database: +(\S+)/)?.[1];
+    assert.ok(database, human.stdout);
+    if (dialect === 'sqlite') assert.equal(database, `sqlite:${target}`);
+    else assert.equal(new URL(database).pathname, new URL(env.DATABASE_URL).pathname);
 
     const list = tally(['keys', 'list', '--json'], env);
     const keys = JSON.parse(list.stdout);
@@ -98,6 +146,73 @@ describe('tally CLI', () => {
     assert.equal(noName.code, 2, 'keys create needs --name');
     const unknownFlag = tally(['serve', '--prot', '3000'], env);
     assert.equal(unknownFlag.code, 2);
+  });
+
+  it('names the database it works on, without a PostgreSQL password', () => {
+    const described = describeDatabase('postgres://tally:s3cret@db.example:5432/loyalty');
+    assert.equal(described, 'postgres://tally:***@db.example:5432/loyalty');
+    assert.equal(describeDatabase('postgresql://db.example/loyalty'), 'postgresql://db.example/loyalty');
+    assert.equal(describeDatabase('sqlite:./data/tally.db'), `sqlite:${process.cwd()}/data/tally.db`);
+  });
+
+  it('a bare `tally` prints the commands and starts nothing', () => {
+    const bare = tally([], { DATABASE_URL: 'sqlite::memory:' });
+    const output = `${bare.stdout}${bare.stderr}`;
+    assert.equal(bare.code, 2, `exits at once with 2 (null: still running, it started a server)\n${output}`);
+    assert.match(bare.stderr, /tally serve/);
+    assert.match(bare.stderr, /tally keys create/);
+    assert.doesNotMatch(bare.stdout + bare.stderr, /listening/i);
+    const help = tally(['--help'], {});
+    assert.equal(help.code, 0);
+    assert.match(help.stdout, /Usage:/);
+  });
+
+  it('a port in use: serve and demo name it, say how to choose another; no stack, nothing created', async () => {
+    const env = { DATABASE_URL: await db() };
+    const blocker = createServer();
+    await new Promise<void>((resolve) => blocker.listen(0, '127.0.0.1', resolve));
+    const port = (blocker.address() as AddressInfo).port;
+    try {
+      for (const command of ['serve', 'demo']) {
+        const res = tally([command, '--port', String(port)], { ...env, LOG_LEVEL: 'warn' });
+        assert.equal(res.code, 1, `${command}: exits 1 (null: still running)\n${res.stdout}${res.stderr}`);
+        assert.match(res.stderr, new RegExp(`127\\.0\\.0\\.1:${port}.*already in use`));
+        assert.match(res.stderr, /--port N or PORT=N/);
+        assert.doesNotMatch(res.stderr, /EADDRINUSE|\n\s+at |node:net/, `${command}: no stack trace`);
+      }
+      // The demo stopped before writing anything: no key exists whose token nobody saw.
+      const keys = JSON.parse(tally(['keys', 'list', '--json'], env).stdout);
+      assert.deepEqual(keys, []);
+    } finally {
+      blocker.close();
+    }
+  });
+
+  it('demo twice: no crash, one "demo" key whose new token is shown and works', async () => {
+    const env = { DATABASE_URL: await db() };
+    const first = await demo(env);
+    children.push(first.child);
+    assert.match(first.out, /Demo ready/);
+    assert.match(first.out, /the token is shown only now/);
+    const get = (d: { url: string; appId: string }, token: string) =>
+      fetch(`${d.url}/v1/loyalties`, { headers: { 'x-app-id': d.appId, 'x-app-token': token } });
+    assert.equal((await get(first, first.token)).status, 200);
+    first.child.kill('SIGTERM');
+    assert.equal(await first.exited, 0);
+
+    const second = await demo(env);
+    children.push(second.child);
+    assert.match(second.out, /Demo already set up/);
+    assert.equal(second.appId, first.appId, 'the same key, with a new token');
+    assert.notEqual(second.token, first.token);
+    assert.equal((await get(second, second.token)).status, 200);
+    assert.equal((await get(second, first.token)).status, 401, 'the earlier token no longer works');
+    const programs: any = await (await get(second, second.token)).json();
+    assert.equal(programs.total, 1, 'the demo program is reused, not made again');
+    second.child.kill('SIGTERM');
+    assert.equal(await second.exited, 0);
+    const keys = JSON.parse(tally(['keys', 'list', '--json'], env).stdout);
+    assert.deepEqual(keys.map((k: any) => [k.name, k.app_id, k.revoked_at]), [['demo', first.appId, null]]);
   });
 
   it('first start without a key says how to get one; a key created by the CLI works at once', async () => {

@@ -73,7 +73,7 @@ export class BroadcastService {
     if (wa && channel.type !== 'whatsapp') {
       throw badRequest('invalid_template', 'Invalid template', `Templates are for WhatsApp channels; channel ${channel.id} is ${channel.type}`, [{ field: 'template', message: 'only on a WhatsApp channel' }]);
     }
-    if (!wa && channel.type === 'whatsapp' && channel.provider !== 'simulator') {
+    if (!wa && channel.type === 'whatsapp') {
       // WhatsApp refuses free text that does not answer the member's own message of the last 24 h.
       throw unprocessable(
         'whatsapp_template_required',

@@ -170,7 +170,6 @@ export class ChannelService {
   private async validate(input: ChannelInput, current?: ChannelRow): Promise<void> {
     const provider = (input.provider ?? current?.provider) as Provider;
     const type = input.type ?? current?.type;
-    if (provider === 'simulator' && type === 'whatsapp') throw bad('type', 'must be sms for the simulator');
     const creds = { ...fromJson<ChannelCredentials>(current?.credentials, {}), ...(input.credentials ?? {}) };
     for (const k of REQUIRED_CREDS[provider]) if (!creds[k]) throw bad(`credentials.${k}`, `is required for ${provider}`);
     const sender = input.sender ?? current?.sender;

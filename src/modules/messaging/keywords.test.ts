@@ -1,6 +1,15 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { consentIntent, matches, normalize, normalizeKeyword, pickTrigger, rawTokens, tokenize } from './keywords.ts';
+import {
+  consentIntent,
+  matches,
+  normalize,
+  normalizeKeyword,
+  pickTrigger,
+  pickTriggers,
+  rawTokens,
+  tokenize,
+} from './keywords.ts';
 
 describe('keyword matching rules', () => {
   it('tokenises on punctuation and spaces, emoji are tokens of their own', () => {
@@ -51,6 +60,17 @@ describe('keyword matching rules', () => {
     assert.equal(pickTrigger(tokenize('points please'), all, 'chn_3')?.flow_id, 'a');
     assert.equal(pickTrigger(tokenize('points'), [unboundFirst, otherChannel], 'chn_2')?.flow_id, 'd');
     assert.equal(pickTrigger(tokenize('hello'), all, 'chn_1'), null);
+  });
+
+  it('answers every equally specific trigger, oldest first (programs sharing a number)', () => {
+    const base = { keyword: 'points', alias: 'POINTS', match: 'first_word', channel_id: 'chn_1' };
+    const newer = { ...base, flow_id: 'books', created_at: '2026-02-01T00:00:00Z' };
+    const older = { ...base, flow_id: 'coffee', created_at: '2026-01-01T00:00:00Z' };
+    const unbound = { ...base, flow_id: 'any', channel_id: '', created_at: '2025-01-01T00:00:00Z' };
+    const tied = pickTriggers(tokenize('points'), [newer, unbound, older], 'chn_1');
+    assert.deepEqual(tied.map((c) => c.flow_id), ['coffee', 'books']);
+    assert.equal(pickTrigger(tokenize('points'), [newer, older], 'chn_1')?.flow_id, 'coffee');
+    assert.deepEqual(pickTriggers(tokenize('points'), [newer, unbound], 'chn_2').map((c) => c.flow_id), ['any']);
   });
 
   it('recognises opt-out and opt-in words alone', () => {

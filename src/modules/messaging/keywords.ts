@@ -67,20 +67,28 @@ export interface TriggerCandidate {
 
 /**
  * The most specific of the triggers that match: bound to the channel beats unbound, then
- * only_word beats first_word, then the oldest trigger.
+ * only_word beats first_word. All triggers of that specificity, oldest first: there is more than
+ * one only when flows of different programs answer the same keyword on one number (the engine
+ * then picks the program the sender is a member of).
  */
-export function pickTrigger<T extends TriggerCandidate>(tokens: string[], candidates: T[], channelId: string): T | null {
-  let best: T | null = null;
+export function pickTriggers<T extends TriggerCandidate>(tokens: string[], candidates: T[], channelId: string): T[] {
+  let best: T[] = [];
   let bestScore = -1;
   for (const c of candidates) {
     if (c.channel_id !== '' && c.channel_id !== channelId) continue;
     if (c.keyword === '*') continue;
     if (!matches(tokens, c.keyword, c.match as MatchMode)) continue;
     const score = (c.channel_id === channelId ? 2 : 0) + (c.match === 'only_word' ? 1 : 0);
-    if (score > bestScore || (score === bestScore && best && c.created_at < best.created_at)) {
-      best = c;
+    if (score > bestScore) {
+      best = [c];
       bestScore = score;
-    }
+    } else if (score === bestScore) best.push(c);
   }
+  if (best.length > 1) best.sort((a, b) => (a.created_at < b.created_at ? -1 : a.created_at > b.created_at ? 1 : 0));
   return best;
+}
+
+/** The most specific matching trigger (the oldest of a tie), or null. */
+export function pickTrigger<T extends TriggerCandidate>(tokens: string[], candidates: T[], channelId: string): T | null {
+  return pickTriggers(tokens, candidates, channelId)[0] ?? null;
 }

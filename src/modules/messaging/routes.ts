@@ -226,7 +226,46 @@ export function messagingRoutes(app: FastifyInstance, ctx: AppContext, services:
   );
 
   // ---------- simulator ----------
-  app.post<{ Body: { from: string; text: string; channel_id?: string } }>(
+  // A simulator channel of type whatsapp behaves as WhatsApp does here: a tapped button or list
+  // item arrives as its title (else its id), the sender's profile name is used by a join step,
+  // and broadcasts must be templates (shown in the conversation with their fields).
+  const simulatorChannel = async (channelId: string | undefined) => {
+    const channel = channelId
+      ? await m.channels.get(db, channelId)
+      : await db
+          .selectFrom('msg_channels')
+          .selectAll()
+          .where('provider', '=', 'simulator')
+          .where('deleted_at', 'is', null)
+          .orderBy('created_at')
+          .executeTakeFirst();
+    if (!channel || channel.provider !== 'simulator') throw notFound('simulator channel', channelId ?? '(any)');
+    return channel;
+  };
+  const phoneOf = (field: string, raw: string) => {
+    const phone = toE164(raw);
+    if (!phone) {
+      const details = `"${raw}" is not a valid phone number; use E.164 (+385916242493)`;
+      throw badRequest('invalid_phone', 'Invalid phone number', details, [{ field, message: 'must be a phone number' }]);
+    }
+    return phone;
+  };
+  const invalid = (field: string, details: string, message: string) =>
+    badRequest('invalid_payload', 'Invalid payload', details, [{ field, message }]);
+  type Simulated = { id: string; text: string; status: string; template: string | null };
+  const presentSimulated = <T extends Simulated>(r: T) => ({
+    ...r,
+    template: r.template ? (JSON.parse(r.template) as unknown) : null,
+  });
+
+  type SimulatorBody = {
+    from: string;
+    text?: string;
+    button?: { title?: string; id?: string };
+    profile_name?: string;
+    channel_id?: string;
+  };
+  app.post<{ Body: SimulatorBody }>(
     '/v1/simulator/messages',
     {
       // The flow it runs may call HTTP (no transaction is held across that): see 'claim' in
@@ -235,13 +274,22 @@ export function messagingRoutes(app: FastifyInstance, ctx: AppContext, services:
       schema: {
         tags: [TAG_CH],
         summary: 'Send a message as a member through a simulator channel; answers with the replies the member gets',
+        description:
+          'text: what the member typed. On a simulator channel of type whatsapp, button {title, id} is a tapped ' +
+          'reply button or list item (its title is the text, else its id) and profile_name the WhatsApp profile name.',
         body: {
           type: 'object',
           additionalProperties: false,
-          required: ['from', 'text'],
+          required: ['from'],
           properties: {
             from: { type: 'string', minLength: 3, maxLength: 40 },
             text: { type: 'string', maxLength: MAX_INBOUND_TEXT },
+            button: {
+              type: 'object',
+              additionalProperties: false,
+              properties: { title: { type: 'string', maxLength: 200 }, id: { type: 'string', maxLength: 200 } },
+            },
+            profile_name: { type: 'string', maxLength: 200 },
             channel_id: { type: 'string' },
           },
         },
@@ -249,26 +297,86 @@ export function messagingRoutes(app: FastifyInstance, ctx: AppContext, services:
       },
     },
     async (req) => {
-      const from = toE164(req.body.from);
-      if (!from) throw badRequest('invalid_phone', 'Invalid phone number', `"${req.body.from}" is not a valid phone number; use E.164 (+385916242493)`, [{ field: 'from', message: 'must be a phone number' }]);
-      let channel: ChannelRow | undefined;
-      if (req.body.channel_id) channel = await m.channels.get(db, req.body.channel_id);
-      else channel = await db.selectFrom('msg_channels').selectAll().where('provider', '=', 'simulator').where('deleted_at', 'is', null).orderBy('created_at').executeTakeFirst();
-      if (!channel || channel.provider !== 'simulator') throw notFound('simulator channel', req.body.channel_id ?? '(any)');
-      const [result] = await m.receive(channel, [{ providerMessageId: newId('sm'), from, to: channel.sender, text: req.body.text, kind: 'SIMULATOR' }]);
+      const from = phoneOf('from', req.body.from);
+      const channel = await simulatorChannel(req.body.channel_id);
+      const { button } = req.body;
+      if (button && channel.type !== 'whatsapp') {
+        const details = `button is for WhatsApp channels; channel ${channel.id} is ${channel.type}`;
+        throw invalid('button', details, 'only on a simulator channel of type whatsapp');
+      }
+      if (button && req.body.text !== undefined) {
+        throw invalid('button', 'send either text (typed) or button (tapped), not both', 'not with text');
+      }
+      const text = button ? button.title || button.id || '' : req.body.text;
+      if (button && !text) throw invalid('button', 'button needs a title or an id', 'is required');
+      if (text === undefined) throw invalid('text', 'text is required (or a button on WhatsApp)', 'is required');
+      const kind = button ? 'INTERACTIVE_BUTTON_REPLY' : channel.type === 'whatsapp' ? 'TEXT' : 'SMS';
+      const contactName = channel.type === 'whatsapp' ? (req.body.profile_name ?? null) : null;
+      const inbound = { providerMessageId: newId('sm'), from, to: channel.sender, text, kind, contactName };
+      const [result] = await m.receive(channel, [inbound]);
       await m.outbound.dispatchNow(result.replies, channel);
       const rows = result.replyIds.length
-        ? await db.selectFrom('msg_messages').select(['id', 'text', 'status']).where('id', 'in', result.replyIds).execute()
+        ? await db
+            .selectFrom('msg_messages')
+            .select(['id', 'text', 'status', 'template'])
+            .where('id', 'in', result.replyIds)
+            .execute()
         : [];
-      const byId = new Map(rows.map((r) => [r.id, r]));
+      const byId = new Map(rows.map((r) => [r.id, presentSimulated(r)]));
       return {
         object: 'simulator_exchange',
         channel_id: channel.id,
+        channel_type: channel.type,
         message_id: result.messageId,
         from,
-        text: req.body.text,
+        text,
         replies: result.replyIds.map((id) => byId.get(id)).filter(Boolean),
       };
+    },
+  );
+
+  app.get<{ Querystring: { phone: string; channel_id?: string; limit: number } }>(
+    '/v1/simulator/messages',
+    {
+      schema: {
+        tags: [TAG_CH],
+        summary:
+          'The conversation of a number on a simulator channel, oldest first: what it sent and what it got ' +
+          '(replies, broadcasts with their template fields)',
+        querystring: {
+          type: 'object',
+          required: ['phone'],
+          properties: {
+            phone: { type: 'string', minLength: 3, maxLength: 40 },
+            channel_id: { type: 'string' },
+            limit: { type: 'integer', minimum: 1, maximum: 100, default: 50 },
+          },
+        },
+        response: { 200: obj },
+      },
+    },
+    async (req) => {
+      const phone = phoneOf('phone', req.query.phone);
+      const channel = await simulatorChannel(req.query.channel_id);
+      const rows = await db
+        .selectFrom('msg_messages')
+        .select(['id', 'direction', 'text', 'status', 'template', 'created_at'])
+        .where('channel_id', '=', channel.id)
+        .where((eb) =>
+          eb.or([
+            eb.and([eb('direction', '=', 'in'), eb('from_number', '=', phone)]),
+            eb.and([eb('direction', '=', 'out'), eb('to_number', '=', phone)]),
+          ]),
+        )
+        // Newest first to keep the last `limit`, shown oldest first; within one millisecond the
+        // member's message comes before its replies.
+        .orderBy('created_at', 'desc')
+        .orderBy('direction', 'desc')
+        .orderBy('id', 'desc')
+        .limit(req.query.limit)
+        .execute();
+      const messages = rows.reverse().map(presentSimulated);
+      return { object: 'simulator_conversation', channel_id: channel.id, channel_type: channel.type, phone, messages };
     },
   );
 

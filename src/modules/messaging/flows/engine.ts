@@ -8,12 +8,12 @@ import type { CustomerRow } from '../../customers/service.ts';
 import type { MembershipRow } from '../../members/service.ts';
 import { channelSettings, type ChannelRow } from '../channels.ts';
 import type { ContextRegistry } from '../context-providers.ts';
-import { consentIntent, normalizeKeyword, pickTrigger, rawTokens, tokenize } from '../keywords.ts';
+import { consentIntent, normalizeKeyword, pickTrigger, pickTriggers, rawTokens, tokenize } from '../keywords.ts';
 import type { OptOutService } from '../optout.ts';
 import type { MessageRow, Outbound } from '../outbound.ts';
 import { boundInbound, MAX_INBOUND_TEXT, type InboundMessage } from '../providers/types.ts';
 import { render } from '../templates.ts';
-import type { FlowService, FlowVersion } from './service.ts';
+import type { Candidate, FlowService, FlowVersion } from './service.ts';
 import { FlowRun, type MemberVisibility } from './steps.ts';
 
 // What happens to one inbound message:
@@ -203,7 +203,8 @@ export class Engine {
 
     if (!version) {
       const candidates = await this.flows.candidates(db, tokens[0] ?? null, channel.id);
-      const trigger = pickTrigger(tokens, candidates, channel.id);
+      const best = pickTriggers(tokens, candidates, channel.id);
+      const trigger = best.length > 1 ? await this.forSender(best, phone) : (best[0] ?? null);
       const chosen =
         trigger ??
         candidates.filter((c) => c.keyword === '*').sort((a, b) => (a.channel_id === b.channel_id ? (a.created_at < b.created_at ? -1 : 1) : a.channel_id === channel.id ? -1 : 1))[0] ??
@@ -328,6 +329,22 @@ export class Engine {
       );
       return rows;
     });
+  }
+
+  /**
+   * Of equally specific triggers of different programs (programs sharing a number), the oldest
+   * whose program the sender is an active member of; else the oldest.
+   */
+  private async forSender(tied: Candidate[], phone: string): Promise<Candidate> {
+    const db = this.ctx.database.db;
+    const programs = new Set(tied.map((c) => c.program_id));
+    const memberOf = new Set<string>();
+    for (const customer of await this.services.customers.findByPhone(db, phone)) {
+      for (const m of await this.services.members.ofCustomer(db, customer.id)) {
+        if (m.status === 'ACTIVE' && programs.has(m.program_id)) memberOf.add(m.program_id);
+      }
+    }
+    return tied.find((c) => memberOf.has(c.program_id)) ?? tied[0];
   }
 
   private async hasTrigger(tokens: string[], channelId: string): Promise<boolean> {

@@ -92,7 +92,12 @@ export class FlowService {
     }
   }
 
-  /** Replaces the flow's trigger index; refuses a keyword another active flow already answers the same way. */
+  /**
+   * Replaces the flow's trigger index; refuses a keyword another active flow of the same program
+   * already answers the same way on the same channel binding, and a second catch-all per binding.
+   * Flows of different programs may share a keyword: on a number both listen on, the sender's
+   * membership decides (engine.ts).
+   */
   private async indexTriggers(trx: Executor, flowId: string, def: FlowDefinition): Promise<void> {
     this.candidateCache.clear();
     this.triggersChanged = true;
@@ -112,17 +117,24 @@ export class FlowService {
       const k = `${r.keyword}|${r.match}|${r.channel_id}`;
       if (seen.has(k)) continue;
       seen.add(k);
-      const clash = await trx
+      let clashes = trx
         .selectFrom('msg_triggers')
         .select(['flow_id'])
         .where('keyword', '=', r.keyword)
         .where('match', '=', r.match)
         .where('channel_id', '=', r.channel_id)
-        .where('flow_id', '!=', flowId)
-        .executeTakeFirst();
+        .where('flow_id', '!=', flowId);
+      if (r.keyword !== '*') clashes = clashes.where('program_id', '=', def.program_id);
+      const clash = await clashes.executeTakeFirst();
       if (clash) {
-        const what = r.keyword === '*' ? 'a catch-all' : `keyword "${r.alias}" (${r.match})`;
-        throw conflict('trigger_in_use', 'Trigger already in use', `Flow ${clash.flow_id} already answers ${what} on ${r.channel_id || 'all channels'}`);
+        const what = r.keyword === '*' ? 'a catch-all' : `keyword "${r.alias}" (${r.match}) in this program`;
+        const where = r.channel_id ? `on channel ${r.channel_id}` : 'on all channels';
+        throw conflict(
+          'trigger_in_use',
+          'Trigger already in use',
+          `Flow ${clash.flow_id} already answers ${what} ${where}. Deactivate or change that flow, choose another ` +
+            'keyword, or bind each flow to its own channels (channels: [channel ids]).',
+        );
       }
       await trx.insertInto('msg_triggers').values({ id: newId('flw', 20), flow_id: flowId, program_id: def.program_id, ...r, created_at: now }).execute();
     }
@@ -202,7 +214,8 @@ export class FlowService {
       return db
         .selectFrom('msg_triggers as t')
         .innerJoin('msg_flows as f', 'f.id', 't.flow_id')
-        .select(['t.flow_id', 't.keyword', 't.alias', 't.match', 't.channel_id', 't.created_at', 'f.current_version'])
+        .select(['t.flow_id', 't.program_id', 't.keyword', 't.alias', 't.match', 't.channel_id', 't.created_at'])
+        .select('f.current_version')
         .where('t.keyword', 'in', keywords)
         .where('t.channel_id', 'in', [channelId, ''])
         .where('f.deleted_at', 'is', null)
@@ -214,6 +227,7 @@ export class FlowService {
 
 export interface Candidate {
   flow_id: string;
+  program_id: string;
   keyword: string;
   alias: string;
   match: string;
