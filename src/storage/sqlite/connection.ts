@@ -15,6 +15,8 @@ import { cachingStatements } from './statements.ts';
 export interface SqliteOptions {
   /** WAL pages past which the checkpointer makes the WAL start over (checkpointer.ts). */
   walRestartAbovePages?: number;
+  /** `synchronous` (config.sqliteSynchronous); NORMAL when absent. */
+  sqliteSynchronous?: 'NORMAL' | 'FULL';
 }
 
 /**
