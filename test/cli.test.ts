@@ -5,6 +5,7 @@ import { createServer, type AddressInfo } from 'node:net';
 import { after, describe, it } from 'node:test';
 import { describeDatabase } from '../src/cli.ts';
 import { parseDatabaseUrl } from '../src/storage/db.ts';
+import { serveChild } from './helpers/child-server.ts';
 import { freshDatabaseUrl } from './helpers/server.ts';
 
 // The `tally` CLI as an operator runs it: `node bin/tally.mjs ...` in a child process, against a
@@ -54,41 +55,8 @@ async function demo(env: Record<string, string>) {
   return { child, out, exited, url, appId: key[1], token: key[2] };
 }
 
-interface Served {
-  child: ChildProcess;
-  url: string;
-  output: () => string;
-  exited: Promise<number | null>;
-}
-
-/** Starts `tally serve` on a free port and waits for its "listening" log line. */
-async function serve(env: Record<string, string>): Promise<Served> {
-  const child = spawn(process.execPath, [BIN, 'serve', '--port', '0'], {
-    cwd: root,
-    env: { ...process.env, LOG_LEVEL: 'info', NODE_ENV: 'production', ...env },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let out = '';
-  const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
-  const url = await new Promise<string>((resolve, reject) => {
-    const timer = setTimeout(() => {
-      child.kill('SIGKILL'); // a child left running would keep the test process alive
-      reject(new Error(`tally serve did not start:\n${out}`));
-    }, 60_000);
-    const onData = (d: Buffer) => {
-      out += d.toString();
-      const m = out.match(/"url":"(http:\/\/[^"]+)"[^\n]*Tally is listening/);
-      if (m) {
-        clearTimeout(timer);
-        resolve(m[1]);
-      }
-    };
-    child.stdout!.on('data', onData);
-    child.stderr!.on('data', onData);
-    child.on('exit', () => reject(new Error(`tally serve exited:\n${out}`)));
-  });
-  return { child, url, output: () => out, exited };
-}
+/** `tally serve` on a free port (test/helpers/child-server.ts). */
+const serve = (env: Record<string, string>) => serveChild({ NODE_ENV: 'production', ...env });
 
 describe('tally CLI', () => {
   const drops: (() => Promise<void>)[] = [];

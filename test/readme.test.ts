@@ -1,8 +1,9 @@
 import assert from 'node:assert/strict';
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
+import { serveChild } from './helpers/child-server.ts';
 import { freshDatabaseUrl } from './helpers/server.ts';
 
 // The README's quick start, run as a new user runs it, so it stays true. The blocks marked
@@ -52,33 +53,9 @@ function has(command: string): boolean {
   return spawnSync('sh', ['-c', `command -v ${command}`]).status === 0;
 }
 
-/** `tally serve` on a free port; resolves once it logs that it listens. */
-async function serve(databaseUrl: string): Promise<{ child: ChildProcess; url: string }> {
-  const child = spawn(process.execPath, ['bin/tally.mjs', 'serve', '--port', '0'], {
-    cwd: root,
-    env: { ...process.env, DATABASE_URL: databaseUrl, LOG_LEVEL: 'info', TALLY_APP_ID: '', TALLY_APP_TOKEN: '' },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let out = '';
-  const url = await new Promise<string>((resolve, reject) => {
-    const timer = setTimeout(() => {
-      child.kill('SIGKILL'); // a child left running would keep the test process alive
-      reject(new Error(`tally serve did not start:\n${out}`));
-    }, 60_000);
-    const onData = (d: Buffer) => {
-      out += d.toString();
-      const m = out.match(/"url":"(http:\/\/[^"]+)"[^\n]*Tally is listening/);
-      if (m) {
-        clearTimeout(timer);
-        resolve(m[1]);
-      }
-    };
-    child.stdout!.on('data', onData);
-    child.stderr!.on('data', onData);
-    child.on('exit', () => reject(new Error(`tally serve exited:\n${out}`)));
-  });
-  return { child, url };
-}
+/** `tally serve` on a free port, with no key of its own (the reader makes one). */
+const serve = (databaseUrl: string) =>
+  serveChild({ DATABASE_URL: databaseUrl, LOG_LEVEL: 'info', TALLY_APP_ID: '', TALLY_APP_TOKEN: '' });
 
 describe('README quick start', () => {
   const cleanups: (() => Promise<void> | void)[] = [];

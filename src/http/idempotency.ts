@@ -2,6 +2,7 @@ import { createHash } from 'node:crypto';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { AppContext } from '../context.ts';
 import { canonicalJson } from '../lib/json.ts';
+import { isSealed } from '../lib/secret-box.ts';
 import { isUniqueViolation, type Executor, type TransactionOptions } from '../storage/db.ts';
 import { hot, writeAtCommit } from '../storage/hot.ts';
 import { ApiError, errorBody, toApiError } from './errors.ts';
@@ -114,8 +115,27 @@ async function replayExisting(ctx: AppContext, reply: FastifyReply, state: Idemp
   if (row.status_code === null) throw inProgress();
   reply.header('idempotent-replayed', 'true');
   if (row.status_code !== 204) reply.header('content-type', 'application/json; charset=utf-8');
-  reply.status(row.status_code).send(row.response_body);
+  reply.status(row.status_code).send(openAnswer(ctx, state, row.response_body));
   return true;
+}
+
+/** The context an answer carrying a secret is sealed with: its key, so it opens for that key only. */
+const answerContext = (state: IdempotencyState) => `idempotency_keys.response_body:${state.scope}:${state.key}`;
+
+/** A stored answer as sent: answers that carry a secret are stored sealed (`sealAnswer`). */
+function openAnswer(ctx: AppContext, state: IdempotencyState, stored: string | null): string | null {
+  if (!isSealed(stored)) return stored;
+  try {
+    return ctx.secrets.open(stored, answerContext(state));
+  } catch {
+    // Sealed under a key that was removed since (a rotation finished within the key's 24 hours).
+    throw new ApiError(
+      409,
+      'idempotency_answer_unavailable',
+      'The stored answer of this Idempotency-Key can no longer be read',
+      'It carried a secret sealed with a secret key that has been removed; use a new key (the change was applied)',
+    );
+  }
 }
 
 function recordOf(ctx: AppContext, req: FastifyRequest, state: IdempotencyState, status: number | null, body: string | null) {
@@ -220,6 +240,11 @@ export interface IdempotentWriteOptions extends TransactionOptions {
    * writes them no second time.
    */
   onRefused?: (trx: Executor, err: unknown) => Promise<void>;
+  /**
+   * The answer carries a secret (a webhook's signing secret): its stored copy is sealed with the
+   * server's secret key, like the secret itself, and opened when replayed.
+   */
+  sealAnswer?: boolean;
 }
 
 /**
@@ -244,7 +269,9 @@ export async function runIdempotentWrite<T>(
     result = await ctx.transaction(async (trx) => {
       const value = await fn(trx);
       if (state) {
-        const record = recordOf(ctx, req, state, status, value === undefined ? '' : JSON.stringify(value));
+        const answer = value === undefined ? '' : JSON.stringify(value);
+        const stored = opts?.sealAnswer ? ctx.secrets.seal(answer, answerContext(state)) : answer;
+        const record = recordOf(ctx, req, state, status, stored);
         try {
           // Sent just before the COMMIT on PostgreSQL (writeAtCommit); a conflict then fails the commit
           // and the catch below replays the first answer all the same.

@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
+import { serveChild, type ChildServer } from '../helpers/child-server.ts';
 import { after, before, describe, it } from 'node:test';
 import { FakeInfobip, infobipSms } from '../fakes/infobip.ts';
 import { FakeTwilio, postTwilio } from '../fakes/twilio.ts';
@@ -13,8 +13,8 @@ const TOKEN = 'SECRET-inbound-token-5e8b2a';
 const PASSWORD = 'SECRET-basic-password-91';
 
 describe('channel credentials stay secret', () => {
-  let proc: ChildProcess;
-  let log = '';
+  let server: ChildServer | undefined;
+  const log = () => server?.output() ?? '';
   let url = '';
   let drop: () => Promise<void>;
   const infobip = new FakeInfobip(API_KEY);
@@ -26,30 +26,17 @@ describe('channel credentials stay secret', () => {
     await twilio.start();
     const db = await freshDatabaseUrl();
     drop = db.drop;
-    proc = spawn(process.execPath, ['bin/tally.mjs', 'serve'], {
-      env: {
-        ...process.env,
-        DATABASE_URL: db.url,
-        PORT: '0',
-        LOG_LEVEL: 'debug',
-        TALLY_APP_ID: headers['x-app-id'],
-        TALLY_APP_TOKEN: headers['x-app-token'],
-        TALLY_ALLOW_PRIVATE_TARGETS: '1',
-      },
-      stdio: ['ignore', 'pipe', 'pipe'],
+    server = await serveChild({
+      DATABASE_URL: db.url,
+      LOG_LEVEL: 'debug',
+      TALLY_APP_ID: headers['x-app-id'],
+      TALLY_APP_TOKEN: headers['x-app-token'],
+      TALLY_ALLOW_PRIVATE_TARGETS: '1',
     });
-    proc.stdout!.on('data', (d) => (log += d));
-    proc.stderr!.on('data', (d) => (log += d));
-    const start = Date.now();
-    while (!/"url":"(http:[^"]+)"/.test(log)) {
-      if (Date.now() - start > 20_000) throw new Error(`server did not start: ${log}`);
-      await new Promise((r) => setTimeout(r, 50));
-    }
-    url = log.match(/"url":"(http:[^"]+)"/)![1];
+    url = server.url;
   });
   after(async () => {
-    proc.kill('SIGTERM');
-    await new Promise((r) => proc.once('exit', r));
+    await server?.stop();
     await infobip.close();
     await twilio.close();
     await drop();
@@ -111,9 +98,9 @@ describe('channel credentials stay secret', () => {
     await infobip.waitForSent(1, 10_000);
     await twilio.waitForSent(1, 10_000);
     await new Promise((r) => setTimeout(r, 300));
-    assert.match(log, /"url":"\/v1\/channels\/[^"]+\/inbound\?token=\[redacted\]"/, 'requests are logged, with the token redacted');
+    assert.match(log(), /"url":"\/v1\/channels\/[^"]+\/inbound\?token=\[redacted\]"/, 'requests are logged, with the token redacted');
     for (const secret of [API_KEY, TOKEN, PASSWORD, twilio.authToken, Buffer.from(`ib:${PASSWORD}`).toString('base64')]) {
-      assert.ok(!log.includes(secret), `log leaks ${secret.slice(0, 12)}…`);
+      assert.ok(!log().includes(secret), `log leaks ${secret.slice(0, 12)}…`);
     }
   });
 });

@@ -67,9 +67,15 @@ describe('secrets at rest', () => {
     receiver = await startReceiver();
     const { program } = await seedMember(t, { points: 120 });
     await createPointsFlow(t, program.id);
-    const created = await t.api('POST', '/v1/webhooks', { target_url: receiver.url, events: ['*'] });
+    // With an Idempotency-Key: its stored answer carries the secret, so it is stored sealed too.
+    const create = () =>
+      t.api('POST', '/v1/webhooks', { target_url: receiver.url, events: ['*'] }, { 'idempotency-key': 'wh-create' });
+    const created = await create();
     assert.equal(created.status, 200);
     webhook = created.body;
+    const replayed = await create();
+    assert.equal(replayed.headers.get('idempotent-replayed'), 'true');
+    assert.equal(replayed.body.secret, webhook.secret, 'the replay answers the secret from the sealed answer');
     assert.match(webhook.secret, /^whsec_/, 'the secret is shown at creation');
     ids.token = (await createChannel(t, { provider: 'infobip', sender: 'Tally', credentials: { base_url: infobip.url, api_key: API_KEY }, inbound_auth: { type: 'token', token: TOKEN } })).id;
     ids.basic = (await createChannel(t, { provider: 'infobip', sender: 'Tally', credentials: { base_url: infobip.url, api_key: API_KEY }, inbound_auth: { type: 'basic', username: 'ib', password: PASSWORD } })).id;
@@ -140,7 +146,9 @@ describe('secrets at rest', () => {
       assert.doesNotThrow(() => new Webhook(secret.slice('whsec_'.length)).verify(got.body, got.headers), 'Standard Webhooks signature checks out');
     };
     await check(webhook.secret);
-    const rotated = await t.api('POST', `/v1/webhooks/${webhook.id}/rotate-secret`);
+    const rotated = await t.api('POST', `/v1/webhooks/${webhook.id}/rotate-secret`, undefined, {
+      'idempotency-key': 'wh-rotate',
+    });
     assert.equal(rotated.status, 200);
     assert.match(rotated.body.secret, /^whsec_/, 'the new secret is shown once, in the answer');
     assert.notEqual(rotated.body.secret, webhook.secret);

@@ -556,17 +556,19 @@ export class Dispatcher {
     const body = deliveryBody(c.event);
     const at = this.ctx.clock.nowIso();
     const timestamp = Math.floor(this.ctx.clock.nowMs() / 1000);
-    const headers = {
-      'content-type': 'application/json',
-      'user-agent': 'Tally-Webhooks/1',
-      ...signedHeaders(this.secretsOf(endpoint), c.event.id, timestamp, body),
-    };
     const started = performance.now();
     let statusCode: number | null = null;
     let response: string | null = null;
     let error: string | null = null;
     let retryAfterMs: number | null = null;
     try {
+      // Signed inside the try: a secret that cannot be opened (a tampered row) is a failed attempt
+      // on record, not a send that never settles.
+      const headers = {
+        'content-type': 'application/json',
+        'user-agent': 'Tally-Webhooks/1',
+        ...signedHeaders(this.secretsOf(endpoint), c.event.id, timestamp, body),
+      };
       const res = await request(endpoint.target_url, {
         method: 'POST',
         headers,

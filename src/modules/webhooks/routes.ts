@@ -91,6 +91,7 @@ export function webhookRoutes(app: FastifyInstance, ctx: AppContext, services: S
     async (req, reply) =>
       runIdempotentWrite(ctx, req, reply, 200, async (trx) => presentEndpoint(await hooks.create(trx, req.body, { urlChecked: true }), { secret: true }), {
         before: () => hooks.checkUrl(req.body.target_url),
+        sealAnswer: true,
       }),
   );
 
@@ -144,7 +145,15 @@ export function webhookRoutes(app: FastifyInstance, ctx: AppContext, services: S
         response: { 200: endpointSchema },
       },
     },
-    async (req, reply) => runIdempotentWrite(ctx, req, reply, 200, async (trx) => presentEndpoint(await hooks.rotate(trx, req.params.webhookId), { secret: true })),
+    async (req, reply) =>
+      runIdempotentWrite(
+        ctx,
+        req,
+        reply,
+        200,
+        async (trx) => presentEndpoint(await hooks.rotate(trx, req.params.webhookId), { secret: true }),
+        { sealAnswer: true },
+      ),
   );
 
   app.post<{ Params: { webhookId: string }; Body: { event_type?: string } | undefined }>(
