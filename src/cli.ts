@@ -7,7 +7,7 @@ import { ApiKeyService } from './modules/api-keys/service.ts';
 import { generateSecretKey, SecretKeyError, SecretOpenError } from './lib/secret-box.ts';
 import { modules } from './modules/index.ts';
 import { buildServer, migrateDatabase, prepareDatabase, sealedColumns } from './server.ts';
-import { openDatabase, parseDatabaseUrl } from './storage/db.ts';
+import { openDatabase, parseDatabaseUrl } from './storage/database.ts';
 import { migrateToLatest } from './storage/migrate.ts';
 import { rotateSecrets } from './storage/sealed.ts';
 

@@ -2,7 +2,7 @@ import { EventEmitter } from 'node:events';
 import type { FastifyBaseLogger } from 'fastify';
 import type { Config } from './config.ts';
 import type { Clock } from './lib/clock.ts';
-import type { Database, Executor, TransactionOptions } from './storage/db.ts';
+import type { Database, Executor, TransactionOptions } from './storage/database.ts';
 import type { Metrics } from './http/metrics.ts';
 import type { Scheduler } from './modules/scheduler/scheduler.ts';
 import type { Outbox } from './modules/events/outbox.ts';

@@ -23,7 +23,7 @@ import type { Stopper } from './modules/module.ts';
 import { Outbox } from './modules/events/outbox.ts';
 import { Scheduler } from './modules/scheduler/scheduler.ts';
 import { createServices, type Services } from './services.ts';
-import { openDatabase, type Database, type OpenOptions } from './storage/db.ts';
+import { openDatabase, type Database, type OpenOptions } from './storage/database.ts';
 import { migrateToLatest } from './storage/migrate.ts';
 import { checkSecretKeys, secretBoxLoader } from './storage/sealed.ts';
 

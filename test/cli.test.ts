@@ -4,7 +4,7 @@ import { request } from 'node:http';
 import { createServer, type AddressInfo } from 'node:net';
 import { after, describe, it } from 'node:test';
 import { describeDatabase } from '../src/cli.ts';
-import { parseDatabaseUrl } from '../src/storage/db.ts';
+import { parseDatabaseUrl } from '../src/storage/database.ts';
 import { serveChild } from './helpers/child-server.ts';
 import { freshDatabaseUrl } from './helpers/server.ts';
 

@@ -3,7 +3,7 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { AppContext } from '../context.ts';
 import { canonicalJson } from '../lib/json.ts';
 import { isSealed } from '../lib/secret-box.ts';
-import { isUniqueViolation, type Executor, type TransactionOptions } from '../storage/db.ts';
+import { isUniqueViolation, type Executor, type TransactionOptions } from '../storage/database.ts';
 import { hot, writeAtCommit } from '../storage/hot.ts';
 import { ApiError, errorBody, toApiError } from './errors.ts';
 
@@ -82,7 +82,7 @@ function requestHash(req: FastifyRequest): string {
 
 function findRecord(ctx: AppContext, state: IdempotencyState) {
   const db = ctx.database.db;
-  return hot(db, ctx.database.dialect, 'idempotency.find', [state.scope, state.key], () =>
+  return hot(db, 'idempotency.find', [state.scope, state.key], () =>
     db.selectFrom('idempotency_keys').selectAll().where('scope', '=', state.scope).where('key', '=', state.key),
   ).then((rows) => rows[0]);
 }

@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type { FastifyBaseLogger } from 'fastify';
 import { sql } from 'kysely';
-import type { Database, Executor } from '../storage/db.ts';
+import type { Database, Executor } from '../storage/database.ts';
 
 // Cache invalidation across the processes of one deployment.
 //

@@ -1,4 +1,4 @@
-import type { Executor } from '../storage/db.ts';
+import type { Executor } from '../storage/database.ts';
 import type { CacheBus } from './cache-bus.ts';
 
 // A small in-process cache whose entries live `ttlMs` (bounded: it starts over when full). Writes

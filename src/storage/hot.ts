@@ -19,10 +19,9 @@ import { sqliteInTransaction } from './sqlite/statements.ts';
 // dialects in one process never share a text.
 const byAdapter = new WeakMap<object, Map<string, string>>();
 
-/** `dialect` names the backend for readers of the call site; the cache itself keys on the executor's adapter. */
+/** Runs the statement `build` makes, compiled once per `key` (texts are cached per executor's adapter). */
 export async function hot<R>(
   db: Executor,
-  _dialect: DialectName,
   key: string,
   params: readonly unknown[],
   build: () => Compilable<R>,
@@ -50,7 +49,6 @@ export async function hot<R>(
  */
 export async function hotRows<R>(
   db: Executor,
-  dialect: DialectName,
   key: string,
   params: readonly unknown[],
   build: () => Compilable<R>,
@@ -58,7 +56,7 @@ export async function hotRows<R>(
   const text = textsOf(db).get(key);
   const direct = text !== undefined ? sqliteInTransaction(db) : undefined;
   if (direct) return { arrays: true, rows: direct(text!, params, true) as unknown[][] };
-  return { arrays: false, rows: await hot(db, dialect, key, params, build) };
+  return { arrays: false, rows: await hot(db, key, params, build) };
 }
 
 export interface HotPart {
@@ -132,5 +130,5 @@ export async function writeAtCommit(db: Executor, dialect: DialectName, parts: H
     await hotCombined(db, parts.map((p) => p.key).join('+'), parts);
     return;
   }
-  for (const part of parts) await hot(db, dialect, part.key, part.params, part.build);
+  for (const part of parts) await hot(db, part.key, part.params, part.build);
 }

@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { linkSync, readFileSync, unlinkSync, writeFileSync } from 'node:fs';
 import type { Kysely } from 'kysely';
 import { generateSecretKey, parseSecretKeys, SecretBox, SecretKeyError, SecretOpenError } from '../lib/secret-box.ts';
-import { parseDatabaseUrl, type Database } from './db.ts';
+import { parseDatabaseUrl, type Database } from './database.ts';
 
 // Where the secret key comes from, and the stored columns that hold sealed secrets (secret-box.ts).
 //

@@ -3,7 +3,7 @@ import { ApiError, badRequest } from '../http/errors.ts';
 import { newId } from '../lib/ids.ts';
 import { fromJson, toJson } from '../lib/json.ts';
 import type { Services } from '../services.ts';
-import { isUniqueViolation, type Executor } from '../storage/db.ts';
+import { isUniqueViolation, type Executor } from '../storage/database.ts';
 import { hot, writeAtCommit } from '../storage/hot.ts';
 import type { CustomerRow } from '../modules/customers/service.ts';
 import type { Accrual, OrderRow, Skip } from '../modules/earning/service.ts';
@@ -98,7 +98,7 @@ export async function ingestActivity(ctx: AppContext, trx: Executor, services: S
   const activityId = input.kind === 'order' ? input.order!.id : newId('cev');
   const key = input.kind === 'order' ? `order.paid:${input.order!.id}` : input.sourceEventId ? `event:${input.sourceEventId}` : null;
   if (key) {
-    const [prior] = await hot(trx, dialect, 'activities.find', [key], () => trx.selectFrom('processed_activities').selectAll().where('key', '=', key));
+    const [prior] = await hot(trx, 'activities.find', [key], () => trx.selectFrom('processed_activities').selectAll().where('key', '=', key));
     if (prior) {
       const customer = prior.customer_id
         ? await services.customers.get(trx, prior.customer_id)

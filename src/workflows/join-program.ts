@@ -1,5 +1,5 @@
 import { badRequest } from '../http/errors.ts';
-import type { Executor } from '../storage/db.ts';
+import type { Executor } from '../storage/database.ts';
 import type { Services } from '../services.ts';
 import type { CustomerInput, CustomerRow } from '../modules/customers/service.ts';
 import { programVoucher, type ProgramRow } from '../modules/loyalties/service.ts';

@@ -17,7 +17,7 @@ import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Webhook } from 'standardwebhooks';
-import { openDatabase } from '../../src/storage/db.ts';
+import { openDatabase } from '../../src/storage/database.ts';
 import { assertLedgerInvariants } from '../helpers/invariants.ts';
 import { backend, freshDatabaseUrl } from '../helpers/server.ts';
 

@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import type { Executor } from '../../src/storage/db.ts';
+import type { Executor } from '../../src/storage/database.ts';
 
 /**
  * The ledger's invariant: for every balance, balance = sum of its ledger entries = sum of its open

@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import BetterSqlite3 from 'better-sqlite3';
 import pg from 'pg';
-import { openDatabase, parseDatabaseUrl } from '../../src/storage/db.ts';
+import { openDatabase, parseDatabaseUrl } from '../../src/storage/database.ts';
 import { createMember, createProgram, freshDatabaseUrl, startTestServer, type ApiResponse, type TestServer } from '../helpers/server.ts';
 
 // Idempotency-Key after a crash and under races. The key's answer is stored in the transaction of

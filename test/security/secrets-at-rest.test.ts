@@ -9,7 +9,7 @@ import { loadConfig, type Config } from '../../src/config.ts';
 import { isSealed, matchesDigest, parseSecretKeys, SecretBox } from '../../src/lib/secret-box.ts';
 import { buildServer, sealedColumns } from '../../src/server.ts';
 import { modules } from '../../src/modules/index.ts';
-import { openDatabase, parseDatabaseUrl, type Database } from '../../src/storage/db.ts';
+import { openDatabase, parseDatabaseUrl, type Database } from '../../src/storage/database.ts';
 import { migrateToLatest } from '../../src/storage/migrate.ts';
 import { keyFilePath } from '../../src/storage/sealed.ts';
 import { FakeInfobip, infobipSms } from '../fakes/infobip.ts';

@@ -3,7 +3,7 @@ import type { Clock } from '../../lib/clock.ts';
 import { newId, randomString } from '../../lib/ids.ts';
 import type { CacheBus } from '../../lib/cache-bus.ts';
 import { SharedTtlCache } from '../../lib/ttl-cache.ts';
-import type { Executor } from '../../storage/db.ts';
+import type { Executor } from '../../storage/database.ts';
 
 // API keys: an application id (public) and a secret token, stored as SHA-256 and nothing else of it
 // (no prefix). Tokens are 40 random base62 characters (~238 bits), so a fast hash is enough; there

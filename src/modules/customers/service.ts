@@ -3,7 +3,7 @@ import { badRequest, notFound } from '../../http/errors.ts';
 import { newId } from '../../lib/ids.ts';
 import { fromJson, toJson } from '../../lib/json.ts';
 import { toE164 } from '../../lib/phone.ts';
-import type { Executor } from '../../storage/db.ts';
+import type { Executor } from '../../storage/database.ts';
 import { hot } from '../../storage/hot.ts';
 import type { CustomersTable } from '../../storage/schema.ts';
 
@@ -85,7 +85,7 @@ export class CustomerService {
       if (byId) return byId;
     }
     // Every ingested activity names its customer: the statement is compiled once.
-    const [row] = await hot(db, this.ctx.database.dialect, 'customers.bySourceId', [idOrSourceId], () => db.selectFrom('customers').selectAll().where('source_id', '=', idOrSourceId));
+    const [row] = await hot(db, 'customers.bySourceId', [idOrSourceId], () => db.selectFrom('customers').selectAll().where('source_id', '=', idOrSourceId));
     return row;
   }
 
@@ -98,7 +98,7 @@ export class CustomerService {
   async findByPhone(db: Executor, phone: string): Promise<CustomerRow[]> {
     const e164 = toE164(phone);
     if (!e164) return [];
-    return hot(db, this.ctx.database.dialect, 'customers.byPhone', [e164], () => db.selectFrom('customers').selectAll().where('phone', '=', e164).orderBy('created_at'));
+    return hot(db, 'customers.byPhone', [e164], () => db.selectFrom('customers').selectAll().where('phone', '=', e164).orderBy('created_at'));
   }
 
   /**

@@ -5,7 +5,7 @@ import { runIdempotentWrite } from '../../http/idempotency.ts';
 import { listOf, listSchema } from '../../http/lists.ts';
 import { S } from '../../http/validation.ts';
 import type { Services } from '../../services.ts';
-import { isUniqueViolation } from '../../storage/db.ts';
+import { isUniqueViolation } from '../../storage/database.ts';
 import { presentCustomerRef } from '../customers/service.ts';
 import { customerBody } from '../customers/routes.ts';
 import { MembershipRace } from '../members/service.ts';

@@ -5,7 +5,7 @@ import { badRequest, notFound } from '../../http/errors.ts';
 import { newId } from '../../lib/ids.ts';
 import { fromJson, toJson } from '../../lib/json.ts';
 import type { Services } from '../../services.ts';
-import type { Executor } from '../../storage/db.ts';
+import type { Executor } from '../../storage/database.ts';
 import { hot } from '../../storage/hot.ts';
 import type { ChangeResult } from '../ledger/service.ts';
 import { validateExpirationRules, type ExpirationRules } from '../loyalties/expiration.ts';
@@ -403,7 +403,7 @@ export class EarningService {
         const totals: { limit: (typeof def.limits)[number]; key: string; total: number }[] = [];
         for (const limit of def.limits) {
           const key = `${limit.period}:${periodKey(limit.period, at, zone)}`;
-          const [row] = await hot(trx, this.ctx.database.dialect, 'earning.addUsage', [rule.row.id, membership.id, key, wanted, wanted], () =>
+          const [row] = await hot(trx, 'earning.addUsage', [rule.row.id, membership.id, key, wanted, wanted], () =>
             trx
               .insertInto('earning_rule_usage')
               .values({ earning_rule_id: rule.row.id, membership_id: membership.id, period_key: key, points: wanted })

@@ -1,7 +1,7 @@
 import type { Clock } from '../../lib/clock.ts';
 import { newId } from '../../lib/ids.ts';
 import type { Metrics } from '../../http/metrics.ts';
-import type { DialectName, Executor } from '../../storage/db.ts';
+import type { DialectName, Executor } from '../../storage/database.ts';
 import { hot } from '../../storage/hot.ts';
 
 // The transactional outbox: an event is a row written by the same transaction as the change that
@@ -42,7 +42,7 @@ export class Outbox {
     const list = Array.isArray(events) ? events : [events];
     if (list.length === 0) return [];
     const rows = this.rowsFor(list);
-    await hot(trx, this.dialect, `outbox.insert:${rows.length}`, rows.flatMap((r) => Object.values(r)), () => trx.insertInto('outbox_events').values(rows));
+    await hot(trx, `outbox.insert:${rows.length}`, rows.flatMap((r) => Object.values(r)), () => trx.insertInto('outbox_events').values(rows));
     this.written(trx, list);
     return rows.map((r) => r.id);
   }

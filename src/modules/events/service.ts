@@ -2,7 +2,7 @@ import { pageBySeq } from '../../storage/paging.ts';
 import type { Selectable } from 'kysely';
 import type { AppContext } from '../../context.ts';
 import { badRequest, notFound } from '../../http/errors.ts';
-import type { Executor } from '../../storage/db.ts';
+import type { Executor } from '../../storage/database.ts';
 import type { OutboxEventsTable } from '../../storage/schema.ts';
 import { alreadyRead } from '../webhooks/outbox-progress.ts';
 

@@ -4,7 +4,7 @@ import { runIdempotentWrite } from '../../http/idempotency.ts';
 import { listOf, listSchema } from '../../http/lists.ts';
 import { S } from '../../http/validation.ts';
 import type { Services } from '../../services.ts';
-import type { Executor } from '../../storage/db.ts';
+import type { Executor } from '../../storage/database.ts';
 import { presentBalanceDefinition } from '../loyalties/service.ts';
 import { presentLot, presentTransaction, type ExpirationType } from './service.ts';
 

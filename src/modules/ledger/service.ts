@@ -4,7 +4,7 @@ import type { AppContext } from '../../context.ts';
 import { ApiError, badRequest } from '../../http/errors.ts';
 import { newId } from '../../lib/ids.ts';
 import { fromJson } from '../../lib/json.ts';
-import type { Executor } from '../../storage/db.ts';
+import type { Executor } from '../../storage/database.ts';
 import { hot, hotRows, writeAtCommit } from '../../storage/hot.ts';
 import type { CustomersTable, LedgerEntriesTable, MembershipsTable, PointLotsTable, ProgramsTable } from '../../storage/schema.ts';
 import { presentCustomerRef } from '../customers/service.ts';
@@ -176,7 +176,7 @@ export class LedgerService {
   async lockBalance(trx: Executor, change: Pick<BalanceChange, 'membership' | 'definition' | 'program'>): Promise<{ row: BalanceRow; created: boolean }> {
     const { dialect, forUpdate } = this.ctx.database;
     const select = async () => {
-      const rows = await hot(trx, dialect, 'ledger.lockBalance', [change.membership.id, change.definition.id], () => {
+      const rows = await hot(trx, 'ledger.lockBalance', [change.membership.id, change.definition.id], () => {
         const q = trx
           .selectFrom('balances')
           .selectAll()
@@ -356,10 +356,10 @@ export class LedgerService {
       ]);
       this.ctx.outbox.written(trx, events);
     } else {
-      await hot(trx, dialect, 'ledger.insertEntry', insertEntry.params, insertEntry.build);
-      if (lot) await hot(trx, dialect, 'ledger.insertLot', Object.values(lot), () => trx.insertInto('point_lots').values(lot));
+      await hot(trx, 'ledger.insertEntry', insertEntry.params, insertEntry.build);
+      if (lot) await hot(trx, 'ledger.insertLot', Object.values(lot), () => trx.insertInto('point_lots').values(lot));
       else await this.consumeLots(trx, membership.id, definition.id, -points, change.consume_lot_id);
-      await hot(trx, dialect, 'ledger.updateBalance', updateBalance.params, updateBalance.build);
+      await hot(trx, 'ledger.updateBalance', updateBalance.params, updateBalance.build);
       await this.ctx.outbox.emit(trx, events);
     }
     if (lot?.expires_at) {
@@ -547,7 +547,7 @@ export class LedgerService {
       return forUpdate ? q.forUpdate(['b'] as never) : q;
     };
     const key = `ledger.resolveCard:${byId}:${!!programId}:${withBalance}`;
-    const result = await hotRows(db, this.ctx.database.dialect, key, params, build);
+    const result = await hotRows(db, key, params, build);
     if (result.rows.length === 0) return undefined;
     // The columns in the select list's order: by position when the row is an array, else by alias.
     let at = 0;

@@ -4,7 +4,7 @@ import { ApiError, badRequest, conflict, notFound } from '../../http/errors.ts';
 import { newId } from '../../lib/ids.ts';
 import { fromJson, toJson } from '../../lib/json.ts';
 import { SharedTtlCache } from '../../lib/ttl-cache.ts';
-import type { Executor } from '../../storage/db.ts';
+import type { Executor } from '../../storage/database.ts';
 import { hot } from '../../storage/hot.ts';
 import type { BalanceDefinitionsTable, ProgramsTable } from '../../storage/schema.ts';
 import { validateCodeConfig, DEFAULT_CODE_CONFIG, type CodeConfig } from './codes.ts';
@@ -163,7 +163,7 @@ export class ProgramService {
   }
 
   async find(db: Executor, id: string): Promise<ProgramRow | undefined> {
-    const [row] = await hot(db, this.ctx.database.dialect, 'programs.find', [id], () => db.selectFrom('programs').selectAll().where('id', '=', id).where('deleted_at', 'is', null));
+    const [row] = await hot(db, 'programs.find', [id], () => db.selectFrom('programs').selectAll().where('id', '=', id).where('deleted_at', 'is', null));
     return row;
   }
 

@@ -3,7 +3,7 @@ import type { AppContext } from '../../context.ts';
 import { ApiError, conflict, notFound } from '../../http/errors.ts';
 import { newId } from '../../lib/ids.ts';
 import { fromJson, toJson } from '../../lib/json.ts';
-import { isUniqueViolation, type Executor } from '../../storage/db.ts';
+import { isUniqueViolation, type Executor } from '../../storage/database.ts';
 import { hot } from '../../storage/hot.ts';
 import type { BalancesTable, MembershipsTable } from '../../storage/schema.ts';
 import type { CustomerRow } from '../customers/service.ts';
@@ -79,7 +79,7 @@ export class MemberService {
   async ofCustomer(db: Executor, customerId: string, programId?: string): Promise<MembershipRow[]> {
     // By customer only (its index), filtered and sorted here: with a program filter in SQL, SQLite
     // may walk the program's index in created_at order instead, past every member of the program.
-    const rows = await hot(db, this.ctx.database.dialect, 'members.ofCustomer', [customerId], () => db.selectFrom('memberships').selectAll().where('customer_id', '=', customerId));
+    const rows = await hot(db, 'members.ofCustomer', [customerId], () => db.selectFrom('memberships').selectAll().where('customer_id', '=', customerId));
     return rows.filter((m) => !programId || m.program_id === programId).sort(oldestFirst);
   }
 
@@ -88,7 +88,7 @@ export class MemberService {
    * statement: what ingesting an activity needs first.
    */
   async customerWithCards(db: Executor, sourceId: string): Promise<{ customer: CustomerRow; cards: MembershipRow[] } | undefined> {
-    const rows = await hot(db, this.ctx.database.dialect, 'members.customerWithCards', [sourceId], () =>
+    const rows = await hot(db, 'members.customerWithCards', [sourceId], () =>
       db
         .selectFrom('customers as c')
         .leftJoin('memberships as m', 'm.customer_id', 'c.id')

@@ -3,7 +3,7 @@ import { badRequest, notFound, unprocessable } from '../../http/errors.ts';
 import { newId } from '../../lib/ids.ts';
 import { fromJson, toJson } from '../../lib/json.ts';
 import type { Services } from '../../services.ts';
-import type { Executor } from '../../storage/db.ts';
+import type { Executor } from '../../storage/database.ts';
 import { channelSettings, type ChannelRow, type ChannelService } from './channels.ts';
 import { extendScope, type ContextRegistry } from './context-providers.ts';
 import type { FlowRow, FlowService } from './flows/service.ts';

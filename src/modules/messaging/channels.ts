@@ -6,7 +6,7 @@ import { newId } from '../../lib/ids.ts';
 import { fromJson, toJson } from '../../lib/json.ts';
 import { toE164 } from '../../lib/phone.ts';
 import { parseHttpUrl, UnsafeUrlError } from '../../lib/url-guard.ts';
-import type { Executor } from '../../storage/db.ts';
+import type { Executor } from '../../storage/database.ts';
 import { infobipBaseUrl } from './providers/infobip.ts';
 import { verifyTwilioSignature } from './providers/twilio.ts';
 import type { ChannelCredentials, ChannelForSend } from './providers/types.ts';

@@ -1,4 +1,4 @@
-import type { DialectName, Executor } from '../../storage/db.ts';
+import type { DialectName, Executor } from '../../storage/database.ts';
 import { hot } from '../../storage/hot.ts';
 import type { Services } from '../../services.ts';
 import type { CustomerRow } from '../customers/service.ts';
@@ -177,7 +177,7 @@ export function registerCoreProviders(reg: ContextRegistry): void {
   // The default balance as a plain number: {{ points }}.
   reg.register('points', async ({ db, dialect, program, membership }) => {
     if (!membership) return null;
-    const [row] = await hot(db, dialect, 'msg.points', [membership.id, program.id, 1], () =>
+    const [row] = await hot(db, 'msg.points', [membership.id, program.id, 1], () =>
       db
         .selectFrom('balances as b')
         .innerJoin('balance_definitions as d', 'd.id', 'b.balance_definition_id')

@@ -1,6 +1,6 @@
 import type { AppContext } from '../../context.ts';
 import { newId } from '../../lib/ids.ts';
-import type { Executor } from '../../storage/db.ts';
+import type { Executor } from '../../storage/database.ts';
 import { hot } from '../../storage/hot.ts';
 
 // Consent per phone number, before any flow: STOP and its variants opt the number out (the only
@@ -11,7 +11,7 @@ export class OptOutService {
   constructor(private ctx: AppContext) {}
 
   async isOptedOut(db: Executor, phone: string): Promise<boolean> {
-    const [row] = await hot(db, this.ctx.database.dialect, 'msg.consent', [phone], () => db.selectFrom('msg_consents').select('status').where('phone', '=', phone));
+    const [row] = await hot(db, 'msg.consent', [phone], () => db.selectFrom('msg_consents').select('status').where('phone', '=', phone));
     return row?.status === 'opted_out';
   }
 

@@ -1,6 +1,6 @@
 import type { AppContext } from '../../context.ts';
 import { newId } from '../../lib/ids.ts';
-import type { Executor } from '../../storage/db.ts';
+import type { Executor } from '../../storage/database.ts';
 import { hot } from '../../storage/hot.ts';
 import { publicBase, type ChannelRow, type ChannelService } from './channels.ts';
 import type { OptOutService } from './optout.ts';
@@ -99,7 +99,7 @@ export class Outbound {
       delivered_at: null,
       template: input.template ? JSON.stringify(input.template) : null,
     };
-    await hot(trx, this.ctx.database.dialect, 'msg.insert', Object.values(row), () => trx.insertInto('msg_messages').values(row));
+    await hot(trx, 'msg.insert', Object.values(row), () => trx.insertInto('msg_messages').values(row));
     return row;
   }
 
@@ -245,7 +245,7 @@ export class Outbound {
         for (const o of batch) {
           const set = { ...o.set, updated_at: now };
           // One text per set of columns (an outcome's columns depend on its kind).
-          await hot(trx, this.ctx.database.dialect, `msg.outcome:${Object.keys(set).join(',')}`, [...Object.values(set), o.id, 'sending'], () =>
+          await hot(trx, `msg.outcome:${Object.keys(set).join(',')}`, [...Object.values(set), o.id, 'sending'], () =>
             trx.updateTable('msg_messages').set(set).where('id', '=', o.id).where('status', '=', 'sending'),
           );
         }

@@ -3,7 +3,7 @@ import type { FastifyBaseLogger } from 'fastify';
 import type { Clock } from '../../lib/clock.ts';
 import { newId, randomString } from '../../lib/ids.ts';
 import { fromJson, toJson } from '../../lib/json.ts';
-import type { Database, Executor } from '../../storage/db.ts';
+import type { Database, Executor } from '../../storage/database.ts';
 import { writeAtCommit } from '../../storage/hot.ts';
 
 // Timed work (expiries, pending-points activation, anniversaries, reminders) as rows in

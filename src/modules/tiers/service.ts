@@ -5,7 +5,7 @@ import { badRequest, conflict, notFound } from '../../http/errors.ts';
 import { newId, randomString } from '../../lib/ids.ts';
 import { fromJson, toJson } from '../../lib/json.ts';
 import type { Services } from '../../services.ts';
-import type { Executor } from '../../storage/db.ts';
+import type { Executor } from '../../storage/database.ts';
 import { hot } from '../../storage/hot.ts';
 import type { BalanceChange, ChangeResult } from '../ledger/service.ts';
 import { programRef, type ProgramRow } from '../loyalties/service.ts';
@@ -313,7 +313,7 @@ export class TierService {
   async memberTierIds(db: Executor, programId: string, membershipId: string): Promise<string[]> {
     const pt = await this.programTiers(db, programId);
     if (!pt.hasTiers) return [];
-    const rows = await hot(db, this.ctx.database.dialect, 'tiers.memberTierIds', [membershipId], () => db.selectFrom('member_tiers').select('tier_id').where('membership_id', '=', membershipId));
+    const rows = await hot(db, 'tiers.memberTierIds', [membershipId], () => db.selectFrom('member_tiers').select('tier_id').where('membership_id', '=', membershipId));
     return rows.map((r) => r.tier_id).filter((x): x is string => !!x);
   }
 
@@ -385,7 +385,7 @@ export class TierService {
 
     const definitionId =
       opts.definitionId ?? g.group.balance_definition_id ?? (await this.services!.programs.defaultDefinition(trx, program.id)).id;
-    const [current] = await hot(trx, this.ctx.database.dialect, 'tiers.lockMemberTier', [membership.id, g.group.id], () => {
+    const [current] = await hot(trx, 'tiers.lockMemberTier', [membership.id, g.group.id], () => {
       const q = trx.selectFrom('member_tiers').selectAll().where('membership_id', '=', membership.id).where('tier_group_id', '=', g.group.id);
       return this.ctx.database.forUpdate ? q.forUpdate() : q;
     });

@@ -5,7 +5,7 @@ import { request, type Agent } from 'undici';
 import type { AppContext } from '../../context.ts';
 import { newId, randomString } from '../../lib/ids.ts';
 import { fromJson } from '../../lib/json.ts';
-import { openDatabase, type Database, type Executor } from '../../storage/db.ts';
+import { openDatabase, type Database, type Executor } from '../../storage/database.ts';
 import { ENDPOINT_DISABLED } from '../events/catalog.ts';
 import { hasUnread, takeUnread } from './outbox-progress.ts';
 import { openEndpointSecret } from './secrets.ts';

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { freshDatabaseUrl } from '../../../test/helpers/server.ts';
 import { systemClock } from '../../lib/clock.ts';
-import { openDatabase, type Executor } from '../../storage/db.ts';
+import { openDatabase, type Executor } from '../../storage/database.ts';
 import { migrateToLatest } from '../../storage/migrate.ts';
 import { modules } from '../index.ts';
 import { outboxProgressMigration } from './migrations.ts';

@@ -1,5 +1,5 @@
 import { sql, type Kysely, type RawBuilder } from 'kysely';
-import type { DialectName, Executor } from '../../storage/db.ts';
+import type { DialectName, Executor } from '../../storage/database.ts';
 
 // Which outbox events the webhook fan-out has not read yet, without ever rewriting an event row.
 //

@@ -4,7 +4,7 @@ import { ApiError, badRequest, notFound } from '../../http/errors.ts';
 import { newId } from '../../lib/ids.ts';
 import { fromJson } from '../../lib/json.ts';
 import { UnsafeUrlError } from '../../lib/url-guard.ts';
-import type { Executor } from '../../storage/db.ts';
+import type { Executor } from '../../storage/database.ts';
 import { EVENT_TYPES, isKnownEventType } from '../events/catalog.ts';
 import { Dispatcher, type AttemptRecord, type DispatcherOptions, type EndpointRow } from './dispatcher.ts';
 import { countUnread } from './outbox-progress.ts';

@@ -2,7 +2,7 @@ import type { AppContext } from '../../../context.ts';
 import { newId } from '../../../lib/ids.ts';
 import { fromJson, toJson } from '../../../lib/json.ts';
 import type { Services } from '../../../services.ts';
-import { isUniqueViolation, type Executor } from '../../../storage/db.ts';
+import { isUniqueViolation, type Executor } from '../../../storage/database.ts';
 import { hot } from '../../../storage/hot.ts';
 import type { CustomerRow } from '../../customers/service.ts';
 import type { MembershipRow } from '../../members/service.ts';
@@ -72,7 +72,7 @@ export class Engine {
     const inboundKey = `${channel.id}:${msg.providerMessageId}`;
     // A provider retry of a message already stored stops here. Two copies racing past this check
     // are settled by the unique index when the inbound row is written with the replies.
-    const [seen] = await hot(db, this.ctx.database.dialect, 'msg.inboundSeen', [inboundKey], () =>
+    const [seen] = await hot(db, 'msg.inboundSeen', [inboundKey], () =>
       db.selectFrom('msg_messages').select('id').where('inbound_key', '=', inboundKey),
     );
     if (seen) return { duplicate: true, messageId: null, replies: [], replyIds: [] };
@@ -132,7 +132,7 @@ export class Engine {
   private async markInbound(id: string, patch: Partial<MessageRow>, trx: Executor = this.ctx.database.db) {
     const row: MessageRow = { ...this.pending.get(id)!, ...patch, updated_at: this.ctx.clock.nowIso() };
     try {
-      await hot(trx, this.ctx.database.dialect, 'msg.insertInbound', Object.values(row), () => trx.insertInto('msg_messages').values(row));
+      await hot(trx, 'msg.insertInbound', Object.values(row), () => trx.insertInto('msg_messages').values(row));
     } catch (err) {
       // The unique inbound_key: a copy of this provider message was stored first. (Not ON CONFLICT
       // DO NOTHING RETURNING: on SQLite, RETURNING triples the cost of the insert.)
@@ -170,7 +170,7 @@ export class Engine {
     let version: FlowVersion | null = null;
     let startStep: string | null = null;
     let alias: string | null = null;
-    const [open] = await hot(db, this.ctx.database.dialect, 'msg.openConversation', [channel.id, phone, 'waiting', now], () =>
+    const [open] = await hot(db, 'msg.openConversation', [channel.id, phone, 'waiting', now], () =>
       db
         .selectFrom('msg_conversations as c')
         .leftJoin('msg_flows as f', (j) => j.onRef('f.id', '=', 'c.flow_id').on('f.deleted_at', 'is', null))
@@ -268,7 +268,7 @@ export class Engine {
       // The conversation continued here (and any other of this number on this channel) ends:
       // one conversation at a time; a wait step opens a new one below.
       if (session || open || result.waitAt) {
-        await hot(trx, dialect, 'msg.endConversations', ['ended', t, channel.id, phone, 'waiting'], () =>
+        await hot(trx, 'msg.endConversations', ['ended', t, channel.id, phone, 'waiting'], () =>
           trx.updateTable('msg_conversations').set({ state: 'ended', updated_at: t }).where('channel_id', '=', channel.id).where('phone', '=', phone).where('state', '=', 'waiting'),
         );
       }
@@ -294,7 +294,7 @@ export class Engine {
           created_at: t,
           updated_at: t,
         };
-        await hot(trx, dialect, 'msg.insertConversation', Object.values(conversation), () => trx.insertInto('msg_conversations').values(conversation));
+        await hot(trx, 'msg.insertConversation', Object.values(conversation), () => trx.insertInto('msg_conversations').values(conversation));
       }
       const rows: MessageRow[] = [];
       for (const text of result.replies) {

@@ -3,7 +3,7 @@ import { badRequest, conflict, notFound } from '../../../http/errors.ts';
 import { newId } from '../../../lib/ids.ts';
 import { fromJson } from '../../../lib/json.ts';
 import type { Services } from '../../../services.ts';
-import type { Executor } from '../../../storage/db.ts';
+import type { Executor } from '../../../storage/database.ts';
 import { normalizeKeyword } from '../keywords.ts';
 import type { MsgFlowsTable } from '../tables.ts';
 import { validateDefinition, type FlowDefinition } from './definition.ts';
