@@ -19,16 +19,44 @@
 // Environment: BENCH_DURATION (10), BENCH_CONNECTIONS (50), BENCH_CUSTOMERS (300), BENCH_BACKENDS,
 // BENCH_PG_URL, BENCH_NODE_ARGS and BENCH_SHOW_SERVER_OUTPUT for profiling (see bench/lib.ts).
 import type autocannon from 'autocannon';
-import { api, authHeaders, BACKENDS, CONNECTIONS, cpuTicks, DURATION, load, loadAverageLine, pgReachable, postgresTicks, usPer, withTally } from './lib.ts';
+import {
+  api,
+  authHeaders,
+  BACKENDS,
+  CONNECTIONS,
+  cpuTicks,
+  DURATION,
+  load,
+  loadAverageLine,
+  pgReachable,
+  postgresTicks,
+  usPer,
+  withTally,
+} from './lib.ts';
 
 const CUSTOMERS = Number(process.env.BENCH_CUSTOMERS ?? 300);
 const TIERS = process.env.BENCH_TIERS === '1';
 
 const RULES: unknown[] = [
   { event: 'purchase', loyalty: { type: 'FIXED', points: 5 } },
-  { event: 'purchase', loyalty: { type: 'PROPORTIONAL', calculation_type: 'CUSTOM_EVENT_METADATA', custom_event: { metadata: { every: 10, points: 1, property: 'value' } } } },
-  { event: 'purchase', loyalty: { type: 'FIXED', points: 2 }, conditions: { 'event.metadata.channel': { $in: ['web', 'app'] } } },
-  { event: 'purchase', loyalty: { type: 'FIXED', points: 3 }, multipliers: [{ multiplier: 2, validity_day_of_week: [0, 6] }] },
+  {
+    event: 'purchase',
+    loyalty: {
+      type: 'PROPORTIONAL',
+      calculation_type: 'CUSTOM_EVENT_METADATA',
+      custom_event: { metadata: { every: 10, points: 1, property: 'value' } },
+    },
+  },
+  {
+    event: 'purchase',
+    loyalty: { type: 'FIXED', points: 2 },
+    conditions: { 'event.metadata.channel': { $in: ['web', 'app'] } },
+  },
+  {
+    event: 'purchase',
+    loyalty: { type: 'FIXED', points: 3 },
+    multipliers: [{ multiplier: 2, validity_day_of_week: [0, 6] }],
+  },
   { event: 'purchase', loyalty: { type: 'FIXED', points: 1 }, limits: [{ period: 'DAY', max_points: 1_000_000 }] },
   ...Array.from({ length: 15 }, (_, i) => ({ event: `other_${i}`, loyalty: { type: 'FIXED', points: 1 } })),
 ];
@@ -61,7 +89,13 @@ function recordAnswer(earned: Earned, status: number, body: string) {
   earned.set(r.source_event_id, r.earned.points + r.earned.pending_points);
 }
 
-function eventsLoad(base: string, prefix: string, sent: Set<string>, earned: Earned, duration: number): Promise<autocannon.Result> {
+function eventsLoad(
+  base: string,
+  prefix: string,
+  sent: Set<string>,
+  earned: Earned,
+  duration: number,
+): Promise<autocannon.Result> {
   let n = 0;
   return load({
     url: base,
@@ -100,7 +134,9 @@ async function benchEvents(backend: string) {
     const codes: string[] = [];
     for (let i = 0; i < CUSTOMERS; i += 50) {
       const answers = await Promise.all(
-        Array.from({ length: Math.min(50, CUSTOMERS - i) }, (_, j) => api(base, 'POST', '/v1/events', eventOf(`first-${i + j}`, i + j))),
+        Array.from({ length: Math.min(50, CUSTOMERS - i) }, (_, j) =>
+          api(base, 'POST', '/v1/events', eventOf(`first-${i + j}`, i + j)),
+        ),
       );
       for (const a of answers) {
         earned.set(a.source_event_id, a.earned.points + a.earned.pending_points);
@@ -140,13 +176,17 @@ async function benchEvents(backend: string) {
     const expected = [...earned.values()].reduce((s, p) => s + p, 0);
     const ok = held === expected;
     row.check = `${ok ? 'ok' : 'MISMATCH'}: cards hold ${held}, answers earned ${expected}`;
-    console.log(`    ${row.check} (${earned.size - answeredBefore} events answered in the run, ${unanswered.length} sent again)`);
+    console.log(
+      `    ${row.check} (${earned.size - answeredBefore} events answered in the run, ${unanswered.length} sent again)`,
+    );
     if (!ok) process.exitCode = 1;
     rows.push(row);
   });
 }
 
-console.log(`bench:events: 20 active earning rules (5 match each event)${TIERS ? ', 3 tiers' : ''}, ${CUSTOMERS} customers, ${CONNECTIONS} connections, ${DURATION} s, node ${process.version}`);
+console.log(
+  `bench:events: 20 active earning rules (5 match each event)${TIERS ? ', 3 tiers' : ''}, ${CUSTOMERS} customers, ${CONNECTIONS} connections, ${DURATION} s, node ${process.version}`,
+);
 for (const b of BACKENDS) {
   if (b === 'postgres' && !(await pgReachable())) {
     console.log('  PostgreSQL skipped: not reachable');
@@ -155,7 +195,12 @@ for (const b of BACKENDS) {
   await benchEvents(b);
 }
 console.log(`\n${loadAverageLine()}`);
-console.log('\n| backend | events/s | p50 ms | p99 ms | errors | server CPU µs/event | PostgreSQL CPU µs/event | ledger check |');
+console.log(
+  '\n| backend | events/s | p50 ms | p99 ms | errors | server CPU µs/event | PostgreSQL CPU µs/event | ledger check |',
+);
 console.log('| --- | ---: | ---: | ---: | ---: | ---: | ---: | --- |');
-for (const r of rows) console.log(`| ${r.backend} | ${r.eps} | ${r.p50} | ${r.p99} | ${r.errors} | ${r.serverCpuUs} | ${r.dbCpuUs ?? '-'} | ${r.check} |`);
+for (const r of rows)
+  console.log(
+    `| ${r.backend} | ${r.eps} | ${r.p50} | ${r.p99} | ${r.errors} | ${r.serverCpuUs} | ${r.dbCpuUs ?? '-'} | ${r.check} |`,
+  );
 console.log('\ntarget: SQLite >= 3000 events/s');

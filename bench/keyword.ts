@@ -20,7 +20,9 @@ setGlobalDispatcher(new Agent({ connections: 256, pipelining: 1, keepAliveTimeou
 const MEMBERS = Number(process.env.BENCH_MEMBERS ?? 500);
 const BASE_SECONDS = Number(process.env.BENCH_SECONDS ?? 10);
 const STEP_SECONDS = Number(process.env.BENCH_STEP_SECONDS ?? 5);
-const RATES = (process.env.BENCH_RATES ?? '50,100,150,200,250,300,400,500,600,800,1000,1200,1500').split(',').map(Number);
+const RATES = (process.env.BENCH_RATES ?? '50,100,150,200,250,300,400,500,600,800,1000,1200,1500')
+  .split(',')
+  .map(Number);
 
 async function freePort(): Promise<number> {
   return new Promise((resolve) => {
@@ -57,30 +59,44 @@ async function main() {
   const dir = mkdtempSync(join(tmpdir(), 'tally-bench-kw-'));
   const port = await freePort();
   const url = `http://127.0.0.1:${port}`;
-  const headers = { 'x-app-id': 'app_bench', 'x-app-token': 'tly_sk_bench_0123456789abcdef', 'content-type': 'application/json' };
-  const child = spawn(process.execPath, [...(process.env.BENCH_NODE_ARGS ? process.env.BENCH_NODE_ARGS.split(' ') : []), 'bin/tally.mjs', 'serve'], {
-    env: {
-      ...process.env,
-      DATABASE_URL: process.env.BENCH_DATABASE_URL ?? `sqlite:${join(dir, 'bench.db')}`,
-      PORT: String(port),
-      LOG_LEVEL: 'warn',
-      TALLY_APP_ID: headers['x-app-id'],
-      TALLY_APP_TOKEN: headers['x-app-token'],
-      TALLY_ALLOW_PRIVATE_TARGETS: '1',
+  const headers = {
+    'x-app-id': 'app_bench',
+    'x-app-token': 'tly_sk_bench_0123456789abcdef',
+    'content-type': 'application/json',
+  };
+  const child = spawn(
+    process.execPath,
+    [...(process.env.BENCH_NODE_ARGS ? process.env.BENCH_NODE_ARGS.split(' ') : []), 'bin/tally.mjs', 'serve'],
+    {
+      env: {
+        ...process.env,
+        DATABASE_URL: process.env.BENCH_DATABASE_URL ?? `sqlite:${join(dir, 'bench.db')}`,
+        PORT: String(port),
+        LOG_LEVEL: 'warn',
+        TALLY_APP_ID: headers['x-app-id'],
+        TALLY_APP_TOKEN: headers['x-app-token'],
+        TALLY_ALLOW_PRIVATE_TARGETS: '1',
+      },
+      stdio: ['ignore', 'inherit', 'inherit'],
     },
-    stdio: ['ignore', 'inherit', 'inherit'],
-  });
+  );
   const infobip = new FakeInfobip('bench-key-0123456789');
   try {
     await infobip.start();
     for (let i = 0; ; i++) {
-      const ok = await fetch(`${url}/readyz`).then((r) => r.ok).catch(() => false);
+      const ok = await fetch(`${url}/readyz`)
+        .then((r) => r.ok)
+        .catch(() => false);
       if (ok) break;
       if (i > 200) throw new Error('server did not start');
       await new Promise((r) => setTimeout(r, 100));
     }
     const api = async (method: string, path: string, body?: unknown) => {
-      const res = await fetch(`${url}${path}`, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
+      const res = await fetch(`${url}${path}`, {
+        method,
+        headers,
+        body: body === undefined ? undefined : JSON.stringify(body),
+      });
       const json = (await res.json()) as any;
       if (res.status >= 300) throw new Error(`${method} ${path}: ${res.status} ${JSON.stringify(json)}`);
       return json;
@@ -90,7 +106,9 @@ async function main() {
     for (let i = 0; i < MEMBERS; i++) {
       const phone = `+38591${String(1000000 + i).padStart(7, '0')}`;
       phones.push(phone);
-      const m = await api('POST', `/v1/loyalties/${program.id}/members`, { customer: { source_id: `b${i}`, name: `Member ${i}`, phone } });
+      const m = await api('POST', `/v1/loyalties/${program.id}/members`, {
+        customer: { source_id: `b${i}`, name: `Member ${i}`, phone },
+      });
       await api('POST', `/v1/loyalties/members/${m.code}/balance`, { points: 1000 + i });
     }
     const channel = await api('POST', '/v1/channels', {
@@ -106,7 +124,13 @@ async function main() {
       triggers: [{ keywords: ['POINTS', 'BALANCE', 'PTS'], match: 'first_word' }],
       steps: [
         { id: 'find', type: 'find_member', next: 'reply' },
-        { id: 'reply', type: 'reply', template: 'Hi {{ customer.name }}, you have {{ points }} points on card {{ membership.code }}. Reply REDEEM to redeem.', next: 'wait' },
+        {
+          id: 'reply',
+          type: 'reply',
+          template:
+            'Hi {{ customer.name }}, you have {{ points }} points on card {{ membership.code }}. Reply REDEEM to redeem.',
+          next: 'wait',
+        },
         { id: 'wait', type: 'wait', replies: [{ keywords: ['REDEEM'], next: 'redeem' }] },
         { id: 'redeem', type: 'reply', template: 'Show card {{ membership.code }} at the till.' },
       ],
@@ -146,7 +170,13 @@ async function main() {
         q.push(performance.now());
         pending.set(phone, q);
         inflight.push(
-          fetch(inboundUrl, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(infobipSms(phone, '385921004026', seq % 3 === 0 ? 'balance' : 'POINTS', `bench-${seq}`)) })
+          fetch(inboundUrl, {
+            method: 'POST',
+            headers: { 'content-type': 'application/json' },
+            body: JSON.stringify(
+              infobipSms(phone, '385921004026', seq % 3 === 0 ? 'balance' : 'POINTS', `bench-${seq}`),
+            ),
+          })
             .then(async (r) => {
               await r.arrayBuffer();
               if (r.status !== 200) errors++;
@@ -158,7 +188,8 @@ async function main() {
       }
       await Promise.all(inflight);
       const deadline = performance.now() + 10_000;
-      while (latencies.length + errors < total && performance.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+      while (latencies.length + errors < total && performance.now() < deadline)
+        await new Promise((r) => setTimeout(r, 20));
       const elapsed = (performance.now() - start) / 1000;
       const sorted = [...latencies].sort((a, b) => a - b);
       const lost = total - latencies.length;
@@ -167,7 +198,20 @@ async function main() {
       const userPerMessage = (cpu1.user - cpu0.user) / total;
       const systemPerMessage = (cpu1.system - cpu0.system) / total;
       const cpuPerMessage = userPerMessage + systemPerMessage;
-      return { rate, total, replies: latencies.length, lost, errors, cpuPerMessage, userPerMessage, systemPerMessage, p50: pct(sorted, 50), p99: pct(sorted, 99), max: sorted.at(-1) ?? NaN, achieved: latencies.length / elapsed };
+      return {
+        rate,
+        total,
+        replies: latencies.length,
+        lost,
+        errors,
+        cpuPerMessage,
+        userPerMessage,
+        systemPerMessage,
+        p50: pct(sorted, 50),
+        p99: pct(sorted, 99),
+        max: sorted.at(-1) ?? NaN,
+        achieved: latencies.length / elapsed,
+      };
     }
     const fmt = (r: Awaited<ReturnType<typeof run>>) =>
       `rate ${String(r.rate).padStart(5)}/s  replies ${r.replies}/${r.total}  p50 ${r.p50.toFixed(1)} ms  p99 ${r.p99.toFixed(1)} ms  max ${r.max.toFixed(1)} ms  achieved ${r.achieved.toFixed(0)}/s  server CPU ${r.cpuPerMessage.toFixed(2)} ms/msg (user ${r.userPerMessage.toFixed(2)}, system ${r.systemPerMessage.toFixed(2)})${r.errors ? `  errors ${r.errors}` : ''}${r.lost ? `  lost ${r.lost}` : ''}`;
@@ -182,10 +226,16 @@ async function main() {
     await run(50, 2);
     await run(150, Number(process.env.BENCH_WARMUP_SECONDS ?? 5));
     const base = await run(200, BASE_SECONDS);
-    console.log(`\nkeyword bench (${process.env.BENCH_DATABASE_URL?.startsWith('postgres') ? 'PostgreSQL' : 'SQLite'}, ${MEMBERS} members, webhook → flow → provider call; load average ${loadavg()[0].toFixed(1)} on ${(await import('node:os')).cpus().length} CPUs)`);
-    console.log(`calibration: GET /healthz costs ${healthzCpu.toFixed(2)} ms of server CPU (about 0.1 ms on an idle machine)`);
+    console.log(
+      `\nkeyword bench (${process.env.BENCH_DATABASE_URL?.startsWith('postgres') ? 'PostgreSQL' : 'SQLite'}, ${MEMBERS} members, webhook → flow → provider call; load average ${loadavg()[0].toFixed(1)} on ${(await import('node:os')).cpus().length} CPUs)`,
+    );
+    console.log(
+      `calibration: GET /healthz costs ${healthzCpu.toFixed(2)} ms of server CPU (about 0.1 ms on an idle machine)`,
+    );
     console.log(fmt(base));
-    console.log(`server CPU per keyword message ≈ ${(base.cpuPerMessage / healthzCpu).toFixed(1)} × a health check; one core sustains ≈ ${(1000 / base.cpuPerMessage).toFixed(0)} messages/s at this cost`);
+    console.log(
+      `server CPU per keyword message ≈ ${(base.cpuPerMessage / healthzCpu).toFixed(1)} × a health check; one core sustains ≈ ${(1000 / base.cpuPerMessage).toFixed(0)} messages/s at this cost`,
+    );
     console.log(`target p99 < 50 ms at 200/s: ${base.p99 < 50 && base.lost === 0 ? 'MET' : 'NOT MET'}\n`);
     console.log('stepping the rate up:');
     let crossed: Awaited<ReturnType<typeof run>> | null = null;
@@ -203,7 +253,9 @@ async function main() {
     if (crossed) {
       console.log(
         `\np99 passes 100 ms at ${crossed.rate} messages/s` +
-          (lastOk ? ` (highest rate under 100 ms: ${lastOk.rate}/s, p99 ${lastOk.p99.toFixed(1)} ms)` : ' (already at the lowest step)'),
+          (lastOk
+            ? ` (highest rate under 100 ms: ${lastOk.rate}/s, p99 ${lastOk.p99.toFixed(1)} ms)`
+            : ' (already at the lowest step)'),
       );
     } else {
       console.log(`\np99 stayed under 100 ms up to ${lastOk?.rate} messages/s`);

@@ -17,7 +17,24 @@
 import { spawnSync } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import type autocannon from 'autocannon';
-import { api, authHeaders, BACKENDS, CONNECTIONS, cpuTicks, DURATION, freePort, load as run, loadAverageLine, PG_ADMIN, pgAdmin, pgReachable, postgresTicks, startChild, usPer, withTally } from './lib.ts';
+import {
+  api,
+  authHeaders,
+  BACKENDS,
+  CONNECTIONS,
+  cpuTicks,
+  DURATION,
+  freePort,
+  load as run,
+  loadAverageLine,
+  PG_ADMIN,
+  pgAdmin,
+  pgReachable,
+  postgresTicks,
+  startChild,
+  usPer,
+  withTally,
+} from './lib.ts';
 
 const CARDS = Number(process.env.BENCH_CARDS ?? 1000);
 
@@ -40,10 +57,22 @@ const rows: Row[] = [];
 
 function record(name: string, r: autocannon.Result, note?: string): Row {
   const ok = r['2xx'];
-  const row = { name, rps: Math.round(ok / (r.duration || DURATION)), p50: r.latency.p50, p99: r.latency.p99, errors: r.non2xx + r.errors + r.timeouts, note };
+  const row = {
+    name,
+    rps: Math.round(ok / (r.duration || DURATION)),
+    p50: r.latency.p50,
+    p99: r.latency.p99,
+    errors: r.non2xx + r.errors + r.timeouts,
+    note,
+  };
   rows.push(row);
-  console.log(`  ${name}: ${row.rps} req/s, p50 ${row.p50} ms, p99 ${row.p99} ms, ${row.errors} errors (p90 ${r.latency.p90}, p97.5 ${r.latency.p97_5}, max ${r.latency.max})`);
-  if (row.errors > 0) console.log(`    non-2xx by status: ${JSON.stringify(r.statusCodeStats)}, connection errors ${r.errors}, timeouts ${r.timeouts}`);
+  console.log(
+    `  ${name}: ${row.rps} req/s, p50 ${row.p50} ms, p99 ${row.p99} ms, ${row.errors} errors (p90 ${r.latency.p90}, p97.5 ${r.latency.p97_5}, max ${r.latency.max})`,
+  );
+  if (row.errors > 0)
+    console.log(
+      `    non-2xx by status: ${JSON.stringify(r.statusCodeStats)}, connection errors ${r.errors}, timeouts ${r.timeouts}`,
+    );
   return row;
 }
 
@@ -54,7 +83,9 @@ async function benchTally(backend: string) {
     const codes: string[] = [];
     for (let i = 0; i < CARDS; i += 50) {
       const batch = await Promise.all(
-        Array.from({ length: Math.min(50, CARDS - i) }, (_, j) => api(base, 'POST', `/v1/loyalties/${program.id}/members`, { customer: { source_id: `bench-${i + j}` } })),
+        Array.from({ length: Math.min(50, CARDS - i) }, (_, j) =>
+          api(base, 'POST', `/v1/loyalties/${program.id}/members`, { customer: { source_id: `bench-${i + j}` } }),
+        ),
       );
       codes.push(...batch.map((m) => m.code));
     }
@@ -63,14 +94,34 @@ async function benchTally(backend: string) {
     const warm = await run({
       url: base,
       duration: 2,
-      requests: [{ method: 'POST', setupRequest: (req) => ({ ...req, path: `/v1/loyalties/members/${codes[Math.floor(Math.random() * codes.length)]}/balance`, headers: { ...authHeaders, 'idempotency-key': randomUUID() }, body }) }],
+      requests: [
+        {
+          method: 'POST',
+          setupRequest: (req) => ({
+            ...req,
+            path: `/v1/loyalties/members/${codes[Math.floor(Math.random() * codes.length)]}/balance`,
+            headers: { ...authHeaders, 'idempotency-key': randomUUID() },
+            body,
+          }),
+        },
+      ],
     });
     const cpu0 = cpuTicks(server.pid);
     const gen0 = cpuTicks(process.pid);
     const pg0 = backend === 'postgres' ? postgresTicks() : 0;
     const r = await run({
       url: base,
-      requests: [{ method: 'POST', setupRequest: (req) => ({ ...req, path: `/v1/loyalties/members/${codes[Math.floor(Math.random() * codes.length)]}/balance`, headers: { ...authHeaders, 'idempotency-key': randomUUID() }, body }) }],
+      requests: [
+        {
+          method: 'POST',
+          setupRequest: (req) => ({
+            ...req,
+            path: `/v1/loyalties/members/${codes[Math.floor(Math.random() * codes.length)]}/balance`,
+            headers: { ...authHeaders, 'idempotency-key': randomUUID() },
+            body,
+          }),
+        },
+      ],
     });
     const cpuUs = usPer(cpuTicks(server.pid) - cpu0, r['2xx']);
     const genUs = usPer(cpuTicks(process.pid) - gen0, r['2xx']);
@@ -78,7 +129,9 @@ async function benchTally(backend: string) {
     const row = record(`tally ${backend}: POST balance +1 (Idempotency-Key, ${CARDS} cards)`, r);
     row.serverCpuUs = Math.round(cpuUs);
     row.dbCpuUs = pgUs === undefined ? undefined : Math.round(pgUs);
-    console.log(`    server CPU ${row.serverCpuUs} µs per addition${pgUs === undefined ? '' : `, PostgreSQL CPU ${row.dbCpuUs} µs per addition`}; load generator CPU ${Math.round(genUs)} µs per request`);
+    console.log(
+      `    server CPU ${row.serverCpuUs} µs per addition${pgUs === undefined ? '' : `, PostgreSQL CPU ${row.dbCpuUs} µs per addition`}; load generator CPU ${Math.round(genUs)} µs per request`,
+    );
     // Correctness after the run: every 2xx is exactly one ledger entry and one idempotency record.
     let total = 0;
     for (let i = 0; i < codes.length; i += 1) {
@@ -91,7 +144,9 @@ async function benchTally(backend: string) {
     const sent = warm.requests.sent + r.requests.sent;
     const ok = total >= answered && total <= sent;
     row.note = `sum of card balances ${total}, 2xx ${answered}, sent ${sent}`;
-    console.log(`    sum of all card balances ${total}: ${ok ? 'within' : 'OUTSIDE'} [2xx answers ${answered}, requests sent ${sent}]${ok ? '' : ' MISMATCH'}`);
+    console.log(
+      `    sum of all card balances ${total}: ${ok ? 'within' : 'OUTSIDE'} [2xx answers ${answered}, requests sent ${sent}]${ok ? '' : ' MISMATCH'}`,
+    );
     if (!ok) process.exitCode = 1;
   });
 }
@@ -109,9 +164,20 @@ async function benchEmpty() {
       }, 50);
     });
     const body = JSON.stringify({ points: 1, reason: 'bench' });
-    await run({ url: `http://127.0.0.1:${port}/empty`, method: 'POST', body, headers: { 'content-type': 'application/json' }, duration: 2 });
+    await run({
+      url: `http://127.0.0.1:${port}/empty`,
+      method: 'POST',
+      body,
+      headers: { 'content-type': 'application/json' },
+      duration: 2,
+    });
     const cpu0 = cpuTicks(server.child.pid!);
-    const r = await run({ url: `http://127.0.0.1:${port}/empty`, method: 'POST', body, headers: { 'content-type': 'application/json' } });
+    const r = await run({
+      url: `http://127.0.0.1:${port}/empty`,
+      method: 'POST',
+      body,
+      headers: { 'content-type': 'application/json' },
+    });
     const row = record('ceiling: empty Fastify route (POST JSON)', r);
     row.serverCpuUs = usPer(cpuTicks(server.child.pid!) - cpu0, r['2xx']);
     console.log(`    server CPU ${row.serverCpuUs} µs per request`);
@@ -130,10 +196,16 @@ function benchPgbench() {
       // Scale = clients: pgbench's own advice for tpcb-like. At scale 1 its 50 clients all update
       // the one pgbench_branches row and it measures that row's lock (519 tps against 1,022 at
       // scale 50 on the same machine, same minute).
-      const init = spawnSync('pgbench', ['-i', '-q', '-s', String(CONNECTIONS), ...conn, name], { env, encoding: 'utf8' });
+      const init = spawnSync('pgbench', ['-i', '-q', '-s', String(CONNECTIONS), ...conn, name], {
+        env,
+        encoding: 'utf8',
+      });
       if (init.status !== 0) throw new Error(init.stderr);
       const pg0 = postgresTicks();
-      const res = spawnSync('pgbench', ['-c', String(CONNECTIONS), '-j', '2', '-T', String(DURATION), ...conn, name], { env, encoding: 'utf8' });
+      const res = spawnSync('pgbench', ['-c', String(CONNECTIONS), '-j', '2', '-T', String(DURATION), ...conn, name], {
+        env,
+        encoding: 'utf8',
+      });
       const pgTicks = postgresTicks() - pg0;
       if (res.status !== 0) throw new Error(res.stderr);
       const tps = Number((res.stdout.match(/tps = ([\d.]+)/) ?? [])[1]);
@@ -142,7 +214,13 @@ function benchPgbench() {
       // (No PostgreSQL CPU figure here: pgbench's backends exit with it, taking their CPU counters along.)
       void pgTicks;
       void txs;
-      rows.push({ name: `ceiling: pgbench tpcb-like -s ${CONNECTIONS} -c ${CONNECTIONS} -j 2 (tps; average latency)`, rps: Math.round(tps), p50: lat, p99: NaN, errors: 0 });
+      rows.push({
+        name: `ceiling: pgbench tpcb-like -s ${CONNECTIONS} -c ${CONNECTIONS} -j 2 (tps; average latency)`,
+        rps: Math.round(tps),
+        p50: lat,
+        p99: NaN,
+        errors: 0,
+      });
       console.log(`  pgbench tpcb-like: ${Math.round(tps)} tps, average latency ${lat} ms`);
     } finally {
       await pgAdmin((c) => c.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`));
@@ -166,6 +244,8 @@ console.log(`\n${loadAverageLine()}`);
 console.log('\n| run | req/s | p50 ms | p99 ms | errors | server CPU µs/req | PostgreSQL CPU µs/req |');
 console.log('| --- | ---: | ---: | ---: | ---: | ---: | ---: |');
 for (const r of rows) {
-  console.log(`| ${r.name} | ${r.rps} | ${r.p50} | ${Number.isNaN(r.p99) ? '-' : r.p99} | ${r.errors} | ${r.serverCpuUs ?? '-'} | ${r.dbCpuUs ?? '-'} |`);
+  console.log(
+    `| ${r.name} | ${r.rps} | ${r.p50} | ${Number.isNaN(r.p99) ? '-' : r.p99} | ${r.errors} | ${r.serverCpuUs ?? '-'} | ${r.dbCpuUs ?? '-'} |`,
+  );
 }
 console.log('\ntargets: SQLite >= 5000 additions/s, PostgreSQL >= 2000/s, p99 < 50 ms');

@@ -22,7 +22,10 @@ export const DURATION = Number(process.env.BENCH_DURATION ?? 10);
 export const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 50);
 export const BACKENDS = (process.env.BENCH_BACKENDS ?? 'sqlite,postgres').split(',').filter(Boolean);
 export const PG_ADMIN =
-  process.env.BENCH_PG_URL ?? (process.env.DATABASE_URL?.startsWith('postgres') ? process.env.DATABASE_URL : 'postgres://postgres@127.0.0.1:5432/postgres');
+  process.env.BENCH_PG_URL ??
+  (process.env.DATABASE_URL?.startsWith('postgres')
+    ? process.env.DATABASE_URL
+    : 'postgres://postgres@127.0.0.1:5432/postgres');
 export const APP_ID = 'app_bench';
 export const TOKEN = `tly_sk_bench_${randomBytes(12).toString('hex')}`;
 export const authHeaders = { 'x-app-id': APP_ID, 'x-app-token': TOKEN, 'content-type': 'application/json' };
@@ -129,7 +132,10 @@ export async function pgReachable() {
 export async function freshDatabase(backend: string): Promise<{ databaseUrl: string; cleanup: () => Promise<void> }> {
   if (backend === 'sqlite') {
     const dir = mkdtempSync(join(tmpdir(), 'tally-bench-'));
-    return { databaseUrl: `sqlite:${join(dir, 'bench.db')}`, cleanup: async () => rmSync(dir, { recursive: true, force: true }) };
+    return {
+      databaseUrl: `sqlite:${join(dir, 'bench.db')}`,
+      cleanup: async () => rmSync(dir, { recursive: true, force: true }),
+    };
   }
   const name = `tally_bench_${Date.now()}_${randomBytes(3).toString('hex')}`;
   await pgAdmin((c) => c.query(`CREATE DATABASE ${name}`));
@@ -163,7 +169,10 @@ export async function startTally(databaseUrl: string) {
 }
 
 /** Runs `fn` against `tally serve` on a fresh database of `backend`; stops both afterwards. */
-export async function withTally<T>(backend: string, fn: (server: Awaited<ReturnType<typeof startTally>>) => Promise<T>): Promise<T> {
+export async function withTally<T>(
+  backend: string,
+  fn: (server: Awaited<ReturnType<typeof startTally>>) => Promise<T>,
+): Promise<T> {
   const { databaseUrl, cleanup } = await freshDatabase(backend);
   try {
     const server = await startTally(databaseUrl);
@@ -179,7 +188,11 @@ export async function withTally<T>(backend: string, fn: (server: Awaited<ReturnT
 
 /** An authenticated JSON request to the server; throws on a non-2xx answer. */
 export async function api(base: string, method: string, path: string, body?: unknown) {
-  const res = await fetch(`${base}${path}`, { method, headers: authHeaders, body: body === undefined ? undefined : JSON.stringify(body) });
+  const res = await fetch(`${base}${path}`, {
+    method,
+    headers: authHeaders,
+    body: body === undefined ? undefined : JSON.stringify(body),
+  });
   const json = (await res.json()) as any;
   if (!res.ok) throw new Error(`${method} ${path}: ${res.status} ${JSON.stringify(json)}`);
   return json;
@@ -188,7 +201,9 @@ export async function api(base: string, method: string, path: string, body?: unk
 /** autocannon with the benchmark's connections and duration unless `opts` says otherwise. */
 export function load(opts: autocannon.Options): Promise<autocannon.Result> {
   return new Promise((resolve, reject) => {
-    autocannon({ connections: CONNECTIONS, duration: DURATION, ...opts }, (err, res) => (err ? reject(err) : resolve(res)));
+    autocannon({ connections: CONNECTIONS, duration: DURATION, ...opts }, (err, res) =>
+      err ? reject(err) : resolve(res),
+    );
   });
 }
 

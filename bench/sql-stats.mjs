@@ -18,7 +18,11 @@ for (const name of ['run', 'all', 'get']) {
   const orig = proto[name];
   proto[name] = function (...args) {
     const t0 = performance.now();
-    try { return orig.apply(this, args); } finally { count(this.source, performance.now() - t0); }
+    try {
+      return orig.apply(this, args);
+    } finally {
+      count(this.source, performance.now() - t0);
+    }
   };
 }
 const query = pg.Client.prototype.query;
@@ -27,6 +31,11 @@ pg.Client.prototype.query = function (q, ...rest) {
   return query.call(this, q, ...rest);
 };
 process.on('exit', () => {
-  const rows = [...stats.entries()].sort((a, b) => b[1].t - a[1].t || b[1].n - a[1].n).slice(0, Number(process.env.SQL_STATS_TOP ?? 16));
-  for (const [k, s] of rows) process.stderr.write(`${s.t.toFixed(0).padStart(6)}ms ${String(s.n).padStart(6)} ${(s.t * 1000 / s.n).toFixed(1).padStart(7)}µs  ${k}\n`);
+  const rows = [...stats.entries()]
+    .sort((a, b) => b[1].t - a[1].t || b[1].n - a[1].n)
+    .slice(0, Number(process.env.SQL_STATS_TOP ?? 16));
+  for (const [k, s] of rows)
+    process.stderr.write(
+      `${s.t.toFixed(0).padStart(6)}ms ${String(s.n).padStart(6)} ${((s.t * 1000) / s.n).toFixed(1).padStart(7)}µs  ${k}\n`,
+    );
 });

@@ -66,21 +66,36 @@ async function benchOn(databaseUrl: string) {
     });
   });
 
-  const config = { ...loadConfig({}, {}), port: 0, databaseUrl, logLevel: 'warn', allowPrivateTargets: true, workers: true, secretKey: SECRET_KEY };
+  const config = {
+    ...loadConfig({}, {}),
+    port: 0,
+    databaseUrl,
+    logLevel: 'warn',
+    allowPrivateTargets: true,
+    workers: true,
+    secretKey: SECRET_KEY,
+  };
   const server = await buildServer(config, process.env.BENCH_LOG ? {} : { logger: false });
   const appId = 'app_bench';
   const token = `tly_sk_bench_${randomBytes(8).toString('hex')}`;
   await server.services.apiKeys.ensure(appId, token);
   const base = await server.listen();
   const api = async (method: string, path: string, body?: unknown) => {
-    const res = await fetch(`${base}${path}`, { method, headers: { 'x-app-id': appId, 'x-app-token': token, 'content-type': 'application/json' }, body: JSON.stringify(body) });
+    const res = await fetch(`${base}${path}`, {
+      method,
+      headers: { 'x-app-id': appId, 'x-app-token': token, 'content-type': 'application/json' },
+      body: JSON.stringify(body),
+    });
     return res.json() as Promise<any>;
   };
   const { ctx, services } = server;
   const hook = await api('POST', '/v1/webhooks', { target_url: `http://127.0.0.1:${port}/hook`, events: ['*'] });
   const program = await api('POST', '/v1/loyalties', { name: 'Bench' });
   const cards: any[] = [];
-  for (let i = 0; i < 50; i++) cards.push(await api('POST', `/v1/loyalties/${program.id}/members`, { customer: { source_id: `b-${i}`, name: `B ${i}` } }));
+  for (let i = 0; i < 50; i++)
+    cards.push(
+      await api('POST', `/v1/loyalties/${program.id}/members`, { customer: { source_id: `b-${i}`, name: `B ${i}` } }),
+    );
   // Let the set-up events go out first.
   while (received < 50) await new Promise((r) => setTimeout(r, 20));
   await new Promise((r) => setTimeout(r, 300));
@@ -103,7 +118,13 @@ async function benchOn(databaseUrl: string) {
     await ctx.database.transaction((trx) =>
       ctx.outbox.emit(
         trx,
-        Array.from({ length: Math.min(1000, THROUGHPUT_EVENTS - i) }, (_, k) => ({ type: 'balance_value_updated', data: payload(i + k), resource_type: 'membership', resource_id: cards[0].id, program_id: program.id })),
+        Array.from({ length: Math.min(1000, THROUGHPUT_EVENTS - i) }, (_, k) => ({
+          type: 'balance_value_updated',
+          data: payload(i + k),
+          resource_type: 'membership',
+          resource_id: cards[0].id,
+          program_id: program.id,
+        })),
       ),
     );
   }
@@ -113,7 +134,10 @@ async function benchOn(databaseUrl: string) {
   const elapsed = (now() - t0) / 1000;
   // Wait for the attempt log to catch up too (it is part of the work).
   for (;;) {
-    const n = await ctx.database.db.selectFrom('webhook_attempts').select((eb) => eb.fn.countAll<number>().as('n')).executeTakeFirstOrThrow();
+    const n = await ctx.database.db
+      .selectFrom('webhook_attempts')
+      .select((eb) => eb.fn.countAll<number>().as('n'))
+      .executeTakeFirstOrThrow();
     if (Number(n.n) >= baseline + THROUGHPUT_EVENTS) break;
     await new Promise((r) => setTimeout(r, 10));
   }
@@ -126,7 +150,11 @@ async function benchOn(databaseUrl: string) {
   await api('PUT', `/v1/webhooks/${hook.id}`, { events: ['balance_value_updated'] });
   const definition = await services.programs.defaultDefinition(ctx.database.db, program.id);
   const programRow = await services.programs.get(ctx.database.db, program.id);
-  const memberships = await ctx.database.db.selectFrom('memberships').selectAll().where('program_id', '=', program.id).execute();
+  const memberships = await ctx.database.db
+    .selectFrom('memberships')
+    .selectAll()
+    .where('program_id', '=', program.id)
+    .execute();
   const commits = new Map<string, number>();
   const total = RATE * LATENCY_SECONDS;
   const start = now();
@@ -140,7 +168,16 @@ async function benchOn(databaseUrl: string) {
       issued++;
       const p = ctx
         .transaction((trx) =>
-          services.ledger.applyChange(trx, { program: programRow, membership, definition, points: 1, type: 'POINTS_ADDITION', source: 'bench', source_event_id: key, operation_type: 'AUTOMATIC' }),
+          services.ledger.applyChange(trx, {
+            program: programRow,
+            membership,
+            definition,
+            points: 1,
+            type: 'POINTS_ADDITION',
+            source: 'bench',
+            source_event_id: key,
+            operation_type: 'AUTOMATIC',
+          }),
         )
         .then(() => {
           commits.set(key, now());
@@ -157,12 +194,18 @@ async function benchOn(databaseUrl: string) {
   const latencies = [...commits].map(([k, c]) => (receipts.get(k) ?? Infinity) - c).sort((a, b) => a - b);
   const lost = latencies.filter((l) => l === Infinity).length;
 
-  console.log(`database: ${ctx.database.dialect}; machine: ${cpus().length} cores, load average at start ${loadAtStart.map((l) => l.toFixed(1)).join(' ')}`);
-  console.log(`throughput: ${THROUGHPUT_EVENTS} deliveries (signed: webhook-signature + x-voucherify-signature) in ${elapsed.toFixed(2)} s = ${Math.round(throughput)} deliveries/s (attempt log recorded after ${elapsedRecorded.toFixed(2)} s = ${Math.round(THROUGHPUT_EVENTS / elapsedRecorded)}/s)`);
+  console.log(
+    `database: ${ctx.database.dialect}; machine: ${cpus().length} cores, load average at start ${loadAtStart.map((l) => l.toFixed(1)).join(' ')}`,
+  );
+  console.log(
+    `throughput: ${THROUGHPUT_EVENTS} deliveries (signed: webhook-signature + x-voucherify-signature) in ${elapsed.toFixed(2)} s = ${Math.round(throughput)} deliveries/s (attempt log recorded after ${elapsedRecorded.toFixed(2)} s = ${Math.round(THROUGHPUT_EVENTS / elapsedRecorded)}/s)`,
+  );
   console.log(
     `latency at ${RATE} changes/s (${total} changes in ${loadSeconds.toFixed(1)} s = ${Math.round(total / loadSeconds)}/s): commit → receipt p50 ${pct(latencies, 50).toFixed(1)} ms, p90 ${pct(latencies, 90).toFixed(1)} ms, p99 ${pct(latencies, 99).toFixed(1)} ms, max ${latencies[latencies.length - 1 - lost]?.toFixed(1)} ms${lost ? `, ${lost} not received` : ''}`,
   );
-  console.log(`targets: throughput >= 2000/s ${throughput >= 2000 ? 'MET' : 'MISSED'}; p99 < 100 ms ${pct(latencies, 99) < 100 ? 'MET' : 'MISSED'}`);
+  console.log(
+    `targets: throughput >= 2000/s ${throughput >= 2000 ? 'MET' : 'MISSED'}; p99 < 100 ms ${pct(latencies, 99) < 100 ? 'MET' : 'MISSED'}`,
+  );
 
   await server.close();
   await worker.terminate();
@@ -171,7 +214,10 @@ async function benchOn(databaseUrl: string) {
 
 const results: { backend: string; throughput: number; p99: number; lost: number }[] = [];
 if (process.env.BENCH_DATABASE_URL) {
-  results.push({ backend: process.env.BENCH_DATABASE_URL.startsWith('sqlite') ? 'sqlite' : 'postgres', ...(await benchOn(process.env.BENCH_DATABASE_URL)) });
+  results.push({
+    backend: process.env.BENCH_DATABASE_URL.startsWith('sqlite') ? 'sqlite' : 'postgres',
+    ...(await benchOn(process.env.BENCH_DATABASE_URL)),
+  });
 } else {
   for (const backend of BACKENDS) {
     if (backend === 'postgres' && !(await pgReachable())) {
@@ -186,7 +232,10 @@ if (process.env.BENCH_DATABASE_URL) {
     }
   }
 }
-console.log('\n| backend | deliveries/s | commit→receipt p99 ms at ' + RATE + '/s | not received |');
+console.log(`\n| backend | deliveries/s | commit→receipt p99 ms at ${RATE}/s | not received |`);
 console.log('| --- | ---: | ---: | ---: |');
-for (const r of results) console.log(`| ${r.backend} | ${Math.round(r.throughput)} | ${r.p99 === Infinity ? '-' : r.p99.toFixed(1)} | ${r.lost} |`);
+for (const r of results)
+  console.log(
+    `| ${r.backend} | ${Math.round(r.throughput)} | ${r.p99 === Infinity ? '-' : r.p99.toFixed(1)} | ${r.lost} |`,
+  );
 process.exit(results.every((r) => r.lost === 0) ? 0 : 1);

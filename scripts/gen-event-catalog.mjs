@@ -10,7 +10,9 @@ const root = new URL('..', import.meta.url).pathname;
 const dir = process.argv[2] ?? join(root, '../shared/reference/events');
 const out = join(root, 'src/modules/events/catalog/reference.ts');
 const entries = {};
-for (const name of readdirSync(dir).filter((f) => f.endsWith('.json')).sort()) {
+for (const name of readdirSync(dir)
+  .filter((f) => f.endsWith('.json'))
+  .sort()) {
   const doc = JSON.parse(readFileSync(join(dir, name), 'utf8'));
   entries[name.replace(/\.json$/, '')] = { title: doc.event, attributes: doc.attributes ?? null, example: doc.example };
 }

@@ -27,9 +27,9 @@ function findTests(dir) {
   return out;
 }
 
-const files = (positionals.length ? positionals : [...findTests(join(root, 'src')), ...findTests(join(root, 'test'))]).map((f) =>
-  relative(process.cwd(), f),
-);
+const files = (
+  positionals.length ? positionals : [...findTests(join(root, 'src')), ...findTests(join(root, 'test'))]
+).map((f) => relative(process.cwd(), f));
 const pgUrl = process.env.TALLY_TEST_PG_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
 
 async function postgresReachable() {
@@ -65,7 +65,13 @@ function run(backend) {
   );
   const tap = readFileSync(tapFile, 'utf8');
   const count = (label) => Number((tap.match(new RegExp(`^# ${label} (\\d+)$`, 'm')) ?? [])[1] ?? 0);
-  return { backend, code: res.status ?? 1, pass: count('pass'), fail: count('fail'), skipped: count('skipped') + count('todo') };
+  return {
+    backend,
+    code: res.status ?? 1,
+    pass: count('pass'),
+    fail: count('fail'),
+    skipped: count('skipped') + count('todo'),
+  };
 }
 
 const requested = values.backend ?? process.env.TALLY_TEST_BACKEND;
@@ -83,7 +89,9 @@ let pass = 0;
 let fail = 0;
 let skipped = 0;
 for (const r of results) {
-  console.log(`${r.backend}: ${r.pass} passed, ${r.fail} failed${r.code !== 0 && r.fail === 0 ? ' (runner exited with an error)' : ''}`);
+  console.log(
+    `${r.backend}: ${r.pass} passed, ${r.fail} failed${r.code !== 0 && r.fail === 0 ? ' (runner exited with an error)' : ''}`,
+  );
   pass += r.pass;
   fail += r.fail;
   skipped += r.skipped;

@@ -5,10 +5,8 @@ import { systemClock } from './lib/clock.ts';
 import { CacheBus } from './lib/cache-bus.ts';
 import { ApiKeyService } from './modules/api-keys/service.ts';
 import { generateSecretKey, SecretKeyError, SecretOpenError } from './lib/secret-box.ts';
-import { modules } from './modules/index.ts';
 import { buildServer, migrateDatabase, prepareDatabase, sealedColumns } from './server.ts';
 import { openDatabase, parseDatabaseUrl } from './storage/database.ts';
-import { migrateToLatest } from './storage/migrate.ts';
 import { rotateSecrets } from './storage/sealed.ts';
 
 const USAGE = `tally: self-hosted loyalty engine
@@ -45,7 +43,11 @@ Environment only (never a flag, so it stays out of the process list):
 `;
 
 function parse(argv: string[]) {
-  const options: Record<string, { type: 'string' | 'boolean' }> = { name: { type: 'string' }, help: { type: 'boolean' }, json: { type: 'boolean' } };
+  const options: Record<string, { type: 'string' | 'boolean' }> = {
+    name: { type: 'string' },
+    help: { type: 'boolean' },
+    json: { type: 'boolean' },
+  };
   for (const f of CONFIG_FLAGS) options[f] = { type: f === 'allow-private-targets' ? 'boolean' : 'string' };
   return parseArgs({ args: argv, options, allowPositionals: true, strict: true });
 }
@@ -64,7 +66,7 @@ async function withKeys<T>(config: Config, fn: (keys: ApiKeyService) => Promise<
 }
 
 export async function main(argv = process.argv.slice(2)): Promise<number> {
-  let parsed;
+  let parsed: ReturnType<typeof parse>;
   try {
     parsed = parse(argv);
   } catch (err) {
@@ -185,7 +187,11 @@ async function run(
         if (sub === 'list') {
           const list = await keys.list();
           if (values.json) process.stdout.write(`${JSON.stringify(list)}\n`);
-          else for (const k of list) process.stdout.write(`${k.id}  ${k.app_id}  ${k.name}  ${k.revoked_at ? `revoked ${k.revoked_at}` : 'active'}\n`);
+          else
+            for (const k of list)
+              process.stdout.write(
+                `${k.id}  ${k.app_id}  ${k.name}  ${k.revoked_at ? `revoked ${k.revoked_at}` : 'active'}\n`,
+              );
           return 0;
         }
         if (sub === 'revoke' && arg) {
@@ -235,7 +241,9 @@ async function secretsCommand(config: Config, sub: string | undefined): Promise<
     const others = box.keyIds.filter((k) => k !== box.currentKeyId);
     process.stdout.write(
       `Every stored secret now uses key ${box.currentKeyId}.` +
-        (others.length > 0 ? ` The other key(s) (${others.join(', ')}) can be removed; restart the servers after.\n` : '\n'),
+        (others.length > 0
+          ? ` The other key(s) (${others.join(', ')}) can be removed; restart the servers after.\n`
+          : '\n'),
     );
     return 0;
   } finally {

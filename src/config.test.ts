@@ -7,7 +7,10 @@ describe('loadConfig: TALLY_SQLITE_SYNCHRONOUS', () => {
     assert.equal(loadConfig({}, {}).sqliteSynchronous, 'NORMAL');
     assert.equal(loadConfig({}, { TALLY_SQLITE_SYNCHRONOUS: '' }).sqliteSynchronous, 'NORMAL');
     assert.equal(loadConfig({}, { TALLY_SQLITE_SYNCHRONOUS: 'full' }).sqliteSynchronous, 'FULL');
-    assert.equal(loadConfig({ 'sqlite-synchronous': 'FULL' }, { TALLY_SQLITE_SYNCHRONOUS: 'NORMAL' }).sqliteSynchronous, 'FULL');
+    assert.equal(
+      loadConfig({ 'sqlite-synchronous': 'FULL' }, { TALLY_SQLITE_SYNCHRONOUS: 'NORMAL' }).sqliteSynchronous,
+      'FULL',
+    );
   });
 
   it('refuses anything else, naming the allowed values', () => {

@@ -76,7 +76,12 @@ export interface DemoResult {
 export async function setupDemo(server: TallyServer, config: Config): Promise<DemoResult> {
   const { ctx, services } = server;
   const result = await ctx.transaction(async (trx) => {
-    let program = await trx.selectFrom('programs').selectAll().where('name', '=', DEMO_PROGRAM).where('deleted_at', 'is', null).executeTakeFirst();
+    let program = await trx
+      .selectFrom('programs')
+      .selectAll()
+      .where('name', '=', DEMO_PROGRAM)
+      .where('deleted_at', 'is', null)
+      .executeTakeFirst();
     const reused = program !== undefined;
     program ??= await services.programs.create(trx, {
       name: DEMO_PROGRAM,
@@ -94,28 +99,61 @@ export async function setupDemo(server: TallyServer, config: Config): Promise<De
       ]);
     }
     for (const m of DEMO_MEMBERS) {
-      const customer = (await services.customers.upsert(trx, { source_id: m.source_id, name: m.name, phone: m.phone, metadata: m.metadata })).row;
+      const customer = (
+        await services.customers.upsert(trx, {
+          source_id: m.source_id,
+          name: m.name,
+          phone: m.phone,
+          metadata: m.metadata,
+        })
+      ).row;
       const existing = (await services.members.ofCustomer(trx, customer.id, program.id))[0];
       if (existing) continue;
       const membership = await joinProgram(trx, services, program, customer, { source: 'demo' });
-      const initial = (await services.ledger.balancesOf(trx, membership.id)).find((b) => b.balance_definition_id === definition.id)?.balance ?? 0;
+      const initial =
+        (await services.ledger.balancesOf(trx, membership.id)).find((b) => b.balance_definition_id === definition.id)
+          ?.balance ?? 0;
       if (m.points - initial !== 0) {
-        await services.ledger.applyChange(trx, { program, membership, definition, points: m.points - initial, type: 'POINTS_ADDITION', reason: 'Demo balance', source: 'demo' });
+        await services.ledger.applyChange(trx, {
+          program,
+          membership,
+          definition,
+          points: m.points - initial,
+          type: 'POINTS_ADDITION',
+          reason: 'Demo balance',
+          source: 'demo',
+        });
       }
     }
-    let channel = await trx.selectFrom('msg_channels').selectAll().where('provider', '=', 'simulator').where('name', '=', 'Demo simulator').where('deleted_at', 'is', null).executeTakeFirst();
+    let channel = await trx
+      .selectFrom('msg_channels')
+      .selectAll()
+      .where('provider', '=', 'simulator')
+      .where('name', '=', 'Demo simulator')
+      .where('deleted_at', 'is', null)
+      .executeTakeFirst();
     channel ??= await services.messaging.channels.create(trx, {
       name: 'Demo simulator',
       provider: 'simulator',
       type: 'sms',
       sender: '+10005550100',
-      settings: { catch_all_reply: "Sorry, I didn't get that. Reply POINTS, TIER, REWARDS or REFERRAL (or JOIN to become a member)." },
+      settings: {
+        catch_all_reply:
+          "Sorry, I didn't get that. Reply POINTS, TIER, REWARDS or REFERRAL (or JOIN to become a member).",
+      },
     });
     const flows: Record<string, string> = {};
-    const existing = await trx.selectFrom('msg_flows').select(['id', 'name']).where('program_id', '=', program.id).where('deleted_at', 'is', null).execute();
+    const existing = await trx
+      .selectFrom('msg_flows')
+      .select(['id', 'name'])
+      .where('program_id', '=', program.id)
+      .where('deleted_at', 'is', null)
+      .execute();
     const byName = new Map(existing.map((f) => [f.name, f.id]));
     let pointsId = byName.get('Points balance');
-    if (!pointsId) pointsId = (await services.messaging.flows.create(trx, pointsFlow(program.id, { channels: [channel.id] }))).row.id;
+    if (!pointsId)
+      pointsId = (await services.messaging.flows.create(trx, pointsFlow(program.id, { channels: [channel.id] }))).row
+        .id;
     flows.POINTS = pointsId;
     const pointsRow = await services.messaging.flows.get(trx, pointsId);
     for (const c of CLONES) {
@@ -124,7 +162,8 @@ export async function setupDemo(server: TallyServer, config: Config): Promise<De
       flows[c.keywords[0]] = id;
     }
     let joinId = byName.get('Join by message');
-    if (!joinId) joinId = (await services.messaging.flows.create(trx, { ...joinFlow(program.id), channels: [channel.id] })).row.id;
+    if (!joinId)
+      joinId = (await services.messaging.flows.create(trx, { ...joinFlow(program.id), channels: [channel.id] })).row.id;
     flows.JOIN = joinId;
     return { programId: program.id, channelId: channel.id, flows, reused };
   });
@@ -152,11 +191,14 @@ function keyLine(r: DemoResult): string {
 
 export function demoInstructions(url: string, r: DemoResult): string {
   const h = `-H 'X-App-Id: ${r.appId}' -H 'X-App-Token: ${r.token ?? '<your token>'}' -H 'content-type: application/json'`;
-  const say = (from: string, text: string) => `  curl -s ${url}/v1/simulator/messages ${h} \\\n    -d '${JSON.stringify({ from, text })}'`;
+  const say = (from: string, text: string) =>
+    `  curl -s ${url}/v1/simulator/messages ${h} \\\n    -d '${JSON.stringify({ from, text })}'`;
   return [
     `${r.reused ? 'Demo already set up, reused' : 'Demo ready'}: program "${DEMO_PROGRAM}" (${r.programId}), ` +
       `simulator channel ${r.channelId}`,
-    `Flows: ${Object.entries(r.flows).map(([k, id]) => `${k} ${id}`).join(', ')}`,
+    `Flows: ${Object.entries(r.flows)
+      .map(([k, id]) => `${k} ${id}`)
+      .join(', ')}`,
     `Members: ${DEMO_MEMBERS.map((m) => `${m.name} ${m.phone} (${m.points} points)`).join(', ')}`,
     keyLine(r),
     '',
@@ -175,7 +217,10 @@ export function demoInstructions(url: string, r: DemoResult): string {
   ].join('\n');
 }
 
-export async function runDemo(config: Config, opts: { serve?: boolean; out?: (s: string) => void } = {}): Promise<number> {
+export async function runDemo(
+  config: Config,
+  opts: { serve?: boolean; out?: (s: string) => void } = {},
+): Promise<number> {
   const serve = opts.serve ?? config.workers;
   const out = opts.out ?? ((s: string) => process.stdout.write(s));
   const server = await buildServer({ ...config, workers: serve }, serve ? {} : { logger: false });

@@ -58,15 +58,17 @@ export const sealedColumns = () => modules.flatMap((m) => m.sealedColumns ?? [])
  */
 export async function migrateDatabase(database: Database, url: string, secretKey: string | undefined) {
   const secrets = secretBoxLoader(url, secretKey, database.db, sealedColumns());
-  const result = await migrateToLatest(database.db, database.dialect, modules.flatMap((m) => m.migrations ?? []), { secrets });
+  const result = await migrateToLatest(
+    database.db,
+    database.dialect,
+    modules.flatMap((m) => m.migrations ?? []),
+    { secrets },
+  );
   return { secrets, result };
 }
 
 /** Opens the database and brings its schema up to date (idempotent). */
-export async function prepareDatabase(
-  url: string,
-  opts: { secretKey?: string } & OpenOptions = {},
-): Promise<Database> {
+export async function prepareDatabase(url: string, opts: { secretKey?: string } & OpenOptions = {}): Promise<Database> {
   const database = openDatabase(url, opts);
   try {
     await migrateDatabase(database, url, opts.secretKey);
@@ -88,9 +90,8 @@ async function openSecrets(database: Database, config: Config) {
 }
 
 export async function buildServer(config: Config, opts: BuildOptions = {}): Promise<TallyServer> {
-  const database =
-    opts.database ?? openDatabase(config.databaseUrl, { sqliteSynchronous: config.sqliteSynchronous });
-  let secrets;
+  const database = opts.database ?? openDatabase(config.databaseUrl, { sqliteSynchronous: config.sqliteSynchronous });
+  let secrets: Awaited<ReturnType<typeof openSecrets>>;
   try {
     secrets = await openSecrets(database, config);
   } catch (err) {
@@ -124,7 +125,13 @@ export async function buildServer(config: Config, opts: BuildOptions = {}): Prom
             ...(opts.logStream ? { stream: opts.logStream } : {}),
             // Provider callbacks may carry a channel's secret token in the query string.
             serializers: {
-              req: (req: { method: string; url: string; hostname?: string; ip?: string; socket?: { remotePort?: number } }) => ({
+              req: (req: {
+                method: string;
+                url: string;
+                hostname?: string;
+                ip?: string;
+                socket?: { remotePort?: number };
+              }) => ({
                 method: req.method,
                 url: redactUrl(req.url),
                 host: req.hostname,
@@ -206,7 +213,11 @@ export async function buildServer(config: Config, opts: BuildOptions = {}): Prom
   app.addHook('onRoute', (route) => {
     if (route.url.startsWith('/docs')) route.config = { ...(route.config ?? {}), public: true } as never;
   });
-  await app.register(swaggerUi, { routePrefix: '/docs', uiConfig: { docExpansion: 'list', deepLinking: true }, uiHooks: {} });
+  await app.register(swaggerUi, {
+    routePrefix: '/docs',
+    uiConfig: { docExpansion: 'list', deepLinking: true },
+    uiHooks: {},
+  });
   app.get('/openapi.json', { schema: { hide: true }, config: { public: true } }, async () => app.swagger());
 
   registerMetrics(app, metrics);

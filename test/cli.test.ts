@@ -99,7 +99,13 @@ describe('tally CLI', () => {
 
     const list = tally(['keys', 'list', '--json'], env);
     const keys = JSON.parse(list.stdout);
-    assert.deepEqual(keys.map((k: any) => [k.name, k.revoked_at]), [['ops', null], ['second', null]]);
+    assert.deepEqual(
+      keys.map((k: any) => [k.name, k.revoked_at]),
+      [
+        ['ops', null],
+        ['second', null],
+      ],
+    );
     assert.ok(!list.stdout.includes(key.token), 'list never shows a token');
 
     const revoke = tally(['keys', 'revoke', key.app_id], env);
@@ -180,7 +186,10 @@ describe('tally CLI', () => {
     second.child.kill('SIGTERM');
     assert.equal(await second.exited, 0);
     const keys = JSON.parse(tally(['keys', 'list', '--json'], env).stdout);
-    assert.deepEqual(keys.map((k: any) => [k.name, k.app_id, k.revoked_at]), [['demo', first.appId, null]]);
+    assert.deepEqual(
+      keys.map((k: any) => [k.name, k.app_id, k.revoked_at]),
+      [['demo', first.appId, null]],
+    );
   });
 
   it('first start without a key says how to get one; a key created by the CLI works at once', async () => {
@@ -200,14 +209,28 @@ describe('tally CLI', () => {
   });
 
   it('TALLY_APP_ID + TALLY_APP_TOKEN make sure that key exists; SIGTERM lets an in-flight request finish', async () => {
-    const env = { DATABASE_URL: await db(), TALLY_APP_ID: 'app_container', TALLY_APP_TOKEN: 'tly_sk_container_secret_0123456789' };
+    const env = {
+      DATABASE_URL: await db(),
+      TALLY_APP_ID: 'app_container',
+      TALLY_APP_TOKEN: 'tly_sk_container_secret_0123456789',
+    };
     const s = await serve(env);
     children.push(s.child);
     assert.doesNotMatch(s.output(), /No API key exists/);
-    const headers = { 'x-app-id': env.TALLY_APP_ID, 'x-app-token': env.TALLY_APP_TOKEN, 'content-type': 'application/json' };
-    const program: any = await (await fetch(`${s.url}/v1/loyalties`, { method: 'POST', headers, body: JSON.stringify({ name: 'Shutdown' }) })).json();
+    const headers = {
+      'x-app-id': env.TALLY_APP_ID,
+      'x-app-token': env.TALLY_APP_TOKEN,
+      'content-type': 'application/json',
+    };
+    const program: any = await (
+      await fetch(`${s.url}/v1/loyalties`, { method: 'POST', headers, body: JSON.stringify({ name: 'Shutdown' }) })
+    ).json();
     const member: any = await (
-      await fetch(`${s.url}/v1/loyalties/${program.id}/members`, { method: 'POST', headers, body: JSON.stringify({ customer: { source_id: 'sd-1' } }) })
+      await fetch(`${s.url}/v1/loyalties/${program.id}/members`, {
+        method: 'POST',
+        headers,
+        body: JSON.stringify({ customer: { source_id: 'sd-1' } }),
+      })
     ).json();
     assert.match(member.code ?? '', /\S+/, JSON.stringify(member));
 

@@ -27,7 +27,13 @@ describe('concurrent writers and Idempotency-Key', () => {
     const member = await createMember(t, program.id);
     const results = await Promise.all(
       Array.from({ length: 200 }, (_, i) =>
-        t.api('POST', i % 2 ? `/v1/loyalties/members/${member.code}/balance` : `/v1/loyalties/${program.id}/members/${member.code}/balance`, { points: 1 }),
+        t.api(
+          'POST',
+          i % 2
+            ? `/v1/loyalties/members/${member.code}/balance`
+            : `/v1/loyalties/${program.id}/members/${member.code}/balance`,
+          { points: 1 },
+        ),
       ),
     );
     assert.deepEqual([...new Set(results.map((r) => r.status))], [200]);
@@ -48,7 +54,9 @@ describe('concurrent writers and Idempotency-Key', () => {
     const member = await createMember(t, program.id);
     await t.api('POST', `/v1/loyalties/members/${member.code}/balance`, { points: 50 });
     const results = await Promise.all(
-      Array.from({ length: 120 }, (_, i) => t.api('POST', `/v1/loyalties/members/${member.code}/balance`, { points: i % 3 === 0 ? 1 : -1 })),
+      Array.from({ length: 120 }, (_, i) =>
+        t.api('POST', `/v1/loyalties/members/${member.code}/balance`, { points: i % 3 === 0 ? 1 : -1 }),
+      ),
     );
     const ok = results.filter((r) => r.status === 200);
     const refused = results.filter((r) => r.status === 422);
@@ -80,7 +88,12 @@ describe('concurrent writers and Idempotency-Key', () => {
     assert.equal(other.status, 422);
     assert.equal(other.body.key, 'idempotency_key_reused');
     // Same key, same body, other path (campaign-scoped): another request, refused.
-    const otherPath = await t.api('POST', `/v1/loyalties/${program.id}/members/${member.code}/balance`, { points: 25, reason: 'order 1' }, { 'idempotency-key': 'order-1' });
+    const otherPath = await t.api(
+      'POST',
+      `/v1/loyalties/${program.id}/members/${member.code}/balance`,
+      { points: 25, reason: 'order 1' },
+      { 'idempotency-key': 'order-1' },
+    );
     assert.equal(otherPath.status, 422);
     assert.equal(await ledgerCount(t, member.id), 1);
 
@@ -88,7 +101,11 @@ describe('concurrent writers and Idempotency-Key', () => {
     const second = await t.server.services.apiKeys.create('second');
     const res = await fetch(`${t.url}${path}`, {
       method: 'POST',
-      headers: { authorization: `Bearer ${second.token}`, 'content-type': 'application/json', 'idempotency-key': 'order-1' },
+      headers: {
+        authorization: `Bearer ${second.token}`,
+        'content-type': 'application/json',
+        'idempotency-key': 'order-1',
+      },
       body: JSON.stringify({ points: 25, reason: 'order 1' }),
     });
     assert.equal(res.status, 200);
@@ -99,9 +116,12 @@ describe('concurrent writers and Idempotency-Key', () => {
     const program = await createProgram(t);
     const member = await createMember(t, program.id);
     const path = `/v1/loyalties/members/${member.code}/balance`;
-    const results = await Promise.all(Array.from({ length: 30 }, () => t.api('POST', path, { points: 7 }, { 'idempotency-key': 'race-1' })));
+    const results = await Promise.all(
+      Array.from({ length: 30 }, () => t.api('POST', path, { points: 7 }, { 'idempotency-key': 'race-1' })),
+    );
     const ok = results.filter((r) => r.status === 200);
-    for (const r of results) assert.ok(r.status === 200 || r.status === 409, `status ${r.status} ${JSON.stringify(r.body)}`);
+    for (const r of results)
+      assert.ok(r.status === 200 || r.status === 409, `status ${r.status} ${JSON.stringify(r.body)}`);
     assert.ok(ok.length >= 1);
     for (const r of ok) assert.deepEqual(r.body, ok[0].body);
     assert.equal(await ledgerCount(t, member.id), 1);
@@ -145,9 +165,19 @@ describe('concurrent writers and Idempotency-Key', () => {
     const card = await t.api('GET', `/v1/loyalties/members/${member.code}`);
     assert.equal(card.body.loyalty_card.balance, 10);
 
-    const notFound = await t.api('POST', '/v1/loyalties/members/NOPE/balance', { points: 5 }, { 'idempotency-key': 'nf-1' });
+    const notFound = await t.api(
+      'POST',
+      '/v1/loyalties/members/NOPE/balance',
+      { points: 5 },
+      { 'idempotency-key': 'nf-1' },
+    );
     assert.equal(notFound.status, 404);
-    const nfReplay = await t.api('POST', '/v1/loyalties/members/NOPE/balance', { points: 5 }, { 'idempotency-key': 'nf-1' });
+    const nfReplay = await t.api(
+      'POST',
+      '/v1/loyalties/members/NOPE/balance',
+      { points: 5 },
+      { 'idempotency-key': 'nf-1' },
+    );
     assert.deepEqual([nfReplay.status, nfReplay.body], [404, notFound.body]);
   });
 
@@ -162,7 +192,9 @@ describe('concurrent writers and Idempotency-Key', () => {
     const p2 = await t.api('POST', '/v1/loyalties', { name: 'Idem program' }, { 'idempotency-key': 'prog-1' });
     assert.deepEqual([p2.status, p2.body], [p1.status, p1.body]);
     const m = await Promise.all(
-      Array.from({ length: 5 }, () => t.api('POST', `/v1/loyalties/${p1.body.id}/members`, { customer: c1.body.id }, { 'idempotency-key': 'join-1' })),
+      Array.from({ length: 5 }, () =>
+        t.api('POST', `/v1/loyalties/${p1.body.id}/members`, { customer: c1.body.id }, { 'idempotency-key': 'join-1' }),
+      ),
     );
     const ok = m.filter((r) => r.status === 200);
     assert.ok(ok.length >= 1);

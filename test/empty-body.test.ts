@@ -69,7 +69,10 @@ describe('an empty body with content-type: application/json', () => {
     }
     const names = bodyless.map(([m, p]) => `${m} ${p}`);
     for (const expected of ['/enable', '/disable', '/activate', '/cancel', '/rotate-secret', '/resend']) {
-      assert.ok(names.some((n) => n.startsWith('POST') && n.endsWith(expected)), `${expected} in ${names.join(', ')}`);
+      assert.ok(
+        names.some((n) => n.startsWith('POST') && n.endsWith(expected)),
+        `${expected} in ${names.join(', ')}`,
+      );
     }
     for (const [style, send] of Object.entries(styles)) {
       for (const [method, path] of bodyless) {

@@ -20,7 +20,14 @@ describe('point lots: expiry and consumption order', () => {
   });
 
   const events = async (membershipId: string) =>
-    (await t.server.ctx.database.db.selectFrom('outbox_events').selectAll().where('resource_id', '=', membershipId).orderBy('seq').execute()).map((e) => ({
+    (
+      await t.server.ctx.database.db
+        .selectFrom('outbox_events')
+        .selectAll()
+        .where('resource_id', '=', membershipId)
+        .orderBy('seq')
+        .execute()
+    ).map((e) => ({
       type: e.type,
       data: JSON.parse(e.data),
     }));
@@ -31,9 +38,18 @@ describe('point lots: expiry and consumption order', () => {
     const path = `/v1/loyalties/members/${member.code}/balance`;
     const add = (points: number, extra: Record<string, unknown>) => t.api('POST', path, { points, ...extra });
     assert.equal((await add(100, { expiration_type: 'NON_EXPIRING' })).status, 200);
-    assert.equal((await add(30, { expiration_type: 'CUSTOM_DATE', expiration_date: '2030-06-01T00:00:00Z' })).status, 200);
-    assert.equal((await add(20, { expiration_type: 'CUSTOM_DATE', expiration_date: '2030-03-01T00:00:00+01:00' })).status, 200);
-    assert.equal((await add(10, { expiration_type: 'CUSTOM_DATE', expiration_date: '2030-12-01T00:00:00Z' })).status, 200);
+    assert.equal(
+      (await add(30, { expiration_type: 'CUSTOM_DATE', expiration_date: '2030-06-01T00:00:00Z' })).status,
+      200,
+    );
+    assert.equal(
+      (await add(20, { expiration_type: 'CUSTOM_DATE', expiration_date: '2030-03-01T00:00:00+01:00' })).status,
+      200,
+    );
+    assert.equal(
+      (await add(10, { expiration_type: 'CUSTOM_DATE', expiration_date: '2030-12-01T00:00:00Z' })).status,
+      200,
+    );
 
     const lots = await t.api('GET', `/v1/loyalties/${program.id}/members/${member.code}/points-expiration`);
     assert.equal(lots.status, 200);
@@ -48,7 +64,10 @@ describe('point lots: expiry and consumption order', () => {
       ],
     );
     assert.equal(lots.body.total, 4);
-    const page2 = await t.api('GET', `/v1/loyalties/${program.id}/members/${member.code}/points-expiration?limit=3&page=2`);
+    const page2 = await t.api(
+      'GET',
+      `/v1/loyalties/${program.id}/members/${member.code}/points-expiration?limit=3&page=2`,
+    );
     assert.deepEqual([page2.body.total, page2.body.data.map((l: any) => l.bucket.total_points)], [4, [100]]);
     assert.equal(lots.body.data[0].object, 'loyalty_points_bucket');
     assert.equal(lots.body.data[0].voucher_id, member.id);
@@ -69,7 +88,10 @@ describe('point lots: expiry and consumption order', () => {
     );
     assert.equal((await add(-110, {})).status, 200);
     const last = await t.api('GET', `/v1/loyalties/${program.id}/members/${member.code}/points-expiration`);
-    assert.deepEqual(last.body.data.map((l: any) => [l.bucket.total_points, l.expires_at]), [[5, null]]);
+    assert.deepEqual(
+      last.body.data.map((l: any) => [l.bucket.total_points, l.expires_at]),
+      [[5, null]],
+    );
     await assertLedgerInvariants(t.server.ctx.database.db);
   });
 
@@ -110,7 +132,10 @@ describe('point lots: expiry and consumption order', () => {
     assert.equal(pointsExpired.length, 1);
     assert.equal(pointsExpired[0].data.transaction.type, 'POINTS_EXPIRATION');
     const updated = evs.filter((e) => e.type === 'balance_value_updated').at(-1)!;
-    assert.deepEqual([updated.data.transaction, updated.data.initial_value, updated.data.value], [{ type: 'debit', value: 25 }, 85, 60]);
+    assert.deepEqual(
+      [updated.data.transaction, updated.data.initial_value, updated.data.value],
+      [{ type: 'debit', value: 25 }, 85, 60],
+    );
 
     // Running again changes nothing (exactly once).
     clock.advance(DAY);
@@ -125,19 +150,31 @@ describe('point lots: expiry and consumption order', () => {
     const member = await createMember(t, program.id);
     const path = `/v1/loyalties/members/${member.code}/balance`;
     const now = clock.nowMs();
-    await t.api('POST', path, { points: 10, expiration_type: 'CUSTOM_DATE', expiration_date: new Date(now + DAY).toISOString() });
+    await t.api('POST', path, {
+      points: 10,
+      expiration_type: 'CUSTOM_DATE',
+      expiration_date: new Date(now + DAY).toISOString(),
+    });
     await t.api('POST', path, { points: -10 });
     clock.advance(2 * DAY);
     await t.server.ctx.scheduler.runDue();
     const txs = await t.api('GET', `/v1/loyalties/members/${member.code}/transactions`);
-    assert.deepEqual(txs.body.data.map((x: any) => x.type), ['POINTS_REMOVAL', 'POINTS_ADDITION']);
+    assert.deepEqual(
+      txs.body.data.map((x: any) => x.type),
+      ['POINTS_REMOVAL', 'POINTS_ADDITION'],
+    );
   });
 
   it('PROGRAM_RULES follow the program expiration_rules in its timezone; NON_EXPIRING and CUSTOM_DATE override them', async () => {
     clock.set('2030-03-15T10:00:00Z');
     const program = await createProgram(t, {
       timezone: 'America/New_York',
-      voucher: { loyalty_card: { points: 0, expiration_rules: { period_type: 'MONTH', period_value: 2, rounding_type: 'END_OF_MONTH' } } },
+      voucher: {
+        loyalty_card: {
+          points: 0,
+          expiration_rules: { period_type: 'MONTH', period_value: 2, rounding_type: 'END_OF_MONTH' },
+        },
+      },
     });
     const member = await createMember(t, program.id);
     const path = `/v1/loyalties/members/${member.code}/balance`;
@@ -187,7 +224,13 @@ describe('point lots: expiry and consumption order', () => {
     assert.equal(def.status, 200);
     assert.equal(def.body.object, 'balance_definition');
     const list = await t.api('GET', `/v1/loyalties/${program.id}/balance-definitions`);
-    assert.deepEqual(list.body.data.map((d: any) => [d.name, d.default]), [['points', true], ['credits', false]]);
+    assert.deepEqual(
+      list.body.data.map((d: any) => [d.name, d.default]),
+      [
+        ['points', true],
+        ['credits', false],
+      ],
+    );
     const path = `/v1/loyalties/members/${member.code}/balance`;
     // A credit that stays below the minimum moves towards it: allowed.
     const low = await t.api('POST', path, { points: 4, balance_definition_id: 'credits' });
@@ -211,14 +254,26 @@ describe('point lots: expiry and consumption order', () => {
     clock.advance(1000);
     const edge = await t.api('POST', path, { points: 20, balance_definition_id: def.body.id });
     assert.equal(edge.body.balance, 50);
-    const lots = await t.api('GET', `/v1/loyalties/${program.id}/members/${member.code}/points-expiration?balance_definition_id=credits`);
-    assert.deepEqual(lots.body.data.map((l: any) => [l.bucket.total_points, l.expires_at]), [
-      [4, '2031-01-31T23:59:59.999Z'],
-      [26, '2031-01-31T23:59:59.999Z'],
-      [20, '2031-01-31T23:59:59.999Z'],
-    ]);
+    const lots = await t.api(
+      'GET',
+      `/v1/loyalties/${program.id}/members/${member.code}/points-expiration?balance_definition_id=credits`,
+    );
+    assert.deepEqual(
+      lots.body.data.map((l: any) => [l.bucket.total_points, l.expires_at]),
+      [
+        [4, '2031-01-31T23:59:59.999Z'],
+        [26, '2031-01-31T23:59:59.999Z'],
+        [20, '2031-01-31T23:59:59.999Z'],
+      ],
+    );
     const balances = await t.api('GET', `/v1/loyalties/members/${member.code}/balances`);
-    assert.deepEqual(balances.body.data.map((b: any) => [b.balance_definition.name, b.balance]), [['points', 0], ['credits', 50]]);
+    assert.deepEqual(
+      balances.body.data.map((b: any) => [b.balance_definition.name, b.balance]),
+      [
+        ['points', 0],
+        ['credits', 50],
+      ],
+    );
     const evs = await events(member.id);
     assert.equal(evs.filter((e) => e.type === 'balance_transaction_unauthorized').length, 3);
     assert.equal(evs.filter((e) => e.type === 'balance_maximum_value_reached').length, 1);

@@ -23,8 +23,15 @@ describe('auth, health, metrics, OpenAPI and docs', () => {
       ['basic scheme', { authorization: `Basic ${Buffer.from(`${t.appId}:${t.token}`).toString('base64')}` }],
     ];
     for (const [label, headers] of cases) {
-      for (const [method, path] of [['GET', '/v1/customers'], ['POST', '/v1/loyalties']] as const) {
-        const res = await raw(path, { method, headers: { ...headers, 'content-type': 'application/json' }, body: method === 'POST' ? '{"name":"x"}' : undefined });
+      for (const [method, path] of [
+        ['GET', '/v1/customers'],
+        ['POST', '/v1/loyalties'],
+      ] as const) {
+        const res = await raw(path, {
+          method,
+          headers: { ...headers, 'content-type': 'application/json' },
+          body: method === 'POST' ? '{"name":"x"}' : undefined,
+        });
         assert.equal(res.status, 401, `${label} ${method} ${path}`);
         assert.match(res.headers.get('content-type') ?? '', /application\/json/);
         const body = (await res.json()) as any;
@@ -40,18 +47,31 @@ describe('auth, health, metrics, OpenAPI and docs', () => {
   });
 
   it('accepts X-App-Id + X-App-Token and Authorization: Bearer; a revoked key is refused', async () => {
-    assert.equal((await raw('/v1/customers', { headers: { 'x-app-id': t.appId, 'x-app-token': t.token } })).status, 200);
+    assert.equal(
+      (await raw('/v1/customers', { headers: { 'x-app-id': t.appId, 'x-app-token': t.token } })).status,
+      200,
+    );
     assert.equal((await raw('/v1/customers', { headers: { authorization: `Bearer ${t.token}` } })).status, 200);
     assert.equal((await raw('/v1/customers', { headers: { authorization: `bearer ${t.token}` } })).status, 200);
     const key = await t.server.services.apiKeys.create('to revoke');
-    const stored = await t.server.ctx.database.db.selectFrom('api_keys').selectAll().where('id', '=', key.id).executeTakeFirstOrThrow();
+    const stored = await t.server.ctx.database.db
+      .selectFrom('api_keys')
+      .selectAll()
+      .where('id', '=', key.id)
+      .executeTakeFirstOrThrow();
     assert.notEqual(stored.token_hash, key.token, 'tokens are stored hashed');
     assert.ok(!JSON.stringify(stored).includes(key.token));
     assert.equal((await raw('/v1/customers', { headers: { authorization: `Bearer ${key.token}` } })).status, 200);
-    assert.equal((await raw('/v1/customers', { headers: { 'x-app-id': key.app_id, 'x-app-token': key.token } })).status, 200);
+    assert.equal(
+      (await raw('/v1/customers', { headers: { 'x-app-id': key.app_id, 'x-app-token': key.token } })).status,
+      200,
+    );
     assert.equal(await t.server.services.apiKeys.revoke(key.app_id), true);
     assert.equal((await raw('/v1/customers', { headers: { authorization: `Bearer ${key.token}` } })).status, 401);
-    assert.equal((await raw('/v1/customers', { headers: { 'x-app-id': key.app_id, 'x-app-token': key.token } })).status, 401);
+    assert.equal(
+      (await raw('/v1/customers', { headers: { 'x-app-id': key.app_id, 'x-app-token': key.token } })).status,
+      401,
+    );
     assert.equal(await t.server.services.apiKeys.revoke(key.id), false, 'revoking twice reports nothing to revoke');
   });
 
@@ -71,8 +91,14 @@ describe('auth, health, metrics, OpenAPI and docs', () => {
     assert.equal(metrics.status, 200);
     assert.match(metrics.headers.get('content-type') ?? '', /text\/plain/);
     const text = await metrics.text();
-    assert.match(text, /tally_http_request_duration_seconds_count\{method="POST",route="\/v1\/loyalties\/members\/:memberId\/balance",status="200"\} 2/);
-    assert.match(text, /tally_http_requests_total\{method="POST",route="\/v1\/loyalties\/members\/:memberId\/balance",status="200"\} 2/);
+    assert.match(
+      text,
+      /tally_http_request_duration_seconds_count\{method="POST",route="\/v1\/loyalties\/members\/:memberId\/balance",status="200"\} 2/,
+    );
+    assert.match(
+      text,
+      /tally_http_requests_total\{method="POST",route="\/v1\/loyalties\/members\/:memberId\/balance",status="200"\} 2/,
+    );
     assert.match(text, /tally_ledger_writes_total\{type="POINTS_ADDITION"\} 1/);
     assert.match(text, /tally_ledger_writes_total\{type="POINTS_REMOVAL"\} 1/);
     assert.match(text, /tally_process_cpu_seconds_total/);

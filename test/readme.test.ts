@@ -43,7 +43,10 @@ export function shownOutputs(code: string): RegExp[] {
   for (let i = 1; i < lines.length; i++) {
     const previous = lines[i - 1].trim();
     if (!lines[i].startsWith('# ') || previous === '' || previous.startsWith('#') || previous.endsWith('\\')) continue;
-    const parts = lines[i].slice(2).split('...').map((p) => p.replace(/[.*+?^${}()|[\]\\]/g, '\\$&'));
+    const parts = lines[i]
+      .slice(2)
+      .split('...')
+      .map((p) => p.replace(/[.*+?^${}()|[\]\\]/g, '\\$&'));
     shown.push(new RegExp(`^${parts.join('.*?')}$`, 'm'));
   }
   return shown;
@@ -117,6 +120,9 @@ describe('README quick start', () => {
     const sdkRuns = [...res.stdout.matchAll(/^card (\S+): (\d+) points$/gm)];
     assert.equal(sdkRuns.length, 2, output);
     assert.equal(sdkRuns[0][1], sdkRuns[1][1], 'the second run uses the card of the first');
-    assert.deepEqual(sdkRuns.map((r) => Number(r[2])), [40, 80]);
+    assert.deepEqual(
+      sdkRuns.map((r) => Number(r[2])),
+      [40, 80],
+    );
   });
 });

@@ -61,13 +61,36 @@ describe('official @voucherify/sdk against Tally', () => {
     assert.equal(member.loyalty_card.points, 10);
     assert.equal(member.loyalty_card.balance, 10);
 
-    const added: any = await client.loyalties.addOrRemoveCardBalance(member.code, { points: 40, reason: 'Spring time', source_id: 'dd-pnts-uion' } as any, campaign.id);
+    const added: any = await client.loyalties.addOrRemoveCardBalance(
+      member.code,
+      { points: 40, reason: 'Spring time', source_id: 'dd-pnts-uion' } as any,
+      campaign.id,
+    );
     assert.deepEqual(
-      { points: added.points, total: added.total, balance: added.balance, type: added.type, object: added.object, related_object: added.related_object, operation_type: added.operation_type },
-      { points: 40, total: 50, balance: 50, type: 'loyalty_card', object: 'balance', related_object: { type: 'voucher', id: member.id }, operation_type: 'MANUAL' },
+      {
+        points: added.points,
+        total: added.total,
+        balance: added.balance,
+        type: added.type,
+        object: added.object,
+        related_object: added.related_object,
+        operation_type: added.operation_type,
+      },
+      {
+        points: 40,
+        total: 50,
+        balance: 50,
+        type: 'loyalty_card',
+        object: 'balance',
+        related_object: { type: 'voucher', id: member.id },
+        operation_type: 'MANUAL',
+      },
     );
     // Without the campaign id: the member-only path.
-    const removed: any = await client.loyalties.addOrRemoveCardBalance(member.code, { points: -15, reason: 'correction' } as any);
+    const removed: any = await client.loyalties.addOrRemoveCardBalance(member.code, {
+      points: -15,
+      reason: 'correction',
+    } as any);
     assert.equal(removed.points, -15);
     assert.equal(removed.balance, 35);
     assert.equal(removed.total, 35);
@@ -85,10 +108,13 @@ describe('official @voucherify/sdk against Tally', () => {
     assert.equal(txs.data_ref, 'data');
     assert.equal(txs.data.length, 2);
     assert.equal(txs.has_more, true);
-    assert.deepEqual(txs.data.map((x: any) => [x.type, x.details.balance.points, x.details.balance.balance]), [
-      ['POINTS_REMOVAL', -15, 35],
-      ['POINTS_ADDITION', 40, 50],
-    ]);
+    assert.deepEqual(
+      txs.data.map((x: any) => [x.type, x.details.balance.points, x.details.balance.balance]),
+      [
+        ['POINTS_REMOVAL', -15, 35],
+        ['POINTS_ADDITION', 40, 50],
+      ],
+    );
     const spring = txs.data[1];
     assert.match(spring.id, /^vtx_/);
     assert.equal(spring.source_id, 'dd-pnts-uion');
@@ -96,9 +122,16 @@ describe('official @voucherify/sdk against Tally', () => {
     assert.equal(spring.voucher_id, member.id);
     assert.equal(spring.campaign_id, campaign.id);
     assert.equal(spring.related_transaction_id, null);
-    const rest: any = await client.loyalties.listCardTransactions(member.code, undefined as any, { limit: 2, starting_after_id: txs.more_starting_after } as any);
+    const rest: any = await client.loyalties.listCardTransactions(
+      member.code,
+      undefined as any,
+      { limit: 2, starting_after_id: txs.more_starting_after } as any,
+    );
     assert.equal(rest.has_more, false);
-    assert.deepEqual(rest.data.map((x: any) => [x.type, x.points ?? x.details.balance.points]), [['POINTS_ADDITION', 10]]);
+    assert.deepEqual(
+      rest.data.map((x: any) => [x.type, x.points ?? x.details.balance.points]),
+      [['POINTS_ADDITION', 10]],
+    );
 
     // A second card for the same customer in a join-once campaign is refused with a VoucherifyError.
     await assert.rejects(
@@ -109,8 +142,14 @@ describe('official @voucherify/sdk against Tally', () => {
 
   it('surfaces Tally errors as VoucherifyError with code and key', async () => {
     const client = VoucherifyServerSide({ applicationId: t.appId, secretKey: t.token, apiUrl: t.url });
-    await assert.rejects(() => client.loyalties.getMember(null as any, 'no-such-card'), (err: any) => err.code === 404 && typeof err.key === 'string');
+    await assert.rejects(
+      () => client.loyalties.getMember(null as any, 'no-such-card'),
+      (err: any) => err.code === 404 && typeof err.key === 'string',
+    );
     const bad = VoucherifyServerSide({ applicationId: t.appId, secretKey: 'wrong', apiUrl: t.url });
-    await assert.rejects(() => bad.customers.list({} as any), (err: any) => err.code === 401);
+    await assert.rejects(
+      () => bad.customers.list({} as any),
+      (err: any) => err.code === 401,
+    );
   });
 });

@@ -26,7 +26,12 @@ export function registerAuth(app: FastifyInstance, keys: ApiKeyService): void {
     const authz = header(req.headers.authorization);
     if (!token && authz?.toLowerCase().startsWith('bearer ')) token = authz.slice(7).trim();
     if (!token) {
-      throw new ApiError(401, 'unauthorized', 'Unauthorized', 'Missing API key: send X-App-Id and X-App-Token headers, or Authorization: Bearer <token>');
+      throw new ApiError(
+        401,
+        'unauthorized',
+        'Unauthorized',
+        'Missing API key: send X-App-Id and X-App-Token headers, or Authorization: Bearer <token>',
+      );
     }
     const key = await keys.verify(appId || undefined, token);
     if (!key) throw new ApiError(401, 'unauthorized', 'Unauthorized', 'Invalid or revoked API key');

@@ -1,15 +1,22 @@
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { DomainError, type ErrorKind, type FieldError } from '../lib/errors.ts';
 import { describeValidationErrors, type AjvErrorObject } from './validation.ts';
 
-/** One field-level problem of a 400 answer. */
-export interface FieldError {
-  field: string;
-  message: string;
-}
+/** Status of each kind of domain error: the one place a domain error meets HTTP. */
+const STATUS: Record<ErrorKind, number> = {
+  invalid: 400,
+  unauthenticated: 401,
+  forbidden: 403,
+  not_found: 404,
+  conflict: 409,
+  too_large: 413,
+  refused: 422,
+};
 
 /**
- * Every error Tally answers with: `{code, key, message, details, request_id}` (Voucherify's error
- * shape), plus `errors` with one entry per invalid field on validation failures.
+ * An error as Tally answers it: `{code, key, message, details, request_id}` (Voucherify's error
+ * shape), plus `errors` with one entry per invalid field on validation failures. Only the HTTP
+ * layer builds these; the domain throws `DomainError`.
  */
 export class ApiError extends Error {
   constructor(
@@ -25,13 +32,9 @@ export class ApiError extends Error {
   }
 }
 
-export const badRequest = (key: string, message: string, details?: string, errors?: FieldError[]) =>
-  new ApiError(400, key, message, details, errors);
-export const notFound = (resource: string, id: string) =>
-  new ApiError(404, `${resource.replace(/\s+/g, '_')}_not_found`, `Resource not found`, `Cannot find ${resource} with id ${id}`);
-export const conflict = (key: string, message: string, details?: string) => new ApiError(409, key, message, details);
-export const unprocessable = (key: string, message: string, details?: string, extra?: Record<string, unknown>) =>
-  new ApiError(422, key, message, details, undefined, extra);
+export function fromDomainError(err: DomainError): ApiError {
+  return new ApiError(STATUS[err.kind], err.key, err.message, err.details, err.fields, err.extra);
+}
 
 export interface ErrorBody {
   code: number;
@@ -62,7 +65,7 @@ const PART_NAMES: Record<string, string> = {
 };
 
 /**
- * Maps Fastify's own errors (bad JSON, schema failures, oversized bodies) onto ApiError.
+ * Maps domain errors and Fastify's own errors (bad JSON, schema failures, oversized bodies) onto ApiError.
  * `bodyMissing`: the request came without a body (a schema failure then says the body is required).
  */
 export function toApiError(
@@ -70,6 +73,7 @@ export function toApiError(
   opts: { bodyMissing?: boolean } = {},
 ): ApiError {
   if (err instanceof ApiError) return err;
+  if (err instanceof DomainError) return fromDomainError(err);
   if (err.validation) {
     const ctx = err.validationContext ?? 'body';
     const errors = describeValidationErrors(err.validation, ctx, { bodyMissing: opts.bodyMissing && ctx === 'body' });
@@ -91,7 +95,12 @@ export function toApiError(
   if (err instanceof SyntaxError) return new ApiError(400, 'invalid_json', 'Malformed JSON', err.message);
   const status = err.statusCode ?? 500;
   if (status >= 400 && status < 500) return new ApiError(status, 'bad_request', err.message, err.message);
-  return new ApiError(500, 'internal_error', 'Internal server error', 'An unexpected error occurred; see the server log for this request_id');
+  return new ApiError(
+    500,
+    'internal_error',
+    'Internal server error',
+    'An unexpected error occurred; see the server log for this request_id',
+  );
 }
 
 export function registerErrorHandling(app: FastifyInstance): void {
@@ -104,6 +113,11 @@ export function registerErrorHandling(app: FastifyInstance): void {
   app.setNotFoundHandler((req, reply) => {
     reply
       .status(404)
-      .send(errorBody(new ApiError(404, 'not_found', 'Resource not found', `No route for ${req.method} ${req.url.split('?')[0]}`), req.id));
+      .send(
+        errorBody(
+          new ApiError(404, 'not_found', 'Resource not found', `No route for ${req.method} ${req.url.split('?')[0]}`),
+          req.id,
+        ),
+      );
   });
 }

@@ -90,14 +90,24 @@ function findRecord(ctx: AppContext, state: IdempotencyState) {
 type Existing = Awaited<ReturnType<typeof findRecord>>;
 
 function inProgress(): ApiError {
-  return new ApiError(409, 'idempotency_key_in_progress', 'A request with this Idempotency-Key is still in progress', 'Retry after the first request completes');
+  return new ApiError(
+    409,
+    'idempotency_key_in_progress',
+    'A request with this Idempotency-Key is still in progress',
+    'Retry after the first request completes',
+  );
 }
 
 /**
  * Replays the stored answer of the request's key. Answers false when there is none; throws 422
  * when the key was used for another request, 409 while a claim has no answer yet.
  */
-async function replayExisting(ctx: AppContext, reply: FastifyReply, state: IdempotencyState, row?: Existing): Promise<boolean> {
+async function replayExisting(
+  ctx: AppContext,
+  reply: FastifyReply,
+  state: IdempotencyState,
+  row?: Existing,
+): Promise<boolean> {
   row ??= await findRecord(ctx, state);
   if (!row) return false;
   // From here the key's outcome is another request's: this one answers it (or 409/422) and stores nothing.
@@ -138,7 +148,13 @@ function openAnswer(ctx: AppContext, state: IdempotencyState, stored: string | n
   }
 }
 
-function recordOf(ctx: AppContext, req: FastifyRequest, state: IdempotencyState, status: number | null, body: string | null) {
+function recordOf(
+  ctx: AppContext,
+  req: FastifyRequest,
+  state: IdempotencyState,
+  status: number | null,
+  body: string | null,
+) {
   return {
     scope: state.scope,
     key: state.key,
@@ -152,7 +168,12 @@ function recordOf(ctx: AppContext, req: FastifyRequest, state: IdempotencyState,
 }
 
 /** 'claim' mode: the request owns the key's claim after this, or it was answered (replay, 409, 422). */
-async function claim(ctx: AppContext, req: FastifyRequest, reply: FastifyReply, state: IdempotencyState): Promise<boolean> {
+async function claim(
+  ctx: AppContext,
+  req: FastifyRequest,
+  reply: FastifyReply,
+  state: IdempotencyState,
+): Promise<boolean> {
   const db = ctx.database.db;
   for (let attempt = 0; attempt < 3; attempt++) {
     const row = await findRecord(ctx, state);
@@ -172,7 +193,10 @@ async function claim(ctx: AppContext, req: FastifyRequest, reply: FastifyReply, 
     }
     if (row) return !(await replayExisting(ctx, reply, state, row));
     try {
-      await db.insertInto('idempotency_keys').values(recordOf(ctx, req, state, null, null)).execute();
+      await db
+        .insertInto('idempotency_keys')
+        .values(recordOf(ctx, req, state, null, null))
+        .execute();
       return true;
     } catch (err) {
       if (!isUniqueViolation(err)) throw err;
@@ -191,9 +215,20 @@ export function registerIdempotency(app: FastifyInstance, ctx: AppContext): void
     const mode = req.routeOptions.config?.idempotency ?? 'replay-first';
     if (mode === 'none') return;
     if (key.length < 1 || key.length > 255) {
-      throw new ApiError(400, 'invalid_idempotency_key', 'Invalid Idempotency-Key', 'Idempotency-Key must be 1 to 255 characters');
+      throw new ApiError(
+        400,
+        'invalid_idempotency_key',
+        'Invalid Idempotency-Key',
+        'Idempotency-Key must be 1 to 255 characters',
+      );
     }
-    const state: IdempotencyState = { scope: req.apiKey?.id ?? 'public', key, hash: requestHash(req), mode, settled: false };
+    const state: IdempotencyState = {
+      scope: req.apiKey?.id ?? 'public',
+      key,
+      hash: requestHash(req),
+      mode,
+      settled: false,
+    };
     if (mode === 'replay-first' && (await replayExisting(ctx, reply, state))) return reply;
     if (mode === 'claim' && !(await claim(ctx, req, reply, state))) return reply;
     req.idempotency = state;
@@ -206,13 +241,22 @@ export function registerIdempotency(app: FastifyInstance, ctx: AppContext): void
     if (state.mode !== 'claim') {
       // A 5xx committed nothing (the write's transaction rolled back) and is not recorded: a retry
       // runs the request again. Anything else should have been stored by runIdempotentWrite.
-      if (status < 500) req.log.error({ url: req.url, status }, 'write route answered without storing its Idempotency-Key answer (runIdempotentWrite)');
+      if (status < 500)
+        req.log.error(
+          { url: req.url, status },
+          'write route answered without storing its Idempotency-Key answer (runIdempotentWrite)',
+        );
       return payload;
     }
     const db = ctx.database.db;
     if (status >= 500) {
       // The send failed on our side: free the key so the client can retry.
-      await db.deleteFrom('idempotency_keys').where('scope', '=', state.scope).where('key', '=', state.key).where('status_code', 'is', null).execute();
+      await db
+        .deleteFrom('idempotency_keys')
+        .where('scope', '=', state.scope)
+        .where('key', '=', state.key)
+        .where('status_code', 'is', null)
+        .execute();
       return payload;
     }
     const body = typeof payload === 'string' ? payload : payload == null ? '' : String(payload);
@@ -275,7 +319,13 @@ export async function runIdempotentWrite<T>(
         try {
           // Sent just before the COMMIT on PostgreSQL (writeAtCommit); a conflict then fails the commit
           // and the catch below replays the first answer all the same.
-          await writeAtCommit(trx, ctx.database.dialect, [{ key: 'idempotency.record', params: Object.values(record), build: () => trx.insertInto('idempotency_keys').values(record) }]);
+          await writeAtCommit(trx, ctx.database.dialect, [
+            {
+              key: 'idempotency.record',
+              params: Object.values(record),
+              build: () => trx.insertInto('idempotency_keys').values(record),
+            },
+          ]);
         } catch (err) {
           if (isUniqueViolation(err)) throw new IdempotencyRace();
           throw err;
@@ -324,7 +374,10 @@ async function recordRefusal(
   }
   try {
     await ctx.transaction(async (trx) => {
-      await trx.insertInto('idempotency_keys').values(recordOf(ctx, req, state, refusal.status, JSON.stringify(errorBody(refusal, req.id)))).execute();
+      await trx
+        .insertInto('idempotency_keys')
+        .values(recordOf(ctx, req, state, refusal.status, JSON.stringify(errorBody(refusal, req.id))))
+        .execute();
       await onRefused?.(trx, err);
     });
   } catch (insertErr) {
@@ -345,7 +398,12 @@ export function isReplay<T>(result: T | FastifyReply, reply: FastifyReply): resu
  * route whose final answer is known only after work that follows the commit (a broadcast prepared
  * in chunks). Until then a retry replays the answer stored with the change.
  */
-export async function reviseIdempotentAnswer(ctx: AppContext, req: FastifyRequest, status: number, body: unknown): Promise<void> {
+export async function reviseIdempotentAnswer(
+  ctx: AppContext,
+  req: FastifyRequest,
+  status: number,
+  body: unknown,
+): Promise<void> {
   const state = req.idempotency;
   if (!state || state.mode === 'claim') return;
   await ctx.database.db

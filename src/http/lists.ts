@@ -4,7 +4,7 @@ export function listOf<T>(dataRef: string, items: T[], total: number, extra: Rec
 }
 
 /** Schema of a list answer, for the OpenAPI document. */
-export function listSchema(dataRef: string, item: Record<string, unknown> = { type: 'object', additionalProperties: true }) {
+export function listSchema(dataRef: string, item: object = { type: 'object', additionalProperties: true }) {
   return {
     type: 'object',
     properties: {

@@ -14,7 +14,12 @@ export interface Metrics {
    * A gauge whose values `collect` reads when /metrics is scraped (backlogs counted in the
    * database), set through the `set` it is given. A failing read leaves the gauge empty.
    */
-  gauge(name: string, help: string, labelNames: string[], collect: (set: (labels: Record<string, string>, value: number) => void) => Promise<void>): void;
+  gauge(
+    name: string,
+    help: string,
+    labelNames: string[],
+    collect: (set: (labels: Record<string, string>, value: number) => void) => Promise<void>,
+  ): void;
 }
 
 /** One registry per server instance, so several servers in one test process do not collide. */
@@ -85,7 +90,11 @@ export function createMetrics(): Metrics {
 
 export function registerMetrics(app: FastifyInstance, metrics: Metrics): void {
   app.addHook('onResponse', async (req, reply) => {
-    const labels = { method: req.method, route: req.routeOptions?.url ?? 'unmatched', status: String(reply.statusCode) };
+    const labels = {
+      method: req.method,
+      route: req.routeOptions?.url ?? 'unmatched',
+      status: String(reply.statusCode),
+    };
     metrics.httpDuration.observe(labels, reply.elapsedTime / 1000);
     metrics.httpRequests.inc(labels);
   });

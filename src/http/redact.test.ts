@@ -48,7 +48,13 @@ describe('redactUrl', () => {
   });
 
   it('keeps everything else as it was sent', () => {
-    const plain = ['/v1/messages', '/v1/messages?', '/v1/messages?limit=10&direction=in', '/x?a=%zz&b=+1', '/x?tokens_left'];
+    const plain = [
+      '/v1/messages',
+      '/v1/messages?',
+      '/v1/messages?limit=10&direction=in',
+      '/x?a=%zz&b=+1',
+      '/x?tokens_left',
+    ];
     for (const url of plain) {
       assert.equal(redactUrl(url), url);
     }

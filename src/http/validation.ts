@@ -1,7 +1,7 @@
 import { Ajv } from 'ajv';
 import addFormatsModule from 'ajv-formats';
 import type { FastifyInstance } from 'fastify';
-import type { FieldError } from './errors.ts';
+import type { FieldError } from '../lib/errors.ts';
 
 // Bodies are validated strictly: no type coercion, so `"points": "10"` is a 400, not 10 points.
 // Query strings and path params are strings on the wire, so those are coerced.
@@ -51,7 +51,9 @@ export const S = {
   pathParams: (descriptions: Record<string, string>) => ({
     type: 'object',
     required: Object.keys(descriptions),
-    properties: Object.fromEntries(Object.entries(descriptions).map(([name, description]) => [name, { type: 'string', description }])),
+    properties: Object.fromEntries(
+      Object.entries(descriptions).map(([name, description]) => [name, { type: 'string', description }]),
+    ),
   }),
 } as const;
 
@@ -237,7 +239,7 @@ function messageOf(e: AjvErrorObject, bodyMissing: boolean): string {
 /** The discriminator all object branches pin with `const` (`type` in `{type: MULTIPLY} | {type: CUSTOM}`). */
 function discriminatorOf(branches: unknown[]): { name: string; values: unknown[] } | undefined {
   const pinned = branches.map((b) =>
-    Object.entries(((b as { properties?: Record<string, { const?: unknown }> })?.properties ?? {})).filter(
+    Object.entries((b as { properties?: Record<string, { const?: unknown }> })?.properties ?? {}).filter(
       ([, s]) => s && typeof s === 'object' && 'const' in s,
     ),
   );

@@ -53,9 +53,16 @@ export class CacheBus {
     }
     if (!this.database.listen) return;
     try {
-      this.stopListening = await this.database.listen(CHANNEL, (payload) => this.receive(payload), () => this.dropAll());
+      this.stopListening = await this.database.listen(
+        CHANNEL,
+        (payload) => this.receive(payload),
+        () => this.dropAll(),
+      );
     } catch (err) {
-      this.log?.warn({ err }, 'cache invalidation from other processes is off (LISTEN failed); cached entries expire after their TTL');
+      this.log?.warn(
+        { err },
+        'cache invalidation from other processes is off (LISTEN failed); cached entries expire after their TTL',
+      );
     }
   }
 
@@ -86,14 +93,24 @@ export class CacheBus {
     const on = inTransaction ? executor! : this.database.db;
     try {
       if (sqlite) {
-        await on.insertInto('cache_changes').values({ origin: this.origin, topic, key: key ?? null, created_at: new Date().toISOString() }).execute();
+        await on
+          .insertInto('cache_changes')
+          .values({ origin: this.origin, topic, key: key ?? null, created_at: new Date().toISOString() })
+          .execute();
       } else {
-        const payload = JSON.stringify({ o: this.origin, t: topic, ...(key === undefined ? {} : { k: key }) } satisfies Message);
+        const payload = JSON.stringify({
+          o: this.origin,
+          t: topic,
+          ...(key === undefined ? {} : { k: key }),
+        } satisfies Message);
         await sql`select pg_notify(${CHANNEL}, ${payload})`.execute(on);
       }
     } catch (err) {
       if (inTransaction) throw err;
-      this.log?.warn({ err, topic }, 'could not tell the other processes about a change; their cached entries expire after their TTL');
+      this.log?.warn(
+        { err, topic },
+        'could not tell the other processes about a change; their cached entries expire after their TTL',
+      );
     }
   }
 
@@ -115,23 +132,44 @@ export class CacheBus {
   /** SQLite: reads the changes other processes logged, from now on; answers the function that stops. */
   private async pollChanges(): Promise<() => Promise<void>> {
     const db = this.database.db;
-    let last = Number((await db.selectFrom('cache_changes').select((eb) => eb.fn.max('seq').as('seq')).executeTakeFirst())?.seq ?? 0);
+    let last = Number(
+      (
+        await db
+          .selectFrom('cache_changes')
+          .select((eb) => eb.fn.max('seq').as('seq'))
+          .executeTakeFirst()
+      )?.seq ?? 0,
+    );
     let polls = 0;
     let running: Promise<void> | undefined;
     const poll = async () => {
-      const rows = await db.selectFrom('cache_changes').select(['seq', 'origin', 'topic', 'key']).where('seq', '>', last).orderBy('seq').limit(1000).execute();
+      const rows = await db
+        .selectFrom('cache_changes')
+        .select(['seq', 'origin', 'topic', 'key'])
+        .where('seq', '>', last)
+        .orderBy('seq')
+        .limit(1000)
+        .execute();
       for (const r of rows) {
         last = Number(r.seq);
         this.deliver({ o: r.origin, t: r.topic, ...(r.key === null ? {} : { k: r.key }) });
       }
       if (++polls % (60_000 / POLL_MS) === 0) {
-        await db.deleteFrom('cache_changes').where('created_at', '<', new Date(Date.now() - KEEP_MS).toISOString()).execute();
+        await db
+          .deleteFrom('cache_changes')
+          .where('created_at', '<', new Date(Date.now() - KEEP_MS).toISOString())
+          .execute();
       }
     };
     const timer = setInterval(() => {
       if (running) return;
       running = poll()
-        .catch((err: unknown) => this.log?.warn({ err }, 'could not read the cache changes of other processes; cached entries expire after their TTL'))
+        .catch((err: unknown) =>
+          this.log?.warn(
+            { err },
+            'could not read the cache changes of other processes; cached entries expire after their TTL',
+          ),
+        )
         .finally(() => (running = undefined));
     }, POLL_MS);
     timer.unref();

@@ -108,9 +108,29 @@ describe('guardedAgent', () => {
     const dir = mkdtempSync(join(tmpdir(), 'tally-egress-'));
     try {
       try {
-        execFileSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes',
-          '-keyout', join(dir, 'key.pem'), '-out', join(dir, 'cert.pem'), '-days', '2', '-subj', '/CN=svc.test',
-          '-addext', 'subjectAltName=DNS:svc.test'], { stdio: 'ignore' });
+        execFileSync(
+          'openssl',
+          [
+            'req',
+            '-x509',
+            '-newkey',
+            'ec',
+            '-pkeyopt',
+            'ec_paramgen_curve:prime256v1',
+            '-nodes',
+            '-keyout',
+            join(dir, 'key.pem'),
+            '-out',
+            join(dir, 'cert.pem'),
+            '-days',
+            '2',
+            '-subj',
+            '/CN=svc.test',
+            '-addext',
+            'subjectAltName=DNS:svc.test',
+          ],
+          { stdio: 'ignore' },
+        );
       } catch {
         t.skip('openssl is not available to make a test certificate');
         return;

@@ -27,9 +27,31 @@ export function randomString(length: number, charset: string = ALPHABET): string
 }
 
 export type IdPrefix =
-  | 'cust' | 'camp' | 'v' | 'vtx' | 'bdef' | 'lot' | 'evt' | 'key' | 'app'
-  | 'whep' | 'whatt' | 'job' | 'ern' | 'ltr' | 'tgrp' | 'pp' | 'ord' | 'cev'
-  | 'chn' | 'flw' | 'flv' | 'msg' | 'cnv' | 'bc' | 'sm';
+  | 'cust'
+  | 'camp'
+  | 'v'
+  | 'vtx'
+  | 'bdef'
+  | 'lot'
+  | 'evt'
+  | 'key'
+  | 'app'
+  | 'whep'
+  | 'whatt'
+  | 'job'
+  | 'ern'
+  | 'ltr'
+  | 'tgrp'
+  | 'pp'
+  | 'ord'
+  | 'cev'
+  | 'chn'
+  | 'flw'
+  | 'flv'
+  | 'msg'
+  | 'cnv'
+  | 'bc'
+  | 'sm';
 
 /**
  * `prefix_` + a time part (8 base62 characters of the millisecond clock) + random characters:

@@ -3,7 +3,7 @@ import { describe, it } from 'node:test';
 import { canonicalJson, jsonDepthExceeds } from './json.ts';
 
 const nestedArrays = (depth: number) => '['.repeat(depth) + ']'.repeat(depth);
-const nestedObjects = (depth: number) => '{"a":'.repeat(depth) + '1' + '}'.repeat(depth);
+const nestedObjects = (depth: number) => `${'{"a":'.repeat(depth)}1${'}'.repeat(depth)}`;
 
 describe('jsonDepthExceeds', () => {
   it('counts arrays and objects, scalars have depth 0', () => {
@@ -41,7 +41,10 @@ describe('jsonDepthExceeds', () => {
     const depthOf = (v: unknown): number =>
       v !== null && typeof v === 'object' ? 1 + Math.max(0, ...Object.values(v).map(depthOf)) : 0;
     let seed = 7;
-    const rand = () => ((seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31);
+    const rand = () => {
+      seed = (seed * 1103515245 + 12345) % 2 ** 31;
+      return seed / 2 ** 31;
+    };
     const make = (d: number): unknown => {
       const r = rand();
       if (d === 0 || r < 0.3) return ['s"[{\\', 1, null, true, '}]'][Math.floor(rand() * 5)];

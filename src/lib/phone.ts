@@ -24,6 +24,6 @@ function parse(input: string): string | null {
   if (s.startsWith('00')) s = `+${s.slice(2)}`;
   if (!s.startsWith('+')) s = `+${s}`;
   const parsed = parsePhoneNumberFromString(s);
-  if (!parsed || !parsed.isPossible()) return null;
+  if (!parsed?.isPossible()) return null;
   return parsed.number;
 }

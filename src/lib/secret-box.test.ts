@@ -1,7 +1,16 @@
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { describe, it } from 'node:test';
-import { generateSecretKey, isSealed, keyIdOf, matchesDigest, parseSecretKeys, SecretBox, SecretKeyError, SecretOpenError } from './secret-box.ts';
+import {
+  generateSecretKey,
+  isSealed,
+  keyIdOf,
+  matchesDigest,
+  parseSecretKeys,
+  SecretBox,
+  SecretKeyError,
+  SecretOpenError,
+} from './secret-box.ts';
 
 describe('secret box', () => {
   const k1 = randomBytes(32);
@@ -21,7 +30,10 @@ describe('secret box', () => {
 
   it('a wrong key fails with a clear error, not garbage', () => {
     const sealed = new SecretBox([k1]).seal('secret', 'c');
-    assert.throws(() => new SecretBox([k2]).open(sealed, 'c'), (e: Error) => e instanceof SecretOpenError && /not among the configured keys/.test(e.message));
+    assert.throws(
+      () => new SecretBox([k2]).open(sealed, 'c'),
+      (e: Error) => e instanceof SecretOpenError && /not among the configured keys/.test(e.message),
+    );
     // Same key id forged onto another key's box: authentication fails.
     const forged = sealed.replace(keyIdOf(k1), keyIdOf(k2));
     assert.throws(() => new SecretBox([k2]).open(forged, 'c'), /does not authenticate/);
@@ -64,7 +76,11 @@ describe('secret box', () => {
     assert.ok(matchesDigest('inbound-token-123456', d));
     assert.ok(!matchesDigest('inbound-token-123457', d));
     assert.ok(!matchesDigest('', d));
-    assert.notEqual(box.openDigest(box.sealDigest('inbound-token-123456', 'c'), 'c').hash.toString('hex'), d.hash.toString('hex'), 'salted');
+    assert.notEqual(
+      box.openDigest(box.sealDigest('inbound-token-123456', 'c'), 'c').hash.toString('hex'),
+      d.hash.toString('hex'),
+      'salted',
+    );
     const rotated = new SecretBox([k2, k1]).reseal(sealed, 'c');
     assert.ok(matchesDigest('inbound-token-123456', new SecretBox([k2]).openDigest(rotated, 'c')));
   });
@@ -76,7 +92,14 @@ describe('secret box', () => {
     assert.deepEqual(parseSecretKeys(k1.toString('hex')), [k1]);
     assert.deepEqual(parseSecretKeys(` ${k2.toString('hex')}, ${b64}\n`), [k2, k1]);
     assert.equal(Buffer.from(generateSecretKey(), 'base64').length, 32);
-    for (const bad of ['', 'short', randomBytes(16).toString('base64'), randomBytes(31).toString('hex'), `${b64},${b64}`, `${b64}!`]) {
+    for (const bad of [
+      '',
+      'short',
+      randomBytes(16).toString('base64'),
+      randomBytes(31).toString('hex'),
+      `${b64},${b64}`,
+      `${b64}!`,
+    ]) {
       assert.throws(() => parseSecretKeys(bad), SecretKeyError, `refused: ${JSON.stringify(bad)}`);
     }
     assert.throws(() => parseSecretKeys('nope'), /TALLY_SECRET_KEY is not a 32-byte key/);

@@ -52,7 +52,8 @@ export function parseSecretKeys(spec: string, source = 'TALLY_SECRET_KEY'): Buff
     const which = parts.length > 1 ? ` (key ${i + 1} of ${parts.length})` : '';
     let key: Buffer | undefined;
     if (/^[0-9a-fA-F]{64}$/.test(part)) key = Buffer.from(part, 'hex');
-    else if (/^[A-Za-z0-9+/\-_]{43}={0,1}$/.test(part)) key = Buffer.from(part.replace(/-/g, '+').replace(/_/g, '/'), 'base64');
+    else if (/^[A-Za-z0-9+/\-_]{43}={0,1}$/.test(part))
+      key = Buffer.from(part.replace(/-/g, '+').replace(/_/g, '/'), 'base64');
     if (!key || key.length !== KEY_BYTES) {
       throw new SecretKeyError(
         `${source}${which} is not a 32-byte key written as base64 (44 characters) or hex (64 digits); ` +
@@ -83,7 +84,8 @@ export class SecretBox {
 
   constructor(keys: Buffer[]) {
     if (keys.length === 0) throw new SecretKeyError('no secret key');
-    for (const k of keys) if (k.length !== KEY_BYTES) throw new SecretKeyError(`a secret key must be ${KEY_BYTES} bytes`);
+    for (const k of keys)
+      if (k.length !== KEY_BYTES) throw new SecretKeyError(`a secret key must be ${KEY_BYTES} bytes`);
     this.keys = new Map(keys.map((k) => [keyIdOf(k), k]));
     this.currentKeyId = keyIdOf(keys[0]);
   }
@@ -114,9 +116,13 @@ export class SecretBox {
       const decipher = createDecipheriv('aes-256-gcm', key, iv);
       decipher.setAAD(Buffer.from(context, 'utf8'));
       decipher.setAuthTag(body.subarray(body.length - TAG_BYTES));
-      return Buffer.concat([decipher.update(body.subarray(0, body.length - TAG_BYTES)), decipher.final()]).toString('utf8');
+      return Buffer.concat([decipher.update(body.subarray(0, body.length - TAG_BYTES)), decipher.final()]).toString(
+        'utf8',
+      );
     } catch {
-      throw new SecretOpenError(`a stored secret (key ${kid}) does not authenticate: it was altered or belongs to another record`);
+      throw new SecretOpenError(
+        `a stored secret (key ${kid}) does not authenticate: it was altered or belongs to another record`,
+      );
     }
   }
 
@@ -133,7 +139,10 @@ export class SecretBox {
   /** A sealed salted digest of `secret`, for secrets that are only ever compared. */
   sealDigest(secret: string, context: string): string {
     const salt = randomBytes(16);
-    return this.seal(`${DIGEST_PREFIX}${salt.toString('base64url')}:${saltedHash(salt, secret).toString('base64url')}`, context);
+    return this.seal(
+      `${DIGEST_PREFIX}${salt.toString('base64url')}:${saltedHash(salt, secret).toString('base64url')}`,
+      context,
+    );
   }
 
   /** Opens a sealed digest once, for many comparisons (`matchesDigest`). */
@@ -164,6 +173,7 @@ function split(sealed: string): { kid: string; iv: Buffer; body: Buffer } {
   const parts = sealed.startsWith(SEALED_PREFIX) ? sealed.slice(SEALED_PREFIX.length).split(':') : [];
   if (parts.length !== 3) throw new SecretOpenError('a stored secret is not in the enc:v1 format');
   const [kid, iv, body] = [parts[0], Buffer.from(parts[1], 'base64url'), Buffer.from(parts[2], 'base64url')];
-  if (iv.length !== IV_BYTES || body.length < TAG_BYTES) throw new SecretOpenError('a stored secret is not in the enc:v1 format');
+  if (iv.length !== IV_BYTES || body.length < TAG_BYTES)
+    throw new SecretOpenError('a stored secret is not in the enc:v1 format');
   return { kid, iv, body };
 }

@@ -21,13 +21,15 @@ for (const [net, prefix] of [
   ['198.18.0.0', 15],
   ['224.0.0.0', 4],
   ['240.0.0.0', 4],
-] as const) blocked.addSubnet(net, prefix, 'ipv4');
+] as const)
+  blocked.addSubnet(net, prefix, 'ipv4');
 for (const [net, prefix] of [
   ['fc00::', 7],
   ['fe80::', 10],
   ['fec0::', 10],
   ['ff00::', 8],
-] as const) blocked.addSubnet(net, prefix, 'ipv6');
+] as const)
+  blocked.addSubnet(net, prefix, 'ipv6');
 
 /** The 16 bytes of a valid IPv6 address (hex groups, `::`, a trailing dotted IPv4, a `%zone`). */
 function ipv6Bytes(address: string): Uint8Array {
@@ -36,7 +38,10 @@ function ipv6Bytes(address: string): Uint8Array {
   let dotted: number[] | null = null;
   const lastColon = text.lastIndexOf(':');
   if (text.includes('.', lastColon)) {
-    dotted = text.slice(lastColon + 1).split('.').map(Number);
+    dotted = text
+      .slice(lastColon + 1)
+      .split('.')
+      .map(Number);
     text = `${text.slice(0, lastColon + 1)}0:0`;
   }
   const [head, tail] = text.includes('::') ? text.split('::') : [text, null];

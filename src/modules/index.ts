@@ -16,7 +16,10 @@ import { webhooksModule } from './webhooks/module.ts';
 
 // Every domain module, in wiring order. A new module adds one line here.
 export const modules: TallyModule[] = [
-  { name: 'core', migrations: [coreMigration, dropLotExpiryIndexMigration, cacheChangesMigration, apiKeysNoTokenPrefixMigration] },
+  {
+    name: 'core',
+    migrations: [coreMigration, dropLotExpiryIndexMigration, cacheChangesMigration, apiKeysNoTokenPrefixMigration],
+  },
   { name: 'customers', routes: customerRoutes },
   { name: 'loyalties', routes: loyaltyRoutes },
   { name: 'members', routes: memberRoutes },
@@ -26,7 +29,12 @@ export const modules: TallyModule[] = [
     jobs: (_ctx, services) => services.ledger.registerJobs(),
   },
   // Program rules: tiers first (its ledger listener), then earning rules, custom events and orders.
-  { name: 'tiers', migrations: [rulesMigration], routes: tierRoutes, jobs: (_ctx, services) => services.tiers.attach(services) },
+  {
+    name: 'tiers',
+    migrations: [rulesMigration],
+    routes: tierRoutes,
+    jobs: (_ctx, services) => services.tiers.attach(services),
+  },
   { name: 'earning', routes: earningRoutes, jobs: (_ctx, services) => services.earning.attach(services) },
   messagingModule,
   eventsModule,

@@ -15,7 +15,7 @@ export interface TallyModule {
   sealedColumns?: SealedColumn[];
   routes?(app: FastifyInstance, ctx: AppContext, services: Services): void | Promise<void>;
   /** Starts background workers (only when ctx.config.workers); returns how to stop them. */
-  start?(ctx: AppContext, services: Services): Promise<Stopper | void> | Stopper | void;
+  start?(ctx: AppContext, services: Services): Promise<Stopper | undefined> | Stopper | undefined;
   /** Registers job handlers even when workers are off (tests drive the scheduler by hand). */
   jobs?(ctx: AppContext, services: Services): void;
 }

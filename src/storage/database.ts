@@ -68,7 +68,11 @@ export function parseDatabaseUrl(url: string): { dialect: DialectName; target: s
 /** Opens the database `url` names: `sqlite:<path>` (`sqlite:` alone: in memory) or `postgres://…`. */
 export function openDatabase(url: string, opts: OpenOptions = {}): Database {
   const { dialect, target } = parseDatabaseUrl(url);
-  if (dialect === 'sqlite') return openSqlite(target, { walRestartAbovePages: opts.walRestartAbovePages, sqliteSynchronous: opts.sqliteSynchronous });
+  if (dialect === 'sqlite')
+    return openSqlite(target, {
+      walRestartAbovePages: opts.walRestartAbovePages,
+      sqliteSynchronous: opts.sqliteSynchronous,
+    });
   return openPostgres(target, { poolSize: opts.poolSize ?? 20, lanes: opts.lanes ?? 4 });
 }
 

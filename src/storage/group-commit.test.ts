@@ -21,7 +21,9 @@ describe('group commit', () => {
     build: () => q(trx).insertInto('gc_rows').values({ id, n }),
   });
   const rows = async () =>
-    Object.fromEntries((await db().selectFrom('gc_rows').select(['id', 'n']).orderBy('id').execute()).map((r) => [r.id, Number(r.n)]));
+    Object.fromEntries(
+      (await db().selectFrom('gc_rows').select(['id', 'n']).orderBy('id').execute()).map((r) => [r.id, Number(r.n)]),
+    );
 
   before(async () => {
     const fresh = await freshDatabaseUrl();
@@ -39,7 +41,10 @@ describe('group commit', () => {
       Array.from({ length: 60 }, (_, i) =>
         database.transaction(
           async (trx) => {
-            await q(trx).insertInto('gc_rows').values({ id: `a${String(i).padStart(2, '0')}`, n: i }).execute();
+            await q(trx)
+              .insertInto('gc_rows')
+              .values({ id: `a${String(i).padStart(2, '0')}`, n: i })
+              .execute();
             // Every 7th writes and then throws: its insert must not survive.
             if (i % 7 === 3) throw new Error(`refused ${i}`);
             // Every 11th fails in the database after writing: its insert must not survive either.
@@ -57,7 +62,10 @@ describe('group commit', () => {
       if (r.status === 'fulfilled') assert.equal(r.value, i);
       if (!refused) expected[`a${String(i).padStart(2, '0')}`] = i;
     }
-    assert.deepEqual(await rows().then((all) => Object.fromEntries(Object.entries(all).filter(([k]) => k.startsWith('a')))), expected);
+    assert.deepEqual(
+      await rows().then((all) => Object.fromEntries(Object.entries(all).filter(([k]) => k.startsWith('a')))),
+      expected,
+    );
   });
 
   it('a kept write that fails fails its own transaction only; its earlier writes are undone', async () => {
@@ -71,7 +79,10 @@ describe('group commit', () => {
         database.transaction(
           async (trx) => {
             if (id === 'b-throws') throw new Error('refused before any query');
-            await q(trx).insertInto('gc_rows').values({ id: `${id}-before-${i}`, n: 1 }).execute();
+            await q(trx)
+              .insertInto('gc_rows')
+              .values({ id: `${id}-before-${i}`, n: 1 })
+              .execute();
             // On PostgreSQL sent only after the function returned: the duplicate fails there.
             await writeAtCommit(trx, database.dialect, [insert(trx, id, 2)]);
           },
@@ -83,10 +94,18 @@ describe('group commit', () => {
       results.map((r) => r.status),
       ['fulfilled', 'rejected', 'fulfilled', 'rejected', 'rejected', 'fulfilled'],
     );
-    for (const i of [1, 3]) assert.ok(isUniqueViolation((results[i] as PromiseRejectedResult).reason), String((results[i] as PromiseRejectedResult).reason));
+    for (const i of [1, 3])
+      assert.ok(
+        isUniqueViolation((results[i] as PromiseRejectedResult).reason),
+        String((results[i] as PromiseRejectedResult).reason),
+      );
     assert.equal(((results[4] as PromiseRejectedResult).reason as Error).message, 'refused before any query');
     const all = await rows();
-    for (const [i, id] of [[0, 'b1'], [2, 'b2'], [5, 'b3']] as const) {
+    for (const [i, id] of [
+      [0, 'b1'],
+      [2, 'b2'],
+      [5, 'b3'],
+    ] as const) {
       assert.equal(all[id], 2);
       assert.equal(all[`${id}-before-${i}`], 1);
     }
@@ -99,17 +118,25 @@ describe('group commit', () => {
     const seen = await Promise.all(
       Array.from({ length: 20 }, (_, i) =>
         database
-          .transaction(async (trx) => {
-            await q(trx).insertInto('gc_rows').values({ id: `c${i}`, n: i }).execute();
-          }, { lane: `card-${i % 3}` })
+          .transaction(
+            async (trx) => {
+              await q(trx)
+                .insertInto('gc_rows')
+                .values({ id: `c${i}`, n: i })
+                .execute();
+            },
+            { lane: `card-${i % 3}` },
+          )
           // Read on the pool, outside any transaction: sees only committed rows.
           .then(() => db().selectFrom('gc_rows').select('n').where('id', '=', `c${i}`).executeTakeFirst()),
       ),
     );
-    seen.forEach((row, i) => assert.equal(Number(row?.n), i, `c${i} committed before its answer`));
+    for (const [i, row] of seen.entries()) assert.equal(Number(row?.n), i, `c${i} committed before its answer`);
   });
 
-  it('a lane whose connection is killed mid-batch goes on: the batch runs again, nothing is lost or doubled', { skip: process.env.TALLY_TEST_BACKEND === 'sqlite' && 'PostgreSQL only' }, async (t) => {
+  it('a lane whose connection is killed mid-batch goes on: the batch runs again, nothing is lost or doubled', {
+    skip: process.env.TALLY_TEST_BACKEND === 'sqlite' && 'PostgreSQL only',
+  }, async (t) => {
     if (database.dialect !== 'postgres') return t.skip('PostgreSQL only');
     await db().insertInto('gc_rows').values({ id: 'killed', n: 0 }).execute();
     let killed = false;
@@ -136,8 +163,13 @@ describe('group commit', () => {
     assert.equal(Number(row.n), ok);
     assert.ok(ok >= 29, `the lane went on after the kill (${ok} of 40 done)`);
     // And the lane still works.
-    await database.transaction((trx) => sql`update gc_rows set n = n + 1 where id = 'killed'`.execute(trx), { lane: 'killed' });
-    assert.equal(Number((await db().selectFrom('gc_rows').select('n').where('id', '=', 'killed').executeTakeFirstOrThrow()).n), ok + 1);
+    await database.transaction((trx) => sql`update gc_rows set n = n + 1 where id = 'killed'`.execute(trx), {
+      lane: 'killed',
+    });
+    assert.equal(
+      Number((await db().selectFrom('gc_rows').select('n').where('id', '=', 'killed').executeTakeFirstOrThrow()).n),
+      ok + 1,
+    );
   });
 
   it('concurrent increments of one row over several lanes lose no update', async () => {
@@ -153,11 +185,12 @@ describe('group commit', () => {
         ),
       ),
     );
-    assert.equal((await rows())['counter'], 100);
+    assert.equal((await rows()).counter, 100);
   });
 
   const pgOnly = { skip: process.env.TALLY_TEST_BACKEND === 'sqlite' && 'PostgreSQL only' };
-  const backendPid = async (trx: Executor) => Number((await sql<{ pid: number }>`select pg_backend_pid() as pid`.execute(trx)).rows[0].pid);
+  const backendPid = async (trx: Executor) =>
+    Number((await sql<{ pid: number }>`select pg_backend_pid() as pid`.execute(trx)).rows[0].pid);
 
   it('a key with an unfinished transaction keeps its lane; other keys go to the least busy lane', pgOnly, async (t) => {
     if (database.dialect !== 'postgres') return t.skip('PostgreSQL only');
@@ -168,10 +201,15 @@ describe('group commit', () => {
     const samePids = new Set(await Promise.all(same));
     const otherPids = await Promise.all(others);
     assert.equal(samePids.size, 1, 'one card, one lane');
-    assert.ok(!otherPids.some((pid) => samePids.has(pid)), 'the other cards went to the idle lane, not behind the busy one');
+    assert.ok(
+      !otherPids.some((pid) => samePids.has(pid)),
+      'the other cards went to the idle lane, not behind the busy one',
+    );
 
     // 40 different cards over the 2 lanes: 20 each (a hash of the key gives uneven queues).
-    const spread = await Promise.all(Array.from({ length: 40 }, (_, i) => database.transaction(backendPid, { lane: `spread-${i}` })));
+    const spread = await Promise.all(
+      Array.from({ length: 40 }, (_, i) => database.transaction(backendPid, { lane: `spread-${i}` })),
+    );
     const perLane = new Map<number, number>();
     for (const pid of spread) perLane.set(pid, (perLane.get(pid) ?? 0) + 1);
     assert.deepEqual([...perLane.values()].sort(), [20, 20]);
@@ -180,7 +218,10 @@ describe('group commit', () => {
   it('statements nobody reads go out with the next one: a batch of n costs n + 2 socket writes', pgOnly, async (t) => {
     if (database.dialect !== 'postgres') return t.skip('PostgreSQL only');
     await Promise.all([1, 2, 3].map((i) => database.transaction(backendPid, { lane: `warm-${i}` })));
-    const proto = net.Socket.prototype as unknown as { _write: (...a: unknown[]) => unknown; _writev: (...a: unknown[]) => unknown };
+    const proto = net.Socket.prototype as unknown as {
+      _write: (...a: unknown[]) => unknown;
+      _writev: (...a: unknown[]) => unknown;
+    };
     const [write, writev] = [proto._write, proto._writev];
     let writes = 0;
     proto._write = function (this: unknown, ...a: unknown[]) {
@@ -216,22 +257,26 @@ describe('group commit', () => {
     assert.ok(writes <= n + 2, `${writes} socket writes for ${n} transactions`);
   });
 
-  it('a deferred statement that fails fails the next statement with its own error; a rollback still succeeds', pgOnly, async (t) => {
-    if (database.dialect !== 'postgres') return t.skip('PostgreSQL only');
-    const err = await database
-      .transaction(async (trx) => {
-        await onTransactionConnection(trx, (connection) => connection.defer('RELEASE SAVEPOINT no_such_savepoint'));
-        await sql`select 1`.execute(trx);
-      })
-      .then(
-        () => undefined,
-        (e: unknown) => e as { code?: string },
-      );
-    assert.equal(err?.code, '3B001', `the RELEASE's error (${JSON.stringify(err)})`);
-    // The connection is clean for the next user: the transaction was rolled back.
-    const { rows: after } = await sql<{ ok: number }>`select 1 as ok`.execute(db());
-    assert.equal(after[0].ok, 1);
-    // An empty transaction: BEGIN and COMMIT go out together.
-    assert.equal(await database.transaction(async () => 'empty'), 'empty');
-  });
+  it(
+    'a deferred statement that fails fails the next statement with its own error; a rollback still succeeds',
+    pgOnly,
+    async (t) => {
+      if (database.dialect !== 'postgres') return t.skip('PostgreSQL only');
+      const err = await database
+        .transaction(async (trx) => {
+          await onTransactionConnection(trx, (connection) => connection.defer('RELEASE SAVEPOINT no_such_savepoint'));
+          await sql`select 1`.execute(trx);
+        })
+        .then(
+          () => undefined,
+          (e: unknown) => e as { code?: string },
+        );
+      assert.equal(err?.code, '3B001', `the RELEASE's error (${JSON.stringify(err)})`);
+      // The connection is clean for the next user: the transaction was rolled back.
+      const { rows: after } = await sql<{ ok: number }>`select 1 as ok`.execute(db());
+      assert.equal(after[0].ok, 1);
+      // An empty transaction: BEGIN and COMMIT go out together.
+      assert.equal(await database.transaction(async () => 'empty'), 'empty');
+    },
+  );
 });

@@ -121,7 +121,10 @@ export async function writeAtCommit(db: Executor, dialect: DialectName, parts: H
     const writes = parts.map((part): KeptWrite => {
       const text = partText(texts, part);
       let table = tables.get(text);
-      if (table === undefined) tables.set(text, (table = writtenTable(text)));
+      if (table === undefined) {
+        table = writtenTable(text);
+        tables.set(text, table);
+      }
       return { table, text, values: part.params };
     });
     if (await keepForCommit(db, writes)) return;

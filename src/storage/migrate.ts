@@ -14,7 +14,8 @@ export interface TallyMigration {
 }
 
 const noSecrets: MigrationEnv = {
-  secrets: () => Promise.reject(new Error('this migration encrypts stored secrets: it needs the secret key (MigrationEnv)')),
+  secrets: () =>
+    Promise.reject(new Error('this migration encrypts stored secrets: it needs the secret key (MigrationEnv)')),
 };
 
 export async function migrateToLatest(

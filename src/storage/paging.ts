@@ -1,4 +1,4 @@
-import { badRequest } from '../http/errors.ts';
+import { invalid } from '../lib/errors.ts';
 
 /**
  * Cursor paging over an append-only table with an auto-increment `seq`, newest first:
@@ -16,9 +16,12 @@ export async function pageBySeq<R extends { id: string }>(
   if (page.starting_after_id) {
     before = await seqOf(page.starting_after_id);
     if (before === undefined) {
-      throw badRequest('invalid_cursor', 'Invalid cursor', `starting_after_id ${page.starting_after_id} is not ${what} id`, [
-        { field: 'starting_after_id', message: `unknown ${what} id` },
-      ]);
+      throw invalid(
+        'invalid_cursor',
+        'Invalid cursor',
+        `starting_after_id ${page.starting_after_id} is not ${what} id`,
+        [{ field: 'starting_after_id', message: `unknown ${what} id` }],
+      );
     }
   }
   const rows = await fetch(before, page.limit + 1);

@@ -43,12 +43,22 @@ export function keyFilePath(sqlitePath: string): string {
  * SQLite database already holds sealed secrets when its key file is missing: then the key is
  * lost (or not restored), and a new key file would only hide that.
  */
-export function secretBoxLoader(databaseUrl: string, secretKey: string | undefined, db: Kysely<any>, columns: SealedColumn[]) {
+export function secretBoxLoader(
+  databaseUrl: string,
+  secretKey: string | undefined,
+  db: Kysely<any>,
+  columns: SealedColumn[],
+) {
   let loading: Promise<SecretBox> | undefined;
   return () => (loading ??= loadSecretBox(databaseUrl, secretKey, db, columns));
 }
 
-async function loadSecretBox(databaseUrl: string, secretKey: string | undefined, db: Kysely<any>, columns: SealedColumn[]): Promise<SecretBox> {
+async function loadSecretBox(
+  databaseUrl: string,
+  secretKey: string | undefined,
+  db: Kysely<any>,
+  columns: SealedColumn[],
+): Promise<SecretBox> {
   if (secretKey) return new SecretBox(parseSecretKeys(secretKey));
   const { dialect, target } = parseDatabaseUrl(databaseUrl);
   if (dialect === 'postgres') {
@@ -118,8 +128,9 @@ export async function checkSecretKeys(db: Kysely<any>, box: SecretBox, columns: 
   const unknown = [...counts.keys()].filter((kid) => !box.keyIds.includes(kid));
   if (unknown.length > 0) {
     throw new SecretOpenError(
-      `The configured secret key cannot decrypt this database's secrets: ${unknown.map((k) => `${counts.get(k)} are encrypted ` +
-        `with key ${k}`).join(', ')}; the configured key(s): ${box.keyIds.join(', ')}. Set TALLY_SECRET_KEY (or the key file) ` +
+      `The configured secret key cannot decrypt this database's secrets: ${unknown
+        .map((k) => `${counts.get(k)} are encrypted ` + `with key ${k}`)
+        .join(', ')}; the configured key(s): ${box.keyIds.join(', ')}. Set TALLY_SECRET_KEY (or the key file) ` +
         'to the key the database was written with; during a rotation list the new key first and the old one after it.',
     );
   }
@@ -163,8 +174,17 @@ export async function resealBatch(
 }
 
 /** `reseal` over every row of `column` in one go (migrations: inside their transaction). */
-export async function resealAll(db: Kysely<any>, secrets: () => Promise<SecretBox>, column: SealedColumn): Promise<number> {
-  const any = await db.selectFrom(column.table).select('id').where(column.column, 'is not', null).limit(1).executeTakeFirst();
+export async function resealAll(
+  db: Kysely<any>,
+  secrets: () => Promise<SecretBox>,
+  column: SealedColumn,
+): Promise<number> {
+  const any = await db
+    .selectFrom(column.table)
+    .select('id')
+    .where(column.column, 'is not', null)
+    .limit(1)
+    .executeTakeFirst();
   if (!any) return 0;
   const box = await secrets();
   let after: string | undefined;
@@ -196,15 +216,22 @@ export async function rotateSecrets(
     changed[name] = 0;
     let after: string | undefined;
     do {
-      const batch = await database.transaction((trx) => resealBatch(trx as unknown as Kysely<any>, box, column, after, batchSize));
+      const batch = await database.transaction((trx) =>
+        resealBatch(trx as unknown as Kysely<any>, box, column, after, batchSize),
+      );
       changed[name] += batch.changed;
       after = batch.lastId;
     } while (after !== undefined);
   }
   let remaining = 0;
   for (const c of columns) {
-    const rows = await (database.db as Kysely<any>).selectFrom(c.table).select(['id', c.column]).where(c.column, 'is not', null).execute();
-    for (const r of rows) remaining += c.sealedValues(r[c.column], r.id).filter((v) => box.keyIdOf(v.sealed) !== box.currentKeyId).length;
+    const rows = await (database.db as Kysely<any>)
+      .selectFrom(c.table)
+      .select(['id', c.column])
+      .where(c.column, 'is not', null)
+      .execute();
+    for (const r of rows)
+      remaining += c.sealedValues(r[c.column], r.id).filter((v) => box.keyIdOf(v.sealed) !== box.currentKeyId).length;
   }
   return { changed, remaining };
 }

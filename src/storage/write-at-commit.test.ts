@@ -15,7 +15,11 @@ describe('writes at commit', () => {
   const counter = (trx: Executor, id: string, by: number) => ({
     key: 'test.bump',
     params: [by, id],
-    build: () => (trx as unknown as Kysely<any>).updateTable('wac_counters').set({ n: sql`n + ${by}` }).where('id', '=', id),
+    build: () =>
+      (trx as unknown as Kysely<any>)
+        .updateTable('wac_counters')
+        .set({ n: sql`n + ${by}` })
+        .where('id', '=', id),
   });
   const insert = (trx: Executor, id: string) => ({
     key: 'test.insert',
@@ -23,7 +27,11 @@ describe('writes at commit', () => {
     build: () => (trx as unknown as Kysely<any>).insertInto('wac_counters').values({ id, n: 0 }),
   });
   const value = async (on: Executor, id: string) => {
-    const row = await (on as unknown as Kysely<any>).selectFrom('wac_counters').select('n').where('id', '=', id).executeTakeFirst();
+    const row = await (on as unknown as Kysely<any>)
+      .selectFrom('wac_counters')
+      .select('n')
+      .where('id', '=', id)
+      .executeTakeFirst();
     return row === undefined ? undefined : Number(row.n);
   };
 
@@ -82,7 +90,11 @@ describe('writes at commit', () => {
   });
 
   it('outside a transaction the writes run at once', async () => {
-    await writeAtCommit(database.db, database.dialect, [insert(database.db, 'c'), counter(database.db, 'c', 4)].slice(0, 1));
+    await writeAtCommit(
+      database.db,
+      database.dialect,
+      [insert(database.db, 'c'), counter(database.db, 'c', 4)].slice(0, 1),
+    );
     await writeAtCommit(database.db, database.dialect, [counter(database.db, 'c', 4)]);
     assert.equal(await value(database.db, 'c'), 4);
   });

@@ -1,5 +1,5 @@
 import type { AppContext } from '../context.ts';
-import { ApiError, badRequest } from '../http/errors.ts';
+import { invalid, notFound } from '../lib/errors.ts';
 import { newId } from '../lib/ids.ts';
 import { fromJson, toJson } from '../lib/json.ts';
 import type { Services } from '../services.ts';
@@ -10,7 +10,8 @@ import type { Accrual, OrderRow, Skip } from '../modules/earning/service.ts';
 import type { ActivityFacts, OrderItem } from '../modules/earning/evaluate.ts';
 import type { ProgramRow } from '../modules/loyalties/service.ts';
 import { MembershipRace, type MembershipRow } from '../modules/members/service.ts';
-import { joinProgram, resolveCustomer, type CustomerRef } from './join-program.ts';
+import type { CustomerRef } from '../modules/customers/schemas.ts';
+import { joinProgram, resolveCustomer } from './join-program.ts';
 
 // Workflow "ingest an activity" (a custom event, or an order that became PAID): in one transaction,
 //   1. look up the activity's key (source_event_id, or the order id): a duplicate returns the first answer;
@@ -86,26 +87,47 @@ function sourceIdOnly(ref: Exclude<CustomerRef, string>): string | null {
 }
 
 /** The activity's customer, with its cards when the lookup brought them along (the common case). */
-async function activityCustomer(trx: Executor, services: Services, ref: ActivityInput['customer']): Promise<{ customer: CustomerRow; cards?: MembershipRow[] }> {
+async function activityCustomer(
+  trx: Executor,
+  services: Services,
+  ref: ActivityInput['customer'],
+): Promise<{ customer: CustomerRow; cards?: MembershipRow[] }> {
   if (isRow(ref)) return { customer: ref };
   const sourceId = typeof ref === 'string' ? null : sourceIdOnly(ref);
   const found = sourceId ? await services.members.customerWithCards(trx, sourceId) : undefined;
   return found ?? { customer: await findOrCreateCustomer(trx, services, ref) };
 }
 
-export async function ingestActivity(ctx: AppContext, trx: Executor, services: Services, input: ActivityInput): Promise<IngestResult> {
+export async function ingestActivity(
+  ctx: AppContext,
+  trx: Executor,
+  services: Services,
+  input: ActivityInput,
+): Promise<IngestResult> {
   const dialect = ctx.database.dialect;
   const activityId = input.kind === 'order' ? input.order!.id : newId('cev');
-  const key = input.kind === 'order' ? `order.paid:${input.order!.id}` : input.sourceEventId ? `event:${input.sourceEventId}` : null;
+  const key =
+    input.kind === 'order'
+      ? `order.paid:${input.order!.id}`
+      : input.sourceEventId
+        ? `event:${input.sourceEventId}`
+        : null;
   if (key) {
-    const [prior] = await hot(trx, 'activities.find', [key], () => trx.selectFrom('processed_activities').selectAll().where('key', '=', key));
+    const [prior] = await hot(trx, 'activities.find', [key], () =>
+      trx.selectFrom('processed_activities').selectAll().where('key', '=', key),
+    );
     if (prior) {
       const customer = prior.customer_id
         ? await services.customers.get(trx, prior.customer_id)
         : isRow(input.customer)
           ? input.customer
           : await findOrCreateCustomer(trx, services, input.customer);
-      return { activityId: prior.id, duplicate: true, customer, earned: fromJson<EarnedSummary>(prior.result, { points: 0, pending_points: 0, accruals: [], skipped: [] }) };
+      return {
+        activityId: prior.id,
+        duplicate: true,
+        customer,
+        earned: fromJson<EarnedSummary>(prior.result, { points: 0, pending_points: 0, accruals: [], skipped: [] }),
+      };
     }
   }
 
@@ -119,34 +141,61 @@ export async function ingestActivity(ctx: AppContext, trx: Executor, services: S
     if (input.loyaltyCode) {
       const card = await services.members.get(trx, input.loyaltyCode);
       if (card.customer_id !== customer.id) {
-        throw badRequest('loyalty_card_holder_mismatch', 'Loyalty card belongs to another customer', `Loyalty card ${input.loyaltyCode} is not held by customer ${customer.id}`, [{ field: 'loyalty.code', message: 'not held by this customer' }]);
+        throw invalid(
+          'loyalty_card_holder_mismatch',
+          'Loyalty card belongs to another customer',
+          `Loyalty card ${input.loyaltyCode} is not held by customer ${customer.id}`,
+          [{ field: 'loyalty.code', message: 'not held by this customer' }],
+        );
       }
       cards = rulesByProgram.has(card.program_id) ? [card] : [];
     } else if (rulesByProgram.size > 0) {
-      cards = (customerCards ?? (await services.members.ofCustomer(trx, customer.id))).filter((c) => c.status === 'ACTIVE' && rulesByProgram.has(c.program_id));
+      cards = (customerCards ?? (await services.members.ofCustomer(trx, customer.id))).filter(
+        (c) => c.status === 'ACTIVE' && rulesByProgram.has(c.program_id),
+      );
     } else cards = [];
 
     const programIds = input.loyaltyCode ? cards.map((c) => c.program_id) : [...rulesByProgram.keys()];
     if (programIds.length > 0) {
       const nowMs = ctx.clock.nowMs();
       const live = (p: ProgramRow) =>
-        p.active === 1 && (!p.start_date || Date.parse(p.start_date) <= nowMs) && (!p.expiration_date || Date.parse(p.expiration_date) > nowMs);
+        p.active === 1 &&
+        (!p.start_date || Date.parse(p.start_date) <= nowMs) &&
+        (!p.expiration_date || Date.parse(p.expiration_date) > nowMs);
       const cardOf = new Map<string, MembershipRow>();
       for (const c of cards) if (!cardOf.has(c.program_id)) cardOf.set(c.program_id, c);
 
       const facts: ActivityFacts = {
         event: input.event,
         metadata: input.metadata,
-        customer: { id: customer.id, source_id: customer.source_id, metadata: fromJson<Record<string, unknown>>(customer.metadata, {}) },
+        customer: {
+          id: customer.id,
+          source_id: customer.source_id,
+          metadata: fromJson<Record<string, unknown>>(customer.metadata, {}),
+        },
         tierIds: [],
         ...(input.order ? { order: orderFacts(input.order) } : {}),
       };
       const activityRef = {
         id: activityId,
         source_event_id: input.sourceEventId ?? null,
-        event: { id: activityId, type: input.kind === 'order' ? 'customer.order.paid' : input.event, ...(input.kind === 'custom_event' ? { metadata: input.metadata } : {}), source_event_id: input.sourceEventId ?? null },
+        event: {
+          id: activityId,
+          type: input.kind === 'order' ? 'customer.order.paid' : input.event,
+          ...(input.kind === 'custom_event' ? { metadata: input.metadata } : {}),
+          source_event_id: input.sourceEventId ?? null,
+        },
         ...(input.order
-          ? { order: { id: input.order.id, source_id: input.order.source_id, amount: input.order.amount, total_amount: input.order.total_amount, status: input.order.status }, order_id: input.order.id }
+          ? {
+              order: {
+                id: input.order.id,
+                source_id: input.order.source_id,
+                amount: input.order.amount,
+                total_amount: input.order.total_amount,
+                status: input.order.status,
+              },
+              order_id: input.order.id,
+            }
           : {}),
       };
 
@@ -158,10 +207,19 @@ export async function ingestActivity(ctx: AppContext, trx: Executor, services: S
         let card = cardOf.get(program.id);
         if (!card) {
           if (program.auto_join !== 1) continue;
-          card = await joinProgram(trx, services, program, customer, { source: 'auto-join', sourceEventId: input.sourceEventId ?? activityId });
+          card = await joinProgram(trx, services, program, customer, {
+            source: 'auto-join',
+            sourceEventId: input.sourceEventId ?? activityId,
+          });
         }
         const tierIds = await services.tiers.memberTierIds(trx, program.id, card.id);
-        const { accruals, skipped } = await services.earning.accrue(trx, { program, membership: card, definition, holder: customer }, rulesByProgram.get(program.id) ?? [], { ...facts, tierIds }, activityRef);
+        const { accruals, skipped } = await services.earning.accrue(
+          trx,
+          { program, membership: card, definition, holder: customer },
+          rulesByProgram.get(program.id) ?? [],
+          { ...facts, tierIds },
+          activityRef,
+        );
         for (const a of accruals) {
           if (a.status === 'PENDING') earned.pending_points += a.points;
           else earned.points += a.points;
@@ -177,9 +235,22 @@ export async function ingestActivity(ctx: AppContext, trx: Executor, services: S
     // writes, just before the commit on PostgreSQL: writeAtCommit). The same activity ingested at once by
     // another transaction that committed first: the key is taken, this transaction rolls back with
     // a unique violation and its retry (withRetries) answers the first one's result.
-    const processed = { key, id: activityId, kind: input.kind, customer_id: customer.id, result: JSON.stringify(earned), created_at: ctx.clock.nowIso() };
+    const processed = {
+      key,
+      id: activityId,
+      kind: input.kind,
+      customer_id: customer.id,
+      result: JSON.stringify(earned),
+      created_at: ctx.clock.nowIso(),
+    };
     try {
-      await writeAtCommit(trx, dialect, [{ key: 'activities.record', params: Object.values(processed), build: () => trx.insertInto('processed_activities').values(processed) }]);
+      await writeAtCommit(trx, dialect, [
+        {
+          key: 'activities.record',
+          params: Object.values(processed),
+          build: () => trx.insertInto('processed_activities').values(processed),
+        },
+      ]);
     } catch (err) {
       if (isUniqueViolation(err)) throw new MembershipRace();
       throw err;
@@ -225,16 +296,24 @@ export async function recordOrder(
 ): Promise<{ order: OrderRow; ingest: IngestResult | null }> {
   const now = ctx.clock.nowIso();
   let prior = existing;
-  if (!prior && (input.id || input.source_id)) prior = await services.earning.findOrder(trx, (input.id ?? input.source_id)!);
-  if (!prior && input.id && !input.source_id && input.id.startsWith('ord_')) throw new ApiError(404, 'not_found', 'Resource not found', `Cannot find order with id ${input.id}`);
+  if (!prior && (input.id || input.source_id))
+    prior = await services.earning.findOrder(trx, (input.id ?? input.source_id)!);
+  if (!prior && input.id && !input.source_id && input.id.startsWith('ord_')) throw notFound('order', input.id);
   let customer: CustomerRow | null = null;
   if (input.customer) customer = await findOrCreateCustomer(trx, services, input.customer);
   else if (prior?.customer_id) customer = (await services.customers.find(trx, prior.customer_id)) ?? null;
   const items = input.items ?? (prior ? fromJson<OrderItem[]>(prior.items, []) : []);
-  const itemsAmount = items.reduce((s, i) => s + (typeof i.amount === 'number' ? i.amount : (i.price ?? 0) * (i.quantity ?? 1)), 0);
+  const itemsAmount = items.reduce(
+    (s, i) => s + (typeof i.amount === 'number' ? i.amount : (i.price ?? 0) * (i.quantity ?? 1)),
+    0,
+  );
   const amount = input.amount ?? (input.items ? itemsAmount : (prior?.amount ?? itemsAmount));
   const discount = input.discount_amount ?? prior?.discount_amount ?? null;
-  const total = input.total_amount ?? (input.amount !== undefined || input.discount_amount !== undefined || input.items ? Number(amount) - Number(discount ?? 0) : (prior?.total_amount ?? Number(amount) - Number(discount ?? 0)));
+  const total =
+    input.total_amount ??
+    (input.amount !== undefined || input.discount_amount !== undefined || input.items
+      ? Number(amount) - Number(discount ?? 0)
+      : (prior?.total_amount ?? Number(amount) - Number(discount ?? 0)));
   const status = input.status ?? prior?.status ?? 'CREATED';
   const becamePaid = status === 'PAID' && prior?.status !== 'PAID' && !prior?.paid_at;
   const row: OrderRow = {
@@ -263,7 +342,14 @@ export async function recordOrder(
   }
   let ingest: IngestResult | null = null;
   if (becamePaid && customer) {
-    ingest = await ingestActivity(ctx, trx, services, { kind: 'order', event: 'order.paid', customer, metadata: fromJson(row.metadata, {}), order: row, sourceEventId: row.source_id ?? row.id });
+    ingest = await ingestActivity(ctx, trx, services, {
+      kind: 'order',
+      event: 'order.paid',
+      customer,
+      metadata: fromJson(row.metadata, {}),
+      order: row,
+      sourceEventId: row.source_id ?? row.id,
+    });
   }
   return { order: row, ingest };
 }

@@ -1,14 +1,13 @@
-import { badRequest } from '../http/errors.ts';
+import { invalid } from '../lib/errors.ts';
 import type { Executor } from '../storage/database.ts';
 import type { Services } from '../services.ts';
-import type { CustomerInput, CustomerRow } from '../modules/customers/service.ts';
+import type { CustomerRef } from '../modules/customers/schemas.ts';
+import type { CustomerRow } from '../modules/customers/service.ts';
 import { programVoucher, type ProgramRow } from '../modules/loyalties/service.ts';
 import type { MembershipRow } from '../modules/members/service.ts';
 
 // Workflow "join a program": find or create the customer, issue the card (membership), give it
 // the program's initial points. All in the caller's transaction.
-
-export type CustomerRef = string | (CustomerInput & { id?: string });
 
 export async function resolveCustomer(trx: Executor, services: Services, ref: CustomerRef): Promise<CustomerRow> {
   if (typeof ref === 'string') return services.customers.get(trx, ref);
@@ -18,7 +17,12 @@ export async function resolveCustomer(trx: Executor, services: Services, ref: Cu
     return Object.keys(rest).length > 0 ? services.customers.update(trx, row, rest) : row;
   }
   if (!ref.source_id && !ref.email && !ref.phone && !ref.name) {
-    throw badRequest('invalid_customer', 'Invalid customer', 'customer needs an id, a source_id, or details to create one', [{ field: 'customer', message: 'must identify or describe a customer' }]);
+    throw invalid(
+      'invalid_customer',
+      'Invalid customer',
+      'customer needs an id, a source_id, or details to create one',
+      [{ field: 'customer', message: 'must identify or describe a customer' }],
+    );
   }
   return (await services.customers.upsert(trx, ref)).row;
 }

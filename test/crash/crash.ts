@@ -69,10 +69,13 @@ const receiver = createServer((req, res) => {
     // 5 minutes) and small delays, so deliveries are in flight at the kill.
     const fail = !failedOnce.has(id) && Math.random() < 0.03;
     if (fail) failedOnce.add(id);
-    setTimeout(() => {
-      if (!fail) delivered.add(id);
-      res.writeHead(fail ? 500 : 200).end(fail ? 'try again' : 'ok');
-    }, Math.floor(Math.random() * 15));
+    setTimeout(
+      () => {
+        if (!fail) delivered.add(id);
+        res.writeHead(fail ? 500 : 200).end(fail ? 'try again' : 'ok');
+      },
+      Math.floor(Math.random() * 15),
+    );
   });
 });
 await new Promise<void>((r) => receiver.listen(0, '127.0.0.1', r));
@@ -141,7 +144,9 @@ try {
   const program = await api('POST', '/v1/loyalties', { name: 'Crash program' });
   const cards: string[] = [];
   for (let i = 0; i < MEMBERS; i++) {
-    const m = await api('POST', `/v1/loyalties/${program.body.id}/members`, { customer: { source_id: `crash-${i}`, name: `Crash ${i}` } });
+    const m = await api('POST', `/v1/loyalties/${program.body.id}/members`, {
+      customer: { source_id: `crash-${i}`, name: `Crash ${i}` },
+    });
     if (m.status !== 200) throw new Error(`member: ${m.status} ${JSON.stringify(m.body)}`);
     cards.push(m.body.code);
   }
@@ -154,7 +159,9 @@ try {
     while (!stop) {
       const card = cards[Math.floor(Math.random() * cards.length)];
       try {
-        const r = await api('POST', `/v1/loyalties/members/${card}/balance`, { points: 1 + Math.floor(Math.random() * 50) });
+        const r = await api('POST', `/v1/loyalties/members/${card}/balance`, {
+          points: 1 + Math.floor(Math.random() * 50),
+        });
         if (r.status === 200) ok++;
         else errors++;
       } catch {
@@ -181,21 +188,39 @@ try {
   const db = database.db;
   let missing: string[] = [];
   for (;;) {
-    const events = await db.selectFrom('outbox_events').select('id').where((eb) => eb.or([eb('resource_type', 'is', null), eb('resource_type', '!=', 'webhook_test')])).execute();
+    const events = await db
+      .selectFrom('outbox_events')
+      .select('id')
+      .where((eb) => eb.or([eb('resource_type', 'is', null), eb('resource_type', '!=', 'webhook_test')]))
+      .execute();
     missing = events.map((e) => e.id).filter((id) => !delivered.has(id));
     if (missing.length === 0 || Date.now() > DEADLINE - 10_000) break;
     await sleep(250);
   }
   const entries = await db.selectFrom('ledger_entries').select(['id', 'points', 'membership_id']).execute();
   const events = await db.selectFrom('outbox_events').select(['id', 'type', 'data']).execute();
-  const updatedFor = new Set(events.filter((e) => e.type === 'balance_value_updated').map((e) => JSON.parse(e.data).source_event_id));
-  const addedFor = new Set(events.filter((e) => e.type === 'customer.voucher.loyalty_card.points_added').map((e) => JSON.parse(e.data).transaction.id));
+  const updatedFor = new Set(
+    events.filter((e) => e.type === 'balance_value_updated').map((e) => JSON.parse(e.data).source_event_id),
+  );
+  const addedFor = new Set(
+    events
+      .filter((e) => e.type === 'customer.voucher.loyalty_card.points_added')
+      .map((e) => JSON.parse(e.data).transaction.id),
+  );
   const withoutEvents = entries.filter((e) => !updatedFor.has(e.id) || !addedFor.has(e.id));
   log(`${failedOnce.size} deliveries answered 500 once (retried)`);
-  log(`${entries.length} ledger entries, ${events.length} events, ${delivered.size} delivered webhook-ids, ${receivedTotal} requests received`);
+  log(
+    `${entries.length} ledger entries, ${events.length} events, ${delivered.size} delivered webhook-ids, ${receivedTotal} requests received`,
+  );
   check(entries.length >= ok, `every answered addition is committed (${entries.length} >= ${ok})`);
-  check(withoutEvents.length === 0, `every ledger entry has balance_value_updated and points_added (${withoutEvents.length} without)`);
-  check(missing.length === 0, `every event reached the receiver (${missing.length} missing${missing.length ? `: ${missing.slice(0, 5).join(', ')}` : ''})`);
+  check(
+    withoutEvents.length === 0,
+    `every ledger entry has balance_value_updated and points_added (${withoutEvents.length} without)`,
+  );
+  check(
+    missing.length === 0,
+    `every event reached the receiver (${missing.length} missing${missing.length ? `: ${missing.slice(0, 5).join(', ')}` : ''})`,
+  );
   check(badSignatures === 0, `every delivery verified with standardwebhooks (${badSignatures} bad)`);
   try {
     const n = await assertLedgerInvariants(db);

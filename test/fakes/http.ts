@@ -23,7 +23,13 @@ export class FakeHttp {
       const chunks: Buffer[] = [];
       req.on('data', (c) => chunks.push(c));
       req.on('end', () => {
-        const rec: Recorded = { method: req.method ?? '', path: req.url ?? '', headers: req.headers, raw: Buffer.concat(chunks).toString('utf8'), at: performance.now() };
+        const rec: Recorded = {
+          method: req.method ?? '',
+          path: req.url ?? '',
+          headers: req.headers,
+          raw: Buffer.concat(chunks).toString('utf8'),
+          at: performance.now(),
+        };
         this.requests.push(rec);
         for (const w of [...this.waiters]) {
           if (this.requests.length >= w.n) {
@@ -51,7 +57,13 @@ export class FakeHttp {
     if (this.requests.length >= n) return Promise.resolve();
     return new Promise((resolve, reject) => {
       const t = setTimeout(() => reject(new Error(`expected ${n} requests, got ${this.requests.length}`)), ms);
-      this.waiters.push({ n, resolve: () => (clearTimeout(t), resolve()) });
+      this.waiters.push({
+        n,
+        resolve: () => {
+          clearTimeout(t);
+          resolve();
+        },
+      });
     });
   }
 

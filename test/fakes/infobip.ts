@@ -31,21 +31,39 @@ export class FakeInfobip extends FakeProvider {
     const json = (status: number, body: unknown) => sendJson(res, status, body);
     if (req.headers.authorization !== `App ${this.apiKey}`) {
       this.rejectedAuth++;
-      return json(401, { requestError: { serviceException: { messageId: 'UNAUTHORIZED', text: 'Invalid login details' } } });
+      return json(401, {
+        requestError: { serviceException: { messageId: 'UNAUTHORIZED', text: 'Invalid login details' } },
+      });
     }
     const failure = this.failures.shift();
     if (failure === 'hang') return; // never answers: the client's timeout fires
-    if (typeof failure === 'number') return json(failure, { requestError: { serviceException: { messageId: 'GENERAL_ERROR', text: 'Something went wrong' } } });
+    if (typeof failure === 'number')
+      return json(failure, {
+        requestError: { serviceException: { messageId: 'GENERAL_ERROR', text: 'Something went wrong' } },
+      });
     const body = JSON.parse(req.raw || '{}');
     if (req.method === 'POST' && req.path === '/sms/3/messages') {
       const out = [];
       for (const m of body.messages ?? []) {
         for (const d of m.destinations ?? []) {
           const messageId = d.messageId ?? randomUUID();
-          this.sent.push({ channel: 'sms', from: m.sender, to: d.to, text: m.content?.text, messageId, notifyUrl: m.webhooks?.delivery?.url ?? null });
+          this.sent.push({
+            channel: 'sms',
+            from: m.sender,
+            to: d.to,
+            text: m.content?.text,
+            messageId,
+            notifyUrl: m.webhooks?.delivery?.url ?? null,
+          });
           out.push({
             messageId,
-            status: { groupId: 1, groupName: 'PENDING', id: 26, name: 'MESSAGE_ACCEPTED', description: 'Message sent to next instance' },
+            status: {
+              groupId: 1,
+              groupName: 'PENDING',
+              id: 26,
+              name: 'MESSAGE_ACCEPTED',
+              description: 'Message sent to next instance',
+            },
             destination: d.to,
             details: { messageCount: 1 },
           });
@@ -55,12 +73,25 @@ export class FakeInfobip extends FakeProvider {
     }
     if (req.method === 'POST' && req.path === '/whatsapp/1/message/text') {
       const messageId = body.messageId ?? randomUUID();
-      this.sent.push({ channel: 'whatsapp', from: body.from, to: body.to, text: body.content?.text, messageId, notifyUrl: body.notifyUrl ?? null });
+      this.sent.push({
+        channel: 'whatsapp',
+        from: body.from,
+        to: body.to,
+        text: body.content?.text,
+        messageId,
+        notifyUrl: body.notifyUrl ?? null,
+      });
       return json(200, {
         to: body.to,
         messageCount: 1,
         messageId,
-        status: { groupId: 1, groupName: 'PENDING', id: 7, name: 'PENDING_ENROUTE', description: 'Message sent to next instance' },
+        status: {
+          groupId: 1,
+          groupName: 'PENDING',
+          id: 7,
+          name: 'PENDING_ENROUTE',
+          description: 'Message sent to next instance',
+        },
       });
     }
     if (req.method === 'POST' && req.path === '/whatsapp/1/message/template') {
@@ -69,11 +100,41 @@ export class FakeInfobip extends FakeProvider {
         const messageId = m.messageId ?? randomUUID();
         const c = m.content ?? {};
         if (typeof c.templateName !== 'string' || typeof c.language !== 'string') {
-          return json(400, { requestError: { serviceException: { messageId: 'BAD_REQUEST', text: 'content.templateName and content.language are required' } } });
+          return json(400, {
+            requestError: {
+              serviceException: {
+                messageId: 'BAD_REQUEST',
+                text: 'content.templateName and content.language are required',
+              },
+            },
+          });
         }
-        const template = { name: c.templateName, language: c.language, placeholders: c.templateData?.body?.placeholders ?? [] };
-        this.sent.push({ channel: 'whatsapp', from: m.from, to: m.to, text: '', messageId, notifyUrl: m.notifyUrl ?? null, template });
-        out.push({ to: m.to, messageCount: 1, messageId, status: { groupId: 1, groupName: 'PENDING', id: 7, name: 'PENDING_ENROUTE', description: 'Message sent to next instance' } });
+        const template = {
+          name: c.templateName,
+          language: c.language,
+          placeholders: c.templateData?.body?.placeholders ?? [],
+        };
+        this.sent.push({
+          channel: 'whatsapp',
+          from: m.from,
+          to: m.to,
+          text: '',
+          messageId,
+          notifyUrl: m.notifyUrl ?? null,
+          template,
+        });
+        out.push({
+          to: m.to,
+          messageCount: 1,
+          messageId,
+          status: {
+            groupId: 1,
+            groupName: 'PENDING',
+            id: 7,
+            name: 'PENDING_ENROUTE',
+            description: 'Message sent to next instance',
+          },
+        });
       }
       return json(200, { messages: out, bulkId: randomUUID() });
     }
@@ -91,7 +152,12 @@ export class FakeInfobip extends FakeProvider {
 }
 
 /** An inbound SMS batch (MO_JSON_2), as Infobip forwards it. */
-export function infobipSms(from: string, to: string, text: string, messageId = `${Date.now()}${Math.floor(Math.random() * 1e6)}`) {
+export function infobipSms(
+  from: string,
+  to: string,
+  text: string,
+  messageId = `${Date.now()}${Math.floor(Math.random() * 1e6)}`,
+) {
   return {
     results: [
       {
@@ -113,7 +179,12 @@ export function infobipSms(from: string, to: string, text: string, messageId = `
 }
 
 /** An inbound WhatsApp batch; `message` is e.g. {type:'TEXT', text} or {type:'INTERACTIVE_BUTTON_REPLY', id, title}. */
-export function infobipWhatsapp(from: string, to: string, message: Record<string, unknown>, messageId = `wamid.${randomUUID()}`) {
+export function infobipWhatsapp(
+  from: string,
+  to: string,
+  message: Record<string, unknown>,
+  messageId = `wamid.${randomUUID()}`,
+) {
   return {
     results: [
       {
@@ -134,12 +205,28 @@ export function infobipWhatsapp(from: string, to: string, message: Record<string
 }
 
 /** A delivery report batch. */
-export function infobipReport(messageId: string, to: string, group: 'DELIVERED' | 'UNDELIVERABLE' | 'PENDING' | 'EXPIRED' | 'REJECTED') {
+export function infobipReport(
+  messageId: string,
+  to: string,
+  group: 'DELIVERED' | 'UNDELIVERABLE' | 'PENDING' | 'EXPIRED' | 'REJECTED',
+) {
   const status =
     group === 'DELIVERED'
-      ? { groupId: 3, groupName: 'DELIVERED', id: 5, name: 'DELIVERED_TO_HANDSET', description: 'Message delivered to handset' }
+      ? {
+          groupId: 3,
+          groupName: 'DELIVERED',
+          id: 5,
+          name: 'DELIVERED_TO_HANDSET',
+          description: 'Message delivered to handset',
+        }
       : group === 'PENDING'
-        ? { groupId: 1, groupName: 'PENDING', id: 7, name: 'PENDING_ENROUTE', description: 'Message sent to next instance' }
+        ? {
+            groupId: 1,
+            groupName: 'PENDING',
+            id: 7,
+            name: 'PENDING_ENROUTE',
+            description: 'Message sent to next instance',
+          }
         : { groupId: 2, groupName: group, id: 9, name: `${group}_NOT_DELIVERED`, description: 'Message not delivered' };
   return {
     results: [

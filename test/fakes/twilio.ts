@@ -34,13 +34,15 @@ export class FakeTwilio extends FakeProvider {
     if (req.headers.authorization !== expected) return json(401, { code: 20003, message: 'Authenticate', status: 401 });
     const failure = this.failures.shift();
     if (failure === 'hang') return;
-    if (typeof failure === 'number') return json(failure, { code: 20500, message: 'Internal Server Error', status: failure });
+    if (typeof failure === 'number')
+      return json(failure, { code: 20500, message: 'Internal Server Error', status: failure });
     if (req.method === 'POST' && req.path === `/2010-04-01/Accounts/${this.accountSid}/Messages.json`) {
       const form = new URLSearchParams(req.raw);
       const sid = `SM${randomBytes(16).toString('hex')}`;
       const contentSid = form.get('ContentSid');
       // Twilio wants Body or ContentSid (error 21619 otherwise).
-      if (!form.get('Body') && !contentSid) return json(400, { code: 21619, message: 'A text message body or media urls must be specified.', status: 400 });
+      if (!form.get('Body') && !contentSid)
+        return json(400, { code: 21619, message: 'A text message body or media urls must be specified.', status: 400 });
       const variables = form.get('ContentVariables');
       this.sent.push({
         to: form.get('To') ?? '',
@@ -77,7 +79,12 @@ export class FakeTwilio extends FakeProvider {
   }
 
   /** Inbound webhook params as Twilio posts them for an SMS. */
-  inboundParams(from: string, to: string, body: string, sid = `SM${randomBytes(16).toString('hex')}`): Record<string, string> {
+  inboundParams(
+    from: string,
+    to: string,
+    body: string,
+    sid = `SM${randomBytes(16).toString('hex')}`,
+  ): Record<string, string> {
     return {
       ToCountry: 'US',
       ToState: 'CA',
@@ -112,7 +119,10 @@ export class FakeTwilio extends FakeProvider {
 export async function postTwilio(url: string, params: Record<string, string>, signature: string | null) {
   const res = await fetch(url, {
     method: 'POST',
-    headers: { 'content-type': 'application/x-www-form-urlencoded', ...(signature ? { 'x-twilio-signature': signature } : {}) },
+    headers: {
+      'content-type': 'application/x-www-form-urlencoded',
+      ...(signature ? { 'x-twilio-signature': signature } : {}),
+    },
     body: new URLSearchParams(params).toString(),
   });
   return { status: res.status, text: await res.text(), headers: res.headers };

@@ -17,7 +17,8 @@ export async function assertLedgerInvariants(db: Executor): Promise<number> {
     .select(['membership_id', 'balance_definition_id', (eb) => eb.fn.sum<number>('remaining').as('total')])
     .groupBy(['membership_id', 'balance_definition_id'])
     .execute();
-  const key = (r: { membership_id: string; balance_definition_id: string }) => `${r.membership_id}/${r.balance_definition_id}`;
+  const key = (r: { membership_id: string; balance_definition_id: string }) =>
+    `${r.membership_id}/${r.balance_definition_id}`;
   const ledger = new Map(sums.map((r) => [key(r), Number(r.total)]));
   const open = new Map(lots.map((r) => [key(r), Number(r.total)]));
   for (const b of balances) {
@@ -33,7 +34,11 @@ export async function assertLedgerInvariants(db: Executor): Promise<number> {
     .execute();
   assert.equal(bad.length, 0, 'no lot holds less than nothing or more than it was given');
   // Every entry records the balance after it: replaying the entries in order reproduces it.
-  const entries = await db.selectFrom('ledger_entries').select(['membership_id', 'balance_definition_id', 'points', 'balance_after']).orderBy('seq').execute();
+  const entries = await db
+    .selectFrom('ledger_entries')
+    .select(['membership_id', 'balance_definition_id', 'points', 'balance_after'])
+    .orderBy('seq')
+    .execute();
   const running = new Map<string, number>();
   for (const e of entries) {
     const k = key(e);

@@ -13,7 +13,10 @@ export interface Received {
   at: number;
 }
 
-export type Responder = (req: Received, n: number) => { status?: number; headers?: Record<string, string>; body?: string; hang?: boolean } | undefined;
+export type Responder = (
+  req: Received,
+  n: number,
+) => { status?: number; headers?: Record<string, string>; body?: string; hang?: boolean } | undefined;
 
 export interface Receiver {
   url: string;
@@ -68,7 +71,11 @@ export async function startReceiver(respond: Responder = () => undefined): Promi
 export function verifyDelivery(secret: string, r: Received): any {
   const wh = new Webhook(secret);
   const ts = Number(r.headers['webhook-timestamp']);
-  const headers = { 'webhook-id': r.headers['webhook-id'], 'webhook-timestamp': r.headers['webhook-timestamp'], 'webhook-signature': r.headers['webhook-signature'] };
+  const headers = {
+    'webhook-id': r.headers['webhook-id'],
+    'webhook-timestamp': r.headers['webhook-timestamp'],
+    'webhook-signature': r.headers['webhook-signature'],
+  };
   if (Math.abs(ts - Date.now() / 1000) < 240) return wh.verify(r.body, headers);
   const expected = wh.sign(headers['webhook-id'], new Date(ts * 1000), r.body);
   if (!headers['webhook-signature'].split(' ').includes(expected)) throw new Error('no matching signature');

@@ -91,7 +91,12 @@ export async function startTestServer(
   const token = `tly_sk_test_${randomBytes(12).toString('hex')}`;
   await server.services.apiKeys.ensure(appId, token);
   const url = await server.listen();
-  const api = async <T>(method: string, path: string, body?: unknown, headers: Record<string, string> = {}): Promise<ApiResponse<T>> => {
+  const api = async <T>(
+    method: string,
+    path: string,
+    body?: unknown,
+    headers: Record<string, string> = {},
+  ): Promise<ApiResponse<T>> => {
     const res = await fetch(`${url}${path}`, {
       method,
       headers: {
@@ -133,7 +138,11 @@ export async function createProgram(t: TestServer, body: Record<string, unknown>
   return res.body;
 }
 
-export async function createMember(t: TestServer, campaignId: string, customer: unknown = { source_id: `c-${randomBytes(5).toString('hex')}`, name: 'Test Member' }) {
+export async function createMember(
+  t: TestServer,
+  campaignId: string,
+  customer: unknown = { source_id: `c-${randomBytes(5).toString('hex')}`, name: 'Test Member' },
+) {
   const res = await t.api('POST', `/v1/loyalties/${campaignId}/members`, { customer });
   if (res.status !== 200) throw new Error(`createMember: ${res.status} ${JSON.stringify(res.body)}`);
   return res.body;

@@ -4,7 +4,15 @@ import { FakeInfobip, infobipReport, infobipSms } from '../fakes/infobip.ts';
 import { FakeTwilio, postTwilio } from '../fakes/twilio.ts';
 import { assertLedgerInvariants } from '../helpers/invariants.ts';
 import { startTestServer, type TestServer } from '../helpers/server.ts';
-import { addMember, basicHeader, clockOf, createChannel, createPointsFlow, INFOBIP_BASIC, seedMember } from './setup.ts';
+import {
+  addMember,
+  basicHeader,
+  clockOf,
+  createChannel,
+  createPointsFlow,
+  INFOBIP_BASIC,
+  seedMember,
+} from './setup.ts';
 
 describe('messaging delivery: dedup, retries, reports, opt-out, broadcasts, reporting', () => {
   let t: TestServer;
@@ -33,16 +41,24 @@ describe('messaging delivery: dedup, retries, reports, opt-out, broadcasts, repo
       ...overrides,
     });
   // Each inbound message one millisecond later, so "newest first" lists are unambiguous.
-  const inbound = (channelId: string, body: unknown) =>
-    (clockOf(t).advance(1), fetch)(`${t.url}/v1/channels/${channelId}/inbound`, {
+  const inbound = (channelId: string, body: unknown) => {
+    clockOf(t).advance(1);
+    return fetch(`${t.url}/v1/channels/${channelId}/inbound`, {
       method: 'POST',
-      headers: { 'content-type': 'application/json', authorization: basicHeader(INFOBIP_BASIC.username, INFOBIP_BASIC.password) },
+      headers: {
+        'content-type': 'application/json',
+        authorization: basicHeader(INFOBIP_BASIC.username, INFOBIP_BASIC.password),
+      },
       body: JSON.stringify(body),
     });
+  };
   const report = (channelId: string, body: unknown) =>
     fetch(`${t.url}/v1/channels/${channelId}/reports`, {
       method: 'POST',
-      headers: { 'content-type': 'application/json', authorization: basicHeader(INFOBIP_BASIC.username, INFOBIP_BASIC.password) },
+      headers: {
+        'content-type': 'application/json',
+        authorization: basicHeader(INFOBIP_BASIC.username, INFOBIP_BASIC.password),
+      },
       body: JSON.stringify(body),
     });
   const messages = async (q: string) => (await t.api('GET', `/v1/messages?limit=100&${q}`)).body.messages as any[];
@@ -55,7 +71,10 @@ describe('messaging delivery: dedup, retries, reports, opt-out, broadcasts, repo
     const body = infobipSms(phone, '385921004026', 'points', 'dup-817790313235066447');
     const n = infobip.sent.length;
     const results = await Promise.all([inbound(ch.id, body), inbound(ch.id, body), inbound(ch.id, body)]);
-    assert.deepEqual(results.map((r) => r.status), [200, 200, 200]);
+    assert.deepEqual(
+      results.map((r) => r.status),
+      [200, 200, 200],
+    );
     assert.equal((await inbound(ch.id, body)).status, 200);
     await outbound().drain();
     assert.equal(infobip.sent.length, n + 1);
@@ -149,7 +168,11 @@ describe('messaging delivery: dedup, retries, reports, opt-out, broadcasts, repo
     const [second, first] = await messages(`channel_id=${ch.id}&direction=out`);
     assert.equal(first.status, 'sent');
     // Unauthenticated reports change nothing.
-    const anon = await fetch(`${t.url}/v1/channels/${ch.id}/reports`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(infobipReport(first.provider_message_id, phone, 'DELIVERED')) });
+    const anon = await fetch(`${t.url}/v1/channels/${ch.id}/reports`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify(infobipReport(first.provider_message_id, phone, 'DELIVERED')),
+    });
     assert.equal(anon.status, 401);
     assert.equal((await messages(`channel_id=${ch.id}&direction=out`))[1].status, 'sent');
     const ok = await report(ch.id, infobipReport(first.provider_message_id, phone, 'DELIVERED'));
@@ -167,7 +190,11 @@ describe('messaging delivery: dedup, retries, reports, opt-out, broadcasts, repo
     const tw = new FakeTwilio();
     await tw.start();
     try {
-      const tch = await createChannel(t, { provider: 'twilio', sender: '+14155550110', credentials: { account_sid: tw.accountSid, auth_token: tw.authToken, base_url: tw.url } });
+      const tch = await createChannel(t, {
+        provider: 'twilio',
+        sender: '+14155550110',
+        credentials: { account_sid: tw.accountSid, auth_token: tw.authToken, base_url: tw.url },
+      });
       await createPointsFlow(t, program.id, { channels: [tch.id], triggers: [{ keywords: ['PUNTOS'] }] });
       const url = `${t.url}/v1/channels/${tch.id}/inbound`;
       const params = tw.inboundParams(phone, '+14155550110', 'puntos');
@@ -175,7 +202,14 @@ describe('messaging delivery: dedup, retries, reports, opt-out, broadcasts, repo
       await outbound().drain();
       const sid = tw.sent.at(-1)!.sid;
       const reportUrl = `${t.url}/v1/channels/${tch.id}/reports`;
-      const status = { MessageSid: sid, MessageStatus: 'delivered', AccountSid: tw.accountSid, To: phone, From: '+14155550110', ApiVersion: '2010-04-01' };
+      const status = {
+        MessageSid: sid,
+        MessageStatus: 'delivered',
+        AccountSid: tw.accountSid,
+        To: phone,
+        From: '+14155550110',
+        ApiVersion: '2010-04-01',
+      };
       assert.equal((await postTwilio(reportUrl, status, tw.sign(url, status))).status, 403, 'signed for another URL');
       assert.equal((await postTwilio(reportUrl, status, tw.sign(reportUrl, status))).status, 204);
       const [m] = await messages(`channel_id=${tch.id}&direction=out`);
@@ -217,7 +251,9 @@ describe('messaging delivery: dedup, retries, reports, opt-out, broadcasts, repo
     await inbound(ch.id, infobipSms(phone, '385921004026', 'points'));
     await outbound().drain();
     assert.match(infobip.sent.at(-1)!.text, /you have 10 points/);
-    const history = (await t.api('GET', `/v1/consents/${encodeURIComponent(phone)}`)).body.history.map((h: any) => h.action);
+    const history = (await t.api('GET', `/v1/consents/${encodeURIComponent(phone)}`)).body.history.map(
+      (h: any) => h.action,
+    );
     assert.deepEqual(history, ['opt_out', 'opt_in']);
     // Every opt-out variant works.
     for (const word of ['UNSUBSCRIBE', 'cancel', 'END', 'quit', 'STOPALL']) {
@@ -232,7 +268,12 @@ describe('messaging delivery: dedup, retries, reports, opt-out, broadcasts, repo
     const program = (await t.api('POST', '/v1/loyalties', { name: 'Broadcast program' })).body;
     const phones = ['+385913000001', '+385913000002', '+385913000003', '+385913000004', '+385913000005'];
     for (const [i, phone] of phones.entries()) {
-      await addMember(t, program.id, { phone, points: 100 * (i + 1), name: `M${i}`, metadata: { city: i < 4 ? 'Zagreb' : 'Split' } });
+      await addMember(t, program.id, {
+        phone,
+        points: 100 * (i + 1),
+        name: `M${i}`,
+        metadata: { city: i < 4 ? 'Zagreb' : 'Split' },
+      });
     }
     const ch = await infobipChannel({ rate_per_second: 2 });
     const flow = await createPointsFlow(t, program.id, { channels: [ch.id] });
@@ -240,7 +281,10 @@ describe('messaging delivery: dedup, retries, reports, opt-out, broadcasts, repo
     await inbound(ch.id, infobipSms(phones[3], '385921004026', 'STOP'));
     await outbound().drain();
     const n = infobip.sent.length;
-    const res = await t.api('POST', `/v1/flows/${flow.id}/broadcast`, { channel_id: ch.id, filters: { metadata: { city: 'Zagreb' } } });
+    const res = await t.api('POST', `/v1/flows/${flow.id}/broadcast`, {
+      channel_id: ch.id,
+      filters: { metadata: { city: 'Zagreb' } },
+    });
     assert.equal(res.status, 200, JSON.stringify(res.body));
     assert.equal(res.body.total, 4);
     assert.equal(res.body.queued, 3);
@@ -256,8 +300,14 @@ describe('messaging delivery: dedup, retries, reports, opt-out, broadcasts, repo
     clock.advance(500);
     assert.equal(await outbound().tick(), 1);
     assert.equal(infobip.sent.length, n + 3);
-    const got = infobip.sent.slice(n).map((s) => s.to).sort();
-    assert.deepEqual(got, [phones[0], phones[1], phones[2]].map((p) => p.slice(1)));
+    const got = infobip.sent
+      .slice(n)
+      .map((s) => s.to)
+      .sort();
+    assert.deepEqual(
+      got,
+      [phones[0], phones[1], phones[2]].map((p) => p.slice(1)),
+    );
     for (const sent of infobip.sent.slice(n)) {
       const i = phones.indexOf(`+${sent.to}`);
       assert.equal(sent.text, `Hi M${i}! Reply POINTS to check your Broadcast program balance.`);
@@ -266,29 +316,58 @@ describe('messaging delivery: dedup, retries, reports, opt-out, broadcasts, repo
     assert.equal(recorded.length, 4);
     assert.deepEqual(recorded.map((m) => m.status).sort(), ['sent', 'sent', 'sent', 'skipped']);
     assert.equal(recorded.find((m) => m.status === 'skipped').to_number, phones[3]);
-    const sentAt = recorded.filter((m) => m.status === 'sent').map((m) => Date.parse(m.sent_at)).sort();
+    const sentAt = recorded
+      .filter((m) => m.status === 'sent')
+      .map((m) => Date.parse(m.sent_at))
+      .sort();
     assert.deepEqual([sentAt[1] - sentAt[0], sentAt[2] - sentAt[1]], [500, 500]);
 
     // Tier filter: a program without tiers has no member in any tier.
-    const noTiers = await t.api('POST', `/v1/flows/${flow.id}/broadcast`, { channel_id: ch.id, filters: { tier: 'Gold' } });
+    const noTiers = await t.api('POST', `/v1/flows/${flow.id}/broadcast`, {
+      channel_id: ch.id,
+      filters: { tier: 'Gold' },
+    });
     assert.equal(noTiers.status, 200);
     assert.equal(noTiers.body.total, 0);
     const messaging = t.server.services.messaging;
-    const restore = messaging.registerContextProvider('tier', ({ customer }) => ({ id: 't', name: customer?.name === 'M0' || customer?.name === 'M4' ? 'Gold' : 'Silver' }));
+    const restore = messaging.registerContextProvider('tier', ({ customer }) => ({
+      id: 't',
+      name: customer?.name === 'M0' || customer?.name === 'M4' ? 'Gold' : 'Silver',
+    }));
     try {
-      const gold = await t.api('POST', `/v1/flows/${flow.id}/broadcast`, { channel_id: ch.id, text: 'Gold news', filters: { tier: 'gold' } });
+      const gold = await t.api('POST', `/v1/flows/${flow.id}/broadcast`, {
+        channel_id: ch.id,
+        text: 'Gold news',
+        filters: { tier: 'gold' },
+      });
       assert.equal(gold.status, 200);
       assert.deepEqual([gold.body.total, gold.body.queued, gold.body.skipped], [2, 2, 0]);
-      const silver = await t.api('POST', `/v1/flows/${flow.id}/broadcast`, { channel_id: ch.id, text: 'Silver news', filters: { tier: 'Silver', metadata: { city: 'Zagreb' } } });
+      const silver = await t.api('POST', `/v1/flows/${flow.id}/broadcast`, {
+        channel_id: ch.id,
+        text: 'Silver news',
+        filters: { tier: 'Silver', metadata: { city: 'Zagreb' } },
+      });
       assert.deepEqual([silver.body.total, silver.body.queued, silver.body.skipped], [3, 2, 1]);
       // The second broadcast queues after the first on the same channel (shared rate).
       assert.ok(Date.parse(silver.body.first_send_at) >= Date.parse(gold.body.last_send_at) + 500);
       clock.advance(10_000);
       await outbound().tick();
-      const goldTo = infobip.sent.filter((s) => s.text === 'Gold news').map((s) => s.to).sort();
-      assert.deepEqual(goldTo, [phones[0], phones[4]].map((p) => p.slice(1)));
-      const silverTo = infobip.sent.filter((s) => s.text === 'Silver news').map((s) => s.to).sort();
-      assert.deepEqual(silverTo, [phones[1], phones[2]].map((p) => p.slice(1)));
+      const goldTo = infobip.sent
+        .filter((s) => s.text === 'Gold news')
+        .map((s) => s.to)
+        .sort();
+      assert.deepEqual(
+        goldTo,
+        [phones[0], phones[4]].map((p) => p.slice(1)),
+      );
+      const silverTo = infobip.sent
+        .filter((s) => s.text === 'Silver news')
+        .map((s) => s.to)
+        .sort();
+      assert.deepEqual(
+        silverTo,
+        [phones[1], phones[2]].map((p) => p.slice(1)),
+      );
     } finally {
       restore();
     }
@@ -321,12 +400,21 @@ describe('messaging delivery: dedup, retries, reports, opt-out, broadcasts, repo
       const done = await t.api('GET', `/v1/flows/${flow.id}/broadcasts/${res.body.id}`);
       assert.deepEqual([done.body.status, done.body.total, done.body.queued, done.body.skipped], ['queued', 7, 6, 1]);
       const list = await t.api('GET', `/v1/flows/${flow.id}/broadcasts`);
-      assert.deepEqual(list.body.data.map((b: any) => b.id), [res.body.id]);
+      assert.deepEqual(
+        list.body.data.map((b: any) => b.id),
+        [res.body.id],
+      );
       const recorded = await messages(`flow_id=${flow.id}&direction=out`);
       assert.deepEqual(recorded.map((m) => m.to_number).sort(), [...phones].sort(), 'one message per number');
       // One send every 500 ms across the chunks.
-      const at = recorded.filter((m) => m.status !== 'skipped').map((m) => Date.parse(m.next_attempt_at ?? m.sent_at)).sort((a, b) => a - b);
-      assert.deepEqual(at.slice(1).map((x, i) => x - at[i]), [500, 500, 500, 500, 500]);
+      const at = recorded
+        .filter((m) => m.status !== 'skipped')
+        .map((m) => Date.parse(m.next_attempt_at ?? m.sent_at))
+        .sort((a, b) => a - b);
+      assert.deepEqual(
+        at.slice(1).map((x, i) => x - at[i]),
+        [500, 500, 500, 500, 500],
+      );
       assert.equal(Date.parse(done.body.last_send_at) - Date.parse(done.body.first_send_at), 2500);
     } finally {
       [broadcasts.chunkSize, broadcasts.inlineRecipients] = saved;
@@ -339,7 +427,8 @@ describe('messaging delivery: dedup, retries, reports, opt-out, broadcasts, repo
   it('broadcasts on WhatsApp as an approved template with per-member placeholders (Infobip and Twilio)', async () => {
     const program = (await t.api('POST', '/v1/loyalties', { name: 'WA program' })).body;
     const phones = ['+385915000001', '+385915000002'];
-    for (const [i, phone] of phones.entries()) await addMember(t, program.id, { phone, points: 100 * (i + 1), name: `W${i}` });
+    for (const [i, phone] of phones.entries())
+      await addMember(t, program.id, { phone, points: 100 * (i + 1), name: `W${i}` });
     const wa = await infobipChannel({ rate_per_second: 100 }, { type: 'whatsapp', sender: '+441134960000' });
     const flow = await createPointsFlow(t, program.id, { channels: [wa.id] });
     const template = { name: 'points_prompt', language: 'en', placeholders: ['{{ customer.name }}', '{{ points }}'] };
@@ -348,7 +437,10 @@ describe('messaging delivery: dedup, retries, reports, opt-out, broadcasts, repo
     const free = await t.api('POST', `/v1/flows/${flow.id}/broadcast`, { channel_id: wa.id });
     assert.equal(free.status, 422);
     assert.equal(free.body.key, 'whatsapp_template_required');
-    const bad = await t.api('POST', `/v1/flows/${flow.id}/broadcast`, { channel_id: wa.id, template: { ...template, placeholders: ['{{ points'] } });
+    const bad = await t.api('POST', `/v1/flows/${flow.id}/broadcast`, {
+      channel_id: wa.id,
+      template: { ...template, placeholders: ['{{ points'] },
+    });
     assert.equal(bad.status, 400);
     assert.equal(bad.body.key, 'invalid_template');
 
@@ -362,11 +454,21 @@ describe('messaging delivery: dedup, retries, reports, opt-out, broadcasts, repo
     const sent = infobip.sent.slice(n).sort((a, b) => a.to.localeCompare(b.to));
     assert.deepEqual(
       sent.map((s) => [s.to, s.from, s.template]),
-      phones.map((p, i) => [p.slice(1), '441134960000', { name: 'points_prompt', language: 'en', placeholders: [`W${i}`, String(100 * (i + 1))] }]),
+      phones.map((p, i) => [
+        p.slice(1),
+        '441134960000',
+        { name: 'points_prompt', language: 'en', placeholders: [`W${i}`, String(100 * (i + 1))] },
+      ]),
     );
     const recorded = await messages(`flow_id=${flow.id}&direction=out`);
-    assert.deepEqual(recorded.map((m) => m.status), ['sent', 'sent']);
-    assert.ok(recorded.every((m) => m.text.startsWith('[template points_prompt (en)] W')), JSON.stringify(recorded.map((m) => m.text)));
+    assert.deepEqual(
+      recorded.map((m) => m.status),
+      ['sent', 'sent'],
+    );
+    assert.ok(
+      recorded.every((m) => m.text.startsWith('[template points_prompt (en)] W')),
+      JSON.stringify(recorded.map((m) => m.text)),
+    );
 
     // Templates are for WhatsApp only.
     const sms = await infobipChannel();
@@ -378,15 +480,33 @@ describe('messaging delivery: dedup, retries, reports, opt-out, broadcasts, repo
     const tw = new FakeTwilio();
     await tw.start();
     try {
-      const twa = await createChannel(t, { provider: 'twilio', type: 'whatsapp', sender: '+14155550111', credentials: { account_sid: tw.accountSid, auth_token: tw.authToken, base_url: tw.url }, settings: { rate_per_second: 100 } });
+      const twa = await createChannel(t, {
+        provider: 'twilio',
+        type: 'whatsapp',
+        sender: '+14155550111',
+        credentials: { account_sid: tw.accountSid, auth_token: tw.authToken, base_url: tw.url },
+        settings: { rate_per_second: 100 },
+      });
       const twFlow = await createPointsFlow(t, program.id, { channels: [twa.id] });
-      const r = await t.api('POST', `/v1/flows/${twFlow.id}/broadcast`, { channel_id: twa.id, template: { name: 'HX0123456789abcdef0123456789abcdef', placeholders: ['{{ customer.name }}'] } });
+      const r = await t.api('POST', `/v1/flows/${twFlow.id}/broadcast`, {
+        channel_id: twa.id,
+        template: { name: 'HX0123456789abcdef0123456789abcdef', placeholders: ['{{ customer.name }}'] },
+      });
       assert.equal(r.status, 200, JSON.stringify(r.body));
       clockOf(t).advance(100);
       await outbound().tick();
       await outbound().drain();
       const got = tw.sent.map((s) => [s.to, s.from, s.contentSid, s.contentVariables, s.body]).sort();
-      assert.deepEqual(got, phones.map((p, i) => [`whatsapp:${p}`, 'whatsapp:+14155550111', 'HX0123456789abcdef0123456789abcdef', { 1: `W${i}` }, '']));
+      assert.deepEqual(
+        got,
+        phones.map((p, i) => [
+          `whatsapp:${p}`,
+          'whatsapp:+14155550111',
+          'HX0123456789abcdef0123456789abcdef',
+          { 1: `W${i}` },
+          '',
+        ]),
+      );
     } finally {
       await tw.close();
     }
@@ -396,7 +516,8 @@ describe('messaging delivery: dedup, retries, reports, opt-out, broadcasts, repo
     const program = (await t.api('POST', '/v1/loyalties', { name: 'Report program' })).body;
     const phones = ['+385914000001', '+385914000002', '+385914000003'];
     const cards = [];
-    for (const [i, phone] of phones.entries()) cards.push(await addMember(t, program.id, { phone, points: 1000, name: `R${i}` }));
+    for (const [i, phone] of phones.entries())
+      cards.push(await addMember(t, program.id, { phone, points: 1000, name: `R${i}` }));
     const ch = await infobipChannel({ rate_per_second: 100 });
     const flow = await createPointsFlow(t, program.id, { channels: [ch.id] });
     const clock = clockOf(t);
@@ -423,7 +544,14 @@ describe('messaging delivery: dedup, retries, reports, opt-out, broadcasts, repo
         const membership = await services.members.get(trx, code);
         const prog = await services.programs.get(trx, membership.program_id);
         const definition = await services.programs.defaultDefinition(trx, prog.id);
-        await services.ledger.applyChange(trx, { program: prog, membership, definition, points: -100, type: 'POINTS_REDEMPTION', reason: 'reward' });
+        await services.ledger.applyChange(trx, {
+          program: prog,
+          membership,
+          definition,
+          points: -100,
+          type: 'POINTS_REDEMPTION',
+          reason: 'reward',
+        });
       });
     };
     clock.advance(2 * 86_400_000);

@@ -16,13 +16,26 @@ describe('tally demo', () => {
   before(async () => {
     const db = await freshDatabaseUrl();
     drop = db.drop;
-    config = { ...loadConfig({}, {}), databaseUrl: db.url, port: 0, logLevel: 'warn', workers: false, appId: 'app_demo', appToken: 'tly_sk_demo_0123456789abcdef', secretKey: testSecretKey };
+    config = {
+      ...loadConfig({}, {}),
+      databaseUrl: db.url,
+      port: 0,
+      logLevel: 'warn',
+      workers: false,
+      appId: 'app_demo',
+      appToken: 'tly_sk_demo_0123456789abcdef',
+      secretKey: testSecretKey,
+    };
     assert.equal(await runDemo(config, { serve: false, out: (s) => (printed += s) }), 0);
     // Running it again reuses what exists.
     assert.equal(await runDemo(config, { serve: false, out: () => undefined }), 0);
     server = await buildServer(config, { logger: false });
     url = await server.listen();
-    headers = { 'x-app-id': 'app_demo', 'x-app-token': 'tly_sk_demo_0123456789abcdef', 'content-type': 'application/json' };
+    headers = {
+      'x-app-id': 'app_demo',
+      'x-app-token': 'tly_sk_demo_0123456789abcdef',
+      'content-type': 'application/json',
+    };
   });
   after(async () => {
     await server.close();
@@ -30,7 +43,11 @@ describe('tally demo', () => {
   });
 
   const say = async (from: string, text: string): Promise<string[]> => {
-    const res = await fetch(`${url}/v1/simulator/messages`, { method: 'POST', headers, body: JSON.stringify({ from, text }) });
+    const res = await fetch(`${url}/v1/simulator/messages`, {
+      method: 'POST',
+      headers,
+      body: JSON.stringify({ from, text }),
+    });
     assert.equal(res.status, 200);
     return ((await res.json()) as any).replies.map((r: any) => r.text);
   };
@@ -44,7 +61,13 @@ describe('tally demo', () => {
     const programs = (await (await fetch(`${url}/v1/loyalties?limit=100`, { headers })).json()) as any;
     assert.equal(programs.total, 1);
     const flows = (await (await fetch(`${url}/v1/flows?limit=100`, { headers })).json()) as any;
-    assert.deepEqual(flows.flows.map((f: any) => f.name).sort(), ['Join by message', 'Points balance', 'Referral status', 'Rewards I can redeem', 'Tier level']);
+    assert.deepEqual(flows.flows.map((f: any) => f.name).sort(), [
+      'Join by message',
+      'Points balance',
+      'Referral status',
+      'Rewards I can redeem',
+      'Tier level',
+    ]);
     assert.ok(flows.flows.every((f: any) => f.active));
   });
 
@@ -53,11 +76,17 @@ describe('tally demo', () => {
     assert.match(points[0], /^Hi Ana, you have 2641 points/);
     assert.match(points[0], /redeem/i);
     assert.match((await say('+385916242493', 'redeem'))[0], /^To redeem, show card/);
-    assert.equal((await say('+385916242493', 'tier'))[0], 'Hi Ana, you are Silver in Tally Coffee Club. 359 more points to reach Gold.');
+    assert.equal(
+      (await say('+385916242493', 'tier'))[0],
+      'Hi Ana, you are Silver in Tally Coffee Club. 359 more points to reach Gold.',
+    );
     assert.match((await say('+385987654321', 'level'))[0], /^Hi Ivana, you are Gold in Tally Coffee Club\.$/);
     assert.match((await say('+385916242493', 'rewards'))[0], /rewards catalogue .* not set up yet/);
     assert.match((await say('+385916242493', 'referral'))[0], /referrals are not available/);
     assert.match((await say('+385916242493', 'hello'))[0], /^Sorry, I didn't get that/);
-    assert.match((await say('+385991112233', 'JOIN'))[0], /^Welcome to Tally Coffee Club! Your card is \S+ and you have 50 points/);
+    assert.match(
+      (await say('+385991112233', 'JOIN'))[0],
+      /^Welcome to Tally Coffee Club! Your card is \S+ and you have 50 points/,
+    );
   });
 });

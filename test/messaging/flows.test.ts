@@ -32,13 +32,19 @@ describe('flows: CRUD, versions, matching, sessions', () => {
     const v1 = await t.api('GET', `/v1/flows/${flow.id}?version=1`);
     assert.equal(v1.body.name, 'Points balance');
     const versions = await t.api('GET', `/v1/flows/${flow.id}/versions`);
-    assert.deepEqual(versions.body.versions.map((v: any) => v.version), [2, 1]);
+    assert.deepEqual(
+      versions.body.versions.map((v: any) => v.version),
+      [2, 1],
+    );
     // A clone keeping the same keywords would clash: it starts inactive.
     const clone = await t.api('POST', `/v1/flows/${flow.id}/clone`, {});
     assert.equal(clone.status, 200);
     assert.equal(clone.body.active, false);
     assert.equal(clone.body.name, 'Renamed (copy)');
-    const clone2 = await t.api('POST', `/v1/flows/${flow.id}/clone`, { name: 'Tier', triggers: [{ keywords: ['RAZINA'] }] });
+    const clone2 = await t.api('POST', `/v1/flows/${flow.id}/clone`, {
+      name: 'Tier',
+      triggers: [{ keywords: ['RAZINA'] }],
+    });
     assert.equal(clone2.body.active, true);
     assert.equal(clone2.body.version, 1);
     assert.notEqual(clone2.body.id, flow.id);
@@ -65,7 +71,10 @@ describe('flows: CRUD, versions, matching, sessions', () => {
       [{ steps: [{ id: 'a', type: 'http', url: 'https://x.example', save_as: 'customer' }] }, 'steps[0].save_as'],
     ];
     for (const [override, field] of cases) {
-      const res = await t.api('POST', '/v1/flows', { ...pointsFlow(program.id, { triggers: [{ keywords: ['ZZ'] }] }), ...override });
+      const res = await t.api('POST', '/v1/flows', {
+        ...pointsFlow(program.id, { triggers: [{ keywords: ['ZZ'] }] }),
+        ...override,
+      });
       assert.equal(res.status, 400, JSON.stringify(override));
       assert.equal(res.body.errors?.[0]?.field, field, JSON.stringify(res.body));
     }
@@ -110,7 +119,13 @@ describe('flows: CRUD, versions, matching, sessions', () => {
     const a = await createChannel(t, { provider: 'simulator', sender: '+10000000041' });
     const b = await createChannel(t, { provider: 'simulator', sender: '+10000000042' });
     const reply = (name: string, keyword: string, match: 'first_word' | 'only_word', channels: string[] | null) =>
-      createFlow(t, { name, program_id: program.id, channels, triggers: [{ keywords: [keyword], match }], steps: [{ id: 'r', type: 'reply', template: name }] });
+      createFlow(t, {
+        name,
+        program_id: program.id,
+        channels,
+        triggers: [{ keywords: [keyword], match }],
+        steps: [{ id: 'r', type: 'reply', template: name }],
+      });
     await reply('unbound-first', 'OFFER', 'first_word', null);
     await reply('unbound-only', 'OFFER', 'only_word', null);
     await reply('bound-first', 'OFFER', 'first_word', [a.id]);
@@ -159,7 +174,9 @@ describe('flows: CRUD, versions, matching, sessions', () => {
     const ch = await createChannel(t, { provider: 'simulator', sender: '+10000000006' });
     const flow = await createPointsFlow(t, program.id, { channels: [ch.id] });
     await simulate(t, phone, 'points', ch.id);
-    const steps = flow.steps.map((s: any) => (s.id === 'how_to_redeem' ? { ...s, template: 'Version two: come by the shop.' } : s));
+    const steps = flow.steps.map((s: any) =>
+      s.id === 'how_to_redeem' ? { ...s, template: 'Version two: come by the shop.' } : s,
+    );
     const upd = await t.api('PUT', `/v1/flows/${flow.id}`, { steps });
     assert.equal(upd.body.version, 2);
     assert.match((await simulate(t, phone, 'redeem', ch.id))[0], /^To redeem/, 'old conversation stays on v1');
@@ -172,7 +189,11 @@ describe('flows: CRUD, versions, matching, sessions', () => {
 
   it('finds the member by a card code in the message when the flow asks; unknown senders get the configured answer', async () => {
     const { program, member } = await seedMember(t, { phone: '+385911000007', points: 77 });
-    const ch = await createChannel(t, { provider: 'simulator', sender: '+10000000007', settings: { unknown_sender_reply: 'Channel default' } });
+    const ch = await createChannel(t, {
+      provider: 'simulator',
+      sender: '+10000000007',
+      settings: { unknown_sender_reply: 'Channel default' },
+    });
     // Another number sees the card's balance, not the person (see test/security/card-code-lookup.test.ts).
     const steps = pointsFlow(program.id).steps.map((s) =>
       s.type === 'find_member' ? { ...s, by: 'phone_or_card_code' as const, card_code_reveals: 'balance' as const } : s,
@@ -190,7 +211,13 @@ describe('flows: CRUD, versions, matching, sessions', () => {
   });
 
   it('JOIN enrols an unknown sender when the program allows it, and not otherwise', async () => {
-    const open = (await t.api('POST', '/v1/loyalties', { name: 'Open program', auto_join: true, voucher: { loyalty_card: { points: 50 } } })).body;
+    const open = (
+      await t.api('POST', '/v1/loyalties', {
+        name: 'Open program',
+        auto_join: true,
+        voucher: { loyalty_card: { points: 50 } },
+      })
+    ).body;
     const closed = (await t.api('POST', '/v1/loyalties', { name: 'Closed program', auto_join: false })).body;
     const chOpen = await createChannel(t, { provider: 'simulator', sender: '+10000000081' });
     const chClosed = await createChannel(t, { provider: 'simulator', sender: '+10000000082' });
@@ -206,8 +233,13 @@ describe('flows: CRUD, versions, matching, sessions', () => {
     const again = await simulate(t, phone, 'JOIN', chOpen.id);
     assert.equal(again[0], welcome[0]);
     assert.match((await simulate(t, phone, 'points', chOpen.id))[0], /you have 50 points/);
-    assert.deepEqual(await simulate(t, '+385911000009', 'join', chClosed.id), ['Closed program is not open for sign-up by message.']);
-    assert.equal((await t.api('GET', `/v1/customers?phone=${encodeURIComponent('+385911000009')}`)).body.customers.length, 0);
+    assert.deepEqual(await simulate(t, '+385911000009', 'join', chClosed.id), [
+      'Closed program is not open for sign-up by message.',
+    ]);
+    assert.equal(
+      (await t.api('GET', `/v1/customers?phone=${encodeURIComponent('+385911000009')}`)).body.customers.length,
+      0,
+    );
   });
 
   it('branches on membership, balance, tier and reward conditions through context providers', async () => {
@@ -219,10 +251,15 @@ describe('flows: CRUD, versions, matching, sessions', () => {
     assert.match((await simulate(t, phone, 'points', ch.id))[0], /Redeem them for a treat/);
     // A rewards module registers its variables: the cheapest reward costs 400.
     const messaging = t.server.services.messaging;
-    const restoreRewards = messaging.registerContextProvider('rewards', () => ({ cheapest_cost: 400, affordable: [{ id: 'rw_1', name: 'a free coffee', cost: 400 }] }));
+    const restoreRewards = messaging.registerContextProvider('rewards', () => ({
+      cheapest_cost: 400,
+      affordable: [{ id: 'rw_1', name: 'a free coffee', cost: 400 }],
+    }));
     const restoreTier = messaging.registerContextProvider('tier', () => ({ id: 'tier_gold', name: 'Gold' }));
     try {
-      assert.deepEqual(await simulate(t, phone, 'points', ch.id), ['Hi Ana, you have 500 points: enough for a free coffee! Reply REDEEM to claim it.']);
+      assert.deepEqual(await simulate(t, phone, 'points', ch.id), [
+        'Hi Ana, you have 500 points: enough for a free coffee! Reply REDEEM to claim it.',
+      ]);
       await createFlow(t, {
         name: 'tier',
         program_id: program.id,
@@ -240,7 +277,11 @@ describe('flows: CRUD, versions, matching, sessions', () => {
             else: 'other',
           },
           { id: 'rich_gold', type: 'reply', template: 'rich gold' },
-          { id: 'gold', type: 'reply', template: 'You are {{ tier.name }} with {{ balances.points.balance }} {{ balances.points.unit }}.' },
+          {
+            id: 'gold',
+            type: 'reply',
+            template: 'You are {{ tier.name }} with {{ balances.points.balance }} {{ balances.points.unit }}.',
+          },
           { id: 'other', type: 'reply', template: 'no tier' },
         ],
       });
@@ -272,7 +313,11 @@ describe('flows: CRUD, versions, matching, sessions', () => {
       steps: [
         { id: 'find', type: 'find_member', next: 'b' },
         { id: 'b', type: 'branch', cases: [{ when: { tier_is: 'silver' }, next: 'silver' }], else: 'other' },
-        { id: 'silver', type: 'reply', template: '{{ tier.name }}: {{ tier.next.points_needed }} points to {{ tier.next.name }}.' },
+        {
+          id: 'silver',
+          type: 'reply',
+          template: '{{ tier.name }}: {{ tier.next.points_needed }} points to {{ tier.next.name }}.',
+        },
         { id: 'other', type: 'reply', template: 'tier {{ tier.name | default: "none" }}' },
       ],
     });
@@ -303,7 +348,12 @@ describe('flows: CRUD, versions, matching, sessions', () => {
         triggers: [{ keywords: ['OFFERS'] }, { keywords: ['BROKEN'] }],
         steps: [
           { id: 'find', type: 'find_member', next: 'route' },
-          { id: 'route', type: 'branch', cases: [{ when: { var: 'message.keyword', equals: 'BROKEN' }, next: 'call_fail' }], else: 'call' },
+          {
+            id: 'route',
+            type: 'branch',
+            cases: [{ when: { var: 'message.keyword', equals: 'BROKEN' }, next: 'call_fail' }],
+            else: 'call',
+          },
           {
             id: 'call',
             type: 'http',

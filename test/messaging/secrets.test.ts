@@ -19,7 +19,11 @@ describe('channel credentials stay secret', () => {
   let drop: () => Promise<void>;
   const infobip = new FakeInfobip(API_KEY);
   const twilio = new FakeTwilio();
-  const headers = { 'x-app-id': 'app_secrets', 'x-app-token': 'tly_sk_secrets_0123456789', 'content-type': 'application/json' };
+  const headers = {
+    'x-app-id': 'app_secrets',
+    'x-app-token': 'tly_sk_secrets_0123456789',
+    'content-type': 'application/json',
+  };
 
   before(async () => {
     await infobip.start();
@@ -44,11 +48,17 @@ describe('channel credentials stay secret', () => {
 
   it('never returns or logs credentials and inbound secrets', async () => {
     const api = async (method: string, path: string, body?: unknown) => {
-      const res = await fetch(`${url}${path}`, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
+      const res = await fetch(`${url}${path}`, {
+        method,
+        headers,
+        body: body === undefined ? undefined : JSON.stringify(body),
+      });
       return { status: res.status, text: await res.text() };
     };
     const program = JSON.parse((await api('POST', '/v1/loyalties', { name: 'Secret program' })).text);
-    await api('POST', `/v1/loyalties/${program.id}/members`, { customer: { source_id: 's1', name: 'S', phone: '+385916242493' } });
+    await api('POST', `/v1/loyalties/${program.id}/members`, {
+      customer: { source_id: 's1', name: 'S', phone: '+385916242493' },
+    });
     const tokenCh = await api('POST', '/v1/channels', {
       name: 'token',
       provider: 'infobip',
@@ -74,22 +84,43 @@ describe('channel credentials stay secret', () => {
       name: 'p',
       program_id: program.id,
       triggers: [{ keywords: ['POINTS'] }],
-      steps: [{ id: 'f', type: 'find_member', next: 'r' }, { id: 'r', type: 'reply', template: 'You have {{ points }} points' }],
+      steps: [
+        { id: 'f', type: 'find_member', next: 'r' },
+        { id: 'r', type: 'reply', template: 'You have {{ points }} points' },
+      ],
     });
-    const answers = [tokenCh.text, basicCh.text, twCh.text, (await api('GET', '/v1/channels')).text, (await api('GET', `/v1/channels/${ids[0]}`)).text];
+    const answers = [
+      tokenCh.text,
+      basicCh.text,
+      twCh.text,
+      (await api('GET', '/v1/channels')).text,
+      (await api('GET', `/v1/channels/${ids[0]}`)).text,
+    ];
     answers.push((await api('PUT', `/v1/channels/${ids[0]}`, { credentials: { api_key: API_KEY } })).text);
     for (const a of answers) {
-      for (const secret of [API_KEY, TOKEN, PASSWORD, twilio.authToken]) assert.ok(!a.includes(secret), `answer leaks a secret: ${a}`);
+      for (const secret of [API_KEY, TOKEN, PASSWORD, twilio.authToken])
+        assert.ok(!a.includes(secret), `answer leaks a secret: ${a}`);
     }
     assert.deepEqual(JSON.parse(tokenCh.text).credentials_set, ['api_key', 'base_url']);
 
     // Traffic that uses every secret: inbound with token / basic / bad token, outbound with the API key, Twilio.
     const body = JSON.stringify(infobipSms('+385916242493', '385921004026', 'points'));
-    await fetch(`${url}/v1/channels/${ids[0]}/inbound?token=${TOKEN}`, { method: 'POST', headers: { 'content-type': 'application/json' }, body });
-    await fetch(`${url}/v1/channels/${ids[0]}/inbound?token=${TOKEN}x`, { method: 'POST', headers: { 'content-type': 'application/json' }, body });
+    await fetch(`${url}/v1/channels/${ids[0]}/inbound?token=${TOKEN}`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body,
+    });
+    await fetch(`${url}/v1/channels/${ids[0]}/inbound?token=${TOKEN}x`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body,
+    });
     await fetch(`${url}/v1/channels/${ids[1]}/inbound`, {
       method: 'POST',
-      headers: { 'content-type': 'application/json', authorization: `Basic ${Buffer.from(`ib:${PASSWORD}`).toString('base64')}` },
+      headers: {
+        'content-type': 'application/json',
+        authorization: `Basic ${Buffer.from(`ib:${PASSWORD}`).toString('base64')}`,
+      },
       body: JSON.stringify(infobipSms('+385916242493', '385921004026', 'points')),
     });
     const twUrl = `${url}/v1/channels/${ids[2]}/inbound`;
@@ -98,8 +129,18 @@ describe('channel credentials stay secret', () => {
     await infobip.waitForSent(1, 10_000);
     await twilio.waitForSent(1, 10_000);
     await new Promise((r) => setTimeout(r, 300));
-    assert.match(log(), /"url":"\/v1\/channels\/[^"]+\/inbound\?token=\[redacted\]"/, 'requests are logged, with the token redacted');
-    for (const secret of [API_KEY, TOKEN, PASSWORD, twilio.authToken, Buffer.from(`ib:${PASSWORD}`).toString('base64')]) {
+    assert.match(
+      log(),
+      /"url":"\/v1\/channels\/[^"]+\/inbound\?token=\[redacted\]"/,
+      'requests are logged, with the token redacted',
+    );
+    for (const secret of [
+      API_KEY,
+      TOKEN,
+      PASSWORD,
+      twilio.authToken,
+      Buffer.from(`ib:${PASSWORD}`).toString('base64'),
+    ]) {
       assert.ok(!log().includes(secret), `log leaks ${secret.slice(0, 12)}…`);
     }
   });

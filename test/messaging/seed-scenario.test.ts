@@ -45,7 +45,10 @@ describe('seed scenario: POINTS over real provider wire formats', () => {
     const before = infobip.sent.length;
     const res = await fetch(`${t.url}/v1/channels/${ch.id}/inbound`, {
       method: 'POST',
-      headers: { 'content-type': 'application/json', authorization: basicHeader(INFOBIP_BASIC.username, INFOBIP_BASIC.password) },
+      headers: {
+        'content-type': 'application/json',
+        authorization: basicHeader(INFOBIP_BASIC.username, INFOBIP_BASIC.password),
+      },
       body: JSON.stringify(infobipSms(MEMBER_PHONE, '385921004026', 'points')),
     });
     assert.equal(res.status, 200);
@@ -82,7 +85,10 @@ describe('seed scenario: POINTS over real provider wire formats', () => {
         body: JSON.stringify(body),
       });
     let n = infobip.sent.length;
-    assert.equal((await post(infobipWhatsapp(MEMBER_PHONE, '441134960000', { type: 'TEXT', text: 'Points' }))).status, 200);
+    assert.equal(
+      (await post(infobipWhatsapp(MEMBER_PHONE, '441134960000', { type: 'TEXT', text: 'Points' }))).status,
+      200,
+    );
     await infobip.waitForSent(n + 1);
     let sent = infobip.sent[n];
     assert.equal(sent.channel, 'whatsapp');
@@ -93,7 +99,11 @@ describe('seed scenario: POINTS over real provider wire formats', () => {
     assert.equal(infobip.http.requests.at(-1)!.path, '/whatsapp/1/message/text');
 
     n = infobip.sent.length;
-    const tapped = infobipWhatsapp(MEMBER_PHONE, '441134960000', { type: 'INTERACTIVE_BUTTON_REPLY', id: 'btn-points', title: 'POINTS' });
+    const tapped = infobipWhatsapp(MEMBER_PHONE, '441134960000', {
+      type: 'INTERACTIVE_BUTTON_REPLY',
+      id: 'btn-points',
+      title: 'POINTS',
+    });
     assert.equal((await post(tapped)).status, 200);
     await infobip.waitForSent(n + 1);
     sent = infobip.sent[n];
@@ -102,7 +112,9 @@ describe('seed scenario: POINTS over real provider wire formats', () => {
 
     // A list item titled with an alias works too; an image (no text) gets no balance.
     n = infobip.sent.length;
-    await post(infobipWhatsapp(MEMBER_PHONE, '441134960000', { type: 'INTERACTIVE_LIST_REPLY', id: 'row-1', title: 'Balance' }));
+    await post(
+      infobipWhatsapp(MEMBER_PHONE, '441134960000', { type: 'INTERACTIVE_LIST_REPLY', id: 'row-1', title: 'Balance' }),
+    );
     await infobip.waitForSent(n + 1);
     assert.match(infobip.sent[n].text, /\b2641\b/);
     n = infobip.sent.length;
@@ -119,7 +131,10 @@ describe('seed scenario: POINTS over real provider wire formats', () => {
       credentials: { account_sid: twilio.accountSid, auth_token: twilio.authToken, base_url: twilio.url },
     });
     const url = `${t.url}/v1/channels/${ch.id}/inbound`;
-    const params = { ...twilio.inboundParams(`whatsapp:${MEMBER_PHONE}`, 'whatsapp:+14155238886', 'Points'), ProfileName: 'Ana' };
+    const params = {
+      ...twilio.inboundParams(`whatsapp:${MEMBER_PHONE}`, 'whatsapp:+14155238886', 'Points'),
+      ProfileName: 'Ana',
+    };
     const n = twilio.sent.length;
     assert.equal((await postTwilio(url, params, twilio.sign(url, params))).status, 200);
     await twilio.waitForSent(n + 1);
@@ -162,7 +177,10 @@ describe('seed scenario: POINTS over real provider wire formats', () => {
     const n = twilio.sent.length;
     const res = await postTwilio(url, params, twilio.sign(url, params));
     assert.equal(res.status, 200);
-    assert.match(res.text, /^<\?xml version="1.0" encoding="UTF-8"\?><Response><Message>[^<]*2641[^<]*<\/Message><\/Response>$/);
+    assert.match(
+      res.text,
+      /^<\?xml version="1.0" encoding="UTF-8"\?><Response><Message>[^<]*2641[^<]*<\/Message><\/Response>$/,
+    );
     assert.match(res.text, /redeem/i);
     assert.equal(twilio.sent.length, n, 'nothing went through the REST API');
   });
@@ -208,7 +226,10 @@ describe('seed scenario: POINTS over real provider wire formats', () => {
     await twilio.waitForSent(n + 1);
     // Cross-check with the twilio package's own validator.
     const { default: twilioLib } = await import('twilio');
-    assert.equal(twilioLib.validateRequest(twilio.authToken, twilio.sign(ch.inbound_url, params), ch.inbound_url, params), true);
+    assert.equal(
+      twilioLib.validateRequest(twilio.authToken, twilio.sign(ch.inbound_url, params), ch.inbound_url, params),
+      true,
+    );
   });
 
   it('refuses Infobip calls without or with wrong credentials and does nothing', async () => {
@@ -229,12 +250,17 @@ describe('seed scenario: POINTS over real provider wire formats', () => {
     const post = (path: string, headers: Record<string, string> = {}) =>
       fetch(`${t.url}${path}`, { method: 'POST', headers: { 'content-type': 'application/json', ...headers }, body });
     assert.equal((await post(`/v1/channels/${basic.id}/inbound`)).status, 401);
-    assert.equal((await post(`/v1/channels/${basic.id}/inbound`, { authorization: basicHeader('infobip', 'wrong-password-1') })).status, 403);
+    assert.equal(
+      (await post(`/v1/channels/${basic.id}/inbound`, { authorization: basicHeader('infobip', 'wrong-password-1') }))
+        .status,
+      403,
+    );
     assert.equal((await post(`/v1/channels/${token.id}/inbound`)).status, 401);
     assert.equal((await post(`/v1/channels/${token.id}/inbound?token=wrong-token-0123456789`)).status, 403);
     assert.equal((await post(`/v1/channels/chn_doesnotexist/inbound`)).status, 404);
     await t.server.services.messaging.outbound.drain();
     assert.equal(infobip.sent.length, n);
-    for (const id of [basic.id, token.id]) assert.equal((await t.api('GET', `/v1/messages?channel_id=${id}`)).body.total, 0);
+    for (const id of [basic.id, token.id])
+      assert.equal((await t.api('GET', `/v1/messages?channel_id=${id}`)).body.total, 0);
   });
 });

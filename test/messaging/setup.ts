@@ -8,15 +8,43 @@ import type { TestServer } from '../helpers/server.ts';
 
 export const MEMBER_PHONE = '+385916242493';
 
-export async function seedMember(t: TestServer, opts: { phone?: string; points?: number; name?: string; programBody?: Record<string, unknown>; metadata?: Record<string, unknown> } = {}) {
-  const program = (await t.api('POST', '/v1/loyalties', { name: `Program ${randomBytes(4).toString('hex')}`, ...(opts.programBody ?? {}) })).body;
-  const member = await addMember(t, program.id, { phone: opts.phone ?? MEMBER_PHONE, points: opts.points ?? 2641, name: opts.name ?? 'Ana', metadata: opts.metadata });
+export async function seedMember(
+  t: TestServer,
+  opts: {
+    phone?: string;
+    points?: number;
+    name?: string;
+    programBody?: Record<string, unknown>;
+    metadata?: Record<string, unknown>;
+  } = {},
+) {
+  const program = (
+    await t.api('POST', '/v1/loyalties', {
+      name: `Program ${randomBytes(4).toString('hex')}`,
+      ...(opts.programBody ?? {}),
+    })
+  ).body;
+  const member = await addMember(t, program.id, {
+    phone: opts.phone ?? MEMBER_PHONE,
+    points: opts.points ?? 2641,
+    name: opts.name ?? 'Ana',
+    metadata: opts.metadata,
+  });
   return { program, member };
 }
 
-export async function addMember(t: TestServer, programId: string, c: { phone: string; points?: number; name?: string; metadata?: Record<string, unknown> }) {
+export async function addMember(
+  t: TestServer,
+  programId: string,
+  c: { phone: string; points?: number; name?: string; metadata?: Record<string, unknown> },
+) {
   const res = await t.api('POST', `/v1/loyalties/${programId}/members`, {
-    customer: { source_id: `c-${randomBytes(5).toString('hex')}`, name: c.name ?? 'Member', phone: c.phone, metadata: c.metadata ?? {} },
+    customer: {
+      source_id: `c-${randomBytes(5).toString('hex')}`,
+      name: c.name ?? 'Member',
+      phone: c.phone,
+      metadata: c.metadata ?? {},
+    },
   });
   if (res.status !== 200) throw new Error(`member: ${res.status} ${JSON.stringify(res.body)}`);
   if (c.points) {
@@ -43,7 +71,11 @@ export async function createChannel(t: TestServer, body: Record<string, unknown>
 }
 
 export async function simulate(t: TestServer, from: string, text: string, channelId?: string) {
-  const res = await t.api('POST', '/v1/simulator/messages', { from, text, ...(channelId ? { channel_id: channelId } : {}) });
+  const res = await t.api('POST', '/v1/simulator/messages', {
+    from,
+    text,
+    ...(channelId ? { channel_id: channelId } : {}),
+  });
   if (res.status !== 200) throw new Error(`simulate: ${res.status} ${JSON.stringify(res.body)}`);
   return (res.body.replies as { text: string }[]).map((r) => r.text);
 }

@@ -8,7 +8,14 @@ import { after, before, describe, it } from 'node:test';
 import BetterSqlite3 from 'better-sqlite3';
 import pg from 'pg';
 import { openDatabase, parseDatabaseUrl } from '../../src/storage/database.ts';
-import { createMember, createProgram, freshDatabaseUrl, startTestServer, type ApiResponse, type TestServer } from '../helpers/server.ts';
+import {
+  createMember,
+  createProgram,
+  freshDatabaseUrl,
+  startTestServer,
+  type ApiResponse,
+  type TestServer,
+} from '../helpers/server.ts';
 
 // Idempotency-Key after a crash and under races. The key's answer is stored in the transaction of
 // the change it answers (src/http/idempotency.ts): a SIGKILL can leave neither a change without
@@ -29,7 +36,10 @@ async function membershipCounter(url: string, programId: string) {
   const client = new pg.Client({ connectionString: target });
   await client.connect();
   return {
-    count: async () => Number((await client.query('select count(*) as n from memberships where program_id = $1', [programId])).rows[0].n),
+    count: async () =>
+      Number(
+        (await client.query('select count(*) as n from memberships where program_id = $1', [programId])).rows[0].n,
+      ),
     close: () => client.end(),
   };
 }
@@ -54,7 +64,15 @@ describe('Idempotency-Key across a SIGKILL (a real server process)', () => {
     base = `http://127.0.0.1:${port}`;
     const proc = spawn(process.execPath, [join(root, 'bin/tally.mjs'), 'serve'], {
       cwd: root,
-      env: { ...process.env, DATABASE_URL: databaseUrl, TALLY_APP_ID: appId, TALLY_APP_TOKEN: token, PORT: String(port), HOST: '127.0.0.1', LOG_LEVEL: 'warn' },
+      env: {
+        ...process.env,
+        DATABASE_URL: databaseUrl,
+        TALLY_APP_ID: appId,
+        TALLY_APP_TOKEN: token,
+        PORT: String(port),
+        HOST: '127.0.0.1',
+        LOG_LEVEL: 'warn',
+      },
       stdio: ['ignore', 'ignore', 'inherit'],
     });
     // Generous: tsx compiles the server at each start, slow on a busy machine.
@@ -69,7 +87,12 @@ describe('Idempotency-Key across a SIGKILL (a real server process)', () => {
       await sleep(50);
     }
   };
-  const api = async (method: string, path: string, body?: unknown, headers: Record<string, string> = {}): Promise<ApiResponse> => {
+  const api = async (
+    method: string,
+    path: string,
+    body?: unknown,
+    headers: Record<string, string> = {},
+  ): Promise<ApiResponse> => {
     const res = await fetch(`${base}${path}`, {
       method,
       headers: { 'x-app-id': appId, 'x-app-token': token, 'content-type': 'application/json', ...headers },
@@ -142,7 +165,11 @@ describe('Idempotency-Key across a SIGKILL (a real server process)', () => {
       const perCustomer = new Map<string, number>();
       for (const r of rows) perCustomer.set(r.source_id!, (perCustomer.get(r.source_id!) ?? 0) + 1);
       assert.equal(perCustomer.size, N, 'every customer is a member');
-      assert.deepEqual([...perCustomer.values()].filter((n) => n !== 1), [], 'one card per customer');
+      assert.deepEqual(
+        [...perCustomer.values()].filter((n) => n !== 1),
+        [],
+        'one card per customer',
+      );
     } finally {
       await database.close();
     }
@@ -182,11 +209,15 @@ describe('Idempotency-Key: two concurrent requests with one key, different bodie
       const [ra, rb] = await Promise.all([send(round, 'a', key), send(round, 'b', key)]);
       const done = await applied(round);
       const ok = (r: ApiResponse) => r.status >= 200 && r.status < 300;
-      const lost = (r: ApiResponse) => (r.status === 409 && r.body?.key === 'idempotency_key_in_progress') || (r.status === 422 && r.body?.key === 'idempotency_key_reused');
+      const lost = (r: ApiResponse) =>
+        (r.status === 409 && r.body?.key === 'idempotency_key_in_progress') ||
+        (r.status === 422 && r.body?.key === 'idempotency_key_reused');
       const fine =
-        done.length === 1 &&
-        ((done[0] === 'a' && ok(ra) && lost(rb)) || (done[0] === 'b' && ok(rb) && lost(ra)));
-      if (!fine) broken.push(`round ${round}: applied [${done}], answers ${ra.status} ${ra.body?.key ?? ''} / ${rb.status} ${rb.body?.key ?? ''}`);
+        done.length === 1 && ((done[0] === 'a' && ok(ra) && lost(rb)) || (done[0] === 'b' && ok(rb) && lost(ra)));
+      if (!fine)
+        broken.push(
+          `round ${round}: applied [${done}], answers ${ra.status} ${ra.body?.key ?? ''} / ${rb.status} ${rb.body?.key ?? ''}`,
+        );
     }
     return broken;
   };
@@ -194,10 +225,17 @@ describe('Idempotency-Key: two concurrent requests with one key, different bodie
   it('a customer create', async () => {
     const broken = await race(
       'cust',
-      (round, which, key) => t.api('POST', '/v1/customers', { source_id: `race-cust-${round}-${which}`, name: which }, { 'idempotency-key': key }),
+      (round, which, key) =>
+        t.api(
+          'POST',
+          '/v1/customers',
+          { source_id: `race-cust-${round}-${which}`, name: which },
+          { 'idempotency-key': key },
+        ),
       async (round) => {
         const out: ('a' | 'b')[] = [];
-        for (const w of ['a', 'b'] as const) if ((await t.api('GET', `/v1/customers/race-cust-${round}-${w}`)).status === 200) out.push(w);
+        for (const w of ['a', 'b'] as const)
+          if ((await t.api('GET', `/v1/customers/race-cust-${round}-${w}`)).status === 200) out.push(w);
         return out;
       },
     );
@@ -208,7 +246,13 @@ describe('Idempotency-Key: two concurrent requests with one key, different bodie
     const program = await createProgram(t);
     const broken = await race(
       'join',
-      (round, which, key) => t.api('POST', `/v1/loyalties/${program.id}/members`, { customer: { source_id: `race-join-${round}-${which}` } }, { 'idempotency-key': key }),
+      (round, which, key) =>
+        t.api(
+          'POST',
+          `/v1/loyalties/${program.id}/members`,
+          { customer: { source_id: `race-join-${round}-${which}` } },
+          { 'idempotency-key': key },
+        ),
       async (round) => {
         const out: ('a' | 'b')[] = [];
         for (const w of ['a', 'b'] as const) {
@@ -228,9 +272,16 @@ describe('Idempotency-Key: two concurrent requests with one key, different bodie
     const broken = await race(
       'rule',
       (round, which, key) =>
-        t.api('POST', `/v1/loyalties/${program.id}/earning-rules`, [{ event: `race.${round}.${which}`, loyalty: { type: 'FIXED', points: 1 } }], { 'idempotency-key': key }),
+        t.api(
+          'POST',
+          `/v1/loyalties/${program.id}/earning-rules`,
+          [{ event: `race.${round}.${which}`, loyalty: { type: 'FIXED', points: 1 } }],
+          { 'idempotency-key': key },
+        ),
       async (round) => {
-        const rules = (await t.api('GET', `/v1/loyalties/${program.id}/earning-rules?limit=100`)).body.data as { event: string }[];
+        const rules = (await t.api('GET', `/v1/loyalties/${program.id}/earning-rules?limit=100`)).body.data as {
+          event: string;
+        }[];
         return (['a', 'b'] as const).filter((w) => rules.some((r) => r.event === `race.${round}.${w}`));
       },
     );
@@ -240,7 +291,13 @@ describe('Idempotency-Key: two concurrent requests with one key, different bodie
   it('a webhook create', async () => {
     const broken = await race(
       'hook',
-      (round, which, key) => t.api('POST', '/v1/webhooks', { target_url: receiverUrl, events: ['*'], description: `race-${round}-${which}` }, { 'idempotency-key': key }),
+      (round, which, key) =>
+        t.api(
+          'POST',
+          '/v1/webhooks',
+          { target_url: receiverUrl, events: ['*'], description: `race-${round}-${which}` },
+          { 'idempotency-key': key },
+        ),
       async (round) => {
         const hooks = (await t.api('GET', '/v1/webhooks')).body.data as { description: string }[];
         return (['a', 'b'] as const).filter((w) => hooks.some((h) => h.description === `race-${round}-${w}`));
@@ -250,7 +307,7 @@ describe('Idempotency-Key: two concurrent requests with one key, different bodie
   });
 });
 
-describe('Idempotency-Key: a refusal is the key\'s outcome', () => {
+describe("Idempotency-Key: a refusal is the key's outcome", () => {
   let t: TestServer;
   before(async () => {
     t = await startTestServer();
@@ -260,10 +317,20 @@ describe('Idempotency-Key: a refusal is the key\'s outcome', () => {
   it('a refused join is replayed to a retry, even once the join would succeed', async () => {
     const program = await createProgram(t, { join_once: true });
     const member = await createMember(t, program.id, { source_id: 'refused-join' });
-    const refused = await t.api('POST', `/v1/loyalties/${program.id}/members`, { customer: { source_id: 'refused-join' } }, { 'idempotency-key': 'join-refused' });
+    const refused = await t.api(
+      'POST',
+      `/v1/loyalties/${program.id}/members`,
+      { customer: { source_id: 'refused-join' } },
+      { 'idempotency-key': 'join-refused' },
+    );
     assert.equal(refused.status, 409, JSON.stringify(refused.body));
     assert.equal((await t.api('DELETE', `/v1/loyalties/${program.id}/members/${member.code}`)).status, 200);
-    const retry = await t.api('POST', `/v1/loyalties/${program.id}/members`, { customer: { source_id: 'refused-join' } }, { 'idempotency-key': 'join-refused' });
+    const retry = await t.api(
+      'POST',
+      `/v1/loyalties/${program.id}/members`,
+      { customer: { source_id: 'refused-join' } },
+      { 'idempotency-key': 'join-refused' },
+    );
     assert.deepEqual([retry.status, retry.body], [refused.status, refused.body]);
     assert.equal(retry.headers.get('idempotent-replayed'), 'true');
   });
@@ -303,9 +370,15 @@ describe('Idempotency-Key: a refusal is the key\'s outcome', () => {
       ]);
       const balance = (await t.api('GET', `/v1/loyalties/members/${m.code}`)).body.loyalty_card.balance as number;
       const refusedOwn = debit.status === 422 && debit.body.key === 'insufficient_balance';
-      const lostKey = (r: ApiResponse) => (r.status === 409 && r.body.key === 'idempotency_key_in_progress') || (r.status === 422 && r.body.key === 'idempotency_key_reused');
-      const fine = balance === 7 ? credit.status === 200 && lostKey(debit) : balance === 0 && refusedOwn && lostKey(credit);
-      if (!fine) broken.push(`round ${round}: balance ${balance}, debit ${debit.status} ${debit.body.key ?? ''}, credit ${credit.status} ${credit.body.key ?? ''}`);
+      const lostKey = (r: ApiResponse) =>
+        (r.status === 409 && r.body.key === 'idempotency_key_in_progress') ||
+        (r.status === 422 && r.body.key === 'idempotency_key_reused');
+      const fine =
+        balance === 7 ? credit.status === 200 && lostKey(debit) : balance === 0 && refusedOwn && lostKey(credit);
+      if (!fine)
+        broken.push(
+          `round ${round}: balance ${balance}, debit ${debit.status} ${debit.body.key ?? ''}, credit ${credit.status} ${credit.body.key ?? ''}`,
+        );
     }
     assert.deepEqual(broken, []);
   });
@@ -317,14 +390,33 @@ describe('Idempotency-Key: a refusal is the key\'s outcome', () => {
       await createMember(t, program.id, { source_id: `member-${round}` });
       const key = `join-race-${round}`;
       const [again, fresh] = await Promise.all([
-        t.api('POST', `/v1/loyalties/${program.id}/members`, { customer: { source_id: `member-${round}` } }, { 'idempotency-key': key }),
-        t.api('POST', `/v1/loyalties/${program.id}/members`, { customer: { source_id: `newcomer-${round}` } }, { 'idempotency-key': key }),
+        t.api(
+          'POST',
+          `/v1/loyalties/${program.id}/members`,
+          { customer: { source_id: `member-${round}` } },
+          { 'idempotency-key': key },
+        ),
+        t.api(
+          'POST',
+          `/v1/loyalties/${program.id}/members`,
+          { customer: { source_id: `newcomer-${round}` } },
+          { 'idempotency-key': key },
+        ),
       ]);
       const newcomer = await t.api('GET', `/v1/customers/newcomer-${round}`);
-      const joined = newcomer.status === 200 && (await t.api('GET', `/v1/loyalties/${program.id}/members?customer=${newcomer.body.id}`)).body.total === 1;
-      const lostKey = (r: ApiResponse) => (r.status === 409 && r.body.key === 'idempotency_key_in_progress') || (r.status === 422 && r.body.key === 'idempotency_key_reused');
-      const fine = joined ? fresh.status === 200 && lostKey(again) : again.status === 409 && again.body.key === 'already_joined' && lostKey(fresh);
-      if (!fine) broken.push(`round ${round}: joined ${joined}, again ${again.status} ${again.body.key}, fresh ${fresh.status} ${fresh.body.key ?? ''}`);
+      const joined =
+        newcomer.status === 200 &&
+        (await t.api('GET', `/v1/loyalties/${program.id}/members?customer=${newcomer.body.id}`)).body.total === 1;
+      const lostKey = (r: ApiResponse) =>
+        (r.status === 409 && r.body.key === 'idempotency_key_in_progress') ||
+        (r.status === 422 && r.body.key === 'idempotency_key_reused');
+      const fine = joined
+        ? fresh.status === 200 && lostKey(again)
+        : again.status === 409 && again.body.key === 'already_joined' && lostKey(fresh);
+      if (!fine)
+        broken.push(
+          `round ${round}: joined ${joined}, again ${again.status} ${again.body.key}, fresh ${fresh.status} ${fresh.body.key ?? ''}`,
+        );
     }
     assert.deepEqual(broken, []);
   });
@@ -387,9 +479,13 @@ describe('Idempotency-Key: every write route stores its answer', () => {
     for (const [i, [method, path, body]] of routes.entries()) {
       const key = `every-route-${i}`;
       const first = await t.api(method, path, body, { 'idempotency-key': key });
-      assert.ok(first.status < 500 && first.body?.key !== 'invalid_payload', `${method} ${path}: ${first.status} ${JSON.stringify(first.body)}`);
+      assert.ok(
+        first.status < 500 && first.body?.key !== 'invalid_payload',
+        `${method} ${path}: ${first.status} ${JSON.stringify(first.body)}`,
+      );
       const again = await t.api(method, path, body, { 'idempotency-key': key });
-      if (again.headers.get('idempotent-replayed') !== 'true' || again.status !== first.status) unstored.push(`${method} ${path} (${first.status}, then ${again.status})`);
+      if (again.headers.get('idempotent-replayed') !== 'true' || again.status !== first.status)
+        unstored.push(`${method} ${path} (${first.status}, then ${again.status})`);
     }
     assert.deepEqual(unstored, []);
   });

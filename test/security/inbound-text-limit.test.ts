@@ -67,7 +67,10 @@ describe('security: inbound text is bounded', () => {
     assert.equal(inbound.find((m) => m.text === 'ECHO short')?.status, 'processed');
     const replies = await messages('out');
     const starts = JSON.stringify(replies.map((m) => m.text.slice(0, 40)));
-    assert.ok(replies.some((m) => m.text.startsWith(`Got ${MAX_INBOUND_TEXT}: ECHO`)), starts);
+    assert.ok(
+      replies.some((m) => m.text.startsWith(`Got ${MAX_INBOUND_TEXT}: ECHO`)),
+      starts,
+    );
     assert.ok(replies.some((m) => m.text === 'Got 10: ECHO short'));
   });
 

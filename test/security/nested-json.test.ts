@@ -10,7 +10,7 @@ import { basicHeader, createChannel, INFOBIP_BASIC } from '../messaging/setup.ts
 // Bodies deeper than MAX_JSON_DEPTH are refused before parsing with a 400 in the error shape.
 
 const arrays = (depth: number) => '['.repeat(depth) + ']'.repeat(depth);
-const objects = (depth: number) => '{"a":'.repeat(depth) + '1' + '}'.repeat(depth);
+const objects = (depth: number) => `${'{"a":'.repeat(depth)}1${'}'.repeat(depth)}`;
 
 function assertTooDeep(res: ApiResponse, label: string) {
   assert.equal(res.status, 400, `${label}: ${res.status} ${JSON.stringify(res.body)?.slice(0, 300)}`);
@@ -93,7 +93,7 @@ describe('security: deeply nested JSON bodies', () => {
   });
 
   it('form bodies stay flat: a 3,000-level bracket key is one plain key, not a nested value', async () => {
-    const key = 'metadata' + '[a]'.repeat(3000);
+    const key = `metadata${'[a]'.repeat(3000)}`;
     const res = await t.api('POST', '/v1/customers', `source_id=form&${encodeURIComponent(key)}=1`, {
       'content-type': 'application/x-www-form-urlencoded',
     });

@@ -32,7 +32,11 @@ const root = new URL('../..', import.meta.url).pathname;
 async function dumpAllTables(db: Kysely<any>): Promise<Map<string, string>> {
   const tables =
     backend === 'postgres'
-      ? (await sql<{ name: string }>`select table_name as name from information_schema.tables where table_schema = 'public'`.execute(db)).rows
+      ? (
+          await sql<{
+            name: string;
+          }>`select table_name as name from information_schema.tables where table_schema = 'public'`.execute(db)
+        ).rows
       : (await sql<{ name: string }>`select name from sqlite_master where type = 'table'`.execute(db)).rows;
   const out = new Map<string, string>();
   for (const { name } of tables) out.set(name, JSON.stringify(await db.selectFrom(name).selectAll().execute()));
@@ -40,7 +44,16 @@ async function dumpAllTables(db: Kysely<any>): Promise<Map<string, string>> {
 }
 
 function configFor(t: TestServer, secretKey: string | undefined): Config {
-  return { ...loadConfig({}, {}), port: 0, host: '127.0.0.1', databaseUrl: t.databaseUrl, logLevel: 'warn', allowPrivateTargets: true, workers: false, secretKey };
+  return {
+    ...loadConfig({}, {}),
+    port: 0,
+    host: '127.0.0.1',
+    databaseUrl: t.databaseUrl,
+    logLevel: 'warn',
+    allowPrivateTargets: true,
+    workers: false,
+    secretKey,
+  };
 }
 
 /** The key the test server seals with: TALLY_SECRET_KEY, or the key file beside the SQLite database. */
@@ -77,9 +90,29 @@ describe('secrets at rest', () => {
     assert.equal(replayed.headers.get('idempotent-replayed'), 'true');
     assert.equal(replayed.body.secret, webhook.secret, 'the replay answers the secret from the sealed answer');
     assert.match(webhook.secret, /^whsec_/, 'the secret is shown at creation');
-    ids.token = (await createChannel(t, { provider: 'infobip', sender: 'Tally', credentials: { base_url: infobip.url, api_key: API_KEY }, inbound_auth: { type: 'token', token: TOKEN } })).id;
-    ids.basic = (await createChannel(t, { provider: 'infobip', sender: 'Tally', credentials: { base_url: infobip.url, api_key: API_KEY }, inbound_auth: { type: 'basic', username: 'ib', password: PASSWORD } })).id;
-    ids.twilio = (await createChannel(t, { provider: 'twilio', sender: '+14155550100', credentials: { account_sid: twilio.accountSid, auth_token: twilio.authToken, base_url: twilio.url } })).id;
+    ids.token = (
+      await createChannel(t, {
+        provider: 'infobip',
+        sender: 'Tally',
+        credentials: { base_url: infobip.url, api_key: API_KEY },
+        inbound_auth: { type: 'token', token: TOKEN },
+      })
+    ).id;
+    ids.basic = (
+      await createChannel(t, {
+        provider: 'infobip',
+        sender: 'Tally',
+        credentials: { base_url: infobip.url, api_key: API_KEY },
+        inbound_auth: { type: 'basic', username: 'ib', password: PASSWORD },
+      })
+    ).id;
+    ids.twilio = (
+      await createChannel(t, {
+        provider: 'twilio',
+        sender: '+14155550100',
+        credentials: { account_sid: twilio.accountSid, auth_token: twilio.authToken, base_url: twilio.url },
+      })
+    ).id;
     apiToken = (await t.server.services.apiKeys.create('at-rest')).token;
   });
   after(async () => {
@@ -107,16 +140,25 @@ describe('secrets at rest', () => {
   const assertNoSecretInDatabase = async (known: Record<string, string>) => {
     const dump = await dumpAllTables(t.server.ctx.database.db as Kysely<any>);
     for (const [table, text] of dump) {
-      for (const [what, secret] of Object.entries(known)) assert.ok(!text.includes(secret), `${what} stored in clear in ${table}`);
+      for (const [what, secret] of Object.entries(known))
+        assert.ok(!text.includes(secret), `${what} stored in clear in ${table}`);
     }
     return dump;
   };
 
   it('no known secret is stored in clear; secrets are sealed under the key', async () => {
     const dump = await assertNoSecretInDatabase(secrets());
-    const endpoint = await t.server.ctx.database.db.selectFrom('webhook_endpoints').selectAll().where('id', '=', webhook.id).executeTakeFirstOrThrow();
+    const endpoint = await t.server.ctx.database.db
+      .selectFrom('webhook_endpoints')
+      .selectAll()
+      .where('id', '=', webhook.id)
+      .executeTakeFirstOrThrow();
     assert.ok(isSealed(endpoint.secret));
-    const channel = await t.server.ctx.database.db.selectFrom('msg_channels').selectAll().where('id', '=', ids.basic).executeTakeFirstOrThrow();
+    const channel = await t.server.ctx.database.db
+      .selectFrom('msg_channels')
+      .selectAll()
+      .where('id', '=', ids.basic)
+      .executeTakeFirstOrThrow();
     const auth = JSON.parse(channel.inbound_auth!);
     assert.deepEqual(Object.keys(auth).sort(), ['password_digest', 'type', 'username']);
     assert.ok(isSealed(JSON.parse(channel.credentials!).api_key));
@@ -131,9 +173,16 @@ describe('secrets at rest', () => {
       credentials: { base_url: infobip.url, api_key: planted },
       inbound_auth: { type: 'token', token: 'planted-token-0123456789', token_digest: planted },
     });
-    const row = await t.server.ctx.database.db.selectFrom('msg_channels').selectAll().where('id', '=', ch.id).executeTakeFirstOrThrow();
+    const row = await t.server.ctx.database.db
+      .selectFrom('msg_channels')
+      .selectAll()
+      .where('id', '=', ch.id)
+      .executeTakeFirstOrThrow();
     assert.ok(!row.credentials!.includes(planted) && !row.inbound_auth!.includes(planted));
-    assert.equal(t.server.ctx.secrets.open(JSON.parse(row.credentials!).api_key, `msg_channels:${ch.id}:credentials.api_key`), planted);
+    assert.equal(
+      t.server.ctx.secrets.open(JSON.parse(row.credentials!).api_key, `msg_channels:${ch.id}:credentials.api_key`),
+      planted,
+    );
     assert.equal((await t.api('DELETE', `/v1/channels/${ch.id}`)).status, 204);
   });
 
@@ -143,7 +192,10 @@ describe('secrets at rest', () => {
       assert.equal(res.status, 200, JSON.stringify(res.body));
       assert.equal(res.body.attempt.status, 'succeeded');
       const got = receiver.received.at(-1)!;
-      assert.doesNotThrow(() => new Webhook(secret.slice('whsec_'.length)).verify(got.body, got.headers), 'Standard Webhooks signature checks out');
+      assert.doesNotThrow(
+        () => new Webhook(secret.slice('whsec_'.length)).verify(got.body, got.headers),
+        'Standard Webhooks signature checks out',
+      );
     };
     await check(webhook.secret);
     const rotated = await t.api('POST', `/v1/webhooks/${webhook.id}/rotate-secret`, undefined, {
@@ -183,7 +235,9 @@ describe('secrets at rest', () => {
     await twilio.waitForSent(1, 10_000);
     assert.match(infobip.sent[0].text, /120/);
     // A changed inbound token replaces the digest; the old token stops working.
-    const put = await t.api('PUT', `/v1/channels/${ids.token}`, { inbound_auth: { type: 'token', token: `${TOKEN}-new` } });
+    const put = await t.api('PUT', `/v1/channels/${ids.token}`, {
+      inbound_auth: { type: 'token', token: `${TOKEN}-new` },
+    });
     assert.equal(put.status, 200);
     assert.equal((await inbound(ids.token, `?token=${TOKEN}`, {})).status, 403);
     assert.equal((await inbound(ids.token, `?token=${TOKEN}-new`, {})).status, 200);
@@ -208,10 +262,17 @@ describe('secrets at rest', () => {
     }
     const file = keyFilePath(parseDatabaseUrl(t.databaseUrl).target);
     const key = readFileSync(file, 'utf8');
-    assert.equal((await import('node:fs')).statSync(file).mode & 0o777, 0o600, 'the key file is readable by its owner only');
+    assert.equal(
+      (await import('node:fs')).statSync(file).mode & 0o777,
+      0o600,
+      'the key file is readable by its owner only',
+    );
     rmSync(file);
     try {
-      await assert.rejects(buildServer(configFor(t, undefined), { logger: false }), /key file .* is missing, but the database holds \d+ encrypted secret/);
+      await assert.rejects(
+        buildServer(configFor(t, undefined), { logger: false }),
+        /key file .* is missing, but the database holds \d+ encrypted secret/,
+      );
       assert.throws(() => readFileSync(file), 'no new key file was made over the lost one');
     } finally {
       (await import('node:fs')).writeFileSync(file, key, { mode: 0o600 });
@@ -232,7 +293,10 @@ describe('secrets at rest', () => {
     assert.equal(cli.status, 0, `${cli.stdout}\n${cli.stderr}`);
     assert.match(cli.stdout, /webhook_endpoints\.secret: 1 re-encrypted/);
     assert.match(cli.stdout, /msg_channels\.credentials: 4 re-encrypted/);
-    assert.match(cli.stdout, new RegExp(`Every stored secret now uses key ${newId}\\. The other key\\(s\\) \\(${oldId}\\) can be removed`));
+    assert.match(
+      cli.stdout,
+      new RegExp(`Every stored secret now uses key ${newId}\\. The other key\\(s\\) \\(${oldId}\\) can be removed`),
+    );
     const dump = await assertNoSecretInDatabase(secrets());
     assert.ok(!dump.get('webhook_endpoints')!.includes(`enc:v1:${oldId}:`), 'nothing left under the old key');
     assert.ok(!dump.get('msg_channels')!.includes(`enc:v1:${oldId}:`), 'nothing left under the old key');
@@ -248,7 +312,11 @@ describe('secrets at rest', () => {
       assert.doesNotThrow(() => new Webhook(webhook.secret.slice('whsec_'.length)).verify(got.body, got.headers));
       const twUrl = `${url}/v1/channels/${ids.twilio}/inbound`;
       const params = twilio.inboundParams(MEMBER_PHONE, '+14155550100', 'points');
-      assert.equal((await postTwilio(twUrl, params, twilio.sign(twUrl, params))).status, 200, 'Twilio signature checked with the re-encrypted auth token');
+      assert.equal(
+        (await postTwilio(twUrl, params, twilio.sign(twUrl, params))).status,
+        200,
+        'Twilio signature checked with the re-encrypted auth token',
+      );
       const ok = await fetch(`${url}/v1/channels/${ids.basic}/inbound`, {
         method: 'POST',
         headers: { 'content-type': 'application/json', authorization: basicHeader('ib', PASSWORD) },
@@ -266,7 +334,10 @@ describe('secrets at rest', () => {
   });
 
   it('TALLY_APP_TOKEN shorter than 24 characters is refused at start', () => {
-    assert.throws(() => loadConfig({}, { TALLY_APP_ID: 'app_x', TALLY_APP_TOKEN: 'tly_sk_short_12345' }), /TALLY_APP_TOKEN must be at least 24 characters \(got 18\)/);
+    assert.throws(
+      () => loadConfig({}, { TALLY_APP_ID: 'app_x', TALLY_APP_TOKEN: 'tly_sk_short_12345' }),
+      /TALLY_APP_TOKEN must be at least 24 characters \(got 18\)/,
+    );
     assert.throws(() => loadConfig({ 'app-token': 'x'.repeat(23) }, {}), /at least 24/);
     assert.equal(loadConfig({}, { TALLY_APP_TOKEN: 'x'.repeat(24) }).appToken, 'x'.repeat(24));
     const cli = spawnSync(process.execPath, ['bin/tally.mjs', 'serve'], {
@@ -298,14 +369,41 @@ describe('secrets at rest: the migration seals what an older version stored in c
 
   it('webhook secrets and provider credentials encrypted, inbound token and password digested', async () => {
     const all = modules.flatMap((m) => m.migrations ?? []);
-    const sealing = ['0102_webhooks_sealed_secrets', '0203_messaging_sealed_secrets', '0004_core_api_keys_no_token_prefix'];
-    await migrateToLatest(database.db, database.dialect, all.filter((m) => !sealing.includes(m.name)));
+    const sealing = [
+      '0102_webhooks_sealed_secrets',
+      '0203_messaging_sealed_secrets',
+      '0004_core_api_keys_no_token_prefix',
+    ];
+    await migrateToLatest(
+      database.db,
+      database.dialect,
+      all.filter((m) => !sealing.includes(m.name)),
+    );
     const db = database.db as Kysely<any>;
     const now = new Date().toISOString();
-    await db.insertInto('api_keys').values({ id: 'key_1', name: 'old', app_id: 'app_old', token_hash: 'h', token_prefix: 'tly_sk_AbCd', created_at: now }).execute();
+    await db
+      .insertInto('api_keys')
+      .values({
+        id: 'key_1',
+        name: 'old',
+        app_id: 'app_old',
+        token_hash: 'h',
+        token_prefix: 'tly_sk_AbCd',
+        created_at: now,
+      })
+      .execute();
     await db
       .insertInto('webhook_endpoints')
-      .values({ id: 'whep_old', target_url: 'https://example.com/h', events: '["*"]', active: 1, secret: 'whsec_CLEARcurrent', previous_secret: 'whsec_CLEARprevious', created_at: now, updated_at: now })
+      .values({
+        id: 'whep_old',
+        target_url: 'https://example.com/h',
+        events: '["*"]',
+        active: 1,
+        secret: 'whsec_CLEARcurrent',
+        previous_secret: 'whsec_CLEARprevious',
+        created_at: now,
+        updated_at: now,
+      })
       .execute();
     const channel = (id: string, credentials: object, inbound: object) => ({
       id,
@@ -321,8 +419,16 @@ describe('secrets at rest: the migration seals what an older version stored in c
     await db
       .insertInto('msg_channels')
       .values([
-        channel('chn_token', { base_url: 'https://x.api.infobip.com', api_key: 'CLEAR-api-key' }, { type: 'token', token: 'CLEAR-inbound-token' }),
-        channel('chn_basic', { account_sid: 'AC1', auth_token: 'CLEAR-auth-token' }, { type: 'basic', username: 'u', password: 'CLEAR-password' }),
+        channel(
+          'chn_token',
+          { base_url: 'https://x.api.infobip.com', api_key: 'CLEAR-api-key' },
+          { type: 'token', token: 'CLEAR-inbound-token' },
+        ),
+        channel(
+          'chn_basic',
+          { account_sid: 'AC1', auth_token: 'CLEAR-auth-token' },
+          { type: 'basic', username: 'u', password: 'CLEAR-password' },
+        ),
       ])
       .execute();
 
@@ -335,14 +441,32 @@ describe('secrets at rest: the migration seals what an older version stored in c
     assert.equal(box.open(ep.secret, 'webhook_endpoints:whep_old:secret'), 'whsec_CLEARcurrent');
     assert.equal(box.open(ep.previous_secret, 'webhook_endpoints:whep_old:secret'), 'whsec_CLEARprevious');
     const rows = Object.fromEntries((await db.selectFrom('msg_channels').selectAll().execute()).map((r) => [r.id, r]));
-    assert.equal(box.open(JSON.parse(rows.chn_token.credentials).api_key, 'msg_channels:chn_token:credentials.api_key'), 'CLEAR-api-key');
-    assert.equal(JSON.parse(rows.chn_token.credentials).base_url, 'https://x.api.infobip.com', 'what is no secret stays readable');
-    assert.equal(box.open(JSON.parse(rows.chn_basic.credentials).auth_token, 'msg_channels:chn_basic:credentials.auth_token'), 'CLEAR-auth-token');
-    const token = box.openDigest(JSON.parse(rows.chn_token.inbound_auth).token_digest, 'msg_channels:chn_token:inbound_auth.token');
+    assert.equal(
+      box.open(JSON.parse(rows.chn_token.credentials).api_key, 'msg_channels:chn_token:credentials.api_key'),
+      'CLEAR-api-key',
+    );
+    assert.equal(
+      JSON.parse(rows.chn_token.credentials).base_url,
+      'https://x.api.infobip.com',
+      'what is no secret stays readable',
+    );
+    assert.equal(
+      box.open(JSON.parse(rows.chn_basic.credentials).auth_token, 'msg_channels:chn_basic:credentials.auth_token'),
+      'CLEAR-auth-token',
+    );
+    const token = box.openDigest(
+      JSON.parse(rows.chn_token.inbound_auth).token_digest,
+      'msg_channels:chn_token:inbound_auth.token',
+    );
     assert.ok(matchesDigest('CLEAR-inbound-token', token) && !matchesDigest('CLEAR-inbound-tokeN', token));
     const basic = JSON.parse(rows.chn_basic.inbound_auth);
     assert.equal(basic.username, 'u');
-    assert.ok(matchesDigest('CLEAR-password', box.openDigest(basic.password_digest, 'msg_channels:chn_basic:inbound_auth.password')));
+    assert.ok(
+      matchesDigest(
+        'CLEAR-password',
+        box.openDigest(basic.password_digest, 'msg_channels:chn_basic:inbound_auth.password'),
+      ),
+    );
     assert.equal(sealedColumns().length, 4, 'the sealed columns rotate covers');
   });
 });

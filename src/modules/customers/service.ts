@@ -1,5 +1,6 @@
+import type { CustomerInput, CustomerListQuery } from './schemas.ts';
 import type { AppContext } from '../../context.ts';
-import { badRequest, notFound } from '../../http/errors.ts';
+import { invalid, notFound } from '../../lib/errors.ts';
 import { newId } from '../../lib/ids.ts';
 import { fromJson, toJson } from '../../lib/json.ts';
 import { toE164 } from '../../lib/phone.ts';
@@ -9,35 +10,18 @@ import type { CustomersTable } from '../../storage/schema.ts';
 
 export type CustomerRow = CustomersTable;
 
-export interface CustomerInput {
-  source_id?: string | null;
-  name?: string | null;
-  email?: string | null;
-  phone?: string | null;
-  description?: string | null;
-  birthdate?: string | null;
-  birthday?: string | null;
-  address?: Record<string, unknown> | null;
-  metadata?: Record<string, unknown> | null;
-}
-
-export interface CustomerListQuery {
-  limit: number;
-  page: number;
-  email?: string;
-  phone?: string;
-  name?: string;
-  source_id?: string;
-  city?: string;
-  order?: string;
-}
-
 const ADDRESS_FIELDS = ['city', 'state', 'line_1', 'line_2', 'country', 'postal_code'] as const;
 
 function normalisePhone(phone: string | null | undefined): string | null | undefined {
   if (phone === undefined || phone === null || phone === '') return phone === '' ? null : phone;
   const e164 = toE164(phone);
-  if (!e164) throw badRequest('invalid_phone', 'Invalid phone number', `"${phone}" is not a valid phone number; use E.164 (+385916242493)`, [{ field: 'phone', message: 'must be a valid phone number' }]);
+  if (!e164)
+    throw invalid(
+      'invalid_phone',
+      'Invalid phone number',
+      `"${phone}" is not a valid phone number; use E.164 (+385916242493)`,
+      [{ field: 'phone', message: 'must be a valid phone number' }],
+    );
   return e164;
 }
 
@@ -63,13 +47,22 @@ export function presentCustomer(row: CustomerRow, loyalty?: CustomerLoyalty) {
 
 /** The short customer object events carry (seed 001). */
 export function presentCustomerRef(row: CustomerRow) {
-  return { id: row.id, name: row.name, source_id: row.source_id, metadata: fromJson(row.metadata, {}), object: 'customer' as const };
+  return {
+    id: row.id,
+    name: row.name,
+    source_id: row.source_id,
+    metadata: fromJson(row.metadata, {}),
+    object: 'customer' as const,
+  };
 }
 
 export interface CustomerLoyalty {
   points: number;
   referred_customers: number;
-  campaigns: Record<string, { points: number; loyalty_tier: string | null; referred_customers: number; card_code: string }>;
+  campaigns: Record<
+    string,
+    { points: number; loyalty_tier: string | null; referred_customers: number; card_code: string }
+  >;
 }
 
 export class CustomerService {
@@ -85,7 +78,9 @@ export class CustomerService {
       if (byId) return byId;
     }
     // Every ingested activity names its customer: the statement is compiled once.
-    const [row] = await hot(db, 'customers.bySourceId', [idOrSourceId], () => db.selectFrom('customers').selectAll().where('source_id', '=', idOrSourceId));
+    const [row] = await hot(db, 'customers.bySourceId', [idOrSourceId], () =>
+      db.selectFrom('customers').selectAll().where('source_id', '=', idOrSourceId),
+    );
     return row;
   }
 
@@ -98,7 +93,9 @@ export class CustomerService {
   async findByPhone(db: Executor, phone: string): Promise<CustomerRow[]> {
     const e164 = toE164(phone);
     if (!e164) return [];
-    return hot(db, 'customers.byPhone', [e164], () => db.selectFrom('customers').selectAll().where('phone', '=', e164).orderBy('created_at'));
+    return hot(db, 'customers.byPhone', [e164], () =>
+      db.selectFrom('customers').selectAll().where('phone', '=', e164).orderBy('created_at'),
+    );
   }
 
   /**
@@ -107,7 +104,11 @@ export class CustomerService {
    */
   async upsert(db: Executor, input: CustomerInput): Promise<{ row: CustomerRow; created: boolean }> {
     if (input.source_id) {
-      const existing = await db.selectFrom('customers').selectAll().where('source_id', '=', input.source_id).executeTakeFirst();
+      const existing = await db
+        .selectFrom('customers')
+        .selectAll()
+        .where('source_id', '=', input.source_id)
+        .executeTakeFirst();
       if (existing) return { row: await this.update(db, existing, input), created: false };
     }
     const now = this.ctx.clock.nowIso();
@@ -135,12 +136,16 @@ export class CustomerService {
     if (input.email !== undefined) patch.email = input.email;
     if (input.phone !== undefined) patch.phone = normalisePhone(input.phone) ?? null;
     if (input.description !== undefined) patch.description = input.description;
-    if (input.birthdate !== undefined || input.birthday !== undefined) patch.birthdate = input.birthdate ?? input.birthday ?? null;
+    if (input.birthdate !== undefined || input.birthday !== undefined)
+      patch.birthdate = input.birthdate ?? input.birthday ?? null;
     if (input.address !== undefined) {
-      patch.address = toJson(input.address === null ? null : { ...fromJson(row.address, {}), ...pickAddress(input.address) });
+      patch.address = toJson(
+        input.address === null ? null : { ...fromJson(row.address, {}), ...pickAddress(input.address) },
+      );
     }
     if (input.metadata !== undefined) {
-      const merged: Record<string, unknown> = input.metadata === null ? {} : { ...fromJson<Record<string, unknown>>(row.metadata, {}) };
+      const merged: Record<string, unknown> =
+        input.metadata === null ? {} : { ...fromJson<Record<string, unknown>>(row.metadata, {}) };
       for (const [k, v] of Object.entries(input.metadata ?? {})) {
         if (v === null) delete merged[k];
         else merged[k] = v;
@@ -183,7 +188,9 @@ export class CustomerService {
       .selectFrom('memberships as m')
       .innerJoin('programs as p', 'p.id', 'm.program_id')
       .innerJoin('balance_definitions as d', (j) => j.onRef('d.program_id', '=', 'p.id').on('d.is_default', '=', 1))
-      .leftJoin('balances as b', (j) => j.onRef('b.membership_id', '=', 'm.id').onRef('b.balance_definition_id', '=', 'd.id'))
+      .leftJoin('balances as b', (j) =>
+        j.onRef('b.membership_id', '=', 'm.id').onRef('b.balance_definition_id', '=', 'd.id'),
+      )
       .select(['m.id as membership_id', 'm.customer_id', 'm.code', 'p.name as program_name', 'b.balance'])
       .where('m.customer_id', 'in', customerIds)
       .where('m.status', '=', 'ACTIVE')
@@ -195,7 +202,11 @@ export class CustomerService {
           .selectFrom('member_tiers as mt')
           .innerJoin('tier_groups as g', (j) => j.onRef('g.id', '=', 'mt.tier_group_id').on('g.is_default', '=', 1))
           .select(['mt.membership_id', 'mt.tier_id'])
-          .where('mt.membership_id', 'in', rows.map((r) => r.membership_id))
+          .where(
+            'mt.membership_id',
+            'in',
+            rows.map((r) => r.membership_id),
+          )
           .execute()
       : [];
     const tierOf = new Map(tiers.map((t) => [t.membership_id, t.tier_id]));
@@ -203,7 +214,12 @@ export class CustomerService {
       const l = out.get(r.customer_id)!;
       const points = Number(r.balance ?? 0);
       l.points += points;
-      l.campaigns[r.program_name] = { points, loyalty_tier: tierOf.get(r.membership_id) ?? null, referred_customers: 0, card_code: r.code };
+      l.campaigns[r.program_name] = {
+        points,
+        loyalty_tier: tierOf.get(r.membership_id) ?? null,
+        referred_customers: 0,
+        card_code: r.code,
+      };
     }
     return out;
   }

@@ -73,11 +73,17 @@ describe('conditions', () => {
       'metadata.value': { $more_than_or_equal: 10, $less_than: 100 },
       'customer.metadata.referrer': { $exists: false },
     });
-    const ok = facts({ customer: { id: 'c', source_id: null, metadata: { vip: true } }, metadata: { channel: 'app', value: 50 } });
+    const ok = facts({
+      customer: { id: 'c', source_id: null, metadata: { vip: true } },
+      metadata: { channel: 'app', value: 50 },
+    });
     assert.equal(check(ok), null);
     assert.equal(check({ ...ok, metadata: { channel: 'pos', value: 50 } }), 'event.metadata.channel');
     assert.equal(check({ ...ok, metadata: { channel: 'web', value: 100 } }), 'metadata.value');
-    assert.equal(check({ ...ok, customer: { id: 'c', source_id: null, metadata: { vip: true, referrer: 'x' } } }), 'customer.metadata.referrer');
+    assert.equal(
+      check({ ...ok, customer: { id: 'c', source_id: null, metadata: { vip: true, referrer: 'x' } } }),
+      'customer.metadata.referrer',
+    );
     const tier = compileConditions({ loyalty_tier: { $in: ['ltr_gold'] } });
     assert.equal(tier(facts({ tierIds: ['ltr_gold'] })), null);
     assert.equal(tier(facts({ tierIds: ['ltr_silver'] })), 'loyalty_tier');
@@ -86,20 +92,44 @@ describe('conditions', () => {
 
 describe('calculations', () => {
   it('computes each proportional type', () => {
-    const order = { id: 'ord_1', source_id: null, amount: 12_550, total_amount: 10_050, discount_amount: 2_500, status: 'PAID', metadata: { stars: '7' }, items: [
-      { product_id: 'prod_a', quantity: 3, amount: 3000 },
-      { sku_id: 'sku_b', quantity: 2, price: 1000 },
-    ] };
+    const order = {
+      id: 'ord_1',
+      source_id: null,
+      amount: 12_550,
+      total_amount: 10_050,
+      discount_amount: 2_500,
+      status: 'PAID',
+      metadata: { stars: '7' },
+      items: [
+        { product_id: 'prod_a', quantity: 3, amount: 3000 },
+        { sku_id: 'sku_b', quantity: 2, price: 1000 },
+      ],
+    };
     const f = facts({ order, metadata: { km: 42 }, customer: { id: 'c', source_id: null, metadata: { age: 37 } } });
-    const r = (calculation_type: string, where: Record<string, unknown>) => basePoints({ type: 'PROPORTIONAL', calculation_type, ...where } as never, f).points;
+    const r = (calculation_type: string, where: Record<string, unknown>) =>
+      basePoints({ type: 'PROPORTIONAL', calculation_type, ...where } as never, f).points;
     assert.equal(r('ORDER_AMOUNT', { order: { amount: { every: 1000, points: 2 } } }), 24);
     assert.equal(r('ORDER_TOTAL_AMOUNT', { order: { total_amount: { every: 1000, points: 2 } } }), 20);
     assert.equal(r('ORDER_METADATA', { order: { metadata: { every: 2, points: 5, property: 'stars' } } }), 15);
     assert.equal(r('ORDER_ITEMS_QUANTITY', { order_items: { quantity: { every: 1, points: 4 } } }), 20);
-    assert.equal(r('ORDER_ITEMS_QUANTITY', { order_items: { quantity: { every: 1, points: 4, object: 'product', id: 'prod_a' } } }), 12);
-    assert.equal(r('ORDER_ITEMS_AMOUNT', { order_items: { amount: { every: 100, points: 1, object: 'sku', id: 'sku_b' } } }), 20);
+    assert.equal(
+      r('ORDER_ITEMS_QUANTITY', {
+        order_items: { quantity: { every: 1, points: 4, object: 'product', id: 'prod_a' } },
+      }),
+      12,
+    );
+    assert.equal(
+      r('ORDER_ITEMS_AMOUNT', { order_items: { amount: { every: 100, points: 1, object: 'sku', id: 'sku_b' } } }),
+      20,
+    );
     assert.equal(r('CUSTOMER_METADATA', { customer: { metadata: { every: 10, points: 1, property: 'age' } } }), 3);
-    assert.equal(r('CUSTOM_EVENT_METADATA', { custom_event: { metadata: { every: 5, points: 3, property: 'km' } } }), 24);
-    assert.equal(r('CUSTOM_EVENT_METADATA', { custom_event: { metadata: { every: 5, points: 3, property: 'missing' } } }), 0);
+    assert.equal(
+      r('CUSTOM_EVENT_METADATA', { custom_event: { metadata: { every: 5, points: 3, property: 'km' } } }),
+      24,
+    );
+    assert.equal(
+      r('CUSTOM_EVENT_METADATA', { custom_event: { metadata: { every: 5, points: 3, property: 'missing' } } }),
+      0,
+    );
   });
 });

@@ -197,18 +197,24 @@ export function windowOpen(w: TimeWindow, at: Date, zone: string): boolean {
 
 export function validateWindow(w: TimeWindow, field: string): string | null {
   if (w.start_date && Number.isNaN(Date.parse(w.start_date))) return `${field}start_date is not a date-time`;
-  if (w.expiration_date && Number.isNaN(Date.parse(w.expiration_date))) return `${field}expiration_date is not a date-time`;
-  if (w.start_date && w.expiration_date && Date.parse(w.start_date) >= Date.parse(w.expiration_date)) return `${field}start_date must be before expiration_date`;
+  if (w.expiration_date && Number.isNaN(Date.parse(w.expiration_date)))
+    return `${field}expiration_date is not a date-time`;
+  if (w.start_date && w.expiration_date && Date.parse(w.start_date) >= Date.parse(w.expiration_date))
+    return `${field}start_date must be before expiration_date`;
   for (const p of w.validity_hours?.daily ?? []) {
-    if (!HHMM.test(p.start_time) || !HHMM.test(p.expiration_time)) return `${field}validity_hours.daily times must be HH:mm`;
-    if (p.start_time === p.expiration_time) return `${field}validity_hours.daily start_time and expiration_time must differ`;
+    if (!HHMM.test(p.start_time) || !HHMM.test(p.expiration_time))
+      return `${field}validity_hours.daily times must be HH:mm`;
+    if (p.start_time === p.expiration_time)
+      return `${field}validity_hours.daily start_time and expiration_time must differ`;
   }
   if (w.validity_timeframe) {
     if (!w.start_date) return `${field}validity_timeframe needs start_date`;
     const i = Duration.fromISO(w.validity_timeframe.interval);
     const d = Duration.fromISO(w.validity_timeframe.duration);
-    if (!i.isValid || i.toMillis() <= 0) return `${field}validity_timeframe.interval must be an ISO-8601 duration such as P1D`;
-    if (!d.isValid || d.toMillis() <= 0) return `${field}validity_timeframe.duration must be an ISO-8601 duration such as PT1H`;
+    if (!i.isValid || i.toMillis() <= 0)
+      return `${field}validity_timeframe.interval must be an ISO-8601 duration such as P1D`;
+    if (!d.isValid || d.toMillis() <= 0)
+      return `${field}validity_timeframe.duration must be an ISO-8601 duration such as PT1H`;
   }
   return null;
 }
@@ -226,17 +232,31 @@ export function periodKey(period: CapPeriod, at: Date, zone: string): string {
 
 // ---- conditions ----
 
-const OPS = new Set<ConditionOp>(['$is', '$is_not', '$in', '$not_in', '$more_than', '$more_than_or_equal', '$less_than', '$less_than_or_equal', '$exists']);
-const PATH = /^(loyalty_tier|customer\.metadata\.[^.].*|customer\.source_id|event\.metadata\..+|metadata\..+|order\.(amount|total_amount|discount_amount|items_quantity|status|metadata\..+))$/;
+const OPS = new Set<ConditionOp>([
+  '$is',
+  '$is_not',
+  '$in',
+  '$not_in',
+  '$more_than',
+  '$more_than_or_equal',
+  '$less_than',
+  '$less_than_or_equal',
+  '$exists',
+]);
+const PATH =
+  /^(loyalty_tier|customer\.metadata\.[^.].*|customer\.source_id|event\.metadata\..+|metadata\..+|order\.(amount|total_amount|discount_amount|items_quantity|status|metadata\..+))$/;
 
 export function validateConditions(c: Conditions): string | null {
   for (const [path, ops] of Object.entries(c)) {
-    if (!PATH.test(path)) return `conditions: unknown path "${path}" (use customer.metadata.*, event.metadata.*, order.metadata.*, order.amount, order.total_amount, order.items_quantity, loyalty_tier)`;
-    if (!ops || typeof ops !== 'object' || Object.keys(ops).length === 0) return `conditions.${path} must be an object of operators`;
+    if (!PATH.test(path))
+      return `conditions: unknown path "${path}" (use customer.metadata.*, event.metadata.*, order.metadata.*, order.amount, order.total_amount, order.items_quantity, loyalty_tier)`;
+    if (!ops || typeof ops !== 'object' || Object.keys(ops).length === 0)
+      return `conditions.${path} must be an object of operators`;
     for (const [op, v] of Object.entries(ops)) {
       if (!OPS.has(op as ConditionOp)) return `conditions.${path}: unknown operator ${op}`;
       if ((op === '$in' || op === '$not_in') && !Array.isArray(v)) return `conditions.${path}.${op} must be an array`;
-      if (op.startsWith('$more') || op.startsWith('$less')) if (typeof v !== 'number') return `conditions.${path}.${op} must be a number`;
+      if (op.startsWith('$more') || op.startsWith('$less'))
+        if (typeof v !== 'number') return `conditions.${path}.${op} must be a number`;
       if (op === '$exists' && typeof v !== 'boolean') return `conditions.${path}.$exists must be a boolean`;
     }
   }
@@ -262,7 +282,10 @@ function lookup(facts: ActivityFacts, path: string): unknown {
   return cur;
 }
 
-const eq = (a: unknown, b: unknown) => a === b || (typeof a === 'number' && typeof b === 'string' && String(a) === b) || (typeof b === 'number' && typeof a === 'string' && a === String(b));
+const eq = (a: unknown, b: unknown) =>
+  a === b ||
+  (typeof a === 'number' && typeof b === 'string' && String(a) === b) ||
+  (typeof b === 'number' && typeof a === 'string' && a === String(b));
 
 function opHolds(op: ConditionOp, expected: unknown, actual: unknown): boolean {
   const defined = actual !== undefined && actual !== null;
@@ -278,7 +301,8 @@ function opHolds(op: ConditionOp, expected: unknown, actual: unknown): boolean {
     case '$not_in':
       return !defined || !(expected as unknown[]).some((e) => eq(actual, e));
     default: {
-      const n = typeof actual === 'number' ? actual : typeof actual === 'string' && actual.trim() !== '' ? Number(actual) : NaN;
+      const n =
+        typeof actual === 'number' ? actual : typeof actual === 'string' && actual.trim() !== '' ? Number(actual) : NaN;
       if (Number.isNaN(n)) return false;
       const e = expected as number;
       if (op === '$more_than') return n > e;
@@ -351,7 +375,8 @@ function ratioOf(l: Extract<LoyaltyDefinition, { type: 'PROPORTIONAL' }>): Ratio
 }
 
 export function validateLoyalty(l: LoyaltyDefinition): string | null {
-  if (l.type === 'FIXED') return Number.isSafeInteger(l.points) && l.points > 0 ? null : 'loyalty.points must be a positive integer';
+  if (l.type === 'FIXED')
+    return Number.isSafeInteger(l.points) && l.points > 0 ? null : 'loyalty.points must be a positive integer';
   const r = ratioOf(l);
   const where = {
     ORDER_AMOUNT: 'order.amount',
@@ -379,10 +404,15 @@ function numeric(v: unknown): number | null {
 }
 
 function itemMatches(item: OrderItem, r: Ratio): boolean {
-  const targets = r.applicable_to?.length ? r.applicable_to : r.object && r.id ? [{ object: r.object, id: r.id }] : null;
+  const targets = r.applicable_to?.length
+    ? r.applicable_to
+    : r.object && r.id
+      ? [{ object: r.object, id: r.id }]
+      : null;
   if (!targets) return true;
   return targets.some((t) => {
-    if (t.object === 'product') return item.product_id === t.id || item.product?.id === t.id || item.product?.source_id === t.id;
+    if (t.object === 'product')
+      return item.product_id === t.id || item.product?.id === t.id || item.product?.source_id === t.id;
     if (t.object === 'sku') return item.sku_id === t.id || item.sku?.id === t.id || item.sku?.source_id === t.id;
     return (item.collection_ids ?? []).includes(t.id);
   });
@@ -398,17 +428,23 @@ export function basePoints(l: LoyaltyDefinition, f: ActivityFacts): Calculation 
       value = f.order?.amount ?? null;
       break;
     case 'ORDER_TOTAL_AMOUNT':
-      value = f.order ? (f.order.total_amount ?? (f.order.amount !== null ? f.order.amount - (f.order.discount_amount ?? 0) : null)) : null;
+      value = f.order
+        ? (f.order.total_amount ?? (f.order.amount !== null ? f.order.amount - (f.order.discount_amount ?? 0) : null))
+        : null;
       break;
     case 'ORDER_METADATA':
       value = f.order ? numeric(f.order.metadata[r.property!]) : null;
       break;
     case 'ORDER_ITEMS_QUANTITY':
-      value = f.order ? f.order.items.filter((i) => itemMatches(i, r)).reduce((s, i) => s + (numeric(i.quantity) ?? 0), 0) : null;
+      value = f.order
+        ? f.order.items.filter((i) => itemMatches(i, r)).reduce((s, i) => s + (numeric(i.quantity) ?? 0), 0)
+        : null;
       break;
     case 'ORDER_ITEMS_AMOUNT':
       value = f.order
-        ? f.order.items.filter((i) => itemMatches(i, r)).reduce((s, i) => s + (numeric(i.amount) ?? (numeric(i.price) ?? 0) * (numeric(i.quantity) ?? 1)), 0)
+        ? f.order.items
+            .filter((i) => itemMatches(i, r))
+            .reduce((s, i) => s + (numeric(i.amount) ?? (numeric(i.price) ?? 0) * (numeric(i.quantity) ?? 1)), 0)
         : null;
       break;
     case 'CUSTOMER_METADATA':

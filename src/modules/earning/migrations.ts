@@ -16,7 +16,11 @@ export const rulesMigration: TallyMigration = {
       .addColumn('created_at', 'text', (c) => c.notNull())
       .addColumn('updated_at', 'text')
       .execute();
-    await db.schema.createIndex('earning_rules_program').on('earning_rules').columns(['program_id', 'created_at', 'id']).execute();
+    await db.schema
+      .createIndex('earning_rules_program')
+      .on('earning_rules')
+      .columns(['program_id', 'created_at', 'id'])
+      .execute();
 
     await db.schema
       .createTable('processed_activities')
@@ -70,8 +74,16 @@ export const rulesMigration: TallyMigration = {
       .addColumn('created_at', 'text', (c) => c.notNull())
       .addColumn('updated_at', 'text')
       .execute();
-    await db.schema.createIndex('pending_points_member').on('pending_points').columns(['membership_id', 'created_at', 'id']).execute();
-    await db.schema.createIndex('pending_points_program').on('pending_points').columns(['program_id', 'created_at', 'id']).execute();
+    await db.schema
+      .createIndex('pending_points_member')
+      .on('pending_points')
+      .columns(['membership_id', 'created_at', 'id'])
+      .execute();
+    await db.schema
+      .createIndex('pending_points_program')
+      .on('pending_points')
+      .columns(['program_id', 'created_at', 'id'])
+      .execute();
 
     await db.schema
       .createTable('tier_groups')
@@ -101,7 +113,11 @@ export const rulesMigration: TallyMigration = {
       .addColumn('created_at', 'text', (c) => c.notNull())
       .addColumn('updated_at', 'text')
       .execute();
-    await db.schema.createIndex('tiers_program').on('tiers').columns(['program_id', 'tier_group_id', 'points_from']).execute();
+    await db.schema
+      .createIndex('tiers_program')
+      .on('tiers')
+      .columns(['program_id', 'tier_group_id', 'points_from'])
+      .execute();
 
     await db.schema
       .createTable('member_tiers')
@@ -127,6 +143,10 @@ export const rulesMigration: TallyMigration = {
       .addColumn('attributed_at', 'text', (c) => c.notNull())
       .addColumn('source_event_id', 'text')
       .execute();
-    await db.schema.createIndex('tier_associations_member').on('tier_associations').columns(['membership_id', 'attributed_at']).execute();
+    await db.schema
+      .createIndex('tier_associations_member')
+      .on('tier_associations')
+      .columns(['membership_id', 'attributed_at'])
+      .execute();
   },
 };

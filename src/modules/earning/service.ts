@@ -1,9 +1,9 @@
 import { DateTime } from 'luxon';
 import { sql } from 'kysely';
 import type { AppContext } from '../../context.ts';
-import { badRequest, notFound } from '../../http/errors.ts';
+import { invalid, notFound } from '../../lib/errors.ts';
 import { newId } from '../../lib/ids.ts';
-import { fromJson, toJson } from '../../lib/json.ts';
+import { fromJson } from '../../lib/json.ts';
 import type { Services } from '../../services.ts';
 import type { Executor } from '../../storage/database.ts';
 import { hot } from '../../storage/hot.ts';
@@ -152,7 +152,7 @@ export function presentPending(p: PendingPointsRow) {
 }
 
 function bad(message: string, field: string) {
-  return badRequest('invalid_earning_rule', 'Invalid earning rule', message, [{ field, message }]);
+  return invalid('invalid_earning_rule', 'Invalid earning rule', message, [{ field, message }]);
 }
 
 const NO_RULES: RulesByProgram = new Map();
@@ -195,14 +195,26 @@ export class EarningService {
     let cache = this.cache;
     if (!cache || performance.now() - cache.loadedAt >= RULE_CACHE_TTL_MS) {
       const version = this.cacheVersion;
-      const rows = await db.selectFrom('earning_rules').selectAll().where('active', '=', 1).orderBy('created_at').orderBy('id').execute();
+      const rows = await db
+        .selectFrom('earning_rules')
+        .selectAll()
+        .where('active', '=', 1)
+        .orderBy('created_at')
+        .orderBy('id')
+        .execute();
       const byEvent = new Map<string, Map<string, CompiledRule[]>>();
       for (const row of rows) {
         const def = fromJson<RuleDefinition>(row.definition, {} as RuleDefinition);
         let byProgram = byEvent.get(row.event);
-        if (!byProgram) byEvent.set(row.event, (byProgram = new Map()));
+        if (!byProgram) {
+          byProgram = new Map();
+          byEvent.set(row.event, byProgram);
+        }
         let list = byProgram.get(row.program_id);
-        if (!list) byProgram.set(row.program_id, (list = []));
+        if (!list) {
+          list = [];
+          byProgram.set(row.program_id, list);
+        }
         list.push({ row, def, check: compileConditions(def.conditions) });
       }
       cache = { byEvent, loadedAt: performance.now() };
@@ -260,7 +272,12 @@ export class EarningService {
   }
 
   async get(db: Executor, program: ProgramRow, id: string): Promise<EarningRuleRow> {
-    const row = await db.selectFrom('earning_rules').selectAll().where('program_id', '=', program.id).where('id', '=', id).executeTakeFirst();
+    const row = await db
+      .selectFrom('earning_rules')
+      .selectAll()
+      .where('program_id', '=', program.id)
+      .where('id', '=', id)
+      .executeTakeFirst();
     if (!row) throw notFound('earning rule', id);
     return row;
   }
@@ -284,7 +301,8 @@ export class EarningService {
     const current = fromJson<RuleDefinition>(row.definition, {} as RuleDefinition);
     const { active, ...rest } = input;
     const merged: RuleDefinition = { ...current, ...rest, event: rest.event ?? row.event };
-    for (const [k, v] of Object.entries(merged)) if (v === null) delete (merged as unknown as Record<string, unknown>)[k];
+    for (const [k, v] of Object.entries(merged))
+      if (v === null) delete (merged as unknown as Record<string, unknown>)[k];
     this.validate(merged, 'body');
     const patch = {
       event: merged.event,
@@ -317,14 +335,23 @@ export class EarningService {
    * Order: window → tier condition → conditions → base points → tier mapping (CUSTOM, then
    * MULTIPLY) → time multipliers → floor → caps → pending or accrued.
    */
-  async accrue(trx: Executor, card: AccrualCard, rules: readonly CompiledRule[], facts: ActivityFacts, activity: ActivityRef): Promise<{ accruals: Accrual[]; skipped: Skip[] }> {
+  async accrue(
+    trx: Executor,
+    card: AccrualCard,
+    rules: readonly CompiledRule[],
+    facts: ActivityFacts,
+    activity: ActivityRef,
+  ): Promise<{ accruals: Accrual[]; skipped: Skip[] }> {
     const { program, membership, definition } = card;
     const accruals: Accrual[] = [];
     const skipped: Skip[] = [];
     const at = this.ctx.clock.now();
     const zone = program.timezone;
     const pt = facts.tierIds.length ? await this.svc.tiers.programTiers(trx, program.id) : null;
-    const holderTier = pt ? (pt.tierById.get(facts.tierIds.find((id) => pt.tierById.get(id)?.group.is_default === 1) ?? facts.tierIds[0])?.tier ?? null) : null;
+    const holderTier = pt
+      ? (pt.tierById.get(facts.tierIds.find((id) => pt.tierById.get(id)?.group.is_default === 1) ?? facts.tierIds[0])
+          ?.tier ?? null)
+      : null;
     // PostgreSQL: the card's balance row is locked once, by the first rule with caps or pending
     // points; the ledger reuses the row read with that lock as long as nothing changed it since.
     let balanceLocked = false;
@@ -338,7 +365,8 @@ export class EarningService {
         continue;
       }
       if (def.loyalty_tier?.id) {
-        const ok = def.loyalty_tier.id === '__ANY__' ? facts.tierIds.length > 0 : facts.tierIds.includes(def.loyalty_tier.id);
+        const ok =
+          def.loyalty_tier.id === '__ANY__' ? facts.tierIds.length > 0 : facts.tierIds.includes(def.loyalty_tier.id);
         if (!ok) {
           skip(`member is not in tier ${def.loyalty_tier.id}`);
           continue;
@@ -407,7 +435,11 @@ export class EarningService {
             trx
               .insertInto('earning_rule_usage')
               .values({ earning_rule_id: rule.row.id, membership_id: membership.id, period_key: key, points: wanted })
-              .onConflict((oc) => oc.columns(['earning_rule_id', 'membership_id', 'period_key']).doUpdateSet({ points: sql`earning_rule_usage.points + ${wanted}` }))
+              .onConflict((oc) =>
+                oc
+                  .columns(['earning_rule_id', 'membership_id', 'period_key'])
+                  .doUpdateSet({ points: sql`earning_rule_usage.points + ${wanted}` }),
+              )
               .returning('points'),
           );
           totals.push({ limit, key, total: Number(row.points) });
@@ -450,13 +482,42 @@ export class EarningService {
         explanation,
       };
       if (def.pending_points) {
-        const activatesAt = DateTime.fromJSDate(at, { zone }).plus({ days: def.pending_points.period_value }).toUTC().toISO()!;
-        const pending = await this.addPending(trx, program, membership, definition, rule.row.id, activity.order_id ?? null, points, activatesAt, details);
+        const activatesAt = DateTime.fromJSDate(at, { zone })
+          .plus({ days: def.pending_points.period_value })
+          .toUTC()
+          .toISO()!;
+        const pending = await this.addPending(
+          trx,
+          program,
+          membership,
+          definition,
+          rule.row.id,
+          activity.order_id ?? null,
+          points,
+          activatesAt,
+          details,
+        );
         lockedBalance = undefined;
-        accruals.push({ campaign_id: program.id, voucher_id: membership.id, code: membership.code, earning_rule_id: rule.row.id, points, status: 'PENDING', pending_points_id: pending.id, activates_at: activatesAt, explanation });
+        accruals.push({
+          campaign_id: program.id,
+          voucher_id: membership.id,
+          code: membership.code,
+          earning_rule_id: rule.row.id,
+          points,
+          status: 'PENDING',
+          pending_points_id: pending.id,
+          activates_at: activatesAt,
+          explanation,
+        });
         continue;
       }
-      credits.push({ rule, points, details, explanation, expiration: (def.expiration_rules as unknown as ExpirationRules | undefined) ?? null });
+      credits.push({
+        rule,
+        points,
+        details,
+        explanation,
+        expiration: (def.expiration_rules as unknown as ExpirationRules | undefined) ?? null,
+      });
     }
     // One ledger entry per card and activity (per distinct expiration rules): its details list every
     // rule that contributed, with its calculation, multipliers and tier mapping.
@@ -478,9 +539,16 @@ export class EarningService {
               ...(activity.order ? { order: activity.order } : {}),
               loyalty_tier: group.map((c) => c.details.loyalty_tier).find(Boolean) ?? null,
               holder_loyalty_tier: tierRef(holderTier),
-              multipliers: group.flatMap((c) => (c.details.multipliers as Record<string, unknown>[]).map((m) => ({ ...m, earning_rule_id: c.rule.row.id }))),
+              multipliers: group.flatMap((c) =>
+                (c.details.multipliers as Record<string, unknown>[]).map((m) => ({
+                  ...m,
+                  earning_rule_id: c.rule.row.id,
+                })),
+              ),
               calculation: { type: 'SUM', points: total },
-              explanation: group.map((c) => `${c.rule.def.source?.banner ?? c.rule.row.id}: ${c.explanation}`).join('; '),
+              explanation: group
+                .map((c) => `${c.rule.def.source?.banner ?? c.rule.row.id}: ${c.explanation}`)
+                .join('; '),
             };
       const result = await this.svc.ledger.applyChange(trx, {
         program,
@@ -500,7 +568,16 @@ export class EarningService {
       });
       lockedBalance = undefined;
       for (const c of group) {
-        accruals.push({ campaign_id: program.id, voucher_id: membership.id, code: membership.code, earning_rule_id: c.rule.row.id, points: c.points, status: 'ACCRUED', transaction_id: result.entry.id, explanation: c.explanation });
+        accruals.push({
+          campaign_id: program.id,
+          voucher_id: membership.id,
+          code: membership.code,
+          earning_rule_id: c.rule.row.id,
+          points: c.points,
+          status: 'ACCRUED',
+          transaction_id: result.entry.id,
+          explanation: c.explanation,
+        });
       }
     }
     return { accruals, skipped };
@@ -538,7 +615,12 @@ export class EarningService {
     };
     await trx.insertInto('pending_points').values(row).execute();
     await this.bumpPending(trx, membership.id, definition.id, points);
-    await this.ctx.scheduler.schedule(trx, { kind: 'earning.activate_pending', runAt: activatesAt, payload: { pending_points_id: row.id }, uniqueKey: `pending_points:${row.id}` });
+    await this.ctx.scheduler.schedule(trx, {
+      kind: 'earning.activate_pending',
+      runAt: activatesAt,
+      payload: { pending_points_id: row.id },
+      uniqueKey: `pending_points:${row.id}`,
+    });
     return row;
   }
 
@@ -552,7 +634,12 @@ export class EarningService {
   }
 
   async getPending(db: Executor, membership: MembershipRow, id: string): Promise<PendingPointsRow> {
-    const row = await db.selectFrom('pending_points').selectAll().where('id', '=', id).where('membership_id', '=', membership.id).executeTakeFirst();
+    const row = await db
+      .selectFrom('pending_points')
+      .selectAll()
+      .where('id', '=', id)
+      .where('membership_id', '=', membership.id)
+      .executeTakeFirst();
     if (!row) throw notFound('pending points', id);
     return row;
   }
@@ -564,7 +651,11 @@ export class EarningService {
   }
 
   private notPending(row: PendingPointsRow) {
-    return badRequest('pending_points_not_pending', 'Pending points are not pending', `Pending points ${row.id} are ${row.status.toLowerCase()}`);
+    return invalid(
+      'pending_points_not_pending',
+      'Pending points are not pending',
+      `Pending points ${row.id} are ${row.status.toLowerCase()}`,
+    );
   }
 
   /** Moves pending points onto the balance (on time by the scheduler, or early by hand). */
@@ -575,20 +666,46 @@ export class EarningService {
       if (opts.manual) throw this.notPending(row);
       return null;
     }
-    const membership = await trx.selectFrom('memberships').selectAll().where('id', '=', row.membership_id).executeTakeFirstOrThrow();
-    const program = await trx.selectFrom('programs').selectAll().where('id', '=', row.program_id).executeTakeFirstOrThrow();
-    const definition = await trx.selectFrom('balance_definitions').selectAll().where('id', '=', row.balance_definition_id).executeTakeFirstOrThrow();
+    const membership = await trx
+      .selectFrom('memberships')
+      .selectAll()
+      .where('id', '=', row.membership_id)
+      .executeTakeFirstOrThrow();
+    const program = await trx
+      .selectFrom('programs')
+      .selectAll()
+      .where('id', '=', row.program_id)
+      .executeTakeFirstOrThrow();
+    const definition = await trx
+      .selectFrom('balance_definitions')
+      .selectAll()
+      .where('id', '=', row.balance_definition_id)
+      .executeTakeFirstOrThrow();
     const now = this.ctx.clock.nowIso();
     await this.svc.ledger.lockBalance(trx, { program, membership, definition });
     await this.bumpPending(trx, membership.id, definition.id, -Number(row.points));
     if (membership.status !== 'ACTIVE' && !opts.manual) {
       // The card was revoked while the points were pending: they lapse.
-      await trx.updateTable('pending_points').set({ status: 'CANCELED', updated_at: now }).where('id', '=', row.id).execute();
+      await trx
+        .updateTable('pending_points')
+        .set({ status: 'CANCELED', updated_at: now })
+        .where('id', '=', row.id)
+        .execute();
       return null;
     }
-    await trx.updateTable('pending_points').set({ status: 'ACTIVATED', updated_at: now }).where('id', '=', row.id).execute();
+    await trx
+      .updateTable('pending_points')
+      .set({ status: 'ACTIVATED', updated_at: now })
+      .where('id', '=', row.id)
+      .execute();
     if (opts.manual) await this.ctx.scheduler.cancel(trx, `pending_points:${row.id}`);
-    const rule = row.earning_rule_id ? await trx.selectFrom('earning_rules').select('definition').where('id', '=', row.earning_rule_id).executeTakeFirst() : undefined;
+    const rule = row.earning_rule_id
+      ? await trx
+          .selectFrom('earning_rules')
+          .select('definition')
+          .where('id', '=', row.earning_rule_id)
+          .executeTakeFirst()
+      : undefined;
     const def = rule ? fromJson<RuleDefinition>(rule.definition, {} as RuleDefinition) : null;
     const details = fromJson<Record<string, unknown>>(row.details, {});
     return this.svc.ledger.applyChange(trx, {
@@ -602,7 +719,10 @@ export class EarningService {
       source: 'pending_points',
       source_id: row.id,
       source_event_id: row.id,
-      details: { ...details, pending_points: { id: row.id, created_at: row.created_at, activates_at: row.activates_at } },
+      details: {
+        ...details,
+        pending_points: { id: row.id, created_at: row.created_at, activates_at: row.activates_at },
+      },
       expiration_rules: (def?.expiration_rules as unknown as ExpirationRules | undefined) ?? null,
     });
   }
@@ -611,7 +731,11 @@ export class EarningService {
     await this.getPending(trx, membership, id);
     const row = (await this.lockPending(trx, id))!;
     if (row.status !== 'PENDING') throw this.notPending(row);
-    await trx.updateTable('pending_points').set({ status: 'CANCELED', updated_at: this.ctx.clock.nowIso() }).where('id', '=', id).execute();
+    await trx
+      .updateTable('pending_points')
+      .set({ status: 'CANCELED', updated_at: this.ctx.clock.nowIso() })
+      .where('id', '=', id)
+      .execute();
     await this.bumpPending(trx, row.membership_id, row.balance_definition_id, -Number(row.points));
     await this.ctx.scheduler.cancel(trx, `pending_points:${id}`);
   }
@@ -622,10 +746,25 @@ export class EarningService {
     const row = (await this.lockPending(trx, id))!;
     if (row.status !== 'PENDING') throw this.notPending(row);
     const next = Number(row.points) + delta;
-    if (next <= 0) throw badRequest('invalid_points', 'Invalid points', `Pending points ${id} hold ${row.points}; the result of ${delta} would be ${next}, it must stay above 0`, [{ field: 'points', message: 'result must be > 0' }]);
-    await trx.updateTable('pending_points').set({ points: next, updated_at: this.ctx.clock.nowIso() }).where('id', '=', id).execute();
+    if (next <= 0)
+      throw invalid(
+        'invalid_points',
+        'Invalid points',
+        `Pending points ${id} hold ${row.points}; the result of ${delta} would be ${next}, it must stay above 0`,
+        [{ field: 'points', message: 'result must be > 0' }],
+      );
+    await trx
+      .updateTable('pending_points')
+      .set({ points: next, updated_at: this.ctx.clock.nowIso() })
+      .where('id', '=', id)
+      .execute();
     await this.bumpPending(trx, row.membership_id, row.balance_definition_id, delta);
-    const bal = await trx.selectFrom('balances').select('pending_points').where('membership_id', '=', row.membership_id).where('balance_definition_id', '=', row.balance_definition_id).executeTakeFirst();
+    const bal = await trx
+      .selectFrom('balances')
+      .select('pending_points')
+      .where('membership_id', '=', row.membership_id)
+      .where('balance_definition_id', '=', row.balance_definition_id)
+      .executeTakeFirst();
     return {
       points: delta,
       total: Number(bal?.pending_points ?? 0),
@@ -635,18 +774,37 @@ export class EarningService {
     };
   }
 
-  async listPending(db: Executor, filter: { programId?: string; membershipId?: string }, q: { limit: number; order?: string; starting_after_id?: string }) {
+  async listPending(
+    db: Executor,
+    filter: { programId?: string; membershipId?: string },
+    q: { limit: number; order?: string; starting_after_id?: string },
+  ) {
     let base = db.selectFrom('pending_points').selectAll();
     if (filter.programId) base = base.where('program_id', '=', filter.programId);
     if (filter.membershipId) base = base.where('membership_id', '=', filter.membershipId);
     const desc = q.order === '-id' || q.order === '-created_at';
     if (q.starting_after_id) {
-      const cursor = await db.selectFrom('pending_points').select(['created_at', 'id']).where('id', '=', q.starting_after_id).executeTakeFirst();
-      if (!cursor) throw badRequest('invalid_cursor', 'Invalid cursor', `starting_after_id ${q.starting_after_id} is not a pending points id`);
+      const cursor = await db
+        .selectFrom('pending_points')
+        .select(['created_at', 'id'])
+        .where('id', '=', q.starting_after_id)
+        .executeTakeFirst();
+      if (!cursor)
+        throw invalid(
+          'invalid_cursor',
+          'Invalid cursor',
+          `starting_after_id ${q.starting_after_id} is not a pending points id`,
+        );
       base = base.where((eb) =>
         desc
-          ? eb.or([eb('created_at', '<', cursor.created_at), eb.and([eb('created_at', '=', cursor.created_at), eb('id', '<', cursor.id)])])
-          : eb.or([eb('created_at', '>', cursor.created_at), eb.and([eb('created_at', '=', cursor.created_at), eb('id', '>', cursor.id)])]),
+          ? eb.or([
+              eb('created_at', '<', cursor.created_at),
+              eb.and([eb('created_at', '=', cursor.created_at), eb('id', '<', cursor.id)]),
+            ])
+          : eb.or([
+              eb('created_at', '>', cursor.created_at),
+              eb.and([eb('created_at', '=', cursor.created_at), eb('id', '>', cursor.id)]),
+            ]),
       );
     }
     const rows = await base

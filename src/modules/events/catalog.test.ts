@@ -38,7 +38,16 @@ describe('event catalog', () => {
     }
     // Documented types map onto JSON types; every documented attribute is required.
     const updated = res.body.data.find((e: any) => e.type === 'balance_value_updated').schema;
-    assert.deepEqual(updated.required.sort(), ['balance_definition', 'created', 'expiration_date', 'initial_value', 'loyalty_program', 'source_event_id', 'transaction', 'value']);
+    assert.deepEqual(updated.required.sort(), [
+      'balance_definition',
+      'created',
+      'expiration_date',
+      'initial_value',
+      'loyalty_program',
+      'source_event_id',
+      'transaction',
+      'value',
+    ]);
     assert.equal(updated.properties.created.type, 'boolean');
     assert.equal(updated.properties.value.type, 'number');
     assert.deepEqual(updated.properties.expiration_date.type, ['string', 'null']);
@@ -52,7 +61,12 @@ describe('event catalog', () => {
   it('every event emitted by credits, debits, limits, refusals, expiry and membership changes matches its schema', async () => {
     const clock = t.clock as ManualClock;
     const program = await createProgram(t, { voucher: { type: 'LOYALTY_CARD', loyalty_card: { points: 0 } } });
-    const def = await t.api('POST', `/v1/loyalties/${program.id}/balance-definitions`, { name: 'stars', unit: 'stars', max: 100, metadata: { kind: 'bonus' } });
+    const def = await t.api('POST', `/v1/loyalties/${program.id}/balance-definitions`, {
+      name: 'stars',
+      unit: 'stars',
+      max: 100,
+      metadata: { kind: 'bonus' },
+    });
     assert.equal(def.status, 200, JSON.stringify(def.body));
     const tiers = await t.api('POST', `/v1/loyalties/${program.id}/tiers`, [
       { name: 'Bronze', points: { from: 10, to: 99 } },
@@ -68,9 +82,16 @@ describe('event catalog', () => {
     };
     await ok({ points: 50, reason: 'welcome', source_id: 'src-1' }); // credit, non-expiring by default rules
     await ok({ points: -50 }); // debit, lands on the minimum (0)
-    await ok({ points: 30, expiration_type: 'CUSTOM_DATE', expiration_date: new Date(clock.nowMs() + 86400_000).toISOString() }); // expiring credit
+    await ok({
+      points: 30,
+      expiration_type: 'CUSTOM_DATE',
+      expiration_date: new Date(clock.nowMs() + 86400_000).toISOString(),
+    }); // expiring credit
     await ok({ points: 100, balance_definition_id: 'stars' }); // lands exactly on the maximum
-    const refused = await t.api('POST', `/v1/loyalties/members/${card}/balance`, { points: 1, balance_definition_id: 'stars' });
+    const refused = await t.api('POST', `/v1/loyalties/members/${card}/balance`, {
+      points: 1,
+      balance_definition_id: 'stars',
+    });
     assert.equal(refused.status, 422);
     const refusedMin = await t.api('POST', `/v1/loyalties/members/${card}/balance`, { points: -1000 });
     assert.equal(refusedMin.status, 422);
@@ -124,7 +145,11 @@ describe('event catalog', () => {
         ['debit', 30, 30, 0],
       ],
     );
-    assert.deepEqual(updates.map((e) => e.data.created), [true, false, false, true, false, false], 'created marks the first movement of a balance');
+    assert.deepEqual(
+      updates.map((e) => e.data.created),
+      [true, false, false, true, false, false],
+      'created marks the first movement of a balance',
+    );
     assert.equal(updates[0].data.expiration_date, null, 'a non-expiring credit has a null expiration_date');
     assert.ok(Date.parse(updates[2].data.expiration_date) > clock.nowMs() - 86400_000);
     assert.equal(updates[3].data.balance_definition.name, 'stars');
@@ -133,15 +158,42 @@ describe('event catalog', () => {
     assert.equal(expired.data.transaction.type, 'POINTS_EXPIRATION');
     assert.equal(expired.data.balance.points, -30);
     const tierMoves = memberEvents.filter((e) => e.type === 'tier_association_updated').reverse();
-    assert.deepEqual(tierMoves.map((e) => [e.data.from_tier?.name ?? null, e.data.to_tier?.name ?? null]), [[null, 'Bronze'], ['Bronze', null], [null, 'Bronze'], ['Bronze', null]], 'into Bronze at 50, out at 0, in at 30, out when the 30 expire');
-    const refusals = memberEvents.filter((e) => e.type === 'balance_transaction_unauthorized').map((e) => e.data.reason).sort();
-    assert.deepEqual(refusals, ['Amount falls above maximum balance amount limit', 'Amount falls below minimum balance amount limit']);
+    assert.deepEqual(
+      tierMoves.map((e) => [e.data.from_tier?.name ?? null, e.data.to_tier?.name ?? null]),
+      [
+        [null, 'Bronze'],
+        ['Bronze', null],
+        [null, 'Bronze'],
+        ['Bronze', null],
+      ],
+      'into Bronze at 50, out at 0, in at 30, out when the 30 expire',
+    );
+    const refusals = memberEvents
+      .filter((e) => e.type === 'balance_transaction_unauthorized')
+      .map((e) => e.data.reason)
+      .sort();
+    assert.deepEqual(refusals, [
+      'Amount falls above maximum balance amount limit',
+      'Amount falls below minimum balance amount limit',
+    ]);
 
     // Filters: type, resource, time range.
-    const byType = await t.api('GET', `/v1/events?type=subscription_created,subscription_revoked&resource_id=${member.id}`);
-    assert.deepEqual(byType.body.data.map((e: any) => e.type), ['subscription_revoked', 'subscription_created']);
-    const later = await t.api('GET', `/v1/events?resource_id=${member.id}&created_after=${encodeURIComponent(new Date(clock.nowMs() - 1000).toISOString())}&limit=100`);
-    assert.ok(later.body.data.length > 0 && later.body.data.every((e: any) => e.created_at >= new Date(clock.nowMs() - 1000).toISOString()));
+    const byType = await t.api(
+      'GET',
+      `/v1/events?type=subscription_created,subscription_revoked&resource_id=${member.id}`,
+    );
+    assert.deepEqual(
+      byType.body.data.map((e: any) => e.type),
+      ['subscription_revoked', 'subscription_created'],
+    );
+    const later = await t.api(
+      'GET',
+      `/v1/events?resource_id=${member.id}&created_after=${encodeURIComponent(new Date(clock.nowMs() - 1000).toISOString())}&limit=100`,
+    );
+    assert.ok(
+      later.body.data.length > 0 &&
+        later.body.data.every((e: any) => e.created_at >= new Date(clock.nowMs() - 1000).toISOString()),
+    );
     assert.ok(later.body.data.length < memberEvents.length);
     const one = await t.api('GET', `/v1/events/${expired.id}`);
     assert.equal(one.status, 200);
@@ -162,6 +214,9 @@ describe('event catalog', () => {
     const n = await ctx.transaction((trx) => services.events.purge(trx));
     assert.equal(n, before.length);
     const left = await ctx.database.db.selectFrom('outbox_events').select('type').execute();
-    assert.deepEqual(left.map((e) => e.type), ['subscription_created']);
+    assert.deepEqual(
+      left.map((e) => e.type),
+      ['subscription_created'],
+    );
   });
 });

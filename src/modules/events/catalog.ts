@@ -103,7 +103,8 @@ function leafSchema(type: string, attr: ReferenceAttribute, nullable: boolean): 
     schema = { type: 'object', additionalProperties: true };
   } else if (attr.type === 'Numeric') schema = { type: 'number' };
   else if (attr.type === 'Bool') schema = { type: 'boolean' };
-  else if (attr.type === 'String') schema = isDatePath(attr.path) ? { type: 'string', format: 'date-time' } : { type: 'string' };
+  else if (attr.type === 'String')
+    schema = isDatePath(attr.path) ? { type: 'string', format: 'date-time' } : { type: 'string' };
   else throw new Error(`unknown attribute type ${attr.type} of ${attr.path}`);
   if (nullable) {
     if (schema.type === 'object') schema = { type: ['object', 'null'], additionalProperties: true };
@@ -151,7 +152,12 @@ const str = { type: 'string' };
 const nstr = { type: ['string', 'null'] };
 const date = { type: 'string', format: 'date-time' };
 const ndate = { type: ['string', 'null'], format: 'date-time' };
-const obj = (required: string[], properties: Record<string, unknown>) => ({ type: 'object', additionalProperties: true, required, properties });
+const obj = (required: string[], properties: Record<string, unknown>) => ({
+  type: 'object',
+  additionalProperties: true,
+  required,
+  properties,
+});
 
 /** Seed 001: the Voucherify card event, with the main fields of each of its five objects. */
 export const pointsEventSchema: JsonSchema = {
@@ -167,7 +173,22 @@ export const pointsEventSchema: JsonSchema = {
       object: { const: 'customer' },
     }),
     campaign: obj(
-      ['id', 'name', 'campaign_type', 'type', 'is_referral_code', 'voucher', 'auto_join', 'join_once', 'active', 'metadata', 'start_date', 'expiration_date', 'created_at', 'object'],
+      [
+        'id',
+        'name',
+        'campaign_type',
+        'type',
+        'is_referral_code',
+        'voucher',
+        'auto_join',
+        'join_once',
+        'active',
+        'metadata',
+        'start_date',
+        'expiration_date',
+        'created_at',
+        'object',
+      ],
       {
         id: str,
         name: str,
@@ -175,7 +196,11 @@ export const pointsEventSchema: JsonSchema = {
         campaign_type: { const: 'LOYALTY_PROGRAM' },
         type: str,
         is_referral_code: { type: 'boolean' },
-        voucher: obj(['type', 'loyalty_card', 'code_config'], { type: { const: 'LOYALTY_CARD' }, loyalty_card: { type: 'object' }, code_config: { type: 'object' } }),
+        voucher: obj(['type', 'loyalty_card', 'code_config'], {
+          type: { const: 'LOYALTY_CARD' },
+          loyalty_card: { type: 'object' },
+          code_config: { type: 'object' },
+        }),
         auto_join: { type: 'boolean' },
         join_once: { type: 'boolean' },
         active: { type: 'boolean' },
@@ -189,25 +214,42 @@ export const pointsEventSchema: JsonSchema = {
         object: { const: 'campaign' },
       },
     ),
-    voucher: obj(['id', 'code', 'loyalty_card', 'type', 'campaign', 'campaign_id', 'is_referral_code', 'holder_id', 'active', 'created_at', 'redemption', 'metadata', 'object'], {
-      id: str,
-      code: str,
-      loyalty_card: obj(['points', 'balance'], { points: { type: 'number' }, balance: { type: 'number' } }),
-      type: { const: 'LOYALTY_CARD' },
-      campaign: str,
-      campaign_id: str,
-      is_referral_code: { type: 'boolean' },
-      holder_id: str,
-      category_id: nstr,
-      active: { type: 'boolean' },
-      created_at: date,
-      updated_at: ndate,
-      redemption: { type: 'object' },
-      start_date: ndate,
-      expiration_date: ndate,
-      metadata: { type: 'object' },
-      object: { const: 'voucher' },
-    }),
+    voucher: obj(
+      [
+        'id',
+        'code',
+        'loyalty_card',
+        'type',
+        'campaign',
+        'campaign_id',
+        'is_referral_code',
+        'holder_id',
+        'active',
+        'created_at',
+        'redemption',
+        'metadata',
+        'object',
+      ],
+      {
+        id: str,
+        code: str,
+        loyalty_card: obj(['points', 'balance'], { points: { type: 'number' }, balance: { type: 'number' } }),
+        type: { const: 'LOYALTY_CARD' },
+        campaign: str,
+        campaign_id: str,
+        is_referral_code: { type: 'boolean' },
+        holder_id: str,
+        category_id: nstr,
+        active: { type: 'boolean' },
+        created_at: date,
+        updated_at: ndate,
+        redemption: { type: 'object' },
+        start_date: ndate,
+        expiration_date: ndate,
+        metadata: { type: 'object' },
+        object: { const: 'voucher' },
+      },
+    ),
     balance: obj(['type', 'total', 'object', 'points', 'balance', 'related_object'], {
       type: { const: 'loyalty_card' },
       total: { type: 'number' },
@@ -216,18 +258,32 @@ export const pointsEventSchema: JsonSchema = {
       balance: { type: 'number' },
       related_object: obj(['id', 'type'], { id: str, type: { const: 'voucher' } }),
     }),
-    transaction: obj(['id', 'source_id', 'voucher_id', 'campaign_id', 'source', 'reason', 'type', 'details', 'related_transaction_id', 'created_at'], {
-      id: str,
-      source_id: nstr,
-      voucher_id: str,
-      campaign_id: str,
-      source: nstr,
-      reason: nstr,
-      type: str,
-      details: { type: 'object' },
-      related_transaction_id: nstr,
-      created_at: date,
-    }),
+    transaction: obj(
+      [
+        'id',
+        'source_id',
+        'voucher_id',
+        'campaign_id',
+        'source',
+        'reason',
+        'type',
+        'details',
+        'related_transaction_id',
+        'created_at',
+      ],
+      {
+        id: str,
+        source_id: nstr,
+        voucher_id: str,
+        campaign_id: str,
+        source: nstr,
+        reason: nstr,
+        type: str,
+        details: { type: 'object' },
+        related_transaction_id: nstr,
+        created_at: date,
+      },
+    ),
   },
 };
 
@@ -239,7 +295,10 @@ const endpointDisabledSchema: JsonSchema = {
     endpoint_id: { type: 'string', description: 'Webhook endpoint id (whep_...)' },
     target_url: { type: 'string', description: 'The endpoint URL' },
     description: { type: ['string', 'null'] },
-    reason: { enum: ['gone', 'failing'], description: '"gone": the receiver answered 410; "failing": every attempt failed for 5 days' },
+    reason: {
+      enum: ['gone', 'failing'],
+      description: '"gone": the receiver answered 410; "failing": every attempt failed for 5 days',
+    },
     failing_since: { ...ndate, description: 'Time of the first failure of the current failing streak' },
     disabled_at: { ...date },
   },
@@ -304,7 +363,14 @@ function expiredExample(added: Record<string, unknown>): Record<string, unknown>
   const ex = structuredClone(added) as any;
   ex.balance = { ...ex.balance, points: -40, total: 2601, balance: 2601 };
   ex.voucher.loyalty_card = { points: 2601, balance: 2601 };
-  ex.transaction = { ...ex.transaction, type: 'POINTS_EXPIRATION', source: 'tally-scheduler', reason: 'Points expired', source_id: null, details: { balance: ex.balance } };
+  ex.transaction = {
+    ...ex.transaction,
+    type: 'POINTS_EXPIRATION',
+    source: 'tally-scheduler',
+    reason: 'Points expired',
+    source_id: null,
+    details: { balance: ex.balance },
+  };
   return ex;
 }
 

@@ -34,7 +34,7 @@ export class Outbox {
   constructor(
     private clock: Clock,
     private metrics: Metrics,
-    private dialect: DialectName = 'sqlite',
+    _dialect: DialectName = 'sqlite',
   ) {}
 
   /** Writes events in the caller's transaction; returns their ids in order. */
@@ -42,7 +42,12 @@ export class Outbox {
     const list = Array.isArray(events) ? events : [events];
     if (list.length === 0) return [];
     const rows = this.rowsFor(list);
-    await hot(trx, `outbox.insert:${rows.length}`, rows.flatMap((r) => Object.values(r)), () => trx.insertInto('outbox_events').values(rows));
+    await hot(
+      trx,
+      `outbox.insert:${rows.length}`,
+      rows.flatMap((r) => Object.values(r)),
+      () => trx.insertInto('outbox_events').values(rows),
+    );
     this.written(trx, list);
     return rows.map((r) => r.id);
   }

@@ -1,6 +1,6 @@
 import type { FastifyInstance } from 'fastify';
 import type { AppContext } from '../../context.ts';
-import { notFound } from '../../http/errors.ts';
+import { notFound } from '../../lib/errors.ts';
 import { listOf } from '../../http/lists.ts';
 import { S } from '../../http/validation.ts';
 import type { Services } from '../../services.ts';
@@ -15,7 +15,11 @@ export const eventSchema = {
     object: { type: 'string', enum: ['event'] },
     type: { type: 'string' },
     created_at: { type: 'string', format: 'date-time' },
-    data: { type: 'object', additionalProperties: true, description: 'Payload; its JSON Schema is in GET /v1/event-types' },
+    data: {
+      type: 'object',
+      additionalProperties: true,
+      description: 'Payload; its JSON Schema is in GET /v1/event-types',
+    },
     resource_type: { type: ['string', 'null'] },
     resource_id: { type: ['string', 'null'] },
     program_id: { type: ['string', 'null'] },
@@ -70,7 +74,10 @@ export function eventRoutes(app: FastifyInstance, ctx: AppContext, services: Ser
           type: 'object',
           properties: {
             type: { type: 'string', description: 'Event type; several separated by commas' },
-            resource_id: { type: 'string', description: 'Id of the resource the event is about (a card v_..., an endpoint whep_...)' },
+            resource_id: {
+              type: 'string',
+              description: 'Id of the resource the event is about (a card v_..., an endpoint whep_...)',
+            },
             program_id: { type: 'string' },
             created_after: { type: 'string', format: 'date-time', description: 'Inclusive' },
             created_before: { type: 'string', format: 'date-time', description: 'Exclusive' },
@@ -84,25 +91,51 @@ export function eventRoutes(app: FastifyInstance, ctx: AppContext, services: Ser
     async (req) => {
       const { limit, starting_after_id, ...filter } = req.query;
       const page = await services.events.list(db(), filter, { limit, starting_after_id });
-      return { object: 'list', data_ref: 'data', data: page.data.map(presentEvent), has_more: page.has_more, more_starting_after: page.more_starting_after };
+      return {
+        object: 'list',
+        data_ref: 'data',
+        data: page.data.map(presentEvent),
+        has_more: page.has_more,
+        more_starting_after: page.more_starting_after,
+      };
     },
   );
 
   app.get<{ Params: { eventId: string } }>(
     '/v1/events/:eventId',
-    { schema: { tags: ['events'], summary: 'Get an event', params: S.idParam('eventId', 'evt_... id'), response: { 200: eventSchema } } },
+    {
+      schema: {
+        tags: ['events'],
+        summary: 'Get an event',
+        params: S.idParam('eventId', 'evt_... id'),
+        response: { 200: eventSchema },
+      },
+    },
     async (req) => presentEvent(await services.events.get(db(), req.params.eventId)),
   );
 
   app.get(
     '/v1/event-types',
-    { schema: { tags: ['events'], summary: 'The event catalog: every type with the JSON Schema of its data and an example', response: { 200: { type: 'object', additionalProperties: true } } } },
+    {
+      schema: {
+        tags: ['events'],
+        summary: 'The event catalog: every type with the JSON Schema of its data and an example',
+        response: { 200: { type: 'object', additionalProperties: true } },
+      },
+    },
     async () => listOf('data', EVENT_CATALOG, EVENT_CATALOG.length),
   );
 
   app.get<{ Params: { type: string } }>(
     '/v1/event-types/:type',
-    { schema: { tags: ['events'], summary: 'One event type of the catalog', params: S.idParam('type', 'Event type'), response: { 200: eventTypeSchema } } },
+    {
+      schema: {
+        tags: ['events'],
+        summary: 'One event type of the catalog',
+        params: S.idParam('type', 'Event type'),
+        response: { 200: eventTypeSchema },
+      },
+    },
     async (req) => {
       const info = EVENT_TYPES.get(req.params.type);
       if (!info) throw notFound('event type', req.params.type);

@@ -1,7 +1,7 @@
 import { pageBySeq } from '../../storage/paging.ts';
 import type { Selectable } from 'kysely';
 import type { AppContext } from '../../context.ts';
-import { badRequest, notFound } from '../../http/errors.ts';
+import { notFound } from '../../lib/errors.ts';
 import type { Executor } from '../../storage/database.ts';
 import type { OutboxEventsTable } from '../../storage/schema.ts';
 import { alreadyRead } from '../webhooks/outbox-progress.ts';
@@ -10,7 +10,9 @@ import { alreadyRead } from '../webhooks/outbox-progress.ts';
 
 export type EventRow = Selectable<OutboxEventsTable>;
 
-export function presentEvent(row: Pick<EventRow, 'id' | 'type' | 'created_at' | 'data' | 'resource_type' | 'resource_id' | 'program_id'>) {
+export function presentEvent(
+  row: Pick<EventRow, 'id' | 'type' | 'created_at' | 'data' | 'resource_type' | 'resource_id' | 'program_id'>,
+) {
   return {
     id: row.id,
     object: 'event' as const,
@@ -43,7 +45,15 @@ export class EventService {
   /** Newest first; `starting_after_id` is the last id of the previous page. */
   async list(db: Executor, filter: EventFilter, page: { limit: number; starting_after_id?: string }) {
     let q = db.selectFrom('outbox_events').selectAll();
-    if (filter.type) q = q.where('type', 'in', filter.type.split(',').map((t) => t.trim()).filter(Boolean));
+    if (filter.type)
+      q = q.where(
+        'type',
+        'in',
+        filter.type
+          .split(',')
+          .map((t) => t.trim())
+          .filter(Boolean),
+      );
     if (filter.resource_id) q = q.where('resource_id', '=', filter.resource_id);
     if (filter.program_id) q = q.where('program_id', '=', filter.program_id);
     if (filter.created_after) q = q.where('created_at', '>=', new Date(filter.created_after).toISOString());
@@ -65,15 +75,24 @@ export class EventService {
     if (!days) return 0;
     const cutoff = new Date(this.ctx.clock.nowMs() - days * 24 * 3600_000).toISOString();
     await trx.deleteFrom('webhook_attempts').where('created_at', '<', cutoff).execute();
-    await trx.deleteFrom('webhook_deliveries').where('event_created_at', '<', cutoff).where('status', 'in', ['succeeded', 'failed']).execute();
-    const res = await trx.deleteFrom('outbox_events').where('created_at', '<', cutoff).where(alreadyRead(this.ctx.database.dialect)).executeTakeFirst();
+    await trx
+      .deleteFrom('webhook_deliveries')
+      .where('event_created_at', '<', cutoff)
+      .where('status', 'in', ['succeeded', 'failed'])
+      .execute();
+    const res = await trx
+      .deleteFrom('outbox_events')
+      .where('created_at', '<', cutoff)
+      .where(alreadyRead(this.ctx.database.dialect))
+      .executeTakeFirst();
     return Number(res.numDeletedRows ?? 0);
   }
 
   registerJobs(): void {
     this.ctx.scheduler.register('events.purge', async (_job, trx) => {
       const n = await this.purge(trx);
-      if (n > 0) this.ctx.log.info({ deleted: n, retention_days: this.ctx.config.eventRetentionDays }, 'purged old events');
+      if (n > 0)
+        this.ctx.log.info({ deleted: n, retention_days: this.ctx.config.eventRetentionDays }, 'purged old events');
     });
   }
 

@@ -19,7 +19,13 @@ describe('points ledger', () => {
     const add = await t.api('POST', `/v1/loyalties/members/${member.code}/balance`, { points: 120, reason: 'welcome' });
     assert.equal(add.status, 200);
     assert.deepEqual(
-      { points: add.body.points, total: add.body.total, balance: add.body.balance, object: add.body.object, type: add.body.type },
+      {
+        points: add.body.points,
+        total: add.body.total,
+        balance: add.body.balance,
+        object: add.body.object,
+        type: add.body.type,
+      },
       { points: 120, total: 120, balance: 120, object: 'balance', type: 'loyalty_card' },
     );
     const remove = await t.api('POST', `/v1/loyalties/${program.id}/members/${member.code}/balance`, { points: -20 });
@@ -27,7 +33,10 @@ describe('points ledger', () => {
     assert.equal(remove.body.balance, 100);
     const txs = await t.api('GET', `/v1/loyalties/members/${member.code}/transactions`);
     assert.equal(txs.status, 200);
-    assert.deepEqual(txs.body.data.map((x: any) => x.type), ['POINTS_REMOVAL', 'POINTS_ADDITION']);
+    assert.deepEqual(
+      txs.body.data.map((x: any) => x.type),
+      ['POINTS_REMOVAL', 'POINTS_ADDITION'],
+    );
     assert.equal(txs.body.data[0].details.balance.balance, 100);
   });
 

@@ -32,7 +32,10 @@ const balanceBody = {
     source_id: { type: 'string', maxLength: 200 },
     expiration_type: { type: 'string', enum: ['PROGRAM_RULES', 'PROGRAM_DEFAULT', 'CUSTOM_DATE', 'NON_EXPIRING'] },
     expiration_date: { type: 'string', format: 'date-time' },
-    balance_definition_id: { type: 'string', description: 'Balance definition id or name; the default points balance when absent' },
+    balance_definition_id: {
+      type: 'string',
+      description: 'Balance definition id or name; the default points balance when absent',
+    },
   },
 };
 
@@ -85,33 +88,43 @@ export function ledgerRoutes(app: FastifyInstance, ctx: AppContext, services: Se
     req: FastifyRequest<{ Params: { campaignId?: string; memberId: string }; Body: BalanceBody }>,
     reply: FastifyReply,
   ) => {
-    return runIdempotentWrite(ctx, req, reply, 200, async (trx) => {
-      // One query for card, program, holder and default definition; the step-by-step lookups
-      // only when something is missing (for the precise 404).
-      const card = await services.ledger.resolveCard(trx, req.params.memberId, req.params.campaignId, {
-        lockBalance: !req.body.balance_definition_id,
-      });
-      const { membership, program } = card ?? (await memberAndProgram(trx, req.params.memberId, req.params.campaignId));
-      const definition =
-        card && !req.body.balance_definition_id ? card.definition : await services.programs.definition(trx, program.id, req.body.balance_definition_id);
-      const result = await services.ledger.applyChange(trx, {
-        program,
-        membership,
-        definition,
-        customer: card?.customer,
-        locked_balance: card?.balance,
-        points: req.body.points,
-        type: req.body.points > 0 ? 'POINTS_ADDITION' : 'POINTS_REMOVAL',
-        reason: req.body.reason,
-        source_id: req.body.source_id,
-        source: 'API',
-        operation_type: 'MANUAL',
-        expiration_type: req.body.expiration_type,
-        expiration_date: req.body.expiration_date,
-        source_event_id: req.body.source_id ?? (req.headers['idempotency-key'] as string | undefined),
-      });
-      return result.answer;
-    }, { lane: req.params.memberId, onRefused: services.ledger.recordRefusal });
+    return runIdempotentWrite(
+      ctx,
+      req,
+      reply,
+      200,
+      async (trx) => {
+        // One query for card, program, holder and default definition; the step-by-step lookups
+        // only when something is missing (for the precise 404).
+        const card = await services.ledger.resolveCard(trx, req.params.memberId, req.params.campaignId, {
+          lockBalance: !req.body.balance_definition_id,
+        });
+        const { membership, program } =
+          card ?? (await memberAndProgram(trx, req.params.memberId, req.params.campaignId));
+        const definition =
+          card && !req.body.balance_definition_id
+            ? card.definition
+            : await services.programs.definition(trx, program.id, req.body.balance_definition_id);
+        const result = await services.ledger.applyChange(trx, {
+          program,
+          membership,
+          definition,
+          customer: card?.customer,
+          locked_balance: card?.balance,
+          points: req.body.points,
+          type: req.body.points > 0 ? 'POINTS_ADDITION' : 'POINTS_REMOVAL',
+          reason: req.body.reason,
+          source_id: req.body.source_id,
+          source: 'API',
+          operation_type: 'MANUAL',
+          expiration_type: req.body.expiration_type,
+          expiration_date: req.body.expiration_date,
+          source_event_id: req.body.source_id ?? (req.headers['idempotency-key'] as string | undefined),
+        });
+        return result.answer;
+      },
+      { lane: req.params.memberId, onRefused: services.ledger.recordRefusal },
+    );
   };
 
   const balanceSchema = (params: object) => ({
@@ -125,28 +138,88 @@ export function ledgerRoutes(app: FastifyInstance, ctx: AppContext, services: Se
   const memberParams = S.idParam('memberId', 'Card code or v_ id');
   const bothParams = S.pathParams({ campaignId: 'Loyalty campaign id', memberId: 'Card code or v_ id' });
 
-  app.post('/v1/loyalties/:campaignId/members/:memberId/balance', { schema: balanceSchema(bothParams), config: { idempotency: 'replay-on-conflict' } }, changeBalance as never);
-  app.post('/v1/loyalties/members/:memberId/balance', { schema: balanceSchema(memberParams), config: { idempotency: 'replay-on-conflict' } }, changeBalance as never);
+  app.post(
+    '/v1/loyalties/:campaignId/members/:memberId/balance',
+    { schema: balanceSchema(bothParams), config: { idempotency: 'replay-on-conflict' } },
+    changeBalance as never,
+  );
+  app.post(
+    '/v1/loyalties/members/:memberId/balance',
+    { schema: balanceSchema(memberParams), config: { idempotency: 'replay-on-conflict' } },
+    changeBalance as never,
+  );
 
-  const listTransactions = async (req: FastifyRequest<{ Params: { campaignId?: string; memberId: string }; Querystring: { limit: number; starting_after_id?: string } }>) => {
+  const listTransactions = async (
+    req: FastifyRequest<{
+      Params: { campaignId?: string; memberId: string };
+      Querystring: { limit: number; starting_after_id?: string };
+    }>,
+  ) => {
     const { membership } = await memberAndProgram(db(), req.params.memberId, req.params.campaignId);
     const page = await services.ledger.transactions(db(), { membershipId: membership.id }, req.query);
-    return { object: 'list', data_ref: 'data', data: page.data.map((e) => presentTransaction(e)), has_more: page.has_more, more_starting_after: page.more_starting_after };
+    return {
+      object: 'list',
+      data_ref: 'data',
+      data: page.data.map((e) => presentTransaction(e)),
+      has_more: page.has_more,
+      more_starting_after: page.more_starting_after,
+    };
   };
-  app.get('/v1/loyalties/members/:memberId/transactions', { schema: { tags: ['ledger'], summary: 'List the transactions of a card, newest first', params: memberParams, querystring: txQuery, response: { 200: txList } } }, listTransactions as never);
-  app.get('/v1/loyalties/:campaignId/members/:memberId/transactions', { schema: { tags: ['ledger'], summary: 'List the transactions of a card, newest first', params: bothParams, querystring: txQuery, response: { 200: txList } } }, listTransactions as never);
+  app.get(
+    '/v1/loyalties/members/:memberId/transactions',
+    {
+      schema: {
+        tags: ['ledger'],
+        summary: 'List the transactions of a card, newest first',
+        params: memberParams,
+        querystring: txQuery,
+        response: { 200: txList },
+      },
+    },
+    listTransactions as never,
+  );
+  app.get(
+    '/v1/loyalties/:campaignId/members/:memberId/transactions',
+    {
+      schema: {
+        tags: ['ledger'],
+        summary: 'List the transactions of a card, newest first',
+        params: bothParams,
+        querystring: txQuery,
+        response: { 200: txList },
+      },
+    },
+    listTransactions as never,
+  );
 
   app.get<{ Params: { campaignId: string }; Querystring: { limit: number; starting_after_id?: string } }>(
     '/v1/loyalties/:campaignId/transactions',
-    { schema: { tags: ['ledger'], summary: 'List the transactions of a program, newest first', params: S.idParam('campaignId', 'Campaign id'), querystring: txQuery, response: { 200: txList } } },
+    {
+      schema: {
+        tags: ['ledger'],
+        summary: 'List the transactions of a program, newest first',
+        params: S.idParam('campaignId', 'Campaign id'),
+        querystring: txQuery,
+        response: { 200: txList },
+      },
+    },
     async (req) => {
       const program = await services.programs.get(db(), req.params.campaignId);
       const page = await services.ledger.transactions(db(), { programId: program.id }, req.query);
-      return { object: 'list', data_ref: 'data', data: page.data.map((e) => presentTransaction(e)), has_more: page.has_more, more_starting_after: page.more_starting_after };
+      return {
+        object: 'list',
+        data_ref: 'data',
+        data: page.data.map((e) => presentTransaction(e)),
+        has_more: page.has_more,
+        more_starting_after: page.more_starting_after,
+      };
     },
   );
 
-  app.get<{ Params: { campaignId: string; memberId: string }; Querystring: { balance_definition_id?: string; limit: number; page: number } }>(
+  app.get<{
+    Params: { campaignId: string; memberId: string };
+    Querystring: { balance_definition_id?: string; limit: number; page: number };
+  }>(
     '/v1/loyalties/:campaignId/members/:memberId/points-expiration',
     {
       schema: {
@@ -163,17 +236,29 @@ export function ledgerRoutes(app: FastifyInstance, ctx: AppContext, services: Se
       const lots = await services.ledger.openLots(db(), membership.id, definition.id);
       const { limit, page } = req.query;
       const slice = lots.slice((page - 1) * limit, page * limit);
-      return listOf('data', slice.map((l) => presentLot(l, program.id)), lots.length);
+      return listOf(
+        'data',
+        slice.map((l) => presentLot(l, program.id)),
+        lots.length,
+      );
     },
   );
 
   app.get<{ Params: { memberId: string } }>(
     '/v1/loyalties/members/:memberId/balances',
-    { schema: { tags: ['ledger'], summary: 'The balance of a card under each balance definition of its program', params: memberParams } },
+    {
+      schema: {
+        tags: ['ledger'],
+        summary: 'The balance of a card under each balance definition of its program',
+        params: memberParams,
+      },
+    },
     async (req) => {
       const { membership, program } = await memberAndProgram(db(), req.params.memberId);
       const definitions = await services.programs.definitions(db(), program.id);
-      const balances = new Map((await services.ledger.balancesOf(db(), membership.id)).map((b) => [b.balance_definition_id, b]));
+      const balances = new Map(
+        (await services.ledger.balancesOf(db(), membership.id)).map((b) => [b.balance_definition_id, b]),
+      );
       const data = definitions.map((d) => {
         const b = balances.get(d.id);
         return {

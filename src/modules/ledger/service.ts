@@ -1,12 +1,18 @@
 import { pageBySeq } from '../../storage/paging.ts';
 import type { Selectable } from 'kysely';
 import type { AppContext } from '../../context.ts';
-import { ApiError, badRequest } from '../../http/errors.ts';
+import { DomainError, invalid } from '../../lib/errors.ts';
 import { newId } from '../../lib/ids.ts';
 import { fromJson } from '../../lib/json.ts';
 import type { Executor } from '../../storage/database.ts';
 import { hot, hotRows, writeAtCommit } from '../../storage/hot.ts';
-import type { CustomersTable, LedgerEntriesTable, MembershipsTable, PointLotsTable, ProgramsTable } from '../../storage/schema.ts';
+import type {
+  CustomersTable,
+  LedgerEntriesTable,
+  MembershipsTable,
+  PointLotsTable,
+  ProgramsTable,
+} from '../../storage/schema.ts';
 import { presentCustomerRef } from '../customers/service.ts';
 import type { OutgoingEvent } from '../events/outbox.ts';
 import { computeExpiry, type ExpirationRules } from '../loyalties/expiration.ts';
@@ -31,15 +37,74 @@ import { assertActive, presentMember, type BalanceRow, type MembershipRow } from
 // Invariant, checked by the tests after every scenario:
 //   balance = sum(ledger_entries.points) = sum(point_lots.remaining).
 
-const MEMBERSHIP_COLUMNS = ['id', 'code', 'program_id', 'customer_id', 'status', 'join_key', 'metadata', 'created_at', 'updated_at', 'revoked_at'] as const satisfies readonly (keyof MembershipsTable)[];
+const MEMBERSHIP_COLUMNS = [
+  'id',
+  'code',
+  'program_id',
+  'customer_id',
+  'status',
+  'join_key',
+  'metadata',
+  'created_at',
+  'updated_at',
+  'revoked_at',
+] as const satisfies readonly (keyof MembershipsTable)[];
 const PROGRAM_COLUMNS = [
-  'id', 'name', 'description', 'type', 'auto_join', 'join_once', 'active', 'start_date', 'expiration_date', 'timezone', 'metadata', 'voucher', 'extra', 'created_at', 'updated_at', 'deleted_at',
+  'id',
+  'name',
+  'description',
+  'type',
+  'auto_join',
+  'join_once',
+  'active',
+  'start_date',
+  'expiration_date',
+  'timezone',
+  'metadata',
+  'voucher',
+  'extra',
+  'created_at',
+  'updated_at',
+  'deleted_at',
 ] as const satisfies readonly (keyof ProgramsTable)[];
-const DEFINITION_COLUMNS = ['id', 'program_id', 'name', 'unit', 'min_value', 'max_value', 'is_default', 'expiration', 'metadata', 'created_at', 'updated_at'] as const satisfies readonly (keyof BalanceDefinitionRow)[];
+const DEFINITION_COLUMNS = [
+  'id',
+  'program_id',
+  'name',
+  'unit',
+  'min_value',
+  'max_value',
+  'is_default',
+  'expiration',
+  'metadata',
+  'created_at',
+  'updated_at',
+] as const satisfies readonly (keyof BalanceDefinitionRow)[];
 const BALANCE_COLUMNS = [
-  'membership_id', 'balance_definition_id', 'program_id', 'balance', 'points', 'pending_points', 'expired_points', 'subtracted_points', 'created_at', 'updated_at',
+  'membership_id',
+  'balance_definition_id',
+  'program_id',
+  'balance',
+  'points',
+  'pending_points',
+  'expired_points',
+  'subtracted_points',
+  'created_at',
+  'updated_at',
 ] as const satisfies readonly (keyof BalanceRow)[];
-const CUSTOMER_COLUMNS = ['id', 'source_id', 'name', 'email', 'phone', 'description', 'birthdate', 'address', 'metadata', 'created_at', 'updated_at'] as const satisfies readonly (keyof CustomersTable)[];
+const CUSTOMER_COLUMNS = [
+  'id',
+  'source_id',
+  'name',
+  'email',
+  'phone',
+  'description',
+  'birthdate',
+  'address',
+  'metadata',
+  'created_at',
+  'updated_at',
+] as const satisfies readonly (keyof CustomersTable)[];
 
 export type LedgerEntryRow = Omit<Selectable<LedgerEntriesTable>, 'seq'> & { seq?: number };
 export type PointLotRow = PointLotsTable;
@@ -112,14 +177,21 @@ export interface ChangeResult {
 }
 
 /** A change refused by a balance definition's limits; the caller records the refusal event. */
-export class BalanceLimitError extends ApiError {
+export class BalanceLimitError extends DomainError {
   constructor(
     message: string,
     details: string,
     readonly refusal: OutgoingEvent,
     extra: Record<string, unknown>,
   ) {
-    super(422, extra.limit === 'max' ? 'balance_maximum_exceeded' : 'insufficient_balance', message, details, undefined, extra);
+    super(
+      'refused',
+      extra.limit === 'max' ? 'balance_maximum_exceeded' : 'insufficient_balance',
+      message,
+      details,
+      undefined,
+      extra,
+    );
   }
 }
 
@@ -173,7 +245,10 @@ export class LedgerService {
   }
 
   /** Locks and returns the balance row, creating it (empty) on first use. */
-  async lockBalance(trx: Executor, change: Pick<BalanceChange, 'membership' | 'definition' | 'program'>): Promise<{ row: BalanceRow; created: boolean }> {
+  async lockBalance(
+    trx: Executor,
+    change: Pick<BalanceChange, 'membership' | 'definition' | 'program'>,
+  ): Promise<{ row: BalanceRow; created: boolean }> {
     const { dialect, forUpdate } = this.ctx.database;
     const select = async () => {
       const rows = await hot(trx, 'ledger.lockBalance', [change.membership.id, change.definition.id], () => {
@@ -214,8 +289,17 @@ export class LedgerService {
     if (type === 'NON_EXPIRING') return null;
     if (type === 'CUSTOM_DATE') {
       const at = change.expiration_date ? Date.parse(change.expiration_date) : NaN;
-      if (Number.isNaN(at)) throw badRequest('invalid_expiration_date', 'Invalid expiration_date', 'expiration_type CUSTOM_DATE needs an ISO-8601 expiration_date', [{ field: 'expiration_date', message: 'is required for CUSTOM_DATE' }]);
-      if (at <= now.getTime()) throw badRequest('invalid_expiration_date', 'Invalid expiration_date', 'expiration_date must be in the future', [{ field: 'expiration_date', message: 'must be in the future' }]);
+      if (Number.isNaN(at))
+        throw invalid(
+          'invalid_expiration_date',
+          'Invalid expiration_date',
+          'expiration_type CUSTOM_DATE needs an ISO-8601 expiration_date',
+          [{ field: 'expiration_date', message: 'is required for CUSTOM_DATE' }],
+        );
+      if (at <= now.getTime())
+        throw invalid('invalid_expiration_date', 'Invalid expiration_date', 'expiration_date must be in the future', [
+          { field: 'expiration_date', message: 'must be in the future' },
+        ]);
       return new Date(at).toISOString();
     }
     const rules =
@@ -229,7 +313,9 @@ export class LedgerService {
   async applyChange(trx: Executor, change: BalanceChange): Promise<ChangeResult> {
     const { program, membership, definition, points } = change;
     if (!Number.isSafeInteger(points) || points === 0) {
-      throw badRequest('invalid_points', 'Invalid points', 'points must be a non-zero integer within ±9007199254740991', [{ field: 'points', message: 'must be a non-zero safe integer' }]);
+      throw invalid('invalid_points', 'Invalid points', 'points must be a non-zero integer within ±9007199254740991', [
+        { field: 'points', message: 'must be a non-zero safe integer' },
+      ]);
     }
     // Expiry runs on revoked cards too: their points still lapse on schedule.
     if (change.type !== 'POINTS_EXPIRATION') assertActive(membership);
@@ -252,10 +338,14 @@ export class LedgerService {
     // safe-integer range), debits to `min`. A credit that leaves a balance still below `min`
     // (a fresh balance of a definition with min > 0) moves towards it and is allowed.
     const lifetimeAfter = Number(bal.points) + (isCredit ? points : 0);
-    const overMax = isCredit && ((max !== null && after > max) || after > Number.MAX_SAFE_INTEGER || lifetimeAfter > Number.MAX_SAFE_INTEGER);
+    const overMax =
+      isCredit &&
+      ((max !== null && after > max) || after > Number.MAX_SAFE_INTEGER || lifetimeAfter > Number.MAX_SAFE_INTEGER);
     const underMin = !isCredit && after < min;
     if (overMax || underMin) {
-      const reason = overMax ? 'Amount falls above maximum balance amount limit' : 'Amount falls below minimum balance amount limit';
+      const reason = overMax
+        ? 'Amount falls above maximum balance amount limit'
+        : 'Amount falls below minimum balance amount limit';
       throw new BalanceLimitError(
         overMax ? 'Balance limit exceeded' : 'Insufficient balance',
         overMax
@@ -291,7 +381,8 @@ export class LedgerService {
       related_object: { type: 'voucher', id: membership.id },
       operation_type: operationType,
     };
-    if (definition.is_default !== 1) answer.balance_definition = { id: definition.id, name: definition.name, unit: definition.unit };
+    if (definition.is_default !== 1)
+      answer.balance_definition = { id: definition.id, name: definition.name, unit: definition.unit };
 
     const details = { ...(change.details ?? {}), balance: answer };
     const entry: LedgerEntryRow = {
@@ -326,22 +417,37 @@ export class LedgerService {
     const patch = {
       balance: after,
       points: total,
-      subtracted_points: Number(bal.subtracted_points) + (isCredit || change.type === 'POINTS_EXPIRATION' ? 0 : -points),
+      subtracted_points:
+        Number(bal.subtracted_points) + (isCredit || change.type === 'POINTS_EXPIRATION' ? 0 : -points),
       expired_points: Number(bal.expired_points) + (change.type === 'POINTS_EXPIRATION' ? -points : 0),
       updated_at: now,
     };
     const balance: BalanceRow = { ...bal, ...patch };
     // `created` of balance_value_updated: the first movement of this balance (joining a program
     // creates the empty default balance row ahead of any change, so the row's age is not enough).
-    const firstMovement = created || (before === 0 && Number(bal.points) === 0 && Number(bal.subtracted_points) === 0 && Number(bal.expired_points) === 0);
+    const firstMovement =
+      created ||
+      (before === 0 &&
+        Number(bal.points) === 0 &&
+        Number(bal.subtracted_points) === 0 &&
+        Number(bal.expired_points) === 0);
     // The events are computed from the values about to be written (nothing below reads them back).
     const events = await this.eventsFor(trx, change, entry, details, balance, before, firstMovement, expiresAt, answer);
 
-    const insertEntry = { key: 'ledger.insertEntry', params: Object.values(entry), build: () => trx.insertInto('ledger_entries').values(entry) };
+    const insertEntry = {
+      key: 'ledger.insertEntry',
+      params: Object.values(entry),
+      build: () => trx.insertInto('ledger_entries').values(entry),
+    };
     const updateBalance = {
       key: 'ledger.updateBalance',
       params: [...Object.values(patch), membership.id, definition.id],
-      build: () => trx.updateTable('balances').set(patch).where('membership_id', '=', membership.id).where('balance_definition_id', '=', definition.id),
+      build: () =>
+        trx
+          .updateTable('balances')
+          .set(patch)
+          .where('membership_id', '=', membership.id)
+          .where('balance_definition_id', '=', definition.id),
     };
     if (lot && dialect === 'postgres') {
       // PostgreSQL: entry, lot, balance and events are kept by the client and sent together, as one
@@ -352,7 +458,15 @@ export class LedgerService {
         insertEntry,
         { key: 'ledger.insertLot', params: Object.values(lot), build: () => trx.insertInto('point_lots').values(lot) },
         updateBalance,
-        ...(rows.length ? [{ key: `outbox.insert:${rows.length}`, params: rows.flatMap((r) => Object.values(r)), build: () => trx.insertInto('outbox_events').values(rows) }] : []),
+        ...(rows.length
+          ? [
+              {
+                key: `outbox.insert:${rows.length}`,
+                params: rows.flatMap((r) => Object.values(r)),
+                build: () => trx.insertInto('outbox_events').values(rows),
+              },
+            ]
+          : []),
       ]);
       this.ctx.outbox.written(trx, events);
     } else {
@@ -363,7 +477,12 @@ export class LedgerService {
       await this.ctx.outbox.emit(trx, events);
     }
     if (lot?.expires_at) {
-      await this.ctx.scheduler.scheduleAtCommit(trx, { kind: 'ledger.expire_lot', runAt: lot.expires_at, payload: { lot_id: lot.id }, uniqueKey: `expire_lot:${lot.id}` });
+      await this.ctx.scheduler.scheduleAtCommit(trx, {
+        kind: 'ledger.expire_lot',
+        runAt: lot.expires_at,
+        payload: { lot_id: lot.id },
+        uniqueKey: `expire_lot:${lot.id}`,
+      });
     }
     this.ctx.metrics.ledgerWrites.inc({ type: change.type });
     const result: ChangeResult = { entry, balance, before, created, answer, lot, events };
@@ -372,7 +491,13 @@ export class LedgerService {
   }
 
   /** Takes `amount` points from the open lots, earliest expiry first, non-expiring last. */
-  private async consumeLots(trx: Executor, membershipId: string, definitionId: string, amount: number, firstLotId?: string): Promise<void> {
+  private async consumeLots(
+    trx: Executor,
+    membershipId: string,
+    definitionId: string,
+    amount: number,
+    firstLotId?: string,
+  ): Promise<void> {
     const lots = await trx
       .selectFrom('point_lots')
       .select(['id', 'remaining', 'expires_at', 'created_at'])
@@ -393,10 +518,15 @@ export class LedgerService {
     for (const lot of lots) {
       if (left === 0) break;
       const take = Math.min(left, Number(lot.remaining));
-      await trx.updateTable('point_lots').set({ remaining: Number(lot.remaining) - take }).where('id', '=', lot.id).execute();
+      await trx
+        .updateTable('point_lots')
+        .set({ remaining: Number(lot.remaining) - take })
+        .where('id', '=', lot.id)
+        .execute();
       left -= take;
     }
-    if (left !== 0) throw new Error(`ledger invariant broken: lots of ${membershipId}/${definitionId} are short by ${left}`);
+    if (left !== 0)
+      throw new Error(`ledger invariant broken: lots of ${membershipId}/${definitionId} are short by ${left}`);
   }
 
   private async eventsFor(
@@ -436,14 +566,24 @@ export class LedgerService {
     if (!isCredit && after === min) {
       events.push({
         type: 'balance_minimum_value_reached',
-        data: { balance_definition: defRef, loyalty_program: programRef(program), source_event_id: sourceEventId, value: after },
+        data: {
+          balance_definition: defRef,
+          loyalty_program: programRef(program),
+          source_event_id: sourceEventId,
+          value: after,
+        },
         ...base,
       });
     }
     if (isCredit && definition.max_value !== null && after === Number(definition.max_value)) {
       events.push({
         type: 'balance_maximum_value_reached',
-        data: { balance_definition: defRef, loyalty_program: programRef(program), source_event_id: sourceEventId, value: after },
+        data: {
+          balance_definition: defRef,
+          loyalty_program: programRef(program),
+          source_event_id: sourceEventId,
+          value: after,
+        },
         ...base,
       });
     }
@@ -458,7 +598,9 @@ export class LedgerService {
       events.push({
         type: isCredit ? 'customer.voucher.loyalty_card.points_added' : 'customer.voucher.loyalty_card.points_expired',
         data: {
-          customer: customer ? presentCustomerRef(customer) : { id: membership.customer_id, name: null, source_id: null, metadata: {}, object: 'customer' },
+          customer: customer
+            ? presentCustomerRef(customer)
+            : { id: membership.customer_id, name: null, source_id: null, metadata: {}, object: 'customer' },
           campaign: presentProgram(program),
           voucher: { ...voucher, loyalty_card: card, updated_at: entry.created_at },
           balance: answer,
@@ -490,12 +632,28 @@ export class LedgerService {
   async expireLot(trx: Executor, lotId: string): Promise<ChangeResult | null> {
     const lot = await trx.selectFrom('point_lots').selectAll().where('id', '=', lotId).executeTakeFirst();
     if (!lot || Number(lot.remaining) <= 0) return null;
-    const membership = await trx.selectFrom('memberships').selectAll().where('id', '=', lot.membership_id).executeTakeFirstOrThrow();
-    const program = await trx.selectFrom('programs').selectAll().where('id', '=', membership.program_id).executeTakeFirstOrThrow();
-    const definition = await trx.selectFrom('balance_definitions').selectAll().where('id', '=', lot.balance_definition_id).executeTakeFirstOrThrow();
+    const membership = await trx
+      .selectFrom('memberships')
+      .selectAll()
+      .where('id', '=', lot.membership_id)
+      .executeTakeFirstOrThrow();
+    const program = await trx
+      .selectFrom('programs')
+      .selectAll()
+      .where('id', '=', membership.program_id)
+      .executeTakeFirstOrThrow();
+    const definition = await trx
+      .selectFrom('balance_definitions')
+      .selectAll()
+      .where('id', '=', lot.balance_definition_id)
+      .executeTakeFirstOrThrow();
     // Take the balance lock first, then re-read the lot: a concurrent debit may have consumed it.
     await this.lockBalance(trx, { membership, definition, program });
-    const fresh = await trx.selectFrom('point_lots').select('remaining').where('id', '=', lotId).executeTakeFirstOrThrow();
+    const fresh = await trx
+      .selectFrom('point_lots')
+      .select('remaining')
+      .where('id', '=', lotId)
+      .executeTakeFirstOrThrow();
     const remaining = Number(fresh.remaining);
     if (remaining <= 0) return null;
     return this.applyChange(trx, {
@@ -526,7 +684,9 @@ export class LedgerService {
       let q = db
         .selectFrom('memberships as m')
         .innerJoin('programs as p', 'p.id', 'm.program_id')
-        .innerJoin('balance_definitions as d', (j) => j.onRef('d.program_id', '=', 'm.program_id').on('d.is_default', '=', 1))
+        .innerJoin('balance_definitions as d', (j) =>
+          j.onRef('d.program_id', '=', 'm.program_id').on('d.is_default', '=', 1),
+        )
         .leftJoin('customers as c', 'c.id', 'm.customer_id')
         .select([
           ...MEMBERSHIP_COLUMNS.map((k) => `m.${k} as m_${k}` as const),
@@ -539,10 +699,14 @@ export class LedgerService {
         // The default balance row exists from the join on (joinProgram creates it); locking it here
         // (FOR UPDATE OF b on PostgreSQL) is the same lock applyChange would take.
         q = q
-          .innerJoin('balances as b', (j) => j.onRef('b.membership_id', '=', 'm.id').onRef('b.balance_definition_id', '=', 'd.id'))
+          .innerJoin('balances as b', (j) =>
+            j.onRef('b.membership_id', '=', 'm.id').onRef('b.balance_definition_id', '=', 'd.id'),
+          )
           .select(BALANCE_COLUMNS.map((k) => `b.${k} as b_${k}` as const) as never);
       }
-      q = byId ? q.where((eb) => eb.or([eb('m.id', '=', memberId), eb('m.code', '=', memberId)])) : q.where('m.code', '=', memberId);
+      q = byId
+        ? q.where((eb) => eb.or([eb('m.id', '=', memberId), eb('m.code', '=', memberId)]))
+        : q.where('m.code', '=', memberId);
       if (programId) q = q.where('m.program_id', '=', programId);
       return forUpdate ? q.forUpdate(['b'] as never) : q;
     };
@@ -586,11 +750,16 @@ export class LedgerService {
   }
 
   async openLots(db: Executor, membershipId: string, definitionId?: string) {
-    let q = db.selectFrom('point_lots').selectAll().where('membership_id', '=', membershipId).where('remaining', '>', 0);
+    let q = db
+      .selectFrom('point_lots')
+      .selectAll()
+      .where('membership_id', '=', membershipId)
+      .where('remaining', '>', 0);
     if (definitionId) q = q.where('balance_definition_id', '=', definitionId);
     const lots = await q.execute();
     return lots.sort((a, b) => {
-      if (a.expires_at === b.expires_at) return a.created_at < b.created_at ? -1 : a.created_at > b.created_at ? 1 : a.id < b.id ? -1 : 1;
+      if (a.expires_at === b.expires_at)
+        return a.created_at < b.created_at ? -1 : a.created_at > b.created_at ? 1 : a.id < b.id ? -1 : 1;
       if (a.expires_at === null) return 1;
       if (b.expires_at === null) return -1;
       return a.expires_at < b.expires_at ? -1 : 1;
@@ -607,4 +776,3 @@ export class LedgerService {
     });
   }
 }
-

@@ -26,7 +26,7 @@ export function validateCodeConfig(c: Partial<CodeConfig>): string | null {
   if (new Set(charset).size < 2) return 'charset needs at least 2 distinct characters';
   if (charset.length > 256) return 'charset is limited to 256 characters';
   if (/\s/.test(charset)) return 'charset must not contain whitespace';
-  const slots = c.pattern ? [...c.pattern].filter((ch) => ch === '#').length : c.length ?? 0;
+  const slots = c.pattern ? [...c.pattern].filter((ch) => ch === '#').length : (c.length ?? 0);
   if (!Number.isInteger(slots) || slots < 1) return 'pattern needs at least one # (or length must be at least 1)';
   if (slots > 64) return 'codes are limited to 64 random characters';
   if (/\s/.test((c.prefix ?? '') + (c.postfix ?? '') + (c.pattern ?? ''))) return 'codes must not contain whitespace';
@@ -36,7 +36,7 @@ export function validateCodeConfig(c: Partial<CodeConfig>): string | null {
 /** The number of distinct codes the configuration can produce. */
 export function codeSpace(c: CodeConfig): number {
   const slots = c.pattern ? [...c.pattern].filter((ch) => ch === '#').length : c.length;
-  return Math.pow(new Set(c.charset).size, slots);
+  return new Set(c.charset).size ** slots;
 }
 
 export function generateCode(c: CodeConfig): string {

@@ -17,14 +17,19 @@ export interface ExpirationRules {
 
 export function validateExpirationRules(r: ExpirationRules): string | null {
   if (r.period_type === 'MONTH') {
-    if (!Number.isInteger(r.period_value) || (r.period_value as number) < 1) return 'period_value must be a positive integer for period_type MONTH';
-    if (r.rounding_type === 'PARTICULAR_MONTH' && !(Number.isInteger(r.rounding_value) && r.rounding_value! >= 1 && r.rounding_value! <= 12)) {
+    if (!Number.isInteger(r.period_value) || (r.period_value as number) < 1)
+      return 'period_value must be a positive integer for period_type MONTH';
+    if (
+      r.rounding_type === 'PARTICULAR_MONTH' &&
+      !(Number.isInteger(r.rounding_value) && r.rounding_value! >= 1 && r.rounding_value! <= 12)
+    ) {
       return 'rounding_value must be a month number 1-12 for rounding_type PARTICULAR_MONTH';
     }
     return null;
   }
   if (r.period_type === 'FIXED_DAY_OF_YEAR') {
-    if (!r.fixed_month || !r.fixed_day) return 'fixed_month and fixed_day are required for period_type FIXED_DAY_OF_YEAR';
+    if (!r.fixed_month || !r.fixed_day)
+      return 'fixed_month and fixed_day are required for period_type FIXED_DAY_OF_YEAR';
     const probe = DateTime.fromObject({ year: 2024, month: r.fixed_month, day: r.fixed_day });
     if (!probe.isValid) return 'fixed_month/fixed_day is not a valid date';
     return null;
@@ -37,7 +42,8 @@ export function computeExpiry(rules: ExpirationRules, from: Date, timezone: stri
   let end: DateTime;
   if (rules.period_type === 'FIXED_DAY_OF_YEAR') {
     end = start.set({ month: rules.fixed_month!, day: rules.fixed_day! }).endOf('day');
-    if (end <= start) end = end.plus({ years: 1 }).set({ month: rules.fixed_month!, day: rules.fixed_day! }).endOf('day');
+    if (end <= start)
+      end = end.plus({ years: 1 }).set({ month: rules.fixed_month!, day: rules.fixed_day! }).endOf('day');
     return end.toJSDate();
   }
   end = start.plus({ months: rules.period_value ?? 1 });

@@ -1,6 +1,6 @@
 import { IANAZone } from 'luxon';
 import type { AppContext } from '../../context.ts';
-import { ApiError, badRequest, conflict, notFound } from '../../http/errors.ts';
+import { conflict, invalid, notFound, refused } from '../../lib/errors.ts';
 import { newId } from '../../lib/ids.ts';
 import { fromJson, toJson } from '../../lib/json.ts';
 import { SharedTtlCache } from '../../lib/ttl-cache.ts';
@@ -51,7 +51,16 @@ export interface BalanceDefinitionInput {
 }
 
 /** Fields of Voucherify's campaign object that are stored and echoed back as given. */
-const EXTRA_FIELDS = ['category', 'category_id', 'loyalty_tiers_expiration', 'use_voucher_metadata_schema', 'validity_timeframe', 'validity_day_of_week', 'validity_hours', 'activity_duration_after_publishing'];
+const EXTRA_FIELDS = [
+  'category',
+  'category_id',
+  'loyalty_tiers_expiration',
+  'use_voucher_metadata_schema',
+  'validity_timeframe',
+  'validity_day_of_week',
+  'validity_hours',
+  'activity_duration_after_publishing',
+];
 
 export function programVoucher(row: ProgramRow): ProgramVoucher {
   return fromJson<ProgramVoucher>(row.voucher, {
@@ -125,7 +134,9 @@ export const balanceDefinitionRef = (row: BalanceDefinitionRow) => ({
 
 function checkDates(start: string | null | undefined, end: string | null | undefined) {
   if (start && end && Date.parse(start) >= Date.parse(end)) {
-    throw badRequest('invalid_dates', 'Invalid dates', 'start_date must be before expiration_date', [{ field: 'expiration_date', message: 'must be after start_date' }]);
+    throw invalid('invalid_dates', 'Invalid dates', 'start_date must be before expiration_date', [
+      { field: 'expiration_date', message: 'must be after start_date' },
+    ]);
   }
 }
 
@@ -163,7 +174,9 @@ export class ProgramService {
   }
 
   async find(db: Executor, id: string): Promise<ProgramRow | undefined> {
-    const [row] = await hot(db, 'programs.find', [id], () => db.selectFrom('programs').selectAll().where('id', '=', id).where('deleted_at', 'is', null));
+    const [row] = await hot(db, 'programs.find', [id], () =>
+      db.selectFrom('programs').selectAll().where('id', '=', id).where('deleted_at', 'is', null),
+    );
     return row;
   }
 
@@ -174,18 +187,30 @@ export class ProgramService {
   }
 
   private buildVoucher(input: ProgramInput['voucher'], current?: ProgramVoucher): ProgramVoucher {
-    const base = current ?? { type: 'LOYALTY_CARD' as const, loyalty_card: { points: 0 }, code_config: DEFAULT_CODE_CONFIG };
+    const base = current ?? {
+      type: 'LOYALTY_CARD' as const,
+      loyalty_card: { points: 0 },
+      code_config: DEFAULT_CODE_CONFIG,
+    };
     if (input?.type && input.type !== 'LOYALTY_CARD') {
-      throw badRequest('invalid_voucher_type', 'Invalid voucher type', 'voucher.type must be LOYALTY_CARD', [{ field: 'voucher.type', message: 'must be LOYALTY_CARD' }]);
+      throw invalid('invalid_voucher_type', 'Invalid voucher type', 'voucher.type must be LOYALTY_CARD', [
+        { field: 'voucher.type', message: 'must be LOYALTY_CARD' },
+      ]);
     }
     const loyaltyCard = { ...base.loyalty_card, ...(input?.loyalty_card ?? {}) };
     if (loyaltyCard.expiration_rules) {
       const err = validateExpirationRules(loyaltyCard.expiration_rules);
-      if (err) throw badRequest('invalid_expiration_rules', 'Invalid expiration rules', err, [{ field: 'voucher.loyalty_card.expiration_rules', message: err }]);
+      if (err)
+        throw invalid('invalid_expiration_rules', 'Invalid expiration rules', err, [
+          { field: 'voucher.loyalty_card.expiration_rules', message: err },
+        ]);
     }
     const codeConfig = { ...base.code_config, ...(input?.code_config ?? {}) };
     const codeErr = validateCodeConfig(codeConfig);
-    if (codeErr) throw badRequest('invalid_code_config', 'Invalid code_config', codeErr, [{ field: 'voucher.code_config', message: codeErr }]);
+    if (codeErr)
+      throw invalid('invalid_code_config', 'Invalid code_config', codeErr, [
+        { field: 'voucher.code_config', message: codeErr },
+      ]);
     return {
       type: 'LOYALTY_CARD',
       loyalty_card: loyaltyCard,
@@ -197,14 +222,24 @@ export class ProgramService {
   private async assertNameFree(db: Executor, name: string, exceptId?: string) {
     let q = db.selectFrom('programs').select('id').where('name', '=', name).where('deleted_at', 'is', null);
     if (exceptId) q = q.where('id', '!=', exceptId);
-    if (await q.executeTakeFirst()) throw conflict('duplicate_campaign_name', 'Duplicated campaign name', `A campaign named "${name}" already exists`);
+    if (await q.executeTakeFirst())
+      throw conflict(
+        'duplicate_campaign_name',
+        'Duplicated campaign name',
+        `A campaign named "${name}" already exists`,
+      );
   }
 
   async create(db: Executor, input: ProgramInput): Promise<ProgramRow> {
-    if (!input.name) throw badRequest('invalid_payload', 'Invalid payload', 'name is required', [{ field: 'name', message: 'is required' }]);
+    if (!input.name)
+      throw invalid('invalid_payload', 'Invalid payload', 'name is required', [
+        { field: 'name', message: 'is required' },
+      ]);
     const timezone = input.timezone ?? 'UTC';
     if (!IANAZone.isValidZone(timezone)) {
-      throw badRequest('invalid_timezone', 'Invalid timezone', `"${timezone}" is not an IANA time zone`, [{ field: 'timezone', message: 'must be an IANA time zone such as Europe/Zagreb' }]);
+      throw invalid('invalid_timezone', 'Invalid timezone', `"${timezone}" is not an IANA time zone`, [
+        { field: 'timezone', message: 'must be an IANA time zone such as Europe/Zagreb' },
+      ]);
     }
     checkDates(input.start_date, input.expiration_date);
     await this.assertNameFree(db, input.name);
@@ -264,12 +299,15 @@ export class ProgramService {
     checkDates(patch.start_date ?? row.start_date, patch.expiration_date ?? row.expiration_date);
     if (input.timezone !== undefined) {
       if (!IANAZone.isValidZone(input.timezone)) {
-        throw badRequest('invalid_timezone', 'Invalid timezone', `"${input.timezone}" is not an IANA time zone`, [{ field: 'timezone', message: 'must be an IANA time zone' }]);
+        throw invalid('invalid_timezone', 'Invalid timezone', `"${input.timezone}" is not an IANA time zone`, [
+          { field: 'timezone', message: 'must be an IANA time zone' },
+        ]);
       }
       patch.timezone = input.timezone;
     }
     if (input.metadata !== undefined) patch.metadata = toJson(input.metadata ?? {});
-    if (input.voucher !== undefined) patch.voucher = JSON.stringify(this.buildVoucher(input.voucher, programVoucher(row)));
+    if (input.voucher !== undefined)
+      patch.voucher = JSON.stringify(this.buildVoucher(input.voucher, programVoucher(row)));
     const extra = fromJson<Record<string, unknown>>(row.extra, {});
     let extraChanged = false;
     for (const k of EXTRA_FIELDS) {
@@ -285,7 +323,11 @@ export class ProgramService {
   }
 
   async softDelete(db: Executor, row: ProgramRow): Promise<void> {
-    await db.updateTable('programs').set({ deleted_at: this.ctx.clock.nowIso(), active: 0 }).where('id', '=', row.id).execute();
+    await db
+      .updateTable('programs')
+      .set({ deleted_at: this.ctx.clock.nowIso(), active: 0 })
+      .where('id', '=', row.id)
+      .execute();
     await this.withDefaultCache.invalidate(row.id, db);
   }
 
@@ -351,18 +393,33 @@ export class ProgramService {
 
   private checkLimits(min: number | null, max: number | null) {
     if (min !== null && min < 0) {
-      throw badRequest('invalid_limits', 'Invalid limits', 'min must be 0 or more: balances are backed by point lots and cannot go negative', [{ field: 'min', message: 'must be >= 0' }]);
+      throw invalid(
+        'invalid_limits',
+        'Invalid limits',
+        'min must be 0 or more: balances are backed by point lots and cannot go negative',
+        [{ field: 'min', message: 'must be >= 0' }],
+      );
     }
-    if (min !== null && max !== null && min > max) throw badRequest('invalid_limits', 'Invalid limits', 'min must not exceed max', [{ field: 'max', message: 'must be >= min' }]);
+    if (min !== null && max !== null && min > max)
+      throw invalid('invalid_limits', 'Invalid limits', 'min must not exceed max', [
+        { field: 'max', message: 'must be >= min' },
+      ]);
   }
 
-  async createDefinition(db: Executor, program: ProgramRow, input: BalanceDefinitionInput): Promise<BalanceDefinitionRow> {
+  async createDefinition(
+    db: Executor,
+    program: ProgramRow,
+    input: BalanceDefinitionInput,
+  ): Promise<BalanceDefinitionRow> {
     const min = input.min ?? 0;
     const max = input.max ?? null;
     this.checkLimits(min, max);
     if (input.expiration_rules) {
       const err = validateExpirationRules(input.expiration_rules);
-      if (err) throw badRequest('invalid_expiration_rules', 'Invalid expiration rules', err, [{ field: 'expiration_rules', message: err }]);
+      if (err)
+        throw invalid('invalid_expiration_rules', 'Invalid expiration rules', err, [
+          { field: 'expiration_rules', message: err },
+        ]);
     }
     const exists = await db
       .selectFrom('balance_definitions')
@@ -370,7 +427,12 @@ export class ProgramService {
       .where('program_id', '=', program.id)
       .where('name', '=', input.name!)
       .executeTakeFirst();
-    if (exists) throw conflict('duplicate_balance_definition', 'Duplicated balance definition', `The program already has a balance definition named "${input.name}"`);
+    if (exists)
+      throw conflict(
+        'duplicate_balance_definition',
+        'Duplicated balance definition',
+        `The program already has a balance definition named "${input.name}"`,
+      );
     const row: BalanceDefinitionRow = {
       id: newId('bdef'),
       program_id: program.id,
@@ -388,10 +450,19 @@ export class ProgramService {
     return row;
   }
 
-  async updateDefinition(db: Executor, row: BalanceDefinitionRow, input: BalanceDefinitionInput): Promise<BalanceDefinitionRow> {
+  async updateDefinition(
+    db: Executor,
+    row: BalanceDefinitionRow,
+    input: BalanceDefinitionInput,
+  ): Promise<BalanceDefinitionRow> {
     const patch: Partial<BalanceDefinitionRow> = { updated_at: this.ctx.clock.nowIso() };
     if (input.name !== undefined && input.name !== row.name) {
-      if (row.is_default) throw new ApiError(422, 'default_definition_rename', 'The default balance definition cannot be renamed', 'The default definition is always named "points"');
+      if (row.is_default)
+        throw refused(
+          'default_definition_rename',
+          'The default balance definition cannot be renamed',
+          'The default definition is always named "points"',
+        );
       patch.name = input.name;
     }
     if (input.unit !== undefined) patch.unit = input.unit;
@@ -401,7 +472,10 @@ export class ProgramService {
     if (input.expiration_rules !== undefined) {
       if (input.expiration_rules) {
         const err = validateExpirationRules(input.expiration_rules);
-        if (err) throw badRequest('invalid_expiration_rules', 'Invalid expiration rules', err, [{ field: 'expiration_rules', message: err }]);
+        if (err)
+          throw invalid('invalid_expiration_rules', 'Invalid expiration rules', err, [
+            { field: 'expiration_rules', message: err },
+          ]);
       }
       patch.expiration = toJson(input.expiration_rules);
     }

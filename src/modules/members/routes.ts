@@ -4,8 +4,8 @@ import { runIdempotentWrite } from '../../http/idempotency.ts';
 import { listOf, listSchema } from '../../http/lists.ts';
 import { S } from '../../http/validation.ts';
 import type { Services } from '../../services.ts';
-import { joinProgram, resolveCustomer, type CustomerRef } from '../../workflows/join-program.ts';
-import { customerBody } from '../customers/routes.ts';
+import { joinProgram, resolveCustomer } from '../../workflows/join-program.ts';
+import { CustomerRef } from '../customers/schemas.ts';
 import { MembershipRace, presentMember } from './service.ts';
 
 export const memberSchema = {
@@ -56,8 +56,14 @@ export function memberRoutes(app: FastifyInstance, ctx: AppContext, services: Se
           type: 'object',
           required: ['customer'],
           properties: {
-            customer: { oneOf: [{ type: 'string', minLength: 1, maxLength: 200 }, { ...customerBody, properties: { ...customerBody.properties, id: { type: 'string' } } }] },
-            voucher: { type: 'string', minLength: 1, maxLength: 120, pattern: '^\\S+$', description: 'Card code to use instead of a generated one' },
+            customer: CustomerRef,
+            voucher: {
+              type: 'string',
+              minLength: 1,
+              maxLength: 120,
+              pattern: '^\\S+$',
+              description: 'Card code to use instead of a generated one',
+            },
             metadata: { type: ['object', 'null'], additionalProperties: true },
             source_id: { type: 'string' },
             channel: { type: 'string' },
@@ -89,7 +95,10 @@ export function memberRoutes(app: FastifyInstance, ctx: AppContext, services: Se
     },
   );
 
-  app.get<{ Params: { campaignId: string }; Querystring: { limit: number; page: number; customer?: string; status?: string } }>(
+  app.get<{
+    Params: { campaignId: string };
+    Querystring: { limit: number; page: number; customer?: string; status?: string };
+  }>(
     '/v1/loyalties/:campaignId/members',
     {
       schema: {
@@ -98,7 +107,11 @@ export function memberRoutes(app: FastifyInstance, ctx: AppContext, services: Se
         params: campaignParams,
         querystring: {
           type: 'object',
-          properties: { ...S.listQuery, customer: { type: 'string', description: 'Customer id' }, status: { type: 'string', enum: ['ACTIVE', 'REVOKED'] } },
+          properties: {
+            ...S.listQuery,
+            customer: { type: 'string', description: 'Customer id' },
+            status: { type: 'string', enum: ['ACTIVE', 'REVOKED'] },
+          },
         },
         response: { 200: listSchema('vouchers', memberSchema) },
       },
@@ -109,13 +122,24 @@ export function memberRoutes(app: FastifyInstance, ctx: AppContext, services: Se
       if (customer) customer = (await services.customers.get(db(), customer)).id;
       const { rows, total } = await services.members.list(db(), program.id, { ...req.query, customer });
       const cards = await services.members.cards(db(), rows, new Map([[program.id, program]]));
-      return listOf('vouchers', rows.map((m) => presentMember(m, program, cards.get(m.id)!)), total);
+      return listOf(
+        'vouchers',
+        rows.map((m) => presentMember(m, program, cards.get(m.id)!)),
+        total,
+      );
     },
   );
 
   app.get<{ Params: { campaignId: string; memberId: string } }>(
     '/v1/loyalties/:campaignId/members/:memberId',
-    { schema: { tags: ['members'], summary: 'Get a member of a program', params: bothParams, response: { 200: memberSchema } } },
+    {
+      schema: {
+        tags: ['members'],
+        summary: 'Get a member of a program',
+        params: bothParams,
+        response: { 200: memberSchema },
+      },
+    },
     async (req) => {
       const program = await services.programs.get(db(), req.params.campaignId);
       const m = await services.members.get(db(), req.params.memberId, program.id);
@@ -125,21 +149,43 @@ export function memberRoutes(app: FastifyInstance, ctx: AppContext, services: Se
 
   app.get<{ Params: { memberId: string } }>(
     '/v1/loyalties/members/:memberId',
-    { schema: { tags: ['members'], summary: 'Get a member by card code or id', params: S.idParam('memberId', 'Card code or v_ id'), response: { 200: memberSchema } } },
+    {
+      schema: {
+        tags: ['members'],
+        summary: 'Get a member by card code or id',
+        params: S.idParam('memberId', 'Card code or v_ id'),
+        response: { 200: memberSchema },
+      },
+    },
     async (req) => {
       const m = await services.members.get(db(), req.params.memberId);
-      const program = await db().selectFrom('programs').selectAll().where('id', '=', m.program_id).executeTakeFirstOrThrow();
+      const program = await db()
+        .selectFrom('programs')
+        .selectAll()
+        .where('id', '=', m.program_id)
+        .executeTakeFirstOrThrow();
       return services.members.presentOne(db(), m, program);
     },
   );
 
   app.delete<{ Params: { campaignId: string; memberId: string } }>(
     '/v1/loyalties/:campaignId/members/:memberId',
-    { schema: { tags: ['members'], summary: 'Revoke a membership (its history is kept)', params: bothParams, response: { 200: memberSchema } } },
+    {
+      schema: {
+        tags: ['members'],
+        summary: 'Revoke a membership (its history is kept)',
+        params: bothParams,
+        response: { 200: memberSchema },
+      },
+    },
     async (req, reply) =>
       runIdempotentWrite(ctx, req, reply, 200, async (trx) => {
         const program = await services.programs.get(trx, req.params.campaignId);
-        const m = await services.members.revoke(trx, await services.members.get(trx, req.params.memberId, program.id), program);
+        const m = await services.members.revoke(
+          trx,
+          await services.members.get(trx, req.params.memberId, program.id),
+          program,
+        );
         return services.members.presentOne(trx, m, program);
       }),
   );

@@ -1,6 +1,6 @@
 import { DateTime } from 'luxon';
 import type { AppContext } from '../../context.ts';
-import { ApiError, conflict, notFound } from '../../http/errors.ts';
+import { conflict, notFound, refused } from '../../lib/errors.ts';
 import { newId } from '../../lib/ids.ts';
 import { fromJson, toJson } from '../../lib/json.ts';
 import { isUniqueViolation, type Executor } from '../../storage/database.ts';
@@ -24,7 +24,12 @@ export interface CardSummary {
 }
 
 /** A member is Voucherify's loyalty card: a voucher of type LOYALTY_CARD. */
-export function presentMember(m: MembershipRow, program: ProgramRow, card: CardSummary, extra: Record<string, unknown> = {}) {
+export function presentMember(
+  m: MembershipRow,
+  program: ProgramRow,
+  card: CardSummary,
+  extra: Record<string, unknown> = {},
+) {
   return {
     id: m.id,
     code: m.code,
@@ -64,7 +69,9 @@ export class MemberService {
   /** Finds a member by card code or `v_` id, optionally within one program. */
   async find(db: Executor, memberId: string, programId?: string): Promise<MembershipRow | undefined> {
     let q = db.selectFrom('memberships').selectAll();
-    q = memberId.startsWith('v_') ? q.where((eb) => eb.or([eb('id', '=', memberId), eb('code', '=', memberId)])) : q.where('code', '=', memberId);
+    q = memberId.startsWith('v_')
+      ? q.where((eb) => eb.or([eb('id', '=', memberId), eb('code', '=', memberId)]))
+      : q.where('code', '=', memberId);
     if (programId) q = q.where('program_id', '=', programId);
     return q.executeTakeFirst();
   }
@@ -79,7 +86,9 @@ export class MemberService {
   async ofCustomer(db: Executor, customerId: string, programId?: string): Promise<MembershipRow[]> {
     // By customer only (its index), filtered and sorted here: with a program filter in SQL, SQLite
     // may walk the program's index in created_at order instead, past every member of the program.
-    const rows = await hot(db, 'members.ofCustomer', [customerId], () => db.selectFrom('memberships').selectAll().where('customer_id', '=', customerId));
+    const rows = await hot(db, 'members.ofCustomer', [customerId], () =>
+      db.selectFrom('memberships').selectAll().where('customer_id', '=', customerId),
+    );
     return rows.filter((m) => !programId || m.program_id === programId).sort(oldestFirst);
   }
 
@@ -87,18 +96,43 @@ export class MemberService {
    * The customer with this source_id and all its cards (every status, oldest first) in one
    * statement: what ingesting an activity needs first.
    */
-  async customerWithCards(db: Executor, sourceId: string): Promise<{ customer: CustomerRow; cards: MembershipRow[] } | undefined> {
+  async customerWithCards(
+    db: Executor,
+    sourceId: string,
+  ): Promise<{ customer: CustomerRow; cards: MembershipRow[] } | undefined> {
     const rows = await hot(db, 'members.customerWithCards', [sourceId], () =>
       db
         .selectFrom('customers as c')
         .leftJoin('memberships as m', 'm.customer_id', 'c.id')
         .selectAll('c')
-        .select(['m.id as m_id', 'm.code as m_code', 'm.program_id as m_program_id', 'm.status as m_status', 'm.join_key as m_join_key'])
-        .select(['m.metadata as m_metadata', 'm.created_at as m_created_at', 'm.updated_at as m_updated_at', 'm.revoked_at as m_revoked_at'])
+        .select([
+          'm.id as m_id',
+          'm.code as m_code',
+          'm.program_id as m_program_id',
+          'm.status as m_status',
+          'm.join_key as m_join_key',
+        ])
+        .select([
+          'm.metadata as m_metadata',
+          'm.created_at as m_created_at',
+          'm.updated_at as m_updated_at',
+          'm.revoked_at as m_revoked_at',
+        ])
         .where('c.source_id', '=', sourceId),
     );
     if (rows.length === 0) return undefined;
-    const { m_id: _id, m_code: _code, m_program_id: _p, m_status: _s, m_join_key: _j, m_metadata: _m, m_created_at: _c, m_updated_at: _u, m_revoked_at: _r, ...customer } = rows[0];
+    const {
+      m_id: _id,
+      m_code: _code,
+      m_program_id: _p,
+      m_status: _s,
+      m_join_key: _j,
+      m_metadata: _m,
+      m_created_at: _c,
+      m_updated_at: _u,
+      m_revoked_at: _r,
+      ...customer
+    } = rows[0];
     const cards: MembershipRow[] = [];
     for (const r of rows) {
       if (r.m_id === null) continue;
@@ -119,7 +153,11 @@ export class MemberService {
   }
 
   /** Card summary (loyalty_card) of the program's default balance for each membership. */
-  async cards(db: Executor, members: MembershipRow[], programs: Map<string, ProgramRow>): Promise<Map<string, CardSummary>> {
+  async cards(
+    db: Executor,
+    members: MembershipRow[],
+    programs: Map<string, ProgramRow>,
+  ): Promise<Map<string, CardSummary>> {
     const out = new Map<string, CardSummary>();
     if (members.length === 0) return out;
     const ids = members.map((m) => m.id);
@@ -183,13 +221,22 @@ export class MemberService {
     customerId: string,
     opts: { code?: string; metadata?: Record<string, unknown> | null },
   ): Promise<MembershipRow> {
-    if (program.active !== 1) throw new ApiError(422, 'campaign_inactive', 'Campaign is inactive', `Campaign ${program.id} is not active`);
+    if (program.active !== 1)
+      throw refused('campaign_inactive', 'Campaign is inactive', `Campaign ${program.id} is not active`);
     const now = this.ctx.clock.nowIso();
     if (program.start_date && Date.parse(program.start_date) > Date.parse(now)) {
-      throw new ApiError(422, 'campaign_not_started', 'Campaign has not started yet', `Campaign ${program.id} starts at ${program.start_date}`);
+      throw refused(
+        'campaign_not_started',
+        'Campaign has not started yet',
+        `Campaign ${program.id} starts at ${program.start_date}`,
+      );
     }
     if (program.expiration_date && Date.parse(program.expiration_date) <= Date.parse(now)) {
-      throw new ApiError(422, 'campaign_expired', 'Campaign has expired', `Campaign ${program.id} expired at ${program.expiration_date}`);
+      throw refused(
+        'campaign_expired',
+        'Campaign has expired',
+        `Campaign ${program.id} expired at ${program.expiration_date}`,
+      );
     }
     if (program.join_once === 1) {
       const existing = await db
@@ -199,7 +246,11 @@ export class MemberService {
         .where('customer_id', '=', customerId)
         .executeTakeFirst();
       if (existing) {
-        throw conflict('already_joined', 'Customer already joined this campaign', `Customer ${customerId} already has loyalty card ${existing.code} in join-once campaign ${program.id}`);
+        throw conflict(
+          'already_joined',
+          'Customer already joined this campaign',
+          `Customer ${customerId} already has loyalty card ${existing.code} in join-once campaign ${program.id}`,
+        );
       }
     }
     const config = programVoucher(program).code_config;
@@ -226,13 +277,21 @@ export class MemberService {
           }
           for (let i = 0; i < candidates.length && code === undefined; i += 500) {
             const chunk = candidates.slice(i, i + 500);
-            const taken = new Set((await db.selectFrom('memberships').select('code').where('code', 'in', chunk).execute()).map((r) => r.code));
+            const taken = new Set(
+              (await db.selectFrom('memberships').select('code').where('code', 'in', chunk).execute()).map(
+                (r) => r.code,
+              ),
+            );
             code = chunk.find((c) => !taken.has(c));
           }
         }
       }
       if (code === undefined) {
-        throw new ApiError(422, 'code_space_exhausted', 'No free card code', `code_config allows ${space} codes and random picks keep colliding; widen the pattern or charset`);
+        throw refused(
+          'code_space_exhausted',
+          'No free card code',
+          `code_config allows ${space} codes and random picks keep colliding; widen the pattern or charset`,
+        );
       }
     }
     const row: MembershipRow = {
@@ -267,7 +326,11 @@ export class MemberService {
   async revoke(db: Executor, m: MembershipRow, program: ProgramRow): Promise<MembershipRow> {
     if (m.status !== 'ACTIVE') return m;
     const now = this.ctx.clock.nowIso();
-    await db.updateTable('memberships').set({ status: 'REVOKED', revoked_at: now, updated_at: now }).where('id', '=', m.id).execute();
+    await db
+      .updateTable('memberships')
+      .set({ status: 'REVOKED', revoked_at: now, updated_at: now })
+      .where('id', '=', m.id)
+      .execute();
     await this.ctx.outbox.emit(db, {
       type: 'subscription_revoked',
       data: { loyalty_program: programRef(program), loyalty_subscription_id: m.id },
@@ -299,7 +362,10 @@ export class MembershipRace extends Error {}
 
 export function assertActive(m: MembershipRow): void {
   if (m.status !== 'ACTIVE') {
-    throw new ApiError(422, 'loyalty_card_inactive', 'Loyalty card is not active', `Loyalty card ${m.code} is ${m.status.toLowerCase()}`);
+    throw refused(
+      'loyalty_card_inactive',
+      'Loyalty card is not active',
+      `Loyalty card ${m.code} is ${m.status.toLowerCase()}`,
+    );
   }
 }
-

@@ -1,5 +1,5 @@
 import type { AppContext } from '../../context.ts';
-import { badRequest, notFound, unprocessable } from '../../http/errors.ts';
+import { invalid, notFound, refused } from '../../lib/errors.ts';
 import { newId } from '../../lib/ids.ts';
 import { fromJson, toJson } from '../../lib/json.ts';
 import type { Services } from '../../services.ts';
@@ -67,15 +67,28 @@ export class BroadcastService {
     const def = version.definition;
     const channel = await this.channels.get(db, input.channel_id);
     if (def.channels && def.channels.length > 0 && !def.channels.includes(channel.id)) {
-      throw badRequest('invalid_channel', 'Invalid channel', `Flow ${flow.id} does not listen on channel ${channel.id}`, [{ field: 'channel_id', message: 'the flow does not listen on this channel' }]);
+      throw invalid('invalid_channel', 'Invalid channel', `Flow ${flow.id} does not listen on channel ${channel.id}`, [
+        { field: 'channel_id', message: 'the flow does not listen on this channel' },
+      ]);
     }
-    const wa = input.template ? { name: input.template.name, language: input.template.language ?? 'en', placeholders: input.template.placeholders ?? [] } : null;
+    const wa = input.template
+      ? {
+          name: input.template.name,
+          language: input.template.language ?? 'en',
+          placeholders: input.template.placeholders ?? [],
+        }
+      : null;
     if (wa && channel.type !== 'whatsapp') {
-      throw badRequest('invalid_template', 'Invalid template', `Templates are for WhatsApp channels; channel ${channel.id} is ${channel.type}`, [{ field: 'template', message: 'only on a WhatsApp channel' }]);
+      throw invalid(
+        'invalid_template',
+        'Invalid template',
+        `Templates are for WhatsApp channels; channel ${channel.id} is ${channel.type}`,
+        [{ field: 'template', message: 'only on a WhatsApp channel' }],
+      );
     }
     if (!wa && channel.type === 'whatsapp') {
       // WhatsApp refuses free text that does not answer the member's own message of the last 24 h.
-      throw unprocessable(
+      throw refused(
         'whatsapp_template_required',
         'A WhatsApp broadcast needs a template',
         "WhatsApp allows free text only within 24 hours of the member's last message; a proactive message must be an approved template: pass template {name, language, placeholders}",
@@ -83,16 +96,27 @@ export class BroadcastService {
     }
     for (const [i, p] of (wa?.placeholders ?? []).entries()) {
       const error = templateError(p);
-      if (error) throw badRequest('invalid_template', 'Invalid template', `template.placeholders[${i}]: ${error}`, [{ field: `template.placeholders[${i}]`, message: error }]);
+      if (error)
+        throw invalid('invalid_template', 'Invalid template', `template.placeholders[${i}]: ${error}`, [
+          { field: `template.placeholders[${i}]`, message: error },
+        ]);
     }
     const text = wa ? wa.name : (input.text ?? def.opening_message);
-    if (!text) throw badRequest('invalid_payload', 'Invalid payload', 'text is required when the flow has no opening_message', [{ field: 'text', message: 'is required' }]);
+    if (!text)
+      throw invalid('invalid_payload', 'Invalid payload', 'text is required when the flow has no opening_message', [
+        { field: 'text', message: 'is required' },
+      ]);
     if (!wa) {
       const error = templateError(text);
-      if (error) throw badRequest('invalid_template', 'Invalid template', `text: ${error}`, [{ field: 'text', message: error }]);
+      if (error)
+        throw invalid('invalid_template', 'Invalid template', `text: ${error}`, [{ field: 'text', message: error }]);
     }
     if (input.filters?.tier && !this.registry.has('tier')) {
-      throw unprocessable('tiers_unavailable', 'Tiers are not available', 'No module provides member tiers yet, so a broadcast cannot filter by tier');
+      throw refused(
+        'tiers_unavailable',
+        'Tiers are not available',
+        'No module provides member tiers yet, so a broadcast cannot filter by tier',
+      );
     }
     const program = await this.services.programs.get(db, def.program_id);
     const now = this.ctx.clock.nowIso();
@@ -136,7 +160,13 @@ export class BroadcastService {
 
   /** Prepares the next chunk of every broadcast still preparing; answers how many chunks it wrote. */
   async tick(): Promise<number> {
-    const preparing = await this.ctx.database.db.selectFrom('msg_broadcasts').select('id').where('status', '=', 'preparing').orderBy('created_at').limit(10).execute();
+    const preparing = await this.ctx.database.db
+      .selectFrom('msg_broadcasts')
+      .select('id')
+      .where('status', '=', 'preparing')
+      .orderBy('created_at')
+      .limit(10)
+      .execute();
     let chunks = 0;
     for (const { id } of preparing) {
       try {
@@ -156,7 +186,14 @@ export class BroadcastService {
   }
 
   async list(flowId: string) {
-    const rows = await this.ctx.database.db.selectFrom('msg_broadcasts').selectAll().where('flow_id', '=', flowId).orderBy('created_at', 'desc').orderBy('id', 'desc').limit(100).execute();
+    const rows = await this.ctx.database.db
+      .selectFrom('msg_broadcasts')
+      .selectAll()
+      .where('flow_id', '=', flowId)
+      .orderBy('created_at', 'desc')
+      .orderBy('id', 'desc')
+      .limit(100)
+      .execute();
     const out = [];
     for (const r of rows) out.push(this.present(r, await this.channels.find(this.ctx.database.db, r.channel_id)));
     return out;
@@ -197,12 +234,19 @@ export class BroadcastService {
   async prepareChunk(id: string): Promise<boolean> {
     const db = this.ctx.database.db;
     const b = await this.find(id);
-    if (!b || b.status !== 'preparing') return false;
+    if (b?.status !== 'preparing') return false;
     const channel = await this.channels.find(db, b.channel_id);
     const program = await this.services.programs.find(db, b.program_id);
     const version = await this.flows.version(db, b.flow_id, b.flow_version).catch(() => undefined);
     if (!channel || !program || !version) {
-      await this.ctx.transaction((trx) => trx.updateTable('msg_broadcasts').set({ status: 'cancelled', updated_at: this.ctx.clock.nowIso() }).where('id', '=', id).where('status', '=', 'preparing').execute());
+      await this.ctx.transaction((trx) =>
+        trx
+          .updateTable('msg_broadcasts')
+          .set({ status: 'cancelled', updated_at: this.ctx.clock.nowIso() })
+          .where('id', '=', id)
+          .where('status', '=', 'preparing')
+          .execute(),
+      );
       return false;
     }
     const filters = fromJson<BroadcastInput['filters']>(b.filters, null);
@@ -220,7 +264,9 @@ export class BroadcastService {
     if (b.cursor_created_at !== null && b.cursor_id !== null) {
       const at = b.cursor_created_at;
       const after = b.cursor_id;
-      q = q.where((eb) => eb.or([eb('m.created_at', '>', at), eb.and([eb('m.created_at', '=', at), eb('m.id', '>', after)])]));
+      q = q.where((eb) =>
+        eb.or([eb('m.created_at', '>', at), eb.and([eb('m.created_at', '=', at), eb('m.id', '>', after)])]),
+      );
     }
     const rows = await q.orderBy('m.created_at').orderBy('m.id').limit(this.chunkSize).execute();
     const last = rows.at(-1);
@@ -229,12 +275,18 @@ export class BroadcastService {
     const phones = [...new Set(rows.map((r) => r.phone!))];
     const earlier = new Set<string>();
     for (let i = 0; i < phones.length; i += 500) {
-      const found = await db.selectFrom('msg_messages').select('to_number').where('broadcast_id', '=', id).where('to_number', 'in', phones.slice(i, i + 500)).execute();
+      const found = await db
+        .selectFrom('msg_messages')
+        .select('to_number')
+        .where('broadcast_id', '=', id)
+        .where('to_number', 'in', phones.slice(i, i + 500))
+        .execute();
       for (const f of found) earlier.add(f.to_number);
     }
     const optedOut = await this.optout.optedOutAmong(db, phones);
     const tierFilter = filters?.tier?.toLowerCase() ?? null;
-    const prepared: { r: (typeof rows)[number]; text: string; template: WhatsAppTemplate | null; skipped: boolean }[] = [];
+    const prepared: { r: (typeof rows)[number]; text: string; template: WhatsAppTemplate | null; skipped: boolean }[] =
+      [];
     let full = false;
     for (const r of rows) {
       if (prepared.length >= room) {
@@ -249,13 +301,23 @@ export class BroadcastService {
       const skipped = optedOut.has(r.phone!);
       const membership = (await this.services.members.find(db, r.membership_id))!;
       const customer = (await this.services.customers.find(db, r.customer_id)) ?? null;
-      const vars = this.registry.lazy({ db, dialect: this.ctx.database.dialect, services: this.services, program, customer, membership });
+      const vars = this.registry.lazy({
+        db,
+        dialect: this.ctx.database.dialect,
+        services: this.services,
+        program,
+        customer,
+        membership,
+      });
       if (tierFilter) {
         const tier = (await vars.tier) as { id?: string; name?: string } | null | undefined;
         if (!tier || (tier.name?.toLowerCase() !== tierFilter && tier.id?.toLowerCase() !== tierFilter)) continue;
       }
       earlier.add(r.phone!);
-      const scope = extendScope(vars, { sender: r.phone, channel: { id: channel.id, type: channel.type, sender: channel.sender } });
+      const scope = extendScope(vars, {
+        sender: r.phone,
+        channel: { id: channel.id, type: channel.type, sender: channel.sender },
+      });
       if (skipped) prepared.push({ r, text: '', template: null, skipped });
       else if (wa) {
         const placeholders: string[] = [];
@@ -275,10 +337,16 @@ export class BroadcastService {
         const nowIso = this.ctx.clock.nowIso();
         let moved = trx
           .updateTable('msg_broadcasts')
-          .set({ cursor_created_at: last?.created_at ?? b.cursor_created_at, cursor_id: last?.membership_id ?? b.cursor_id, status: done ? 'queued' : 'preparing', updated_at: nowIso })
+          .set({
+            cursor_created_at: last?.created_at ?? b.cursor_created_at,
+            cursor_id: last?.membership_id ?? b.cursor_id,
+            status: done ? 'queued' : 'preparing',
+            updated_at: nowIso,
+          })
           .where('id', '=', id)
           .where('status', '=', 'preparing');
-        moved = b.cursor_id === null ? moved.where('cursor_id', 'is', null) : moved.where('cursor_id', '=', b.cursor_id);
+        moved =
+          b.cursor_id === null ? moved.where('cursor_id', 'is', null) : moved.where('cursor_id', '=', b.cursor_id);
         if (Number((await moved.executeTakeFirst()).numUpdatedRows ?? 0n) !== 1) throw new ChunkTaken();
         // Continue after whatever this channel already has scheduled, so broadcasts share the rate.
         const scheduled = await trx

@@ -1,7 +1,7 @@
 import { timingSafeEqual, createHash } from 'node:crypto';
 import type { FastifyRequest } from 'fastify';
 import type { AppContext } from '../../context.ts';
-import { ApiError, badRequest, notFound } from '../../http/errors.ts';
+import { forbidden, invalid, notFound, unauthenticated } from '../../lib/errors.ts';
 import { newId } from '../../lib/ids.ts';
 import { fromJson, toJson } from '../../lib/json.ts';
 import { toE164 } from '../../lib/phone.ts';
@@ -99,7 +99,10 @@ export function channelSettings(row: ChannelRow): Readonly<ChannelSettings & typ
 }
 
 export function publicBase(ctx: AppContext, row: ChannelRow, req?: FastifyRequest): string {
-  const base = row.public_url ?? ctx.config.publicUrl ?? (req ? `${req.protocol}://${req.headers.host}` : `http://${ctx.config.host}:${ctx.config.port}`);
+  const base =
+    row.public_url ??
+    ctx.config.publicUrl ??
+    (req ? `${req.protocol}://${req.headers.host}` : `http://${ctx.config.host}:${ctx.config.port}`);
   return base.replace(/\/+$/, '');
 }
 
@@ -133,14 +136,16 @@ const REQUIRED_CREDS: Record<Provider, (keyof ChannelCredentials)[]> = {
 };
 
 function bad(field: string, message: string) {
-  return badRequest('invalid_channel', 'Invalid channel', `${field} ${message}`, [{ field, message }]);
+  return invalid('invalid_channel', 'Invalid channel', `${field} ${message}`, [{ field, message }]);
 }
 
 /** Whether `given` is the channel's Basic username (kept in clear: it names the account, it is no secret). */
 function matchesUsername(row: ChannelRow, given: string): boolean {
   // Hash first so lengths match and timing tells nothing about the username.
   const p = parsed(row);
-  p.usernameDigest ??= createHash('sha256').update(p.auth.username ?? '').digest();
+  p.usernameDigest ??= createHash('sha256')
+    .update(p.auth.username ?? '')
+    .digest();
   return timingSafeEqual(createHash('sha256').update(given).digest(), p.usernameDigest);
 }
 
@@ -171,20 +176,31 @@ export class ChannelService {
     const provider = (input.provider ?? current?.provider) as Provider;
     const type = input.type ?? current?.type;
     const creds = { ...fromJson<ChannelCredentials>(current?.credentials, {}), ...(input.credentials ?? {}) };
-    for (const k of REQUIRED_CREDS[provider]) if (!creds[k]) throw bad(`credentials.${k}`, `is required for ${provider}`);
+    for (const k of REQUIRED_CREDS[provider])
+      if (!creds[k]) throw bad(`credentials.${k}`, `is required for ${provider}`);
     const sender = input.sender ?? current?.sender;
     if (!sender) throw bad('sender', 'is required');
-    if ((provider === 'twilio' || type === 'whatsapp') && !toE164(sender) && !(provider === 'twilio' && creds.messaging_service_sid)) {
+    if (
+      (provider === 'twilio' || type === 'whatsapp') &&
+      !toE164(sender) &&
+      !(provider === 'twilio' && creds.messaging_service_sid)
+    ) {
       throw bad('sender', 'must be a phone number (E.164)');
     }
-    const urls = [input.credentials?.base_url && provider === 'infobip' ? infobipBaseUrl(input.credentials.base_url) : input.credentials?.base_url, input.public_url];
+    const urls = [
+      input.credentials?.base_url && provider === 'infobip'
+        ? infobipBaseUrl(input.credentials.base_url)
+        : input.credentials?.base_url,
+      input.public_url,
+    ];
     for (const u of urls) {
       if (!u) continue;
       try {
         if (u === input.public_url) parseHttpUrl(u);
         else await this.ctx.egress.check(u);
       } catch (err) {
-        if (err instanceof UnsafeUrlError) throw bad(u === input.public_url ? 'public_url' : 'credentials.base_url', err.message);
+        if (err instanceof UnsafeUrlError)
+          throw bad(u === input.public_url ? 'public_url' : 'credentials.base_url', err.message);
         throw err;
       }
     }
@@ -195,13 +211,17 @@ export class ChannelService {
         throw bad('inbound_auth', 'must be {type:"basic", username, password} or {type:"token", token} for infobip');
       }
       const given = input.inbound_auth;
-      if (given?.type === 'token' && (given.token ?? '').length < 16) throw bad('inbound_auth.token', 'must be at least 16 characters');
+      if (given?.type === 'token' && (given.token ?? '').length < 16)
+        throw bad('inbound_auth.token', 'must be at least 16 characters');
       if (given?.type === 'basic' && !given.username) throw bad('inbound_auth.username', 'is required');
-      if (given?.type === 'basic' && (given.password ?? '').length < 12) throw bad('inbound_auth.password', 'must be at least 12 characters');
+      if (given?.type === 'basic' && (given.password ?? '').length < 12)
+        throw bad('inbound_auth.password', 'must be at least 12 characters');
     }
-    if (provider === 'twilio' && auth && auth.type !== 'twilio_signature') throw bad('inbound_auth', 'twilio channels are verified with X-Twilio-Signature');
+    if (provider === 'twilio' && auth && auth.type !== 'twilio_signature')
+      throw bad('inbound_auth', 'twilio channels are verified with X-Twilio-Signature');
     const s = input.settings;
-    if (s?.twilio_reply === 'twiml' && provider !== 'twilio') throw bad('settings.twilio_reply', 'applies to twilio channels only');
+    if (s?.twilio_reply === 'twiml' && provider !== 'twilio')
+      throw bad('settings.twilio_reply', 'applies to twilio channels only');
     // The settings that are Liquid templates (rendered as replies): checked like a flow's.
     for (const field of ['unknown_sender_reply', 'catch_all_reply'] as const) {
       const source = s?.[field];
@@ -216,7 +236,12 @@ export class ChannelService {
     await this.validate(input);
     const now = this.ctx.clock.nowIso();
     const provider = input.provider;
-    const auth: InboundAuth = provider === 'twilio' ? { type: 'twilio_signature' } : provider === 'simulator' ? { type: 'none' } : input.inbound_auth!;
+    const auth: InboundAuth =
+      provider === 'twilio'
+        ? { type: 'twilio_signature' }
+        : provider === 'simulator'
+          ? { type: 'none' }
+          : input.inbound_auth!;
     const id = newId('chn');
     const row: ChannelRow = {
       id,
@@ -244,7 +269,10 @@ export class ChannelService {
     if (input.type !== undefined) patch.type = input.type;
     if (input.sender !== undefined) patch.sender = toE164(input.sender) ?? input.sender;
     if (input.credentials !== undefined) {
-      patch.credentials = toJson({ ...fromJson(row.credentials, {}), ...sealCredentials(this.ctx.secrets, row.id, input.credentials) });
+      patch.credentials = toJson({
+        ...fromJson(row.credentials, {}),
+        ...sealCredentials(this.ctx.secrets, row.id, input.credentials),
+      });
     }
     if (input.inbound_auth !== undefined && row.provider === 'infobip') {
       patch.inbound_auth = toJson(sealInboundAuth(this.ctx.secrets, row.id, { ...input.inbound_auth }));
@@ -257,7 +285,12 @@ export class ChannelService {
   }
 
   async find(db: Executor, id: string): Promise<ChannelRow | undefined> {
-    return db.selectFrom('msg_channels').selectAll().where('id', '=', id).where('deleted_at', 'is', null).executeTakeFirst();
+    return db
+      .selectFrom('msg_channels')
+      .selectAll()
+      .where('id', '=', id)
+      .where('deleted_at', 'is', null)
+      .executeTakeFirst();
   }
 
   async get(db: Executor, id: string): Promise<ChannelRow> {
@@ -269,12 +302,22 @@ export class ChannelService {
   async list(db: Executor, q: { limit: number; page: number }) {
     const base = db.selectFrom('msg_channels').where('deleted_at', 'is', null);
     const total = await base.select((eb) => eb.fn.countAll<number>().as('n')).executeTakeFirstOrThrow();
-    const rows = await base.selectAll().orderBy('created_at').orderBy('id').limit(q.limit).offset((q.page - 1) * q.limit).execute();
+    const rows = await base
+      .selectAll()
+      .orderBy('created_at')
+      .orderBy('id')
+      .limit(q.limit)
+      .offset((q.page - 1) * q.limit)
+      .execute();
     return { rows, total: Number(total.n) };
   }
 
   async softDelete(db: Executor, row: ChannelRow): Promise<void> {
-    await db.updateTable('msg_channels').set({ deleted_at: this.ctx.clock.nowIso() }).where('id', '=', row.id).execute();
+    await db
+      .updateTable('msg_channels')
+      .set({ deleted_at: this.ctx.clock.nowIso() })
+      .where('id', '=', row.id)
+      .execute();
     await this.cache.invalidate(row.id, db);
   }
 
@@ -302,32 +345,38 @@ export class ChannelService {
     };
     if (row.provider === 'twilio') {
       const signature = header('x-twilio-signature');
-      if (!signature) throw new ApiError(401, 'signature_missing', 'Unauthorized', 'X-Twilio-Signature is missing');
+      if (!signature) throw unauthenticated('signature_missing', 'X-Twilio-Signature is missing');
       const token = credentials.auth_token ?? '';
       const base = publicBase(this.ctx, row, req);
       const params = (req.body && typeof req.body === 'object' ? req.body : {}) as Record<string, unknown>;
       if (!verifyTwilioSignature(token, signature, [`${base}${req.url}`], params)) {
-        throw new ApiError(403, 'signature_invalid', 'Forbidden', 'X-Twilio-Signature does not match this request');
+        throw forbidden('signature_invalid', 'X-Twilio-Signature does not match this request');
       }
       return;
     }
     if (auth.type === 'basic') {
       const h = header('authorization');
-      if (!h || !h.toLowerCase().startsWith('basic ')) throw new ApiError(401, 'credentials_missing', 'Unauthorized', 'HTTP Basic credentials are required');
+      if (!h?.toLowerCase().startsWith('basic '))
+        throw unauthenticated('credentials_missing', 'HTTP Basic credentials are required');
       const decoded = Buffer.from(h.slice(6).trim(), 'base64').toString('utf8');
       const i = decoded.indexOf(':');
       const password = digests.password;
-      const ok = i >= 0 && matchesUsername(row, decoded.slice(0, i)) && password !== null && matchesDigest(decoded.slice(i + 1), password);
-      if (!ok) throw new ApiError(403, 'credentials_invalid', 'Forbidden', 'HTTP Basic credentials do not match');
+      const ok =
+        i >= 0 &&
+        matchesUsername(row, decoded.slice(0, i)) &&
+        password !== null &&
+        matchesDigest(decoded.slice(i + 1), password);
+      if (!ok) throw forbidden('credentials_invalid', 'HTTP Basic credentials do not match');
       return;
     }
     if (auth.type === 'token') {
       const q = (req.query ?? {}) as Record<string, unknown>;
       const given = typeof q.token === 'string' ? q.token : header('x-tally-token');
-      if (!given) throw new ApiError(401, 'token_missing', 'Unauthorized', 'The channel secret token is required (?token=...)');
-      if (!digests.token || !matchesDigest(given, digests.token)) throw new ApiError(403, 'token_invalid', 'Forbidden', 'The channel secret token does not match');
+      if (!given) throw unauthenticated('token_missing', 'The channel secret token is required (?token=...)');
+      if (!digests.token || !matchesDigest(given, digests.token))
+        throw forbidden('token_invalid', 'The channel secret token does not match');
       return;
     }
-    throw new ApiError(403, 'inbound_disabled', 'Forbidden', 'This channel takes no provider callbacks');
+    throw forbidden('inbound_disabled', 'This channel takes no provider callbacks');
   }
 }

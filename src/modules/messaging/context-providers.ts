@@ -35,7 +35,8 @@ export class ContextRegistry {
 
   /** Adds (or replaces) a variable's provider; returns a function that puts the previous one back. */
   register(name: string, fn: ContextProvider): () => void {
-    if (!/^[a-z_][a-z0-9_]*$/.test(name)) throw new Error(`context provider name "${name}" must be a lower-case identifier`);
+    if (!/^[a-z_][a-z0-9_]*$/.test(name))
+      throw new Error(`context provider name "${name}" must be a lower-case identifier`);
     const previous = this.providers.get(name);
     this.providers.set(name, fn);
     return () => {
@@ -65,7 +66,10 @@ export class ContextRegistry {
       Object.defineProperty(out, name, {
         enumerable: true,
         configurable: true,
-        get: () => (memo ??= Promise.resolve().then(() => fn(input)).then((v) => (v === undefined ? null : v))),
+        get: () =>
+          (memo ??= Promise.resolve()
+            .then(() => fn(input))
+            .then((v) => (v === undefined ? null : v))),
       });
     }
     return out;
@@ -82,15 +86,20 @@ export class ContextRegistry {
 
 /** Adds plain values to a lazy scope (shadowing a provider of the same name). */
 export function extendScope(scope: Record<string, unknown>, values: Record<string, unknown>): Record<string, unknown> {
-  for (const [k, v] of Object.entries(values)) Object.defineProperty(scope, k, { value: v, enumerable: true, configurable: true, writable: true });
+  for (const [k, v] of Object.entries(values))
+    Object.defineProperty(scope, k, { value: v, enumerable: true, configurable: true, writable: true });
   return scope;
 }
 
 /** Reads a dotted path whose first segment may be a lazy (promise) variable. */
-export async function resolvePath(scope: Record<string, unknown>, path: string, get: (v: unknown, p: string) => unknown): Promise<unknown> {
+export async function resolvePath(
+  scope: Record<string, unknown>,
+  path: string,
+  get: (v: unknown, p: string) => unknown,
+): Promise<unknown> {
   const m = path.replace(/^\$\.?/, '').match(/^([A-Za-z_]\w*)(.*)$/);
   if (!m) return undefined;
-  if (!Object.prototype.hasOwnProperty.call(scope, m[1])) return undefined;
+  if (!Object.hasOwn(scope, m[1])) return undefined;
   const head = await scope[m[1]];
   const rest = m[2].replace(/^\./, '');
   return rest ? get(head, rest) : head;
@@ -123,7 +132,14 @@ export function registerTierProviders(reg: ContextRegistry): void {
               .selectFrom('balances')
               .select('balance')
               .where('membership_id', '=', input.membership.id)
-              .where('balance_definition_id', '=', mine.group.balance_definition_id ?? (await input.services.programs.defaultDefinition(input.db, input.program.id)).id)
+              .where(
+                'balance_definition_id',
+                '=',
+                mine.group.balance_definition_id ??
+                  (
+                    await input.services.programs.defaultDefinition(input.db, input.program.id)
+                  ).id,
+              )
               .executeTakeFirst()
           )?.balance ?? NaN,
         )
@@ -136,7 +152,12 @@ export function registerTierProviders(reg: ContextRegistry): void {
       points_to: mine.tier.points_to,
       expires_at: (mine.row as { expires_at?: string | null }).expires_at ?? null,
       next: next
-        ? { id: next.id, name: next.name, points_from: next.points_from, points_needed: Number.isFinite(balance) ? Math.max(0, next.points_from - balance) : null }
+        ? {
+            id: next.id,
+            name: next.name,
+            points_from: next.points_from,
+            points_needed: Number.isFinite(balance) ? Math.max(0, next.points_from - balance) : null,
+          }
         : null,
     };
   });
@@ -148,18 +169,40 @@ export function registerTierProviders(reg: ContextRegistry): void {
 }
 
 export function registerCoreProviders(reg: ContextRegistry): void {
-  reg.register('program', ({ program }) => ({ id: program.id, name: program.name, metadata: fromJson(program.metadata, {}) }));
+  reg.register('program', ({ program }) => ({
+    id: program.id,
+    name: program.name,
+    metadata: fromJson(program.metadata, {}),
+  }));
   reg.register('customer', ({ customer }) =>
     customer
-      ? { id: customer.id, source_id: customer.source_id, name: customer.name, email: customer.email, phone: customer.phone, metadata: fromJson(customer.metadata, {}) }
+      ? {
+          id: customer.id,
+          source_id: customer.source_id,
+          name: customer.name,
+          email: customer.email,
+          phone: customer.phone,
+          metadata: fromJson(customer.metadata, {}),
+        }
       : null,
   );
   reg.register('membership', ({ membership }) =>
-    membership ? { id: membership.id, code: membership.code, card_code: membership.code, status: membership.status, created_at: membership.created_at } : null,
+    membership
+      ? {
+          id: membership.id,
+          code: membership.code,
+          card_code: membership.code,
+          status: membership.status,
+          created_at: membership.created_at,
+        }
+      : null,
   );
   reg.register('balances', async ({ db, services, program, membership }) => {
     if (!membership) return null;
-    const [defs, rows] = await Promise.all([services.programs.definitions(db, program.id), services.ledger.balancesOf(db, membership.id)]);
+    const [defs, rows] = await Promise.all([
+      services.programs.definitions(db, program.id),
+      services.ledger.balancesOf(db, membership.id),
+    ]);
     const out: Record<string, unknown> = {};
     for (const d of defs) {
       const b = rows.find((r) => r.balance_definition_id === d.id);

@@ -11,7 +11,12 @@ import './tables.ts';
 
 export const messagingModule: TallyModule = {
   name: 'messaging',
-  migrations: [messagingMigration, messagingTemplatesMigration, messagingBroadcastChunksMigration, messagingSealedSecretsMigration],
+  migrations: [
+    messagingMigration,
+    messagingTemplatesMigration,
+    messagingBroadcastChunksMigration,
+    messagingSealedSecretsMigration,
+  ],
   sealedColumns: channelSealedColumns,
   routes: messagingRoutes,
   start: (_ctx, services) => services.messaging.start(),

@@ -68,9 +68,15 @@ describe('keyword matching rules', () => {
     const older = { ...base, flow_id: 'coffee', created_at: '2026-01-01T00:00:00Z' };
     const unbound = { ...base, flow_id: 'any', channel_id: '', created_at: '2025-01-01T00:00:00Z' };
     const tied = pickTriggers(tokenize('points'), [newer, unbound, older], 'chn_1');
-    assert.deepEqual(tied.map((c) => c.flow_id), ['coffee', 'books']);
+    assert.deepEqual(
+      tied.map((c) => c.flow_id),
+      ['coffee', 'books'],
+    );
     assert.equal(pickTrigger(tokenize('points'), [newer, older], 'chn_1')?.flow_id, 'coffee');
-    assert.deepEqual(pickTriggers(tokenize('points'), [newer, unbound], 'chn_2').map((c) => c.flow_id), ['any']);
+    assert.deepEqual(
+      pickTriggers(tokenize('points'), [newer, unbound], 'chn_2').map((c) => c.flow_id),
+      ['any'],
+    );
   });
 
   it('recognises opt-out and opt-in words alone', () => {

@@ -51,7 +51,8 @@ export function consentIntent(text: string): { action: 'opt_out' | 'opt_in'; wor
     if (OPT_OUT_WORDS.has(tokens[0])) return { action: 'opt_out', word: tokens[0] };
     if (OPT_IN_WORDS.has(tokens[0])) return { action: 'opt_in', word: tokens[0] };
   }
-  if (tokens.length === 2 && OPT_OUT_PHRASES.has(tokens.join(' '))) return { action: 'opt_out', word: tokens.join(' ') };
+  if (tokens.length === 2 && OPT_OUT_PHRASES.has(tokens.join(' ')))
+    return { action: 'opt_out', word: tokens.join(' ') };
   if (tokens.length === 2 && tokens.join(' ') === 'opt in') return { action: 'opt_in', word: 'opt in' };
   return null;
 }
@@ -89,6 +90,10 @@ export function pickTriggers<T extends TriggerCandidate>(tokens: string[], candi
 }
 
 /** The most specific matching trigger (the oldest of a tie), or null. */
-export function pickTrigger<T extends TriggerCandidate>(tokens: string[], candidates: T[], channelId: string): T | null {
+export function pickTrigger<T extends TriggerCandidate>(
+  tokens: string[],
+  candidates: T[],
+  channelId: string,
+): T | null {
   return pickTriggers(tokens, candidates, channelId)[0] ?? null;
 }

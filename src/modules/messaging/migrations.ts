@@ -90,7 +90,11 @@ export const messagingMigration: TallyMigration = {
       .addColumn('delivered_at', 'text')
       .execute();
     await db.schema.createIndex('msg_messages_due').on('msg_messages').columns(['status', 'next_attempt_at']).execute();
-    await db.schema.createIndex('msg_messages_provider').on('msg_messages').columns(['channel_id', 'provider_message_id']).execute();
+    await db.schema
+      .createIndex('msg_messages_provider')
+      .on('msg_messages')
+      .columns(['channel_id', 'provider_message_id'])
+      .execute();
     await db.schema.createIndex('msg_messages_flow').on('msg_messages').columns(['flow_id', 'created_at']).execute();
 
     await db.schema
@@ -107,7 +111,11 @@ export const messagingMigration: TallyMigration = {
       .addColumn('created_at', 'text', (c) => c.notNull())
       .addColumn('updated_at', 'text', (c) => c.notNull())
       .execute();
-    await db.schema.createIndex('msg_conversations_open').on('msg_conversations').columns(['channel_id', 'phone', 'state']).execute();
+    await db.schema
+      .createIndex('msg_conversations_open')
+      .on('msg_conversations')
+      .columns(['channel_id', 'phone', 'state'])
+      .execute();
 
     await db.schema
       .createTable('msg_consents')
@@ -128,7 +136,11 @@ export const messagingMigration: TallyMigration = {
       .addColumn('message_id', 'text')
       .addColumn('created_at', 'text', (c) => c.notNull())
       .execute();
-    await db.schema.createIndex('msg_consent_events_phone').on('msg_consent_events').columns(['phone', 'created_at']).execute();
+    await db.schema
+      .createIndex('msg_consent_events_phone')
+      .on('msg_consent_events')
+      .columns(['phone', 'created_at'])
+      .execute();
 
     await db.schema
       .createTable('msg_broadcasts')
@@ -161,13 +173,24 @@ export const messagingBroadcastChunksMigration: TallyMigration = {
   name: '0202_messaging_broadcast_chunks',
   async up(db) {
     // Broadcasts of before were prepared whole in their request: they count as queued.
-    await db.schema.alterTable('msg_broadcasts').addColumn('status', 'text', (c) => c.notNull().defaultTo('queued')).execute();
+    await db.schema
+      .alterTable('msg_broadcasts')
+      .addColumn('status', 'text', (c) => c.notNull().defaultTo('queued'))
+      .execute();
     for (const column of ['cursor_created_at', 'cursor_id', 'first_send_at', 'last_send_at', 'updated_at']) {
       await db.schema.alterTable('msg_broadcasts').addColumn(column, 'text').execute();
     }
     await db.schema.alterTable('msg_broadcasts').addColumn('max_recipients', 'integer').execute();
-    await db.schema.createIndex('msg_broadcasts_status').on('msg_broadcasts').columns(['status', 'created_at']).execute();
-    await db.schema.createIndex('msg_messages_broadcast').on('msg_messages').columns(['broadcast_id', 'to_number']).execute();
+    await db.schema
+      .createIndex('msg_broadcasts_status')
+      .on('msg_broadcasts')
+      .columns(['status', 'created_at'])
+      .execute();
+    await db.schema
+      .createIndex('msg_messages_broadcast')
+      .on('msg_messages')
+      .columns(['broadcast_id', 'to_number'])
+      .execute();
   },
 };
 

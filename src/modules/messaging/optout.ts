@@ -11,7 +11,9 @@ export class OptOutService {
   constructor(private ctx: AppContext) {}
 
   async isOptedOut(db: Executor, phone: string): Promise<boolean> {
-    const [row] = await hot(db, 'msg.consent', [phone], () => db.selectFrom('msg_consents').select('status').where('phone', '=', phone));
+    const [row] = await hot(db, 'msg.consent', [phone], () =>
+      db.selectFrom('msg_consents').select('status').where('phone', '=', phone),
+    );
     return row?.status === 'opted_out';
   }
 
@@ -31,7 +33,13 @@ export class OptOutService {
 
   async record(
     trx: Executor,
-    input: { phone: string; action: 'opt_out' | 'opt_in'; channelId: string | null; keyword?: string | null; messageId?: string | null },
+    input: {
+      phone: string;
+      action: 'opt_out' | 'opt_in';
+      channelId: string | null;
+      keyword?: string | null;
+      messageId?: string | null;
+    },
   ): Promise<void> {
     const now = this.ctx.clock.nowIso();
     const status = input.action === 'opt_out' ? 'opted_out' : 'opted_in';
@@ -54,7 +62,12 @@ export class OptOutService {
       .execute();
     if (input.action === 'opt_out') {
       // An opted-out number has no conversation in progress and nothing left to receive.
-      await trx.updateTable('msg_conversations').set({ state: 'ended', updated_at: now }).where('phone', '=', input.phone).where('state', '=', 'waiting').execute();
+      await trx
+        .updateTable('msg_conversations')
+        .set({ state: 'ended', updated_at: now })
+        .where('phone', '=', input.phone)
+        .where('state', '=', 'waiting')
+        .execute();
       await trx
         .updateTable('msg_messages')
         .set({ status: 'cancelled', error: 'opted_out', updated_at: now })
@@ -67,7 +80,12 @@ export class OptOutService {
   }
 
   async history(db: Executor, phone: string) {
-    const rows = await db.selectFrom('msg_consent_events').selectAll().where('phone', '=', phone).orderBy('seq').execute();
+    const rows = await db
+      .selectFrom('msg_consent_events')
+      .selectAll()
+      .where('phone', '=', phone)
+      .orderBy('seq')
+      .execute();
     return rows.map(({ seq: _seq, ...r }) => r);
   }
 

@@ -54,7 +54,8 @@ export interface QueueInput {
 export class Outbound {
   readonly simulator = new SimulatorInbox();
   private inflight = new Set<Promise<unknown>>();
-  private outcomes: { id: string; set: Partial<MessageRow>; resolve: () => void; reject: (err: unknown) => void }[] = [];
+  private outcomes: { id: string; set: Partial<MessageRow>; resolve: () => void; reject: (err: unknown) => void }[] =
+    [];
   private flushing = false;
   private lastFlushAt = -Infinity;
   /** Sends in flight at once (each mostly waits on the provider). */
@@ -179,7 +180,11 @@ export class Outbound {
       .returningAll()
       .executeTakeFirst();
     if (!claimed) return false;
-    const channel = await db.selectFrom('msg_channels').selectAll().where('id', '=', claimed.channel_id).executeTakeFirst();
+    const channel = await db
+      .selectFrom('msg_channels')
+      .selectAll()
+      .where('id', '=', claimed.channel_id)
+      .executeTakeFirst();
     await this.deliverClaimed(claimed, channel);
     return true;
   }
@@ -201,8 +206,15 @@ export class Outbound {
     const done = clock.nowIso();
     const attempts = claimed.attempts + 1;
     if (result.ok) {
-      await this.finish(claimed, 'sent', { provider_message_id: result.providerMessageId, attempts, sent_at: done, error: null });
-      this.ctx.metrics.counter('tally_messages_sent_total', 'Messages accepted by a provider', ['provider']).inc({ provider: channel!.provider });
+      await this.finish(claimed, 'sent', {
+        provider_message_id: result.providerMessageId,
+        attempts,
+        sent_at: done,
+        error: null,
+      });
+      this.ctx.metrics
+        .counter('tally_messages_sent_total', 'Messages accepted by a provider', ['provider'])
+        .inc({ provider: channel!.provider });
     } else if (result.retryable && attempts < MAX_ATTEMPTS) {
       await this.finish(claimed, 'retrying', {
         attempts,
@@ -211,7 +223,10 @@ export class Outbound {
       });
     } else {
       await this.finish(claimed, 'failed', { attempts, error: result.error });
-      this.ctx.log.warn({ message_id: claimed.id, channel_id: claimed.channel_id, error: result.error }, 'message failed');
+      this.ctx.log.warn(
+        { message_id: claimed.id, channel_id: claimed.channel_id, error: result.error },
+        'message failed',
+      );
     }
   }
 
@@ -261,8 +276,17 @@ export class Outbound {
 
   private async deliver(channel: ChannelRow, row: MessageRow): Promise<SendResult> {
     const forSend = this.channels.forSend(channel);
-    const reportUrl = channel.public_url || this.ctx.config.publicUrl ? `${publicBase(this.ctx, channel)}/v1/channels/${channel.id}/reports` : null;
-    const msg: OutgoingMessage = { id: row.id, to: row.to_number, text: row.text, template: row.template ? (JSON.parse(row.template) as WhatsAppTemplate) : null, reportUrl };
+    const reportUrl =
+      channel.public_url || this.ctx.config.publicUrl
+        ? `${publicBase(this.ctx, channel)}/v1/channels/${channel.id}/reports`
+        : null;
+    const msg: OutgoingMessage = {
+      id: row.id,
+      to: row.to_number,
+      text: row.text,
+      template: row.template ? (JSON.parse(row.template) as WhatsAppTemplate) : null,
+      reportUrl,
+    };
     switch (channel.provider) {
       case 'infobip':
         return sendInfobip(this.ctx.egress, forSend, msg);
@@ -288,7 +312,12 @@ export class Outbound {
   }
 
   /** Applies a provider delivery report. Never moves a message backwards (delivered stays delivered). */
-  async applyReport(channelId: string, providerMessageId: string, status: 'sent' | 'delivered' | 'failed', error?: string | null): Promise<boolean> {
+  async applyReport(
+    channelId: string,
+    providerMessageId: string,
+    status: 'sent' | 'delivered' | 'failed',
+    error?: string | null,
+  ): Promise<boolean> {
     const now = this.ctx.clock.nowIso();
     const db = this.ctx.database.db;
     const row = await db
@@ -302,7 +331,11 @@ export class Outbound {
     if (status === 'sent' || row.status === 'delivered') return true;
     await db
       .updateTable('msg_messages')
-      .set(status === 'delivered' ? { status, delivered_at: now, updated_at: now } : { status: 'failed', error: error ?? 'undeliverable', updated_at: now })
+      .set(
+        status === 'delivered'
+          ? { status, delivered_at: now, updated_at: now }
+          : { status: 'failed', error: error ?? 'undeliverable', updated_at: now },
+      )
       .where('id', '=', row.id)
       .execute();
     return true;

@@ -1,5 +1,5 @@
 import type { AppContext } from '../../context.ts';
-import { badRequest } from '../../http/errors.ts';
+import { invalid } from '../../lib/errors.ts';
 
 // Flow reporting: messages sent / delivered / failed, inbound messages, keyword matches per alias,
 // interaction rate (members who replied / members messaged), and redemptions (POINTS_REDEMPTION
@@ -28,8 +28,14 @@ export class ReportService {
   async flowReport(flowId: string, fromRaw?: string, toRaw?: string) {
     const to = toRaw ? parseDate(toRaw, 'to', true) : this.ctx.clock.nowMs();
     const from = fromRaw ? parseDate(fromRaw, 'from', false) : to - 30 * DAY;
-    if (from >= to) throw badRequest('invalid_range', 'Invalid range', 'from must be before to', [{ field: 'from', message: 'must be before to' }]);
-    if (to - from > 400 * DAY) throw badRequest('invalid_range', 'Invalid range', 'the range may span at most 400 days', [{ field: 'to', message: 'at most 400 days after from' }]);
+    if (from >= to)
+      throw invalid('invalid_range', 'Invalid range', 'from must be before to', [
+        { field: 'from', message: 'must be before to' },
+      ]);
+    if (to - from > 400 * DAY)
+      throw invalid('invalid_range', 'Invalid range', 'the range may span at most 400 days', [
+        { field: 'to', message: 'at most 400 days after from' },
+      ]);
     const fromIso = new Date(from).toISOString();
     const toIso = new Date(to).toISOString();
     const db = this.ctx.database.db;
@@ -68,7 +74,13 @@ export class ReportService {
     const messaged = new Set<string>();
     const repliedAll = new Set<string>();
     const sentTimes = new Map<string, number[]>();
-    const total = { messages_sent: 0, delivered: 0, failed: 0, inbound: 0, keyword_matches: {} as Record<string, number> };
+    const total = {
+      messages_sent: 0,
+      delivered: 0,
+      failed: 0,
+      inbound: 0,
+      keyword_matches: {} as Record<string, number>,
+    };
     for (const m of msgs) {
       const s = day(m.created_at);
       if (m.direction === 'out') {
@@ -136,7 +148,12 @@ export class ReportService {
       .sort((a, b) => (a.date < b.date ? -1 : 1))
       .map(({ messaged: ms, replied: rs, ...s }) => {
         const r = [...rs].filter((x) => ms.has(x)).length;
-        return { ...s, members_messaged: ms.size, members_replied: r, interaction_rate: ms.size ? round(r / ms.size) : null };
+        return {
+          ...s,
+          members_messaged: ms.size,
+          members_replied: r,
+          interaction_rate: ms.size ? round(r / ms.size) : null,
+        };
       });
     return {
       object: 'flow_report' as const,
@@ -161,6 +178,9 @@ const round = (x: number) => Math.round(x * 10000) / 10000;
 function parseDate(raw: string, field: string, endOfDay: boolean): number {
   const dateOnly = /^\d{4}-\d{2}-\d{2}$/.test(raw);
   const ms = Date.parse(dateOnly ? `${raw}T00:00:00Z` : raw);
-  if (!Number.isFinite(ms)) throw badRequest('invalid_date', 'Invalid date', `${field} must be a date or date-time`, [{ field, message: 'must be a date (2026-01-31) or an ISO date-time' }]);
+  if (!Number.isFinite(ms))
+    throw invalid('invalid_date', 'Invalid date', `${field} must be a date or date-time`, [
+      { field, message: 'must be a date (2026-01-31) or an ISO date-time' },
+    ]);
   return dateOnly && endOfDay ? ms + DAY : ms;
 }

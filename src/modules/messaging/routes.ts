@@ -1,6 +1,6 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { AppContext } from '../../context.ts';
-import { ApiError, badRequest, notFound } from '../../http/errors.ts';
+import { invalid, notFound } from '../../lib/errors.ts';
 import { isReplay, reviseIdempotentAnswer, runIdempotentWrite } from '../../http/idempotency.ts';
 import { listOf, listSchema } from '../../http/lists.ts';
 import { S } from '../../http/validation.ts';
@@ -34,7 +34,8 @@ const credentials = {
 const inboundAuth = {
   type: 'object',
   required: ['type'],
-  description: 'How provider callbacks authenticate (write-only). Infobip: basic or token; Twilio: always X-Twilio-Signature.',
+  description:
+    'How provider callbacks authenticate (write-only). Infobip: basic or token; Twilio: always X-Twilio-Signature.',
   properties: {
     type: { type: 'string', enum: ['basic', 'token', 'twilio_signature', 'none'] },
     username: { type: 'string', minLength: 1, maxLength: 200 },
@@ -64,11 +65,20 @@ const channelProps = {
   sender: { type: 'string', minLength: 1, maxLength: 100 },
   credentials,
   inbound_auth: inboundAuth,
-  public_url: { type: ['string', 'null'], maxLength: 500, description: "This server's public base URL as the provider sees it (behind a proxy)" },
+  public_url: {
+    type: ['string', 'null'],
+    maxLength: 500,
+    description: "This server's public base URL as the provider sees it (behind a proxy)",
+  },
   settings,
 } as const;
 
-const channelBodyCreate = { type: 'object', additionalProperties: false, required: ['name', 'provider', 'sender'], properties: channelProps } as const;
+const channelBodyCreate = {
+  type: 'object',
+  additionalProperties: false,
+  required: ['name', 'provider', 'sender'],
+  properties: channelProps,
+} as const;
 const channelBodyUpdate = { type: 'object', additionalProperties: false, properties: channelProps } as const;
 
 const condition = { type: 'object', additionalProperties: true } as const;
@@ -81,7 +91,11 @@ const step = {
     type: { type: 'string', enum: ['find_member', 'branch', 'reply', 'http', 'wait', 'join'] },
     next: { type: ['string', 'null'] },
     template: { type: 'string', maxLength: 5000 },
-    cases: { type: 'array', maxItems: 50, items: { type: 'object', required: ['when', 'next'], properties: { when: condition, next: { type: 'string' } } } },
+    cases: {
+      type: 'array',
+      maxItems: 50,
+      items: { type: 'object', required: ['when', 'next'], properties: { when: condition, next: { type: 'string' } } },
+    },
   },
 } as const;
 const flowProps = {
@@ -111,7 +125,12 @@ const flowProps = {
   steps: { type: 'array', minItems: 1, maxItems: 100, items: step },
   metadata: { type: ['object', 'null'], additionalProperties: true },
 } as const;
-const flowCreate = { type: 'object', additionalProperties: false, required: ['name', 'program_id', 'steps'], properties: flowProps } as const;
+const flowCreate = {
+  type: 'object',
+  additionalProperties: false,
+  required: ['name', 'program_id', 'steps'],
+  properties: flowProps,
+} as const;
 const flowUpdate = { type: 'object', additionalProperties: false, properties: flowProps } as const;
 
 const channelParams = S.idParam('channelId', 'Channel id (chn_...)');
@@ -128,28 +147,68 @@ export function messagingRoutes(app: FastifyInstance, ctx: AppContext, services:
   // ---------- channels ----------
   app.post<{ Body: ChannelInput }>(
     '/v1/channels',
-    { schema: { tags: [TAG_CH], summary: 'Create a channel (provider account and number); credentials are write-only', body: channelBodyCreate, response: { 200: obj } } },
-    async (req, reply) => runIdempotentWrite(ctx, req, reply, 200, async (trx) => presentChannel(ctx, await m.channels.create(trx, req.body), req)),
+    {
+      schema: {
+        tags: [TAG_CH],
+        summary: 'Create a channel (provider account and number); credentials are write-only',
+        body: channelBodyCreate,
+        response: { 200: obj },
+      },
+    },
+    async (req, reply) =>
+      runIdempotentWrite(ctx, req, reply, 200, async (trx) =>
+        presentChannel(ctx, await m.channels.create(trx, req.body), req),
+      ),
   );
   app.get<{ Querystring: { limit: number; page: number } }>(
     '/v1/channels',
-    { schema: { tags: [TAG_CH], summary: 'List channels', querystring: { type: 'object', properties: { ...S.listQuery } }, response: { 200: listSchema('channels') } } },
+    {
+      schema: {
+        tags: [TAG_CH],
+        summary: 'List channels',
+        querystring: { type: 'object', properties: { ...S.listQuery } },
+        response: { 200: listSchema('channels') },
+      },
+    },
     async (req) => {
       const { rows, total } = await m.channels.list(db, req.query);
-      return listOf('channels', rows.map((r) => presentChannel(ctx, r, req)), total);
+      return listOf(
+        'channels',
+        rows.map((r) => presentChannel(ctx, r, req)),
+        total,
+      );
     },
   );
   app.get<{ Params: { channelId: string } }>(
     '/v1/channels/:channelId',
-    { schema: { tags: [TAG_CH], summary: 'Get a channel (with its inbound and reports URLs)', params: channelParams, response: { 200: obj } } },
+    {
+      schema: {
+        tags: [TAG_CH],
+        summary: 'Get a channel (with its inbound and reports URLs)',
+        params: channelParams,
+        response: { 200: obj },
+      },
+    },
     async (req) => presentChannel(ctx, await m.channels.get(db, req.params.channelId), req),
   );
   app.put<{ Params: { channelId: string }; Body: ChannelInput }>(
     '/v1/channels/:channelId',
-    { schema: { tags: [TAG_CH], summary: 'Update a channel (credentials given are replaced, others kept)', params: channelParams, body: channelBodyUpdate, response: { 200: obj } } },
+    {
+      schema: {
+        tags: [TAG_CH],
+        summary: 'Update a channel (credentials given are replaced, others kept)',
+        params: channelParams,
+        body: channelBodyUpdate,
+        response: { 200: obj },
+      },
+    },
     async (req, reply) =>
       runIdempotentWrite(ctx, req, reply, 200, async (trx) =>
-        presentChannel(ctx, await m.channels.update(trx, await m.channels.get(trx, req.params.channelId), req.body), req),
+        presentChannel(
+          ctx,
+          await m.channels.update(trx, await m.channels.get(trx, req.params.channelId), req.body),
+          req,
+        ),
       ),
   );
   app.delete<{ Params: { channelId: string } }>(
@@ -165,7 +224,7 @@ export function messagingRoutes(app: FastifyInstance, ctx: AppContext, services:
   const loadForCallback = async (req: FastifyRequest<{ Params: { channelId: string } }>): Promise<ChannelRow> => {
     const channel = await m.channels.findCached(db, req.params.channelId);
     // Unknown channel and bad credentials look alike to a caller without credentials.
-    if (!channel || channel.provider === 'simulator') throw new ApiError(404, 'channel_not_found', 'Resource not found', `Cannot find channel with id ${req.params.channelId}`);
+    if (!channel || channel.provider === 'simulator') throw notFound('channel', req.params.channelId);
     m.channels.verifyCallback(channel, req);
     return channel;
   };
@@ -176,14 +235,16 @@ export function messagingRoutes(app: FastifyInstance, ctx: AppContext, services:
       config: { public: true, idempotency: 'none' },
       schema: {
         tags: [TAG_CH],
-        summary: "Provider webhook for inbound messages (Infobip JSON batches, Twilio form posts); verified by the channel's inbound auth",
+        summary:
+          "Provider webhook for inbound messages (Infobip JSON batches, Twilio form posts); verified by the channel's inbound auth",
         params: channelParams,
         security: [],
       },
     },
     async (req, reply: FastifyReply) => {
       const channel = await loadForCallback(req);
-      const parsed = channel.provider === 'twilio' ? parseTwilioInbound(providerBody(req)) : parseInfobipInbound(providerBody(req));
+      const parsed =
+        channel.provider === 'twilio' ? parseTwilioInbound(providerBody(req)) : parseInfobipInbound(providerBody(req));
       const results = await m.receive(channel, parsed);
       const replies = results.flatMap((r) => r.replies);
       const replyIds = replies.map((r) => r.id);
@@ -210,13 +271,20 @@ export function messagingRoutes(app: FastifyInstance, ctx: AppContext, services:
     '/v1/channels/:channelId/reports',
     {
       config: { public: true, idempotency: 'none' },
-      schema: { tags: [TAG_CH], summary: 'Provider delivery reports (Infobip results batch, Twilio status callback)', params: channelParams, security: [] },
+      schema: {
+        tags: [TAG_CH],
+        summary: 'Provider delivery reports (Infobip results batch, Twilio status callback)',
+        params: channelParams,
+        security: [],
+      },
     },
     async (req, reply) => {
       const channel = await loadForCallback(req);
-      const reports = channel.provider === 'twilio' ? parseTwilioReport(providerBody(req)) : parseInfobipReports(providerBody(req));
+      const reports =
+        channel.provider === 'twilio' ? parseTwilioReport(providerBody(req)) : parseInfobipReports(providerBody(req));
       let matched = 0;
-      for (const r of reports) if (await m.outbound.applyReport(channel.id, r.providerMessageId, r.status, r.error)) matched++;
+      for (const r of reports)
+        if (await m.outbound.applyReport(channel.id, r.providerMessageId, r.status, r.error)) matched++;
       if (channel.provider === 'twilio') {
         reply.status(204).send();
         return reply;
@@ -239,19 +307,19 @@ export function messagingRoutes(app: FastifyInstance, ctx: AppContext, services:
           .where('deleted_at', 'is', null)
           .orderBy('created_at')
           .executeTakeFirst();
-    if (!channel || channel.provider !== 'simulator') throw notFound('simulator channel', channelId ?? '(any)');
+    if (channel?.provider !== 'simulator') throw notFound('simulator channel', channelId ?? '(any)');
     return channel;
   };
   const phoneOf = (field: string, raw: string) => {
     const phone = toE164(raw);
     if (!phone) {
       const details = `"${raw}" is not a valid phone number; use E.164 (+385916242493)`;
-      throw badRequest('invalid_phone', 'Invalid phone number', details, [{ field, message: 'must be a phone number' }]);
+      throw invalid('invalid_phone', 'Invalid phone number', details, [{ field, message: 'must be a phone number' }]);
     }
     return phone;
   };
-  const invalid = (field: string, details: string, message: string) =>
-    badRequest('invalid_payload', 'Invalid payload', details, [{ field, message }]);
+  const invalidField = (field: string, details: string, message: string) =>
+    invalid('invalid_payload', 'Invalid payload', details, [{ field, message }]);
   type Simulated = { id: string; text: string; status: string; template: string | null };
   const presentSimulated = <T extends Simulated>(r: T) => ({
     ...r,
@@ -302,14 +370,14 @@ export function messagingRoutes(app: FastifyInstance, ctx: AppContext, services:
       const { button } = req.body;
       if (button && channel.type !== 'whatsapp') {
         const details = `button is for WhatsApp channels; channel ${channel.id} is ${channel.type}`;
-        throw invalid('button', details, 'only on a simulator channel of type whatsapp');
+        throw invalidField('button', details, 'only on a simulator channel of type whatsapp');
       }
       if (button && req.body.text !== undefined) {
-        throw invalid('button', 'send either text (typed) or button (tapped), not both', 'not with text');
+        throw invalidField('button', 'send either text (typed) or button (tapped), not both', 'not with text');
       }
       const text = button ? button.title || button.id || '' : req.body.text;
-      if (button && !text) throw invalid('button', 'button needs a title or an id', 'is required');
-      if (text === undefined) throw invalid('text', 'text is required (or a button on WhatsApp)', 'is required');
+      if (button && !text) throw invalidField('button', 'button needs a title or an id', 'is required');
+      if (text === undefined) throw invalidField('text', 'text is required (or a button on WhatsApp)', 'is required');
       const kind = button ? 'INTERACTIVE_BUTTON_REPLY' : channel.type === 'whatsapp' ? 'TEXT' : 'SMS';
       const contactName = channel.type === 'whatsapp' ? (req.body.profile_name ?? null) : null;
       const inbound = { providerMessageId: newId('sm'), from, to: channel.sender, text, kind, contactName };
@@ -381,7 +449,17 @@ export function messagingRoutes(app: FastifyInstance, ctx: AppContext, services:
   );
 
   // ---------- messages & consent ----------
-  app.get<{ Querystring: { limit: number; page: number; channel_id?: string; phone?: string; flow_id?: string; direction?: string; status?: string } }>(
+  app.get<{
+    Querystring: {
+      limit: number;
+      page: number;
+      channel_id?: string;
+      phone?: string;
+      flow_id?: string;
+      direction?: string;
+      status?: string;
+    };
+  }>(
     '/v1/messages',
     {
       schema: {
@@ -422,7 +500,11 @@ export function messagingRoutes(app: FastifyInstance, ctx: AppContext, services:
         .execute();
       return listOf(
         'messages',
-        rows.map(({ inbound_key: _k, locked_until: _l, system, ...r }) => ({ ...r, system: system === 1, object: 'message' })),
+        rows.map(({ inbound_key: _k, locked_until: _l, system, ...r }) => ({
+          ...r,
+          system: system === 1,
+          object: 'message',
+        })),
         Number(total.n),
       );
     },
@@ -430,12 +512,26 @@ export function messagingRoutes(app: FastifyInstance, ctx: AppContext, services:
 
   app.get<{ Params: { phone: string } }>(
     '/v1/consents/:phone',
-    { schema: { tags: [TAG_CH], summary: 'Messaging consent of a phone number, with its history', params: S.idParam('phone', 'Phone number (E.164)'), response: { 200: obj } } },
+    {
+      schema: {
+        tags: [TAG_CH],
+        summary: 'Messaging consent of a phone number, with its history',
+        params: S.idParam('phone', 'Phone number (E.164)'),
+        response: { 200: obj },
+      },
+    },
     async (req) => {
       const phone = toE164(req.params.phone) ?? req.params.phone;
       const status = await m.optout.status(db, phone);
       const history = await m.optout.history(db, phone);
-      return { object: 'consent', phone, status: status?.status ?? 'opted_in', updated_at: status?.updated_at ?? null, channel_id: status?.channel_id ?? null, history };
+      return {
+        object: 'consent',
+        phone,
+        status: status?.status ?? 'opted_in',
+        updated_at: status?.updated_at ?? null,
+        channel_id: status?.channel_id ?? null,
+        history,
+      };
     },
   );
 
@@ -485,7 +581,14 @@ export function messagingRoutes(app: FastifyInstance, ctx: AppContext, services:
   );
   app.get<{ Params: { flowId: string } }>(
     '/v1/flows/:flowId/versions',
-    { schema: { tags: [TAG_FLOW], summary: "List a flow's versions, newest first", params: flowParams, response: { 200: listSchema('versions') } } },
+    {
+      schema: {
+        tags: [TAG_FLOW],
+        summary: "List a flow's versions, newest first",
+        params: flowParams,
+        response: { 200: listSchema('versions') },
+      },
+    },
     async (req) => {
       await m.flows.get(db, req.params.flowId);
       const rows = await m.flows.versions(db, req.params.flowId);
@@ -494,7 +597,15 @@ export function messagingRoutes(app: FastifyInstance, ctx: AppContext, services:
   );
   app.put<{ Params: { flowId: string }; Body: Partial<FlowDefinition> }>(
     '/v1/flows/:flowId',
-    { schema: { tags: [TAG_FLOW], summary: 'Save a change: makes a new version (conversations in progress finish on theirs)', params: flowParams, body: flowUpdate, response: { 200: obj } } },
+    {
+      schema: {
+        tags: [TAG_FLOW],
+        summary: 'Save a change: makes a new version (conversations in progress finish on theirs)',
+        params: flowParams,
+        body: flowUpdate,
+        response: { 200: obj },
+      },
+    },
     async (req, reply) =>
       runIdempotentWrite(ctx, req, reply, 200, async (trx) => {
         const { row, version } = await m.flows.update(trx, await m.flows.get(trx, req.params.flowId), req.body);
@@ -514,7 +625,8 @@ export function messagingRoutes(app: FastifyInstance, ctx: AppContext, services:
     {
       schema: {
         tags: [TAG_FLOW],
-        summary: 'Clone a flow, with overrides (name, triggers, steps...). Without new triggers the clone starts inactive.',
+        summary:
+          'Clone a flow, with overrides (name, triggers, steps...). Without new triggers the clone starts inactive.',
         params: flowParams,
         body: flowUpdate,
         response: { 200: obj },
@@ -531,7 +643,8 @@ export function messagingRoutes(app: FastifyInstance, ctx: AppContext, services:
     {
       schema: {
         tags: [TAG_FLOW],
-        summary: "Send the flow's opening message to the program's members (filters: tier, customer metadata), throttled per channel",
+        summary:
+          "Send the flow's opening message to the program's members (filters: tier, customer metadata), throttled per channel",
         params: flowParams,
         body: {
           type: 'object',
@@ -542,7 +655,8 @@ export function messagingRoutes(app: FastifyInstance, ctx: AppContext, services:
             text: { type: ['string', 'null'], maxLength: 2000 },
             template: {
               type: ['object', 'null'],
-              description: 'An approved WhatsApp template (required on WhatsApp channels): name (Infobip template name, Twilio Content SID), language, placeholders (Liquid, one per {{n}})',
+              description:
+                'An approved WhatsApp template (required on WhatsApp channels): name (Infobip template name, Twilio Content SID), language, placeholders (Liquid, one per {{n}})',
               additionalProperties: false,
               required: ['name'],
               properties: {
@@ -555,7 +669,10 @@ export function messagingRoutes(app: FastifyInstance, ctx: AppContext, services:
             filters: {
               type: ['object', 'null'],
               additionalProperties: false,
-              properties: { tier: { type: ['string', 'null'] }, metadata: { type: ['object', 'null'], additionalProperties: true } },
+              properties: {
+                tier: { type: ['string', 'null'] },
+                metadata: { type: ['object', 'null'], additionalProperties: true },
+              },
             },
           },
         },
@@ -566,7 +683,9 @@ export function messagingRoutes(app: FastifyInstance, ctx: AppContext, services:
       // The Idempotency-Key answer is stored with the broadcast's row (202, preparing): from that
       // commit the broadcast exists and will be prepared, by this request or in the background. It
       // is replaced by the final answer once the request has prepared what it prepares itself.
-      const created = await runIdempotentWrite(ctx, req, reply, 202, async (trx) => m.broadcasts.create(trx, await m.flows.get(trx, req.params.flowId), req.body));
+      const created = await runIdempotentWrite(ctx, req, reply, 202, async (trx) =>
+        m.broadcasts.create(trx, await m.flows.get(trx, req.params.flowId), req.body),
+      );
       if (isReplay(created, reply)) return reply;
       const b = await m.broadcasts.prepareInline(created.id);
       // A large broadcast goes on preparing in the background: accepted, not yet complete.
@@ -578,7 +697,14 @@ export function messagingRoutes(app: FastifyInstance, ctx: AppContext, services:
   );
   app.get<{ Params: { flowId: string } }>(
     '/v1/flows/:flowId/broadcasts',
-    { schema: { tags: [TAG_FLOW], summary: "The flow's broadcasts, newest first (the last 100)", params: flowParams, response: { 200: obj } } },
+    {
+      schema: {
+        tags: [TAG_FLOW],
+        summary: "The flow's broadcasts, newest first (the last 100)",
+        params: flowParams,
+        response: { 200: obj },
+      },
+    },
     async (req) => {
       await m.flows.get(db, req.params.flowId);
       const data = await m.broadcasts.list(req.params.flowId);
@@ -602,7 +728,8 @@ export function messagingRoutes(app: FastifyInstance, ctx: AppContext, services:
     {
       schema: {
         tags: [TAG_FLOW],
-        summary: 'Flow report: sent, delivered, failed, inbound, keyword matches, interaction rate, redemptions within 7 days; per day',
+        summary:
+          'Flow report: sent, delivered, failed, inbound, keyword matches, interaction rate, redemptions within 7 days; per day',
         params: flowParams,
         querystring: { type: 'object', properties: { from: { type: 'string' }, to: { type: 'string' } } },
         response: { 200: obj },

@@ -24,7 +24,12 @@ type InboundSecret = keyof typeof INBOUND_DIGESTS;
  * `creds` with its secret fields sealed for channel `channelId`. Every given value is sealed, even
  * one that looks sealed: a caller cannot plant a value of its own making among the sealed ones.
  */
-export function sealCredentials(box: SecretBox, channelId: string, creds: ChannelCredentials, keepSealed = false): ChannelCredentials {
+export function sealCredentials(
+  box: SecretBox,
+  channelId: string,
+  creds: ChannelCredentials,
+  keepSealed = false,
+): ChannelCredentials {
   const out: Record<string, string | undefined> = { ...creds };
   for (const f of SECRET_CREDENTIALS) {
     const v = out[f];
@@ -44,14 +49,23 @@ export function openCredentials(box: SecretBox, channelId: string, stored: strin
 }
 
 /** `auth` (as given to the API) as stored: the type, the username, digests of the secrets; nothing else. */
-export function sealInboundAuth(box: SecretBox, channelId: string, auth: Record<string, unknown>): Record<string, unknown> {
+export function sealInboundAuth(
+  box: SecretBox,
+  channelId: string,
+  auth: Record<string, unknown>,
+): Record<string, unknown> {
   const out: Record<string, unknown> = { type: auth.type };
   if (typeof auth.username === 'string') out.username = auth.username;
   return digestClearSecrets(box, channelId, out, auth);
 }
 
 /** `out` with the clear inbound secrets of `from` added as sealed digests. */
-function digestClearSecrets(box: SecretBox, channelId: string, out: Record<string, unknown>, from: Record<string, unknown>) {
+function digestClearSecrets(
+  box: SecretBox,
+  channelId: string,
+  out: Record<string, unknown>,
+  from: Record<string, unknown>,
+) {
   for (const [clear, digest] of Object.entries(INBOUND_DIGESTS)) {
     const v = from[clear];
     if (typeof v !== 'string') continue;
@@ -65,15 +79,25 @@ function digestClearSecrets(box: SecretBox, channelId: string, out: Record<strin
  * The digest of inbound secret `which` of a stored `inbound_auth`, opened for comparisons; null when
  * there is none. A clear value of an older version gets an unsalted digest made here.
  */
-export function openInboundDigest(box: SecretBox, channelId: string, auth: Record<string, unknown>, which: InboundSecret): OpenedDigest | null {
+export function openInboundDigest(
+  box: SecretBox,
+  channelId: string,
+  auth: Record<string, unknown>,
+  which: InboundSecret,
+): OpenedDigest | null {
   const sealed = auth[INBOUND_DIGESTS[which]];
   if (isSealed(sealed)) return box.openDigest(sealed, inboundContext(channelId, which));
   const clear = auth[which];
-  if (typeof clear === 'string') return { salt: Buffer.alloc(0), hash: createHash('sha256').update(clear, 'utf8').digest() };
+  if (typeof clear === 'string')
+    return { salt: Buffer.alloc(0), hash: createHash('sha256').update(clear, 'utf8').digest() };
   return null;
 }
 
-function resealJson(value: string, box: SecretBox, fields: [field: string, context: string][]): Record<string, unknown> | undefined {
+function resealJson(
+  value: string,
+  box: SecretBox,
+  fields: [field: string, context: string][],
+): Record<string, unknown> | undefined {
   const obj = fromJson<Record<string, unknown>>(value, {});
   let changed = false;
   for (const [field, context] of fields) {
@@ -109,7 +133,9 @@ export const channelSealedColumns: SealedColumn[] = [
     table: 'msg_channels',
     column: 'inbound_auth',
     reseal(value, id, box) {
-      const fields = Object.entries(INBOUND_DIGESTS).map(([clear, d]) => [d, inboundContext(id, clear)] as [string, string]);
+      const fields = Object.entries(INBOUND_DIGESTS).map(
+        ([clear, d]) => [d, inboundContext(id, clear)] as [string, string],
+      );
       const resealed = resealJson(value, box, fields) ?? fromJson<Record<string, unknown>>(value, {});
       const next = JSON.stringify(digestClearSecrets(box, id, { ...resealed }, resealed));
       return next === value ? undefined : next;

@@ -2,7 +2,12 @@ import type { AppContext } from '../../context.ts';
 import type { Services } from '../../services.ts';
 import { BroadcastService } from './broadcast.ts';
 import { ChannelService, type ChannelRow } from './channels.ts';
-import { ContextRegistry, registerCoreProviders, registerTierProviders, type ContextProvider } from './context-providers.ts';
+import {
+  ContextRegistry,
+  registerCoreProviders,
+  registerTierProviders,
+  type ContextProvider,
+} from './context-providers.ts';
 import { Engine, type ReceiveResult } from './flows/engine.ts';
 import { FlowService } from './flows/service.ts';
 import { OptOutService } from './optout.ts';
@@ -38,7 +43,15 @@ export class MessagingService {
     this.optout = new OptOutService(ctx);
     this.outbound = new Outbound(ctx, this.channels, this.optout);
     this.engine = new Engine(ctx, services, this.flows, this.outbound, this.optout, this.context);
-    this.broadcasts = new BroadcastService(ctx, services, this.channels, this.flows, this.outbound, this.optout, this.context);
+    this.broadcasts = new BroadcastService(
+      ctx,
+      services,
+      this.channels,
+      this.flows,
+      this.outbound,
+      this.optout,
+      this.context,
+    );
     this.reports = new ReportService(ctx);
   }
 

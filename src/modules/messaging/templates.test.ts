@@ -23,7 +23,7 @@ describe('templates: no file system', () => {
     assert.equal(templateError("{% raw %}{% include 'a' %}{% endraw %}"), null);
   });
 
-  it('the engine options alone (with Liquid\'s own file tags) read no file', async () => {
+  it("the engine options alone (with Liquid's own file tags) read no file", async () => {
     // Belt and braces: were a file tag ever parsed, the file system behind it has no files.
     const marker = `marker-${process.pid}-${Date.now()}`;
     const file = `templates-test-${process.pid}.liquid`;

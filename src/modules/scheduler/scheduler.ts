@@ -66,7 +66,15 @@ export class Scheduler {
   async scheduleAtCommit(trx: Executor, input: ScheduleInput): Promise<void> {
     const row = this.jobRow(input);
     await writeAtCommit(trx, this.database.dialect, [
-      { key: 'scheduler.insert', params: Object.values(row), build: () => trx.insertInto('scheduled_jobs').values(row).onConflict((oc) => oc.column('unique_key').doNothing()) },
+      {
+        key: 'scheduler.insert',
+        params: Object.values(row),
+        build: () =>
+          trx
+            .insertInto('scheduled_jobs')
+            .values(row)
+            .onConflict((oc) => oc.column('unique_key').doNothing()),
+      },
     ]);
   }
 
@@ -94,9 +102,11 @@ export class Scheduler {
    */
   recurring(kind: string, everyMs: number): () => void {
     const schedule = () =>
-      this.schedule(this.database.db, { kind, runAt: this.clock.now(), uniqueKey: `${kind}:${Math.floor(this.clock.nowMs() / everyMs)}` }).catch((err) =>
-        this.log.warn({ err, kind }, 'cannot schedule a recurring job'),
-      );
+      this.schedule(this.database.db, {
+        kind,
+        runAt: this.clock.now(),
+        uniqueKey: `${kind}:${Math.floor(this.clock.nowMs() / everyMs)}`,
+      }).catch((err) => this.log.warn({ err, kind }, 'cannot schedule a recurring job'));
     void schedule();
     const timer = setInterval(schedule, everyMs);
     timer.unref();
@@ -151,7 +161,14 @@ export class Scheduler {
       .from('due')
       .set({ state: 'running', locked_by: this.workerId, locked_until: until, updated_at: now })
       .whereRef('scheduled_jobs.id', '=', 'due.id')
-      .returning(['scheduled_jobs.id', 'scheduled_jobs.kind', 'scheduled_jobs.run_at', 'scheduled_jobs.payload', 'scheduled_jobs.unique_key', 'scheduled_jobs.attempts'])
+      .returning([
+        'scheduled_jobs.id',
+        'scheduled_jobs.kind',
+        'scheduled_jobs.run_at',
+        'scheduled_jobs.payload',
+        'scheduled_jobs.unique_key',
+        'scheduled_jobs.attempts',
+      ])
       .execute();
     return rows.map((r) => ({ ...r, payload: fromJson(r.payload, null) }));
   }

@@ -8,7 +8,11 @@ export interface TierPolicy {
   qualification_type: 'BALANCE' | 'POINTS_IN_PERIOD';
   qualification_period?: QualificationPeriod;
   start_date?: { type: 'IMMEDIATE' | 'NEXT_PERIOD' };
-  expiration_date?: { type: 'END_OF_PERIOD' | 'END_OF_NEXT_PERIOD' | 'BALANCE_DROP' | 'CUSTOM'; extend?: string; rounding?: unknown };
+  expiration_date?: {
+    type: 'END_OF_PERIOD' | 'END_OF_NEXT_PERIOD' | 'BALANCE_DROP' | 'CUSTOM';
+    extend?: string;
+    rounding?: unknown;
+  };
 }
 
 /** Without a policy: tiers follow the current balance, up and down, immediately. */
@@ -20,13 +24,19 @@ export const DEFAULT_POLICY: TierPolicy = {
 
 export function validatePolicy(p: TierPolicy): string | null {
   if (!p || typeof p !== 'object') return 'loyalty_tiers_expiration must be an object';
-  if (!['BALANCE', 'POINTS_IN_PERIOD'].includes(p.qualification_type)) return 'qualification_type must be BALANCE or POINTS_IN_PERIOD';
-  if (p.qualification_period && !['MONTH', 'QUARTER', 'HALF_YEAR', 'YEAR'].includes(p.qualification_period)) return 'qualification_period must be MONTH, QUARTER, HALF_YEAR or YEAR';
-  if (p.qualification_type === 'POINTS_IN_PERIOD' && !p.qualification_period) return 'qualification_period is required for POINTS_IN_PERIOD';
-  if (p.start_date && !['IMMEDIATE', 'NEXT_PERIOD'].includes(p.start_date.type)) return 'start_date.type must be IMMEDIATE or NEXT_PERIOD';
+  if (!['BALANCE', 'POINTS_IN_PERIOD'].includes(p.qualification_type))
+    return 'qualification_type must be BALANCE or POINTS_IN_PERIOD';
+  if (p.qualification_period && !['MONTH', 'QUARTER', 'HALF_YEAR', 'YEAR'].includes(p.qualification_period))
+    return 'qualification_period must be MONTH, QUARTER, HALF_YEAR or YEAR';
+  if (p.qualification_type === 'POINTS_IN_PERIOD' && !p.qualification_period)
+    return 'qualification_period is required for POINTS_IN_PERIOD';
+  if (p.start_date && !['IMMEDIATE', 'NEXT_PERIOD'].includes(p.start_date.type))
+    return 'start_date.type must be IMMEDIATE or NEXT_PERIOD';
   if (p.expiration_date) {
-    if (!['END_OF_PERIOD', 'END_OF_NEXT_PERIOD', 'BALANCE_DROP', 'CUSTOM'].includes(p.expiration_date.type)) return 'expiration_date.type must be END_OF_PERIOD, END_OF_NEXT_PERIOD, BALANCE_DROP or CUSTOM';
-    if (p.expiration_date.extend !== undefined && !Duration.fromISO(p.expiration_date.extend).isValid) return 'expiration_date.extend must be an ISO-8601 duration such as P1M';
+    if (!['END_OF_PERIOD', 'END_OF_NEXT_PERIOD', 'BALANCE_DROP', 'CUSTOM'].includes(p.expiration_date.type))
+      return 'expiration_date.type must be END_OF_PERIOD, END_OF_NEXT_PERIOD, BALANCE_DROP or CUSTOM';
+    if (p.expiration_date.extend !== undefined && !Duration.fromISO(p.expiration_date.extend).isValid)
+      return 'expiration_date.extend must be an ISO-8601 duration such as P1M';
   }
   return null;
 }
@@ -45,7 +55,12 @@ export function periodStart(period: QualificationPeriod, at: Date, zone: string)
   }
 }
 
-const LENGTH: Record<QualificationPeriod, { months: number }> = { MONTH: { months: 1 }, QUARTER: { months: 3 }, HALF_YEAR: { months: 6 }, YEAR: { months: 12 } };
+const LENGTH: Record<QualificationPeriod, { months: number }> = {
+  MONTH: { months: 1 },
+  QUARTER: { months: 3 },
+  HALF_YEAR: { months: 6 },
+  YEAR: { months: 12 },
+};
 
 export interface PeriodBounds {
   start: DateTime;

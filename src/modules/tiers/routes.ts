@@ -9,8 +9,19 @@ import { presentGroup, presentTier, type TierGroupInput, type TierInput } from '
 
 const mapping = {
   oneOf: [
-    { type: 'object', required: ['type', 'multiplier'], properties: { type: { const: 'MULTIPLY' }, multiplier: { type: 'number', exclusiveMinimum: 0, maximum: 1000 } } },
-    { type: 'object', required: ['type', 'points'], properties: { type: { const: 'CUSTOM' }, points: { type: 'integer', minimum: 0, maximum: Number.MAX_SAFE_INTEGER } } },
+    {
+      type: 'object',
+      required: ['type', 'multiplier'],
+      properties: { type: { const: 'MULTIPLY' }, multiplier: { type: 'number', exclusiveMinimum: 0, maximum: 1000 } },
+    },
+    {
+      type: 'object',
+      required: ['type', 'points'],
+      properties: {
+        type: { const: 'CUSTOM' },
+        points: { type: 'integer', minimum: 0, maximum: Number.MAX_SAFE_INTEGER },
+      },
+    },
   ],
 };
 const tierBody = {
@@ -21,9 +32,16 @@ const tierBody = {
     points: {
       type: 'object',
       required: ['from'],
-      properties: { from: { type: 'integer', minimum: 0, maximum: Number.MAX_SAFE_INTEGER }, to: { type: ['integer', 'null'], minimum: 0, maximum: Number.MAX_SAFE_INTEGER } },
+      properties: {
+        from: { type: 'integer', minimum: 0, maximum: Number.MAX_SAFE_INTEGER },
+        to: { type: ['integer', 'null'], minimum: 0, maximum: Number.MAX_SAFE_INTEGER },
+      },
     },
-    earning_rules: { type: 'object', additionalProperties: mapping, description: '{ern_id: {type: MULTIPLY, multiplier} | {type: CUSTOM, points}}' },
+    earning_rules: {
+      type: 'object',
+      additionalProperties: mapping,
+      description: '{ern_id: {type: MULTIPLY, multiplier} | {type: CUSTOM, points}}',
+    },
     rewards: { type: 'object', additionalProperties: true },
     metadata: { type: ['object', 'null'], additionalProperties: true },
     tier_group_id: { type: 'string', description: 'Tally: the tier group (default group when absent)' },
@@ -36,11 +54,19 @@ const policy = {
   properties: {
     qualification_type: { type: 'string', enum: ['BALANCE', 'POINTS_IN_PERIOD'] },
     qualification_period: { type: 'string', enum: ['MONTH', 'QUARTER', 'HALF_YEAR', 'YEAR'] },
-    start_date: { type: 'object', required: ['type'], properties: { type: { type: 'string', enum: ['IMMEDIATE', 'NEXT_PERIOD'] } } },
+    start_date: {
+      type: 'object',
+      required: ['type'],
+      properties: { type: { type: 'string', enum: ['IMMEDIATE', 'NEXT_PERIOD'] } },
+    },
     expiration_date: {
       type: 'object',
       required: ['type'],
-      properties: { type: { type: 'string', enum: ['END_OF_PERIOD', 'END_OF_NEXT_PERIOD', 'BALANCE_DROP', 'CUSTOM'] }, extend: { type: 'string' }, rounding: { type: 'object' } },
+      properties: {
+        type: { type: 'string', enum: ['END_OF_PERIOD', 'END_OF_NEXT_PERIOD', 'BALANCE_DROP', 'CUSTOM'] },
+        extend: { type: 'string' },
+        rounding: { type: 'object' },
+      },
     },
   },
 };
@@ -49,13 +75,24 @@ const groupBody = (required: string[]) => ({
   required,
   properties: {
     name: { type: 'string', minLength: 1, maxLength: 200 },
-    balance_definition_id: { type: ['string', 'null'], description: 'Balance definition (id or name) the group qualifies on; the points balance when absent' },
+    balance_definition_id: {
+      type: ['string', 'null'],
+      description: 'Balance definition (id or name) the group qualifies on; the points balance when absent',
+    },
     loyalty_tiers_expiration: policy,
     metadata: { type: ['object', 'null'], additionalProperties: true },
   },
 });
-const tierSchema = { type: 'object', additionalProperties: true, properties: { id: { type: 'string' }, object: { type: 'string', enum: ['loyalty_tier'] } } };
-const groupSchema = { type: 'object', additionalProperties: true, properties: { id: { type: 'string' }, object: { type: 'string', enum: ['tier_group'] } } };
+const tierSchema = {
+  type: 'object',
+  additionalProperties: true,
+  properties: { id: { type: 'string' }, object: { type: 'string', enum: ['loyalty_tier'] } },
+};
+const groupSchema = {
+  type: 'object',
+  additionalProperties: true,
+  properties: { id: { type: 'string' }, object: { type: 'string', enum: ['tier_group'] } },
+};
 const campaignParams = S.idParam('campaignId', 'Loyalty campaign id');
 const tierParams = S.pathParams({ campaignId: 'Loyalty campaign id', tierId: 'Tier id (ltr_...)' });
 const groupParams = S.pathParams({ campaignId: 'Loyalty campaign id', groupId: 'Tier group id (tgrp_...)' });
@@ -79,19 +116,30 @@ export function tierRoutes(app: FastifyInstance, ctx: AppContext, services: Serv
       runIdempotentWrite(ctx, req, reply, 200, async (trx) => {
         const program = await services.programs.get(trx, req.params.campaignId);
         const rows = await tiers.createTiers(trx, program, req.body);
-        const groups = new Map((await trx.selectFrom('tier_groups').selectAll().where('program_id', '=', program.id).execute()).map((g) => [g.id, g]));
+        const groups = new Map(
+          (await trx.selectFrom('tier_groups').selectAll().where('program_id', '=', program.id).execute()).map((g) => [
+            g.id,
+            g,
+          ]),
+        );
         return rows.map((t) => presentTier(t, groups.get(t.tier_group_id)));
       }),
   );
 
-  app.get<{ Params: { campaignId: string }; Querystring: { limit: number; page: number; order?: string; tier_group_id?: string } }>(
+  app.get<{
+    Params: { campaignId: string };
+    Querystring: { limit: number; page: number; order?: string; tier_group_id?: string };
+  }>(
     '/v1/loyalties/:campaignId/tiers',
     {
       schema: {
         tags: ['tiers'],
         summary: 'List the tiers of a program (lowest first)',
         params: campaignParams,
-        querystring: { type: 'object', properties: { ...S.listQuery, order: { type: 'string' }, tier_group_id: { type: 'string' } } },
+        querystring: {
+          type: 'object',
+          properties: { ...S.listQuery, order: { type: 'string' }, tier_group_id: { type: 'string' } },
+        },
         response: { 200: listSchema('data', tierSchema) },
       },
     },
@@ -102,7 +150,11 @@ export function tierRoutes(app: FastifyInstance, ctx: AppContext, services: Serv
       if (req.query.tier_group_id) all = all.filter((x) => x.g.id === req.query.tier_group_id);
       if (req.query.order?.startsWith('-')) all.reverse();
       const page = all.slice((req.query.page - 1) * req.query.limit, req.query.page * req.query.limit);
-      return listOf('data', page.map((x) => presentTier(x.t, x.g)), all.length);
+      return listOf(
+        'data',
+        page.map((x) => presentTier(x.t, x.g)),
+        all.length,
+      );
     },
   );
 
@@ -137,12 +189,21 @@ export function tierRoutes(app: FastifyInstance, ctx: AppContext, services: Serv
 
   app.get<{ Params: { campaignId: string; tierId: string } }>(
     '/v1/loyalties/:campaignId/tiers/:tierId/earning-rules',
-    { schema: { tags: ['tiers'], summary: 'The earning rules a tier maps (multiplies or replaces)', params: tierParams, response: { 200: listSchema('data') } } },
+    {
+      schema: {
+        tags: ['tiers'],
+        summary: 'The earning rules a tier maps (multiplies or replaces)',
+        params: tierParams,
+        response: { 200: listSchema('data') },
+      },
+    },
     async (req) => {
       const program = await services.programs.get(db(), req.params.campaignId);
       const t = await tiers.getTier(db(), program, req.params.tierId);
       const ids = Object.keys(JSON.parse(t.earning_rules ?? '{}'));
-      const rows = ids.length ? await db().selectFrom('earning_rules').selectAll().where('id', 'in', ids).execute() : [];
+      const rows = ids.length
+        ? await db().selectFrom('earning_rules').selectAll().where('id', 'in', ids).execute()
+        : [];
       return listOf('data', rows.map(presentRule), rows.length);
     },
   );
@@ -151,7 +212,15 @@ export function tierRoutes(app: FastifyInstance, ctx: AppContext, services: Serv
 
   app.post<{ Params: { campaignId: string }; Body: TierGroupInput }>(
     '/v1/loyalties/:campaignId/tier-groups',
-    { schema: { tags: ['tiers'], summary: 'Create a tier group (beyond the default one)', params: campaignParams, body: groupBody(['name']), response: { 200: groupSchema } } },
+    {
+      schema: {
+        tags: ['tiers'],
+        summary: 'Create a tier group (beyond the default one)',
+        params: campaignParams,
+        body: groupBody(['name']),
+        response: { 200: groupSchema },
+      },
+    },
     async (req, reply) =>
       runIdempotentWrite(ctx, req, reply, 200, async (trx) => {
         const program = await services.programs.get(trx, req.params.campaignId);
@@ -161,17 +230,35 @@ export function tierRoutes(app: FastifyInstance, ctx: AppContext, services: Serv
 
   app.get<{ Params: { campaignId: string } }>(
     '/v1/loyalties/:campaignId/tier-groups',
-    { schema: { tags: ['tiers'], summary: 'List the tier groups of a program (the default first)', params: campaignParams, response: { 200: listSchema('data', groupSchema) } } },
+    {
+      schema: {
+        tags: ['tiers'],
+        summary: 'List the tier groups of a program (the default first)',
+        params: campaignParams,
+        response: { 200: listSchema('data', groupSchema) },
+      },
+    },
     async (req) => {
       const program = await services.programs.get(db(), req.params.campaignId);
       const pt = await tiers.programTiers(db(), program.id);
-      return listOf('data', pt.groups.map((g) => presentGroup(g.group, g.tiers)), pt.groups.length);
+      return listOf(
+        'data',
+        pt.groups.map((g) => presentGroup(g.group, g.tiers)),
+        pt.groups.length,
+      );
     },
   );
 
   app.get<{ Params: { campaignId: string; groupId: string } }>(
     '/v1/loyalties/:campaignId/tier-groups/:groupId',
-    { schema: { tags: ['tiers'], summary: 'Get a tier group with its tiers', params: groupParams, response: { 200: groupSchema } } },
+    {
+      schema: {
+        tags: ['tiers'],
+        summary: 'Get a tier group with its tiers',
+        params: groupParams,
+        response: { 200: groupSchema },
+      },
+    },
     async (req) => {
       const program = await services.programs.get(db(), req.params.campaignId);
       const g = await tiers.getGroup(db(), program, req.params.groupId);
@@ -182,11 +269,21 @@ export function tierRoutes(app: FastifyInstance, ctx: AppContext, services: Serv
 
   app.put<{ Params: { campaignId: string; groupId: string }; Body: TierGroupInput }>(
     '/v1/loyalties/:campaignId/tier-groups/:groupId',
-    { schema: { tags: ['tiers'], summary: 'Update a tier group (name, qualification policy, balance)', params: groupParams, body: groupBody([]), response: { 200: groupSchema } } },
+    {
+      schema: {
+        tags: ['tiers'],
+        summary: 'Update a tier group (name, qualification policy, balance)',
+        params: groupParams,
+        body: groupBody([]),
+        response: { 200: groupSchema },
+      },
+    },
     async (req, reply) =>
       runIdempotentWrite(ctx, req, reply, 200, async (trx) => {
         const program = await services.programs.get(trx, req.params.campaignId);
-        return presentGroup(await tiers.updateGroup(trx, program, await tiers.getGroup(trx, program, req.params.groupId), req.body));
+        return presentGroup(
+          await tiers.updateGroup(trx, program, await tiers.getGroup(trx, program, req.params.groupId), req.body),
+        );
       }),
   );
 
@@ -194,7 +291,14 @@ export function tierRoutes(app: FastifyInstance, ctx: AppContext, services: Serv
 
   app.get<{ Params: { memberId: string } }>(
     '/v1/loyalties/members/:memberId/tiers',
-    { schema: { tags: ['tiers'], summary: "The member's current tier in each tier group", params: S.idParam('memberId', 'Card code or v_ id'), response: { 200: listSchema('data', tierSchema) } } },
+    {
+      schema: {
+        tags: ['tiers'],
+        summary: "The member's current tier in each tier group",
+        params: S.idParam('memberId', 'Card code or v_ id'),
+        response: { 200: listSchema('data', tierSchema) },
+      },
+    },
     async (req) => {
       const m = await services.members.get(db(), req.params.memberId);
       const current = await tiers.memberTiers(db(), m);

@@ -1,7 +1,7 @@
 import { SharedTtlCache } from '../../lib/ttl-cache.ts';
 import { DateTime } from 'luxon';
 import type { AppContext } from '../../context.ts';
-import { badRequest, conflict, notFound } from '../../http/errors.ts';
+import { conflict, invalid, notFound } from '../../lib/errors.ts';
 import { newId, randomString } from '../../lib/ids.ts';
 import { fromJson, toJson } from '../../lib/json.ts';
 import type { Services } from '../../services.ts';
@@ -53,7 +53,6 @@ export interface ProgramTiers {
   hasTiers: boolean;
 }
 
-
 export const tierRef = (t: TierRow | null | undefined) => (t ? { id: t.id, name: t.name } : null);
 export const groupRef = (g: TierGroupRow) => ({ id: g.id, name: g.name });
 
@@ -85,7 +84,11 @@ export function presentGroup(g: TierGroupRow, tiers: TierRow[] = []) {
     balance_definition_id: g.balance_definition_id,
     loyalty_tiers_expiration: fromJson(g.qualification, null),
     metadata: fromJson(g.metadata, {}),
-    tiers: tiers.map((t) => ({ id: t.id, name: t.name, points: { from: Number(t.points_from), to: t.points_to === null ? null : Number(t.points_to) } })),
+    tiers: tiers.map((t) => ({
+      id: t.id,
+      name: t.name,
+      points: { from: Number(t.points_from), to: t.points_to === null ? null : Number(t.points_to) },
+    })),
     created_at: g.created_at,
     updated_at: g.updated_at,
     object: 'tier_group' as const,
@@ -119,9 +122,17 @@ export class TierService {
     this.services = services;
     services.ledger.onChange((trx, change, result) => this.onBalanceChange(trx, change, result));
     this.ctx.scheduler.register('tiers.evaluate', async (job, trx) => {
-      const membership = await trx.selectFrom('memberships').selectAll().where('id', '=', String(job.payload.membership_id)).executeTakeFirst();
+      const membership = await trx
+        .selectFrom('memberships')
+        .selectAll()
+        .where('id', '=', String(job.payload.membership_id))
+        .executeTakeFirst();
       if (!membership) return;
-      const program = await trx.selectFrom('programs').selectAll().where('id', '=', membership.program_id).executeTakeFirst();
+      const program = await trx
+        .selectFrom('programs')
+        .selectAll()
+        .where('id', '=', membership.program_id)
+        .executeTakeFirst();
       if (!program) return;
       const pt = await this.programTiers(trx, program.id);
       const g = pt.groups.find((x) => x.group.id === job.payload.tier_group_id);
@@ -138,15 +149,33 @@ export class TierService {
     const hit = this.cache.get(programId);
     if (hit) return hit;
     const version = this.cache.version;
-    const groups = await db.selectFrom('tier_groups').selectAll().where('program_id', '=', programId).orderBy('is_default', 'desc').orderBy('created_at').orderBy('id').execute();
+    const groups = await db
+      .selectFrom('tier_groups')
+      .selectAll()
+      .where('program_id', '=', programId)
+      .orderBy('is_default', 'desc')
+      .orderBy('created_at')
+      .orderBy('id')
+      .execute();
     const tiers = groups.length
-      ? await db.selectFrom('tiers').selectAll().where('program_id', '=', programId).orderBy('points_from').orderBy('id').execute()
+      ? await db
+          .selectFrom('tiers')
+          .selectAll()
+          .where('program_id', '=', programId)
+          .orderBy('points_from')
+          .orderBy('id')
+          .execute()
       : [];
     const out: ProgramTiers = { groups: [], tierById: new Map(), hasTiers: tiers.length > 0 };
     for (const group of groups) {
       const mine = tiers.filter((t) => t.tier_group_id === group.id);
       out.groups.push({ group, tiers: mine });
-      for (const tier of mine) out.tierById.set(tier.id, { tier, group, mapping: fromJson<Record<string, TierMapping>>(tier.earning_rules, {}) });
+      for (const tier of mine)
+        out.tierById.set(tier.id, {
+          tier,
+          group,
+          mapping: fromJson<Record<string, TierMapping>>(tier.earning_rules, {}),
+        });
     }
     return this.cache.setIfUnchanged(programId, out, version);
   }
@@ -161,7 +190,12 @@ export class TierService {
   // ---- groups ----
 
   async defaultGroup(db: Executor, program: ProgramRow): Promise<TierGroupRow> {
-    const found = await db.selectFrom('tier_groups').selectAll().where('program_id', '=', program.id).where('is_default', '=', 1).executeTakeFirst();
+    const found = await db
+      .selectFrom('tier_groups')
+      .selectAll()
+      .where('program_id', '=', program.id)
+      .where('is_default', '=', 1)
+      .executeTakeFirst();
     if (found) return found;
     const now = this.ctx.clock.nowIso();
     const row: TierGroupRow = {
@@ -175,15 +209,27 @@ export class TierService {
       created_at: now,
       updated_at: null,
     };
-    await db.insertInto('tier_groups').values(row).onConflict((oc) => oc.doNothing()).execute();
+    await db
+      .insertInto('tier_groups')
+      .values(row)
+      .onConflict((oc) => oc.doNothing())
+      .execute();
     await this.invalidate(program.id, db);
-    return (await db.selectFrom('tier_groups').selectAll().where('program_id', '=', program.id).where('is_default', '=', 1).executeTakeFirst())!;
+    return (await db
+      .selectFrom('tier_groups')
+      .selectAll()
+      .where('program_id', '=', program.id)
+      .where('is_default', '=', 1)
+      .executeTakeFirst())!;
   }
 
   private async checkGroupInput(db: Executor, program: ProgramRow, input: TierGroupInput) {
     if (input.loyalty_tiers_expiration) {
       const err = validatePolicy(input.loyalty_tiers_expiration);
-      if (err) throw badRequest('invalid_tier_policy', 'Invalid loyalty_tiers_expiration', err, [{ field: 'loyalty_tiers_expiration', message: err }]);
+      if (err)
+        throw invalid('invalid_tier_policy', 'Invalid loyalty_tiers_expiration', err, [
+          { field: 'loyalty_tiers_expiration', message: err },
+        ]);
     }
     if (input.balance_definition_id) {
       const d = await this.services!.programs.definition(db, program.id, input.balance_definition_id);
@@ -194,8 +240,18 @@ export class TierService {
   async createGroup(db: Executor, program: ProgramRow, input: TierGroupInput): Promise<TierGroupRow> {
     await this.defaultGroup(db, program);
     await this.checkGroupInput(db, program, input);
-    const taken = await db.selectFrom('tier_groups').select('id').where('program_id', '=', program.id).where('name', '=', input.name!).executeTakeFirst();
-    if (taken) throw conflict('duplicate_tier_group', 'Duplicated tier group', `The program already has a tier group named "${input.name}"`);
+    const taken = await db
+      .selectFrom('tier_groups')
+      .select('id')
+      .where('program_id', '=', program.id)
+      .where('name', '=', input.name!)
+      .executeTakeFirst();
+    if (taken)
+      throw conflict(
+        'duplicate_tier_group',
+        'Duplicated tier group',
+        `The program already has a tier group named "${input.name}"`,
+      );
     const row: TierGroupRow = {
       id: newId('tgrp'),
       program_id: program.id,
@@ -212,12 +268,27 @@ export class TierService {
     return row;
   }
 
-  async updateGroup(db: Executor, program: ProgramRow, group: TierGroupRow, input: TierGroupInput): Promise<TierGroupRow> {
+  async updateGroup(
+    db: Executor,
+    program: ProgramRow,
+    group: TierGroupRow,
+    input: TierGroupInput,
+  ): Promise<TierGroupRow> {
     await this.checkGroupInput(db, program, input);
     const patch: Partial<TierGroupRow> = { updated_at: this.ctx.clock.nowIso() };
     if (input.name !== undefined && input.name !== group.name) {
-      const taken = await db.selectFrom('tier_groups').select('id').where('program_id', '=', program.id).where('name', '=', input.name).executeTakeFirst();
-      if (taken) throw conflict('duplicate_tier_group', 'Duplicated tier group', `The program already has a tier group named "${input.name}"`);
+      const taken = await db
+        .selectFrom('tier_groups')
+        .select('id')
+        .where('program_id', '=', program.id)
+        .where('name', '=', input.name)
+        .executeTakeFirst();
+      if (taken)
+        throw conflict(
+          'duplicate_tier_group',
+          'Duplicated tier group',
+          `The program already has a tier group named "${input.name}"`,
+        );
       patch.name = input.name;
     }
     if (input.balance_definition_id !== undefined) patch.balance_definition_id = input.balance_definition_id;
@@ -229,7 +300,12 @@ export class TierService {
   }
 
   async getGroup(db: Executor, program: ProgramRow, id: string): Promise<TierGroupRow> {
-    const row = await db.selectFrom('tier_groups').selectAll().where('program_id', '=', program.id).where('id', '=', id).executeTakeFirst();
+    const row = await db
+      .selectFrom('tier_groups')
+      .selectAll()
+      .where('program_id', '=', program.id)
+      .where('id', '=', id)
+      .executeTakeFirst();
     if (!row) throw notFound('tier group', id);
     return row;
   }
@@ -246,11 +322,22 @@ export class TierService {
       const group = input.tier_group_id ? await this.getGroup(db, program, input.tier_group_id) : dflt;
       const from = input.points.from;
       const to = input.points.to ?? null;
-      if (to !== null && to < from) throw badRequest('invalid_tier', 'Invalid tier', `${field}.points.to must be >= points.from`, [{ field: `${field}.points.to`, message: 'must be >= points.from' }]);
+      if (to !== null && to < from)
+        throw invalid('invalid_tier', 'Invalid tier', `${field}.points.to must be >= points.from`, [
+          { field: `${field}.points.to`, message: 'must be >= points.from' },
+        ]);
       const overlaps = [...existing, ...rows].find(
-        (t) => t.tier_group_id === group.id && from <= (t.points_to === null ? Infinity : Number(t.points_to)) && Number(t.points_from) <= (to ?? Infinity),
+        (t) =>
+          t.tier_group_id === group.id &&
+          from <= (t.points_to === null ? Infinity : Number(t.points_to)) &&
+          Number(t.points_from) <= (to ?? Infinity),
       );
-      if (overlaps) throw conflict('tier_overlap', 'Tier ranges overlap', `${field} "${input.name}" (${from}-${to ?? '∞'}) overlaps tier "${overlaps.name}" of the same tier group`);
+      if (overlaps)
+        throw conflict(
+          'tier_overlap',
+          'Tier ranges overlap',
+          `${field} "${input.name}" (${from}-${to ?? '∞'}) overlaps tier "${overlaps.name}" of the same tier group`,
+        );
       await this.checkMappings(db, program, input.earning_rules ?? {}, `${field}.earning_rules`);
       rows.push({
         id: newId('ltr'),
@@ -275,10 +362,26 @@ export class TierService {
   async updateTier(db: Executor, program: ProgramRow, tier: TierRow, input: Partial<TierInput>): Promise<TierRow> {
     const from = input.points?.from ?? Number(tier.points_from);
     const to = input.points ? (input.points.to ?? null) : tier.points_to === null ? null : Number(tier.points_to);
-    if (to !== null && to < from) throw badRequest('invalid_tier', 'Invalid tier', 'points.to must be >= points.from', [{ field: 'points.to', message: 'must be >= points.from' }]);
-    const others = await db.selectFrom('tiers').selectAll().where('tier_group_id', '=', tier.tier_group_id).where('id', '!=', tier.id).execute();
-    const overlaps = others.find((t) => from <= (t.points_to === null ? Infinity : Number(t.points_to)) && Number(t.points_from) <= (to ?? Infinity));
-    if (overlaps) throw conflict('tier_overlap', 'Tier ranges overlap', `${from}-${to ?? '∞'} overlaps tier "${overlaps.name}" of the same tier group`);
+    if (to !== null && to < from)
+      throw invalid('invalid_tier', 'Invalid tier', 'points.to must be >= points.from', [
+        { field: 'points.to', message: 'must be >= points.from' },
+      ]);
+    const others = await db
+      .selectFrom('tiers')
+      .selectAll()
+      .where('tier_group_id', '=', tier.tier_group_id)
+      .where('id', '!=', tier.id)
+      .execute();
+    const overlaps = others.find(
+      (t) =>
+        from <= (t.points_to === null ? Infinity : Number(t.points_to)) && Number(t.points_from) <= (to ?? Infinity),
+    );
+    if (overlaps)
+      throw conflict(
+        'tier_overlap',
+        'Tier ranges overlap',
+        `${from}-${to ?? '∞'} overlaps tier "${overlaps.name}" of the same tier group`,
+      );
     if (input.earning_rules) await this.checkMappings(db, program, input.earning_rules, 'earning_rules');
     const patch: Partial<TierRow> = { points_from: from, points_to: to, updated_at: this.ctx.clock.nowIso() };
     if (input.name !== undefined) patch.name = input.name;
@@ -293,16 +396,42 @@ export class TierService {
   private async checkMappings(db: Executor, program: ProgramRow, mappings: Record<string, TierMapping>, field: string) {
     const ids = Object.keys(mappings);
     if (ids.length === 0) return;
-    const known = new Set((await db.selectFrom('earning_rules').select('id').where('program_id', '=', program.id).where('id', 'in', ids).execute()).map((r) => r.id));
+    const known = new Set(
+      (
+        await db
+          .selectFrom('earning_rules')
+          .select('id')
+          .where('program_id', '=', program.id)
+          .where('id', 'in', ids)
+          .execute()
+      ).map((r) => r.id),
+    );
     for (const [ruleId, m] of Object.entries(mappings)) {
-      if (!known.has(ruleId)) throw badRequest('invalid_tier', 'Invalid tier', `${field}: ${ruleId} is not an earning rule of this program`, [{ field: `${field}.${ruleId}`, message: 'unknown earning rule' }]);
-      const ok = m && ((m.type === 'MULTIPLY' && typeof m.multiplier === 'number' && m.multiplier > 0) || (m.type === 'CUSTOM' && Number.isSafeInteger(m.points) && m.points >= 0));
-      if (!ok) throw badRequest('invalid_tier', 'Invalid tier', `${field}.${ruleId} must be {type: MULTIPLY, multiplier > 0} or {type: CUSTOM, points >= 0}`, [{ field: `${field}.${ruleId}`, message: 'invalid mapping' }]);
+      if (!known.has(ruleId))
+        throw invalid('invalid_tier', 'Invalid tier', `${field}: ${ruleId} is not an earning rule of this program`, [
+          { field: `${field}.${ruleId}`, message: 'unknown earning rule' },
+        ]);
+      const ok =
+        m &&
+        ((m.type === 'MULTIPLY' && typeof m.multiplier === 'number' && m.multiplier > 0) ||
+          (m.type === 'CUSTOM' && Number.isSafeInteger(m.points) && m.points >= 0));
+      if (!ok)
+        throw invalid(
+          'invalid_tier',
+          'Invalid tier',
+          `${field}.${ruleId} must be {type: MULTIPLY, multiplier > 0} or {type: CUSTOM, points >= 0}`,
+          [{ field: `${field}.${ruleId}`, message: 'invalid mapping' }],
+        );
     }
   }
 
   async getTier(db: Executor, program: ProgramRow, id: string): Promise<TierRow> {
-    const row = await db.selectFrom('tiers').selectAll().where('program_id', '=', program.id).where('id', '=', id).executeTakeFirst();
+    const row = await db
+      .selectFrom('tiers')
+      .selectAll()
+      .where('program_id', '=', program.id)
+      .where('id', '=', id)
+      .executeTakeFirst();
     if (!row) throw notFound('loyalty tier', id);
     return row;
   }
@@ -313,7 +442,9 @@ export class TierService {
   async memberTierIds(db: Executor, programId: string, membershipId: string): Promise<string[]> {
     const pt = await this.programTiers(db, programId);
     if (!pt.hasTiers) return [];
-    const rows = await hot(db, 'tiers.memberTierIds', [membershipId], () => db.selectFrom('member_tiers').select('tier_id').where('membership_id', '=', membershipId));
+    const rows = await hot(db, 'tiers.memberTierIds', [membershipId], () =>
+      db.selectFrom('member_tiers').select('tier_id').where('membership_id', '=', membershipId),
+    );
     return rows.map((r) => r.tier_id).filter((x): x is string => !!x);
   }
 
@@ -328,7 +459,13 @@ export class TierService {
     return out;
   }
 
-  private async pointsIn(trx: Executor, membershipId: string, definitionId: string, from: DateTime, to: DateTime): Promise<number> {
+  private async pointsIn(
+    trx: Executor,
+    membershipId: string,
+    definitionId: string,
+    from: DateTime,
+    to: DateTime,
+  ): Promise<number> {
     const r = await trx
       .selectFrom('ledger_entries')
       .select((eb) => eb.fn.sum<number>('points').as('total'))
@@ -342,10 +479,16 @@ export class TierService {
   }
 
   /** Evaluates every tier group of the program for one member (a new member gets its base tier at once). */
-  async evaluateMember(trx: Executor, program: ProgramRow, membership: MembershipRow, sourceEventId: string): Promise<void> {
+  async evaluateMember(
+    trx: Executor,
+    program: ProgramRow,
+    membership: MembershipRow,
+    sourceEventId: string,
+  ): Promise<void> {
     const pt = await this.programTiers(trx, program.id);
     if (!pt.hasTiers) return;
-    for (const g of pt.groups) if (g.tiers.length > 0) await this.evaluate(trx, program, membership, g, { sourceEventId });
+    for (const g of pt.groups)
+      if (g.tiers.length > 0) await this.evaluate(trx, program, membership, g, { sourceEventId });
   }
 
   private async onBalanceChange(trx: Executor, change: BalanceChange, result: ChangeResult): Promise<void> {
@@ -353,7 +496,9 @@ export class TierService {
     if (!pt.hasTiers) return;
     for (const g of pt.groups) {
       if (g.tiers.length === 0) continue;
-      const matches = g.group.balance_definition_id ? g.group.balance_definition_id === change.definition.id : change.definition.is_default === 1;
+      const matches = g.group.balance_definition_id
+        ? g.group.balance_definition_id === change.definition.id
+        : change.definition.is_default === 1;
       if (!matches) continue;
       await this.evaluate(trx, change.program, change.membership, g, {
         balance: Number(result.balance.balance),
@@ -378,15 +523,22 @@ export class TierService {
     const now = this.ctx.clock.now();
     const nowIso = now.toISOString();
     const zone = program.timezone;
-    const expType = policy.expiration_date?.type ?? (policy.qualification_type === 'BALANCE' ? 'BALANCE_DROP' : 'END_OF_PERIOD');
+    const expType =
+      policy.expiration_date?.type ?? (policy.qualification_type === 'BALANCE' ? 'BALANCE_DROP' : 'END_OF_PERIOD');
     const byPeriod = policy.qualification_type === 'POINTS_IN_PERIOD';
     const nextPeriodStart = byPeriod && policy.start_date?.type === 'NEXT_PERIOD';
     const b = periodBounds(policy.qualification_period ?? 'MONTH', now, zone);
 
     const definitionId =
-      opts.definitionId ?? g.group.balance_definition_id ?? (await this.services!.programs.defaultDefinition(trx, program.id)).id;
+      opts.definitionId ??
+      g.group.balance_definition_id ??
+      (await this.services!.programs.defaultDefinition(trx, program.id)).id;
     const [current] = await hot(trx, 'tiers.lockMemberTier', [membership.id, g.group.id], () => {
-      const q = trx.selectFrom('member_tiers').selectAll().where('membership_id', '=', membership.id).where('tier_group_id', '=', g.group.id);
+      const q = trx
+        .selectFrom('member_tiers')
+        .selectAll()
+        .where('membership_id', '=', membership.id)
+        .where('tier_group_id', '=', g.group.id);
       return this.ctx.database.forUpdate ? q.forUpdate() : q;
     });
     const currentRank = rankOf(g, current?.tier_id);
@@ -399,8 +551,14 @@ export class TierService {
       const balance =
         opts.balance ??
         Number(
-          (await trx.selectFrom('balances').select('balance').where('membership_id', '=', membership.id).where('balance_definition_id', '=', definitionId).executeTakeFirst())
-            ?.balance ?? 0,
+          (
+            await trx
+              .selectFrom('balances')
+              .select('balance')
+              .where('membership_id', '=', membership.id)
+              .where('balance_definition_id', '=', definitionId)
+              .executeTakeFirst()
+          )?.balance ?? 0,
         );
       qualifiedNow = tierFor(g.tiers, balance);
       target = qualifiedNow;
@@ -408,7 +566,9 @@ export class TierService {
       const cur = await this.pointsIn(trx, membership.id, definitionId, b.start, b.end);
       qualifiedNow = tierFor(g.tiers, cur);
       const needPrev = nextPeriodStart || expType === 'END_OF_NEXT_PERIOD';
-      const prevTier = needPrev ? tierFor(g.tiers, await this.pointsIn(trx, membership.id, definitionId, b.prevStart, b.start)) : null;
+      const prevTier = needPrev
+        ? tierFor(g.tiers, await this.pointsIn(trx, membership.id, definitionId, b.prevStart, b.start))
+        : null;
       if (nextPeriodStart) {
         target = prevTier;
         fromCurrentPeriod = false;
@@ -424,7 +584,10 @@ export class TierService {
     const targetRank = rankOf(g, target?.id);
     let expiresAt: string | null = null;
     if (expType === 'END_OF_PERIOD') expiresAt = extend(b.end, policy).toUTC().toISO();
-    else if (expType === 'END_OF_NEXT_PERIOD') expiresAt = extend(fromCurrentPeriod ? b.nextEnd : b.end, policy).toUTC().toISO();
+    else if (expType === 'END_OF_NEXT_PERIOD')
+      expiresAt = extend(fromCurrentPeriod ? b.nextEnd : b.end, policy)
+        .toUTC()
+        .toISO();
     if (targetRank < 0) expiresAt = null;
 
     if (targetRank > currentRank) {
@@ -434,10 +597,20 @@ export class TierService {
     if (!current) return;
     if (targetRank === currentRank) {
       if (expType === 'CUSTOM' && current.expires_at) {
-        await trx.updateTable('member_tiers').set({ expires_at: null, updated_at: nowIso }).where('membership_id', '=', membership.id).where('tier_group_id', '=', g.group.id).execute();
+        await trx
+          .updateTable('member_tiers')
+          .set({ expires_at: null, updated_at: nowIso })
+          .where('membership_id', '=', membership.id)
+          .where('tier_group_id', '=', g.group.id)
+          .execute();
       } else if (expiresAt && (!current.expires_at || expiresAt > current.expires_at)) {
         // Qualifying again prolongs the tier.
-        await trx.updateTable('member_tiers').set({ expires_at: expiresAt, updated_at: nowIso }).where('membership_id', '=', membership.id).where('tier_group_id', '=', g.group.id).execute();
+        await trx
+          .updateTable('member_tiers')
+          .set({ expires_at: expiresAt, updated_at: nowIso })
+          .where('membership_id', '=', membership.id)
+          .where('tier_group_id', '=', g.group.id)
+          .execute();
         await this.scheduleEvaluation(trx, membership.id, g.group.id, new Date(expiresAt));
       }
       return;
@@ -449,14 +622,18 @@ export class TierService {
       return;
     }
     if (!held) {
-      const until =
-        expType === 'CUSTOM' ? extend(DateTime.fromJSDate(now, { zone }), policy) : extend(b.end, policy);
+      const until = expType === 'CUSTOM' ? extend(DateTime.fromJSDate(now, { zone }), policy) : extend(b.end, policy);
       if (until.toMillis() <= now.getTime()) {
         await this.attribute(trx, program, membership, g, current, target, expiresAt, false, opts.sourceEventId);
         return;
       }
       const iso = until.toUTC().toISO()!;
-      await trx.updateTable('member_tiers').set({ expires_at: iso, updated_at: nowIso }).where('membership_id', '=', membership.id).where('tier_group_id', '=', g.group.id).execute();
+      await trx
+        .updateTable('member_tiers')
+        .set({ expires_at: iso, updated_at: nowIso })
+        .where('membership_id', '=', membership.id)
+        .where('tier_group_id', '=', g.group.id)
+        .execute();
       await this.scheduleEvaluation(trx, membership.id, g.group.id, until.toJSDate());
     }
   }
@@ -494,7 +671,15 @@ export class TierService {
     } else {
       await trx
         .insertInto('member_tiers')
-        .values({ membership_id: membership.id, tier_group_id: g.group.id, program_id: program.id, tier_id: to?.id ?? null, attributed_at: now, expires_at: expiresAt, updated_at: now })
+        .values({
+          membership_id: membership.id,
+          tier_group_id: g.group.id,
+          program_id: program.id,
+          tier_id: to?.id ?? null,
+          attributed_at: now,
+          expires_at: expiresAt,
+          updated_at: now,
+        })
         .execute();
     }
     await trx
@@ -529,6 +714,12 @@ export class TierService {
   }
 
   async associations(db: Executor, membershipId: string) {
-    return db.selectFrom('tier_associations').selectAll().where('membership_id', '=', membershipId).orderBy('attributed_at').orderBy('id').execute();
+    return db
+      .selectFrom('tier_associations')
+      .selectAll()
+      .where('membership_id', '=', membershipId)
+      .orderBy('attributed_at')
+      .orderBy('id')
+      .execute();
   }
 }

@@ -31,7 +31,8 @@ describe('tiers', () => {
         .execute()
     ).map((r) => JSON.parse(r.data));
   const points = (code: string, n: number) => t.api('POST', `/v1/loyalties/members/${code}/balance`, { points: n });
-  const currentTier = async (code: string) => (await t.api('GET', `/v1/loyalties/members/${code}/tiers`)).body.data.map((x: any) => x.name);
+  const currentTier = async (code: string) =>
+    (await t.api('GET', `/v1/loyalties/members/${code}/tiers`)).body.data.map((x: any) => x.name);
 
   const setup = async (program: Record<string, unknown> = {}) => {
     const p = await createProgram(t, program);
@@ -52,13 +53,18 @@ describe('tiers', () => {
     assert.deepEqual(silver.config.points, { from: 100, to: 499 });
     assert.equal(silver.object, 'loyalty_tier');
     const list = await t.api('GET', `/v1/loyalties/${p.id}/tiers`);
-    assert.deepEqual(list.body.data.map((x: any) => x.name), ['Bronze', 'Silver', 'Gold']);
+    assert.deepEqual(
+      list.body.data.map((x: any) => x.name),
+      ['Bronze', 'Silver', 'Gold'],
+    );
     assert.equal((await t.api('GET', `/v1/loyalties/${p.id}/tiers/${silver.id}`)).body.name, 'Silver');
     const groups = await t.api('GET', `/v1/loyalties/${p.id}/tier-groups`);
     assert.equal(groups.body.data.length, 1);
     assert.equal(groups.body.data[0].default, true);
     assert.equal(groups.body.data[0].tiers.length, 3);
-    const overlap = await t.api('POST', `/v1/loyalties/${p.id}/tiers`, [{ name: 'Platinum', points: { from: 400, to: 900 } }]);
+    const overlap = await t.api('POST', `/v1/loyalties/${p.id}/tiers`, [
+      { name: 'Platinum', points: { from: 400, to: 900 } },
+    ]);
     assert.equal(overlap.status, 409);
   });
 
@@ -75,7 +81,11 @@ describe('tiers', () => {
     const events = await tierEvents(m.id);
     assert.deepEqual(
       events.map((e) => [e.from_tier?.name ?? null, e.to_tier?.name ?? null, e.upgraded]),
-      [[null, 'Bronze', true], ['Bronze', 'Gold', true], ['Gold', 'Silver', false]],
+      [
+        [null, 'Bronze', true],
+        ['Bronze', 'Gold', true],
+        ['Gold', 'Silver', false],
+      ],
     );
     assert.equal(events[1].loyalty_program.id, p.id);
     assert.equal(events[1].tier_group.name, 'Default');
@@ -91,7 +101,10 @@ describe('tiers', () => {
     const member = await createMember(t, p.id);
     assert.deepEqual(await currentTier(member.code), ['Bronze']);
     const events = await tierEvents(member.id);
-    assert.deepEqual(events.map((e) => [e.from_tier?.name ?? null, e.to_tier.name, e.upgraded]), [[null, 'Bronze', true]]);
+    assert.deepEqual(
+      events.map((e) => [e.from_tier?.name ?? null, e.to_tier.name, e.upgraded]),
+      [[null, 'Bronze', true]],
+    );
     // A program without tiers: nothing to attribute, no event.
     const plain = await createProgram(t);
     const other = await createMember(t, plain.id);
@@ -102,13 +115,25 @@ describe('tiers', () => {
   it('gives a member who auto-joins through an event its base tier at once', async () => {
     const { p } = await setup();
     const ev = `join-${uid()}`;
-    await t.api('POST', `/v1/loyalties/${p.id}/earning-rules`, [{ event: ev, loyalty: { type: 'FIXED', points: 120 }, loyalty_tier: { id: '__ANY__' } }]);
-    const r = await t.api('POST', '/v1/events', { event: ev, customer: { source_id: `j-${uid()}` }, source_event_id: `src-${uid()}` });
+    await t.api('POST', `/v1/loyalties/${p.id}/earning-rules`, [
+      { event: ev, loyalty: { type: 'FIXED', points: 120 }, loyalty_tier: { id: '__ANY__' } },
+    ]);
+    const r = await t.api('POST', '/v1/events', {
+      event: ev,
+      customer: { source_id: `j-${uid()}` },
+      source_event_id: `src-${uid()}`,
+    });
     assert.equal(r.body.earned.points, 120); // the __ANY__ tier requirement holds: Bronze was attributed on joining
     const code = r.body.earned.accruals[0].code;
     assert.deepEqual(await currentTier(code), ['Silver']);
     const events = await tierEvents(r.body.earned.accruals[0].voucher_id);
-    assert.deepEqual(events.map((e) => [e.from_tier?.name ?? null, e.to_tier.name]), [[null, 'Bronze'], ['Bronze', 'Silver']]);
+    assert.deepEqual(
+      events.map((e) => [e.from_tier?.name ?? null, e.to_tier.name]),
+      [
+        [null, 'Bronze'],
+        ['Bronze', 'Silver'],
+      ],
+    );
     assert.equal(events[1].source_event_id, r.body.source_event_id);
   });
 
@@ -122,20 +147,41 @@ describe('tiers', () => {
       ])
     ).body;
     const mapped = await t.api('POST', `/v1/loyalties/${p.id}/tiers`, [
-      { name: 'Diamond', points: { from: 10000 }, tier_group_id: undefined, earning_rules: { [rule.id]: { type: 'CUSTOM', points: 100 } } },
+      {
+        name: 'Diamond',
+        points: { from: 10000 },
+        tier_group_id: undefined,
+        earning_rules: { [rule.id]: { type: 'CUSTOM', points: 100 } },
+      },
     ]);
     assert.equal(mapped.status, 409); // overlaps Gold (500+)
     // Silver doubles the rule; Gold members also get the gold-only rule.
-    const put = await t.api('PUT', `/v1/loyalties/${p.id}/tiers/${silver.id}`, { earning_rules: { [rule.id]: { type: 'MULTIPLY', multiplier: 2 } } });
+    const put = await t.api('PUT', `/v1/loyalties/${p.id}/tiers/${silver.id}`, {
+      earning_rules: { [rule.id]: { type: 'MULTIPLY', multiplier: 2 } },
+    });
     assert.equal(put.status, 200, JSON.stringify(put.body));
     assert.deepEqual(put.body.points, { from: 100, to: 499 });
-    assert.equal((await t.api('PUT', `/v1/loyalties/${p.id}/tiers/${silver.id}`, { earning_rules: { ern_nope: { type: 'CUSTOM', points: 1 } } })).status, 400);
-    assert.equal((await t.api('PUT', `/v1/loyalties/${p.id}/tiers/${silver.id}`, { points: { from: 100, to: 600 } })).status, 409);
+    assert.equal(
+      (
+        await t.api('PUT', `/v1/loyalties/${p.id}/tiers/${silver.id}`, {
+          earning_rules: { ern_nope: { type: 'CUSTOM', points: 1 } },
+        })
+      ).status,
+      400,
+    );
+    assert.equal(
+      (await t.api('PUT', `/v1/loyalties/${p.id}/tiers/${silver.id}`, { points: { from: 100, to: 600 } })).status,
+      409,
+    );
     const mappedRules = await t.api('GET', `/v1/loyalties/${p.id}/tiers/${silver.id}/earning-rules`);
-    assert.deepEqual(mappedRules.body.data.map((r: any) => r.id), [rule.id]);
+    assert.deepEqual(
+      mappedRules.body.data.map((r: any) => r.id),
+      [rule.id],
+    );
     const sid = `tb-${uid()}`;
     const m = await createMember(t, p.id, { source_id: sid });
-    const track = async () => (await t.api('POST', '/v1/events', { event: ev, customer: { source_id: sid } })).body.earned;
+    const track = async () =>
+      (await t.api('POST', '/v1/events', { event: ev, customer: { source_id: sid } })).body.earned;
     assert.equal((await track()).points, 10); // Bronze
     await points(m.code, 100);
     const silverEarn = await track();
@@ -149,7 +195,14 @@ describe('tiers', () => {
     const goldEarn = await track();
     assert.deepEqual(byRule(goldEarn), { [rule.id]: 10, [goldOnly.id]: 1 });
     // CUSTOM replaces the rule's points for the tier.
-    assert.equal((await t.api('PUT', `/v1/loyalties/${p.id}/tiers/${gold.id}`, { earning_rules: { [rule.id]: { type: 'CUSTOM', points: 100 } } })).status, 200);
+    assert.equal(
+      (
+        await t.api('PUT', `/v1/loyalties/${p.id}/tiers/${gold.id}`, {
+          earning_rules: { [rule.id]: { type: 'CUSTOM', points: 100 } },
+        })
+      ).status,
+      200,
+    );
     assert.deepEqual(byRule(await track()), { [rule.id]: 100, [goldOnly.id]: 1 });
   });
 
@@ -157,7 +210,12 @@ describe('tiers', () => {
     clock.set('2026-11-10T12:00:00Z');
     const { p } = await setup({
       timezone: 'Europe/Zagreb',
-      loyalty_tiers_expiration: { qualification_type: 'POINTS_IN_PERIOD', qualification_period: 'MONTH', start_date: { type: 'IMMEDIATE' }, expiration_date: { type: 'END_OF_PERIOD' } },
+      loyalty_tiers_expiration: {
+        qualification_type: 'POINTS_IN_PERIOD',
+        qualification_period: 'MONTH',
+        start_date: { type: 'IMMEDIATE' },
+        expiration_date: { type: 'END_OF_PERIOD' },
+      },
     });
     const m = await createMember(t, p.id);
     await points(m.code, 150);
@@ -180,7 +238,11 @@ describe('tiers', () => {
   it('keeps the tier for the next period under END_OF_NEXT_PERIOD', async () => {
     clock.set('2026-01-15T12:00:00Z');
     const { p } = await setup({
-      loyalty_tiers_expiration: { qualification_type: 'POINTS_IN_PERIOD', qualification_period: 'QUARTER', expiration_date: { type: 'END_OF_NEXT_PERIOD' } },
+      loyalty_tiers_expiration: {
+        qualification_type: 'POINTS_IN_PERIOD',
+        qualification_period: 'QUARTER',
+        expiration_date: { type: 'END_OF_NEXT_PERIOD' },
+      },
     });
     const m = await createMember(t, p.id);
     await points(m.code, 600);
@@ -198,7 +260,12 @@ describe('tiers', () => {
   it('starts a tier with the next period under NEXT_PERIOD', async () => {
     clock.set('2026-11-10T12:00:00Z');
     const { p } = await setup({
-      loyalty_tiers_expiration: { qualification_type: 'POINTS_IN_PERIOD', qualification_period: 'MONTH', start_date: { type: 'NEXT_PERIOD' }, expiration_date: { type: 'END_OF_PERIOD' } },
+      loyalty_tiers_expiration: {
+        qualification_type: 'POINTS_IN_PERIOD',
+        qualification_period: 'MONTH',
+        start_date: { type: 'NEXT_PERIOD' },
+        expiration_date: { type: 'END_OF_PERIOD' },
+      },
     });
     const m = await createMember(t, p.id);
     await points(m.code, 150);
@@ -236,7 +303,11 @@ describe('tiers', () => {
     const { p } = await setup();
     const g = await t.api('POST', `/v1/loyalties/${p.id}/tier-groups`, {
       name: 'Monthly stars',
-      loyalty_tiers_expiration: { qualification_type: 'POINTS_IN_PERIOD', qualification_period: 'MONTH', expiration_date: { type: 'END_OF_PERIOD' } },
+      loyalty_tiers_expiration: {
+        qualification_type: 'POINTS_IN_PERIOD',
+        qualification_period: 'MONTH',
+        expiration_date: { type: 'END_OF_PERIOD' },
+      },
     });
     assert.equal(g.status, 200, JSON.stringify(g.body));
     assert.match(g.body.id, /^tgrp_/);
@@ -251,7 +322,10 @@ describe('tiers', () => {
     assert.deepEqual((await currentTier(m.code)).sort(), ['Bronze', 'Star']);
     const groups = (await tierEvents(m.id)).map((e) => e.tier_group.name);
     assert.ok(groups.includes('Monthly stars') && groups.includes('Default'));
-    const bad = await t.api('POST', `/v1/loyalties/${p.id}/tier-groups`, { name: 'x', loyalty_tiers_expiration: { qualification_type: 'POINTS_IN_PERIOD' } });
+    const bad = await t.api('POST', `/v1/loyalties/${p.id}/tier-groups`, {
+      name: 'x',
+      loyalty_tiers_expiration: { qualification_type: 'POINTS_IN_PERIOD' },
+    });
     assert.equal(bad.status, 400);
   });
 });

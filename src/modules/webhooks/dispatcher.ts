@@ -151,7 +151,10 @@ export class Dispatcher {
     return this.ownDatabase ?? this.ctx.database;
   }
 
-  constructor(private ctx: AppContext, opts: DispatcherOptions = {}) {
+  constructor(
+    private ctx: AppContext,
+    opts: DispatcherOptions = {},
+  ) {
     this.perEndpoint = opts.perEndpoint ?? 64;
     this.perFailingEndpoint = opts.perFailingEndpoint ?? 4;
     this.global = opts.global ?? 512;
@@ -166,7 +169,11 @@ export class Dispatcher {
   // ---- lifecycle ----
 
   start(): () => Promise<void> {
-    if (this.ctx.database.dialect === 'postgres' && /^postgres(ql)?:\/\//.test(this.ctx.config.databaseUrl) && !this.ownDatabase) {
+    if (
+      this.ctx.database.dialect === 'postgres' &&
+      /^postgres(ql)?:\/\//.test(this.ctx.config.databaseUrl) &&
+      !this.ownDatabase
+    ) {
       this.ownDatabase = openDatabase(this.ctx.config.databaseUrl, { poolSize: 3 });
     }
     this.stopped = false;
@@ -186,7 +193,12 @@ export class Dispatcher {
    */
   async releaseDeadLeases(): Promise<number> {
     const { db } = this.database;
-    const holders = await db.selectFrom('webhook_deliveries').select('leased_by').distinct().where('status', '=', 'sending').execute();
+    const holders = await db
+      .selectFrom('webhook_deliveries')
+      .select('leased_by')
+      .distinct()
+      .where('status', '=', 'sending')
+      .execute();
     const host = hostname();
     const dead = holders
       .map((h) => h.leased_by)
@@ -209,7 +221,8 @@ export class Dispatcher {
       .where('leased_by', 'in', dead)
       .executeTakeFirst();
     const n = Number(res.numUpdatedRows ?? 0);
-    if (n > 0) this.ctx.log.warn({ deliveries: n, holders: dead }, 'released webhook deliveries claimed by a dead process');
+    if (n > 0)
+      this.ctx.log.warn({ deliveries: n, holders: dead }, 'released webhook deliveries claimed by a dead process');
     return n;
   }
 
@@ -427,7 +440,18 @@ export class Dispatcher {
       if (!types.includes('*')) select = select.where('type', 'in', types);
       await trx
         .insertInto('webhook_deliveries')
-        .columns(['endpoint_id', 'event_id', 'event_type', 'event_created_at', 'status', 'attempts', 'manual', 'next_attempt_at', 'created_at', 'updated_at'])
+        .columns([
+          'endpoint_id',
+          'event_id',
+          'event_type',
+          'event_created_at',
+          'status',
+          'attempts',
+          'manual',
+          'next_attempt_at',
+          'created_at',
+          'updated_at',
+        ])
         .expression(select)
         .onConflict((oc) => oc.columns(['endpoint_id', 'event_id']).doNothing())
         .execute();
@@ -485,13 +509,22 @@ export class Dispatcher {
         .set({ status: 'sending', lease_until: lease, leased_by: this.workerId, updated_at: now })
         .whereRef('webhook_deliveries.seq', '=', 'picked.seq')
         .where('webhook_deliveries.status', '=', 'pending')
-        .returning(['webhook_deliveries.seq', 'webhook_deliveries.event_id', 'webhook_deliveries.attempts', 'webhook_deliveries.manual'])
+        .returning([
+          'webhook_deliveries.seq',
+          'webhook_deliveries.event_id',
+          'webhook_deliveries.attempts',
+          'webhook_deliveries.manual',
+        ])
         .execute();
       if (claimed.length === 0) continue;
       const events = await trx
         .selectFrom('outbox_events')
         .select(['id', 'type', 'data', 'created_at'])
-        .where('id', 'in', claimed.map((c) => c.event_id))
+        .where(
+          'id',
+          'in',
+          claimed.map((c) => c.event_id),
+        )
         .execute();
       const byId = new Map(events.map((e) => [e.id, e]));
       const gone: number[] = [];
@@ -502,13 +535,25 @@ export class Dispatcher {
           gone.push(c.seq); // purged by retention: nothing left to send
           continue;
         }
-        out.push({ seq: c.seq, endpoint_id: ep.id, event, attempt: c.attempts + 1, manual: c.manual === 1, trigger: c.manual === 1 ? 'manual' : 'scheduled', direct: false });
+        out.push({
+          seq: c.seq,
+          endpoint_id: ep.id,
+          event,
+          attempt: c.attempts + 1,
+          manual: c.manual === 1,
+          trigger: c.manual === 1 ? 'manual' : 'scheduled',
+          direct: false,
+        });
         n++;
       }
       this.reserve(ep.id, n);
       reserved.push([ep.id, n]);
       if (gone.length > 0) {
-        await trx.updateTable('webhook_deliveries').set({ status: 'failed', next_attempt_at: null, lease_until: null, leased_by: null, updated_at: now }).where('seq', 'in', gone).execute();
+        await trx
+          .updateTable('webhook_deliveries')
+          .set({ status: 'failed', next_attempt_at: null, lease_until: null, leased_by: null, updated_at: now })
+          .where('seq', 'in', gone)
+          .execute();
       }
     }
   }
@@ -534,7 +579,11 @@ export class Dispatcher {
 
   private secretsOf(endpoint: EndpointRow): string[] {
     const secrets = [this.openSecret(endpoint.id, endpoint.secret)];
-    if (endpoint.previous_secret && endpoint.previous_secret_expires_at && endpoint.previous_secret_expires_at > this.ctx.clock.nowIso()) {
+    if (
+      endpoint.previous_secret &&
+      endpoint.previous_secret_expires_at &&
+      endpoint.previous_secret_expires_at > this.ctx.clock.nowIso()
+    ) {
       secrets.push(this.openSecret(endpoint.id, endpoint.previous_secret));
     }
     return secrets;
@@ -696,14 +745,25 @@ export class Dispatcher {
       for (let i = 0; i < seqs.length; i += 500) {
         await trx
           .updateTable('webhook_deliveries')
-          .set({ status: 'succeeded', attempts: attempt, next_attempt_at: null, lease_until: null, leased_by: null, last_status_code: code, updated_at: now })
+          .set({
+            status: 'succeeded',
+            attempts: attempt,
+            next_attempt_at: null,
+            lease_until: null,
+            leased_by: null,
+            last_status_code: code,
+            updated_at: now,
+          })
           .where('seq', 'in', seqs.slice(i, i + 500))
           .where('leased_by', '=', this.workerId)
           .execute();
       }
     }
     for (let i = 0; i < records.length; i += 200) {
-      await trx.insertInto('webhook_attempts').values(records.slice(i, i + 200)).execute();
+      await trx
+        .insertInto('webhook_attempts')
+        .values(records.slice(i, i + 200))
+        .execute();
     }
     for (const [endpointId, h] of health) {
       if (await this.updateHealth(trx, endpointId, h.ok, h.gone, now, nowMs)) disabledAny = true;
@@ -746,17 +806,41 @@ export class Dispatcher {
     // A manual attempt counts; a success ends the delivery, a failure leaves its schedule as it was.
     await trx
       .updateTable('webhook_deliveries')
-      .set(ok ? { status: 'succeeded', attempts: existing.attempts + 1, next_attempt_at: null, lease_until: null, leased_by: null, last_status_code: code, updated_at: now } : { attempts: existing.attempts + 1, last_status_code: code, updated_at: now })
+      .set(
+        ok
+          ? {
+              status: 'succeeded',
+              attempts: existing.attempts + 1,
+              next_attempt_at: null,
+              lease_until: null,
+              leased_by: null,
+              last_status_code: code,
+              updated_at: now,
+            }
+          : { attempts: existing.attempts + 1, last_status_code: code, updated_at: now },
+      )
       .where('seq', '=', existing.seq)
       .execute();
   }
 
   /** Success clears the failing streak; 410 or 5 days of failures disable the endpoint. Returns true when it disabled it. */
-  private async updateHealth(trx: Executor, endpointId: string, ok: boolean, gone: boolean, now: string, nowMs: number): Promise<boolean> {
+  private async updateHealth(
+    trx: Executor,
+    endpointId: string,
+    ok: boolean,
+    gone: boolean,
+    now: string,
+    nowMs: number,
+  ): Promise<boolean> {
     const cached = this.endpoints.get(endpointId);
     if (ok && !gone) {
       if (cached && cached.failing_since === null) return false;
-      await trx.updateTable('webhook_endpoints').set({ failing_since: null }).where('id', '=', endpointId).where('failing_since', 'is not', null).execute();
+      await trx
+        .updateTable('webhook_endpoints')
+        .set({ failing_since: null })
+        .where('id', '=', endpointId)
+        .where('failing_since', 'is not', null)
+        .execute();
       if (cached) cached.failing_since = null;
       return false;
     }
@@ -775,7 +859,14 @@ export class Dispatcher {
         .execute();
       await this.ctx.outbox.emit(trx, {
         type: ENDPOINT_DISABLED,
-        data: { endpoint_id: ep.id, target_url: ep.target_url, description: ep.description, reason, failing_since: failingSince, disabled_at: now },
+        data: {
+          endpoint_id: ep.id,
+          target_url: ep.target_url,
+          description: ep.description,
+          reason,
+          failing_since: failingSince,
+          disabled_at: now,
+        },
         resource_type: 'webhook_endpoint',
         resource_id: ep.id,
       });
@@ -784,7 +875,11 @@ export class Dispatcher {
       return true;
     }
     if (ep.failing_since === null) {
-      await trx.updateTable('webhook_endpoints').set({ failing_since: failingSince }).where('id', '=', endpointId).execute();
+      await trx
+        .updateTable('webhook_endpoints')
+        .set({ failing_since: failingSince })
+        .where('id', '=', endpointId)
+        .execute();
       if (cached) cached.failing_since = failingSince;
     }
     return false;
@@ -797,7 +892,11 @@ export class Dispatcher {
    * the answer and returns the recorded attempt.
    */
   async attemptNow(endpointId: string, event: OutEvent, trigger: 'manual' | 'test'): Promise<AttemptRecord> {
-    const endpoint = await this.database.db.selectFrom('webhook_endpoints').selectAll().where('id', '=', endpointId).executeTakeFirstOrThrow();
+    const endpoint = await this.database.db
+      .selectFrom('webhook_endpoints')
+      .selectAll()
+      .where('id', '=', endpointId)
+      .executeTakeFirstOrThrow();
     this.endpoints.set(endpoint.id, { ...(this.endpoints.get(endpoint.id) ?? {}), ...endpoint });
     const delivery = await this.database.db
       .selectFrom('webhook_deliveries')
@@ -808,7 +907,18 @@ export class Dispatcher {
     this.reserve(endpointId);
     let sent!: Promise<void>;
     const record = new Promise<AttemptRecord>((resolve) => {
-      sent = this.launch({ seq: null, endpoint_id: endpointId, event, attempt: (delivery?.attempts ?? 0) + 1, manual: true, trigger, direct: true }, resolve);
+      sent = this.launch(
+        {
+          seq: null,
+          endpoint_id: endpointId,
+          event,
+          attempt: (delivery?.attempts ?? 0) + 1,
+          manual: true,
+          trigger,
+          direct: true,
+        },
+        resolve,
+      );
     });
     // Recorded by the next pass (workers on) or, with workers off, by this flush.
     await sent;

@@ -12,7 +12,10 @@ export const webhooksMigration: TallyMigration = {
 
     // The dispatcher's "delivered to the endpoints" flag on each outbox row. Events of the past
     // (before any endpoint could exist) count as dispatched.
-    await db.schema.alterTable('outbox_events').addColumn('dispatched', 'integer', (c) => c.notNull().defaultTo(0)).execute();
+    await db.schema
+      .alterTable('outbox_events')
+      .addColumn('dispatched', 'integer', (c) => c.notNull().defaultTo(0))
+      .execute();
     await db.updateTable('outbox_events').set({ dispatched: 1 }).execute();
     await db.schema
       .createIndex('outbox_undispatched')
@@ -56,7 +59,11 @@ export const webhooksMigration: TallyMigration = {
       .addUniqueConstraint('webhook_deliveries_endpoint_event', ['endpoint_id', 'event_id'])
       .execute();
     // The one index the hot path needs: claims (endpoint, pending, due first) and lease scans (endpoint, sending).
-    await db.schema.createIndex('webhook_deliveries_endpoint').on('webhook_deliveries').columns(['endpoint_id', 'status', 'next_attempt_at']).execute();
+    await db.schema
+      .createIndex('webhook_deliveries_endpoint')
+      .on('webhook_deliveries')
+      .columns(['endpoint_id', 'status', 'next_attempt_at'])
+      .execute();
 
     await db.schema
       .createTable('webhook_attempts')
@@ -75,7 +82,11 @@ export const webhooksMigration: TallyMigration = {
       .addColumn('next_attempt_at', 'text')
       .addColumn('created_at', 'text', (c) => c.notNull())
       .execute();
-    await db.schema.createIndex('webhook_attempts_endpoint').on('webhook_attempts').columns(['endpoint_id', 'seq']).execute();
+    await db.schema
+      .createIndex('webhook_attempts_endpoint')
+      .on('webhook_attempts')
+      .columns(['endpoint_id', 'seq'])
+      .execute();
     await db.schema.createIndex('webhook_attempts_event').on('webhook_attempts').columns(['event_id', 'seq']).execute();
   },
 };

@@ -16,15 +16,38 @@ describe('outbox progress of the webhook fan-out', () => {
     try {
       const all = modules.flatMap((m) => m.migrations ?? []);
       // The schema as it was before: fanned-out events carried dispatched = 1.
-      await migrateToLatest(db, dialect, all.filter((m) => m !== outboxProgressMigration));
+      await migrateToLatest(
+        db,
+        dialect,
+        all.filter((m) => m !== outboxProgressMigration),
+      );
       const now = systemClock.nowIso();
-      const event = (id: string, dispatched = 0) => ({ id, type: 'balance_value_updated', data: '{}', resource_type: null, resource_id: null, program_id: null, created_at: now, dispatched });
-      await db.insertInto('outbox_events').values([event('evt_old1', 1), event('evt_old2', 1), event('evt_new1'), event('evt_new2')]).execute();
+      const event = (id: string, dispatched = 0) => ({
+        id,
+        type: 'balance_value_updated',
+        data: '{}',
+        resource_type: null,
+        resource_id: null,
+        program_id: null,
+        created_at: now,
+        dispatched,
+      });
+      await db
+        .insertInto('outbox_events')
+        .values([event('evt_old1', 1), event('evt_old2', 1), event('evt_new1'), event('evt_new2')])
+        .execute();
       await migrateToLatest(db, dialect, all);
 
       const ids = async (seqs: number[], on: Executor = db) =>
-        seqs.length === 0 ? [] : (await on.selectFrom('outbox_events').select('id').where('seq', 'in', seqs).orderBy('seq').execute()).map((r) => r.id);
-      const readIds = async () => (await db.selectFrom('outbox_events').select('id').where(alreadyRead(dialect)).orderBy('seq').execute()).map((r) => r.id);
+        seqs.length === 0
+          ? []
+          : (await on.selectFrom('outbox_events').select('id').where('seq', 'in', seqs).orderBy('seq').execute()).map(
+              (r) => r.id,
+            );
+      const readIds = async () =>
+        (await db.selectFrom('outbox_events').select('id').where(alreadyRead(dialect)).orderBy('seq').execute()).map(
+          (r) => r.id,
+        );
       assert.equal(await hasUnread(db, dialect), true);
       assert.deepEqual(await readIds(), ['evt_old1', 'evt_old2']);
 
@@ -47,12 +70,18 @@ describe('outbox progress of the webhook fan-out', () => {
 
       // New events are unread, a test event (dispatched = 1) never is.
       await database.transaction(async (trx) => {
-        await trx.insertInto('outbox_events').values([event('evt_later'), event('evt_test', 1)]).execute();
+        await trx
+          .insertInto('outbox_events')
+          .values([event('evt_later'), event('evt_test', 1)])
+          .execute();
       });
       assert.equal(await hasUnread(db, dialect), true);
       const later = await ids(await database.transaction((trx) => takeUnread(trx, dialect, 10, now)));
       // SQLite's cursor passes over the test event (the fan-out skips it by its flag); PostgreSQL never lists it.
-      assert.deepEqual(later.filter((id) => id !== 'evt_test'), ['evt_later']);
+      assert.deepEqual(
+        later.filter((id) => id !== 'evt_test'),
+        ['evt_later'],
+      );
       assert.equal(await hasUnread(db, dialect), false);
     } finally {
       await database.close();

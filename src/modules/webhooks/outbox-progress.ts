@@ -47,10 +47,17 @@ export async function migrateToOutboxProgress(db: Kysely<any>, dialect: DialectN
       .addColumn('last_seq', 'bigint', (c) => c.notNull())
       .addColumn('updated_at', 'text', (c) => c.notNull())
       .execute();
-    const firstOpen = await db.selectFrom('outbox_events').select(sql<number | null>`min(seq)`.as('seq')).where('dispatched', '=', 0).executeTakeFirst();
+    const firstOpen = await db
+      .selectFrom('outbox_events')
+      .select(sql<number | null>`min(seq)`.as('seq'))
+      .where('dispatched', '=', 0)
+      .executeTakeFirst();
     const last = await db.selectFrom('outbox_events').select(sql<number | null>`max(seq)`.as('seq')).executeTakeFirst();
     const behind = firstOpen?.seq != null ? Number(firstOpen.seq) - 1 : Number(last?.seq ?? 0);
-    await db.insertInto('outbox_cursors').values({ name: WEBHOOK_CURSOR, last_seq: behind, updated_at: new Date().toISOString() }).execute();
+    await db
+      .insertInto('outbox_cursors')
+      .values({ name: WEBHOOK_CURSOR, last_seq: behind, updated_at: new Date().toISOString() })
+      .execute();
   }
   await db.schema.dropIndex('outbox_undispatched').execute();
 }
@@ -69,12 +76,26 @@ export async function takeUnread(trx: Executor, dialect: DialectName, limit: num
       delete from outbox_pending p using picked where p.seq = picked.seq returning p.seq`.execute(trx);
     return rows.map((r) => Number(r.seq)).sort((a, b) => a - b);
   }
-  const cursor = await trx.selectFrom('outbox_cursors').select('last_seq').where('name', '=', WEBHOOK_CURSOR).executeTakeFirst();
+  const cursor = await trx
+    .selectFrom('outbox_cursors')
+    .select('last_seq')
+    .where('name', '=', WEBHOOK_CURSOR)
+    .executeTakeFirst();
   const from = Number(cursor?.last_seq ?? 0);
-  const rows = await trx.selectFrom('outbox_events').select('seq').where('seq', '>', from).orderBy('seq').limit(limit).execute();
+  const rows = await trx
+    .selectFrom('outbox_events')
+    .select('seq')
+    .where('seq', '>', from)
+    .orderBy('seq')
+    .limit(limit)
+    .execute();
   const seqs = rows.map((r) => Number(r.seq));
   if (seqs.length > 0) {
-    await trx.updateTable('outbox_cursors').set({ last_seq: seqs[seqs.length - 1], updated_at: now }).where('name', '=', WEBHOOK_CURSOR).execute();
+    await trx
+      .updateTable('outbox_cursors')
+      .set({ last_seq: seqs[seqs.length - 1], updated_at: now })
+      .where('name', '=', WEBHOOK_CURSOR)
+      .execute();
   }
   return seqs;
 }
@@ -89,7 +110,9 @@ function unread(db: Executor, dialect: DialectName) {
     : db
         .selectFrom('outbox_events')
         .select('seq')
-        .where('seq', '>', (eb) => eb.selectFrom('outbox_cursors').select('last_seq').where('name', '=', WEBHOOK_CURSOR))
+        .where('seq', '>', (eb) =>
+          eb.selectFrom('outbox_cursors').select('last_seq').where('name', '=', WEBHOOK_CURSOR),
+        )
         .where('dispatched', '=', 0)
         .as('u');
 }

@@ -18,9 +18,15 @@ const endpointSchema = {
     events: { type: 'array', items: { type: 'string' } },
     active: { type: 'boolean' },
     description: { type: ['string', 'null'] },
-    disabled_reason: { type: ['string', 'null'], description: '"gone" (the receiver answered 410) or "failing" (5 days of failures)' },
+    disabled_reason: {
+      type: ['string', 'null'],
+      description: '"gone" (the receiver answered 410) or "failing" (5 days of failures)',
+    },
     failing_since: { type: ['string', 'null'] },
-    secret_rotated_until: { type: ['string', 'null'], description: 'Until then the previous secret signs beside the current one' },
+    secret_rotated_until: {
+      type: ['string', 'null'],
+      description: 'Until then the previous secret signs beside the current one',
+    },
     secret: { type: 'string', description: 'whsec_...: only in the answers of create and rotate-secret' },
     created_at: { type: 'string' },
     updated_at: { type: 'string' },
@@ -56,7 +62,12 @@ const eventsField = {
   description: 'Event types (GET /v1/event-types), or ["*"] for all',
 };
 const bodyProps = {
-  target_url: { type: 'string', minLength: 1, maxLength: 2000, description: 'http(s) URL; private addresses only when the operator allows them' },
+  target_url: {
+    type: 'string',
+    minLength: 1,
+    maxLength: 2000,
+    description: 'http(s) URL; private addresses only when the operator allows them',
+  },
   events: eventsField,
   active: { type: 'boolean', default: true },
   description: { type: ['string', 'null'], maxLength: 1000 },
@@ -84,29 +95,58 @@ export function webhookRoutes(app: FastifyInstance, ctx: AppContext, services: S
       schema: {
         tags: ['webhooks'],
         summary: 'Create a webhook endpoint; the answer carries its signing secret (shown only here)',
-        body: { type: 'object', required: ['target_url', 'events'], additionalProperties: false, properties: bodyProps },
+        body: {
+          type: 'object',
+          required: ['target_url', 'events'],
+          additionalProperties: false,
+          properties: bodyProps,
+        },
         response: { 200: endpointSchema },
       },
     },
     async (req, reply) =>
-      runIdempotentWrite(ctx, req, reply, 200, async (trx) => presentEndpoint(await hooks.create(trx, req.body, { urlChecked: true }), { secret: true }), {
-        before: () => hooks.checkUrl(req.body.target_url),
-        sealAnswer: true,
-      }),
+      runIdempotentWrite(
+        ctx,
+        req,
+        reply,
+        200,
+        async (trx) => presentEndpoint(await hooks.create(trx, req.body, { urlChecked: true }), { secret: true }),
+        {
+          before: () => hooks.checkUrl(req.body.target_url),
+          sealAnswer: true,
+        },
+      ),
   );
 
   app.get(
     '/v1/webhooks',
-    { schema: { tags: ['webhooks'], summary: 'List webhook endpoints', response: { 200: listSchema('data', endpointSchema) } } },
+    {
+      schema: {
+        tags: ['webhooks'],
+        summary: 'List webhook endpoints',
+        response: { 200: listSchema('data', endpointSchema) },
+      },
+    },
     async () => {
       const rows = await hooks.list(db());
-      return listOf('data', rows.map((r) => presentEndpoint(r)), rows.length);
+      return listOf(
+        'data',
+        rows.map((r) => presentEndpoint(r)),
+        rows.length,
+      );
     },
   );
 
   app.get<{ Params: { webhookId: string } }>(
     '/v1/webhooks/:webhookId',
-    { schema: { tags: ['webhooks'], summary: 'Get a webhook endpoint', params: idParams, response: { 200: endpointSchema } } },
+    {
+      schema: {
+        tags: ['webhooks'],
+        summary: 'Get a webhook endpoint',
+        params: idParams,
+        response: { 200: endpointSchema },
+      },
+    },
     async (req) => presentEndpoint(await hooks.get(db(), req.params.webhookId)),
   );
 
@@ -117,21 +157,38 @@ export function webhookRoutes(app: FastifyInstance, ctx: AppContext, services: S
         tags: ['webhooks'],
         summary: 'Update a webhook endpoint (the fields given); active: true re-enables a disabled one',
         params: idParams,
-        body: { type: 'object', additionalProperties: false, properties: { ...bodyProps, active: { type: 'boolean' } } },
+        body: {
+          type: 'object',
+          additionalProperties: false,
+          properties: { ...bodyProps, active: { type: 'boolean' } },
+        },
         response: { 200: endpointSchema },
       },
     },
     async (req, reply) =>
-      runIdempotentWrite(ctx, req, reply, 200, async (trx) => presentEndpoint(await hooks.update(trx, req.params.webhookId, req.body, { urlChecked: true })), {
-        before: async () => {
-          if (req.body.target_url !== undefined) await hooks.checkUrl(req.body.target_url);
+      runIdempotentWrite(
+        ctx,
+        req,
+        reply,
+        200,
+        async (trx) => presentEndpoint(await hooks.update(trx, req.params.webhookId, req.body, { urlChecked: true })),
+        {
+          before: async () => {
+            if (req.body.target_url !== undefined) await hooks.checkUrl(req.body.target_url);
+          },
         },
-      }),
+      ),
   );
 
   app.delete<{ Params: { webhookId: string } }>(
     '/v1/webhooks/:webhookId',
-    { schema: { tags: ['webhooks'], summary: 'Delete a webhook endpoint, its pending deliveries and its attempt log', params: idParams } },
+    {
+      schema: {
+        tags: ['webhooks'],
+        summary: 'Delete a webhook endpoint, its pending deliveries and its attempt log',
+        params: idParams,
+      },
+    },
     async (req, reply) => runIdempotentWrite(ctx, req, reply, 204, (trx) => hooks.remove(trx, req.params.webhookId)),
   );
 
@@ -171,18 +228,44 @@ export function webhookRoutes(app: FastifyInstance, ctx: AppContext, services: S
     },
     async (req) => {
       const { event, attempt } = await hooks.test(req.params.webhookId, req.body?.event_type);
-      return { event: presentEvent({ ...event, resource_type: 'webhook_test', resource_id: req.params.webhookId, program_id: null }), attempt: presentAttempt(attempt) };
+      return {
+        event: presentEvent({
+          ...event,
+          resource_type: 'webhook_test',
+          resource_id: req.params.webhookId,
+          program_id: null,
+        }),
+        attempt: presentAttempt(attempt),
+      };
     },
   );
 
   app.get<{ Params: { webhookId: string }; Querystring: AttemptsQuery }>(
     '/v1/webhooks/:webhookId/attempts',
-    { schema: { tags: ['webhooks'], summary: 'Delivery attempts of an endpoint, newest first', params: idParams, querystring: attemptsQuery, response: { 200: cursorListSchema(attemptSchema) } } },
+    {
+      schema: {
+        tags: ['webhooks'],
+        summary: 'Delivery attempts of an endpoint, newest first',
+        params: idParams,
+        querystring: attemptsQuery,
+        response: { 200: cursorListSchema(attemptSchema) },
+      },
+    },
     async (req) => {
       await hooks.get(db(), req.params.webhookId);
       const { limit, starting_after_id, status } = req.query;
-      const page = await hooks.attempts(db(), { endpointId: req.params.webhookId, status }, { limit, starting_after_id });
-      return { object: 'list', data_ref: 'data', data: page.data.map(presentAttempt), has_more: page.has_more, more_starting_after: page.more_starting_after };
+      const page = await hooks.attempts(
+        db(),
+        { endpointId: req.params.webhookId, status },
+        { limit, starting_after_id },
+      );
+      return {
+        object: 'list',
+        data_ref: 'data',
+        data: page.data.map(presentAttempt),
+        has_more: page.has_more,
+        more_starting_after: page.more_starting_after,
+      };
     },
   );
 
@@ -201,7 +284,13 @@ export function webhookRoutes(app: FastifyInstance, ctx: AppContext, services: S
       await services.events.get(db(), req.params.eventId);
       const { limit, starting_after_id, status } = req.query;
       const page = await hooks.attempts(db(), { eventId: req.params.eventId, status }, { limit, starting_after_id });
-      return { object: 'list', data_ref: 'data', data: page.data.map(presentAttempt), has_more: page.has_more, more_starting_after: page.more_starting_after };
+      return {
+        object: 'list',
+        data_ref: 'data',
+        data: page.data.map(presentAttempt),
+        has_more: page.has_more,
+        more_starting_after: page.more_starting_after,
+      };
     },
   );
 
@@ -230,9 +319,17 @@ export function webhookRoutes(app: FastifyInstance, ctx: AppContext, services: S
           type: 'object',
           required: ['since'],
           additionalProperties: false,
-          properties: { since: { type: 'string', format: 'date-time' }, until: { type: 'string', format: 'date-time' } },
+          properties: {
+            since: { type: 'string', format: 'date-time' },
+            until: { type: 'string', format: 'date-time' },
+          },
         },
-        response: { 200: { type: 'object', properties: { object: { type: 'string' }, webhook_id: { type: 'string' }, recovering: { type: 'integer' } } } },
+        response: {
+          200: {
+            type: 'object',
+            properties: { object: { type: 'string' }, webhook_id: { type: 'string' }, recovering: { type: 'integer' } },
+          },
+        },
       },
     },
     async (req, reply) =>

@@ -12,10 +12,13 @@ function column(name: 'secret' | 'previous_secret'): SealedColumn {
     table: 'webhook_endpoints',
     column: name,
     reseal(value: string, id: string, box: SecretBox) {
-      const next = isSealed(value) ? box.reseal(value, endpointSecretContext(id)) : box.seal(value, endpointSecretContext(id));
+      const next = isSealed(value)
+        ? box.reseal(value, endpointSecretContext(id))
+        : box.seal(value, endpointSecretContext(id));
       return next === value ? undefined : next;
     },
-    sealedValues: (value: string, id: string) => (isSealed(value) ? [{ sealed: value, context: endpointSecretContext(id) }] : []),
+    sealedValues: (value: string, id: string) =>
+      isSealed(value) ? [{ sealed: value, context: endpointSecretContext(id) }] : [],
   };
 }
 

@@ -1,6 +1,6 @@
 import { pageBySeq } from '../../storage/paging.ts';
 import type { AppContext } from '../../context.ts';
-import { ApiError, badRequest, notFound } from '../../http/errors.ts';
+import { conflict, invalid, notFound } from '../../lib/errors.ts';
 import { newId } from '../../lib/ids.ts';
 import { fromJson } from '../../lib/json.ts';
 import { UnsafeUrlError } from '../../lib/url-guard.ts';
@@ -59,7 +59,10 @@ export function presentAttempt(a: Omit<AttemptRecord, 'status'> & { status: stri
 export class WebhookService {
   readonly dispatcher: Dispatcher;
 
-  constructor(private ctx: AppContext, opts: DispatcherOptions = {}) {
+  constructor(
+    private ctx: AppContext,
+    opts: DispatcherOptions = {},
+  ) {
     this.dispatcher = new Dispatcher(ctx, opts);
     this.registerBacklogGauges();
   }
@@ -93,13 +96,24 @@ export class WebhookService {
       }
       return read;
     };
-    metrics.gauge('tally_webhook_deliveries_waiting', 'Deliveries not yet succeeded or given up (pending or being sent), per endpoint', ['endpoint_id'], async (set) => {
-      for (const r of await backlog()) set({ endpoint_id: r.id }, r.waiting);
-    });
-    metrics.gauge('tally_webhook_oldest_waiting_seconds', 'Age of the oldest delivery not yet succeeded or given up, per endpoint (0: none)', ['endpoint_id'], async (set) => {
-      const now = this.ctx.clock.nowMs();
-      for (const r of await backlog()) set({ endpoint_id: r.id }, r.oldest ? Math.max(0, (now - Date.parse(r.oldest)) / 1000) : 0);
-    });
+    metrics.gauge(
+      'tally_webhook_deliveries_waiting',
+      'Deliveries not yet succeeded or given up (pending or being sent), per endpoint',
+      ['endpoint_id'],
+      async (set) => {
+        for (const r of await backlog()) set({ endpoint_id: r.id }, r.waiting);
+      },
+    );
+    metrics.gauge(
+      'tally_webhook_oldest_waiting_seconds',
+      'Age of the oldest delivery not yet succeeded or given up, per endpoint (0: none)',
+      ['endpoint_id'],
+      async (set) => {
+        const now = this.ctx.clock.nowMs();
+        for (const r of await backlog())
+          set({ endpoint_id: r.id }, r.oldest ? Math.max(0, (now - Date.parse(r.oldest)) / 1000) : 0);
+      },
+    );
   }
 
   /**
@@ -112,7 +126,9 @@ export class WebhookService {
       await this.ctx.egress.check(url);
     } catch (err) {
       if (err instanceof UnsafeUrlError) {
-        throw badRequest('invalid_target_url', 'Invalid target_url', err.message, [{ field: 'target_url', message: err.message }]);
+        throw invalid('invalid_target_url', 'Invalid target_url', err.message, [
+          { field: 'target_url', message: err.message },
+        ]);
       }
       throw err;
     }
@@ -121,7 +137,7 @@ export class WebhookService {
   private checkEvents(events: string[]): string[] {
     const unknown = events.filter((e) => e !== '*' && !isKnownEventType(e));
     if (unknown.length > 0) {
-      throw badRequest(
+      throw invalid(
         'unknown_event_type',
         'Unknown event type',
         `Unknown event type(s): ${unknown.join(', ')}. GET /v1/event-types lists them; "*" subscribes to all.`,
@@ -131,7 +147,11 @@ export class WebhookService {
     return events.includes('*') ? ['*'] : [...new Set(events)];
   }
 
-  async create(db: Executor, input: Required<Pick<EndpointInput, 'target_url' | 'events'>> & EndpointInput, opts: { urlChecked?: boolean } = {}): Promise<EndpointRow> {
+  async create(
+    db: Executor,
+    input: Required<Pick<EndpointInput, 'target_url' | 'events'>> & EndpointInput,
+    opts: { urlChecked?: boolean } = {},
+  ): Promise<EndpointRow> {
     if (!opts.urlChecked) await this.checkUrl(input.target_url);
     const now = this.ctx.clock.nowIso();
     const row: EndpointRow = {
@@ -149,7 +169,10 @@ export class WebhookService {
       updated_at: now,
     };
     // Stored sealed; the answer (the one place the secret is shown) gets it in clear.
-    await db.insertInto('webhook_endpoints').values({ ...row, secret: this.ctx.secrets.seal(row.secret, endpointSecretContext(row.id)) }).execute();
+    await db
+      .insertInto('webhook_endpoints')
+      .values({ ...row, secret: this.ctx.secrets.seal(row.secret, endpointSecretContext(row.id)) })
+      .execute();
     this.dispatcher.invalidate();
     return row;
   }
@@ -164,7 +187,12 @@ export class WebhookService {
     return db.selectFrom('webhook_endpoints').selectAll().orderBy('created_at').orderBy('id').execute();
   }
 
-  async update(db: Executor, id: string, input: EndpointInput, opts: { urlChecked?: boolean } = {}): Promise<EndpointRow> {
+  async update(
+    db: Executor,
+    id: string,
+    input: EndpointInput,
+    opts: { urlChecked?: boolean } = {},
+  ): Promise<EndpointRow> {
     const row = await this.get(db, id);
     const patch: Partial<EndpointRow> = { updated_at: this.ctx.clock.nowIso() };
     if (input.target_url !== undefined) {
@@ -215,9 +243,13 @@ export class WebhookService {
   async test(id: string, type?: string) {
     const endpoint = await this.get(this.ctx.database.db, id);
     const subscribedTypes = fromJson<string[]>(endpoint.events, []);
-    const eventType = type ?? (subscribedTypes[0] && subscribedTypes[0] !== '*' ? subscribedTypes[0] : 'balance_value_updated');
+    const eventType =
+      type ?? (subscribedTypes[0] && subscribedTypes[0] !== '*' ? subscribedTypes[0] : 'balance_value_updated');
     const info = EVENT_TYPES.get(eventType);
-    if (!info) throw badRequest('unknown_event_type', 'Unknown event type', `Unknown event type "${eventType}"`, [{ field: 'event_type', message: 'unknown event type' }]);
+    if (!info)
+      throw invalid('unknown_event_type', 'Unknown event type', `Unknown event type "${eventType}"`, [
+        { field: 'event_type', message: 'unknown event type' },
+      ]);
     const event = {
       id: newId('evt'),
       type: info.type,
@@ -237,7 +269,11 @@ export class WebhookService {
   async resend(endpointId: string, eventId: string): Promise<AttemptRecord> {
     const db = this.ctx.database.db;
     await this.get(db, endpointId);
-    const event = await db.selectFrom('outbox_events').select(['id', 'type', 'data', 'created_at']).where('id', '=', eventId).executeTakeFirst();
+    const event = await db
+      .selectFrom('outbox_events')
+      .select(['id', 'type', 'data', 'created_at'])
+      .where('id', '=', eventId)
+      .executeTakeFirst();
     if (!event) throw notFound('event', eventId);
     return this.dispatcher.attemptNow(endpointId, event, 'manual');
   }
@@ -246,7 +282,11 @@ export class WebhookService {
   async recover(db: Executor, endpointId: string, since: string, until?: string): Promise<number> {
     const endpoint = await this.get(db, endpointId);
     if (endpoint.active !== 1) {
-      throw new ApiError(409, 'webhook_disabled', 'Webhook is disabled', `Enable webhook ${endpointId} (PUT active: true) before recovering its messages`);
+      throw conflict(
+        'webhook_disabled',
+        'Webhook is disabled',
+        `Enable webhook ${endpointId} (PUT active: true) before recovering its messages`,
+      );
     }
     const now = this.ctx.clock.nowIso();
     let q = db
@@ -261,7 +301,11 @@ export class WebhookService {
     return Number(res.numUpdatedRows ?? 0);
   }
 
-  async attempts(db: Executor, filter: { endpointId?: string; eventId?: string; status?: string }, page: { limit: number; starting_after_id?: string }) {
+  async attempts(
+    db: Executor,
+    filter: { endpointId?: string; eventId?: string; status?: string },
+    page: { limit: number; starting_after_id?: string },
+  ) {
     let q = db.selectFrom('webhook_attempts').selectAll();
     if (filter.endpointId) q = q.where('endpoint_id', '=', filter.endpointId);
     if (filter.eventId) q = q.where('event_id', '=', filter.eventId);
@@ -269,7 +313,8 @@ export class WebhookService {
     return pageBySeq(
       page,
       'an attempt',
-      async (id) => (await db.selectFrom('webhook_attempts').select('seq').where('id', '=', id).executeTakeFirst())?.seq,
+      async (id) =>
+        (await db.selectFrom('webhook_attempts').select('seq').where('id', '=', id).executeTakeFirst())?.seq,
       (before, n) => (before === undefined ? q : q.where('seq', '<', before)).orderBy('seq', 'desc').limit(n).execute(),
     );
   }

@@ -36,7 +36,12 @@ export function voucherifySignature(secret: string, body: string): string {
 }
 
 /** The signing headers of one attempt. `secrets[0]` is the current secret, the rest still-valid old ones. */
-export function signedHeaders(secrets: string[], msgId: string, timestampSec: number, body: string): Record<string, string> {
+export function signedHeaders(
+  secrets: string[],
+  msgId: string,
+  timestampSec: number,
+  body: string,
+): Record<string, string> {
   const headers: Record<string, string> = {
     'webhook-id': msgId,
     'webhook-timestamp': String(timestampSec),

@@ -4,7 +4,13 @@ import { Ajv } from 'ajv';
 import addFormatsModule from 'ajv-formats';
 import { Webhook } from 'standardwebhooks';
 import { startReceiver, verifyDelivery, voucherifySignatureOf, type Receiver } from '../../../test/helpers/receiver.ts';
-import { backend, createMember, createProgram, startTestServer, type TestServer } from '../../../test/helpers/server.ts';
+import {
+  backend,
+  createMember,
+  createProgram,
+  startTestServer,
+  type TestServer,
+} from '../../../test/helpers/server.ts';
 import type { ManualClock } from '../../lib/clock.ts';
 import { EVENT_TYPES } from '../events/catalog.ts';
 import { Dispatcher, MAX_ATTEMPTS, RETRY_DELAYS_MS } from './dispatcher.ts';
@@ -60,7 +66,10 @@ describe('webhooks', () => {
     const list = await t.api('GET', '/v1/webhooks');
     assert.ok(list.body.data.some((h: any) => h.id === hook.id && h.secret === undefined));
 
-    const unknown = await t.api('POST', '/v1/webhooks', { target_url: rx.url, events: ['balance_value_updated', 'points_teleported'] });
+    const unknown = await t.api('POST', '/v1/webhooks', {
+      target_url: rx.url,
+      events: ['balance_value_updated', 'points_teleported'],
+    });
     assert.equal(unknown.status, 400);
     assert.equal(unknown.body.key, 'unknown_event_type');
     const ftp = await t.api('POST', '/v1/webhooks', { target_url: 'ftp://example.com/x', events: ['*'] });
@@ -111,15 +120,26 @@ describe('webhooks', () => {
     }
     // Independent check with the package's verify(): a tampered body or another secret fails.
     const r = rx.received[0];
-    const headers = { 'webhook-id': r.headers['webhook-id'], 'webhook-timestamp': r.headers['webhook-timestamp'], 'webhook-signature': r.headers['webhook-signature'] };
+    const headers = {
+      'webhook-id': r.headers['webhook-id'],
+      'webhook-timestamp': r.headers['webhook-timestamp'],
+      'webhook-signature': r.headers['webhook-signature'],
+    };
     assert.throws(() => new Webhook(hook.secret).verify(r.body.replace('25', '26'), headers));
-    assert.throws(() => new Webhook('whsec_' + Buffer.alloc(24, 1).toString('base64')).verify(r.body, headers));
+    assert.throws(() => new Webhook(`whsec_${Buffer.alloc(24, 1).toString('base64')}`).verify(r.body, headers));
 
     const attempts = await t.api('GET', `/v1/webhooks/${hook.id}/attempts`);
     assert.equal(attempts.status, 200);
     assert.equal(attempts.body.data.length, 2);
     assert.deepEqual(
-      attempts.body.data.map((a: any) => [a.status, a.status_code, a.attempt, a.trigger, a.next_attempt_at, a.response]),
+      attempts.body.data.map((a: any) => [
+        a.status,
+        a.status_code,
+        a.attempt,
+        a.trigger,
+        a.next_attempt_at,
+        a.response,
+      ]),
       [
         ['succeeded', 200, 1, 'scheduled', null, 'ok'],
         ['succeeded', 200, 1, 'scheduled', null, 'ok'],
@@ -130,40 +150,47 @@ describe('webhooks', () => {
     await t.api('DELETE', `/v1/webhooks/${hook.id}`);
   });
 
-  it(
-    'delivers the events of a transaction that commits after a later one (no event is left behind the fan-out cursor)',
-    { skip: backend === 'sqlite' && 'SQLite has one writer at a time: events commit in seq order' },
-    async () => {
-      const rx = await receiver();
-      const hook = await createHook(rx.url, ['balance_value_updated']);
-      const program = await createProgram(t);
-      const member = await createMember(t, program.id);
-      const { database, outbox } = t.server.ctx;
-      // Transaction A writes its event first (lower seq, lower transaction id) and stays open...
-      let commitA!: () => void;
-      const held = new Promise<void>((r) => (commitA = r));
-      let written!: () => void;
-      const wroteA = new Promise<void>((r) => (written = r));
-      const txA = database.transaction(async (trx) => {
-        await outbox.emit(trx, { type: 'balance_value_updated', data: { marker: 'A' }, resource_type: 'test', resource_id: 'A' });
-        written();
-        await held;
+  it('delivers the events of a transaction that commits after a later one (no event is left behind the fan-out cursor)', {
+    skip: backend === 'sqlite' && 'SQLite has one writer at a time: events commit in seq order',
+  }, async () => {
+    const rx = await receiver();
+    const hook = await createHook(rx.url, ['balance_value_updated']);
+    const program = await createProgram(t);
+    const member = await createMember(t, program.id);
+    const { database, outbox } = t.server.ctx;
+    // Transaction A writes its event first (lower seq, lower transaction id) and stays open...
+    let commitA!: () => void;
+    const held = new Promise<void>((r) => (commitA = r));
+    let written!: () => void;
+    const wroteA = new Promise<void>((r) => (written = r));
+    const txA = database.transaction(async (trx) => {
+      await outbox.emit(trx, {
+        type: 'balance_value_updated',
+        data: { marker: 'A' },
+        resource_type: 'test',
+        resource_id: 'A',
       });
-      await wroteA;
-      // ...while B (a balance change) commits after it with higher seqs, and the fan-out runs.
-      await addPoints(member.code, 7);
-      await run();
-      const beforeA = rx.received.map((r) => r.json.data.marker ?? r.json.data.balance?.balance);
-      commitA();
-      await txA;
-      await run();
-      const all = rx.received.map((r) => r.json.data.marker ?? 'B');
-      assert.deepEqual([...all].sort(), ['A', 'B'], `both events delivered once (before A committed: ${JSON.stringify(beforeA)})`);
-      await run();
-      assert.equal(rx.received.length, 2, 'nothing is delivered twice');
-      await t.api('DELETE', `/v1/webhooks/${hook.id}`);
-    },
-  );
+      written();
+      await held;
+    });
+    await wroteA;
+    // ...while B (a balance change) commits after it with higher seqs, and the fan-out runs.
+    await addPoints(member.code, 7);
+    await run();
+    const beforeA = rx.received.map((r) => r.json.data.marker ?? r.json.data.balance?.balance);
+    commitA();
+    await txA;
+    await run();
+    const all = rx.received.map((r) => r.json.data.marker ?? 'B');
+    assert.deepEqual(
+      [...all].sort(),
+      ['A', 'B'],
+      `both events delivered once (before A committed: ${JSON.stringify(beforeA)})`,
+    );
+    await run();
+    assert.equal(rx.received.length, 2, 'nothing is delivered twice');
+    await t.api('DELETE', `/v1/webhooks/${hook.id}`);
+  });
 
   it('an endpoint receives only the events created after it, however far the fan-out had moved while nobody listened', async () => {
     // With no active endpoint the dispatcher does not fan out after every commit (the cursor moves
@@ -200,7 +227,11 @@ describe('webhooks', () => {
     const of = `{endpoint_id="${hook.id}"}`;
     assert.equal(await gauge('tally_outbox_unread_events'), 0);
     await addPoints(member.code, 3);
-    assert.equal(await gauge('tally_outbox_unread_events'), 2, 'balance_value_updated and points_added wait for the fan-out');
+    assert.equal(
+      await gauge('tally_outbox_unread_events'),
+      2,
+      'balance_value_updated and points_added wait for the fan-out',
+    );
     await run(); // read, sent, refused (503): both wait for their retry
     assert.equal(await gauge('tally_outbox_unread_events'), 0);
     assert.equal(await gauge('tally_webhook_deliveries_waiting', of), 2);
@@ -213,7 +244,11 @@ describe('webhooks', () => {
 
   it('retries on the schedule, honours Retry-After, logs attempts with excerpts, then gives up', async () => {
     let mode: 'fail' | 'retry-after' = 'retry-after';
-    const rx = await receiver(() => (mode === 'retry-after' ? { status: 429, headers: { 'retry-after': '120' }, body: 'slow down' } : { status: 500, body: 'x'.repeat(5000) }));
+    const rx = await receiver(() =>
+      mode === 'retry-after'
+        ? { status: 429, headers: { 'retry-after': '120' }, body: 'slow down' }
+        : { status: 500, body: 'x'.repeat(5000) },
+    );
     const hook = await createHook(rx.url, ['subscription_created']);
     const program = await createProgram(t);
     const member = await createMember(t, program.id);
@@ -223,7 +258,11 @@ describe('webhooks', () => {
     const eventId = rx.received[0].headers['webhook-id'];
     let log = await t.api('GET', `/v1/events/${eventId}/attempts`);
     assert.equal(log.body.data[0].status_code, 429);
-    assert.equal(Date.parse(log.body.data[0].next_attempt_at) - start, 120_000, 'Retry-After (120 s) beats the 5 s step');
+    assert.equal(
+      Date.parse(log.body.data[0].next_attempt_at) - start,
+      120_000,
+      'Retry-After (120 s) beats the 5 s step',
+    );
     clock.advance(119_000);
     await run();
     assert.equal(rx.received.length, 1, 'not before Retry-After');
@@ -244,11 +283,17 @@ describe('webhooks', () => {
     clock.advance(48 * 3600_000);
     await run();
     assert.equal(rx.received.length, MAX_ATTEMPTS, 'eight attempts in all');
-    assert.ok(rx.received.every((r) => r.headers['webhook-id'] === eventId), 'same webhook-id on every retry');
+    assert.ok(
+      rx.received.every((r) => r.headers['webhook-id'] === eventId),
+      'same webhook-id on every retry',
+    );
     log = await t.api('GET', `/v1/events/${eventId}/attempts?limit=100`);
     assert.equal(log.body.data.length, MAX_ATTEMPTS);
     const last = log.body.data[0];
-    assert.deepEqual([last.attempt, last.status, last.status_code, last.next_attempt_at], [MAX_ATTEMPTS, 'failed', 500, null]);
+    assert.deepEqual(
+      [last.attempt, last.status, last.status_code, last.next_attempt_at],
+      [MAX_ATTEMPTS, 'failed', 500, null],
+    );
     assert.equal(Buffer.byteLength(last.response), 1024, 'response excerpt is capped at 1 KB');
     assert.ok(last.duration_ms >= 0);
     const failedOnly = await t.api('GET', `/v1/webhooks/${hook.id}/attempts?status=failed&limit=3`);
@@ -264,8 +309,13 @@ describe('webhooks', () => {
     await run();
     assert.equal(rx.received.length, MAX_ATTEMPTS + 1);
     log = await t.api('GET', `/v1/events/${eventId}/attempts?limit=1`);
-    assert.deepEqual([log.body.data[0].status, log.body.data[0].trigger, log.body.data[0].status_code], ['succeeded', 'manual', 204]);
-    const again = await t.api('POST', `/v1/webhooks/${hook.id}/recover`, { since: new Date(start - 1000).toISOString() });
+    assert.deepEqual(
+      [log.body.data[0].status, log.body.data[0].trigger, log.body.data[0].status_code],
+      ['succeeded', 'manual', 204],
+    );
+    const again = await t.api('POST', `/v1/webhooks/${hook.id}/recover`, {
+      since: new Date(start - 1000).toISOString(),
+    });
     assert.equal(again.body.recovering, 0, 'nothing failed is left');
     void member;
     await t.api('DELETE', `/v1/webhooks/${hook.id}`);
@@ -433,7 +483,11 @@ describe('webhooks', () => {
     // ... and claimed them on another host, then died before sending.
     await db
       .updateTable('webhook_deliveries')
-      .set({ status: 'sending', leased_by: 'elsewhere:1:dead', lease_until: new Date(clock.nowMs() + 30_000).toISOString() })
+      .set({
+        status: 'sending',
+        leased_by: 'elsewhere:1:dead',
+        lease_until: new Date(clock.nowMs() + 30_000).toISOString(),
+      })
       .where('endpoint_id', '=', hook.id)
       .execute();
     await run();
@@ -441,7 +495,11 @@ describe('webhooks', () => {
     clock.advance(31_000);
     await run();
     assert.equal(rx.received.length, 5, 'sent once the lease expired');
-    const states = await db.selectFrom('webhook_deliveries').select('status').where('endpoint_id', '=', hook.id).execute();
+    const states = await db
+      .selectFrom('webhook_deliveries')
+      .select('status')
+      .where('endpoint_id', '=', hook.id)
+      .execute();
     assert.ok(states.every((s) => s.status === 'succeeded'));
 
     // Two dispatchers racing over the same database.
@@ -469,18 +527,30 @@ describe('webhooks', () => {
       for (let i = 0; i < 10; i++) await createMember(t, program.id);
       while (fast.received.length < 10 && Date.now() - t0 < 2800) await new Promise((r) => setTimeout(r, 10));
       assert.equal(fast.received.length, 10, 'the fast endpoint got everything');
-      const slowSoFar = await t.server.ctx.database.db.selectFrom('webhook_attempts').select('id').where('endpoint_id', '=', slowHook.id).execute();
+      const slowSoFar = await t.server.ctx.database.db
+        .selectFrom('webhook_attempts')
+        .select('id')
+        .where('endpoint_id', '=', slowHook.id)
+        .execute();
       assert.equal(slowSoFar.length, 0, `while the other one still hangs (${Date.now() - t0} ms)`);
       assert.ok(hang.received.length > 0, 'the hanging endpoint was called');
       while (Date.now() - t0 < 8000) {
-        const rows = await t.server.ctx.database.db.selectFrom('webhook_attempts').select('error').where('endpoint_id', '=', slowHook.id).execute();
+        const rows = await t.server.ctx.database.db
+          .selectFrom('webhook_attempts')
+          .select('error')
+          .where('endpoint_id', '=', slowHook.id)
+          .execute();
         if (rows.length > 0) {
           assert.match(rows[0].error!, /timeout/);
           break;
         }
         await new Promise((r) => setTimeout(r, 50));
       }
-      const rows = await t.server.ctx.database.db.selectFrom('webhook_attempts').select('error').where('endpoint_id', '=', slowHook.id).execute();
+      const rows = await t.server.ctx.database.db
+        .selectFrom('webhook_attempts')
+        .select('error')
+        .where('endpoint_id', '=', slowHook.id)
+        .execute();
       assert.ok(rows.length > 0, 'the hanging endpoint timed out');
     } finally {
       await stop();

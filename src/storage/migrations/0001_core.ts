@@ -89,8 +89,16 @@ export const coreMigration: TallyMigration = {
       .addColumn('updated_at', 'text')
       .addColumn('revoked_at', 'text')
       .execute();
-    await db.schema.createIndex('memberships_program').on('memberships').columns(['program_id', 'created_at', 'id']).execute();
-    await db.schema.createIndex('memberships_customer').on('memberships').columns(['customer_id', 'program_id']).execute();
+    await db.schema
+      .createIndex('memberships_program')
+      .on('memberships')
+      .columns(['program_id', 'created_at', 'id'])
+      .execute();
+    await db.schema
+      .createIndex('memberships_customer')
+      .on('memberships')
+      .columns(['customer_id', 'program_id'])
+      .execute();
 
     await db.schema
       .createTable('balances')
@@ -125,7 +133,11 @@ export const coreMigration: TallyMigration = {
       .addColumn('related_transaction_id', 'text')
       .addColumn('created_at', 'text', (c) => c.notNull())
       .execute();
-    await db.schema.createIndex('ledger_membership_seq').on('ledger_entries').columns(['membership_id', 'seq']).execute();
+    await db.schema
+      .createIndex('ledger_membership_seq')
+      .on('ledger_entries')
+      .columns(['membership_id', 'seq'])
+      .execute();
     await db.schema.createIndex('ledger_program_seq').on('ledger_entries').columns(['program_id', 'seq']).execute();
 
     await db.schema

@@ -10,7 +10,9 @@ export const cacheChangesMigration: TallyMigration = {
   async up(db: Kysely<any>, dialect) {
     await db.schema
       .createTable('cache_changes')
-      .addColumn('seq', autoIncrementType(dialect), (c) => (dialect === 'sqlite' ? c.primaryKey().autoIncrement() : c.primaryKey()))
+      .addColumn('seq', autoIncrementType(dialect), (c) =>
+        dialect === 'sqlite' ? c.primaryKey().autoIncrement() : c.primaryKey(),
+      )
       .addColumn('origin', 'text', (c) => c.notNull())
       .addColumn('topic', 'text', (c) => c.notNull())
       .addColumn('key', 'text')

@@ -24,7 +24,11 @@ test('SQLite: checkpoints run off the serving connection and the WAL stays bound
   let largestWal = 0;
   for (let round = 0; round < 400; round++) {
     await Promise.all(
-      Array.from({ length: 20 }, (_, i) => database.transaction((trx) => sql`insert into blobs (id, body) values (${round * 20 + i + 1}, ${body})`.execute(trx))),
+      Array.from({ length: 20 }, (_, i) =>
+        database.transaction((trx) =>
+          sql`insert into blobs (id, body) values (${round * 20 + i + 1}, ${body})`.execute(trx),
+        ),
+      ),
     );
     if (existsSync(`${file}-wal`)) largestWal = Math.max(largestWal, statSync(`${file}-wal`).size);
     // Let the checkpointer thread run between rounds as a steady request stream would.
@@ -34,13 +38,20 @@ test('SQLite: checkpoints run off the serving connection and the WAL stays bound
   assert.ok(largestWal > 0, 'the database is in WAL mode');
   // Without start-overs the WAL would hold all of it; the file stays at its high-water mark. (Half
   // of it, not less: with the other test files loading both cores, the thread may lag a while.)
-  assert.ok(largestWal < written / 2, `the WAL started over (largest ${largestWal} bytes for ${written} bytes written)`);
+  assert.ok(
+    largestWal < written / 2,
+    `the WAL started over (largest ${largestWal} bytes for ${written} bytes written)`,
+  );
 
   // Nothing lost, and once writes stop every frame reaches the database file without this
   // connection checkpointing (wal_autocheckpoint is 0 on it).
   const { n } = (await sql<{ n: number }>`select count(*) as n from blobs`.execute(database.db)).rows[0];
   assert.equal(n, 8000);
-  assert.equal((await sql<{ wal_autocheckpoint: number }>`pragma wal_autocheckpoint`.execute(database.db)).rows[0].wal_autocheckpoint, 0);
+  assert.equal(
+    (await sql<{ wal_autocheckpoint: number }>`pragma wal_autocheckpoint`.execute(database.db)).rows[0]
+      .wal_autocheckpoint,
+    0,
+  );
   // The pages reach the database file itself: only a checkpoint writes there.
   let fileSize = 0;
   for (let i = 0; i < 100 && fileSize < written; i++) {

@@ -1,4 +1,4 @@
-import { badRequest } from '../../../http/errors.ts';
+import { invalid } from '../../../lib/errors.ts';
 import { parseHttpUrl, UnsafeUrlError } from '../../../lib/url-guard.ts';
 import { normalizeKeyword, type MatchMode } from '../keywords.ts';
 import { templateError } from '../templates.ts';
@@ -66,7 +66,13 @@ export type Step =
       next?: string | null;
       on_error?: string | null;
     }
-  | { id: string; type: 'wait'; replies: { keywords: string[]; next: string }[]; timeout_seconds?: number; otherwise?: string | null }
+  | {
+      id: string;
+      type: 'wait';
+      replies: { keywords: string[]; next: string }[];
+      timeout_seconds?: number;
+      otherwise?: string | null;
+    }
   | { id: string; type: 'join'; next?: string | null; refused?: string | null };
 
 export interface TriggerDef {
@@ -95,10 +101,24 @@ export interface FlowDefinition {
 }
 
 export const DEFAULT_SESSION_TIMEOUT = 900;
-export const RESERVED_VARS = new Set(['customer', 'membership', 'program', 'balances', 'points', 'card', 'sender', 'channel', 'message', 'tier', 'rewards', 'vouchers', 'referral']);
+export const RESERVED_VARS = new Set([
+  'customer',
+  'membership',
+  'program',
+  'balances',
+  'points',
+  'card',
+  'sender',
+  'channel',
+  'message',
+  'tier',
+  'rewards',
+  'vouchers',
+  'referral',
+]);
 
 function fail(field: string, message: string): never {
-  throw badRequest('invalid_flow', 'Invalid flow', `${field} ${message}`, [{ field, message }]);
+  throw invalid('invalid_flow', 'Invalid flow', `${field} ${message}`, [{ field, message }]);
 }
 
 function checkTemplate(field: string, source: unknown) {
@@ -114,10 +134,13 @@ function checkCondition(field: string, c: Condition, depth = 0): void {
   if ('all' in c || 'any' in c) {
     const list = (c as { all?: Condition[]; any?: Condition[] }).all ?? (c as { any?: Condition[] }).any;
     if (!Array.isArray(list) || list.length === 0) fail(field, 'all/any must be a non-empty array');
-    list.forEach((x, i) => checkCondition(`${field}.${'all' in c ? 'all' : 'any'}[${i}]`, x, depth + 1));
+    for (const [i, x] of list.entries()) checkCondition(`${field}.${'all' in c ? 'all' : 'any'}[${i}]`, x, depth + 1);
     return;
   }
-  if ('not' in c) return checkCondition(`${field}.not`, c.not, depth + 1);
+  if ('not' in c) {
+    checkCondition(`${field}.not`, c.not, depth + 1);
+    return;
+  }
   if ('has_membership' in c || 'balance_gte_cheapest_reward' in c) return;
   if ('balance_gte' in c) {
     if (typeof c.balance_gte !== 'number') fail(`${field}.balance_gte`, 'must be a number');
@@ -128,7 +151,8 @@ function checkCondition(field: string, c: Condition, depth = 0): void {
     return;
   }
   if ('var' in c) {
-    if (typeof c.var !== 'string' || !/^[A-Za-z_][\w.]*$/.test(c.var)) fail(`${field}.var`, 'must be a dotted variable path');
+    if (typeof c.var !== 'string' || !/^[A-Za-z_][\w.]*$/.test(c.var))
+      fail(`${field}.var`, 'must be a dotted variable path');
     return;
   }
   fail(field, `has no known condition (${keys.join(', ') || 'empty'})`);
@@ -149,11 +173,14 @@ export function validateDefinition(input: FlowDefinition): FlowDefinition {
   };
   if (!def.name) fail('name', 'is required');
   if (!def.program_id) fail('program_id', 'is required');
-  if (def.triggers.length === 0 && !def.catch_all) fail('triggers', 'must have at least one trigger (or catch_all: true)');
+  if (def.triggers.length === 0 && !def.catch_all)
+    fail('triggers', 'must have at least one trigger (or catch_all: true)');
   def.triggers.forEach((t, i) => {
-    if (!Array.isArray(t.keywords) || t.keywords.length === 0) fail(`triggers[${i}].keywords`, 'must list at least one keyword');
+    if (!Array.isArray(t.keywords) || t.keywords.length === 0)
+      fail(`triggers[${i}].keywords`, 'must list at least one keyword');
     t.keywords.forEach((k, j) => {
-      if (typeof k !== 'string' || !normalizeKeyword(k)) fail(`triggers[${i}].keywords[${j}]`, 'must be one word of 1 to 16 letters or digits');
+      if (typeof k !== 'string' || !normalizeKeyword(k))
+        fail(`triggers[${i}].keywords[${j}]`, 'must be one word of 1 to 16 letters or digits');
     });
   });
   if (!Array.isArray(def.steps) || def.steps.length === 0) fail('steps', 'must have at least one step');
@@ -212,27 +239,38 @@ export function validateDefinition(input: FlowDefinition): FlowDefinition {
         for (const [k, v] of Object.entries(s.headers ?? {})) checkTemplate(`${f}.headers.${k}`, v);
         if (s.body !== undefined && s.body !== null) checkTemplate(`${f}.body`, s.body);
         const saveAs = s.save_as ?? 'api';
-        if (!/^[a-z_][a-z0-9_]*$/.test(saveAs) || RESERVED_VARS.has(saveAs)) fail(`${f}.save_as`, 'must be a lower-case name that is not a built-in variable');
+        if (!/^[a-z_][a-z0-9_]*$/.test(saveAs) || RESERVED_VARS.has(saveAs))
+          fail(`${f}.save_as`, 'must be a lower-case name that is not a built-in variable');
         for (const [k, v] of Object.entries(s.map ?? {})) {
           if (!/^[A-Za-z_]\w*$/.test(k)) fail(`${f}.map`, `key "${k}" must be a variable name`);
           if (typeof v !== 'string') fail(`${f}.map.${k}`, 'must be a JSON path such as data.balance or items[0].name');
         }
-        if (s.timeout_ms !== undefined && (typeof s.timeout_ms !== 'number' || s.timeout_ms < 100 || s.timeout_ms > 15_000)) fail(`${f}.timeout_ms`, 'must be 100 to 15000');
+        if (
+          s.timeout_ms !== undefined &&
+          (typeof s.timeout_ms !== 'number' || s.timeout_ms < 100 || s.timeout_ms > 15_000)
+        )
+          fail(`${f}.timeout_ms`, 'must be 100 to 15000');
         ref(`${f}.next`, s.next);
         ref(`${f}.on_error`, s.on_error);
         break;
       }
       case 'wait':
-        if (!Array.isArray(s.replies) || s.replies.length === 0) fail(`${f}.replies`, 'must list at least one expected reply');
+        if (!Array.isArray(s.replies) || s.replies.length === 0)
+          fail(`${f}.replies`, 'must list at least one expected reply');
         s.replies.forEach((r, j) => {
-          if (!Array.isArray(r.keywords) || r.keywords.length === 0) fail(`${f}.replies[${j}].keywords`, 'must list keywords');
+          if (!Array.isArray(r.keywords) || r.keywords.length === 0)
+            fail(`${f}.replies[${j}].keywords`, 'must list keywords');
           r.keywords.forEach((k, n) => {
-            if (typeof k !== 'string' || !normalizeKeyword(k)) fail(`${f}.replies[${j}].keywords[${n}]`, 'must be one word of 1 to 16 letters or digits');
+            if (typeof k !== 'string' || !normalizeKeyword(k))
+              fail(`${f}.replies[${j}].keywords[${n}]`, 'must be one word of 1 to 16 letters or digits');
           });
           ref(`${f}.replies[${j}].next`, r.next);
           if (!r.next) fail(`${f}.replies[${j}].next`, 'is required');
         });
-        if (s.timeout_seconds !== undefined && (typeof s.timeout_seconds !== 'number' || s.timeout_seconds < 1 || s.timeout_seconds > 7 * 86400)) {
+        if (
+          s.timeout_seconds !== undefined &&
+          (typeof s.timeout_seconds !== 'number' || s.timeout_seconds < 1 || s.timeout_seconds > 7 * 86400)
+        ) {
           fail(`${f}.timeout_seconds`, 'must be 1 to 604800');
         }
         ref(`${f}.otherwise`, s.otherwise);
@@ -242,7 +280,10 @@ export function validateDefinition(input: FlowDefinition): FlowDefinition {
         ref(`${f}.refused`, s.refused);
         break;
       default:
-        fail(`${f}.type`, `must be find_member, branch, reply, http, wait or join (got "${(s as { type?: string }).type}")`);
+        fail(
+          `${f}.type`,
+          `must be find_member, branch, reply, http, wait or join (got "${(s as { type?: string }).type}")`,
+        );
     }
   });
   for (const [field, t] of [

@@ -115,7 +115,12 @@ export class Engine {
       this.ctx.log.error({ err, message_id: id, channel_id: channel.id }, 'inbound message processing failed');
       await db
         .insertInto('msg_messages')
-        .values({ ...row, status: 'error', error: String((err as Error).message).slice(0, 500), updated_at: this.ctx.clock.nowIso() })
+        .values({
+          ...row,
+          status: 'error',
+          error: String((err as Error).message).slice(0, 500),
+          updated_at: this.ctx.clock.nowIso(),
+        })
         .onConflict((oc) => oc.column('inbound_key').doNothing())
         .execute();
       return { duplicate: false, messageId: id, replies: [], replyIds: [] };
@@ -149,9 +154,22 @@ export class Engine {
     const intent = consentIntent(msg.text);
     if (intent) {
       return this.ctx.transaction(async (trx) => {
-        await this.optout.record(trx, { phone, action: intent.action, channelId: channel.id, keyword: intent.word, messageId: inboundId });
+        await this.optout.record(trx, {
+          phone,
+          action: intent.action,
+          channelId: channel.id,
+          keyword: intent.word,
+          messageId: inboundId,
+        });
         const text = intent.action === 'opt_out' ? settings.opt_out_reply : settings.opt_in_reply;
-        const out = await this.outbound.queue(trx, { channel, to: phone, text, system: true, in_reply_to: inboundId, claimed: true });
+        const out = await this.outbound.queue(trx, {
+          channel,
+          to: phone,
+          text,
+          system: true,
+          in_reply_to: inboundId,
+          claimed: true,
+        });
         await this.markInbound(inboundId, { status: 'processed', keyword: intent.word.toUpperCase() }, trx);
         return [out];
       });
@@ -194,7 +212,13 @@ export class Engine {
         if (hit) alias = hit.keywords.find((k) => normalizeKeyword(k) === tokens[0]) ?? null;
         const target = next ?? (wait.otherwise && !(await this.hasTrigger(tokens, channel.id)) ? wait.otherwise : null);
         if (target) {
-          session = { id: open.id, flow_id: open.flow_id, flow_version: open.flow_version, step_id: open.step_id, vars: fromJson(open.vars, {}) };
+          session = {
+            id: open.id,
+            flow_id: open.flow_id,
+            flow_version: open.flow_version,
+            step_id: open.step_id,
+            vars: fromJson(open.vars, {}),
+          };
           version = v;
           startStep = target;
         }
@@ -207,7 +231,17 @@ export class Engine {
       const trigger = best.length > 1 ? await this.forSender(best, phone) : (best[0] ?? null);
       const chosen =
         trigger ??
-        candidates.filter((c) => c.keyword === '*').sort((a, b) => (a.channel_id === b.channel_id ? (a.created_at < b.created_at ? -1 : 1) : a.channel_id === channel.id ? -1 : 1))[0] ??
+        candidates
+          .filter((c) => c.keyword === '*')
+          .sort((a, b) =>
+            a.channel_id === b.channel_id
+              ? a.created_at < b.created_at
+                ? -1
+                : 1
+              : a.channel_id === channel.id
+                ? -1
+                : 1,
+          )[0] ??
         null;
       if (chosen) {
         version = await this.flows.version(db, chosen.flow_id, chosen.current_version);
@@ -221,7 +255,13 @@ export class Engine {
       if (settings.catch_all_reply) {
         const text = await render(settings.catch_all_reply, { sender: phone, message: { text: msg.text } });
         return this.ctx.transaction(async (trx) => {
-          const out = await this.outbound.queue(trx, { channel, to: phone, text, in_reply_to: inboundId, claimed: true });
+          const out = await this.outbound.queue(trx, {
+            channel,
+            to: phone,
+            text,
+            in_reply_to: inboundId,
+            claimed: true,
+          });
           await this.markInbound(inboundId, { status: 'unmatched' }, trx);
           return [out];
         });
@@ -238,8 +278,10 @@ export class Engine {
     }
     let customer: CustomerRow | null = null;
     let membership: MembershipRow | null = null;
-    if (session?.vars.membership_id) membership = (await this.services.members.find(db, session.vars.membership_id)) ?? null;
-    if (session?.vars.customer_id) customer = (await this.services.customers.find(db, session.vars.customer_id)) ?? null;
+    if (session?.vars.membership_id)
+      membership = (await this.services.members.find(db, session.vars.membership_id)) ?? null;
+    if (session?.vars.customer_id)
+      customer = (await this.services.customers.find(db, session.vars.customer_id)) ?? null;
 
     const run = new FlowRun({
       ctx: this.ctx,
@@ -262,14 +304,19 @@ export class Engine {
     });
     const result = await run.run(startStep);
 
-    const dialect = this.ctx.database.dialect;
+    const _dialect = this.ctx.database.dialect;
     return this.ctx.transaction(async (trx) => {
       const t = this.ctx.clock.nowIso();
       // The conversation continued here (and any other of this number on this channel) ends:
       // one conversation at a time; a wait step opens a new one below.
       if (session || open || result.waitAt) {
         await hot(trx, 'msg.endConversations', ['ended', t, channel.id, phone, 'waiting'], () =>
-          trx.updateTable('msg_conversations').set({ state: 'ended', updated_at: t }).where('channel_id', '=', channel.id).where('phone', '=', phone).where('state', '=', 'waiting'),
+          trx
+            .updateTable('msg_conversations')
+            .set({ state: 'ended', updated_at: t })
+            .where('channel_id', '=', channel.id)
+            .where('phone', '=', phone)
+            .where('state', '=', 'waiting'),
         );
       }
       let conversationId = session?.id ?? null;
@@ -294,7 +341,9 @@ export class Engine {
           created_at: t,
           updated_at: t,
         };
-        await hot(trx, 'msg.insertConversation', Object.values(conversation), () => trx.insertInto('msg_conversations').values(conversation));
+        await hot(trx, 'msg.insertConversation', Object.values(conversation), () =>
+          trx.insertInto('msg_conversations').values(conversation),
+        );
       }
       const rows: MessageRow[] = [];
       for (const text of result.replies) {

@@ -16,12 +16,18 @@ export function pointsFlow(programId: string, overrides: Partial<FlowDefinition>
     description: 'Reply with the balance and a nudge to redeem (seed recipe)',
     program_id: programId,
     triggers: [{ keywords: ['POINTS', 'BALANCE', 'PTS'], match: 'first_word' }],
-    opening_message: 'Hi {{ customer.name | default: "there" }}! Reply POINTS to check your {{ program.name }} balance.',
+    opening_message:
+      'Hi {{ customer.name | default: "there" }}! Reply POINTS to check your {{ program.name }} balance.',
     unknown_sender_reply: "We couldn't find a {{ program.name }} card for this number. Reply JOIN to join.",
     session_timeout_seconds: 600,
     steps: [
       { id: 'find', type: 'find_member', by: 'phone', next: 'check' },
-      { id: 'check', type: 'branch', cases: [{ when: { balance_gte_cheapest_reward: true }, next: 'can_redeem' }], else: 'balance' },
+      {
+        id: 'check',
+        type: 'branch',
+        cases: [{ when: { balance_gte_cheapest_reward: true }, next: 'can_redeem' }],
+        else: 'balance',
+      },
       {
         id: 'can_redeem',
         type: 'reply',
@@ -48,7 +54,12 @@ export function joinFlow(programId: string): FlowDefinition {
     triggers: [{ keywords: ['JOIN'], match: 'only_word' }],
     steps: [
       { id: 'join', type: 'join', next: 'welcome', refused: 'closed' },
-      { id: 'welcome', type: 'reply', template: 'Welcome to {{ program.name }}! Your card is {{ membership.code }} and you have {{ points }} points. Reply POINTS any time.' },
+      {
+        id: 'welcome',
+        type: 'reply',
+        template:
+          'Welcome to {{ program.name }}! Your card is {{ membership.code }} and you have {{ points }} points. Reply POINTS any time.',
+      },
       { id: 'closed', type: 'reply', template: '{{ program.name }} is not open for sign-up by message.' },
     ],
   };

@@ -1,5 +1,5 @@
 import type { AppContext } from '../../../context.ts';
-import { badRequest, conflict, notFound } from '../../../http/errors.ts';
+import { conflict, invalid, notFound } from '../../../lib/errors.ts';
 import { newId } from '../../../lib/ids.ts';
 import { fromJson } from '../../../lib/json.ts';
 import type { Services } from '../../../services.ts';
@@ -58,7 +58,12 @@ export class FlowService {
   }
 
   async find(db: Executor, id: string): Promise<FlowRow | undefined> {
-    return db.selectFrom('msg_flows').selectAll().where('id', '=', id).where('deleted_at', 'is', null).executeTakeFirst();
+    return db
+      .selectFrom('msg_flows')
+      .selectAll()
+      .where('id', '=', id)
+      .where('deleted_at', 'is', null)
+      .executeTakeFirst();
   }
 
   async get(db: Executor, id: string): Promise<FlowRow> {
@@ -72,23 +77,46 @@ export class FlowService {
     const key = `${flowId}@${version}`;
     const hit = this.versionCache.get(key);
     if (hit) return hit;
-    const row = await db.selectFrom('msg_flow_versions').selectAll().where('flow_id', '=', flowId).where('version', '=', version).executeTakeFirst();
+    const row = await db
+      .selectFrom('msg_flow_versions')
+      .selectAll()
+      .where('flow_id', '=', flowId)
+      .where('version', '=', version)
+      .executeTakeFirst();
     if (!row) throw notFound('flow version', key);
-    const v = { flow_id: flowId, version, definition: fromJson<FlowDefinition>(row.definition, null as never), created_at: row.created_at };
+    const v = {
+      flow_id: flowId,
+      version,
+      definition: fromJson<FlowDefinition>(row.definition, null as never),
+      created_at: row.created_at,
+    };
     if (this.versionCache.size > 2000) this.versionCache.clear();
     this.versionCache.set(key, v);
     return v;
   }
 
   async versions(db: Executor, flowId: string) {
-    return db.selectFrom('msg_flow_versions').select(['version', 'created_at']).where('flow_id', '=', flowId).orderBy('version', 'desc').execute();
+    return db
+      .selectFrom('msg_flow_versions')
+      .select(['version', 'created_at'])
+      .where('flow_id', '=', flowId)
+      .orderBy('version', 'desc')
+      .execute();
   }
 
   private async checkReferences(db: Executor, def: FlowDefinition): Promise<void> {
     await this.services.programs.get(db, def.program_id);
     for (const [i, id] of (def.channels ?? []).entries()) {
-      const ch = await db.selectFrom('msg_channels').select('id').where('id', '=', id).where('deleted_at', 'is', null).executeTakeFirst();
-      if (!ch) throw badRequest('invalid_flow', 'Invalid flow', `channels[${i}] names no channel (${id})`, [{ field: `channels[${i}]`, message: 'unknown channel' }]);
+      const ch = await db
+        .selectFrom('msg_channels')
+        .select('id')
+        .where('id', '=', id)
+        .where('deleted_at', 'is', null)
+        .executeTakeFirst();
+      if (!ch)
+        throw invalid('invalid_flow', 'Invalid flow', `channels[${i}] names no channel (${id})`, [
+          { field: `channels[${i}]`, message: 'unknown channel' },
+        ]);
     }
   }
 
@@ -108,10 +136,12 @@ export class FlowService {
     const rows: { keyword: string; alias: string; match: string; channel_id: string }[] = [];
     for (const t of def.triggers) {
       for (const alias of t.keywords) {
-        for (const channel_id of channels) rows.push({ keyword: normalizeKeyword(alias)!, alias, match: t.match ?? 'first_word', channel_id });
+        for (const channel_id of channels)
+          rows.push({ keyword: normalizeKeyword(alias)!, alias, match: t.match ?? 'first_word', channel_id });
       }
     }
-    if (def.catch_all) for (const channel_id of channels) rows.push({ keyword: '*', alias: '*', match: 'catch_all', channel_id });
+    if (def.catch_all)
+      for (const channel_id of channels) rows.push({ keyword: '*', alias: '*', match: 'catch_all', channel_id });
     const seen = new Set<string>();
     for (const r of rows) {
       const k = `${r.keyword}|${r.match}|${r.channel_id}`;
@@ -136,11 +166,19 @@ export class FlowService {
             'keyword, or bind each flow to its own channels (channels: [channel ids]).',
         );
       }
-      await trx.insertInto('msg_triggers').values({ id: newId('flw', 20), flow_id: flowId, program_id: def.program_id, ...r, created_at: now }).execute();
+      await trx
+        .insertInto('msg_triggers')
+        .values({ id: newId('flw', 20), flow_id: flowId, program_id: def.program_id, ...r, created_at: now })
+        .execute();
     }
   }
 
-  private async writeVersion(trx: Executor, flowId: string, version: number, def: FlowDefinition): Promise<FlowVersion> {
+  private async writeVersion(
+    trx: Executor,
+    flowId: string,
+    version: number,
+    def: FlowDefinition,
+  ): Promise<FlowVersion> {
     const now = this.ctx.clock.nowIso();
     await trx
       .insertInto('msg_flow_versions')
@@ -170,12 +208,22 @@ export class FlowService {
   }
 
   /** Saves a change: the full definition, or a partial one merged over the current version. */
-  async update(trx: Executor, row: FlowRow, input: Partial<FlowDefinition>): Promise<{ row: FlowRow; version: FlowVersion }> {
+  async update(
+    trx: Executor,
+    row: FlowRow,
+    input: Partial<FlowDefinition>,
+  ): Promise<{ row: FlowRow; version: FlowVersion }> {
     const current = await this.version(trx, row.id, row.current_version);
     const def = validateDefinition({ ...current.definition, ...input } as FlowDefinition);
     await this.checkReferences(trx, def);
     const next = row.current_version + 1;
-    const patch = { current_version: next, name: def.name, program_id: def.program_id, active: def.active === false ? 0 : 1, updated_at: this.ctx.clock.nowIso() };
+    const patch = {
+      current_version: next,
+      name: def.name,
+      program_id: def.program_id,
+      active: def.active === false ? 0 : 1,
+      updated_at: this.ctx.clock.nowIso(),
+    };
     await trx.updateTable('msg_flows').set(patch).where('id', '=', row.id).execute();
     const version = await this.writeVersion(trx, row.id, next, def);
     return { row: { ...row, ...patch }, version };
@@ -193,7 +241,11 @@ export class FlowService {
   }
 
   async softDelete(trx: Executor, row: FlowRow): Promise<void> {
-    await trx.updateTable('msg_flows').set({ deleted_at: this.ctx.clock.nowIso(), active: 0 }).where('id', '=', row.id).execute();
+    await trx
+      .updateTable('msg_flows')
+      .set({ deleted_at: this.ctx.clock.nowIso(), active: 0 })
+      .where('id', '=', row.id)
+      .execute();
     await trx.deleteFrom('msg_triggers').where('flow_id', '=', row.id).execute();
     this.candidateCache.clear();
     this.triggersChanged = true;
@@ -203,7 +255,13 @@ export class FlowService {
     let base = db.selectFrom('msg_flows').where('deleted_at', 'is', null);
     if (q.program_id) base = base.where('program_id', '=', q.program_id);
     const total = await base.select((eb) => eb.fn.countAll<number>().as('n')).executeTakeFirstOrThrow();
-    const rows = await base.selectAll().orderBy('created_at').orderBy('id').limit(q.limit).offset((q.page - 1) * q.limit).execute();
+    const rows = await base
+      .selectAll()
+      .orderBy('created_at')
+      .orderBy('id')
+      .limit(q.limit)
+      .offset((q.page - 1) * q.limit)
+      .execute();
     return { rows, total: Number(total.n) };
   }
 

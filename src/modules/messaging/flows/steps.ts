@@ -1,6 +1,6 @@
 import { request } from 'undici';
 import type { AppContext } from '../../../context.ts';
-import { ApiError } from '../../../http/errors.ts';
+import { DomainError } from '../../../lib/errors.ts';
 import { readCapped } from '../../../lib/egress.ts';
 import { parseHttpUrl } from '../../../lib/url-guard.ts';
 import type { Services } from '../../../services.ts';
@@ -65,12 +65,15 @@ export const HTTP_STEP_RESPONSE_LIMIT = 1024 * 1024;
 
 /** Reads `a.b[0].c` (optionally `$.`-prefixed) from a JSON value. */
 export function getPath(value: unknown, path: string): unknown {
-  const parts = path.replace(/^\$\.?/, '').split(/\.|\[(\d+)\]/).filter((p) => p !== undefined && p !== '');
+  const parts = path
+    .replace(/^\$\.?/, '')
+    .split(/\.|\[(\d+)\]/)
+    .filter((p) => p !== undefined && p !== '');
   let cur: unknown = value;
   for (const p of parts) {
     if (cur === null || cur === undefined) return undefined;
     if (Array.isArray(cur) && /^\d+$/.test(p)) cur = cur[Number(p)];
-    else if (typeof cur === 'object' && Object.prototype.hasOwnProperty.call(cur, p)) cur = (cur as Record<string, unknown>)[p];
+    else if (typeof cur === 'object' && Object.hasOwn(cur, p)) cur = (cur as Record<string, unknown>)[p];
     else return undefined;
   }
   return cur;
@@ -179,11 +182,17 @@ export class FlowRun {
     if (by !== 'phone') {
       // Card codes may hold punctuation (LC-AB12): words are split on spaces only, trimmed of
       // surrounding punctuation; codes are matched as written, then upper-cased.
-      const words = this.input.text.trim().split(/\s+/).slice(1, 4).map((w) => w.replace(/^[\p{P}]+|[\p{P}]+$/gu, ''));
+      const words = this.input.text
+        .trim()
+        .split(/\s+/)
+        .slice(1, 4)
+        .map((w) => w.replace(/^[\p{P}]+|[\p{P}]+$/gu, ''));
       for (const token of words) {
         if (token.length < 4 || token.length > 100) continue;
-        const m = (await services.members.find(this.db, token, program.id)) ?? (await services.members.find(this.db, token.toUpperCase(), program.id));
-        if (!m || m.status !== 'ACTIVE') continue;
+        const m =
+          (await services.members.find(this.db, token, program.id)) ??
+          (await services.members.find(this.db, token.toUpperCase(), program.id));
+        if (m?.status !== 'ACTIVE') continue;
         // Someone else's card answers only as far as the flow allows; with `none` it is as if the
         // code were unknown (so a stranger cannot tell a valid code from a wrong one either).
         owner = (await this.ownCustomers()).find((c) => c.id === m.customer_id) ?? null;
@@ -222,7 +231,10 @@ export class FlowRun {
     if (!this.customer) this.customer = (await this.ownCustomers())[0] ?? null;
     this.invalidate();
     if (step.not_found) return step.not_found;
-    const answer = this.input.def.unknown_sender_reply ?? this.input.defaultUnknownReply ?? 'Sorry, we could not find a {{ program.name }} membership for this number.';
+    const answer =
+      this.input.def.unknown_sender_reply ??
+      this.input.defaultUnknownReply ??
+      'Sorry, we could not find a {{ program.name }} membership for this number.';
     await this.reply(answer);
     return null;
   }
@@ -331,7 +343,9 @@ export class FlowRun {
         const result = await ctx.transaction(async (trx) => {
           let customer = (await services.customers.findByPhone(trx, phone))[0];
           if (!customer) customer = (await services.customers.upsert(trx, { phone, name: contactName ?? null })).row;
-          const existing = (await services.members.ofCustomer(trx, customer.id, program.id)).find((m) => m.status === 'ACTIVE');
+          const existing = (await services.members.ofCustomer(trx, customer.id, program.id)).find(
+            (m) => m.status === 'ACTIVE',
+          );
           const membership = existing ?? (await joinProgram(trx, services, program, customer, { source: 'messaging' }));
           return { customer, membership };
         });
@@ -343,7 +357,7 @@ export class FlowRun {
         return step.next;
       } catch (err) {
         if (err instanceof MembershipRace) continue;
-        if (err instanceof ApiError && err.status < 500) {
+        if (err instanceof DomainError) {
           ctx.log.info({ key: err.key }, 'join by message refused');
           if (step.refused) return step.refused;
           await this.reply('Sorry, {{ program.name }} cannot be joined by message.');

@@ -1,6 +1,15 @@
 import type { Egress } from '../../../lib/egress.ts';
 import { toE164 } from '../../../lib/phone.ts';
-import { httpFailure, networkFailure, providerPost, type ChannelForSend, type DeliveryReport, type InboundMessage, type OutgoingMessage, type SendResult } from './types.ts';
+import {
+  httpFailure,
+  networkFailure,
+  providerPost,
+  type ChannelForSend,
+  type DeliveryReport,
+  type InboundMessage,
+  type OutgoingMessage,
+  type SendResult,
+} from './types.ts';
 
 // Infobip: inbound SMS (MO_JSON_2) and WhatsApp batches, outbound `POST /sms/3/messages` and
 // `POST /whatsapp/1/message/text` (and `/whatsapp/1/message/template` for template messages), delivery
@@ -54,8 +63,16 @@ export function parseInfobipReports(body: unknown): DeliveryReport[] {
   for (const r of results as Record<string, any>[]) {
     if (typeof r?.messageId !== 'string') continue;
     const group = String(r.status?.groupName ?? '').toUpperCase();
-    const status = group === 'DELIVERED' ? 'delivered' : ['UNDELIVERABLE', 'EXPIRED', 'REJECTED'].includes(group) ? 'failed' : 'sent';
-    const error = status === 'failed' ? `${group}${r.status?.name ? `/${r.status.name}` : ''}${r.error?.name && r.error.name !== 'NO_ERROR' ? ` (${r.error.name})` : ''}` : null;
+    const status =
+      group === 'DELIVERED'
+        ? 'delivered'
+        : ['UNDELIVERABLE', 'EXPIRED', 'REJECTED'].includes(group)
+          ? 'failed'
+          : 'sent';
+    const error =
+      status === 'failed'
+        ? `${group}${r.status?.name ? `/${r.status.name}` : ''}${r.error?.name && r.error.name !== 'NO_ERROR' ? ` (${r.error.name})` : ''}`
+        : null;
     out.push({ providerMessageId: r.messageId, status, error });
   }
   return out;
@@ -75,7 +92,11 @@ export async function sendInfobip(egress: Egress, channel: ChannelForSend, msg: 
           from: noPlus(channel.sender),
           to: noPlus(msg.to),
           messageId: msg.id,
-          content: { templateName: msg.template.name, templateData: { body: { placeholders: msg.template.placeholders } }, language: msg.template.language },
+          content: {
+            templateName: msg.template.name,
+            templateData: { body: { placeholders: msg.template.placeholders } },
+            language: msg.template.language,
+          },
           callbackData: msg.id,
           ...(msg.reportUrl ? { notifyUrl: msg.reportUrl } : {}),
         },

@@ -1,7 +1,16 @@
 import { createHmac, timingSafeEqual } from 'node:crypto';
 import type { Egress } from '../../../lib/egress.ts';
 import { toE164 } from '../../../lib/phone.ts';
-import { httpFailure, networkFailure, providerPost, type ChannelForSend, type DeliveryReport, type InboundMessage, type OutgoingMessage, type SendResult } from './types.ts';
+import {
+  httpFailure,
+  networkFailure,
+  providerPost,
+  type ChannelForSend,
+  type DeliveryReport,
+  type InboundMessage,
+  type OutgoingMessage,
+  type SendResult,
+} from './types.ts';
 
 // Twilio: form-encoded inbound webhooks checked with X-Twilio-Signature, replies through the REST
 // API (`Messages.json`) or as TwiML in the webhook answer, status callbacks.
@@ -19,7 +28,12 @@ export function twilioSignature(authToken: string, url: string, params: Params):
   return createHmac('sha1', authToken).update(Buffer.from(data, 'utf8')).digest('base64');
 }
 
-export function verifyTwilioSignature(authToken: string, signature: string | undefined, urls: string[], params: Params): boolean {
+export function verifyTwilioSignature(
+  authToken: string,
+  signature: string | undefined,
+  urls: string[],
+  params: Params,
+): boolean {
   if (!signature) return false;
   const given = Buffer.from(signature);
   for (const url of urls) {
@@ -31,7 +45,8 @@ export function verifyTwilioSignature(authToken: string, signature: string | und
 
 export function parseTwilioInbound(body: unknown): InboundMessage[] {
   const p = (body ?? {}) as Record<string, unknown>;
-  const sid = typeof p.MessageSid === 'string' ? p.MessageSid : typeof p.SmsMessageSid === 'string' ? p.SmsMessageSid : null;
+  const sid =
+    typeof p.MessageSid === 'string' ? p.MessageSid : typeof p.SmsMessageSid === 'string' ? p.SmsMessageSid : null;
   if (!sid || typeof p.From !== 'string') return [];
   const from = String(p.From);
   return [
@@ -52,11 +67,19 @@ export function parseTwilioReport(body: unknown): DeliveryReport[] {
   const sid = p.MessageSid ?? p.SmsSid;
   const s = String(p.MessageStatus ?? p.SmsStatus ?? '');
   if (typeof sid !== 'string' || !s) return [];
-  const status = s === 'delivered' || s === 'read' ? 'delivered' : s === 'failed' || s === 'undelivered' ? 'failed' : 'sent';
-  return [{ providerMessageId: sid, status, error: status === 'failed' ? `${s}${p.ErrorCode ? ` (${p.ErrorCode})` : ''}` : null }];
+  const status =
+    s === 'delivered' || s === 'read' ? 'delivered' : s === 'failed' || s === 'undelivered' ? 'failed' : 'sent';
+  return [
+    {
+      providerMessageId: sid,
+      status,
+      error: status === 'failed' ? `${s}${p.ErrorCode ? ` (${p.ErrorCode})` : ''}` : null,
+    },
+  ];
 }
 
-const escapeXml = (s: string) => s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;');
+const escapeXml = (s: string) =>
+  s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;');
 
 export function twiml(replies: string[]): string {
   return `<?xml version="1.0" encoding="UTF-8"?><Response>${replies.map((r) => `<Message>${escapeXml(r)}</Message>`).join('')}</Response>`;
@@ -64,7 +87,8 @@ export function twiml(replies: string[]): string {
 
 export async function sendTwilio(egress: Egress, channel: ChannelForSend, msg: OutgoingMessage): Promise<SendResult> {
   const { account_sid, auth_token, messaging_service_sid } = channel.credentials;
-  if (!account_sid || !auth_token) return { ok: false, retryable: false, error: 'channel has no account_sid/auth_token' };
+  if (!account_sid || !auth_token)
+    return { ok: false, retryable: false, error: 'channel has no account_sid/auth_token' };
   const base = (channel.credentials.base_url ?? 'https://api.twilio.com').replace(/\/+$/, '');
   const wa = channel.type === 'whatsapp';
   const form = new URLSearchParams();
@@ -74,7 +98,10 @@ export async function sendTwilio(egress: Egress, channel: ChannelForSend, msg: O
   if (msg.template) {
     // A Content API template: its SID and the values of its numbered variables.
     form.set('ContentSid', msg.template.name);
-    form.set('ContentVariables', JSON.stringify(Object.fromEntries(msg.template.placeholders.map((v, i) => [String(i + 1), v]))));
+    form.set(
+      'ContentVariables',
+      JSON.stringify(Object.fromEntries(msg.template.placeholders.map((v, i) => [String(i + 1), v]))),
+    );
   } else form.set('Body', msg.text);
   if (msg.reportUrl) form.set('StatusCallback', msg.reportUrl);
   try {

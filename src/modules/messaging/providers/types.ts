@@ -103,8 +103,15 @@ export function networkFailure(err: unknown): SendResult {
   }
   // A base_url that resolves inside is the channel's configuration (or an attack), not a passing fault.
   if (err instanceof PrivateAddressError) return { ok: false, retryable: false, error: `refused: ${err.message}` };
-  const timedOut = err instanceof errors.HeadersTimeoutError || err instanceof errors.BodyTimeoutError || err instanceof errors.ConnectTimeoutError;
-  return { ok: false, retryable: true, error: `network: ${timedOut ? 'timeout' : ((err as Error)?.message ?? String(err))}` };
+  const timedOut =
+    err instanceof errors.HeadersTimeoutError ||
+    err instanceof errors.BodyTimeoutError ||
+    err instanceof errors.ConnectTimeoutError;
+  return {
+    ok: false,
+    retryable: true,
+    error: `network: ${timedOut ? 'timeout' : ((err as Error)?.message ?? String(err))}`,
+  };
 }
 
 /**
@@ -129,7 +136,14 @@ export async function providerPost(
   timeoutMs: number,
 ): Promise<{ status: number; text: string }> {
   const dispatcher = egress.pool({ connectTimeoutMs: timeoutMs, keepAliveTimeoutMs: 30_000 });
-  const res = await request(url, { method: 'POST', headers, body, dispatcher, headersTimeout: timeoutMs, bodyTimeout: timeoutMs });
+  const res = await request(url, {
+    method: 'POST',
+    headers,
+    body,
+    dispatcher,
+    headersTimeout: timeoutMs,
+    bodyTimeout: timeoutMs,
+  });
   const ok = res.statusCode >= 200 && res.statusCode < 300;
   return { status: res.statusCode, text: await readCapped(res, PROVIDER_RESPONSE_LIMIT, { truncate: !ok }) };
 }

@@ -1,0 +1,63 @@
+/**
+ * Route schemas are written once, with TypeBox: the JSON Schema Fastify validates with (and the
+ * OpenAPI document is generated from) and the TypeScript type of the request (`Static<typeof X>`,
+ * or inferred in handlers through the type provider) come from the same object.
+ *
+ * Each module keeps its schemas in `schemas.ts`; its routes take the typed view of the app:
+ * `const r = app.withTypeProvider<TypeBoxTypeProvider>()`.
+ */
+import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
+import type { FastifyInstance } from 'fastify';
+import { type Static, type TSchema, Type } from 'typebox';
+
+export type { Static, TSchema, TypeBoxTypeProvider };
+export { Type };
+
+/** The app as routes see it: request types inferred from the route's TypeBox schemas. */
+export const typed = (app: FastifyInstance) => app.withTypeProvider<TypeBoxTypeProvider>();
+
+/**
+ * `schema`, or null. Written as `type: [t, 'null']` rather than `anyOf`, so Ajv's messages name
+ * the field's own rule ("must be a string or null") and the OpenAPI document stays as it was.
+ */
+export const Nullable = <T extends TSchema>(schema: T) =>
+  Type.Unsafe<Static<T> | null>({ ...schema, type: [(schema as unknown as { type: string }).type, 'null'] });
+
+/** Any JSON object (metadata, provider settings): its keys are the caller's. */
+export const AnyObject = (options: { description?: string } = {}) =>
+  Type.Unsafe<Record<string, unknown>>({ type: 'object', additionalProperties: true, ...options });
+
+/** An answer object documented by its id and kind; its other fields are listed in the API docs. */
+export const Answer = (object: string) =>
+  Type.Unsafe<Record<string, unknown>>({
+    type: 'object',
+    additionalProperties: true,
+    properties: { id: { type: 'string' }, object: { type: 'string', enum: [object] } },
+  });
+
+/** `limit` and `page` of a Voucherify list. */
+export const ListQuery = {
+  limit: Type.Integer({ minimum: 1, maximum: 100, default: 10 }),
+  page: Type.Integer({ minimum: 1, maximum: 1000000, default: 1 }),
+};
+
+/** One path parameter naming a resource by id. */
+export const IdParam = <K extends string>(name: K, description: string) =>
+  Type.Object({ [name]: Type.String({ minLength: 1, maxLength: 200, description }) } as Record<
+    K,
+    ReturnType<typeof Type.String>
+  >);
+
+/** Path parameters of a nested resource, each a string: `{campaignId: 'Loyalty campaign id', ...}`. */
+export const PathParams = <K extends string>(descriptions: Record<K, string>) =>
+  Type.Object(
+    Object.fromEntries(
+      Object.entries<string>(descriptions).map(([name, description]) => [name, Type.String({ description })]),
+    ) as Record<K, ReturnType<typeof Type.String>>,
+  );
+
+/** One of a fixed set of strings, written as `{type: 'string', enum}` (Ajv then names the allowed values). */
+export const StringEnum = <const T extends readonly string[]>(
+  values: T,
+  options: { description?: string; default?: T[number] } = {},
+) => Type.Unsafe<T[number]>({ type: 'string', enum: values, ...options });
