@@ -7,6 +7,7 @@ import { LedgerService } from './modules/ledger/service.ts';
 import { MemberService } from './modules/members/service.ts';
 import { MessagingService } from './modules/messaging/service.ts';
 import { ProgramService } from './modules/loyalties/service.ts';
+import { RewardService } from './modules/rewards/service.ts';
 import { TierService } from './modules/tiers/service.ts';
 import { WebhookService } from './modules/webhooks/service.ts';
 
@@ -19,6 +20,7 @@ export interface Services {
   ledger: LedgerService;
   earning: EarningService;
   tiers: TierService;
+  rewards: RewardService;
   messaging: MessagingService;
   events: EventService;
   webhooks: WebhookService;
@@ -36,6 +38,7 @@ export function createServices(ctx: AppContext): Services {
     events: new EventService(ctx),
     webhooks: new WebhookService(ctx),
   } as Services;
+  services.rewards = new RewardService(ctx, { findProgram: (db, id) => services.programs.find(db, id) });
   // Messaging reaches the other services (customers, members, ledger, tiers) through this same object.
   services.messaging = new MessagingService(ctx, services);
   return services;

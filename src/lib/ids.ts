@@ -51,7 +51,11 @@ export type IdPrefix =
   | 'msg'
   | 'cnv'
   | 'bc'
-  | 'sm';
+  | 'sm'
+  | 'rew'
+  | 'rewa'
+  | 'r'
+  | 'rr';
 
 /**
  * `prefix_` + a time part (8 base62 characters of the millisecond clock) + random characters:

@@ -11,6 +11,8 @@ import { ledgerRoutes } from './ledger/routes.ts';
 import { loyaltyRoutes } from './loyalties/routes.ts';
 import { memberRoutes } from './members/routes.ts';
 import { messagingModule } from './messaging/index.ts';
+import { rewardsMigration } from './rewards/migrations.ts';
+import { rewardRoutes } from './rewards/routes.ts';
 import type { TallyModule } from './module.ts';
 import { webhooksModule } from './webhooks/module.ts';
 
@@ -36,6 +38,7 @@ export const modules: TallyModule[] = [
     jobs: (_ctx, services) => services.tiers.attach(services),
   },
   { name: 'earning', routes: earningRoutes, jobs: (_ctx, services) => services.earning.attach(services) },
+  { name: 'rewards', migrations: [rewardsMigration], routes: rewardRoutes },
   messagingModule,
   eventsModule,
   webhooksModule,

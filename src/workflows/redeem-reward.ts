@@ -1,0 +1,539 @@
+import { DomainError, invalid, notFound, refused } from '../lib/errors.ts';
+import { newId } from '../lib/ids.ts';
+import { fromJson } from '../lib/json.ts';
+import type { Executor } from '../storage/database.ts';
+import type { Services } from '../services.ts';
+import { presentCustomerRef, type CustomerRow } from '../modules/customers/service.ts';
+import type { Outbox, OutgoingEvent } from '../modules/events/outbox.ts';
+import type { BalanceDefinitionRow, ProgramRow } from '../modules/loyalties/service.ts';
+import { programRef } from '../modules/loyalties/service.ts';
+import type { BalanceRow, MembershipRow } from '../modules/members/service.ts';
+import { coinQuote } from '../modules/rewards/coin.ts';
+import type { RedeemInput } from '../modules/rewards/schemas.ts';
+import {
+  costOf,
+  inStock,
+  offerOf,
+  presentAssignment,
+  presentReward,
+  rewardParameters,
+  type AssignmentRow,
+  type RewardMapping,
+  type RewardRedemptionRow,
+  type RewardRow,
+} from '../modules/rewards/service.ts';
+import { joinProgram } from './join-program.ts';
+
+// Workflow "redeem a reward": one transaction that
+//   1. locks the member's points balance (the card query, FOR UPDATE on PostgreSQL),
+//   2. prices the reward (the assignment's points, the member's tier mapping, or a COIN quote),
+//   3. takes one unit of stock (a conditional update: never more than the stock under concurrency),
+//   4. writes the POINTS_REDEMPTION ledger entry (balance_value_updated comes from the ledger),
+//   5. issues what the reward gives: a voucher (voucher_created comes from the vouchers module), a
+//      gift card's value, or points on the customer's card of another program,
+//   6. records the redemption (`r_…`), whose answer the route returns.
+// Any refusal rolls all of it back; the refusal's own event (voucher_attribution_failed, or the
+// ledger's balance_transaction_unauthorized) is written by `recordRedeemRefusal` afterwards.
+
+/** What a reward can issue through the vouchers module (src/modules/vouchers, when present). */
+export interface RewardIssuer {
+  issueVoucher(
+    trx: Executor,
+    a: {
+      campaignId: string;
+      customerId: string;
+      sourceEventId: string;
+      offer: ReturnType<typeof offerOf>;
+      programId: string;
+    },
+  ): Promise<{ id: string; answer: Record<string, unknown> }>;
+  addGiftBalance(
+    trx: Executor,
+    a: { campaignId: string; customerId: string; amount: number; sourceEventId: string },
+  ): Promise<{ id: string; answer: Record<string, unknown> }>;
+  revokeVoucher(trx: Executor, voucherId: string, a: { sourceEventId: string }): Promise<void>;
+}
+
+const unavailable = (): never => {
+  throw refused(
+    'reward_not_available',
+    'Reward not available',
+    'Rewards that issue vouchers or gift card value need the vouchers module',
+  );
+};
+
+/** The issuer while no vouchers module is wired: CAMPAIGN rewards of voucher campaigns are refused. */
+export const noVoucherIssuer: RewardIssuer = {
+  issueVoucher: async () => unavailable(),
+  addGiftBalance: async () => unavailable(),
+  revokeVoucher: async () => unavailable(),
+};
+
+/** Issuing what a reward gives was refused (no code left, ...): the refusal's event goes with it. */
+export class RewardAttributionError extends DomainError {
+  constructor(
+    cause: DomainError,
+    readonly refusal: OutgoingEvent,
+  ) {
+    super(cause.kind, cause.key, cause.message, cause.details, cause.fields, cause.extra);
+  }
+}
+
+/** `onRefused` of the redeem routes: the refusal events of a rolled-back redemption. */
+export const recordRedeemRefusal =
+  (outbox: Outbox, services: Services) =>
+  async (trx: Executor, err: unknown): Promise<void> => {
+    await services.ledger.recordRefusal(trx, err);
+    if (err instanceof RewardAttributionError) await outbox.emit(trx, err.refusal);
+  };
+
+// ---- prices ----
+
+/** The member's tier (the first tier group that has one) and each reward's tier mapping. */
+async function tierPricing(db: Executor, services: Services, programId: string, membershipId: string) {
+  const tierIds = new Set(await services.tiers.memberTierIds(db, programId, membershipId));
+  if (tierIds.size === 0) return { tierId: null, mappingFor: () => null };
+  const pt = await services.tiers.programTiers(db, programId);
+  const tiers = pt.groups.flatMap((g) => g.tiers.filter((t) => tierIds.has(t.id)));
+  const mappings = tiers.map((t) => fromJson<Record<string, RewardMapping>>(t.rewards, {}));
+  return {
+    tierId: tiers[0]?.id ?? null,
+    mappingFor: (a: AssignmentRow): RewardMapping | null => {
+      for (const m of mappings) {
+        const found = m[a.reward_id] ?? m[a.id];
+        if (found) return found;
+      }
+      return null;
+    },
+  };
+}
+
+function pricedOffer(reward: RewardRow, assignment: AssignmentRow, cost: number | null) {
+  return {
+    reward: presentReward(reward),
+    assignment: presentAssignment(assignment, cost),
+  };
+}
+
+/** The card a member route names: `memberId` a card code or `v_` id, optionally within a program. */
+async function cardOf(db: Executor, services: Services, memberId: string, campaignId?: string, lock = false) {
+  const card = await services.ledger.resolveCard(db, memberId, campaignId, { lockBalance: lock });
+  if (card && (!lock || card.balance))
+    return {
+      membership: card.membership,
+      program: card.program,
+      definition: card.definition,
+      customer: card.customer,
+      balance: card.balance,
+    };
+  // Something is missing: look each up for the precise 404 (or the balance row still to create).
+  const named = campaignId ? await services.programs.get(db, campaignId) : undefined;
+  const membership = await services.members.get(db, memberId, named?.id);
+  const program = named ?? (await services.programs.get(db, membership.program_id));
+  const definition = await services.programs.defaultDefinition(db, program.id);
+  const balance = lock
+    ? (await services.ledger.lockBalance(db, { membership, definition, program })).row
+    : ((await services.ledger.balancesOf(db, membership.id)).find((b) => b.balance_definition_id === definition.id) ??
+      undefined);
+  const customer = (await services.customers.find(db, membership.customer_id)) ?? null;
+  return { membership, program, definition, customer, balance };
+}
+
+/** `GET /v1/loyalties/members/{memberId}/rewards`: what the member can get at their tier's cost; no out of stock. */
+export async function memberRewards(
+  db: Executor,
+  services: Services,
+  memberId: string,
+  opts: { affordableOnly?: boolean; campaignId?: string },
+) {
+  const card = await cardOf(db, services, memberId, opts.campaignId);
+  const balance = card.balance
+    ? Number(card.balance.balance)
+    : Number(
+        (await services.ledger.balancesOf(db, card.membership.id)).find(
+          (b) => b.balance_definition_id === card.definition.id,
+        )?.balance ?? 0,
+      );
+  const pricing = await tierPricing(db, services, card.program.id, card.membership.id);
+  const out: { reward: unknown; assignment: unknown; object: 'loyalty_reward' }[] = [];
+  for (const { reward, assignment } of await services.rewards.offered(db, card.program.id)) {
+    if (!inStock(reward)) continue;
+    const cost = costOf(assignment, pricing.mappingFor(assignment));
+    if (opts.affordableOnly) {
+      const price = cost ?? (reward.type === 'COIN' ? coinUnitCost(reward) : 0);
+      if (price > balance) continue;
+    }
+    out.push({ ...pricedOffer(reward, assignment, cost), object: 'loyalty_reward' });
+  }
+  return out;
+}
+
+/** A COIN reward is affordable when the balance buys at least one unit. */
+function coinUnitCost(reward: RewardRow): number {
+  const p = rewardParameters(reward);
+  return 'coin' in p ? p.coin.points_ratio : 0;
+}
+
+/** `GET /v1/loyalties/{campaignId}/tiers/{tierId}/rewards`: the program's rewards at this tier's cost. */
+export async function tierRewards(db: Executor, services: Services, campaignId: string, tierId: string) {
+  const program = await services.programs.get(db, campaignId);
+  const tier = await services.tiers.getTier(db, program, tierId);
+  const mapping = fromJson<Record<string, RewardMapping>>(tier.rewards, {});
+  return (await services.rewards.offered(db, program.id)).map(({ reward, assignment }) => ({
+    ...pricedOffer(reward, assignment, costOf(assignment, mapping[assignment.reward_id] ?? mapping[assignment.id])),
+    object: 'loyalty_tier_reward' as const,
+  }));
+}
+
+// ---- redeem ----
+
+const pointsExceeded = (details: string) =>
+  invalid('loyalty_card_points_exceeded', 'loyalty card points exceeded', details);
+
+interface Issued {
+  stock_taken: boolean;
+  ledger_entry_id: string | null;
+  voucher_id?: string;
+  gift?: { voucher_id: string; campaign_id: string; amount: number };
+  card?: { id: string; program_id: string; points: number };
+}
+
+export async function redeemReward(
+  trx: Executor,
+  services: Services,
+  req: { memberId: string; campaignId?: string; body: RedeemInput; now: string; issuer?: RewardIssuer },
+): Promise<Record<string, unknown>> {
+  const { body } = req;
+  const issuer = req.issuer ?? noVoucherIssuer;
+  if (!body.reward?.id && !body.reward?.assignment_id)
+    throw invalid('missing_reward', 'Missing reward', 'A reward is required when redeeming a LOYALTY_CARD', [
+      { field: 'reward', message: 'is required' },
+    ]);
+  const card = await cardOf(trx, services, req.memberId, req.campaignId, true);
+  const { membership, program, definition } = card;
+  const balanceRow = card.balance as BalanceRow;
+  const customer = card.customer as CustomerRow;
+  const balance = Number(balanceRow.balance);
+
+  let reward: RewardRow;
+  let assignment: AssignmentRow | undefined;
+  if (body.reward.assignment_id) {
+    assignment = await services.rewards.getAssignment(trx, body.reward.assignment_id, { programId: program.id });
+    reward = await services.rewards.get(trx, assignment.reward_id);
+    if (body.reward.id && body.reward.id !== reward.id)
+      throw invalid(
+        'invalid_reward',
+        'Invalid reward',
+        `Assignment ${assignment.id} is of reward ${reward.id}, not ${body.reward.id}`,
+      );
+  } else {
+    reward = await services.rewards.get(trx, body.reward.id!);
+    assignment = await services.rewards.assignmentOf(trx, reward.id, program.id);
+  }
+  if (!assignment)
+    throw invalid(
+      'reward_not_assigned',
+      'Reward not assigned',
+      `Reward ${reward.id} is not assigned to loyalty campaign ${program.id}`,
+      [{ field: 'reward.id', message: 'is not a reward of this loyalty campaign' }],
+    );
+
+  // ---- price ----
+  const parameters = rewardParameters(reward);
+  const pricing = await tierPricing(trx, services, program.id, membership.id);
+  const asked = body.reward.points;
+  let cost: number;
+  let orderAnswer: Record<string, unknown> | null = null;
+  if ('coin' in parameters) {
+    const amount = body.order?.amount;
+    if (!body.order || amount === undefined || amount === null || amount <= 0)
+      throw invalid('missing_order', 'Missing order', 'An order with an amount is required when paying with points', [
+        { field: 'order.amount', message: 'is required (cents, > 0)' },
+      ]);
+    if (asked !== undefined && asked > balance)
+      throw pointsExceeded(`${asked} points asked; the card ${membership.code} has ${balance}`);
+    const quote = coinQuote(parameters.coin, amount, { points: asked, balance });
+    if (quote === 'points_below_ratio')
+      throw invalid(
+        'invalid_points',
+        'Invalid points',
+        `reward.points must be at least ${parameters.coin.points_ratio} (points_ratio) to pay anything`,
+        [{ field: 'reward.points', message: `must be at least ${parameters.coin.points_ratio}` }],
+      );
+    if (quote === 'balance_below_ratio')
+      throw pointsExceeded(
+        `The card ${membership.code} has ${balance} points; ${parameters.coin.points_ratio} pay the smallest part`,
+      );
+    cost = quote.points;
+    const { items, metadata, ...order } = body.order;
+    orderAnswer = {
+      ...order,
+      id: order.id ?? null,
+      source_id: order.source_id ?? null,
+      status: order.status ?? 'PAID',
+      amount,
+      discount_amount: quote.discount,
+      total_discount_amount: quote.discount,
+      applied_discount_amount: quote.discount,
+      total_applied_discount_amount: quote.discount,
+      total_amount: amount - quote.discount,
+      items: items ?? [],
+      metadata: metadata ?? {},
+      customer_id: customer?.id ?? membership.customer_id,
+      object: 'order',
+    };
+  } else {
+    cost = costOf(assignment, pricing.mappingFor(assignment)) ?? 0;
+    if (asked !== undefined && asked !== cost)
+      throw invalid(
+        'invalid_points',
+        'Invalid points',
+        `Reward ${reward.id} costs ${cost} points for this member; reward.points is for COIN rewards`,
+        [{ field: 'reward.points', message: `must be ${cost} or absent` }],
+      );
+    if (cost > balance)
+      throw pointsExceeded(`Reward ${reward.id} costs ${cost} points; the card ${membership.code} has ${balance}`);
+  }
+
+  // ---- stock ----
+  if (!(await services.rewards.takeStock(trx, reward)))
+    throw refused('reward_out_of_stock', 'Reward out of stock', `Reward ${reward.id} has no stock left`);
+
+  // ---- points ----
+  const id = newId('r');
+  const now = req.now;
+  const issued: Issued = { stock_taken: true, ledger_entry_id: null };
+  if (cost > 0) {
+    const change = await services.ledger.applyChange(trx, {
+      program,
+      membership,
+      definition,
+      customer,
+      locked_balance: balanceRow,
+      points: -cost,
+      type: 'POINTS_REDEMPTION',
+      reason: null,
+      source: null,
+      operation_type: 'MANUAL',
+      spend_only: true,
+      details: {
+        redemption: { id },
+        reward: { id: reward.id, name: reward.name },
+        ...(orderAnswer ? { order: { id: orderAnswer.id, source_id: orderAnswer.source_id } } : {}),
+      },
+      source_event_id: id,
+    });
+    issued.ledger_entry_id = change.entry.id;
+  }
+
+  // ---- what the reward issues ----
+  const rewardAnswer: Record<string, unknown> = {
+    ...presentReward(reward),
+    assignment_id: assignment.id,
+    loyalty_tier_id: pricing.tierId,
+    customer: customer ? presentCustomerRef(customer) : null,
+  };
+  if ('campaign' in parameters) {
+    const c = parameters.campaign;
+    if (c.type === 'LOYALTY_PROGRAM') {
+      const target = await issuePoints(trx, services, { customer, reward, points: c.balance ?? 0, id });
+      issued.card = { id: target.membership.id, program_id: target.program.id, points: c.balance ?? 0 };
+      rewardAnswer.voucher = await services.members.presentOne(trx, target.membership, target.program);
+    } else {
+      const attribution = async <T>(fn: () => Promise<T>) => {
+        try {
+          return await fn();
+        } catch (err) {
+          if (!(err instanceof DomainError)) throw err;
+          throw new RewardAttributionError(err, {
+            type: 'voucher_attribution_failed',
+            data: { loyalty_program: programRef(program), rejection_error: err.key, voucher_offer_id: reward.id },
+            resource_type: 'membership',
+            resource_id: membership.id,
+            program_id: program.id,
+          });
+        }
+      };
+      if (c.type === 'DISCOUNT_COUPONS') {
+        const voucher = await attribution(() =>
+          issuer.issueVoucher(trx, {
+            campaignId: c.id,
+            customerId: membership.customer_id,
+            sourceEventId: id,
+            offer: offerOf(reward),
+            programId: program.id,
+          }),
+        );
+        issued.voucher_id = voucher.id;
+        rewardAnswer.voucher = voucher.answer;
+      } else {
+        const gift = await attribution(() =>
+          issuer.addGiftBalance(trx, {
+            campaignId: c.id,
+            customerId: membership.customer_id,
+            amount: c.balance ?? 0,
+            sourceEventId: id,
+          }),
+        );
+        issued.gift = { voucher_id: gift.id, campaign_id: c.id, amount: c.balance ?? 0 };
+        rewardAnswer.voucher = gift.answer;
+      }
+    }
+  } else if ('product' in parameters) {
+    rewardAnswer.product = { id: parameters.product.id, object: 'product' };
+    rewardAnswer.sku = parameters.product.sku_id ? { id: parameters.product.sku_id, object: 'sku' } : null;
+  }
+
+  const answer = {
+    id,
+    object: 'redemption' as const,
+    date: now,
+    customer_id: membership.customer_id,
+    tracking_id: null,
+    metadata: body.metadata ?? null,
+    amount: cost,
+    result: 'SUCCESS' as const,
+    status: 'SUCCEEDED' as const,
+    order: orderAnswer,
+    channel: { channel_id: null, channel_type: 'API' as const },
+    customer: customer ? presentCustomerRef(customer) : null,
+    related_object_type: 'voucher' as const,
+    related_object_id: membership.id,
+    voucher: await services.members.presentOne(trx, membership, program),
+    reward: rewardAnswer,
+    loyalty_card: { points: cost },
+  };
+  const row: RewardRedemptionRow = {
+    id,
+    program_id: program.id,
+    membership_id: membership.id,
+    customer_id: membership.customer_id,
+    reward_id: reward.id,
+    assignment_id: assignment.id,
+    points: cost,
+    status: 'SUCCEEDED',
+    details: JSON.stringify({ issued, answer }),
+    rollback_id: null,
+    created_at: now,
+    updated_at: null,
+  };
+  await services.rewards.redemptions.record(trx, row);
+  return answer;
+}
+
+/** Adds a LOYALTY_PROGRAM reward's points to the customer's card of that program (joining it if needed). */
+async function issuePoints(
+  trx: Executor,
+  services: Services,
+  a: { customer: CustomerRow; reward: RewardRow; points: number; id: string },
+): Promise<{ membership: MembershipRow; program: ProgramRow }> {
+  const parameters = rewardParameters(a.reward);
+  const targetId = 'campaign' in parameters ? parameters.campaign.id : '';
+  const program = await services.programs.get(trx, targetId);
+  const membership =
+    (await services.members.ofCustomer(trx, a.customer.id, program.id)).find((m) => m.status === 'ACTIVE') ??
+    (await joinProgram(trx, services, program, a.customer, { source: 'reward', sourceEventId: a.id }));
+  const definition: BalanceDefinitionRow = await services.programs.defaultDefinition(trx, program.id);
+  await services.ledger.applyChange(trx, {
+    program,
+    membership,
+    definition,
+    customer: a.customer,
+    points: a.points,
+    type: 'POINTS_ADDITION',
+    reason: `Reward ${a.reward.name}`,
+    source: 'reward',
+    operation_type: 'AUTOMATIC',
+    details: { redemption: { id: a.id }, reward: { id: a.reward.id, name: a.reward.name } },
+    source_event_id: a.id,
+  });
+  return { membership, program };
+}
+
+// ---- rollback ----
+
+export async function rollbackRewardRedemption(
+  trx: Executor,
+  services: Services,
+  req: { redemptionId: string; reason?: string | null; now: string; issuer?: RewardIssuer },
+): Promise<Record<string, unknown>> {
+  const issuer = req.issuer ?? noVoucherIssuer;
+  const row = await services.rewards.redemptions.get(trx, req.redemptionId);
+  if (!row) throw notFound('redemption', req.redemptionId);
+  const rollbackId = newId('rr');
+  if (row.status !== 'SUCCEEDED' || !(await services.rewards.redemptions.markRolledBack(trx, row.id, rollbackId)))
+    throw invalid(
+      'already_rolled_back',
+      'Redemption already rolled back',
+      `Redemption ${row.id} was already rolled back`,
+    );
+  const { issued, answer } = fromJson<{ issued: Issued; answer: Record<string, unknown> }>(row.details, {
+    issued: { stock_taken: false, ledger_entry_id: null },
+    answer: {},
+  });
+  const card = await cardOf(trx, services, row.membership_id, row.program_id, true);
+  const reward = await services.rewards.find(trx, row.reward_id);
+  const ref = { id: row.reward_id, name: reward?.name ?? null };
+  if (Number(row.points) > 0) {
+    await services.ledger.applyChange(trx, {
+      program: card.program,
+      membership: card.membership,
+      definition: card.definition,
+      customer: card.customer,
+      locked_balance: card.balance,
+      points: Number(row.points),
+      type: 'POINTS_REFUND',
+      reason: req.reason ?? null,
+      source: null,
+      operation_type: 'MANUAL',
+      related_transaction_id: issued.ledger_entry_id,
+      details: { rollback: { id: rollbackId }, redemption: { id: row.id }, reward: ref },
+      source_event_id: rollbackId,
+    });
+  }
+  if (issued.stock_taken && reward) await services.rewards.returnStock(trx, reward.id);
+  if (issued.voucher_id) await issuer.revokeVoucher(trx, issued.voucher_id, { sourceEventId: rollbackId });
+  if (issued.gift)
+    await issuer.addGiftBalance(trx, {
+      campaignId: issued.gift.campaign_id,
+      customerId: row.customer_id,
+      amount: -issued.gift.amount,
+      sourceEventId: rollbackId,
+    });
+  if (issued.card) {
+    // The points the reward put on the other card go back too (refused when they were spent).
+    const other = await cardOf(trx, services, issued.card.id, issued.card.program_id, true);
+    await services.ledger.applyChange(trx, {
+      program: other.program,
+      membership: other.membership,
+      definition: other.definition,
+      customer: other.customer,
+      locked_balance: other.balance,
+      points: -issued.card.points,
+      type: 'POINTS_REMOVAL',
+      reason: `Rollback of reward redemption ${row.id}`,
+      source: 'reward',
+      operation_type: 'AUTOMATIC',
+      details: { rollback: { id: rollbackId }, redemption: { id: row.id }, reward: ref },
+      source_event_id: rollbackId,
+    });
+  }
+  return {
+    id: rollbackId,
+    object: 'redemption_rollback',
+    date: req.now,
+    customer_id: row.customer_id,
+    tracking_id: null,
+    metadata: null,
+    amount: Number(row.points),
+    reason: req.reason ?? null,
+    result: 'SUCCESS',
+    status: 'SUCCEEDED',
+    redemption: row.id,
+    related_object_type: 'voucher',
+    related_object_id: row.membership_id,
+    customer: answer.customer ?? null,
+    reward: answer.reward ?? null,
+    voucher: await services.members.presentOne(trx, card.membership, card.program),
+  };
+}
