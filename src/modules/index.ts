@@ -13,6 +13,8 @@ import { memberRoutes } from './members/routes.ts';
 import { messagingModule } from './messaging/index.ts';
 import type { TallyModule } from './module.ts';
 import { webhooksModule } from './webhooks/module.ts';
+import { vouchersModule } from './vouchers/module.ts';
+import { rollbackRedemptionRoutes } from '../workflows/rollback-redemption.ts';
 
 // Every domain module, in wiring order. A new module adds one line here.
 export const modules: TallyModule[] = [
@@ -36,6 +38,9 @@ export const modules: TallyModule[] = [
     jobs: (_ctx, services) => services.tiers.attach(services),
   },
   { name: 'earning', routes: earningRoutes, jobs: (_ctx, services) => services.earning.attach(services) },
+  vouchersModule,
+  // Cross-module routes (src/workflows): the rollback of every kind of redemption.
+  { name: 'redemption-rollback', routes: rollbackRedemptionRoutes },
   messagingModule,
   eventsModule,
   webhooksModule,
