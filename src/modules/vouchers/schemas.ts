@@ -177,7 +177,7 @@ const Order = Type.Object(
 /** Body of `/vouchers/{code}/validate` and `/vouchers/{code}/redemption`. */
 export const RedeemBody = Type.Object(
   {
-    customer: Type.Optional(Nullable(CustomerRef)),
+    customer: Type.Optional(CustomerRef),
     order: Type.Optional(Nullable(Order)),
     metadata: Type.Optional(Nullable(AnyObject())),
     tracking_id: Type.Optional(Nullable(Type.String({ maxLength: 200 }))),
@@ -201,7 +201,7 @@ export const StackBody = Type.Object(
       ),
       { minItems: 1, maxItems: 5 },
     ),
-    customer: Type.Optional(Nullable(CustomerRef)),
+    customer: Type.Optional(CustomerRef),
     order: Type.Optional(Nullable(Order)),
     metadata: Type.Optional(Nullable(AnyObject())),
     tracking_id: Type.Optional(Nullable(Type.String({ maxLength: 200 }))),
@@ -221,12 +221,6 @@ export const RollbackQuery = Type.Object({
   reason: Type.Optional(Type.String({ maxLength: 1000 })),
   tracking_id: Type.Optional(Type.String({ maxLength: 200 })),
 });
-export const RollbackBody = Nullable(
-  Type.Object(
-    { reason: Type.Optional(Type.String({ maxLength: 1000 })), customer: Type.Optional(Nullable(CustomerRef)) },
-    { additionalProperties: true },
-  ),
-);
 export const RedeemablesQuery = Type.Object({ limit: Type.Integer({ minimum: 1, maximum: 100, default: 100 }) });
 export const CustomerParams = IdParam('customerId', 'Customer id (cust_...) or source_id');
 
