@@ -30,6 +30,9 @@ export type IdPrefix =
   | 'cust'
   | 'camp'
   | 'v'
+  | 'r'
+  | 'rr'
+  | 'pub'
   | 'vtx'
   | 'bdef'
   | 'lot'
@@ -53,9 +56,7 @@ export type IdPrefix =
   | 'bc'
   | 'sm'
   | 'rew'
-  | 'rewa'
-  | 'r'
-  | 'rr';
+  | 'rewa';
 
 /**
  * `prefix_` + a time part (8 base62 characters of the millisecond clock) + random characters:

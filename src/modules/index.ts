@@ -15,6 +15,8 @@ import { rewardsMigration } from './rewards/migrations.ts';
 import { rewardRoutes } from './rewards/routes.ts';
 import type { TallyModule } from './module.ts';
 import { webhooksModule } from './webhooks/module.ts';
+import { vouchersModule } from './vouchers/module.ts';
+import { rollbackRedemptionRoutes } from '../workflows/rollback-redemption.ts';
 
 // Every domain module, in wiring order. A new module adds one line here.
 export const modules: TallyModule[] = [
@@ -38,7 +40,10 @@ export const modules: TallyModule[] = [
     jobs: (_ctx, services) => services.tiers.attach(services),
   },
   { name: 'earning', routes: earningRoutes, jobs: (_ctx, services) => services.earning.attach(services) },
+  vouchersModule,
   { name: 'rewards', migrations: [rewardsMigration], routes: rewardRoutes },
+  // Cross-module routes (src/workflows): the rollback of every kind of redemption.
+  { name: 'redemption-rollback', routes: rollbackRedemptionRoutes },
   messagingModule,
   eventsModule,
   webhooksModule,

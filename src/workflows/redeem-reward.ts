@@ -1,12 +1,10 @@
-import { DomainError, invalid, notFound, refused } from '../lib/errors.ts';
+import { invalid, refused } from '../lib/errors.ts';
 import { newId } from '../lib/ids.ts';
 import { fromJson } from '../lib/json.ts';
 import type { Executor } from '../storage/database.ts';
 import type { Services } from '../services.ts';
 import { presentCustomerRef, type CustomerRow } from '../modules/customers/service.ts';
-import type { Outbox, OutgoingEvent } from '../modules/events/outbox.ts';
 import type { BalanceDefinitionRow, ProgramRow } from '../modules/loyalties/service.ts';
-import { programRef } from '../modules/loyalties/service.ts';
 import type { BalanceRow, MembershipRow } from '../modules/members/service.ts';
 import { coinQuote } from '../modules/rewards/coin.ts';
 import type { RedeemInput } from '../modules/rewards/schemas.ts';
@@ -19,9 +17,9 @@ import {
   rewardParameters,
   type AssignmentRow,
   type RewardMapping,
-  type RewardRedemptionRow,
   type RewardRow,
 } from '../modules/rewards/service.ts';
+import { presentRollback, presentVoucher, type RedemptionRow } from '../modules/vouchers/service.ts';
 import { joinProgram } from './join-program.ts';
 
 // Workflow "redeem a reward": one transaction that
@@ -31,60 +29,17 @@ import { joinProgram } from './join-program.ts';
 //   4. writes the POINTS_REDEMPTION ledger entry (balance_value_updated comes from the ledger),
 //   5. issues what the reward gives: a voucher (voucher_created comes from the vouchers module), a
 //      gift card's value, or points on the customer's card of another program,
-//   6. records the redemption (`r_…`), whose answer the route returns.
+//   6. records the redemption (`r_…`, a `kind: 'reward'` row of the vouchers module's `redemptions`).
 // Any refusal rolls all of it back; the refusal's own event (voucher_attribution_failed, or the
 // ledger's balance_transaction_unauthorized) is written by `recordRedeemRefusal` afterwards.
 
-/** What a reward can issue through the vouchers module (src/modules/vouchers, when present). */
-export interface RewardIssuer {
-  issueVoucher(
-    trx: Executor,
-    a: {
-      campaignId: string;
-      customerId: string;
-      sourceEventId: string;
-      offer: ReturnType<typeof offerOf>;
-      programId: string;
-    },
-  ): Promise<{ id: string; answer: Record<string, unknown> }>;
-  addGiftBalance(
-    trx: Executor,
-    a: { campaignId: string; customerId: string; amount: number; sourceEventId: string },
-  ): Promise<{ id: string; answer: Record<string, unknown> }>;
-  revokeVoucher(trx: Executor, voucherId: string, a: { sourceEventId: string }): Promise<void>;
-}
-
-const unavailable = (): never => {
-  throw refused(
-    'reward_not_available',
-    'Reward not available',
-    'Rewards that issue vouchers or gift card value need the vouchers module',
-  );
-};
-
-/** The issuer while no vouchers module is wired: CAMPAIGN rewards of voucher campaigns are refused. */
-export const noVoucherIssuer: RewardIssuer = {
-  issueVoucher: async () => unavailable(),
-  addGiftBalance: async () => unavailable(),
-  revokeVoucher: async () => unavailable(),
-};
-
-/** Issuing what a reward gives was refused (no code left, ...): the refusal's event goes with it. */
-export class RewardAttributionError extends DomainError {
-  constructor(
-    cause: DomainError,
-    readonly refusal: OutgoingEvent,
-  ) {
-    super(cause.kind, cause.key, cause.message, cause.details, cause.fields, cause.extra);
-  }
-}
-
-/** `onRefused` of the redeem routes: the refusal events of a rolled-back redemption. */
+/** `onRefused` of the redeem routes: the refusal events of a rolled-back redemption (the ledger's
+ * balance_transaction_unauthorized, the vouchers module's voucher_attribution_failed). */
 export const recordRedeemRefusal =
-  (outbox: Outbox, services: Services) =>
+  (services: Services) =>
   async (trx: Executor, err: unknown): Promise<void> => {
     await services.ledger.recordRefusal(trx, err);
-    if (err instanceof RewardAttributionError) await outbox.emit(trx, err.refusal);
+    await services.vouchers.recordRefusal(trx, err);
   };
 
 // ---- prices ----
@@ -190,21 +145,12 @@ export async function tierRewards(db: Executor, services: Services, campaignId: 
 const pointsExceeded = (details: string) =>
   invalid('loyalty_card_points_exceeded', 'loyalty card points exceeded', details);
 
-interface Issued {
-  stock_taken: boolean;
-  ledger_entry_id: string | null;
-  voucher_id?: string;
-  gift?: { voucher_id: string; campaign_id: string; amount: number };
-  card?: { id: string; program_id: string; points: number };
-}
-
 export async function redeemReward(
   trx: Executor,
   services: Services,
-  req: { memberId: string; campaignId?: string; body: RedeemInput; now: string; issuer?: RewardIssuer },
+  req: { memberId: string; campaignId?: string; body: RedeemInput; now: string },
 ): Promise<Record<string, unknown>> {
   const { body } = req;
-  const issuer = req.issuer ?? noVoucherIssuer;
   if (!body.reward?.id && !body.reward?.assignment_id)
     throw invalid('missing_reward', 'Missing reward', 'A reward is required when redeeming a LOYALTY_CARD', [
       { field: 'reward', message: 'is required' },
@@ -302,9 +248,8 @@ export async function redeemReward(
   // ---- points ----
   const id = newId('r');
   const now = req.now;
-  const issued: Issued = { stock_taken: true, ledger_entry_id: null };
   if (cost > 0) {
-    const change = await services.ledger.applyChange(trx, {
+    await services.ledger.applyChange(trx, {
       program,
       membership,
       definition,
@@ -323,7 +268,6 @@ export async function redeemReward(
       },
       source_event_id: id,
     });
-    issued.ledger_entry_id = change.entry.id;
   }
 
   // ---- what the reward issues ----
@@ -337,47 +281,24 @@ export async function redeemReward(
     const c = parameters.campaign;
     if (c.type === 'LOYALTY_PROGRAM') {
       const target = await issuePoints(trx, services, { customer, reward, points: c.balance ?? 0, id });
-      issued.card = { id: target.membership.id, program_id: target.program.id, points: c.balance ?? 0 };
       rewardAnswer.voucher = await services.members.presentOne(trx, target.membership, target.program);
+    } else if (c.type === 'DISCOUNT_COUPONS') {
+      const voucher = await services.vouchers.issue(trx, {
+        campaignId: c.id,
+        customerId: membership.customer_id,
+        sourceEventId: id,
+        offer: offerOf(reward),
+        programId: program.id,
+      });
+      rewardAnswer.voucher = presentVoucher(voucher);
     } else {
-      const attribution = async <T>(fn: () => Promise<T>) => {
-        try {
-          return await fn();
-        } catch (err) {
-          if (!(err instanceof DomainError)) throw err;
-          throw new RewardAttributionError(err, {
-            type: 'voucher_attribution_failed',
-            data: { loyalty_program: programRef(program), rejection_error: err.key, voucher_offer_id: reward.id },
-            resource_type: 'membership',
-            resource_id: membership.id,
-            program_id: program.id,
-          });
-        }
-      };
-      if (c.type === 'DISCOUNT_COUPONS') {
-        const voucher = await attribution(() =>
-          issuer.issueVoucher(trx, {
-            campaignId: c.id,
-            customerId: membership.customer_id,
-            sourceEventId: id,
-            offer: offerOf(reward),
-            programId: program.id,
-          }),
-        );
-        issued.voucher_id = voucher.id;
-        rewardAnswer.voucher = voucher.answer;
-      } else {
-        const gift = await attribution(() =>
-          issuer.addGiftBalance(trx, {
-            campaignId: c.id,
-            customerId: membership.customer_id,
-            amount: c.balance ?? 0,
-            sourceEventId: id,
-          }),
-        );
-        issued.gift = { voucher_id: gift.id, campaign_id: c.id, amount: c.balance ?? 0 };
-        rewardAnswer.voucher = gift.answer;
-      }
+      const gift = await services.vouchers.addGiftBalance(trx, {
+        campaignId: c.id,
+        customerId: membership.customer_id,
+        amount: c.balance ?? 0,
+        sourceEventId: id,
+      });
+      rewardAnswer.voucher = presentVoucher(gift);
     }
   } else if ('product' in parameters) {
     rewardAnswer.product = { id: parameters.product.id, object: 'product' };
@@ -403,21 +324,34 @@ export async function redeemReward(
     reward: rewardAnswer,
     loyalty_card: { points: cost },
   };
-  const row: RewardRedemptionRow = {
+  // The answer's own parts are the row's `details`: GET /v1/redemptions/{id} shows them again, and
+  // the rollback reads what was issued from them (`reward.voucher`, `reward.parameters`).
+  const { id: _id, object: _o, date: _d, customer_id: _c, tracking_id: _t, metadata: _m, ...parts } = answer;
+  const { amount: _a, result: _r, status: _s, order: _or, channel: _ch, ...details } = parts;
+  await services.vouchers.recordRedemption(trx, {
     id,
+    kind: 'reward',
+    voucher_id: null,
+    voucher_code: null,
+    campaign_id: null,
     program_id: program.id,
-    membership_id: membership.id,
     customer_id: membership.customer_id,
     reward_id: reward.id,
     assignment_id: assignment.id,
+    membership_id: membership.id,
     points: cost,
+    amount: cost,
+    order: orderAnswer ? JSON.stringify(orderAnswer) : null,
+    metadata: body.metadata ? JSON.stringify(body.metadata) : null,
+    tracking_id: null,
+    details: JSON.stringify(details),
+    result: 'SUCCESS',
     status: 'SUCCEEDED',
-    details: JSON.stringify({ issued, answer }),
     rollback_id: null,
+    rollback_reason: null,
+    rolled_back_at: null,
     created_at: now,
-    updated_at: null,
-  };
-  await services.rewards.redemptions.record(trx, row);
+  });
   return answer;
 }
 
@@ -452,88 +386,87 @@ async function issuePoints(
 
 // ---- rollback ----
 
+/**
+ * Rolls a reward redemption back (called by src/workflows/rollback-redemption.ts, which refuses a
+ * second rollback): the points back (POINTS_REFUND with details.rollback.id), the unit of stock
+ * back, the issued voucher revoked (voucher_revoked), the points put on another program's card taken
+ * back (refused when they were spent since). Gift card value is not taken back: the vouchers module
+ * has no way to lower a gift balance outside a redemption, so such a rollback is refused.
+ */
 export async function rollbackRewardRedemption(
   trx: Executor,
   services: Services,
-  req: { redemptionId: string; reason?: string | null; now: string; issuer?: RewardIssuer },
+  row: RedemptionRow,
+  opts: { reason?: string | null },
 ): Promise<Record<string, unknown>> {
-  const issuer = req.issuer ?? noVoucherIssuer;
-  const row = await services.rewards.redemptions.get(trx, req.redemptionId);
-  if (!row) throw notFound('redemption', req.redemptionId);
-  const rollbackId = newId('rr');
-  if (row.status !== 'SUCCEEDED' || !(await services.rewards.redemptions.markRolledBack(trx, row.id, rollbackId)))
-    throw invalid(
-      'already_rolled_back',
-      'Redemption already rolled back',
-      `Redemption ${row.id} was already rolled back`,
+  // What the redemption recorded of the reward (its answer's `reward`: parameters, the issued voucher).
+  interface Recorded {
+    name?: string;
+    customer?: unknown;
+    parameters?: { campaign?: { type?: string; balance?: number } };
+    voucher?: { id?: string };
+  }
+  const details = fromJson<{ reward?: Recorded }>(row.details, {});
+  const issuedType = details.reward?.parameters?.campaign?.type;
+  if (issuedType === 'GIFT_VOUCHERS')
+    throw refused(
+      'rollback_not_supported',
+      'Rollback not supported',
+      `Redemption ${row.id} added gift card value, which cannot be taken back`,
     );
-  const { issued, answer } = fromJson<{ issued: Issued; answer: Record<string, unknown> }>(row.details, {
-    issued: { stock_taken: false, ledger_entry_id: null },
-    answer: {},
-  });
-  const card = await cardOf(trx, services, row.membership_id, row.program_id, true);
-  const reward = await services.rewards.find(trx, row.reward_id);
-  const ref = { id: row.reward_id, name: reward?.name ?? null };
-  if (Number(row.points) > 0) {
+  const rollbackId = newId('rr');
+  await services.vouchers.markRolledBack(trx, row.id, rollbackId, opts.reason ?? null);
+  const card = await cardOf(trx, services, row.membership_id!, row.program_id ?? undefined, true);
+  const reward = row.reward_id ? await services.rewards.find(trx, row.reward_id) : undefined;
+  const ref = { id: row.reward_id, name: reward?.name ?? details.reward?.name ?? null };
+  const points = Number(row.points ?? 0);
+  if (points > 0) {
     await services.ledger.applyChange(trx, {
       program: card.program,
       membership: card.membership,
       definition: card.definition,
       customer: card.customer,
       locked_balance: card.balance,
-      points: Number(row.points),
+      points,
       type: 'POINTS_REFUND',
-      reason: req.reason ?? null,
+      reason: opts.reason ?? null,
       source: null,
       operation_type: 'MANUAL',
-      related_transaction_id: issued.ledger_entry_id,
       details: { rollback: { id: rollbackId }, redemption: { id: row.id }, reward: ref },
       source_event_id: rollbackId,
     });
   }
-  if (issued.stock_taken && reward) await services.rewards.returnStock(trx, reward.id);
-  if (issued.voucher_id) await issuer.revokeVoucher(trx, issued.voucher_id, { sourceEventId: rollbackId });
-  if (issued.gift)
-    await issuer.addGiftBalance(trx, {
-      campaignId: issued.gift.campaign_id,
-      customerId: row.customer_id,
-      amount: -issued.gift.amount,
-      sourceEventId: rollbackId,
-    });
-  if (issued.card) {
-    // The points the reward put on the other card go back too (refused when they were spent).
-    const other = await cardOf(trx, services, issued.card.id, issued.card.program_id, true);
-    await services.ledger.applyChange(trx, {
-      program: other.program,
-      membership: other.membership,
-      definition: other.definition,
-      customer: other.customer,
-      locked_balance: other.balance,
-      points: -issued.card.points,
-      type: 'POINTS_REMOVAL',
-      reason: `Rollback of reward redemption ${row.id}`,
-      source: 'reward',
-      operation_type: 'AUTOMATIC',
-      details: { rollback: { id: rollbackId }, redemption: { id: row.id }, reward: ref },
-      source_event_id: rollbackId,
-    });
+  // Every redemption took one unit (`redeemed` counts them even without a stock).
+  if (reward) await services.rewards.returnStock(trx, reward.id);
+  const issued = details.reward?.voucher;
+  if (issuedType === 'DISCOUNT_COUPONS' && issued?.id)
+    await services.vouchers.revoke(trx, issued.id, { sourceEventId: rollbackId });
+  if (issuedType === 'LOYALTY_PROGRAM' && issued?.id) {
+    const given = Number(details.reward?.parameters?.campaign?.balance ?? 0);
+    const other = await cardOf(trx, services, issued.id, undefined, true);
+    if (given > 0)
+      await services.ledger.applyChange(trx, {
+        program: other.program,
+        membership: other.membership,
+        definition: other.definition,
+        customer: other.customer,
+        locked_balance: other.balance,
+        points: -given,
+        type: 'POINTS_REMOVAL',
+        reason: `Rollback of reward redemption ${row.id}`,
+        source: 'reward',
+        operation_type: 'AUTOMATIC',
+        details: { rollback: { id: rollbackId }, redemption: { id: row.id }, reward: ref },
+        source_event_id: rollbackId,
+      });
   }
   return {
-    id: rollbackId,
-    object: 'redemption_rollback',
-    date: req.now,
-    customer_id: row.customer_id,
-    tracking_id: null,
-    metadata: null,
-    amount: Number(row.points),
-    reason: req.reason ?? null,
-    result: 'SUCCESS',
-    status: 'SUCCEEDED',
-    redemption: row.id,
+    ...presentRollback(await services.vouchers.getRedemption(trx, row.id)),
+    amount: points,
     related_object_type: 'voucher',
     related_object_id: row.membership_id,
-    customer: answer.customer ?? null,
-    reward: answer.reward ?? null,
+    customer: details.reward?.customer ?? null,
+    reward: details.reward ?? null,
     voucher: await services.members.presentOne(trx, card.membership, card.program),
   };
 }

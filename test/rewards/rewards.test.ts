@@ -272,7 +272,7 @@ describe('rewards', () => {
     assert.equal(refund.details.rollback.id, rb.id);
     assert.equal(refund.details.balance.points, 40);
     const again = await t.api('POST', `/v1/redemptions/${r.id}/rollback`);
-    assert.equal(again.status, 400);
+    assert.equal(again.status, 422);
     assert.equal(again.body.key, 'already_rolled_back');
     assert.equal(await balanceOf(member.code), 60);
     assert.equal((await t.api('POST', '/v1/redemptions/r_nope/rollback')).status, 404);
@@ -363,7 +363,7 @@ describe('rewards', () => {
     await addPoints(member.code, 100);
     const path = `/v1/loyalties/${program.id}/members/${member.code}/redemption`;
     const db = t.server.ctx.database.db;
-    const count = async (table: 'ledger_entries' | 'reward_redemptions' | 'outbox_events') =>
+    const count = async (table: 'ledger_entries' | 'redemptions' | 'outbox_events') =>
       Number(
         (
           await db
@@ -374,7 +374,7 @@ describe('rewards', () => {
       );
     const before = {
       entries: await count('ledger_entries'),
-      redemptions: await count('reward_redemptions'),
+      redemptions: await count('redemptions'),
       events: await count('outbox_events'),
     };
 
@@ -403,7 +403,7 @@ describe('rewards', () => {
     assert.deepEqual(
       {
         entries: await count('ledger_entries'),
-        redemptions: await count('reward_redemptions'),
+        redemptions: await count('redemptions'),
         events: await count('outbox_events'),
       },
       before,

@@ -7,7 +7,7 @@ import { SharedTtlCache } from '../../lib/ttl-cache.ts';
 import type { Executor } from '../../storage/database.ts';
 import { hot } from '../../storage/hot.ts';
 import type { BalanceDefinitionsTable, ProgramsTable } from '../../storage/schema.ts';
-import { validateCodeConfig, DEFAULT_CODE_CONFIG, type CodeConfig } from './codes.ts';
+import { validateCodeConfig, DEFAULT_CODE_CONFIG, type CodeConfig } from '../../lib/codes.ts';
 import { validateExpirationRules, type ExpirationRules } from './expiration.ts';
 
 export type ProgramRow = ProgramsTable;

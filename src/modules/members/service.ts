@@ -7,7 +7,7 @@ import { isUniqueViolation, type Executor } from '../../storage/database.ts';
 import { hot } from '../../storage/hot.ts';
 import type { BalancesTable, MembershipsTable } from '../../storage/schema.ts';
 import type { CustomerRow } from '../customers/service.ts';
-import { allCodes, codeSpace, generateCode } from '../loyalties/codes.ts';
+import { allCodes, codeSpace, generateCode } from '../../lib/codes.ts';
 import { programRef, programVoucher, type ProgramRow } from '../loyalties/service.ts';
 
 export type MembershipRow = MembershipsTable;

@@ -1,7 +1,8 @@
 import type { Kysely } from 'kysely';
 import type { TallyMigration } from '../../storage/migrate.ts';
 
-// Rewards (range 0600-0649): rewards, their assignments to loyalty programs, reward redemptions.
+// Rewards (range 0600-0649): rewards and their assignments to loyalty programs. Reward redemptions
+// are rows of the vouchers module's `redemptions` table (kind `reward`).
 export const rewardsMigration: TallyMigration = {
   name: '0600_rewards_core',
   async up(db: Kysely<any>) {
@@ -41,27 +42,6 @@ export const rewardsMigration: TallyMigration = {
       .createIndex('reward_assignments_program')
       .on('reward_assignments')
       .columns(['program_id', 'created_at', 'id'])
-      .execute();
-
-    await db.schema
-      .createTable('reward_redemptions')
-      .addColumn('id', 'text', (c) => c.primaryKey())
-      .addColumn('program_id', 'text', (c) => c.notNull())
-      .addColumn('membership_id', 'text', (c) => c.notNull())
-      .addColumn('customer_id', 'text', (c) => c.notNull())
-      .addColumn('reward_id', 'text', (c) => c.notNull())
-      .addColumn('assignment_id', 'text', (c) => c.notNull())
-      .addColumn('points', 'bigint', (c) => c.notNull())
-      .addColumn('status', 'text', (c) => c.notNull())
-      .addColumn('details', 'text', (c) => c.notNull())
-      .addColumn('rollback_id', 'text')
-      .addColumn('created_at', 'text', (c) => c.notNull())
-      .addColumn('updated_at', 'text')
-      .execute();
-    await db.schema
-      .createIndex('reward_redemptions_membership')
-      .on('reward_redemptions')
-      .columns(['membership_id', 'created_at'])
       .execute();
   },
 };

@@ -4,13 +4,7 @@ import { runIdempotentWrite } from '../../http/idempotency.ts';
 import { listOf, listSchema } from '../../http/lists.ts';
 import { typed } from '../../http/schema.ts';
 import type { Services } from '../../services.ts';
-import {
-  memberRewards,
-  recordRedeemRefusal,
-  redeemReward,
-  rollbackRewardRedemption,
-  tierRewards,
-} from '../../workflows/redeem-reward.ts';
+import { memberRewards, recordRedeemRefusal, redeemReward, tierRewards } from '../../workflows/redeem-reward.ts';
 import {
   Assignment,
   AssignmentBody,
@@ -25,15 +19,12 @@ import {
   RedeemBody,
   type RedeemInput,
   Redemption,
-  RedemptionParams,
   Reward,
   RewardAssignmentParams,
   RewardBody,
   RewardListQuery,
   RewardParams,
   RewardUpdateBody,
-  RollbackBody,
-  RollbackQuery,
   TierParams,
 } from './schemas.ts';
 import { presentAssignment, presentReward } from './service.ts';
@@ -355,7 +346,7 @@ export function rewardRoutes(fastify: FastifyInstance, ctx: AppContext, services
           body: req.body as RedeemInput,
           now: ctx.clock.nowIso(),
         }),
-      { lane: params.memberId, onRefused: recordRedeemRefusal(ctx.outbox, services) },
+      { lane: params.memberId, onRefused: recordRedeemRefusal(services) },
     );
   };
   const redeemSchema = (params: typeof MemberParams | typeof ProgramMemberParams) => ({
@@ -374,27 +365,5 @@ export function rewardRoutes(fastify: FastifyInstance, ctx: AppContext, services
     '/v1/loyalties/members/:memberId/redemption',
     { schema: redeemSchema(MemberParams) },
     (req, reply) => redeem(req, reply) as never,
-  );
-
-  // Until the vouchers module's rollback route serves reward redemptions too, this one does.
-  app.post(
-    '/v1/redemptions/:redemptionId/rollback',
-    {
-      schema: {
-        tags,
-        summary: 'Roll back a reward redemption: points back (POINTS_REFUND), stock returned, issued voucher revoked',
-        params: RedemptionParams,
-        querystring: RollbackQuery,
-        body: RollbackBody,
-      },
-    },
-    async (req, reply) =>
-      runIdempotentWrite(ctx, req, reply, 200, (trx) =>
-        rollbackRewardRedemption(trx, services, {
-          redemptionId: req.params.redemptionId,
-          reason: req.body?.reason ?? req.query.reason ?? null,
-          now: ctx.clock.nowIso(),
-        }),
-      ),
   );
 }

@@ -115,11 +115,6 @@ export const RedeemBody = Type.Object({
 });
 export type RedeemInput = Static<typeof RedeemBody>;
 
-export const RollbackBody = Type.Optional(
-  Nullable(Type.Object({ reason: Type.Optional(Nullable(Type.String({ maxLength: 1000 }))) })),
-);
-export const RollbackQuery = Type.Object({ reason: Type.Optional(Type.String({ maxLength: 1000 })) });
-
 export const Reward = Answer('reward');
 export const Assignment = Answer('reward_assignment');
 export const Redemption = Answer('redemption');
@@ -130,4 +125,3 @@ export const ProgramAssignmentParams = PathParams({ campaignId: 'Loyalty campaig
 export const TierParams = PathParams({ campaignId: 'Loyalty campaign id', tierId: 'Loyalty tier id' });
 export const MemberParams = IdParam('memberId', 'Card code or v_ id');
 export const ProgramMemberParams = PathParams({ campaignId: 'Loyalty campaign id', memberId: 'Card code or v_ id' });
-export const RedemptionParams = IdParam('redemptionId', 'Redemption id (r_...)');

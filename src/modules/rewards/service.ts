@@ -5,18 +5,18 @@ import { fromJson, toJson } from '../../lib/json.ts';
 import { isUniqueViolation, type Executor } from '../../storage/database.ts';
 import type { ProgramRow } from '../loyalties/service.ts';
 import { toRatioNumber, type CoinRatio } from './coin.ts';
-import type { RewardAssignmentsTable, RewardRedemptionsTable, RewardsTable } from './tables.ts';
+import type { RewardAssignmentsTable, RewardsTable } from './tables.ts';
 import type { AssignmentInput, AssignmentUpdate, RewardInput } from './schemas.ts';
 import './tables.ts';
 
 // The rewards catalogue: rewards (what points buy), their assignments to loyalty programs (at a
-// points cost, per tier when a tier maps the reward), the stock of each reward, and the record of
-// reward redemptions. What a redemption spends and issues (ledger, vouchers, cards) is the
-// workflow's (src/workflows/redeem-reward.ts); this module knows only its own tables.
+// points cost, per tier when a tier maps the reward), and the stock of each reward.
+// What a redemption spends, issues and records (ledger, vouchers, cards, the vouchers module's
+// `redemptions` table) is the workflow's (src/workflows/redeem-reward.ts); this module knows only its
+// own tables.
 
 export type RewardRow = RewardsTable;
 export type AssignmentRow = RewardAssignmentsTable;
-export type RewardRedemptionRow = RewardRedemptionsTable;
 
 export type CampaignRewardType = 'DISCOUNT_COUPONS' | 'GIFT_VOUCHERS' | 'LOYALTY_PROGRAM';
 export type RewardParameters =
@@ -116,14 +116,6 @@ const unitOf = (type: CampaignRewardType) => (type === 'GIFT_VOUCHERS' ? 'cents'
 
 const invalidReward = (details: string, field: string) =>
   invalid('invalid_reward', 'Invalid reward', details, [{ field, message: details }]);
-
-/** Where reward redemptions are kept: the seam to the vouchers module's `redemptions` table. */
-export interface RewardRedemptionStore {
-  record(trx: Executor, row: RewardRedemptionRow): Promise<void>;
-  get(db: Executor, id: string): Promise<RewardRedemptionRow | undefined>;
-  /** SUCCEEDED → ROLLED_BACK; false when it was not SUCCEEDED any more (a concurrent rollback). */
-  markRolledBack(trx: Executor, id: string, rollbackId: string): Promise<boolean>;
-}
 
 export class RewardService {
   constructor(
@@ -492,23 +484,4 @@ export class RewardService {
       return reward ? [{ assignment, reward }] : [];
     });
   }
-
-  // ---- redemptions ----
-
-  /** Reward redemptions in this module's own table (until the vouchers module's `redemptions` holds them). */
-  readonly redemptions: RewardRedemptionStore = {
-    record: async (trx, row) => {
-      await trx.insertInto('reward_redemptions').values(row).execute();
-    },
-    get: (db, id) => db.selectFrom('reward_redemptions').selectAll().where('id', '=', id).executeTakeFirst(),
-    markRolledBack: async (trx, id, rollbackId) => {
-      const r = await trx
-        .updateTable('reward_redemptions')
-        .set({ status: 'ROLLED_BACK', rollback_id: rollbackId, updated_at: this.ctx.clock.nowIso() })
-        .where('id', '=', id)
-        .where('status', '=', 'SUCCEEDED')
-        .executeTakeFirst();
-      return Number(r.numUpdatedRows) > 0;
-    },
-  };
 }

@@ -32,32 +32,9 @@ export interface RewardAssignmentsTable {
   updated_at: string | null;
 }
 
-/**
- * A reward redemption (`r_` id). Kept here until the vouchers module's `redemptions` table holds
- * reward redemptions too (RedemptionStore in service.ts is the seam).
- */
-export interface RewardRedemptionsTable {
-  id: string;
-  program_id: string;
-  membership_id: string;
-  customer_id: string;
-  reward_id: string;
-  assignment_id: string;
-  /** Points spent. */
-  points: number;
-  /** SUCCEEDED | ROLLED_BACK. */
-  status: string;
-  /** What was issued and the answer's parts (voucher id, target card, order, ledger entry). JSON. */
-  details: string;
-  rollback_id: string | null;
-  created_at: string;
-  updated_at: string | null;
-}
-
 declare module '../../storage/schema.ts' {
   interface DB {
     rewards: RewardsTable;
     reward_assignments: RewardAssignmentsTable;
-    reward_redemptions: RewardRedemptionsTable;
   }
 }
