@@ -17,7 +17,7 @@ describe('@voucherify/sdk rewards against Tally', () => {
     await t.close();
   });
 
-  it('client.rewards.* and client.loyalties reward calls: create, assign, member rewards, redeem, roll back', async () => {
+  it('client.rewards.* and loyalties reward calls: create, assign, member rewards, redeem, roll back', async () => {
     const client = VoucherifyServerSide({ applicationId: t.appId, secretKey: t.token, apiUrl: t.url });
     const program = await createProgram(t);
     const member = await createMember(t, program.id);
