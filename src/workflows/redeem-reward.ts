@@ -1,11 +1,11 @@
-import { invalid, refused } from '../lib/errors.ts';
+import { invalid, notFound, refused } from '../lib/errors.ts';
 import { newId } from '../lib/ids.ts';
 import { fromJson } from '../lib/json.ts';
 import type { Executor } from '../storage/database.ts';
 import type { Services } from '../services.ts';
 import { presentCustomerRef, type CustomerRow } from '../modules/customers/service.ts';
 import type { BalanceDefinitionRow, ProgramRow } from '../modules/loyalties/service.ts';
-import type { BalanceRow, MembershipRow } from '../modules/members/service.ts';
+import { presentMember, type BalanceRow, type CardSummary, type MembershipRow } from '../modules/members/service.ts';
 import { coinQuote } from '../modules/rewards/coin.ts';
 import type { RedeemInput } from '../modules/rewards/schemas.ts';
 import {
@@ -173,8 +173,9 @@ export async function redeemReward(
         `Assignment ${assignment.id} is of reward ${reward.id}, not ${body.reward.id}`,
       );
   } else {
-    reward = await services.rewards.get(trx, body.reward.id!);
-    assignment = await services.rewards.assignmentOf(trx, reward.id, program.id);
+    const found = await services.rewards.rewardIn(trx, body.reward.id!, program.id);
+    if (!found) throw notFound('reward', body.reward.id!);
+    ({ reward, assignment } = found);
   }
   if (!assignment)
     throw invalid(
@@ -244,12 +245,15 @@ export async function redeemReward(
   // ---- stock ----
   if (!(await services.rewards.takeStock(trx, reward)))
     throw refused('reward_out_of_stock', 'Reward out of stock', `Reward ${reward.id} has no stock left`);
+  if (reward.stock !== null) reward = { ...reward, redeemed: Number(reward.redeemed) + 1 };
 
   // ---- points ----
   const id = newId('r');
   const now = req.now;
+  // The card after the debit, as Voucherify answers it (`loyalty_card{points, balance}`).
+  let after = balanceRow;
   if (cost > 0) {
-    await services.ledger.applyChange(trx, {
+    const change = await services.ledger.applyChange(trx, {
       program,
       membership,
       definition,
@@ -268,6 +272,7 @@ export async function redeemReward(
       },
       source_event_id: id,
     });
+    after = change.balance;
   }
 
   // ---- what the reward issues ----
@@ -320,7 +325,10 @@ export async function redeemReward(
     customer: customer ? presentCustomerRef(customer) : null,
     related_object_type: 'voucher' as const,
     related_object_id: membership.id,
-    voucher: await services.members.presentOne(trx, membership, program),
+    voucher: {
+      ...presentMember(membership, program, {} as CardSummary),
+      loyalty_card: { points: Number(after.points), balance: Number(after.balance) },
+    },
     reward: rewardAnswer,
     loyalty_card: { points: cost },
   };
@@ -436,8 +444,8 @@ export async function rollbackRewardRedemption(
       source_event_id: rollbackId,
     });
   }
-  // Every redemption took one unit (`redeemed` counts them even without a stock).
-  if (reward) await services.rewards.returnStock(trx, reward.id);
+  // The unit of stock back (a reward without stock counts nothing; `returnStock` keeps redeemed >= 0).
+  if (reward && reward.stock !== null) await services.rewards.returnStock(trx, reward.id);
   const issued = details.reward?.voucher;
   if (issuedType === 'DISCOUNT_COUPONS' && issued?.id)
     await services.vouchers.revoke(trx, issued.id, { sourceEventId: rollbackId });

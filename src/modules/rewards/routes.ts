@@ -358,12 +358,12 @@ export function rewardRoutes(fastify: FastifyInstance, ctx: AppContext, services
   });
   app.post(
     '/v1/loyalties/:campaignId/members/:memberId/redemption',
-    { schema: redeemSchema(ProgramMemberParams) },
+    { schema: redeemSchema(ProgramMemberParams), config: { idempotency: 'replay-on-conflict' } },
     (req, reply) => redeem(req, reply) as never,
   );
   app.post(
     '/v1/loyalties/members/:memberId/redemption',
-    { schema: redeemSchema(MemberParams) },
+    { schema: redeemSchema(MemberParams), config: { idempotency: 'replay-on-conflict' } },
     (req, reply) => redeem(req, reply) as never,
   );
 }

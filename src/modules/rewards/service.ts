@@ -3,6 +3,7 @@ import { conflict, DomainError, invalid, notFound } from '../../lib/errors.ts';
 import { newId } from '../../lib/ids.ts';
 import { fromJson, toJson } from '../../lib/json.ts';
 import { isUniqueViolation, type Executor } from '../../storage/database.ts';
+import { hot } from '../../storage/hot.ts';
 import type { ProgramRow } from '../loyalties/service.ts';
 import { toRatioNumber, type CoinRatio } from './coin.ts';
 import type { RewardAssignmentsTable, RewardsTable } from './tables.ts';
@@ -50,7 +51,7 @@ export function presentReward(r: RewardRow) {
     id: r.id,
     name: r.name,
     stock: r.stock === null ? null : Number(r.stock),
-    redeemed: r.stock === null && Number(r.redeemed) === 0 ? null : Number(r.redeemed),
+    redeemed: r.stock === null ? null : Number(r.redeemed),
     attributes: { image_url: attributes.image_url ?? null, description: attributes.description ?? null },
     type: r.type,
     parameters: rewardParameters(r),
@@ -302,14 +303,9 @@ export class RewardService {
    * the stock (the row lock orders them on PostgreSQL; SQLite has one writer). False when none is left.
    */
   async takeStock(trx: Executor, reward: RewardRow): Promise<boolean> {
-    if (reward.stock === null) {
-      await trx
-        .updateTable('rewards')
-        .set((eb) => ({ redeemed: eb('redeemed', '+', 1) }))
-        .where('id', '=', reward.id)
-        .execute();
-      return true;
-    }
+    // Unlimited stock is not counted: every redemption of the reward would otherwise wait on this
+    // one row's lock (`redeemed` is null in the answer, as Voucherify's for rewards without stock).
+    if (reward.stock === null) return true;
     const r = await trx
       .updateTable('rewards')
       .set((eb) => ({ redeemed: eb('redeemed', '+', 1) }))
@@ -446,6 +442,50 @@ export class RewardService {
     const row = await q.executeTakeFirst();
     if (!row) throw notFound('reward assignment', id);
     return row;
+  }
+
+  /**
+   * The reward and its assignment to the program (undefined when not assigned) in one statement,
+   * compiled once (every redemption runs it); undefined when the reward does not exist.
+   */
+  async rewardIn(
+    db: Executor,
+    rewardId: string,
+    programId: string,
+  ): Promise<{ reward: RewardRow; assignment?: AssignmentRow } | undefined> {
+    const rows = await hot(db, 'rewards.rewardIn', [programId, rewardId], () =>
+      db
+        .selectFrom('rewards as r')
+        .leftJoin('reward_assignments as a', (j) =>
+          j.onRef('a.reward_id', '=', 'r.id').on('a.program_id', '=', programId),
+        )
+        .selectAll('r')
+        .select([
+          'a.id as a_id',
+          'a.points as a_points',
+          'a.auto_redeem as a_auto_redeem',
+          'a.validation_rules as a_validation_rules',
+          'a.created_at as a_created_at',
+          'a.updated_at as a_updated_at',
+        ])
+        .where('r.id', '=', rewardId),
+    );
+    const row = rows[0];
+    if (!row) return undefined;
+    const { a_id, a_points, a_auto_redeem, a_validation_rules, a_created_at, a_updated_at, ...reward } = row;
+    const assignment: AssignmentRow | undefined = a_id
+      ? {
+          id: a_id,
+          reward_id: reward.id,
+          program_id: programId,
+          points: a_points,
+          auto_redeem: a_auto_redeem,
+          validation_rules: a_validation_rules,
+          created_at: a_created_at!,
+          updated_at: a_updated_at,
+        }
+      : undefined;
+    return { reward, assignment };
   }
 
   /** The assignment of a reward to a program, if any. */
