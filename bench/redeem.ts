@@ -67,7 +67,9 @@ async function measure(
   };
   rows.push(row);
   console.log(
-    `  ${name}: ${row.rps} req/s, p50 ${row.p50} ms, p99 ${row.p99} ms, ${row.errors} errors, server CPU ${row.serverCpuUs} µs/req`,
+    `  ${name}: ${row.rps} req/s, p50 ${row.p50} ms, p99 ${row.p99} ms, ${row.errors} errors, ` +
+      `server CPU ${row.serverCpuUs} µs/req` +
+      (row.dbCpuUs === undefined ? '' : `, PostgreSQL CPU ${row.dbCpuUs} µs/req`),
   );
   if (row.errors > 0) console.log(`    non-2xx by status: ${JSON.stringify(r.statusCodeStats)}`);
   return row;

@@ -17,6 +17,7 @@ import type { TallyModule } from './module.ts';
 import { webhooksModule } from './webhooks/module.ts';
 import { vouchersModule } from './vouchers/module.ts';
 import { rollbackRedemptionRoutes } from '../workflows/rollback-redemption.ts';
+import { rewardsTemplateContext } from '../workflows/redeem-reward.ts';
 
 // Every domain module, in wiring order. A new module adds one line here.
 export const modules: TallyModule[] = [
@@ -41,7 +42,15 @@ export const modules: TallyModule[] = [
   },
   { name: 'earning', routes: earningRoutes, jobs: (_ctx, services) => services.earning.attach(services) },
   vouchersModule,
-  { name: 'rewards', migrations: [rewardsMigration], routes: rewardRoutes },
+  {
+    name: 'rewards',
+    migrations: [rewardsMigration],
+    routes: rewardRoutes,
+    // The `rewards` template variable of messages and flow conditions (balance_gte_cheapest_reward).
+    jobs: (_ctx, services) => {
+      services.messaging.registerContextProvider('rewards', rewardsTemplateContext(services));
+    },
+  },
   // Cross-module routes (src/workflows): the rollback of every kind of redemption.
   { name: 'redemption-rollback', routes: rollbackRedemptionRoutes },
   messagingModule,

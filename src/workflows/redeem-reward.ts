@@ -123,6 +123,43 @@ export async function memberRewards(
   return out;
 }
 
+/**
+ * The `rewards` template variable (messaging context provider): the program's rewards in stock at
+ * the member's tier cost, `{cheapest_cost, affordable: [{id, name, cost, ...}], all: [...]}`, so a flow's
+ * `balance_gte_cheapest_reward` condition and `{{ rewards.cheapest_cost }}` work. Without a member, the
+ * assignments' own costs and nothing affordable. A COIN reward costs its `points_ratio` here (one unit).
+ */
+export const rewardsTemplateContext =
+  (services: Services) => async (input: { db: Executor; program: ProgramRow; membership: MembershipRow | null }) => {
+    const { db, program, membership } = input;
+    const pricing = membership
+      ? await tierPricing(db, services, program.id, membership.id)
+      : { tierId: null, mappingFor: () => null };
+    let balance: number | null = null;
+    if (membership) {
+      const definitionId = (await services.programs.withDefault(db, program.id))?.definition.id;
+      const rows = await services.ledger.balancesOf(db, membership.id);
+      balance = Number(rows.find((b) => b.balance_definition_id === definitionId)?.balance ?? 0);
+    }
+    const all = (await services.rewards.offered(db, program.id))
+      .filter(({ reward }) => inStock(reward))
+      .map(({ reward, assignment }) => ({
+        id: reward.id,
+        name: reward.name,
+        type: reward.type,
+        assignment_id: assignment.id,
+        cost: costOf(assignment, pricing.mappingFor(assignment)) ?? coinUnitCost(reward),
+        stock: reward.stock === null ? null : Number(reward.stock) - Number(reward.redeemed),
+        description: (presentReward(reward).attributes.description as string | null) ?? null,
+      }))
+      .sort((a, b) => a.cost - b.cost);
+    return {
+      cheapest_cost: all.length ? all[0].cost : null,
+      affordable: all.filter((r) => balance !== null && r.cost <= balance),
+      all,
+    };
+  };
+
 /** A COIN reward is affordable when the balance buys at least one unit. */
 function coinUnitCost(reward: RewardRow): number {
   const p = rewardParameters(reward);
