@@ -128,6 +128,7 @@ export async function memberRewards(
  * the member's tier cost, `{cheapest_cost, affordable: [{id, name, cost, ...}], all: [...]}`, so a flow's
  * `balance_gte_cheapest_reward` condition and `{{ rewards.cheapest_cost }}` work. Without a member, the
  * assignments' own costs and nothing affordable. A COIN reward costs its `points_ratio` here (one unit).
+ * Nil when the program offers nothing in stock (templates test `{% if rewards %}`, as `tally demo`'s).
  */
 export const rewardsTemplateContext =
   (services: Services) => async (input: { db: Executor; program: ProgramRow; membership: MembershipRow | null }) => {
@@ -153,6 +154,7 @@ export const rewardsTemplateContext =
         description: (presentReward(reward).attributes.description as string | null) ?? null,
       }))
       .sort((a, b) => a.cost - b.cost);
+    if (all.length === 0) return null;
     return {
       cheapest_cost: all.length ? all[0].cost : null,
       affordable: all.filter((r) => balance !== null && r.cost <= balance),
