@@ -1,7 +1,9 @@
 // `npm run bench:redeem`: reward redemptions over HTTP, each issuing a voucher (a DISCOUNT_COUPONS
 // reward whose campaign generates a code per redemption), each with its own Idempotency-Key, from 50
 // concurrent connections, on SQLite and on PostgreSQL; printed beside point additions
-// (`bench:ledger`'s request) against the same server in the same run, with the ratio.
+// (`bench:ledger`'s request) against the same server in the same run, with the ratio; then
+// redemptions of a reward that issues nothing (MATERIAL), to tell the redemption's own cost from
+// the voucher's.
 //
 // Environment: as bench/ledger.ts (BENCH_DURATION, BENCH_CONNECTIONS, BENCH_CARDS, BENCH_BACKENDS,
 // BENCH_PG_URL, BENCH_NODE_ARGS, BENCH_SHOW_SERVER_OUTPUT).
@@ -92,8 +94,11 @@ async function bench(backend: string) {
       name: 'Five off',
       parameters: { campaign: { id: campaign.id } },
     });
+    // A reward that issues nothing (MATERIAL, unlimited): the redemption's own cost, without the voucher's.
+    const material = await api(base, 'POST', '/v1/rewards', { name: 'Sticker', parameters: { product: { id: 'p' } } });
     await api(base, 'POST', `/v1/loyalties/${program.id}/rewards`, [
       { reward: reward.id, parameters: { loyalty: { points: 1 } } },
+      { reward: material.id, parameters: { loyalty: { points: 1 } } },
     ]);
     // Each run has cards of its own, so that the additions' lots (one per +1) do not lengthen the
     // lot list a redemption's debit walks.
@@ -126,6 +131,11 @@ async function bench(backend: string) {
       body: redeemBody,
     }));
     console.log(`    redemptions/additions: ${Math.round((100 * redeem.rps) / Math.max(1, add.rps))} %`);
+    const materialBody = JSON.stringify({ reward: { id: material.id } });
+    await measure(`tally ${backend}: POST redemption (MATERIAL, issues nothing)`, server, backend, () => ({
+      path: `/v1/loyalties/${program.id}/members/${redeeming()}/redemption`,
+      body: materialBody,
+    }));
     // Every answered redemption issued one voucher; nothing was issued twice.
     const list = await api(base, 'GET', `/v1/vouchers?campaign_id=${campaign.id}&limit=1`);
     console.log(
