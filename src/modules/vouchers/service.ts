@@ -482,9 +482,7 @@ export class VoucherService {
         v.code_config !== undefined ? codeConfig(v.code_config) : (current?.code_config ?? DEFAULT_CODE_CONFIG),
       redemption: {
         quantity:
-          v.redemption !== undefined
-            ? checkQuantity(v.redemption?.quantity)
-            : (current?.redemption.quantity ?? (type === 'GIFT_VOUCHER' ? null : 1)),
+          v.redemption !== undefined ? checkQuantity(v.redemption?.quantity) : (current?.redemption.quantity ?? null),
       },
     };
   }
