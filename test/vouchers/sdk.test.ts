@@ -73,7 +73,7 @@ describe('official @voucherify/sdk: campaigns, vouchers, publications, validatio
     assert.equal((await client.redemptions.get(redemption.id)).id, redemption.id);
     const forVoucher: any = await client.redemptions.getForVoucher(pub.voucher.code);
     assert.equal(forVoucher.redeemed_quantity, 1);
-    const rollback: any = await client.redemptions.rollback(redemption.id, 'customer returned the order');
+    const rollback: any = await client.redemptions.rollback(redemption.id, { reason: 'customer returned the order' });
     assert.equal(rollback.result, 'SUCCESS');
     assert.equal(rollback.reason, 'customer returned the order');
     const rlist: any = await client.redemptions.list({ customer: customer.id } as any);
