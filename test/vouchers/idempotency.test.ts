@@ -20,6 +20,7 @@ describe('vouchers: every write route stores its Idempotency-Key answer', () => 
       ['DELETE', '/v1/campaigns/nope'],
       ['POST', '/v1/campaigns/nope/import', ['X-1']],
       ['POST', '/v1/campaigns/idem/vouchers', {}],
+      ['POST', '/v1/campaigns/idem/vouchers/IDEM-CODE', {}],
       ['POST', '/v1/vouchers', { discount }],
       ['POST', '/v1/vouchers/IDEM-NEW', { discount }],
       ['PUT', '/v1/vouchers/nope', {}],

@@ -16,7 +16,7 @@ describe('vouchers: campaigns, publications, validation, redemption, rollback, e
     await t.close();
   });
 
-  it('a discount campaign publishes generated codes; a redemption computes the discount; rollback undoes it', async () => {
+  it('a discount campaign publishes generated codes, redeemed with a discount, rolled back', async () => {
     const alex = await customer(t, 'v-alex');
     const campaign = await ok(t, 'POST', '/v1/campaigns', {
       name: '10 off',
