@@ -561,7 +561,8 @@ export class VoucherService {
       .where('campaign_id', '=', row.id)
       .where('deleted_at', 'is', null)
       .execute();
-    for (const v of vouchers) await this.remove(db, v, { sourceEventId: row.id });
+    // Free codes were never anyone's: only the published vouchers are revoked (with an event).
+    for (const v of vouchers) await this.remove(db, v, { sourceEventId: row.id, quiet: !v.holder_id });
   }
 
   async listCampaigns(q: { limit: number; page: number; campaign_type?: string }) {
@@ -819,10 +820,10 @@ export class VoucherService {
   }
 
   /** Deletes a voucher (soft: its code stays taken) and emits `voucher_revoked` when it was active. */
-  async remove(db: Executor, row: VoucherRow, opts: { sourceEventId?: string } = {}): Promise<void> {
+  async remove(db: Executor, row: VoucherRow, opts: { sourceEventId?: string; quiet?: boolean } = {}): Promise<void> {
     const now = this.now();
     await db.updateTable('vouchers').set({ deleted_at: now, updated_at: now }).where('id', '=', row.id).execute();
-    if (row.active === 1) await this.emitRevoked(db, row, opts.sourceEventId ?? row.id);
+    if (row.active === 1 && !opts.quiet) await this.emitRevoked(db, row, opts.sourceEventId ?? row.id);
   }
 
   /** Disables the voucher and emits `voucher_revoked` (a reward redemption rolled back). */
