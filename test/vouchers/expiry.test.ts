@@ -30,7 +30,9 @@ describe('voucher expiry', () => {
     const code = pub.voucher.code;
     assert.equal(pub.voucher.expiration_date, '2032-01-05T00:00:00.000Z');
     // Moved: the first date no longer fires; the new one does.
-    await ok(t, 'PUT', `/v1/vouchers/${code}`, { expiration_date: '2032-01-03T00:00:00.000Z' });
+    // Given with an offset, stored in UTC (dates compare as strings in the scheduler).
+    const moved = await ok(t, 'PUT', `/v1/vouchers/${code}`, { expiration_date: '2032-01-03T01:00:00+01:00' });
+    assert.equal(moved.expiration_date, '2032-01-03T00:00:00.000Z');
 
     clock.set('2032-01-02T23:59:59.000Z');
     await t.server.ctx.scheduler.runDue();
