@@ -17,7 +17,8 @@ export async function allEvents(t: TestServer): Promise<any[]> {
     if (!page.body.has_more) break;
     cursor = page.body.more_starting_after;
   }
-  return all;
+  // The log answers newest first.
+  return all.reverse();
 }
 
 /** Asserts each event validates against its catalog schema. */

@@ -16,7 +16,7 @@ describe('vouchers: campaigns, publications, validation, redemption, rollback, e
     await t.close();
   });
 
-  it('a discount campaign publishes generated codes; a redemption computes the discount; rollback undoes it', async () => {
+  it('a discount campaign publishes generated codes, redeemed with a discount, rolled back', async () => {
     const alex = await customer(t, 'v-alex');
     const campaign = await ok(t, 'POST', '/v1/campaigns', {
       name: '10 off',
@@ -104,6 +104,16 @@ describe('vouchers: campaigns, publications, validation, redemption, rollback, e
     const unauthorized = events.filter((e) => e.type === 'voucher_redeem_unauthorized');
     assert.equal(unauthorized.length, 1);
     assert.equal(unauthorized[0].data.reason, 'quantity_exceeded');
+
+    // Deleting the campaign revokes its published voucher, and only that one (free codes were nobody's).
+    await ok(t, 'POST', `/v1/campaigns/${campaign.id}/import`, ['TEN-FREE']);
+    await ok(t, 'DELETE', `/v1/campaigns/${campaign.id}`, undefined, 204);
+    assert.equal((await t.api('GET', `/v1/vouchers/${code}`)).status, 404);
+    const revoked = (await allEvents(t)).filter((e) => e.type === 'voucher_revoked');
+    assert.deepEqual(
+      revoked.map((e) => [e.data.code, e.data.source_event_id]),
+      [[code, campaign.id]],
+    );
   });
 
   it('percent and unit discounts, gift vouchers spending their balance, join_once', async () => {

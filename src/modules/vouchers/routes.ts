@@ -3,7 +3,7 @@ import type { AppContext } from '../../context.ts';
 import { toApiError } from '../../http/errors.ts';
 import { runIdempotentWrite } from '../../http/idempotency.ts';
 import { listOf, listSchema } from '../../http/lists.ts';
-import { typed } from '../../http/schema.ts';
+import { Type, typed } from '../../http/schema.ts';
 import { invalid } from '../../lib/errors.ts';
 import type { Services } from '../../services.ts';
 import type { Executor } from '../../storage/database.ts';
@@ -192,6 +192,25 @@ export function voucherRoutes(fastify: FastifyInstance, ctx: AppContext, service
         const { code: _code, ...rest } = req.body ?? {};
         return presentVoucher(await svc.create(trx, { ...rest, campaign: req.params.campaignId }));
       }),
+  );
+
+  app.post(
+    '/v1/campaigns/:campaignId/vouchers/:code',
+    {
+      schema: {
+        tags: TAGS,
+        summary: 'Add a voucher with this code to the campaign',
+        params: Type.Object({ ...CampaignParams.properties, ...CodeParams.properties }),
+        body: VoucherBody,
+        response: { 200: Voucher },
+      },
+    },
+    async (req, reply) =>
+      write(req, reply, 200, async (trx) =>
+        presentVoucher(
+          await svc.create(trx, { ...(req.body ?? {}), code: req.params.code, campaign: req.params.campaignId }),
+        ),
+      ),
   );
 
   // ---- vouchers ----

@@ -396,6 +396,14 @@ function codeConfig(c: Partial<CodeConfig> | null | undefined): CodeConfig {
   return merged;
 }
 
+/** Dates are stored as ISO-8601 UTC with milliseconds, so they compare as strings (the scheduler's run_at). */
+function isoDate<T extends string | null | undefined>(d: T): T {
+  if (!d) return d;
+  const ms = Date.parse(d);
+  if (Number.isNaN(ms)) throw invalid('invalid_date', 'Invalid date', `${d} is not an ISO-8601 date-time`);
+  return new Date(ms).toISOString() as T;
+}
+
 const CAMPAIGN_EXTRA = ['category', 'category_id', 'validity_timeframe', 'validity_day_of_week', 'validity_hours'];
 
 export class VoucherService {
@@ -482,9 +490,7 @@ export class VoucherService {
         v.code_config !== undefined ? codeConfig(v.code_config) : (current?.code_config ?? DEFAULT_CODE_CONFIG),
       redemption: {
         quantity:
-          v.redemption !== undefined
-            ? checkQuantity(v.redemption?.quantity)
-            : (current?.redemption.quantity ?? (type === 'GIFT_VOUCHER' ? null : 1)),
+          v.redemption !== undefined ? checkQuantity(v.redemption?.quantity) : (current?.redemption.quantity ?? null),
       },
     };
   }
@@ -517,8 +523,8 @@ export class VoucherService {
       voucher: toJson(voucher)!,
       active: input.active === false ? 0 : 1,
       join_once: input.join_once ? 1 : 0,
-      start_date: input.start_date ?? null,
-      expiration_date: input.expiration_date ?? null,
+      start_date: isoDate(input.start_date) ?? null,
+      expiration_date: isoDate(input.expiration_date) ?? null,
       metadata: toJson(input.metadata ?? {}),
       extra: toJson(Object.fromEntries(CAMPAIGN_EXTRA.filter((k) => input[k] !== undefined).map((k) => [k, input[k]]))),
       created_at: this.now(),
@@ -542,8 +548,8 @@ export class VoucherService {
     if (input.type !== undefined) patch.type = input.type;
     if (input.join_once !== undefined) patch.join_once = input.join_once ? 1 : 0;
     if (input.active !== undefined) patch.active = input.active ? 1 : 0;
-    if (input.start_date !== undefined) patch.start_date = input.start_date;
-    if (input.expiration_date !== undefined) patch.expiration_date = input.expiration_date;
+    if (input.start_date !== undefined) patch.start_date = isoDate(input.start_date);
+    if (input.expiration_date !== undefined) patch.expiration_date = isoDate(input.expiration_date);
     if (input.metadata !== undefined) patch.metadata = toJson(input.metadata ?? {});
     if (input.voucher !== undefined) patch.voucher = toJson(this.campaignTemplate(input, campaignVoucher(row)))!;
     await db.updateTable('voucher_campaigns').set(patch).where('id', '=', row.id).execute();
@@ -563,7 +569,8 @@ export class VoucherService {
       .where('campaign_id', '=', row.id)
       .where('deleted_at', 'is', null)
       .execute();
-    for (const v of vouchers) await this.remove(db, v, { sourceEventId: row.id });
+    // Free codes were never anyone's: only the published vouchers are revoked (with an event).
+    for (const v of vouchers) await this.remove(db, v, { sourceEventId: row.id, quiet: !v.holder_id });
   }
 
   async listCampaigns(q: { limit: number; page: number; campaign_type?: string }) {
@@ -607,19 +614,15 @@ export class VoucherService {
       }
     }
     for (const c of codes) {
-      await db
-        .insertInto('vouchers')
-        .values(
-          this.voucherRow(campaign, c.code, {
-            active: c.active,
-            expiration_date: c.expiration_date,
-            start_date: c.start_date,
-            metadata: c.metadata,
-            redemption: c.redemption,
-          }),
-        )
-        .execute();
-      await this.scheduleExpiry(db, c.code);
+      const row = this.voucherRow(campaign, c.code, {
+        active: c.active,
+        expiration_date: c.expiration_date,
+        start_date: c.start_date,
+        metadata: c.metadata,
+        redemption: c.redemption,
+      });
+      await db.insertInto('vouchers').values(row).execute();
+      await this.scheduleExpiry(db, row.code, row);
     }
     return codes.length;
   }
@@ -650,8 +653,9 @@ export class VoucherService {
             ? template.discount
             : checkDiscount(undefined, 'discount')
         : null;
-    const start = input.start_date !== undefined ? input.start_date : (campaign?.start_date ?? null);
-    const end = input.expiration_date !== undefined ? input.expiration_date : (campaign?.expiration_date ?? null);
+    const start = input.start_date !== undefined ? isoDate(input.start_date) : (campaign?.start_date ?? null);
+    const end =
+      input.expiration_date !== undefined ? isoDate(input.expiration_date) : (campaign?.expiration_date ?? null);
     if (start && end && Date.parse(start) >= Date.parse(end)) {
       throw invalid('invalid_dates', 'Invalid dates', 'start_date must be before expiration_date', [
         { field: 'expiration_date', message: 'must be after start_date' },
@@ -797,8 +801,8 @@ export class VoucherService {
   async update(db: Executor, row: VoucherRow, input: VoucherInput): Promise<VoucherRow> {
     const patch: Partial<VoucherRow> = { updated_at: this.now() };
     if (input.active !== undefined) patch.active = input.active ? 1 : 0;
-    if (input.start_date !== undefined) patch.start_date = input.start_date;
-    if (input.expiration_date !== undefined) patch.expiration_date = input.expiration_date;
+    if (input.start_date !== undefined) patch.start_date = isoDate(input.start_date);
+    if (input.expiration_date !== undefined) patch.expiration_date = isoDate(input.expiration_date);
     if (input.metadata !== undefined) patch.metadata = toJson(input.metadata ?? {});
     if (input.redemption !== undefined) patch.quantity = checkQuantity(input.redemption?.quantity);
     if (input.discount !== undefined && row.type === 'DISCOUNT_VOUCHER') {
@@ -821,10 +825,10 @@ export class VoucherService {
   }
 
   /** Deletes a voucher (soft: its code stays taken) and emits `voucher_revoked` when it was active. */
-  async remove(db: Executor, row: VoucherRow, opts: { sourceEventId?: string } = {}): Promise<void> {
+  async remove(db: Executor, row: VoucherRow, opts: { sourceEventId?: string; quiet?: boolean } = {}): Promise<void> {
     const now = this.now();
     await db.updateTable('vouchers').set({ deleted_at: now, updated_at: now }).where('id', '=', row.id).execute();
-    if (row.active === 1) await this.emitRevoked(db, row, opts.sourceEventId ?? row.id);
+    if (row.active === 1 && !opts.quiet) await this.emitRevoked(db, row, opts.sourceEventId ?? row.id);
   }
 
   /** Disables the voucher and emits `voucher_revoked` (a reward redemption rolled back). */
