@@ -10,6 +10,7 @@ import type { FlowRow, FlowService } from './flows/service.ts';
 import type { OptOutService } from './optout.ts';
 import type { Outbound } from './outbound.ts';
 import type { WhatsAppTemplate } from './providers/types.ts';
+import type { BroadcastInput } from './schemas.ts';
 import type { MsgBroadcastsTable } from './tables.ts';
 import { render, templateError } from './templates.ts';
 
@@ -26,15 +27,6 @@ import { render, templateError } from './templates.ts';
 // prepares the chunks of its first `inlineRecipients` members itself (a small broadcast answers
 // complete, 200); a larger one answers 202 with status `preparing`, and the messaging worker goes
 // on (`tick`).
-
-export interface BroadcastInput {
-  channel_id: string;
-  text?: string | null;
-  /** A WhatsApp template (required on WhatsApp channels); each placeholder is a Liquid template. */
-  template?: { name: string; language?: string; placeholders?: string[] } | null;
-  filters?: { tier?: string | null; metadata?: Record<string, unknown> | null } | null;
-  limit?: number;
-}
 
 type BroadcastRow = MsgBroadcastsTable;
 
