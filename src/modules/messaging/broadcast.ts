@@ -83,7 +83,8 @@ export class BroadcastService {
       throw refused(
         'whatsapp_template_required',
         'A WhatsApp broadcast needs a template',
-        "WhatsApp allows free text only within 24 hours of the member's last message; a proactive message must be an approved template: pass template {name, language, placeholders}",
+        "WhatsApp allows free text only within 24 hours of the member's last message; " +
+          'a proactive message must be an approved template: pass template {name, language, placeholders}',
       );
     }
     for (const [i, p] of (wa?.placeholders ?? []).entries()) {
@@ -315,7 +316,8 @@ export class BroadcastService {
         const placeholders: string[] = [];
         for (const p of wa.placeholders) placeholders.push(await render(p, scope));
         // What the message list and reports show for a template message.
-        const preview = `[template ${wa.name} (${wa.language})]${placeholders.length ? ` ${placeholders.join(' | ')}` : ''}`;
+        const fields = placeholders.length ? ` ${placeholders.join(' | ')}` : '';
+        const preview = `[template ${wa.name} (${wa.language})]${fields}`;
         prepared.push({ r, text: preview, template: { ...wa, placeholders }, skipped });
       } else prepared.push({ r, text: await render(b.text, scope), template: null, skipped });
     }

@@ -133,7 +133,8 @@ export function messagingRoutes(fastify: FastifyInstance, ctx: AppContext, servi
       schema: {
         tags: [TAG_CH],
         summary:
-          "Provider webhook for inbound messages (Infobip JSON batches, Twilio form posts); verified by the channel's inbound auth",
+          'Provider webhook for inbound messages (Infobip JSON batches, Twilio form posts); ' +
+          "verified by the channel's inbound auth",
         params: ChannelParams,
         security: [],
       },
@@ -491,7 +492,8 @@ export function messagingRoutes(fastify: FastifyInstance, ctx: AppContext, servi
       schema: {
         tags: [TAG_FLOW],
         summary:
-          "Send the flow's opening message to the program's members (filters: tier, customer metadata), throttled per channel",
+          "Send the flow's opening message to the program's members (filters: tier, customer metadata), " +
+          'throttled per channel',
         params: FlowParams,
         body: BroadcastBody,
         response: { 200: Obj, 202: Obj },
@@ -547,7 +549,8 @@ export function messagingRoutes(fastify: FastifyInstance, ctx: AppContext, servi
       schema: {
         tags: [TAG_FLOW],
         summary:
-          'Flow report: sent, delivered, failed, inbound, keyword matches, interaction rate, redemptions within 7 days; per day',
+          'Flow report: sent, delivered, failed, inbound, keyword matches, interaction rate, ' +
+          'redemptions within 7 days; per day',
         params: FlowParams,
         querystring: FlowReportQuery,
         response: { 200: Obj },
