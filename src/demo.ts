@@ -25,16 +25,20 @@ const CLONES: { name: string; keywords: string[]; template: string }[] = [
     keywords: ['TIER', 'LEVEL'],
     template:
       '{% if tier %}Hi {{ customer.name }}, you are {{ tier.name }} in {{ program.name }}.' +
-      '{% if tier.next %} {{ tier.next.points_needed }} more points to reach {{ tier.next.name }}.{% endif %}{% else %}Hi {{ customer.name }}, ' +
+      '{% if tier.next %} {{ tier.next.points_needed }} more points to reach {{ tier.next.name }}.{% endif %}' +
+      '{% else %}Hi {{ customer.name }}, ' +
       '{{ program.name }} has no tiers yet, so everyone is a valued member. You have {{ points }} points.{% endif %}',
   },
   {
     name: 'Rewards I can redeem',
     keywords: ['REWARDS', 'REWARD'],
     template:
-      '{% if rewards %}{% if rewards.affordable.size > 0 %}Hi {{ customer.name }}, with {{ points }} points you can redeem: ' +
-      '{% for r in rewards.affordable %}{{ r.name }} ({{ r.cost }} pts){% unless forloop.last %}, {% endunless %}{% endfor %}.' +
-      '{% else %}Hi {{ customer.name }}, the cheapest reward costs {{ rewards.cheapest_cost }} points; you have {{ points }}.{% endif %}' +
+      '{% if rewards %}{% if rewards.affordable.size > 0 %}' +
+      'Hi {{ customer.name }}, with {{ points }} points you can redeem: ' +
+      '{% for r in rewards.affordable %}{{ r.name }} ({{ r.cost }} pts)' +
+      '{% unless forloop.last %}, {% endunless %}{% endfor %}.' +
+      '{% else %}Hi {{ customer.name }}, the cheapest reward costs {{ rewards.cheapest_cost }} points; ' +
+      'you have {{ points }}.{% endif %}' +
       '{% else %}Hi {{ customer.name }}, the rewards catalogue of {{ program.name }} is not set up yet. ' +
       'Your {{ points }} points are safe until it is.{% endif %}',
   },
@@ -42,8 +46,10 @@ const CLONES: { name: string; keywords: string[]; template: string }[] = [
     name: 'Referral status',
     keywords: ['REFERRAL', 'REFER'],
     template:
-      '{% if referral %}Hi {{ customer.name }}, your referral code is {{ referral.code }}; {{ referral.referred_customers }} friends joined so far.' +
-      '{% else %}Hi {{ customer.name }}, referrals are not available in {{ program.name }} yet. Your card is {{ membership.code }}.{% endif %}',
+      '{% if referral %}Hi {{ customer.name }}, your referral code is {{ referral.code }}; ' +
+      '{{ referral.referred_customers }} friends joined so far.' +
+      '{% else %}Hi {{ customer.name }}, referrals are not available in {{ program.name }} yet. ' +
+      'Your card is {{ membership.code }}.{% endif %}',
   },
 ];
 
@@ -190,7 +196,8 @@ function keyLine(r: DemoResult): string {
 }
 
 export function demoInstructions(url: string, r: DemoResult): string {
-  const h = `-H 'X-App-Id: ${r.appId}' -H 'X-App-Token: ${r.token ?? '<your token>'}' -H 'content-type: application/json'`;
+  const auth = `-H 'X-App-Id: ${r.appId}' -H 'X-App-Token: ${r.token ?? '<your token>'}'`;
+  const h = `${auth} -H 'content-type: application/json'`;
   const say = (from: string, text: string) =>
     `  curl -s ${url}/v1/simulator/messages ${h} \\\n    -d '${JSON.stringify({ from, text })}'`;
   return [
@@ -211,7 +218,7 @@ export function demoInstructions(url: string, r: DemoResult): string {
     say('+385991112233', 'JOIN'),
     say('+385916242493', 'STOP'),
     '',
-    `Flow report: curl -s '${url}/v1/flows/${r.flows.POINTS}/report' -H 'X-App-Id: ${r.appId}' -H 'X-App-Token: ${r.token ?? '<your token>'}'`,
+    `Flow report: curl -s '${url}/v1/flows/${r.flows.POINTS}/report' ${auth}`,
     `API docs: ${url}/docs`,
     '',
   ].join('\n');

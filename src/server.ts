@@ -158,7 +158,8 @@ export async function buildServer(config: Config, opts: BuildOptions = {}): Prom
   const outbox = new Outbox(clock, metrics, database.dialect);
   const groupCommits = metrics.histogram(
     'tally_db_group_commit_transactions',
-    'Transactions committed together by one database COMMIT (group commit: every SQLite write; on PostgreSQL balance changes and activities)',
+    'Transactions committed together by one database COMMIT ' +
+      '(group commit: every SQLite write; on PostgreSQL balance changes and activities)',
     [],
     [1, 2, 4, 8, 16, 32, 64, 100],
   );
@@ -196,7 +197,8 @@ export async function buildServer(config: Config, opts: BuildOptions = {}): Prom
         title: 'Tally API',
         version: PACKAGE_VERSION,
         description:
-          'Self-hosted loyalty engine. Resource shapes follow Voucherify v1 (loyalties, members, balances, transactions). ' +
+          'Self-hosted loyalty engine. ' +
+          'Resource shapes follow Voucherify v1 (loyalties, members, balances, transactions). ' +
           'Authenticate with X-App-Id + X-App-Token, or Authorization: Bearer <token>. Writes accept Idempotency-Key.',
       },
       components: {

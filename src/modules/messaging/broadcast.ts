@@ -10,6 +10,7 @@ import type { FlowRow, FlowService } from './flows/service.ts';
 import type { OptOutService } from './optout.ts';
 import type { Outbound } from './outbound.ts';
 import type { WhatsAppTemplate } from './providers/types.ts';
+import type { BroadcastInput } from './schemas.ts';
 import type { MsgBroadcastsTable } from './tables.ts';
 import { render, templateError } from './templates.ts';
 
@@ -26,15 +27,6 @@ import { render, templateError } from './templates.ts';
 // prepares the chunks of its first `inlineRecipients` members itself (a small broadcast answers
 // complete, 200); a larger one answers 202 with status `preparing`, and the messaging worker goes
 // on (`tick`).
-
-export interface BroadcastInput {
-  channel_id: string;
-  text?: string | null;
-  /** A WhatsApp template (required on WhatsApp channels); each placeholder is a Liquid template. */
-  template?: { name: string; language?: string; placeholders?: string[] } | null;
-  filters?: { tier?: string | null; metadata?: Record<string, unknown> | null } | null;
-  limit?: number;
-}
 
 type BroadcastRow = MsgBroadcastsTable;
 
@@ -91,7 +83,8 @@ export class BroadcastService {
       throw refused(
         'whatsapp_template_required',
         'A WhatsApp broadcast needs a template',
-        "WhatsApp allows free text only within 24 hours of the member's last message; a proactive message must be an approved template: pass template {name, language, placeholders}",
+        "WhatsApp allows free text only within 24 hours of the member's last message; " +
+          'a proactive message must be an approved template: pass template {name, language, placeholders}',
       );
     }
     for (const [i, p] of (wa?.placeholders ?? []).entries()) {
@@ -323,7 +316,8 @@ export class BroadcastService {
         const placeholders: string[] = [];
         for (const p of wa.placeholders) placeholders.push(await render(p, scope));
         // What the message list and reports show for a template message.
-        const preview = `[template ${wa.name} (${wa.language})]${placeholders.length ? ` ${placeholders.join(' | ')}` : ''}`;
+        const fields = placeholders.length ? ` ${placeholders.join(' | ')}` : '';
+        const preview = `[template ${wa.name} (${wa.language})]${fields}`;
         prepared.push({ r, text: preview, template: { ...wa, placeholders }, skipped });
       } else prepared.push({ r, text: await render(b.text, scope), template: null, skipped });
     }

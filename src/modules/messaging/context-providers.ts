@@ -218,7 +218,7 @@ export function registerCoreProviders(reg: ContextRegistry): void {
     return out;
   });
   // The default balance as a plain number: {{ points }}.
-  reg.register('points', async ({ db, dialect, program, membership }) => {
+  reg.register('points', async ({ db, program, membership }) => {
     if (!membership) return null;
     const [row] = await hot(db, 'msg.points', [membership.id, program.id, 1], () =>
       db
