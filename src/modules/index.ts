@@ -28,14 +28,14 @@ export const modules: TallyModule[] = [
     routes: ledgerRoutes,
     jobs: (_ctx, services) => services.ledger.registerJobs(),
   },
-  // Program rules: tiers first (its ledger listener), then earning rules, custom events and orders.
+  // Program rules: tiers, then earning rules, custom events and orders.
   {
     name: 'tiers',
     migrations: [rulesMigration],
     routes: tierRoutes,
-    jobs: (_ctx, services) => services.tiers.attach(services),
+    jobs: (_ctx, services) => services.tiers.registerJobs(),
   },
-  { name: 'earning', routes: earningRoutes, jobs: (_ctx, services) => services.earning.attach(services) },
+  { name: 'earning', routes: earningRoutes, jobs: (_ctx, services) => services.earning.registerJobs() },
   messagingModule,
   eventsModule,
   webhooksModule,

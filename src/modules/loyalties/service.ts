@@ -180,6 +180,11 @@ export class ProgramService {
     return row;
   }
 
+  /** The program even when deleted (for records that outlive it: its cards, their timed work). */
+  async findAny(db: Executor, id: string): Promise<ProgramRow | undefined> {
+    return db.selectFrom('programs').selectAll().where('id', '=', id).executeTakeFirst();
+  }
+
   async get(db: Executor, id: string): Promise<ProgramRow> {
     const row = await this.find(db, id);
     if (!row) throw notFound('campaign', id);

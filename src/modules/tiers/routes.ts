@@ -116,12 +116,7 @@ export function tierRoutes(app: FastifyInstance, ctx: AppContext, services: Serv
       runIdempotentWrite(ctx, req, reply, 200, async (trx) => {
         const program = await services.programs.get(trx, req.params.campaignId);
         const rows = await tiers.createTiers(trx, program, req.body);
-        const groups = new Map(
-          (await trx.selectFrom('tier_groups').selectAll().where('program_id', '=', program.id).execute()).map((g) => [
-            g.id,
-            g,
-          ]),
-        );
+        const groups = new Map((await tiers.groupsOf(trx, program.id)).map((g) => [g.id, g]));
         return rows.map((t) => presentTier(t, groups.get(t.tier_group_id)));
       }),
   );
@@ -201,9 +196,7 @@ export function tierRoutes(app: FastifyInstance, ctx: AppContext, services: Serv
       const program = await services.programs.get(db(), req.params.campaignId);
       const t = await tiers.getTier(db(), program, req.params.tierId);
       const ids = Object.keys(JSON.parse(t.earning_rules ?? '{}'));
-      const rows = ids.length
-        ? await db().selectFrom('earning_rules').selectAll().where('id', 'in', ids).execute()
-        : [];
+      const rows = await services.earning.byIds(db(), ids);
       return listOf('data', rows.map(presentRule), rows.length);
     },
   );
