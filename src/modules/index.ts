@@ -6,6 +6,7 @@ import { customerRoutes } from './customers/routes.ts';
 import { eventsModule } from './events/module.ts';
 import { rulesMigration } from './earning/migrations.ts';
 import { earningRoutes } from './earning/routes.ts';
+import { tiersMigration } from './tiers/migrations.ts';
 import { tierRoutes } from './tiers/routes.ts';
 import { ledgerRoutes } from './ledger/routes.ts';
 import { loyaltyRoutes } from './loyalties/routes.ts';
@@ -31,11 +32,16 @@ export const modules: TallyModule[] = [
   // Program rules: tiers, then earning rules, custom events and orders.
   {
     name: 'tiers',
-    migrations: [rulesMigration],
+    migrations: [tiersMigration],
     routes: tierRoutes,
     jobs: (_ctx, services) => services.tiers.registerJobs(),
   },
-  { name: 'earning', routes: earningRoutes, jobs: (_ctx, services) => services.earning.registerJobs() },
+  {
+    name: 'earning',
+    migrations: [rulesMigration],
+    routes: earningRoutes,
+    jobs: (_ctx, services) => services.earning.registerJobs(),
+  },
   messagingModule,
   eventsModule,
   webhooksModule,
