@@ -148,7 +148,8 @@ export function workflowRoutes(fastify: FastifyInstance, ctx: AppContext, servic
       schema: {
         tags: ['orders'],
         summary:
-          'Create or update (by source_id) an order; status PAID is the order.paid activity that earning rules listen to',
+          'Create or update (by source_id) an order; ' +
+          'status PAID is the order.paid activity that earning rules listen to',
         body: OrderBody,
         response: { 200: Order },
       },

@@ -124,7 +124,8 @@ const ruleProps = {
   conditions: {
     type: ['object', 'null'],
     description:
-      'Tally: {"customer.metadata.vip": {"$is": true}, "order.amount": {"$more_than_or_equal": 5000}, "loyalty_tier": {"$in": ["ltr_..."]}}',
+      'Tally: {"customer.metadata.vip": {"$is": true}, "order.amount": {"$more_than_or_equal": 5000}, ' +
+      '"loyalty_tier": {"$in": ["ltr_..."]}}',
     additionalProperties: { type: 'object' },
   },
   multipliers: {

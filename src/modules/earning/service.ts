@@ -393,7 +393,8 @@ export class EarningService {
       steps.push(
         calc.type === 'FIXED'
           ? `${calc.points} fixed points`
-          : `${calc.points_per_every} points for every ${calc.every} of ${calc.calculation_type}${calc.property ? ` (${calc.property})` : ''} = ${calc.value} → ${calc.points}`,
+          : `${calc.points_per_every} points for every ${calc.every} of ${calc.calculation_type}` +
+              `${calc.property ? ` (${calc.property})` : ''} = ${calc.value} → ${calc.points}`,
       );
       let points = calc.points;
       const multipliers: Record<string, unknown>[] = [];

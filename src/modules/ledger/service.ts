@@ -140,7 +140,10 @@ export interface BalanceChange {
   expiration_date?: string | null;
   /** Rules that override the definition's (an earning rule's own expiration_rules). */
   expiration_rules?: ExpirationRules | null;
-  /** Id of what caused the change, carried by events as `source_event_id`. Defaults to source_id, then the transaction id. */
+  /**
+   * Id of what caused the change, carried by events as `source_event_id`. Defaults to source_id,
+   * then the transaction id.
+   */
   source_event_id?: string | null;
   /** Debits by default lower the card's lifetime `points` too; redemptions do not (they only spend). */
   spend_only?: boolean;
@@ -252,7 +255,7 @@ export class LedgerService {
     trx: Executor,
     change: Pick<BalanceChange, 'membership' | 'definition' | 'program'>,
   ): Promise<{ row: BalanceRow; created: boolean }> {
-    const { dialect, forUpdate } = this.ctx.database;
+    const { forUpdate } = this.ctx.database;
     const select = async () => {
       const rows = await hot(trx, 'ledger.lockBalance', [change.membership.id, change.definition.id], () => {
         const q = trx
@@ -352,7 +355,8 @@ export class LedgerService {
       throw new BalanceLimitError(
         overMax ? 'Balance limit exceeded' : 'Insufficient balance',
         overMax
-          ? `Adding ${points} to balance ${before} would exceed the maximum ${max ?? Number.MAX_SAFE_INTEGER} of "${definition.name}"`
+          ? `Adding ${points} to balance ${before} would exceed the maximum ` +
+              `${max ?? Number.MAX_SAFE_INTEGER} of "${definition.name}"`
           : `Removing ${-points} from balance ${before} would go below the minimum ${min} of "${definition.name}"`,
         {
           type: 'balance_transaction_unauthorized',

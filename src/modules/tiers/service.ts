@@ -11,6 +11,7 @@ import type { BalanceChange, BalanceChangeListener, ChangeResult, LedgerService 
 import { programRef, type ProgramRow, type ProgramService } from '../loyalties/service.ts';
 import type { MemberService, MembershipRow } from '../members/service.ts';
 import { DEFAULT_POLICY, extend, periodBounds, validatePolicy, type TierPolicy } from './policy.ts';
+import type { TierGroupInput, TierInput, TierMapping } from './schemas.ts';
 import type { MemberTiersTable, TierGroupsTable, TiersTable } from './tables.ts';
 import './tables.ts';
 
@@ -22,24 +23,7 @@ import './tables.ts';
 export type TierRow = TiersTable;
 export type TierGroupRow = TierGroupsTable;
 export type MemberTierRow = MemberTiersTable;
-
-export type TierMapping = { type: 'MULTIPLY'; multiplier: number } | { type: 'CUSTOM'; points: number };
-
-export interface TierInput {
-  name: string;
-  points: { from: number; to?: number | null };
-  earning_rules?: Record<string, TierMapping>;
-  rewards?: Record<string, unknown>;
-  metadata?: Record<string, unknown> | null;
-  tier_group_id?: string;
-}
-
-export interface TierGroupInput {
-  name?: string;
-  balance_definition_id?: string | null;
-  loyalty_tiers_expiration?: TierPolicy | null;
-  metadata?: Record<string, unknown> | null;
-}
+export type { TierGroupInput, TierInput, TierMapping };
 
 export interface GroupTiers {
   group: TierGroupRow;
