@@ -2,7 +2,7 @@ import {
   AnyObject,
   Answer,
   IdParam,
-  ListQuery,
+  PagedQuery,
   Nullable,
   PathParams,
   type Static,
@@ -165,8 +165,7 @@ export const RuleBody = Type.Unsafe<RuleDefinition>({
 export const RulesBody = Type.Array(RuleBody, { minItems: 1, maxItems: 100 });
 export const RuleUpdateBody = Type.Unsafe<Partial<RuleDefinition>>({ type: 'object', properties: ruleProps });
 export const Rule = Answer('earning_rule');
-export const RuleListQuery = Type.Object({
-  ...ListQuery,
+export const RuleListQuery = PagedQuery({
   order: Type.Optional(StringEnum(['created_at', '-created_at', 'updated_at', '-updated_at'])),
 });
 

@@ -1,4 +1,4 @@
-import { IdParam, ListQuery, PathParams, type Static, StringEnum, Type } from '../../http/schema.ts';
+import { IdParam, PagedQuery, PathParams, type Static, StringEnum, Type } from '../../http/schema.ts';
 
 export const BalanceBody = Type.Object({
   points: Type.Integer({
@@ -55,7 +55,9 @@ export const TransactionList = Type.Unsafe<unknown>({
   },
 });
 
-export const LotQuery = Type.Object({ ...ListQuery, balance_definition_id: Type.Optional(Type.String()) });
+export const LotQuery = PagedQuery({
+  balance_definition_id: Type.Optional(Type.String()),
+});
 
 export const MemberParams = IdParam('memberId', 'Card code or v_ id');
 export const CampaignMemberParams = PathParams({ campaignId: 'Loyalty campaign id', memberId: 'Card code or v_ id' });

@@ -2,7 +2,7 @@ import {
   AnyObject,
   Answer,
   IdParam,
-  ListQuery,
+  PagedQuery,
   Nullable,
   PathParams,
   type Static,
@@ -88,8 +88,7 @@ export type BalanceDefinitionInput = Static<typeof DefinitionUpdateBody>;
 
 export const Campaign = Answer('campaign');
 export const Definition = Answer('balance_definition');
-export const ProgramListQuery = Type.Object({
-  ...ListQuery,
+export const ProgramListQuery = PagedQuery({
   order: Type.Optional(StringEnum(['created_at', '-created_at'])),
 });
 export const CampaignParams = IdParam('campaignId', 'Loyalty campaign id (camp_...)');

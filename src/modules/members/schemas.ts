@@ -1,7 +1,7 @@
 import {
   AnyObject,
   IdParam,
-  ListQuery,
+  PagedQuery,
   Nullable,
   PathParams,
   type Static,
@@ -51,8 +51,7 @@ export const AddMemberBody = Type.Object({
 });
 export type AddMemberBody = Static<typeof AddMemberBody>;
 
-export const MemberListQuery = Type.Object({
-  ...ListQuery,
+export const MemberListQuery = PagedQuery({
   customer: Type.Optional(Type.String({ description: 'Customer id' })),
   status: Type.Optional(StringEnum(['ACTIVE', 'REVOKED'])),
 });

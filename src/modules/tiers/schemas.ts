@@ -1,4 +1,4 @@
-import { AnyObject, Answer, IdParam, ListQuery, Nullable, PathParams, type Static, Type } from '../../http/schema.ts';
+import { AnyObject, Answer, IdParam, PagedQuery, Nullable, PathParams, type Static, Type } from '../../http/schema.ts';
 import type { TierPolicy } from './policy.ts';
 
 /** How a tier changes an earning rule's points (the rule's id is the key). */
@@ -90,8 +90,7 @@ export type TierGroupInput = Static<typeof GroupUpdateBody>;
 
 export const Tier = Answer('loyalty_tier');
 export const Group = Answer('tier_group');
-export const TierListQuery = Type.Object({
-  ...ListQuery,
+export const TierListQuery = PagedQuery({
   order: Type.Optional(Type.String()),
   tier_group_id: Type.Optional(Type.String()),
 });
