@@ -3,7 +3,6 @@ import { randomString } from './lib/ids.ts';
 import type { FlowDefinition } from './modules/messaging/flows/definition.ts';
 import { joinFlow, pointsFlow } from './modules/messaging/flows/examples.ts';
 import { buildServer, type TallyServer } from './server.ts';
-import { joinProgram } from './workflows/join-program.ts';
 
 // `tally demo`: a demo program with members, a simulator channel and four keyword flows made by
 // cloning one (POINTS, TIER, REWARDS, REFERRAL), plus JOIN. Running it again reuses what exists,
@@ -80,7 +79,7 @@ export interface DemoResult {
 }
 
 export async function setupDemo(server: TallyServer, config: Config): Promise<DemoResult> {
-  const { ctx, services } = server;
+  const { ctx, services, workflows } = server;
   const result = await ctx.transaction(async (trx) => {
     let program = await trx
       .selectFrom('programs')
@@ -115,7 +114,7 @@ export async function setupDemo(server: TallyServer, config: Config): Promise<De
       ).row;
       const existing = (await services.members.ofCustomer(trx, customer.id, program.id))[0];
       if (existing) continue;
-      const membership = await joinProgram(trx, services, program, customer, { source: 'demo' });
+      const membership = await workflows.joinProgram(trx, program, customer, { source: 'demo' });
       const initial =
         (await services.ledger.balancesOf(trx, membership.id)).find((b) => b.balance_definition_id === definition.id)
           ?.balance ?? 0;

@@ -22,15 +22,19 @@ import { modules } from './modules/index.ts';
 import type { Stopper } from './modules/module.ts';
 import { Outbox } from './modules/events/outbox.ts';
 import { Scheduler } from './modules/scheduler/scheduler.ts';
-import { createServices, type Services } from './services.ts';
+import { createContainer, type Services } from './services.ts';
 import { openDatabase, type Database, type OpenOptions } from './storage/database.ts';
 import { migrateToLatest } from './storage/migrate.ts';
 import { checkSecretKeys, secretBoxLoader } from './storage/sealed.ts';
+import type { Workflows } from './workflows/index.ts';
+import { workflowRoutes } from './workflows/routes.ts';
 
 export interface TallyServer {
   app: FastifyInstance;
   ctx: AppContext;
   services: Services;
+  /** The cross-module actions, bound to `services`. */
+  workflows: Workflows;
   /** Starts listening (and the background workers when config.workers). Returns the base URL. */
   listen(): Promise<string>;
   /** Graceful: stop accepting, let in-flight requests finish, stop workers, close the database. */
@@ -183,7 +187,7 @@ export async function buildServer(config: Config, opts: BuildOptions = {}): Prom
     outbox,
     transaction,
   };
-  const services = createServices(ctx);
+  const { services, workflows } = createContainer(ctx);
   const state = { shuttingDown: false };
 
   registerValidation(app);
@@ -231,6 +235,8 @@ export async function buildServer(config: Config, opts: BuildOptions = {}): Prom
     if (m.routes) await m.routes(app, ctx, services);
     m.jobs?.(ctx, services);
   }
+  // The routes whose action spans modules (joining a program, ingesting an activity).
+  workflowRoutes(app, ctx, services, workflows);
   // Idempotency records live for a day.
   scheduler.register('maintenance.purge', async (_job, trx) => {
     await trx
@@ -244,6 +250,7 @@ export async function buildServer(config: Config, opts: BuildOptions = {}): Prom
     app,
     ctx,
     services,
+    workflows,
     async listen() {
       await app.listen({ port: config.port, host: config.host });
       if (config.workers) {

@@ -6,6 +6,7 @@ import { customerRoutes } from './customers/routes.ts';
 import { eventsModule } from './events/module.ts';
 import { rulesMigration } from './earning/migrations.ts';
 import { earningRoutes } from './earning/routes.ts';
+import { tiersMigration } from './tiers/migrations.ts';
 import { tierRoutes } from './tiers/routes.ts';
 import { ledgerRoutes } from './ledger/routes.ts';
 import { loyaltyRoutes } from './loyalties/routes.ts';
@@ -28,14 +29,19 @@ export const modules: TallyModule[] = [
     routes: ledgerRoutes,
     jobs: (_ctx, services) => services.ledger.registerJobs(),
   },
-  // Program rules: tiers first (its ledger listener), then earning rules, custom events and orders.
+  // Program rules: tiers, then earning rules, custom events and orders.
   {
     name: 'tiers',
-    migrations: [rulesMigration],
+    migrations: [tiersMigration],
     routes: tierRoutes,
-    jobs: (_ctx, services) => services.tiers.attach(services),
+    jobs: (_ctx, services) => services.tiers.registerJobs(),
   },
-  { name: 'earning', routes: earningRoutes, jobs: (_ctx, services) => services.earning.attach(services) },
+  {
+    name: 'earning',
+    migrations: [rulesMigration],
+    routes: earningRoutes,
+    jobs: (_ctx, services) => services.earning.registerJobs(),
+  },
   messagingModule,
   eventsModule,
   webhooksModule,

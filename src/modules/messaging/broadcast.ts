@@ -2,7 +2,7 @@ import type { AppContext } from '../../context.ts';
 import { invalid, notFound, refused } from '../../lib/errors.ts';
 import { newId } from '../../lib/ids.ts';
 import { fromJson, toJson } from '../../lib/json.ts';
-import type { Services } from '../../services.ts';
+import type { MessagingDeps } from './deps.ts';
 import type { Executor } from '../../storage/database.ts';
 import { channelSettings, type ChannelRow, type ChannelService } from './channels.ts';
 import { extendScope, type ContextRegistry } from './context-providers.ts';
@@ -41,7 +41,7 @@ export class BroadcastService {
 
   constructor(
     private ctx: AppContext,
-    private services: Services,
+    private services: MessagingDeps,
     private channels: ChannelService,
     private flows: FlowService,
     private outbound: Outbound,

@@ -2,7 +2,7 @@ import type { AppContext } from '../../../context.ts';
 import { conflict, invalid, notFound } from '../../../lib/errors.ts';
 import { newId } from '../../../lib/ids.ts';
 import { fromJson } from '../../../lib/json.ts';
-import type { Services } from '../../../services.ts';
+import type { MessagingDeps } from '../deps.ts';
 import type { Executor } from '../../../storage/database.ts';
 import { normalizeKeyword } from '../keywords.ts';
 import type { MsgFlowsTable } from '../tables.ts';
@@ -31,7 +31,7 @@ export class FlowService {
 
   constructor(
     private ctx: AppContext,
-    private services: Services,
+    private services: MessagingDeps,
   ) {
     // Cleared again once the change is committed, so no concurrent read re-caches the old triggers;
     // then the other processes are told (cache-bus.ts).
