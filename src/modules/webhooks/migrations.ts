@@ -1,7 +1,7 @@
 import { sql, type Kysely } from 'kysely';
 import { autoIncrementType, type TallyMigration } from '../../storage/migrate.ts';
 import { resealAll } from '../../storage/sealed.ts';
-import { migrateToOutboxProgress } from './outbox-progress.ts';
+import { outboxProgressOf } from '../../storage/outbox-progress.ts';
 import { endpointSealedColumns } from './secrets.ts';
 
 export const webhooksMigration: TallyMigration = {
@@ -91,10 +91,10 @@ export const webhooksMigration: TallyMigration = {
   },
 };
 
-/** Fan-out progress without a per-event flag (see outbox-progress.ts). */
+/** Fan-out progress without a per-event flag (see storage/outbox-progress.ts). */
 export const outboxProgressMigration: TallyMigration = {
   name: '0101_outbox_progress',
-  up: (db, dialect) => migrateToOutboxProgress(db, dialect),
+  up: (db, dialect) => outboxProgressOf(dialect).install(db),
 };
 
 /** Signing secrets stored in clear until now are encrypted with the secret key (secrets.ts). */

@@ -6,8 +6,8 @@ import { fromJson } from '../../lib/json.ts';
 import { UnsafeUrlError } from '../../lib/url-guard.ts';
 import type { Executor } from '../../storage/database.ts';
 import { EVENT_TYPES, isKnownEventType } from '../events/catalog.ts';
-import { Dispatcher, type AttemptRecord, type DispatcherOptions, type EndpointRow } from './dispatcher.ts';
-import { countUnread } from './outbox-progress.ts';
+import { Dispatcher, type DispatcherOptions } from './dispatcher/dispatcher.ts';
+import type { AttemptRecord, EndpointRow } from './dispatcher/types.ts';
 import { endpointSecretContext } from './secrets.ts';
 import { newSecret } from './signing.ts';
 
@@ -71,7 +71,7 @@ export class WebhookService {
   private registerBacklogGauges(): void {
     const { metrics, database } = this.ctx;
     metrics.gauge('tally_outbox_unread_events', 'Events the webhook fan-out has not read yet', [], async (set) => {
-      set({}, await countUnread(database.db, database.dialect));
+      set({}, await database.outboxProgress.countUnread(database.db));
     });
     // Both per-endpoint gauges come from one read per scrape: prom-client starts every gauge's
     // collect in the same turn of the event loop, and the read is forgotten at the next one.

@@ -13,7 +13,8 @@ import {
 } from '../../../test/helpers/server.ts';
 import type { ManualClock } from '../../lib/clock.ts';
 import { EVENT_TYPES } from '../events/catalog.ts';
-import { Dispatcher, MAX_ATTEMPTS, RETRY_DELAYS_MS } from './dispatcher.ts';
+import { Dispatcher } from './dispatcher/dispatcher.ts';
+import { MAX_ATTEMPTS, RETRY_DELAYS_MS } from './dispatcher/retry-schedule.ts';
 
 const addFormats = (addFormatsModule as unknown as { default?: typeof addFormatsModule }).default ?? addFormatsModule;
 function newAjv() {

@@ -16,6 +16,7 @@ import type { DB } from '../schema.ts';
 import { PipelinedConnection } from './connection.ts';
 import { isRetryablePg, pgGroupCommit } from './group-commit.ts';
 import { listenPostgres } from './listen.ts';
+import { postgresOutboxProgress } from './outbox-progress.ts';
 
 // The PostgreSQL backend: a pg pool in pipeline mode whose connections are PipelinedConnections
 // (connection.ts), Kysely on top through the small dialect below; transactions with a lane are
@@ -80,6 +81,8 @@ export function openPostgres(url: string, { poolSize, lanes }: PostgresOptions):
       await db.destroy();
     },
     listen: (channel, onMessage, onReconnect) => listenPostgres(url, channel, onMessage, onReconnect),
+    outboxProgress: postgresOutboxProgress,
+    openSidePool: (size) => openPostgres(url, { poolSize: size, lanes }),
   };
   return database;
 }
