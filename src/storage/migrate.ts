@@ -3,6 +3,12 @@ import type { DialectName } from './database.ts';
 import type { MigrationEnv } from './sealed.ts';
 
 /**
+ * A Kysely handle without the schema's types: for migrations (which make the schema) and the few
+ * reads and writes of tables named at run time (sealed.ts).
+ */
+export type UntypedDb = Kysely<any>;
+
+/**
  * A forward-only migration. Both backends run the same list; `dialect` is there only for the
  * few column types that differ (auto-increment keys). Name them `NNNN_module_what`: each module
  * has its own number range (core 0001-0099, webhooks 0100-0199, messaging 0200-0299,
@@ -10,7 +16,7 @@ import type { MigrationEnv } from './sealed.ts';
  */
 export interface TallyMigration {
   name: string;
-  up(db: Kysely<any>, dialect: DialectName, env: MigrationEnv): Promise<void>;
+  up(db: UntypedDb, dialect: DialectName, env: MigrationEnv): Promise<void>;
 }
 
 const noSecrets: MigrationEnv = {

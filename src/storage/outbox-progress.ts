@@ -1,5 +1,6 @@
-import type { Kysely, RawBuilder } from 'kysely';
+import type { RawBuilder } from 'kysely';
 import type { DialectName, Executor } from './database.ts';
+import type { UntypedDb } from './migrate.ts';
 import { postgresOutboxProgress } from './postgres/outbox-progress.ts';
 import { sqliteOutboxProgress } from './sqlite/outbox-progress.ts';
 
@@ -17,7 +18,7 @@ import { sqliteOutboxProgress } from './sqlite/outbox-progress.ts';
 
 export interface OutboxProgress {
   /** Replaces the per-event `dispatched` flag (migration `0101_outbox_progress`). */
-  install(db: Kysely<any>): Promise<void>;
+  install(db: UntypedDb): Promise<void>;
   /**
    * Takes up to `limit` events the fan-out has not read, in seq order, for the caller's
    * transaction; undone if the transaction rolls back. Processes sharing the database take

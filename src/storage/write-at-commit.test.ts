@@ -58,7 +58,7 @@ describe('writes at commit', () => {
     assert.equal(await value(database.db, 'a'), 42);
   });
 
-  it('a rollback drops the kept writes; a kept write that fails fails the transaction and keeps nothing of it', async () => {
+  it('a rollback drops the kept writes; a kept write that fails fails the whole transaction', async () => {
     await database.transaction(async (trx) => {
       await writeAtCommit(trx, [insert(trx, 'b')]);
     });

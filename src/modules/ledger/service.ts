@@ -140,7 +140,10 @@ export interface BalanceChange {
   expiration_date?: string | null;
   /** Rules that override the definition's (an earning rule's own expiration_rules). */
   expiration_rules?: ExpirationRules | null;
-  /** Id of what caused the change, carried by events as `source_event_id`. Defaults to source_id, then the transaction id. */
+  /**
+   * Id of what caused the change, carried by events as `source_event_id`. Defaults to source_id,
+   * then the transaction id.
+   */
   source_event_id?: string | null;
   /** Debits by default lower the card's lifetime `points` too; redemptions do not (they only spend). */
   spend_only?: boolean;

@@ -8,7 +8,7 @@ import { modules } from '../index.ts';
 import { outboxProgressMigration } from './migrations.ts';
 
 describe('outbox progress of the webhook fan-out', () => {
-  it('an upgraded database keeps unread the events not yet fanned out; taking them is undone with its transaction', async () => {
+  it('an upgraded database keeps unread the events not fanned out; a failed take is undone', async () => {
     const { url, drop } = await freshDatabaseUrl();
     const database = openDatabase(url);
     const { db, dialect } = database;

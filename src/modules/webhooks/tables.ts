@@ -71,7 +71,7 @@ export interface OutboxCursorsTable {
   updated_at: string;
 }
 
-/** PostgreSQL: events the webhook fan-out has not read yet, filled by a trigger (storage/postgres/outbox-progress.ts). */
+/** PostgreSQL: events the webhook fan-out has not read, filled by a trigger (storage/postgres/outbox-progress.ts). */
 export interface OutboxPendingTable {
   seq: number;
 }

@@ -1,5 +1,6 @@
-import { sql, type Kysely } from 'kysely';
+import { sql } from 'kysely';
 import type { Executor } from '../database.ts';
+import type { UntypedDb } from '../migrate.ts';
 import type { OutboxProgress } from '../outbox-progress.ts';
 
 // PostgreSQL: seqs are taken at insert time and transactions commit in any order (seq 105 can be
@@ -17,7 +18,7 @@ function unread(db: Executor) {
 }
 
 export const postgresOutboxProgress: OutboxProgress = {
-  async install(db: Kysely<any>): Promise<void> {
+  async install(db: UntypedDb): Promise<void> {
     await sql`create table outbox_pending (seq bigint primary key)`.execute(db);
     await sql`insert into outbox_pending (seq) select seq from outbox_events where dispatched = 0`.execute(db);
     await sql`

@@ -12,6 +12,7 @@ import {
 } from 'kysely';
 import pg from 'pg';
 import type { Database, Executor, TransactionOptions } from '../database.ts';
+import type { UntypedDb } from '../migrate.ts';
 import type { DB } from '../schema.ts';
 import { PipelinedConnection } from './connection.ts';
 import { isRetryablePg, pgGroupCommit } from './group-commit.ts';
@@ -102,7 +103,7 @@ class PipelinedPostgresDialect implements Dialect {
   createAdapter() {
     return new PostgresAdapter();
   }
-  createIntrospector(db: Kysely<any>) {
+  createIntrospector(db: UntypedDb) {
     return new PostgresIntrospector(db);
   }
 }

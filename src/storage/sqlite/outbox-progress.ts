@@ -1,5 +1,6 @@
-import { sql, type Kysely } from 'kysely';
+import { sql } from 'kysely';
 import type { Executor } from '../database.ts';
+import type { UntypedDb } from '../migrate.ts';
 import type { OutboxProgress } from '../outbox-progress.ts';
 
 // SQLite: a cursor (`outbox_cursors`, the last seq read). SQLite has one writer at a time (the
@@ -21,7 +22,7 @@ function unread(db: Executor) {
 }
 
 export const sqliteOutboxProgress: OutboxProgress = {
-  async install(db: Kysely<any>): Promise<void> {
+  async install(db: UntypedDb): Promise<void> {
     await db.schema
       .createTable('outbox_cursors')
       .addColumn('name', 'text', (c) => c.primaryKey())

@@ -253,7 +253,10 @@ export class Dispatcher {
     return claims.length;
   }
 
-  /** Cheap reads (no write transaction, no commit): is anything undispatched, or due for an endpoint with free slots? */
+  /**
+   * Cheap reads (no write transaction, no commit): is anything undispatched, or due for an endpoint
+   * with free slots?
+   */
   private async hasWork(): Promise<boolean> {
     const { db, outboxProgress } = this.database;
     if (await outboxProgress.hasUnread(db)) return true;
