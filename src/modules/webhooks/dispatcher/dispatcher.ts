@@ -214,6 +214,7 @@ export class Dispatcher {
       // With no active endpoint there is nobody to fan events out to: the cursor over the outbox
       // moves on once a second (the lease-scan pass) instead of after every commit. An endpoint
       // only ever receives events created after it, so the ones skipped meanwhile are nobody's.
+      // (A pass per commit has a cost: docs/performance.md.)
       if (!this.endpoints.anyActive()) return 0;
       if (!(await this.hasWork())) return 0;
     }
