@@ -1,4 +1,4 @@
-import { Migrator, type Kysely, type Migration, type MigrationResultSet } from 'kysely';
+import { Migrator, type ColumnDefinitionBuilder, type Kysely, type Migration, type MigrationResultSet } from 'kysely';
 import type { DialectName } from './database.ts';
 import type { MigrationEnv } from './sealed.ts';
 
@@ -50,4 +50,9 @@ export async function migrateToLatest(
 /** Column type of an auto-increment primary key on each backend. */
 export function autoIncrementType(dialect: DialectName): 'integer' | 'bigserial' {
   return dialect === 'sqlite' ? 'integer' : 'bigserial';
+}
+
+/** Column constraints of an auto-increment primary key on each backend (with `autoIncrementType`). */
+export function autoIncrementKey(dialect: DialectName): (c: ColumnDefinitionBuilder) => ColumnDefinitionBuilder {
+  return (c) => (dialect === 'sqlite' ? c.primaryKey().autoIncrement() : c.primaryKey());
 }

@@ -1,5 +1,5 @@
 import { sql, type Kysely } from 'kysely';
-import { autoIncrementType, type TallyMigration } from '../../storage/migrate.ts';
+import { autoIncrementKey, autoIncrementType, type TallyMigration } from '../../storage/migrate.ts';
 import { resealAll } from '../../storage/sealed.ts';
 import { outboxProgressOf } from '../../storage/outbox-progress.ts';
 import { endpointSealedColumns } from './secrets.ts';
@@ -8,7 +8,7 @@ export const webhooksMigration: TallyMigration = {
   name: '0100_webhooks',
   async up(db: Kysely<any>, dialect) {
     const seq = autoIncrementType(dialect);
-    const pk = (c: any) => (dialect === 'sqlite' ? c.primaryKey().autoIncrement() : c.primaryKey());
+    const pk = autoIncrementKey(dialect);
 
     // The dispatcher's "delivered to the endpoints" flag on each outbox row. Events of the past
     // (before any endpoint could exist) count as dispatched.
