@@ -228,8 +228,8 @@ export class Dispatcher {
         claims = [];
         reserved = [];
         if (batch.length > 0) done = await this.record(trx, batch);
-        const now = this.ctx.clock.nowIso();
         for (;;) {
+          const now = this.ctx.clock.nowIso();
           const events = await fanOut(trx, this.database.outboxProgress, this.endpoints.all(), this.batch, now);
           if (events < this.batch) break;
         }
