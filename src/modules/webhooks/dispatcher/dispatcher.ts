@@ -1,7 +1,7 @@
 import { performance } from 'node:perf_hooks';
 import type { AppContext } from '../../../context.ts';
 import { randomString } from '../../../lib/ids.ts';
-import type { Database } from '../../../storage/database.ts';
+import type { Database, Executor } from '../../../storage/database.ts';
 import { anyDue, claimDue, newWorkerId, releaseDeadLeases, requeueExpiredLeases } from './claim.ts';
 import { Endpoints } from './endpoints.ts';
 import { fanOut } from './fan-out.ts';
@@ -310,7 +310,7 @@ export class Dispatcher {
    * Records `batch` in the caller's transaction (record.ts). Returns what to do once it committed:
    * answer the waiting manual attempts, wake for the operational events.
    */
-  private async record(trx: Parameters<typeof recordOutcomes>[0], batch: Outcome[]): Promise<() => void> {
+  private async record(trx: Executor, batch: Outcome[]): Promise<() => void> {
     const opts = { ctx: this.ctx, endpoints: this.endpoints, workerId: this.workerId, random: this.random };
     const { records, disabledAny } = await recordOutcomes(trx, batch, opts);
     return () => {
