@@ -159,7 +159,7 @@ export async function buildServer(config: Config, opts: BuildOptions = {}): Prom
   signals.setMaxListeners(100);
   const clock = opts.clock ?? systemClock;
   const metrics = createMetrics();
-  const outbox = new Outbox(clock, metrics, database.dialect);
+  const outbox = new Outbox(clock, metrics);
   const groupCommits = metrics.histogram(
     'tally_db_group_commit_transactions',
     'Transactions committed together by one database COMMIT ' +

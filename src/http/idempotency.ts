@@ -320,7 +320,7 @@ export async function runIdempotentWrite<T>(
         try {
           // Sent just before the COMMIT on PostgreSQL (writeAtCommit); a conflict then fails the commit
           // and the catch below replays the first answer all the same.
-          await writeAtCommit(trx, ctx.database.dialect, [
+          await writeAtCommit(trx, [
             {
               key: 'idempotency.record',
               params: Object.values(record),

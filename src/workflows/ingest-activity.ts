@@ -102,7 +102,6 @@ export async function ingestActivity(
   services: WorkflowServices,
   input: ActivityInput,
 ): Promise<IngestResult> {
-  const dialect = ctx.database.dialect;
   const activityId = input.kind === 'order' ? input.order!.id : newId('cev');
   const key =
     input.kind === 'order'
@@ -244,7 +243,7 @@ export async function ingestActivity(
       created_at: ctx.clock.nowIso(),
     };
     try {
-      await writeAtCommit(trx, dialect, [
+      await writeAtCommit(trx, [
         {
           key: 'activities.record',
           params: Object.values(processed),

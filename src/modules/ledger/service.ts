@@ -408,7 +408,6 @@ export class LedgerService {
       related_transaction_id: change.related_transaction_id ?? null,
       created_at: now,
     };
-    const dialect = this.ctx.database.dialect;
     const lot: PointLotRow | undefined = isCredit
       ? {
           id: newId('lot'),
@@ -456,12 +455,13 @@ export class LedgerService {
           .where('membership_id', '=', membership.id)
           .where('balance_definition_id', '=', definition.id),
     };
-    if (lot && dialect === 'postgres') {
-      // PostgreSQL: entry, lot, balance and events are kept by the client and sent together, as one
-      // statement of data-modifying CTEs, just before the transaction's COMMIT, or before a later
-      // query of this transaction (a listener's read) (writeAtCommit).
+    if (lot) {
+      // A credit's writes depend on nothing read after them: entry, lot, balance and events go as
+      // the transaction's last writes (writeAtCommit: on PostgreSQL kept by the client and sent
+      // together, one statement of data-modifying CTEs, just before the COMMIT or before a later
+      // query of this transaction, a listener's read; on SQLite run at once, in this order).
       const rows = this.ctx.outbox.rowsFor(events);
-      await writeAtCommit(trx, dialect, [
+      await writeAtCommit(trx, [
         insertEntry,
         { key: 'ledger.insertLot', params: Object.values(lot), build: () => trx.insertInto('point_lots').values(lot) },
         updateBalance,
@@ -478,8 +478,7 @@ export class LedgerService {
       this.ctx.outbox.written(trx, events);
     } else {
       await hot(trx, 'ledger.insertEntry', insertEntry.params, insertEntry.build);
-      if (lot) await hot(trx, 'ledger.insertLot', Object.values(lot), () => trx.insertInto('point_lots').values(lot));
-      else await this.consumeLots(trx, membership.id, definition.id, -points, change.consume_lot_id);
+      await this.consumeLots(trx, membership.id, definition.id, -points, change.consume_lot_id);
       await hot(trx, 'ledger.updateBalance', updateBalance.params, updateBalance.build);
       await this.ctx.outbox.emit(trx, events);
     }

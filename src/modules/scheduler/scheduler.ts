@@ -65,7 +65,7 @@ export class Scheduler {
    */
   async scheduleAtCommit(trx: Executor, input: ScheduleInput): Promise<void> {
     const row = this.jobRow(input);
-    await writeAtCommit(trx, this.database.dialect, [
+    await writeAtCommit(trx, [
       {
         key: 'scheduler.insert',
         params: Object.values(row),

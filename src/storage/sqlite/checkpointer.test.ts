@@ -8,7 +8,7 @@ import { openDatabase } from '../database.ts';
 
 // The WAL checkpointer thread of an SQLite file database: it checkpoints without the serving
 // connection, and under sustained writes it makes the WAL start over instead of growing for ever.
-test('SQLite: checkpoints run off the serving connection and the WAL stays bounded under sustained writes', async (t) => {
+test('SQLite: checkpoints run off the serving connection; the WAL stays bounded under sustained writes', async (t) => {
   const dir = mkdtempSync(join(tmpdir(), 'tally-ckpt-'));
   t.after(() => rmSync(dir, { recursive: true, force: true }));
   const file = join(dir, 'ckpt.db');
