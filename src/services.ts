@@ -43,7 +43,7 @@ export function createContainer(ctx: AppContext): Container {
   const programs = new ProgramService(ctx);
   const members = new MemberService(ctx);
   const ledger = new LedgerService(ctx, (trx, change, result) => tiers.balanceListener(trx, change, result));
-  const earning = new EarningService(ctx, ledger);
+  const earning = new EarningService(ctx, { ledger, programs, members });
   const tiers = new TierService(ctx, { programs, members, ledger, earning });
   const workflows = new Workflows(ctx, { customers, programs, members, ledger, earning, tiers });
   const messaging = new MessagingService(ctx, {

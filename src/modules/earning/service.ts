@@ -9,8 +9,8 @@ import { hot } from '../../storage/hot.ts';
 import { lostRaceOn } from '../../storage/race.ts';
 import type { ChangeResult, LedgerService } from '../ledger/service.ts';
 import { validateExpirationRules, type ExpirationRules } from '../loyalties/expiration.ts';
-import type { BalanceDefinitionRow, ProgramRow } from '../loyalties/service.ts';
-import type { BalanceRow, MembershipRow } from '../members/service.ts';
+import type { BalanceDefinitionRow, ProgramRow, ProgramService } from '../loyalties/service.ts';
+import type { BalanceRow, MemberService, MembershipRow } from '../members/service.ts';
 import type { CustomerRow } from '../customers/service.ts';
 import { tierRef, type ProgramTiers } from '../tiers/service.ts';
 import {
@@ -162,13 +162,26 @@ function bad(message: string, field: string) {
 
 const NO_RULES: RulesByProgram = new Map();
 
+/** The services earning calls: the ledger for points, programs and cards for pending points. */
+export interface EarningDeps {
+  ledger: LedgerService;
+  programs: ProgramService;
+  members: MemberService;
+}
+
+/** A row that must exist (its owner keeps it while pending points refer to it). */
+function must<T>(row: T | undefined, what: string, id: string): T {
+  if (!row) throw new Error(`pending points refer to a missing ${what} ${id}`);
+  return row;
+}
+
 export class EarningService {
   private cache: { byEvent: Map<string, Map<string, CompiledRule[]>>; loadedAt: number } | null = null;
   /** Bumped by every invalidation: a load that started before one is not kept. */
   private cacheVersion = 0;
   constructor(
     private ctx: AppContext,
-    private ledger: LedgerService,
+    private deps: EarningDeps,
   ) {
     ctx.caches.on('earning-rules', () => this.dropCache());
   }
@@ -432,7 +445,7 @@ export class EarningService {
       }
       if (!balanceLocked && this.ctx.database.forUpdate && (def.limits?.length || def.pending_points)) {
         // Serialises this card's caps and pending counters across concurrent requests (PostgreSQL).
-        lockedBalance = (await this.ledger.lockBalance(trx, { program, membership, definition })).row;
+        lockedBalance = (await this.deps.ledger.lockBalance(trx, { program, membership, definition })).row;
         balanceLocked = true;
       }
       let capped: Record<string, unknown> | null = null;
@@ -562,7 +575,7 @@ export class EarningService {
                 .map((c) => `${c.rule.def.source?.banner ?? c.rule.row.id}: ${c.explanation}`)
                 .join('; '),
             };
-      const result = await this.ledger.applyChange(trx, {
+      const result = await this.deps.ledger.applyChange(trx, {
         program,
         membership,
         definition,
@@ -609,7 +622,7 @@ export class EarningService {
     details: Record<string, unknown>,
   ): Promise<PendingPointsRow> {
     const now = this.ctx.clock.nowIso();
-    await this.ledger.lockBalance(trx, { program, membership, definition });
+    await this.deps.ledger.lockBalance(trx, { program, membership, definition });
     const row: PendingPointsRow = {
       id: newId('pp'),
       program_id: program.id,
@@ -637,12 +650,7 @@ export class EarningService {
   }
 
   private async bumpPending(trx: Executor, membershipId: string, definitionId: string, delta: number) {
-    await trx
-      .updateTable('balances')
-      .set({ pending_points: sql`pending_points + ${delta}`, updated_at: this.ctx.clock.nowIso() })
-      .where('membership_id', '=', membershipId)
-      .where('balance_definition_id', '=', definitionId)
-      .execute();
+    await this.deps.ledger.addPendingPoints(trx, membershipId, definitionId, delta);
   }
 
   async getPending(db: Executor, membership: MembershipRow, id: string): Promise<PendingPointsRow> {
@@ -678,23 +686,12 @@ export class EarningService {
       if (opts.manual) throw this.notPending(row);
       return null;
     }
-    const membership = await trx
-      .selectFrom('memberships')
-      .selectAll()
-      .where('id', '=', row.membership_id)
-      .executeTakeFirstOrThrow();
-    const program = await trx
-      .selectFrom('programs')
-      .selectAll()
-      .where('id', '=', row.program_id)
-      .executeTakeFirstOrThrow();
-    const definition = await trx
-      .selectFrom('balance_definitions')
-      .selectAll()
-      .where('id', '=', row.balance_definition_id)
-      .executeTakeFirstOrThrow();
+    // The card, its program (even if deleted since) and the definition outlive pending points.
+    const membership = must(await this.deps.members.find(trx, row.membership_id), 'card', row.membership_id);
+    const program = must(await this.deps.programs.findAny(trx, row.program_id), 'program', row.program_id);
+    const definition = await this.deps.programs.definition(trx, program.id, row.balance_definition_id);
     const now = this.ctx.clock.nowIso();
-    await this.ledger.lockBalance(trx, { program, membership, definition });
+    await this.deps.ledger.lockBalance(trx, { program, membership, definition });
     await this.bumpPending(trx, membership.id, definition.id, -Number(row.points));
     if (membership.status !== 'ACTIVE' && !opts.manual) {
       // The card was revoked while the points were pending: they lapse.
@@ -720,7 +717,7 @@ export class EarningService {
       : undefined;
     const def = rule ? fromJson<RuleDefinition>(rule.definition, {} as RuleDefinition) : null;
     const details = fromJson<Record<string, unknown>>(row.details, {});
-    return this.ledger.applyChange(trx, {
+    return this.deps.ledger.applyChange(trx, {
       program,
       membership,
       definition,
@@ -771,15 +768,10 @@ export class EarningService {
       .where('id', '=', id)
       .execute();
     await this.bumpPending(trx, row.membership_id, row.balance_definition_id, delta);
-    const bal = await trx
-      .selectFrom('balances')
-      .select('pending_points')
-      .where('membership_id', '=', row.membership_id)
-      .where('balance_definition_id', '=', row.balance_definition_id)
-      .executeTakeFirst();
+    const total = await this.deps.ledger.pendingPoints(trx, row.membership_id, row.balance_definition_id);
     return {
       points: delta,
-      total: Number(bal?.pending_points ?? 0),
+      total,
       object: 'balance' as const,
       related_object: { type: 'voucher' as const, id: row.membership_id },
       operation_type: 'MANUAL' as const,

@@ -1,3 +1,4 @@
+import { sql } from 'kysely';
 import { pageBySeq } from '../../storage/paging.ts';
 import type { Selectable } from 'kysely';
 import type { AppContext } from '../../context.ts';
@@ -785,6 +786,27 @@ export class LedgerService {
       .where('balance_definition_id', '=', definitionId)
       .executeTakeFirst();
     return row ? Number(row.balance) : null;
+  }
+
+  /** Adds `delta` to the card's pending points counter (earning's pending points; the row is locked). */
+  async addPendingPoints(trx: Executor, membershipId: string, definitionId: string, delta: number): Promise<void> {
+    await trx
+      .updateTable('balances')
+      .set({ pending_points: sql`pending_points + ${delta}`, updated_at: this.ctx.clock.nowIso() })
+      .where('membership_id', '=', membershipId)
+      .where('balance_definition_id', '=', definitionId)
+      .execute();
+  }
+
+  /** The card's pending points in one balance definition (0 without a balance row). */
+  async pendingPoints(db: Executor, membershipId: string, definitionId: string): Promise<number> {
+    const row = await db
+      .selectFrom('balances')
+      .select('pending_points')
+      .where('membership_id', '=', membershipId)
+      .where('balance_definition_id', '=', definitionId)
+      .executeTakeFirst();
+    return Number(row?.pending_points ?? 0);
   }
 
   /** The card's balance in the program's default balance definition (0 before its first change). */

@@ -70,7 +70,7 @@ export function loyaltyRoutes(fastify: FastifyInstance, ctx: AppContext, service
     },
     async (req) => {
       const row = await svc.get(db(), req.params.campaignId);
-      return presentProgram(row, { members: await svc.memberCount(db(), row.id) });
+      return presentProgram(row, { members: await services.members.activeCount(db(), row.id) });
     },
   );
 
@@ -88,7 +88,7 @@ export function loyaltyRoutes(fastify: FastifyInstance, ctx: AppContext, service
     async (req, reply) =>
       runIdempotentWrite(ctx, req, reply, 200, async (trx) => {
         const row = await svc.update(trx, await svc.get(trx, req.params.campaignId), req.body);
-        return presentProgram(row, { members: await svc.memberCount(trx, row.id) });
+        return presentProgram(row, { members: await services.members.activeCount(trx, row.id) });
       }),
   );
 

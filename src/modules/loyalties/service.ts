@@ -324,16 +324,6 @@ export class ProgramService {
     return { rows, total: Number(total.n) };
   }
 
-  async memberCount(db: Executor, programId: string): Promise<number> {
-    const r = await db
-      .selectFrom('memberships')
-      .select((eb) => eb.fn.countAll<number>().as('n'))
-      .where('program_id', '=', programId)
-      .where('status', '=', 'ACTIVE')
-      .executeTakeFirstOrThrow();
-    return Number(r.n);
-  }
-
   // ---- balance definitions ----
 
   async defaultDefinition(db: Executor, programId: string): Promise<BalanceDefinitionRow> {

@@ -342,6 +342,17 @@ export class MemberService {
     return { ...m, status: 'REVOKED', revoked_at: now, updated_at: now };
   }
 
+  /** Active cards of a program (a program answers with this count). */
+  async activeCount(db: Executor, programId: string): Promise<number> {
+    const r = await db
+      .selectFrom('memberships')
+      .select((eb) => eb.fn.countAll<number>().as('n'))
+      .where('program_id', '=', programId)
+      .where('status', '=', 'ACTIVE')
+      .executeTakeFirstOrThrow();
+    return Number(r.n);
+  }
+
   async list(db: Executor, programId: string, q: { limit: number; page: number; customer?: string; status?: string }) {
     let base = db.selectFrom('memberships').where('program_id', '=', programId);
     if (q.customer) base = base.where('customer_id', '=', q.customer);
