@@ -6,8 +6,9 @@ import { EventService } from './modules/events/service.ts';
 import { LedgerService } from './modules/ledger/service.ts';
 import { MemberService } from './modules/members/service.ts';
 import { MessagingService } from './modules/messaging/service.ts';
-import { ProgramService } from './modules/loyalties/service.ts';
+import { ProgramService, programRef } from './modules/loyalties/service.ts';
 import { TierService } from './modules/tiers/service.ts';
+import { VoucherService } from './modules/vouchers/service.ts';
 import { WebhookService } from './modules/webhooks/service.ts';
 import { Workflows } from './workflows/index.ts';
 
@@ -23,6 +24,7 @@ export interface Services {
   messaging: MessagingService;
   events: EventService;
   webhooks: WebhookService;
+  vouchers: VoucherService;
 }
 
 /** Everything the server wires: the services, and the workflows bound to them. */
@@ -46,6 +48,12 @@ export function createContainer(ctx: AppContext): Container {
   const earning = new EarningService(ctx, { ledger, programs, members });
   const tiers = new TierService(ctx, { programs, members, ledger, earning });
   const workflows = new Workflows(ctx, { customers, programs, members, ledger, earning, tiers });
+  const vouchers = new VoucherService(ctx, {
+    programRef: async (db, id) => {
+      const p = await programs.find(db, id);
+      return p ? programRef(p) : null;
+    },
+  });
   const messaging = new MessagingService(ctx, {
     customers,
     programs,
@@ -65,6 +73,7 @@ export function createContainer(ctx: AppContext): Container {
     messaging,
     events: new EventService(ctx),
     webhooks: new WebhookService(ctx),
+    vouchers,
   };
   return { services, workflows };
 }

@@ -14,6 +14,7 @@ import { memberRoutes } from './members/routes.ts';
 import { messagingModule } from './messaging/index.ts';
 import type { TallyModule } from './module.ts';
 import { webhooksModule } from './webhooks/module.ts';
+import { vouchersModule } from './vouchers/module.ts';
 
 // Every domain module, in wiring order. A new module adds one line here.
 export const modules: TallyModule[] = [
@@ -42,6 +43,7 @@ export const modules: TallyModule[] = [
     routes: earningRoutes,
     jobs: (_ctx, services) => services.earning.registerJobs(),
   },
+  vouchersModule,
   messagingModule,
   eventsModule,
   webhooksModule,

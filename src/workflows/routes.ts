@@ -19,6 +19,7 @@ import {
 import { presentOrder } from '../modules/earning/service.ts';
 import { AddMemberBody, CampaignParams, Member } from '../modules/members/schemas.ts';
 import type { Workflows } from './index.ts';
+import { rollbackRedemptionRoutes } from './rollback-redemption.ts';
 
 // The routes whose action spans modules: each runs one workflow in one transaction. Their request
 // and answer schemas belong to the module whose resource they create (members, earning); the
@@ -42,6 +43,7 @@ const ingestRetries = <T>(fn: () => Promise<T>): Promise<T> => retryOnLostRace(f
 
 export function workflowRoutes(fastify: FastifyInstance, ctx: AppContext, services: Services, workflows: Workflows) {
   const app = typed(fastify);
+  rollbackRedemptionRoutes(fastify, ctx, services);
 
   // ---- members: joining a program ----
 

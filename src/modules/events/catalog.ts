@@ -62,6 +62,16 @@ export const LOYALTY_EVENT_TYPES = [
   POINTS_EXPIRED,
 ] as const;
 
+/** The voucher events the vouchers module emits (`voucher_expiration_reminder` belongs to the time engine). */
+const VOUCHER_EVENTS = [
+  'voucher_created',
+  'voucher_redeemed',
+  'voucher_expired',
+  'voucher_revoked',
+  'voucher_redeem_unauthorized',
+  'voucher_attribution_failed',
+];
+
 /** Types written by the code that exists today (the others are reserved for later features). */
 const EMITTED = new Set<string>([
   'balance_minimum_value_reached',
@@ -75,6 +85,8 @@ const EMITTED = new Set<string>([
   POINTS_ADDED,
   POINTS_EXPIRED,
   ENDPOINT_DISABLED,
+  // Vouchers module.
+  ...VOUCHER_EVENTS,
 ]);
 
 const OFFER_OPTIONAL = ['offer.public_description', 'offer.public_image', 'offer.public_name'];
@@ -91,6 +103,24 @@ export const NULLABLE: Record<string, string[]> = {
   // No tier before the first association / none after leaving every tier: the whole object is null.
   tier_association_updated: ['from_tier', 'to_tier'],
 };
+
+// Vouchers that do not come from a loyalty program (a campaign's publication) have no
+// `loyalty_program`; an unknown code has no `offer` either (docs/events.md).
+for (const type of VOUCHER_EVENTS) {
+  NULLABLE[type] = [...(NULLABLE[type] ?? []), 'loyalty_program'];
+}
+NULLABLE.voucher_redeem_unauthorized.push('offer');
+
+/**
+ * Tally's extra attributes (documented in docs/events.md), optional, beside the documented ones:
+ * `customer_id` on the voucher events, whose seed payloads have no way to find the member.
+ */
+const EXTRA_ATTRIBUTES: Record<string, Record<string, JsonSchema>> = Object.fromEntries(
+  VOUCHER_EVENTS.map((t) => [
+    t,
+    { customer_id: { type: ['string', 'null'], description: 'Tally: the customer holding the voucher (cust_...)' } },
+  ]),
+);
 
 const isDatePath = (path: string) => {
   const leaf = path.split('.').pop()!;
@@ -341,7 +371,7 @@ function build(): EventTypeInfo[] {
       group: groupOf(type),
       operational: false,
       emitted: EMITTED.has(type),
-      schema: schemaFromAttributes(type, ref.attributes),
+      schema: withExtras(type, schemaFromAttributes(type, ref.attributes)),
       example: ref.example,
     });
   }
@@ -362,6 +392,12 @@ function build(): EventTypeInfo[] {
     },
   });
   return list;
+}
+
+function withExtras(type: string, schema: JsonSchema): JsonSchema {
+  const extra = EXTRA_ATTRIBUTES[type];
+  if (!extra) return schema;
+  return { ...schema, properties: { ...(schema.properties as Record<string, unknown>), ...extra } };
 }
 
 /** The seed-001 example turned into an expiry: negative points, a POINTS_EXPIRATION transaction. */

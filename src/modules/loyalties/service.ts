@@ -8,7 +8,7 @@ import type { Executor } from '../../storage/database.ts';
 import { hot } from '../../storage/hot.ts';
 import type { BalanceDefinitionInput, ProgramInput } from './schemas.ts';
 import type { BalanceDefinitionsTable, ProgramsTable } from '../../storage/schema.ts';
-import { validateCodeConfig, DEFAULT_CODE_CONFIG, type CodeConfig } from './codes.ts';
+import { validateCodeConfig, DEFAULT_CODE_CONFIG, type CodeConfig } from '../../lib/codes.ts';
 import { validateExpirationRules, type ExpirationRules } from './expiration.ts';
 
 export type ProgramRow = ProgramsTable;

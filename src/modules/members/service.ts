@@ -8,7 +8,7 @@ import { hot } from '../../storage/hot.ts';
 import { lostRaceOn } from '../../storage/race.ts';
 import type { BalancesTable, MembershipsTable } from '../../storage/schema.ts';
 import type { CustomerRow } from '../customers/service.ts';
-import { allCodes, codeSpace, generateCode } from '../loyalties/codes.ts';
+import { allCodes, codeSpace, generateCode } from '../../lib/codes.ts';
 import { programRef, programVoucher, type ProgramRow } from '../loyalties/service.ts';
 
 export type MembershipRow = MembershipsTable;

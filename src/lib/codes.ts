@@ -1,7 +1,8 @@
-import { randomString } from '../../lib/ids.ts';
+import { randomString } from './ids.ts';
 
-// Card codes from Voucherify's code_config: `pattern` (each # takes a random character of
-// `charset`) overrides `length`; `prefix` and `postfix` wrap the random part.
+// Card and voucher codes (loyalties, members, vouchers) from Voucherify's code_config: `pattern`
+// (each # takes a random character of `charset`) overrides `length`; `prefix` and `postfix` wrap
+// the random part.
 
 export interface CodeConfig {
   length: number;

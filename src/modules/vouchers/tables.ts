@@ -1,0 +1,108 @@
+// Tables of the vouchers module. Types only; see migrations.ts. Amounts are in cents (integers).
+
+/** A voucher campaign (DISCOUNT_COUPONS or GIFT_VOUCHERS). Loyalty programs live in `programs`. */
+export interface VoucherCampaignsTable {
+  id: string;
+  name: string;
+  description: string | null;
+  campaign_type: 'DISCOUNT_COUPONS' | 'GIFT_VOUCHERS';
+  /** AUTO_UPDATE: a publication generates a fresh code; STATIC: it takes one of the campaign's unpublished codes. */
+  type: 'AUTO_UPDATE' | 'STATIC';
+  /** The voucher template `{type, discount | gift, code_config, redemption}`. JSON. */
+  voucher: string;
+  active: number;
+  join_once: number;
+  start_date: string | null;
+  expiration_date: string | null;
+  metadata: string | null;
+  /** Voucherify fields stored and echoed back as given (category, validity_*). JSON. */
+  extra: string | null;
+  created_at: string;
+  updated_at: string | null;
+  deleted_at: string | null;
+}
+
+export interface VouchersTable {
+  id: string;
+  code: string;
+  campaign_id: string | null;
+  /** The campaign's name (Voucherify's `campaign` field), kept in step when the campaign is renamed. */
+  campaign_name: string | null;
+  /** The loyalty program the voucher was issued from (a reward), for the events' `loyalty_program`. */
+  program_id: string | null;
+  type: 'DISCOUNT_VOUCHER' | 'GIFT_VOUCHER';
+  /** `{type: AMOUNT|PERCENT|UNIT, amount_off | percent_off (+amount_limit) | unit_off (+unit_type)}`. JSON. */
+  discount: string | null;
+  gift_amount: number | null;
+  gift_balance: number | null;
+  start_date: string | null;
+  expiration_date: string | null;
+  active: number;
+  /** Redemptions allowed (null: unlimited) and done. */
+  quantity: number | null;
+  redeemed_quantity: number;
+  /** The customer the voucher is published to (null: not published, a free code of its campaign). */
+  holder_id: string | null;
+  published_at: string | null;
+  /** The events' `offer` (the reward, or the campaign). JSON. */
+  offer: string | null;
+  metadata: string | null;
+  /** When `voucher_expired` was emitted (once). */
+  expired_at: string | null;
+  created_at: string;
+  updated_at: string | null;
+  deleted_at: string | null;
+}
+
+export interface PublicationsTable {
+  id: string;
+  voucher_id: string;
+  campaign_id: string | null;
+  customer_id: string;
+  source_id: string | null;
+  channel: string | null;
+  metadata: string | null;
+  /** `campaign:customer` of a join_once publication (unique: one per customer), else null. */
+  join_key: string | null;
+  created_at: string;
+}
+
+/**
+ * Every redemption (`r_` ids): voucher redemptions (kind `voucher`) and reward redemptions
+ * recorded by the rewards workflow (kind `reward`: reward_id, assignment_id, membership_id, points).
+ */
+export interface RedemptionsTable {
+  id: string;
+  kind: 'voucher' | 'reward';
+  voucher_id: string | null;
+  voucher_code: string | null;
+  campaign_id: string | null;
+  program_id: string | null;
+  customer_id: string | null;
+  reward_id: string | null;
+  assignment_id: string | null;
+  membership_id: string | null;
+  points: number | null;
+  /** The discount given (discount vouchers) or the gift credits spent (gift vouchers). */
+  amount: number | null;
+  order: string | null;
+  metadata: string | null;
+  tracking_id: string | null;
+  /** What the redemption produced (the rewards workflow's answer parts). JSON. */
+  details: string | null;
+  result: 'SUCCESS' | 'FAILURE';
+  status: 'SUCCEEDED' | 'ROLLED_BACK';
+  rollback_id: string | null;
+  rollback_reason: string | null;
+  rolled_back_at: string | null;
+  created_at: string;
+}
+
+declare module '../../storage/schema.ts' {
+  interface DB {
+    voucher_campaigns: VoucherCampaignsTable;
+    vouchers: VouchersTable;
+    publications: PublicationsTable;
+    redemptions: RedemptionsTable;
+  }
+}
