@@ -116,7 +116,8 @@ async function replayExisting(
       422,
       'idempotency_key_reused',
       'Idempotency-Key reused with a different request',
-      `The key "${state.key}" was first used for ${row.method} ${row.path} with another body; use a new key for a new request`,
+      `The key "${state.key}" was first used for ${row.method} ${row.path} with another body; ` +
+        'use a new key for a new request',
     );
   }
   // Only 'claim' routes write rows without an answer (and versions before answers were stored in

@@ -35,7 +35,7 @@ export const Answer = (object: string) =>
     properties: { id: { type: 'string' }, object: { type: 'string', enum: [object] } },
   });
 
-/** `limit` and `page` of a Voucherify list. */
+/** `limit` and `page` of a Voucherify list: a list's querystring is `PagedQuery(props)`, which adds them. */
 export const ListQuery = {
   limit: Type.Integer({ minimum: 1, maximum: 100, default: 10 }),
   page: Type.Integer({ minimum: 1, maximum: 1000000, default: 1 }),

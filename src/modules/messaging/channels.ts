@@ -262,6 +262,17 @@ export class ChannelService {
       .executeTakeFirst();
   }
 
+  /** The oldest simulator channel not deleted: the one the simulator uses when not told which. */
+  async firstSimulator(db: Executor): Promise<ChannelRow | undefined> {
+    return db
+      .selectFrom('msg_channels')
+      .selectAll()
+      .where('provider', '=', 'simulator')
+      .where('deleted_at', 'is', null)
+      .orderBy('created_at')
+      .executeTakeFirst();
+  }
+
   async get(db: Executor, id: string): Promise<ChannelRow> {
     const row = await this.find(db, id);
     if (!row) throw notFound('channel', id);

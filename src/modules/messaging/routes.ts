@@ -150,9 +150,7 @@ export function messagingRoutes(fastify: FastifyInstance, ctx: AppContext, servi
         const mode = channelSettings(channel).twilio_reply;
         let texts: string[] = [];
         if (mode === 'twiml' && replyIds.length > 0) {
-          const rows = await db.selectFrom('msg_messages').select(['id', 'text']).where('id', 'in', replyIds).execute();
-          const byId = new Map(rows.map((r) => [r.id, r.text]));
-          texts = replyIds.map((id) => byId.get(id) ?? '').filter(Boolean);
+          texts = (await m.outbound.summaries(db, replyIds)).map((r) => r.text).filter(Boolean);
           await m.outbound.markSentInline(replyIds);
         } else {
           m.outbound.dispatch(replies, channel);
@@ -196,15 +194,7 @@ export function messagingRoutes(fastify: FastifyInstance, ctx: AppContext, servi
   // item arrives as its title (else its id), the sender's profile name is used by a join step,
   // and broadcasts must be templates (shown in the conversation with their fields).
   const simulatorChannel = async (channelId: string | undefined) => {
-    const channel = channelId
-      ? await m.channels.get(db, channelId)
-      : await db
-          .selectFrom('msg_channels')
-          .selectAll()
-          .where('provider', '=', 'simulator')
-          .where('deleted_at', 'is', null)
-          .orderBy('created_at')
-          .executeTakeFirst();
+    const channel = channelId ? await m.channels.get(db, channelId) : await m.channels.firstSimulator(db);
     if (channel?.provider !== 'simulator') throw notFound('simulator channel', channelId ?? '(any)');
     return channel;
   };
@@ -259,14 +249,7 @@ export function messagingRoutes(fastify: FastifyInstance, ctx: AppContext, servi
       const inbound = { providerMessageId: newId('sm'), from, to: channel.sender, text, kind, contactName };
       const [result] = await m.receive(channel, [inbound]);
       await m.outbound.dispatchNow(result.replies, channel);
-      const rows = result.replyIds.length
-        ? await db
-            .selectFrom('msg_messages')
-            .select(['id', 'text', 'status', 'template'])
-            .where('id', 'in', result.replyIds)
-            .execute()
-        : [];
-      const byId = new Map(rows.map((r) => [r.id, presentSimulated(r)]));
+      const replies = await m.outbound.summaries(db, result.replyIds);
       return {
         object: 'simulator_exchange',
         channel_id: channel.id,
@@ -274,7 +257,7 @@ export function messagingRoutes(fastify: FastifyInstance, ctx: AppContext, servi
         message_id: result.messageId,
         from,
         text,
-        replies: result.replyIds.map((id) => byId.get(id)).filter(Boolean),
+        replies: replies.map(presentSimulated),
       };
     },
   );
@@ -294,24 +277,8 @@ export function messagingRoutes(fastify: FastifyInstance, ctx: AppContext, servi
     async (req) => {
       const phone = phoneOf('phone', req.query.phone);
       const channel = await simulatorChannel(req.query.channel_id);
-      const rows = await db
-        .selectFrom('msg_messages')
-        .select(['id', 'direction', 'text', 'status', 'template', 'created_at'])
-        .where('channel_id', '=', channel.id)
-        .where((eb) =>
-          eb.or([
-            eb.and([eb('direction', '=', 'in'), eb('from_number', '=', phone)]),
-            eb.and([eb('direction', '=', 'out'), eb('to_number', '=', phone)]),
-          ]),
-        )
-        // Newest first to keep the last `limit`, shown oldest first; within one millisecond the
-        // member's message comes before its replies.
-        .orderBy('created_at', 'desc')
-        .orderBy('direction', 'desc')
-        .orderBy('id', 'desc')
-        .limit(req.query.limit)
-        .execute();
-      const messages = rows.reverse().map(presentSimulated);
+      const rows = await m.outbound.conversation(db, channel.id, phone, req.query.limit);
+      const messages = rows.map(presentSimulated);
       return { object: 'simulator_conversation', channel_id: channel.id, channel_type: channel.type, phone, messages };
     },
   );
@@ -328,24 +295,7 @@ export function messagingRoutes(fastify: FastifyInstance, ctx: AppContext, servi
       },
     },
     async (req) => {
-      const q = req.query;
-      let base = db.selectFrom('msg_messages');
-      if (q.channel_id) base = base.where('channel_id', '=', q.channel_id);
-      if (q.flow_id) base = base.where('flow_id', '=', q.flow_id);
-      if (q.direction) base = base.where('direction', '=', q.direction);
-      if (q.status) base = base.where('status', '=', q.status);
-      if (q.phone) {
-        const p = toE164(q.phone) ?? q.phone;
-        base = base.where((eb) => eb.or([eb('from_number', '=', p), eb('to_number', '=', p)]));
-      }
-      const total = await base.select((eb) => eb.fn.countAll<number>().as('n')).executeTakeFirstOrThrow();
-      const rows = await base
-        .selectAll()
-        .orderBy('created_at', 'desc')
-        .orderBy('id', 'desc')
-        .limit(q.limit)
-        .offset((q.page - 1) * q.limit)
-        .execute();
+      const { rows, total } = await m.outbound.list(db, req.query);
       return listOf(
         'messages',
         rows.map(({ inbound_key: _k, locked_until: _l, system, ...r }) => ({
@@ -353,7 +303,7 @@ export function messagingRoutes(fastify: FastifyInstance, ctx: AppContext, servi
           system: system === 1,
           object: 'message',
         })),
-        Number(total.n),
+        total,
       );
     },
   );

@@ -1,12 +1,11 @@
 import {
   AnyObject,
   IdParam,
-  ListQuery,
   Nullable,
+  PagedQuery,
   PathParams,
   type Static,
   StringEnum,
-  type TSchema,
   Type,
 } from '../../http/schema.ts';
 import type { Step } from './flows/definition.ts';
@@ -21,19 +20,6 @@ export const TAG_FLOW = 'messaging: flows';
 
 /** The answers (channel, flow, broadcast...) are documented in the API docs, not here. */
 export const Obj = AnyObject();
-
-/**
- * `limit` and `page` as the other lists have them, but optional on the wire (the OpenAPI document
- * does not mark them required); Ajv fills their defaults, so the handler always sees numbers.
- */
-const Paged = <P extends Record<string, TSchema>>(properties: P) => {
-  const schema = Type.Object({
-    limit: Type.Optional(ListQuery.limit),
-    page: Type.Optional(ListQuery.page),
-    ...properties,
-  });
-  return Type.Unsafe<Static<typeof schema> & { limit: number; page: number }>(schema);
-};
 
 // ---------- channels ----------
 
@@ -117,7 +103,7 @@ export const ChannelUpdateBody = Type.Partial(ChannelCreateBody, { additionalPro
 /** A channel as given to create (every required field present) or update (any of them). */
 export type ChannelInput = Static<typeof ChannelUpdateBody>;
 
-export const ChannelListQuery = Paged({});
+export const ChannelListQuery = PagedQuery({});
 export const ChannelParams = IdParam('channelId', 'Channel id (chn_...)');
 
 // ---------- simulator, messages, consents ----------
@@ -146,18 +132,19 @@ const SimulatorConversation = Type.Object({
   channel_id: Type.Optional(Type.String()),
   limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 100, default: 50 })),
 });
-/** `limit` is optional on the wire and always set (its default) in the handler, as with `Paged`. */
+/** `limit` is optional on the wire and always set (its default) in the handler, as with `PagedQuery`. */
 export const SimulatorConversationQuery = Type.Unsafe<Static<typeof SimulatorConversation> & { limit: number }>(
   SimulatorConversation,
 );
 
-export const MessageListQuery = Paged({
+export const MessageListQuery = PagedQuery({
   channel_id: Type.Optional(Type.String()),
   phone: Type.Optional(Type.String()),
   flow_id: Type.Optional(Type.String()),
   direction: Type.Optional(StringEnum(['in', 'out'])),
   status: Type.Optional(Type.String()),
 });
+export type MessageListQuery = Static<typeof MessageListQuery>;
 
 export const ConsentParams = IdParam('phone', 'Phone number (E.164)');
 
@@ -214,7 +201,7 @@ export type FlowInput = Static<typeof FlowBody>;
 export const FlowPatch = Type.Partial(FlowBody, { additionalProperties: false });
 export type FlowPatch = Static<typeof FlowPatch>;
 
-export const FlowListQuery = Paged({ program_id: Type.Optional(Type.String()) });
+export const FlowListQuery = PagedQuery({ program_id: Type.Optional(Type.String()) });
 export const FlowParams = IdParam('flowId', 'Flow id (flw_...)');
 export const FlowGetQuery = Type.Object({ version: Type.Optional(Type.Integer({ minimum: 1 })) });
 export const BroadcastParams = PathParams({ flowId: 'Flow id (flw_...)', broadcastId: 'Broadcast id (bc_...)' });
