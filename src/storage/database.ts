@@ -37,6 +37,11 @@ export interface Database {
   /** Adds `FOR UPDATE` on PostgreSQL; SQLite already serialises writers. */
   forUpdate: boolean;
   /**
+   * How many write transactions of one kind are worth running at once: SQLite has one writer (more
+   * only queue inside the group commit), PostgreSQL's pool can run many.
+   */
+  writeConcurrency: number;
+  /**
    * Called after each group commit (every SQLite commit; PostgreSQL batches of a lane) with the
    * number of transactions it committed: the server observes it in /metrics.
    */

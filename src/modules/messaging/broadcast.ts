@@ -296,7 +296,6 @@ export class BroadcastService {
       const customer = (await this.services.customers.find(db, r.customer_id)) ?? null;
       const vars = this.registry.lazy({
         db,
-        dialect: this.ctx.database.dialect,
         services: this.services,
         program,
         customer,

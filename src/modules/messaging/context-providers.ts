@@ -1,4 +1,4 @@
-import type { DialectName, Executor } from '../../storage/database.ts';
+import type { Executor } from '../../storage/database.ts';
 import type { MessagingDeps } from './deps.ts';
 import type { CustomerRow } from '../customers/service.ts';
 import type { ProgramRow } from '../loyalties/service.ts';
@@ -20,7 +20,6 @@ import { fromJson } from '../../lib/json.ts';
 
 export interface ContextInput {
   db: Executor;
-  dialect: DialectName;
   services: MessagingDeps;
   program: ProgramRow;
   customer: CustomerRow | null;

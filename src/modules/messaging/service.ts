@@ -37,7 +37,7 @@ export class MessagingService {
     // Feature modules present in this build provide their variables (tiers today; rewards,
     // vouchers and referral register theirs with registerContextProvider when they exist).
     if (services.tiers) registerTierProviders(this.context);
-    this.inbound = new Limiter(ctx.database.dialect === 'sqlite' ? 1 : 16);
+    this.inbound = new Limiter(ctx.database.writeConcurrency);
     this.channels = new ChannelService(ctx);
     this.flows = new FlowService(ctx, services);
     this.optout = new OptOutService(ctx);

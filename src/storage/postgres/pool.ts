@@ -67,6 +67,7 @@ export function openPostgres(url: string, { poolSize, lanes }: PostgresOptions):
   const database: Database = {
     db,
     dialect: 'postgres',
+    writeConcurrency: 16,
     forUpdate: true,
     transaction: <T>(fn: (trx: Executor) => Promise<T>, opts?: TransactionOptions) =>
       opts?.lane === undefined ? alone(fn) : grouped(opts.lane, fn),

@@ -67,6 +67,7 @@ export function openSqlite(path: string, opts: SqliteOptions = {}): Database {
   const database: Database = {
     db,
     dialect: 'sqlite',
+    writeConcurrency: 1,
     forUpdate: false,
     transaction: sqliteGroupCommit({
       db,

@@ -304,7 +304,6 @@ export class Engine {
     });
     const result = await run.run(startStep);
 
-    const _dialect = this.ctx.database.dialect;
     return this.ctx.transaction(async (trx) => {
       const t = this.ctx.clock.nowIso();
       // The conversation continued here (and any other of this number on this channel) ends:

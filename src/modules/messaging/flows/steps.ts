@@ -105,7 +105,6 @@ export class FlowRun {
       const limited = this.visibility === 'balance';
       const input = {
         db: this.db,
-        dialect: this.input.ctx.database.dialect,
         services,
         program,
         customer: limited ? null : this.customer,
