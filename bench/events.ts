@@ -161,7 +161,8 @@ async function benchEvents(backend: string) {
       check: '',
     };
     console.log(
-      `  ${backend}: ${row.eps} events/s, p50 ${row.p50} ms, p99 ${row.p99} ms, ${row.errors} errors; server CPU ${row.serverCpuUs} µs per event` +
+      `  ${backend}: ${row.eps} events/s, p50 ${row.p50} ms, p99 ${row.p99} ms, ${row.errors} errors; server CPU ` +
+        `${row.serverCpuUs} µs per event` +
         (row.dbCpuUs === undefined ? '' : `, PostgreSQL CPU ${row.dbCpuUs} µs per event`),
     );
     // Correctness: events whose answer did not arrive are sent again; then the cards must hold
@@ -185,7 +186,8 @@ async function benchEvents(backend: string) {
 }
 
 console.log(
-  `bench:events: 20 active earning rules (5 match each event)${TIERS ? ', 3 tiers' : ''}, ${CUSTOMERS} customers, ${CONNECTIONS} connections, ${DURATION} s, node ${process.version}`,
+  `bench:events: 20 active earning rules (5 match each event)${TIERS ? ', 3 tiers' : ''}, ${CUSTOMERS} customers, ` +
+    `${CONNECTIONS} connections, ${DURATION} s, node ${process.version}`,
 );
 for (const b of BACKENDS) {
   if (b === 'postgres' && !(await pgReachable())) {
@@ -201,6 +203,7 @@ console.log(
 console.log('| --- | ---: | ---: | ---: | ---: | ---: | ---: | --- |');
 for (const r of rows)
   console.log(
-    `| ${r.backend} | ${r.eps} | ${r.p50} | ${r.p99} | ${r.errors} | ${r.serverCpuUs} | ${r.dbCpuUs ?? '-'} | ${r.check} |`,
+    `| ${r.backend} | ${r.eps} | ${r.p50} | ${r.p99} | ${r.errors} | ${r.serverCpuUs} | ${r.dbCpuUs ?? '-'} | ` +
+      `${r.check} |`,
   );
 console.log('\ntarget: SQLite >= 3000 events/s');

@@ -128,7 +128,8 @@ async function main() {
           id: 'reply',
           type: 'reply',
           template:
-            'Hi {{ customer.name }}, you have {{ points }} points on card {{ membership.code }}. Reply REDEEM to redeem.',
+            'Hi {{ customer.name }}, you have {{ points }} points on card {{ membership.code }}. ' +
+            'Reply REDEEM to redeem.',
           next: 'wait',
         },
         { id: 'wait', type: 'wait', replies: [{ keywords: ['REDEEM'], next: 'redeem' }] },
@@ -214,7 +215,10 @@ async function main() {
       };
     }
     const fmt = (r: Awaited<ReturnType<typeof run>>) =>
-      `rate ${String(r.rate).padStart(5)}/s  replies ${r.replies}/${r.total}  p50 ${r.p50.toFixed(1)} ms  p99 ${r.p99.toFixed(1)} ms  max ${r.max.toFixed(1)} ms  achieved ${r.achieved.toFixed(0)}/s  server CPU ${r.cpuPerMessage.toFixed(2)} ms/msg (user ${r.userPerMessage.toFixed(2)}, system ${r.systemPerMessage.toFixed(2)})${r.errors ? `  errors ${r.errors}` : ''}${r.lost ? `  lost ${r.lost}` : ''}`;
+      `rate ${String(r.rate).padStart(5)}/s  replies ${r.replies}/${r.total}  p50 ${r.p50.toFixed(1)} ms  p99 ` +
+      `${r.p99.toFixed(1)} ms  max ${r.max.toFixed(1)} ms  achieved ${r.achieved.toFixed(0)}/s  server CPU ` +
+      `${r.cpuPerMessage.toFixed(2)} ms/msg (user ${r.userPerMessage.toFixed(2)}, system ` +
+      `${r.systemPerMessage.toFixed(2)})${r.errors ? `  errors ${r.errors}` : ''}${r.lost ? `  lost ${r.lost}` : ''}`;
 
     // Calibration: what a trivial request costs this server on this machine right now.
     const c0 = cpuMs(child.pid);
@@ -227,14 +231,17 @@ async function main() {
     await run(150, Number(process.env.BENCH_WARMUP_SECONDS ?? 5));
     const base = await run(200, BASE_SECONDS);
     console.log(
-      `\nkeyword bench (${process.env.BENCH_DATABASE_URL?.startsWith('postgres') ? 'PostgreSQL' : 'SQLite'}, ${MEMBERS} members, webhook → flow → provider call; load average ${loadavg()[0].toFixed(1)} on ${(await import('node:os')).cpus().length} CPUs)`,
+      `\nkeyword bench (${process.env.BENCH_DATABASE_URL?.startsWith('postgres') ? 'PostgreSQL' : 'SQLite'}, ` +
+        `${MEMBERS} members, webhook → flow → provider call; load average ${loadavg()[0].toFixed(1)} on ` +
+        `${(await import('node:os')).cpus().length} CPUs)`,
     );
     console.log(
       `calibration: GET /healthz costs ${healthzCpu.toFixed(2)} ms of server CPU (about 0.1 ms on an idle machine)`,
     );
     console.log(fmt(base));
     console.log(
-      `server CPU per keyword message ≈ ${(base.cpuPerMessage / healthzCpu).toFixed(1)} × a health check; one core sustains ≈ ${(1000 / base.cpuPerMessage).toFixed(0)} messages/s at this cost`,
+      `server CPU per keyword message ≈ ${(base.cpuPerMessage / healthzCpu).toFixed(1)} × a health check; one core ` +
+        `sustains ≈ ${(1000 / base.cpuPerMessage).toFixed(0)} messages/s at this cost`,
     );
     console.log(`target p99 < 50 ms at 200/s: ${base.p99 < 50 && base.lost === 0 ? 'MET' : 'NOT MET'}\n`);
     console.log('stepping the rate up:');

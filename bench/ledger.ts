@@ -67,11 +67,13 @@ function record(name: string, r: autocannon.Result, note?: string): Row {
   };
   rows.push(row);
   console.log(
-    `  ${name}: ${row.rps} req/s, p50 ${row.p50} ms, p99 ${row.p99} ms, ${row.errors} errors (p90 ${r.latency.p90}, p97.5 ${r.latency.p97_5}, max ${r.latency.max})`,
+    `  ${name}: ${row.rps} req/s, p50 ${row.p50} ms, p99 ${row.p99} ms, ${row.errors} errors (p90 ${r.latency.p90}, ` +
+      `p97.5 ${r.latency.p97_5}, max ${r.latency.max})`,
   );
   if (row.errors > 0)
     console.log(
-      `    non-2xx by status: ${JSON.stringify(r.statusCodeStats)}, connection errors ${r.errors}, timeouts ${r.timeouts}`,
+      `    non-2xx by status: ${JSON.stringify(r.statusCodeStats)}, connection errors ${r.errors}, timeouts ` +
+        `${r.timeouts}`,
     );
   return row;
 }
@@ -130,7 +132,9 @@ async function benchTally(backend: string) {
     row.serverCpuUs = Math.round(cpuUs);
     row.dbCpuUs = pgUs === undefined ? undefined : Math.round(pgUs);
     console.log(
-      `    server CPU ${row.serverCpuUs} µs per addition${pgUs === undefined ? '' : `, PostgreSQL CPU ${row.dbCpuUs} µs per addition`}; load generator CPU ${Math.round(genUs)} µs per request`,
+      `    server CPU ${row.serverCpuUs} µs per addition` +
+        `${pgUs === undefined ? '' : `, PostgreSQL CPU ${row.dbCpuUs} µs per addition`}; ` +
+        `load generator CPU ${Math.round(genUs)} µs per request`,
     );
     // Correctness after the run: every 2xx is exactly one ledger entry and one idempotency record.
     let total = 0;
@@ -145,7 +149,8 @@ async function benchTally(backend: string) {
     const ok = total >= answered && total <= sent;
     row.note = `sum of card balances ${total}, 2xx ${answered}, sent ${sent}`;
     console.log(
-      `    sum of all card balances ${total}: ${ok ? 'within' : 'OUTSIDE'} [2xx answers ${answered}, requests sent ${sent}]${ok ? '' : ' MISMATCH'}`,
+      `    sum of all card balances ${total}: ${ok ? 'within' : 'OUTSIDE'} [2xx answers ${answered}, requests sent ` +
+        `${sent}]${ok ? '' : ' MISMATCH'}`,
     );
     if (!ok) process.exitCode = 1;
   });
@@ -245,7 +250,8 @@ console.log('\n| run | req/s | p50 ms | p99 ms | errors | server CPU µs/req | P
 console.log('| --- | ---: | ---: | ---: | ---: | ---: | ---: |');
 for (const r of rows) {
   console.log(
-    `| ${r.name} | ${r.rps} | ${r.p50} | ${Number.isNaN(r.p99) ? '-' : r.p99} | ${r.errors} | ${r.serverCpuUs ?? '-'} | ${r.dbCpuUs ?? '-'} |`,
+    `| ${r.name} | ${r.rps} | ${r.p50} | ${Number.isNaN(r.p99) ? '-' : r.p99} | ${r.errors} | ` +
+      `${r.serverCpuUs ?? '-'} | ${r.dbCpuUs ?? '-'} |`,
   );
 }
 console.log('\ntargets: SQLite >= 5000 additions/s, PostgreSQL >= 2000/s, p99 < 50 ms');

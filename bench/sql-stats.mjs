@@ -36,6 +36,7 @@ process.on('exit', () => {
     .slice(0, Number(process.env.SQL_STATS_TOP ?? 16));
   for (const [k, s] of rows)
     process.stderr.write(
-      `${s.t.toFixed(0).padStart(6)}ms ${String(s.n).padStart(6)} ${((s.t * 1000) / s.n).toFixed(1).padStart(7)}µs  ${k}\n`,
+      `${s.t.toFixed(0).padStart(6)}ms ${String(s.n).padStart(6)} ` +
+        `${((s.t * 1000) / s.n).toFixed(1).padStart(7)}µs  ${k}\n`,
     );
 });

@@ -195,16 +195,23 @@ async function benchOn(databaseUrl: string) {
   const lost = latencies.filter((l) => l === Infinity).length;
 
   console.log(
-    `database: ${ctx.database.dialect}; machine: ${cpus().length} cores, load average at start ${loadAtStart.map((l) => l.toFixed(1)).join(' ')}`,
+    `database: ${ctx.database.dialect}; machine: ${cpus().length} cores, load average at start ` +
+      `${loadAtStart.map((l) => l.toFixed(1)).join(' ')}`,
   );
   console.log(
-    `throughput: ${THROUGHPUT_EVENTS} deliveries (signed: webhook-signature + x-voucherify-signature) in ${elapsed.toFixed(2)} s = ${Math.round(throughput)} deliveries/s (attempt log recorded after ${elapsedRecorded.toFixed(2)} s = ${Math.round(THROUGHPUT_EVENTS / elapsedRecorded)}/s)`,
+    `throughput: ${THROUGHPUT_EVENTS} deliveries (signed: webhook-signature + x-voucherify-signature) in ` +
+      `${elapsed.toFixed(2)} s = ${Math.round(throughput)} deliveries/s (attempt log recorded after ` +
+      `${elapsedRecorded.toFixed(2)} s = ${Math.round(THROUGHPUT_EVENTS / elapsedRecorded)}/s)`,
   );
   console.log(
-    `latency at ${RATE} changes/s (${total} changes in ${loadSeconds.toFixed(1)} s = ${Math.round(total / loadSeconds)}/s): commit → receipt p50 ${pct(latencies, 50).toFixed(1)} ms, p90 ${pct(latencies, 90).toFixed(1)} ms, p99 ${pct(latencies, 99).toFixed(1)} ms, max ${latencies[latencies.length - 1 - lost]?.toFixed(1)} ms${lost ? `, ${lost} not received` : ''}`,
+    `latency at ${RATE} changes/s (${total} changes in ${loadSeconds.toFixed(1)} s = ` +
+      `${Math.round(total / loadSeconds)}/s): commit → receipt p50 ${pct(latencies, 50).toFixed(1)} ms, p90 ` +
+      `${pct(latencies, 90).toFixed(1)} ms, p99 ${pct(latencies, 99).toFixed(1)} ms, max ` +
+      `${latencies[latencies.length - 1 - lost]?.toFixed(1)} ms${lost ? `, ${lost} not received` : ''}`,
   );
   console.log(
-    `targets: throughput >= 2000/s ${throughput >= 2000 ? 'MET' : 'MISSED'}; p99 < 100 ms ${pct(latencies, 99) < 100 ? 'MET' : 'MISSED'}`,
+    `targets: throughput >= 2000/s ${throughput >= 2000 ? 'MET' : 'MISSED'}; p99 < 100 ms ` +
+      `${pct(latencies, 99) < 100 ? 'MET' : 'MISSED'}`,
   );
 
   await server.close();

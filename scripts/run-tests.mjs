@@ -90,7 +90,8 @@ let fail = 0;
 let skipped = 0;
 for (const r of results) {
   console.log(
-    `${r.backend}: ${r.pass} passed, ${r.fail} failed${r.code !== 0 && r.fail === 0 ? ' (runner exited with an error)' : ''}`,
+    `${r.backend}: ${r.pass} passed, ${r.fail} failed` +
+      (r.code !== 0 && r.fail === 0 ? ' (runner exited with an error)' : ''),
   );
   pass += r.pass;
   fail += r.fail;

@@ -273,7 +273,8 @@ async function serve(config: Config): Promise<number> {
         'or start with TALLY_APP_ID and TALLY_APP_TOKEN set to the key you want.\n\n',
     );
     server.app.log.warn(
-      'No API key exists yet: every /v1 request will be refused. Create one with `npx tally keys create --name admin` ' +
+      'No API key exists yet: every /v1 request will be refused. ' +
+        'Create one with `npx tally keys create --name admin` ' +
         '(same DATABASE_URL), or start with TALLY_APP_ID and TALLY_APP_TOKEN set.',
     );
   }

@@ -86,8 +86,9 @@ export function loadConfig(
   const appToken = merged.TALLY_APP_TOKEN || undefined;
   if (appToken !== undefined && appToken.length < MIN_APP_TOKEN_LENGTH) {
     throw new Error(
-      `TALLY_APP_TOKEN must be at least ${MIN_APP_TOKEN_LENGTH} characters (got ${appToken.length}): it is the whole secret ` +
-        'of that API key. Use a long random value, e.g. `tly_sk_` followed by `openssl rand -hex 20`.',
+      `TALLY_APP_TOKEN must be at least ${MIN_APP_TOKEN_LENGTH} characters (got ${appToken.length}): ` +
+        'it is the whole secret of that API key. ' +
+        'Use a long random value, e.g. `tly_sk_` followed by `openssl rand -hex 20`.',
     );
   }
   const secretKey = merged.TALLY_SECRET_KEY?.trim() || undefined;

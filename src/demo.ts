@@ -3,7 +3,6 @@ import { randomString } from './lib/ids.ts';
 import type { FlowDefinition } from './modules/messaging/flows/definition.ts';
 import { joinFlow, pointsFlow } from './modules/messaging/flows/examples.ts';
 import { buildServer, type TallyServer } from './server.ts';
-import { joinProgram } from './workflows/join-program.ts';
 
 // `tally demo`: a demo program with members, a simulator channel and four keyword flows made by
 // cloning one (POINTS, TIER, REWARDS, REFERRAL), plus JOIN. Running it again reuses what exists,
@@ -25,16 +24,20 @@ const CLONES: { name: string; keywords: string[]; template: string }[] = [
     keywords: ['TIER', 'LEVEL'],
     template:
       '{% if tier %}Hi {{ customer.name }}, you are {{ tier.name }} in {{ program.name }}.' +
-      '{% if tier.next %} {{ tier.next.points_needed }} more points to reach {{ tier.next.name }}.{% endif %}{% else %}Hi {{ customer.name }}, ' +
+      '{% if tier.next %} {{ tier.next.points_needed }} more points to reach {{ tier.next.name }}.{% endif %}' +
+      '{% else %}Hi {{ customer.name }}, ' +
       '{{ program.name }} has no tiers yet, so everyone is a valued member. You have {{ points }} points.{% endif %}',
   },
   {
     name: 'Rewards I can redeem',
     keywords: ['REWARDS', 'REWARD'],
     template:
-      '{% if rewards %}{% if rewards.affordable.size > 0 %}Hi {{ customer.name }}, with {{ points }} points you can redeem: ' +
-      '{% for r in rewards.affordable %}{{ r.name }} ({{ r.cost }} pts){% unless forloop.last %}, {% endunless %}{% endfor %}.' +
-      '{% else %}Hi {{ customer.name }}, the cheapest reward costs {{ rewards.cheapest_cost }} points; you have {{ points }}.{% endif %}' +
+      '{% if rewards %}{% if rewards.affordable.size > 0 %}' +
+      'Hi {{ customer.name }}, with {{ points }} points you can redeem: ' +
+      '{% for r in rewards.affordable %}{{ r.name }} ({{ r.cost }} pts)' +
+      '{% unless forloop.last %}, {% endunless %}{% endfor %}.' +
+      '{% else %}Hi {{ customer.name }}, the cheapest reward costs {{ rewards.cheapest_cost }} points; ' +
+      'you have {{ points }}.{% endif %}' +
       '{% else %}Hi {{ customer.name }}, the rewards catalogue of {{ program.name }} is not set up yet. ' +
       'Your {{ points }} points are safe until it is.{% endif %}',
   },
@@ -42,8 +45,10 @@ const CLONES: { name: string; keywords: string[]; template: string }[] = [
     name: 'Referral status',
     keywords: ['REFERRAL', 'REFER'],
     template:
-      '{% if referral %}Hi {{ customer.name }}, your referral code is {{ referral.code }}; {{ referral.referred_customers }} friends joined so far.' +
-      '{% else %}Hi {{ customer.name }}, referrals are not available in {{ program.name }} yet. Your card is {{ membership.code }}.{% endif %}',
+      '{% if referral %}Hi {{ customer.name }}, your referral code is {{ referral.code }}; ' +
+      '{{ referral.referred_customers }} friends joined so far.' +
+      '{% else %}Hi {{ customer.name }}, referrals are not available in {{ program.name }} yet. ' +
+      'Your card is {{ membership.code }}.{% endif %}',
   },
 ];
 
@@ -74,7 +79,7 @@ export interface DemoResult {
 }
 
 export async function setupDemo(server: TallyServer, config: Config): Promise<DemoResult> {
-  const { ctx, services } = server;
+  const { ctx, services, workflows } = server;
   const result = await ctx.transaction(async (trx) => {
     let program = await trx
       .selectFrom('programs')
@@ -109,7 +114,7 @@ export async function setupDemo(server: TallyServer, config: Config): Promise<De
       ).row;
       const existing = (await services.members.ofCustomer(trx, customer.id, program.id))[0];
       if (existing) continue;
-      const membership = await joinProgram(trx, services, program, customer, { source: 'demo' });
+      const membership = await workflows.joinProgram(trx, program, customer, { source: 'demo' });
       const initial =
         (await services.ledger.balancesOf(trx, membership.id)).find((b) => b.balance_definition_id === definition.id)
           ?.balance ?? 0;
@@ -190,7 +195,8 @@ function keyLine(r: DemoResult): string {
 }
 
 export function demoInstructions(url: string, r: DemoResult): string {
-  const h = `-H 'X-App-Id: ${r.appId}' -H 'X-App-Token: ${r.token ?? '<your token>'}' -H 'content-type: application/json'`;
+  const auth = `-H 'X-App-Id: ${r.appId}' -H 'X-App-Token: ${r.token ?? '<your token>'}'`;
+  const h = `${auth} -H 'content-type: application/json'`;
   const say = (from: string, text: string) =>
     `  curl -s ${url}/v1/simulator/messages ${h} \\\n    -d '${JSON.stringify({ from, text })}'`;
   return [
@@ -211,7 +217,7 @@ export function demoInstructions(url: string, r: DemoResult): string {
     say('+385991112233', 'JOIN'),
     say('+385916242493', 'STOP'),
     '',
-    `Flow report: curl -s '${url}/v1/flows/${r.flows.POINTS}/report' -H 'X-App-Id: ${r.appId}' -H 'X-App-Token: ${r.token ?? '<your token>'}'`,
+    `Flow report: curl -s '${url}/v1/flows/${r.flows.POINTS}/report' ${auth}`,
     `API docs: ${url}/docs`,
     '',
   ].join('\n');

@@ -22,15 +22,19 @@ import { modules } from './modules/index.ts';
 import type { Stopper } from './modules/module.ts';
 import { Outbox } from './modules/events/outbox.ts';
 import { Scheduler } from './modules/scheduler/scheduler.ts';
-import { createServices, type Services } from './services.ts';
+import { createContainer, type Services } from './services.ts';
 import { openDatabase, type Database, type OpenOptions } from './storage/database.ts';
 import { migrateToLatest } from './storage/migrate.ts';
 import { checkSecretKeys, secretBoxLoader } from './storage/sealed.ts';
+import type { Workflows } from './workflows/index.ts';
+import { workflowRoutes } from './workflows/routes.ts';
 
 export interface TallyServer {
   app: FastifyInstance;
   ctx: AppContext;
   services: Services;
+  /** The cross-module actions, bound to `services`. */
+  workflows: Workflows;
   /** Starts listening (and the background workers when config.workers). Returns the base URL. */
   listen(): Promise<string>;
   /** Graceful: stop accepting, let in-flight requests finish, stop workers, close the database. */
@@ -155,10 +159,11 @@ export async function buildServer(config: Config, opts: BuildOptions = {}): Prom
   signals.setMaxListeners(100);
   const clock = opts.clock ?? systemClock;
   const metrics = createMetrics();
-  const outbox = new Outbox(clock, metrics, database.dialect);
+  const outbox = new Outbox(clock, metrics);
   const groupCommits = metrics.histogram(
     'tally_db_group_commit_transactions',
-    'Transactions committed together by one database COMMIT (group commit: every SQLite write; on PostgreSQL balance changes and activities)',
+    'Transactions committed together by one database COMMIT ' +
+      '(group commit: every SQLite write; on PostgreSQL balance changes and activities)',
     [],
     [1, 2, 4, 8, 16, 32, 64, 100],
   );
@@ -182,7 +187,7 @@ export async function buildServer(config: Config, opts: BuildOptions = {}): Prom
     outbox,
     transaction,
   };
-  const services = createServices(ctx);
+  const { services, workflows } = createContainer(ctx);
   const state = { shuttingDown: false };
 
   registerValidation(app);
@@ -196,7 +201,8 @@ export async function buildServer(config: Config, opts: BuildOptions = {}): Prom
         title: 'Tally API',
         version: PACKAGE_VERSION,
         description:
-          'Self-hosted loyalty engine. Resource shapes follow Voucherify v1 (loyalties, members, balances, transactions). ' +
+          'Self-hosted loyalty engine. ' +
+          'Resource shapes follow Voucherify v1 (loyalties, members, balances, transactions). ' +
           'Authenticate with X-App-Id + X-App-Token, or Authorization: Bearer <token>. Writes accept Idempotency-Key.',
       },
       components: {
@@ -229,6 +235,8 @@ export async function buildServer(config: Config, opts: BuildOptions = {}): Prom
     if (m.routes) await m.routes(app, ctx, services);
     m.jobs?.(ctx, services);
   }
+  // The routes whose action spans modules (joining a program, ingesting an activity).
+  workflowRoutes(app, ctx, services, workflows);
   // Idempotency records live for a day.
   scheduler.register('maintenance.purge', async (_job, trx) => {
     await trx
@@ -242,6 +250,7 @@ export async function buildServer(config: Config, opts: BuildOptions = {}): Prom
     app,
     ctx,
     services,
+    workflows,
     async listen() {
       await app.listen({ port: config.port, host: config.host });
       if (config.workers) {

@@ -11,6 +11,8 @@ import { RewardService } from './modules/rewards/service.ts';
 import { TierService } from './modules/tiers/service.ts';
 import { VoucherService } from './modules/vouchers/service.ts';
 import { WebhookService } from './modules/webhooks/service.ts';
+import { Workflows } from './workflows/index.ts';
+import { rewardsTemplateContext } from './workflows/redeem-reward.ts';
 
 /** One service per domain module; workflows and routes reach other modules only through these. */
 export interface Services {
@@ -28,32 +30,63 @@ export interface Services {
   vouchers: VoucherService;
 }
 
-export function createServices(ctx: AppContext): Services {
-  const services = {
-    apiKeys: new ApiKeyService(ctx.database.db, ctx.clock, ctx.caches),
-    customers: new CustomerService(ctx),
-    programs: new ProgramService(ctx),
-    members: new MemberService(ctx),
-    ledger: new LedgerService(ctx),
-    earning: new EarningService(ctx),
-    tiers: new TierService(ctx),
-    events: new EventService(ctx),
-    webhooks: new WebhookService(ctx),
-  } as Services;
-  // Messaging reaches the other services (customers, members, ledger, tiers) through this same object.
-  services.messaging = new MessagingService(ctx, services);
-  services.vouchers = new VoucherService(ctx, {
+/** Everything the server wires: the services, and the workflows bound to them. */
+export interface Container {
+  services: Services;
+  workflows: Workflows;
+}
+
+/**
+ * The container: builds every service once, each given what it calls in its constructor, in
+ * dependency order (nothing is attached later). The one cycle, ledger → tiers (a balance change
+ * moves the member's tier, and tiers read balances), goes through the listener the ledger is built
+ * with: a function that calls `tiers`, which exists by the time any balance changes.
+ */
+export function createContainer(ctx: AppContext): Container {
+  const apiKeys = new ApiKeyService(ctx.database.db, ctx.clock, ctx.caches);
+  const customers = new CustomerService(ctx);
+  const programs = new ProgramService(ctx);
+  const members = new MemberService(ctx);
+  const ledger = new LedgerService(ctx, (trx, change, result) => tiers.balanceListener(trx, change, result));
+  const earning = new EarningService(ctx, { ledger, programs, members });
+  const tiers = new TierService(ctx, { programs, members, ledger, earning });
+  const workflows = new Workflows(ctx, { customers, programs, members, ledger, earning, tiers });
+  const vouchers = new VoucherService(ctx, {
     programRef: async (db, id) => {
-      const p = await services.programs.find(db, id);
+      const p = await programs.find(db, id);
       return p ? programRef(p) : null;
     },
   });
-  services.rewards = new RewardService(ctx, {
-    findProgram: (db, id) => services.programs.find(db, id),
+  const rewards = new RewardService(ctx, {
+    findProgram: (db, id) => programs.find(db, id),
     findVoucherCampaign: async (db, id) => {
-      const c = await services.vouchers.findCampaign(db, id);
+      const c = await vouchers.findCampaign(db, id);
       return c ? { id: c.id, name: c.name, type: c.campaign_type } : undefined;
     },
   });
-  return services;
+  const messaging = new MessagingService(ctx, {
+    customers,
+    programs,
+    members,
+    ledger,
+    tiers,
+    joinProgram: workflows.joinProgram,
+  });
+  const services: Services = {
+    apiKeys,
+    customers,
+    programs,
+    members,
+    ledger,
+    earning,
+    tiers,
+    messaging,
+    events: new EventService(ctx),
+    webhooks: new WebhookService(ctx),
+    vouchers,
+    rewards,
+  };
+  // The `rewards` template variable of messages and flow conditions (balance_gte_cheapest_reward).
+  messaging.registerContextProvider('rewards', rewardsTemplateContext(services));
+  return { services, workflows };
 }

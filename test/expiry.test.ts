@@ -165,7 +165,9 @@ describe('point lots: expiry and consumption order', () => {
     );
   });
 
-  it('PROGRAM_RULES follow the program expiration_rules in its timezone; NON_EXPIRING and CUSTOM_DATE override them', async () => {
+  const programRules =
+    'PROGRAM_RULES follow the program expiration_rules in its timezone; NON_EXPIRING and CUSTOM_DATE override them';
+  it(programRules, async () => {
     clock.set('2030-03-15T10:00:00Z');
     const program = await createProgram(t, {
       timezone: 'America/New_York',

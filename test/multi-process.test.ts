@@ -113,11 +113,8 @@ describe("two servers on one database: changes reach the other server's caches a
     const db = a.server.ctx.database.db;
     const listeners = async () =>
       (
-        await sql<{
-          pid: number;
-        }>`select pid from pg_stat_activity where datname = current_database() and query = 'LISTEN tally_cache'`.execute(
-          db,
-        )
+        await sql<{ pid: number }>`select pid from pg_stat_activity
+          where datname = current_database() and query = 'LISTEN tally_cache'`.execute(db)
       ).rows;
     const before = await listeners();
     assert.equal(before.length, 2, 'one listening connection per server');

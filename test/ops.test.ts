@@ -93,7 +93,10 @@ describe('auth, health, metrics, OpenAPI and docs', () => {
     const text = await metrics.text();
     assert.match(
       text,
-      /tally_http_request_duration_seconds_count\{method="POST",route="\/v1\/loyalties\/members\/:memberId\/balance",status="200"\} 2/,
+      new RegExp(
+        'tally_http_request_duration_seconds_count\\{method="POST",' +
+          'route="/v1/loyalties/members/:memberId/balance",status="200"\\} 2',
+      ),
     );
     assert.match(
       text,

@@ -5,6 +5,7 @@ import { canonicalJson } from '../lib/json.ts';
 import { isSealed } from '../lib/secret-box.ts';
 import { isUniqueViolation, type Executor, type TransactionOptions } from '../storage/database.ts';
 import { hot, writeAtCommit } from '../storage/hot.ts';
+import { LostRace, lostRaceOn } from '../storage/race.ts';
 import { ApiError, errorBody, toApiError } from './errors.ts';
 
 // Idempotency-Key on every state-changing request (POST, PUT, PATCH, DELETE).
@@ -72,8 +73,6 @@ export const IDEMPOTENCY_TTL_MS = 24 * 3600 * 1000;
 export const CLAIM_STALE_MS = 2 * 60 * 1000;
 const MUTATING = new Set(['POST', 'PUT', 'PATCH', 'DELETE']);
 
-class IdempotencyRace extends Error {}
-
 function requestHash(req: FastifyRequest): string {
   return createHash('sha256')
     .update(`${req.method} ${req.url}\n${canonicalJson(req.body ?? null)}`)
@@ -117,7 +116,8 @@ async function replayExisting(
       422,
       'idempotency_key_reused',
       'Idempotency-Key reused with a different request',
-      `The key "${state.key}" was first used for ${row.method} ${row.path} with another body; use a new key for a new request`,
+      `The key "${state.key}" was first used for ${row.method} ${row.path} with another body; ` +
+        'use a new key for a new request',
     );
   }
   // Only 'claim' routes write rows without an answer (and versions before answers were stored in
@@ -308,6 +308,8 @@ export async function runIdempotentWrite<T>(
 ): Promise<T | FastifyReply> {
   const state = req.idempotency?.mode === 'claim' ? undefined : req.idempotency;
   let result: T;
+  // Set when this request's key record lost the race (LostRace) to a concurrent one with the same key.
+  let keyTaken = false;
   try {
     await opts?.before?.();
     result = await ctx.transaction(async (trx) => {
@@ -319,7 +321,7 @@ export async function runIdempotentWrite<T>(
         try {
           // Sent just before the COMMIT on PostgreSQL (writeAtCommit); a conflict then fails the commit
           // and the catch below replays the first answer all the same.
-          await writeAtCommit(trx, ctx.database.dialect, [
+          await writeAtCommit(trx, [
             {
               key: 'idempotency.record',
               params: Object.values(record),
@@ -327,8 +329,8 @@ export async function runIdempotentWrite<T>(
             },
           ]);
         } catch (err) {
-          if (isUniqueViolation(err)) throw new IdempotencyRace();
-          throw err;
+          keyTaken = isUniqueViolation(err);
+          lostRaceOn(err, 'a concurrent request with the same Idempotency-Key committed first');
         }
       }
       return value;
@@ -338,7 +340,7 @@ export async function runIdempotentWrite<T>(
     // changed the state (a join now "already a member"). Either way a stored answer is the answer;
     // this write's effects were rolled back with its transaction.
     if (state && (await replayExisting(ctx, reply, state))) return reply;
-    if (err instanceof IdempotencyRace) {
+    if (keyTaken && err instanceof LostRace) {
       // The winner's row went away (expired) between the conflict and the lookup: rare; retryable.
       if (state) state.settled = true;
       throw inProgress();

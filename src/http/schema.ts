@@ -35,7 +35,7 @@ export const Answer = (object: string) =>
     properties: { id: { type: 'string' }, object: { type: 'string', enum: [object] } },
   });
 
-/** `limit` and `page` of a Voucherify list. */
+/** `limit` and `page` of a Voucherify list: a list's querystring is `PagedQuery(props)`, which adds them. */
 export const ListQuery = {
   limit: Type.Integer({ minimum: 1, maximum: 100, default: 10 }),
   page: Type.Integer({ minimum: 1, maximum: 1000000, default: 1 }),
@@ -61,3 +61,16 @@ export const StringEnum = <const T extends readonly string[]>(
   values: T,
   options: { description?: string; default?: T[number] } = {},
 ) => Type.Unsafe<T[number]>({ type: 'string', enum: values, ...options });
+
+/**
+ * A list's querystring: `limit` and `page` (ListQuery) and `props`. Limit and page are left out of
+ * `required`, as in the JSON Schemas written before TypeBox (the OpenAPI document lists them as
+ * optional); validation fills in their defaults, so handlers see them typed as always present.
+ */
+export function PagedQuery<T extends Record<string, TSchema>>(props: T) {
+  const schema = Type.Object({ ...ListQuery, ...props });
+  const required = (schema.required as string[] | undefined)?.filter((k) => k !== 'limit' && k !== 'page') ?? [];
+  if (required.length > 0) (schema as { required?: string[] }).required = required;
+  else delete (schema as { required?: string[] }).required;
+  return schema;
+}

@@ -108,7 +108,8 @@ export class SecretBox {
     const key = this.keys.get(kid);
     if (!key) {
       throw new SecretOpenError(
-        `a stored secret was encrypted with key ${kid}, which is not among the configured keys (${this.keyIds.join(', ')}): ` +
+        `a stored secret was encrypted with key ${kid}, ` +
+          `which is not among the configured keys (${this.keyIds.join(', ')}): ` +
           'set TALLY_SECRET_KEY (or the key file) to the key this database was written with',
       );
     }

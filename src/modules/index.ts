@@ -6,6 +6,7 @@ import { customerRoutes } from './customers/routes.ts';
 import { eventsModule } from './events/module.ts';
 import { rulesMigration } from './earning/migrations.ts';
 import { earningRoutes } from './earning/routes.ts';
+import { tiersMigration } from './tiers/migrations.ts';
 import { tierRoutes } from './tiers/routes.ts';
 import { ledgerRoutes } from './ledger/routes.ts';
 import { loyaltyRoutes } from './loyalties/routes.ts';
@@ -16,8 +17,6 @@ import { rewardRoutes } from './rewards/routes.ts';
 import type { TallyModule } from './module.ts';
 import { webhooksModule } from './webhooks/module.ts';
 import { vouchersModule } from './vouchers/module.ts';
-import { rollbackRedemptionRoutes } from '../workflows/rollback-redemption.ts';
-import { rewardsTemplateContext } from '../workflows/redeem-reward.ts';
 
 // Every domain module, in wiring order. A new module adds one line here.
 export const modules: TallyModule[] = [
@@ -33,26 +32,21 @@ export const modules: TallyModule[] = [
     routes: ledgerRoutes,
     jobs: (_ctx, services) => services.ledger.registerJobs(),
   },
-  // Program rules: tiers first (its ledger listener), then earning rules, custom events and orders.
+  // Program rules: tiers, then earning rules, custom events and orders.
   {
     name: 'tiers',
-    migrations: [rulesMigration],
+    migrations: [tiersMigration],
     routes: tierRoutes,
-    jobs: (_ctx, services) => services.tiers.attach(services),
+    jobs: (_ctx, services) => services.tiers.registerJobs(),
   },
-  { name: 'earning', routes: earningRoutes, jobs: (_ctx, services) => services.earning.attach(services) },
-  vouchersModule,
   {
-    name: 'rewards',
-    migrations: [rewardsMigration],
-    routes: rewardRoutes,
-    // The `rewards` template variable of messages and flow conditions (balance_gte_cheapest_reward).
-    jobs: (_ctx, services) => {
-      services.messaging.registerContextProvider('rewards', rewardsTemplateContext(services));
-    },
+    name: 'earning',
+    migrations: [rulesMigration],
+    routes: earningRoutes,
+    jobs: (_ctx, services) => services.earning.registerJobs(),
   },
-  // Cross-module routes (src/workflows): the rollback of every kind of redemption.
-  { name: 'redemption-rollback', routes: rollbackRedemptionRoutes },
+  vouchersModule,
+  { name: 'rewards', migrations: [rewardsMigration], routes: rewardRoutes },
   messagingModule,
   eventsModule,
   webhooksModule,

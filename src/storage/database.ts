@@ -1,4 +1,5 @@
 import type { Kysely, Transaction } from 'kysely';
+import type { OutboxProgress } from './outbox-progress.ts';
 import type { DB } from './schema.ts';
 import { openPostgres } from './postgres/pool.ts';
 import { openSqlite } from './sqlite/connection.ts';
@@ -36,6 +37,11 @@ export interface Database {
   /** Adds `FOR UPDATE` on PostgreSQL; SQLite already serialises writers. */
   forUpdate: boolean;
   /**
+   * How many write transactions of one kind are worth running at once: SQLite has one writer (more
+   * only queue inside the group commit), PostgreSQL's pool can run many.
+   */
+  writeConcurrency: number;
+  /**
    * Called after each group commit (every SQLite commit; PostgreSQL batches of a lane) with the
    * number of transactions it committed: the server observes it in /metrics.
    */
@@ -46,6 +52,14 @@ export interface Database {
    * meanwhile is gone. Resolves with the function that stops listening. Undefined on SQLite.
    */
   listen?(channel: string, onMessage: (payload: string) => void, onReconnect: () => void): Promise<() => Promise<void>>;
+  /** Which outbox events the webhook fan-out has not read yet (outbox-progress.ts). */
+  outboxProgress: OutboxProgress;
+  /**
+   * PostgreSQL: a second, small pool on the same database, for work that must not queue behind
+   * the main pool's traffic (the webhook dispatcher). Undefined on SQLite: one writer at a time,
+   * a second connection would only wait for the same lock.
+   */
+  openSidePool?(poolSize: number): Database;
 }
 
 export interface OpenOptions {

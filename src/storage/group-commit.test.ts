@@ -69,7 +69,7 @@ describe('group commit', () => {
   });
 
   it('a kept write that fails fails its own transaction only; its earlier writes are undone', async () => {
-    await database.transaction((trx) => writeAtCommit(trx, database.dialect, [insert(trx, 'b-taken')]), { lane: 'x' });
+    await database.transaction((trx) => writeAtCommit(trx, [insert(trx, 'b-taken')]), { lane: 'x' });
     // On PostgreSQL a transaction's kept writes go out with the next one's first statement: the
     // duplicate fails there, and the next one (which writes first, or throws before any query)
     // must neither take the blame nor lose its own outcome.
@@ -84,7 +84,7 @@ describe('group commit', () => {
               .values({ id: `${id}-before-${i}`, n: 1 })
               .execute();
             // On PostgreSQL sent only after the function returned: the duplicate fails there.
-            await writeAtCommit(trx, database.dialect, [insert(trx, id, 2)]);
+            await writeAtCommit(trx, [insert(trx, id, 2)]);
           },
           { lane: 'x' },
         ),
@@ -240,7 +240,7 @@ describe('group commit', () => {
           database.transaction(
             async (trx) => {
               await sql`select 1`.execute(trx);
-              await writeAtCommit(trx, database.dialect, [insert(trx, `w${i}`, i)]);
+              await writeAtCommit(trx, [insert(trx, `w${i}`, i)]);
             },
             { lane: 'writes' },
           ),

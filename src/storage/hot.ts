@@ -1,5 +1,5 @@
-import { CompiledQuery, type Compilable } from 'kysely';
-import type { DialectName, Executor } from './database.ts';
+import { CompiledQuery, PostgresAdapter, type Compilable } from 'kysely';
+import type { Executor } from './database.ts';
 import { executePrepared, keepForCommit } from './postgres/connection.ts';
 import { combineWrites, writtenTable, type KeptWrite } from './postgres/kept-writes.ts';
 import { sqliteInTransaction } from './sqlite/statements.ts';
@@ -113,10 +113,12 @@ const tables = new Map<string, string>();
  * trip for all of them (PipelinedConnection.keep in postgres/connection.ts: any later query of the
  * transaction sends them first, so reads always see them). Anywhere else they run at once. Errors
  * of kept writes (a unique violation) surface from the commit, failing the transaction as a whole,
- * as they would have here.
+ * as they would have here. On SQLite the parts run one after another, in order: the same writes
+ * as calling `hot` for each.
  */
-export async function writeAtCommit(db: Executor, dialect: DialectName, parts: HotPart[]): Promise<void> {
-  if (dialect === 'postgres' && db.isTransaction) {
+export async function writeAtCommit(db: Executor, parts: HotPart[]): Promise<void> {
+  const postgres = isPostgres(db);
+  if (postgres && db.isTransaction) {
     const texts = textsOf(db);
     const writes = parts.map((part): KeptWrite => {
       const text = partText(texts, part);
@@ -129,9 +131,14 @@ export async function writeAtCommit(db: Executor, dialect: DialectName, parts: H
     });
     if (await keepForCommit(db, writes)) return;
   }
-  if (dialect === 'postgres' && parts.length > 1) {
+  if (postgres && parts.length > 1) {
     await hotCombined(db, parts.map((p) => p.key).join('+'), parts);
     return;
   }
   for (const part of parts) await hot(db, part.key, part.params, part.build);
+}
+
+/** Whether `db` runs on PostgreSQL (the backend that can keep and combine writes). */
+function isPostgres(db: Executor): boolean {
+  return db.getExecutor().adapter instanceof PostgresAdapter;
 }

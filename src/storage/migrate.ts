@@ -1,6 +1,12 @@
-import { Migrator, type Kysely, type Migration, type MigrationResultSet } from 'kysely';
+import { Migrator, type ColumnDefinitionBuilder, type Kysely, type Migration, type MigrationResultSet } from 'kysely';
 import type { DialectName } from './database.ts';
 import type { MigrationEnv } from './sealed.ts';
+
+/**
+ * A Kysely handle without the schema's types: for migrations (which make the schema) and the few
+ * reads and writes of tables named at run time (sealed.ts).
+ */
+export type UntypedDb = Kysely<any>;
 
 /**
  * A forward-only migration. Both backends run the same list; `dialect` is there only for the
@@ -10,7 +16,7 @@ import type { MigrationEnv } from './sealed.ts';
  */
 export interface TallyMigration {
   name: string;
-  up(db: Kysely<any>, dialect: DialectName, env: MigrationEnv): Promise<void>;
+  up(db: UntypedDb, dialect: DialectName, env: MigrationEnv): Promise<void>;
 }
 
 const noSecrets: MigrationEnv = {
@@ -44,4 +50,9 @@ export async function migrateToLatest(
 /** Column type of an auto-increment primary key on each backend. */
 export function autoIncrementType(dialect: DialectName): 'integer' | 'bigserial' {
   return dialect === 'sqlite' ? 'integer' : 'bigserial';
+}
+
+/** Column constraints of an auto-increment primary key on each backend (with `autoIncrementType`). */
+export function autoIncrementKey(dialect: DialectName): (c: ColumnDefinitionBuilder) => ColumnDefinitionBuilder {
+  return (c) => (dialect === 'sqlite' ? c.primaryKey().autoIncrement() : c.primaryKey());
 }

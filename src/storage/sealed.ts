@@ -1,8 +1,8 @@
 import { randomBytes } from 'node:crypto';
 import { linkSync, readFileSync, unlinkSync, writeFileSync } from 'node:fs';
-import type { Kysely } from 'kysely';
 import { generateSecretKey, parseSecretKeys, SecretBox, SecretKeyError, SecretOpenError } from '../lib/secret-box.ts';
 import { parseDatabaseUrl, type Database } from './database.ts';
+import type { UntypedDb } from './migrate.ts';
 
 // Where the secret key comes from, and the stored columns that hold sealed secrets (secret-box.ts).
 //
@@ -46,7 +46,7 @@ export function keyFilePath(sqlitePath: string): string {
 export function secretBoxLoader(
   databaseUrl: string,
   secretKey: string | undefined,
-  db: Kysely<any>,
+  db: UntypedDb,
   columns: SealedColumn[],
 ) {
   let loading: Promise<SecretBox> | undefined;
@@ -56,7 +56,7 @@ export function secretBoxLoader(
 async function loadSecretBox(
   databaseUrl: string,
   secretKey: string | undefined,
-  db: Kysely<any>,
+  db: UntypedDb,
   columns: SealedColumn[],
 ): Promise<SecretBox> {
   if (secretKey) return new SecretBox(parseSecretKeys(secretKey));
@@ -98,7 +98,7 @@ async function loadSecretBox(
   return read();
 }
 
-async function countSealed(db: Kysely<any>, columns: SealedColumn[]): Promise<number> {
+async function countSealed(db: UntypedDb, columns: SealedColumn[]): Promise<number> {
   let n = 0;
   for (const c of columns) {
     const rows = await db.selectFrom(c.table).select(['id', c.column]).where(c.column, 'is not', null).execute();
@@ -112,7 +112,7 @@ async function countSealed(db: Kysely<any>, columns: SealedColumn[]): Promise<nu
  * configured, and one value of each opens. Run at start, so a wrong TALLY_SECRET_KEY stops the
  * server with a clear message instead of failing deliveries and callbacks one by one.
  */
-export async function checkSecretKeys(db: Kysely<any>, box: SecretBox, columns: SealedColumn[]): Promise<void> {
+export async function checkSecretKeys(db: UntypedDb, box: SecretBox, columns: SealedColumn[]): Promise<void> {
   const sample = new Map<string, { sealed: string; context: string; where: string }>();
   const counts = new Map<string, number>();
   for (const c of columns) {
@@ -149,7 +149,7 @@ export async function checkSecretKeys(db: Kysely<any>, box: SecretBox, columns: 
  * someone else is left as it is (the update names the value it replaces); a later run takes it.
  */
 export async function resealBatch(
-  db: Kysely<any>,
+  db: UntypedDb,
   box: SecretBox,
   column: SealedColumn,
   afterId: string | undefined,
@@ -175,7 +175,7 @@ export async function resealBatch(
 
 /** `reseal` over every row of `column` in one go (migrations: inside their transaction). */
 export async function resealAll(
-  db: Kysely<any>,
+  db: UntypedDb,
   secrets: () => Promise<SecretBox>,
   column: SealedColumn,
 ): Promise<number> {
@@ -209,7 +209,7 @@ export async function rotateSecrets(
   columns: SealedColumn[],
   batchSize = 200,
 ): Promise<{ changed: Record<string, number>; remaining: number }> {
-  await checkSecretKeys(database.db as Kysely<any>, box, columns);
+  await checkSecretKeys(database.db as UntypedDb, box, columns);
   const changed: Record<string, number> = {};
   for (const column of columns) {
     const name = `${column.table}.${column.column}`;
@@ -217,7 +217,7 @@ export async function rotateSecrets(
     let after: string | undefined;
     do {
       const batch = await database.transaction((trx) =>
-        resealBatch(trx as unknown as Kysely<any>, box, column, after, batchSize),
+        resealBatch(trx as unknown as UntypedDb, box, column, after, batchSize),
       );
       changed[name] += batch.changed;
       after = batch.lastId;
@@ -225,7 +225,7 @@ export async function rotateSecrets(
   }
   let remaining = 0;
   for (const c of columns) {
-    const rows = await (database.db as Kysely<any>)
+    const rows = await (database.db as UntypedDb)
       .selectFrom(c.table)
       .select(['id', c.column])
       .where(c.column, 'is not', null)

@@ -2,14 +2,16 @@ import type { AppContext } from '../context.ts';
 import { invalid, notFound } from '../lib/errors.ts';
 import { newId } from '../lib/ids.ts';
 import { fromJson, toJson } from '../lib/json.ts';
-import type { Services } from '../services.ts';
-import { isUniqueViolation, type Executor } from '../storage/database.ts';
+import type { Executor } from '../storage/database.ts';
 import { hot, writeAtCommit } from '../storage/hot.ts';
+import { lostRaceOn } from '../storage/race.ts';
+import type { WorkflowServices } from './services.ts';
 import type { CustomerRow } from '../modules/customers/service.ts';
-import type { Accrual, OrderRow, Skip } from '../modules/earning/service.ts';
+import type { OrderInput } from '../modules/earning/schemas.ts';
+import type { EarnedSummary, OrderRow } from '../modules/earning/service.ts';
 import type { ActivityFacts, OrderItem } from '../modules/earning/evaluate.ts';
 import type { ProgramRow } from '../modules/loyalties/service.ts';
-import { MembershipRace, type MembershipRow } from '../modules/members/service.ts';
+import type { MembershipRow } from '../modules/members/service.ts';
 import type { CustomerRef } from '../modules/customers/schemas.ts';
 import { joinProgram, resolveCustomer } from './join-program.ts';
 
@@ -21,13 +23,6 @@ import { joinProgram, resolveCustomer } from './join-program.ts';
 //   4. evaluate the rules and accrue (or hold pending) the points per card;
 //   5. record the key with the answer (a concurrent duplicate that committed first makes this
 //      transaction roll back; its retry answers the first result).
-
-export interface EarnedSummary {
-  points: number;
-  pending_points: number;
-  accruals: Accrual[];
-  skipped: Skip[];
-}
 
 export interface IngestResult {
   activityId: string;
@@ -52,18 +47,21 @@ function isRow(c: ActivityInput['customer']): c is CustomerRow {
 
 /**
  * Finds the customer, creating it on first sight; details beyond source_id update it. Two requests
- * creating the same customer at once: the loser's transaction is retried (MembershipRace).
+ * creating the same customer at once: the loser's transaction is run again (LostRace).
  */
-export async function findOrCreateCustomer(trx: Executor, services: Services, ref: CustomerRef): Promise<CustomerRow> {
+export async function findOrCreateCustomer(
+  trx: Executor,
+  services: WorkflowServices,
+  ref: CustomerRef,
+): Promise<CustomerRow> {
   try {
     return await findOrCreate(trx, services, ref);
   } catch (err) {
-    if (isUniqueViolation(err)) throw new MembershipRace();
-    throw err;
+    lostRaceOn(err);
   }
 }
 
-async function findOrCreate(trx: Executor, services: Services, ref: CustomerRef): Promise<CustomerRow> {
+async function findOrCreate(trx: Executor, services: WorkflowServices, ref: CustomerRef): Promise<CustomerRow> {
   if (typeof ref === 'string') {
     const found = await services.customers.find(trx, ref);
     if (found) return found;
@@ -89,7 +87,7 @@ function sourceIdOnly(ref: Exclude<CustomerRef, string>): string | null {
 /** The activity's customer, with its cards when the lookup brought them along (the common case). */
 async function activityCustomer(
   trx: Executor,
-  services: Services,
+  services: WorkflowServices,
   ref: ActivityInput['customer'],
 ): Promise<{ customer: CustomerRow; cards?: MembershipRow[] }> {
   if (isRow(ref)) return { customer: ref };
@@ -101,10 +99,9 @@ async function activityCustomer(
 export async function ingestActivity(
   ctx: AppContext,
   trx: Executor,
-  services: Services,
+  services: WorkflowServices,
   input: ActivityInput,
 ): Promise<IngestResult> {
-  const dialect = ctx.database.dialect;
   const activityId = input.kind === 'order' ? input.order!.id : newId('cev');
   const key =
     input.kind === 'order'
@@ -213,9 +210,11 @@ export async function ingestActivity(
           });
         }
         const tierIds = await services.tiers.memberTierIds(trx, program.id, card.id);
+        // The tier mappings (earning never calls tiers): only when the member holds a tier.
+        const tiers = tierIds.length > 0 ? await services.tiers.programTiers(trx, program.id) : null;
         const { accruals, skipped } = await services.earning.accrue(
           trx,
-          { program, membership: card, definition, holder: customer },
+          { program, membership: card, definition, holder: customer, tiers },
           rulesByProgram.get(program.id) ?? [],
           { ...facts, tierIds },
           activityRef,
@@ -234,7 +233,7 @@ export async function ingestActivity(
     // The key is recorded with the answer, in the same transaction as the points (with its last
     // writes, just before the commit on PostgreSQL: writeAtCommit). The same activity ingested at once by
     // another transaction that committed first: the key is taken, this transaction rolls back with
-    // a unique violation and its retry (withRetries) answers the first one's result.
+    // a unique violation and its retry (retryOnLostRace) answers the first one's result.
     const processed = {
       key,
       id: activityId,
@@ -244,7 +243,7 @@ export async function ingestActivity(
       created_at: ctx.clock.nowIso(),
     };
     try {
-      await writeAtCommit(trx, dialect, [
+      await writeAtCommit(trx, [
         {
           key: 'activities.record',
           params: Object.values(processed),
@@ -252,8 +251,7 @@ export async function ingestActivity(
         },
       ]);
     } catch (err) {
-      if (isUniqueViolation(err)) throw new MembershipRace();
-      throw err;
+      lostRaceOn(err);
     }
   }
   return { activityId, duplicate: false, customer, earned };
@@ -274,23 +272,11 @@ function orderFacts(o: OrderRow): NonNullable<ActivityFacts['order']> {
 
 // ---- orders ----
 
-export interface OrderInput {
-  id?: string;
-  source_id?: string | null;
-  status?: 'CREATED' | 'PAID' | 'CANCELED' | 'FULFILLED';
-  amount?: number;
-  discount_amount?: number;
-  total_amount?: number;
-  items?: (OrderItem & Record<string, unknown>)[];
-  metadata?: Record<string, unknown> | null;
-  customer?: CustomerRef;
-}
-
 /** Creates or updates an order; when it becomes PAID, its `order.paid` activity is ingested (once per order). */
 export async function recordOrder(
   ctx: AppContext,
   trx: Executor,
-  services: Services,
+  services: WorkflowServices,
   input: OrderInput,
   existing?: OrderRow,
 ): Promise<{ order: OrderRow; ingest: IngestResult | null }> {
@@ -330,16 +316,7 @@ export async function recordOrder(
     updated_at: prior ? now : null,
     paid_at: prior?.paid_at ?? (becamePaid ? now : null),
   };
-  if (prior) await trx.updateTable('orders').set(row).where('id', '=', prior.id).execute();
-  else {
-    try {
-      await trx.insertInto('orders').values(row).execute();
-    } catch (err) {
-      // The same new order posted twice at once: retrying finds the first one.
-      if (isUniqueViolation(err)) throw new MembershipRace();
-      throw err;
-    }
-  }
+  await services.earning.saveOrder(trx, row, prior);
   let ingest: IngestResult | null = null;
   if (becamePaid && customer) {
     ingest = await ingestActivity(ctx, trx, services, {
@@ -352,24 +329,4 @@ export async function recordOrder(
     });
   }
   return { order: row, ingest };
-}
-
-export function presentOrder(o: OrderRow, earned?: EarnedSummary | null) {
-  return {
-    id: o.id,
-    source_id: o.source_id,
-    status: o.status,
-    amount: o.amount === null ? null : Number(o.amount),
-    discount_amount: o.discount_amount === null ? null : Number(o.discount_amount),
-    total_amount: o.total_amount === null ? null : Number(o.total_amount),
-    items: fromJson(o.items, []),
-    metadata: fromJson(o.metadata, {}),
-    customer: o.customer_id ? { id: o.customer_id, object: 'customer' as const } : null,
-    customer_id: o.customer_id,
-    created_at: o.created_at,
-    updated_at: o.updated_at,
-    paid_at: o.paid_at,
-    ...(earned ? { earned } : {}),
-    object: 'order' as const,
-  };
 }

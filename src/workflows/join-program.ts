@@ -1,6 +1,6 @@
 import { invalid } from '../lib/errors.ts';
 import type { Executor } from '../storage/database.ts';
-import type { Services } from '../services.ts';
+import type { WorkflowServices } from './services.ts';
 import type { CustomerRef } from '../modules/customers/schemas.ts';
 import type { CustomerRow } from '../modules/customers/service.ts';
 import { programVoucher, type ProgramRow } from '../modules/loyalties/service.ts';
@@ -9,7 +9,11 @@ import type { MembershipRow } from '../modules/members/service.ts';
 // Workflow "join a program": find or create the customer, issue the card (membership), give it
 // the program's initial points. All in the caller's transaction.
 
-export async function resolveCustomer(trx: Executor, services: Services, ref: CustomerRef): Promise<CustomerRow> {
+export async function resolveCustomer(
+  trx: Executor,
+  services: WorkflowServices,
+  ref: CustomerRef,
+): Promise<CustomerRow> {
   if (typeof ref === 'string') return services.customers.get(trx, ref);
   if (ref.id) {
     const row = await services.customers.get(trx, ref.id);
@@ -29,7 +33,7 @@ export async function resolveCustomer(trx: Executor, services: Services, ref: Cu
 
 export async function joinProgram(
   trx: Executor,
-  services: Services,
+  services: WorkflowServices,
   program: ProgramRow,
   customer: CustomerRow,
   opts: { code?: string; metadata?: Record<string, unknown> | null; source?: string; sourceEventId?: string } = {},

@@ -210,7 +210,8 @@ try {
   const withoutEvents = entries.filter((e) => !updatedFor.has(e.id) || !addedFor.has(e.id));
   log(`${failedOnce.size} deliveries answered 500 once (retried)`);
   log(
-    `${entries.length} ledger entries, ${events.length} events, ${delivered.size} delivered webhook-ids, ${receivedTotal} requests received`,
+    `${entries.length} ledger entries, ${events.length} events, ${delivered.size} delivered webhook-ids, ` +
+      `${receivedTotal} requests received`,
   );
   check(entries.length >= ok, `every answered addition is committed (${entries.length} >= ${ok})`);
   check(
@@ -219,7 +220,8 @@ try {
   );
   check(
     missing.length === 0,
-    `every event reached the receiver (${missing.length} missing${missing.length ? `: ${missing.slice(0, 5).join(', ')}` : ''})`,
+    'every event reached the receiver ' +
+      `(${missing.length} missing${missing.length ? `: ${missing.slice(0, 5).join(', ')}` : ''})`,
   );
   check(badSignatures === 0, `every delivery verified with standardwebhooks (${badSignatures} bad)`);
   try {

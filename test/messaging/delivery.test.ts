@@ -375,7 +375,9 @@ describe('messaging delivery: dedup, retries, reports, opt-out, broadcasts, repo
     await outbound().tick();
   });
 
-  it('prepares a large broadcast in chunks: 202 preparing, then the worker, each chunk written once, spacing kept', async () => {
+  const chunkedBroadcast =
+    'prepares a large broadcast in chunks: 202 preparing, then the worker, each chunk written once, spacing kept';
+  it(chunkedBroadcast, async () => {
     const program = (await t.api('POST', '/v1/loyalties', { name: 'Chunked program' })).body;
     const phones = Array.from({ length: 7 }, (_, i) => `+38591600000${i}`);
     for (const [i, phone] of phones.entries()) await addMember(t, program.id, { phone, points: 10, name: `C${i}` });
@@ -512,7 +514,9 @@ describe('messaging delivery: dedup, retries, reports, opt-out, broadcasts, repo
     }
   });
 
-  it('reports sent, delivered, failed, inbound, keyword matches, interaction rate and 7-day redemptions per day', async () => {
+  const flowReport =
+    'reports sent, delivered, failed, inbound, keyword matches, interaction rate and 7-day redemptions per day';
+  it(flowReport, async () => {
     const program = (await t.api('POST', '/v1/loyalties', { name: 'Report program' })).body;
     const phones = ['+385914000001', '+385914000002', '+385914000003'];
     const cards = [];

@@ -81,7 +81,10 @@ describe('flows: CRUD, versions, matching, sessions', () => {
     assert.equal((await t.api('POST', '/v1/flows', pointsFlow('camp_nope'))).status, 404);
   });
 
-  it('matches aliases case- and accent-insensitively, first_word vs only_word, and answers unknown text with the catch-all', async () => {
+  const keywordMatching =
+    'matches aliases case- and accent-insensitively, first_word vs only_word, ' +
+    'and answers unknown text with the catch-all';
+  it(keywordMatching, async () => {
     const phone = '+385911000003';
     const { program, member } = await seedMember(t, { phone, points: 120 });
     const ch = await createChannel(t, { provider: 'simulator', sender: '+10000000003' });
@@ -187,7 +190,9 @@ describe('flows: CRUD, versions, matching, sessions', () => {
     assert.deepEqual(versions, [1, 1, 2, 2]);
   });
 
-  it('finds the member by a card code in the message when the flow asks; unknown senders get the configured answer', async () => {
+  const cardCodeLookup =
+    'finds the member by a card code in the message when the flow asks; unknown senders get the configured answer';
+  it(cardCodeLookup, async () => {
     const { program, member } = await seedMember(t, { phone: '+385911000007', points: 77 });
     const ch = await createChannel(t, {
       provider: 'simulator',

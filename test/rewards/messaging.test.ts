@@ -45,8 +45,7 @@ describe('rewards in messages', () => {
     const db = t.server.ctx.database.db;
     const vars = await services.messaging.context.build({
       db,
-      dialect: t.server.ctx.database.dialect,
-      services,
+      services: { ...services, joinProgram: t.server.workflows.joinProgram },
       program: await services.programs.get(db, program.id),
       customer: null,
       membership: await services.members.get(db, member.code ?? member.id),

@@ -110,7 +110,9 @@ describe('Idempotency-Key across a SIGKILL (a real server process)', () => {
     await drop();
   });
 
-  it('member joins killed mid-burst: every key replays its card or applies now, never "in progress", never two cards', async () => {
+  const joinsKilled =
+    'member joins killed mid-burst: every key replays its card or applies now, never "in progress", never two cards';
+  it(joinsKilled, async () => {
     child = await startServer();
     const program = await api('POST', '/v1/loyalties', { name: 'Crash joins', join_once: true });
     assert.equal(program.status, 200);
@@ -216,7 +218,8 @@ describe('Idempotency-Key: two concurrent requests with one key, different bodie
         done.length === 1 && ((done[0] === 'a' && ok(ra) && lost(rb)) || (done[0] === 'b' && ok(rb) && lost(ra)));
       if (!fine)
         broken.push(
-          `round ${round}: applied [${done}], answers ${ra.status} ${ra.body?.key ?? ''} / ${rb.status} ${rb.body?.key ?? ''}`,
+          `round ${round}: applied [${done}], answers ${ra.status} ${ra.body?.key ?? ''} / ${rb.status} ` +
+            `${rb.body?.key ?? ''}`,
         );
     }
     return broken;
@@ -335,7 +338,10 @@ describe("Idempotency-Key: a refusal is the key's outcome", () => {
     assert.equal(retry.headers.get('idempotent-replayed'), 'true');
   });
 
-  it('a refused debit: its event once, the same 422 to a retry; a concurrent credit with the key never applies beside the refusal', async () => {
+  const refusedDebit =
+    'a refused debit: its event once, the same 422 to a retry; ' +
+    'a concurrent credit with the key never applies beside the refusal';
+  it(refusedDebit, async () => {
     const program = await createProgram(t);
     const refusalEvents = async () =>
       Number(
@@ -377,7 +383,8 @@ describe("Idempotency-Key: a refusal is the key's outcome", () => {
         balance === 7 ? credit.status === 200 && lostKey(debit) : balance === 0 && refusedOwn && lostKey(credit);
       if (!fine)
         broken.push(
-          `round ${round}: balance ${balance}, debit ${debit.status} ${debit.body.key ?? ''}, credit ${credit.status} ${credit.body.key ?? ''}`,
+          `round ${round}: balance ${balance}, debit ${debit.status} ${debit.body.key ?? ''}, credit ` +
+            `${credit.status} ${credit.body.key ?? ''}`,
         );
     }
     assert.deepEqual(broken, []);
@@ -415,7 +422,8 @@ describe("Idempotency-Key: a refusal is the key's outcome", () => {
         : again.status === 409 && again.body.key === 'already_joined' && lostKey(fresh);
       if (!fine)
         broken.push(
-          `round ${round}: joined ${joined}, again ${again.status} ${again.body.key}, fresh ${fresh.status} ${fresh.body.key ?? ''}`,
+          `round ${round}: joined ${joined}, again ${again.status} ${again.body.key}, fresh ${fresh.status} ` +
+            `${fresh.body.key ?? ''}`,
         );
     }
     assert.deepEqual(broken, []);

@@ -279,7 +279,9 @@ describe('secrets at rest', () => {
     }
   });
 
-  it('rotation: `tally secrets rotate` re-encrypts every secret under the new key; then the old key can go', async () => {
+  const rotation =
+    'rotation: `tally secrets rotate` re-encrypts every secret under the new key; then the old key can go';
+  it(rotation, async () => {
     const oldKey = currentKey(t);
     const newKey = randomBytes(32).toString('base64');
     const oldId = new SecretBox(parseSecretKeys(oldKey)).currentKeyId;

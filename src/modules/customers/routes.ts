@@ -89,11 +89,7 @@ export function customerRoutes(fastify: FastifyInstance, ctx: AppContext, servic
       runIdempotentWrite(ctx, req, reply, 204, async (trx) => {
         const row = await svc.get(trx, req.params.customerId);
         for (const m of await services.members.ofCustomer(trx, row.id)) {
-          const program = await trx
-            .selectFrom('programs')
-            .selectAll()
-            .where('id', '=', m.program_id)
-            .executeTakeFirstOrThrow();
+          const program = (await services.programs.findAny(trx, m.program_id))!;
           await services.members.revoke(trx, m, program);
         }
         await svc.delete(trx, row);

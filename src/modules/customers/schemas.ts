@@ -1,4 +1,4 @@
-import { AnyObject, Answer, IdParam, ListQuery, Nullable, type Static, StringEnum, Type } from '../../http/schema.ts';
+import { AnyObject, Answer, IdParam, Nullable, PagedQuery, type Static, StringEnum, Type } from '../../http/schema.ts';
 
 const Address = Nullable(
   Type.Object({
@@ -24,8 +24,7 @@ export const CustomerBody = Type.Object({
 });
 export type CustomerInput = Static<typeof CustomerBody>;
 
-export const CustomerListQuery = Type.Object({
-  ...ListQuery,
+export const CustomerListQuery = PagedQuery({
   email: Type.Optional(Type.String()),
   phone: Type.Optional(Type.String({ description: 'Find customers by phone (any format; compared in E.164)' })),
   name: Type.Optional(Type.String()),

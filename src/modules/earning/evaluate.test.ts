@@ -37,7 +37,8 @@ describe('time windows in the program time zone', () => {
     const late = { validity_hours: { daily: [{ start_time: '22:00', expiration_time: '02:00', days_of_week: [5] }] } };
     assert.equal(windowOpen(late, at('2026-11-20T23:00:00Z'), 'UTC'), true); // Friday 23:00
     assert.equal(windowOpen(late, at('2026-11-21T01:00:00Z'), 'UTC'), true); // Saturday 01:00, Friday's window
-    assert.equal(windowOpen(late, at('2026-11-22T01:00:00Z'), 'UTC'), false); // Sunday 01:00, Saturday's window: not listed
+    // Sunday 01:00, Saturday's window: not listed.
+    assert.equal(windowOpen(late, at('2026-11-22T01:00:00Z'), 'UTC'), false);
   });
 
   it('repeats a validity_timeframe on calendar days across DST', () => {

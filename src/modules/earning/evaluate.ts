@@ -243,13 +243,17 @@ const OPS = new Set<ConditionOp>([
   '$less_than_or_equal',
   '$exists',
 ]);
-const PATH =
-  /^(loyalty_tier|customer\.metadata\.[^.].*|customer\.source_id|event\.metadata\..+|metadata\..+|order\.(amount|total_amount|discount_amount|items_quantity|status|metadata\..+))$/;
+const ORDER_PATH = 'order\\.(amount|total_amount|discount_amount|items_quantity|status|metadata\\..+)';
+const OTHER_PATHS = 'customer\\.source_id|event\\.metadata\\..+|metadata\\..+';
+const PATH = new RegExp(`^(loyalty_tier|customer\\.metadata\\.[^.].*|${OTHER_PATHS}|${ORDER_PATH})$`);
 
 export function validateConditions(c: Conditions): string | null {
   for (const [path, ops] of Object.entries(c)) {
     if (!PATH.test(path))
-      return `conditions: unknown path "${path}" (use customer.metadata.*, event.metadata.*, order.metadata.*, order.amount, order.total_amount, order.items_quantity, loyalty_tier)`;
+      return (
+        `conditions: unknown path "${path}" (use customer.metadata.*, event.metadata.*, order.metadata.*, ` +
+        'order.amount, order.total_amount, order.items_quantity, loyalty_tier)'
+      );
     if (!ops || typeof ops !== 'object' || Object.keys(ops).length === 0)
       return `conditions.${path} must be an object of operators`;
     for (const [op, v] of Object.entries(ops)) {

@@ -1,8 +1,9 @@
 import type { Kysely } from 'kysely';
 import type { TallyMigration } from '../../storage/migrate.ts';
 
-// Program rules (range 0300-0399): earning rules, ingested activity, orders, caps, pending points,
-// tier groups, tiers and member tiers.
+// Program rules (range 0300-0399): earning rules, ingested activity, orders, caps, pending points.
+// Until the tiers module owned its tables this migration also created them; databases that ran it
+// then keep them, and 0301_tiers_core (tiers/migrations.ts) creates them only where they are missing.
 export const rulesMigration: TallyMigration = {
   name: '0300_rules_core',
   async up(db: Kysely<any>) {
@@ -83,70 +84,6 @@ export const rulesMigration: TallyMigration = {
       .createIndex('pending_points_program')
       .on('pending_points')
       .columns(['program_id', 'created_at', 'id'])
-      .execute();
-
-    await db.schema
-      .createTable('tier_groups')
-      .addColumn('id', 'text', (c) => c.primaryKey())
-      .addColumn('program_id', 'text', (c) => c.notNull().references('programs.id'))
-      .addColumn('name', 'text', (c) => c.notNull())
-      .addColumn('is_default', 'integer', (c) => c.notNull())
-      .addColumn('balance_definition_id', 'text')
-      .addColumn('qualification', 'text')
-      .addColumn('metadata', 'text')
-      .addColumn('created_at', 'text', (c) => c.notNull())
-      .addColumn('updated_at', 'text')
-      .addUniqueConstraint('tier_groups_program_name', ['program_id', 'name'])
-      .execute();
-
-    await db.schema
-      .createTable('tiers')
-      .addColumn('id', 'text', (c) => c.primaryKey())
-      .addColumn('program_id', 'text', (c) => c.notNull())
-      .addColumn('tier_group_id', 'text', (c) => c.notNull().references('tier_groups.id'))
-      .addColumn('name', 'text', (c) => c.notNull())
-      .addColumn('points_from', 'bigint', (c) => c.notNull())
-      .addColumn('points_to', 'bigint')
-      .addColumn('earning_rules', 'text')
-      .addColumn('rewards', 'text')
-      .addColumn('metadata', 'text')
-      .addColumn('created_at', 'text', (c) => c.notNull())
-      .addColumn('updated_at', 'text')
-      .execute();
-    await db.schema
-      .createIndex('tiers_program')
-      .on('tiers')
-      .columns(['program_id', 'tier_group_id', 'points_from'])
-      .execute();
-
-    await db.schema
-      .createTable('member_tiers')
-      .addColumn('membership_id', 'text', (c) => c.notNull())
-      .addColumn('tier_group_id', 'text', (c) => c.notNull())
-      .addColumn('program_id', 'text', (c) => c.notNull())
-      .addColumn('tier_id', 'text')
-      .addColumn('attributed_at', 'text', (c) => c.notNull())
-      .addColumn('expires_at', 'text')
-      .addColumn('updated_at', 'text', (c) => c.notNull())
-      .addPrimaryKeyConstraint('member_tiers_pk', ['membership_id', 'tier_group_id'])
-      .execute();
-
-    await db.schema
-      .createTable('tier_associations')
-      .addColumn('id', 'text', (c) => c.primaryKey())
-      .addColumn('membership_id', 'text', (c) => c.notNull())
-      .addColumn('tier_group_id', 'text', (c) => c.notNull())
-      .addColumn('program_id', 'text', (c) => c.notNull())
-      .addColumn('from_tier_id', 'text')
-      .addColumn('tier_id', 'text')
-      .addColumn('upgraded', 'integer', (c) => c.notNull())
-      .addColumn('attributed_at', 'text', (c) => c.notNull())
-      .addColumn('source_event_id', 'text')
-      .execute();
-    await db.schema
-      .createIndex('tier_associations_member')
-      .on('tier_associations')
-      .columns(['membership_id', 'attributed_at'])
       .execute();
   },
 };

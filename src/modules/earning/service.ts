@@ -4,15 +4,15 @@ import type { AppContext } from '../../context.ts';
 import { invalid, notFound } from '../../lib/errors.ts';
 import { newId } from '../../lib/ids.ts';
 import { fromJson } from '../../lib/json.ts';
-import type { Services } from '../../services.ts';
 import type { Executor } from '../../storage/database.ts';
 import { hot } from '../../storage/hot.ts';
-import type { ChangeResult } from '../ledger/service.ts';
+import { lostRaceOn } from '../../storage/race.ts';
+import type { ChangeResult, LedgerService } from '../ledger/service.ts';
 import { validateExpirationRules, type ExpirationRules } from '../loyalties/expiration.ts';
-import type { BalanceDefinitionRow, ProgramRow } from '../loyalties/service.ts';
-import type { BalanceRow, MembershipRow } from '../members/service.ts';
+import type { BalanceDefinitionRow, ProgramRow, ProgramService } from '../loyalties/service.ts';
+import type { BalanceRow, MemberService, MembershipRow } from '../members/service.ts';
 import type { CustomerRow } from '../customers/service.ts';
-import { tierRef } from '../tiers/service.ts';
+import { tierRef, type ProgramTiers } from '../tiers/service.ts';
 import {
   basePoints,
   compileConditions,
@@ -85,6 +85,11 @@ export interface AccrualCard {
   definition: BalanceDefinitionRow;
   /** The card holder (carried by the ledger's card events). */
   holder: CustomerRow;
+  /**
+   * The program's tiers when the holder is in one (`facts.tierIds` not empty): their earning rule
+   * mappings. The caller reads them from the tiers module; earning never calls it.
+   */
+  tiers?: ProgramTiers | null;
 }
 
 interface Credit {
@@ -157,26 +162,34 @@ function bad(message: string, field: string) {
 
 const NO_RULES: RulesByProgram = new Map();
 
+/** The services earning calls: the ledger for points, programs and cards for pending points. */
+export interface EarningDeps {
+  ledger: LedgerService;
+  programs: ProgramService;
+  members: MemberService;
+}
+
+/** A row that must exist (its owner keeps it while pending points refer to it). */
+function must<T>(row: T | undefined, what: string, id: string): T {
+  if (!row) throw new Error(`pending points refer to a missing ${what} ${id}`);
+  return row;
+}
+
 export class EarningService {
   private cache: { byEvent: Map<string, Map<string, CompiledRule[]>>; loadedAt: number } | null = null;
-  private services?: Services;
   /** Bumped by every invalidation: a load that started before one is not kept. */
   private cacheVersion = 0;
-  constructor(private ctx: AppContext) {
+  constructor(
+    private ctx: AppContext,
+    private deps: EarningDeps,
+  ) {
     ctx.caches.on('earning-rules', () => this.dropCache());
   }
 
-  attach(services: Services): void {
-    if (this.services) return;
-    this.services = services;
+  registerJobs(): void {
     this.ctx.scheduler.register('earning.activate_pending', async (job, trx) => {
       await this.activatePending(trx, String(job.payload.pending_points_id), { manual: false });
     });
-  }
-
-  private get svc(): Services {
-    if (!this.services) throw new Error('EarningService used before attach()');
-    return this.services;
   }
 
   private dropCache(): void {
@@ -282,6 +295,17 @@ export class EarningService {
     return row;
   }
 
+  /** The rules with these ids (of one program when `programId` is given); unknown ids are left out. */
+  async byIds(db: Executor, ids: readonly string[], programId?: string): Promise<EarningRuleRow[]> {
+    if (ids.length === 0) return [];
+    let q = db
+      .selectFrom('earning_rules')
+      .selectAll()
+      .where('id', 'in', [...ids]);
+    if (programId) q = q.where('program_id', '=', programId);
+    return q.execute();
+  }
+
   async list(db: Executor, program: ProgramRow, q: { limit: number; page: number; order?: string }) {
     const base = db.selectFrom('earning_rules').where('program_id', '=', program.id);
     const total = await base.select((eb) => eb.fn.countAll<number>().as('n')).executeTakeFirstOrThrow();
@@ -347,7 +371,7 @@ export class EarningService {
     const skipped: Skip[] = [];
     const at = this.ctx.clock.now();
     const zone = program.timezone;
-    const pt = facts.tierIds.length ? await this.svc.tiers.programTiers(trx, program.id) : null;
+    const pt = facts.tierIds.length ? (card.tiers ?? null) : null;
     const holderTier = pt
       ? (pt.tierById.get(facts.tierIds.find((id) => pt.tierById.get(id)?.group.is_default === 1) ?? facts.tierIds[0])
           ?.tier ?? null)
@@ -382,7 +406,8 @@ export class EarningService {
       steps.push(
         calc.type === 'FIXED'
           ? `${calc.points} fixed points`
-          : `${calc.points_per_every} points for every ${calc.every} of ${calc.calculation_type}${calc.property ? ` (${calc.property})` : ''} = ${calc.value} → ${calc.points}`,
+          : `${calc.points_per_every} points for every ${calc.every} of ${calc.calculation_type}` +
+              `${calc.property ? ` (${calc.property})` : ''} = ${calc.value} → ${calc.points}`,
       );
       let points = calc.points;
       const multipliers: Record<string, unknown>[] = [];
@@ -420,7 +445,7 @@ export class EarningService {
       }
       if (!balanceLocked && this.ctx.database.forUpdate && (def.limits?.length || def.pending_points)) {
         // Serialises this card's caps and pending counters across concurrent requests (PostgreSQL).
-        lockedBalance = (await this.svc.ledger.lockBalance(trx, { program, membership, definition })).row;
+        lockedBalance = (await this.deps.ledger.lockBalance(trx, { program, membership, definition })).row;
         balanceLocked = true;
       }
       let capped: Record<string, unknown> | null = null;
@@ -550,7 +575,7 @@ export class EarningService {
                 .map((c) => `${c.rule.def.source?.banner ?? c.rule.row.id}: ${c.explanation}`)
                 .join('; '),
             };
-      const result = await this.svc.ledger.applyChange(trx, {
+      const result = await this.deps.ledger.applyChange(trx, {
         program,
         membership,
         definition,
@@ -597,7 +622,7 @@ export class EarningService {
     details: Record<string, unknown>,
   ): Promise<PendingPointsRow> {
     const now = this.ctx.clock.nowIso();
-    await this.svc.ledger.lockBalance(trx, { program, membership, definition });
+    await this.deps.ledger.lockBalance(trx, { program, membership, definition });
     const row: PendingPointsRow = {
       id: newId('pp'),
       program_id: program.id,
@@ -625,12 +650,7 @@ export class EarningService {
   }
 
   private async bumpPending(trx: Executor, membershipId: string, definitionId: string, delta: number) {
-    await trx
-      .updateTable('balances')
-      .set({ pending_points: sql`pending_points + ${delta}`, updated_at: this.ctx.clock.nowIso() })
-      .where('membership_id', '=', membershipId)
-      .where('balance_definition_id', '=', definitionId)
-      .execute();
+    await this.deps.ledger.addPendingPoints(trx, membershipId, definitionId, delta);
   }
 
   async getPending(db: Executor, membership: MembershipRow, id: string): Promise<PendingPointsRow> {
@@ -666,23 +686,12 @@ export class EarningService {
       if (opts.manual) throw this.notPending(row);
       return null;
     }
-    const membership = await trx
-      .selectFrom('memberships')
-      .selectAll()
-      .where('id', '=', row.membership_id)
-      .executeTakeFirstOrThrow();
-    const program = await trx
-      .selectFrom('programs')
-      .selectAll()
-      .where('id', '=', row.program_id)
-      .executeTakeFirstOrThrow();
-    const definition = await trx
-      .selectFrom('balance_definitions')
-      .selectAll()
-      .where('id', '=', row.balance_definition_id)
-      .executeTakeFirstOrThrow();
+    // The card, its program (even if deleted since) and the definition outlive pending points.
+    const membership = must(await this.deps.members.find(trx, row.membership_id), 'card', row.membership_id);
+    const program = must(await this.deps.programs.findAny(trx, row.program_id), 'program', row.program_id);
+    const definition = await this.deps.programs.definition(trx, program.id, row.balance_definition_id);
     const now = this.ctx.clock.nowIso();
-    await this.svc.ledger.lockBalance(trx, { program, membership, definition });
+    await this.deps.ledger.lockBalance(trx, { program, membership, definition });
     await this.bumpPending(trx, membership.id, definition.id, -Number(row.points));
     if (membership.status !== 'ACTIVE' && !opts.manual) {
       // The card was revoked while the points were pending: they lapse.
@@ -708,7 +717,7 @@ export class EarningService {
       : undefined;
     const def = rule ? fromJson<RuleDefinition>(rule.definition, {} as RuleDefinition) : null;
     const details = fromJson<Record<string, unknown>>(row.details, {});
-    return this.svc.ledger.applyChange(trx, {
+    return this.deps.ledger.applyChange(trx, {
       program,
       membership,
       definition,
@@ -759,15 +768,10 @@ export class EarningService {
       .where('id', '=', id)
       .execute();
     await this.bumpPending(trx, row.membership_id, row.balance_definition_id, delta);
-    const bal = await trx
-      .selectFrom('balances')
-      .select('pending_points')
-      .where('membership_id', '=', row.membership_id)
-      .where('balance_definition_id', '=', row.balance_definition_id)
-      .executeTakeFirst();
+    const total = await this.deps.ledger.pendingPoints(trx, row.membership_id, row.balance_definition_id);
     return {
       points: delta,
-      total: Number(bal?.pending_points ?? 0),
+      total,
       object: 'balance' as const,
       related_object: { type: 'voucher' as const, id: row.membership_id },
       operation_type: 'MANUAL' as const,
@@ -826,4 +830,46 @@ export class EarningService {
       .where((eb) => eb.or([eb('id', '=', idOrSource), eb('source_id', '=', idOrSource)]))
       .executeTakeFirst();
   }
+
+  /** Rewrites `prior` with `row`, or inserts a new order (the same new order posted twice at once: LostRace). */
+  async saveOrder(db: Executor, row: OrderRow, prior?: OrderRow): Promise<void> {
+    if (prior) {
+      await db.updateTable('orders').set(row).where('id', '=', prior.id).execute();
+      return;
+    }
+    try {
+      await db.insertInto('orders').values(row).execute();
+    } catch (err) {
+      // Running again finds the first one.
+      lostRaceOn(err);
+    }
+  }
+}
+
+/** What an activity earned: the answer of its ingestion, stored with its key. */
+export interface EarnedSummary {
+  points: number;
+  pending_points: number;
+  accruals: Accrual[];
+  skipped: Skip[];
+}
+
+export function presentOrder(o: OrderRow, earned?: EarnedSummary | null) {
+  return {
+    id: o.id,
+    source_id: o.source_id,
+    status: o.status,
+    amount: o.amount === null ? null : Number(o.amount),
+    discount_amount: o.discount_amount === null ? null : Number(o.discount_amount),
+    total_amount: o.total_amount === null ? null : Number(o.total_amount),
+    items: fromJson(o.items, []),
+    metadata: fromJson(o.metadata, {}),
+    customer: o.customer_id ? { id: o.customer_id, object: 'customer' as const } : null,
+    customer_id: o.customer_id,
+    created_at: o.created_at,
+    updated_at: o.updated_at,
+    paid_at: o.paid_at,
+    ...(earned ? { earned } : {}),
+    object: 'order' as const,
+  };
 }

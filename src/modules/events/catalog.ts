@@ -150,6 +150,12 @@ interface Node {
   properties: Record<string, Node | JsonSchema>;
 }
 
+/** A node of a schema being walked down by path. */
+interface SchemaWalk {
+  type?: unknown;
+  properties?: Record<string, SchemaWalk>;
+}
+
 /** JSON Schema of a documented attribute table: nested objects, every attribute required. */
 export function schemaFromAttributes(eventType: string, attributes: ReferenceAttribute[]): JsonSchema {
   const root: Node = { type: 'object', additionalProperties: false, required: [], properties: {} };
@@ -171,7 +177,7 @@ export function schemaFromAttributes(eventType: string, attributes: ReferenceAtt
   }
   // A nullable object (e.g. tier_association_updated.from_tier): null, or the object with all its attributes.
   for (const path of nullable) {
-    let node: any = root;
+    let node: SchemaWalk | undefined = root;
     for (const key of path.split('.')) node = node?.properties?.[key];
     if (node && node.type === 'object' && node.properties) node.type = ['object', 'null'];
   }
@@ -396,7 +402,11 @@ function withExtras(type: string, schema: JsonSchema): JsonSchema {
 
 /** The seed-001 example turned into an expiry: negative points, a POINTS_EXPIRATION transaction. */
 function expiredExample(added: Record<string, unknown>): Record<string, unknown> {
-  const ex = structuredClone(added) as any;
+  const ex = structuredClone(added) as Record<string, unknown> & {
+    balance: Record<string, unknown>;
+    voucher: Record<string, unknown>;
+    transaction: Record<string, unknown>;
+  };
   ex.balance = { ...ex.balance, points: -40, total: 2601, balance: 2601 };
   ex.voucher.loyalty_card = { points: 2601, balance: 2601 };
   ex.transaction = {

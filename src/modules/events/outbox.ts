@@ -1,7 +1,7 @@
 import type { Clock } from '../../lib/clock.ts';
 import { newId } from '../../lib/ids.ts';
 import type { Metrics } from '../../http/metrics.ts';
-import type { DialectName, Executor } from '../../storage/database.ts';
+import type { Executor } from '../../storage/database.ts';
 import { hot } from '../../storage/hot.ts';
 
 // The transactional outbox: an event is a row written by the same transaction as the change that
@@ -34,7 +34,6 @@ export class Outbox {
   constructor(
     private clock: Clock,
     private metrics: Metrics,
-    _dialect: DialectName = 'sqlite',
   ) {}
 
   /** Writes events in the caller's transaction; returns their ids in order. */

@@ -4,7 +4,6 @@ import type { AppContext } from '../../context.ts';
 import { notFound } from '../../lib/errors.ts';
 import type { Executor } from '../../storage/database.ts';
 import type { OutboxEventsTable } from '../../storage/schema.ts';
-import { alreadyRead } from '../webhooks/outbox-progress.ts';
 
 // Reading the outbox as the event log (GET /v1/events) and keeping it to its retention.
 
@@ -83,7 +82,7 @@ export class EventService {
     const res = await trx
       .deleteFrom('outbox_events')
       .where('created_at', '<', cutoff)
-      .where(alreadyRead(this.ctx.database.dialect))
+      .where(this.ctx.database.outboxProgress.alreadyRead())
       .executeTakeFirst();
     return Number(res.numDeletedRows ?? 0);
   }

@@ -1,3 +1,4 @@
+import { sql } from 'kysely';
 import { pageBySeq } from '../../storage/paging.ts';
 import type { Selectable } from 'kysely';
 import type { AppContext } from '../../context.ts';
@@ -140,7 +141,10 @@ export interface BalanceChange {
   expiration_date?: string | null;
   /** Rules that override the definition's (an earning rule's own expiration_rules). */
   expiration_rules?: ExpirationRules | null;
-  /** Id of what caused the change, carried by events as `source_event_id`. Defaults to source_id, then the transaction id. */
+  /**
+   * Id of what caused the change, carried by events as `source_event_id`. Defaults to source_id,
+   * then the transaction id.
+   */
   source_event_id?: string | null;
   /** Debits by default lower the card's lifetime `points` too; redemptions do not (they only spend). */
   spend_only?: boolean;
@@ -237,19 +241,22 @@ export function presentLot(l: PointLotRow, campaignId: string) {
 export type BalanceChangeListener = (trx: Executor, change: BalanceChange, result: ChangeResult) => Promise<void>;
 
 export class LedgerService {
-  private listeners: BalanceChangeListener[] = [];
-  constructor(private ctx: AppContext) {}
-
-  onChange(listener: BalanceChangeListener): void {
-    this.listeners.push(listener);
-  }
+  /**
+   * `onBalanceChange`: called in the transaction of every balance change, after its writes (the
+   * tiers module moves members up there). Passed at construction: the ledger never learns of
+   * listeners later.
+   */
+  constructor(
+    private ctx: AppContext,
+    private onBalanceChange?: BalanceChangeListener,
+  ) {}
 
   /** Locks and returns the balance row, creating it (empty) on first use. */
   async lockBalance(
     trx: Executor,
     change: Pick<BalanceChange, 'membership' | 'definition' | 'program'>,
   ): Promise<{ row: BalanceRow; created: boolean }> {
-    const { dialect, forUpdate } = this.ctx.database;
+    const { forUpdate } = this.ctx.database;
     const select = async () => {
       const rows = await hot(trx, 'ledger.lockBalance', [change.membership.id, change.definition.id], () => {
         const q = trx
@@ -349,7 +356,8 @@ export class LedgerService {
       throw new BalanceLimitError(
         overMax ? 'Balance limit exceeded' : 'Insufficient balance',
         overMax
-          ? `Adding ${points} to balance ${before} would exceed the maximum ${max ?? Number.MAX_SAFE_INTEGER} of "${definition.name}"`
+          ? `Adding ${points} to balance ${before} would exceed the maximum ` +
+              `${max ?? Number.MAX_SAFE_INTEGER} of "${definition.name}"`
           : `Removing ${-points} from balance ${before} would go below the minimum ${min} of "${definition.name}"`,
         {
           type: 'balance_transaction_unauthorized',
@@ -401,7 +409,6 @@ export class LedgerService {
       related_transaction_id: change.related_transaction_id ?? null,
       created_at: now,
     };
-    const dialect = this.ctx.database.dialect;
     const lot: PointLotRow | undefined = isCredit
       ? {
           id: newId('lot'),
@@ -449,12 +456,13 @@ export class LedgerService {
           .where('membership_id', '=', membership.id)
           .where('balance_definition_id', '=', definition.id),
     };
-    if (lot && dialect === 'postgres') {
-      // PostgreSQL: entry, lot, balance and events are kept by the client and sent together, as one
-      // statement of data-modifying CTEs, just before the transaction's COMMIT, or before a later
-      // query of this transaction (a listener's read) (writeAtCommit).
+    if (lot) {
+      // A credit's writes depend on nothing read after them: entry, lot, balance and events go as
+      // the transaction's last writes (writeAtCommit: on PostgreSQL kept by the client and sent
+      // together, one statement of data-modifying CTEs, just before the COMMIT or before a later
+      // query of this transaction, a listener's read; on SQLite run at once, in this order).
       const rows = this.ctx.outbox.rowsFor(events);
-      await writeAtCommit(trx, dialect, [
+      await writeAtCommit(trx, [
         insertEntry,
         { key: 'ledger.insertLot', params: Object.values(lot), build: () => trx.insertInto('point_lots').values(lot) },
         updateBalance,
@@ -471,8 +479,7 @@ export class LedgerService {
       this.ctx.outbox.written(trx, events);
     } else {
       await hot(trx, 'ledger.insertEntry', insertEntry.params, insertEntry.build);
-      if (lot) await hot(trx, 'ledger.insertLot', Object.values(lot), () => trx.insertInto('point_lots').values(lot));
-      else await this.consumeLots(trx, membership.id, definition.id, -points, change.consume_lot_id);
+      await this.consumeLots(trx, membership.id, definition.id, -points, change.consume_lot_id);
       await hot(trx, 'ledger.updateBalance', updateBalance.params, updateBalance.build);
       await this.ctx.outbox.emit(trx, events);
     }
@@ -486,7 +493,7 @@ export class LedgerService {
     }
     this.ctx.metrics.ledgerWrites.inc({ type: change.type });
     const result: ChangeResult = { entry, balance, before, created, answer, lot, events };
-    for (const listener of this.listeners) await listener(trx, change, result);
+    if (this.onBalanceChange) await this.onBalanceChange(trx, change, result);
     return result;
   }
 
@@ -768,6 +775,69 @@ export class LedgerService {
 
   async balancesOf(db: Executor, membershipId: string) {
     return db.selectFrom('balances').selectAll().where('membership_id', '=', membershipId).execute();
+  }
+
+  /** The card's balance in one balance definition; null when the card has no balance row for it. */
+  async balanceValue(db: Executor, membershipId: string, definitionId: string): Promise<number | null> {
+    const row = await db
+      .selectFrom('balances')
+      .select('balance')
+      .where('membership_id', '=', membershipId)
+      .where('balance_definition_id', '=', definitionId)
+      .executeTakeFirst();
+    return row ? Number(row.balance) : null;
+  }
+
+  /** Adds `delta` to the card's pending points counter (earning's pending points; the row is locked). */
+  async addPendingPoints(trx: Executor, membershipId: string, definitionId: string, delta: number): Promise<void> {
+    await trx
+      .updateTable('balances')
+      .set({ pending_points: sql`pending_points + ${delta}`, updated_at: this.ctx.clock.nowIso() })
+      .where('membership_id', '=', membershipId)
+      .where('balance_definition_id', '=', definitionId)
+      .execute();
+  }
+
+  /** The card's pending points in one balance definition (0 without a balance row). */
+  async pendingPoints(db: Executor, membershipId: string, definitionId: string): Promise<number> {
+    const row = await db
+      .selectFrom('balances')
+      .select('pending_points')
+      .where('membership_id', '=', membershipId)
+      .where('balance_definition_id', '=', definitionId)
+      .executeTakeFirst();
+    return Number(row?.pending_points ?? 0);
+  }
+
+  /** The card's balance in the program's default balance definition (0 before its first change). */
+  async defaultBalance(db: Executor, membershipId: string, programId: string): Promise<number> {
+    const [row] = await hot(db, 'ledger.defaultBalance', [membershipId, programId, 1], () =>
+      db
+        .selectFrom('balances as b')
+        .innerJoin('balance_definitions as d', 'd.id', 'b.balance_definition_id')
+        .select('b.balance')
+        .where('b.membership_id', '=', membershipId)
+        .where('d.program_id', '=', programId)
+        .where('d.is_default', '=', 1),
+    );
+    return Number(row?.balance ?? 0);
+  }
+
+  /** Points credited to the card (entries of `types`) with `from <= created_at < to` (ISO instants). */
+  async creditedBetween(
+    db: Executor,
+    q: { membershipId: string; definitionId: string; types: readonly string[]; from: string; to: string },
+  ): Promise<number> {
+    const r = await db
+      .selectFrom('ledger_entries')
+      .select((eb) => eb.fn.sum<number>('points').as('total'))
+      .where('membership_id', '=', q.membershipId)
+      .where('balance_definition_id', '=', q.definitionId)
+      .where('type', 'in', [...q.types])
+      .where('created_at', '>=', q.from)
+      .where('created_at', '<', q.to)
+      .executeTakeFirst();
+    return Number(r?.total ?? 0);
   }
 
   registerJobs(): void {

@@ -6,6 +6,7 @@ import { fromJson, toJson } from '../../lib/json.ts';
 import { SharedTtlCache } from '../../lib/ttl-cache.ts';
 import type { Executor } from '../../storage/database.ts';
 import { hot } from '../../storage/hot.ts';
+import type { BalanceDefinitionInput, ProgramInput } from './schemas.ts';
 import type { BalanceDefinitionsTable, ProgramsTable } from '../../storage/schema.ts';
 import { validateCodeConfig, DEFAULT_CODE_CONFIG, type CodeConfig } from '../../lib/codes.ts';
 import { validateExpirationRules, type ExpirationRules } from './expiration.ts';
@@ -20,35 +21,7 @@ export interface ProgramVoucher {
   redemption?: { quantity: number | null };
 }
 
-export interface ProgramInput {
-  name?: string;
-  description?: string | null;
-  type?: 'AUTO_UPDATE' | 'STATIC';
-  auto_join?: boolean;
-  join_once?: boolean;
-  active?: boolean;
-  start_date?: string | null;
-  expiration_date?: string | null;
-  timezone?: string;
-  metadata?: Record<string, unknown> | null;
-  voucher?: Partial<Omit<ProgramVoucher, 'loyalty_card' | 'code_config'>> & {
-    loyalty_card?: Partial<ProgramVoucher['loyalty_card']>;
-    code_config?: Partial<CodeConfig>;
-  };
-  category?: string | null;
-  category_id?: string | null;
-  loyalty_tiers_expiration?: unknown;
-  [other: string]: unknown;
-}
-
-export interface BalanceDefinitionInput {
-  name?: string;
-  unit?: string;
-  min?: number | null;
-  max?: number | null;
-  expiration_rules?: ExpirationRules | null;
-  metadata?: Record<string, unknown> | null;
-}
+export type { BalanceDefinitionInput, ProgramInput };
 
 /** Fields of Voucherify's campaign object that are stored and echoed back as given. */
 const EXTRA_FIELDS = [
@@ -178,6 +151,11 @@ export class ProgramService {
       db.selectFrom('programs').selectAll().where('id', '=', id).where('deleted_at', 'is', null),
     );
     return row;
+  }
+
+  /** The program even when deleted (for records that outlive it: its cards, their timed work). */
+  async findAny(db: Executor, id: string): Promise<ProgramRow | undefined> {
+    return db.selectFrom('programs').selectAll().where('id', '=', id).executeTakeFirst();
   }
 
   async get(db: Executor, id: string): Promise<ProgramRow> {
@@ -344,16 +322,6 @@ export class ProgramService {
       .offset((q.page - 1) * q.limit)
       .execute();
     return { rows, total: Number(total.n) };
-  }
-
-  async memberCount(db: Executor, programId: string): Promise<number> {
-    const r = await db
-      .selectFrom('memberships')
-      .select((eb) => eb.fn.countAll<number>().as('n'))
-      .where('program_id', '=', programId)
-      .where('status', '=', 'ACTIVE')
-      .executeTakeFirstOrThrow();
-    return Number(r.n);
   }
 
   // ---- balance definitions ----

@@ -3,8 +3,9 @@ import type { AppContext } from '../../context.ts';
 import { conflict, notFound, refused } from '../../lib/errors.ts';
 import { newId } from '../../lib/ids.ts';
 import { fromJson, toJson } from '../../lib/json.ts';
-import { isUniqueViolation, type Executor } from '../../storage/database.ts';
+import type { Executor } from '../../storage/database.ts';
 import { hot } from '../../storage/hot.ts';
+import { lostRaceOn } from '../../storage/race.ts';
 import type { BalancesTable, MembershipsTable } from '../../storage/schema.ts';
 import type { CustomerRow } from '../customers/service.ts';
 import { allCodes, codeSpace, generateCode } from '../../lib/codes.ts';
@@ -309,8 +310,8 @@ export class MemberService {
     try {
       await db.insertInto('memberships').values(row).execute();
     } catch (err) {
-      if (isUniqueViolation(err)) throw new MembershipRace();
-      throw err;
+      // A generated code or the join-once key taken by a concurrent join: the caller runs again.
+      lostRaceOn(err);
     }
     await this.ctx.outbox.emit(db, {
       type: 'subscription_created',
@@ -341,6 +342,17 @@ export class MemberService {
     return { ...m, status: 'REVOKED', revoked_at: now, updated_at: now };
   }
 
+  /** Active cards of a program (a program answers with this count). */
+  async activeCount(db: Executor, programId: string): Promise<number> {
+    const r = await db
+      .selectFrom('memberships')
+      .select((eb) => eb.fn.countAll<number>().as('n'))
+      .where('program_id', '=', programId)
+      .where('status', '=', 'ACTIVE')
+      .executeTakeFirstOrThrow();
+    return Number(r.n);
+  }
+
   async list(db: Executor, programId: string, q: { limit: number; page: number; customer?: string; status?: string }) {
     let base = db.selectFrom('memberships').where('program_id', '=', programId);
     if (q.customer) base = base.where('customer_id', '=', q.customer);
@@ -356,9 +368,6 @@ export class MemberService {
     return { rows, total: Number(total.n) };
   }
 }
-
-/** Two requests raced to create the same card (code or join-once key): the workflow retries. */
-export class MembershipRace extends Error {}
 
 export function assertActive(m: MembershipRow): void {
   if (m.status !== 'ACTIVE') {

@@ -2,7 +2,7 @@ import type { AppContext } from '../../context.ts';
 import { invalid, notFound, refused } from '../../lib/errors.ts';
 import { newId } from '../../lib/ids.ts';
 import { fromJson, toJson } from '../../lib/json.ts';
-import type { Services } from '../../services.ts';
+import type { MessagingDeps } from './deps.ts';
 import type { Executor } from '../../storage/database.ts';
 import { channelSettings, type ChannelRow, type ChannelService } from './channels.ts';
 import { extendScope, type ContextRegistry } from './context-providers.ts';
@@ -10,6 +10,7 @@ import type { FlowRow, FlowService } from './flows/service.ts';
 import type { OptOutService } from './optout.ts';
 import type { Outbound } from './outbound.ts';
 import type { WhatsAppTemplate } from './providers/types.ts';
+import type { BroadcastInput } from './schemas.ts';
 import type { MsgBroadcastsTable } from './tables.ts';
 import { render, templateError } from './templates.ts';
 
@@ -27,15 +28,6 @@ import { render, templateError } from './templates.ts';
 // complete, 200); a larger one answers 202 with status `preparing`, and the messaging worker goes
 // on (`tick`).
 
-export interface BroadcastInput {
-  channel_id: string;
-  text?: string | null;
-  /** A WhatsApp template (required on WhatsApp channels); each placeholder is a Liquid template. */
-  template?: { name: string; language?: string; placeholders?: string[] } | null;
-  filters?: { tier?: string | null; metadata?: Record<string, unknown> | null } | null;
-  limit?: number;
-}
-
 type BroadcastRow = MsgBroadcastsTable;
 
 /** Another process wrote the chunk first: this one's transaction rolls back. */
@@ -49,7 +41,7 @@ export class BroadcastService {
 
   constructor(
     private ctx: AppContext,
-    private services: Services,
+    private services: MessagingDeps,
     private channels: ChannelService,
     private flows: FlowService,
     private outbound: Outbound,
@@ -91,7 +83,8 @@ export class BroadcastService {
       throw refused(
         'whatsapp_template_required',
         'A WhatsApp broadcast needs a template',
-        "WhatsApp allows free text only within 24 hours of the member's last message; a proactive message must be an approved template: pass template {name, language, placeholders}",
+        "WhatsApp allows free text only within 24 hours of the member's last message; " +
+          'a proactive message must be an approved template: pass template {name, language, placeholders}',
       );
     }
     for (const [i, p] of (wa?.placeholders ?? []).entries()) {
@@ -303,7 +296,6 @@ export class BroadcastService {
       const customer = (await this.services.customers.find(db, r.customer_id)) ?? null;
       const vars = this.registry.lazy({
         db,
-        dialect: this.ctx.database.dialect,
         services: this.services,
         program,
         customer,
@@ -323,7 +315,8 @@ export class BroadcastService {
         const placeholders: string[] = [];
         for (const p of wa.placeholders) placeholders.push(await render(p, scope));
         // What the message list and reports show for a template message.
-        const preview = `[template ${wa.name} (${wa.language})]${placeholders.length ? ` ${placeholders.join(' | ')}` : ''}`;
+        const fields = placeholders.length ? ` ${placeholders.join(' | ')}` : '';
+        const preview = `[template ${wa.name} (${wa.language})]${fields}`;
         prepared.push({ r, text: preview, template: { ...wa, placeholders }, skipped });
       } else prepared.push({ r, text: await render(b.text, scope), template: null, skipped });
     }

@@ -9,7 +9,8 @@ import { parseHttpUrl, UnsafeUrlError } from '../../lib/url-guard.ts';
 import type { Executor } from '../../storage/database.ts';
 import { infobipBaseUrl } from './providers/infobip.ts';
 import { verifyTwilioSignature } from './providers/twilio.ts';
-import type { ChannelCredentials, ChannelForSend } from './providers/types.ts';
+import type { ChannelForSend } from './providers/types.ts';
+import type { ChannelCredentials, ChannelInput, ChannelSettings, InboundAuth } from './schemas.ts';
 import type { MsgChannelsTable } from './tables.ts';
 import { templateError } from './templates.ts';
 import { SharedTtlCache } from '../../lib/ttl-cache.ts';
@@ -20,39 +21,7 @@ import { openCredentials, openInboundDigest, sealCredentials, sealInboundAuth } 
 // stored (sealed or digested: secrets.ts), used, never returned, never logged.
 
 export type ChannelRow = MsgChannelsTable;
-export type Provider = 'infobip' | 'twilio' | 'simulator';
-
-export type InboundAuth =
-  | { type: 'basic'; username: string; password: string }
-  | { type: 'token'; token: string }
-  | { type: 'twilio_signature' }
-  | { type: 'none' };
-
-export interface ChannelSettings {
-  /** Broadcast throttle: messages per second on this channel. */
-  rate_per_second?: number;
-  /** Twilio: reply through the REST API (default) or as TwiML in the webhook answer. */
-  twilio_reply?: 'api' | 'twiml';
-  opt_out_reply?: string;
-  opt_in_reply?: string;
-  /** Answer to a number no flow knows (no member, no step of its own). */
-  unknown_sender_reply?: string | null;
-  /** Answer to text no trigger matches, when no catch-all flow listens on the channel. */
-  catch_all_reply?: string | null;
-  /** Provider call timeout, in milliseconds. */
-  timeout_ms?: number;
-}
-
-export interface ChannelInput {
-  name?: string;
-  provider?: Provider;
-  type?: 'sms' | 'whatsapp';
-  sender?: string;
-  credentials?: ChannelCredentials;
-  inbound_auth?: InboundAuth;
-  public_url?: string | null;
-  settings?: ChannelSettings;
-}
+export type Provider = NonNullable<ChannelInput['provider']>;
 
 export const DEFAULT_SETTINGS: Required<Omit<ChannelSettings, 'unknown_sender_reply' | 'catch_all_reply'>> = {
   rate_per_second: 10,
@@ -290,6 +259,17 @@ export class ChannelService {
       .selectAll()
       .where('id', '=', id)
       .where('deleted_at', 'is', null)
+      .executeTakeFirst();
+  }
+
+  /** The oldest simulator channel not deleted: the one the simulator uses when not told which. */
+  async firstSimulator(db: Executor): Promise<ChannelRow | undefined> {
+    return db
+      .selectFrom('msg_channels')
+      .selectAll()
+      .where('provider', '=', 'simulator')
+      .where('deleted_at', 'is', null)
+      .orderBy('created_at')
       .executeTakeFirst();
   }
 

@@ -1,6 +1,5 @@
-import type { DialectName, Executor } from '../../storage/database.ts';
-import { hot } from '../../storage/hot.ts';
-import type { Services } from '../../services.ts';
+import type { Executor } from '../../storage/database.ts';
+import type { MessagingDeps } from './deps.ts';
 import type { CustomerRow } from '../customers/service.ts';
 import type { ProgramRow } from '../loyalties/service.ts';
 import type { MembershipRow } from '../members/service.ts';
@@ -21,8 +20,7 @@ import { fromJson } from '../../lib/json.ts';
 
 export interface ContextInput {
   db: Executor;
-  dialect: DialectName;
-  services: Services;
+  services: MessagingDeps;
   program: ProgramRow;
   customer: CustomerRow | null;
   membership: MembershipRow | null;
@@ -125,24 +123,11 @@ export function registerTierProviders(reg: ContextRegistry): void {
     if (!mine) return null;
     const ladder = got.pt.groups.find((g) => g.group.id === mine.group.id)?.tiers ?? [];
     const next = ladder.find((t) => t.points_from > mine.tier.points_from) ?? null;
+    const definitionId =
+      mine.group.balance_definition_id ??
+      (await input.services.programs.defaultDefinition(input.db, input.program.id)).id;
     const balance = input.membership
-      ? Number(
-          (
-            await input.db
-              .selectFrom('balances')
-              .select('balance')
-              .where('membership_id', '=', input.membership.id)
-              .where(
-                'balance_definition_id',
-                '=',
-                mine.group.balance_definition_id ??
-                  (
-                    await input.services.programs.defaultDefinition(input.db, input.program.id)
-                  ).id,
-              )
-              .executeTakeFirst()
-          )?.balance ?? NaN,
-        )
+      ? ((await input.services.ledger.balanceValue(input.db, input.membership.id, definitionId)) ?? NaN)
       : NaN;
     return {
       id: mine.tier.id,
@@ -218,18 +203,9 @@ export function registerCoreProviders(reg: ContextRegistry): void {
     return out;
   });
   // The default balance as a plain number: {{ points }}.
-  reg.register('points', async ({ db, dialect, program, membership }) => {
+  reg.register('points', async ({ db, services, program, membership }) => {
     if (!membership) return null;
-    const [row] = await hot(db, 'msg.points', [membership.id, program.id, 1], () =>
-      db
-        .selectFrom('balances as b')
-        .innerJoin('balance_definitions as d', 'd.id', 'b.balance_definition_id')
-        .select('b.balance')
-        .where('b.membership_id', '=', membership.id)
-        .where('d.program_id', '=', program.id)
-        .where('d.is_default', '=', 1),
-    );
-    return Number(row?.balance ?? 0);
+    return services.ledger.defaultBalance(db, membership.id, program.id);
   });
   // The card summary of the default balance (Voucherify's loyalty_card), with the code.
   reg.register('card', async ({ db, services, program, membership }) => {

@@ -1,5 +1,5 @@
 import type { Kysely } from 'kysely';
-import { autoIncrementType, type TallyMigration } from '../../storage/migrate.ts';
+import { autoIncrementKey, autoIncrementType, type TallyMigration } from '../../storage/migrate.ts';
 import { resealAll } from '../../storage/sealed.ts';
 import { channelSealedColumns } from './secrets.ts';
 
@@ -127,7 +127,7 @@ export const messagingMigration: TallyMigration = {
 
     await db.schema
       .createTable('msg_consent_events')
-      .addColumn('seq', seq, (c) => (dialect === 'sqlite' ? c.primaryKey().autoIncrement() : c.primaryKey()))
+      .addColumn('seq', seq, autoIncrementKey(dialect))
       .addColumn('id', 'text', (c) => c.notNull().unique())
       .addColumn('phone', 'text', (c) => c.notNull())
       .addColumn('action', 'text', (c) => c.notNull())

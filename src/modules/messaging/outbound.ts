@@ -1,5 +1,6 @@
 import type { AppContext } from '../../context.ts';
 import { newId } from '../../lib/ids.ts';
+import { toE164 } from '../../lib/phone.ts';
 import type { Executor } from '../../storage/database.ts';
 import { hot } from '../../storage/hot.ts';
 import { publicBase, type ChannelRow, type ChannelService } from './channels.ts';
@@ -8,6 +9,7 @@ import { sendInfobip } from './providers/infobip.ts';
 import { SimulatorInbox } from './providers/simulator.ts';
 import { sendTwilio } from './providers/twilio.ts';
 import type { OutgoingMessage, SendResult, WhatsAppTemplate } from './providers/types.ts';
+import type { MessageListQuery } from './schemas.ts';
 import type { MsgMessagesTable } from './tables.ts';
 import { Limiter } from './limiter.ts';
 
@@ -297,6 +299,68 @@ export class Outbound {
       default:
         return { ok: false, retryable: false, error: `unknown provider ${channel.provider}` };
     }
+  }
+
+  /**
+   * The messages `ids` (text, status, template), in the order of `ids`: the replies an exchange
+   * answers with (TwiML, the simulator). Ids not found are left out.
+   */
+  async summaries(db: Executor, ids: string[]) {
+    if (ids.length === 0) return [];
+    const rows = await db
+      .selectFrom('msg_messages')
+      .select(['id', 'text', 'status', 'template'])
+      .where('id', 'in', ids)
+      .execute();
+    const byId = new Map(rows.map((r) => [r.id, r]));
+    return ids.flatMap((id) => byId.get(id) ?? []);
+  }
+
+  /**
+   * The last `limit` messages between `phone` and `channelId` (what it sent and what it got),
+   * oldest first.
+   */
+  async conversation(db: Executor, channelId: string, phone: string, limit: number) {
+    const rows = await db
+      .selectFrom('msg_messages')
+      .select(['id', 'direction', 'text', 'status', 'template', 'created_at'])
+      .where('channel_id', '=', channelId)
+      .where((eb) =>
+        eb.or([
+          eb.and([eb('direction', '=', 'in'), eb('from_number', '=', phone)]),
+          eb.and([eb('direction', '=', 'out'), eb('to_number', '=', phone)]),
+        ]),
+      )
+      // Newest first to keep the last `limit`, shown oldest first; within one millisecond the
+      // member's message comes before its replies.
+      .orderBy('created_at', 'desc')
+      .orderBy('direction', 'desc')
+      .orderBy('id', 'desc')
+      .limit(limit)
+      .execute();
+    return rows.reverse();
+  }
+
+  /** Stored messages (inbound and outbound), newest first, filtered and paged. */
+  async list(db: Executor, q: MessageListQuery): Promise<{ rows: MessageRow[]; total: number }> {
+    let base = db.selectFrom('msg_messages');
+    if (q.channel_id) base = base.where('channel_id', '=', q.channel_id);
+    if (q.flow_id) base = base.where('flow_id', '=', q.flow_id);
+    if (q.direction) base = base.where('direction', '=', q.direction);
+    if (q.status) base = base.where('status', '=', q.status);
+    if (q.phone) {
+      const p = toE164(q.phone) ?? q.phone;
+      base = base.where((eb) => eb.or([eb('from_number', '=', p), eb('to_number', '=', p)]));
+    }
+    const total = await base.select((eb) => eb.fn.countAll<number>().as('n')).executeTakeFirstOrThrow();
+    const rows = await base
+      .selectAll()
+      .orderBy('created_at', 'desc')
+      .orderBy('id', 'desc')
+      .limit(q.limit)
+      .offset((q.page - 1) * q.limit)
+      .execute();
+    return { rows, total: Number(total.n) };
   }
 
   /** Marks replies answered in the webhook response itself (Twilio TwiML) as sent. */

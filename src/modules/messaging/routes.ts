@@ -1,158 +1,55 @@
-import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { AppContext } from '../../context.ts';
 import { invalid, notFound } from '../../lib/errors.ts';
 import { isReplay, reviseIdempotentAnswer, runIdempotentWrite } from '../../http/idempotency.ts';
 import { listOf, listSchema } from '../../http/lists.ts';
-import { S } from '../../http/validation.ts';
+import { typed } from '../../http/schema.ts';
 import { newId } from '../../lib/ids.ts';
 import { toE164 } from '../../lib/phone.ts';
 import type { Services } from '../../services.ts';
-import { channelSettings, presentChannel, type ChannelInput, type ChannelRow } from './channels.ts';
-import type { FlowDefinition } from './flows/definition.ts';
+import { channelSettings, presentChannel, type ChannelRow } from './channels.ts';
 import { parseInfobipInbound, parseInfobipReports } from './providers/infobip.ts';
 import { parseTwilioInbound, parseTwilioReport, twiml } from './providers/twilio.ts';
-import { MAX_INBOUND_TEXT } from './providers/types.ts';
-import type { BroadcastInput } from './broadcast.ts';
-
-const TAG_CH = 'messaging: channels';
-const TAG_FLOW = 'messaging: flows';
-const obj = { type: 'object', additionalProperties: true } as const;
-
-const credentials = {
-  type: 'object',
-  additionalProperties: false,
-  description: 'Write-only: stored and used, never returned',
-  properties: {
-    base_url: { type: 'string', minLength: 1, maxLength: 500 },
-    api_key: { type: 'string', minLength: 1, maxLength: 500 },
-    account_sid: { type: 'string', minLength: 1, maxLength: 100 },
-    auth_token: { type: 'string', minLength: 1, maxLength: 200 },
-    messaging_service_sid: { type: 'string', minLength: 1, maxLength: 100 },
-  },
-} as const;
-
-const inboundAuth = {
-  type: 'object',
-  required: ['type'],
-  description:
-    'How provider callbacks authenticate (write-only). Infobip: basic or token; Twilio: always X-Twilio-Signature.',
-  properties: {
-    type: { type: 'string', enum: ['basic', 'token', 'twilio_signature', 'none'] },
-    username: { type: 'string', minLength: 1, maxLength: 200 },
-    password: { type: 'string', minLength: 1, maxLength: 200 },
-    token: { type: 'string', minLength: 1, maxLength: 200 },
-  },
-} as const;
-
-const settings = {
-  type: 'object',
-  additionalProperties: false,
-  properties: {
-    rate_per_second: { type: 'number', exclusiveMinimum: 0, maximum: 1000 },
-    twilio_reply: { type: 'string', enum: ['api', 'twiml'] },
-    opt_out_reply: { type: 'string', minLength: 1, maxLength: 500 },
-    opt_in_reply: { type: 'string', minLength: 1, maxLength: 500 },
-    unknown_sender_reply: { type: ['string', 'null'], maxLength: 1000 },
-    catch_all_reply: { type: ['string', 'null'], maxLength: 1000 },
-    timeout_ms: { type: 'integer', minimum: 100, maximum: 60000 },
-  },
-} as const;
-
-const channelProps = {
-  name: { type: 'string', minLength: 1, maxLength: 200 },
-  provider: { type: 'string', enum: ['infobip', 'twilio', 'simulator'] },
-  type: { type: 'string', enum: ['sms', 'whatsapp'] },
-  sender: { type: 'string', minLength: 1, maxLength: 100 },
-  credentials,
-  inbound_auth: inboundAuth,
-  public_url: {
-    type: ['string', 'null'],
-    maxLength: 500,
-    description: "This server's public base URL as the provider sees it (behind a proxy)",
-  },
-  settings,
-} as const;
-
-const channelBodyCreate = {
-  type: 'object',
-  additionalProperties: false,
-  required: ['name', 'provider', 'sender'],
-  properties: channelProps,
-} as const;
-const channelBodyUpdate = { type: 'object', additionalProperties: false, properties: channelProps } as const;
-
-const condition = { type: 'object', additionalProperties: true } as const;
-const step = {
-  type: 'object',
-  required: ['id', 'type'],
-  additionalProperties: true,
-  properties: {
-    id: { type: 'string', minLength: 1, maxLength: 100 },
-    type: { type: 'string', enum: ['find_member', 'branch', 'reply', 'http', 'wait', 'join'] },
-    next: { type: ['string', 'null'] },
-    template: { type: 'string', maxLength: 5000 },
-    cases: {
-      type: 'array',
-      maxItems: 50,
-      items: { type: 'object', required: ['when', 'next'], properties: { when: condition, next: { type: 'string' } } },
-    },
-  },
-} as const;
-const flowProps = {
-  name: { type: 'string', minLength: 1, maxLength: 200 },
-  description: { type: ['string', 'null'], maxLength: 2000 },
-  program_id: { type: 'string', minLength: 1, maxLength: 100 },
-  active: { type: 'boolean' },
-  channels: { type: ['array', 'null'], maxItems: 50, items: { type: 'string' } },
-  triggers: {
-    type: 'array',
-    maxItems: 20,
-    items: {
-      type: 'object',
-      required: ['keywords'],
-      additionalProperties: false,
-      properties: {
-        keywords: { type: 'array', minItems: 1, maxItems: 20, items: { type: 'string', minLength: 1, maxLength: 64 } },
-        match: { type: 'string', enum: ['first_word', 'only_word'] },
-      },
-    },
-  },
-  catch_all: { type: 'boolean' },
-  opening_message: { type: ['string', 'null'], maxLength: 2000 },
-  unknown_sender_reply: { type: ['string', 'null'], maxLength: 2000 },
-  session_timeout_seconds: { type: 'integer', minimum: 1, maximum: 604800 },
-  start: { type: 'string' },
-  steps: { type: 'array', minItems: 1, maxItems: 100, items: step },
-  metadata: { type: ['object', 'null'], additionalProperties: true },
-} as const;
-const flowCreate = {
-  type: 'object',
-  additionalProperties: false,
-  required: ['name', 'program_id', 'steps'],
-  properties: flowProps,
-} as const;
-const flowUpdate = { type: 'object', additionalProperties: false, properties: flowProps } as const;
-
-const channelParams = S.idParam('channelId', 'Channel id (chn_...)');
-const flowParams = S.idParam('flowId', 'Flow id (flw_...)');
+import {
+  BroadcastBody,
+  BroadcastParams,
+  ChannelCreateBody,
+  ChannelListQuery,
+  ChannelParams,
+  ChannelUpdateBody,
+  ConsentParams,
+  FlowBody,
+  FlowGetQuery,
+  FlowListQuery,
+  FlowParams,
+  FlowPatch,
+  FlowReportQuery,
+  MessageListQuery,
+  Obj,
+  SimulatorConversationQuery,
+  SimulatorMessageBody,
+  TAG_CH,
+  TAG_FLOW,
+} from './schemas.ts';
 
 function providerBody(req: FastifyRequest): unknown {
   return req.body ?? {};
 }
 
-export function messagingRoutes(app: FastifyInstance, ctx: AppContext, services: Services): void {
+export function messagingRoutes(fastify: FastifyInstance, ctx: AppContext, services: Services): void {
+  const app = typed(fastify);
   const m = services.messaging;
   const db = ctx.database.db;
 
   // ---------- channels ----------
-  app.post<{ Body: ChannelInput }>(
+  app.post(
     '/v1/channels',
     {
       schema: {
         tags: [TAG_CH],
         summary: 'Create a channel (provider account and number); credentials are write-only',
-        body: channelBodyCreate,
-        response: { 200: obj },
+        body: ChannelCreateBody,
+        response: { 200: Obj },
       },
     },
     async (req, reply) =>
@@ -160,13 +57,13 @@ export function messagingRoutes(app: FastifyInstance, ctx: AppContext, services:
         presentChannel(ctx, await m.channels.create(trx, req.body), req),
       ),
   );
-  app.get<{ Querystring: { limit: number; page: number } }>(
+  app.get(
     '/v1/channels',
     {
       schema: {
         tags: [TAG_CH],
         summary: 'List channels',
-        querystring: { type: 'object', properties: { ...S.listQuery } },
+        querystring: ChannelListQuery,
         response: { 200: listSchema('channels') },
       },
     },
@@ -179,27 +76,27 @@ export function messagingRoutes(app: FastifyInstance, ctx: AppContext, services:
       );
     },
   );
-  app.get<{ Params: { channelId: string } }>(
+  app.get(
     '/v1/channels/:channelId',
     {
       schema: {
         tags: [TAG_CH],
         summary: 'Get a channel (with its inbound and reports URLs)',
-        params: channelParams,
-        response: { 200: obj },
+        params: ChannelParams,
+        response: { 200: Obj },
       },
     },
     async (req) => presentChannel(ctx, await m.channels.get(db, req.params.channelId), req),
   );
-  app.put<{ Params: { channelId: string }; Body: ChannelInput }>(
+  app.put(
     '/v1/channels/:channelId',
     {
       schema: {
         tags: [TAG_CH],
         summary: 'Update a channel (credentials given are replaced, others kept)',
-        params: channelParams,
-        body: channelBodyUpdate,
-        response: { 200: obj },
+        params: ChannelParams,
+        body: ChannelUpdateBody,
+        response: { 200: Obj },
       },
     },
     async (req, reply) =>
@@ -211,9 +108,9 @@ export function messagingRoutes(app: FastifyInstance, ctx: AppContext, services:
         ),
       ),
   );
-  app.delete<{ Params: { channelId: string } }>(
+  app.delete(
     '/v1/channels/:channelId',
-    { schema: { tags: [TAG_CH], summary: 'Delete a channel', params: channelParams } },
+    { schema: { tags: [TAG_CH], summary: 'Delete a channel', params: ChannelParams } },
     async (req, reply) =>
       runIdempotentWrite(ctx, req, reply, 204, async (trx) => {
         await m.channels.softDelete(trx, await m.channels.get(trx, req.params.channelId));
@@ -221,28 +118,29 @@ export function messagingRoutes(app: FastifyInstance, ctx: AppContext, services:
   );
 
   // ---------- provider callbacks (public: each verifies the provider) ----------
-  const loadForCallback = async (req: FastifyRequest<{ Params: { channelId: string } }>): Promise<ChannelRow> => {
-    const channel = await m.channels.findCached(db, req.params.channelId);
+  const loadForCallback = async (req: FastifyRequest, channelId: string): Promise<ChannelRow> => {
+    const channel = await m.channels.findCached(db, channelId);
     // Unknown channel and bad credentials look alike to a caller without credentials.
-    if (!channel || channel.provider === 'simulator') throw notFound('channel', req.params.channelId);
+    if (!channel || channel.provider === 'simulator') throw notFound('channel', channelId);
     m.channels.verifyCallback(channel, req);
     return channel;
   };
 
-  app.post<{ Params: { channelId: string } }>(
+  app.post(
     '/v1/channels/:channelId/inbound',
     {
       config: { public: true, idempotency: 'none' },
       schema: {
         tags: [TAG_CH],
         summary:
-          "Provider webhook for inbound messages (Infobip JSON batches, Twilio form posts); verified by the channel's inbound auth",
-        params: channelParams,
+          'Provider webhook for inbound messages (Infobip JSON batches, Twilio form posts); ' +
+          "verified by the channel's inbound auth",
+        params: ChannelParams,
         security: [],
       },
     },
-    async (req, reply: FastifyReply) => {
-      const channel = await loadForCallback(req);
+    async (req, reply) => {
+      const channel = await loadForCallback(req, req.params.channelId);
       const parsed =
         channel.provider === 'twilio' ? parseTwilioInbound(providerBody(req)) : parseInfobipInbound(providerBody(req));
       const results = await m.receive(channel, parsed);
@@ -252,9 +150,7 @@ export function messagingRoutes(app: FastifyInstance, ctx: AppContext, services:
         const mode = channelSettings(channel).twilio_reply;
         let texts: string[] = [];
         if (mode === 'twiml' && replyIds.length > 0) {
-          const rows = await db.selectFrom('msg_messages').select(['id', 'text']).where('id', 'in', replyIds).execute();
-          const byId = new Map(rows.map((r) => [r.id, r.text]));
-          texts = replyIds.map((id) => byId.get(id) ?? '').filter(Boolean);
+          texts = (await m.outbound.summaries(db, replyIds)).map((r) => r.text).filter(Boolean);
           await m.outbound.markSentInline(replyIds);
         } else {
           m.outbound.dispatch(replies, channel);
@@ -267,19 +163,19 @@ export function messagingRoutes(app: FastifyInstance, ctx: AppContext, services:
     },
   );
 
-  app.post<{ Params: { channelId: string } }>(
+  app.post(
     '/v1/channels/:channelId/reports',
     {
       config: { public: true, idempotency: 'none' },
       schema: {
         tags: [TAG_CH],
         summary: 'Provider delivery reports (Infobip results batch, Twilio status callback)',
-        params: channelParams,
+        params: ChannelParams,
         security: [],
       },
     },
     async (req, reply) => {
-      const channel = await loadForCallback(req);
+      const channel = await loadForCallback(req, req.params.channelId);
       const reports =
         channel.provider === 'twilio' ? parseTwilioReport(providerBody(req)) : parseInfobipReports(providerBody(req));
       let matched = 0;
@@ -298,15 +194,7 @@ export function messagingRoutes(app: FastifyInstance, ctx: AppContext, services:
   // item arrives as its title (else its id), the sender's profile name is used by a join step,
   // and broadcasts must be templates (shown in the conversation with their fields).
   const simulatorChannel = async (channelId: string | undefined) => {
-    const channel = channelId
-      ? await m.channels.get(db, channelId)
-      : await db
-          .selectFrom('msg_channels')
-          .selectAll()
-          .where('provider', '=', 'simulator')
-          .where('deleted_at', 'is', null)
-          .orderBy('created_at')
-          .executeTakeFirst();
+    const channel = channelId ? await m.channels.get(db, channelId) : await m.channels.firstSimulator(db);
     if (channel?.provider !== 'simulator') throw notFound('simulator channel', channelId ?? '(any)');
     return channel;
   };
@@ -326,14 +214,7 @@ export function messagingRoutes(app: FastifyInstance, ctx: AppContext, services:
     template: r.template ? (JSON.parse(r.template) as unknown) : null,
   });
 
-  type SimulatorBody = {
-    from: string;
-    text?: string;
-    button?: { title?: string; id?: string };
-    profile_name?: string;
-    channel_id?: string;
-  };
-  app.post<{ Body: SimulatorBody }>(
+  app.post(
     '/v1/simulator/messages',
     {
       // The flow it runs may call HTTP (no transaction is held across that): see 'claim' in
@@ -345,23 +226,8 @@ export function messagingRoutes(app: FastifyInstance, ctx: AppContext, services:
         description:
           'text: what the member typed. On a simulator channel of type whatsapp, button {title, id} is a tapped ' +
           'reply button or list item (its title is the text, else its id) and profile_name the WhatsApp profile name.',
-        body: {
-          type: 'object',
-          additionalProperties: false,
-          required: ['from'],
-          properties: {
-            from: { type: 'string', minLength: 3, maxLength: 40 },
-            text: { type: 'string', maxLength: MAX_INBOUND_TEXT },
-            button: {
-              type: 'object',
-              additionalProperties: false,
-              properties: { title: { type: 'string', maxLength: 200 }, id: { type: 'string', maxLength: 200 } },
-            },
-            profile_name: { type: 'string', maxLength: 200 },
-            channel_id: { type: 'string' },
-          },
-        },
-        response: { 200: obj },
+        body: SimulatorMessageBody,
+        response: { 200: Obj },
       },
     },
     async (req) => {
@@ -383,14 +249,7 @@ export function messagingRoutes(app: FastifyInstance, ctx: AppContext, services:
       const inbound = { providerMessageId: newId('sm'), from, to: channel.sender, text, kind, contactName };
       const [result] = await m.receive(channel, [inbound]);
       await m.outbound.dispatchNow(result.replies, channel);
-      const rows = result.replyIds.length
-        ? await db
-            .selectFrom('msg_messages')
-            .select(['id', 'text', 'status', 'template'])
-            .where('id', 'in', result.replyIds)
-            .execute()
-        : [];
-      const byId = new Map(rows.map((r) => [r.id, presentSimulated(r)]));
+      const replies = await m.outbound.summaries(db, result.replyIds);
       return {
         object: 'simulator_exchange',
         channel_id: channel.id,
@@ -398,12 +257,12 @@ export function messagingRoutes(app: FastifyInstance, ctx: AppContext, services:
         message_id: result.messageId,
         from,
         text,
-        replies: result.replyIds.map((id) => byId.get(id)).filter(Boolean),
+        replies: replies.map(presentSimulated),
       };
     },
   );
 
-  app.get<{ Querystring: { phone: string; channel_id?: string; limit: number } }>(
+  app.get(
     '/v1/simulator/messages',
     {
       schema: {
@@ -411,93 +270,32 @@ export function messagingRoutes(app: FastifyInstance, ctx: AppContext, services:
         summary:
           'The conversation of a number on a simulator channel, oldest first: what it sent and what it got ' +
           '(replies, broadcasts with their template fields)',
-        querystring: {
-          type: 'object',
-          required: ['phone'],
-          properties: {
-            phone: { type: 'string', minLength: 3, maxLength: 40 },
-            channel_id: { type: 'string' },
-            limit: { type: 'integer', minimum: 1, maximum: 100, default: 50 },
-          },
-        },
-        response: { 200: obj },
+        querystring: SimulatorConversationQuery,
+        response: { 200: Obj },
       },
     },
     async (req) => {
       const phone = phoneOf('phone', req.query.phone);
       const channel = await simulatorChannel(req.query.channel_id);
-      const rows = await db
-        .selectFrom('msg_messages')
-        .select(['id', 'direction', 'text', 'status', 'template', 'created_at'])
-        .where('channel_id', '=', channel.id)
-        .where((eb) =>
-          eb.or([
-            eb.and([eb('direction', '=', 'in'), eb('from_number', '=', phone)]),
-            eb.and([eb('direction', '=', 'out'), eb('to_number', '=', phone)]),
-          ]),
-        )
-        // Newest first to keep the last `limit`, shown oldest first; within one millisecond the
-        // member's message comes before its replies.
-        .orderBy('created_at', 'desc')
-        .orderBy('direction', 'desc')
-        .orderBy('id', 'desc')
-        .limit(req.query.limit)
-        .execute();
-      const messages = rows.reverse().map(presentSimulated);
+      const rows = await m.outbound.conversation(db, channel.id, phone, req.query.limit);
+      const messages = rows.map(presentSimulated);
       return { object: 'simulator_conversation', channel_id: channel.id, channel_type: channel.type, phone, messages };
     },
   );
 
   // ---------- messages & consent ----------
-  app.get<{
-    Querystring: {
-      limit: number;
-      page: number;
-      channel_id?: string;
-      phone?: string;
-      flow_id?: string;
-      direction?: string;
-      status?: string;
-    };
-  }>(
+  app.get(
     '/v1/messages',
     {
       schema: {
         tags: [TAG_CH],
         summary: 'List stored messages (inbound and outbound, with status), newest first',
-        querystring: {
-          type: 'object',
-          properties: {
-            ...S.listQuery,
-            channel_id: { type: 'string' },
-            phone: { type: 'string' },
-            flow_id: { type: 'string' },
-            direction: { type: 'string', enum: ['in', 'out'] },
-            status: { type: 'string' },
-          },
-        },
+        querystring: MessageListQuery,
         response: { 200: listSchema('messages') },
       },
     },
     async (req) => {
-      const q = req.query;
-      let base = db.selectFrom('msg_messages');
-      if (q.channel_id) base = base.where('channel_id', '=', q.channel_id);
-      if (q.flow_id) base = base.where('flow_id', '=', q.flow_id);
-      if (q.direction) base = base.where('direction', '=', q.direction);
-      if (q.status) base = base.where('status', '=', q.status);
-      if (q.phone) {
-        const p = toE164(q.phone) ?? q.phone;
-        base = base.where((eb) => eb.or([eb('from_number', '=', p), eb('to_number', '=', p)]));
-      }
-      const total = await base.select((eb) => eb.fn.countAll<number>().as('n')).executeTakeFirstOrThrow();
-      const rows = await base
-        .selectAll()
-        .orderBy('created_at', 'desc')
-        .orderBy('id', 'desc')
-        .limit(q.limit)
-        .offset((q.page - 1) * q.limit)
-        .execute();
+      const { rows, total } = await m.outbound.list(db, req.query);
       return listOf(
         'messages',
         rows.map(({ inbound_key: _k, locked_until: _l, system, ...r }) => ({
@@ -505,19 +303,19 @@ export function messagingRoutes(app: FastifyInstance, ctx: AppContext, services:
           system: system === 1,
           object: 'message',
         })),
-        Number(total.n),
+        total,
       );
     },
   );
 
-  app.get<{ Params: { phone: string } }>(
+  app.get(
     '/v1/consents/:phone',
     {
       schema: {
         tags: [TAG_CH],
         summary: 'Messaging consent of a phone number, with its history',
-        params: S.idParam('phone', 'Phone number (E.164)'),
-        response: { 200: obj },
+        params: ConsentParams,
+        response: { 200: Obj },
       },
     },
     async (req) => {
@@ -540,22 +338,22 @@ export function messagingRoutes(app: FastifyInstance, ctx: AppContext, services:
     const row = await m.flows.get(db, id);
     return m.flows.present(row, await m.flows.version(db, id, version ?? row.current_version));
   };
-  app.post<{ Body: FlowDefinition }>(
+  app.post(
     '/v1/flows',
-    { schema: { tags: [TAG_FLOW], summary: 'Create a flow (version 1)', body: flowCreate, response: { 200: obj } } },
+    { schema: { tags: [TAG_FLOW], summary: 'Create a flow (version 1)', body: FlowBody, response: { 200: Obj } } },
     async (req, reply) =>
       runIdempotentWrite(ctx, req, reply, 200, async (trx) => {
         const { row, version } = await m.flows.create(trx, req.body);
         return m.flows.present(row, version);
       }),
   );
-  app.get<{ Querystring: { limit: number; page: number; program_id?: string } }>(
+  app.get(
     '/v1/flows',
     {
       schema: {
         tags: [TAG_FLOW],
         summary: 'List flows (current versions)',
-        querystring: { type: 'object', properties: { ...S.listQuery, program_id: { type: 'string' } } },
+        querystring: FlowListQuery,
         response: { 200: listSchema('flows') },
       },
     },
@@ -566,26 +364,26 @@ export function messagingRoutes(app: FastifyInstance, ctx: AppContext, services:
       return listOf('flows', items, total);
     },
   );
-  app.get<{ Params: { flowId: string }; Querystring: { version?: number } }>(
+  app.get(
     '/v1/flows/:flowId',
     {
       schema: {
         tags: [TAG_FLOW],
         summary: 'Get a flow (its current version, or ?version=N)',
-        params: flowParams,
-        querystring: { type: 'object', properties: { version: { type: 'integer', minimum: 1 } } },
-        response: { 200: obj },
+        params: FlowParams,
+        querystring: FlowGetQuery,
+        response: { 200: Obj },
       },
     },
     async (req) => presentFlow(req.params.flowId, req.query.version),
   );
-  app.get<{ Params: { flowId: string } }>(
+  app.get(
     '/v1/flows/:flowId/versions',
     {
       schema: {
         tags: [TAG_FLOW],
         summary: "List a flow's versions, newest first",
-        params: flowParams,
+        params: FlowParams,
         response: { 200: listSchema('versions') },
       },
     },
@@ -595,15 +393,15 @@ export function messagingRoutes(app: FastifyInstance, ctx: AppContext, services:
       return listOf('versions', rows, rows.length);
     },
   );
-  app.put<{ Params: { flowId: string }; Body: Partial<FlowDefinition> }>(
+  app.put(
     '/v1/flows/:flowId',
     {
       schema: {
         tags: [TAG_FLOW],
         summary: 'Save a change: makes a new version (conversations in progress finish on theirs)',
-        params: flowParams,
-        body: flowUpdate,
-        response: { 200: obj },
+        params: FlowParams,
+        body: FlowPatch,
+        response: { 200: Obj },
       },
     },
     async (req, reply) =>
@@ -612,24 +410,24 @@ export function messagingRoutes(app: FastifyInstance, ctx: AppContext, services:
         return m.flows.present(row, version);
       }),
   );
-  app.delete<{ Params: { flowId: string } }>(
+  app.delete(
     '/v1/flows/:flowId',
-    { schema: { tags: [TAG_FLOW], summary: 'Delete a flow', params: flowParams } },
+    { schema: { tags: [TAG_FLOW], summary: 'Delete a flow', params: FlowParams } },
     async (req, reply) =>
       runIdempotentWrite(ctx, req, reply, 204, async (trx) => {
         await m.flows.softDelete(trx, await m.flows.get(trx, req.params.flowId));
       }),
   );
-  app.post<{ Params: { flowId: string }; Body: Partial<FlowDefinition> }>(
+  app.post(
     '/v1/flows/:flowId/clone',
     {
       schema: {
         tags: [TAG_FLOW],
         summary:
           'Clone a flow, with overrides (name, triggers, steps...). Without new triggers the clone starts inactive.',
-        params: flowParams,
-        body: flowUpdate,
-        response: { 200: obj },
+        params: FlowParams,
+        body: FlowPatch,
+        response: { 200: Obj },
       },
     },
     async (req, reply) =>
@@ -638,45 +436,17 @@ export function messagingRoutes(app: FastifyInstance, ctx: AppContext, services:
         return m.flows.present(row, version);
       }),
   );
-  app.post<{ Params: { flowId: string }; Body: BroadcastInput }>(
+  app.post(
     '/v1/flows/:flowId/broadcast',
     {
       schema: {
         tags: [TAG_FLOW],
         summary:
-          "Send the flow's opening message to the program's members (filters: tier, customer metadata), throttled per channel",
-        params: flowParams,
-        body: {
-          type: 'object',
-          additionalProperties: false,
-          required: ['channel_id'],
-          properties: {
-            channel_id: { type: 'string', minLength: 1 },
-            text: { type: ['string', 'null'], maxLength: 2000 },
-            template: {
-              type: ['object', 'null'],
-              description:
-                'An approved WhatsApp template (required on WhatsApp channels): name (Infobip template name, Twilio Content SID), language, placeholders (Liquid, one per {{n}})',
-              additionalProperties: false,
-              required: ['name'],
-              properties: {
-                name: { type: 'string', minLength: 1, maxLength: 512 },
-                language: { type: 'string', minLength: 2, maxLength: 20 },
-                placeholders: { type: 'array', maxItems: 20, items: { type: 'string', maxLength: 1000 } },
-              },
-            },
-            limit: { type: 'integer', minimum: 1, maximum: 1000000 },
-            filters: {
-              type: ['object', 'null'],
-              additionalProperties: false,
-              properties: {
-                tier: { type: ['string', 'null'] },
-                metadata: { type: ['object', 'null'], additionalProperties: true },
-              },
-            },
-          },
-        },
-        response: { 200: obj, 202: obj },
+          "Send the flow's opening message to the program's members (filters: tier, customer metadata), " +
+          'throttled per channel',
+        params: FlowParams,
+        body: BroadcastBody,
+        response: { 200: Obj, 202: Obj },
       },
     },
     async (req, reply) => {
@@ -695,14 +465,14 @@ export function messagingRoutes(app: FastifyInstance, ctx: AppContext, services:
       return b;
     },
   );
-  app.get<{ Params: { flowId: string } }>(
+  app.get(
     '/v1/flows/:flowId/broadcasts',
     {
       schema: {
         tags: [TAG_FLOW],
         summary: "The flow's broadcasts, newest first (the last 100)",
-        params: flowParams,
-        response: { 200: obj },
+        params: FlowParams,
+        response: { 200: Obj },
       },
     },
     async (req) => {
@@ -711,28 +481,29 @@ export function messagingRoutes(app: FastifyInstance, ctx: AppContext, services:
       return { object: 'list', data_ref: 'data', data, total: data.length };
     },
   );
-  app.get<{ Params: { flowId: string; broadcastId: string } }>(
+  app.get(
     '/v1/flows/:flowId/broadcasts/:broadcastId',
     {
       schema: {
         tags: [TAG_FLOW],
         summary: 'A broadcast: status (preparing, queued, cancelled), recipients prepared so far, send window',
-        params: S.pathParams({ flowId: 'Flow id (flw_...)', broadcastId: 'Broadcast id (bc_...)' }),
-        response: { 200: obj },
+        params: BroadcastParams,
+        response: { 200: Obj },
       },
     },
     async (req) => m.broadcasts.get(req.params.flowId, req.params.broadcastId),
   );
-  app.get<{ Params: { flowId: string }; Querystring: { from?: string; to?: string } }>(
+  app.get(
     '/v1/flows/:flowId/report',
     {
       schema: {
         tags: [TAG_FLOW],
         summary:
-          'Flow report: sent, delivered, failed, inbound, keyword matches, interaction rate, redemptions within 7 days; per day',
-        params: flowParams,
-        querystring: { type: 'object', properties: { from: { type: 'string' }, to: { type: 'string' } } },
-        response: { 200: obj },
+          'Flow report: sent, delivered, failed, inbound, keyword matches, interaction rate, ' +
+          'redemptions within 7 days; per day',
+        params: FlowParams,
+        querystring: FlowReportQuery,
+        response: { 200: Obj },
       },
     },
     async (req) => {

@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import { isSealed, type OpenedDigest, type SecretBox } from '../../lib/secret-box.ts';
 import { fromJson } from '../../lib/json.ts';
 import type { SealedColumn } from '../../storage/sealed.ts';
-import type { ChannelCredentials } from './providers/types.ts';
+import type { ChannelCredentials } from './schemas.ts';
 
 // A channel's secrets at rest (secret-box.ts). Provider credentials Tally must send (Infobip's API
 // key, Twilio's auth token, which also checks Twilio's signatures) are sealed field by field in

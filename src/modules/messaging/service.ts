@@ -1,5 +1,5 @@
 import type { AppContext } from '../../context.ts';
-import type { Services } from '../../services.ts';
+import type { MessagingDeps } from './deps.ts';
 import { BroadcastService } from './broadcast.ts';
 import { ChannelService, type ChannelRow } from './channels.ts';
 import {
@@ -31,13 +31,13 @@ export class MessagingService {
 
   constructor(
     private ctx: AppContext,
-    services: Services,
+    services: MessagingDeps,
   ) {
     registerCoreProviders(this.context);
     // Feature modules present in this build provide their variables (tiers today; rewards,
     // vouchers and referral register theirs with registerContextProvider when they exist).
-    if ('tiers' in services) registerTierProviders(this.context);
-    this.inbound = new Limiter(ctx.database.dialect === 'sqlite' ? 1 : 16);
+    if (services.tiers) registerTierProviders(this.context);
+    this.inbound = new Limiter(ctx.database.writeConcurrency);
     this.channels = new ChannelService(ctx);
     this.flows = new FlowService(ctx, services);
     this.optout = new OptOutService(ctx);

@@ -1,31 +1,23 @@
-import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { FastifyInstance } from 'fastify';
 import type { AppContext } from '../../context.ts';
 import { runIdempotentWrite } from '../../http/idempotency.ts';
 import { listOf, listSchema } from '../../http/lists.ts';
 import { typed } from '../../http/schema.ts';
 import type { Services } from '../../services.ts';
-import { memberRewards, recordRedeemRefusal, redeemReward, tierRewards } from '../../workflows/redeem-reward.ts';
 import {
   Assignment,
   AssignmentBody,
   type AssignmentInput,
   AssignmentUpdateBody,
-  MemberParams,
-  MemberRewardsQuery,
   PageQuery,
   ProgramAssignmentParams,
-  ProgramMemberParams,
   ProgramParams,
-  RedeemBody,
-  type RedeemInput,
-  Redemption,
   Reward,
   RewardAssignmentParams,
   RewardBody,
   RewardListQuery,
   RewardParams,
   RewardUpdateBody,
-  TierParams,
 } from './schemas.ts';
 import { presentAssignment, presentReward } from './service.ts';
 
@@ -189,7 +181,7 @@ export function rewardRoutes(fastify: FastifyInstance, ctx: AppContext, services
     params: { campaignId: string };
     query: { limit: number; page: number };
   }) => {
-    const program = await services.programs.get(db(), req.params.campaignId);
+    const program = await svc.program(db(), req.params.campaignId);
     const { rows, total } = await svc.listAssignments(db(), { programId: program.id }, req.query);
     return listOf(
       'data',
@@ -291,79 +283,5 @@ export function rewardRoutes(fastify: FastifyInstance, ctx: AppContext, services
           await svc.getAssignment(trx, req.params.assignmentId, { programId: req.params.campaignId }),
         );
       }),
-  );
-
-  app.get(
-    '/v1/loyalties/:campaignId/tiers/:tierId/rewards',
-    {
-      schema: {
-        tags,
-        summary: "The campaign's rewards at this tier's cost",
-        params: TierParams,
-        response: { 200: listSchema('data') },
-      },
-    },
-    async (req) => {
-      const data = await tierRewards(db(), services, req.params.campaignId, req.params.tierId);
-      return listOf('data', data, data.length);
-    },
-  );
-
-  app.get(
-    '/v1/loyalties/members/:memberId/rewards',
-    {
-      schema: {
-        tags,
-        summary:
-          "Rewards the member can get, at their tier's cost (out of stock hidden); affordable_only: within the balance",
-        params: MemberParams,
-        querystring: MemberRewardsQuery,
-        response: { 200: listSchema('data') },
-      },
-    },
-    async (req) => {
-      const all = await memberRewards(db(), services, req.params.memberId, {
-        affordableOnly: req.query.affordable_only,
-      });
-      const { limit, page } = req.query;
-      return listOf('data', all.slice((page - 1) * limit, page * limit), all.length);
-    },
-  );
-
-  // ---- redeem ----
-
-  const redeem = (req: FastifyRequest, reply: FastifyReply) => {
-    const params = req.params as { memberId: string; campaignId?: string };
-    return runIdempotentWrite(
-      ctx,
-      req,
-      reply,
-      200,
-      (trx) =>
-        redeemReward(trx, services, {
-          memberId: params.memberId,
-          campaignId: params.campaignId,
-          body: req.body as RedeemInput,
-          now: ctx.clock.nowIso(),
-        }),
-      { lane: params.memberId, onRefused: recordRedeemRefusal(services) },
-    );
-  };
-  const redeemSchema = (params: typeof MemberParams | typeof ProgramMemberParams) => ({
-    tags,
-    summary: "Redeem a reward with the card's points (Idempotency-Key supported)",
-    params,
-    body: RedeemBody,
-    response: { 200: Redemption },
-  });
-  app.post(
-    '/v1/loyalties/:campaignId/members/:memberId/redemption',
-    { schema: redeemSchema(ProgramMemberParams), config: { idempotency: 'replay-on-conflict' } },
-    (req, reply) => redeem(req, reply) as never,
-  );
-  app.post(
-    '/v1/loyalties/members/:memberId/redemption',
-    { schema: redeemSchema(MemberParams), config: { idempotency: 'replay-on-conflict' } },
-    (req, reply) => redeem(req, reply) as never,
   );
 }

@@ -326,7 +326,8 @@ export class RewardService {
 
   // ---- assignments ----
 
-  private async program(db: Executor, id: string): Promise<ProgramRow> {
+  /** The loyalty program an assignment route names (404 when unknown). */
+  async program(db: Executor, id: string): Promise<ProgramRow> {
     const p = await this.deps.findProgram(db, id);
     if (!p) throw notFound('campaign', id);
     return p;

@@ -15,7 +15,8 @@ export interface Job {
   id: string;
   kind: string;
   run_at: string;
-  payload: any;
+  /** The JSON object the job was scheduled with; its handler knows its fields. */
+  payload: Record<string, unknown>;
   unique_key: string | null;
   attempts: number;
 }
@@ -65,7 +66,7 @@ export class Scheduler {
    */
   async scheduleAtCommit(trx: Executor, input: ScheduleInput): Promise<void> {
     const row = this.jobRow(input);
-    await writeAtCommit(trx, this.database.dialect, [
+    await writeAtCommit(trx, [
       {
         key: 'scheduler.insert',
         params: Object.values(row),
@@ -170,7 +171,7 @@ export class Scheduler {
         'scheduled_jobs.attempts',
       ])
       .execute();
-    return rows.map((r) => ({ ...r, payload: fromJson(r.payload, null) }));
+    return rows.map((r) => ({ ...r, payload: fromJson<Record<string, unknown>>(r.payload, {}) }));
   }
 
   private async pass(limit: number): Promise<number> {

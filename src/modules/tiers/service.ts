@@ -4,13 +4,14 @@ import type { AppContext } from '../../context.ts';
 import { conflict, invalid, notFound } from '../../lib/errors.ts';
 import { newId, randomString } from '../../lib/ids.ts';
 import { fromJson, toJson } from '../../lib/json.ts';
-import type { Services } from '../../services.ts';
 import type { Executor } from '../../storage/database.ts';
 import { hot } from '../../storage/hot.ts';
-import type { BalanceChange, ChangeResult } from '../ledger/service.ts';
-import { programRef, type ProgramRow } from '../loyalties/service.ts';
-import type { MembershipRow } from '../members/service.ts';
+import type { EarningService } from '../earning/service.ts';
+import type { BalanceChange, BalanceChangeListener, ChangeResult, LedgerService } from '../ledger/service.ts';
+import { programRef, type ProgramRow, type ProgramService } from '../loyalties/service.ts';
+import type { MemberService, MembershipRow } from '../members/service.ts';
 import { DEFAULT_POLICY, extend, periodBounds, validatePolicy, type TierPolicy } from './policy.ts';
+import type { TierGroupInput, TierInput, TierMapping } from './schemas.ts';
 import type { MemberTiersTable, TierGroupsTable, TiersTable } from './tables.ts';
 import './tables.ts';
 
@@ -22,24 +23,7 @@ import './tables.ts';
 export type TierRow = TiersTable;
 export type TierGroupRow = TierGroupsTable;
 export type MemberTierRow = MemberTiersTable;
-
-export type TierMapping = { type: 'MULTIPLY'; multiplier: number } | { type: 'CUSTOM'; points: number };
-
-export interface TierInput {
-  name: string;
-  points: { from: number; to?: number | null };
-  earning_rules?: Record<string, TierMapping>;
-  rewards?: Record<string, unknown>;
-  metadata?: Record<string, unknown> | null;
-  tier_group_id?: string;
-}
-
-export interface TierGroupInput {
-  name?: string;
-  balance_definition_id?: string | null;
-  loyalty_tiers_expiration?: TierPolicy | null;
-  metadata?: Record<string, unknown> | null;
-}
+export type { TierGroupInput, TierInput, TierMapping };
 
 export interface GroupTiers {
   group: TierGroupRow;
@@ -108,31 +92,32 @@ export function tierFor(tiers: TierRow[], value: number): TierRow | null {
 
 const CREDIT_TYPES = ['POINTS_ACCRUAL', 'POINTS_ADDITION'];
 
+/** The services tiers call: programs and cards, the ledger's balances, the earning rules tiers map. */
+export interface TierDeps {
+  programs: ProgramService;
+  members: MemberService;
+  ledger: LedgerService;
+  earning: EarningService;
+}
+
 export class TierService {
   /** Tier configurations per program; a change clears them in every process (cache-bus.ts). */
   private cache: SharedTtlCache<ProgramTiers>;
-  private services?: Services;
-  constructor(private ctx: AppContext) {
+  constructor(
+    private ctx: AppContext,
+    private deps: TierDeps,
+  ) {
     this.cache = new SharedTtlCache(ctx.caches, 'tiers', 5000);
   }
 
-  /** Wires the ledger listener and the job handler (called once per server by the module). */
-  attach(services: Services): void {
-    if (this.services) return;
-    this.services = services;
-    services.ledger.onChange((trx, change, result) => this.onBalanceChange(trx, change, result));
+  /** The ledger's listener (services.ts passes it to LedgerService): members move up in the change's transaction. */
+  readonly balanceListener: BalanceChangeListener = (trx, change, result) => this.onBalanceChange(trx, change, result);
+
+  registerJobs(): void {
     this.ctx.scheduler.register('tiers.evaluate', async (job, trx) => {
-      const membership = await trx
-        .selectFrom('memberships')
-        .selectAll()
-        .where('id', '=', String(job.payload.membership_id))
-        .executeTakeFirst();
+      const membership = await this.deps.members.find(trx, String(job.payload.membership_id));
       if (!membership) return;
-      const program = await trx
-        .selectFrom('programs')
-        .selectAll()
-        .where('id', '=', membership.program_id)
-        .executeTakeFirst();
+      const program = await this.deps.programs.findAny(trx, membership.program_id);
       if (!program) return;
       const pt = await this.programTiers(trx, program.id);
       const g = pt.groups.find((x) => x.group.id === job.payload.tier_group_id);
@@ -189,6 +174,11 @@ export class TierService {
 
   // ---- groups ----
 
+  /** The program's tier groups as stored now (not from the cache: the caller's transaction may have added one). */
+  async groupsOf(db: Executor, programId: string): Promise<TierGroupRow[]> {
+    return db.selectFrom('tier_groups').selectAll().where('program_id', '=', programId).execute();
+  }
+
   async defaultGroup(db: Executor, program: ProgramRow): Promise<TierGroupRow> {
     const found = await db
       .selectFrom('tier_groups')
@@ -232,7 +222,7 @@ export class TierService {
         ]);
     }
     if (input.balance_definition_id) {
-      const d = await this.services!.programs.definition(db, program.id, input.balance_definition_id);
+      const d = await this.deps.programs.definition(db, program.id, input.balance_definition_id);
       input.balance_definition_id = d.is_default === 1 ? null : d.id;
     }
   }
@@ -396,16 +386,7 @@ export class TierService {
   private async checkMappings(db: Executor, program: ProgramRow, mappings: Record<string, TierMapping>, field: string) {
     const ids = Object.keys(mappings);
     if (ids.length === 0) return;
-    const known = new Set(
-      (
-        await db
-          .selectFrom('earning_rules')
-          .select('id')
-          .where('program_id', '=', program.id)
-          .where('id', 'in', ids)
-          .execute()
-      ).map((r) => r.id),
-    );
+    const known = new Set((await this.deps.earning.byIds(db, ids, program.id)).map((r) => r.id));
     for (const [ruleId, m] of Object.entries(mappings)) {
       if (!known.has(ruleId))
         throw invalid('invalid_tier', 'Invalid tier', `${field}: ${ruleId} is not an earning rule of this program`, [
@@ -466,16 +447,13 @@ export class TierService {
     from: DateTime,
     to: DateTime,
   ): Promise<number> {
-    const r = await trx
-      .selectFrom('ledger_entries')
-      .select((eb) => eb.fn.sum<number>('points').as('total'))
-      .where('membership_id', '=', membershipId)
-      .where('balance_definition_id', '=', definitionId)
-      .where('type', 'in', CREDIT_TYPES)
-      .where('created_at', '>=', from.toUTC().toISO()!)
-      .where('created_at', '<', to.toUTC().toISO()!)
-      .executeTakeFirst();
-    return Number(r?.total ?? 0);
+    return this.deps.ledger.creditedBetween(trx, {
+      membershipId,
+      definitionId,
+      types: CREDIT_TYPES,
+      from: from.toUTC().toISO()!,
+      to: to.toUTC().toISO()!,
+    });
   }
 
   /** Evaluates every tier group of the program for one member (a new member gets its base tier at once). */
@@ -532,7 +510,7 @@ export class TierService {
     const definitionId =
       opts.definitionId ??
       g.group.balance_definition_id ??
-      (await this.services!.programs.defaultDefinition(trx, program.id)).id;
+      (await this.deps.programs.defaultDefinition(trx, program.id)).id;
     const [current] = await hot(trx, 'tiers.lockMemberTier', [membership.id, g.group.id], () => {
       const q = trx
         .selectFrom('member_tiers')
@@ -548,18 +526,7 @@ export class TierService {
     let fromCurrentPeriod = true;
     let qualifiedNow: TierRow | null;
     if (!byPeriod) {
-      const balance =
-        opts.balance ??
-        Number(
-          (
-            await trx
-              .selectFrom('balances')
-              .select('balance')
-              .where('membership_id', '=', membership.id)
-              .where('balance_definition_id', '=', definitionId)
-              .executeTakeFirst()
-          )?.balance ?? 0,
-        );
+      const balance = opts.balance ?? (await this.deps.ledger.balanceValue(trx, membership.id, definitionId)) ?? 0;
       qualifiedNow = tierFor(g.tiers, balance);
       target = qualifiedNow;
     } else {

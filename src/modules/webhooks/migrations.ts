@@ -1,14 +1,14 @@
 import { sql, type Kysely } from 'kysely';
-import { autoIncrementType, type TallyMigration } from '../../storage/migrate.ts';
+import { autoIncrementKey, autoIncrementType, type TallyMigration } from '../../storage/migrate.ts';
 import { resealAll } from '../../storage/sealed.ts';
-import { migrateToOutboxProgress } from './outbox-progress.ts';
+import { outboxProgressOf } from '../../storage/outbox-progress.ts';
 import { endpointSealedColumns } from './secrets.ts';
 
 export const webhooksMigration: TallyMigration = {
   name: '0100_webhooks',
   async up(db: Kysely<any>, dialect) {
     const seq = autoIncrementType(dialect);
-    const pk = (c: any) => (dialect === 'sqlite' ? c.primaryKey().autoIncrement() : c.primaryKey());
+    const pk = autoIncrementKey(dialect);
 
     // The dispatcher's "delivered to the endpoints" flag on each outbox row. Events of the past
     // (before any endpoint could exist) count as dispatched.
@@ -91,10 +91,10 @@ export const webhooksMigration: TallyMigration = {
   },
 };
 
-/** Fan-out progress without a per-event flag (see outbox-progress.ts). */
+/** Fan-out progress without a per-event flag (see storage/outbox-progress.ts). */
 export const outboxProgressMigration: TallyMigration = {
   name: '0101_outbox_progress',
-  up: (db, dialect) => migrateToOutboxProgress(db, dialect),
+  up: (db, dialect) => outboxProgressOf(dialect).install(db),
 };
 
 /** Signing secrets stored in clear until now are encrypted with the secret key (secrets.ts). */

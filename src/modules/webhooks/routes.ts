@@ -2,106 +2,38 @@ import type { FastifyInstance } from 'fastify';
 import type { AppContext } from '../../context.ts';
 import { runIdempotentWrite } from '../../http/idempotency.ts';
 import { listOf, listSchema } from '../../http/lists.ts';
-import { S } from '../../http/validation.ts';
+import { typed } from '../../http/schema.ts';
 import type { Services } from '../../services.ts';
-import { cursorListSchema, eventSchema } from '../events/routes.ts';
+import { CursorList, EventParams } from '../events/schemas.ts';
 import { presentEvent } from '../events/service.ts';
-import { presentAttempt, presentEndpoint, type EndpointInput } from './service.ts';
+import {
+  Attempt,
+  AttemptsQuery,
+  Endpoint,
+  EndpointCreateBody,
+  EndpointUpdateBody,
+  RecoverAnswer,
+  RecoverBody,
+  TestAnswer,
+  TestBody,
+  WebhookEventParams,
+  WebhookParams,
+} from './schemas.ts';
+import { presentAttempt, presentEndpoint } from './service.ts';
 
-const endpointSchema = {
-  type: 'object',
-  additionalProperties: true,
-  properties: {
-    id: { type: 'string', description: 'whep_...' },
-    object: { type: 'string', enum: ['webhook'] },
-    target_url: { type: 'string' },
-    events: { type: 'array', items: { type: 'string' } },
-    active: { type: 'boolean' },
-    description: { type: ['string', 'null'] },
-    disabled_reason: {
-      type: ['string', 'null'],
-      description: '"gone" (the receiver answered 410) or "failing" (5 days of failures)',
-    },
-    failing_since: { type: ['string', 'null'] },
-    secret_rotated_until: {
-      type: ['string', 'null'],
-      description: 'Until then the previous secret signs beside the current one',
-    },
-    secret: { type: 'string', description: 'whsec_...: only in the answers of create and rotate-secret' },
-    created_at: { type: 'string' },
-    updated_at: { type: 'string' },
-  },
-};
-
-const attemptSchema = {
-  type: 'object',
-  additionalProperties: true,
-  properties: {
-    id: { type: 'string' },
-    object: { type: 'string', enum: ['webhook_attempt'] },
-    webhook_id: { type: 'string' },
-    event_id: { type: 'string' },
-    event_type: { type: 'string' },
-    attempt: { type: 'integer' },
-    trigger: { type: 'string', enum: ['scheduled', 'manual', 'test'] },
-    status: { type: 'string', enum: ['succeeded', 'failed'] },
-    status_code: { type: ['integer', 'null'] },
-    duration_ms: { type: 'integer' },
-    response: { type: ['string', 'null'], description: 'First 1 KB of the response body' },
-    error: { type: ['string', 'null'] },
-    next_attempt_at: { type: ['string', 'null'] },
-    created_at: { type: 'string' },
-  },
-};
-
-const eventsField = {
-  type: 'array',
-  minItems: 1,
-  maxItems: 100,
-  items: { type: 'string', minLength: 1, maxLength: 100 },
-  description: 'Event types (GET /v1/event-types), or ["*"] for all',
-};
-const bodyProps = {
-  target_url: {
-    type: 'string',
-    minLength: 1,
-    maxLength: 2000,
-    description: 'http(s) URL; private addresses only when the operator allows them',
-  },
-  events: eventsField,
-  active: { type: 'boolean', default: true },
-  description: { type: ['string', 'null'], maxLength: 1000 },
-};
-
-const attemptsQuery = {
-  type: 'object',
-  properties: {
-    status: { type: 'string', enum: ['succeeded', 'failed'] },
-    limit: { type: 'integer', minimum: 1, maximum: 100, default: 10 },
-    starting_after_id: { type: 'string', description: 'Cursor: the last attempt id of the previous page' },
-  },
-};
-
-type AttemptsQuery = { status?: string; limit: number; starting_after_id?: string };
-
-export function webhookRoutes(app: FastifyInstance, ctx: AppContext, services: Services): void {
+export function webhookRoutes(fastify: FastifyInstance, ctx: AppContext, services: Services): void {
+  const app = typed(fastify);
   const db = () => ctx.database.db;
   const hooks = services.webhooks;
-  const idParams = S.idParam('webhookId', 'whep_... id');
 
-  app.post<{ Body: Required<Pick<EndpointInput, 'target_url' | 'events'>> & EndpointInput }>(
+  app.post(
     '/v1/webhooks',
     {
       schema: {
         tags: ['webhooks'],
         summary: 'Create a webhook endpoint; the answer carries its signing secret (shown only here)',
-        body: {
-          type: 'object',
-          required: ['target_url', 'events'],
-          additionalProperties: false,
-          properties: bodyProps,
-        },
-        response: { 200: endpointSchema },
+        body: EndpointCreateBody,
+        response: { 200: Endpoint },
       },
     },
     async (req, reply) =>
@@ -124,7 +56,7 @@ export function webhookRoutes(app: FastifyInstance, ctx: AppContext, services: S
       schema: {
         tags: ['webhooks'],
         summary: 'List webhook endpoints',
-        response: { 200: listSchema('data', endpointSchema) },
+        response: { 200: listSchema('data', Endpoint) },
       },
     },
     async () => {
@@ -137,32 +69,28 @@ export function webhookRoutes(app: FastifyInstance, ctx: AppContext, services: S
     },
   );
 
-  app.get<{ Params: { webhookId: string } }>(
+  app.get(
     '/v1/webhooks/:webhookId',
     {
       schema: {
         tags: ['webhooks'],
         summary: 'Get a webhook endpoint',
-        params: idParams,
-        response: { 200: endpointSchema },
+        params: WebhookParams,
+        response: { 200: Endpoint },
       },
     },
     async (req) => presentEndpoint(await hooks.get(db(), req.params.webhookId)),
   );
 
-  app.put<{ Params: { webhookId: string }; Body: EndpointInput }>(
+  app.put(
     '/v1/webhooks/:webhookId',
     {
       schema: {
         tags: ['webhooks'],
         summary: 'Update a webhook endpoint (the fields given); active: true re-enables a disabled one',
-        params: idParams,
-        body: {
-          type: 'object',
-          additionalProperties: false,
-          properties: { ...bodyProps, active: { type: 'boolean' } },
-        },
-        response: { 200: endpointSchema },
+        params: WebhookParams,
+        body: EndpointUpdateBody,
+        response: { 200: Endpoint },
       },
     },
     async (req, reply) =>
@@ -180,26 +108,26 @@ export function webhookRoutes(app: FastifyInstance, ctx: AppContext, services: S
       ),
   );
 
-  app.delete<{ Params: { webhookId: string } }>(
+  app.delete(
     '/v1/webhooks/:webhookId',
     {
       schema: {
         tags: ['webhooks'],
         summary: 'Delete a webhook endpoint, its pending deliveries and its attempt log',
-        params: idParams,
+        params: WebhookParams,
       },
     },
     async (req, reply) => runIdempotentWrite(ctx, req, reply, 204, (trx) => hooks.remove(trx, req.params.webhookId)),
   );
 
-  app.post<{ Params: { webhookId: string } }>(
+  app.post(
     '/v1/webhooks/:webhookId/rotate-secret',
     {
       schema: {
         tags: ['webhooks'],
         summary: 'New signing secret; the previous one keeps signing beside it for 24 hours',
-        params: idParams,
-        response: { 200: endpointSchema },
+        params: WebhookParams,
+        response: { 200: Endpoint },
       },
     },
     async (req, reply) =>
@@ -213,15 +141,15 @@ export function webhookRoutes(app: FastifyInstance, ctx: AppContext, services: S
       ),
   );
 
-  app.post<{ Params: { webhookId: string }; Body: { event_type?: string } | undefined }>(
+  app.post(
     '/v1/webhooks/:webhookId/test',
     {
       schema: {
         tags: ['webhooks'],
         summary: "Send a sample event (the catalog's example) now; answers with the attempt",
-        params: idParams,
-        body: { type: ['object', 'null'], additionalProperties: false, properties: { event_type: { type: 'string' } } },
-        response: { 200: { type: 'object', properties: { event: eventSchema, attempt: attemptSchema } } },
+        params: WebhookParams,
+        body: TestBody,
+        response: { 200: TestAnswer },
       },
       // Outbound I/O, no lasting state beyond the attempt log: see 'claim' in src/http/idempotency.ts.
       config: { idempotency: 'claim' },
@@ -240,15 +168,15 @@ export function webhookRoutes(app: FastifyInstance, ctx: AppContext, services: S
     },
   );
 
-  app.get<{ Params: { webhookId: string }; Querystring: AttemptsQuery }>(
+  app.get(
     '/v1/webhooks/:webhookId/attempts',
     {
       schema: {
         tags: ['webhooks'],
         summary: 'Delivery attempts of an endpoint, newest first',
-        params: idParams,
-        querystring: attemptsQuery,
-        response: { 200: cursorListSchema(attemptSchema) },
+        params: WebhookParams,
+        querystring: AttemptsQuery,
+        response: { 200: CursorList(Attempt) },
       },
     },
     async (req) => {
@@ -260,8 +188,8 @@ export function webhookRoutes(app: FastifyInstance, ctx: AppContext, services: S
         { limit, starting_after_id },
       );
       return {
-        object: 'list',
-        data_ref: 'data',
+        object: 'list' as const,
+        data_ref: 'data' as const,
         data: page.data.map(presentAttempt),
         has_more: page.has_more,
         more_starting_after: page.more_starting_after,
@@ -269,15 +197,15 @@ export function webhookRoutes(app: FastifyInstance, ctx: AppContext, services: S
     },
   );
 
-  app.get<{ Params: { eventId: string }; Querystring: AttemptsQuery }>(
+  app.get(
     '/v1/events/:eventId/attempts',
     {
       schema: {
         tags: ['events'],
         summary: 'Delivery attempts of an event to every endpoint, newest first',
-        params: S.idParam('eventId', 'evt_... id'),
-        querystring: attemptsQuery,
-        response: { 200: cursorListSchema(attemptSchema) },
+        params: EventParams,
+        querystring: AttemptsQuery,
+        response: { 200: CursorList(Attempt) },
       },
     },
     async (req) => {
@@ -285,8 +213,8 @@ export function webhookRoutes(app: FastifyInstance, ctx: AppContext, services: S
       const { limit, starting_after_id, status } = req.query;
       const page = await hooks.attempts(db(), { eventId: req.params.eventId, status }, { limit, starting_after_id });
       return {
-        object: 'list',
-        data_ref: 'data',
+        object: 'list' as const,
+        data_ref: 'data' as const,
         data: page.data.map(presentAttempt),
         has_more: page.has_more,
         more_starting_after: page.more_starting_after,
@@ -294,42 +222,29 @@ export function webhookRoutes(app: FastifyInstance, ctx: AppContext, services: S
     },
   );
 
-  app.post<{ Params: { webhookId: string; eventId: string } }>(
+  app.post(
     '/v1/webhooks/:webhookId/events/:eventId/resend',
     {
       schema: {
         tags: ['webhooks'],
         summary: 'Resend one event to this endpoint now: one attempt, outside the retry schedule; answers with it',
-        params: S.pathParams({ webhookId: 'Webhook endpoint id (whep_...)', eventId: 'Event id (evt_...)' }),
-        response: { 200: attemptSchema },
+        params: WebhookEventParams,
+        response: { 200: Attempt },
       },
       config: { idempotency: 'claim' },
     },
     async (req) => presentAttempt(await hooks.resend(req.params.webhookId, req.params.eventId)),
   );
 
-  app.post<{ Params: { webhookId: string }; Body: { since: string; until?: string } }>(
+  app.post(
     '/v1/webhooks/:webhookId/recover',
     {
       schema: {
         tags: ['webhooks'],
         summary: 'Resend (one attempt each) every failed delivery of events created in [since, until)',
-        params: idParams,
-        body: {
-          type: 'object',
-          required: ['since'],
-          additionalProperties: false,
-          properties: {
-            since: { type: 'string', format: 'date-time' },
-            until: { type: 'string', format: 'date-time' },
-          },
-        },
-        response: {
-          200: {
-            type: 'object',
-            properties: { object: { type: 'string' }, webhook_id: { type: 'string' }, recovering: { type: 'integer' } },
-          },
-        },
+        params: WebhookParams,
+        body: RecoverBody,
+        response: { 200: RecoverAnswer },
       },
     },
     async (req, reply) =>

@@ -6,19 +6,13 @@ import { fromJson } from '../../lib/json.ts';
 import { UnsafeUrlError } from '../../lib/url-guard.ts';
 import type { Executor } from '../../storage/database.ts';
 import { EVENT_TYPES, isKnownEventType } from '../events/catalog.ts';
-import { Dispatcher, type AttemptRecord, type DispatcherOptions, type EndpointRow } from './dispatcher.ts';
-import { countUnread } from './outbox-progress.ts';
+import { Dispatcher, type DispatcherOptions } from './dispatcher/dispatcher.ts';
+import type { AttemptRecord, AttemptTrigger, EndpointRow } from './dispatcher/types.ts';
+import type { EndpointCreateInput, EndpointUpdateInput } from './schemas.ts';
 import { endpointSecretContext } from './secrets.ts';
 import { newSecret } from './signing.ts';
 
 export const ROTATION_OVERLAP_MS = 24 * 3600_000;
-
-export interface EndpointInput {
-  target_url?: string;
-  events?: string[];
-  active?: boolean;
-  description?: string | null;
-}
 
 export function presentEndpoint(row: EndpointRow, opts: { secret?: boolean } = {}) {
   return {
@@ -45,8 +39,9 @@ export function presentAttempt(a: Omit<AttemptRecord, 'status'> & { status: stri
     event_id: a.event_id,
     event_type: a.event_type,
     attempt: a.attempt,
-    trigger: a.trigger,
-    status: a.status,
+    // Stored by record.ts, from these sets only.
+    trigger: a.trigger as AttemptTrigger,
+    status: a.status as AttemptRecord['status'],
     status_code: a.status_code,
     duration_ms: a.duration_ms,
     response: a.response,
@@ -71,7 +66,7 @@ export class WebhookService {
   private registerBacklogGauges(): void {
     const { metrics, database } = this.ctx;
     metrics.gauge('tally_outbox_unread_events', 'Events the webhook fan-out has not read yet', [], async (set) => {
-      set({}, await countUnread(database.db, database.dialect));
+      set({}, await database.outboxProgress.countUnread(database.db));
     });
     // Both per-endpoint gauges come from one read per scrape: prom-client starts every gauge's
     // collect in the same turn of the event loop, and the read is forgotten at the next one.
@@ -147,11 +142,7 @@ export class WebhookService {
     return events.includes('*') ? ['*'] : [...new Set(events)];
   }
 
-  async create(
-    db: Executor,
-    input: Required<Pick<EndpointInput, 'target_url' | 'events'>> & EndpointInput,
-    opts: { urlChecked?: boolean } = {},
-  ): Promise<EndpointRow> {
+  async create(db: Executor, input: EndpointCreateInput, opts: { urlChecked?: boolean } = {}): Promise<EndpointRow> {
     if (!opts.urlChecked) await this.checkUrl(input.target_url);
     const now = this.ctx.clock.nowIso();
     const row: EndpointRow = {
@@ -190,7 +181,7 @@ export class WebhookService {
   async update(
     db: Executor,
     id: string,
-    input: EndpointInput,
+    input: EndpointUpdateInput,
     opts: { urlChecked?: boolean } = {},
   ): Promise<EndpointRow> {
     const row = await this.get(db, id);

@@ -64,14 +64,14 @@ export interface WebhookAttemptsTable {
   created_at: string;
 }
 
-/** SQLite: how far the webhook fan-out has read the outbox (outbox-progress.ts). */
+/** SQLite: how far the webhook fan-out has read the outbox (storage/sqlite/outbox-progress.ts). */
 export interface OutboxCursorsTable {
   name: string;
   last_seq: number;
   updated_at: string;
 }
 
-/** PostgreSQL: events the webhook fan-out has not read yet, filled by a trigger (outbox-progress.ts). */
+/** PostgreSQL: events the webhook fan-out has not read, filled by a trigger (storage/postgres/outbox-progress.ts). */
 export interface OutboxPendingTable {
   seq: number;
 }

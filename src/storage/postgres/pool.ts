@@ -12,10 +12,12 @@ import {
 } from 'kysely';
 import pg from 'pg';
 import type { Database, Executor, TransactionOptions } from '../database.ts';
+import type { UntypedDb } from '../migrate.ts';
 import type { DB } from '../schema.ts';
 import { PipelinedConnection } from './connection.ts';
 import { isRetryablePg, pgGroupCommit } from './group-commit.ts';
 import { listenPostgres } from './listen.ts';
+import { postgresOutboxProgress } from './outbox-progress.ts';
 
 // The PostgreSQL backend: a pg pool in pipeline mode whose connections are PipelinedConnections
 // (connection.ts), Kysely on top through the small dialect below; transactions with a lane are
@@ -65,6 +67,7 @@ export function openPostgres(url: string, { poolSize, lanes }: PostgresOptions):
   const database: Database = {
     db,
     dialect: 'postgres',
+    writeConcurrency: 16,
     forUpdate: true,
     transaction: <T>(fn: (trx: Executor) => Promise<T>, opts?: TransactionOptions) =>
       opts?.lane === undefined ? alone(fn) : grouped(opts.lane, fn),
@@ -80,6 +83,8 @@ export function openPostgres(url: string, { poolSize, lanes }: PostgresOptions):
       await db.destroy();
     },
     listen: (channel, onMessage, onReconnect) => listenPostgres(url, channel, onMessage, onReconnect),
+    outboxProgress: postgresOutboxProgress,
+    openSidePool: (size) => openPostgres(url, { poolSize: size, lanes }),
   };
   return database;
 }
@@ -99,7 +104,7 @@ class PipelinedPostgresDialect implements Dialect {
   createAdapter() {
     return new PostgresAdapter();
   }
-  createIntrospector(db: Kysely<any>) {
+  createIntrospector(db: UntypedDb) {
     return new PostgresIntrospector(db);
   }
 }

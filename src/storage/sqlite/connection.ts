@@ -6,6 +6,7 @@ import type { Database } from '../database.ts';
 import type { DB } from '../schema.ts';
 import { startCheckpointer, type Checkpointer } from './checkpointer.ts';
 import { sqliteGroupCommit } from './group-commit.ts';
+import { sqliteOutboxProgress } from './outbox-progress.ts';
 import { cachingStatements } from './statements.ts';
 
 // The SQLite backend: one connection (better-sqlite3, synchronous) behind Kysely, every
@@ -66,6 +67,7 @@ export function openSqlite(path: string, opts: SqliteOptions = {}): Database {
   const database: Database = {
     db,
     dialect: 'sqlite',
+    writeConcurrency: 1,
     forUpdate: false,
     transaction: sqliteGroupCommit({
       db,
@@ -85,6 +87,7 @@ export function openSqlite(path: string, opts: SqliteOptions = {}): Database {
       await checkpointer?.stop();
       await db.destroy();
     },
+    outboxProgress: sqliteOutboxProgress,
   };
   return database;
 }

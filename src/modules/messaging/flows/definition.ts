@@ -1,6 +1,7 @@
 import { invalid } from '../../../lib/errors.ts';
 import { parseHttpUrl, UnsafeUrlError } from '../../../lib/url-guard.ts';
-import { normalizeKeyword, type MatchMode } from '../keywords.ts';
+import { normalizeKeyword } from '../keywords.ts';
+import type { FlowInput, Trigger } from '../schemas.ts';
 import { templateError } from '../templates.ts';
 
 // A flow is data: triggers (keywords), and steps that find the member, branch, reply with a Liquid
@@ -75,30 +76,8 @@ export type Step =
     }
   | { id: string; type: 'join'; next?: string | null; refused?: string | null };
 
-export interface TriggerDef {
-  keywords: string[];
-  match?: MatchMode;
-}
-
-export interface FlowDefinition {
-  name: string;
-  description?: string | null;
-  program_id: string;
-  active?: boolean;
-  /** Channel ids the flow listens on; null or absent: every channel. */
-  channels?: string[] | null;
-  triggers: TriggerDef[];
-  /** Answers text that matches no trigger (one catch-all per channel). */
-  catch_all?: boolean;
-  /** Opening message of broadcasts ("Reply POINTS to check your balance"), a Liquid template. */
-  opening_message?: string | null;
-  /** Answer for senders with no membership when find_member has no `not_found` step. */
-  unknown_sender_reply?: string | null;
-  session_timeout_seconds?: number;
-  start?: string;
-  steps: Step[];
-  metadata?: Record<string, unknown> | null;
-}
+/** A saved definition: a flow as given (FlowInput), with its defaults filled in by validateDefinition. */
+export type FlowDefinition = FlowInput & { triggers: Trigger[] };
 
 export const DEFAULT_SESSION_TIMEOUT = 900;
 export const RESERVED_VARS = new Set([
@@ -159,7 +138,7 @@ function checkCondition(field: string, c: Condition, depth = 0): void {
 }
 
 /** Validates a definition; returns it with defaults filled in. */
-export function validateDefinition(input: FlowDefinition): FlowDefinition {
+export function validateDefinition(input: FlowInput): FlowDefinition {
   const def: FlowDefinition = {
     ...input,
     active: input.active ?? true,

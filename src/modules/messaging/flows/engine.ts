@@ -1,7 +1,7 @@
 import type { AppContext } from '../../../context.ts';
 import { newId } from '../../../lib/ids.ts';
 import { fromJson, toJson } from '../../../lib/json.ts';
-import type { Services } from '../../../services.ts';
+import type { MessagingDeps } from '../deps.ts';
 import { isUniqueViolation, type Executor } from '../../../storage/database.ts';
 import { hot } from '../../../storage/hot.ts';
 import type { CustomerRow } from '../../customers/service.ts';
@@ -52,7 +52,7 @@ export class Engine {
 
   constructor(
     private ctx: AppContext,
-    private services: Services,
+    private services: MessagingDeps,
     private flows: FlowService,
     private outbound: Outbound,
     private optout: OptOutService,
@@ -304,7 +304,6 @@ export class Engine {
     });
     const result = await run.run(startStep);
 
-    const _dialect = this.ctx.database.dialect;
     return this.ctx.transaction(async (trx) => {
       const t = this.ctx.clock.nowIso();
       // The conversation continued here (and any other of this number on this channel) ends:

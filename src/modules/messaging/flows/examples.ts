@@ -32,7 +32,8 @@ export function pointsFlow(programId: string, overrides: Partial<FlowDefinition>
         id: 'can_redeem',
         type: 'reply',
         template:
-          'Hi {{ customer.name | default: "there" }}, you have {{ points }} points: enough for {{ rewards.affordable[0].name }}! Reply REDEEM to claim it.',
+          'Hi {{ customer.name | default: "there" }}, you have {{ points }} points: ' +
+          'enough for {{ rewards.affordable[0].name }}! Reply REDEEM to claim it.',
         next: 'wait_redeem',
       },
       { id: 'balance', type: 'reply', template: POINTS_REPLY, next: 'wait_redeem' },
@@ -58,7 +59,8 @@ export function joinFlow(programId: string): FlowDefinition {
         id: 'welcome',
         type: 'reply',
         template:
-          'Welcome to {{ program.name }}! Your card is {{ membership.code }} and you have {{ points }} points. Reply POINTS any time.',
+          'Welcome to {{ program.name }}! Your card is {{ membership.code }} ' +
+          'and you have {{ points }} points. Reply POINTS any time.',
       },
       { id: 'closed', type: 'reply', template: '{{ program.name }} is not open for sign-up by message.' },
     ],

@@ -2,10 +2,11 @@ import type { AppContext } from '../../../context.ts';
 import { conflict, invalid, notFound } from '../../../lib/errors.ts';
 import { newId } from '../../../lib/ids.ts';
 import { fromJson } from '../../../lib/json.ts';
-import type { Services } from '../../../services.ts';
+import type { MessagingDeps } from '../deps.ts';
 import type { Executor } from '../../../storage/database.ts';
 import { normalizeKeyword } from '../keywords.ts';
 import type { MsgFlowsTable } from '../tables.ts';
+import type { FlowInput, FlowPatch } from '../schemas.ts';
 import { validateDefinition, type FlowDefinition } from './definition.ts';
 import { TtlCache } from '../../../lib/ttl-cache.ts';
 
@@ -30,7 +31,7 @@ export class FlowService {
 
   constructor(
     private ctx: AppContext,
-    private services: Services,
+    private services: MessagingDeps,
   ) {
     // Cleared again once the change is committed, so no concurrent read re-caches the old triggers;
     // then the other processes are told (cache-bus.ts).
@@ -188,7 +189,7 @@ export class FlowService {
     return { flow_id: flowId, version, definition: def, created_at: now };
   }
 
-  async create(trx: Executor, input: FlowDefinition): Promise<{ row: FlowRow; version: FlowVersion }> {
+  async create(trx: Executor, input: FlowInput): Promise<{ row: FlowRow; version: FlowVersion }> {
     const def = validateDefinition(input);
     await this.checkReferences(trx, def);
     const now = this.ctx.clock.nowIso();
@@ -208,13 +209,9 @@ export class FlowService {
   }
 
   /** Saves a change: the full definition, or a partial one merged over the current version. */
-  async update(
-    trx: Executor,
-    row: FlowRow,
-    input: Partial<FlowDefinition>,
-  ): Promise<{ row: FlowRow; version: FlowVersion }> {
+  async update(trx: Executor, row: FlowRow, input: FlowPatch): Promise<{ row: FlowRow; version: FlowVersion }> {
     const current = await this.version(trx, row.id, row.current_version);
-    const def = validateDefinition({ ...current.definition, ...input } as FlowDefinition);
+    const def = validateDefinition({ ...current.definition, ...input });
     await this.checkReferences(trx, def);
     const next = row.current_version + 1;
     const patch = {
@@ -230,14 +227,14 @@ export class FlowService {
   }
 
   /** A new flow from this one's current definition, with overrides (name, triggers, steps...). */
-  async clone(trx: Executor, row: FlowRow, overrides: Partial<FlowDefinition>) {
+  async clone(trx: Executor, row: FlowRow, overrides: FlowPatch) {
     const current = await this.version(trx, row.id, row.current_version);
     const def = { ...structuredClone(current.definition), ...overrides };
     if (!overrides.name) def.name = `${current.definition.name} (copy)`;
     // A clone answering the same keywords would clash: without new triggers it starts inactive.
     if (!overrides.triggers && overrides.active === undefined && !overrides.channels) def.active = false;
     if (!overrides.catch_all && def.catch_all && overrides.active === undefined) def.active = false;
-    return this.create(trx, def as FlowDefinition);
+    return this.create(trx, def);
   }
 
   async softDelete(trx: Executor, row: FlowRow): Promise<void> {

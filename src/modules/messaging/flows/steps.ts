@@ -3,11 +3,11 @@ import type { AppContext } from '../../../context.ts';
 import { DomainError } from '../../../lib/errors.ts';
 import { readCapped } from '../../../lib/egress.ts';
 import { parseHttpUrl } from '../../../lib/url-guard.ts';
-import type { Services } from '../../../services.ts';
-import { joinProgram } from '../../../workflows/join-program.ts';
+import type { MessagingDeps } from '../deps.ts';
 import type { CustomerRow } from '../../customers/service.ts';
 import type { ProgramRow } from '../../loyalties/service.ts';
-import { MembershipRace, type MembershipRow } from '../../members/service.ts';
+import type { MembershipRow } from '../../members/service.ts';
+import { LostRace, retryOnLostRace } from '../../../storage/race.ts';
 import type { ChannelRow } from '../channels.ts';
 import { extendScope, resolvePath, type ContextRegistry } from '../context-providers.ts';
 import { render } from '../templates.ts';
@@ -19,7 +19,7 @@ import { BALANCE_VARIABLES, type Condition, type FlowDefinition, type Step } fro
 
 export interface RunInput {
   ctx: AppContext;
-  services: Services;
+  services: MessagingDeps;
   registry: ContextRegistry;
   def: FlowDefinition;
   channel: ChannelRow;
@@ -105,7 +105,6 @@ export class FlowRun {
       const limited = this.visibility === 'balance';
       const input = {
         db: this.db,
-        dialect: this.input.ctx.database.dialect,
         services,
         program,
         customer: limited ? null : this.customer,
@@ -338,34 +337,38 @@ export class FlowRun {
       await this.reply('Sorry, {{ program.name }} cannot be joined by message.');
       return null;
     }
-    for (let attempt = 0; attempt < 3; attempt++) {
-      try {
-        const result = await ctx.transaction(async (trx) => {
-          let customer = (await services.customers.findByPhone(trx, phone))[0];
-          if (!customer) customer = (await services.customers.upsert(trx, { phone, name: contactName ?? null })).row;
-          const existing = (await services.members.ofCustomer(trx, customer.id, program.id)).find(
-            (m) => m.status === 'ACTIVE',
-          );
-          const membership = existing ?? (await joinProgram(trx, services, program, customer, { source: 'messaging' }));
-          return { customer, membership };
-        });
-        this.customer = result.customer;
-        this.membership = result.membership;
-        this.visibility = 'all';
-        this.senderCustomers = null;
-        this.invalidate();
-        return step.next;
-      } catch (err) {
-        if (err instanceof MembershipRace) continue;
-        if (err instanceof DomainError) {
-          ctx.log.info({ key: err.key }, 'join by message refused');
-          if (step.refused) return step.refused;
-          await this.reply('Sorry, {{ program.name }} cannot be joined by message.');
-          return null;
-        }
-        throw err;
+    let result: { customer: CustomerRow; membership: MembershipRow };
+    try {
+      // A concurrent join of the same customer loses its race (LostRace): the next run finds the card.
+      result = await retryOnLostRace(
+        () =>
+          ctx.transaction(async (trx) => {
+            let customer = (await services.customers.findByPhone(trx, phone))[0];
+            if (!customer) customer = (await services.customers.upsert(trx, { phone, name: contactName ?? null })).row;
+            const existing = (await services.members.ofCustomer(trx, customer.id, program.id)).find(
+              (m) => m.status === 'ACTIVE',
+            );
+            const membership =
+              existing ?? (await services.joinProgram(trx, program, customer, { source: 'messaging' }));
+            return { customer, membership };
+          }),
+        3,
+      );
+    } catch (err) {
+      if (err instanceof LostRace) return step.refused ?? null;
+      if (err instanceof DomainError) {
+        ctx.log.info({ key: err.key }, 'join by message refused');
+        if (step.refused) return step.refused;
+        await this.reply('Sorry, {{ program.name }} cannot be joined by message.');
+        return null;
       }
+      throw err;
     }
-    return step.refused ?? null;
+    this.customer = result.customer;
+    this.membership = result.membership;
+    this.visibility = 'all';
+    this.senderCustomers = null;
+    this.invalidate();
+    return step.next;
   }
 }

@@ -36,11 +36,26 @@ function whatsappText(message: Record<string, unknown> | undefined): string {
   return typeof message.caption === 'string' ? message.caption : '';
 }
 
+// The fields read from Infobip's payloads: each is checked before use, whatever the provider sent.
+interface InfobipInbound {
+  messageId?: unknown;
+  from?: unknown;
+  to?: unknown;
+  text?: unknown;
+  message?: Record<string, unknown>;
+  contact?: { name?: unknown };
+}
+interface InfobipReport {
+  messageId?: unknown;
+  status?: { groupName?: unknown; name?: unknown };
+  error?: { name?: unknown };
+}
+
 export function parseInfobipInbound(body: unknown): InboundMessage[] {
   const results = (body as { results?: unknown })?.results;
   if (!Array.isArray(results)) return [];
   const out: InboundMessage[] = [];
-  for (const r of results as Record<string, any>[]) {
+  for (const r of results as (InfobipInbound | null)[]) {
     if (!r || typeof r !== 'object' || typeof r.messageId !== 'string' || typeof r.from !== 'string') continue;
     const isWhatsapp = r.message && typeof r.message === 'object';
     const text = isWhatsapp ? whatsappText(r.message) : typeof r.text === 'string' ? r.text : '';
@@ -49,7 +64,7 @@ export function parseInfobipInbound(body: unknown): InboundMessage[] {
       from: toE164(r.from) ?? r.from,
       to: typeof r.to === 'string' ? (toE164(r.to) ?? r.to) : '',
       text,
-      kind: isWhatsapp ? String(r.message.type ?? 'TEXT') : 'SMS',
+      kind: isWhatsapp ? String(r.message?.type ?? 'TEXT') : 'SMS',
       contactName: typeof r.contact?.name === 'string' ? r.contact.name : null,
     });
   }
@@ -60,7 +75,7 @@ export function parseInfobipReports(body: unknown): DeliveryReport[] {
   const results = (body as { results?: unknown })?.results;
   if (!Array.isArray(results)) return [];
   const out: DeliveryReport[] = [];
-  for (const r of results as Record<string, any>[]) {
+  for (const r of results as (InfobipReport | null)[]) {
     if (typeof r?.messageId !== 'string') continue;
     const group = String(r.status?.groupName ?? '').toUpperCase();
     const status =
@@ -69,10 +84,9 @@ export function parseInfobipReports(body: unknown): DeliveryReport[] {
         : ['UNDELIVERABLE', 'EXPIRED', 'REJECTED'].includes(group)
           ? 'failed'
           : 'sent';
-    const error =
-      status === 'failed'
-        ? `${group}${r.status?.name ? `/${r.status.name}` : ''}${r.error?.name && r.error.name !== 'NO_ERROR' ? ` (${r.error.name})` : ''}`
-        : null;
+    const name = r.status?.name ? `/${r.status.name}` : '';
+    const cause = r.error?.name && r.error.name !== 'NO_ERROR' ? ` (${r.error.name})` : '';
+    const error = status === 'failed' ? `${group}${name}${cause}` : null;
     out.push({ providerMessageId: r.messageId, status, error });
   }
   return out;
@@ -129,7 +143,7 @@ export async function sendInfobip(egress: Egress, channel: ChannelForSend, msg: 
     const headers = { authorization: `App ${api_key}`, 'content-type': 'application/json', accept: 'application/json' };
     const { status, text } = await providerPost(egress, url, headers, JSON.stringify(payload), channel.timeoutMs);
     if (status < 200 || status >= 300) return httpFailure(status, text);
-    let body: any = null;
+    let body: { messageId?: unknown; messages?: { messageId?: unknown }[] } | null = null;
     try {
       body = JSON.parse(text);
     } catch {

@@ -82,7 +82,8 @@ const escapeXml = (s: string) =>
   s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;');
 
 export function twiml(replies: string[]): string {
-  return `<?xml version="1.0" encoding="UTF-8"?><Response>${replies.map((r) => `<Message>${escapeXml(r)}</Message>`).join('')}</Response>`;
+  const messages = replies.map((r) => `<Message>${escapeXml(r)}</Message>`).join('');
+  return `<?xml version="1.0" encoding="UTF-8"?><Response>${messages}</Response>`;
 }
 
 export async function sendTwilio(egress: Egress, channel: ChannelForSend, msg: OutgoingMessage): Promise<SendResult> {
@@ -117,7 +118,7 @@ export async function sendTwilio(egress: Egress, channel: ChannelForSend, msg: O
       channel.timeoutMs,
     );
     if (status < 200 || status >= 300) return httpFailure(status, text);
-    let body: any = null;
+    let body: { sid?: unknown } | null = null;
     try {
       body = JSON.parse(text);
     } catch {

@@ -1,5 +1,6 @@
 import { errors, request } from 'undici';
 import { PrivateAddressError, readCapped, ResponseTooLargeError, type Egress } from '../../../lib/egress.ts';
+import type { ChannelCredentials } from '../schemas.ts';
 
 // What a provider adapter does: parse its inbound payloads and delivery reports, and send.
 
@@ -72,14 +73,6 @@ export interface OutgoingMessage {
 export type SendResult =
   | { ok: true; providerMessageId: string | null }
   | { ok: false; retryable: boolean; error: string };
-
-export interface ChannelCredentials {
-  base_url?: string;
-  api_key?: string;
-  account_sid?: string;
-  auth_token?: string;
-  messaging_service_sid?: string;
-}
 
 export interface ChannelForSend {
   id: string;
