@@ -12,6 +12,7 @@ import { TierService } from './modules/tiers/service.ts';
 import { VoucherService } from './modules/vouchers/service.ts';
 import { WebhookService } from './modules/webhooks/service.ts';
 import { Workflows } from './workflows/index.ts';
+import { redeemByMessage } from './workflows/redeem-by-message.ts';
 import { rewardsTemplateContext } from './workflows/redeem-reward.ts';
 
 /** One service per domain module; workflows and routes reach other modules only through these. */
@@ -71,6 +72,9 @@ export function createContainer(ctx: AppContext): Container {
     ledger,
     tiers,
     joinProgram: workflows.joinProgram,
+    // `services` is complete by the time a message is received (it is assigned below).
+    redeemReward: (input) => redeemByMessage(ctx, services, input),
+    redemptionsOf: (db, customerIds, range) => vouchers.redemptionsOf(db, customerIds, range),
   });
   const services: Services = {
     apiKeys,
@@ -88,5 +92,7 @@ export function createContainer(ctx: AppContext): Container {
   };
   // The `rewards` template variable of messages and flow conditions (balance_gte_cheapest_reward).
   messaging.registerContextProvider('rewards', rewardsTemplateContext(services));
+  // The `vouchers` variable: the member's vouchers (a flow answering "which vouchers do I have").
+  messaging.registerContextProvider('vouchers', ({ db, customer }) => vouchers.templateVariable(db, customer?.id));
   return { services, workflows };
 }

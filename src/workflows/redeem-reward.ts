@@ -187,7 +187,7 @@ const pointsExceeded = (details: string) =>
 export async function redeemReward(
   trx: Executor,
   services: Services,
-  req: { memberId: string; campaignId?: string; body: RedeemInput; now: string },
+  req: { memberId: string; campaignId?: string; body: RedeemInput; now: string; id?: string },
 ): Promise<Record<string, unknown>> {
   const { body } = req;
   if (!body.reward?.id && !body.reward?.assignment_id)
@@ -287,7 +287,9 @@ export async function redeemReward(
   if (reward.stock !== null) reward = { ...reward, redeemed: Number(reward.redeemed) + 1 };
 
   // ---- points ----
-  const id = newId('r');
+  // A caller-chosen id (a redemption by message: one per inbound message) makes a second run fail
+  // on the redemptions table's primary key, rolling all of it back.
+  const id = req.id ?? newId('r');
   const now = req.now;
   // The card after the debit, as Voucherify answers it (`loyalty_card{points, balance}`).
   let after = balanceRow;

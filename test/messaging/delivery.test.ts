@@ -541,22 +541,15 @@ describe('messaging delivery: dedup, retries, reports, opt-out, broadcasts, repo
     await inbound(ch.id, infobipSms(phones[1], '385921004026', 'balance please'));
     await outbound().drain();
 
-    // Redemptions: R0 after 2 days and R1 after 3 days count; R2 after 8 days does not.
+    // Redemptions (real reward redemptions): R0 after 2 days and R1 after 3 days count; R2 after
+    // 8 days does not.
+    const reward = (await t.api('POST', '/v1/rewards', { name: 'Mug', parameters: { product: { id: 'mug' } } })).body;
+    await t.api('POST', `/v1/loyalties/${program.id}/rewards`, [
+      { reward: reward.id, parameters: { loyalty: { points: 100 } } },
+    ]);
     const redeem = async (code: string) => {
-      const { services, ctx } = t.server;
-      await ctx.transaction(async (trx) => {
-        const membership = await services.members.get(trx, code);
-        const prog = await services.programs.get(trx, membership.program_id);
-        const definition = await services.programs.defaultDefinition(trx, prog.id);
-        await services.ledger.applyChange(trx, {
-          program: prog,
-          membership,
-          definition,
-          points: -100,
-          type: 'POINTS_REDEMPTION',
-          reason: 'reward',
-        });
-      });
+      const res = await t.api('POST', `/v1/loyalties/members/${code}/redemption`, { reward: { id: reward.id } });
+      assert.equal(res.status, 200, JSON.stringify(res.body));
     };
     clock.advance(2 * 86_400_000);
     await redeem(cards[0].code);

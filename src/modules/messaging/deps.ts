@@ -16,6 +16,38 @@ export type JoinProgram = (
   opts?: { source?: string },
 ) => Promise<MembershipRow>;
 
+/** What a redemption by message gave: the reward, the voucher issued (if any), the card after it. */
+export interface RedeemedByMessage {
+  /** The redemption's `r_` id (the same for every delivery of one inbound message). */
+  id: string;
+  /** A copy of the inbound message redeemed already: this is that redemption. */
+  replayed: boolean;
+  reward: { id: string; name: string | null; type: string | null };
+  /** The voucher a CAMPAIGN reward issued (its code), or null (MATERIAL, points, gift value). */
+  voucher: { code: string; campaign: string | null; discount: unknown; expiration_date: string | null } | null;
+  points: number;
+  /** The card's balance after the redemption. */
+  balance: number | null;
+}
+
+/**
+ * Redeems a reward for a member (the redeem-reward workflow, in its own transaction), passed in by
+ * the container. `key` names the inbound message: every delivery of one message redeems once.
+ * Refusals (points, stock, unknown reward) throw DomainError with nothing changed.
+ */
+export type RedeemReward = (input: {
+  membershipId: string;
+  rewardId: string;
+  key: string;
+}) => Promise<RedeemedByMessage>;
+
+/** The successful, not rolled back redemptions of these customers in [from, to) (the vouchers module's). */
+export type RedemptionsOf = (
+  db: Executor,
+  customerIds: string[],
+  range: { from: string; to: string },
+) => Promise<{ customer_id: string; points: number; created_at: string }[]>;
+
 /** What messaging calls outside itself, given to MessagingService's constructor. */
 export interface MessagingDeps {
   customers: CustomerService;
@@ -25,4 +57,8 @@ export interface MessagingDeps {
   /** Absent in a build without tiers: the `tier` and `tiers` template variables are then nil. */
   tiers?: TierService;
   joinProgram: JoinProgram;
+  /** Absent in a build without rewards: a redeem step then refuses (`unavailable`). */
+  redeemReward?: RedeemReward;
+  /** Absent in a build without vouchers: the flow report counts no redemptions. */
+  redemptionsOf?: RedemptionsOf;
 }

@@ -1,9 +1,11 @@
 import type { AppContext } from '../../context.ts';
 import { invalid } from '../../lib/errors.ts';
+import type { MessagingDeps } from './deps.ts';
 
 // Flow reporting: messages sent / delivered / failed, inbound messages, keyword matches per alias,
-// interaction rate (members who replied / members messaged), and redemptions (POINTS_REDEMPTION
-// ledger entries) by messaged members within 7 days after a flow message; in total and per day (UTC).
+// interaction rate (members who replied / members messaged), and redemptions (reward and voucher
+// redemptions, asked of the vouchers module) by messaged customers within 7 days after a flow
+// message; in total and per day (UTC).
 
 const DAY = 86_400_000;
 const WINDOW = 7 * DAY;
@@ -23,7 +25,10 @@ interface DayStats {
 }
 
 export class ReportService {
-  constructor(private ctx: AppContext) {}
+  constructor(
+    private ctx: AppContext,
+    private services: Pick<MessagingDeps, 'redemptionsOf'>,
+  ) {}
 
   async flowReport(flowId: string, fromRaw?: string, toRaw?: string) {
     const to = toRaw ? parseDate(toRaw, 'to', true) : this.ctx.clock.nowMs();
@@ -41,7 +46,7 @@ export class ReportService {
     const db = this.ctx.database.db;
     const msgs = await db
       .selectFrom('msg_messages')
-      .select(['id', 'direction', 'status', 'keyword', 'membership_id', 'sent_at', 'created_at'])
+      .select(['id', 'direction', 'status', 'keyword', 'membership_id', 'customer_id', 'sent_at', 'created_at'])
       .where('flow_id', '=', flowId)
       .where('created_at', '>=', fromIso)
       .where('created_at', '<', toIso)
@@ -99,9 +104,12 @@ export class ReportService {
         if (m.membership_id && m.status !== 'skipped' && m.status !== 'cancelled') {
           messaged.add(m.membership_id);
           s.messaged.add(m.membership_id);
-          const list = sentTimes.get(m.membership_id) ?? [];
-          list.push(Date.parse(m.created_at));
-          sentTimes.set(m.membership_id, list);
+          // Redemptions are the customer's (a voucher has no card): timed per customer.
+          if (m.customer_id) {
+            const list = sentTimes.get(m.customer_id) ?? [];
+            list.push(Date.parse(m.created_at));
+            sentTimes.set(m.customer_id, list);
+          }
         }
       } else {
         s.inbound++;
@@ -117,29 +125,22 @@ export class ReportService {
       }
     }
 
-    // Redemptions by messaged members within 7 days after one of their flow messages; each
-    // redemption counts once, on the day of the latest message before it.
+    // Redemptions (of rewards and vouchers, the vouchers module's) by messaged customers within 7
+    // days after one of their flow messages; each counts once, on the day of the latest message before it.
     let redemptions = 0;
     let pointsRedeemed = 0;
-    const members = [...messaged];
-    for (let i = 0; i < members.length; i += 500) {
-      const entries = await db
-        .selectFrom('ledger_entries')
-        .select(['membership_id', 'points', 'created_at'])
-        .where('type', '=', 'POINTS_REDEMPTION')
-        .where('membership_id', 'in', members.slice(i, i + 500))
-        .where('created_at', '>=', fromIso)
-        .where('created_at', '<', new Date(to + WINDOW).toISOString())
-        .execute();
-      for (const e of entries) {
+    const customers = [...sentTimes.keys()];
+    const range = { from: fromIso, to: new Date(to + WINDOW).toISOString() };
+    for (let i = 0; this.services.redemptionsOf && i < customers.length; i += 500) {
+      for (const e of await this.services.redemptionsOf(db, customers.slice(i, i + 500), range)) {
         const at = Date.parse(e.created_at);
-        const before = (sentTimes.get(e.membership_id) ?? []).filter((t) => t <= at && at <= t + WINDOW);
+        const before = (sentTimes.get(e.customer_id) ?? []).filter((t) => t <= at && at <= t + WINDOW);
         if (before.length === 0) continue;
         const s = day(new Date(Math.max(...before)).toISOString());
         s.redemptions_within_7_days++;
-        s.points_redeemed_within_7_days += Math.abs(Number(e.points));
+        s.points_redeemed_within_7_days += e.points;
         redemptions++;
-        pointsRedeemed += Math.abs(Number(e.points));
+        pointsRedeemed += e.points;
       }
     }
 

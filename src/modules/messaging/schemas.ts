@@ -164,7 +164,7 @@ const StepOutline = Type.Unsafe<Step>(
   Type.Object(
     {
       id: Type.String({ minLength: 1, maxLength: 100 }),
-      type: StringEnum(['find_member', 'branch', 'reply', 'http', 'wait', 'join']),
+      type: StringEnum(['find_member', 'branch', 'reply', 'http', 'wait', 'join', 'redeem']),
       next: Type.Optional(Nullable(Type.String())),
       template: Type.Optional(Type.String({ maxLength: 5000 })),
       cases: Type.Optional(Type.Array(Type.Object({ when: AnyObject(), next: Type.String() }), { maxItems: 50 })),

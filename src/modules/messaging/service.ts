@@ -52,7 +52,7 @@ export class MessagingService {
       this.optout,
       this.context,
     );
-    this.reports = new ReportService(ctx);
+    this.reports = new ReportService(ctx, services);
   }
 
   /**

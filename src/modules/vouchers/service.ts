@@ -881,6 +881,32 @@ export class VoucherService {
     return rows.map(({ publication_id, ...voucher }) => ({ voucher: voucher as VoucherRow, publication_id }));
   }
 
+  /**
+   * The `vouchers` template variable of messages and flows (registered by the container): the
+   * customer's vouchers, newest first, `[{code, campaign, type, discount, gift, expiration_date,
+   * active, usable}]` (`usable`: active, not expired, not used up). Nil without a customer; an empty
+   * list when they have none (test `vouchers.size > 0`).
+   */
+  async templateVariable(db: Executor, customerId: string | null | undefined) {
+    if (!customerId) return null;
+    const now = this.now();
+    return (await this.ofCustomer(db, customerId, 20)).map(({ voucher: v }) => {
+      const p = presentVoucher(v);
+      const expired = v.expired_at !== null || (v.expiration_date !== null && v.expiration_date <= now);
+      const usedUp = v.quantity !== null && v.redeemed_quantity >= v.quantity;
+      return {
+        code: p.code,
+        campaign: p.campaign,
+        type: p.type,
+        discount: p.discount,
+        gift: p.gift,
+        expiration_date: p.expiration_date,
+        active: p.active,
+        usable: p.active && !expired && !usedUp,
+      };
+    });
+  }
+
   // ---- publications ----
 
   /**
@@ -1292,6 +1318,30 @@ export class VoucherService {
 
   async recordRedemption(trx: Executor, row: RedemptionRow): Promise<void> {
     await trx.insertInto('redemptions').values(row).execute();
+  }
+
+  /**
+   * The successful redemptions (vouchers and rewards) of these customers created in [from, to), not
+   * rolled back: what the messaging module's flow report counts.
+   */
+  async redemptionsOf(
+    db: Executor,
+    customerIds: string[],
+    range: { from: string; to: string },
+  ): Promise<{ customer_id: string; points: number; created_at: string }[]> {
+    if (customerIds.length === 0) return [];
+    const rows = await db
+      .selectFrom('redemptions')
+      .select(['customer_id', 'points', 'created_at'])
+      .where('customer_id', 'in', customerIds)
+      .where('result', '=', 'SUCCESS')
+      .where('rollback_id', 'is', null)
+      .where('created_at', '>=', range.from)
+      .where('created_at', '<', range.to)
+      .execute();
+    return rows
+      .filter((r): r is typeof r & { customer_id: string } => r.customer_id !== null)
+      .map((r) => ({ customer_id: r.customer_id, points: Number(r.points ?? 0), created_at: r.created_at }));
   }
 
   async findRedemption(db: Executor, id: string): Promise<RedemptionRow | undefined> {

@@ -5,7 +5,7 @@ import type { FlowInput, Trigger } from '../schemas.ts';
 import { templateError } from '../templates.ts';
 
 // A flow is data: triggers (keywords), and steps that find the member, branch, reply with a Liquid
-// template, call an HTTP API, wait for a follow-up keyword, or enrol the sender. Saved definitions
+// template, call an HTTP API, wait for a follow-up keyword, enrol the sender, or redeem a reward. Saved definitions
 // are validated here; every save makes a new immutable version.
 
 export type Condition =
@@ -74,7 +74,19 @@ export type Step =
       timeout_seconds?: number;
       otherwise?: string | null;
     }
-  | { id: string; type: 'join'; next?: string | null; refused?: string | null };
+  | { id: string; type: 'join'; next?: string | null; refused?: string | null }
+  | {
+      id: string;
+      type: 'redeem';
+      /**
+       * Which reward (a Liquid template): a number is a position in `rewards.affordable` (1 = the
+       * first, as a REWARDS reply lists them), anything else a reward id. Default: the word after
+       * the keyword (`REDEEM 2`, `REDEEM rew_...`, a WhatsApp button's text or payload).
+       */
+      reward?: string;
+      next?: string | null;
+      refused?: string | null;
+    };
 
 /** A saved definition: a flow as given (FlowInput), with its defaults filled in by validateDefinition. */
 export type FlowDefinition = FlowInput & { triggers: Trigger[] };
@@ -94,6 +106,7 @@ export const RESERVED_VARS = new Set([
   'rewards',
   'vouchers',
   'referral',
+  'redemption',
 ]);
 
 function fail(field: string, message: string): never {
@@ -258,10 +271,15 @@ export function validateDefinition(input: FlowInput): FlowDefinition {
         ref(`${f}.next`, s.next);
         ref(`${f}.refused`, s.refused);
         break;
+      case 'redeem':
+        if (s.reward !== undefined) checkTemplate(`${f}.reward`, s.reward);
+        ref(`${f}.next`, s.next);
+        ref(`${f}.refused`, s.refused);
+        break;
       default:
         fail(
           `${f}.type`,
-          `must be find_member, branch, reply, http, wait or join (got "${(s as { type?: string }).type}")`,
+          `must be find_member, branch, reply, http, wait, join or redeem (got "${(s as { type?: string }).type}")`,
         );
     }
   });

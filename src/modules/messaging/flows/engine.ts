@@ -301,6 +301,8 @@ export class Engine {
       saved: session?.vars.saved ?? {},
       visibility: session?.vars.visibility ?? 'all',
       defaultUnknownReply: settings.unknown_sender_reply ?? null,
+      // The dedup key of the message: a redeem step redeems once however often it is delivered.
+      inboundKey: `${channel.id}:${msg.providerMessageId}`,
     });
     const result = await run.run(startStep);
 

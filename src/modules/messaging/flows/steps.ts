@@ -14,8 +14,9 @@ import { render } from '../templates.ts';
 import { BALANCE_VARIABLES, type Condition, type FlowDefinition, type Step } from './definition.ts';
 
 // Runs a flow's steps for one inbound message, from a start step until the flow ends or waits.
-// Reads go straight to the database; the only writes are enrolments (the join step, in their own
-// transaction). The caller stores the replies and the session in one transaction afterwards.
+// Reads go straight to the database; the only writes are enrolments (the join step) and reward
+// redemptions (the redeem step), each in a transaction of its own. The caller stores the replies
+// and the session in one transaction afterwards.
 
 export interface RunInput {
   ctx: AppContext;
@@ -37,6 +38,8 @@ export interface RunInput {
   /** What the membership carried across a session may show (MemberVisibility). */
   visibility?: MemberVisibility;
   defaultUnknownReply?: string | null;
+  /** `channel:provider message id` of the inbound message: a redeem step redeems once per message. */
+  inboundKey?: string;
 }
 
 /**
@@ -162,6 +165,8 @@ export class FlowRun {
         return this.http(step);
       case 'join':
         return this.join(step);
+      case 'redeem':
+        return this.redeem(step);
     }
   }
 
@@ -371,4 +376,81 @@ export class FlowRun {
     this.invalidate();
     return step.next;
   }
+
+  /**
+   * Redeems the reward the message names for the member found earlier, once per inbound message;
+   * saves `redemption` ({ok, code, reward, voucher, points, balance}, or {ok: false, reason, message}
+   * on a refusal) and goes to `next` (default: a reply with the code) or `refused` (default: a reply
+   * with the reason).
+   */
+  private async redeem(step: Extract<Step, { type: 'redeem' }>) {
+    const { ctx, services, inboundKey } = this.input;
+    const vars = await this.vars();
+    const refuse = async (reason: RedeemRefusal, detail?: string) => {
+      this.saved.redemption = { ok: false, reason, message: REFUSAL_TEXT[reason], detail: detail ?? null };
+      this.invalidate();
+      if (step.refused) return step.refused;
+      await this.reply('{{ redemption.message }}');
+      return null;
+    };
+    if (!this.membership || this.visibility !== 'all') return refuse('no_member');
+    if (!services.redeemReward || !inboundKey) return refuse('unavailable');
+    const asked = (
+      step.reward !== undefined ? await render(step.reward, vars) : (this.input.rawTokens[1] ?? '')
+    ).trim();
+    if (!asked) return refuse('missing');
+    let rewardId = asked;
+    if (/^\d+$/.test(asked)) {
+      const affordable = getPath(await vars.rewards, 'affordable');
+      const picked = Array.isArray(affordable) ? (affordable[Number(asked) - 1] as { id?: string }) : undefined;
+      if (!picked?.id) return refuse('unknown_reward');
+      rewardId = picked.id;
+    }
+    try {
+      const r = await services.redeemReward({ membershipId: this.membership.id, rewardId, key: inboundKey });
+      this.saved.redemption = { ok: true, code: r.voucher?.code ?? null, ...r };
+    } catch (err) {
+      if (!(err instanceof DomainError)) throw err;
+      ctx.log.info({ key: err.key, step: step.id }, 'redemption by message refused');
+      return refuse(REFUSAL_OF[err.key] ?? (err.kind === 'not_found' ? 'unknown_reward' : 'unavailable'), err.key);
+    }
+    this.invalidate();
+    if (step.next) return step.next;
+    await this.reply(REDEEMED_REPLY);
+    return null;
+  }
 }
+
+/** Why a redeem step refused (`redemption.reason`). */
+export type RedeemRefusal =
+  | 'no_member'
+  | 'missing'
+  | 'unknown_reward'
+  | 'not_enough_points'
+  | 'out_of_stock'
+  | 'unavailable';
+
+const REFUSAL_OF: Record<string, RedeemRefusal> = {
+  loyalty_card_points_exceeded: 'not_enough_points',
+  reward_out_of_stock: 'out_of_stock',
+  // A coupon reward whose campaign has no code left to give.
+  no_voucher_suitable_for_publication: 'out_of_stock',
+  reward_not_assigned: 'unknown_reward',
+  invalid_reward: 'unknown_reward',
+};
+
+/** `redemption.message`: what a member is told when a redemption is refused. */
+const REFUSAL_TEXT: Record<RedeemRefusal, string> = {
+  no_member: 'Sorry, we could not find your card, so nothing was redeemed.',
+  missing: 'Reply REDEEM followed by the number of the reward (reply REWARDS to see them).',
+  unknown_reward: 'Sorry, there is no such reward on your list. Reply REWARDS to see what you can redeem.',
+  not_enough_points: 'Sorry, you do not have enough points for that reward yet. Nothing was redeemed.',
+  out_of_stock: 'Sorry, that reward is out of stock. Reply REWARDS to see what else you can redeem.',
+  unavailable: 'Sorry, that reward cannot be redeemed by message.',
+};
+
+/** A redeem step's reply when it has no `next`. */
+export const REDEEMED_REPLY =
+  'You redeemed {{ redemption.reward.name }} for {{ redemption.points }} points.' +
+  '{% if redemption.code %} Your code: {{ redemption.code }}.{% endif %}' +
+  '{% if redemption.balance != nil %} Points left: {{ redemption.balance }}.{% endif %}';
