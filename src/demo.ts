@@ -3,9 +3,11 @@ import { randomString } from './lib/ids.ts';
 import type { FlowDefinition } from './modules/messaging/flows/definition.ts';
 import { joinFlow, pointsFlow } from './modules/messaging/flows/examples.ts';
 import { buildServer, type TallyServer } from './server.ts';
+import type { Executor } from './storage/database.ts';
 
-// `tally demo`: a demo program with members, a simulator channel and four keyword flows made by
-// cloning one (POINTS, TIER, REWARDS, REFERRAL), plus JOIN. Running it again reuses what exists,
+// `tally demo`: a demo program with members, a reward catalogue (a coupon campaign, a CAMPAIGN
+// reward and a MATERIAL one), a simulator channel and four keyword flows made by cloning one
+// (POINTS, TIER, REWARDS, REFERRAL), plus REDEEM and JOIN. Running it again reuses what exists,
 // and the one API key named "demo" gets a new token (a token is stored hashed, so printing it again
 // means making a new one). It listens first (a port in use stops it before anything is written),
 // sets up, serves (unless `serve: false`) and prints how to talk to it with curl.
@@ -34,8 +36,8 @@ const CLONES: { name: string; keywords: string[]; template: string }[] = [
     template:
       '{% if rewards %}{% if rewards.affordable.size > 0 %}' +
       'Hi {{ customer.name }}, with {{ points }} points you can redeem: ' +
-      '{% for r in rewards.affordable %}{{ r.name }} ({{ r.cost }} pts)' +
-      '{% unless forloop.last %}, {% endunless %}{% endfor %}.' +
+      '{% for r in rewards.affordable %}{{ forloop.index }}. {{ r.name }} ({{ r.cost }} pts)' +
+      '{% unless forloop.last %}, {% endunless %}{% endfor %}. Reply REDEEM and the number to get it.' +
       '{% else %}Hi {{ customer.name }}, the cheapest reward costs {{ rewards.cheapest_cost }} points; ' +
       'you have {{ points }}.{% endif %}' +
       '{% else %}Hi {{ customer.name }}, the rewards catalogue of {{ program.name }} is not set up yet. ' +
@@ -52,6 +54,63 @@ const CLONES: { name: string; keywords: string[]; template: string }[] = [
   },
 ];
 
+/** The demo's reward catalogue: what REWARDS lists (cheapest first) and REDEEM gives. */
+export const DEMO_COUPON_CAMPAIGN = `${DEMO_PROGRAM} 10% off`;
+export const DEMO_REWARDS = [
+  { name: 'A free coffee', points: 250, type: 'MATERIAL' as const },
+  { name: '10% off your next order', points: 500, type: 'CAMPAIGN' as const },
+];
+
+/** The redeem step's answers (the POINTS flow's REDEEM follow-up and the REDEEM flow). */
+const REDEEM_STEPS: FlowDefinition['steps'] = [
+  {
+    id: 'redeemed',
+    type: 'reply',
+    template:
+      'Enjoy {{ redemption.reward.name }}, {{ customer.name }}! ' +
+      '{% if redemption.code %}Your code: {{ redemption.code }}. ' +
+      '{% else %}Show card {{ membership.code }} at the till to collect it. {% endif %}' +
+      'You have {{ points }} points left.',
+  },
+  { id: 'not_redeemed', type: 'reply', template: '{{ redemption.message }}' },
+];
+
+/** The seed POINTS flow, whose REDEEM follow-up redeems (the first affordable reward unless a number follows). */
+function demoPointsFlow(programId: string, channelId: string): FlowDefinition {
+  const base = pointsFlow(programId, { channels: [channelId] });
+  const steps = base.steps.filter((s) => s.id !== 'how_to_redeem');
+  return {
+    ...base,
+    steps: [
+      ...steps.map((s) => (s.type === 'wait' ? { ...s, replies: [{ keywords: ['REDEEM'], next: 'redeem' }] } : s)),
+      {
+        id: 'redeem',
+        type: 'redeem',
+        reward: '{{ message.rest | default: "1" }}',
+        next: 'redeemed',
+        refused: 'not_redeemed',
+      },
+      ...REDEEM_STEPS,
+    ],
+  };
+}
+
+/** REDEEM <n>: the n-th reward of the REWARDS reply (or a reward id), the voucher code back. */
+function redeemFlow(programId: string, channelId: string): FlowDefinition {
+  return {
+    name: 'Redeem a reward',
+    description: 'REDEEM 2: redeem the second reward of the REWARDS list and get its code',
+    program_id: programId,
+    channels: [channelId],
+    triggers: [{ keywords: ['REDEEM'], match: 'first_word' }],
+    steps: [
+      { id: 'find', type: 'find_member', by: 'phone', next: 'redeem' },
+      { id: 'redeem', type: 'redeem', next: 'redeemed', refused: 'not_redeemed' },
+      ...REDEEM_STEPS,
+    ],
+  };
+}
+
 function cloneOverrides(c: (typeof CLONES)[number], channelId: string): Partial<FlowDefinition> {
   return {
     name: c.name,
@@ -64,6 +123,38 @@ function cloneOverrides(c: (typeof CLONES)[number], channelId: string): Partial<
       { id: 'answer', type: 'reply', template: c.template },
     ],
   };
+}
+
+/** The coupon campaign and the two rewards, assigned to the program (each made once, found by name). */
+async function demoRewards(server: TallyServer, trx: Executor, programId: string): Promise<void> {
+  const { services } = server;
+  const campaign =
+    (await services.vouchers.findCampaign(trx, DEMO_COUPON_CAMPAIGN)) ??
+    (await services.vouchers.createCampaign(trx, {
+      name: DEMO_COUPON_CAMPAIGN,
+      description: 'Coupons the "10% off" reward gives (a new code for each redemption)',
+      campaign_type: 'DISCOUNT_COUPONS',
+      type: 'AUTO_UPDATE',
+      voucher: {
+        type: 'DISCOUNT_VOUCHER',
+        discount: { type: 'PERCENT', percent_off: 10 },
+        code_config: { prefix: 'COFFEE-', length: 6, charset: 'ABCDEFGHJKLMNPQRSTUVWXYZ23456789' },
+        redemption: { quantity: 1 },
+      },
+    }));
+  const offered = new Set((await services.rewards.offered(trx, programId)).map((o) => o.reward.name));
+  for (const r of DEMO_REWARDS) {
+    if (offered.has(r.name)) continue;
+    const reward = await services.rewards.create(trx, {
+      name: r.name,
+      ...(r.type === 'CAMPAIGN'
+        ? { parameters: { campaign: { id: campaign.id } } }
+        : { stock: 100, parameters: { product: { id: 'demo-coffee' } } }),
+    });
+    await services.rewards.createAssignments(trx, [
+      { rewardId: reward.id, programId, parameters: { loyalty: { points: r.points } } },
+    ]);
+  }
 }
 
 export interface DemoResult {
@@ -103,6 +194,7 @@ export async function setupDemo(server: TallyServer, config: Config): Promise<De
         { name: 'Gold', points: { from: 3000 } },
       ]);
     }
+    await demoRewards(server, trx, program.id);
     for (const m of DEMO_MEMBERS) {
       const customer = (
         await services.customers.upsert(trx, {
@@ -144,7 +236,7 @@ export async function setupDemo(server: TallyServer, config: Config): Promise<De
       sender: '+10005550100',
       settings: {
         catch_all_reply:
-          "Sorry, I didn't get that. Reply POINTS, TIER, REWARDS or REFERRAL (or JOIN to become a member).",
+          "Sorry, I didn't get that. Reply POINTS, TIER, REWARDS, REDEEM or REFERRAL (or JOIN to become a member).",
       },
     });
     const flows: Record<string, string> = {};
@@ -157,8 +249,7 @@ export async function setupDemo(server: TallyServer, config: Config): Promise<De
     const byName = new Map(existing.map((f) => [f.name, f.id]));
     let pointsId = byName.get('Points balance');
     if (!pointsId)
-      pointsId = (await services.messaging.flows.create(trx, pointsFlow(program.id, { channels: [channel.id] }))).row
-        .id;
+      pointsId = (await services.messaging.flows.create(trx, demoPointsFlow(program.id, channel.id))).row.id;
     flows.POINTS = pointsId;
     const pointsRow = await services.messaging.flows.get(trx, pointsId);
     for (const c of CLONES) {
@@ -166,6 +257,9 @@ export async function setupDemo(server: TallyServer, config: Config): Promise<De
       if (!id) id = (await services.messaging.flows.clone(trx, pointsRow, cloneOverrides(c, channel.id))).row.id;
       flows[c.keywords[0]] = id;
     }
+    let redeemId = byName.get('Redeem a reward');
+    if (!redeemId) redeemId = (await services.messaging.flows.create(trx, redeemFlow(program.id, channel.id))).row.id;
+    flows.REDEEM = redeemId;
     let joinId = byName.get('Join by message');
     if (!joinId)
       joinId = (await services.messaging.flows.create(trx, { ...joinFlow(program.id), channels: [channel.id] })).row.id;
@@ -210,9 +304,9 @@ export function demoInstructions(url: string, r: DemoResult): string {
     '',
     'Try it (Ana has 2,641 points):',
     say('+385916242493', 'POINTS'),
-    say('+385916242493', 'REDEEM'),
     say('+385916242493', 'tier'),
     say('+385916242493', 'Rewards'),
+    say('+385916242493', 'REDEEM 2'),
     say('+385916242493', 'referral'),
     say('+385991112233', 'JOIN'),
     say('+385916242493', 'STOP'),

@@ -57,31 +57,59 @@ describe('tally demo', () => {
     assert.match(printed, /"text":"POINTS"/);
   });
 
-  it('sets up one program, members, a simulator channel and four cloned flows plus JOIN', async () => {
+  it('sets up one program, members, rewards, a simulator channel, cloned flows, REDEEM and JOIN', async () => {
     const programs = (await (await fetch(`${url}/v1/loyalties?limit=100`, { headers })).json()) as any;
     assert.equal(programs.total, 1);
     const flows = (await (await fetch(`${url}/v1/flows?limit=100`, { headers })).json()) as any;
     assert.deepEqual(flows.flows.map((f: any) => f.name).sort(), [
       'Join by message',
       'Points balance',
+      'Redeem a reward',
       'Referral status',
       'Rewards I can redeem',
       'Tier level',
     ]);
     assert.ok(flows.flows.every((f: any) => f.active));
+    // The catalogue was made once, though the demo ran twice.
+    const rewards = (await (await fetch(`${url}/v1/rewards?limit=100`, { headers })).json()) as any;
+    assert.deepEqual(rewards.data.map((r: any) => [r.name, r.type]).sort(), [
+      ['10% off your next order', 'CAMPAIGN'],
+      ['A free coffee', 'MATERIAL'],
+    ]);
+  });
+
+  it('REDEEM 2 answers a coupon code, REDEEM after POINTS the first reward; Marko is refused', async () => {
+    const coupon = await say('+385987654321', 'REDEEM 2');
+    assert.match(
+      coupon[0],
+      /^Enjoy 10% off your next order, Ivana! Your code: COFFEE-\w{6}\. You have 4700 points left\.$/,
+    );
+    await say('+385987654321', 'points');
+    assert.match(
+      (await say('+385987654321', 'redeem'))[0],
+      /^Enjoy A free coffee, Ivana! Show card \S+ at the till to collect it\. You have 4450 points left\.$/,
+    );
+    assert.match((await say('+385912345678', 'REDEEM 1'))[0], /^Sorry, there is no such reward on your list/);
   });
 
   it('answers POINTS with 2641 and the nudge, and the cloned flows say what they know', async () => {
     const points = await say('+385916242493', 'POINTS');
     assert.match(points[0], /^Hi Ana, you have 2641 points/);
-    assert.match(points[0], /redeem/i);
-    assert.match((await say('+385916242493', 'redeem'))[0], /^To redeem, show card/);
+    assert.match(points[0], /enough for A free coffee! Reply REDEEM to claim it/);
     assert.equal(
       (await say('+385916242493', 'tier'))[0],
       'Hi Ana, you are Silver in Tally Coffee Club. 359 more points to reach Gold.',
     );
     assert.match((await say('+385987654321', 'level'))[0], /^Hi Ivana, you are Gold in Tally Coffee Club\.$/);
-    assert.match((await say('+385916242493', 'rewards'))[0], /rewards catalogue .* not set up yet/);
+    assert.equal(
+      (await say('+385916242493', 'rewards'))[0],
+      'Hi Ana, with 2641 points you can redeem: 1. A free coffee (250 pts), 2. 10% off your next order (500 pts). ' +
+        'Reply REDEEM and the number to get it.',
+    );
+    assert.equal(
+      (await say('+385912345678', 'rewards'))[0],
+      'Hi Marko, the cheapest reward costs 250 points; you have 180.',
+    );
     assert.match((await say('+385916242493', 'referral'))[0], /referrals are not available/);
     assert.match((await say('+385916242493', 'hello'))[0], /^Sorry, I didn't get that/);
     assert.match(
