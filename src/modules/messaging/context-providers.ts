@@ -15,7 +15,8 @@ import { fromJson } from '../../lib/json.ts';
 // - tier:     { id, name, ... }                      (condition `tier_is` compares `name` or `id`)
 // - rewards:  { cheapest_cost: number|null, affordable: [{id, name, cost}], all: [...] }
 //             (condition `balance_gte_cheapest_reward` compares the default balance with cheapest_cost)
-// - vouchers: [{ code, ... }]
+// - vouchers: [{ code, campaign, type, discount, gift, expiration_date, active, usable }]
+//             (the vouchers module's, registered by the container in src/services.ts)
 // - referral: { code, referred_customers, ... }
 
 export interface ContextInput {
