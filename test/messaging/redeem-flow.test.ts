@@ -176,7 +176,24 @@ describe('redeeming a reward by message', () => {
     assert.equal(await balanceOf(member.code), 400);
   });
 
-  it('refuses a redeem step that names an unknown step type field', async () => {
+  it('a tapped WhatsApp button (REDEEM 1) redeems and answers the code', async () => {
+    const phone = '+385917000005';
+    const { member } = await setup(phone, 300, ['WA-A']);
+    const wa = await createChannel(t, { provider: 'simulator', type: 'whatsapp', sender: '+10000000889' });
+    const res = await t.api('POST', '/v1/simulator/messages', {
+      from: phone,
+      channel_id: wa.id,
+      button: { title: 'REDEEM 1', id: 'redeem-first' },
+    });
+    assert.equal(res.status, 200, JSON.stringify(res.body));
+    assert.deepEqual(
+      res.body.replies.map((r: { text: string }) => r.text),
+      ['Enjoy 10% off! Code WA-A, 200 points left.'],
+    );
+    assert.equal(await balanceOf(member.code), 200);
+  });
+
+  it('refuses a redeem step whose refused names no step', async () => {
     const { program } = await seedMember(t, { phone: '+385917000004', points: 1 });
     const res = await t.api('POST', '/v1/flows', {
       name: 'Bad',
