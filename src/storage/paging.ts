@@ -1,3 +1,4 @@
+import type { SelectQueryBuilder } from 'kysely';
 import { invalid } from '../lib/errors.ts';
 
 /**
@@ -28,4 +29,21 @@ export async function pageBySeq<R extends { id: string }>(
   const has_more = rows.length > page.limit;
   const data = rows.slice(0, page.limit);
   return { data, has_more, more_starting_after: has_more ? data[data.length - 1].id : null };
+}
+
+/**
+ * Page-number paging (Voucherify's `limit` and `page`): the total of `base` and one page of the
+ * rows `rowsOf(base)` selects and orders. Both queries read the same filtered `base`.
+ */
+export async function pageByNumber<DB, TB extends keyof DB, R>(
+  base: SelectQueryBuilder<DB, TB, object>,
+  page: { limit: number; page: number },
+  rowsOf: (base: SelectQueryBuilder<DB, TB, object>) => SelectQueryBuilder<DB, TB, R>,
+): Promise<{ rows: R[]; total: number }> {
+  const counted = await base.select((eb) => eb.fn.countAll<number>().as('n')).executeTakeFirstOrThrow();
+  const rows = await rowsOf(base)
+    .limit(page.limit)
+    .offset((page.page - 1) * page.limit)
+    .execute();
+  return { rows: rows as R[], total: Number((counted as { n: number | string }).n) };
 }

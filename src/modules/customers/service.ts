@@ -1,3 +1,4 @@
+import { pageByNumber } from '../../storage/paging.ts';
 import type { CustomerInput, CustomerListQuery } from './schemas.ts';
 import type { AppContext } from '../../context.ts';
 import { invalid, notFound } from '../../lib/errors.ts';
@@ -167,16 +168,13 @@ export class CustomerService {
     if (q.phone) base = base.where('phone', '=', toE164(q.phone) ?? q.phone);
     if (q.name) base = base.where('name', '=', q.name);
     if (q.source_id) base = base.where('source_id', '=', q.source_id);
-    const total = await base.select((eb) => eb.fn.countAll<number>().as('n')).executeTakeFirstOrThrow();
     const desc = q.order?.startsWith('-') ?? true;
-    const rows = await base
-      .selectAll()
-      .orderBy('created_at', desc ? 'desc' : 'asc')
-      .orderBy('id', desc ? 'desc' : 'asc')
-      .limit(q.limit)
-      .offset((q.page - 1) * q.limit)
-      .execute();
-    return { rows, total: Number(total.n) };
+    return pageByNumber(base, q, (b) =>
+      b
+        .selectAll()
+        .orderBy('created_at', desc ? 'desc' : 'asc')
+        .orderBy('id', desc ? 'desc' : 'asc'),
+    );
   }
 
   /** Loyalty summary of many customers in one query each for memberships and balances. */

@@ -1,3 +1,4 @@
+import { pageByNumber } from '../../storage/paging.ts';
 import { DateTime } from 'luxon';
 import { sql } from 'kysely';
 import type { AppContext } from '../../context.ts';
@@ -308,17 +309,14 @@ export class EarningService {
 
   async list(db: Executor, program: ProgramRow, q: { limit: number; page: number; order?: string }) {
     const base = db.selectFrom('earning_rules').where('program_id', '=', program.id);
-    const total = await base.select((eb) => eb.fn.countAll<number>().as('n')).executeTakeFirstOrThrow();
     const desc = q.order?.startsWith('-') ?? false;
     const col = q.order?.replace(/^-/, '') === 'updated_at' ? 'updated_at' : 'created_at';
-    const rows = await base
-      .selectAll()
-      .orderBy(col, desc ? 'desc' : 'asc')
-      .orderBy('id', desc ? 'desc' : 'asc')
-      .limit(q.limit)
-      .offset((q.page - 1) * q.limit)
-      .execute();
-    return { rows, total: Number(total.n) };
+    return pageByNumber(base, q, (b) =>
+      b
+        .selectAll()
+        .orderBy(col, desc ? 'desc' : 'asc')
+        .orderBy('id', desc ? 'desc' : 'asc'),
+    );
   }
 
   async update(db: Executor, row: EarningRuleRow, input: Partial<RuleDefinition>): Promise<EarningRuleRow> {

@@ -1,3 +1,4 @@
+import { pageByNumber } from '../../storage/paging.ts';
 import { IANAZone } from 'luxon';
 import type { AppContext } from '../../context.ts';
 import { conflict, invalid, notFound, refused } from '../../lib/errors.ts';
@@ -312,16 +313,13 @@ export class ProgramService {
   async list(q: { limit: number; page: number; order?: string }) {
     const db = this.ctx.database.db;
     const base = db.selectFrom('programs').where('deleted_at', 'is', null);
-    const total = await base.select((eb) => eb.fn.countAll<number>().as('n')).executeTakeFirstOrThrow();
     const desc = q.order ? q.order.startsWith('-') : false;
-    const rows = await base
-      .selectAll()
-      .orderBy('created_at', desc ? 'desc' : 'asc')
-      .orderBy('id', desc ? 'desc' : 'asc')
-      .limit(q.limit)
-      .offset((q.page - 1) * q.limit)
-      .execute();
-    return { rows, total: Number(total.n) };
+    return pageByNumber(base, q, (b) =>
+      b
+        .selectAll()
+        .orderBy('created_at', desc ? 'desc' : 'asc')
+        .orderBy('id', desc ? 'desc' : 'asc'),
+    );
   }
 
   // ---- balance definitions ----

@@ -1,3 +1,4 @@
+import { pageByNumber } from '../../storage/paging.ts';
 import { DateTime } from 'luxon';
 import type { AppContext } from '../../context.ts';
 import { conflict, notFound, refused } from '../../lib/errors.ts';
@@ -357,15 +358,7 @@ export class MemberService {
     let base = db.selectFrom('memberships').where('program_id', '=', programId);
     if (q.customer) base = base.where('customer_id', '=', q.customer);
     if (q.status) base = base.where('status', '=', q.status);
-    const total = await base.select((eb) => eb.fn.countAll<number>().as('n')).executeTakeFirstOrThrow();
-    const rows = await base
-      .selectAll()
-      .orderBy('created_at')
-      .orderBy('id')
-      .limit(q.limit)
-      .offset((q.page - 1) * q.limit)
-      .execute();
-    return { rows, total: Number(total.n) };
+    return pageByNumber(base, q, (b) => b.selectAll().orderBy('created_at').orderBy('id'));
   }
 }
 

@@ -1,3 +1,4 @@
+import { pageByNumber } from '../../storage/paging.ts';
 import { timingSafeEqual, createHash } from 'node:crypto';
 import type { FastifyRequest } from 'fastify';
 import type { AppContext } from '../../context.ts';
@@ -281,15 +282,7 @@ export class ChannelService {
 
   async list(db: Executor, q: { limit: number; page: number }) {
     const base = db.selectFrom('msg_channels').where('deleted_at', 'is', null);
-    const total = await base.select((eb) => eb.fn.countAll<number>().as('n')).executeTakeFirstOrThrow();
-    const rows = await base
-      .selectAll()
-      .orderBy('created_at')
-      .orderBy('id')
-      .limit(q.limit)
-      .offset((q.page - 1) * q.limit)
-      .execute();
-    return { rows, total: Number(total.n) };
+    return pageByNumber(base, q, (b) => b.selectAll().orderBy('created_at').orderBy('id'));
   }
 
   async softDelete(db: Executor, row: ChannelRow): Promise<void> {

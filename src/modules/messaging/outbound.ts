@@ -1,3 +1,4 @@
+import { pageByNumber } from '../../storage/paging.ts';
 import type { AppContext } from '../../context.ts';
 import { newId } from '../../lib/ids.ts';
 import { toE164 } from '../../lib/phone.ts';
@@ -352,15 +353,7 @@ export class Outbound {
       const p = toE164(q.phone) ?? q.phone;
       base = base.where((eb) => eb.or([eb('from_number', '=', p), eb('to_number', '=', p)]));
     }
-    const total = await base.select((eb) => eb.fn.countAll<number>().as('n')).executeTakeFirstOrThrow();
-    const rows = await base
-      .selectAll()
-      .orderBy('created_at', 'desc')
-      .orderBy('id', 'desc')
-      .limit(q.limit)
-      .offset((q.page - 1) * q.limit)
-      .execute();
-    return { rows, total: Number(total.n) };
+    return pageByNumber(base, q, (b) => b.selectAll().orderBy('created_at', 'desc').orderBy('id', 'desc'));
   }
 
   /** Marks replies answered in the webhook response itself (Twilio TwiML) as sent. */

@@ -1,3 +1,4 @@
+import { pageByNumber } from '../../storage/paging.ts';
 import type { AppContext } from '../../context.ts';
 import { conflict, DomainError, invalid, notFound } from '../../lib/errors.ts';
 import { newId } from '../../lib/ids.ts';
@@ -263,15 +264,7 @@ export class RewardService {
         .executeTakeFirst();
       base = base.where('id', '=', a?.reward_id ?? '');
     }
-    const total = await base.select((eb) => eb.fn.countAll<number>().as('n')).executeTakeFirstOrThrow();
-    const rows = await base
-      .selectAll()
-      .orderBy('created_at', 'desc')
-      .orderBy('id', 'desc')
-      .limit(q.limit)
-      .offset((q.page - 1) * q.limit)
-      .execute();
-    return { rows, total: Number(total.n) };
+    return pageByNumber(base, q, (b) => b.selectAll().orderBy('created_at', 'desc').orderBy('id', 'desc'));
   }
 
   /** Refused while the reward is assigned (Voucherify's ResourceInUseError). */

@@ -1,3 +1,4 @@
+import { pageByNumber } from '../../storage/paging.ts';
 import type { AppContext } from '../../context.ts';
 import {
   ALPHANUMERIC,
@@ -576,15 +577,7 @@ export class VoucherService {
   async listCampaigns(q: { limit: number; page: number; campaign_type?: string }) {
     let base = this.ctx.database.db.selectFrom('voucher_campaigns').where('deleted_at', 'is', null);
     if (q.campaign_type) base = base.where('campaign_type', '=', q.campaign_type as CampaignRow['campaign_type']);
-    const total = await base.select((eb) => eb.fn.countAll<number>().as('n')).executeTakeFirstOrThrow();
-    const rows = await base
-      .selectAll()
-      .orderBy('created_at', 'desc')
-      .orderBy('id', 'desc')
-      .limit(q.limit)
-      .offset((q.page - 1) * q.limit)
-      .execute();
-    return { rows, total: Number(total.n) };
+    return pageByNumber(base, q, (b) => b.selectAll().orderBy('created_at', 'desc').orderBy('id', 'desc'));
   }
 
   /** Adds codes to a campaign's pool (unpublished vouchers); a code that exists refuses the whole import. */
@@ -1379,15 +1372,7 @@ export class VoucherService {
     if (q.voucher)
       base = base.where((eb) => eb.or([eb('voucher_code', '=', q.voucher!), eb('voucher_id', '=', q.voucher!)]));
     if (q.campaign) base = base.where('campaign_id', '=', q.campaign);
-    const total = await base.select((eb) => eb.fn.countAll<number>().as('n')).executeTakeFirstOrThrow();
-    const rows = await base
-      .selectAll()
-      .orderBy('created_at', 'desc')
-      .orderBy('id', 'desc')
-      .limit(q.limit)
-      .offset((q.page - 1) * q.limit)
-      .execute();
-    return { rows, total: Number(total.n) };
+    return pageByNumber(base, q, (b) => b.selectAll().orderBy('created_at', 'desc').orderBy('id', 'desc'));
   }
 
   async vouchersById(db: Executor, ids: (string | null)[]): Promise<Map<string, VoucherRow>> {

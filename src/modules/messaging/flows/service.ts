@@ -1,3 +1,4 @@
+import { pageByNumber } from '../../../storage/paging.ts';
 import type { AppContext } from '../../../context.ts';
 import { conflict, invalid, notFound } from '../../../lib/errors.ts';
 import { newId } from '../../../lib/ids.ts';
@@ -251,15 +252,7 @@ export class FlowService {
   async list(db: Executor, q: { limit: number; page: number; program_id?: string }) {
     let base = db.selectFrom('msg_flows').where('deleted_at', 'is', null);
     if (q.program_id) base = base.where('program_id', '=', q.program_id);
-    const total = await base.select((eb) => eb.fn.countAll<number>().as('n')).executeTakeFirstOrThrow();
-    const rows = await base
-      .selectAll()
-      .orderBy('created_at')
-      .orderBy('id')
-      .limit(q.limit)
-      .offset((q.page - 1) * q.limit)
-      .execute();
-    return { rows, total: Number(total.n) };
+    return pageByNumber(base, q, (b) => b.selectAll().orderBy('created_at').orderBy('id'));
   }
 
   /** Triggers that could answer this first token on this channel (keyword or catch-all). */
