@@ -21,6 +21,13 @@ export async function rollbackRedemption(
   opts: { reason?: string | null },
 ): Promise<Record<string, unknown>> {
   const redemption = await services.vouchers.getRedemption(trx, redemptionId);
+  if (redemption.result === 'FAILURE') {
+    throw refused(
+      'redemption_failed',
+      'Redemption failed',
+      `Redemption ${redemptionId} was refused; nothing to roll back`,
+    );
+  }
   if (redemption.status === 'ROLLED_BACK') {
     throw refused('already_rolled_back', 'Already rolled back', `Redemption ${redemptionId} was already rolled back`);
   }

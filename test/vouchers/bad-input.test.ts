@@ -75,8 +75,30 @@ describe('vouchers: refused redemptions', () => {
     // The holder can.
     await ok(t, 'POST', `/v1/vouchers/${pub.voucher.code}/redemption`, { customer: owner.id, order: { amount: 1000 } });
 
-    // No redemption was recorded for any refusal.
-    assert.equal((await ok(t, 'GET', '/v1/redemptions')).total, 1);
+    // Each refusal left a FAILURE record (Voucherify's failure_code / failure_message) and nothing else.
+    assert.equal((await ok(t, 'GET', '/v1/redemptions?result=SUCCESS')).total, 1);
+    const failed = await ok(t, 'GET', '/v1/redemptions?result=FAILURE');
+    assert.deepEqual(
+      failed.redemptions.map((r: any) => [r.voucher?.code ?? r.voucher?.id ?? null, r.failure_code]).reverse(),
+      [
+        [null, 'resource_not_found'],
+        ['OLD-1', 'voucher_expired'],
+        ['OFF-1', 'voucher_disabled'],
+        ['SOON-1', 'voucher_not_active'],
+        [pub.voucher.code, 'customer_rules_violated'],
+      ],
+    );
+    const refusal = failed.redemptions[0];
+    assert.equal(refusal.result, 'FAILURE');
+    assert.equal(refusal.status, 'FAILED');
+    assert.equal(refusal.customer_id, other.id);
+    assert.match(refusal.failure_message, /belongs to another customer/);
+    assert.equal((await ok(t, 'GET', `/v1/redemptions/${refusal.id}`)).failure_code, 'customer_rules_violated');
+    // A refused redemption has nothing to roll back.
+    const noRollback = await t.api('POST', `/v1/redemptions/${refusal.id}/rollback`);
+    assert.equal(noRollback.status, 422);
+    assert.equal(noRollback.body.key, 'redemption_failed');
+    assert.equal((await ok(t, 'GET', '/v1/redemptions')).total, 6);
 
     // Validation answers valid: false with the reason (Voucherify's shape) and records the event too.
     const v = await ok(t, 'POST', '/v1/vouchers/OLD-1/validate', { order: { amount: 100 } });
@@ -103,6 +125,8 @@ describe('vouchers: refused redemptions', () => {
       order: { amount: 1000 },
     });
     assert.equal(all.status, 422);
+    assert.equal((await ok(t, 'GET', '/v1/redemptions?result=FAILURE&limit=1')).redemptions[0].voucher.code, 'OFF-1');
+    assert.equal((await ok(t, 'GET', '/v1/redemptions?result=SUCCESS')).total, 1, 'validations record nothing');
     assert.equal((await ok(t, 'GET', `/v1/vouchers/${pub.voucher.code}`)).redemption.redeemed_quantity, 1);
 
     const badBody = await t.api('POST', '/v1/vouchers/OFF-1/redemption', { order: { amount: -5 } });

@@ -27,8 +27,11 @@ describe('vouchers under concurrency', () => {
     for (const r of results.filter((x) => x.status === 422)) assert.equal(r.body.key, 'quantity_exceeded');
     const v = await ok(t, 'GET', '/v1/vouchers/ONCE-1');
     assert.equal(v.redemption.redeemed_quantity, 1);
-    const redemptions = await ok(t, 'GET', '/v1/redemptions?voucher=ONCE-1');
-    assert.equal(redemptions.total, 1);
+    assert.equal((await ok(t, 'GET', '/v1/redemptions?voucher=ONCE-1&result=SUCCESS')).total, 1);
+    // Each refusal is kept as a FAILURE record with its reason.
+    const failed = await ok(t, 'GET', '/v1/redemptions?voucher=ONCE-1&result=FAILURE');
+    assert.equal(failed.total, 9);
+    assert.ok(failed.redemptions.every((r: any) => r.failure_code === 'quantity_exceeded'));
     const events = await allEvents(t);
     assert.equal(events.filter((e) => e.type === 'voucher_redeemed' && e.data.code === 'ONCE-1').length, 1);
     assert.equal(events.filter((e) => e.type === 'voucher_redeem_unauthorized' && e.data.code === 'ONCE-1').length, 9);

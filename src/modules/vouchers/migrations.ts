@@ -111,3 +111,20 @@ export const vouchersMigration: TallyMigration = {
       .execute();
   },
 };
+
+// Refused redemptions are kept (Voucherify's `result: FAILURE` with `failure_code`/`failure_message`),
+// and a reward redemption remembers the point lots its debit took, so a rollback gives them back
+// with their own expiry dates.
+export const redemptionFailuresMigration: TallyMigration = {
+  name: '0501_redemption_failures_and_spent_lots',
+  async up(db: Kysely<any>) {
+    await db.schema.alterTable('redemptions').addColumn('failure_code', 'text').execute();
+    await db.schema.alterTable('redemptions').addColumn('failure_message', 'text').execute();
+    await db.schema.alterTable('redemptions').addColumn('spent_lots', 'text').execute();
+    await db.schema
+      .createIndex('redemptions_result')
+      .on('redemptions')
+      .columns(['result', 'created_at', 'id'])
+      .execute();
+  },
+};

@@ -215,6 +215,7 @@ export const RedemptionListQuery = Type.Object({
   customer: Type.Optional(Type.String()),
   voucher: Type.Optional(Type.String()),
   campaign: Type.Optional(Type.String()),
+  result: Type.Optional(Type.Union([Type.Literal('SUCCESS'), Type.Literal('FAILURE')])),
 });
 export const RedemptionParams = IdParam('redemptionId', 'Redemption id (r_...)');
 export const RollbackQuery = Type.Object({

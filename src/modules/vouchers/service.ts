@@ -65,6 +65,9 @@ export class VoucherRefusal extends DomainError {
   ) {
     super(kind, key, message, details);
   }
+
+  /** A refused redemption (not a validation): its `result: FAILURE` record, written with the event. */
+  failure?: RedemptionRow;
 }
 
 /** A publication refused because the campaign has no code left: its `voucher_attribution_failed` event. */
@@ -216,6 +219,7 @@ export function presentRedemption(r: RedemptionRow, voucher?: VoucherRow | null)
     ...(r.kind === 'reward'
       ? { reward: { id: r.reward_id, assignment_id: r.assignment_id }, loyalty_card: { id: r.membership_id } }
       : {}),
+    ...(r.result === 'FAILURE' ? { failure_code: r.failure_code, failure_message: r.failure_message } : {}),
     ...(r.points !== null ? { points: Number(r.points) } : {}),
     ...fromJson<Record<string, unknown>>(r.details, {}),
     ...(r.rollback_id ? { rollback: { id: r.rollback_id, date: r.rolled_back_at, reason: r.rollback_reason } } : {}),
@@ -1243,7 +1247,14 @@ export class VoucherService {
     input: RedeemInput,
   ): Promise<{ redemption: RedemptionRow; voucher: VoucherRow }> {
     const locked = await this.lock(trx, code);
-    const { voucher, amount, order } = await this.check(trx, code, locked, input);
+    let checked: ValidationResult;
+    try {
+      checked = await this.check(trx, code, locked, input);
+    } catch (err) {
+      if (err instanceof VoucherRefusal) err.failure = this.failureRecord(code, locked, input, err);
+      throw err;
+    }
+    const { voucher, amount, order } = checked;
     const patch: Partial<VoucherRow> = { redeemed_quantity: voucher.redeemed_quantity + 1, updated_at: this.now() };
     if (voucher.type === 'GIFT_VOUCHER') patch.gift_balance = Number(voucher.gift_balance ?? 0) - amount;
     await trx.updateTable('vouchers').set(patch).where('id', '=', voucher.id).execute();
@@ -1282,6 +1293,36 @@ export class VoucherService {
       program_id: updated.program_id ?? undefined,
     });
     return { redemption, voucher: updated };
+  }
+
+  /** Voucherify's record of a refused redemption (`result: FAILURE`, `status: FAILED`, the refusal's key). */
+  private failureRecord(code: string, v: VoucherRow | undefined, input: RedeemInput, err: DomainError): RedemptionRow {
+    return {
+      id: newId('r'),
+      kind: 'voucher',
+      voucher_id: v?.id ?? null,
+      voucher_code: code,
+      campaign_id: v?.campaign_id ?? null,
+      program_id: v?.program_id ?? null,
+      customer_id: input.customerId ?? null,
+      reward_id: null,
+      assignment_id: null,
+      membership_id: null,
+      points: null,
+      amount: null,
+      order: toJson(input.order ?? null),
+      metadata: toJson(input.metadata ?? {}),
+      tracking_id: input.trackingId ?? input.customerId ?? null,
+      details: null,
+      result: 'FAILURE',
+      status: 'FAILED',
+      rollback_id: null,
+      rollback_reason: null,
+      rolled_back_at: null,
+      failure_code: err.key,
+      failure_message: err.details ?? err.message,
+      created_at: this.now(),
+    };
   }
 
   /** Undoes a voucher redemption: the use and the gift credits come back. */
@@ -1366,8 +1407,16 @@ export class VoucherService {
     }
   }
 
-  async listRedemptions(q: { limit: number; page: number; customer?: string; voucher?: string; campaign?: string }) {
+  async listRedemptions(q: {
+    limit: number;
+    page: number;
+    customer?: string;
+    voucher?: string;
+    campaign?: string;
+    result?: 'SUCCESS' | 'FAILURE';
+  }) {
     let base = this.ctx.database.db.selectFrom('redemptions');
+    if (q.result) base = base.where('result', '=', q.result);
     if (q.customer) base = base.where('customer_id', '=', q.customer);
     if (q.voucher)
       base = base.where((eb) => eb.or([eb('voucher_code', '=', q.voucher!), eb('voucher_id', '=', q.voucher!)]));
@@ -1413,6 +1462,7 @@ export class VoucherService {
    * after the refused transaction rolled back. Other errors leave nothing.
    */
   recordRefusal = async (trx: Executor, err: unknown): Promise<void> => {
+    if (err instanceof VoucherRefusal && err.failure) await this.recordRedemption(trx, err.failure);
     if (err instanceof VoucherRefusal || err instanceof AttributionFailed) await this.ctx.outbox.emit(trx, err.event);
   };
 

@@ -91,10 +91,16 @@ export interface RedemptionsTable {
   /** What the redemption produced (the rewards workflow's answer parts). JSON. */
   details: string | null;
   result: 'SUCCESS' | 'FAILURE';
-  status: 'SUCCEEDED' | 'ROLLED_BACK';
+  /** FAILED with `result: FAILURE` (a refused voucher redemption, kept for the record). */
+  status: 'SUCCEEDED' | 'ROLLED_BACK' | 'FAILED';
   rollback_id: string | null;
   rollback_reason: string | null;
   rolled_back_at: string | null;
+  /** A refused redemption (`result: FAILURE`): Voucherify's key of the refusal and its message. */
+  failure_code?: string | null;
+  failure_message?: string | null;
+  /** A reward redemption's debit: the lots it took, `[{id, points}]` (the rollback restores them). JSON. */
+  spent_lots?: string | null;
   created_at: string;
 }
 
