@@ -4,6 +4,7 @@ import { fromJson } from '../lib/json.ts';
 import type { Executor } from '../storage/database.ts';
 import type { Services } from '../services.ts';
 import { presentCustomerRef, type CustomerRow } from '../modules/customers/service.ts';
+import type { SpentLot } from '../modules/ledger/service.ts';
 import type { BalanceDefinitionRow, ProgramRow } from '../modules/loyalties/service.ts';
 import { presentMember, type BalanceRow, type CardSummary, type MembershipRow } from '../modules/members/service.ts';
 import { coinQuote } from '../modules/rewards/coin.ts';
@@ -293,6 +294,8 @@ export async function redeemReward(
   const now = req.now;
   // The card after the debit, as Voucherify answers it (`loyalty_card{points, balance}`).
   let after = balanceRow;
+  // The lots the debit took: a rollback gives the points back to them, with their own expiry dates.
+  let spentLots: SpentLot[] | undefined;
   if (cost > 0) {
     const change = await services.ledger.applyChange(trx, {
       program,
@@ -314,6 +317,7 @@ export async function redeemReward(
       source_event_id: id,
     });
     after = change.balance;
+    spentLots = change.spent_lots;
   }
 
   // ---- what the reward issues ----
@@ -399,6 +403,7 @@ export async function redeemReward(
     rollback_id: null,
     rollback_reason: null,
     rolled_back_at: null,
+    spent_lots: spentLots ? JSON.stringify(spentLots) : null,
     created_at: now,
   });
   return answer;
@@ -437,10 +442,10 @@ async function issuePoints(
 
 /**
  * Rolls a reward redemption back (called by src/workflows/rollback-redemption.ts, which refuses a
- * second rollback): the points back (POINTS_REFUND with details.rollback.id), the unit of stock
- * back, the issued voucher revoked (voucher_revoked), the points put on another program's card taken
- * back (refused when they were spent since). Gift card value is not taken back: the vouchers module
- * has no way to lower a gift balance outside a redemption, so such a rollback is refused.
+ * second rollback): the points back (POINTS_REFUND with details.rollback.id) into the lots the debit
+ * took, with their own expiry dates; the unit of stock back; the issued voucher revoked
+ * (voucher_revoked); the gift card value taken back off the card and the points put on another
+ * program's card taken back (each refused, and nothing changed, when that value was spent since).
  */
 export async function rollbackRewardRedemption(
   trx: Executor,
@@ -457,18 +462,13 @@ export async function rollbackRewardRedemption(
   }
   const details = fromJson<{ reward?: Recorded }>(row.details, {});
   const issuedType = details.reward?.parameters?.campaign?.type;
-  if (issuedType === 'GIFT_VOUCHERS')
-    throw refused(
-      'rollback_not_supported',
-      'Rollback not supported',
-      `Redemption ${row.id} added gift card value, which cannot be taken back`,
-    );
   const rollbackId = newId('rr');
   await services.vouchers.markRolledBack(trx, row.id, rollbackId, opts.reason ?? null);
   const card = await cardOf(trx, services, row.membership_id!, row.program_id ?? undefined, true);
   const reward = row.reward_id ? await services.rewards.find(trx, row.reward_id) : undefined;
   const ref = { id: row.reward_id, name: reward?.name ?? details.reward?.name ?? null };
   const points = Number(row.points ?? 0);
+  const spent = fromJson<SpentLot[] | null>(row.spent_lots ?? null, null);
   if (points > 0) {
     await services.ledger.applyChange(trx, {
       program: card.program,
@@ -481,6 +481,9 @@ export async function rollbackRewardRedemption(
       reason: opts.reason ?? null,
       source: null,
       operation_type: 'MANUAL',
+      // The redemption only spent (lifetime points unchanged), so its refund earns nothing either.
+      spend_only: true,
+      ...(spent?.length ? { restore_lots: spent } : {}),
       details: { rollback: { id: rollbackId }, redemption: { id: row.id }, reward: ref },
       source_event_id: rollbackId,
     });
@@ -490,6 +493,10 @@ export async function rollbackRewardRedemption(
   const issued = details.reward?.voucher;
   if (issuedType === 'DISCOUNT_COUPONS' && issued?.id)
     await services.vouchers.revoke(trx, issued.id, { sourceEventId: rollbackId });
+  if (issuedType === 'GIFT_VOUCHERS' && issued?.id) {
+    const added = Number(details.reward?.parameters?.campaign?.balance ?? 0);
+    if (added > 0) await services.vouchers.takeGiftBalance(trx, issued.id, added, { redemptionId: row.id });
+  }
   if (issuedType === 'LOYALTY_PROGRAM' && issued?.id) {
     const given = Number(details.reward?.parameters?.campaign?.balance ?? 0);
     const other = await cardOf(trx, services, issued.id, undefined, true);

@@ -146,8 +146,18 @@ export interface BalanceChange {
    * then the transaction id.
    */
   source_event_id?: string | null;
-  /** Debits by default lower the card's lifetime `points` too; redemptions do not (they only spend). */
+  /**
+   * Debits by default lower the card's lifetime `points` too; redemptions do not (they only spend).
+   * A spend_only credit (a redemption's refund) gives spent points back without counting them as
+   * earned a second time.
+   */
   spend_only?: boolean;
+  /**
+   * A credit that gives back what a debit took (a rolled-back redemption): the points return to these
+   * lots (`spent_lots` of the debit's result), keeping their own expiry dates, instead of a new lot.
+   * Their amounts must add up to `points`. A lot whose date has passed meanwhile expires again at once.
+   */
+  restore_lots?: SpentLot[];
   /** Debit this lot before any other (an expiry takes exactly its own lot). */
   consume_lot_id?: string;
   /** The card holder's row when the caller already has it (saves a read for the card events). */
@@ -170,7 +180,15 @@ export interface BalanceAnswer {
   balance_definition?: { id: string; name: string; unit: string };
 }
 
+/** Points a debit took from one lot. */
+export interface SpentLot {
+  id: string;
+  points: number;
+}
+
 export interface ChangeResult {
+  /** A debit's points per lot, in the order taken (a rollback gives them back: `restore_lots`). */
+  spent_lots?: SpentLot[];
   entry: LedgerEntryRow;
   balance: BalanceRow;
   before: number;
@@ -377,7 +395,7 @@ export class LedgerService {
 
     // Lifetime `points` (Voucherify's loyalty_card.points): credits add; manual removals and
     // expiries take away; spending (redemptions) does not.
-    const lifetimeDelta = isCredit ? points : change.spend_only ? 0 : points;
+    const lifetimeDelta = change.spend_only ? 0 : points;
     const total = Number(bal.points) + lifetimeDelta;
     const operationType = change.operation_type ?? 'MANUAL';
     const answer: BalanceAnswer = {
@@ -409,23 +427,26 @@ export class LedgerService {
       related_transaction_id: change.related_transaction_id ?? null,
       created_at: now,
     };
-    const lot: PointLotRow | undefined = isCredit
-      ? {
-          id: newId('lot'),
-          membership_id: membership.id,
-          balance_definition_id: definition.id,
-          ledger_entry_id: entry.id,
-          points,
-          remaining: points,
-          expires_at: expiresAt,
-          created_at: now,
-        }
-      : undefined;
+    const lot: PointLotRow | undefined =
+      isCredit && !change.restore_lots
+        ? {
+            id: newId('lot'),
+            membership_id: membership.id,
+            balance_definition_id: definition.id,
+            ledger_entry_id: entry.id,
+            points,
+            remaining: points,
+            expires_at: expiresAt,
+            created_at: now,
+          }
+        : undefined;
     const patch = {
       balance: after,
       points: total,
       subtracted_points:
-        Number(bal.subtracted_points) + (isCredit || change.type === 'POINTS_EXPIRATION' ? 0 : -points),
+        // A spend_only credit (a refund) undoes a spend: it comes off the subtracted points.
+        Number(bal.subtracted_points) +
+        (isCredit ? (change.spend_only ? -points : 0) : change.type === 'POINTS_EXPIRATION' ? 0 : -points),
       expired_points: Number(bal.expired_points) + (change.type === 'POINTS_EXPIRATION' ? -points : 0),
       updated_at: now,
     };
@@ -456,6 +477,7 @@ export class LedgerService {
           .where('membership_id', '=', membership.id)
           .where('balance_definition_id', '=', definition.id),
     };
+    let spentLots: SpentLot[] | undefined;
     if (lot) {
       // A credit's writes depend on nothing read after them: entry, lot, balance and events go as
       // the transaction's last writes (writeAtCommit: on PostgreSQL kept by the client and sent
@@ -479,7 +501,9 @@ export class LedgerService {
       this.ctx.outbox.written(trx, events);
     } else {
       await hot(trx, 'ledger.insertEntry', insertEntry.params, insertEntry.build);
-      await this.consumeLots(trx, membership.id, definition.id, -points, change.consume_lot_id);
+      if (isCredit)
+        await this.restoreLots(trx, membership.id, definition.id, change.restore_lots ?? [], points, entry.id);
+      else spentLots = await this.consumeLots(trx, membership.id, definition.id, -points, change.consume_lot_id);
       await hot(trx, 'ledger.updateBalance', updateBalance.params, updateBalance.build);
       await this.ctx.outbox.emit(trx, events);
     }
@@ -493,6 +517,7 @@ export class LedgerService {
     }
     this.ctx.metrics.ledgerWrites.inc({ type: change.type });
     const result: ChangeResult = { entry, balance, before, created, answer, lot, events };
+    if (spentLots) result.spent_lots = spentLots;
     if (this.onBalanceChange) await this.onBalanceChange(trx, change, result);
     return result;
   }
@@ -504,7 +529,7 @@ export class LedgerService {
     definitionId: string,
     amount: number,
     firstLotId?: string,
-  ): Promise<void> {
+  ): Promise<SpentLot[]> {
     const lots = await trx
       .selectFrom('point_lots')
       .select(['id', 'remaining', 'expires_at', 'created_at'])
@@ -522,9 +547,11 @@ export class LedgerService {
       return a.created_at < b.created_at ? -1 : a.created_at > b.created_at ? 1 : a.id < b.id ? -1 : 1;
     });
     let left = amount;
+    const spent: SpentLot[] = [];
     for (const lot of lots) {
       if (left === 0) break;
       const take = Math.min(left, Number(lot.remaining));
+      spent.push({ id: lot.id, points: take });
       await trx
         .updateTable('point_lots')
         .set({ remaining: Number(lot.remaining) - take })
@@ -534,6 +561,52 @@ export class LedgerService {
     }
     if (left !== 0)
       throw new Error(`ledger invariant broken: lots of ${membershipId}/${definitionId} are short by ${left}`);
+    return spent;
+  }
+
+  /**
+   * Gives points back to the lots a debit took (`restore_lots`). A lot never holds more than it was
+   * credited with. A lot whose expiry passed since has had its expiry job run already: the points
+   * given back to it expire at once (a job of their own), as they would have without the debit.
+   */
+  private async restoreLots(
+    trx: Executor,
+    membershipId: string,
+    definitionId: string,
+    restore: SpentLot[],
+    points: number,
+    entryId: string,
+  ): Promise<void> {
+    if (restore.length === 0 || restore.reduce((n, r) => n + r.points, 0) !== points)
+      throw new Error(`ledger: restore_lots must give back exactly ${points} points`);
+    const lots = await trx
+      .selectFrom('point_lots')
+      .select(['id', 'points', 'remaining', 'expires_at'])
+      .where('membership_id', '=', membershipId)
+      .where('balance_definition_id', '=', definitionId)
+      .where(
+        'id',
+        'in',
+        restore.map((r) => r.id),
+      )
+      .execute();
+    const byId = new Map(lots.map((l) => [l.id, l]));
+    const nowMs = this.ctx.clock.nowMs();
+    for (const r of restore) {
+      const lot = byId.get(r.id);
+      const remaining = Number(lot?.remaining ?? 0) + r.points;
+      if (!lot || r.points <= 0 || remaining > Number(lot.points))
+        throw new Error(`ledger: cannot give ${r.points} points back to lot ${r.id} of ${membershipId}`);
+      await trx.updateTable('point_lots').set({ remaining }).where('id', '=', lot.id).execute();
+      lot.remaining = remaining;
+      if (lot.expires_at && Date.parse(lot.expires_at) <= nowMs)
+        await this.ctx.scheduler.scheduleAtCommit(trx, {
+          kind: 'ledger.expire_lot',
+          runAt: lot.expires_at,
+          payload: { lot_id: lot.id },
+          uniqueKey: `expire_lot:${lot.id}:${entryId}`,
+        });
+    }
   }
 
   private async eventsFor(

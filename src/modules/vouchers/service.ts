@@ -1125,6 +1125,35 @@ export class VoucherService {
     return { ...card, ...patch };
   }
 
+  /**
+   * Rewards: takes back `amount` cents a rolled-back reward redemption added to a gift card. Refused
+   * (the caller's transaction rolls back) when the card no longer holds them: they were spent since.
+   */
+  async takeGiftBalance(
+    trx: Executor,
+    voucherId: string,
+    amount: number,
+    opts: { redemptionId: string },
+  ): Promise<VoucherRow> {
+    const card = await this.lock(trx, voucherId);
+    if (!card) throw notFound('voucher', voucherId);
+    const balance = Number(card.gift_balance ?? 0);
+    if (balance < amount)
+      throw refused(
+        'gift_balance_spent',
+        'Gift card value spent',
+        `Redemption ${opts.redemptionId} added ${amount} to gift card ${card.code}, which holds ${balance} now`,
+        { gift_balance: balance, amount },
+      );
+    const patch = {
+      gift_amount: Math.max(0, Number(card.gift_amount ?? 0) - amount),
+      gift_balance: balance - amount,
+      updated_at: this.now(),
+    };
+    await trx.updateTable('vouchers').set(patch).where('id', '=', card.id).execute();
+    return { ...card, ...patch };
+  }
+
   async listPublications(q: { limit: number; page: number; customer?: string; campaign?: string; voucher?: string }) {
     const db = this.ctx.database.db;
     let base = db.selectFrom('publications as p').innerJoin('vouchers as v', 'v.id', 'p.voucher_id');
