@@ -88,4 +88,25 @@ describe('reward redemptions under concurrency', () => {
       assert.equal((await ok('GET', `/v1/loyalties/members/${m.code}`)).loyalty_card.balance, 40);
     }
   });
+
+  it('one redemption rolled back by 8 requests at once: one rollback, the points back once', async () => {
+    const program = await createProgram(t);
+    const reward = await ok('POST', '/v1/rewards', { name: 'Scarf', stock: 3, parameters: { product: { id: 's' } } });
+    await ok('POST', `/v1/loyalties/${program.id}/rewards`, [
+      { reward: reward.id, parameters: { loyalty: { points: 30 } } },
+    ]);
+    const m = await createMember(t, program.id);
+    await ok('POST', `/v1/loyalties/members/${m.code}/balance`, { points: 50 });
+    const r = await ok('POST', `/v1/loyalties/members/${m.code}/redemption`, { reward: { id: reward.id } });
+    const before = await count('POINTS_REFUND');
+    const results = await Promise.all(
+      Array.from({ length: 8 }, () => t.api('POST', `/v1/redemptions/${r.id}/rollback`)),
+    );
+    const statuses = results.map((x) => x.status).sort();
+    assert.deepEqual(statuses, [200, ...Array(7).fill(422)], JSON.stringify(results.map((x) => x.body)));
+    for (const x of results.filter((y) => y.status === 422)) assert.equal(x.body.key, 'already_rolled_back');
+    assert.equal((await count('POINTS_REFUND')) - before, 1);
+    assert.equal((await ok('GET', `/v1/loyalties/members/${m.code}`)).loyalty_card.balance, 50);
+    assert.equal((await ok('GET', `/v1/rewards/${reward.id}`)).redeemed, 0);
+  });
 });
