@@ -72,6 +72,20 @@ const VOUCHER_EVENTS = [
   'voucher_attribution_failed',
 ];
 
+/** The anniversaries and reminders the time engine fires; each carries the moment it was due. */
+const TIME_EVENTS = [
+  'subscription_month_anniversary',
+  'subscription_year_anniversary',
+  'tier_association_month_anniversary',
+  'tier_association_year_anniversary',
+  'membership_anniversary_reminder',
+  'tier_anniversary_reminder',
+  'balance_expiration_reminder',
+  'voucher_expiration_reminder',
+];
+/** Those emitted today (voucher_expiration_reminder waits for voucher campaign reminders). */
+const TIME_EVENTS_EMITTED = TIME_EVENTS.filter((t) => t !== 'voucher_expiration_reminder');
+
 /** Types written by the code that exists today (the others are reserved for later features). */
 const EMITTED = new Set<string>([
   'balance_minimum_value_reached',
@@ -87,6 +101,8 @@ const EMITTED = new Set<string>([
   ENDPOINT_DISABLED,
   // Vouchers module.
   ...VOUCHER_EVENTS,
+  // The time engine (src/modules/time).
+  ...TIME_EVENTS_EMITTED,
 ]);
 
 const OFFER_OPTIONAL = ['offer.public_description', 'offer.public_image', 'offer.public_name'];
@@ -121,6 +137,13 @@ const EXTRA_ATTRIBUTES: Record<string, Record<string, JsonSchema>> = Object.from
     { customer_id: { type: ['string', 'null'], description: 'Tally: the customer holding the voucher (cust_...)' } },
   ]),
 );
+// `due_at` on the time engine's events: the moment the anniversary or reminder was due (the event's
+// created_at is when it fired: later after downtime).
+for (const t of TIME_EVENTS)
+  EXTRA_ATTRIBUTES[t] = {
+    ...EXTRA_ATTRIBUTES[t],
+    due_at: { type: 'string', format: 'date-time', description: 'Tally: the moment this was due' },
+  };
 
 const isDatePath = (path: string) => {
   const leaf = path.split('.').pop()!;
