@@ -65,14 +65,15 @@ export function createContainer(ctx: AppContext): Container {
     onTierChange: (trx, change) => time.tierChanged(trx, change),
     onRemindersChanged: (trx, id) => time.replanProgram(trx, id),
   });
-  const time = new TimeService(ctx, { programs, members, ledger, tiers });
-  const workflows = new Workflows(ctx, { customers, programs, members, ledger, earning, tiers, time });
   const vouchers = new VoucherService(ctx, {
     programRef: async (db, id) => {
       const p = await programs.find(db, id);
       return p ? programRef(p) : null;
     },
+    onPublished: (trx, voucher) => time.voucherPublished(trx, voucher),
   });
+  const time = new TimeService(ctx, { programs, members, ledger, tiers, vouchers });
+  const workflows = new Workflows(ctx, { customers, programs, members, ledger, earning, tiers, time });
   const rewards = new RewardService(ctx, {
     findProgram: (db, id) => programs.find(db, id),
     findVoucherCampaign: async (db, id) => {

@@ -4,7 +4,7 @@ import { loadConfig } from '../../src/config.ts';
 import { ManualClock } from '../../src/lib/clock.ts';
 import { buildServer } from '../../src/server.ts';
 import { createMember, createProgram, startTestServer, testSecretKey, type TestServer } from '../helpers/server.ts';
-import { allEvents, assertEventsMatchCatalog, ok } from '../vouchers/helpers.ts';
+import { allEvents, assertEventsMatchCatalog, customer, ok } from '../vouchers/helpers.ts';
 
 // The time engine over HTTP with the manual clock: anniversaries and reminders fire once at their
 // moment (`fireDue` is what the worker runs every second), catch up after downtime within the
@@ -18,6 +18,7 @@ const TIME_TYPES = [
   'membership_anniversary_reminder',
   'tier_anniversary_reminder',
   'balance_expiration_reminder',
+  'voucher_expiration_reminder',
 ];
 
 describe('time engine', () => {
@@ -316,6 +317,40 @@ describe('time engine', () => {
     );
   });
 
+  it('voucher expiration reminders (voucher campaign): before the expiry, once', async () => {
+    clock.set('2025-08-01T00:00:00.000Z');
+    const holder = await customer(t, 'time-voucher-holder');
+    const campaign = await ok(t, 'POST', '/v1/campaigns', {
+      name: 'Summer 10',
+      campaign_type: 'DISCOUNT_COUPONS',
+      expiration_date: '2025-09-01T00:00:00.000Z',
+      reminders: [{ unit: 'day', value: 2 }],
+      voucher: { type: 'DISCOUNT_VOUCHER', discount: { type: 'AMOUNT', amount_off: 1000 } },
+    });
+    const pub = await ok(t, 'POST', '/v1/publications', { campaign: campaign.id, customer: holder.id });
+    const due = await schedule(`type=voucher_expiration_reminder&from=2025-08-01T00:00:00Z&to=2025-09-01T00:00:00Z`);
+    assert.deepEqual(
+      due.filter((d) => d.subject_id === pub.voucher.id).map((d) => d.due_at),
+      ['2025-08-30T00:00:00.000Z'],
+    );
+    clock.set('2025-08-30T00:00:01.000Z');
+    await fire();
+    await fire();
+    const events = (await newEvents()).filter((e) => e.type === 'voucher_expiration_reminder');
+    assert.deepEqual(
+      events.map((e) => [e.data.code, e.data.expired_at, e.data.reminder, e.data.customer_id, e.data.due_at]),
+      [
+        [
+          pub.voucher.code,
+          '2025-09-01T00:00:00.000Z',
+          { unit: 'day', value: 2 },
+          holder.id,
+          '2025-08-30T00:00:00.000Z',
+        ],
+      ],
+    );
+  });
+
   it("an imported card's past anniversaries are not sent", async () => {
     clock.set('2025-08-01T00:00:00.000Z');
     const program = await createProgram(t);
@@ -343,6 +378,36 @@ describe('time engine', () => {
     const res = await t.api('GET', '/v1/schedule?from=2025-02-01T00:00:00Z&to=2025-01-01T00:00:00Z');
     assert.equal(res.status, 400);
     assert.equal(res.body.key, 'invalid_range');
+  });
+});
+
+describe('time engine: the worker of a running server', () => {
+  it('fires a due item within 5 seconds of its moment, once', async () => {
+    const t = await startTestServer({ config: { workers: true } });
+    try {
+      const program = await createProgram(t);
+      const member = await createMember(t, program.id);
+      // Its first anniversary is a month away: brought forward to 1.5 s from now.
+      const dueAt = new Date(Date.now() + 1500).toISOString();
+      await t.server.ctx.database.db
+        .updateTable('due_items')
+        .set({ next_at: dueAt })
+        .where('subject_id', '=', member.id)
+        .where('kind', '=', 'subscription_anniversary')
+        .execute();
+      let fired: any[] = [];
+      while (fired.length === 0 && Date.now() < Date.parse(dueAt) + 5000) {
+        await new Promise((r) => setTimeout(r, 100));
+        fired = (await allEvents(t)).filter((e) => e.type === 'subscription_month_anniversary');
+      }
+      assert.equal(fired.length, 1, 'fired within 5 s');
+      assert.equal(fired[0].data.due_at, dueAt);
+      assert.ok(Date.parse(fired[0].created_at) >= Date.parse(dueAt), 'not before its moment');
+      await new Promise((r) => setTimeout(r, 1500));
+      assert.equal((await allEvents(t)).filter((e) => e.type === 'subscription_month_anniversary').length, 1);
+    } finally {
+      await t.close();
+    }
   });
 });
 

@@ -83,8 +83,6 @@ const TIME_EVENTS = [
   'balance_expiration_reminder',
   'voucher_expiration_reminder',
 ];
-/** Those emitted today (voucher_expiration_reminder waits for voucher campaign reminders). */
-const TIME_EVENTS_EMITTED = TIME_EVENTS.filter((t) => t !== 'voucher_expiration_reminder');
 
 /** Types written by the code that exists today (the others are reserved for later features). */
 const EMITTED = new Set<string>([
@@ -102,7 +100,7 @@ const EMITTED = new Set<string>([
   // Vouchers module.
   ...VOUCHER_EVENTS,
   // The time engine (src/modules/time).
-  ...TIME_EVENTS_EMITTED,
+  ...TIME_EVENTS,
 ]);
 
 const OFFER_OPTIONAL = ['offer.public_description', 'offer.public_image', 'offer.public_name'];
@@ -111,7 +109,8 @@ const OFFER_OPTIONAL = ['offer.public_description', 'offer.public_image', 'offer
 export const NULLABLE: Record<string, string[]> = {
   balance_value_updated: ['expiration_date'],
   voucher_created: ['expires_at', 'valid_from', ...OFFER_OPTIONAL],
-  voucher_expiration_reminder: ['valid_from', ...OFFER_OPTIONAL],
+  // A voucher published outside a loyalty program has no program and no card (docs/time.md).
+  voucher_expiration_reminder: ['valid_from', ...OFFER_OPTIONAL, 'loyalty_program', 'membership'],
   voucher_expired: OFFER_OPTIONAL,
   voucher_redeemed: OFFER_OPTIONAL,
   voucher_revoked: OFFER_OPTIONAL,
@@ -139,6 +138,9 @@ const EXTRA_ATTRIBUTES: Record<string, Record<string, JsonSchema>> = Object.from
 );
 // `due_at` on the time engine's events: the moment the anniversary or reminder was due (the event's
 // created_at is when it fired: later after downtime).
+EXTRA_ATTRIBUTES.voucher_expiration_reminder = {
+  customer_id: { type: ['string', 'null'], description: 'Tally: the customer holding the voucher (cust_...)' },
+};
 for (const t of TIME_EVENTS)
   EXTRA_ATTRIBUTES[t] = {
     ...EXTRA_ATTRIBUTES[t],

@@ -25,6 +25,7 @@ import {
 } from '../loyalties/service.ts';
 import type { MemberService, MembershipRow } from '../members/service.ts';
 import { groupRef, tierRef, type TierGroupRow, type TierRow, type TierService } from '../tiers/service.ts';
+import type { VoucherRow, VoucherService } from '../vouchers/service.ts';
 import type { DueItemsTable, DueKind } from './tables.ts';
 import './tables.ts';
 
@@ -70,6 +71,7 @@ export interface TimeDeps {
   members: MemberService;
   ledger: LedgerService;
   tiers: TierService;
+  vouchers: VoucherService;
 }
 
 /** One occurrence of a due item: its events (without due_at), the next moment, what to run after. */
@@ -84,6 +86,7 @@ interface Occurrence {
 /** What one batch looked up, shared by its items. */
 interface BatchState {
   members: Map<string, MembershipRow>;
+  vouchers: Map<string, VoucherRow>;
   programs: Map<string, ProgramRow | undefined>;
 }
 
@@ -232,6 +235,33 @@ export class TimeService {
     );
   };
 
+  /**
+   * The vouchers module's `onPublished`: a voucher with an expiry, published to a customer, gets its
+   * expiration reminders from its campaign's `reminders`.
+   */
+  readonly voucherPublished = async (trx: Executor, v: VoucherRow): Promise<void> => {
+    if (!v.expiration_date || !v.holder_id || !v.campaign_id) return;
+    const reminders = await this.campaignReminders(trx, v.campaign_id);
+    if (reminders.length === 0) return;
+    const zone = await this.zoneOf(trx, v.program_id);
+    const r = nextReminderBefore(v.expiration_date, reminders, this.ctx.clock.nowMs(), zone);
+    await this.plan(
+      trx,
+      { kind: 'voucher_reminder', subject_id: v.id, program_id: v.program_id, anchor_at: v.expiration_date },
+      r ? utcIso(r.at) : null,
+    );
+  };
+
+  private async campaignReminders(db: Executor, campaignId: string): Promise<Reminder[]> {
+    const c = await this.deps.vouchers.findCampaign(db, campaignId);
+    return normalizeReminders(fromJson<{ reminders?: Reminder[] }>(c?.extra ?? null, {}).reminders);
+  }
+
+  /** A voucher's dates are read on its loyalty program's wall clock, else in UTC. */
+  private async zoneOf(db: Executor, programId: string | null): Promise<string> {
+    return programId ? ((await this.deps.programs.findAny(db, programId))?.timezone ?? 'UTC') : 'UTC';
+  }
+
   private async definitionsOf(db: Executor, programId: string): Promise<BalanceDefinitionRow[]> {
     return this.definitions.getOr(programId, () => this.deps.programs.definitions(db, programId));
   }
@@ -364,6 +394,10 @@ export class TimeService {
       const memberIds = [...new Set(items.filter((i) => i.kind !== 'voucher_reminder').map((i) => i.subject_id))];
       const state: BatchState = {
         members: new Map((await this.deps.members.byIds(trx, memberIds)).map((m) => [m.id, m])),
+        vouchers: await this.deps.vouchers.vouchersById(
+          trx,
+          items.filter((i) => i.kind === 'voucher_reminder').map((i) => i.subject_id),
+        ),
         programs: new Map(),
       };
       const events: OutgoingEvent[] = [];
@@ -423,6 +457,7 @@ export class TimeService {
 
   /** What the item does at `due`, and when it is due next (null: never again, the row goes). */
   private async occurrence(trx: Executor, item: DueItemRow, due: string, state: BatchState): Promise<Occurrence> {
+    if (item.kind === 'voucher_reminder') return this.voucherOccurrence(trx, item, due, state);
     const none: Occurrence = { events: [], next: null };
     const m = state.members.get(item.subject_id);
     const program = await this.program(trx, state, item.program_id);
@@ -537,6 +572,57 @@ export class TimeService {
       default:
         return none;
     }
+  }
+
+  /**
+   * A voucher's expiration reminder: nothing once it is gone, expired, used up or no longer held;
+   * its current expiration date counts (a changed date moves the reminders with it).
+   */
+  private async voucherOccurrence(
+    trx: Executor,
+    item: DueItemRow,
+    due: string,
+    state: BatchState,
+  ): Promise<Occurrence> {
+    const none: Occurrence = { events: [], next: null };
+    const v = state.vouchers.get(item.subject_id);
+    if (!v || v.deleted_at || v.expired_at || !v.holder_id || !v.expiration_date || v.active !== 1) return none;
+    if (v.quantity !== null && v.redeemed_quantity >= v.quantity) return none;
+    const reminders = v.campaign_id ? await this.campaignReminders(trx, v.campaign_id) : [];
+    const program = await this.program(trx, state, v.program_id);
+    const zone = program?.timezone ?? 'UTC';
+    const dueMs = Date.parse(due);
+    const r = nextReminderBefore(v.expiration_date, reminders, dueMs - 1, zone);
+    const events: OutgoingEvent[] = [];
+    if (r && r.at.toMillis() === dueMs) {
+      const card = program ? (await this.deps.members.ofCustomer(trx, v.holder_id, program.id))[0] : undefined;
+      const offer = fromJson<Record<string, unknown> | null>(v.offer, null) ?? {
+        id: v.campaign_id ?? v.id,
+        name: v.campaign_name ?? v.code,
+        public_name: v.campaign_name ?? v.code,
+        public_description: null,
+        public_image: null,
+      };
+      events.push({
+        type: 'voucher_expiration_reminder',
+        data: {
+          code: v.code,
+          expired_at: v.expiration_date,
+          id: v.id,
+          loyalty_program: program ? programRef(program) : null,
+          membership: card ? membershipRef(card) : null,
+          offer,
+          reminder: r.reminder,
+          valid_from: v.start_date,
+          customer_id: v.holder_id,
+        },
+        resource_type: 'voucher',
+        resource_id: v.id,
+        program_id: program?.id,
+      });
+    }
+    const next = nextReminderBefore(v.expiration_date, reminders, dueMs, zone);
+    return { events, anchor: v.expiration_date, next: next ? utcIso(next.at) : null };
   }
 
   // ---- the worker ----
