@@ -21,3 +21,13 @@ describe('loadConfig: TALLY_SQLITE_SYNCHRONOUS', () => {
     }
   });
 });
+
+describe('loadConfig: the time engine', () => {
+  it('looks back 7 days and fires 500 items per transaction by default; both can be set', () => {
+    const dflt = loadConfig({}, {});
+    assert.deepEqual([dflt.timeLookbackDays, dflt.timeBatchSize], [7, 500]);
+    const set = loadConfig({ 'time-batch-size': '50' }, { TALLY_TIME_LOOKBACK_DAYS: '0' });
+    assert.deepEqual([set.timeLookbackDays, set.timeBatchSize], [0, 50]);
+    assert.throws(() => loadConfig({}, { TALLY_TIME_LOOKBACK_DAYS: '-1' }), /TALLY_TIME_LOOKBACK_DAYS/);
+  });
+});

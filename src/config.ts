@@ -31,6 +31,13 @@ export interface Config {
    * database stays consistent). FULL: the WAL is synced at every commit.
    */
   sqliteSynchronous: SqliteSynchronous;
+  /**
+   * TALLY_TIME_LOOKBACK_DAYS: after downtime, anniversaries and reminders that came due at most
+   * this many days ago fire on restart; older ones are recorded as skipped (GET /v1/schedule/skipped).
+   */
+  timeLookbackDays: number;
+  /** TALLY_TIME_BATCH_SIZE: due items fired per transaction (bounds the time engine's memory). */
+  timeBatchSize: number;
 }
 
 export const SQLITE_SYNCHRONOUS = ['NORMAL', 'FULL'] as const;
@@ -48,6 +55,8 @@ const FLAG_TO_ENV: Record<string, string> = {
   'body-limit': 'TALLY_BODY_LIMIT',
   'event-retention-days': 'TALLY_EVENT_RETENTION_DAYS',
   'sqlite-synchronous': 'TALLY_SQLITE_SYNCHRONOUS',
+  'time-lookback-days': 'TALLY_TIME_LOOKBACK_DAYS',
+  'time-batch-size': 'TALLY_TIME_BATCH_SIZE',
 };
 
 export const CONFIG_FLAGS = Object.keys(FLAG_TO_ENV);
@@ -108,5 +117,7 @@ export function loadConfig(
     eventRetentionDays: int('TALLY_EVENT_RETENTION_DAYS', merged.TALLY_EVENT_RETENTION_DAYS, 30),
     workers: true,
     sqliteSynchronous: oneOf('TALLY_SQLITE_SYNCHRONOUS', merged.TALLY_SQLITE_SYNCHRONOUS, SQLITE_SYNCHRONOUS, 'NORMAL'),
+    timeLookbackDays: int('TALLY_TIME_LOOKBACK_DAYS', merged.TALLY_TIME_LOOKBACK_DAYS, 7),
+    timeBatchSize: Math.max(1, int('TALLY_TIME_BATCH_SIZE', merged.TALLY_TIME_BATCH_SIZE, 500)),
   };
 }

@@ -9,6 +9,7 @@ import { MessagingService } from './modules/messaging/service.ts';
 import { ProgramService, programRef } from './modules/loyalties/service.ts';
 import { RewardService } from './modules/rewards/service.ts';
 import { TierService } from './modules/tiers/service.ts';
+import { TimeService } from './modules/time/service.ts';
 import { VoucherService } from './modules/vouchers/service.ts';
 import { WebhookService } from './modules/webhooks/service.ts';
 import { Workflows } from './workflows/index.ts';
@@ -29,6 +30,7 @@ export interface Services {
   events: EventService;
   webhooks: WebhookService;
   vouchers: VoucherService;
+  time: TimeService;
 }
 
 /** Everything the server wires: the services, and the workflows bound to them. */
@@ -46,18 +48,32 @@ export interface Container {
 export function createContainer(ctx: AppContext): Container {
   const apiKeys = new ApiKeyService(ctx.database.db, ctx.clock, ctx.caches);
   const customers = new CustomerService(ctx);
-  const programs = new ProgramService(ctx);
+  // The time engine (anniversaries, reminders) hears of reminder changes, tier changes and credits
+  // that expire through these callbacks; `time` exists by the time any of them runs.
+  const programs = new ProgramService(ctx, { onRemindersChanged: (trx, id) => time.replanProgram(trx, id) });
   const members = new MemberService(ctx);
-  const ledger = new LedgerService(ctx, (trx, change, result) => tiers.balanceListener(trx, change, result));
+  const ledger = new LedgerService(ctx, async (trx, change, result) => {
+    await tiers.balanceListener(trx, change, result);
+    await time.balanceChanged(trx, change, result);
+  });
   const earning = new EarningService(ctx, { ledger, programs, members });
-  const tiers = new TierService(ctx, { programs, members, ledger, earning });
-  const workflows = new Workflows(ctx, { customers, programs, members, ledger, earning, tiers });
+  const tiers = new TierService(ctx, {
+    programs,
+    members,
+    ledger,
+    earning,
+    onTierChange: (trx, change) => time.tierChanged(trx, change),
+    onRemindersChanged: (trx, id) => time.replanProgram(trx, id),
+  });
   const vouchers = new VoucherService(ctx, {
     programRef: async (db, id) => {
       const p = await programs.find(db, id);
       return p ? programRef(p) : null;
     },
+    onPublished: (trx, voucher) => time.voucherPublished(trx, voucher),
   });
+  const time = new TimeService(ctx, { programs, members, ledger, tiers, vouchers });
+  const workflows = new Workflows(ctx, { customers, programs, members, ledger, earning, tiers, time });
   const rewards = new RewardService(ctx, {
     findProgram: (db, id) => programs.find(db, id),
     findVoucherCampaign: async (db, id) => {
@@ -89,6 +105,7 @@ export function createContainer(ctx: AppContext): Container {
     webhooks: new WebhookService(ctx),
     vouchers,
     rewards,
+    time,
   };
   // The `rewards` template variable of messages and flow conditions (balance_gte_cheapest_reward).
   messaging.registerContextProvider('rewards', rewardsTemplateContext(services));

@@ -74,3 +74,19 @@ export function PagedQuery<T extends Record<string, TSchema>>(props: T) {
   else delete (schema as { required?: string[] }).required;
   return schema;
 }
+
+/**
+ * `reminders: [{unit, value}]` of a program (membership anniversary), a balance definition
+ * (expiring points), a tier group (tier anniversary) and a voucher campaign (expiring vouchers):
+ * each reminder fires `value` `unit`s before the moment it announces (docs/time.md).
+ */
+export const Reminders = Type.Array(
+  Type.Object(
+    {
+      unit: StringEnum(['day', 'week', 'month']),
+      value: Type.Integer({ minimum: 1, maximum: 1000 }),
+    },
+    { additionalProperties: false },
+  ),
+  { maxItems: 10, description: 'Reminders before the moment: [{unit: day|week|month, value}]' },
+);

@@ -2,11 +2,12 @@ import { coreMigration } from '../storage/migrations/0001_core.ts';
 import { dropLotExpiryIndexMigration } from '../storage/migrations/0002_core_drop_lot_expiry_index.ts';
 import { cacheChangesMigration } from '../storage/migrations/0003_core_cache_changes.ts';
 import { apiKeysNoTokenPrefixMigration } from '../storage/migrations/0004_core_api_keys_no_token_prefix.ts';
+import { balanceDefinitionRemindersMigration } from '../storage/migrations/0005_core_balance_definition_reminders.ts';
 import { customerRoutes } from './customers/routes.ts';
 import { eventsModule } from './events/module.ts';
 import { rulesMigration } from './earning/migrations.ts';
 import { earningRoutes } from './earning/routes.ts';
-import { tiersMigration } from './tiers/migrations.ts';
+import { tierGroupRemindersMigration, tierGroupStrategiesMigration, tiersMigration } from './tiers/migrations.ts';
 import { tierRoutes } from './tiers/routes.ts';
 import { ledgerRoutes } from './ledger/routes.ts';
 import { loyaltyRoutes } from './loyalties/routes.ts';
@@ -17,12 +18,19 @@ import { rewardRoutes } from './rewards/routes.ts';
 import type { TallyModule } from './module.ts';
 import { webhooksModule } from './webhooks/module.ts';
 import { vouchersModule } from './vouchers/module.ts';
+import { timeModule } from './time/module.ts';
 
 // Every domain module, in wiring order. A new module adds one line here.
 export const modules: TallyModule[] = [
   {
     name: 'core',
-    migrations: [coreMigration, dropLotExpiryIndexMigration, cacheChangesMigration, apiKeysNoTokenPrefixMigration],
+    migrations: [
+      coreMigration,
+      dropLotExpiryIndexMigration,
+      cacheChangesMigration,
+      apiKeysNoTokenPrefixMigration,
+      balanceDefinitionRemindersMigration,
+    ],
   },
   { name: 'customers', routes: customerRoutes },
   { name: 'loyalties', routes: loyaltyRoutes },
@@ -35,7 +43,7 @@ export const modules: TallyModule[] = [
   // Program rules: tiers, then earning rules, custom events and orders.
   {
     name: 'tiers',
-    migrations: [tiersMigration],
+    migrations: [tiersMigration, tierGroupRemindersMigration, tierGroupStrategiesMigration],
     routes: tierRoutes,
     jobs: (_ctx, services) => services.tiers.registerJobs(),
   },
@@ -50,4 +58,5 @@ export const modules: TallyModule[] = [
   messagingModule,
   eventsModule,
   webhooksModule,
+  timeModule,
 ];

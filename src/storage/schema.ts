@@ -65,6 +65,8 @@ export interface BalanceDefinitionsTable {
   metadata: string | null;
   created_at: string;
   updated_at: string | null;
+  /** Reminders before points expire (JSON `[{unit, value}]`; null: none). Migration 0005. */
+  reminders?: string | null;
 }
 
 export interface MembershipsTable {

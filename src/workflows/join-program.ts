@@ -60,5 +60,7 @@ export async function joinProgram(
     // joining transaction, whichever way it joined.
     await services.tiers.evaluateMember(trx, program, membership, opts.sourceEventId ?? membership.id);
   }
+  // Its anniversaries and membership reminders, from its created_at (an import's past ones are not sent).
+  await services.time.memberJoined(trx, program, membership);
   return membership;
 }

@@ -4,6 +4,7 @@ import type { LedgerService } from '../modules/ledger/service.ts';
 import type { ProgramService } from '../modules/loyalties/service.ts';
 import type { MemberService } from '../modules/members/service.ts';
 import type { TierService } from '../modules/tiers/service.ts';
+import type { TimeService } from '../modules/time/service.ts';
 
 /**
  * The services the workflows call. Named here, not taken from `src/services.ts`, so the container
@@ -16,4 +17,5 @@ export interface WorkflowServices {
   ledger: LedgerService;
   earning: EarningService;
   tiers: TierService;
+  time: TimeService;
 }

@@ -72,6 +72,18 @@ const VOUCHER_EVENTS = [
   'voucher_attribution_failed',
 ];
 
+/** The anniversaries and reminders the time engine fires; each carries the moment it was due. */
+const TIME_EVENTS = [
+  'subscription_month_anniversary',
+  'subscription_year_anniversary',
+  'tier_association_month_anniversary',
+  'tier_association_year_anniversary',
+  'membership_anniversary_reminder',
+  'tier_anniversary_reminder',
+  'balance_expiration_reminder',
+  'voucher_expiration_reminder',
+];
+
 /** Types written by the code that exists today (the others are reserved for later features). */
 const EMITTED = new Set<string>([
   'balance_minimum_value_reached',
@@ -87,6 +99,8 @@ const EMITTED = new Set<string>([
   ENDPOINT_DISABLED,
   // Vouchers module.
   ...VOUCHER_EVENTS,
+  // The time engine (src/modules/time).
+  ...TIME_EVENTS,
 ]);
 
 const OFFER_OPTIONAL = ['offer.public_description', 'offer.public_image', 'offer.public_name'];
@@ -95,7 +109,8 @@ const OFFER_OPTIONAL = ['offer.public_description', 'offer.public_image', 'offer
 export const NULLABLE: Record<string, string[]> = {
   balance_value_updated: ['expiration_date'],
   voucher_created: ['expires_at', 'valid_from', ...OFFER_OPTIONAL],
-  voucher_expiration_reminder: ['valid_from', ...OFFER_OPTIONAL],
+  // A voucher published outside a loyalty program has no program and no card (docs/time.md).
+  voucher_expiration_reminder: ['valid_from', ...OFFER_OPTIONAL, 'loyalty_program', 'membership'],
   voucher_expired: OFFER_OPTIONAL,
   voucher_redeemed: OFFER_OPTIONAL,
   voucher_revoked: OFFER_OPTIONAL,
@@ -121,6 +136,16 @@ const EXTRA_ATTRIBUTES: Record<string, Record<string, JsonSchema>> = Object.from
     { customer_id: { type: ['string', 'null'], description: 'Tally: the customer holding the voucher (cust_...)' } },
   ]),
 );
+// `due_at` on the time engine's events: the moment the anniversary or reminder was due (the event's
+// created_at is when it fired: later after downtime).
+EXTRA_ATTRIBUTES.voucher_expiration_reminder = {
+  customer_id: { type: ['string', 'null'], description: 'Tally: the customer holding the voucher (cust_...)' },
+};
+for (const t of TIME_EVENTS)
+  EXTRA_ATTRIBUTES[t] = {
+    ...EXTRA_ATTRIBUTES[t],
+    due_at: { type: 'string', format: 'date-time', description: 'Tally: the moment this was due' },
+  };
 
 const isDatePath = (path: string) => {
   const leaf = path.split('.').pop()!;

@@ -5,6 +5,7 @@ import {
   PagedQuery,
   Nullable,
   PathParams,
+  Reminders,
   type Static,
   StringEnum,
   Type,
@@ -42,6 +43,7 @@ const programProps = {
     }),
   ),
   metadata: Type.Optional(Nullable(AnyObject())),
+  reminders: Type.Optional(Nullable(Reminders)),
   vouchers_count: Type.Optional(Type.Integer({ minimum: 0 })),
   voucher: Type.Optional(
     Type.Object({
@@ -80,6 +82,7 @@ const definitionProps = {
   max: Type.Optional(Nullable(Type.Integer({ minimum: 0, maximum: Number.MAX_SAFE_INTEGER }))),
   expiration_rules: Type.Optional(ExpirationRules),
   metadata: Type.Optional(Nullable(AnyObject())),
+  reminders: Type.Optional(Nullable(Reminders)),
 };
 const definitionName = Type.String({ minLength: 1, maxLength: 100 });
 export const DefinitionBody = Type.Object({ name: definitionName, ...definitionProps });

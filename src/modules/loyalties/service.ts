@@ -34,6 +34,8 @@ const EXTRA_FIELDS = [
   'validity_day_of_week',
   'validity_hours',
   'activity_duration_after_publishing',
+  // Membership anniversary reminders: the time engine reads them (docs/time.md).
+  'reminders',
 ];
 
 export function programVoucher(row: ProgramRow): ProgramVoucher {
@@ -92,6 +94,7 @@ export function presentBalanceDefinition(row: BalanceDefinitionRow) {
     default: row.is_default === 1,
     expiration_rules: fromJson(row.expiration, null),
     metadata: fromJson(row.metadata, {}),
+    reminders: fromJson(row.reminders ?? null, []),
     created_at: row.created_at,
     updated_at: row.updated_at,
     object: 'balance_definition' as const,
@@ -126,10 +129,22 @@ export interface ProgramWithDefault {
  */
 export const PROGRAM_CACHE_TTL_MS = 5000;
 
+/** What the program service tells others (services.ts wires them). */
+export interface ProgramHooks {
+  /**
+   * The reminders of the program or of one of its balance definitions changed, in `trx`: the time
+   * engine re-plans the program's cards.
+   */
+  onRemindersChanged?: (trx: Executor, programId: string) => Promise<void>;
+}
+
 export class ProgramService {
   /** Read by every event that earns; see `withDefault`. */
   private withDefaultCache: SharedTtlCache<ProgramWithDefault | null>;
-  constructor(private ctx: AppContext) {
+  constructor(
+    private ctx: AppContext,
+    private hooks: ProgramHooks = {},
+  ) {
     this.withDefaultCache = new SharedTtlCache(ctx.caches, 'programs', PROGRAM_CACHE_TTL_MS);
   }
 
@@ -298,6 +313,8 @@ export class ProgramService {
     if (extraChanged) patch.extra = toJson(extra);
     await db.updateTable('programs').set(patch).where('id', '=', row.id).execute();
     await this.withDefaultCache.invalidate(row.id, db);
+    if (input.reminders !== undefined || input.timezone !== undefined)
+      await this.hooks.onRemindersChanged?.(db, row.id);
     return { ...row, ...patch };
   }
 
@@ -411,6 +428,7 @@ export class ProgramService {
       metadata: toJson(input.metadata ?? {}),
       created_at: this.ctx.clock.nowIso(),
       updated_at: null,
+      reminders: toJson(input.reminders ?? null),
     };
     await db.insertInto('balance_definitions').values(row).execute();
     return row;
@@ -446,8 +464,10 @@ export class ProgramService {
       patch.expiration = toJson(input.expiration_rules);
     }
     if (input.metadata !== undefined) patch.metadata = toJson(input.metadata ?? {});
+    if (input.reminders !== undefined) patch.reminders = toJson(input.reminders);
     await db.updateTable('balance_definitions').set(patch).where('id', '=', row.id).execute();
     await this.withDefaultCache.invalidate(row.program_id, db);
+    if (input.reminders !== undefined) await this.hooks.onRemindersChanged?.(db, row.program_id);
     return { ...row, ...patch };
   }
 }

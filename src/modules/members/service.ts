@@ -360,6 +360,24 @@ export class MemberService {
     if (q.status) base = base.where('status', '=', q.status);
     return pageByNumber(base, q, (b) => b.selectAll().orderBy('created_at').orderBy('id'));
   }
+
+  /** Cards by id (the time engine's batches). */
+  async byIds(db: Executor, ids: string[]): Promise<MembershipRow[]> {
+    if (ids.length === 0) return [];
+    return db.selectFrom('memberships').selectAll().where('id', 'in', ids).execute();
+  }
+
+  /** The program's cards with an id after `afterId`, by id (chunked walks over a program). */
+  async idsAfter(db: Executor, programId: string, afterId: string, limit: number): Promise<MembershipRow[]> {
+    return db
+      .selectFrom('memberships')
+      .selectAll()
+      .where('program_id', '=', programId)
+      .where('id', '>', afterId)
+      .orderBy('id')
+      .limit(limit)
+      .execute();
+  }
 }
 
 export function assertActive(m: MembershipRow): void {

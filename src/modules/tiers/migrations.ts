@@ -79,3 +79,29 @@ export const tiersMigration: TallyMigration = {
       .execute();
   },
 };
+
+/** Tier anniversary reminders of a tier group (`reminders: [{unit, value}]`, JSON; null: none). */
+export const tierGroupRemindersMigration: TallyMigration = {
+  name: '0302_tiers_group_reminders',
+  async up(db: Kysely<any>) {
+    await db.schema.alterTable('tier_groups').addColumn('reminders', 'text').execute();
+  },
+};
+
+/**
+ * When a tier group moves members up and down: `real_time` (at the balance change, as before),
+ * `membership_anniversary` or `tier_anniversary` (at the card's or the tier's year anniversary).
+ */
+export const tierGroupStrategiesMigration: TallyMigration = {
+  name: '0303_tiers_group_strategies',
+  async up(db: Kysely<any>) {
+    await db.schema
+      .alterTable('tier_groups')
+      .addColumn('upgrade_strategy', 'text', (c) => c.notNull().defaultTo('real_time'))
+      .execute();
+    await db.schema
+      .alterTable('tier_groups')
+      .addColumn('downgrade_strategy', 'text', (c) => c.notNull().defaultTo('real_time'))
+      .execute();
+  },
+};

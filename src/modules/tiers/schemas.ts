@@ -1,4 +1,15 @@
-import { AnyObject, Answer, IdParam, PagedQuery, Nullable, PathParams, type Static, Type } from '../../http/schema.ts';
+import {
+  AnyObject,
+  Answer,
+  IdParam,
+  PagedQuery,
+  Nullable,
+  PathParams,
+  Reminders,
+  type Static,
+  StringEnum,
+  Type,
+} from '../../http/schema.ts';
 import type { TierPolicy } from './policy.ts';
 
 /** How a tier changes an earning rule's points (the rule's id is the key). */
@@ -70,6 +81,9 @@ const Policy = Type.Unsafe<TierPolicy | null>({
     },
   },
 });
+const Strategy = StringEnum(['real_time', 'membership_anniversary', 'tier_anniversary'], {
+  description: "When members move: at the balance change, or at the card's or the tier's year anniversary",
+});
 const groupProps = {
   balance_definition_id: Type.Optional(
     Nullable(
@@ -80,6 +94,9 @@ const groupProps = {
   ),
   loyalty_tiers_expiration: Type.Optional(Policy),
   metadata: Type.Optional(Nullable(AnyObject())),
+  reminders: Type.Optional(Nullable(Reminders)),
+  upgrade_strategy: Type.Optional(Strategy),
+  downgrade_strategy: Type.Optional(Strategy),
 };
 export const GroupBody = Type.Object({ name: Type.String({ minLength: 1, maxLength: 200 }), ...groupProps });
 export const GroupUpdateBody = Type.Object({

@@ -12,7 +12,7 @@ import { programRef, type ProgramRow, type ProgramService } from '../loyalties/s
 import type { MemberService, MembershipRow } from '../members/service.ts';
 import { DEFAULT_POLICY, extend, periodBounds, validatePolicy, type TierPolicy } from './policy.ts';
 import type { TierGroupInput, TierInput, TierMapping } from './schemas.ts';
-import type { MemberTiersTable, TierGroupsTable, TiersTable } from './tables.ts';
+import type { MemberTiersTable, TierGroupsTable, TierStrategy, TiersTable } from './tables.ts';
 import './tables.ts';
 
 // Tier groups and tiers, and the member's tier in each group. A member moves up in the very
@@ -68,6 +68,9 @@ export function presentGroup(g: TierGroupRow, tiers: TierRow[] = []) {
     balance_definition_id: g.balance_definition_id,
     loyalty_tiers_expiration: fromJson(g.qualification, null),
     metadata: fromJson(g.metadata, {}),
+    reminders: fromJson(g.reminders ?? null, []),
+    upgrade_strategy: g.upgrade_strategy ?? 'real_time',
+    downgrade_strategy: g.downgrade_strategy ?? 'real_time',
     tiers: tiers.map((t) => ({
       id: t.id,
       name: t.name,
@@ -98,7 +101,23 @@ export interface TierDeps {
   members: MemberService;
   ledger: LedgerService;
   earning: EarningService;
+  /** Called in the transaction of every tier change (the time engine restarts tier anniversaries). */
+  onTierChange?: (trx: Executor, change: TierChangeNotice) => Promise<void>;
+  /** A tier group's reminders changed (the time engine re-plans the program's cards). */
+  onRemindersChanged?: (trx: Executor, programId: string) => Promise<void>;
 }
+
+/** A member's new tier in a group (null: none), from `attributedAt`. */
+export interface TierChangeNotice {
+  program: ProgramRow;
+  membership: MembershipRow;
+  group: TierGroupRow;
+  tier: TierRow | null;
+  attributedAt: string;
+}
+
+/** The anniversaries at which a strategy other than real_time applies tier changes. */
+export type TierOccasion = Exclude<TierStrategy, 'real_time'>;
 
 export class TierService {
   /** Tier configurations per program; a change clears them in every process (cache-bus.ts). */
@@ -252,6 +271,9 @@ export class TierService {
       metadata: toJson(input.metadata ?? {}),
       created_at: this.ctx.clock.nowIso(),
       updated_at: null,
+      reminders: toJson(input.reminders ?? null),
+      upgrade_strategy: input.upgrade_strategy ?? 'real_time',
+      downgrade_strategy: input.downgrade_strategy ?? 'real_time',
     };
     await db.insertInto('tier_groups').values(row).execute();
     await this.invalidate(program.id, db);
@@ -284,8 +306,12 @@ export class TierService {
     if (input.balance_definition_id !== undefined) patch.balance_definition_id = input.balance_definition_id;
     if (input.loyalty_tiers_expiration !== undefined) patch.qualification = toJson(input.loyalty_tiers_expiration);
     if (input.metadata !== undefined) patch.metadata = toJson(input.metadata ?? {});
+    if (input.reminders !== undefined) patch.reminders = toJson(input.reminders);
+    if (input.upgrade_strategy !== undefined) patch.upgrade_strategy = input.upgrade_strategy;
+    if (input.downgrade_strategy !== undefined) patch.downgrade_strategy = input.downgrade_strategy;
     await db.updateTable('tier_groups').set(patch).where('id', '=', group.id).execute();
     await this.invalidate(program.id, db);
+    if (input.reminders !== undefined) await this.deps.onRemindersChanged?.(db, program.id);
     return { ...group, ...patch };
   }
 
@@ -495,9 +521,11 @@ export class TierService {
     program: ProgramRow,
     membership: MembershipRow,
     g: GroupTiers,
-    opts: { balance?: number; definitionId?: string; sourceEventId: string },
+    opts: { balance?: number; definitionId?: string; sourceEventId: string; occasion?: TierOccasion },
   ): Promise<void> {
     const policy = this.policyFor(program, g.group);
+    const upgradeAt = g.group.upgrade_strategy ?? 'real_time';
+    const downgradeAt = g.group.downgrade_strategy ?? 'real_time';
     const now = this.ctx.clock.now();
     const nowIso = now.toISOString();
     const zone = program.timezone;
@@ -557,6 +585,18 @@ export class TierService {
         .toISO();
     if (targetRank < 0) expiresAt = null;
 
+    // A strategy other than real_time holds the change until its anniversary (a member without a
+    // tier gets its entry tier at once).
+    if (targetRank > currentRank && current?.tier_id && upgradeAt !== 'real_time') {
+      if (opts.occasion === upgradeAt)
+        await this.attribute(trx, program, membership, g, current, target, null, true, opts.sourceEventId);
+      return;
+    }
+    if (targetRank < currentRank && current && downgradeAt !== 'real_time') {
+      if (opts.occasion === downgradeAt)
+        await this.attribute(trx, program, membership, g, current, target, null, false, opts.sourceEventId);
+      return;
+    }
     if (targetRank > currentRank) {
       await this.attribute(trx, program, membership, g, current, target, expiresAt, true, opts.sourceEventId);
       return;
@@ -678,6 +718,27 @@ export class TierService {
       resource_id: membership.id,
       program_id: program.id,
     });
+    await this.deps.onTierChange?.(trx, { program, membership, group: g.group, tier: to, attributedAt: now });
+  }
+
+  /**
+   * A year anniversary of the card (`membership_anniversary`) or of its tier in `groupId`
+   * (`tier_anniversary`) came (the time engine calls this in the transaction that fires it): the
+   * groups whose strategy waits for it re-evaluate the member, who keeps, gains or loses the tier.
+   */
+  async anniversaryReached(
+    trx: Executor,
+    program: ProgramRow,
+    membership: MembershipRow,
+    occasion: TierOccasion,
+    groupId?: string,
+  ): Promise<void> {
+    const pt = await this.programTiers(trx, program.id);
+    for (const g of pt.groups) {
+      if (g.tiers.length === 0 || (groupId && g.group.id !== groupId)) continue;
+      if (g.group.upgrade_strategy !== occasion && g.group.downgrade_strategy !== occasion) continue;
+      await this.evaluate(trx, program, membership, g, { sourceEventId: `${occasion}:${membership.id}`, occasion });
+    }
   }
 
   async associations(db: Executor, membershipId: string) {

@@ -12,7 +12,15 @@ export interface TierGroupsTable {
   metadata: string | null;
   created_at: string;
   updated_at: string | null;
+  /** Tier anniversary reminders (JSON `[{unit, value}]`; null: none). Migration 0302. */
+  reminders?: string | null;
+  /** When members move up / down (TierStrategy). Migration 0303; 'real_time' by default. */
+  upgrade_strategy?: TierStrategy;
+  downgrade_strategy?: TierStrategy;
 }
+
+/** When a tier group applies a tier change: at once, or at the card's or the tier's year anniversary. */
+export type TierStrategy = 'real_time' | 'membership_anniversary' | 'tier_anniversary';
 
 export interface TiersTable {
   id: string;

@@ -1,4 +1,14 @@
-import { AnyObject, Answer, IdParam, ListQuery, Nullable, type Static, StringEnum, Type } from '../../http/schema.ts';
+import {
+  AnyObject,
+  Answer,
+  IdParam,
+  ListQuery,
+  Nullable,
+  Reminders,
+  type Static,
+  StringEnum,
+  Type,
+} from '../../http/schema.ts';
 import { CustomerRef } from '../customers/schemas.ts';
 
 const Discount = Type.Object(
@@ -43,6 +53,7 @@ export const CampaignBody = Type.Object(
     start_date: date(),
     expiration_date: date(),
     metadata: Type.Optional(Nullable(AnyObject())),
+    reminders: Type.Optional(Nullable(Reminders)),
     vouchers_count: Type.Optional(Type.Integer({ minimum: 0, maximum: 1000 })),
     voucher: Type.Optional(
       Type.Object(

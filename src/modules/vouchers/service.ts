@@ -409,7 +409,15 @@ function isoDate<T extends string | null | undefined>(d: T): T {
   return new Date(ms).toISOString() as T;
 }
 
-const CAMPAIGN_EXTRA = ['category', 'category_id', 'validity_timeframe', 'validity_day_of_week', 'validity_hours'];
+const CAMPAIGN_EXTRA = [
+  'category',
+  'category_id',
+  'validity_timeframe',
+  'validity_day_of_week',
+  'validity_hours',
+  // Expiration reminders of the campaign's vouchers: the time engine reads them (docs/time.md).
+  'reminders',
+];
 
 export class VoucherService {
   constructor(
@@ -417,6 +425,8 @@ export class VoucherService {
     private deps: {
       /** The loyalty program's `{id, name}` for the events (loyalties module). */
       programRef: (db: Executor, programId: string) => Promise<{ id: string; name: string } | null>;
+      /** A voucher was published to a customer, in `db`'s transaction (the time engine plans its reminders). */
+      onPublished?: (db: Executor, voucher: VoucherRow) => Promise<void>;
     },
   ) {}
 
@@ -557,6 +567,8 @@ export class VoucherService {
     if (input.expiration_date !== undefined) patch.expiration_date = isoDate(input.expiration_date);
     if (input.metadata !== undefined) patch.metadata = toJson(input.metadata ?? {});
     if (input.voucher !== undefined) patch.voucher = toJson(this.campaignTemplate(input, campaignVoucher(row)))!;
+    if (input.reminders !== undefined)
+      patch.extra = toJson({ ...fromJson<Record<string, unknown>>(row.extra, {}), reminders: input.reminders });
     await db.updateTable('voucher_campaigns').set(patch).where('id', '=', row.id).execute();
     if (patch.name) {
       await db.updateTable('vouchers').set({ campaign_name: patch.name }).where('campaign_id', '=', row.id).execute();
@@ -985,6 +997,7 @@ export class VoucherService {
     await db.updateTable('publications').set({ voucher_id: voucher.id }).where('id', '=', publication.id).execute();
     const published = { ...voucher, ...patch };
     await this.ctx.outbox.emit(db, await this.createdEvent(db, published, input.sourceEventId ?? publication.id));
+    await this.deps.onPublished?.(db, published);
     return { publication: { ...publication, voucher_id: voucher.id }, voucher: published, created: true };
   }
 
@@ -1029,6 +1042,7 @@ export class VoucherService {
     await db.updateTable('vouchers').set(patch).where('id', '=', voucher.id).execute();
     const published = { ...voucher, ...patch };
     await this.ctx.outbox.emit(db, await this.createdEvent(db, published, input.sourceEventId ?? publication.id));
+    await this.deps.onPublished?.(db, published);
     return { publication, voucher: published, created: true };
   }
 
