@@ -5,6 +5,7 @@ import { EarningService } from './modules/earning/service.ts';
 import { EventService } from './modules/events/service.ts';
 import { LedgerService } from './modules/ledger/service.ts';
 import { MemberService } from './modules/members/service.ts';
+import { HouseholdService } from './modules/members/households.ts';
 import { MessagingService } from './modules/messaging/service.ts';
 import { ProgramService, programRef } from './modules/loyalties/service.ts';
 import { RewardService } from './modules/rewards/service.ts';
@@ -29,6 +30,8 @@ export interface Services {
   events: EventService;
   webhooks: WebhookService;
   vouchers: VoucherService;
+  /** Member contacts of cards (households). */
+  households: HouseholdService;
 }
 
 /** Everything the server wires: the services, and the workflows bound to them. */
@@ -48,10 +51,11 @@ export function createContainer(ctx: AppContext): Container {
   const customers = new CustomerService(ctx);
   const programs = new ProgramService(ctx);
   const members = new MemberService(ctx);
+  const households = new HouseholdService(ctx);
   const ledger = new LedgerService(ctx, (trx, change, result) => tiers.balanceListener(trx, change, result));
   const earning = new EarningService(ctx, { ledger, programs, members });
   const tiers = new TierService(ctx, { programs, members, ledger, earning });
-  const workflows = new Workflows(ctx, { customers, programs, members, ledger, earning, tiers });
+  const workflows = new Workflows(ctx, { customers, programs, members, ledger, earning, tiers, households });
   const vouchers = new VoucherService(ctx, {
     programRef: async (db, id) => {
       const p = await programs.find(db, id);
@@ -69,6 +73,7 @@ export function createContainer(ctx: AppContext): Container {
     customers,
     programs,
     members,
+    households,
     ledger,
     tiers,
     joinProgram: workflows.joinProgram,
@@ -89,6 +94,7 @@ export function createContainer(ctx: AppContext): Container {
     webhooks: new WebhookService(ctx),
     vouchers,
     rewards,
+    households,
   };
   // The `rewards` template variable of messages and flow conditions (balance_gte_cheapest_reward).
   messaging.registerContextProvider('rewards', rewardsTemplateContext(services));

@@ -56,7 +56,9 @@ export type IdPrefix =
   | 'bc'
   | 'sm'
   | 'rew'
-  | 'rewa';
+  | 'rewa'
+  // Households (member contacts of a card).
+  | 'mc';
 
 /**
  * `prefix_` + a time part (8 base62 characters of the millisecond clock) + random characters:

@@ -87,6 +87,9 @@ const EMITTED = new Set<string>([
   ENDPOINT_DISABLED,
   // Vouchers module.
   ...VOUCHER_EVENTS,
+  // Households (members module).
+  'subscription_member_added',
+  'subscription_member_removed',
 ]);
 
 const OFFER_OPTIONAL = ['offer.public_description', 'offer.public_image', 'offer.public_name'];
@@ -121,6 +124,18 @@ const EXTRA_ATTRIBUTES: Record<string, Record<string, JsonSchema>> = Object.from
     { customer_id: { type: ['string', 'null'], description: 'Tally: the customer holding the voucher (cust_...)' } },
   ]),
 );
+
+// Households: `member_id` is the contact's number in its subscription (1, 2, 3 …); beside it, which
+// subscription and which customer (docs/events.md).
+for (const t of ['subscription_member_added', 'subscription_member_removed']) {
+  EXTRA_ATTRIBUTES[t] = {
+    loyalty_subscription_id: {
+      type: 'string',
+      description: 'Tally: the subscription (card) the contact joined or left',
+    },
+    customer_id: { type: 'string', description: 'Tally: the member contact (cust_...)' },
+  };
+}
 
 const isDatePath = (path: string) => {
   const leaf = path.split('.').pop()!;

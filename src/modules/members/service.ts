@@ -1,7 +1,7 @@
 import { pageByNumber } from '../../storage/paging.ts';
 import { DateTime } from 'luxon';
 import type { AppContext } from '../../context.ts';
-import { conflict, notFound, refused } from '../../lib/errors.ts';
+import { conflict, invalid, notFound, refused } from '../../lib/errors.ts';
 import { newId } from '../../lib/ids.ts';
 import { fromJson, toJson } from '../../lib/json.ts';
 import type { Executor } from '../../storage/database.ts';
@@ -53,6 +53,8 @@ export function presentMember(
     metadata: fromJson(m.metadata, {}),
     is_referral_code: false,
     holder_id: m.customer_id,
+    /** Tally: the subscription's id in another system (an import), or null. */
+    loyalty_subscription_id: m.loyalty_subscription_id,
     publish: { object: 'list' as const, count: 1 },
     redemption: { quantity: null, redeemed_quantity: 0, redeemed_points: 0, object: 'list' as const },
     ...extra,
@@ -119,6 +121,7 @@ export class MemberService {
           'm.created_at as m_created_at',
           'm.updated_at as m_updated_at',
           'm.revoked_at as m_revoked_at',
+          'm.loyalty_subscription_id as m_subscription_id',
         ])
         .where('c.source_id', '=', sourceId),
     );
@@ -133,6 +136,7 @@ export class MemberService {
       m_created_at: _c,
       m_updated_at: _u,
       m_revoked_at: _r,
+      m_subscription_id: _sub,
       ...customer
     } = rows[0];
     const cards: MembershipRow[] = [];
@@ -149,6 +153,7 @@ export class MemberService {
         created_at: r.m_created_at!,
         updated_at: r.m_updated_at,
         revoked_at: r.m_revoked_at,
+        loyalty_subscription_id: r.m_subscription_id,
       });
     }
     return { customer, cards: cards.sort(oldestFirst) };
@@ -221,7 +226,13 @@ export class MemberService {
     db: Executor,
     program: ProgramRow,
     customerId: string,
-    opts: { code?: string; metadata?: Record<string, unknown> | null },
+    opts: {
+      code?: string;
+      metadata?: Record<string, unknown> | null;
+      /** An import: the subscription's id in the other system, and when it began there (not in the future). */
+      loyaltySubscriptionId?: string;
+      createdAt?: string;
+    },
   ): Promise<MembershipRow> {
     if (program.active !== 1)
       throw refused('campaign_inactive', 'Campaign is inactive', `Campaign ${program.id} is not active`);
@@ -255,6 +266,7 @@ export class MemberService {
         );
       }
     }
+    await this.checkImport(db, program, opts, now);
     const config = programVoucher(program).code_config;
     let code = opts.code;
     if (code !== undefined) {
@@ -304,9 +316,10 @@ export class MemberService {
       status: 'ACTIVE',
       join_key: program.join_once === 1 ? `${program.id}:${customerId}` : null,
       metadata: toJson(opts.metadata ?? {}),
-      created_at: now,
+      created_at: opts.createdAt ? new Date(opts.createdAt).toISOString() : now,
       updated_at: null,
       revoked_at: null,
+      loyalty_subscription_id: opts.loyaltySubscriptionId ?? null,
     };
     try {
       await db.insertInto('memberships').values(row).execute();
@@ -316,7 +329,11 @@ export class MemberService {
     }
     await this.ctx.outbox.emit(db, {
       type: 'subscription_created',
-      data: { created_at: row.created_at, loyalty_program: programRef(program), loyalty_subscription_id: row.id },
+      data: {
+        created_at: row.created_at,
+        loyalty_program: programRef(program),
+        loyalty_subscription_id: subscriptionIdOf(row),
+      },
       resource_type: 'membership',
       resource_id: row.id,
       program_id: program.id,
@@ -335,12 +352,44 @@ export class MemberService {
       .execute();
     await this.ctx.outbox.emit(db, {
       type: 'subscription_revoked',
-      data: { loyalty_program: programRef(program), loyalty_subscription_id: m.id },
+      data: { loyalty_program: programRef(program), loyalty_subscription_id: subscriptionIdOf(m) },
       resource_type: 'membership',
       resource_id: m.id,
       program_id: program.id,
     });
     return { ...m, status: 'REVOKED', revoked_at: now, updated_at: now };
+  }
+
+  /** An import's external id is unused in the program, and its start date is not in the future. */
+  private async checkImport(
+    db: Executor,
+    program: ProgramRow,
+    opts: { loyaltySubscriptionId?: string; createdAt?: string },
+    now: string,
+  ): Promise<void> {
+    if (opts.createdAt !== undefined && Date.parse(opts.createdAt) > Date.parse(now)) {
+      throw invalid(
+        'created_at_in_future',
+        'created_at is in the future',
+        `created_at ${opts.createdAt} is after ${now}`,
+        [{ field: 'created_at', message: 'must not be in the future' }],
+      );
+    }
+    if (opts.loyaltySubscriptionId === undefined) return;
+    const taken = await db
+      .selectFrom('memberships')
+      .select('code')
+      .where('program_id', '=', program.id)
+      .where('loyalty_subscription_id', '=', opts.loyaltySubscriptionId)
+      .executeTakeFirst();
+    if (taken) {
+      throw conflict(
+        'duplicate_subscription_id',
+        'Duplicated loyalty_subscription_id',
+        `Loyalty card ${taken.code} of campaign ${program.id} already has loyalty_subscription_id ` +
+          opts.loyaltySubscriptionId,
+      );
+    }
   }
 
   /** Active cards of a program (a program answers with this count). */
@@ -361,6 +410,9 @@ export class MemberService {
     return pageByNumber(base, q, (b) => b.selectAll().orderBy('created_at').orderBy('id'));
   }
 }
+
+/** The subscription id of the events: the external one given at import, else the card's `v_` id. */
+export const subscriptionIdOf = (m: MembershipRow): string => m.loyalty_subscription_id ?? m.id;
 
 export function assertActive(m: MembershipRow): void {
   if (m.status !== 'ACTIVE') {
