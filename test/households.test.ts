@@ -3,6 +3,7 @@ import { randomBytes } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
 import { assertLedgerInvariants } from './helpers/invariants.ts';
 import { createMember, createProgram, startTestServer, type TestServer } from './helpers/server.ts';
+import { createChannel, createPointsFlow, simulate } from './messaging/setup.ts';
 import { allEvents, assertEventsMatchCatalog, ok } from './vouchers/helpers.ts';
 
 // Households (issue #16): the member contacts of a card share its balances, tier and vouchers.
@@ -174,5 +175,63 @@ describe('households: member contacts of a loyalty card', () => {
       assert.equal(events.find((e) => e.type === type)?.data.loyalty_subscription_id, 'brevo-sub-1', type);
     }
     assertEventsMatchCatalog(events);
+  });
+
+  it("a member contact's custom events and paid orders earn into the shared card, not a card of its own", async () => {
+    const program = await createProgram(t, { auto_join: true });
+    await ok(t, 'POST', `/v1/loyalties/${program.id}/earning-rules`, [
+      { event: 'visit', loyalty: { type: 'FIXED', points: 10 } },
+      {
+        event: 'order.paid',
+        loyalty: {
+          type: 'PROPORTIONAL',
+          calculation_type: 'ORDER_AMOUNT',
+          order: { amount: { every: 100, points: 1 } },
+        },
+      },
+    ]);
+    const owner = await createMember(t, program.id);
+    const contact = `hh-${uid()}`;
+    await ok(t, 'POST', `/v1/loyalties/members/${owner.code}/holders`, { holders: [{ source_id: contact }] });
+
+    // Named by source_id only (the one-statement lookup) and given whole (the other path).
+    const visit = await ok(t, 'POST', '/v1/events', { event: 'visit', customer: { source_id: contact } });
+    assert.equal(visit.earned.points, 10);
+    await ok(t, 'POST', '/v1/events', { event: 'visit', customer: { source_id: contact, name: 'Kid' } });
+    await ok(t, 'POST', '/v1/events', { event: 'visit', customer: contact, loyalty: { code: owner.code } });
+    await ok(t, 'POST', '/v1/orders', { customer: { source_id: contact }, amount: 5000, status: 'PAID' });
+    const card = await ok(t, 'GET', `/v1/loyalties/members/${owner.code}`);
+    assert.equal(card.loyalty_card.points, 80);
+    // Auto-join did not give the contact a card of its own.
+    const cards = await ok(t, 'GET', `/v1/loyalties/${program.id}/members?customer=${contact}`);
+    assert.equal(cards.total, 0);
+    // The card's events name its holder, the owner.
+    const added = (await allEvents(t)).filter(
+      (e) => e.type === 'customer.voucher.loyalty_card.points_added' && e.data.voucher.code === owner.code,
+    );
+    assert.ok(added.length >= 4);
+    for (const e of added) assert.equal(e.data.customer.id, owner.holder_id);
+
+    // Removed from the household: its next visit auto-joins it with a card of its own.
+    const holder = (await ok(t, 'GET', `/v1/loyalties/members/${owner.code}/holders`)).data[0];
+    await ok(t, 'DELETE', `/v1/loyalties/members/${owner.code}/holders/${holder.id}`, undefined, 204);
+    await ok(t, 'POST', '/v1/events', { event: 'visit', customer: { source_id: contact } });
+    assert.equal((await ok(t, 'GET', `/v1/loyalties/members/${owner.code}`)).loyalty_card.points, 80);
+    assert.equal((await ok(t, 'GET', `/v1/loyalties/${program.id}/members?customer=${contact}`)).total, 1);
+  });
+
+  it("a member contact's phone number finds the shared card in a keyword flow", async () => {
+    const program = await createProgram(t, { name: 'Phone Club' });
+    const owner = await createMember(t, program.id, { source_id: `ph-${uid()}`, name: 'Ana', phone: '+385911700001' });
+    await ok(t, 'POST', `/v1/loyalties/members/${owner.code}/balance`, { points: 120 });
+    const ch = await createChannel(t, { provider: 'simulator', sender: '+10000000701' });
+    await createPointsFlow(t, program.id, { channels: [ch.id] });
+    const stranger = await simulate(t, '+385911700002', 'POINTS', ch.id);
+    assert.match(stranger[0], /couldn't find/);
+    await ok(t, 'POST', `/v1/loyalties/members/${owner.code}/holders`, {
+      holders: [{ source_id: `ph-kid-${uid()}`, name: 'Ivo', phone: '+385911700002' }],
+    });
+    const replies = await simulate(t, '+385911700002', 'POINTS', ch.id);
+    assert.match(replies[0], new RegExp(`Hi Ivo, you have 120 points on card ${owner.code}`));
   });
 });

@@ -78,6 +78,18 @@ export class HouseholdService {
     return q.orderBy('mc.created_at').execute();
   }
 
+  /** Whether the customer is a current member contact of the card. */
+  async isContact(db: Executor, membershipId: string, customerId: string): Promise<boolean> {
+    const row = await db
+      .selectFrom('membership_contacts')
+      .select('id')
+      .where('customer_id', '=', customerId)
+      .where('membership_id', '=', membershipId)
+      .where('removed_at', 'is', null)
+      .executeTakeFirst();
+    return row !== undefined;
+  }
+
   /**
    * Adds the customer to the card's household; emits `subscription_member_added`. A customer who is
    * a member of this card already is answered as it is (nothing emitted): adding is idempotent.

@@ -97,39 +97,53 @@ export class MemberService {
   }
 
   /**
-   * The customer with this source_id and all its cards (every status, oldest first) in one
+   * The customer with this source_id and all its cards (every status): those it holds, oldest
+   * first, then those it shares as a member contact of a household (active contacts only), in one
    * statement: what ingesting an activity needs first.
    */
   async customerWithCards(
     db: Executor,
     sourceId: string,
   ): Promise<{ customer: CustomerRow; cards: MembershipRow[] } | undefined> {
-    const rows = await hot(db, 'members.customerWithCards', [sourceId], () =>
+    const cardColumns = [
+      'm.id as m_id',
+      'm.code as m_code',
+      'm.program_id as m_program_id',
+      'm.customer_id as m_customer_id',
+      'm.status as m_status',
+      'm.join_key as m_join_key',
+      'm.metadata as m_metadata',
+      'm.created_at as m_created_at',
+      'm.updated_at as m_updated_at',
+      'm.revoked_at as m_revoked_at',
+      'm.loyalty_subscription_id as m_subscription_id',
+    ] as const;
+    // Two index lookups glued by UNION ALL (customers.source_id, then memberships.customer_id or
+    // membership_contacts.customer_id): an OR in one join would read every membership.
+    const rows = await hot(db, 'members.customerWithCards', [sourceId, sourceId], () =>
       db
         .selectFrom('customers as c')
         .leftJoin('memberships as m', 'm.customer_id', 'c.id')
         .selectAll('c')
-        .select([
-          'm.id as m_id',
-          'm.code as m_code',
-          'm.program_id as m_program_id',
-          'm.status as m_status',
-          'm.join_key as m_join_key',
-        ])
-        .select([
-          'm.metadata as m_metadata',
-          'm.created_at as m_created_at',
-          'm.updated_at as m_updated_at',
-          'm.revoked_at as m_revoked_at',
-          'm.loyalty_subscription_id as m_subscription_id',
-        ])
-        .where('c.source_id', '=', sourceId),
+        .select(cardColumns)
+        .where('c.source_id', '=', sourceId)
+        .unionAll(
+          db
+            .selectFrom('customers as c')
+            .innerJoin('membership_contacts as mc', 'mc.customer_id', 'c.id')
+            .innerJoin('memberships as m', 'm.id', 'mc.membership_id')
+            .selectAll('c')
+            .select(cardColumns)
+            .where('c.source_id', '=', sourceId)
+            .where('mc.removed_at', 'is', null),
+        ),
     );
     if (rows.length === 0) return undefined;
     const {
       m_id: _id,
       m_code: _code,
       m_program_id: _p,
+      m_customer_id: _h,
       m_status: _s,
       m_join_key: _j,
       m_metadata: _m,
@@ -146,7 +160,7 @@ export class MemberService {
         id: r.m_id,
         code: r.m_code!,
         program_id: r.m_program_id!,
-        customer_id: customer.id,
+        customer_id: r.m_customer_id!,
         status: r.m_status!,
         join_key: r.m_join_key,
         metadata: r.m_metadata,
@@ -156,7 +170,9 @@ export class MemberService {
         loyalty_subscription_id: r.m_subscription_id,
       });
     }
-    return { customer, cards: cards.sort(oldestFirst) };
+    // Its own cards first: where it holds a card and shares another in one program, its own earns.
+    const own = (m: MembershipRow) => (m.customer_id === customer.id ? 0 : 1);
+    return { customer, cards: cards.sort((a, b) => own(a) - own(b) || oldestFirst(a, b)) };
   }
 
   /** Card summary (loyalty_card) of the program's default balance for each membership. */
