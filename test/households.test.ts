@@ -60,6 +60,11 @@ describe('households: member contacts of a loyalty card', () => {
     const gone = await t.api('DELETE', `/v1/loyalties/members/${owner.code}/holders/${first.id}`);
     assert.equal(gone.status, 404);
     assert.equal((await ok(t, 'GET', `/v1/loyalties/members/${owner.code}/holders`)).total, 1);
+    // The member object shows its household, as a voucher shows its publications.
+    const card = await ok(t, 'GET', `/v1/loyalties/${program.id}/members/${owner.code}`);
+    assert.deepEqual(card.holders, { object: 'list', count: 1, url: `/v1/loyalties/members/${owner.code}/holders` });
+    const members = await ok(t, 'GET', `/v1/loyalties/${program.id}/members`);
+    assert.equal(members.vouchers[0].holders.count, 1);
 
     // Back again: a new number (numbers are never given twice).
     const back = await ok(t, 'POST', `/v1/loyalties/members/${owner.code}/holders`, { holders: [kid] });

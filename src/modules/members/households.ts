@@ -53,19 +53,6 @@ export class HouseholdService {
       .execute();
   }
 
-  /** How many member contacts each card has (cards without any are absent). */
-  async counts(db: Executor, membershipIds: string[]): Promise<Map<string, number>> {
-    if (membershipIds.length === 0) return new Map();
-    const rows = await db
-      .selectFrom('membership_contacts')
-      .select(['membership_id', (eb) => eb.fn.countAll<number>().as('n')])
-      .where('membership_id', 'in', membershipIds)
-      .where('removed_at', 'is', null)
-      .groupBy('membership_id')
-      .execute();
-    return new Map(rows.map((r) => [r.membership_id, Number(r.n)]));
-  }
-
   /** The cards the customer shares as a member contact (not those it holds), optionally in one program. */
   async sharedCards(db: Executor, customerId: string, programId?: string): Promise<MembershipRow[]> {
     let q = db

@@ -31,6 +31,15 @@ export const Member = Type.Unsafe<Record<string, unknown>>({
       },
     },
     holder_id: { type: 'string' },
+    loyalty_subscription_id: {
+      type: ['string', 'null'],
+      description: "Tally: the subscription's id in another system",
+    },
+    holders: {
+      type: 'object',
+      description: 'Tally: the member contacts sharing the card (its household): how many, and where listed',
+      properties: { object: { type: 'string' }, count: { type: 'integer' }, url: { type: 'string' } },
+    },
     object: { type: 'string', enum: ['voucher'] },
   },
 });

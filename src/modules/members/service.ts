@@ -64,6 +64,16 @@ export function presentMember(
   };
 }
 
+/**
+ * The card's household on the member object, as Voucherify shows a voucher's publications
+ * (`publish: {object, count, url}`): how many member contacts share it, and where they are listed.
+ */
+export const holdersRef = (m: MembershipRow, count: number) => ({
+  object: 'list' as const,
+  count,
+  url: `/v1/loyalties/members/${m.code}/holders`,
+});
+
 const oldestFirst = (a: MembershipRow, b: MembershipRow) =>
   a.created_at < b.created_at ? -1 : a.created_at > b.created_at ? 1 : a.id < b.id ? -1 : a.id > b.id ? 1 : 0;
 
@@ -230,7 +240,21 @@ export class MemberService {
 
   async presentOne(db: Executor, m: MembershipRow, program: ProgramRow) {
     const cards = await this.cards(db, [m], new Map([[program.id, program]]));
-    return presentMember(m, program, cards.get(m.id)!);
+    const holders = await this.holderCounts(db, [m.id]);
+    return presentMember(m, program, cards.get(m.id)!, { holders: holdersRef(m, holders.get(m.id) ?? 0) });
+  }
+
+  /** How many member contacts (households) each card has; cards without any are absent. */
+  async holderCounts(db: Executor, membershipIds: string[]): Promise<Map<string, number>> {
+    if (membershipIds.length === 0) return new Map();
+    const rows = await db
+      .selectFrom('membership_contacts')
+      .select(['membership_id', (eb) => eb.fn.countAll<number>().as('n')])
+      .where('membership_id', 'in', membershipIds)
+      .where('removed_at', 'is', null)
+      .groupBy('membership_id')
+      .execute();
+    return new Map(rows.map((r) => [r.membership_id, Number(r.n)]));
   }
 
   /**
