@@ -5,6 +5,7 @@ import { EarningService } from './modules/earning/service.ts';
 import { EventService } from './modules/events/service.ts';
 import { LedgerService } from './modules/ledger/service.ts';
 import { MemberService } from './modules/members/service.ts';
+import { HouseholdService } from './modules/members/households.ts';
 import { MessagingService } from './modules/messaging/service.ts';
 import { ProgramService, programRef } from './modules/loyalties/service.ts';
 import { RewardService } from './modules/rewards/service.ts';
@@ -31,6 +32,8 @@ export interface Services {
   webhooks: WebhookService;
   vouchers: VoucherService;
   time: TimeService;
+  /** Member contacts of cards (households). */
+  households: HouseholdService;
 }
 
 /** Everything the server wires: the services, and the workflows bound to them. */
@@ -65,6 +68,7 @@ export function createContainer(ctx: AppContext): Container {
     onTierChange: (trx, change) => time.tierChanged(trx, change),
     onRemindersChanged: (trx, id) => time.replanProgram(trx, id),
   });
+  const households = new HouseholdService(ctx);
   const vouchers = new VoucherService(ctx, {
     programRef: async (db, id) => {
       const p = await programs.find(db, id);
@@ -73,7 +77,7 @@ export function createContainer(ctx: AppContext): Container {
     onPublished: (trx, voucher) => time.voucherPublished(trx, voucher),
   });
   const time = new TimeService(ctx, { programs, members, ledger, tiers, vouchers });
-  const workflows = new Workflows(ctx, { customers, programs, members, ledger, earning, tiers, time });
+  const workflows = new Workflows(ctx, { customers, programs, members, ledger, earning, tiers, time, households });
   const rewards = new RewardService(ctx, {
     findProgram: (db, id) => programs.find(db, id),
     findVoucherCampaign: async (db, id) => {
@@ -85,6 +89,7 @@ export function createContainer(ctx: AppContext): Container {
     customers,
     programs,
     members,
+    households,
     ledger,
     tiers,
     joinProgram: workflows.joinProgram,
@@ -106,6 +111,7 @@ export function createContainer(ctx: AppContext): Container {
     vouchers,
     rewards,
     time,
+    households,
   };
   // The `rewards` template variable of messages and flow conditions (balance_gte_cheapest_reward).
   messaging.registerContextProvider('rewards', rewardsTemplateContext(services));

@@ -58,7 +58,9 @@ export type IdPrefix =
   | 'rew'
   | 'rewa'
   | 'due'
-  | 'skip';
+  | 'skip'
+  // Households (member contacts of a card).
+  | 'mc';
 
 /**
  * `prefix_` + a time part (8 base62 characters of the millisecond clock) + random characters:

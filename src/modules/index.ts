@@ -12,6 +12,8 @@ import { tierRoutes } from './tiers/routes.ts';
 import { ledgerRoutes } from './ledger/routes.ts';
 import { loyaltyRoutes } from './loyalties/routes.ts';
 import { memberRoutes } from './members/routes.ts';
+import { membersContactsMigration } from './members/migrations.ts';
+import { loyaltySubscriptionIdMigration } from '../storage/migrations/0010_core_loyalty_subscription_id.ts';
 import { messagingModule } from './messaging/index.ts';
 import { rewardsMigration } from './rewards/migrations.ts';
 import { rewardRoutes } from './rewards/routes.ts';
@@ -34,7 +36,8 @@ export const modules: TallyModule[] = [
   },
   { name: 'customers', routes: customerRoutes },
   { name: 'loyalties', routes: loyaltyRoutes },
-  { name: 'members', routes: memberRoutes },
+  // 0010 (core) adds the memberships' external subscription id; 0850 the households' contacts.
+  { name: 'members', migrations: [loyaltySubscriptionIdMigration, membersContactsMigration], routes: memberRoutes },
   {
     name: 'ledger',
     routes: ledgerRoutes,

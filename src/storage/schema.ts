@@ -81,6 +81,8 @@ export interface MembershipsTable {
   created_at: string;
   updated_at: string | null;
   revoked_at: string | null;
+  /** External subscription id given at import (null: the `id` stands for it in the events). */
+  loyalty_subscription_id: string | null;
 }
 
 export interface BalancesTable {

@@ -18,8 +18,9 @@ import { joinProgram, resolveCustomer } from './join-program.ts';
 // Workflow "ingest an activity" (a custom event, or an order that became PAID): in one transaction,
 //   1. look up the activity's key (source_event_id, or the order id): a duplicate returns the first answer;
 //   2. find or create the customer;
-//   3. find the programs with enabled rules for the event, and the customer's card in each
-//      (joining the program on first sight where it auto-joins);
+//   3. find the programs with enabled rules for the event, and the customer's card in each: its own,
+//      else the household card it shares as a member contact (joining the program on first sight
+//      where it auto-joins);
 //   4. evaluate the rules and accrue (or hold pending) the points per card;
 //   5. record the key with the answer (a concurrent duplicate that committed first makes this
 //      transaction roll back; its retry answers the first result).
@@ -96,6 +97,12 @@ async function activityCustomer(
   return found ?? { customer: await findOrCreateCustomer(trx, services, ref) };
 }
 
+/** The cards the customer holds, then those it shares as a member contact (a household's). */
+async function cardsOf(trx: Executor, services: WorkflowServices, customer: CustomerRow): Promise<MembershipRow[]> {
+  const own = await services.members.ofCustomer(trx, customer.id);
+  return [...own, ...(await services.households.sharedCards(trx, customer.id))];
+}
+
 export async function ingestActivity(
   ctx: AppContext,
   trx: Executor,
@@ -137,7 +144,7 @@ export async function ingestActivity(
     let cards: MembershipRow[];
     if (input.loyaltyCode) {
       const card = await services.members.get(trx, input.loyaltyCode);
-      if (card.customer_id !== customer.id) {
+      if (card.customer_id !== customer.id && !(await services.households.isContact(trx, card.id, customer.id))) {
         throw invalid(
           'loyalty_card_holder_mismatch',
           'Loyalty card belongs to another customer',
@@ -147,7 +154,7 @@ export async function ingestActivity(
       }
       cards = rulesByProgram.has(card.program_id) ? [card] : [];
     } else if (rulesByProgram.size > 0) {
-      cards = (customerCards ?? (await services.members.ofCustomer(trx, customer.id))).filter(
+      cards = (customerCards ?? (await cardsOf(trx, services, customer))).filter(
         (c) => c.status === 'ACTIVE' && rulesByProgram.has(c.program_id),
       );
     } else cards = [];
@@ -212,9 +219,12 @@ export async function ingestActivity(
         const tierIds = await services.tiers.memberTierIds(trx, program.id, card.id);
         // The tier mappings (earning never calls tiers): only when the member holds a tier.
         const tiers = tierIds.length > 0 ? await services.tiers.programTiers(trx, program.id) : null;
+        // A member contact earns into the shared card; the card's events name its holder.
+        const holder =
+          card.customer_id === customer.id ? customer : await services.customers.get(trx, card.customer_id);
         const { accruals, skipped } = await services.earning.accrue(
           trx,
-          { program, membership: card, definition, holder: customer, tiers },
+          { program, membership: card, definition, holder, tiers },
           rulesByProgram.get(program.id) ?? [],
           { ...facts, tierIds },
           activityRef,

@@ -36,7 +36,15 @@ export async function joinProgram(
   services: WorkflowServices,
   program: ProgramRow,
   customer: CustomerRow,
-  opts: { code?: string; metadata?: Record<string, unknown> | null; source?: string; sourceEventId?: string } = {},
+  opts: {
+    code?: string;
+    metadata?: Record<string, unknown> | null;
+    source?: string;
+    sourceEventId?: string;
+    /** An import from another system: its subscription id, and when the subscription began there. */
+    loyaltySubscriptionId?: string;
+    createdAt?: string;
+  } = {},
 ): Promise<MembershipRow> {
   const membership = await services.members.create(trx, program, customer.id, opts);
   const definition = await services.programs.defaultDefinition(trx, program.id);

@@ -19,6 +19,7 @@ import {
 import { presentOrder } from '../modules/earning/service.ts';
 import { AddMemberBody, CampaignParams, Member } from '../modules/members/schemas.ts';
 import type { Workflows } from './index.ts';
+import { householdRoutes } from './household-routes.ts';
 import { rewardWorkflowRoutes } from './reward-routes.ts';
 import { rollbackRedemptionRoutes } from './rollback-redemption.ts';
 
@@ -46,6 +47,7 @@ export function workflowRoutes(fastify: FastifyInstance, ctx: AppContext, servic
   const app = typed(fastify);
   rollbackRedemptionRoutes(fastify, ctx, services);
   rewardWorkflowRoutes(fastify, ctx, services);
+  householdRoutes(fastify, ctx, services, workflows);
 
   // ---- members: joining a program ----
 
@@ -71,6 +73,8 @@ export function workflowRoutes(fastify: FastifyInstance, ctx: AppContext, servic
             code: req.body.voucher,
             metadata: req.body.metadata,
             source: req.body.channel,
+            loyaltySubscriptionId: req.body.loyalty_subscription_id,
+            createdAt: req.body.created_at,
           });
           return services.members.presentOne(trx, m, program);
         }),

@@ -3,6 +3,7 @@ import type { EarningService } from '../modules/earning/service.ts';
 import type { LedgerService } from '../modules/ledger/service.ts';
 import type { ProgramService } from '../modules/loyalties/service.ts';
 import type { MemberService } from '../modules/members/service.ts';
+import type { HouseholdService } from '../modules/members/households.ts';
 import type { TierService } from '../modules/tiers/service.ts';
 import type { TimeService } from '../modules/time/service.ts';
 
@@ -18,4 +19,5 @@ export interface WorkflowServices {
   earning: EarningService;
   tiers: TierService;
   time: TimeService;
+  households: HouseholdService;
 }

@@ -101,6 +101,9 @@ const EMITTED = new Set<string>([
   ...VOUCHER_EVENTS,
   // The time engine (src/modules/time).
   ...TIME_EVENTS,
+  // Households (members module).
+  'subscription_member_added',
+  'subscription_member_removed',
 ]);
 
 const OFFER_OPTIONAL = ['offer.public_description', 'offer.public_image', 'offer.public_name'];
@@ -146,6 +149,18 @@ for (const t of TIME_EVENTS)
     ...EXTRA_ATTRIBUTES[t],
     due_at: { type: 'string', format: 'date-time', description: 'Tally: the moment this was due' },
   };
+
+// Households: `member_id` is the contact's number in its subscription (1, 2, 3 …); beside it, which
+// subscription and which customer (docs/events.md).
+for (const t of ['subscription_member_added', 'subscription_member_removed']) {
+  EXTRA_ATTRIBUTES[t] = {
+    loyalty_subscription_id: {
+      type: 'string',
+      description: 'Tally: the subscription (card) the contact joined or left',
+    },
+    customer_id: { type: 'string', description: 'Tally: the member contact (cust_...)' },
+  };
+}
 
 const isDatePath = (path: string) => {
   const leaf = path.split('.').pop()!;

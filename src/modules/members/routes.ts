@@ -5,7 +5,7 @@ import { listOf, listSchema } from '../../http/lists.ts';
 import { typed } from '../../http/schema.ts';
 import type { Services } from '../../services.ts';
 import { CampaignMemberParams, CampaignParams, Member, MemberListQuery, MemberParams } from './schemas.ts';
-import { presentMember } from './service.ts';
+import { holdersRef, presentMember } from './service.ts';
 
 // Adding a member (POST /v1/loyalties/{campaignId}/members) joins a program: a workflow
 // (src/workflows/routes.ts).
@@ -31,9 +31,15 @@ export function memberRoutes(fastify: FastifyInstance, ctx: AppContext, services
       if (customer) customer = (await services.customers.get(db(), customer)).id;
       const { rows, total } = await services.members.list(db(), program.id, { ...req.query, customer });
       const cards = await services.members.cards(db(), rows, new Map([[program.id, program]]));
+      const holders = await services.members.holderCounts(
+        db(),
+        rows.map((m) => m.id),
+      );
       return listOf(
         'vouchers',
-        rows.map((m) => presentMember(m, program, cards.get(m.id)!)),
+        rows.map((m) =>
+          presentMember(m, program, cards.get(m.id)!, { holders: holdersRef(m, holders.get(m.id) ?? 0) }),
+        ),
         total,
       );
     },

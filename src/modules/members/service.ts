@@ -1,7 +1,7 @@
 import { pageByNumber } from '../../storage/paging.ts';
 import { DateTime } from 'luxon';
 import type { AppContext } from '../../context.ts';
-import { conflict, notFound, refused } from '../../lib/errors.ts';
+import { conflict, invalid, notFound, refused } from '../../lib/errors.ts';
 import { newId } from '../../lib/ids.ts';
 import { fromJson, toJson } from '../../lib/json.ts';
 import type { Executor } from '../../storage/database.ts';
@@ -53,6 +53,8 @@ export function presentMember(
     metadata: fromJson(m.metadata, {}),
     is_referral_code: false,
     holder_id: m.customer_id,
+    /** Tally: the subscription's id in another system (an import), or null. */
+    loyalty_subscription_id: m.loyalty_subscription_id,
     publish: { object: 'list' as const, count: 1 },
     redemption: { quantity: null, redeemed_quantity: 0, redeemed_points: 0, object: 'list' as const },
     ...extra,
@@ -61,6 +63,16 @@ export function presentMember(
     object: 'voucher' as const,
   };
 }
+
+/**
+ * The card's household on the member object, as Voucherify shows a voucher's publications
+ * (`publish: {object, count, url}`): how many member contacts share it, and where they are listed.
+ */
+export const holdersRef = (m: MembershipRow, count: number) => ({
+  object: 'list' as const,
+  count,
+  url: `/v1/loyalties/members/${m.code}/holders`,
+});
 
 const oldestFirst = (a: MembershipRow, b: MembershipRow) =>
   a.created_at < b.created_at ? -1 : a.created_at > b.created_at ? 1 : a.id < b.id ? -1 : a.id > b.id ? 1 : 0;
@@ -95,44 +107,60 @@ export class MemberService {
   }
 
   /**
-   * The customer with this source_id and all its cards (every status, oldest first) in one
+   * The customer with this source_id and all its cards (every status): those it holds, oldest
+   * first, then those it shares as a member contact of a household (active contacts only), in one
    * statement: what ingesting an activity needs first.
    */
   async customerWithCards(
     db: Executor,
     sourceId: string,
   ): Promise<{ customer: CustomerRow; cards: MembershipRow[] } | undefined> {
-    const rows = await hot(db, 'members.customerWithCards', [sourceId], () =>
+    const cardColumns = [
+      'm.id as m_id',
+      'm.code as m_code',
+      'm.program_id as m_program_id',
+      'm.customer_id as m_customer_id',
+      'm.status as m_status',
+      'm.join_key as m_join_key',
+      'm.metadata as m_metadata',
+      'm.created_at as m_created_at',
+      'm.updated_at as m_updated_at',
+      'm.revoked_at as m_revoked_at',
+      'm.loyalty_subscription_id as m_subscription_id',
+    ] as const;
+    // Two index lookups glued by UNION ALL (customers.source_id, then memberships.customer_id or
+    // membership_contacts.customer_id): an OR in one join would read every membership.
+    const rows = await hot(db, 'members.customerWithCards', [sourceId, sourceId], () =>
       db
         .selectFrom('customers as c')
         .leftJoin('memberships as m', 'm.customer_id', 'c.id')
         .selectAll('c')
-        .select([
-          'm.id as m_id',
-          'm.code as m_code',
-          'm.program_id as m_program_id',
-          'm.status as m_status',
-          'm.join_key as m_join_key',
-        ])
-        .select([
-          'm.metadata as m_metadata',
-          'm.created_at as m_created_at',
-          'm.updated_at as m_updated_at',
-          'm.revoked_at as m_revoked_at',
-        ])
-        .where('c.source_id', '=', sourceId),
+        .select(cardColumns)
+        .where('c.source_id', '=', sourceId)
+        .unionAll(
+          db
+            .selectFrom('customers as c')
+            .innerJoin('membership_contacts as mc', 'mc.customer_id', 'c.id')
+            .innerJoin('memberships as m', 'm.id', 'mc.membership_id')
+            .selectAll('c')
+            .select(cardColumns)
+            .where('c.source_id', '=', sourceId)
+            .where('mc.removed_at', 'is', null),
+        ),
     );
     if (rows.length === 0) return undefined;
     const {
       m_id: _id,
       m_code: _code,
       m_program_id: _p,
+      m_customer_id: _h,
       m_status: _s,
       m_join_key: _j,
       m_metadata: _m,
       m_created_at: _c,
       m_updated_at: _u,
       m_revoked_at: _r,
+      m_subscription_id: _sub,
       ...customer
     } = rows[0];
     const cards: MembershipRow[] = [];
@@ -142,16 +170,19 @@ export class MemberService {
         id: r.m_id,
         code: r.m_code!,
         program_id: r.m_program_id!,
-        customer_id: customer.id,
+        customer_id: r.m_customer_id!,
         status: r.m_status!,
         join_key: r.m_join_key,
         metadata: r.m_metadata,
         created_at: r.m_created_at!,
         updated_at: r.m_updated_at,
         revoked_at: r.m_revoked_at,
+        loyalty_subscription_id: r.m_subscription_id,
       });
     }
-    return { customer, cards: cards.sort(oldestFirst) };
+    // Its own cards first: where it holds a card and shares another in one program, its own earns.
+    const own = (m: MembershipRow) => (m.customer_id === customer.id ? 0 : 1);
+    return { customer, cards: cards.sort((a, b) => own(a) - own(b) || oldestFirst(a, b)) };
   }
 
   /** Card summary (loyalty_card) of the program's default balance for each membership. */
@@ -209,7 +240,21 @@ export class MemberService {
 
   async presentOne(db: Executor, m: MembershipRow, program: ProgramRow) {
     const cards = await this.cards(db, [m], new Map([[program.id, program]]));
-    return presentMember(m, program, cards.get(m.id)!);
+    const holders = await this.holderCounts(db, [m.id]);
+    return presentMember(m, program, cards.get(m.id)!, { holders: holdersRef(m, holders.get(m.id) ?? 0) });
+  }
+
+  /** How many member contacts (households) each card has; cards without any are absent. */
+  async holderCounts(db: Executor, membershipIds: string[]): Promise<Map<string, number>> {
+    if (membershipIds.length === 0) return new Map();
+    const rows = await db
+      .selectFrom('membership_contacts')
+      .select(['membership_id', (eb) => eb.fn.countAll<number>().as('n')])
+      .where('membership_id', 'in', membershipIds)
+      .where('removed_at', 'is', null)
+      .groupBy('membership_id')
+      .execute();
+    return new Map(rows.map((r) => [r.membership_id, Number(r.n)]));
   }
 
   /**
@@ -221,7 +266,13 @@ export class MemberService {
     db: Executor,
     program: ProgramRow,
     customerId: string,
-    opts: { code?: string; metadata?: Record<string, unknown> | null },
+    opts: {
+      code?: string;
+      metadata?: Record<string, unknown> | null;
+      /** An import: the subscription's id in the other system, and when it began there (not in the future). */
+      loyaltySubscriptionId?: string;
+      createdAt?: string;
+    },
   ): Promise<MembershipRow> {
     if (program.active !== 1)
       throw refused('campaign_inactive', 'Campaign is inactive', `Campaign ${program.id} is not active`);
@@ -255,6 +306,7 @@ export class MemberService {
         );
       }
     }
+    await this.checkImport(db, program, opts, now);
     const config = programVoucher(program).code_config;
     let code = opts.code;
     if (code !== undefined) {
@@ -304,9 +356,10 @@ export class MemberService {
       status: 'ACTIVE',
       join_key: program.join_once === 1 ? `${program.id}:${customerId}` : null,
       metadata: toJson(opts.metadata ?? {}),
-      created_at: now,
+      created_at: opts.createdAt ? new Date(opts.createdAt).toISOString() : now,
       updated_at: null,
       revoked_at: null,
+      loyalty_subscription_id: opts.loyaltySubscriptionId ?? null,
     };
     try {
       await db.insertInto('memberships').values(row).execute();
@@ -316,7 +369,11 @@ export class MemberService {
     }
     await this.ctx.outbox.emit(db, {
       type: 'subscription_created',
-      data: { created_at: row.created_at, loyalty_program: programRef(program), loyalty_subscription_id: row.id },
+      data: {
+        created_at: row.created_at,
+        loyalty_program: programRef(program),
+        loyalty_subscription_id: subscriptionIdOf(row),
+      },
       resource_type: 'membership',
       resource_id: row.id,
       program_id: program.id,
@@ -335,12 +392,44 @@ export class MemberService {
       .execute();
     await this.ctx.outbox.emit(db, {
       type: 'subscription_revoked',
-      data: { loyalty_program: programRef(program), loyalty_subscription_id: m.id },
+      data: { loyalty_program: programRef(program), loyalty_subscription_id: subscriptionIdOf(m) },
       resource_type: 'membership',
       resource_id: m.id,
       program_id: program.id,
     });
     return { ...m, status: 'REVOKED', revoked_at: now, updated_at: now };
+  }
+
+  /** An import's external id is unused in the program, and its start date is not in the future. */
+  private async checkImport(
+    db: Executor,
+    program: ProgramRow,
+    opts: { loyaltySubscriptionId?: string; createdAt?: string },
+    now: string,
+  ): Promise<void> {
+    if (opts.createdAt !== undefined && Date.parse(opts.createdAt) > Date.parse(now)) {
+      throw invalid(
+        'created_at_in_future',
+        'created_at is in the future',
+        `created_at ${opts.createdAt} is after ${now}`,
+        [{ field: 'created_at', message: 'must not be in the future' }],
+      );
+    }
+    if (opts.loyaltySubscriptionId === undefined) return;
+    const taken = await db
+      .selectFrom('memberships')
+      .select('code')
+      .where('program_id', '=', program.id)
+      .where('loyalty_subscription_id', '=', opts.loyaltySubscriptionId)
+      .executeTakeFirst();
+    if (taken) {
+      throw conflict(
+        'duplicate_subscription_id',
+        'Duplicated loyalty_subscription_id',
+        `Loyalty card ${taken.code} of campaign ${program.id} already has loyalty_subscription_id ` +
+          opts.loyaltySubscriptionId,
+      );
+    }
   }
 
   /** Active cards of a program (a program answers with this count). */
@@ -379,6 +468,9 @@ export class MemberService {
       .execute();
   }
 }
+
+/** The subscription id of the events: the external one given at import, else the card's `v_` id. */
+export const subscriptionIdOf = (m: MembershipRow): string => m.loyalty_subscription_id ?? m.id;
 
 export function assertActive(m: MembershipRow): void {
   if (m.status !== 'ACTIVE') {

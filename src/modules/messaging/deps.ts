@@ -3,6 +3,7 @@ import type { CustomerRow, CustomerService } from '../customers/service.ts';
 import type { LedgerService } from '../ledger/service.ts';
 import type { ProgramRow, ProgramService } from '../loyalties/service.ts';
 import type { MemberService, MembershipRow } from '../members/service.ts';
+import type { HouseholdService } from '../members/households.ts';
 import type { TierService } from '../tiers/service.ts';
 
 /**
@@ -53,6 +54,8 @@ export interface MessagingDeps {
   customers: CustomerService;
   programs: ProgramService;
   members: MemberService;
+  /** Cards shared with a member contact: its phone number finds them in keyword flows. */
+  households?: HouseholdService;
   ledger: LedgerService;
   /** Absent in a build without tiers: the `tier` and `tiers` template variables are then nil. */
   tiers?: TierService;

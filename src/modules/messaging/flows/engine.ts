@@ -390,7 +390,8 @@ export class Engine {
     const programs = new Set(tied.map((c) => c.program_id));
     const memberOf = new Set<string>();
     for (const customer of await this.services.customers.findByPhone(db, phone)) {
-      for (const m of await this.services.members.ofCustomer(db, customer.id)) {
+      const shared = (await this.services.households?.sharedCards(db, customer.id)) ?? [];
+      for (const m of [...(await this.services.members.ofCustomer(db, customer.id)), ...shared]) {
         if (m.status === 'ACTIVE' && programs.has(m.program_id)) memberOf.add(m.program_id);
       }
     }

@@ -208,7 +208,10 @@ export class FlowRun {
     }
     if (!found && by !== 'card_code') {
       for (const c of await this.ownCustomers()) {
-        const m = (await services.members.ofCustomer(this.db, c.id, program.id)).find((x) => x.status === 'ACTIVE');
+        // Its own card, else the household card it shares as a member contact.
+        const m =
+          (await services.members.ofCustomer(this.db, c.id, program.id)).find((x) => x.status === 'ACTIVE') ??
+          (await services.households?.sharedCards(this.db, c.id, program.id))?.find((x) => x.status === 'ACTIVE');
         if (m) {
           found = m;
           owner = c;
@@ -350,9 +353,12 @@ export class FlowRun {
           ctx.transaction(async (trx) => {
             let customer = (await services.customers.findByPhone(trx, phone))[0];
             if (!customer) customer = (await services.customers.upsert(trx, { phone, name: contactName ?? null })).row;
-            const existing = (await services.members.ofCustomer(trx, customer.id, program.id)).find(
-              (m) => m.status === 'ACTIVE',
-            );
+            // A member contact of a household card of the program is a member already.
+            const existing =
+              (await services.members.ofCustomer(trx, customer.id, program.id)).find((m) => m.status === 'ACTIVE') ??
+              (await services.households?.sharedCards(trx, customer.id, program.id))?.find(
+                (m) => m.status === 'ACTIVE',
+              );
             const membership =
               existing ?? (await services.joinProgram(trx, program, customer, { source: 'messaging' }));
             return { customer, membership };
