@@ -56,7 +56,8 @@ export type IdPrefix =
   | 'bc'
   | 'sm'
   | 'rew'
-  | 'rewa';
+  | 'rewa'
+  | 'ses';
 
 /**
  * `prefix_` + a time part (8 base62 characters of the millisecond clock) + random characters:

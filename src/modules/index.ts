@@ -2,6 +2,7 @@ import { coreMigration } from '../storage/migrations/0001_core.ts';
 import { dropLotExpiryIndexMigration } from '../storage/migrations/0002_core_drop_lot_expiry_index.ts';
 import { cacheChangesMigration } from '../storage/migrations/0003_core_cache_changes.ts';
 import { apiKeysNoTokenPrefixMigration } from '../storage/migrations/0004_core_api_keys_no_token_prefix.ts';
+import { consoleModule } from './console/module.ts';
 import { customerRoutes } from './customers/routes.ts';
 import { eventsModule } from './events/module.ts';
 import { rulesMigration } from './earning/migrations.ts';
@@ -50,4 +51,5 @@ export const modules: TallyModule[] = [
   messagingModule,
   eventsModule,
   webhooksModule,
+  consoleModule,
 ];
