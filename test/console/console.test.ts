@@ -125,6 +125,17 @@ describe('console in a browser', { skip }, () => {
     await page.setViewportSize({ width: 1280, height: 900 });
   });
 
+  test('POINTS in the simulator: the reply appears in the conversation', async () => {
+    await page.getByRole('link', { name: 'Simulator' }).click();
+    await page.getByLabel('From').fill(ana.phone);
+    await page.getByLabel('Message').fill('POINTS');
+    await page.getByRole('button', { name: 'Send' }).click();
+    const reply = page.getByTestId('conversation').locator('li.out').last();
+    await reply.waitFor();
+    assert.match(await text(reply), new RegExp(`Hi Ana, you have ${ana.points + 125} points`));
+    await shot('simulator');
+  });
+
   test('no page had a script error or a CSP violation', () => {
     assert.deepEqual(pageErrors, []);
   });

@@ -24,3 +24,8 @@ function drawCharts(root) {
 }
 document.addEventListener('DOMContentLoaded', () => drawCharts(document));
 document.addEventListener('htmx:afterSettle', (e) => drawCharts(e.target));
+// After htmx swapped the phone, focus the Message box again so the next text can be typed at once.
+document.addEventListener('htmx:afterSettle', () => {
+  const box = document.getElementById('sim-text');
+  if (box) box.focus();
+});
