@@ -4,6 +4,7 @@ import { after, before, describe, test } from 'node:test';
 import { type Browser, chromium, type Page } from 'playwright-core';
 import { DEMO_MEMBERS, setupDemo } from '../../src/demo.ts';
 import type { Locator } from 'playwright-core';
+import { type Receiver, startReceiver } from '../helpers/receiver.ts';
 import { backend, startTestServer, type TestServer } from '../helpers/server.ts';
 
 // The console in a real browser: Debian's Chromium driven by playwright-core. Screenshots of each
@@ -21,6 +22,7 @@ describe('console in a browser', { skip }, () => {
   let t: TestServer;
   let browser: Browser;
   let page: Page;
+  let receiver: Receiver;
   let demo: Awaited<ReturnType<typeof setupDemo>>;
   const pageErrors: string[] = [];
   const ana = DEMO_MEMBERS[0] as (typeof DEMO_MEMBERS)[number];
@@ -32,6 +34,13 @@ describe('console in a browser', { skip }, () => {
   before(async () => {
     mkdirSync(OUT, { recursive: true });
     t = await startTestServer();
+    // The receiver fails the first request and accepts the next.
+    let failed = false;
+    receiver = await startReceiver(() => {
+      if (failed) return { status: 200, body: 'ok' };
+      failed = true;
+      return { status: 500, body: 'boom' };
+    });
     demo = await setupDemo(t.server, t.server.ctx.config);
     browser = await chromium.launch({
       executablePath: CHROMIUM,
@@ -46,6 +55,7 @@ describe('console in a browser', { skip }, () => {
       ],
     });
     page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
+    page.setDefaultTimeout(10_000);
     // Script errors and CSP violations are collected; the last test says there were none.
     page.on('pageerror', (e) => pageErrors.push(`page error: ${e.message}`));
     page.on('console', (m) => {
@@ -57,6 +67,7 @@ describe('console in a browser', { skip }, () => {
   after(async () => {
     await browser?.close();
     await t?.close();
+    await receiver?.close();
   });
 
   test('nothing works without signing in; a wrong token is refused', async () => {
@@ -134,6 +145,30 @@ describe('console in a browser', { skip }, () => {
     await reply.waitFor();
     assert.match(await text(reply), new RegExp(`Hi Ana, you have ${ana.points + 125} points`));
     await shot('simulator');
+  });
+
+  test('resend a failed webhook delivery and see the new attempt', async () => {
+    const hook = await t.api('POST', '/v1/webhooks', { target_url: `${receiver.url}/hook`, events: ['*'] });
+    assert.equal(hook.status, 200, JSON.stringify(hook.body));
+    const tested = await t.api('POST', `/v1/webhooks/${hook.body.id}/test`, {});
+    assert.equal(tested.body.attempt.status, 'failed');
+    await page.getByRole('link', { name: 'Webhooks' }).click();
+    await shot('webhooks');
+    await page.getByRole('link', { name: `${receiver.url}/hook` }).click();
+    const rows = page.getByTestId('attempts').locator('tbody tr');
+    assert.equal(await rows.count(), 1);
+    assert.match(await text(rows.first()), /failed/);
+    await rows.first().getByRole('button', { name: 'Resend' }).click();
+    await page.getByRole('status').waitFor();
+    assert.equal(await rows.count(), 2);
+    assert.match(await text(rows.first()), /succeeded/);
+    assert.match(await text(rows.first()), /manual/);
+    await shot('webhook-deliveries');
+    await page.getByRole('link', { name: 'Event log' }).click();
+    await page.getByLabel('Event type').selectOption('customer.voucher.loyalty_card.points_added');
+    await page.getByRole('button', { name: 'Filter' }).click();
+    assert.match(await text(page.locator('tbody tr').first()), /customer\.voucher\.loyalty_card\.points_added/);
+    await shot('events');
   });
 
   test('no page had a script error or a CSP violation', () => {

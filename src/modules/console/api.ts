@@ -78,3 +78,10 @@ export function qs(params: Record<string, string | number | undefined | null>): 
 }
 
 export const enc = encodeURIComponent;
+
+/** The items of an API list answer (`{object: 'list', data_ref, [data_ref]: [...]}`). */
+export function listItems<T = Json>(body: Json): T[] {
+  if (!body || typeof body !== 'object') return [];
+  const items = body[body.data_ref ?? 'data'];
+  return Array.isArray(items) ? items : [];
+}

@@ -9,6 +9,7 @@ import { page } from './layout.ts';
 import { type ConsoleSession, csrfMatches, SESSION_TTL_MS } from './sessions.ts';
 import { memberPages } from './pages/members.ts';
 import { simulatorPages } from './pages/simulator.ts';
+import { webhookPages } from './pages/webhooks.ts';
 
 export const SESSION_COOKIE = 'tally_console';
 
@@ -121,7 +122,7 @@ export async function consoleRoutes(app: FastifyInstance, ctx: AppContext, servi
     });
 
     router.get('/console', async ({ reply }) => reply.redirect('/console/members', 303));
-    for (const register of [memberPages, simulatorPages]) register(router);
+    for (const register of [memberPages, simulatorPages, webhookPages]) register(router);
   });
 }
 
