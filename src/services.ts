@@ -1,5 +1,6 @@
 import type { AppContext } from './context.ts';
 import { ApiKeyService } from './modules/api-keys/service.ts';
+import { ConsoleSessionService } from './modules/console/sessions.ts';
 import { CustomerService } from './modules/customers/service.ts';
 import { EarningService } from './modules/earning/service.ts';
 import { EventService } from './modules/events/service.ts';
@@ -34,6 +35,7 @@ export interface Services {
   time: TimeService;
   /** Member contacts of cards (households). */
   households: HouseholdService;
+  consoleSessions: ConsoleSessionService;
 }
 
 /** Everything the server wires: the services, and the workflows bound to them. */
@@ -112,6 +114,7 @@ export function createContainer(ctx: AppContext): Container {
     rewards,
     time,
     households,
+    consoleSessions: new ConsoleSessionService(ctx.database.db, ctx.clock, ctx.secrets, apiKeys),
   };
   // The `rewards` template variable of messages and flow conditions (balance_gte_cheapest_reward).
   messaging.registerContextProvider('rewards', rewardsTemplateContext(services));

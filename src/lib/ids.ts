@@ -60,7 +60,8 @@ export type IdPrefix =
   | 'due'
   | 'skip'
   // Households (member contacts of a card).
-  | 'mc';
+  | 'mc'
+  | 'ses';
 
 /**
  * `prefix_` + a time part (8 base62 characters of the millisecond clock) + random characters:

@@ -1,0 +1,177 @@
+import assert from 'node:assert/strict';
+import { existsSync, mkdirSync } from 'node:fs';
+import { after, before, describe, test } from 'node:test';
+import { type Browser, chromium, type Page } from 'playwright-core';
+import { DEMO_MEMBERS, setupDemo } from '../../src/demo.ts';
+import type { Locator } from 'playwright-core';
+import { type Receiver, startReceiver } from '../helpers/receiver.ts';
+import { backend, startTestServer, type TestServer } from '../helpers/server.ts';
+
+// The console in a real browser: Debian's Chromium driven by playwright-core. Screenshots of each
+// page go to test-output/ (not committed) for a person to look at.
+
+const CHROMIUM = process.env.TALLY_CHROMIUM ?? '/usr/bin/chromium';
+const skip = existsSync(CHROMIUM)
+  ? false
+  : `browser tests skipped: no Chromium at ${CHROMIUM} (apt-get install chromium, or set TALLY_CHROMIUM)`;
+if (skip) console.log(`# ${skip}`);
+const text = async (l: Locator) => ((await l.textContent()) ?? '').trim();
+const OUT = new URL('../../test-output/', import.meta.url).pathname;
+
+describe('console in a browser', { skip }, () => {
+  let t: TestServer;
+  let browser: Browser;
+  let page: Page;
+  let receiver: Receiver;
+  let demo: Awaited<ReturnType<typeof setupDemo>>;
+  const pageErrors: string[] = [];
+  const ana = DEMO_MEMBERS[0] as (typeof DEMO_MEMBERS)[number];
+
+  const shot = async (name: string, p: Page = page) => {
+    await p.screenshot({ path: `${OUT}${backend}-${name}.png`, fullPage: true });
+  };
+
+  before(async () => {
+    mkdirSync(OUT, { recursive: true });
+    t = await startTestServer();
+    // The receiver fails the first request and accepts the next.
+    let failed = false;
+    receiver = await startReceiver(() => {
+      if (failed) return { status: 200, body: 'ok' };
+      failed = true;
+      return { status: 500, body: 'boom' };
+    });
+    demo = await setupDemo(t.server, t.server.ctx.config);
+    browser = await chromium.launch({
+      executablePath: CHROMIUM,
+      args: [
+        '--no-sandbox',
+        '--disable-gpu',
+        '--disable-quic',
+        '--no-first-run',
+        '--disable-background-networking',
+        '--disable-component-update',
+        '--disable-sync',
+      ],
+    });
+    page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
+    page.setDefaultTimeout(10_000);
+    // Script errors and CSP violations are collected; the last test says there were none.
+    page.on('pageerror', (e) => pageErrors.push(`page error: ${e.message}`));
+    page.on('console', (m) => {
+      // The refused sign-in answers 401 on purpose.
+      if (m.type() === 'error' && !/status of 401/.test(m.text())) pageErrors.push(`${page.url()}: ${m.text()}`);
+    });
+  });
+
+  after(async () => {
+    await browser?.close();
+    await t?.close();
+    await receiver?.close();
+  });
+
+  test('nothing works without signing in; a wrong token is refused', async () => {
+    await page.goto(`${t.url}/console/members`);
+    assert.match(page.url(), /\/console\/sign-in$/);
+    await shot('sign-in');
+    await page.getByLabel('App ID').fill(demo.appId);
+    await page.getByLabel('App token').fill('tly_sk_wrong');
+    await page.getByRole('button', { name: 'Sign in' }).click();
+    await page.getByRole('alert').waitFor();
+    assert.match(await text(page.getByRole('alert')), /do not match/);
+  });
+
+  test('sign in with App ID and App token', async () => {
+    await page.getByLabel('App ID').fill(demo.appId);
+    await page.getByLabel('App token').fill(demo.token as string);
+    await page.getByRole('button', { name: 'Sign in' }).click();
+    await page.getByRole('button', { name: 'Sign out' }).waitFor();
+    const cookie = (await page.context().cookies()).find((c) => c.name === 'tally_console');
+    assert.ok(cookie?.httpOnly);
+    assert.equal(cookie?.sameSite, 'Strict');
+    await shot('overview');
+  });
+
+  test('a state-changing request without the CSRF token is refused', async () => {
+    const res = await page.request.post(`${t.url}/console/sign-out`, { form: {} });
+    assert.equal(res.status(), 403);
+  });
+
+  test('find the demo member by phone, adjust points once, see the balance and the ledger row', async () => {
+    await page.getByRole('link', { name: 'Members' }).click();
+    await page.getByLabel('Search members').fill(ana.phone);
+    await page.getByRole('button', { name: 'Search' }).click();
+    await shot('members-search');
+    await page.locator('table a').first().click();
+    await page.getByTestId('balance-points').waitFor();
+    assert.equal(await text(page.getByTestId('balance-points')), String(ana.points));
+    await page.getByLabel('Points (negative to remove)').fill('125');
+    await page.getByLabel('Reason').fill('Goodwill: late delivery');
+    const form = page.locator('form[action$="/adjust"]');
+    // The form's idempotency key: submitting the same form twice adds the points once.
+    const fields = Object.fromEntries(
+      await form
+        .locator('input[type=hidden]')
+        .evaluateAll((els) => els.map((e) => [e.getAttribute('name'), e.getAttribute('value')])),
+    ) as Record<string, string>;
+    await page.getByRole('button', { name: 'Adjust points' }).click();
+    await page.getByRole('status').waitFor();
+    assert.equal(await text(page.getByTestId('balance-points')), String(ana.points + 125));
+    const again = await page.request.post(`${page.url().split('?')[0]}/adjust`, {
+      form: { ...fields, points: '125', reason: 'Goodwill: late delivery' },
+      maxRedirects: 0,
+    });
+    assert.equal(again.status(), 303);
+    await page.reload();
+    assert.equal(await text(page.getByTestId('balance-points')), String(ana.points + 125));
+    const row = page.getByTestId('ledger').locator('tbody tr').first();
+    assert.deepEqual((await row.locator('td').allTextContents()).slice(2, 5), [
+      '125',
+      '2766',
+      'Goodwill: late delivery',
+    ]);
+    await shot('member');
+    await page.setViewportSize({ width: 390, height: 844 });
+    await shot('member-phone');
+    await page.setViewportSize({ width: 1280, height: 900 });
+  });
+
+  test('POINTS in the simulator: the reply appears in the conversation', async () => {
+    await page.getByRole('link', { name: 'Simulator' }).click();
+    await page.getByLabel('From').fill(ana.phone);
+    await page.getByLabel('Message').fill('POINTS');
+    await page.getByRole('button', { name: 'Send' }).click();
+    const reply = page.getByTestId('conversation').locator('li.out').last();
+    await reply.waitFor();
+    assert.match(await text(reply), new RegExp(`Hi Ana, you have ${ana.points + 125} points`));
+    await shot('simulator');
+  });
+
+  test('resend a failed webhook delivery and see the new attempt', async () => {
+    const hook = await t.api('POST', '/v1/webhooks', { target_url: `${receiver.url}/hook`, events: ['*'] });
+    assert.equal(hook.status, 200, JSON.stringify(hook.body));
+    const tested = await t.api('POST', `/v1/webhooks/${hook.body.id}/test`, {});
+    assert.equal(tested.body.attempt.status, 'failed');
+    await page.getByRole('link', { name: 'Webhooks' }).click();
+    await shot('webhooks');
+    await page.getByRole('link', { name: `${receiver.url}/hook` }).click();
+    const rows = page.getByTestId('attempts').locator('tbody tr');
+    assert.equal(await rows.count(), 1);
+    assert.match(await text(rows.first()), /failed/);
+    await rows.first().getByRole('button', { name: 'Resend' }).click();
+    await page.getByRole('status').waitFor();
+    assert.equal(await rows.count(), 2);
+    assert.match(await text(rows.first()), /succeeded/);
+    assert.match(await text(rows.first()), /manual/);
+    await shot('webhook-deliveries');
+    await page.getByRole('link', { name: 'Event log' }).click();
+    await page.getByLabel('Event type').selectOption('customer.voucher.loyalty_card.points_added');
+    await page.getByRole('button', { name: 'Filter' }).click();
+    assert.match(await text(page.locator('tbody tr').first()), /customer\.voucher\.loyalty_card\.points_added/);
+    await shot('events');
+  });
+
+  test('no page had a script error or a CSP violation', () => {
+    assert.deepEqual(pageErrors, []);
+  });
+});
