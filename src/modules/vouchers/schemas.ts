@@ -1,4 +1,14 @@
-import { AnyObject, Answer, IdParam, ListQuery, Nullable, type Static, StringEnum, Type } from '../../http/schema.ts';
+import {
+  AnyObject,
+  Answer,
+  IdParam,
+  ListQuery,
+  Nullable,
+  StartingAfterId,
+  type Static,
+  StringEnum,
+  Type,
+} from '../../http/schema.ts';
 import { CustomerRef } from '../customers/schemas.ts';
 
 const Discount = Type.Object(
@@ -108,6 +118,7 @@ export type VoucherBody = Static<typeof VoucherBody>;
 
 export const VoucherListQuery = Type.Object({
   ...ListQuery,
+  ...StartingAfterId,
   campaign: Type.Optional(Type.String()),
   campaign_id: Type.Optional(Type.String()),
   customer: Type.Optional(Type.String({ description: 'Holder: customer id or source_id' })),
@@ -212,6 +223,7 @@ export type StackBody = Static<typeof StackBody>;
 
 export const RedemptionListQuery = Type.Object({
   ...ListQuery,
+  ...StartingAfterId,
   customer: Type.Optional(Type.String()),
   voucher: Type.Optional(Type.String()),
   campaign: Type.Optional(Type.String()),
