@@ -6,6 +6,7 @@ import {
   messagingTemplatesMigration,
 } from './migrations.ts';
 import { messagingCreatedIndexMigration } from './migrations-scale.ts';
+import { messageRetention } from './retention.ts';
 import { messagingRoutes } from './routes.ts';
 import { channelSealedColumns } from './secrets.ts';
 import './tables.ts';
@@ -22,4 +23,5 @@ export const messagingModule: TallyModule = {
   sealedColumns: channelSealedColumns,
   routes: messagingRoutes,
   start: (_ctx, services) => services.messaging.start(),
+  retention: (ctx) => [messageRetention(ctx)],
 };
