@@ -31,3 +31,31 @@ describe('loadConfig: the time engine', () => {
     assert.throws(() => loadConfig({}, { TALLY_TIME_LOOKBACK_DAYS: '-1' }), /TALLY_TIME_LOOKBACK_DAYS/);
   });
 });
+
+describe('loadConfig: retention', () => {
+  it('keeps events 30 days and messages 90 by default, deleting 5,000 rows of a table per batch', () => {
+    const c = loadConfig({}, {});
+    assert.equal(c.eventRetentionDays, 30);
+    assert.equal(c.messageRetentionDays, 90);
+    assert.equal(c.retentionBatch, 5000);
+  });
+
+  it('takes days and batch from the environment or flags; 0 days keeps everything', () => {
+    const c = loadConfig(
+      { 'retention-batch': '200' },
+      { TALLY_EVENT_RETENTION_DAYS: '7', TALLY_MESSAGE_RETENTION_DAYS: '0', TALLY_RETENTION_BATCH: '10' },
+    );
+    assert.equal(c.eventRetentionDays, 7);
+    assert.equal(c.messageRetentionDays, 0);
+    assert.equal(c.retentionBatch, 200);
+  });
+
+  it('refuses a batch of 0 or a negative number of days', () => {
+    assert.throws(() => loadConfig({}, { TALLY_RETENTION_BATCH: '0' }), {
+      message: 'TALLY_RETENTION_BATCH must be a positive integer, got "0"',
+    });
+    assert.throws(() => loadConfig({}, { TALLY_MESSAGE_RETENTION_DAYS: '-1' }), {
+      message: 'TALLY_MESSAGE_RETENTION_DAYS must be a non-negative integer, got "-1"',
+    });
+  });
+});

@@ -23,6 +23,10 @@ export interface Config {
   bodyLimit: number;
   /** Days to keep emitted events (and their delivery attempts). 0 keeps them forever. */
   eventRetentionDays: number;
+  /** Days to keep stored messages (inbound and outbound). 0 keeps them forever. */
+  messageRetentionDays: number;
+  /** Rows of one table the retention sweep deletes per transaction (modules/scheduler/retention.ts). */
+  retentionBatch: number;
   /** Run background workers (webhook delivery, scheduler). Off for one-shot CLI commands. */
   workers: boolean;
   /**
@@ -54,6 +58,8 @@ const FLAG_TO_ENV: Record<string, string> = {
   'allow-private-targets': 'TALLY_ALLOW_PRIVATE_TARGETS',
   'body-limit': 'TALLY_BODY_LIMIT',
   'event-retention-days': 'TALLY_EVENT_RETENTION_DAYS',
+  'message-retention-days': 'TALLY_MESSAGE_RETENTION_DAYS',
+  'retention-batch': 'TALLY_RETENTION_BATCH',
   'sqlite-synchronous': 'TALLY_SQLITE_SYNCHRONOUS',
   'time-lookback-days': 'TALLY_TIME_LOOKBACK_DAYS',
   'time-batch-size': 'TALLY_TIME_BATCH_SIZE',
@@ -70,6 +76,12 @@ function int(name: string, v: string | undefined, dflt: number): number {
   if (v === undefined || v === '') return dflt;
   const n = Number(v);
   if (!Number.isInteger(n) || n < 0) throw new Error(`${name} must be a non-negative integer, got "${v}"`);
+  return n;
+}
+
+function positive(name: string, v: string | undefined, dflt: number): number {
+  const n = int(name, v, dflt);
+  if (n === 0) throw new Error(`${name} must be a positive integer, got "${v}"`);
   return n;
 }
 
@@ -115,6 +127,8 @@ export function loadConfig(
     allowPrivateTargets: bool(merged.TALLY_ALLOW_PRIVATE_TARGETS, false),
     bodyLimit: int('TALLY_BODY_LIMIT', merged.TALLY_BODY_LIMIT, 1024 * 1024),
     eventRetentionDays: int('TALLY_EVENT_RETENTION_DAYS', merged.TALLY_EVENT_RETENTION_DAYS, 30),
+    messageRetentionDays: int('TALLY_MESSAGE_RETENTION_DAYS', merged.TALLY_MESSAGE_RETENTION_DAYS, 90),
+    retentionBatch: positive('TALLY_RETENTION_BATCH', merged.TALLY_RETENTION_BATCH, 5000),
     workers: true,
     sqliteSynchronous: oneOf('TALLY_SQLITE_SYNCHRONOUS', merged.TALLY_SQLITE_SYNCHRONOUS, SQLITE_SYNCHRONOUS, 'NORMAL'),
     timeLookbackDays: int('TALLY_TIME_LOOKBACK_DAYS', merged.TALLY_TIME_LOOKBACK_DAYS, 7),

@@ -10,7 +10,7 @@ import { registerAuth } from './http/auth.ts';
 import { registerBodyParsing } from './http/body.ts';
 import { registerErrorHandling } from './http/errors.ts';
 import { registerHealth } from './http/health.ts';
-import { registerIdempotency, IDEMPOTENCY_TTL_MS } from './http/idempotency.ts';
+import { registerIdempotency } from './http/idempotency.ts';
 import { createMetrics, registerMetrics } from './http/metrics.ts';
 import { redactUrl, REDACTED } from './http/redact.ts';
 import { registerValidation } from './http/validation.ts';
@@ -21,7 +21,9 @@ import type { ResolveHost } from './lib/url-guard.ts';
 import { modules } from './modules/index.ts';
 import type { Stopper } from './modules/module.ts';
 import { Outbox } from './modules/events/outbox.ts';
+import { Retention } from './modules/scheduler/retention.ts';
 import { Scheduler } from './modules/scheduler/scheduler.ts';
+import { idempotencyRetention } from './http/idempotency-retention.ts';
 import { createContainer, type Services } from './services.ts';
 import { openDatabase, type Database, type OpenOptions } from './storage/database.ts';
 import { migrateToLatest } from './storage/migrate.ts';
@@ -237,13 +239,15 @@ export async function buildServer(config: Config, opts: BuildOptions = {}): Prom
   }
   // The routes whose action spans modules (joining a program, ingesting an activity).
   workflowRoutes(app, ctx, services, workflows);
-  // Idempotency records live for a day.
-  scheduler.register('maintenance.purge', async (_job, trx) => {
-    await trx
-      .deleteFrom('idempotency_keys')
-      .where('created_at', '<', new Date(clock.nowMs() - IDEMPOTENCY_TTL_MS).toISOString())
-      .execute();
-  });
+  // Old rows of the hot tables go in batches (modules/scheduler/retention.ts); idempotency records
+  // live for a day. The hourly jobs of earlier versions ('events.purge', 'maintenance.purge'),
+  // possibly still pending in the database, run one batch.
+  const retention = new Retention(scheduler, clock, log, config.retentionBatch);
+  retention.add(idempotencyRetention);
+  for (const m of modules) retention.add(...(m.retention?.(ctx) ?? []));
+  for (const legacy of ['events.purge', 'maintenance.purge']) {
+    scheduler.register(legacy, async (_job, trx) => void (await retention.sweepBatch(trx)));
+  }
 
   const stoppers: Stopper[] = [];
   const server: TallyServer = {
@@ -259,7 +263,7 @@ export async function buildServer(config: Config, opts: BuildOptions = {}): Prom
           if (stop) stoppers.push(stop);
         }
         scheduler.start();
-        stoppers.push(scheduler.recurring('maintenance.purge', 3600_000));
+        stoppers.push(retention.start());
       }
       const addr = app.server.address();
       const port = typeof addr === 'object' && addr ? addr.port : config.port;

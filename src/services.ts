@@ -108,7 +108,7 @@ export function createContainer(ctx: AppContext): Container {
     earning,
     tiers,
     messaging,
-    events: new EventService(ctx),
+    events: new EventService(),
     webhooks: new WebhookService(ctx),
     vouchers,
     rewards,

@@ -41,6 +41,13 @@ export const ListQuery = {
   page: Type.Integer({ minimum: 1, maximum: 1000000, default: 1 }),
 };
 
+/** The cursor of a list paged by `(created_at, id)` (`pageByCreated` in storage/paging.ts), beside `ListQuery`. */
+export const StartingAfterId = {
+  starting_after_id: Type.Optional(
+    Type.String({ maxLength: 200, description: 'Cursor: the last id of the previous page (its more_starting_after)' }),
+  ),
+};
+
 /** One path parameter naming a resource by id. */
 export const IdParam = <K extends string>(name: K, description: string) =>
   Type.Object({ [name]: Type.String({ minLength: 1, maxLength: 200, description }) } as Record<

@@ -3,6 +3,7 @@ import type { AppContext } from '../context.ts';
 import type { Services } from '../services.ts';
 import type { TallyMigration } from '../storage/migrate.ts';
 import type { SealedColumn } from '../storage/sealed.ts';
+import type { RetentionPolicy } from './scheduler/retention.ts';
 
 /**
  * A domain module: its tables (migrations), its routes, and optional background work.
@@ -18,6 +19,8 @@ export interface TallyModule {
   start?(ctx: AppContext, services: Services): Promise<Stopper | undefined> | Stopper | undefined;
   /** Registers job handlers even when workers are off (tests drive the scheduler by hand). */
   jobs?(ctx: AppContext, services: Services): void;
+  /** What of its tables the retention sweep deletes, and when (modules/scheduler/retention.ts). */
+  retention?(ctx: AppContext): RetentionPolicy[];
 }
 
 export type Stopper = () => Promise<void> | void;

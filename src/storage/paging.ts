@@ -1,4 +1,4 @@
-import type { SelectQueryBuilder } from 'kysely';
+import { type SelectQueryBuilder, type Selectable, sql } from 'kysely';
 import { invalid } from '../lib/errors.ts';
 
 /**
@@ -46,4 +46,81 @@ export async function pageByNumber<DB, TB extends keyof DB, R>(
     .offset((page.page - 1) * page.limit)
     .execute();
   return { rows: rows as R[], total: Number((counted as { n: number | string }).n) };
+}
+
+/**
+ * How deep page-number paging goes: `page × limit` at most this many rows. An OFFSET reads and
+ * throws away every row before the page, so a deep page costs in proportion to its depth; past
+ * this bound the list refuses (400 `page_too_deep`) and names the cursor to use instead.
+ */
+export const MAX_PAGE_DEPTH = 10_000;
+
+/** A page of a list ordered by `(created_at, id)`: `total` only when paged by number. */
+export interface KeysetPage<R> {
+  rows: R[];
+  total?: number;
+  has_more: boolean;
+  more_starting_after: string | null;
+}
+
+/**
+ * One page of a table listed by `(created_at, id)`, either by cursor or by Voucherify's page number.
+ *
+ * - `starting_after_id` (the last id of the previous page): keyset paging, `WHERE (created_at, id)
+ *   > (cursor's)` on an index that starts with the filter's equality columns then `created_at, id`,
+ *   so every page costs the same however deep, and rows inserted meanwhile never shift the pages
+ *   (a row is seen once; a row inserted behind the cursor is not). No `total`: counting is a scan.
+ *   The cursor row must match the same filter, so a cursor from another list is refused.
+ * - otherwise `page`/`limit` (compatibility): an OFFSET, bounded by MAX_PAGE_DEPTH, with `total`.
+ *
+ * Both answer `has_more` and `more_starting_after`, so a page-number client can switch to cursors.
+ */
+export async function pageByCreated<
+  DB,
+  TB extends keyof DB,
+  R extends { id: string } = Selectable<DB[TB]> & { id: string },
+>(
+  base: SelectQueryBuilder<DB, TB, object>,
+  q: { limit: number; page?: number; starting_after_id?: string },
+  what: string,
+  order: 'asc' | 'desc',
+): Promise<KeysetPage<R>> {
+  // The helper is generic over the table; its columns are named in SQL, which every listed table has.
+  const ordered = (b: SelectQueryBuilder<DB, TB, object>) =>
+    b.selectAll().orderBy(sql`created_at`, order).orderBy(sql`id`, order) as unknown as SelectQueryBuilder<DB, TB, R>;
+  if (q.starting_after_id) {
+    const cursor = (await base
+      .select([sql<string>`created_at`.as('created_at'), sql<string>`id`.as('id')])
+      .where(sql<boolean>`id = ${q.starting_after_id}`)
+      .executeTakeFirst()) as { created_at: string; id: string } | undefined;
+    if (!cursor) {
+      throw invalid('invalid_cursor', 'Invalid cursor', `starting_after_id ${q.starting_after_id} is not ${what} id`, [
+        { field: 'starting_after_id', message: `unknown ${what} id in this list` },
+      ]);
+    }
+    const after = base.where(
+      order === 'asc'
+        ? sql<boolean>`(created_at, id) > (${cursor.created_at}, ${cursor.id})`
+        : sql<boolean>`(created_at, id) < (${cursor.created_at}, ${cursor.id})`,
+    );
+    const rows = await ordered(after)
+      .limit(q.limit + 1)
+      .execute();
+    const has_more = rows.length > q.limit;
+    const data = rows.slice(0, q.limit);
+    return { rows: data, has_more, more_starting_after: has_more ? data[data.length - 1].id : null };
+  }
+  const pageNo = q.page ?? 1;
+  if (pageNo * q.limit > MAX_PAGE_DEPTH) {
+    throw invalid(
+      'page_too_deep',
+      'Page too deep',
+      `page × limit is at most ${MAX_PAGE_DEPTH} (asked ${pageNo} × ${q.limit}); ` +
+        'page further with starting_after_id, the more_starting_after of the previous page',
+      [{ field: 'page', message: `at most ${Math.floor(MAX_PAGE_DEPTH / q.limit)} with limit ${q.limit}` }],
+    );
+  }
+  const { rows, total } = await pageByNumber(base, { limit: q.limit, page: pageNo }, ordered);
+  const has_more = pageNo * q.limit < total;
+  return { rows, total, has_more, more_starting_after: has_more && rows.length ? rows[rows.length - 1].id : null };
 }

@@ -1,7 +1,7 @@
 import type { FastifyInstance } from 'fastify';
 import type { AppContext } from '../../context.ts';
 import { runIdempotentWrite } from '../../http/idempotency.ts';
-import { listOf, listSchema } from '../../http/lists.ts';
+import { listPage, listSchema } from '../../http/lists.ts';
 import { typed } from '../../http/schema.ts';
 import type { Services } from '../../services.ts';
 import type { Executor } from '../../storage/database.ts';
@@ -47,8 +47,8 @@ export function customerRoutes(fastify: FastifyInstance, ctx: AppContext, servic
       },
     },
     async (req) => {
-      const { rows, total } = await svc.list(req.query);
-      return listOf('customers', await present(rows), total, { has_more: req.query.page * req.query.limit < total });
+      const page = await svc.list(req.query);
+      return listPage('customers', await present(page.rows), page);
     },
   );
 

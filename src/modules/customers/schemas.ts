@@ -1,4 +1,14 @@
-import { AnyObject, Answer, IdParam, Nullable, PagedQuery, type Static, StringEnum, Type } from '../../http/schema.ts';
+import {
+  AnyObject,
+  Answer,
+  IdParam,
+  Nullable,
+  PagedQuery,
+  StartingAfterId,
+  type Static,
+  StringEnum,
+  Type,
+} from '../../http/schema.ts';
 
 const Address = Nullable(
   Type.Object({
@@ -25,6 +35,7 @@ export const CustomerBody = Type.Object({
 export type CustomerInput = Static<typeof CustomerBody>;
 
 export const CustomerListQuery = PagedQuery({
+  ...StartingAfterId,
   email: Type.Optional(Type.String()),
   phone: Type.Optional(Type.String({ description: 'Find customers by phone (any format; compared in E.164)' })),
   name: Type.Optional(Type.String()),

@@ -1,4 +1,4 @@
-import { pageByNumber } from '../../storage/paging.ts';
+import { pageByCreated } from '../../storage/paging.ts';
 import type { CustomerInput, CustomerListQuery } from './schemas.ts';
 import type { AppContext } from '../../context.ts';
 import { invalid, notFound } from '../../lib/errors.ts';
@@ -162,19 +162,14 @@ export class CustomerService {
     await db.deleteFrom('customers').where('id', '=', row.id).execute();
   }
 
-  async list(q: CustomerListQuery): Promise<{ rows: CustomerRow[]; total: number }> {
+  async list(q: CustomerListQuery) {
     let base = this.db.selectFrom('customers');
     if (q.email) base = base.where('email', '=', q.email);
     if (q.phone) base = base.where('phone', '=', toE164(q.phone) ?? q.phone);
     if (q.name) base = base.where('name', '=', q.name);
     if (q.source_id) base = base.where('source_id', '=', q.source_id);
     const desc = q.order?.startsWith('-') ?? true;
-    return pageByNumber(base, q, (b) =>
-      b
-        .selectAll()
-        .orderBy('created_at', desc ? 'desc' : 'asc')
-        .orderBy('id', desc ? 'desc' : 'asc'),
-    );
+    return pageByCreated(base, q, 'a customer', desc ? 'desc' : 'asc');
   }
 
   /** Loyalty summary of many customers in one query each for memberships and balances. */

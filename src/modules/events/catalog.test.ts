@@ -6,6 +6,7 @@ import { assertLedgerInvariants } from '../../../test/helpers/invariants.ts';
 import { createMember, createProgram, startTestServer, type TestServer } from '../../../test/helpers/server.ts';
 import type { ManualClock } from '../../lib/clock.ts';
 import { EVENT_CATALOG, LOYALTY_EVENT_TYPES, POINTS_ADDED, POINTS_EXPIRED } from './catalog.ts';
+import { RETENTION_JOB } from '../scheduler/retention.ts';
 
 const addFormats = (addFormatsModule as unknown as { default?: typeof addFormatsModule }).default ?? addFormatsModule;
 
@@ -212,8 +213,8 @@ describe('event catalog', () => {
     const program = await createProgram(t);
     await createMember(t, program.id); // a fresh event, kept
     await services.webhooks.dispatcher.runOnce();
-    const n = await ctx.transaction((trx) => services.events.purge(trx));
-    assert.equal(n, before.length);
+    await ctx.scheduler.schedule(ctx.database.db, { kind: RETENTION_JOB, runAt: clock.now() });
+    await ctx.scheduler.runDue();
     const left = await ctx.database.db.selectFrom('outbox_events').select('type').execute();
     assert.deepEqual(
       left.map((e) => e.type),

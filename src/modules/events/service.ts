@@ -1,6 +1,5 @@
 import { pageBySeq } from '../../storage/paging.ts';
 import type { Selectable } from 'kysely';
-import type { AppContext } from '../../context.ts';
 import { notFound } from '../../lib/errors.ts';
 import type { Executor } from '../../storage/database.ts';
 import type { OutboxEventsTable } from '../../storage/schema.ts';
@@ -33,8 +32,6 @@ export interface EventFilter {
 }
 
 export class EventService {
-  constructor(private ctx: AppContext) {}
-
   async get(db: Executor, id: string): Promise<EventRow> {
     const row = await db.selectFrom('outbox_events').selectAll().where('id', '=', id).executeTakeFirst();
     if (!row) throw notFound('event', id);
@@ -63,40 +60,5 @@ export class EventService {
       async (id) => (await db.selectFrom('outbox_events').select('seq').where('id', '=', id).executeTakeFirst())?.seq,
       (before, n) => (before === undefined ? q : q.where('seq', '<', before)).orderBy('seq', 'desc').limit(n).execute(),
     );
-  }
-
-  /**
-   * Deletes events older than the retention (config.eventRetentionDays; 0 keeps everything), with
-   * their webhook deliveries and attempts. Events the webhook fan-out has not read yet are kept.
-   */
-  async purge(trx: Executor): Promise<number> {
-    const days = this.ctx.config.eventRetentionDays;
-    if (!days) return 0;
-    const cutoff = new Date(this.ctx.clock.nowMs() - days * 24 * 3600_000).toISOString();
-    await trx.deleteFrom('webhook_attempts').where('created_at', '<', cutoff).execute();
-    await trx
-      .deleteFrom('webhook_deliveries')
-      .where('event_created_at', '<', cutoff)
-      .where('status', 'in', ['succeeded', 'failed'])
-      .execute();
-    const res = await trx
-      .deleteFrom('outbox_events')
-      .where('created_at', '<', cutoff)
-      .where(this.ctx.database.outboxProgress.alreadyRead())
-      .executeTakeFirst();
-    return Number(res.numDeletedRows ?? 0);
-  }
-
-  registerJobs(): void {
-    this.ctx.scheduler.register('events.purge', async (_job, trx) => {
-      const n = await this.purge(trx);
-      if (n > 0)
-        this.ctx.log.info({ deleted: n, retention_days: this.ctx.config.eventRetentionDays }, 'purged old events');
-    });
-  }
-
-  /** Schedules the purge once an hour (several processes schedule it once). */
-  startPurge(): () => void {
-    return this.ctx.scheduler.recurring('events.purge', 3600_000);
   }
 }

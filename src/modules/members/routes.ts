@@ -1,7 +1,7 @@
 import type { FastifyInstance } from 'fastify';
 import type { AppContext } from '../../context.ts';
 import { runIdempotentWrite } from '../../http/idempotency.ts';
-import { listOf, listSchema } from '../../http/lists.ts';
+import { listPage, listSchema } from '../../http/lists.ts';
 import { typed } from '../../http/schema.ts';
 import type { Services } from '../../services.ts';
 import { CampaignMemberParams, CampaignParams, Member, MemberListQuery, MemberParams } from './schemas.ts';
@@ -29,18 +29,18 @@ export function memberRoutes(fastify: FastifyInstance, ctx: AppContext, services
       const program = await services.programs.get(db(), req.params.campaignId);
       let customer = req.query.customer;
       if (customer) customer = (await services.customers.get(db(), customer)).id;
-      const { rows, total } = await services.members.list(db(), program.id, { ...req.query, customer });
-      const cards = await services.members.cards(db(), rows, new Map([[program.id, program]]));
+      const page = await services.members.list(db(), program.id, { ...req.query, customer });
+      const cards = await services.members.cards(db(), page.rows, new Map([[program.id, program]]));
       const holders = await services.members.holderCounts(
         db(),
-        rows.map((m) => m.id),
+        page.rows.map((m) => m.id),
       );
-      return listOf(
+      return listPage(
         'vouchers',
-        rows.map((m) =>
+        page.rows.map((m) =>
           presentMember(m, program, cards.get(m.id)!, { holders: holdersRef(m, holders.get(m.id) ?? 0) }),
         ),
-        total,
+        page,
       );
     },
   );

@@ -5,6 +5,7 @@ import {
   Nullable,
   PathParams,
   type Static,
+  StartingAfterId,
   StringEnum,
   Type,
 } from '../../http/schema.ts';
@@ -75,6 +76,7 @@ export const AddMemberBody = Type.Object({
 export type AddMemberBody = Static<typeof AddMemberBody>;
 
 export const MemberListQuery = PagedQuery({
+  ...StartingAfterId,
   customer: Type.Optional(Type.String({ description: 'Customer id' })),
   status: Type.Optional(StringEnum(['ACTIVE', 'REVOKED'])),
 });

@@ -1,4 +1,4 @@
-import { pageByNumber } from '../../storage/paging.ts';
+import { pageByCreated } from '../../storage/paging.ts';
 import { DateTime } from 'luxon';
 import type { AppContext } from '../../context.ts';
 import { conflict, invalid, notFound, refused } from '../../lib/errors.ts';
@@ -443,11 +443,16 @@ export class MemberService {
     return Number(r.n);
   }
 
-  async list(db: Executor, programId: string, q: { limit: number; page: number; customer?: string; status?: string }) {
+  /** Oldest first, by page number or by cursor (index memberships_program: program, created_at, id). */
+  async list(
+    db: Executor,
+    programId: string,
+    q: { limit: number; page: number; starting_after_id?: string; customer?: string; status?: string },
+  ) {
     let base = db.selectFrom('memberships').where('program_id', '=', programId);
     if (q.customer) base = base.where('customer_id', '=', q.customer);
     if (q.status) base = base.where('status', '=', q.status);
-    return pageByNumber(base, q, (b) => b.selectAll().orderBy('created_at').orderBy('id'));
+    return pageByCreated(base, q, 'a member', 'asc');
   }
 
   /** Cards by id (the time engine's batches). */

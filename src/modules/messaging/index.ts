@@ -5,6 +5,8 @@ import {
   messagingSealedSecretsMigration,
   messagingTemplatesMigration,
 } from './migrations.ts';
+import { messagingCreatedIndexMigration } from './migrations-scale.ts';
+import { messageRetention } from './retention.ts';
 import { messagingRoutes } from './routes.ts';
 import { channelSealedColumns } from './secrets.ts';
 import './tables.ts';
@@ -16,8 +18,10 @@ export const messagingModule: TallyModule = {
     messagingTemplatesMigration,
     messagingBroadcastChunksMigration,
     messagingSealedSecretsMigration,
+    messagingCreatedIndexMigration,
   ],
   sealedColumns: channelSealedColumns,
   routes: messagingRoutes,
   start: (_ctx, services) => services.messaging.start(),
+  retention: (ctx) => [messageRetention(ctx)],
 };

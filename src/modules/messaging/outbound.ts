@@ -1,4 +1,4 @@
-import { pageByNumber } from '../../storage/paging.ts';
+import { pageByCreated } from '../../storage/paging.ts';
 import type { AppContext } from '../../context.ts';
 import { newId } from '../../lib/ids.ts';
 import { toE164 } from '../../lib/phone.ts';
@@ -343,7 +343,7 @@ export class Outbound {
   }
 
   /** Stored messages (inbound and outbound), newest first, filtered and paged. */
-  async list(db: Executor, q: MessageListQuery): Promise<{ rows: MessageRow[]; total: number }> {
+  async list(db: Executor, q: MessageListQuery) {
     let base = db.selectFrom('msg_messages');
     if (q.channel_id) base = base.where('channel_id', '=', q.channel_id);
     if (q.flow_id) base = base.where('flow_id', '=', q.flow_id);
@@ -353,7 +353,7 @@ export class Outbound {
       const p = toE164(q.phone) ?? q.phone;
       base = base.where((eb) => eb.or([eb('from_number', '=', p), eb('to_number', '=', p)]));
     }
-    return pageByNumber(base, q, (b) => b.selectAll().orderBy('created_at', 'desc').orderBy('id', 'desc'));
+    return pageByCreated(base, q, 'a message', 'desc');
   }
 
   /** Marks replies answered in the webhook response itself (Twilio TwiML) as sent. */

@@ -2,7 +2,7 @@ import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { AppContext } from '../../context.ts';
 import { invalid, notFound } from '../../lib/errors.ts';
 import { isReplay, reviseIdempotentAnswer, runIdempotentWrite } from '../../http/idempotency.ts';
-import { listOf, listSchema } from '../../http/lists.ts';
+import { listOf, listPage, listSchema } from '../../http/lists.ts';
 import { typed } from '../../http/schema.ts';
 import { newId } from '../../lib/ids.ts';
 import { toE164 } from '../../lib/phone.ts';
@@ -295,15 +295,15 @@ export function messagingRoutes(fastify: FastifyInstance, ctx: AppContext, servi
       },
     },
     async (req) => {
-      const { rows, total } = await m.outbound.list(db, req.query);
-      return listOf(
+      const page = await m.outbound.list(db, req.query);
+      return listPage(
         'messages',
-        rows.map(({ inbound_key: _k, locked_until: _l, system, ...r }) => ({
+        page.rows.map(({ inbound_key: _k, locked_until: _l, system, ...r }) => ({
           ...r,
           system: system === 1,
           object: 'message',
         })),
-        total,
+        page,
       );
     },
   );

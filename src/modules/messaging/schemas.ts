@@ -5,6 +5,7 @@ import {
   PagedQuery,
   PathParams,
   type Static,
+  StartingAfterId,
   StringEnum,
   Type,
 } from '../../http/schema.ts';
@@ -138,6 +139,7 @@ export const SimulatorConversationQuery = Type.Unsafe<Static<typeof SimulatorCon
 );
 
 export const MessageListQuery = PagedQuery({
+  ...StartingAfterId,
   channel_id: Type.Optional(Type.String()),
   phone: Type.Optional(Type.String()),
   flow_id: Type.Optional(Type.String()),

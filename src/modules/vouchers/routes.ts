@@ -2,7 +2,7 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { AppContext } from '../../context.ts';
 import { toApiError } from '../../http/errors.ts';
 import { runIdempotentWrite } from '../../http/idempotency.ts';
-import { listOf, listSchema } from '../../http/lists.ts';
+import { listOf, listPage, listSchema } from '../../http/lists.ts';
 import { Type, typed } from '../../http/schema.ts';
 import { invalid } from '../../lib/errors.ts';
 import type { Services } from '../../services.ts';
@@ -263,8 +263,8 @@ export function voucherRoutes(fastify: FastifyInstance, ctx: AppContext, service
     async (req) => {
       const q = { ...req.query };
       if (q.customer) q.customer = (await services.customers.find(db(), q.customer))?.id ?? q.customer;
-      const { rows, total } = await svc.list(q);
-      return listOf('vouchers', rows.map(presentVoucher), total);
+      const page = await svc.list(q);
+      return listPage('vouchers', page.rows.map(presentVoucher), page);
     },
   );
 
@@ -571,15 +571,15 @@ export function voucherRoutes(fastify: FastifyInstance, ctx: AppContext, service
     async (req) => {
       const q = { ...req.query };
       if (q.customer) q.customer = (await services.customers.find(db(), q.customer))?.id ?? q.customer;
-      const { rows, total } = await svc.listRedemptions(q);
+      const page = await svc.listRedemptions(q);
       const vouchers = await svc.vouchersById(
         db(),
-        rows.map((r) => r.voucher_id),
+        page.rows.map((r) => r.voucher_id),
       );
-      return listOf(
+      return listPage(
         'redemptions',
-        rows.map((r) => presentRedemption(r, r.voucher_id ? vouchers.get(r.voucher_id) : null)),
-        total,
+        page.rows.map((r) => presentRedemption(r, r.voucher_id ? vouchers.get(r.voucher_id) : null)),
+        page,
       );
     },
   );

@@ -5,6 +5,7 @@ import {
   ListQuery,
   Nullable,
   Reminders,
+  StartingAfterId,
   type Static,
   StringEnum,
   Type,
@@ -119,6 +120,7 @@ export type VoucherBody = Static<typeof VoucherBody>;
 
 export const VoucherListQuery = Type.Object({
   ...ListQuery,
+  ...StartingAfterId,
   campaign: Type.Optional(Type.String()),
   campaign_id: Type.Optional(Type.String()),
   customer: Type.Optional(Type.String({ description: 'Holder: customer id or source_id' })),
@@ -223,6 +225,7 @@ export type StackBody = Static<typeof StackBody>;
 
 export const RedemptionListQuery = Type.Object({
   ...ListQuery,
+  ...StartingAfterId,
   customer: Type.Optional(Type.String()),
   voucher: Type.Optional(Type.String()),
   campaign: Type.Optional(Type.String()),

@@ -1,4 +1,4 @@
-import { pageByNumber } from '../../storage/paging.ts';
+import { pageByCreated, pageByNumber } from '../../storage/paging.ts';
 import type { AppContext } from '../../context.ts';
 import {
   ALPHANUMERIC,
@@ -849,7 +849,14 @@ export class VoucherService {
     await this.emitRevoked(trx, row, opts.sourceEventId);
   }
 
-  async list(q: { limit: number; page: number; campaign?: string; campaign_id?: string; customer?: string }) {
+  async list(q: {
+    limit: number;
+    page: number;
+    starting_after_id?: string;
+    campaign?: string;
+    campaign_id?: string;
+    customer?: string;
+  }) {
     const db = this.ctx.database.db;
     let base = db.selectFrom('vouchers').where('deleted_at', 'is', null);
     const campaignRef = q.campaign_id ?? q.campaign;
@@ -858,15 +865,7 @@ export class VoucherService {
       base = base.where('campaign_id', '=', c?.id ?? campaignRef);
     }
     if (q.customer) base = base.where('holder_id', '=', q.customer);
-    const total = await base.select((eb) => eb.fn.countAll<number>().as('n')).executeTakeFirstOrThrow();
-    const rows = await base
-      .selectAll()
-      .orderBy('created_at', 'desc')
-      .orderBy('id', 'desc')
-      .limit(Math.min(q.limit, PAGE_CAP))
-      .offset((q.page - 1) * q.limit)
-      .execute();
-    return { rows, total: Number(total.n) };
+    return pageByCreated(base, { ...q, limit: Math.min(q.limit, PAGE_CAP) }, 'a voucher', 'desc');
   }
 
   /** A customer's vouchers (published to them), newest first. */
@@ -1453,6 +1452,7 @@ export class VoucherService {
   async listRedemptions(q: {
     limit: number;
     page: number;
+    starting_after_id?: string;
     customer?: string;
     voucher?: string;
     campaign?: string;
@@ -1464,7 +1464,7 @@ export class VoucherService {
     if (q.voucher)
       base = base.where((eb) => eb.or([eb('voucher_code', '=', q.voucher!), eb('voucher_id', '=', q.voucher!)]));
     if (q.campaign) base = base.where('campaign_id', '=', q.campaign);
-    return pageByNumber(base, q, (b) => b.selectAll().orderBy('created_at', 'desc').orderBy('id', 'desc'));
+    return pageByCreated(base, q, 'a redemption', 'desc');
   }
 
   async vouchersById(db: Executor, ids: (string | null)[]): Promise<Map<string, VoucherRow>> {
