@@ -44,9 +44,11 @@ export async function consoleRoutes(app: FastifyInstance, ctx: AppContext, servi
   const assets = loadAssets();
   await app.register(async (scope) => {
     await scope.register(cookie);
-    // Console routes carry no API key: the session cookie stands for one (checked below).
+    // Console routes carry no API key: the session cookie stands for one (checked below). They are
+    // pages, not API operations, so they stay out of the OpenAPI document.
     scope.addHook('onRoute', (route) => {
       route.config = { ...(route.config as object), public: true } as typeof route.config;
+      route.schema = { ...route.schema, hide: true };
     });
     scope.addHook('onSend', async (_req, reply, payload) => {
       reply.header('content-security-policy', CONTENT_SECURITY_POLICY);
