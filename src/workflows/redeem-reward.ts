@@ -5,7 +5,7 @@ import type { Executor } from '../storage/database.ts';
 import type { Services } from '../services.ts';
 import { presentCustomerRef, type CustomerRow } from '../modules/customers/service.ts';
 import type { SpentLot } from '../modules/ledger/service.ts';
-import type { BalanceDefinitionRow, ProgramRow } from '../modules/loyalties/service.ts';
+import { programRef, type BalanceDefinitionRow, type ProgramRow } from '../modules/loyalties/service.ts';
 import { presentMember, type BalanceRow, type CardSummary, type MembershipRow } from '../modules/members/service.ts';
 import { coinQuote } from '../modules/rewards/coin.ts';
 import type { RedeemInput } from '../modules/rewards/schemas.ts';
@@ -339,6 +339,7 @@ export async function redeemReward(
         sourceEventId: id,
         offer: offerOf(reward),
         programId: program.id,
+        programRef: programRef(program),
       });
       rewardAnswer.voucher = presentVoucher(voucher);
     } else {

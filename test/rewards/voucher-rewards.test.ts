@@ -100,6 +100,48 @@ describe('rewards that issue vouchers', () => {
     assert.deepEqual(debit.data.transaction, { type: 'debit', value: 50 });
   });
 
+  it('an AUTO_UPDATE campaign generates published codes; once it has imported codes, those go first', async () => {
+    const program = await createProgram(t);
+    const campaign = await ok('POST', '/v1/campaigns', {
+      name: `Generated ${Math.random()}`,
+      voucher: {
+        type: 'DISCOUNT_VOUCHER',
+        discount: { type: 'AMOUNT', amount_off: 300 },
+        code_config: { pattern: 'GEN-####' },
+      },
+    });
+    const reward = await ok('POST', '/v1/rewards', {
+      name: 'Three off',
+      parameters: { campaign: { id: campaign.id } },
+    });
+    await ok('POST', `/v1/loyalties/${program.id}/rewards`, [
+      { reward: reward.id, parameters: { loyalty: { points: 10 } } },
+    ]);
+    const m = await createMember(t, program.id);
+    await ok('POST', `/v1/loyalties/members/${m.code}/balance`, { points: 100 });
+    const redeem = () => ok('POST', `/v1/loyalties/members/${m.code}/redemption`, { reward: { id: reward.id } });
+    const first = await redeem();
+    assert.match(first.reward.voucher.code, /^GEN-[0-9A-Za-z]{4}$/);
+    assert.equal(first.reward.voucher.holder_id, m.holder_id);
+    const pubs = await ok('GET', `/v1/publications?campaign=${campaign.id}`);
+    assert.equal(pubs.total, 1);
+    assert.equal(pubs.publications[0].voucher.code, first.reward.voucher.code);
+    assert.equal(pubs.publications[0].customer_id, m.holder_id);
+    // Codes imported since (the cached campaign learns it has a pool) are published first.
+    await ok('POST', `/v1/campaigns/${campaign.id}/import`, ['POOL-1']);
+    assert.equal((await redeem()).reward.voucher.code, 'POOL-1');
+    assert.match((await redeem()).reward.voucher.code, /^GEN-[0-9A-Za-z]{4}$/);
+    const events = (await allEvents(t)).filter((e) => e.type === 'voucher_created' && e.data.offer?.id === reward.id);
+    assert.equal(events.length, 3);
+    assert.ok(events.every((e) => e.data.loyalty_program.id === program.id && e.data.customer_id === m.holder_id));
+    assertEventsMatchCatalog(events);
+    // A deactivated campaign refuses at once, even though the redemptions cached it.
+    await ok('PUT', `/v1/campaigns/${campaign.id}`, { active: false });
+    const off = await t.api('POST', `/v1/loyalties/members/${m.code}/redemption`, { reward: { id: reward.id } });
+    assert.equal(off.status, 422, JSON.stringify(off.body));
+    assert.equal(off.body.key, 'no_voucher_suitable_for_publication');
+  });
+
   it("a GIFT_VOUCHERS reward adds its balance to the customer's gift card", async () => {
     const program = await createProgram(t);
     const campaign = await ok('POST', '/v1/campaigns', {

@@ -128,3 +128,33 @@ export const redemptionFailuresMigration: TallyMigration = {
       .execute();
   },
 };
+
+// `pooled`: the campaign has (or had) unpublished codes of its own (imported, created in it, or
+// generated ahead by vouchers_count), so a publication must look for a free one first. A campaign
+// that never had any skips that read and generates a code at once (the reward redemption's path,
+// issue.ts).
+export const campaignPooledMigration: TallyMigration = {
+  name: '0502_voucher_campaigns_pooled',
+  async up(db: Kysely<any>) {
+    await db.schema
+      .alterTable('voucher_campaigns')
+      .addColumn('pooled', 'integer', (c) => c.notNull().defaultTo(0))
+      .execute();
+    await db
+      .updateTable('voucher_campaigns')
+      .set({ pooled: 1 })
+      .where((eb) =>
+        eb.or([
+          eb('type', '=', 'STATIC'),
+          eb.exists(
+            eb
+              .selectFrom('vouchers')
+              .select('vouchers.id')
+              .whereRef('vouchers.campaign_id', '=', 'voucher_campaigns.id')
+              .where('vouchers.holder_id', 'is', null),
+          ),
+        ]),
+      )
+      .execute();
+  },
+};

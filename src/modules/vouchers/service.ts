@@ -12,7 +12,9 @@ import { conflict, DomainError, invalid, notFound, refused } from '../../lib/err
 import { newId } from '../../lib/ids.ts';
 import { fromJson, toJson } from '../../lib/json.ts';
 import type { Executor } from '../../storage/database.ts';
+import { SharedTtlCache } from '../../lib/ttl-cache.ts';
 import type { OutgoingEvent } from '../events/outbox.ts';
+import { insertIssuedVoucher, keepIssued, keepRedemption } from './issue.ts';
 import { type Discount, discountAmount, giftCredits, type OrderInput, orderAfter } from './discount.ts';
 import type { PublicationsTable, RedemptionsTable, VoucherCampaignsTable, VouchersTable } from './tables.ts';
 import './tables.ts';
@@ -420,6 +422,13 @@ const CAMPAIGN_EXTRA = [
 ];
 
 export class VoucherService {
+  /**
+   * Campaigns by id or name for the reward redemptions (`issue`, `addGiftBalance`), which would
+   * otherwise read the same row on every redemption. Dropped by every change of a campaign, here
+   * and (cache bus) in the other processes.
+   */
+  private campaigns: SharedTtlCache<CampaignRow | null>;
+
   constructor(
     private ctx: AppContext,
     private deps: {
@@ -428,7 +437,24 @@ export class VoucherService {
       /** A voucher was published to a customer, in `db`'s transaction (the time engine plans its reminders). */
       onPublished?: (db: Executor, voucher: VoucherRow) => Promise<void>;
     },
-  ) {}
+  ) {
+    this.campaigns = new SharedTtlCache(ctx.caches, 'voucher_campaigns', 5000);
+  }
+
+  /** The campaign (cached, see `campaigns`), or a 404. */
+  private async cachedCampaign(db: Executor, idOrName: string): Promise<CampaignRow> {
+    const row = await this.campaigns.getOr(idOrName, async () => (await this.findCampaign(db, idOrName)) ?? null);
+    if (!row) throw notFound('campaign', idOrName);
+    return row;
+  }
+
+  /** The campaign now has unpublished codes of its own: publications look for them first. */
+  private async markPooled(db: Executor, campaign: CampaignRow): Promise<void> {
+    if (campaign.pooled === 1) return;
+    await db.updateTable('voucher_campaigns').set({ pooled: 1 }).where('id', '=', campaign.id).execute();
+    campaign.pooled = 1;
+    await this.campaigns.invalidate(undefined, db);
+  }
 
   private now() {
     return this.ctx.clock.nowIso();
@@ -546,7 +572,9 @@ export class VoucherService {
       updated_at: null,
       deleted_at: null,
     };
+    if (count > 0) row.pooled = 1;
     await db.insertInto('voucher_campaigns').values(row).execute();
+    await this.campaigns.invalidate(undefined, db);
     for (let i = 0; i < count; i++) await this.generateInCampaign(db, row);
     return row;
   }
@@ -570,6 +598,7 @@ export class VoucherService {
     if (input.reminders !== undefined)
       patch.extra = toJson({ ...fromJson<Record<string, unknown>>(row.extra, {}), reminders: input.reminders });
     await db.updateTable('voucher_campaigns').set(patch).where('id', '=', row.id).execute();
+    await this.campaigns.invalidate(undefined, db);
     if (patch.name) {
       await db.updateTable('vouchers').set({ campaign_name: patch.name }).where('campaign_id', '=', row.id).execute();
     }
@@ -580,6 +609,7 @@ export class VoucherService {
   async deleteCampaign(db: Executor, row: CampaignRow): Promise<void> {
     const now = this.now();
     await db.updateTable('voucher_campaigns').set({ deleted_at: now }).where('id', '=', row.id).execute();
+    await this.campaigns.invalidate(undefined, db);
     const vouchers = await db
       .selectFrom('vouchers')
       .selectAll()
@@ -622,6 +652,7 @@ export class VoucherService {
         );
       }
     }
+    await this.markPooled(db, campaign);
     for (const c of codes) {
       const row = this.voucherRow(campaign, c.code, {
         active: c.active,
@@ -740,6 +771,7 @@ export class VoucherService {
   async create(db: Executor, input: VoucherInput): Promise<VoucherRow> {
     const campaignRef = input.campaign_id ?? input.campaign;
     const campaign = campaignRef ? await this.getCampaign(db, campaignRef) : null;
+    if (campaign) await this.markPooled(db, campaign);
     if (input.code !== undefined) {
       checkCode(input.code);
       const row = this.voucherRow(campaign, input.code, input);
@@ -1073,15 +1105,27 @@ export class VoucherService {
   /** Rewards: a fresh voucher of a DISCOUNT_COUPONS campaign for the customer, with the reward as offer. */
   async issue(
     trx: Executor,
-    input: { campaignId: string; customerId: string; sourceEventId: string; offer: Offer; programId?: string | null },
+    input: {
+      campaignId: string;
+      customerId: string;
+      sourceEventId: string;
+      offer: Offer;
+      programId?: string | null;
+      /** The program's `{id, name}` when the caller has it (saves reading it for `voucher_created`). */
+      programRef?: { id: string; name: string } | null;
+    },
   ): Promise<VoucherRow> {
-    const campaign = await this.getCampaign(trx, input.campaignId);
+    const campaign = await this.cachedCampaign(trx, input.campaignId);
     if (campaign.campaign_type !== 'DISCOUNT_COUPONS') {
       throw invalid(
         'invalid_campaign_type',
         'Invalid campaign',
         `campaign ${campaign.name} is not a DISCOUNT_COUPONS campaign`,
       );
+    }
+    if (campaign.type === 'AUTO_UPDATE' && campaign.pooled !== 1 && campaign.active === 1) {
+      const issued = await this.issueGenerated(trx, campaign, input);
+      if (issued) return issued;
     }
     const { voucher } = await this.publish(trx, campaign, {
       customerId: input.customerId,
@@ -1094,12 +1138,52 @@ export class VoucherService {
     return voucher;
   }
 
+  /**
+   * `issue` for a campaign without a code pool: a generated code inserted already published
+   * (issue.ts). Null when 8 random codes were taken: `publish` then walks a small code space.
+   */
+  private async issueGenerated(
+    trx: Executor,
+    campaign: CampaignRow,
+    input: Parameters<VoucherService['issue']>[1],
+  ): Promise<VoucherRow | null> {
+    const config = campaignVoucher(campaign).code_config;
+    const now = this.now();
+    for (let i = 0; i < 8; i++) {
+      const row: VoucherRow = {
+        ...this.voucherRow(campaign, generateCode(config), {}),
+        program_id: input.programId ?? null,
+        holder_id: input.customerId,
+        published_at: now,
+        offer: toJson(input.offer),
+        updated_at: now,
+      };
+      if (!(await insertIssuedVoucher(trx, row))) continue;
+      await this.scheduleExpiry(trx, row.code, row);
+      const publication: PublicationRow = {
+        id: newId('pub'),
+        voucher_id: row.id,
+        campaign_id: campaign.id,
+        customer_id: input.customerId,
+        source_id: null,
+        channel: 'Reward',
+        metadata: toJson({}),
+        join_key: null,
+        created_at: now,
+      };
+      const event = await this.createdEvent(trx, row, input.sourceEventId, input.programRef);
+      await keepIssued(trx, this.ctx.outbox, publication, [event]);
+      return row;
+    }
+    return null;
+  }
+
   /** Rewards: adds `amount` cents to the customer's gift card of the campaign (created when they have none). */
   async addGiftBalance(
     trx: Executor,
     input: { campaignId: string; customerId: string; amount: number; sourceEventId: string },
   ): Promise<VoucherRow> {
-    const campaign = await this.getCampaign(trx, input.campaignId);
+    const campaign = await this.cachedCampaign(trx, input.campaignId);
     if (campaign.campaign_type !== 'GIFT_VOUCHERS') {
       throw invalid(
         'invalid_campaign_type',
@@ -1393,7 +1477,7 @@ export class VoucherService {
   // ---- the redemptions table (shared with the rewards workflow) ----
 
   async recordRedemption(trx: Executor, row: RedemptionRow): Promise<void> {
-    await trx.insertInto('redemptions').values(row).execute();
+    await keepRedemption(trx, row);
   }
 
   /**
@@ -1509,9 +1593,10 @@ export class VoucherService {
     if (err instanceof VoucherRefusal || err instanceof AttributionFailed) await this.ctx.outbox.emit(trx, err.event);
   };
 
-  private async eventRef(db: Executor, v: VoucherRow) {
+  private async eventRef(db: Executor, v: VoucherRow, programRef?: { id: string; name: string } | null) {
+    const known = programRef && programRef.id === v.program_id ? programRef : undefined;
     return {
-      loyalty_program: v.program_id ? await this.deps.programRef(db, v.program_id) : null,
+      loyalty_program: known ?? (v.program_id ? await this.deps.programRef(db, v.program_id) : null),
       offer: fromJson<Offer | null>(v.offer, null) ?? {
         id: v.campaign_id ?? v.id,
         name: v.campaign_name ?? v.code,
@@ -1522,14 +1607,19 @@ export class VoucherService {
     };
   }
 
-  private async createdEvent(db: Executor, v: VoucherRow, sourceEventId: string): Promise<OutgoingEvent> {
+  private async createdEvent(
+    db: Executor,
+    v: VoucherRow,
+    sourceEventId: string,
+    programRef?: { id: string; name: string } | null,
+  ): Promise<OutgoingEvent> {
     return {
       type: 'voucher_created',
       data: {
         code: v.code,
         expires_at: v.expiration_date,
         id: v.id,
-        ...(await this.eventRef(db, v)),
+        ...(await this.eventRef(db, v, programRef)),
         source_event_id: sourceEventId,
         valid_from: v.start_date,
         customer_id: v.holder_id,

@@ -20,6 +20,8 @@ export interface VoucherCampaignsTable {
   created_at: string;
   updated_at: string | null;
   deleted_at: string | null;
+  /** 1: the campaign has (had) unpublished codes, a publication looks for a free one first. Default 0. */
+  pooled?: number;
 }
 
 export interface VouchersTable {
