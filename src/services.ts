@@ -7,12 +7,14 @@ import { LedgerService } from './modules/ledger/service.ts';
 import { MemberService } from './modules/members/service.ts';
 import { MessagingService } from './modules/messaging/service.ts';
 import { ProgramService, programRef } from './modules/loyalties/service.ts';
+import { ReferralService } from './modules/referrals/service.ts';
 import { RewardService } from './modules/rewards/service.ts';
 import { TierService } from './modules/tiers/service.ts';
 import { VoucherService } from './modules/vouchers/service.ts';
 import { WebhookService } from './modules/webhooks/service.ts';
 import { Workflows } from './workflows/index.ts';
 import { redeemByMessage } from './workflows/redeem-by-message.ts';
+import { referralHooks, referralTemplateContext } from './workflows/referrals.ts';
 import { rewardsTemplateContext } from './workflows/redeem-reward.ts';
 
 /** One service per domain module; workflows and routes reach other modules only through these. */
@@ -29,6 +31,7 @@ export interface Services {
   events: EventService;
   webhooks: WebhookService;
   vouchers: VoucherService;
+  referrals: ReferralService;
 }
 
 /** Everything the server wires: the services, and the workflows bound to them. */
@@ -57,12 +60,17 @@ export function createContainer(ctx: AppContext): Container {
       const p = await programs.find(db, id);
       return p ? programRef(p) : null;
     },
+    // `services` is complete by the time a referral campaign is saved or a code redeemed.
+    referrals: referralHooks(ctx, () => services),
   });
   const rewards = new RewardService(ctx, {
     findProgram: (db, id) => programs.find(db, id),
     findVoucherCampaign: async (db, id) => {
       const c = await vouchers.findCampaign(db, id);
-      return c ? { id: c.id, name: c.name, type: c.campaign_type } : undefined;
+      // A referral campaign's codes are not a reward (they go to referrers by publication).
+      return c && c.campaign_type !== 'REFERRAL_PROGRAM'
+        ? { id: c.id, name: c.name, type: c.campaign_type }
+        : undefined;
     },
   });
   const messaging = new MessagingService(ctx, {
@@ -89,10 +97,13 @@ export function createContainer(ctx: AppContext): Container {
     webhooks: new WebhookService(ctx),
     vouchers,
     rewards,
+    referrals: new ReferralService(ctx),
   };
   // The `rewards` template variable of messages and flow conditions (balance_gte_cheapest_reward).
   messaging.registerContextProvider('rewards', rewardsTemplateContext(services));
   // The `vouchers` variable: the member's vouchers (a flow answering "which vouchers do I have").
   messaging.registerContextProvider('vouchers', ({ db, customer }) => vouchers.templateVariable(db, customer?.id));
+  // The `referral` variable: the member's referral code, referred count and next referral tier.
+  messaging.registerContextProvider('referral', referralTemplateContext(services));
   return { services, workflows };
 }

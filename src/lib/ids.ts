@@ -56,7 +56,12 @@ export type IdPrefix =
   | 'bc'
   | 'sm'
   | 'rew'
-  | 'rewa';
+  | 'rewa'
+  // referrals: tiers, referrals (referees), rewards given, holders
+  | 'rft'
+  | 'rfl'
+  | 'rfg'
+  | 'rfh';
 
 /**
  * `prefix_` + a time part (8 base62 characters of the millisecond clock) + random characters:

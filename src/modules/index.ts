@@ -17,6 +17,7 @@ import { rewardRoutes } from './rewards/routes.ts';
 import type { TallyModule } from './module.ts';
 import { webhooksModule } from './webhooks/module.ts';
 import { vouchersModule } from './vouchers/module.ts';
+import { referralsModule } from './referrals/module.ts';
 
 // Every domain module, in wiring order. A new module adds one line here.
 export const modules: TallyModule[] = [
@@ -47,6 +48,7 @@ export const modules: TallyModule[] = [
   },
   vouchersModule,
   { name: 'rewards', migrations: [rewardsMigration], routes: rewardRoutes },
+  referralsModule,
   messagingModule,
   eventsModule,
   webhooksModule,
