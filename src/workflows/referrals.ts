@@ -10,6 +10,7 @@ import { tiersEarned } from '../modules/referrals/rules.ts';
 import {
   checkProgram,
   presentProgram,
+  presentReferredBy,
   programInput,
   type ReferralRow,
   type TierRow,
@@ -516,20 +517,6 @@ export async function referralStatus(services: Services, db: Executor, customer:
     })),
     referrals: presentReferredBy(referredBy),
     object: 'customer_referrals' as const,
-  };
-}
-
-/** Voucherify's CustomerReferrals: the campaigns the customer was referred in, by whom. */
-export function presentReferredBy(rows: ReferralRow[]) {
-  return {
-    total: rows.length,
-    campaigns: rows.map((r) => ({
-      campaign_id: r.campaign_id,
-      referrer_id: r.referrer_id,
-      related_object_id: r.related_object_id,
-      related_object_type: r.conversion === 'redemption' ? 'redemption' : 'event',
-      date: r.created_at,
-    })),
   };
 }
 

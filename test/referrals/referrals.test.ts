@@ -225,6 +225,14 @@ describe('referrals', () => {
     assert.equal(status.campaigns[0].next_tier.reward_text, '100 points');
     assert.equal(status.referrals.total, 0);
 
+    // The customer objects carry Voucherify's referral fields.
+    const ana = await ok('GET', '/v1/customers/ana');
+    assert.equal(ana.loyalty.referred_customers, 2);
+    assert.deepEqual(ana.referrals, { total: 0, campaigns: [] });
+    const lukaObject = await ok('GET', '/v1/customers/luka');
+    assert.equal(lukaObject.referrals.total, 1);
+    assert.equal(lukaObject.referrals.campaigns[0].campaign_id, campaign.id);
+
     const lukaStatus = await ok('GET', '/v1/customers/luka/referrals');
     assert.equal(lukaStatus.referrals.total, 1);
     assert.equal(lukaStatus.referrals.campaigns[0].referrer_id, referrer.id);

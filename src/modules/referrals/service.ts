@@ -161,6 +161,37 @@ export function presentHolder(h: { id: string; customer_id: string; created_at: 
   };
 }
 
+export interface CustomerReferralSummary {
+  referred_customers: number;
+  referred_by: ReferralRow[];
+}
+
+/** Voucherify's CustomerReferrals: the campaigns the customer was referred in, by whom. */
+export function presentReferredBy(rows: ReferralRow[]) {
+  return {
+    total: rows.length,
+    campaigns: rows.map((r) => ({
+      campaign_id: r.campaign_id,
+      referrer_id: r.referrer_id,
+      related_object_id: r.related_object_id,
+      related_object_type: r.conversion === 'redemption' ? 'redemption' : 'event',
+      date: r.created_at,
+    })),
+  };
+}
+
+/** A customer object with its referral fields: `loyalty.referred_customers` and `referrals`. */
+export function withReferrals<T extends { loyalty: { referred_customers: number } }>(
+  customer: T,
+  summary: CustomerReferralSummary | undefined,
+) {
+  return {
+    ...customer,
+    loyalty: { ...customer.loyalty, referred_customers: summary?.referred_customers ?? 0 },
+    referrals: presentReferredBy(summary?.referred_by ?? []),
+  };
+}
+
 export class ReferralService {
   constructor(private ctx: AppContext) {}
 
@@ -398,6 +429,32 @@ export class ReferralService {
       .where((eb) => eb.or([eb('id', '=', holderId), eb('customer_id', '=', holderId)]))
       .executeTakeFirst();
     if (Number(res.numDeletedRows) === 0) throw notFound('holder', holderId);
+  }
+
+  /**
+   * The referral parts of many customers' objects, two queries in all: how many each referred
+   * (`loyalty.referred_customers`) and where each was referred (`referrals{total, campaigns}`).
+   */
+  async summaries(db: Executor, customerIds: string[]): Promise<Map<string, CustomerReferralSummary>> {
+    const out = new Map<string, CustomerReferralSummary>();
+    for (const id of customerIds) out.set(id, { referred_customers: 0, referred_by: [] });
+    if (customerIds.length === 0) return out;
+    const counts = await db
+      .selectFrom('referrals')
+      .select(['referrer_id', (eb) => eb.fn.countAll<number>().as('n')])
+      .where('referrer_id', 'in', customerIds)
+      .groupBy('referrer_id')
+      .execute();
+    for (const c of counts) out.get(c.referrer_id)!.referred_customers = Number(c.n);
+    const referred = await db
+      .selectFrom('referrals')
+      .selectAll()
+      .where('referee_id', 'in', customerIds)
+      .orderBy('created_at')
+      .orderBy('id')
+      .execute();
+    for (const r of referred) out.get(r.referee_id)!.referred_by.push(r);
+    return out;
   }
 
   /** What the next referee brings, from the campaign's tiers and the referrer's count. */
