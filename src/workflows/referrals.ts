@@ -492,7 +492,8 @@ export async function referralStatus(services: Services, db: Executor, customer:
             name: next.tier.name,
             referees_needed: next.referees_needed,
             reward: tierReward(next.tier),
-            reward_text: await rewardWords(services, db, next.tier),
+            // Everything earned at that count, in words ("200 points and A free coffee").
+            reward_text: (await Promise.all(next.tiers.map((t) => rewardWords(services, db, t)))).join(' and '),
           }
         : null,
     });

@@ -41,10 +41,12 @@ describe('referral rules', () => {
   });
 
   it('the next tier: the soonest, with the referees it still needs', () => {
-    assert.deepEqual(nextTier([three, five], 0), { tier: three, referees_needed: 3 });
-    assert.deepEqual(nextTier([three, five], 3), { tier: five, referees_needed: 2 });
+    assert.deepEqual(nextTier([three, five], 0), { tier: three, tiers: [three], referees_needed: 3 });
+    assert.deepEqual(nextTier([three, five], 3), { tier: five, tiers: [five], referees_needed: 2 });
     assert.equal(nextTier([three, five], 5), null);
-    assert.deepEqual(nextTier([five, each], 2), { tier: each, referees_needed: 1 });
+    assert.deepEqual(nextTier([five, each], 2), { tier: each, tiers: [each], referees_needed: 1 });
+    // The third friend earns both the per-friend tier and the 3-friend one.
+    assert.deepEqual(nextTier([each, three], 2), { tier: each, tiers: [each, three], referees_needed: 1 });
     assert.equal(nextTier([], 0), null);
   });
 });

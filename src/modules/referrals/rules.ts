@@ -43,15 +43,20 @@ export function tiersEarned<T extends TierRule>(tiers: T[], count: number, refer
 
 /**
  * What the next referee brings the referrer, who has referred `count`: the tier earned soonest
- * (EACH_REFEREE: at the next referee; MIN_REFEREES: at its count, if not reached yet) and how many
- * referees are still needed. Ties go to the earlier tier in the list. Null when nothing is left.
+ * (EACH_REFEREE: at the next referee; MIN_REFEREES: at its count, if not reached yet), every tier
+ * earned at that same count (`tiers`, in list order), and how many referees are still needed. The
+ * first of `tiers` is `tier`. Null when nothing is left to earn.
  */
-export function nextTier<T extends TierRule>(tiers: T[], count: number): { tier: T; referees_needed: number } | null {
-  let best: { tier: T; referees_needed: number } | null = null;
+export function nextTier<T extends TierRule>(
+  tiers: T[],
+  count: number,
+): { tier: T; tiers: T[]; referees_needed: number } | null {
+  let best: { tier: T; tiers: T[]; referees_needed: number } | null = null;
   for (const t of tiers) {
     const needed = t.kind === 'EACH_REFEREE' ? 1 : t.referees - count;
     if (needed < 1) continue;
-    if (!best || needed < best.referees_needed) best = { tier: t, referees_needed: needed };
+    if (!best || needed < best.referees_needed) best = { tier: t, tiers: [t], referees_needed: needed };
+    else if (needed === best.referees_needed) best.tiers.push(t);
   }
   return best;
 }

@@ -460,6 +460,6 @@ export class ReferralService {
   /** What the next referee brings, from the campaign's tiers and the referrer's count. */
   async next(db: Executor, campaignId: string, count: number) {
     const n = nextTier((await this.tiers(db, campaignId)).map(tierRule), count);
-    return n ? { referees_needed: n.referees_needed, tier: n.tier.row } : null;
+    return n ? { referees_needed: n.referees_needed, tier: n.tier.row, tiers: n.tiers.map((t) => t.row) } : null;
   }
 }
