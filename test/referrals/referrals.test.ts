@@ -306,6 +306,47 @@ describe('referrals', () => {
     });
   });
 
+  it('tiers: update, conditions on the referee, delete; the event types are in the catalog', async () => {
+    const program2 = await createProgram(t, { name: 'Tea Club' });
+    const c = await ok('POST', '/v1/campaigns', {
+      name: 'VIP friends',
+      campaign_type: 'REFERRAL_PROGRAM',
+      referral_program: { conversion_event_type: 'redemption' },
+    });
+    const vip = await ok('POST', `/v1/referrals/${c.id}/tiers`, {
+      name: 'VIP friend',
+      event: 'EACH_REFEREE',
+      reward: { type: 'POINTS', points: 10, campaign_id: program2.id },
+      conditions: { referee: { metadata: { vip: true } } },
+    });
+    const changed = await ok('PUT', `/v1/referrals/${c.id}/tiers/${vip.id}`, {
+      reward: { type: 'POINTS', points: 40, campaign_id: program2.id },
+    });
+    assert.equal(changed.reward.points, 40);
+    assert.equal(changed.event, 'EACH_REFEREE');
+    const owner = await ok('POST', '/v1/customers', { source_id: 'vip-owner' });
+    const pub = await ok('POST', '/v1/publications', { campaign: c.id, customer: owner.id });
+    // Not a VIP: referred, but the tier gives nothing.
+    await ok('POST', `/v1/vouchers/${pub.voucher.code}/redemption`, { customer: { source_id: 'plain' } });
+    await ok('POST', `/v1/vouchers/${pub.voucher.code}/redemption`, {
+      customer: { source_id: 'vip', metadata: { vip: true } },
+    });
+    const status = await ok('GET', `/v1/customers/${owner.id}/referrals`);
+    assert.equal(status.referred_customers, 2);
+    assert.deepEqual(
+      status.rewards.map((r: any) => r.amount),
+      [40],
+    );
+    await ok('DELETE', `/v1/referrals/${c.id}/tiers/${vip.id}`);
+    assert.equal((await ok('GET', `/v1/referrals/${c.id}/tiers`)).total, 0);
+    assert.equal((await t.api('GET', `/v1/referrals/${c.id}/tiers/${vip.id}`)).status, 404);
+
+    for (const type of ['customer.referred', 'customer.rewarded']) {
+      const info = await ok('GET', `/v1/event-types/${type}`);
+      assert.equal(info.emitted, true);
+    }
+  });
+
   it('bad referral programs are refused with the field', async () => {
     await refused(
       'POST',
