@@ -115,6 +115,7 @@ describe('referrals', () => {
   });
 
   it('the referrer cannot redeem their own code', async () => {
+    const seen = new Set((await allEvents(t)).map((e) => e.id));
     await refused(
       'POST',
       `/v1/vouchers/${code}/redemption`,
@@ -122,6 +123,12 @@ describe('referrals', () => {
       422,
       'referrer_not_permitted_to_redeem',
     );
+    const events = (await allEvents(t)).filter((e) => !seen.has(e.id));
+    assert.deepEqual(
+      events.map((e) => [e.type, e.data.reason]),
+      [['voucher_redeem_unauthorized', 'referrer_not_permitted_to_redeem']],
+    );
+    assertEventsMatchCatalog(events);
   });
 
   it('a referee redeems the code: discount, points on a new card, the referrer earns the EACH tier', async () => {
