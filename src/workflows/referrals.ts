@@ -8,6 +8,7 @@ import { presentCustomerRef, type CustomerRow } from '../modules/customers/servi
 import type { MembershipRow } from '../modules/members/service.ts';
 import { tiersEarned } from '../modules/referrals/rules.ts';
 import {
+  alreadyReferred,
   checkProgram,
   presentProgram,
   presentReferredBy,
@@ -24,13 +25,15 @@ import { joinProgram } from './join-program.ts';
 
 // Workflow "a referee converts": one transaction (the caller's: the code's redemption, or the
 // custom event's ingestion) that
-//   1. locks the campaign's referral program (conversions of one campaign run one at a time),
+//   1. reads the campaign's referral program,
 //   2. refuses abuse: the referrer's own code, a customer referred before in the campaign, an
 //      existing member when the program takes new customers only,
-//   3. records the referee (`referrals`, unique per campaign and referee) and its holder row,
+//   3. records the referee (`referrals`, unique per campaign and referee: a concurrent conversion of
+//      the same referee is refused there) and its holder row,
 //   4. gives the referee reward (points on a card of the program, the card issued when missing;
 //      or gift credits; a discount was already applied by the redemption),
-//   5. gives the referrer the tiers the new count earns (points, or a catalogue reward),
+//   5. counts the referee for the referrer (the count row's lock orders one referrer's conversions)
+//      and gives the tiers the new count earns (points, or a catalogue reward),
 //   6. writes `customer.referred` and one `customer.rewarded` per reward; the points, vouchers and
 //      gift credits bring their own events (balance_value_updated, points_added, voucher_created).
 // A retry of the same conversion (same redemption, same source_event_id) finds the referee's row
@@ -159,7 +162,7 @@ export async function convertByEvent(
 
 async function convert(ctx: AppContext, services: Services, trx: Executor, c: Conversion): Promise<ReferralRow> {
   const { referrals } = services;
-  const programRow = await referrals.lockProgram(trx, c.campaign.id);
+  const programRow = await referrals.getProgram(trx, c.campaign.id);
   const program = programInput(programRow);
   const referrerId = c.voucher.referrer_id;
   if (!referrerId) throw refused('referral_code_not_published', 'Referral code not published', c.voucher.code);
@@ -173,12 +176,7 @@ async function convert(ctx: AppContext, services: Services, trx: Executor, c: Co
   const existing = await referrals.referralOf(trx, c.campaign.id, c.referee.id);
   if (existing) {
     if (existing.source_key === c.sourceKey) return existing;
-    throw refused(
-      'customer_already_referred',
-      'Customer already referred',
-      `Customer ${c.referee.id} was referred in campaign ${c.campaign.name} already ` +
-        '(a customer is referred once per campaign)',
-    );
+    throw alreadyReferred(c.referee.id, c.campaign.name);
   }
   if (program.new_customers_only && (await services.members.ofCustomer(trx, c.referee.id)).length > 0) {
     throw refused(
@@ -310,7 +308,7 @@ async function convert(ctx: AppContext, services: Services, trx: Executor, c: Co
   }
 
   // ---- the referrer's tiers ----
-  const count = await referrals.referredCount(trx, c.campaign.id, referrerId);
+  const count = await referrals.countReferee(trx, c.campaign.id, referrerId);
   const tiers = (await referrals.tiers(trx, c.campaign.id)).map(tierRule);
   const earned = tiersEarned(tiers, count, { metadata: fromJson<Record<string, unknown>>(c.referee.metadata, {}) });
   for (const { row: tier } of earned) {

@@ -2,8 +2,9 @@ import type { Kysely } from 'kysely';
 import type { TallyMigration } from '../../storage/migrate.ts';
 
 // Referrals (range 0700-0749): referral programs of REFERRAL_PROGRAM campaigns, their referrer
-// tiers, the referees (one per campaign: the unique index is what "referred once" rests on), the
-// rewards given and the referee holders of the codes.
+// tiers, the referees (one per campaign: the unique index is what "referred once" rests on), each
+// referrer's count (the row that orders one referrer's conversions), the rewards given and the
+// referee holders of the codes.
 export const referralsMigration: TallyMigration = {
   name: '0700_referrals_core',
   async up(db: Kysely<any>) {
@@ -75,6 +76,14 @@ export const referralsMigration: TallyMigration = {
       .createIndex('referral_rewards_customer')
       .on('referral_rewards')
       .columns(['customer_id', 'created_at'])
+      .execute();
+
+    await db.schema
+      .createTable('referral_counts')
+      .addColumn('campaign_id', 'text', (c) => c.notNull())
+      .addColumn('referrer_id', 'text', (c) => c.notNull())
+      .addColumn('referred', 'integer', (c) => c.notNull())
+      .addPrimaryKeyConstraint('referral_counts_pk', ['campaign_id', 'referrer_id'])
       .execute();
 
     await db.schema

@@ -1,9 +1,10 @@
 import type { AppContext } from '../../context.ts';
-import { invalid, notFound } from '../../lib/errors.ts';
+import { invalid, notFound, refused } from '../../lib/errors.ts';
 import { newId } from '../../lib/ids.ts';
 import { fromJson, toJson } from '../../lib/json.ts';
 import type { Executor } from '../../storage/database.ts';
-import { lostRaceOn } from '../../storage/race.ts';
+import { sql } from 'kysely';
+import { isUniqueViolation } from '../../storage/database.ts';
 import { nextTier, type TierConditions, type TierRule } from './rules.ts';
 import type { TierBody, TierUpdateBody } from './schemas.ts';
 import type {
@@ -21,9 +22,14 @@ import './tables.ts';
 // conversion that ties them together is src/workflows/referrals.ts.
 //
 // Invariants:
-// - a customer is referred at most once per campaign: the conversion locks the campaign's program
-//   row first (`lockProgram`), then reads `referrals`; the unique index (campaign_id, referee_id)
-//   backs it (a violation is a LostRace);
+// - a customer is referred at most once per campaign: the unique index (campaign_id, referee_id) of
+//   `referrals`; a concurrent conversion of the same referee waits on the first one's row and then
+//   fails on the index, which is answered `customer_already_referred` (`recordReferral`);
+// - a referrer's count moves by one per referee, under the row lock of its `referral_counts` row
+//   (`countReferee`), so each count, and each MIN_REFEREES tier, is reached by one conversion;
+// - no campaign-wide lock: conversions of different referrers of one campaign run side by side
+//   (on PostgreSQL, transactions are group-committed in batches that hold their locks until the
+//   batch commits; a campaign-wide lock made batches wait on each other and deadlock);
 // - every reward row is written by the conversion's transaction, beside the ledger entry or voucher
 //   that carries it.
 
@@ -232,17 +238,6 @@ export class ReferralService {
     return row;
   }
 
-  /**
-   * The program's row, locked for the rest of the transaction (FOR UPDATE on PostgreSQL; SQLite has
-   * one writer): conversions of one campaign run one at a time, so "referred once" is read safely.
-   */
-  async lockProgram(trx: Executor, campaignId: string): Promise<ProgramRow> {
-    const q = trx.selectFrom('referral_programs').selectAll().where('campaign_id', '=', campaignId);
-    const row = await (this.ctx.database.forUpdate ? q.forUpdate() : q).executeTakeFirst();
-    if (!row) throw notFound('referral campaign', campaignId);
-    return row;
-  }
-
   // ---- tiers ----
 
   private checkTier(kind: TierRow['kind'], referees: number | undefined): number {
@@ -329,22 +324,27 @@ export class ReferralService {
       .executeTakeFirst();
   }
 
+  /** Records the referee; a concurrent conversion of the same referee that committed first refuses it. */
   async recordReferral(trx: Executor, row: ReferralRow): Promise<void> {
     try {
       await trx.insertInto('referrals').values(row).execute();
     } catch (err) {
-      lostRaceOn(err, 'the referee was referred in this campaign by a concurrent conversion');
+      if (isUniqueViolation(err)) throw alreadyReferred(row.referee_id, row.campaign_id);
+      throw err;
     }
   }
 
-  async referredCount(db: Executor, campaignId: string, referrerId: string): Promise<number> {
-    const r = await db
-      .selectFrom('referrals')
-      .select((eb) => eb.fn.countAll<number>().as('n'))
-      .where('campaign_id', '=', campaignId)
-      .where('referrer_id', '=', referrerId)
+  /** Adds the referee to the referrer's count in the campaign; answers the new count (row-locked). */
+  async countReferee(trx: Executor, campaignId: string, referrerId: string): Promise<number> {
+    const r = await trx
+      .insertInto('referral_counts')
+      .values({ campaign_id: campaignId, referrer_id: referrerId, referred: 1 })
+      .onConflict((oc) =>
+        oc.columns(['campaign_id', 'referrer_id']).doUpdateSet({ referred: sql`referral_counts.referred + 1` }),
+      )
+      .returning('referred')
       .executeTakeFirstOrThrow();
-    return Number(r.n);
+    return Number(r.referred);
   }
 
   /** The referrer's referred count per campaign. */
@@ -463,3 +463,11 @@ export class ReferralService {
     return n ? { referees_needed: n.referees_needed, tier: n.tier.row, tiers: n.tiers.map((t) => t.row) } : null;
   }
 }
+
+export const alreadyReferred = (customerId: string, campaignName: string) =>
+  refused(
+    'customer_already_referred',
+    'Customer already referred',
+    `Customer ${customerId} was referred in campaign ${campaignName} already ` +
+      '(a customer is referred once per campaign)',
+  );

@@ -79,6 +79,16 @@ export interface ReferralHoldersTable {
   created_at: string;
 }
 
+/**
+ * A referrer's referred count in a campaign, moved by an upsert that returns the new count: the row
+ * lock orders the conversions of one referrer, so "after N referees" is reached by exactly one.
+ */
+export interface ReferralCountsTable {
+  campaign_id: string;
+  referrer_id: string;
+  referred: number;
+}
+
 declare module '../../storage/schema.ts' {
   interface DB {
     referral_programs: ReferralProgramsTable;
@@ -86,5 +96,6 @@ declare module '../../storage/schema.ts' {
     referrals: ReferralsTable;
     referral_rewards: ReferralRewardsTable;
     referral_holders: ReferralHoldersTable;
+    referral_counts: ReferralCountsTable;
   }
 }
