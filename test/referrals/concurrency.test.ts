@@ -94,6 +94,34 @@ describe('referrals under concurrency', () => {
     await assertRewardedOnce(s);
   });
 
+  it('10 different referees of one referrer at once: the 5-referee tier is given once', async () => {
+    const s = await setUp('conc-tier', 'custom_event');
+    await ok('POST', `/v1/referrals/${s.campaign.id}/tiers`, {
+      name: 'five friends',
+      event: 'MIN_REFEREES',
+      referees: 5,
+      reward: { type: 'POINTS', points: 1000, campaign_id: s.program.id },
+    });
+    const results = await Promise.all(
+      Array.from({ length: 10 }, (_, i) =>
+        t.api('POST', '/v1/events', {
+          event: 'joined',
+          customer: { source_id: `conc-tier-friend-${i}` },
+          referral: { code: s.code },
+        }),
+      ),
+    );
+    assert.deepEqual(
+      results.map((r) => r.status),
+      Array(10).fill(200),
+      JSON.stringify(results.map((r) => r.body)),
+    );
+    const status = await ok('GET', `/v1/customers/${s.referrer.id}/referrals`);
+    assert.equal(status.referred_customers, 10);
+    assert.equal(status.rewards.filter((r: any) => r.amount === 1000).length, 1);
+    assert.equal((await ok('GET', `/v1/customers/${s.referrer.id}`)).loyalty.points, 10 * 70 + 1000);
+  });
+
   it('10 simultaneous retries with one Idempotency-Key: one conversion, one answer', async () => {
     const s = await setUp('conc-key', 'redemption');
     const results = await Promise.all(
