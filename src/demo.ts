@@ -7,7 +7,8 @@ import type { Executor } from './storage/database.ts';
 
 // `tally demo`: a demo program with members, a reward catalogue (a coupon campaign, a CAMPAIGN
 // reward and a MATERIAL one), a simulator channel and four keyword flows made by cloning one
-// (POINTS, TIER, REWARDS, REFERRAL), plus REDEEM and JOIN. Running it again reuses what exists,
+// (POINTS, TIER, REWARDS, REFERRAL), plus REDEEM and JOIN, and a referral program that gives each
+// member a code (REFERRAL answers it). Running it again reuses what exists,
 // and the one API key named "demo" gets a new token (a token is stored hashed, so printing it again
 // means making a new one). It listens first (a port in use stops it before anything is written),
 // sets up, serves (unless `serve: false`) and prints how to talk to it with curl.
@@ -49,10 +50,17 @@ const CLONES: { name: string; keywords: string[]; template: string }[] = [
     template:
       '{% if referral %}Hi {{ customer.name }}, your referral code is {{ referral.code }}; ' +
       '{{ referral.referred_customers }} friends joined so far.' +
+      '{% if referral.next_tier %}{% if referral.next_tier.referees_needed == 1 %}' +
+      ' Your next friend earns you {{ referral.next_tier.reward }}.' +
+      '{% else %} {{ referral.next_tier.referees_needed }} more friends earn you {{ referral.next_tier.reward }}.' +
+      '{% endif %}{% endif %}' +
       '{% else %}Hi {{ customer.name }}, referrals are not available in {{ program.name }} yet. ' +
       'Your card is {{ membership.code }}.{% endif %}',
   },
 ];
+
+/** The demo's referral program: friends get 100 points, the referrer 200 per friend and a coffee at 3. */
+export const DEMO_REFERRAL_CAMPAIGN = `${DEMO_PROGRAM} friends`;
 
 /** The demo's reward catalogue: what REWARDS lists (cheapest first) and REDEEM gives. */
 export const DEMO_COUPON_CAMPAIGN = `${DEMO_PROGRAM} 10% off`;
@@ -157,6 +165,44 @@ async function demoRewards(server: TallyServer, trx: Executor, programId: string
   }
 }
 
+/**
+ * The referral campaign (made once, found by name), its two referrer tiers, and a referral code for
+ * each demo member (join_once: a second run finds the same codes).
+ */
+async function demoReferrals(server: TallyServer, trx: Executor, programId: string, customerIds: string[]) {
+  const { services } = server;
+  let campaign = await services.vouchers.findCampaign(trx, DEMO_REFERRAL_CAMPAIGN);
+  if (!campaign) {
+    campaign = await services.vouchers.createCampaign(trx, {
+      name: DEMO_REFERRAL_CAMPAIGN,
+      description: 'Bring a friend: the friend gets 100 points, you get 200, and a free coffee at three friends',
+      campaign_type: 'REFERRAL_PROGRAM',
+      voucher: { code_config: { prefix: 'FRIEND-', length: 5, charset: 'ABCDEFGHJKLMNPQRSTUVWXYZ23456789' } },
+      referral_program: {
+        conversion_event_type: 'redemption',
+        referee_reward: { type: 'LOYALTY_CARD', amount: 100, related_object_parent: { id: programId } },
+      },
+    });
+    await services.referrals.createTier(trx, campaign.id, {
+      name: '200 points per friend',
+      event: 'EACH_REFEREE',
+      reward: { type: 'POINTS', points: 200, campaign_id: programId },
+    });
+    const coffee = (await services.rewards.offered(trx, programId)).find((o) => o.reward.name === 'A free coffee');
+    if (coffee) {
+      await services.referrals.createTier(trx, campaign.id, {
+        name: 'A coffee at three friends',
+        event: 'MIN_REFEREES',
+        referees: 3,
+        reward: { type: 'REWARD', id: coffee.reward.id },
+      });
+    }
+  }
+  for (const customerId of customerIds) {
+    await services.vouchers.publish(trx, campaign, { customerId, joinOnce: true });
+  }
+}
+
 export interface DemoResult {
   programId: string;
   channelId: string;
@@ -195,6 +241,7 @@ export async function setupDemo(server: TallyServer, config: Config): Promise<De
       ]);
     }
     await demoRewards(server, trx, program.id);
+    const memberIds: string[] = [];
     for (const m of DEMO_MEMBERS) {
       const customer = (
         await services.customers.upsert(trx, {
@@ -204,6 +251,7 @@ export async function setupDemo(server: TallyServer, config: Config): Promise<De
           metadata: m.metadata,
         })
       ).row;
+      memberIds.push(customer.id);
       const existing = (await services.members.ofCustomer(trx, customer.id, program.id))[0];
       if (existing) continue;
       const membership = await workflows.joinProgram(trx, program, customer, { source: 'demo' });
@@ -222,6 +270,7 @@ export async function setupDemo(server: TallyServer, config: Config): Promise<De
         });
       }
     }
+    await demoReferrals(server, trx, program.id, memberIds);
     let channel = await trx
       .selectFrom('msg_channels')
       .selectAll()

@@ -9,6 +9,7 @@ import { MemberService } from './modules/members/service.ts';
 import { HouseholdService } from './modules/members/households.ts';
 import { MessagingService } from './modules/messaging/service.ts';
 import { ProgramService, programRef } from './modules/loyalties/service.ts';
+import { ReferralService } from './modules/referrals/service.ts';
 import { RewardService } from './modules/rewards/service.ts';
 import { TierService } from './modules/tiers/service.ts';
 import { TimeService } from './modules/time/service.ts';
@@ -16,6 +17,7 @@ import { VoucherService } from './modules/vouchers/service.ts';
 import { WebhookService } from './modules/webhooks/service.ts';
 import { Workflows } from './workflows/index.ts';
 import { redeemByMessage } from './workflows/redeem-by-message.ts';
+import { referralHooks, referralTemplateContext } from './workflows/referrals.ts';
 import { rewardsTemplateContext } from './workflows/redeem-reward.ts';
 
 /** One service per domain module; workflows and routes reach other modules only through these. */
@@ -36,6 +38,7 @@ export interface Services {
   /** Member contacts of cards (households). */
   households: HouseholdService;
   consoleSessions: ConsoleSessionService;
+  referrals: ReferralService;
 }
 
 /** Everything the server wires: the services, and the workflows bound to them. */
@@ -77,6 +80,8 @@ export function createContainer(ctx: AppContext): Container {
       return p ? programRef(p) : null;
     },
     onPublished: (trx, voucher) => time.voucherPublished(trx, voucher),
+    // `services` is complete by the time a referral campaign is saved or a code redeemed.
+    referrals: referralHooks(ctx, () => services),
   });
   const time = new TimeService(ctx, { programs, members, ledger, tiers, vouchers });
   const workflows = new Workflows(ctx, { customers, programs, members, ledger, earning, tiers, time, households });
@@ -84,7 +89,10 @@ export function createContainer(ctx: AppContext): Container {
     findProgram: (db, id) => programs.find(db, id),
     findVoucherCampaign: async (db, id) => {
       const c = await vouchers.findCampaign(db, id);
-      return c ? { id: c.id, name: c.name, type: c.campaign_type } : undefined;
+      // A referral campaign's codes are not a reward (they go to referrers by publication).
+      return c && c.campaign_type !== 'REFERRAL_PROGRAM'
+        ? { id: c.id, name: c.name, type: c.campaign_type }
+        : undefined;
     },
   });
   const messaging = new MessagingService(ctx, {
@@ -115,10 +123,13 @@ export function createContainer(ctx: AppContext): Container {
     time,
     households,
     consoleSessions: new ConsoleSessionService(ctx.database.db, ctx.clock, ctx.secrets, apiKeys),
+    referrals: new ReferralService(ctx),
   };
   // The `rewards` template variable of messages and flow conditions (balance_gte_cheapest_reward).
   messaging.registerContextProvider('rewards', rewardsTemplateContext(services));
   // The `vouchers` variable: the member's vouchers (a flow answering "which vouchers do I have").
   messaging.registerContextProvider('vouchers', ({ db, customer }) => vouchers.templateVariable(db, customer?.id));
+  // The `referral` variable: the member's referral code, referred count and next referral tier.
+  messaging.registerContextProvider('referral', referralTemplateContext(services));
   return { services, workflows };
 }

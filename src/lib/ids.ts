@@ -61,7 +61,12 @@ export type IdPrefix =
   | 'skip'
   // Households (member contacts of a card).
   | 'mc'
-  | 'ses';
+  | 'ses'
+  // referrals: tiers, referrals (referees), rewards given, holders
+  | 'rft'
+  | 'rfl'
+  | 'rfg'
+  | 'rfh';
 
 /**
  * `prefix_` + a time part (8 base62 characters of the millisecond clock) + random characters:

@@ -22,6 +22,7 @@ import type { TallyModule } from './module.ts';
 import { webhooksModule } from './webhooks/module.ts';
 import { vouchersModule } from './vouchers/module.ts';
 import { timeModule } from './time/module.ts';
+import { referralsModule } from './referrals/module.ts';
 
 // Every domain module, in wiring order. A new module adds one line here.
 export const modules: TallyModule[] = [
@@ -59,6 +60,7 @@ export const modules: TallyModule[] = [
   },
   vouchersModule,
   { name: 'rewards', migrations: [rewardsMigration], routes: rewardRoutes },
+  referralsModule,
   messagingModule,
   eventsModule,
   webhooksModule,

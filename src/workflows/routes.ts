@@ -20,6 +20,8 @@ import { presentOrder } from '../modules/earning/service.ts';
 import { AddMemberBody, CampaignParams, Member } from '../modules/members/schemas.ts';
 import type { Workflows } from './index.ts';
 import { householdRoutes } from './household-routes.ts';
+import { referralWorkflowRoutes } from './referral-routes.ts';
+import { convertByEvent } from './referrals.ts';
 import { rewardWorkflowRoutes } from './reward-routes.ts';
 import { rollbackRedemptionRoutes } from './rollback-redemption.ts';
 
@@ -48,6 +50,7 @@ export function workflowRoutes(fastify: FastifyInstance, ctx: AppContext, servic
   rollbackRedemptionRoutes(fastify, ctx, services);
   rewardWorkflowRoutes(fastify, ctx, services);
   householdRoutes(fastify, ctx, services, workflows);
+  referralWorkflowRoutes(fastify, ctx, services);
 
   // ---- members: joining a program ----
 
@@ -114,12 +117,23 @@ export function workflowRoutes(fastify: FastifyInstance, ctx: AppContext, servic
               loyaltyCode: b.loyalty?.code ?? null,
               sourceEventId: b.source_event_id ?? null,
             });
+            // `referral: {code}`: the referee's conversion when the code's program converts on this
+            // event, in this transaction; a retried event (same source_event_id) converts once.
+            const referral = b.referral
+              ? await convertByEvent(ctx, services, trx, {
+                  referral: b.referral,
+                  referee: r.customer,
+                  event: b.event,
+                  eventId: r.activityId,
+                  sourceKey: `event:${b.source_event_id ?? r.activityId}`,
+                })
+              : null;
             return {
               object: 'event' as const,
               id: r.activityId,
               type: b.event,
               customer: presentCustomerRef(r.customer),
-              referral: null,
+              referral,
               loyalty: b.loyalty ? { code: b.loyalty.code } : null,
               source_event_id: b.source_event_id ?? null,
               duplicate: r.duplicate,

@@ -110,7 +110,10 @@ describe('tally demo', () => {
       (await say('+385912345678', 'rewards'))[0],
       'Hi Marko, the cheapest reward costs 250 points; you have 180.',
     );
-    assert.match((await say('+385916242493', 'referral'))[0], /referrals are not available/);
+    assert.match(
+      (await say('+385916242493', 'referral'))[0],
+      /^Hi Ana, your referral code is FRIEND-\w{5}; 0 friends joined so far\. Your next friend earns you 200 points\.$/,
+    );
     assert.match((await say('+385916242493', 'hello'))[0], /^Sorry, I didn't get that/);
     assert.match(
       (await say('+385991112233', 'JOIN'))[0],

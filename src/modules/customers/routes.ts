@@ -6,6 +6,7 @@ import { typed } from '../../http/schema.ts';
 import type { Services } from '../../services.ts';
 import type { Executor } from '../../storage/database.ts';
 import { Customer, CustomerBody, CustomerListQuery, CustomerParams } from './schemas.ts';
+import { withReferrals } from '../referrals/service.ts';
 import { presentCustomer } from './service.ts';
 
 export function customerRoutes(fastify: FastifyInstance, ctx: AppContext, services: Services): void {
@@ -16,7 +17,12 @@ export function customerRoutes(fastify: FastifyInstance, ctx: AppContext, servic
       db,
       rows.map((r) => r.id),
     );
-    return rows.map((r) => presentCustomer(r, loyalty.get(r.id)));
+    // Referrals: `loyalty.referred_customers` and `referrals` (the referrals module's summary).
+    const referrals = await services.referrals.summaries(
+      db,
+      rows.map((r) => r.id),
+    );
+    return rows.map((r) => withReferrals(presentCustomer(r, loyalty.get(r.id)), referrals.get(r.id)));
   };
 
   app.post(

@@ -1,4 +1,12 @@
 import { REFERENCE_EVENTS, type ReferenceAttribute } from './catalog/reference.ts';
+import {
+  CUSTOMER_REFERRED,
+  CUSTOMER_REWARDED,
+  referredExample,
+  referredSchema,
+  rewardedExample,
+  rewardedSchema,
+} from './catalog/referrals.ts';
 
 // The event catalog: every event type Tally can emit, each with a JSON Schema of its `data`.
 //
@@ -19,7 +27,7 @@ export type JsonSchema = Record<string, unknown>;
 export interface EventTypeInfo {
   type: string;
   title: string;
-  group: 'balance' | 'membership' | 'subscription' | 'tier' | 'voucher' | 'loyalty_card' | 'operational';
+  group: 'balance' | 'membership' | 'subscription' | 'tier' | 'voucher' | 'loyalty_card' | 'operational' | 'referral';
   /** Operational events are about Tally itself (webhook endpoints), not about loyalty data. */
   operational: boolean;
   /** True when the current code base emits it; the others are reserved for features to come. */
@@ -104,6 +112,9 @@ const EMITTED = new Set<string>([
   // Households (members module).
   'subscription_member_added',
   'subscription_member_removed',
+  // Referrals (Tally extensions, catalog/referrals.ts).
+  CUSTOMER_REFERRED,
+  CUSTOMER_REWARDED,
 ]);
 
 const OFFER_OPTIONAL = ['offer.public_description', 'offer.public_image', 'offer.public_name'];
@@ -415,6 +426,27 @@ function build(): EventTypeInfo[] {
       example: ref.example,
     });
   }
+  // Tally extensions: Voucherify's referral events (catalog/referrals.ts, docs/events.md).
+  list.push(
+    {
+      type: CUSTOMER_REFERRED,
+      title: 'Customer referred',
+      group: 'referral',
+      operational: false,
+      emitted: true,
+      schema: referredSchema,
+      example: referredExample,
+    },
+    {
+      type: CUSTOMER_REWARDED,
+      title: 'Customer rewarded',
+      group: 'referral',
+      operational: false,
+      emitted: true,
+      schema: rewardedSchema,
+      example: rewardedExample,
+    },
+  );
   list.push({
     type: ENDPOINT_DISABLED,
     title: 'Webhook endpoint disabled',

@@ -1,12 +1,13 @@
 import type { TallyModule } from '../module.ts';
 import './tables.ts';
 import { campaignPooledMigration, redemptionFailuresMigration, vouchersMigration } from './migrations.ts';
+import { vouchersReferralCodeMigration } from './migrations/0550_vouchers_referral_code.ts';
 import { voucherRoutes } from './routes.ts';
 
 /** Voucher campaigns, vouchers, publications, validations, redemptions (and the expiry job). */
 export const vouchersModule: TallyModule = {
   name: 'vouchers',
-  migrations: [vouchersMigration, redemptionFailuresMigration, campaignPooledMigration],
+  migrations: [vouchersMigration, redemptionFailuresMigration, campaignPooledMigration, vouchersReferralCodeMigration],
   routes: voucherRoutes,
   jobs: (_ctx, services) => services.vouchers.registerJobs(),
 };

@@ -47,7 +47,7 @@ export const CampaignBody = Type.Object(
   {
     name: Type.Optional(Type.String({ minLength: 1, maxLength: 200 })),
     description: Type.Optional(Nullable(Type.String({ maxLength: 5000 }))),
-    campaign_type: Type.Optional(StringEnum(['DISCOUNT_COUPONS', 'GIFT_VOUCHERS'])),
+    campaign_type: Type.Optional(StringEnum(['DISCOUNT_COUPONS', 'GIFT_VOUCHERS', 'REFERRAL_PROGRAM'])),
     type: Type.Optional(StringEnum(['AUTO_UPDATE', 'STATIC'])),
     join_once: Type.Optional(Type.Boolean()),
     active: Type.Optional(Type.Boolean()),
@@ -75,7 +75,7 @@ export type CampaignBody = Static<typeof CampaignBody>;
 
 export const CampaignListQuery = Type.Object({
   ...ListQuery,
-  campaign_type: Type.Optional(StringEnum(['DISCOUNT_COUPONS', 'GIFT_VOUCHERS'])),
+  campaign_type: Type.Optional(StringEnum(['DISCOUNT_COUPONS', 'GIFT_VOUCHERS', 'REFERRAL_PROGRAM'])),
 });
 export const CampaignParams = IdParam('campaignId', 'Voucher campaign id (camp_...) or name');
 

@@ -56,6 +56,22 @@ export interface CampaignVoucher {
 
 export const EXPIRE_JOB = 'voucher.expire';
 
+/**
+ * What the referrals module does for the vouchers of REFERRAL_PROGRAM campaigns, passed at
+ * construction (src/services.ts) so this module never imports referrals. Each runs in the caller's
+ * transaction; a hook that throws rolls the whole change back.
+ */
+export interface ReferralHooks {
+  /** A referral campaign was created or updated: validates and stores its `referral_program`. */
+  campaignSaved(trx: Executor, campaign: CampaignRow, referralProgram: unknown, created: boolean): Promise<void>;
+  /** The campaign's `referral_program` as Voucherify shows it. */
+  programOf(db: Executor, campaignId: string): Promise<Record<string, unknown> | null>;
+  /** A referral code was redeemed (the redemption row is written): the conversion of the referee. */
+  redeemed(trx: Executor, r: { voucher: VoucherRow; redemption: RedemptionRow; customerId: string }): Promise<void>;
+}
+
+const isReferral = (row: { campaign_type: string }) => row.campaign_type === 'REFERRAL_PROGRAM';
+
 /** A redemption or validation refused for the voucher's state: its `voucher_redeem_unauthorized` event. */
 export class VoucherRefusal extends DomainError {
   constructor(
@@ -103,7 +119,11 @@ export function campaignOffer(row: CampaignRow): Offer {
 }
 
 /** Voucherify's campaign object for a voucher campaign, plus Tally's `codes_left` (free codes). */
-export function presentCampaign(row: CampaignRow, counts: { vouchers: number; free: number }) {
+export function presentCampaign(
+  row: CampaignRow,
+  counts: { vouchers: number; free: number },
+  referralProgram?: Record<string, unknown> | null,
+) {
   const v = campaignVoucher(row);
   const extra = fromJson<Record<string, unknown>>(row.extra, {});
   return {
@@ -112,14 +132,15 @@ export function presentCampaign(row: CampaignRow, counts: { vouchers: number; fr
     description: row.description,
     campaign_type: row.campaign_type,
     type: row.type,
-    is_referral_code: false,
+    is_referral_code: isReferral(row),
     voucher: {
       type: v.type,
       ...(v.type === 'GIFT_VOUCHER' ? { gift: v.gift } : { discount: v.discount }),
       redemption: v.redemption,
       code_config: v.code_config,
-      is_referral_code: false,
+      is_referral_code: isReferral(row),
     },
+    ...(referralProgram ? { referral_program: referralProgram } : {}),
     auto_join: false,
     join_once: row.join_once === 1,
     active: row.active === 1,
@@ -159,9 +180,9 @@ export function presentVoucher(row: VoucherRow) {
     active: row.active === 1,
     additional_info: null,
     metadata: fromJson(row.metadata, {}),
-    is_referral_code: false,
+    is_referral_code: !!row.referrer_id,
     holder_id: row.holder_id,
-    referrer_id: null,
+    referrer_id: row.referrer_id ?? null,
     created_at: row.created_at,
     updated_at: row.updated_at,
     redemption: {
@@ -253,7 +274,7 @@ export function presentRollback(r: RedemptionRow, voucher?: VoucherRow | null) {
 export interface CampaignInput {
   name?: string;
   description?: string | null;
-  campaign_type?: 'DISCOUNT_COUPONS' | 'GIFT_VOUCHERS';
+  campaign_type?: 'DISCOUNT_COUPONS' | 'GIFT_VOUCHERS' | 'REFERRAL_PROGRAM';
   type?: 'AUTO_UPDATE' | 'STATIC';
   join_once?: boolean;
   active?: boolean;
@@ -411,6 +432,23 @@ function isoDate<T extends string | null | undefined>(d: T): T {
   return new Date(ms).toISOString() as T;
 }
 
+/**
+ * A referral campaign's voucher template: discount vouchers (the referee's discount, none when the
+ * referee is rewarded otherwise), generated at publication, one code per referrer.
+ */
+function referralTemplate(input: CampaignInput): CampaignInput {
+  const v = input.voucher ?? {};
+  if (v.type === 'GIFT_VOUCHER') {
+    throw invalid('invalid_voucher_type', 'Invalid voucher type', 'a referral code is a DISCOUNT_VOUCHER');
+  }
+  return {
+    ...input,
+    type: input.type ?? 'AUTO_UPDATE',
+    join_once: input.join_once ?? true,
+    voucher: { ...v, type: 'DISCOUNT_VOUCHER', discount: v.discount ?? { type: 'AMOUNT', amount_off: 0 } },
+  };
+}
+
 const CAMPAIGN_EXTRA = [
   'category',
   'category_id',
@@ -436,6 +474,8 @@ export class VoucherService {
       programRef: (db: Executor, programId: string) => Promise<{ id: string; name: string } | null>;
       /** A voucher was published to a customer, in `db`'s transaction (the time engine plans its reminders). */
       onPublished?: (db: Executor, voucher: VoucherRow) => Promise<void>;
+      /** The referrals module's part in referral campaigns and codes. */
+      referrals?: ReferralHooks;
     },
   ) {
     this.campaigns = new SharedTtlCache(ctx.caches, 'voucher_campaigns', 5000);
@@ -458,6 +498,11 @@ export class VoucherService {
 
   private now() {
     return this.ctx.clock.nowIso();
+  }
+
+  private referralHooks(): ReferralHooks {
+    if (!this.deps.referrals) throw new Error('the vouchers service was built without referral hooks');
+    return this.deps.referrals;
   }
 
   // ---- campaigns ----
@@ -501,7 +546,8 @@ export class VoucherService {
   }
 
   async presentCampaignRow(db: Executor, row: CampaignRow) {
-    return presentCampaign(row, await this.campaignCounts(db, row.id));
+    const referralProgram = isReferral(row) ? await this.deps.referrals?.programOf(db, row.id) : null;
+    return presentCampaign(row, await this.campaignCounts(db, row.id), referralProgram);
   }
 
   private campaignTemplate(input: CampaignInput, current?: CampaignVoucher): CampaignVoucher {
@@ -545,8 +591,14 @@ export class VoucherService {
     if (await this.findCampaign(db, input.name)) {
       throw conflict('duplicate_found', 'Duplicate resource found', `A campaign named ${input.name} already exists`);
     }
-    const voucher = this.campaignTemplate(input);
-    const campaignType = voucher.type === 'GIFT_VOUCHER' ? 'GIFT_VOUCHERS' : 'DISCOUNT_COUPONS';
+    const referral = input.campaign_type === 'REFERRAL_PROGRAM';
+    const shaped = referral ? referralTemplate(input) : input;
+    const voucher = this.campaignTemplate(shaped);
+    const campaignType = referral
+      ? 'REFERRAL_PROGRAM'
+      : voucher.type === 'GIFT_VOUCHER'
+        ? 'GIFT_VOUCHERS'
+        : 'DISCOUNT_COUPONS';
     if (input.campaign_type && input.campaign_type !== campaignType) {
       throw invalid(
         'invalid_campaign_type',
@@ -560,10 +612,10 @@ export class VoucherService {
       name: input.name,
       description: input.description ?? null,
       campaign_type: campaignType,
-      type: input.type ?? (count > 0 ? 'STATIC' : 'AUTO_UPDATE'),
+      type: shaped.type ?? (count > 0 ? 'STATIC' : 'AUTO_UPDATE'),
       voucher: toJson(voucher)!,
       active: input.active === false ? 0 : 1,
-      join_once: input.join_once ? 1 : 0,
+      join_once: shaped.join_once ? 1 : 0,
       start_date: isoDate(input.start_date) ?? null,
       expiration_date: isoDate(input.expiration_date) ?? null,
       metadata: toJson(input.metadata ?? {}),
@@ -575,6 +627,7 @@ export class VoucherService {
     if (count > 0) row.pooled = 1;
     await db.insertInto('voucher_campaigns').values(row).execute();
     await this.campaigns.invalidate(undefined, db);
+    if (referral) await this.referralHooks().campaignSaved(db, row, input.referral_program, true);
     for (let i = 0; i < count; i++) await this.generateInCampaign(db, row);
     return row;
   }
@@ -601,6 +654,9 @@ export class VoucherService {
     await this.campaigns.invalidate(undefined, db);
     if (patch.name) {
       await db.updateTable('vouchers').set({ campaign_name: patch.name }).where('campaign_id', '=', row.id).execute();
+    }
+    if (isReferral(row) && input.referral_program !== undefined) {
+      await this.referralHooks().campaignSaved(db, row, input.referral_program, false);
     }
     return { ...row, ...patch };
   }
@@ -724,6 +780,7 @@ export class VoucherService {
       offer: campaign ? toJson(campaignOffer(campaign)) : null,
       metadata: toJson(input.metadata ?? {}),
       expired_at: null,
+      referrer_id: null,
       created_at: this.now(),
       updated_at: null,
       deleted_at: null,
@@ -1023,6 +1080,8 @@ export class VoucherService {
       updated_at: now,
       program_id: input.programId ?? voucher.program_id,
       offer: input.offer ? toJson(input.offer) : voucher.offer,
+      // A referral campaign's code names its referrer: the customer it is published to.
+      ...(isReferral(campaign) ? { referrer_id: input.customerId } : {}),
     };
     await db.updateTable('vouchers').set(patch).where('id', '=', voucher.id).execute();
     await db.updateTable('publications').set({ voucher_id: voucher.id }).where('id', '=', publication.id).execute();
@@ -1337,7 +1396,25 @@ export class VoucherService {
         `Voucher ${code} was redeemed ${voucher.redeemed_quantity} time(s), its limit`,
       );
     }
-    if (voucher.holder_id && input.customerId && voucher.holder_id !== input.customerId) {
+    if (voucher.referrer_id) {
+      // A referral code is redeemed by the referee (anyone but its referrer), who must be named.
+      if (input.customerId === voucher.referrer_id) {
+        return refuse(
+          'refused',
+          'referrer_not_permitted_to_redeem',
+          'Referrer not permitted to redeem',
+          `Voucher ${code} is the referral code of this customer: the referrer cannot redeem it`,
+        );
+      }
+      if (!input.customerId) {
+        return refuse(
+          'refused',
+          'missing_customer',
+          'Missing customer',
+          `Voucher ${code} is a referral code: the redemption names the referee (customer)`,
+        );
+      }
+    } else if (voucher.holder_id && input.customerId && voucher.holder_id !== input.customerId) {
       return refuse(
         'refused',
         'customer_rules_violated',
@@ -1410,6 +1487,10 @@ export class VoucherService {
     };
     await this.recordRedemption(trx, redemption);
     const updated = { ...voucher, ...patch };
+    if (updated.referrer_id && redemption.customer_id) {
+      // The referee's conversion, in this transaction (referrals module, through the hook).
+      await this.referralHooks().redeemed(trx, { voucher: updated, redemption, customerId: redemption.customer_id });
+    }
     const ref = await this.eventRef(trx, updated);
     await this.ctx.outbox.emit(trx, {
       type: 'voucher_redeemed',

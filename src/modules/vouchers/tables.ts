@@ -5,7 +5,7 @@ export interface VoucherCampaignsTable {
   id: string;
   name: string;
   description: string | null;
-  campaign_type: 'DISCOUNT_COUPONS' | 'GIFT_VOUCHERS';
+  campaign_type: 'DISCOUNT_COUPONS' | 'GIFT_VOUCHERS' | 'REFERRAL_PROGRAM';
   /** AUTO_UPDATE: a publication generates a fresh code; STATIC: it takes one of the campaign's unpublished codes. */
   type: 'AUTO_UPDATE' | 'STATIC';
   /** The voucher template `{type, discount | gift, code_config, redemption}`. JSON. */
@@ -51,6 +51,11 @@ export interface VouchersTable {
   metadata: string | null;
   /** When `voucher_expired` was emitted (once). */
   expired_at: string | null;
+  /**
+   * A referral code's referrer (the customer it was published to in a REFERRAL_PROGRAM campaign;
+   * migration 0550); null for every other voucher.
+   */
+  referrer_id: string | null;
   created_at: string;
   updated_at: string | null;
   deleted_at: string | null;
