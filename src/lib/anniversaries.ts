@@ -15,23 +15,42 @@ export interface Reminder {
   value: number;
 }
 
+/** An instant on the `zone` wall clock (stored instants are ISO UTC; Date.parse is far cheaper than fromISO). */
+export function inZone(at: string | Date | number, zone: string): DateTime {
+  const ms = typeof at === 'string' ? Date.parse(at) : typeof at === 'number' ? at : at.getTime();
+  return DateTime.fromMillis(ms, { zone });
+}
+
 /** Month anniversary `n` (n ≥ 1) of `anchor` on the `zone` wall clock. */
-export function monthAnniversary(anchor: string | Date, n: number, zone: string): DateTime {
-  const a = typeof anchor === 'string' ? DateTime.fromISO(anchor, { zone }) : DateTime.fromJSDate(anchor, { zone });
+export function monthAnniversary(anchor: string | Date | DateTime, n: number, zone: string): DateTime {
+  const a = anchor instanceof DateTime ? anchor : inZone(anchor, zone);
   // luxon's plus({months}) clamps the day to the target month's end, from the anchor itself.
   return a.plus({ months: n });
 }
 
 /** The first month anniversary strictly after `after`, with its number (≥ 1). */
-export function nextMonthAnniversary(anchor: string, after: Date | number, zone: string): { n: number; at: DateTime } {
+export function nextMonthAnniversary(
+  anchor: string | DateTime,
+  after: Date | number,
+  zone: string,
+): { n: number; at: DateTime } {
   const afterMs = typeof after === 'number' ? after : after.getTime();
-  const a = DateTime.fromISO(anchor, { zone });
-  const t = DateTime.fromMillis(afterMs, { zone });
+  const a = anchor instanceof DateTime ? anchor : inZone(anchor, zone);
+  const t = inZone(afterMs, zone);
   // An estimate from the calendar months between them, then corrected by at most a step or two.
   let n = Math.max(1, (t.year - a.year) * 12 + (t.month - a.month));
-  while (n > 1 && monthAnniversary(anchor, n - 1, zone).toMillis() > afterMs) n--;
-  while (monthAnniversary(anchor, n, zone).toMillis() <= afterMs) n++;
-  return { n, at: monthAnniversary(anchor, n, zone) };
+  let at = a.plus({ months: n });
+  while (n > 1) {
+    const prev = a.plus({ months: n - 1 });
+    if (prev.toMillis() <= afterMs) break;
+    n--;
+    at = prev;
+  }
+  while (at.toMillis() <= afterMs) {
+    n++;
+    at = a.plus({ months: n });
+  }
+  return { n, at };
 }
 
 /** `at` moved back by the reminder's offset on the same wall clock (a month back clamps like above). */
@@ -64,15 +83,16 @@ export function nextYearReminder(
 ): YearReminderDue | null {
   if (reminders.length === 0) return null;
   const afterMs = typeof after === 'number' ? after : after.getTime();
-  const anchorMs = DateTime.fromISO(anchor, { zone }).toMillis();
+  const a = inZone(anchor, zone);
+  const anchorMs = a.toMillis();
   // The longest offset is at most a few years (schema: value ≤ 1000 days/weeks/months ≈ 83 years is
   // allowed; the search starts at the year the reminder can first be after `after`).
-  const { n } = nextMonthAnniversary(anchor, afterMs, zone);
+  const { n } = nextMonthAnniversary(a, afterMs, zone);
   let best: YearReminderDue | null = null;
   const firstYear = Math.max(1, Math.ceil(n / 12));
   for (const reminder of reminders) {
     for (let year = firstYear; ; year++) {
-      const anniversary = monthAnniversary(anchor, year * 12, zone);
+      const anniversary = a.plus({ months: year * 12 });
       const at = reminderMoment(anniversary, reminder);
       if (at.toMillis() > afterMs) {
         if (at.toMillis() > anchorMs && (!best || at.toMillis() < best.at.toMillis()))
@@ -96,7 +116,7 @@ export function nextReminderBefore(
   zone: string,
 ): { at: DateTime; reminder: Reminder } | null {
   const afterMs = typeof after === 'number' ? after : after.getTime();
-  const t = DateTime.fromISO(target, { zone });
+  const t = inZone(target, zone);
   let best: { at: DateTime; reminder: Reminder } | null = null;
   for (const reminder of reminders) {
     const at = reminderMoment(t, reminder);
@@ -120,4 +140,4 @@ export function normalizeReminders(list: readonly Reminder[] | null | undefined)
 }
 
 /** ISO-8601 UTC of a DateTime (how every instant is stored). */
-export const utcIso = (d: DateTime): string => d.toUTC().toISO()!;
+export const utcIso = (d: DateTime): string => new Date(d.toMillis()).toISOString();

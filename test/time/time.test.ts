@@ -374,6 +374,11 @@ describe('time engine', () => {
     );
   });
 
+  it('the catalog marks every time event emitted', async () => {
+    const types = (await ok(t, 'GET', '/v1/event-types')).data as { type: string; emitted: boolean }[];
+    for (const type of TIME_TYPES) assert.equal(types.find((x) => x.type === type)?.emitted, true, type);
+  });
+
   it('the schedule refuses a range that ends before it starts', async () => {
     const res = await t.api('GET', '/v1/schedule?from=2025-02-01T00:00:00Z&to=2025-01-01T00:00:00Z');
     assert.equal(res.status, 400);

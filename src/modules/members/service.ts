@@ -461,16 +461,25 @@ export class MemberService {
     return db.selectFrom('memberships').selectAll().where('id', 'in', ids).execute();
   }
 
-  /** The program's cards with an id after `afterId`, by id (chunked walks over a program). */
-  async idsAfter(db: Executor, programId: string, afterId: string, limit: number): Promise<MembershipRow[]> {
-    return db
-      .selectFrom('memberships')
-      .selectAll()
-      .where('program_id', '=', programId)
-      .where('id', '>', afterId)
-      .orderBy('id')
-      .limit(limit)
-      .execute();
+  /**
+   * The program's cards after `after` in (created_at, id) order, the order of its index: a chunked
+   * walk over a program reads each chunk from where the last one ended.
+   */
+  async cardsAfter(
+    db: Executor,
+    programId: string,
+    after: { created_at: string; id: string } | null,
+    limit: number,
+  ): Promise<MembershipRow[]> {
+    let q = db.selectFrom('memberships').selectAll().where('program_id', '=', programId);
+    if (after)
+      q = q.where((eb) =>
+        eb.or([
+          eb('created_at', '>', after.created_at),
+          eb.and([eb('created_at', '=', after.created_at), eb('id', '>', after.id)]),
+        ]),
+      );
+    return q.orderBy('created_at').orderBy('id').limit(limit).execute();
   }
 }
 

@@ -278,23 +278,24 @@ export class TimeService {
     await this.ctx.scheduler.schedule(trx, {
       kind: 'time.replan',
       runAt: this.ctx.clock.now(),
-      payload: { program_id: programId, after: '' },
+      payload: { program_id: programId, after: null },
     });
   }
 
   registerJobs(): void {
     this.ctx.scheduler.register('time.replan', async (job, trx) => {
       const programId = String(job.payload.program_id);
-      const after = String(job.payload.after ?? '');
+      const after = (job.payload.after ?? null) as { created_at: string; id: string } | null;
       const program = await this.deps.programs.findAny(trx, programId);
       if (!program) return;
-      const cards = await this.deps.members.idsAfter(trx, programId, after, REPLAN_CHUNK);
+      const cards = await this.deps.members.cardsAfter(trx, programId, after, REPLAN_CHUNK);
       for (const m of cards) await this.replanMember(trx, program, m);
+      const last = cards[cards.length - 1];
       if (cards.length === REPLAN_CHUNK)
         await this.ctx.scheduler.schedule(trx, {
           kind: 'time.replan',
           runAt: this.ctx.clock.now(),
-          payload: { program_id: programId, after: cards[cards.length - 1].id },
+          payload: { program_id: programId, after: { created_at: last.created_at, id: last.id } },
         });
     });
   }
@@ -403,6 +404,8 @@ export class TimeService {
       const events: OutgoingEvent[] = [];
       const skips: { item: DueItemRow; due: string }[] = [];
       const after: ((trx: Executor) => Promise<void>)[] = [];
+      const moved: DueItemRow[] = [];
+      const gone: string[] = [];
       const cutoff = this.ctx.clock.nowMs() - this.ctx.config.timeLookbackDays * DAY_MS;
       for (const item of items) {
         let due: string | null = item.next_at;
@@ -418,14 +421,27 @@ export class TimeService {
           if (occ.next !== null && occ.next <= due) throw new Error(`due item ${item.id} did not move past ${due}`);
           due = occ.next;
         }
-        if (due === null) await trx.deleteFrom('due_items').where('id', '=', item.id).execute();
-        else
-          await trx
-            .updateTable('due_items')
-            .set({ next_at: due, anchor_at: anchor, updated_at: now })
-            .where('id', '=', item.id)
-            .execute();
+        if (due === null) gone.push(item.id);
+        else moved.push({ ...item, next_at: due, anchor_at: anchor, updated_at: now });
       }
+      // The rows move (or go) in a few statements per batch rather than one per item.
+      for (let i = 0; i < gone.length; i += 500)
+        await trx
+          .deleteFrom('due_items')
+          .where('id', 'in', gone.slice(i, i + 500))
+          .execute();
+      for (let i = 0; i < moved.length; i += 100)
+        await trx
+          .insertInto('due_items')
+          .values(moved.slice(i, i + 100))
+          .onConflict((oc) =>
+            oc.column('id').doUpdateSet((eb) => ({
+              next_at: eb.ref('excluded.next_at'),
+              anchor_at: eb.ref('excluded.anchor_at'),
+              updated_at: eb.ref('excluded.updated_at'),
+            })),
+          )
+          .execute();
       for (let i = 0; i < events.length; i += 100) await this.ctx.outbox.emit(trx, events.slice(i, i + 100));
       if (skips.length > 0)
         await trx
@@ -541,7 +557,7 @@ export class TimeService {
         return { events, anchor, next: next ? utcIso(next.at) : null };
       }
       case 'balance_reminder': {
-        const d = (await this.deps.programs.definitions(trx, program.id)).find((x) => x.id === item.scope_id);
+        const d = (await this.definitionsOf(trx, program.id)).find((x) => x.id === item.scope_id);
         if (!d) return none;
         const reminders = remindersOf(d.reminders);
         const events: OutgoingEvent[] = [];
