@@ -5,6 +5,7 @@ import {
   messagingSealedSecretsMigration,
   messagingTemplatesMigration,
 } from './migrations.ts';
+import { messagingPhoneIndexesMigration } from './phone-indexes.ts';
 import { messagingRoutes } from './routes.ts';
 import { channelSealedColumns } from './secrets.ts';
 import './tables.ts';
@@ -16,6 +17,7 @@ export const messagingModule: TallyModule = {
     messagingTemplatesMigration,
     messagingBroadcastChunksMigration,
     messagingSealedSecretsMigration,
+    messagingPhoneIndexesMigration,
   ],
   sealedColumns: channelSealedColumns,
   routes: messagingRoutes,
