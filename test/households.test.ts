@@ -115,6 +115,11 @@ describe('households: member contacts of a loyalty card', () => {
     const self = await t.api('POST', `/v1/loyalties/members/${a.code}/holders`, { holders: [a.holder_id] });
     assert.equal(self.body.key, 'holder_is_owner');
 
+    // Nor can a contact join the program with a card of its own.
+    const join = await t.api('POST', `/v1/loyalties/${program.id}/members`, { customer: shared });
+    assert.equal(join.status, 409);
+    assert.equal(join.body.key, 'member_of_other_subscription');
+
     // Another program is another subscription: allowed.
     const other = await createProgram(t);
     const c = await createMember(t, other.id);

@@ -1,5 +1,4 @@
-import type { Kysely } from 'kysely';
-import type { TallyMigration } from '../../storage/migrate.ts';
+import type { TallyMigration, UntypedDb } from '../../storage/migrate.ts';
 
 // Indexes found missing by test/plans.test.ts (issue #18): the messages of a phone number
 // (`GET /v1/messages?phone=` matches the sender or the recipient: one index each, so both backends
@@ -7,7 +6,7 @@ import type { TallyMigration } from '../../storage/migrate.ts';
 // message), and the unfiltered list, newest first.
 export const messagingPhoneIndexesMigration: TallyMigration = {
   name: '0280_messaging_phone_indexes',
-  async up(db: Kysely<any>) {
+  async up(db: UntypedDb) {
     await db.schema
       .createIndex('msg_messages_from')
       .on('msg_messages')
