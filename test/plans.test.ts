@@ -117,6 +117,8 @@ describe('query plans: no list or report reads a large table whole', () => {
     await ok(t, 'POST', '/v1/events', { event: 'visit', customer: { source_id: 'plans-ana' } });
     await ok(t, 'POST', `/v1/loyalties/members/${member.code}/holders`, { holders: [{ source_id: 'plans-kid' }] });
     for (let i = 0; i < 3; i++) await createMember(t, program.id);
+    ids.kid = (await ok(t, 'GET', '/v1/customers/plans-kid')).id;
+    ids.order = (await ok(t, 'POST', '/v1/orders', { customer: { source_id: 'plans-ana' }, amount: 500 })).id;
     const tx = await ok(t, 'GET', `/v1/loyalties/members/${member.code}/transactions?limit=2`);
     ids.txCursor = tx.more_starting_after ?? tx.data[tx.data.length - 1].id;
     const events = await ok(t, 'GET', '/v1/events?limit=1');
@@ -244,6 +246,26 @@ describe('query plans: no list or report reads a large table whole', () => {
     ['messages of a flow', () => messages({ flow_id: ids.flow })],
     ['messages of a channel', () => messages({ channel_id: ids.channel })],
     ['messages, newest first', () => messages({})],
+    ['active members of a program', () => `/v1/loyalties/${ids.program}/members?status=ACTIVE`],
+    [
+      "a member's transactions in its program",
+      () => `/v1/loyalties/${ids.program}/members/${ids.card}/transactions?limit=2`,
+    ],
+    ["a member's rewards", () => `/v1/loyalties/members/${ids.card}/rewards`],
+    ["a member's tiers", () => `/v1/loyalties/members/${ids.card}/tiers`],
+    ['a customer', () => `/v1/customers/${ids.customer}`],
+    ['events of a program', () => `/v1/events?program_id=${ids.program}`],
+    ['events of a type', () => '/v1/events?type=subscription_created'],
+    ["an event's delivery attempts", () => `/v1/events/${ids.eventCursor}/attempts`],
+    [
+      "a phone's consent",
+      () => async (db) => {
+        await t.server.services.messaging.optout.status(db, '+385911800001');
+        await t.server.services.messaging.optout.history(db, '+385911800001');
+      },
+    ],
+    ['an order', () => `/v1/orders/${ids.order}`],
+    ['the cards a contact shares (households)', () => (db) => t.server.services.households.sharedCards(db, ids.kid)],
     ['vouchers of a campaign', () => `/v1/vouchers?campaign_id=${ids.campaign}`],
     ['vouchers of a customer', () => `/v1/vouchers?customer=${ids.customer}`],
     ['publications of a customer', () => `/v1/publications?customer=${ids.customer}`],
