@@ -244,4 +244,27 @@ describe('households: member contacts of a loyalty card', () => {
     const replies = await simulate(t, '+385911700002', 'POINTS', ch.id);
     assert.match(replies[0], new RegExp(`Hi Ivo, you have 120 points on card ${owner.code}`));
   });
+
+  it('concurrent adds: one contact to two cards keeps one; contacts added at once get distinct numbers', async () => {
+    const program = await createProgram(t);
+    const a = await createMember(t, program.id);
+    const b = await createMember(t, program.id);
+    const contact = `race-${uid()}`;
+    await ok(t, 'POST', '/v1/customers', { source_id: contact });
+    const both = await Promise.all(
+      [a, b].map((card) => t.api('POST', `/v1/loyalties/members/${card.code}/holders`, { holders: [contact] })),
+    );
+    assert.deepEqual(both.map((r) => r.status).sort(), [200, 409], JSON.stringify(both.map((r) => r.body)));
+
+    const many = await Promise.all(
+      Array.from({ length: 6 }, (_, i) =>
+        t.api('POST', `/v1/loyalties/members/${a.code}/holders`, { holders: [{ source_id: `many-${i}-${uid()}` }] }),
+      ),
+    );
+    for (const r of many) assert.equal(r.status, 200, JSON.stringify(r.body));
+    const list = await ok(t, 'GET', `/v1/loyalties/members/${a.code}/holders`);
+    const numbers = list.data.map((h: any) => h.member_id);
+    assert.equal(new Set(numbers).size, numbers.length);
+    assert.equal(list.total, both[0].status === 200 ? 7 : 6);
+  });
 });
