@@ -3,7 +3,7 @@ import { randomBytes } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
 import { assertLedgerInvariants } from './helpers/invariants.ts';
 import { createMember, createProgram, startTestServer, type TestServer } from './helpers/server.ts';
-import { createChannel, createPointsFlow, simulate } from './messaging/setup.ts';
+import { createChannel, createFlow, createPointsFlow, simulate } from './messaging/setup.ts';
 import { allEvents, assertEventsMatchCatalog, ok } from './vouchers/helpers.ts';
 
 // Households (issue #16): the member contacts of a card share its balances, tier and vouchers.
@@ -243,6 +243,23 @@ describe('households: member contacts of a loyalty card', () => {
     });
     const replies = await simulate(t, '+385911700002', 'POINTS', ch.id);
     assert.match(replies[0], new RegExp(`Hi Ivo, you have 120 points on card ${owner.code}`));
+
+    // A flow that looks cards up by code answers a contact naming the shared card as its holder,
+    // and a stranger naming it as an unknown code (card_code_reveals: none).
+    const byCode = await createChannel(t, { provider: 'simulator', sender: '+10000000702' });
+    await createFlow(t, {
+      name: 'Card balance',
+      program_id: program.id,
+      channels: [byCode.id],
+      triggers: [{ keywords: ['CARD'] }],
+      unknown_sender_reply: 'No such card.',
+      steps: [
+        { id: 'find', type: 'find_member', by: 'card_code', next: 'reply' },
+        { id: 'reply', type: 'reply', template: '{{ customer.name }}: {{ points }}' },
+      ],
+    });
+    assert.deepEqual(await simulate(t, '+385911700002', `CARD ${owner.code}`, byCode.id), ['Ivo: 120']);
+    assert.deepEqual(await simulate(t, '+385911700003', `CARD ${owner.code}`, byCode.id), ['No such card.']);
   });
 
   it('concurrent adds: one contact to two cards keeps one; contacts added at once get distinct numbers', async () => {
