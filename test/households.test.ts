@@ -284,4 +284,35 @@ describe('households: member contacts of a loyalty card', () => {
     assert.equal(new Set(numbers).size, numbers.length);
     assert.equal(list.total, both[0].status === 200 ? 7 : 6);
   });
+
+  it('imports members in bulk, all or none, with their subscription ids and start dates', async () => {
+    const program = await createProgram(t, { name: 'Bulk Club' });
+    const items = [1, 2, 3].map((i) => ({
+      customer: { source_id: `bulk-${i}-${uid()}` },
+      loyalty_subscription_id: `ext-${i}`,
+      created_at: `2023-0${i}-15T08:00:00.000Z`,
+    }));
+    const imported = await ok(t, 'POST', `/v1/loyalties/${program.id}/members/import`, { members: items });
+    assert.equal(imported.total, 3);
+    assert.deepEqual(
+      imported.vouchers.map((m: any) => [m.loyalty_subscription_id, m.created_at]),
+      items.map((i) => [i.loyalty_subscription_id, i.created_at]),
+    );
+    // One refused item refuses the batch, naming it; nothing of it was imported.
+    const bad = await t.api('POST', `/v1/loyalties/${program.id}/members/import`, {
+      members: [
+        { customer: { source_id: `bulk-4-${uid()}` }, loyalty_subscription_id: 'ext-4' },
+        { customer: { source_id: `bulk-5-${uid()}` }, loyalty_subscription_id: 'ext-1' },
+      ],
+    });
+    assert.equal(bad.status, 409);
+    assert.equal(bad.body.key, 'duplicate_subscription_id');
+    assert.match(bad.body.details, /^members\[1\]: /);
+    assert.equal((await ok(t, 'GET', `/v1/loyalties/${program.id}/members`)).total, 3);
+    const created = (await allEvents(t)).filter(
+      (e) => e.type === 'subscription_created' && e.program_id === program.id,
+    );
+    assert.deepEqual(created.map((e) => e.data.loyalty_subscription_id).sort(), ['ext-1', 'ext-2', 'ext-3']);
+    assertEventsMatchCatalog(created);
+  });
 });

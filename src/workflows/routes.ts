@@ -20,6 +20,7 @@ import { presentOrder } from '../modules/earning/service.ts';
 import { AddMemberBody, CampaignParams, Member } from '../modules/members/schemas.ts';
 import type { Workflows } from './index.ts';
 import { householdRoutes } from './household-routes.ts';
+import { importMembersRoute } from './import-members.ts';
 import { rewardWorkflowRoutes } from './reward-routes.ts';
 import { rollbackRedemptionRoutes } from './rollback-redemption.ts';
 
@@ -48,6 +49,7 @@ export function workflowRoutes(fastify: FastifyInstance, ctx: AppContext, servic
   rollbackRedemptionRoutes(fastify, ctx, services);
   rewardWorkflowRoutes(fastify, ctx, services);
   householdRoutes(fastify, ctx, services, workflows);
+  importMembersRoute(fastify, ctx, services, workflows);
 
   // ---- members: joining a program ----
 
