@@ -3,7 +3,7 @@ import { randomBytes } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
 import { assertLedgerInvariants } from './helpers/invariants.ts';
 import { createMember, createProgram, startTestServer, type TestServer } from './helpers/server.ts';
-import { createChannel, createPointsFlow, simulate } from './messaging/setup.ts';
+import { createChannel, createFlow, createPointsFlow, simulate } from './messaging/setup.ts';
 import { allEvents, assertEventsMatchCatalog, ok } from './vouchers/helpers.ts';
 
 // Households (issue #16): the member contacts of a card share its balances, tier and vouchers.
@@ -114,6 +114,11 @@ describe('households: member contacts of a loyalty card', () => {
     assert.equal(own.body.key, 'holds_own_subscription');
     const self = await t.api('POST', `/v1/loyalties/members/${a.code}/holders`, { holders: [a.holder_id] });
     assert.equal(self.body.key, 'holder_is_owner');
+
+    // Nor can a contact join the program with a card of its own.
+    const join = await t.api('POST', `/v1/loyalties/${program.id}/members`, { customer: shared });
+    assert.equal(join.status, 409);
+    assert.equal(join.body.key, 'member_of_other_subscription');
 
     // Another program is another subscription: allowed.
     const other = await createProgram(t);
@@ -238,5 +243,76 @@ describe('households: member contacts of a loyalty card', () => {
     });
     const replies = await simulate(t, '+385911700002', 'POINTS', ch.id);
     assert.match(replies[0], new RegExp(`Hi Ivo, you have 120 points on card ${owner.code}`));
+
+    // A flow that looks cards up by code answers a contact naming the shared card as its holder,
+    // and a stranger naming it as an unknown code (card_code_reveals: none).
+    const byCode = await createChannel(t, { provider: 'simulator', sender: '+10000000702' });
+    await createFlow(t, {
+      name: 'Card balance',
+      program_id: program.id,
+      channels: [byCode.id],
+      triggers: [{ keywords: ['CARD'] }],
+      unknown_sender_reply: 'No such card.',
+      steps: [
+        { id: 'find', type: 'find_member', by: 'card_code', next: 'reply' },
+        { id: 'reply', type: 'reply', template: '{{ customer.name }}: {{ points }}' },
+      ],
+    });
+    assert.deepEqual(await simulate(t, '+385911700002', `CARD ${owner.code}`, byCode.id), ['Ivo: 120']);
+    assert.deepEqual(await simulate(t, '+385911700003', `CARD ${owner.code}`, byCode.id), ['No such card.']);
+  });
+
+  it('concurrent adds: one contact to two cards keeps one; contacts added at once get distinct numbers', async () => {
+    const program = await createProgram(t);
+    const a = await createMember(t, program.id);
+    const b = await createMember(t, program.id);
+    const contact = `race-${uid()}`;
+    await ok(t, 'POST', '/v1/customers', { source_id: contact });
+    const both = await Promise.all(
+      [a, b].map((card) => t.api('POST', `/v1/loyalties/members/${card.code}/holders`, { holders: [contact] })),
+    );
+    assert.deepEqual(both.map((r) => r.status).sort(), [200, 409], JSON.stringify(both.map((r) => r.body)));
+
+    const many = await Promise.all(
+      Array.from({ length: 6 }, (_, i) =>
+        t.api('POST', `/v1/loyalties/members/${a.code}/holders`, { holders: [{ source_id: `many-${i}-${uid()}` }] }),
+      ),
+    );
+    for (const r of many) assert.equal(r.status, 200, JSON.stringify(r.body));
+    const list = await ok(t, 'GET', `/v1/loyalties/members/${a.code}/holders`);
+    const numbers = list.data.map((h: any) => h.member_id);
+    assert.equal(new Set(numbers).size, numbers.length);
+    assert.equal(list.total, both[0].status === 200 ? 7 : 6);
+  });
+
+  it('imports members in bulk, all or none, with their subscription ids and start dates', async () => {
+    const program = await createProgram(t, { name: 'Bulk Club' });
+    const items = [1, 2, 3].map((i) => ({
+      customer: { source_id: `bulk-${i}-${uid()}` },
+      loyalty_subscription_id: `ext-${i}`,
+      created_at: `2023-0${i}-15T08:00:00.000Z`,
+    }));
+    const imported = await ok(t, 'POST', `/v1/loyalties/${program.id}/members/import`, { members: items });
+    assert.equal(imported.total, 3);
+    assert.deepEqual(
+      imported.vouchers.map((m: any) => [m.loyalty_subscription_id, m.created_at]),
+      items.map((i) => [i.loyalty_subscription_id, i.created_at]),
+    );
+    // One refused item refuses the batch, naming it; nothing of it was imported.
+    const bad = await t.api('POST', `/v1/loyalties/${program.id}/members/import`, {
+      members: [
+        { customer: { source_id: `bulk-4-${uid()}` }, loyalty_subscription_id: 'ext-4' },
+        { customer: { source_id: `bulk-5-${uid()}` }, loyalty_subscription_id: 'ext-1' },
+      ],
+    });
+    assert.equal(bad.status, 409);
+    assert.equal(bad.body.key, 'duplicate_subscription_id');
+    assert.match(bad.body.details, /^members\[1\]: /);
+    assert.equal((await ok(t, 'GET', `/v1/loyalties/${program.id}/members`)).total, 3);
+    const created = (await allEvents(t)).filter(
+      (e) => e.type === 'subscription_created' && e.program_id === program.id,
+    );
+    assert.deepEqual(created.map((e) => e.data.loyalty_subscription_id).sort(), ['ext-1', 'ext-2', 'ext-3']);
+    assertEventsMatchCatalog(created);
   });
 });

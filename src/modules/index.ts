@@ -15,6 +15,7 @@ import { loyaltyRoutes } from './loyalties/routes.ts';
 import { memberRoutes } from './members/routes.ts';
 import { membersContactsMigration } from './members/migrations.ts';
 import { loyaltySubscriptionIdMigration } from '../storage/migrations/0010_core_loyalty_subscription_id.ts';
+import { eventsProgramIndexMigration } from '../storage/migrations/0013_core_events_program_index.ts';
 import { messagingModule } from './messaging/index.ts';
 import { rewardsMigration } from './rewards/migrations.ts';
 import { rewardRoutes } from './rewards/routes.ts';
@@ -66,4 +67,6 @@ export const modules: TallyModule[] = [
   webhooksModule,
   timeModule,
   consoleModule,
+  // Indexes of core tables that test/plans.test.ts found missing (issue #18).
+  { name: 'core-indexes', migrations: [eventsProgramIndexMigration] },
 ];

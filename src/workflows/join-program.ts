@@ -1,4 +1,4 @@
-import { invalid } from '../lib/errors.ts';
+import { conflict, invalid } from '../lib/errors.ts';
 import type { Executor } from '../storage/database.ts';
 import type { WorkflowServices } from './services.ts';
 import type { CustomerRef } from '../modules/customers/schemas.ts';
@@ -46,6 +46,19 @@ export async function joinProgram(
     createdAt?: string;
   } = {},
 ): Promise<MembershipRow> {
+  // A contact belongs to at most one subscription per program: a member contact of a card of the
+  // program (still active) is a member already, through that card.
+  const shared = (await services.households.sharedCards(trx, customer.id, program.id)).find(
+    (m) => m.status === 'ACTIVE',
+  );
+  if (shared) {
+    throw conflict(
+      'member_of_other_subscription',
+      'Customer is a member of another subscription of this program',
+      `Customer ${customer.id} is a member contact of loyalty card ${shared.code} of campaign ${program.id}; ` +
+        'remove it from that household first',
+    );
+  }
   const membership = await services.members.create(trx, program, customer.id, opts);
   const definition = await services.programs.defaultDefinition(trx, program.id);
   // The default balance row exists from the start, so the hot path never has to create it.

@@ -22,6 +22,7 @@ import type { Workflows } from './index.ts';
 import { householdRoutes } from './household-routes.ts';
 import { referralWorkflowRoutes } from './referral-routes.ts';
 import { convertByEvent } from './referrals.ts';
+import { importMembersRoute } from './import-members.ts';
 import { rewardWorkflowRoutes } from './reward-routes.ts';
 import { rollbackRedemptionRoutes } from './rollback-redemption.ts';
 
@@ -51,6 +52,7 @@ export function workflowRoutes(fastify: FastifyInstance, ctx: AppContext, servic
   rewardWorkflowRoutes(fastify, ctx, services);
   householdRoutes(fastify, ctx, services, workflows);
   referralWorkflowRoutes(fastify, ctx, services);
+  importMembersRoute(fastify, ctx, services, workflows);
 
   // ---- members: joining a program ----
 

@@ -117,3 +117,8 @@ export const Holder = Type.Unsafe<Record<string, unknown>>({
     object: { type: 'string', enum: ['redeemable_holder'] },
   },
 });
+
+/** Members imported from another system: each a join (usually with loyalty_subscription_id and created_at). */
+export const ImportMembersBody = Type.Object({
+  members: Type.Array(AddMemberBody, { minItems: 1, maxItems: 1000 }),
+});

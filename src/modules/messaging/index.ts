@@ -7,6 +7,7 @@ import {
 } from './migrations.ts';
 import { messagingCreatedIndexMigration } from './migrations-scale.ts';
 import { messageRetention } from './retention.ts';
+import { messagingPhoneIndexesMigration } from './phone-indexes.ts';
 import { messagingRoutes } from './routes.ts';
 import { channelSealedColumns } from './secrets.ts';
 import './tables.ts';
@@ -19,6 +20,7 @@ export const messagingModule: TallyModule = {
     messagingBroadcastChunksMigration,
     messagingSealedSecretsMigration,
     messagingCreatedIndexMigration,
+    messagingPhoneIndexesMigration,
   ],
   sealedColumns: channelSealedColumns,
   routes: messagingRoutes,

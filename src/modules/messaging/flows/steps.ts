@@ -176,6 +176,14 @@ export class FlowRun {
     return this.senderCustomers;
   }
 
+  /** The sender's customer that is a member contact of the card, if any. */
+  private async contactOf(m: MembershipRow): Promise<CustomerRow | undefined> {
+    const households = this.input.services.households;
+    if (!households) return undefined;
+    for (const c of await this.ownCustomers()) if (await households.isContact(this.db, m.id, c.id)) return c;
+    return undefined;
+  }
+
   private async findMember(step: Extract<Step, { type: 'find_member' }>) {
     const { services, program } = this.input;
     const by = step.by ?? 'phone';
@@ -199,7 +207,8 @@ export class FlowRun {
         if (m?.status !== 'ACTIVE') continue;
         // Someone else's card answers only as far as the flow allows; with `none` it is as if the
         // code were unknown (so a stranger cannot tell a valid code from a wrong one either).
-        owner = (await this.ownCustomers()).find((c) => c.id === m.customer_id) ?? null;
+        // The sender holds the card, or shares it as a member contact (a household's).
+        owner = (await this.ownCustomers()).find((c) => c.id === m.customer_id) ?? (await this.contactOf(m)) ?? null;
         if (!owner && reveals === 'none') continue;
         found = m;
         visibility = owner || reveals === 'all' ? 'all' : 'balance';

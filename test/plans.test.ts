@@ -1,0 +1,291 @@
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import { CompiledQuery, type Kysely, type KyselyPlugin, type RootOperationNode, sql } from 'kysely';
+import type { DB } from '../src/storage/schema.ts';
+import { createChannel, createPointsFlow, simulate } from './messaging/setup.ts';
+import { backend, createMember, createProgram, startTestServer, type TestServer } from './helpers/server.ts';
+import { ok } from './vouchers/helpers.ts';
+
+// Issue #18: no list or report query of the API reads rows in proportion to a large table. Each
+// route below is called over HTTP with a spy on the database handle the routes and services read
+// (`ctx.database.db`): the SELECTs they really run are captured as Kysely compiles them, then
+// explained on the same database — EXPLAIN QUERY PLAN on SQLite, EXPLAIN (FORMAT JSON) on
+// PostgreSQL with sequential scans disabled (on a table of a few rows the planner would rightly
+// prefer one; disabled, it still picks one when no index can serve the query). The data is small:
+// the test checks the plan's shape, not its time. A full scan of a table below fails the test.
+
+/** Tables that grow with members, activity or time (the others grow with configuration). */
+const LARGE = new Set([
+  'customers',
+  'memberships',
+  'membership_contacts',
+  'balances',
+  'ledger_entries',
+  'point_lots',
+  'pending_points',
+  'member_tiers',
+  'tier_associations',
+  'earning_rule_usage',
+  'orders',
+  'processed_activities',
+  'outbox_events',
+  'idempotency_keys',
+  'scheduled_jobs',
+  'vouchers',
+  'publications',
+  'redemptions',
+  'msg_messages',
+  'msg_conversations',
+  'msg_consents',
+  'msg_consent_events',
+  'webhook_deliveries',
+  'webhook_attempts',
+]);
+
+interface Captured {
+  route: string;
+  query: CompiledQuery;
+}
+
+/** Full scans of large tables in a SQLite plan (`SCAN t`, without an index). */
+function sqliteFullScans(details: string[], sqlText: string): string[] {
+  // Kysely writes `"table" as "alias"`: the plan names the alias.
+  const aliases = new Map<string, string>();
+  for (const m of sqlText.matchAll(/"(\w+)" as "(\w+)"/g)) aliases.set(m[2], m[1]);
+  const out: string[] = [];
+  for (const d of details) {
+    const m = /^SCAN (\w+)$/.exec(d.trim());
+    if (!m) continue;
+    const table = aliases.get(m[1]) ?? m[1];
+    if (LARGE.has(table)) out.push(`${d} (${table})`);
+  }
+  return out;
+}
+
+interface PgPlanNode {
+  'Node Type': string;
+  'Relation Name'?: string;
+  'Index Cond'?: string;
+  Filter?: string;
+  Plans?: PgPlanNode[];
+}
+
+/**
+ * Full reads of large tables in a PostgreSQL plan: a Seq Scan (with seqscan disabled, there was no
+ * index to use), or an index walked whole to filter its rows (no Index Cond, a Filter).
+ */
+function pgFullScans(node: PgPlanNode, out: string[] = []): string[] {
+  const table = node['Relation Name'];
+  if (table && LARGE.has(table)) {
+    if (node['Node Type'] === 'Seq Scan') out.push(`Seq Scan on ${table}${node.Filter ? ` (${node.Filter})` : ''}`);
+    if (/^Index (Only )?Scan$/.test(node['Node Type']) && !node['Index Cond'] && node.Filter) {
+      out.push(`${node['Node Type']} on ${table} filtering the whole index (${node.Filter})`);
+    }
+  }
+  for (const child of node.Plans ?? []) pgFullScans(child, out);
+  return out;
+}
+
+describe('query plans: no list or report reads a large table whole', () => {
+  let t: TestServer;
+  let real: Kysely<DB>;
+  const captured: Captured[] = [];
+  let route = '';
+  const ids: Record<string, string> = {};
+  let checks = 0;
+
+  before(async () => {
+    t = await startTestServer();
+    real = t.server.ctx.database.db;
+
+    // A little of everything the routes read.
+    const program = await createProgram(t, { name: 'Plans', auto_join: true });
+    ids.program = program.id;
+    await ok(t, 'POST', `/v1/loyalties/${program.id}/earning-rules`, [
+      {
+        event: 'visit',
+        loyalty: { type: 'FIXED', points: 5 },
+        pending_points: { period_type: 'DAY', period_value: 2 },
+      },
+    ]);
+    const member = await createMember(t, program.id, { source_id: 'plans-ana', name: 'Ana', phone: '+385911800001' });
+    ids.card = member.code;
+    ids.customer = member.holder_id;
+    for (let i = 0; i < 3; i++) {
+      await ok(t, 'POST', `/v1/loyalties/members/${member.code}/balance`, { points: 10 + i });
+    }
+    await ok(t, 'POST', '/v1/events', { event: 'visit', customer: { source_id: 'plans-ana' } });
+    await ok(t, 'POST', `/v1/loyalties/members/${member.code}/holders`, { holders: [{ source_id: 'plans-kid' }] });
+    for (let i = 0; i < 3; i++) await createMember(t, program.id);
+    ids.kid = (await ok(t, 'GET', '/v1/customers/plans-kid')).id;
+    ids.order = (await ok(t, 'POST', '/v1/orders', { customer: { source_id: 'plans-ana' }, amount: 500 })).id;
+    const tx = await ok(t, 'GET', `/v1/loyalties/members/${member.code}/transactions?limit=2`);
+    ids.txCursor = tx.more_starting_after ?? tx.data[tx.data.length - 1].id;
+    const events = await ok(t, 'GET', '/v1/events?limit=1');
+    ids.eventCursor = events.data[0].id;
+
+    await ok(t, 'POST', '/v1/campaigns', {
+      name: 'Plans off',
+      voucher: { type: 'DISCOUNT_VOUCHER', discount: { type: 'AMOUNT', amount_off: 300 } },
+    });
+    const pub = await ok(t, 'POST', '/v1/publications', { campaign: 'Plans off', customer: ids.customer });
+    ids.voucher = pub.voucher.code;
+    ids.campaign = pub.voucher.campaign_id;
+    await ok(t, 'POST', `/v1/vouchers/${ids.voucher}/redemption`, {
+      customer: ids.customer,
+      order: { amount: 1000 },
+    });
+
+    const ch = await createChannel(t, { provider: 'simulator', sender: '+10000000801' });
+    ids.channel = ch.id;
+    ids.flow = (await createPointsFlow(t, program.id, { channels: [ch.id] })).id;
+    await simulate(t, '+385911800001', 'POINTS', ch.id);
+
+    // From here on, every query the routes run goes through the spy.
+    const spy: KyselyPlugin = {
+      transformQuery({ node }) {
+        if (node.kind === 'SelectQueryNode' && route) {
+          const query = real.getExecutor().compileQuery(node as RootOperationNode, { queryId: 'plan' } as never);
+          captured.push({ route, query });
+        }
+        return node;
+      },
+      async transformResult({ result }) {
+        return result;
+      },
+    };
+    t.server.ctx.database.db = real.withPlugin(spy);
+  });
+
+  after(async () => {
+    // How many statements were explained (the test's reach, printed for the record).
+    console.log(`query plans: ${checks} statements of ${routes.length} routes explained on ${backend}`);
+    t.server.ctx.database.db = real;
+    await t.close();
+  });
+
+  /**
+   * Calls the route (a path: GET over HTTP; a function: the service method a route calls, given the
+   * spy, for routes that keep the handle they were registered with) and explains every SELECT it
+   * ran; answers the full scans found.
+   */
+  async function scansOf(name: string, target: Target): Promise<{ checked: number; scans: string[] }> {
+    route = name;
+    const from = captured.length;
+    if (typeof target === 'string') {
+      const res = await t.api('GET', target);
+      assert.equal(res.status, 200, `${target}: ${JSON.stringify(res.body)}`);
+    } else await target(t.server.ctx.database.db);
+    route = '';
+    const queries = captured.slice(from).filter((c) => /\bfrom\b/i.test(c.query.sql));
+    assert.ok(queries.length > 0, `${name} ran no query through the spy`);
+    const scans: string[] = [];
+    if (backend === 'sqlite') {
+      for (const { query } of queries) {
+        const plan = await real.executeQuery<{ detail: string }>(
+          CompiledQuery.raw(`EXPLAIN QUERY PLAN ${query.sql}`, [...query.parameters]),
+        );
+        for (const s of sqliteFullScans(
+          plan.rows.map((r) => r.detail),
+          query.sql,
+        ))
+          scans.push(`${s} in: ${query.sql}`);
+      }
+    } else {
+      // One connection, so the setting holds for every EXPLAIN below.
+      await real.connection().execute(async (conn) => {
+        await sql`SET enable_seqscan = off`.execute(conn);
+        try {
+          for (const { query } of queries) {
+            const plan = await conn.executeQuery<{ 'QUERY PLAN': { Plan: PgPlanNode }[] }>(
+              CompiledQuery.raw(`EXPLAIN (FORMAT JSON) ${query.sql}`, [...query.parameters]),
+            );
+            for (const s of pgFullScans(plan.rows[0]['QUERY PLAN'][0].Plan)) scans.push(`${s} in: ${query.sql}`);
+          }
+        } finally {
+          await sql`RESET enable_seqscan`.execute(conn);
+        }
+      });
+    }
+    checks += queries.length;
+    return { checked: queries.length, scans };
+  }
+
+  type Target = string | ((db: Kysely<DB>) => Promise<unknown>);
+  const messages = (q: Record<string, string>) => (db: Kysely<DB>) =>
+    t.server.services.messaging.outbound.list(db, { limit: 10, page: 1, ...q });
+  const routes: [string, () => Target][] = [
+    ['a member', () => `/v1/loyalties/members/${ids.card}`],
+    ["a member's transactions, first page", () => `/v1/loyalties/members/${ids.card}/transactions?limit=2`],
+    [
+      "a member's transactions, after a cursor",
+      () => `/v1/loyalties/members/${ids.card}/transactions?limit=2&starting_after_id=${ids.txCursor}`,
+    ],
+    ["a program's transactions", () => `/v1/loyalties/${ids.program}/transactions?limit=10`],
+    ["a member's balances", () => `/v1/loyalties/members/${ids.card}/balances`],
+    ["a member's pending points", () => `/v1/loyalties/members/${ids.card}/pending-points`],
+    ["a program's pending points", () => `/v1/loyalties/${ids.program}/pending-points`],
+    ['points expiration', () => `/v1/loyalties/${ids.program}/members/${ids.card}/points-expiration`],
+    [
+      'events by type and program',
+      () => `/v1/events?type=customer.voucher.loyalty_card.points_added&program_id=${ids.program}&limit=10`,
+    ],
+    [
+      'events by type and program, after a cursor',
+      () => `/v1/events?type=balance_value_updated&program_id=${ids.program}&starting_after_id=${ids.eventCursor}`,
+    ],
+    ['events of a resource', () => `/v1/events?resource_id=${ids.card}`],
+    ['a customer by phone', () => '/v1/customers?phone=%2B385911800001'],
+    ["a customer's redeemables", () => `/v1/customers/${ids.customer}/redeemables`],
+    ['the members of a program, page 1', () => `/v1/loyalties/${ids.program}/members?limit=2`],
+    ['the members of a program, page 2', () => `/v1/loyalties/${ids.program}/members?limit=2&page=2`],
+    ["a customer's card in a program", () => `/v1/loyalties/${ids.program}/members?customer=${ids.customer}`],
+    ['the holders of a card', () => `/v1/loyalties/members/${ids.card}/holders`],
+    ['the flow report (30 days)', () => `/v1/flows/${ids.flow}/report`],
+    ['messages of a phone', () => messages({ phone: '+385911800001' })],
+    ['messages of a flow', () => messages({ flow_id: ids.flow })],
+    ['messages of a channel', () => messages({ channel_id: ids.channel })],
+    ['messages, newest first', () => messages({})],
+    ['active members of a program', () => `/v1/loyalties/${ids.program}/members?status=ACTIVE`],
+    [
+      "a member's transactions in its program",
+      () => `/v1/loyalties/${ids.program}/members/${ids.card}/transactions?limit=2`,
+    ],
+    ["a member's rewards", () => `/v1/loyalties/members/${ids.card}/rewards`],
+    ["a member's tiers", () => `/v1/loyalties/members/${ids.card}/tiers`],
+    ['a customer', () => `/v1/customers/${ids.customer}`],
+    ['events of a program', () => `/v1/events?program_id=${ids.program}`],
+    ['events of a type', () => '/v1/events?type=subscription_created'],
+    ["an event's delivery attempts", () => `/v1/events/${ids.eventCursor}/attempts`],
+    [
+      "a phone's consent",
+      () => async (db) => {
+        await t.server.services.messaging.optout.status(db, '+385911800001');
+        await t.server.services.messaging.optout.history(db, '+385911800001');
+      },
+    ],
+    ['an order', () => `/v1/orders/${ids.order}`],
+    ['the cards a contact shares (households)', () => (db) => t.server.services.households.sharedCards(db, ids.kid)],
+    ['vouchers of a campaign', () => `/v1/vouchers?campaign_id=${ids.campaign}`],
+    ['vouchers of a customer', () => `/v1/vouchers?customer=${ids.customer}`],
+    ['publications of a customer', () => `/v1/publications?customer=${ids.customer}`],
+    ['redemptions of a customer', () => `/v1/redemptions?customer=${ids.customer}`],
+    ['redemptions of a voucher', () => `/v1/redemptions?voucher=${ids.voucher}`],
+  ];
+
+  it('sees a full scan where there is one (the check itself)', async () => {
+    // customers.name has no index: reading customers by name is a full scan on both backends.
+    const { scans } = await scansOf('a scan', (db) =>
+      db.selectFrom('customers').selectAll().where('name', '=', 'Ana').execute(),
+    );
+    assert.equal(scans.length, 1, JSON.stringify(scans));
+    checks -= 1;
+  });
+
+  for (const [name, path] of routes) {
+    it(name, async () => {
+      const { scans } = await scansOf(name, path());
+      assert.deepEqual(scans, [], `${name}: full scans of large tables`);
+    });
+  }
+});
