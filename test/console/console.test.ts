@@ -59,8 +59,8 @@ describe('console in a browser', { skip }, () => {
     // Script errors and CSP violations are collected; the last test says there were none.
     page.on('pageerror', (e) => pageErrors.push(`page error: ${e.message}`));
     page.on('console', (m) => {
-      // The refused sign-in answers 401 on purpose.
-      if (m.type() === 'error' && !/status of 401/.test(m.text())) pageErrors.push(`${page.url()}: ${m.text()}`);
+      // Refused sign-ins and forms with errors answer 401 and 422 on purpose.
+      if (m.type() === 'error' && !/status of 4(01|22)/.test(m.text())) pageErrors.push(`${page.url()}: ${m.text()}`);
     });
   });
 
@@ -169,6 +169,31 @@ describe('console in a browser', { skip }, () => {
     await page.getByRole('button', { name: 'Filter' }).click();
     assert.match(await text(page.locator('tbody tr').first()), /customer\.voucher\.loyalty_card\.points_added/);
     await shot('events');
+  });
+
+  test('a flow saved with a mistake shows the error beside the step; a good save makes a diffed version', async () => {
+    await page.getByRole('link', { name: 'Flows' }).click();
+    await shot('flows');
+    await page.getByRole('link', { name: 'Points balance' }).click();
+    const find = page.getByTestId('step-find');
+    const box = find.getByRole('textbox');
+    await box.fill(((await box.inputValue()) as string).replace('"next": "check"', '"next": "nowhere"'));
+    await page.getByRole('button', { name: 'Save as a new version' }).click();
+    await find.getByRole('alert').waitFor();
+    assert.match(await text(find.getByRole('alert')), /steps\[0\]\.next.*nowhere/);
+    await shot('flow-error');
+    await page.goto(page.url());
+    const balance = page.getByTestId('step-balance').getByRole('textbox');
+    await balance.fill((await balance.inputValue()).replace('Redeem them for a treat', 'Spend them on a treat'));
+    await page.getByRole('button', { name: 'Save as a new version' }).click();
+    await page.getByRole('status').waitFor();
+    assert.match(await text(page.getByRole('status')), /Saved as version 2/);
+    await shot('flow');
+    await page.getByRole('link', { name: 'diff' }).click();
+    const diff = await text(page.getByTestId('diff'));
+    assert.match(diff, /- .*Redeem them for a treat/);
+    assert.match(diff, /\+ .*Spend them on a treat/);
+    await shot('flow-diff');
   });
 
   test('no page had a script error or a CSP violation', () => {

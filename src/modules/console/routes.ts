@@ -7,6 +7,7 @@ import { CONTENT_SECURITY_POLICY, loadAssets } from './assets.ts';
 import { html } from './html.ts';
 import { page } from './layout.ts';
 import { type ConsoleSession, csrfMatches, SESSION_TTL_MS } from './sessions.ts';
+import { flowPages } from './pages/flows.ts';
 import { memberPages } from './pages/members.ts';
 import { simulatorPages } from './pages/simulator.ts';
 import { webhookPages } from './pages/webhooks.ts';
@@ -122,7 +123,7 @@ export async function consoleRoutes(app: FastifyInstance, ctx: AppContext, servi
     });
 
     router.get('/console', async ({ reply }) => reply.redirect('/console/members', 303));
-    for (const register of [memberPages, simulatorPages, webhookPages]) register(router);
+    for (const register of [memberPages, simulatorPages, webhookPages, flowPages]) register(router);
   });
 }
 
