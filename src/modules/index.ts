@@ -2,6 +2,7 @@ import { coreMigration } from '../storage/migrations/0001_core.ts';
 import { dropLotExpiryIndexMigration } from '../storage/migrations/0002_core_drop_lot_expiry_index.ts';
 import { cacheChangesMigration } from '../storage/migrations/0003_core_cache_changes.ts';
 import { apiKeysNoTokenPrefixMigration } from '../storage/migrations/0004_core_api_keys_no_token_prefix.ts';
+import { ledgerEntriesCreatedMigration } from '../storage/migrations/0025_core_ledger_entries_created.ts';
 import { consoleModule } from './console/module.ts';
 import { customerRoutes } from './customers/routes.ts';
 import { eventsModule } from './events/module.ts';
@@ -23,7 +24,13 @@ import { vouchersModule } from './vouchers/module.ts';
 export const modules: TallyModule[] = [
   {
     name: 'core',
-    migrations: [coreMigration, dropLotExpiryIndexMigration, cacheChangesMigration, apiKeysNoTokenPrefixMigration],
+    migrations: [
+      coreMigration,
+      dropLotExpiryIndexMigration,
+      cacheChangesMigration,
+      apiKeysNoTokenPrefixMigration,
+      ledgerEntriesCreatedMigration,
+    ],
   },
   { name: 'customers', routes: customerRoutes },
   { name: 'loyalties', routes: loyaltyRoutes },

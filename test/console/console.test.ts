@@ -89,6 +89,10 @@ describe('console in a browser', { skip }, () => {
     const cookie = (await page.context().cookies()).find((c) => c.name === 'tally_console');
     assert.ok(cookie?.httpOnly);
     assert.equal(cookie?.sameSite, 'Strict');
+    // The overview's charts are drawn (Chart.js sizes each canvas it draws on).
+    for (const id of ['chart-members', 'chart-points', 'chart-messages', 'chart-webhooks']) {
+      await page.locator(`#${id}[data-drawn]`).waitFor({ state: 'attached' });
+    }
     await shot('overview');
   });
 
@@ -194,6 +198,17 @@ describe('console in a browser', { skip }, () => {
     assert.match(diff, /- .*Redeem them for a treat/);
     assert.match(diff, /\+ .*Spend them on a treat/);
     await shot('flow-diff');
+  });
+
+  test('the overview after all that: charts of the last 30 days', async () => {
+    await page.getByRole('link', { name: 'Overview' }).click();
+    await page.locator('#chart-webhooks[data-drawn]').waitFor({ state: 'attached' });
+    const label = await page.locator('#chart-webhooks').getAttribute('aria-label');
+    assert.match(label ?? '', /Succeeded: 1, Failed: 1/);
+    await shot('overview-after');
+    await page.setViewportSize({ width: 390, height: 844 });
+    await shot('overview-phone');
+    await page.setViewportSize({ width: 1280, height: 900 });
   });
 
   test('no page had a script error or a CSP violation', () => {

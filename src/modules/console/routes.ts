@@ -9,6 +9,7 @@ import { page } from './layout.ts';
 import { type ConsoleSession, csrfMatches, SESSION_TTL_MS } from './sessions.ts';
 import { flowPages } from './pages/flows.ts';
 import { memberPages } from './pages/members.ts';
+import { overviewPages } from './pages/overview.ts';
 import { simulatorPages } from './pages/simulator.ts';
 import { webhookPages } from './pages/webhooks.ts';
 
@@ -122,8 +123,7 @@ export async function consoleRoutes(app: FastifyInstance, ctx: AppContext, servi
       return reply.redirect('/console/sign-in', 303);
     });
 
-    router.get('/console', async ({ reply }) => reply.redirect('/console/members', 303));
-    for (const register of [memberPages, simulatorPages, webhookPages, flowPages]) register(router);
+    for (const register of [overviewPages, memberPages, simulatorPages, webhookPages, flowPages]) register(router);
   });
 }
 

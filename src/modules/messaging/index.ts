@@ -4,6 +4,7 @@ import {
   messagingMigration,
   messagingSealedSecretsMigration,
   messagingTemplatesMigration,
+  messagingMessagesCreatedMigration,
 } from './migrations.ts';
 import { messagingRoutes } from './routes.ts';
 import { channelSealedColumns } from './secrets.ts';
@@ -16,6 +17,7 @@ export const messagingModule: TallyModule = {
     messagingTemplatesMigration,
     messagingBroadcastChunksMigration,
     messagingSealedSecretsMigration,
+    messagingMessagesCreatedMigration,
   ],
   sealedColumns: channelSealedColumns,
   routes: messagingRoutes,

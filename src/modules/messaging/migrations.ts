@@ -204,3 +204,11 @@ export const messagingSealedSecretsMigration: TallyMigration = {
     for (const column of channelSealedColumns) await resealAll(db, env.secrets, column);
   },
 };
+
+/** Messages by time over every channel: the console's messages-per-day chart. */
+export const messagingMessagesCreatedMigration: TallyMigration = {
+  name: '0204_messaging_messages_created',
+  async up(db) {
+    await db.schema.createIndex('msg_messages_created').on('msg_messages').column('created_at').execute();
+  },
+};

@@ -104,3 +104,11 @@ export const sealedSecretsMigration: TallyMigration = {
     for (const column of endpointSealedColumns) await resealAll(db, env.secrets, column);
   },
 };
+
+/** Attempts by time: the console's deliveries-per-day chart. */
+export const webhooksAttemptsCreatedMigration: TallyMigration = {
+  name: '0103_webhooks_attempts_created',
+  async up(db) {
+    await db.schema.createIndex('webhook_attempts_created').on('webhook_attempts').column('created_at').execute();
+  },
+};
