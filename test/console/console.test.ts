@@ -200,6 +200,26 @@ describe('console in a browser', { skip }, () => {
     await shot('flow-diff');
   });
 
+  test('an earning rule: the API error beside the field, then created, then disabled', async () => {
+    await page.getByRole('link', { name: 'Programs' }).click();
+    await page.getByRole('link', { name: 'Tally Coffee Club' }).click();
+    await page.getByLabel('Points', { exact: true }).fill('-5');
+    await page.getByRole('button', { name: 'Create rule' }).click();
+    await page.locator('#rule-points-error').waitFor();
+    assert.match(await text(page.locator('#rule-points-error')), /at least 1/);
+    assert.equal(await page.getByLabel('Points', { exact: true }).getAttribute('aria-invalid'), 'true');
+    await shot('program-error');
+    await page.getByLabel('Points', { exact: true }).fill('10');
+    await page.getByRole('button', { name: 'Create rule' }).click();
+    await page.getByRole('status').waitFor();
+    const row = page.getByTestId('rules').locator('tbody tr').first();
+    assert.match(await text(row), /order\.paid\s*10 \(fixed\)\s*enabled/);
+    await row.getByRole('button', { name: 'Disable' }).click();
+    await page.getByRole('status').waitFor();
+    assert.match(await text(page.getByTestId('rules').locator('tbody tr').first()), /disabled/);
+    await shot('program');
+  });
+
   test('the overview after all that: charts of the last 30 days', async () => {
     await page.getByRole('link', { name: 'Overview' }).click();
     await page.locator('#chart-webhooks[data-drawn]').waitFor({ state: 'attached' });
@@ -207,6 +227,7 @@ describe('console in a browser', { skip }, () => {
     assert.match(label ?? '', /Succeeded: 1, Failed: 1/);
     await shot('overview-after');
     await page.setViewportSize({ width: 390, height: 844 });
+    await page.waitForTimeout(300); // Chart.js redraws on resize
     await shot('overview-phone');
     await page.setViewportSize({ width: 1280, height: 900 });
   });

@@ -10,6 +10,7 @@ import { type ConsoleSession, csrfMatches, SESSION_TTL_MS } from './sessions.ts'
 import { flowPages } from './pages/flows.ts';
 import { memberPages } from './pages/members.ts';
 import { overviewPages } from './pages/overview.ts';
+import { programPages } from './pages/programs.ts';
 import { simulatorPages } from './pages/simulator.ts';
 import { webhookPages } from './pages/webhooks.ts';
 
@@ -123,7 +124,8 @@ export async function consoleRoutes(app: FastifyInstance, ctx: AppContext, servi
       return reply.redirect('/console/sign-in', 303);
     });
 
-    for (const register of [overviewPages, memberPages, simulatorPages, webhookPages, flowPages]) register(router);
+    for (const register of [overviewPages, memberPages, programPages, simulatorPages, webhookPages, flowPages])
+      register(router);
   });
 }
 
