@@ -220,6 +220,37 @@ describe('console in a browser', { skip }, () => {
     await shot('program');
   });
 
+  test('messages and consents: the conversation and the opt-out history of a number', async () => {
+    await t.api('POST', '/v1/simulator/messages', { from: ana.phone, text: 'STOP' });
+    await page.getByRole('link', { name: 'Messages' }).click();
+    await page.getByLabel('Phone number').fill(ana.phone);
+    await page.getByRole('button', { name: 'Search' }).click();
+    assert.match(await text(page.getByTestId('consent')), /opted out/);
+    assert.match(await text(page.getByTestId('messages')), /POINTS/);
+    await shot('messages');
+  });
+
+  test("a flow's report: interaction rate and redemptions as charts", async () => {
+    await page.getByRole('link', { name: 'Reports' }).click();
+    await page.getByRole('link', { name: 'Points balance' }).click();
+    await page.locator('#chart-rate[data-drawn]').waitFor({ state: 'attached' });
+    assert.equal(await text(page.getByTestId('interaction-rate')), '100%');
+    await shot('report');
+  });
+
+  test('API keys: a new token is shown once; a revoked key no longer signs in', async () => {
+    await page.getByRole('link', { name: 'API keys' }).click();
+    await page.getByLabel('Name').fill('ops laptop');
+    await page.getByRole('button', { name: 'Create key' }).click();
+    const token = await text(page.getByTestId('new-token'));
+    assert.match(token, /^tly_sk_/);
+    await shot('api-keys');
+    await page.getByRole('button', { name: 'Revoke ops laptop' }).click();
+    await page.getByRole('status').waitFor();
+    assert.match(await text(page.getByTestId('keys')), /ops laptop.*revoked/s);
+    assert.doesNotMatch(await page.content(), new RegExp(token));
+  });
+
   test('the overview after all that: charts of the last 30 days', async () => {
     await page.getByRole('link', { name: 'Overview' }).click();
     await page.locator('#chart-webhooks[data-drawn]').waitFor({ state: 'attached' });
