@@ -3,6 +3,7 @@ import { dropLotExpiryIndexMigration } from '../storage/migrations/0002_core_dro
 import { cacheChangesMigration } from '../storage/migrations/0003_core_cache_changes.ts';
 import { apiKeysNoTokenPrefixMigration } from '../storage/migrations/0004_core_api_keys_no_token_prefix.ts';
 import { balanceDefinitionRemindersMigration } from '../storage/migrations/0005_core_balance_definition_reminders.ts';
+import { ledgerEntriesCreatedMigration } from '../storage/migrations/0025_core_ledger_entries_created.ts';
 import { consoleModule } from './console/module.ts';
 import { customerRoutes } from './customers/routes.ts';
 import { eventsModule } from './events/module.ts';
@@ -35,6 +36,7 @@ export const modules: TallyModule[] = [
       cacheChangesMigration,
       apiKeysNoTokenPrefixMigration,
       balanceDefinitionRemindersMigration,
+      ledgerEntriesCreatedMigration,
     ],
   },
   { name: 'customers', routes: customerRoutes },

@@ -59,8 +59,8 @@ describe('console in a browser', { skip }, () => {
     // Script errors and CSP violations are collected; the last test says there were none.
     page.on('pageerror', (e) => pageErrors.push(`page error: ${e.message}`));
     page.on('console', (m) => {
-      // The refused sign-in answers 401 on purpose.
-      if (m.type() === 'error' && !/status of 401/.test(m.text())) pageErrors.push(`${page.url()}: ${m.text()}`);
+      // Refused sign-ins and forms with errors answer 401 and 422 on purpose.
+      if (m.type() === 'error' && !/status of 4(01|22)/.test(m.text())) pageErrors.push(`${page.url()}: ${m.text()}`);
     });
   });
 
@@ -89,6 +89,10 @@ describe('console in a browser', { skip }, () => {
     const cookie = (await page.context().cookies()).find((c) => c.name === 'tally_console');
     assert.ok(cookie?.httpOnly);
     assert.equal(cookie?.sameSite, 'Strict');
+    // The overview's charts are drawn (Chart.js sizes each canvas it draws on).
+    for (const id of ['chart-members', 'chart-points', 'chart-messages', 'chart-webhooks']) {
+      await page.locator(`#${id}[data-drawn]`).waitFor({ state: 'attached' });
+    }
     await shot('overview');
   });
 
@@ -169,6 +173,94 @@ describe('console in a browser', { skip }, () => {
     await page.getByRole('button', { name: 'Filter' }).click();
     assert.match(await text(page.locator('tbody tr').first()), /customer\.voucher\.loyalty_card\.points_added/);
     await shot('events');
+  });
+
+  test('a flow saved with a mistake shows the error beside the step; a good save makes a diffed version', async () => {
+    await page.getByRole('link', { name: 'Flows' }).click();
+    await shot('flows');
+    await page.getByRole('link', { name: 'Points balance' }).click();
+    const find = page.getByTestId('step-find');
+    const box = find.getByRole('textbox');
+    await box.fill(((await box.inputValue()) as string).replace('"next": "check"', '"next": "nowhere"'));
+    await page.getByRole('button', { name: 'Save as a new version' }).click();
+    await find.getByRole('alert').waitFor();
+    assert.match(await text(find.getByRole('alert')), /steps\[0\]\.next.*nowhere/);
+    await shot('flow-error');
+    await page.goto(page.url());
+    const balance = page.getByTestId('step-balance').getByRole('textbox');
+    await balance.fill((await balance.inputValue()).replace('Redeem them for a treat', 'Spend them on a treat'));
+    await page.getByRole('button', { name: 'Save as a new version' }).click();
+    await page.getByRole('status').waitFor();
+    assert.match(await text(page.getByRole('status')), /Saved as version 2/);
+    await shot('flow');
+    await page.getByRole('link', { name: 'diff' }).click();
+    const diff = await text(page.getByTestId('diff'));
+    assert.match(diff, /- .*Redeem them for a treat/);
+    assert.match(diff, /\+ .*Spend them on a treat/);
+    await shot('flow-diff');
+  });
+
+  test('an earning rule: the API error beside the field, then created, then disabled', async () => {
+    await page.getByRole('link', { name: 'Programs' }).click();
+    await page.getByRole('link', { name: 'Tally Coffee Club' }).click();
+    await page.getByLabel('Points', { exact: true }).fill('-5');
+    await page.getByRole('button', { name: 'Create rule' }).click();
+    await page.locator('#rule-points-error').waitFor();
+    assert.match(await text(page.locator('#rule-points-error')), /at least 1/);
+    assert.equal(await page.getByLabel('Points', { exact: true }).getAttribute('aria-invalid'), 'true');
+    await shot('program-error');
+    await page.getByLabel('Points', { exact: true }).fill('10');
+    await page.getByRole('button', { name: 'Create rule' }).click();
+    await page.getByRole('status').waitFor();
+    const row = page.getByTestId('rules').locator('tbody tr').first();
+    assert.match(await text(row), /order\.paid\s*10 \(fixed\)\s*enabled/);
+    await row.getByRole('button', { name: 'Disable' }).click();
+    await page.getByRole('status').waitFor();
+    assert.match(await text(page.getByTestId('rules').locator('tbody tr').first()), /disabled/);
+    await shot('program');
+  });
+
+  test('messages and consents: the conversation and the opt-out history of a number', async () => {
+    await t.api('POST', '/v1/simulator/messages', { from: ana.phone, text: 'STOP' });
+    await page.getByRole('link', { name: 'Messages' }).click();
+    await page.getByLabel('Phone number').fill(ana.phone);
+    await page.getByRole('button', { name: 'Search' }).click();
+    assert.match(await text(page.getByTestId('consent')), /opted out/);
+    assert.match(await text(page.getByTestId('messages')), /POINTS/);
+    await shot('messages');
+  });
+
+  test("a flow's report: interaction rate and redemptions as charts", async () => {
+    await page.getByRole('link', { name: 'Reports' }).click();
+    await page.getByRole('link', { name: 'Points balance' }).click();
+    await page.locator('#chart-rate[data-drawn]').waitFor({ state: 'attached' });
+    assert.equal(await text(page.getByTestId('interaction-rate')), '100%');
+    await shot('report');
+  });
+
+  test('API keys: a new token is shown once; a revoked key no longer signs in', async () => {
+    await page.getByRole('link', { name: 'API keys' }).click();
+    await page.getByLabel('Name').fill('ops laptop');
+    await page.getByRole('button', { name: 'Create key' }).click();
+    const token = await text(page.getByTestId('new-token'));
+    assert.match(token, /^tly_sk_/);
+    await shot('api-keys');
+    await page.getByRole('button', { name: 'Revoke ops laptop' }).click();
+    await page.getByRole('status').waitFor();
+    assert.match(await text(page.getByTestId('keys')), /ops laptop.*revoked/s);
+    assert.doesNotMatch(await page.content(), new RegExp(token));
+  });
+
+  test('the overview after all that: charts of the last 30 days', async () => {
+    await page.getByRole('link', { name: 'Overview' }).click();
+    await page.locator('#chart-webhooks[data-drawn]').waitFor({ state: 'attached' });
+    const label = await page.locator('#chart-webhooks').getAttribute('aria-label');
+    assert.match(label ?? '', /Succeeded: 1, Failed: 1/);
+    await shot('overview-after');
+    await page.setViewportSize({ width: 390, height: 844 });
+    await page.waitForTimeout(300); // Chart.js redraws on resize
+    await shot('overview-phone');
+    await page.setViewportSize({ width: 1280, height: 900 });
   });
 
   test('no page had a script error or a CSP violation', () => {

@@ -44,7 +44,10 @@ export const raw = (s: string): SafeHtml => safe(s);
  * JSON for a `<script type="application/json">` island: `<` is escaped so a value holding
  * `</script>` cannot end the element.
  */
-export const jsonIsland = (id: string, data: unknown): SafeHtml =>
-  safe(
-    `<script type="application/json" id="${escapeHtml(id)}">${JSON.stringify(data).replace(/</g, '\\u003c')}</script>`,
-  );
+export function jsonIsland(id: string, data: unknown, attrs: Record<string, string> = {}): SafeHtml {
+  const extra = Object.entries(attrs)
+    .map(([k, v]) => ` ${escapeHtml(k)}="${escapeHtml(v)}"`)
+    .join('');
+  const json = JSON.stringify(data).replace(/</g, '\\u003c');
+  return safe(`<script type="application/json" id="${escapeHtml(id)}"${extra}>${json}</script>`);
+}

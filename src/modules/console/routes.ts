@@ -7,7 +7,13 @@ import { CONTENT_SECURITY_POLICY, loadAssets } from './assets.ts';
 import { html } from './html.ts';
 import { page } from './layout.ts';
 import { type ConsoleSession, csrfMatches, SESSION_TTL_MS } from './sessions.ts';
+import { apiKeyPages } from './pages/api-keys.ts';
+import { flowPages } from './pages/flows.ts';
+import { messagePages } from './pages/messages.ts';
+import { reportPages } from './pages/reports.ts';
 import { memberPages } from './pages/members.ts';
+import { overviewPages } from './pages/overview.ts';
+import { programPages } from './pages/programs.ts';
 import { simulatorPages } from './pages/simulator.ts';
 import { webhookPages } from './pages/webhooks.ts';
 
@@ -123,8 +129,18 @@ export async function consoleRoutes(app: FastifyInstance, ctx: AppContext, servi
       return reply.redirect('/console/sign-in', 303);
     });
 
-    router.get('/console', async ({ reply }) => reply.redirect('/console/members', 303));
-    for (const register of [memberPages, simulatorPages, webhookPages]) register(router);
+    for (const register of [
+      overviewPages,
+      memberPages,
+      programPages,
+      simulatorPages,
+      flowPages,
+      reportPages,
+      webhookPages,
+      messagePages,
+      apiKeyPages,
+    ])
+      register(router);
   });
 }
 

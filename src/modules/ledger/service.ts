@@ -944,4 +944,23 @@ export class LedgerService {
       await this.expireLot(trx, String(job.payload.lot_id));
     });
   }
+
+  /**
+   * Points issued (every entry that added points) and redeemed (POINTS_REDEMPTION) per UTC day
+   * since `sinceIso`, across programs (the console's overview; index ledger_entries_created).
+   */
+  async pointsPerDay(db: Executor, sinceIso: string): Promise<{ day: string; issued: number; redeemed: number }[]> {
+    const day = sql<string>`substr(created_at, 1, 10)`;
+    const rows = await db
+      .selectFrom('ledger_entries')
+      .select([
+        day.as('day'),
+        sql<number>`sum(case when points > 0 then points else 0 end)`.as('issued'),
+        sql<number>`sum(case when type = 'POINTS_REDEMPTION' then -points else 0 end)`.as('redeemed'),
+      ])
+      .where('created_at', '>=', sinceIso)
+      .groupBy(day)
+      .execute();
+    return rows.map((r) => ({ day: r.day, issued: Number(r.issued), redeemed: Number(r.redeemed) }));
+  }
 }

@@ -204,3 +204,4 @@ export const messagingSealedSecretsMigration: TallyMigration = {
     for (const column of channelSealedColumns) await resealAll(db, env.secrets, column);
   },
 };
+

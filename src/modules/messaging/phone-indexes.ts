@@ -3,7 +3,7 @@ import type { TallyMigration, UntypedDb } from '../../storage/migrate.ts';
 // Indexes found missing by test/plans.test.ts (issue #18): the messages of a phone number
 // (`GET /v1/messages?phone=` matches the sender or the recipient: one index each, so both backends
 // can combine them — SQLite's multi-index OR, PostgreSQL's BitmapOr — instead of reading every
-// message), and the unfiltered list, newest first.
+// message). The unfiltered list, newest first, walks msg_messages_created (0290, migrations-scale.ts).
 export const messagingPhoneIndexesMigration: TallyMigration = {
   name: '0280_messaging_phone_indexes',
   async up(db: UntypedDb) {
@@ -13,6 +13,5 @@ export const messagingPhoneIndexesMigration: TallyMigration = {
       .columns(['from_number', 'created_at'])
       .execute();
     await db.schema.createIndex('msg_messages_to').on('msg_messages').columns(['to_number', 'created_at']).execute();
-    await db.schema.createIndex('msg_messages_created').on('msg_messages').columns(['created_at', 'id']).execute();
   },
 };

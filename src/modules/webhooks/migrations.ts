@@ -104,3 +104,4 @@ export const sealedSecretsMigration: TallyMigration = {
     for (const column of endpointSealedColumns) await resealAll(db, env.secrets, column);
   },
 };
+

@@ -4,6 +4,7 @@ import { conflict, invalid, notFound } from '../../lib/errors.ts';
 import { newId } from '../../lib/ids.ts';
 import { fromJson } from '../../lib/json.ts';
 import { UnsafeUrlError } from '../../lib/url-guard.ts';
+import { sql } from 'kysely';
 import type { Executor } from '../../storage/database.ts';
 import { EVENT_TYPES, isKnownEventType } from '../events/catalog.ts';
 import { Dispatcher, type DispatcherOptions } from './dispatcher/dispatcher.ts';
@@ -308,5 +309,21 @@ export class WebhookService {
         (await db.selectFrom('webhook_attempts').select('seq').where('id', '=', id).executeTakeFirst())?.seq,
       (before, n) => (before === undefined ? q : q.where('seq', '<', before)).orderBy('seq', 'desc').limit(n).execute(),
     );
+  }
+
+  /** Delivery attempts that succeeded and failed per UTC day since `sinceIso` (index webhook_attempts_created). */
+  async attemptsPerDay(db: Executor, sinceIso: string): Promise<{ day: string; succeeded: number; failed: number }[]> {
+    const day = sql<string>`substr(created_at, 1, 10)`;
+    const rows = await db
+      .selectFrom('webhook_attempts')
+      .select([
+        day.as('day'),
+        sql<number>`sum(case when status = 'succeeded' then 1 else 0 end)`.as('succeeded'),
+        sql<number>`sum(case when status = 'failed' then 1 else 0 end)`.as('failed'),
+      ])
+      .where('created_at', '>=', sinceIso)
+      .groupBy(day)
+      .execute();
+    return rows.map((r) => ({ day: r.day, succeeded: Number(r.succeeded), failed: Number(r.failed) }));
   }
 }

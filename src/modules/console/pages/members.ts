@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { enc, qs } from '../api.ts';
 import { html, type SafeHtml } from '../html.ts';
-import { apiErrorText, csrfField, fmtDate, page } from '../layout.ts';
+import { apiErrorText, csrfField, fmtDate, page, pager } from '../layout.ts';
 import { type ConsoleRouter, type PageContext, sendPage } from '../routes.ts';
 
 // Members: search by phone, card code, name or email; a member's page (one loyalty card) with
@@ -92,13 +92,6 @@ ${pager('/console/members', pageNo, hasMore, q ? { q } : {})}`
     if (!res.ok) return memberPage(pc, { adjustError: apiErrorText(res.body), form }, 422);
     return pc.reply.redirect(`/console/members/${enc(code)}?adjusted=${enc(String(points))}`, 303);
   });
-}
-
-function pager(base: string, pageNo: number, hasMore: boolean, params: Record<string, string>): SafeHtml {
-  const link = (n: number) => `${base}?${new URLSearchParams({ ...params, page: String(n) })}`;
-  return html`<nav class="pager" aria-label="Pages">
-  ${pageNo > 1 ? html`<a href="${link(pageNo - 1)}" rel="prev">← Previous</a>` : ''}<span>Page ${pageNo}</span>
-  ${hasMore ? html`<a href="${link(pageNo + 1)}" rel="next">Next →</a>` : ''}</nav>`;
 }
 
 interface AdjustState {
