@@ -27,6 +27,8 @@ export interface Config {
   messageRetentionDays: number;
   /** Rows of one table the retention sweep deletes per transaction (modules/scheduler/retention.ts). */
   retentionBatch: number;
+  /** `tally serve --workers N` (TALLY_WORKERS): server processes sharing the port; above 1 only on PostgreSQL. */
+  processes: number;
   /** Run background workers (webhook delivery, scheduler). Off for one-shot CLI commands. */
   workers: boolean;
   /**
@@ -53,6 +55,7 @@ const FLAG_TO_ENV: Record<string, string> = {
   'event-retention-days': 'TALLY_EVENT_RETENTION_DAYS',
   'message-retention-days': 'TALLY_MESSAGE_RETENTION_DAYS',
   'retention-batch': 'TALLY_RETENTION_BATCH',
+  workers: 'TALLY_WORKERS',
   'sqlite-synchronous': 'TALLY_SQLITE_SYNCHRONOUS',
 };
 
@@ -120,6 +123,7 @@ export function loadConfig(
     eventRetentionDays: int('TALLY_EVENT_RETENTION_DAYS', merged.TALLY_EVENT_RETENTION_DAYS, 30),
     messageRetentionDays: int('TALLY_MESSAGE_RETENTION_DAYS', merged.TALLY_MESSAGE_RETENTION_DAYS, 90),
     retentionBatch: positive('TALLY_RETENTION_BATCH', merged.TALLY_RETENTION_BATCH, 5000),
+    processes: positive('TALLY_WORKERS', merged.TALLY_WORKERS, 1),
     workers: true,
     sqliteSynchronous: oneOf('TALLY_SQLITE_SYNCHRONOUS', merged.TALLY_SQLITE_SYNCHRONOUS, SQLITE_SYNCHRONOUS, 'NORMAL'),
   };
