@@ -24,12 +24,13 @@ import {
   authHeaders,
   BACKENDS,
   CONNECTIONS,
-  cpuTicks,
   DURATION,
   load,
   loadAverageLine,
   pgReachable,
   postgresTicks,
+  processesOf,
+  treeTicks,
   usPer,
   withTally,
 } from './lib.ts';
@@ -117,72 +118,77 @@ function eventsLoad(
   });
 }
 
-async function benchEvents(backend: string) {
-  await withTally(backend, async (server) => {
-    const base = server.base;
-    const program = await api(base, 'POST', '/v1/loyalties', { name: 'Bench', timezone: 'Europe/Zagreb' });
-    await api(base, 'POST', `/v1/loyalties/${program.id}/earning-rules`, RULES);
-    if (TIERS) {
-      await api(base, 'POST', `/v1/loyalties/${program.id}/tiers`, [
-        { name: 'Bronze', points: { from: 0, to: 499 } },
-        { name: 'Silver', points: { from: 500, to: 1999 } },
-        { name: 'Gold', points: { from: 2000 } },
-      ]);
-    }
-    // Every customer's first event: creates the customer and its card.
-    const earned: Earned = new Map();
-    const codes: string[] = [];
-    for (let i = 0; i < CUSTOMERS; i += 50) {
-      const answers = await Promise.all(
-        Array.from({ length: Math.min(50, CUSTOMERS - i) }, (_, j) =>
-          api(base, 'POST', '/v1/events', eventOf(`first-${i + j}`, i + j)),
-        ),
-      );
-      for (const a of answers) {
-        earned.set(a.source_event_id, a.earned.points + a.earned.pending_points);
-        codes.push(a.earned.accruals[0].code);
+async function benchEvents(backend: string, processes: number) {
+  await withTally(
+    backend,
+    async (server) => {
+      const base = server.base;
+      const program = await api(base, 'POST', '/v1/loyalties', { name: 'Bench', timezone: 'Europe/Zagreb' });
+      await api(base, 'POST', `/v1/loyalties/${program.id}/earning-rules`, RULES);
+      if (TIERS) {
+        await api(base, 'POST', `/v1/loyalties/${program.id}/tiers`, [
+          { name: 'Bronze', points: { from: 0, to: 499 } },
+          { name: 'Silver', points: { from: 500, to: 1999 } },
+          { name: 'Gold', points: { from: 2000 } },
+        ]);
       }
-    }
-    // Warm-up, then the measured run.
-    const sent = new Set<string>();
-    await eventsLoad(base, 'warm', sent, earned, 2);
-    const answeredBefore = earned.size;
-    const cpu0 = cpuTicks(server.pid);
-    const pg0 = backend === 'postgres' ? postgresTicks() : 0;
-    const r = await eventsLoad(base, 'run', sent, earned, DURATION);
-    const row: Row = {
-      backend,
-      eps: Math.round(r['2xx'] / (r.duration || DURATION)),
-      p50: r.latency.p50,
-      p99: r.latency.p99,
-      errors: r.non2xx + r.errors + r.timeouts,
-      serverCpuUs: usPer(cpuTicks(server.pid) - cpu0, r['2xx']),
-      dbCpuUs: backend === 'postgres' ? usPer(postgresTicks() - pg0, r['2xx']) : undefined,
-      check: '',
-    };
-    console.log(
-      `  ${backend}: ${row.eps} events/s, p50 ${row.p50} ms, p99 ${row.p99} ms, ${row.errors} errors; server CPU ` +
-        `${row.serverCpuUs} µs per event` +
-        (row.dbCpuUs === undefined ? '' : `, PostgreSQL CPU ${row.dbCpuUs} µs per event`),
-    );
-    // Correctness: events whose answer did not arrive are sent again; then the cards must hold
-    // exactly what the answers earned.
-    const unanswered = [...sent].filter((id) => !earned.has(id));
-    for (const id of unanswered) {
-      const a = await api(base, 'POST', '/v1/events', eventOf(id, 0));
-      earned.set(id, a.earned.points + a.earned.pending_points);
-    }
-    let held = 0;
-    for (const code of codes) held += (await api(base, 'GET', `/v1/loyalties/members/${code}`)).loyalty_card.balance;
-    const expected = [...earned.values()].reduce((s, p) => s + p, 0);
-    const ok = held === expected;
-    row.check = `${ok ? 'ok' : 'MISMATCH'}: cards hold ${held}, answers earned ${expected}`;
-    console.log(
-      `    ${row.check} (${earned.size - answeredBefore} events answered in the run, ${unanswered.length} sent again)`,
-    );
-    if (!ok) process.exitCode = 1;
-    rows.push(row);
-  });
+      // Every customer's first event: creates the customer and its card.
+      const earned: Earned = new Map();
+      const codes: string[] = [];
+      for (let i = 0; i < CUSTOMERS; i += 50) {
+        const answers = await Promise.all(
+          Array.from({ length: Math.min(50, CUSTOMERS - i) }, (_, j) =>
+            api(base, 'POST', '/v1/events', eventOf(`first-${i + j}`, i + j)),
+          ),
+        );
+        for (const a of answers) {
+          earned.set(a.source_event_id, a.earned.points + a.earned.pending_points);
+          codes.push(a.earned.accruals[0].code);
+        }
+      }
+      // Warm-up, then the measured run.
+      const sent = new Set<string>();
+      await eventsLoad(base, 'warm', sent, earned, 2);
+      const answeredBefore = earned.size;
+      const cpu0 = treeTicks(server.pid);
+      const pg0 = backend === 'postgres' ? postgresTicks() : 0;
+      const r = await eventsLoad(base, 'run', sent, earned, DURATION);
+      const row: Row = {
+        backend: processes > 1 ? `${backend}, ${processes} processes` : backend,
+        eps: Math.round(r['2xx'] / (r.duration || DURATION)),
+        p50: r.latency.p50,
+        p99: r.latency.p99,
+        errors: r.non2xx + r.errors + r.timeouts,
+        serverCpuUs: usPer(treeTicks(server.pid) - cpu0, r['2xx']),
+        dbCpuUs: backend === 'postgres' ? usPer(postgresTicks() - pg0, r['2xx']) : undefined,
+        check: '',
+      };
+      console.log(
+        `  ${row.backend}: ${row.eps} events/s, p50 ${row.p50} ms, p99 ${row.p99} ms, ${row.errors} errors; ` +
+          `server CPU ${row.serverCpuUs} µs per event` +
+          (row.dbCpuUs === undefined ? '' : `, PostgreSQL CPU ${row.dbCpuUs} µs per event`),
+      );
+      // Correctness: events whose answer did not arrive are sent again; then the cards must hold
+      // exactly what the answers earned.
+      const unanswered = [...sent].filter((id) => !earned.has(id));
+      for (const id of unanswered) {
+        const a = await api(base, 'POST', '/v1/events', eventOf(id, 0));
+        earned.set(id, a.earned.points + a.earned.pending_points);
+      }
+      let held = 0;
+      for (const code of codes) held += (await api(base, 'GET', `/v1/loyalties/members/${code}`)).loyalty_card.balance;
+      const expected = [...earned.values()].reduce((s, p) => s + p, 0);
+      const ok = held === expected;
+      row.check = `${ok ? 'ok' : 'MISMATCH'}: cards hold ${held}, answers earned ${expected}`;
+      console.log(
+        `    ${row.check} (${earned.size - answeredBefore} events answered in the run, ` +
+          `${unanswered.length} sent again)`,
+      );
+      if (!ok) process.exitCode = 1;
+      rows.push(row);
+    },
+    processes,
+  );
 }
 
 console.log(
@@ -194,7 +200,7 @@ for (const b of BACKENDS) {
     console.log('  PostgreSQL skipped: not reachable');
     continue;
   }
-  await benchEvents(b);
+  for (const n of processesOf(b)) await benchEvents(b, n);
 }
 console.log(`\n${loadAverageLine()}`);
 console.log(

@@ -31,7 +31,9 @@ import {
   pgAdmin,
   pgReachable,
   postgresTicks,
+  processesOf,
   startChild,
+  treeTicks,
   usPer,
   withTally,
 } from './lib.ts';
@@ -78,82 +80,87 @@ function record(name: string, r: autocannon.Result, note?: string): Row {
   return row;
 }
 
-async function benchTally(backend: string) {
-  await withTally(backend, async (server) => {
-    const base = server.base;
-    const program = await api(base, 'POST', '/v1/loyalties', { name: 'Bench' });
-    const codes: string[] = [];
-    for (let i = 0; i < CARDS; i += 50) {
-      const batch = await Promise.all(
-        Array.from({ length: Math.min(50, CARDS - i) }, (_, j) =>
-          api(base, 'POST', `/v1/loyalties/${program.id}/members`, { customer: { source_id: `bench-${i + j}` } }),
-        ),
+async function benchTally(backend: string, processes: number) {
+  await withTally(
+    backend,
+    async (server) => {
+      const base = server.base;
+      const program = await api(base, 'POST', '/v1/loyalties', { name: 'Bench' });
+      const codes: string[] = [];
+      for (let i = 0; i < CARDS; i += 50) {
+        const batch = await Promise.all(
+          Array.from({ length: Math.min(50, CARDS - i) }, (_, j) =>
+            api(base, 'POST', `/v1/loyalties/${program.id}/members`, { customer: { source_id: `bench-${i + j}` } }),
+          ),
+        );
+        codes.push(...batch.map((m) => m.code));
+      }
+      const body = JSON.stringify({ points: 1, reason: 'bench' });
+      // Warm-up, then the measured run.
+      const warm = await run({
+        url: base,
+        duration: 2,
+        requests: [
+          {
+            method: 'POST',
+            setupRequest: (req) => ({
+              ...req,
+              path: `/v1/loyalties/members/${codes[Math.floor(Math.random() * codes.length)]}/balance`,
+              headers: { ...authHeaders, 'idempotency-key': randomUUID() },
+              body,
+            }),
+          },
+        ],
+      });
+      const cpu0 = treeTicks(server.pid);
+      const gen0 = cpuTicks(process.pid);
+      const pg0 = backend === 'postgres' ? postgresTicks() : 0;
+      const r = await run({
+        url: base,
+        requests: [
+          {
+            method: 'POST',
+            setupRequest: (req) => ({
+              ...req,
+              path: `/v1/loyalties/members/${codes[Math.floor(Math.random() * codes.length)]}/balance`,
+              headers: { ...authHeaders, 'idempotency-key': randomUUID() },
+              body,
+            }),
+          },
+        ],
+      });
+      const cpuUs = usPer(treeTicks(server.pid) - cpu0, r['2xx']);
+      const genUs = usPer(cpuTicks(process.pid) - gen0, r['2xx']);
+      const pgUs = backend === 'postgres' ? usPer(postgresTicks() - pg0, r['2xx']) : undefined;
+      const procs = processes > 1 ? `, ${processes} processes` : '';
+      const row = record(`tally ${backend}: POST balance +1 (Idempotency-Key, ${CARDS} cards${procs})`, r);
+      row.serverCpuUs = Math.round(cpuUs);
+      row.dbCpuUs = pgUs === undefined ? undefined : Math.round(pgUs);
+      console.log(
+        `    server CPU ${row.serverCpuUs} µs per addition` +
+          `${pgUs === undefined ? '' : `, PostgreSQL CPU ${row.dbCpuUs} µs per addition`}; ` +
+          `load generator CPU ${Math.round(genUs)} µs per request`,
       );
-      codes.push(...batch.map((m) => m.code));
-    }
-    const body = JSON.stringify({ points: 1, reason: 'bench' });
-    // Warm-up, then the measured run.
-    const warm = await run({
-      url: base,
-      duration: 2,
-      requests: [
-        {
-          method: 'POST',
-          setupRequest: (req) => ({
-            ...req,
-            path: `/v1/loyalties/members/${codes[Math.floor(Math.random() * codes.length)]}/balance`,
-            headers: { ...authHeaders, 'idempotency-key': randomUUID() },
-            body,
-          }),
-        },
-      ],
-    });
-    const cpu0 = cpuTicks(server.pid);
-    const gen0 = cpuTicks(process.pid);
-    const pg0 = backend === 'postgres' ? postgresTicks() : 0;
-    const r = await run({
-      url: base,
-      requests: [
-        {
-          method: 'POST',
-          setupRequest: (req) => ({
-            ...req,
-            path: `/v1/loyalties/members/${codes[Math.floor(Math.random() * codes.length)]}/balance`,
-            headers: { ...authHeaders, 'idempotency-key': randomUUID() },
-            body,
-          }),
-        },
-      ],
-    });
-    const cpuUs = usPer(cpuTicks(server.pid) - cpu0, r['2xx']);
-    const genUs = usPer(cpuTicks(process.pid) - gen0, r['2xx']);
-    const pgUs = backend === 'postgres' ? usPer(postgresTicks() - pg0, r['2xx']) : undefined;
-    const row = record(`tally ${backend}: POST balance +1 (Idempotency-Key, ${CARDS} cards)`, r);
-    row.serverCpuUs = Math.round(cpuUs);
-    row.dbCpuUs = pgUs === undefined ? undefined : Math.round(pgUs);
-    console.log(
-      `    server CPU ${row.serverCpuUs} µs per addition` +
-        `${pgUs === undefined ? '' : `, PostgreSQL CPU ${row.dbCpuUs} µs per addition`}; ` +
-        `load generator CPU ${Math.round(genUs)} µs per request`,
-    );
-    // Correctness after the run: every 2xx is exactly one ledger entry and one idempotency record.
-    let total = 0;
-    for (let i = 0; i < codes.length; i += 1) {
-      const card = await api(base, 'GET', `/v1/loyalties/members/${codes[i]}`);
-      total += card.loyalty_card.balance;
-    }
-    // Every 2xx is one +1; requests still in flight when a run's time is up were sent and may have
-    // been applied without their answer being counted, so the sum lies between the two counts.
-    const answered = warm['2xx'] + r['2xx'];
-    const sent = warm.requests.sent + r.requests.sent;
-    const ok = total >= answered && total <= sent;
-    row.note = `sum of card balances ${total}, 2xx ${answered}, sent ${sent}`;
-    console.log(
-      `    sum of all card balances ${total}: ${ok ? 'within' : 'OUTSIDE'} [2xx answers ${answered}, requests sent ` +
-        `${sent}]${ok ? '' : ' MISMATCH'}`,
-    );
-    if (!ok) process.exitCode = 1;
-  });
+      // Correctness after the run: every 2xx is exactly one ledger entry and one idempotency record.
+      let total = 0;
+      for (let i = 0; i < codes.length; i += 1) {
+        const card = await api(base, 'GET', `/v1/loyalties/members/${codes[i]}`);
+        total += card.loyalty_card.balance;
+      }
+      // Every 2xx is one +1; requests still in flight when a run's time is up were sent and may have
+      // been applied without their answer being counted, so the sum lies between the two counts.
+      const answered = warm['2xx'] + r['2xx'];
+      const sent = warm.requests.sent + r.requests.sent;
+      const ok = total >= answered && total <= sent;
+      row.note = `sum of card balances ${total}, 2xx ${answered}, sent ${sent}`;
+      console.log(
+        `    sum of all card balances ${total}: ${ok ? 'within' : 'OUTSIDE'} [2xx answers ${answered}, requests sent ` +
+          `${sent}]${ok ? '' : ' MISMATCH'}`,
+      );
+      if (!ok) process.exitCode = 1;
+    },
+    processes,
+  );
 }
 
 async function benchEmpty() {
@@ -241,7 +248,7 @@ for (const b of BACKENDS) {
     console.log(`  PostgreSQL skipped: not reachable at ${PG_ADMIN}`);
     continue;
   }
-  await benchTally(b);
+  for (const n of processesOf(b)) await benchTally(b, n);
 }
 if (havePg && !process.env.BENCH_SKIP_CEILINGS) await benchPgbench();
 

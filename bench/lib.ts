@@ -6,8 +6,9 @@
 // (sqlite,postgres), BENCH_PG_URL (an admin URL, postgres://postgres@127.0.0.1:5432/postgres).
 // Profiling: BENCH_NODE_ARGS (node flags for the server processes, e.g. "--cpu-prof
 // --cpu-prof-dir=/tmp/prof", or "--import ./bench/sql-stats.mjs" for time per SQL text) with
-// BENCH_SHOW_SERVER_OUTPUT=1. BENCH_TALLY_ROOT runs another checkout's server (e.g. the code before
-// an optimisation) under the same load.
+// BENCH_SHOW_SERVER_OUTPUT=1. BENCH_PROCESSES (1; e.g. 1,2,4): on PostgreSQL, one run per count of
+// server processes (`tally serve --workers N`), their CPU summed. BENCH_TALLY_ROOT runs another
+// checkout's server (e.g. the code before an optimisation) under the same load.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
@@ -21,6 +22,12 @@ const root = new URL('..', import.meta.url).pathname;
 export const DURATION = Number(process.env.BENCH_DURATION ?? 10);
 export const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 50);
 export const BACKENDS = (process.env.BENCH_BACKENDS ?? 'sqlite,postgres').split(',').filter(Boolean);
+/** Server process counts to run on PostgreSQL (SQLite is one writer process: always 1). */
+export const PROCESSES = (process.env.BENCH_PROCESSES ?? '1')
+  .split(',')
+  .map(Number)
+  .filter((n) => n >= 1);
+export const processesOf = (backend: string) => (backend === 'postgres' ? PROCESSES : [1]);
 export const PG_ADMIN =
   process.env.BENCH_PG_URL ??
   (process.env.DATABASE_URL?.startsWith('postgres')
@@ -42,6 +49,21 @@ export function cpuTicks(pid: number): number {
   } catch {
     return NaN;
   }
+}
+
+/** CPU ticks of a process and its children (the workers of `tally serve --workers N`). */
+export function treeTicks(pid: number): number {
+  let total = cpuTicks(pid);
+  for (const d of readdirSync('/proc')) {
+    if (!/^\d+$/.test(d)) continue;
+    try {
+      const stat = readFileSync(`/proc/${d}/stat`, 'utf8');
+      if (Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]) === pid) total += cpuTicks(Number(d)) || 0;
+    } catch {
+      /* gone */
+    }
+  }
+  return total;
 }
 
 /** CPU ticks of all PostgreSQL processes (machine-wide: read it as an upper bound on a shared server). */
@@ -148,7 +170,7 @@ export async function freshDatabase(backend: string): Promise<{ databaseUrl: str
 }
 
 /** `tally serve` on `databaseUrl` in a child process, answering at `base` once ready. */
-export async function startTally(databaseUrl: string) {
+export async function startTally(databaseUrl: string, processes = 1) {
   const port = await freePort();
   const base = `http://127.0.0.1:${port}`;
   const bin = join(process.env.BENCH_TALLY_ROOT ?? root, 'bin/tally.mjs');
@@ -158,6 +180,7 @@ export async function startTally(databaseUrl: string) {
     TALLY_APP_ID: APP_ID,
     TALLY_APP_TOKEN: TOKEN,
     TALLY_SECRET_KEY: SECRET_KEY,
+    TALLY_WORKERS: String(processes),
   });
   try {
     await waitFor(`${base}/readyz`, server.child, server.output);
@@ -172,10 +195,11 @@ export async function startTally(databaseUrl: string) {
 export async function withTally<T>(
   backend: string,
   fn: (server: Awaited<ReturnType<typeof startTally>>) => Promise<T>,
+  processes = 1,
 ): Promise<T> {
   const { databaseUrl, cleanup } = await freshDatabase(backend);
   try {
-    const server = await startTally(databaseUrl);
+    const server = await startTally(databaseUrl, processes);
     try {
       return await fn(server);
     } finally {

@@ -5,6 +5,7 @@ import { systemClock } from './lib/clock.ts';
 import { CacheBus } from './lib/cache-bus.ts';
 import { ApiKeyService } from './modules/api-keys/service.ts';
 import { generateSecretKey, SecretKeyError, SecretOpenError } from './lib/secret-box.ts';
+import { serveProcesses } from './cluster.ts';
 import { buildServer, migrateDatabase, prepareDatabase, sealedColumns } from './server.ts';
 import { openDatabase, parseDatabaseUrl } from './storage/database.ts';
 import { rotateSecrets } from './storage/sealed.ts';
@@ -34,6 +35,9 @@ Options (each also read from the environment variable in brackets):
   --allow-private-targets (TALLY_ALLOW_PRIVATE_TARGETS: webhooks to private/loopback addresses)
   --body-limit BYTES (TALLY_BODY_LIMIT, 1048576: largest request body accepted)
   --event-retention-days N (TALLY_EVENT_RETENTION_DAYS, 30; 0 keeps events forever)
+  --message-retention-days N (TALLY_MESSAGE_RETENTION_DAYS, 90; 0 keeps messages forever)
+  --retention-batch N (TALLY_RETENTION_BATCH, 5000: rows of a table deleted per transaction)
+  --workers N (TALLY_WORKERS, 1: serve processes sharing the port; PostgreSQL only, SQLite is one writer)
   --sqlite-synchronous S (TALLY_SQLITE_SYNCHRONOUS, NORMAL; FULL: every commit also survives a power loss)
   --json (keys create/list: machine-readable output)
 
@@ -150,7 +154,7 @@ async function run(
 ): Promise<number> {
   switch (command) {
     case 'serve':
-      return serve(config);
+      return config.processes > 1 ? serveProcesses(config, () => serve(config)) : serve(config);
     case 'migrate': {
       const database = openDatabase(config.databaseUrl, { sqliteSynchronous: config.sqliteSynchronous });
       try {

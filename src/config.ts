@@ -27,6 +27,8 @@ export interface Config {
   messageRetentionDays: number;
   /** Rows of one table the retention sweep deletes per transaction (modules/scheduler/retention.ts). */
   retentionBatch: number;
+  /** `tally serve --workers N` (TALLY_WORKERS): server processes sharing the port; above 1 only on PostgreSQL. */
+  processes: number;
   /** Run background workers (webhook delivery, scheduler). Off for one-shot CLI commands. */
   workers: boolean;
   /**
@@ -60,6 +62,7 @@ const FLAG_TO_ENV: Record<string, string> = {
   'event-retention-days': 'TALLY_EVENT_RETENTION_DAYS',
   'message-retention-days': 'TALLY_MESSAGE_RETENTION_DAYS',
   'retention-batch': 'TALLY_RETENTION_BATCH',
+  workers: 'TALLY_WORKERS',
   'sqlite-synchronous': 'TALLY_SQLITE_SYNCHRONOUS',
   'time-lookback-days': 'TALLY_TIME_LOOKBACK_DAYS',
   'time-batch-size': 'TALLY_TIME_BATCH_SIZE',
@@ -129,6 +132,7 @@ export function loadConfig(
     eventRetentionDays: int('TALLY_EVENT_RETENTION_DAYS', merged.TALLY_EVENT_RETENTION_DAYS, 30),
     messageRetentionDays: int('TALLY_MESSAGE_RETENTION_DAYS', merged.TALLY_MESSAGE_RETENTION_DAYS, 90),
     retentionBatch: positive('TALLY_RETENTION_BATCH', merged.TALLY_RETENTION_BATCH, 5000),
+    processes: positive('TALLY_WORKERS', merged.TALLY_WORKERS, 1),
     workers: true,
     sqliteSynchronous: oneOf('TALLY_SQLITE_SYNCHRONOUS', merged.TALLY_SQLITE_SYNCHRONOUS, SQLITE_SYNCHRONOUS, 'NORMAL'),
     timeLookbackDays: int('TALLY_TIME_LOOKBACK_DAYS', merged.TALLY_TIME_LOOKBACK_DAYS, 7),

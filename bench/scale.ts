@@ -1,0 +1,502 @@
+// `npm run bench:scale`: how Tally's cost grows with its data. Loads a big database (BENCH_MEMBERS
+// members, default 1,000,000, with BENCH_ENTRIES ledger entries, default 10,000,000, and events
+// and messages), then measures the same requests on it and on a 1,000-card database made the same
+// way in the same run, on SQLite and PostgreSQL, side by side.
+//
+// The loader writes through the schema: the server makes one member of each kind of row over its
+// API (a customer, a card, a balance addition with its ledger entry, lot and event, a keyword flow
+// message and its reply), and the loader clones those rows (whatever columns the migrations gave
+// them) with new ids, phones, amounts and times, in multi-row INSERTs, one transaction per batch of
+// members. Member 0 has a 10,000-entry history (its transactions are listed first page and deep);
+// the others share the rest of the entries. Events (BENCH_EVENTS, default entries / 5) fall in the
+// last 30 days (what the default retention keeps), messages (BENCH_MESSAGES, default one per
+// member) over the last year. The fan-out is told it has read every loaded event.
+//
+// Measures (each BENCH_DURATION seconds, default 5; additions from 50 connections, reads from 10):
+// point additions/s and p99, GET a member, a member's transactions (first page, and 9,000 entries
+// deep by cursor), a customer by phone, GET /v1/events by type and program, the flow report for 30
+// days, a program's members list page 1, deep by cursor, and deep by page number; the database size
+// on disk per million members.
+//
+// Environment: BENCH_MEMBERS, BENCH_ENTRIES, BENCH_EVENTS, BENCH_MESSAGES, BENCH_DURATION,
+// BENCH_BACKENDS (sqlite,postgres), BENCH_PG_URL (see bench/lib.ts). Develop with
+// BENCH_MEMBERS=20000 BENCH_ENTRIES=200000.
+import { statSync } from 'node:fs';
+import { type Kysely, sql } from 'kysely';
+import { prepareDatabase } from '../src/server.ts';
+import type { Database } from '../src/storage/database.ts';
+import { pointsFlow } from '../src/modules/messaging/flows/examples.ts';
+import {
+  api,
+  authHeaders,
+  BACKENDS,
+  freshDatabase,
+  load,
+  loadAverageLine,
+  pgReachable,
+  SECRET_KEY,
+  startTally,
+} from './lib.ts';
+
+const MEMBERS = Number(process.env.BENCH_MEMBERS ?? 1_000_000);
+const ENTRIES = Number(process.env.BENCH_ENTRIES ?? 10_000_000);
+const EVENTS = Number(process.env.BENCH_EVENTS ?? Math.round(ENTRIES / 5));
+const MESSAGES = Number(process.env.BENCH_MESSAGES ?? MEMBERS);
+const SECONDS = Number(process.env.BENCH_DURATION ?? 5);
+const SMALL = 1000;
+/** Entries of member 0, whose history is listed first page and deep. */
+const HEAVY = 10_000;
+const DEEP = 9_000;
+/** Members loaded per transaction. */
+const BATCH = 2000;
+const DAY = 86400_000;
+const NOW = Date.now();
+
+type Row = Record<string, unknown>;
+interface Fixture {
+  programId: string;
+  flowId: string;
+  eventType: string;
+  members: number;
+  heavyCode: string;
+  deepEntryId: string;
+  deepMemberId: string;
+  bytes: number;
+  loadSeconds: number;
+}
+
+const iso = (ms: number) => new Date(ms).toISOString();
+const phoneOf = (i: number) => `+3859${String(i).padStart(8, '0')}`;
+const codeOf = (i: number) => `SCALE${String(i).padStart(8, '0')}`;
+const memberIdOf = (i: number) => `v_scale${String(i).padStart(8, '0')}`;
+/** When member i joined: the members join one after the other over two years. */
+const joinedAt = (i: number, members: number) => NOW - 730 * DAY + Math.floor((i * 700 * DAY) / members);
+/** How many entries member i has: member 0 HEAVY, the others share the rest. */
+const entriesOf = (i: number, members: number, entries: number) => {
+  if (i === 0) return HEAVY;
+  const rest = Math.max(members - 1, entries - HEAVY);
+  const base = Math.floor(rest / (members - 1));
+  return base + (i <= rest - base * (members - 1) ? 1 : 0);
+};
+
+/** Multi-row INSERTs of at most ~30,000 parameters each (both drivers' limits are above). */
+async function insertRows(trx: Kysely<any>, table: string, rows: Row[]) {
+  if (rows.length === 0) return;
+  const per = Math.max(1, Math.floor(30_000 / Object.keys(rows[0]).length));
+  for (let i = 0; i < rows.length; i += per)
+    await trx
+      .insertInto(table)
+      .values(rows.slice(i, i + per))
+      .execute();
+}
+
+const without = (row: Row, ...keys: string[]) => {
+  const out = { ...row };
+  for (const k of keys) delete out[k];
+  return out;
+};
+
+/** The template rows the server wrote for one member, one addition and one keyword exchange. */
+async function templates(database: Database) {
+  const db = database.db as Kysely<any>;
+  const customer = await db
+    .selectFrom('customers')
+    .selectAll()
+    .where('source_id', '=', 'template')
+    .executeTakeFirstOrThrow();
+  const membership = await db
+    .selectFrom('memberships')
+    .selectAll()
+    .where('customer_id', '=', customer.id)
+    .executeTakeFirstOrThrow();
+  const balance = await db
+    .selectFrom('balances')
+    .selectAll()
+    .where('membership_id', '=', membership.id)
+    .executeTakeFirstOrThrow();
+  const entry = await db
+    .selectFrom('ledger_entries')
+    .selectAll()
+    .where('membership_id', '=', membership.id)
+    .orderBy('seq', 'desc')
+    .executeTakeFirstOrThrow();
+  const lot = await db
+    .selectFrom('point_lots')
+    .selectAll()
+    .where('membership_id', '=', membership.id)
+    .executeTakeFirst();
+  const event = await db
+    .selectFrom('outbox_events')
+    .selectAll()
+    .where('resource_id', '=', membership.id)
+    .orderBy('seq', 'desc')
+    .executeTakeFirstOrThrow();
+  const messages = await db.selectFrom('msg_messages').selectAll().orderBy('created_at').execute();
+  return { customer, membership, balance, entry, lot, event, messages };
+}
+
+async function bulkLoad(database: Database, members: number, entries: number, events: number, messages: number) {
+  const t = await templates(database);
+  const db = database.db as Kysely<any>;
+  let seqEvent = 0;
+  let seqMessage = 0;
+  for (let from = 0; from < members; from += BATCH) {
+    const to = Math.min(members, from + BATCH);
+    const rows: Record<string, Row[]> = {
+      customers: [],
+      memberships: [],
+      balances: [],
+      ledger_entries: [],
+      point_lots: [],
+      outbox_events: [],
+      msg_messages: [],
+    };
+    for (let i = from; i < to; i++) {
+      const joined = joinedAt(i, members);
+      const customerId = `cust_scale${String(i).padStart(8, '0')}`;
+      const membershipId = memberIdOf(i);
+      const n = entriesOf(i, members, entries);
+      rows.customers.push({
+        ...t.customer,
+        id: customerId,
+        source_id: `scale-${i}`,
+        phone: phoneOf(i),
+        email: `m${i}@scale.example`,
+        name: `Member ${i}`,
+        created_at: iso(joined),
+        updated_at: iso(joined),
+      });
+      rows.memberships.push({
+        ...t.membership,
+        id: membershipId,
+        code: codeOf(i),
+        customer_id: customerId,
+        join_key: t.membership.join_key === null ? null : `scale-join-${i}`,
+        created_at: iso(joined),
+        updated_at: iso(joined),
+      });
+      const points = Number(t.entry.points);
+      rows.balances.push({
+        ...t.balance,
+        membership_id: membershipId,
+        balance: n * points,
+        points: n * points,
+        created_at: iso(joined),
+        updated_at: iso(NOW),
+      });
+      const step = Math.max(1, Math.floor((NOW - DAY - joined) / (n + 1)));
+      for (let k = 0; k < n; k++) {
+        rows.ledger_entries.push({
+          ...without(t.entry, 'seq'),
+          id: `ltr_s${i}_${k}`,
+          membership_id: membershipId,
+          customer_id: customerId,
+          balance_after: (k + 1) * points,
+          source_id: null,
+          created_at: iso(joined + (k + 1) * step),
+        });
+      }
+      if (t.lot) {
+        rows.point_lots.push({
+          ...t.lot,
+          id: `lot_s${i}`,
+          membership_id: membershipId,
+          ledger_entry_id: `ltr_s${i}_0`,
+          points: n * points,
+          remaining: n * points,
+          created_at: iso(joined + step),
+        });
+      }
+    }
+    // Events and messages in proportion to the members of this batch.
+    const eventsTo = Math.round((to * events) / members);
+    for (; seqEvent < eventsTo; seqEvent++) {
+      const i = seqEvent % members;
+      rows.outbox_events.push({
+        ...without(t.event, 'seq'),
+        id: `evt_s${seqEvent}`,
+        resource_id: memberIdOf(i),
+        created_at: iso(NOW - 30 * DAY + Math.floor((seqEvent * 29 * DAY) / events)),
+      });
+    }
+    const messagesTo = Math.round((to * messages) / members);
+    for (; seqMessage < messagesTo; seqMessage++) {
+      const i = Math.floor(seqMessage / 2) % members;
+      const m = t.messages[seqMessage % t.messages.length];
+      const at = iso(NOW - 365 * DAY + Math.floor((seqMessage * 364 * DAY) / messages));
+      rows.msg_messages.push({
+        ...m,
+        id: `msg_s${seqMessage}`,
+        inbound_key: m.inbound_key === null ? null : `scale-in-${seqMessage}`,
+        provider_message_id: m.provider_message_id === null ? null : `scale-pm-${seqMessage}`,
+        [m.direction === 'in' ? 'from_number' : 'to_number']: phoneOf(i),
+        membership_id: m.membership_id === null ? null : memberIdOf(i),
+        created_at: at,
+        updated_at: at,
+      });
+    }
+    await database.transaction(async (trx) => {
+      for (const [table, list] of Object.entries(rows)) await insertRows(trx as Kysely<any>, table, list);
+    });
+    if (from % (BATCH * 50) === 0 && from > 0) console.log(`    ${from} members loaded`);
+  }
+  // The loaded events were "delivered" long ago: the webhook fan-out has read them all. (Each
+  // backend keeps that progress its own way: storage/outbox-progress.ts.)
+  if (database.dialect === 'sqlite') {
+    await db
+      .updateTable('outbox_cursors')
+      .set({ last_seq: (eb: any) => eb.selectFrom('outbox_events').select((e: any) => e.fn.max('seq').as('m')) })
+      .execute();
+    await sql`analyze`.execute(db);
+  } else {
+    await db.deleteFrom('outbox_pending').execute();
+  }
+}
+
+async function sizeOnDisk(database: Database, databaseUrl: string): Promise<number> {
+  if (database.dialect === 'sqlite') {
+    const file = databaseUrl.replace(/^sqlite:/, '');
+    const size = (f: string) => {
+      try {
+        return statSync(f).size;
+      } catch {
+        return 0;
+      }
+    };
+    return size(file) + size(`${file}-wal`);
+  }
+  const r = await sql<{ bytes: string }>`select pg_database_size(current_database()) as bytes`.execute(database.db);
+  return Number(r.rows[0].bytes);
+}
+
+/** A database of `members` members made as described at the top; the server is not running after. */
+async function build(backend: string, members: number, entries: number, events: number, messages: number) {
+  const { databaseUrl, cleanup } = await freshDatabase(backend);
+  const t0 = Date.now();
+  const server = await startTally(databaseUrl);
+  let programId: string;
+  let flowId: string;
+  let eventType: string;
+  try {
+    const base = server.base;
+    const program = await api(base, 'POST', '/v1/loyalties', { name: 'Scale', timezone: 'Europe/Zagreb' });
+    programId = program.id;
+    const member = await api(base, 'POST', `/v1/loyalties/${programId}/members`, {
+      customer: { source_id: 'template', name: 'Template', phone: '+385990000000', email: 't@scale.example' },
+    });
+    await api(base, 'POST', `/v1/loyalties/members/${member.code}/balance`, { points: 10, reason: 'scale' });
+    const channel = await api(base, 'POST', '/v1/channels', {
+      name: 'scale',
+      provider: 'simulator',
+      sender: '+10000000009',
+    });
+    const flow = await api(base, 'POST', '/v1/flows', pointsFlow(programId));
+    flowId = flow.id;
+    await api(base, 'POST', '/v1/simulator/messages', {
+      from: '+385990000000',
+      text: 'POINTS',
+      channel_id: channel.id,
+    });
+  } finally {
+    await server.stop();
+  }
+  const database = await prepareDatabase(databaseUrl, { secretKey: SECRET_KEY });
+  let bytes: number;
+  try {
+    eventType = String(
+      (
+        await (database.db as Kysely<any>)
+          .selectFrom('outbox_events')
+          .select('type')
+          .orderBy('seq', 'desc')
+          .executeTakeFirstOrThrow()
+      ).type,
+    );
+    await bulkLoad(database, members, entries, events, messages);
+    bytes = await sizeOnDisk(database, databaseUrl);
+  } finally {
+    await database.close();
+  }
+  if (backend === 'postgres') {
+    // Fresh statistics for the planner, as autovacuum would have them on a database that grew slowly.
+    const db = await prepareDatabase(databaseUrl, { secretKey: SECRET_KEY });
+    await sql`analyze`.execute(db.db);
+    await db.close();
+  }
+  const fixture: Fixture = {
+    programId,
+    flowId,
+    eventType,
+    members,
+    heavyCode: codeOf(0),
+    deepEntryId: `ltr_s0_${HEAVY - 1 - DEEP}`,
+    deepMemberId: memberIdOf(Math.floor(members * 0.9)),
+    bytes,
+    loadSeconds: (Date.now() - t0) / 1000,
+  };
+  return { databaseUrl, cleanup, fixture };
+}
+
+interface Measure {
+  name: string;
+  connections: number;
+  method: 'GET' | 'POST';
+  path: (f: Fixture) => string;
+  body?: string;
+}
+
+const random = (n: number) => Math.floor(Math.random() * n);
+const MEASURES: Measure[] = [
+  {
+    name: 'POST balance +1 (a random card)',
+    connections: 50,
+    method: 'POST',
+    path: (f) => `/v1/loyalties/members/${codeOf(1 + random(f.members - 1))}/balance`,
+    body: JSON.stringify({ points: 1, reason: 'bench' }),
+  },
+  {
+    name: 'GET a member',
+    connections: 10,
+    method: 'GET',
+    path: (f) => `/v1/loyalties/members/${codeOf(random(f.members))}`,
+  },
+  {
+    name: "a member's transactions, first page",
+    connections: 10,
+    method: 'GET',
+    path: (f) => `/v1/loyalties/members/${f.heavyCode}/transactions?limit=10`,
+  },
+  {
+    name: `a member's transactions, ${DEEP} deep (cursor)`,
+    connections: 10,
+    method: 'GET',
+    path: (f) => `/v1/loyalties/members/${f.heavyCode}/transactions?limit=10&starting_after_id=${f.deepEntryId}`,
+  },
+  {
+    name: 'a customer by phone',
+    connections: 10,
+    method: 'GET',
+    path: (f) => `/v1/customers?phone=${encodeURIComponent(phoneOf(random(f.members)))}`,
+  },
+  {
+    name: 'GET /v1/events by type and program',
+    connections: 10,
+    method: 'GET',
+    path: (f) => `/v1/events?type=${f.eventType}&program_id=${f.programId}&limit=10`,
+  },
+  { name: 'flow report, 30 days', connections: 10, method: 'GET', path: (f) => `/v1/flows/${f.flowId}/report` },
+  {
+    name: "a program's members, page 1",
+    connections: 10,
+    method: 'GET',
+    path: (f) => `/v1/loyalties/${f.programId}/members?limit=10`,
+  },
+  {
+    name: "a program's members, 90 % deep (cursor)",
+    connections: 10,
+    method: 'GET',
+    path: (f) => `/v1/loyalties/${f.programId}/members?limit=10&starting_after_id=${f.deepMemberId}`,
+  },
+  {
+    name: "a program's members, page 1000 of 10 (offset, the deepest allowed)",
+    connections: 10,
+    method: 'GET',
+    path: (f) => `/v1/loyalties/${f.programId}/members?limit=10&page=1000`,
+  },
+];
+
+interface Result {
+  rps: number;
+  p99: number;
+  errors: number;
+}
+
+async function measureAll(databaseUrl: string, f: Fixture): Promise<Result[]> {
+  const server = await startTally(databaseUrl);
+  const out: Result[] = [];
+  try {
+    for (const m of MEASURES) {
+      const opts = {
+        url: server.base,
+        connections: m.connections,
+        requests: [
+          {
+            method: m.method,
+            setupRequest: (req: any) => ({
+              ...req,
+              path: m.path(f),
+              headers: { ...authHeaders, 'idempotency-key': `${Math.random()}` },
+              body: m.body,
+            }),
+          },
+        ],
+      };
+      await load({ ...opts, duration: 1 });
+      const r = await load({ ...opts, duration: SECONDS });
+      out.push({
+        rps: Math.round(r['2xx'] / (r.duration || SECONDS)),
+        p99: r.latency.p99,
+        errors: r.non2xx + r.errors + r.timeouts,
+      });
+    }
+  } finally {
+    await server.stop();
+  }
+  return out;
+}
+
+const mb = (bytes: number) => `${(bytes / 1e6).toFixed(0)} MB`;
+
+console.log(
+  `bench:scale: ${MEMBERS} members, ${ENTRIES} ledger entries, ${EVENTS} events, ${MESSAGES} messages ` +
+    `beside ${SMALL} cards; ${SECONDS} s per measure, node ${process.version}`,
+);
+const tables: string[] = [];
+for (const backend of BACKENDS) {
+  if (backend === 'postgres' && !(await pgReachable())) {
+    console.log('  PostgreSQL skipped: not reachable');
+    continue;
+  }
+  console.log(`\n${backend}: loading ${SMALL} cards`);
+  const small = await build(
+    backend,
+    SMALL,
+    Math.max(HEAVY + SMALL, Math.round((ENTRIES * SMALL) / MEMBERS)),
+    Math.round((EVENTS * SMALL) / MEMBERS),
+    SMALL,
+  );
+  console.log(`${backend}: loading ${MEMBERS} members`);
+  const big = await build(backend, MEMBERS, ENTRIES, EVENTS, MESSAGES);
+  console.log(
+    `  loaded in ${big.fixture.loadSeconds.toFixed(0)} s; ${mb(big.fixture.bytes)} on disk, ` +
+      `${mb((big.fixture.bytes * 1e6) / MEMBERS)} per million members`,
+  );
+  try {
+    console.log(`${backend}: measuring`);
+    const rs = await measureAll(small.databaseUrl, small.fixture);
+    const rb = await measureAll(big.databaseUrl, big.fixture);
+    const lines = [
+      `\n${backend}: ${SMALL} cards beside ${MEMBERS} members (${ENTRIES} entries)`,
+      `| measure | ${SMALL} cards req/s | p99 ms | ${MEMBERS} members req/s | p99 ms | big / small req/s |`,
+      '| --- | ---: | ---: | ---: | ---: | ---: |',
+    ];
+    MEASURES.forEach((m, i) => {
+      const s = rs[i];
+      const b = rb[i];
+      const errors = s.errors + b.errors > 0 ? ` (errors ${s.errors} / ${b.errors})` : '';
+      const ratio = (b.rps / Math.max(1, s.rps)).toFixed(2);
+      lines.push(`| ${m.name}${errors} | ${s.rps} | ${s.p99} | ${b.rps} | ${b.p99} | ${ratio} |`);
+    });
+    lines.push(
+      `| size on disk | ${mb(small.fixture.bytes)} | | ${mb(big.fixture.bytes)} | | ` +
+        `${mb((big.fixture.bytes * 1e6) / MEMBERS)} per million members |`,
+    );
+    console.log(lines.join('\n'));
+    tables.push(lines.join('\n'));
+  } finally {
+    await small.cleanup();
+    await big.cleanup();
+  }
+}
+console.log(`\n${loadAverageLine()}`);
+console.log(tables.join('\n'));
