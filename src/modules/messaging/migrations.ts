@@ -204,4 +204,3 @@ export const messagingSealedSecretsMigration: TallyMigration = {
     for (const column of channelSealedColumns) await resealAll(db, env.secrets, column);
   },
 };
-

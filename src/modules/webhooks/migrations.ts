@@ -104,4 +104,3 @@ export const sealedSecretsMigration: TallyMigration = {
     for (const column of endpointSealedColumns) await resealAll(db, env.secrets, column);
   },
 };
-
