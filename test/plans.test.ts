@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { CompiledQuery, type Kysely, type KyselyPlugin, type RootOperationNode, sql } from 'kysely';
+import { hotStatements } from '../src/storage/hot.ts';
 import type { DB } from '../src/storage/schema.ts';
 import { createChannel, createPointsFlow, simulate } from './messaging/setup.ts';
 import { backend, createMember, createProgram, startTestServer, type TestServer } from './helpers/server.ts';
@@ -210,6 +211,50 @@ describe('query plans: no list or report reads a large table whole', () => {
     checks += queries.length;
     return { checked: queries.length, scans };
   }
+
+  it('the hot statements (compiled once, run by every ledger write and activity) read by index', async () => {
+    // Compiled once per process and sent as text afterwards (storage/hot.ts), they never pass the
+    // spy again: their cached texts are explained instead, with generic parameters (SQLite plans
+    // ignore the values; PostgreSQL is asked for its generic plan).
+    const selects = [...hotStatements(real)].filter(([, text]) => /^\s*select\b/i.test(text));
+    assert.ok(selects.length >= 3, `hot SELECTs compiled by the set-up: ${selects.map(([k]) => k).join(', ')}`);
+    const scans: string[] = [];
+    if (backend === 'sqlite') {
+      for (const [key, text] of selects) {
+        const params = (text.match(/\?/g) ?? []).map(() => null);
+        const plan = await real.executeQuery<{ detail: string }>(
+          CompiledQuery.raw(`EXPLAIN QUERY PLAN ${text}`, params),
+        );
+        for (const s of sqliteFullScans(
+          plan.rows.map((r) => r.detail),
+          text,
+        ))
+          scans.push(`${key}: ${s}`);
+      }
+    } else {
+      await real.connection().execute(async (conn) => {
+        await sql`SET enable_seqscan = off`.execute(conn);
+        await sql`SET plan_cache_mode = force_generic_plan`.execute(conn);
+        try {
+          for (const [i, [key, text]] of selects.entries()) {
+            const n = Math.max(0, ...[...text.matchAll(/\$(\d+)/g)].map((m) => Number(m[1])));
+            await conn.executeQuery(CompiledQuery.raw(`PREPARE plan_check_${i} AS ${text}`));
+            const args = n > 0 ? `(${Array.from({ length: n }, () => 'NULL').join(', ')})` : '';
+            const plan = await conn.executeQuery<{ 'QUERY PLAN': { Plan: PgPlanNode }[] }>(
+              CompiledQuery.raw(`EXPLAIN (FORMAT JSON) EXECUTE plan_check_${i}${args}`),
+            );
+            await conn.executeQuery(CompiledQuery.raw(`DEALLOCATE plan_check_${i}`));
+            for (const s of pgFullScans(plan.rows[0]['QUERY PLAN'][0].Plan)) scans.push(`${key}: ${s}`);
+          }
+        } finally {
+          await sql`RESET plan_cache_mode`.execute(conn);
+          await sql`RESET enable_seqscan`.execute(conn);
+        }
+      });
+    }
+    checks += selects.length;
+    assert.deepEqual(scans, []);
+  });
 
   type Target = string | ((db: Kysely<DB>) => Promise<unknown>);
   const messages = (q: Record<string, string>) => (db: Kysely<DB>) =>

@@ -65,6 +65,11 @@ export interface HotPart {
   build: () => Compilable<unknown>;
 }
 
+/** The hot statements compiled so far on this database (key → SQL): test/plans.test.ts explains them. */
+export function hotStatements(db: Executor): ReadonlyMap<string, string> {
+  return textsOf(db);
+}
+
 function textsOf(db: Executor): Map<string, string> {
   const adapter = db.getExecutor().adapter as object;
   let texts = byAdapter.get(adapter);
