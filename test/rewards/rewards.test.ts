@@ -278,6 +278,30 @@ describe('rewards', () => {
     assert.equal((await t.api('POST', '/v1/redemptions/r_nope/rollback')).status, 404);
   });
 
+  it('a redemption sees a changed cost, a removed assignment and a deleted reward at once', async () => {
+    const program = await createProgram(t);
+    const reward = await ok('POST', '/v1/rewards', { name: 'Pin', parameters: { product: { id: 'pin' } } });
+    const [assignment] = await ok('POST', `/v1/loyalties/${program.id}/rewards`, [
+      { reward: reward.id, parameters: { loyalty: { points: 10 } } },
+    ]);
+    const member = await createMember(t, program.id);
+    await addPoints(member.code, 100);
+    const redeem = () =>
+      t.api('POST', `/v1/loyalties/members/${member.code}/redemption`, { reward: { id: reward.id } });
+    assert.equal((await redeem()).body.amount, 10);
+    await ok('PUT', `/v1/loyalties/${program.id}/rewards/${assignment.id}`, {
+      parameters: { loyalty: { points: 25 } },
+    });
+    assert.equal((await redeem()).body.amount, 25);
+    await ok('PUT', `/v1/rewards/${reward.id}`, { name: 'Enamel pin' });
+    assert.equal((await redeem()).body.reward.name, 'Enamel pin');
+    await ok('DELETE', `/v1/loyalties/${program.id}/rewards/${assignment.id}`);
+    const unassigned = await redeem();
+    assert.equal(unassigned.status, 400, JSON.stringify(unassigned.body));
+    assert.equal(unassigned.body.key, 'reward_not_assigned');
+    assert.equal(await balanceOf(member.code), 40);
+  });
+
   it('pays part of an order with a COIN reward, with the documented rounding', async () => {
     const program = await createProgram(t);
     const coin = await ok('POST', '/v1/rewards', {

@@ -5,6 +5,7 @@ import { newId } from '../../lib/ids.ts';
 import { fromJson, toJson } from '../../lib/json.ts';
 import { isUniqueViolation, type Executor } from '../../storage/database.ts';
 import { hot } from '../../storage/hot.ts';
+import { SharedTtlCache } from '../../lib/ttl-cache.ts';
 import type { ProgramRow } from '../loyalties/service.ts';
 import { toRatioNumber, type CoinRatio } from './coin.ts';
 import type { RewardAssignmentsTable, RewardsTable } from './tables.ts';
@@ -120,10 +121,19 @@ const invalidReward = (details: string, field: string) =>
   invalid('invalid_reward', 'Invalid reward', details, [{ field, message: details }]);
 
 export class RewardService {
+  /**
+   * `rewardIn` answers for rewards without stock that are assigned: what every redemption reads
+   * first, and what changes only through this service (which drops the entries, here and through
+   * the cache bus in the other processes). A reward with stock is always read afresh (its `redeemed`).
+   */
+  private offers: SharedTtlCache<{ reward: RewardRow; assignment: AssignmentRow }>;
+
   constructor(
     private ctx: AppContext,
     private deps: RewardDeps,
-  ) {}
+  ) {
+    this.offers = new SharedTtlCache(ctx.caches, 'reward_offers', 5000);
+  }
 
   // ---- rewards ----
 
@@ -231,6 +241,7 @@ export class RewardService {
       patch.attributes = toJson({ ...fromJson<object>(row.attributes, {}), ...(input.attributes ?? {}) });
     if (input.metadata !== undefined) patch.metadata = toJson(input.metadata ?? {});
     await db.updateTable('rewards').set(patch).where('id', '=', row.id).execute();
+    await this.offers.invalidate(undefined, db);
     return { ...row, ...patch };
   }
 
@@ -289,6 +300,7 @@ export class RewardService {
         },
       );
     await db.deleteFrom('rewards').where('id', '=', row.id).execute();
+    await this.offers.invalidate(undefined, db);
   }
 
   /**
@@ -421,11 +433,13 @@ export class RewardService {
     }
     if (input.validation_rules !== undefined) patch.validation_rules = toJson(input.validation_rules);
     await db.updateTable('reward_assignments').set(patch).where('id', '=', row.id).execute();
+    await this.offers.invalidate(undefined, db);
     return { ...row, ...patch };
   }
 
   async deleteAssignment(db: Executor, row: AssignmentRow): Promise<void> {
     await db.deleteFrom('reward_assignments').where('id', '=', row.id).execute();
+    await this.offers.invalidate(undefined, db);
   }
 
   /** An assignment by id, within a reward or a program when given (else 404). */
@@ -443,6 +457,21 @@ export class RewardService {
    * compiled once (every redemption runs it); undefined when the reward does not exist.
    */
   async rewardIn(
+    db: Executor,
+    rewardId: string,
+    programId: string,
+  ): Promise<{ reward: RewardRow; assignment?: AssignmentRow } | undefined> {
+    const key = `${programId}:${rewardId}`;
+    const cached = this.offers.get(key);
+    if (cached) return cached;
+    const version = this.offers.version;
+    const found = await this.readRewardIn(db, rewardId, programId);
+    if (found?.assignment && found.reward.stock === null)
+      this.offers.setIfUnchanged(key, { reward: found.reward, assignment: found.assignment }, version);
+    return found;
+  }
+
+  private async readRewardIn(
     db: Executor,
     rewardId: string,
     programId: string,
