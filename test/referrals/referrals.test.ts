@@ -352,6 +352,17 @@ describe('referrals', () => {
       const info = await ok('GET', `/v1/event-types/${type}`);
       assert.equal(info.emitted, true);
     }
+    // Subscribable: a webhook endpoint takes them.
+    const hook = await ok('POST', '/v1/webhooks', {
+      target_url: 'https://crm.example.com/referrals',
+      events: ['customer.referred', 'customer.rewarded'],
+    });
+    assert.deepEqual(hook.events, ['customer.referred', 'customer.rewarded']);
+    // The referrer's code among their redeemables, as a REFERRER.
+    const redeemables = await ok('GET', `/v1/customers/${owner.id}/redeemables`);
+    const ref = redeemables.data.find((r: any) => r.redeemable_id === pub.voucher.id);
+    assert.equal(ref.holder_role, 'REFERRER');
+    assert.equal(ref.campaign_type, 'REFERRAL_PROGRAM');
   });
 
   it('bad referral programs are refused with the field', async () => {
