@@ -293,7 +293,8 @@ async function convert(ctx: AppContext, services: Services, trx: Executor, c: Co
       details: JSON.stringify({ voucher: gift.code }),
     });
     events.push(rewarded(c.referee, 'REFEREE', { balance: { amount: reward.amount } }));
-  } else if (c.via.kind === 'redemption' && Number(c.via.redemption.amount ?? 0) > 0) {
+  }
+  if (c.via.kind === 'redemption' && Number(c.via.redemption.amount ?? 0) > 0) {
     // The code's discount, already taken off the referee's order by the redemption.
     await referrals.recordReward(trx, {
       ...common,

@@ -161,6 +161,16 @@ describe('referrals', () => {
     assert.equal(tierReward.data.referral_tier.campaign_id, campaign.id);
     assert.deepEqual(tierReward.data.balance, { points: 100 });
 
+    // The referee's rewards: the points, and the code's discount on the order.
+    const majaStatus = await ok('GET', '/v1/customers/maja/referrals');
+    assert.deepEqual(
+      majaStatus.rewards.map((x: any) => [x.role, x.type, x.amount]),
+      [
+        ['REFEREE', 'POINTS', 50],
+        ['REFEREE', 'DISCOUNT', 500],
+      ],
+    );
+
     // The ledger entry names the referee and the campaign.
     const tx = await ok('GET', `/v1/loyalties/members/${anaCard.id}/transactions`);
     const entry = tx.data.find((e: any) => e.details?.referral);
