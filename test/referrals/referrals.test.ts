@@ -216,6 +216,7 @@ describe('referrals', () => {
       referral: { code, referrer_id: referrer.id },
       source_event_id: 'signup-luka',
     };
+    const seen = new Set((await allEvents(t)).map((e) => e.id));
     const first = await ok('POST', '/v1/events', body);
     assert.deepEqual(first.referral, { code, referrer_id: referrer.id, converted: true });
     // Retried with the same source_event_id: rewarded once.
@@ -238,6 +239,11 @@ describe('referrals', () => {
       ['POINTS', 'POINTS', 'REWARD'],
     );
     assert.ok(status.rewards[2].details.voucher, 'the coupon code');
+    // The coupon came with its own seed event, the catalogue reward as offer.
+    const created = (await allEvents(t)).filter((e) => !seen.has(e.id) && e.type === 'voucher_created');
+    assert.equal(created.length, 1);
+    assert.equal(created[0].data.customer_id, referrer.id);
+    assert.equal(created[0].data.code, status.rewards[2].details.voucher);
     assert.equal(status.campaigns[0].next_tier.referees_needed, 1);
     assert.equal(status.campaigns[0].next_tier.reward_text, '100 points');
     assert.equal(status.referrals.total, 0);
