@@ -381,6 +381,60 @@ describe('referrals', () => {
     assert.equal(ref.campaign_type, 'REFERRAL_PROGRAM');
   });
 
+  it('rolling back a conversion takes the rewards back; gift credit cannot be', async () => {
+    const club = await createProgram(t, { name: 'Juice Club' });
+    const c = await ok('POST', '/v1/campaigns', {
+      name: 'Undo friends',
+      campaign_type: 'REFERRAL_PROGRAM',
+      referral_program: {
+        conversion_event_type: 'redemption',
+        referee_reward: { type: 'LOYALTY_CARD', amount: 30, related_object_parent: { id: club.id } },
+      },
+    });
+    await ok('POST', `/v1/referrals/${c.id}/tiers`, {
+      name: 'per friend',
+      event: 'EACH_REFEREE',
+      reward: { type: 'POINTS', points: 70, campaign_id: club.id },
+    });
+    const owner = await ok('POST', '/v1/customers', { source_id: 'undo-owner' });
+    const pub = await ok('POST', '/v1/publications', { campaign: c.id, customer: owner.id });
+    const r = await ok('POST', `/v1/vouchers/${pub.voucher.code}/redemption`, {
+      customer: { source_id: 'undo-friend' },
+    });
+    assert.equal((await ok('GET', '/v1/customers/undo-owner')).loyalty.points, 70);
+    await ok('POST', `/v1/redemptions/${r.id}/rollback`);
+    assert.equal((await ok('GET', '/v1/customers/undo-owner')).loyalty.points, 0);
+    assert.equal((await ok('GET', '/v1/customers/undo-friend')).loyalty.points, 0);
+    const status = await ok('GET', '/v1/customers/undo-owner/referrals');
+    assert.equal(status.referred_customers, 0);
+    assert.deepEqual(status.rewards, []);
+    assert.equal((await ok('GET', '/v1/customers/undo-friend')).referrals.total, 0);
+    // Referred again, rewarded again.
+    await ok('POST', `/v1/vouchers/${pub.voucher.code}/redemption`, { customer: 'undo-friend' });
+    assert.equal((await ok('GET', '/v1/customers/undo-owner')).loyalty.points, 70);
+
+    const giftCampaign = await ok('POST', '/v1/campaigns', {
+      name: 'Friend credit',
+      campaign_type: 'GIFT_VOUCHERS',
+      voucher: { type: 'GIFT_VOUCHER', gift: { amount: 0 } },
+    });
+    const g = await ok('POST', '/v1/campaigns', {
+      name: 'Gift friends',
+      campaign_type: 'REFERRAL_PROGRAM',
+      referral_program: {
+        referee_reward: { type: 'GIFT_VOUCHER', amount: 500, related_object_parent: { id: giftCampaign.id } },
+      },
+    });
+    const gpub = await ok('POST', '/v1/publications', { campaign: g.id, customer: owner.id });
+    const gr = await ok('POST', `/v1/vouchers/${gpub.voucher.code}/redemption`, {
+      customer: { source_id: 'gift-friend' },
+    });
+    const gift = (await ok('GET', '/v1/customers/gift-friend/referrals')).rewards[0];
+    assert.equal(gift.type, 'GIFT_CREDITS');
+    assert.equal(gift.amount, 500);
+    await refused('POST', `/v1/redemptions/${gr.id}/rollback`, undefined, 422, 'rollback_not_supported');
+  });
+
   it('bad referral programs are refused with the field', async () => {
     await refused(
       'POST',
