@@ -293,7 +293,8 @@ async function convert(ctx: AppContext, services: Services, trx: Executor, c: Co
       details: JSON.stringify({ voucher: gift.code }),
     });
     events.push(rewarded(c.referee, 'REFEREE', { balance: { amount: reward.amount } }));
-  } else if (c.via.kind === 'redemption' && Number(c.via.redemption.amount ?? 0) > 0) {
+  }
+  if (c.via.kind === 'redemption' && Number(c.via.redemption.amount ?? 0) > 0) {
     // The code's discount, already taken off the referee's order by the redemption.
     await referrals.recordReward(trx, {
       ...common,
@@ -448,10 +449,66 @@ async function giveCatalogueReward(
       amount: c.balance ?? 0,
       sourceEventId,
     });
-    return { ...out, amount: c.balance ?? 0, balance: { amount: c.balance ?? 0 }, details: { voucher: gift.code } };
+    return {
+      ...out,
+      amount: c.balance ?? 0,
+      balance: { amount: c.balance ?? 0 },
+      details: { voucher: gift.code, gift: true },
+    };
   }
   if ('product' in parameters) return { ...out, details: { product: parameters.product } };
   return { ...out, details: {} };
+}
+
+// ---- rollback ----
+
+/**
+ * The conversion of a rolled-back redemption is undone in the rollback's transaction: the points
+ * it gave (referee and referrer) are taken back (refused, like any debit, when they were spent),
+ * the coupons it issued revoked, the referee no longer referred and the referrer's count one less.
+ * Gift credit cannot be taken back (the vouchers module lowers a gift balance only by redemption),
+ * so such a rollback is refused, as for rewards.
+ */
+export async function rollbackReferral(
+  services: Services,
+  trx: Executor,
+  redemptionId: string,
+  rollbackId: string,
+): Promise<void> {
+  const referral = await services.referrals.referralByRelated(trx, redemptionId);
+  if (!referral) return;
+  for (const r of await services.referrals.rewardsOfReferral(trx, referral.id)) {
+    const d = fromJson<{ card?: string; voucher?: string; gift?: boolean }>(r.details, {});
+    if (r.type === 'GIFT_CREDITS' || d.gift) {
+      throw refused(
+        'rollback_not_supported',
+        'Rollback not supported',
+        `Redemption ${redemptionId} converted a referral that added gift card value, which cannot be taken back`,
+      );
+    }
+    if (d.card && r.amount) {
+      const card = await services.ledger.resolveCard(trx, d.card, undefined, { lockBalance: true });
+      if (!card) throw notFound('loyalty card', d.card);
+      await services.ledger.applyChange(trx, {
+        program: card.program,
+        membership: card.membership,
+        definition: card.definition,
+        customer: card.customer,
+        locked_balance: card.balance,
+        points: -Number(r.amount),
+        type: 'POINTS_REMOVAL',
+        reason: `Rollback of redemption ${redemptionId}: referral undone`,
+        source: 'referral',
+        operation_type: 'AUTOMATIC',
+        details: { rollback: { id: rollbackId }, redemption: { id: redemptionId }, referral: { id: referral.id } },
+        source_event_id: rollbackId,
+      });
+    } else if (d.voucher) {
+      const voucher = await services.vouchers.find(trx, d.voucher);
+      if (voucher) await services.vouchers.revoke(trx, voucher.id, { sourceEventId: rollbackId });
+    }
+  }
+  await services.referrals.undoReferral(trx, referral);
 }
 
 // ---- read model ----

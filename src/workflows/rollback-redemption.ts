@@ -8,6 +8,7 @@ import { presentRollback } from '../modules/vouchers/service.ts';
 import type { Services } from '../services.ts';
 import type { Executor } from '../storage/database.ts';
 import { rollbackRewardRedemption } from './redeem-reward.ts';
+import { rollbackReferral } from './referrals.ts';
 
 // Workflow "roll a redemption back": the `redemptions` table (vouchers module) holds both kinds.
 // A voucher redemption gives the use (and a gift card's credits) back; a reward redemption gives the
@@ -33,6 +34,10 @@ export async function rollbackRedemption(
   }
   if (redemption.kind === 'voucher') {
     const done = await services.vouchers.rollbackVoucherRedemption(trx, redemption, opts);
+    // A referral code's redemption that converted a referee: the conversion is undone too.
+    if (done.voucher?.referrer_id) {
+      await rollbackReferral(services, trx, redemption.id, done.redemption.rollback_id ?? redemption.id);
+    }
     return presentRollback(done.redemption, done.voucher);
   }
   return rollbackRewardRedemption(trx, services, redemption, opts);

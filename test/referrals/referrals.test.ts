@@ -161,6 +161,16 @@ describe('referrals', () => {
     assert.equal(tierReward.data.referral_tier.campaign_id, campaign.id);
     assert.deepEqual(tierReward.data.balance, { points: 100 });
 
+    // The referee's rewards: the points, and the code's discount on the order.
+    const majaStatus = await ok('GET', '/v1/customers/maja/referrals');
+    assert.deepEqual(
+      majaStatus.rewards.map((x: any) => [x.role, x.type, x.amount]),
+      [
+        ['REFEREE', 'POINTS', 50],
+        ['REFEREE', 'DISCOUNT', 500],
+      ],
+    );
+
     // The ledger entry names the referee and the campaign.
     const tx = await ok('GET', `/v1/loyalties/members/${anaCard.id}/transactions`);
     const entry = tx.data.find((e: any) => e.details?.referral);
@@ -206,6 +216,7 @@ describe('referrals', () => {
       referral: { code, referrer_id: referrer.id },
       source_event_id: 'signup-luka',
     };
+    const seen = new Set((await allEvents(t)).map((e) => e.id));
     const first = await ok('POST', '/v1/events', body);
     assert.deepEqual(first.referral, { code, referrer_id: referrer.id, converted: true });
     // Retried with the same source_event_id: rewarded once.
@@ -228,6 +239,11 @@ describe('referrals', () => {
       ['POINTS', 'POINTS', 'REWARD'],
     );
     assert.ok(status.rewards[2].details.voucher, 'the coupon code');
+    // The coupon came with its own seed event, the catalogue reward as offer.
+    const created = (await allEvents(t)).filter((e) => !seen.has(e.id) && e.type === 'voucher_created');
+    assert.equal(created.length, 1);
+    assert.equal(created[0].data.customer_id, referrer.id);
+    assert.equal(created[0].data.code, status.rewards[2].details.voucher);
     assert.equal(status.campaigns[0].next_tier.referees_needed, 1);
     assert.equal(status.campaigns[0].next_tier.reward_text, '100 points');
     assert.equal(status.referrals.total, 0);
@@ -352,6 +368,71 @@ describe('referrals', () => {
       const info = await ok('GET', `/v1/event-types/${type}`);
       assert.equal(info.emitted, true);
     }
+    // Subscribable: a webhook endpoint takes them.
+    const hook = await ok('POST', '/v1/webhooks', {
+      target_url: 'https://crm.example.com/referrals',
+      events: ['customer.referred', 'customer.rewarded'],
+    });
+    assert.deepEqual(hook.events, ['customer.referred', 'customer.rewarded']);
+    // The referrer's code among their redeemables, as a REFERRER.
+    const redeemables = await ok('GET', `/v1/customers/${owner.id}/redeemables`);
+    const ref = redeemables.data.find((r: any) => r.redeemable_id === pub.voucher.id);
+    assert.equal(ref.holder_role, 'REFERRER');
+    assert.equal(ref.campaign_type, 'REFERRAL_PROGRAM');
+  });
+
+  it('rolling back a conversion takes the rewards back; gift credit cannot be', async () => {
+    const club = await createProgram(t, { name: 'Juice Club' });
+    const c = await ok('POST', '/v1/campaigns', {
+      name: 'Undo friends',
+      campaign_type: 'REFERRAL_PROGRAM',
+      referral_program: {
+        conversion_event_type: 'redemption',
+        referee_reward: { type: 'LOYALTY_CARD', amount: 30, related_object_parent: { id: club.id } },
+      },
+    });
+    await ok('POST', `/v1/referrals/${c.id}/tiers`, {
+      name: 'per friend',
+      event: 'EACH_REFEREE',
+      reward: { type: 'POINTS', points: 70, campaign_id: club.id },
+    });
+    const owner = await ok('POST', '/v1/customers', { source_id: 'undo-owner' });
+    const pub = await ok('POST', '/v1/publications', { campaign: c.id, customer: owner.id });
+    const r = await ok('POST', `/v1/vouchers/${pub.voucher.code}/redemption`, {
+      customer: { source_id: 'undo-friend' },
+    });
+    assert.equal((await ok('GET', '/v1/customers/undo-owner')).loyalty.points, 70);
+    await ok('POST', `/v1/redemptions/${r.id}/rollback`);
+    assert.equal((await ok('GET', '/v1/customers/undo-owner')).loyalty.points, 0);
+    assert.equal((await ok('GET', '/v1/customers/undo-friend')).loyalty.points, 0);
+    const status = await ok('GET', '/v1/customers/undo-owner/referrals');
+    assert.equal(status.referred_customers, 0);
+    assert.deepEqual(status.rewards, []);
+    assert.equal((await ok('GET', '/v1/customers/undo-friend')).referrals.total, 0);
+    // Referred again, rewarded again.
+    await ok('POST', `/v1/vouchers/${pub.voucher.code}/redemption`, { customer: 'undo-friend' });
+    assert.equal((await ok('GET', '/v1/customers/undo-owner')).loyalty.points, 70);
+
+    const giftCampaign = await ok('POST', '/v1/campaigns', {
+      name: 'Friend credit',
+      campaign_type: 'GIFT_VOUCHERS',
+      voucher: { type: 'GIFT_VOUCHER', gift: { amount: 0 } },
+    });
+    const g = await ok('POST', '/v1/campaigns', {
+      name: 'Gift friends',
+      campaign_type: 'REFERRAL_PROGRAM',
+      referral_program: {
+        referee_reward: { type: 'GIFT_VOUCHER', amount: 500, related_object_parent: { id: giftCampaign.id } },
+      },
+    });
+    const gpub = await ok('POST', '/v1/publications', { campaign: g.id, customer: owner.id });
+    const gr = await ok('POST', `/v1/vouchers/${gpub.voucher.code}/redemption`, {
+      customer: { source_id: 'gift-friend' },
+    });
+    const gift = (await ok('GET', '/v1/customers/gift-friend/referrals')).rewards[0];
+    assert.equal(gift.type, 'GIFT_CREDITS');
+    assert.equal(gift.amount, 500);
+    await refused('POST', `/v1/redemptions/${gr.id}/rollback`, undefined, 422, 'rollback_not_supported');
   });
 
   it('bad referral programs are refused with the field', async () => {

@@ -334,6 +334,42 @@ export class ReferralService {
     }
   }
 
+  /** The referral a conversion's redemption (or event) made, if any. */
+  async referralByRelated(db: Executor, relatedId: string): Promise<ReferralRow | undefined> {
+    return db.selectFrom('referrals').selectAll().where('related_object_id', '=', relatedId).executeTakeFirst();
+  }
+
+  async rewardsOfReferral(db: Executor, referralId: string): Promise<ReferralRewardRow[]> {
+    return db
+      .selectFrom('referral_rewards')
+      .selectAll()
+      .where('referral_id', '=', referralId)
+      .orderBy('created_at')
+      .orderBy('id')
+      .execute();
+  }
+
+  /**
+   * Undoes a referral whose conversion was rolled back: the referee is no longer referred in the
+   * campaign (they may be referred again), the referrer's count goes down by one, the rewards' rows
+   * go (the caller took back what they gave; the ledger keeps both entries).
+   */
+  async undoReferral(trx: Executor, referral: ReferralRow): Promise<void> {
+    await trx
+      .updateTable('referral_counts')
+      .set({ referred: sql`referral_counts.referred - 1` })
+      .where('campaign_id', '=', referral.campaign_id)
+      .where('referrer_id', '=', referral.referrer_id)
+      .execute();
+    await trx.deleteFrom('referral_rewards').where('referral_id', '=', referral.id).execute();
+    await trx
+      .deleteFrom('referral_holders')
+      .where('voucher_id', '=', referral.voucher_id)
+      .where('customer_id', '=', referral.referee_id)
+      .execute();
+    await trx.deleteFrom('referrals').where('id', '=', referral.id).execute();
+  }
+
   /** Adds the referee to the referrer's count in the campaign; answers the new count (row-locked). */
   async countReferee(trx: Executor, campaignId: string, referrerId: string): Promise<number> {
     const r = await trx

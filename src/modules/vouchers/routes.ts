@@ -623,9 +623,14 @@ export function voucherRoutes(fastify: FastifyInstance, ctx: AppContext, service
         redeemable_id: voucher.id,
         redeemable_object: 'voucher',
         customer_id: customer.id,
-        holder_role: 'OWNER',
+        // A referral code is held by its referrer (Voucherify's holder role REFERRER).
+        holder_role: voucher.referrer_id === customer.id ? 'REFERRER' : 'OWNER',
         campaign_id: voucher.campaign_id,
-        campaign_type: voucher.type === 'GIFT_VOUCHER' ? 'GIFT_VOUCHERS' : 'DISCOUNT_COUPONS',
+        campaign_type: voucher.referrer_id
+          ? 'REFERRAL_PROGRAM'
+          : voucher.type === 'GIFT_VOUCHER'
+            ? 'GIFT_VOUCHERS'
+            : 'DISCOUNT_COUPONS',
         voucher_type: voucher.type,
         redeemable: { voucher: presentVoucher(voucher), status: voucher.active === 1 ? 'ACTIVE' : 'INACTIVE' },
         object: 'customer_redeemable',
