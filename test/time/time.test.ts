@@ -3,6 +3,7 @@ import { after, before, describe, it } from 'node:test';
 import { loadConfig } from '../../src/config.ts';
 import { ManualClock } from '../../src/lib/clock.ts';
 import { buildServer } from '../../src/server.ts';
+import { serveChild } from '../helpers/child-server.ts';
 import { createMember, createProgram, startTestServer, testSecretKey, type TestServer } from '../helpers/server.ts';
 import { allEvents, assertEventsMatchCatalog, customer, ok } from '../vouchers/helpers.ts';
 
@@ -379,10 +380,13 @@ describe('time engine', () => {
     for (const type of TIME_TYPES) assert.equal(types.find((x) => x.type === type)?.emitted, true, type);
   });
 
-  it('the schedule refuses a range that ends before it starts', async () => {
+  it('the schedule refuses a range that ends before it starts, and an unknown type', async () => {
     const res = await t.api('GET', '/v1/schedule?from=2025-02-01T00:00:00Z&to=2025-01-01T00:00:00Z');
     assert.equal(res.status, 400);
     assert.equal(res.body.key, 'invalid_range');
+    const unknown = await t.api('GET', '/v1/schedule?type=birthday');
+    assert.equal(unknown.status, 400);
+    assert.equal(unknown.body.key, 'invalid_type');
   });
 });
 
@@ -458,6 +462,38 @@ describe('time engine: two servers on one database fire each item once', () => {
     } finally {
       await b.close();
       await a.close();
+    }
+  });
+});
+
+describe('time engine: two tally serve processes with their workers on', () => {
+  it('fire each due item once', async () => {
+    const t = await startTestServer();
+    const children: Awaited<ReturnType<typeof serveChild>>[] = [];
+    try {
+      const program = await createProgram(t);
+      const ids: string[] = [];
+      for (let i = 0; i < 30; i++) ids.push((await createMember(t, program.id)).id);
+      // Both processes start, then the anniversaries of the 30 cards come due at once.
+      const env = { NODE_ENV: 'production', DATABASE_URL: t.databaseUrl, TALLY_TIME_BATCH_SIZE: '4' };
+      children.push(...(await Promise.all([serveChild(env), serveChild(env)])));
+      const dueAt = new Date(Date.now() + 1000).toISOString();
+      await t.server.ctx.database.db
+        .updateTable('due_items')
+        .set({ next_at: dueAt })
+        .where('subject_id', 'in', ids)
+        .where('kind', '=', 'subscription_anniversary')
+        .execute();
+      const fired = async () => (await allEvents(t)).filter((e) => e.type === 'subscription_month_anniversary');
+      const deadline = Date.now() + 20_000;
+      while ((await fired()).length < ids.length && Date.now() < deadline) await new Promise((r) => setTimeout(r, 200));
+      await new Promise((r) => setTimeout(r, 1500));
+      const events = await fired();
+      assert.equal(events.length, ids.length, 'each card once');
+      assert.deepEqual(new Set(events.map((e) => e.resource_id)), new Set(ids));
+    } finally {
+      for (const c of children) await c.stop();
+      await t.close();
     }
   });
 });

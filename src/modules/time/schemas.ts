@@ -1,4 +1,4 @@
-import { PagedQuery, StringEnum, Type } from '../../http/schema.ts';
+import { PagedQuery, Type } from '../../http/schema.ts';
 
 export const ScheduleQuery = PagedQuery({
   from: Type.Optional(Type.String({ format: 'date-time', description: 'Earliest moment listed (default: now)' })),
@@ -7,18 +7,9 @@ export const ScheduleQuery = PagedQuery({
     Type.String({
       description:
         'A kind (subscription_anniversary, membership_reminder, tier_anniversary, tier_reminder, ' +
-        'balance_reminder) or one of the event types it emits (e.g. subscription_year_anniversary)',
+        'balance_reminder, voucher_reminder) or one of the event types it emits (e.g. subscription_year_anniversary)',
     }),
   ),
 });
 
 export const SkippedQuery = PagedQuery({});
-
-export const DueKindSchema = StringEnum([
-  'subscription_anniversary',
-  'membership_reminder',
-  'tier_anniversary',
-  'tier_reminder',
-  'balance_reminder',
-  'voucher_reminder',
-]);

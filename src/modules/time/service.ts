@@ -9,6 +9,7 @@ import {
   type Reminder,
   utcIso,
 } from '../../lib/anniversaries.ts';
+import { invalid } from '../../lib/errors.ts';
 import { newId } from '../../lib/ids.ts';
 import { fromJson } from '../../lib/json.ts';
 import { TtlCache } from '../../lib/ttl-cache.ts';
@@ -665,7 +666,14 @@ export class TimeService {
     let base = db.selectFrom('due_items').where('next_at', '>=', q.from).where('next_at', '<=', q.to);
     if (q.type) {
       const kinds = DUE_KINDS.filter((k) => k === q.type || KIND_EVENTS[k].includes(q.type!));
-      base = base.where('kind', 'in', kinds.length ? kinds : ['none' as DueKind]);
+      if (kinds.length === 0)
+        throw invalid(
+          'invalid_type',
+          'Invalid type',
+          `type ${q.type} is neither a due item kind nor an event type of one`,
+          [{ field: 'type', message: `one of ${[...DUE_KINDS, ...Object.values(KIND_EVENTS).flat()].join(', ')}` }],
+        );
+      base = base.where('kind', 'in', kinds);
     }
     return pageByNumber(base, q, (b) => b.selectAll().orderBy('next_at').orderBy('id'));
   }
