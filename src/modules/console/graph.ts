@@ -16,13 +16,17 @@ export interface Edge {
   label: string;
 }
 
+/** Fields that hold text or the step's own name, never a reference to another step. */
+const TEXT_FIELDS = new Set(['id', 'type', 'template', 'text', 'reward', 'by']);
+
 /** Every place in a step that names another step. */
 export function edgesOf(steps: GraphStep[]): Edge[] {
   const ids = new Set(steps.map((s) => s.id));
   const edges: Edge[] = [];
   const walk = (from: string, v: unknown, path: string) => {
     if (typeof v === 'string') {
-      if (ids.has(v) && path !== 'id') edges.push({ from, to: v, label: path.replace(/\.next$/, '') });
+      if (ids.has(v) && !TEXT_FIELDS.has(path.split('.').at(-1) ?? ''))
+        edges.push({ from, to: v, label: path.replace(/\.next$/, '') });
     } else if (Array.isArray(v)) {
       for (const [i, x] of v.entries()) walk(from, x, `${path}[${i}]`);
     } else if (v && typeof v === 'object')

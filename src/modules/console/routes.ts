@@ -148,7 +148,8 @@ function signInPage(error?: string, appId = ''): string {
   return page(
     { title: 'Sign in', error },
     html`<form method="post" action="/console/sign-in" class="card narrow">
-  <p>Sign in with an API key (<code>npx tally keys create --name console</code> makes one).</p>
+  <p>Sign in with an API key. To make one, run this where the server runs:</p>
+  <pre>npx tally keys create --name console</pre>
   <label for="app_id">App ID</label>
   <input id="app_id" name="app_id" autocomplete="username" required value="${appId}">
   <label for="app_token">App token</label>

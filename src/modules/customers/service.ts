@@ -6,7 +6,7 @@ import { newId } from '../../lib/ids.ts';
 import { fromJson, toJson } from '../../lib/json.ts';
 import { toE164 } from '../../lib/phone.ts';
 import type { Executor } from '../../storage/database.ts';
-import { sql } from 'kysely';
+import { utcDays } from '../../lib/days.ts';
 import { hot } from '../../storage/hot.ts';
 import type { CustomersTable } from '../../storage/schema.ts';
 
@@ -220,14 +220,17 @@ export class CustomerService {
 
   /** Customers created per UTC day since `sinceIso` (the console's overview; index customers_created). */
   async createdPerDay(db: Executor, sinceIso: string): Promise<{ day: string; created: number }[]> {
-    const day = sql<string>`substr(created_at, 1, 10)`;
-    const rows = await db
-      .selectFrom('customers')
-      .select([day.as('day'), (eb) => eb.fn.countAll<number>().as('created')])
-      .where('created_at', '>=', sinceIso)
-      .groupBy(day)
-      .execute();
-    return rows.map((r) => ({ day: r.day, created: Number(r.created) }));
+    const out: { day: string; created: number }[] = [];
+    for (const d of utcDays(sinceIso, this.ctx.clock.nowMs())) {
+      const r = await db
+        .selectFrom('customers')
+        .select((eb) => eb.fn.countAll<number>().as('n'))
+        .where('created_at', '>=', d.from)
+        .where('created_at', '<', d.to)
+        .executeTakeFirstOrThrow();
+      out.push({ day: d.day, created: Number(r.n) });
+    }
+    return out;
   }
 }
 

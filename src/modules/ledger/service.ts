@@ -5,6 +5,7 @@ import type { AppContext } from '../../context.ts';
 import { DomainError, invalid } from '../../lib/errors.ts';
 import { newId } from '../../lib/ids.ts';
 import { fromJson } from '../../lib/json.ts';
+import { utcDays } from '../../lib/days.ts';
 import type { Executor } from '../../storage/database.ts';
 import { type HotPart, hot, hotRows, writeAtCommit } from '../../storage/hot.ts';
 import type {
@@ -950,17 +951,19 @@ export class LedgerService {
    * since `sinceIso`, across programs (the console's overview; index ledger_entries_created).
    */
   async pointsPerDay(db: Executor, sinceIso: string): Promise<{ day: string; issued: number; redeemed: number }[]> {
-    const day = sql<string>`substr(created_at, 1, 10)`;
-    const rows = await db
-      .selectFrom('ledger_entries')
-      .select([
-        day.as('day'),
-        sql<number>`sum(case when points > 0 then points else 0 end)`.as('issued'),
-        sql<number>`sum(case when type = 'POINTS_REDEMPTION' then -points else 0 end)`.as('redeemed'),
-      ])
-      .where('created_at', '>=', sinceIso)
-      .groupBy(day)
-      .execute();
-    return rows.map((r) => ({ day: r.day, issued: Number(r.issued), redeemed: Number(r.redeemed) }));
+    const out: { day: string; issued: number; redeemed: number }[] = [];
+    for (const d of utcDays(sinceIso, this.ctx.clock.nowMs())) {
+      const r = await db
+        .selectFrom('ledger_entries')
+        .select([
+          sql<number>`coalesce(sum(case when points > 0 then points else 0 end), 0)`.as('issued'),
+          sql<number>`coalesce(sum(case when type = 'POINTS_REDEMPTION' then -points else 0 end), 0)`.as('redeemed'),
+        ])
+        .where('created_at', '>=', d.from)
+        .where('created_at', '<', d.to)
+        .executeTakeFirstOrThrow();
+      out.push({ day: d.day, issued: Number(r.issued), redeemed: Number(r.redeemed) });
+    }
+    return out;
   }
 }

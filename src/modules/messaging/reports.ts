@@ -1,5 +1,6 @@
 import { sql } from 'kysely';
 import type { AppContext } from '../../context.ts';
+import { utcDays } from '../../lib/days.ts';
 import type { Executor } from '../../storage/database.ts';
 import { invalid } from '../../lib/errors.ts';
 import type { MessagingDeps } from './deps.ts';
@@ -180,18 +181,20 @@ export class ReportService {
    * channel (the console's overview; index msg_messages_created).
    */
   async messagesPerDay(db: Executor, sinceIso: string): Promise<{ day: string; sent: number; replied: number }[]> {
-    const day = sql<string>`substr(created_at, 1, 10)`;
-    const rows = await db
-      .selectFrom('msg_messages')
-      .select([
-        day.as('day'),
-        sql<number>`sum(case when direction = 'out' then 1 else 0 end)`.as('sent'),
-        sql<number>`sum(case when direction = 'in' then 1 else 0 end)`.as('replied'),
-      ])
-      .where('created_at', '>=', sinceIso)
-      .groupBy(day)
-      .execute();
-    return rows.map((r) => ({ day: r.day, sent: Number(r.sent), replied: Number(r.replied) }));
+    const out: { day: string; sent: number; replied: number }[] = [];
+    for (const d of utcDays(sinceIso, this.ctx.clock.nowMs())) {
+      const r = await db
+        .selectFrom('msg_messages')
+        .select([
+          sql<number>`coalesce(sum(case when direction = 'out' then 1 else 0 end), 0)`.as('sent'),
+          sql<number>`coalesce(sum(case when direction = 'in' then 1 else 0 end), 0)`.as('replied'),
+        ])
+        .where('created_at', '>=', d.from)
+        .where('created_at', '<', d.to)
+        .executeTakeFirstOrThrow();
+      out.push({ day: d.day, sent: Number(r.sent), replied: Number(r.replied) });
+    }
+    return out;
   }
 }
 

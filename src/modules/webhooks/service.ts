@@ -5,6 +5,7 @@ import { newId } from '../../lib/ids.ts';
 import { fromJson } from '../../lib/json.ts';
 import { UnsafeUrlError } from '../../lib/url-guard.ts';
 import { sql } from 'kysely';
+import { utcDays } from '../../lib/days.ts';
 import type { Executor } from '../../storage/database.ts';
 import { EVENT_TYPES, isKnownEventType } from '../events/catalog.ts';
 import { Dispatcher, type DispatcherOptions } from './dispatcher/dispatcher.ts';
@@ -313,17 +314,19 @@ export class WebhookService {
 
   /** Delivery attempts that succeeded and failed per UTC day since `sinceIso` (index webhook_attempts_created). */
   async attemptsPerDay(db: Executor, sinceIso: string): Promise<{ day: string; succeeded: number; failed: number }[]> {
-    const day = sql<string>`substr(created_at, 1, 10)`;
-    const rows = await db
-      .selectFrom('webhook_attempts')
-      .select([
-        day.as('day'),
-        sql<number>`sum(case when status = 'succeeded' then 1 else 0 end)`.as('succeeded'),
-        sql<number>`sum(case when status = 'failed' then 1 else 0 end)`.as('failed'),
-      ])
-      .where('created_at', '>=', sinceIso)
-      .groupBy(day)
-      .execute();
-    return rows.map((r) => ({ day: r.day, succeeded: Number(r.succeeded), failed: Number(r.failed) }));
+    const out: { day: string; succeeded: number; failed: number }[] = [];
+    for (const d of utcDays(sinceIso, this.ctx.clock.nowMs())) {
+      const r = await db
+        .selectFrom('webhook_attempts')
+        .select([
+          sql<number>`coalesce(sum(case when status = 'succeeded' then 1 else 0 end), 0)`.as('succeeded'),
+          sql<number>`coalesce(sum(case when status = 'failed' then 1 else 0 end), 0)`.as('failed'),
+        ])
+        .where('created_at', '>=', d.from)
+        .where('created_at', '<', d.to)
+        .executeTakeFirstOrThrow();
+      out.push({ day: d.day, succeeded: Number(r.succeeded), failed: Number(r.failed) });
+    }
+    return out;
   }
 }

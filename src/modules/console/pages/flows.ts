@@ -1,5 +1,5 @@
 import { enc, listItems, qs } from '../api.ts';
-import { diffLines } from '../diff.ts';
+import { type DiffLine, diffLines } from '../diff.ts';
 import { flowGraph, type GraphStep } from '../graph.ts';
 import { html } from '../html.ts';
 import { apiErrorText, csrfField, fmtDate, page } from '../layout.ts';
@@ -120,12 +120,14 @@ ${
       pc.api.get(`/v1/flows/${enc(id)}${qs({ version: to })}`),
     ]);
     const text = (f: Flow | undefined) => JSON.stringify(definitionOf(f), null, 2);
-    const lines = diffLines(a.ok ? text(a.body) : '', b.ok ? text(b.body) : '');
+    const lines = withContext(diffLines(a.ok ? text(a.body) : '', b.ok ? text(b.body) : ''), 4);
     const body = html`<p><a href="/console/flows/${enc(id)}">Back to the editor</a></p>
 <p>Changes from version ${from} to version ${to}:
 <span class="del">− removed</span>, <span class="add">+ added</span>.</p>
-<pre class="diff" data-testid="diff">${lines.map(
-      (l) => html`<span class="${l.op === '+' ? 'add' : l.op === '-' ? 'del' : ''}">${l.op} ${l.text}\n</span>`,
+<pre class="diff" data-testid="diff">${lines.map((l) =>
+      l === GAP
+        ? html`<span class="gap">…</span>`
+        : html`<span class="${l.op === '+' ? 'add' : l.op === '-' ? 'del' : ''}">${l.op} ${l.text}\n</span>`,
     )}</pre>`;
     return sendPage(
       pc.reply,
@@ -135,6 +137,22 @@ ${
       ),
     );
   });
+}
+
+const GAP: DiffLine = { op: ' ', text: '…' };
+
+/** The changed lines with `n` unchanged lines around each; longer unchanged runs become one gap. */
+function withContext(lines: DiffLine[], n: number): DiffLine[] {
+  const near = lines.map(() => false);
+  lines.forEach((l, i) => {
+    if (l.op !== ' ') for (let j = Math.max(0, i - n); j <= Math.min(lines.length - 1, i + n); j++) near[j] = true;
+  });
+  const out: DiffLine[] = [];
+  lines.forEach((l, i) => {
+    if (near[i]) out.push(l);
+    else if (out.at(-1) !== GAP) out.push(GAP);
+  });
+  return out;
 }
 
 function addError(state: EditorState, step: number, message: string) {

@@ -231,13 +231,16 @@ function redeemablesTable(body: { data?: unknown[] } | undefined): SafeHtml {
     id: string;
     voucher_type?: string;
     campaign_type?: string;
-    redeemable?: { voucher?: { code?: string; status?: string; campaign?: string } };
+    holder_role?: string;
+    created_at: string;
+    redeemable?: { voucher?: { code?: string } };
   }[];
   if (rows.length === 0) return html`<p class="muted">No vouchers.</p>`;
   return html`<div class="scroll"><table><thead><tr><th scope="col">Code</th><th scope="col">Type</th>
-  <th scope="col">Status</th><th scope="col">Campaign</th></tr></thead><tbody>${rows.map(
+  <th scope="col">Campaign type</th><th scope="col">Held as</th><th scope="col">Since</th></tr></thead>
+  <tbody>${rows.map(
     (v) => html`<tr><td>${v.redeemable?.voucher?.code ?? v.id}</td><td>${v.voucher_type ?? ''}</td>
-    <td>${v.redeemable?.voucher?.status ?? ''}</td><td>${v.redeemable?.voucher?.campaign ?? ''}</td></tr>`,
+    <td>${v.campaign_type ?? ''}</td><td>${v.holder_role ?? ''}</td><td>${fmtDate(v.created_at)}</td></tr>`,
   )}</tbody></table></div>`;
 }
 
