@@ -15,8 +15,8 @@
 // Measures (each BENCH_DURATION seconds, default 5; additions from 50 connections, reads from 10):
 // point additions/s and p99, GET a member, a member's transactions (first page, and 9,000 entries
 // deep by cursor), a customer by phone, GET /v1/events by type and program, the flow report for 30
-// days, a program's members list page 1, deep by cursor, and deep by page number; the database size
-// on disk per million members.
+// days, a program's members list page 1 (by number, with its total; by cursor, without), deep by
+// cursor, and deep by page number; the database size on disk per million members.
 //
 // Environment: BENCH_MEMBERS, BENCH_ENTRIES, BENCH_EVENTS, BENCH_MESSAGES, BENCH_DURATION,
 // BENCH_BACKENDS (sqlite,postgres), BENCH_PG_URL (see bench/lib.ts). Develop with
@@ -34,8 +34,11 @@ import {
   load,
   loadAverageLine,
   pgReachable,
+  postgresTicks,
   SECRET_KEY,
   startTally,
+  treeTicks,
+  usPer,
 } from './lib.ts';
 
 const MEMBERS = Number(process.env.BENCH_MEMBERS ?? 1_000_000);
@@ -392,6 +395,12 @@ const MEASURES: Measure[] = [
     path: (f) => `/v1/loyalties/${f.programId}/members?limit=10`,
   },
   {
+    name: "a program's members, first page by cursor (no total)",
+    connections: 10,
+    method: 'GET',
+    path: (f) => `/v1/loyalties/${f.programId}/members?limit=10&starting_after_id=`,
+  },
+  {
     name: "a program's members, 90 % deep (cursor)",
     connections: 10,
     method: 'GET',
@@ -409,9 +418,13 @@ interface Result {
   rps: number;
   p99: number;
   errors: number;
+  /** CPU time of the server process per answered request, µs (steadier than req/s on a shared machine). */
+  cpuUs: number;
+  /** CPU time of all PostgreSQL processes per answered request, µs (machine-wide: an upper bound). */
+  dbUs?: number;
 }
 
-async function measureAll(databaseUrl: string, f: Fixture): Promise<Result[]> {
+async function measureAll(backend: string, databaseUrl: string, f: Fixture): Promise<Result[]> {
   const server = await startTally(databaseUrl);
   const out: Result[] = [];
   try {
@@ -432,11 +445,15 @@ async function measureAll(databaseUrl: string, f: Fixture): Promise<Result[]> {
         ],
       };
       await load({ ...opts, duration: 1 });
+      const cpu0 = treeTicks(server.pid);
+      const pg0 = backend === 'postgres' ? postgresTicks() : 0;
       const r = await load({ ...opts, duration: SECONDS });
       out.push({
         rps: Math.round(r['2xx'] / (r.duration || SECONDS)),
         p99: r.latency.p99,
         errors: r.non2xx + r.errors + r.timeouts,
+        cpuUs: usPer(treeTicks(server.pid) - cpu0, r['2xx']),
+        dbUs: backend === 'postgres' ? usPer(postgresTicks() - pg0, r['2xx']) : undefined,
       });
     }
   } finally {
@@ -473,23 +490,29 @@ for (const backend of BACKENDS) {
   );
   try {
     console.log(`${backend}: measuring`);
-    const rs = await measureAll(small.databaseUrl, small.fixture);
-    const rb = await measureAll(big.databaseUrl, big.fixture);
+    const rs = await measureAll(backend, small.databaseUrl, small.fixture);
+    const rb = await measureAll(backend, big.databaseUrl, big.fixture);
     const lines = [
       `\n${backend}: ${SMALL} cards beside ${MEMBERS} members (${ENTRIES} entries)`,
-      `| measure | ${SMALL} cards req/s | p99 ms | ${MEMBERS} members req/s | p99 ms | big / small req/s |`,
-      '| --- | ---: | ---: | ---: | ---: | ---: |',
+      `| measure | ${SMALL} cards: req/s | p99 ms | CPU µs/req | ${MEMBERS} members: req/s | p99 ms | CPU µs/req | ` +
+        'big / small: req/s | CPU/req |',
+      '| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |',
     ];
     MEASURES.forEach((m, i) => {
       const s = rs[i];
       const b = rb[i];
       const errors = s.errors + b.errors > 0 ? ` (errors ${s.errors} / ${b.errors})` : '';
       const ratio = (b.rps / Math.max(1, s.rps)).toFixed(2);
-      lines.push(`| ${m.name}${errors} | ${s.rps} | ${s.p99} | ${b.rps} | ${b.p99} | ${ratio} |`);
+      const cpuRatio = (b.cpuUs / Math.max(1, s.cpuUs)).toFixed(2);
+      const cpu = (r: Result) => `${r.cpuUs}${r.dbUs === undefined ? '' : ` + PG ${r.dbUs}`}`;
+      lines.push(
+        `| ${m.name}${errors} | ${s.rps} | ${s.p99} | ${cpu(s)} | ${b.rps} | ${b.p99} | ${cpu(b)} | ` +
+          `${ratio} | ${cpuRatio} |`,
+      );
     });
     lines.push(
-      `| size on disk | ${mb(small.fixture.bytes)} | | ${mb(big.fixture.bytes)} | | ` +
-        `${mb((big.fixture.bytes * 1e6) / MEMBERS)} per million members |`,
+      `| size on disk | ${mb(small.fixture.bytes)} | | | ${mb(big.fixture.bytes)} | | | ` +
+        `${mb((big.fixture.bytes * 1e6) / MEMBERS)} per million members | |`,
     );
     console.log(lines.join('\n'));
     tables.push(lines.join('\n'));
