@@ -94,7 +94,8 @@ export async function freePort(): Promise<number> {
 }
 
 export async function waitFor(url: string, child: ChildProcess, output: () => string) {
-  for (let i = 0; i < 300; i++) {
+  // Up to 2 minutes: several processes (--workers N) each compile the sources at start.
+  for (let i = 0; i < 1200; i++) {
     if (child.exitCode !== null) throw new Error(`server exited:\n${output()}`);
     try {
       if ((await fetch(url)).ok) return;

@@ -9,14 +9,15 @@
 // them) with new ids, phones, amounts and times, in multi-row INSERTs, one transaction per batch of
 // members. Member 0 has a 10,000-entry history (its transactions are listed first page and deep);
 // the others share the rest of the entries. Events (BENCH_EVENTS, default entries / 5) fall in the
-// last 30 days (what the default retention keeps), messages (BENCH_MESSAGES, default one per
-// member) over the last year. The fan-out is told it has read every loaded event.
+// last 30 days and messages (BENCH_MESSAGES, default one per member) in the last 89: what the
+// default retention keeps (older ones the server's first retention sweep would delete meanwhile).
+// The fan-out is told it has read every loaded event.
 //
 // Measures (each BENCH_DURATION seconds, default 5; additions from 50 connections, reads from 10):
 // point additions/s and p99, GET a member, a member's transactions (first page, and 9,000 entries
 // deep by cursor), a customer by phone, GET /v1/events by type and program, the flow report for 30
-// days, a program's members list page 1, deep by cursor, and deep by page number; the database size
-// on disk per million members.
+// days, a program's members list page 1 (by number, with its total; by cursor, without), deep by
+// cursor, and deep by page number; the database size on disk per million members.
 //
 // Environment: BENCH_MEMBERS, BENCH_ENTRIES, BENCH_EVENTS, BENCH_MESSAGES, BENCH_DURATION,
 // BENCH_BACKENDS (sqlite,postgres), BENCH_PG_URL (see bench/lib.ts). Develop with
@@ -34,8 +35,11 @@ import {
   load,
   loadAverageLine,
   pgReachable,
+  postgresTicks,
   SECRET_KEY,
   startTally,
+  treeTicks,
+  usPer,
 } from './lib.ts';
 
 const MEMBERS = Number(process.env.BENCH_MEMBERS ?? 1_000_000);
@@ -223,7 +227,7 @@ async function bulkLoad(database: Database, members: number, entries: number, ev
     for (; seqMessage < messagesTo; seqMessage++) {
       const i = Math.floor(seqMessage / 2) % members;
       const m = t.messages[seqMessage % t.messages.length];
-      const at = iso(NOW - 365 * DAY + Math.floor((seqMessage * 364 * DAY) / messages));
+      const at = iso(NOW - 89 * DAY + Math.floor((seqMessage * 88 * DAY) / messages));
       rows.msg_messages.push({
         ...m,
         id: `msg_s${seqMessage}`,
@@ -248,6 +252,8 @@ async function bulkLoad(database: Database, members: number, entries: number, ev
       .set({ last_seq: (eb: any) => eb.selectFrom('outbox_events').select((e: any) => e.fn.max('seq').as('m')) })
       .execute();
     await sql`analyze`.execute(db);
+    // The server starts with the loaded rows in the database file, not in a multi-GB WAL.
+    await sql`pragma wal_checkpoint(TRUNCATE)`.execute(db);
   } else {
     await db.deleteFrom('outbox_pending').execute();
   }
@@ -392,6 +398,12 @@ const MEASURES: Measure[] = [
     path: (f) => `/v1/loyalties/${f.programId}/members?limit=10`,
   },
   {
+    name: "a program's members, first page by cursor (no total)",
+    connections: 10,
+    method: 'GET',
+    path: (f) => `/v1/loyalties/${f.programId}/members?limit=10&starting_after_id=`,
+  },
+  {
     name: "a program's members, 90 % deep (cursor)",
     connections: 10,
     method: 'GET',
@@ -409,11 +421,17 @@ interface Result {
   rps: number;
   p99: number;
   errors: number;
+  /** CPU time of the server process per answered request, µs (steadier than req/s on a shared machine). */
+  cpuUs: number;
+  /** CPU time of all PostgreSQL processes per answered request, µs (machine-wide: an upper bound). */
+  dbUs?: number;
 }
 
-async function measureAll(databaseUrl: string, f: Fixture): Promise<Result[]> {
+async function measureAll(backend: string, databaseUrl: string, f: Fixture): Promise<Result[]> {
   const server = await startTally(databaseUrl);
   const out: Result[] = [];
+  // What a server does just after its start (the first retention sweep, its caches) is not measured.
+  await new Promise((r) => setTimeout(r, 5000));
   try {
     for (const m of MEASURES) {
       const opts = {
@@ -432,11 +450,15 @@ async function measureAll(databaseUrl: string, f: Fixture): Promise<Result[]> {
         ],
       };
       await load({ ...opts, duration: 1 });
+      const cpu0 = treeTicks(server.pid);
+      const pg0 = backend === 'postgres' ? postgresTicks() : 0;
       const r = await load({ ...opts, duration: SECONDS });
       out.push({
         rps: Math.round(r['2xx'] / (r.duration || SECONDS)),
         p99: r.latency.p99,
         errors: r.non2xx + r.errors + r.timeouts,
+        cpuUs: usPer(treeTicks(server.pid) - cpu0, r['2xx']),
+        dbUs: backend === 'postgres' ? usPer(postgresTicks() - pg0, r['2xx']) : undefined,
       });
     }
   } finally {
@@ -473,23 +495,29 @@ for (const backend of BACKENDS) {
   );
   try {
     console.log(`${backend}: measuring`);
-    const rs = await measureAll(small.databaseUrl, small.fixture);
-    const rb = await measureAll(big.databaseUrl, big.fixture);
+    const rs = await measureAll(backend, small.databaseUrl, small.fixture);
+    const rb = await measureAll(backend, big.databaseUrl, big.fixture);
     const lines = [
       `\n${backend}: ${SMALL} cards beside ${MEMBERS} members (${ENTRIES} entries)`,
-      `| measure | ${SMALL} cards req/s | p99 ms | ${MEMBERS} members req/s | p99 ms | big / small req/s |`,
-      '| --- | ---: | ---: | ---: | ---: | ---: |',
+      `| measure | ${SMALL} cards: req/s | p99 ms | CPU µs/req | ${MEMBERS} members: req/s | p99 ms | CPU µs/req | ` +
+        'big / small: req/s | CPU/req |',
+      '| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |',
     ];
     MEASURES.forEach((m, i) => {
       const s = rs[i];
       const b = rb[i];
       const errors = s.errors + b.errors > 0 ? ` (errors ${s.errors} / ${b.errors})` : '';
       const ratio = (b.rps / Math.max(1, s.rps)).toFixed(2);
-      lines.push(`| ${m.name}${errors} | ${s.rps} | ${s.p99} | ${b.rps} | ${b.p99} | ${ratio} |`);
+      const cpuRatio = (b.cpuUs / Math.max(1, s.cpuUs)).toFixed(2);
+      const cpu = (r: Result) => `${r.cpuUs}${r.dbUs === undefined ? '' : ` + PG ${r.dbUs}`}`;
+      lines.push(
+        `| ${m.name}${errors} | ${s.rps} | ${s.p99} | ${cpu(s)} | ${b.rps} | ${b.p99} | ${cpu(b)} | ` +
+          `${ratio} | ${cpuRatio} |`,
+      );
     });
     lines.push(
-      `| size on disk | ${mb(small.fixture.bytes)} | | ${mb(big.fixture.bytes)} | | ` +
-        `${mb((big.fixture.bytes * 1e6) / MEMBERS)} per million members |`,
+      `| size on disk | ${mb(small.fixture.bytes)} | | | ${mb(big.fixture.bytes)} | | | ` +
+        `${mb((big.fixture.bytes * 1e6) / MEMBERS)} per million members | |`,
     );
     console.log(lines.join('\n'));
     tables.push(lines.join('\n'));

@@ -44,7 +44,11 @@ export const ListQuery = {
 /** The cursor of a list paged by `(created_at, id)` (`pageByCreated` in storage/paging.ts), beside `ListQuery`. */
 export const StartingAfterId = {
   starting_after_id: Type.Optional(
-    Type.String({ maxLength: 200, description: 'Cursor: the last id of the previous page (its more_starting_after)' }),
+    Type.String({
+      maxLength: 200,
+      description:
+        'Cursor: the last id of the previous page (its more_starting_after); empty: the first page, uncounted',
+    }),
   ),
 };
 

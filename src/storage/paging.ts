@@ -70,7 +70,8 @@ export interface KeysetPage<R> {
  *   > (cursor's)` on an index that starts with the filter's equality columns then `created_at, id`,
  *   so every page costs the same however deep, and rows inserted meanwhile never shift the pages
  *   (a row is seen once; a row inserted behind the cursor is not). No `total`: counting is a scan.
- *   The cursor row must match the same filter, so a cursor from another list is refused.
+ *   The cursor row must match the same filter, so a cursor from another list is refused. An empty
+ *   `starting_after_id` asks for the first page by cursor (without the count of `total`).
  * - otherwise `page`/`limit` (compatibility): an OFFSET, bounded by MAX_PAGE_DEPTH, with `total`.
  *
  * Both answer `has_more` and `more_starting_after`, so a page-number client can switch to cursors.
@@ -88,6 +89,7 @@ export async function pageByCreated<
   // The helper is generic over the table; its columns are named in SQL, which every listed table has.
   const ordered = (b: SelectQueryBuilder<DB, TB, object>) =>
     b.selectAll().orderBy(sql`created_at`, order).orderBy(sql`id`, order) as unknown as SelectQueryBuilder<DB, TB, R>;
+  if (q.starting_after_id === '') return firstByCursor(ordered(base), q.limit);
   if (q.starting_after_id) {
     const cursor = (await base
       .select([sql<string>`created_at`.as('created_at'), sql<string>`id`.as('id')])
@@ -103,12 +105,7 @@ export async function pageByCreated<
         ? sql<boolean>`(created_at, id) > (${cursor.created_at}, ${cursor.id})`
         : sql<boolean>`(created_at, id) < (${cursor.created_at}, ${cursor.id})`,
     );
-    const rows = await ordered(after)
-      .limit(q.limit + 1)
-      .execute();
-    const has_more = rows.length > q.limit;
-    const data = rows.slice(0, q.limit);
-    return { rows: data, has_more, more_starting_after: has_more ? data[data.length - 1].id : null };
+    return firstByCursor(ordered(after), q.limit);
   }
   const pageNo = q.page ?? 1;
   if (pageNo * q.limit > MAX_PAGE_DEPTH) {
@@ -123,4 +120,15 @@ export async function pageByCreated<
   const { rows, total } = await pageByNumber(base, { limit: q.limit, page: pageNo }, ordered);
   const has_more = pageNo * q.limit < total;
   return { rows, total, has_more, more_starting_after: has_more && rows.length ? rows[rows.length - 1].id : null };
+}
+
+/** Up to `limit` rows of an ordered query, and whether more follow (one row more is read to know). */
+async function firstByCursor<R extends { id: string }>(
+  rows: { limit(n: number): { execute(): Promise<R[]> } },
+  limit: number,
+): Promise<KeysetPage<R>> {
+  const got = await rows.limit(limit + 1).execute();
+  const has_more = got.length > limit;
+  const data = got.slice(0, limit);
+  return { rows: data, has_more, more_starting_after: has_more ? data[data.length - 1].id : null };
 }
