@@ -352,6 +352,35 @@ describe('time engine', () => {
     );
   });
 
+  it('a voucher issued by a reward redemption gets the expiration reminders of its campaign', async () => {
+    clock.set('2025-08-01T00:00:00.000Z');
+    const program = await createProgram(t);
+    const campaign = await ok(t, 'POST', '/v1/campaigns', {
+      name: 'Reward coupons with reminders',
+      campaign_type: 'DISCOUNT_COUPONS',
+      expiration_date: '2025-09-01T00:00:00.000Z',
+      reminders: [{ unit: 'week', value: 1 }],
+      voucher: { type: 'DISCOUNT_VOUCHER', discount: { type: 'AMOUNT', amount_off: 500 } },
+    });
+    const reward = await ok(t, 'POST', '/v1/rewards', {
+      name: 'Five off',
+      parameters: { campaign: { id: campaign.id } },
+    });
+    await ok(t, 'POST', `/v1/loyalties/${program.id}/rewards`, [
+      { reward: reward.id, parameters: { loyalty: { points: 10 } } },
+    ]);
+    const member = await createMember(t, program.id);
+    await ok(t, 'POST', `/v1/loyalties/members/${member.code}/balance`, { points: 10 });
+    const redeemed = await ok(t, 'POST', `/v1/loyalties/members/${member.code}/redemption`, {
+      reward: { id: reward.id },
+    });
+    const due = await schedule(`type=voucher_expiration_reminder&from=2025-08-01T00:00:00Z&to=2025-09-01T00:00:00Z`);
+    assert.deepEqual(
+      due.filter((d) => d.subject_id === redeemed.reward.voucher.id).map((d) => d.due_at),
+      ['2025-08-25T00:00:00.000Z'],
+    );
+  });
+
   it("an imported card's past anniversaries are not sent", async () => {
     clock.set('2025-08-01T00:00:00.000Z');
     const program = await createProgram(t);

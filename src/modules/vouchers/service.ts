@@ -1219,6 +1219,8 @@ export class VoucherService {
       };
       if (!(await insertIssuedVoucher(trx, row))) continue;
       await this.scheduleExpiry(trx, row.code, row);
+      // Published here without `publish`: the time engine still plans its expiration reminders.
+      await this.deps.onPublished?.(trx, row);
       const publication: PublicationRow = {
         id: newId('pub'),
         voucher_id: row.id,
