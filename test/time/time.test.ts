@@ -384,23 +384,25 @@ describe('time engine', () => {
   it("an imported card's past anniversaries are not sent", async () => {
     clock.set('2025-08-01T00:00:00.000Z');
     const program = await createProgram(t);
-    const member = await createMember(t, program.id);
-    // As an import from another system does: the card existed since 31 March 2023.
-    const db = t.server.ctx.database.db;
-    await db
-      .updateTable('memberships')
-      .set({ created_at: '2023-03-31T06:00:00.000Z' })
-      .where('id', '=', member.id)
-      .execute();
-    const row = (await t.server.services.members.byIds(db, [member.id]))[0];
-    const p = await t.server.services.programs.get(db, program.id);
-    await t.server.ctx.transaction((trx) => t.server.services.time.memberJoined(trx, p, row));
+    // An import from another system: the card existed since 31 March 2023 (28 months of anniversaries).
+    const member = await ok(t, 'POST', `/v1/loyalties/${program.id}/members`, {
+      customer: { source_id: 'time-imported', name: 'Imported' },
+      loyalty_subscription_id: 'legacy-42',
+      created_at: '2023-03-31T06:00:00.000Z',
+    });
     await fire();
     assert.equal((await newEvents(member.id)).length, 0);
     const due = await schedule(`type=subscription_anniversary&from=2025-08-01T00:00:00Z&to=2025-09-01T00:00:00Z`);
     assert.deepEqual(
       due.filter((d) => d.membership_id === member.id).map((d) => d.due_at),
       ['2025-08-31T06:00:00.000Z'],
+    );
+    clock.set('2025-08-31T06:00:01.000Z');
+    await fire();
+    const fired = await newEvents(member.id);
+    assert.deepEqual(
+      fired.map((e) => [e.type, e.data.subscription.loyalty_subscription_id]),
+      [['subscription_month_anniversary', 'legacy-42']],
     );
   });
 

@@ -100,8 +100,7 @@ export const programReminders = (program: ProgramRow): Reminder[] =>
 
 const membershipRef = (m: MembershipRow) => ({ card_id: m.code, created_at: m.created_at });
 /** The subscription id of a card: its external id when it was given one, else its id. */
-const subscriptionId = (m: MembershipRow) =>
-  (m as MembershipRow & { loyalty_subscription_id?: string | null }).loyalty_subscription_id ?? m.id;
+const subscriptionId = (m: MembershipRow) => m.loyalty_subscription_id ?? m.id;
 
 export class TimeService {
   /** The balance definitions of a program (their reminders), read when points that expire are credited. */
