@@ -193,6 +193,12 @@ describe('console in a browser', { skip }, () => {
     await page.getByRole('status').waitFor();
     assert.match(await text(page.getByRole('status')), /Saved as version 2/);
     await shot('flow');
+    // The phone beside the editor answers with the flow as saved.
+    await page.getByLabel('From').fill(ana.phone);
+    await page.getByLabel('Message').fill('POINTS');
+    await page.getByRole('button', { name: 'Send' }).click();
+    await page.getByTestId('conversation').locator('li.out').nth(1).waitFor();
+    assert.match(await text(page.getByTestId('conversation').locator('li.out').last()), /Hi Ana, you have/);
     await page.getByRole('link', { name: 'diff' }).click();
     const diff = await text(page.getByTestId('diff'));
     assert.match(diff, /- .*Redeem them for a treat/);

@@ -31,6 +31,9 @@ export const CONTENT_SECURITY_POLICY = [
   "default-src 'none'",
   "script-src 'self'",
   "style-src 'self'",
+  // Only an empty style attribute: htmx writes one on an element it swaps into the flow editor's
+  // page (the hash is that of the empty string, so no style can be injected through it).
+  "style-src-attr 'unsafe-hashes' 'sha256-47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU='",
   "img-src 'self' data:",
   "connect-src 'self'",
   "font-src 'self'",
