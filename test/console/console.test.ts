@@ -109,6 +109,11 @@ describe('console in a browser', { skip }, () => {
     await page.locator('table a').first().click();
     await page.getByTestId('balance-points').waitFor();
     assert.equal(await text(page.getByTestId('balance-points')), String(ana.points));
+    // The demo gives every member a referral code; the next tier is the demo's 200 points a friend.
+    const referral = await text(page.getByTestId('referrals').locator('tbody tr').first());
+    assert.match(referral, /friends/);
+    assert.match(referral, /next friend: 200 points/);
+    assert.match(await text(page.locator('main')), /No member contacts share this card/);
     await page.getByLabel('Points (negative to remove)').fill('125');
     await page.getByLabel('Reason').fill('Goodwill: late delivery');
     const form = page.locator('form[action$="/adjust"]');

@@ -114,7 +114,7 @@ async function memberPage(pc: PageContext, state: AdjustState = {}, status = 200
     );
   }
   const card = cardRes.body;
-  const [customer, balances, tiers, ledger, redeemables] = await Promise.all([
+  const [customer, balances, tiers, ledger, redeemables, holders, referrals] = await Promise.all([
     pc.api.get(`/v1/customers/${enc(card.holder_id)}`),
     pc.api.get(`/v1/loyalties/members/${enc(card.id)}/balances`),
     pc.api.get(`/v1/loyalties/members/${enc(card.id)}/tiers`),
@@ -122,6 +122,8 @@ async function memberPage(pc: PageContext, state: AdjustState = {}, status = 200
       `/v1/loyalties/members/${enc(card.id)}/transactions${qs({ limit: 20, starting_after_id: query.after })}`,
     ),
     pc.api.get(`/v1/customers/${enc(card.holder_id)}/redeemables${qs({ limit: 20 })}`),
+    pc.api.get(`/v1/loyalties/members/${enc(card.id)}/holders`),
+    pc.api.get(`/v1/customers/${enc(card.holder_id)}/referrals`),
   ]);
   const c: Customer | undefined = customer.ok ? customer.body : undefined;
   const messages = c?.phone ? await pc.api.get(`/v1/messages${qs({ phone: c.phone, limit: 10 })}`) : undefined;
@@ -165,10 +167,15 @@ async function memberPage(pc: PageContext, state: AdjustState = {}, status = 200
     <button type="submit">Adjust points</button>
   </form>
 </section>
-<section class="card">
-  <h2>Household and referrals</h2>
-  <p class="muted">Household and referral status appear here once those services are part of Tally
-  (slot kept for them; see docs/console.md).</p>
+<section class="grid">
+  <div class="card">
+    <h2>Household</h2>
+    ${householdList(holders.ok ? holders.body.data : [])}
+  </div>
+  <div class="card">
+    <h2>Referrals</h2>
+    ${referralSummary(referrals.ok ? referrals.body : undefined)}
+  </div>
 </section>
 <section>
   <h2>Ledger</h2>
@@ -261,4 +268,51 @@ export function messagesTable(rows: MessageRow[]): SafeHtml {
     (m) => html`<tr><td>${fmtDate(m.created_at)}</td><td>${m.direction === 'in' ? 'From member' : 'To member'}</td>
     <td>${m.text ?? m.body ?? ''}</td><td>${m.status}</td></tr>`,
   )}</tbody></table></div>`;
+}
+
+interface Holder {
+  id: string;
+  member_id: number;
+  customer_id: string;
+  created_at: string;
+}
+
+/** The card's member contacts (a household sharing its balances), by their number on the card. */
+function householdList(holders: Holder[]): SafeHtml {
+  if (holders.length === 0) return html`<p class="muted">No member contacts share this card.</p>`;
+  return html`<table data-testid="household"><thead><tr><th scope="col">Member</th><th scope="col">Customer</th>
+  <th scope="col">Since</th></tr></thead><tbody>${holders.map(
+    (h) => html`<tr><td>${h.member_id}</td><td>${h.customer_id}</td><td>${fmtDate(h.created_at)}</td></tr>`,
+  )}</tbody></table>`;
+}
+
+interface ReferralStatus {
+  referred_customers: number;
+  campaigns: {
+    campaign: string;
+    code: string;
+    referred_customers: number;
+    next_tier: { referees_needed: number; reward_text: string } | null;
+  }[];
+  referrals: { total: number; campaigns: { campaign_id: string; referrer_id: string; date: string }[] };
+}
+
+const friends = (n: number) => (n === 1 ? 'next friend' : `${n} more friends`);
+
+/** Referral codes with their counts and what the next friend earns; who referred this member. */
+function referralSummary(r: ReferralStatus | undefined): SafeHtml {
+  if (!r) return html`<p class="muted">Referral status unavailable.</p>`;
+  const codes = r.campaigns.length
+    ? html`<table data-testid="referrals"><thead><tr><th scope="col">Code</th><th scope="col">Campaign</th>
+  <th scope="col" class="num">Referred</th><th scope="col">Next tier</th></tr></thead><tbody>${r.campaigns.map(
+    (c) =>
+      html`<tr><td>${c.code}</td><td>${c.campaign}</td><td class="num">${c.referred_customers}</td><td>${
+        c.next_tier ? `${friends(c.next_tier.referees_needed)}: ${c.next_tier.reward_text}` : '—'
+      }</td></tr>`,
+  )}</tbody></table>`
+    : html`<p class="muted">No referral code.</p>`;
+  const by = r.referrals.campaigns.map((x) => html`<li>by ${x.referrer_id} on ${fmtDate(x.date)}</li>`);
+  return html`<p>Referred <strong>${r.referred_customers}</strong> customers.</p>${codes}${
+    by.length ? html`<p>Was referred:</p><ul>${by}</ul>` : ''
+  }`;
 }
