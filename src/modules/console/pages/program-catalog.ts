@@ -1,0 +1,260 @@
+import { randomUUID } from 'node:crypto';
+import { enc, listItems } from '../api.ts';
+import { html, type SafeHtml } from '../html.ts';
+import { apiErrorText, csrfField, page } from '../layout.ts';
+import { type ConsoleRouter, type PageContext, sendPage } from '../routes.ts';
+
+// Programs, the rest of the catalog: rewards (create one and assign it with a points cost, edit
+// its name and stock, remove an assignment), tiers (create, edit) and balance definitions (name and
+// expiry). Every form posts to a console route that calls the public API as the signed-in key; a
+// 400's `errors[].field` puts its message beside the form field it names.
+
+export type Form = Record<string, string | undefined>;
+export type FieldErrors = Map<string, string[]>;
+
+export interface CatalogState {
+  which?: 'rule' | 'reward' | 'tier';
+  form?: Form;
+  fields?: FieldErrors;
+  error?: string;
+}
+
+/** Renders a program's page with a form's state (its values and errors), or as is. */
+export type ProgramPage = (pc: PageContext, state?: CatalogState, status?: number) => Promise<unknown>;
+
+/** A number when the text is one; else the text as typed, for the API to refuse beside its field. */
+export const num = (v: string | undefined) => {
+  if (v === undefined || v.trim() === '') return v;
+  const n = Number(v);
+  return Number.isFinite(n) ? n : v;
+};
+
+/** `body[0].points.to` and `[0].points.to` → `points.to`: the field inside one item. */
+const itemField = (f: string | undefined) => (f ?? '').replace(/^body/, '').replace(/^\[\d+\]\.?/, '');
+
+/** The API's errors: each named field's message for the form field `formField` maps it to, the rest as a banner. */
+export function errorsFor(
+  body: unknown,
+  formField: (apiField: string) => string | undefined,
+): { fields: FieldErrors; general?: string } {
+  const b = (body ?? {}) as { errors?: { field?: string; message?: string }[] };
+  const fields: FieldErrors = new Map();
+  const general: string[] = [];
+  for (const e of b.errors ?? []) {
+    const f = formField(itemField(e.field));
+    if (f) fields.set(f, [...(fields.get(f) ?? []), e.message ?? 'invalid']);
+    else general.push(`${e.field ?? ''} ${e.message ?? ''}`.trim());
+  }
+  if (!b.errors?.length) general.push(apiErrorText(body));
+  return { fields, general: general.length ? general.join('; ') : undefined };
+}
+
+/** A labelled field with its error below it (tied by aria-describedby). */
+function field(
+  prefix: string,
+  errors: FieldErrors,
+  name: string,
+  label: string,
+  input: (id: string, attrs: SafeHtml) => SafeHtml,
+): SafeHtml {
+  const id = `${prefix}-${name}`;
+  const err = errors.get(name);
+  const attrs = err ? html`aria-invalid="true" aria-describedby="${id}-error"` : html``;
+  return html`<div><label for="${id}">${label}</label>${input(id, attrs)}
+    ${err ? html`<p id="${id}-error" class="field-error">${err.join('; ')}</p>` : ''}</div>`;
+}
+
+const text =
+  (name: string, value: string | undefined, numeric = false) =>
+  (id: string, a: SafeHtml) =>
+    html`<input id="${id}" name="${name}"${numeric ? html` inputmode="numeric"` : ''} value="${value ?? ''}" ${a}>`;
+
+const options = (values: [string, string][], selected: string | undefined) =>
+  values.map(([v, label]) => html`<option value="${v}"${v === selected ? html` selected` : ''}>${label}</option>`);
+
+// ---- rewards ----
+
+export interface Reward {
+  id: string;
+  name: string;
+  type: 'CAMPAIGN' | 'COIN' | 'MATERIAL';
+  stock: number | null;
+  redeemed: number | null;
+  parameters: { campaign?: { id: string }; product?: { id: string } };
+}
+
+interface Assignment {
+  id: string;
+  reward_id: string;
+  parameters: { loyalty?: { points: number | null } };
+}
+
+function rewardField(f: string): string | undefined {
+  if (f === 'name' || f === 'stock' || f === 'type') return f;
+  if (f.startsWith('parameters.product')) return 'product';
+  if (f.startsWith('parameters.campaign')) return 'campaign';
+  if (f.endsWith('loyalty.points')) return 'points';
+  return f === 'parameters' ? 'type' : undefined;
+}
+
+export function rewardBody(f: Form): Record<string, unknown> {
+  const type = f.type === 'CAMPAIGN' ? 'CAMPAIGN' : 'MATERIAL';
+  return {
+    name: f.name ?? '',
+    type,
+    stock: (f.stock ?? '').trim() === '' ? null : num(f.stock),
+    parameters: type === 'CAMPAIGN' ? { campaign: { id: f.campaign ?? '' } } : { product: { id: f.product ?? '' } },
+  };
+}
+
+function newRewardForm(
+  pc: PageContext,
+  id: string,
+  campaigns: { id: string; name: string }[],
+  f: Form,
+  errors: FieldErrors,
+): SafeHtml {
+  const fld = (name: string, label: string, input: (id: string, a: SafeHtml) => SafeHtml) =>
+    field('reward', errors, name, label, input);
+  return html`<form method="post" action="/console/programs/${enc(id)}/rewards" class="card rule-form">
+  ${csrfField(pc.session)}
+  <input type="hidden" name="idempotency_key" value="${randomUUID()}">
+  ${fld('name', 'Reward name', text('name', f.name))}
+  ${fld(
+    'type',
+    'Kind',
+    (i, a) =>
+      html`<select id="${i}" name="type" ${a}>${options(
+        [
+          ['MATERIAL', 'a product, with a stock'],
+          ['CAMPAIGN', 'a discount coupon from a campaign'],
+        ],
+        f.type ?? 'MATERIAL',
+      )}</select>`,
+  )}
+  ${fld('product', 'Product id (products)', text('product', f.product))}
+  ${fld('stock', 'Stock (empty: unlimited)', text('stock', f.stock, true))}
+  ${fld(
+    'campaign',
+    'Discount campaign (coupons)',
+    (i, a) =>
+      html`<select id="${i}" name="campaign" ${a}><option value="">(none)</option>${options(
+        campaigns.map((c) => [c.id, c.name]),
+        f.campaign,
+      )}</select>`,
+  )}
+  ${fld('points', 'Points cost', text('points', f.points, true))}
+  <button type="submit">Create reward</button>
+</form>`;
+}
+
+export async function rewardsSection(pc: PageContext, id: string, state: CatalogState): Promise<SafeHtml> {
+  const [assignments, rewards, campaigns] = await Promise.all([
+    pc.api.get(`/v1/loyalties/${enc(id)}/rewards?limit=100`),
+    pc.api.get('/v1/rewards?limit=100'),
+    pc.api.get('/v1/campaigns?campaign_type=DISCOUNT_COUPONS&limit=100'),
+  ]);
+  const byId = new Map(listItems<Reward>(rewards.body).map((r) => [r.id, r]));
+  const mine = state.which === 'reward';
+  const rows = listItems<Assignment>(assignments.body).map((a) => {
+    const r = byId.get(a.reward_id);
+    const name = r?.name ?? a.reward_id;
+    const stock = r?.stock == null ? 'unlimited' : `${r.stock - (r.redeemed ?? 0)} of ${r.stock} left`;
+    return html`<tr><td>${name}</td><td>${r?.type === 'CAMPAIGN' ? 'coupon' : (r?.type.toLowerCase() ?? '')}</td>
+    <td>${stock}</td><td>${a.parameters.loyalty?.points ?? ''}</td>
+    <td><a href="/console/programs/${enc(id)}/rewards/${enc(a.reward_id)}">Edit</a>
+    <form method="post" action="/console/programs/${enc(id)}/assignments/${enc(a.id)}/remove" class="inline">
+      ${csrfField(pc.session)}
+      <button type="submit" class="secondary" aria-label="Remove ${name}">Remove</button></form></td></tr>`;
+  });
+  return html`<section><h2>Rewards</h2>
+<div class="scroll"><table data-testid="rewards"><thead><tr><th scope="col">Reward</th><th scope="col">Kind</th>
+<th scope="col">Stock</th><th scope="col">Points cost</th><th scope="col">Actions</th></tr></thead>
+<tbody>${rows}</tbody></table></div>
+<h3>New reward</h3>
+${newRewardForm(
+  pc,
+  id,
+  listItems<{ id: string; name: string }>(campaigns.body),
+  mine ? (state.form ?? {}) : {},
+  mine ? (state.fields ?? new Map()) : new Map(),
+)}
+</section>`;
+}
+
+async function rewardPage(pc: PageContext, state: CatalogState = {}, status = 200) {
+  const { id, rewardId } = pc.req.params as { id: string; rewardId: string };
+  const res = await pc.api.get<Reward>(`/v1/rewards/${enc(rewardId)}`);
+  if (!res.ok) {
+    const p = page({ title: 'Reward', session: pc.session, error: apiErrorText(res.body) }, html``);
+    return sendPage(pc.reply, p, res.status);
+  }
+  const f = state.form ?? { name: res.body.name, stock: res.body.stock === null ? '' : String(res.body.stock) };
+  const errors = state.fields ?? new Map();
+  const body = html`<p><a href="/console/programs/${enc(id)}">Back to the program</a></p>
+<form method="post" action="/console/programs/${enc(id)}/rewards/${enc(rewardId)}" class="card rule-form">
+  ${csrfField(pc.session)}
+  <input type="hidden" name="idempotency_key" value="${randomUUID()}">
+  ${field('reward', errors, 'name', 'Name', text('name', f.name))}
+  ${field('reward', errors, 'stock', 'Stock (empty: unlimited)', text('stock', f.stock, true))}
+  <button type="submit">Save</button>
+</form>`;
+  const p = page(
+    { title: `Reward: ${res.body.name}`, session: pc.session, path: '/console/programs', error: state.error },
+    body,
+  );
+  return sendPage(pc.reply, p, status);
+}
+
+const keyed = (f: Form, what: string) =>
+  f.idempotency_key ? { 'idempotency-key': `console:${f.idempotency_key}:${what}` } : undefined;
+
+export function catalogPages(r: ConsoleRouter, programPage: ProgramPage): void {
+  r.post('/console/programs/:id/rewards', async (pc) => {
+    const { id } = pc.req.params as { id: string };
+    const f = pc.req.body as Form;
+    const refused = (body: unknown) => {
+      const { fields, general } = errorsFor(body, rewardField);
+      return programPage(pc, { which: 'reward', form: f, fields, error: general }, 422);
+    };
+    const created = await pc.api.post<Reward>('/v1/rewards', rewardBody(f), keyed(f, 'reward'));
+    if (!created.ok) return refused(created.body);
+    const assigned = await pc.api.post(
+      `/v1/loyalties/${enc(id)}/rewards`,
+      [{ reward: created.body.id, parameters: { loyalty: { points: num(f.points) ?? '' } } }],
+      keyed(f, 'assign'),
+    );
+    if (!assigned.ok) {
+      // The reward was made for this program only: it goes with the refused assignment.
+      await pc.api.delete(`/v1/rewards/${enc(created.body.id)}`);
+      return refused(assigned.body);
+    }
+    return pc.reply.redirect(`/console/programs/${enc(id)}?notice=${enc('Reward created.')}`, 303);
+  });
+
+  r.get('/console/programs/:id/rewards/:rewardId', async (pc) => rewardPage(pc));
+
+  r.post('/console/programs/:id/rewards/:rewardId', async (pc) => {
+    const { id, rewardId } = pc.req.params as { id: string; rewardId: string };
+    const f = pc.req.body as Form;
+    const stock = (f.stock ?? '').trim() === '' ? null : num(f.stock);
+    const res = await pc.api.call(
+      'PUT',
+      `/v1/rewards/${enc(rewardId)}`,
+      { name: f.name ?? '', stock },
+      keyed(f, 'edit'),
+    );
+    if (!res.ok) {
+      const { fields, general } = errorsFor(res.body, rewardField);
+      return rewardPage(pc, { form: f, fields, error: general }, 422);
+    }
+    return pc.reply.redirect(`/console/programs/${enc(id)}?notice=${enc('Reward saved.')}`, 303);
+  });
+
+  r.post('/console/programs/:id/assignments/:assignmentId/remove', async (pc) => {
+    const { id, assignmentId } = pc.req.params as { id: string; assignmentId: string };
+    const res = await pc.api.delete(`/v1/loyalties/${enc(id)}/rewards/${enc(assignmentId)}`);
+    const notice = res.ok ? 'Reward removed from the program.' : apiErrorText(res.body);
+    return pc.reply.redirect(`/console/programs/${enc(id)}?notice=${enc(notice)}`, 303);
+  });
+}
