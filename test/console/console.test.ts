@@ -279,6 +279,29 @@ describe('console in a browser', { skip }, () => {
     await shot('program-rewards');
   });
 
+  test('tiers: an edit refused beside the field, then saved; a new tier refused, then created', async () => {
+    const tiers = page.getByTestId('tiers');
+    await page.getByRole('link', { name: 'Edit Gold' }).click();
+    await page.getByLabel('Points to (empty: no upper end)').fill('2000');
+    await page.getByRole('button', { name: 'Save' }).click();
+    await page.locator('#tier-to-error').waitFor();
+    assert.match(await text(page.locator('#tier-to-error')), /must be >= points\.from/);
+    assert.equal(await page.getByLabel('Points to (empty: no upper end)').getAttribute('aria-invalid'), 'true');
+    await page.getByLabel('Points to (empty: no upper end)').fill('4999');
+    await page.getByRole('button', { name: 'Save' }).click();
+    await page.getByRole('status').waitFor();
+    assert.match(await text(tiers.locator('tr', { hasText: 'Gold' })), /Gold\s*3000\s*4999/);
+    await page.getByLabel('Points from').fill('5000');
+    await page.getByRole('button', { name: 'Create tier' }).click();
+    await page.locator('#tier-name-error').waitFor();
+    assert.match(await text(page.locator('#tier-name-error')), /must not be empty/);
+    await shot('program-tier-error');
+    await page.getByLabel('Tier name').fill('Platinum');
+    await page.getByRole('button', { name: 'Create tier' }).click();
+    await page.getByRole('status').waitFor();
+    assert.match(await text(tiers.locator('tbody tr').last()), /Platinum\s*5000\s*and up/);
+  });
+
   test('messages and consents: the conversation and the opt-out history of a number', async () => {
     await t.api('POST', '/v1/simulator/messages', { from: ana.phone, text: 'STOP' });
     await page.getByRole('link', { name: 'Messages' }).click();

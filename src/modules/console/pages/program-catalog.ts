@@ -206,6 +206,80 @@ async function rewardPage(pc: PageContext, state: CatalogState = {}, status = 20
   return sendPage(pc.reply, p, status);
 }
 
+// ---- tiers ----
+
+interface Tier {
+  id: string;
+  name: string;
+  points: { from: number; to?: number | null };
+}
+
+function tierField(f: string): string | undefined {
+  if (f === 'name') return f;
+  if (f === 'points.to') return 'to';
+  return f === 'points' || f === 'points.from' ? 'from' : undefined;
+}
+
+export const tierBody = (f: Form) => ({
+  name: f.name ?? '',
+  points: { from: num(f.from) ?? '', to: (f.to ?? '').trim() === '' ? null : num(f.to) },
+});
+
+function tierForm(pc: PageContext, action: string, f: Form, errors: FieldErrors, edit: boolean): SafeHtml {
+  return html`<form method="post" action="${action}" class="card rule-form">
+  ${csrfField(pc.session)}
+  <input type="hidden" name="idempotency_key" value="${randomUUID()}">
+  ${field('tier', errors, 'name', edit ? 'Name' : 'Tier name', text('name', f.name))}
+  ${field('tier', errors, 'from', 'Points from', text('from', f.from, true))}
+  ${field('tier', errors, 'to', 'Points to (empty: no upper end)', text('to', f.to, true))}
+  <button type="submit">${edit ? 'Save' : 'Create tier'}</button>
+</form>`;
+}
+
+export async function tiersSection(pc: PageContext, id: string, state: CatalogState): Promise<SafeHtml> {
+  const res = await pc.api.get(`/v1/loyalties/${enc(id)}/tiers?limit=100`);
+  const mine = state.which === 'tier';
+  const rows = listItems<Tier>(res.body).map(
+    (t) => html`<tr><td>${t.name}</td><td>${t.points.from}</td><td>${t.points.to ?? 'and up'}</td>
+    <td><a href="/console/programs/${enc(id)}/tiers/${enc(t.id)}" aria-label="Edit ${t.name}">Edit</a></td></tr>`,
+  );
+  return html`<section><h2>Tiers</h2>
+<div class="scroll"><table data-testid="tiers"><thead><tr><th scope="col">Tier</th><th scope="col">Points from</th>
+<th scope="col">Points to</th><th scope="col">Actions</th></tr></thead><tbody>${rows}</tbody></table></div>
+<h3>New tier</h3>
+${tierForm(
+  pc,
+  `/console/programs/${enc(id)}/tiers`,
+  mine ? (state.form ?? {}) : {},
+  mine ? (state.fields ?? new Map()) : new Map(),
+  false,
+)}
+</section>`;
+}
+
+async function tierPage(pc: PageContext, state: CatalogState = {}, status = 200) {
+  const { id, tierId } = pc.req.params as { id: string; tierId: string };
+  const res = await pc.api.get<Tier>(`/v1/loyalties/${enc(id)}/tiers/${enc(tierId)}`);
+  if (!res.ok) {
+    const p = page({ title: 'Tier', session: pc.session, error: apiErrorText(res.body) }, html``);
+    return sendPage(pc.reply, p, res.status);
+  }
+  const t = res.body;
+  const f = state.form ?? {
+    name: t.name,
+    from: String(t.points.from),
+    to: t.points.to == null ? '' : String(t.points.to),
+  };
+  const action = `/console/programs/${enc(id)}/tiers/${enc(tierId)}`;
+  const body = html`<p><a href="/console/programs/${enc(id)}">Back to the program</a></p>
+${tierForm(pc, action, f, state.fields ?? new Map(), true)}`;
+  const p = page(
+    { title: `Tier: ${t.name}`, session: pc.session, path: '/console/programs', error: state.error },
+    body,
+  );
+  return sendPage(pc.reply, p, status);
+}
+
 const keyed = (f: Form, what: string) =>
   f.idempotency_key ? { 'idempotency-key': `console:${f.idempotency_key}:${what}` } : undefined;
 
@@ -249,6 +323,31 @@ export function catalogPages(r: ConsoleRouter, programPage: ProgramPage): void {
       return rewardPage(pc, { form: f, fields, error: general }, 422);
     }
     return pc.reply.redirect(`/console/programs/${enc(id)}?notice=${enc('Reward saved.')}`, 303);
+  });
+
+  r.post('/console/programs/:id/tiers', async (pc) => {
+    const { id } = pc.req.params as { id: string };
+    const f = pc.req.body as Form;
+    const res = await pc.api.post(`/v1/loyalties/${enc(id)}/tiers`, [tierBody(f)], keyed(f, 'tier'));
+    if (!res.ok) {
+      const { fields, general } = errorsFor(res.body, tierField);
+      return programPage(pc, { which: 'tier', form: f, fields, error: general }, 422);
+    }
+    return pc.reply.redirect(`/console/programs/${enc(id)}?notice=${enc('Tier created.')}`, 303);
+  });
+
+  r.get('/console/programs/:id/tiers/:tierId', async (pc) => tierPage(pc));
+
+  r.post('/console/programs/:id/tiers/:tierId', async (pc) => {
+    const { id, tierId } = pc.req.params as { id: string; tierId: string };
+    const f = pc.req.body as Form;
+    const url = `/v1/loyalties/${enc(id)}/tiers/${enc(tierId)}`;
+    const res = await pc.api.call('PUT', url, tierBody(f), keyed(f, 'edit'));
+    if (!res.ok) {
+      const { fields, general } = errorsFor(res.body, tierField);
+      return tierPage(pc, { form: f, fields, error: general }, 422);
+    }
+    return pc.reply.redirect(`/console/programs/${enc(id)}?notice=${enc('Tier saved.')}`, 303);
   });
 
   r.post('/console/programs/:id/assignments/:assignmentId/remove', async (pc) => {

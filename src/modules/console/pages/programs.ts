@@ -2,7 +2,7 @@ import { enc, listItems, qs } from '../api.ts';
 import { html, type SafeHtml } from '../html.ts';
 import { apiErrorText, csrfField, fmtDate, page } from '../layout.ts';
 import { type ConsoleRouter, type PageContext, sendPage } from '../routes.ts';
-import { type CatalogState, catalogPages, rewardsSection } from './program-catalog.ts';
+import { type CatalogState, catalogPages, rewardsSection, tiersSection } from './program-catalog.ts';
 
 // Programs: earning rules (create, edit, enable, disable) with the API's validation errors beside
 // the field they name; rewards, tiers and balance definitions are in program-catalog.ts.
@@ -194,7 +194,7 @@ async function programPage(pc: PageContext, state: CatalogState = {}, status = 2
     pc.api.get(`/v1/loyalties/${enc(id)}`),
     pc.api.get(`/v1/loyalties/${enc(id)}/earning-rules${qs({ limit: 100 })}`),
     pc.api.get(`/v1/loyalties/${enc(id)}/balance-definitions`),
-    pc.api.get(`/v1/loyalties/${enc(id)}/tiers${qs({ limit: 100 })}`),
+    tiersSection(pc, id, state),
     rewardsSection(pc, id, state),
   ]);
   if (!program.ok) {
@@ -225,7 +225,8 @@ ${
 }
 </section>
 ${rewards}
-<p class="muted">Balance definitions and tiers are read-only here; change them through the API.</p>
+${tiers}
+<p class="muted">Balance definitions are read-only here; change them through the API.</p>
 <section class="grid">
 <div class="card"><h2>Balance definitions</h2><ul>${listItems<{
     name: string;
@@ -234,11 +235,6 @@ ${rewards}
     max: number | null;
   }>(definitions.body).map(
     (d) => html`<li>${d.name} (${d.unit})${d.max !== null ? ` · max ${d.max}` : ''}</li>`,
-  )}</ul></div>
-<div class="card"><h2>Tiers</h2><ul>${listItems<{ name: string; points: { from: number; to?: number | null } }>(
-    tiers.body,
-  ).map(
-    (t) => html`<li>${t.name}: ${t.points.from}${t.points.to != null ? `–${t.points.to}` : '+'} points</li>`,
   )}</ul></div>
 </section>`;
   const p = page(
