@@ -302,6 +302,28 @@ describe('console in a browser', { skip }, () => {
     assert.match(await text(tiers.locator('tbody tr').last()), /Platinum\s*5000\s*and up/);
   });
 
+  test('a balance definition: expiry refused beside the field, a default renamed refused, then saved', async () => {
+    await page.getByRole('link', { name: 'Edit points' }).click();
+    await page.getByLabel('Name', { exact: true }).fill('stars');
+    await page.getByLabel('Points expire').selectOption('MONTH');
+    await page.getByLabel('Months', { exact: true }).fill('0');
+    await page.getByRole('button', { name: 'Save' }).click();
+    await page.locator('#definition-months-error').waitFor();
+    assert.match(await text(page.locator('#definition-months-error')), /at least 1/);
+    await page.getByLabel('Months', { exact: true }).fill('12');
+    await page.getByLabel('Rounded').selectOption('END_OF_MONTH');
+    await page.getByRole('button', { name: 'Save' }).click();
+    await page.locator('#definition-name-error').waitFor();
+    assert.match(await text(page.locator('#definition-name-error')), /cannot be renamed/);
+    await shot('program-definition-error');
+    await page.getByLabel('Name', { exact: true }).fill('points');
+    await page.getByRole('button', { name: 'Save' }).click();
+    await page.getByRole('status').waitFor();
+    const row = await text(page.getByTestId('definitions').locator('tbody tr').first());
+    assert.match(row, /12 months after earning, to the end of the month/);
+    await shot('program-catalog');
+  });
+
   test('messages and consents: the conversation and the opt-out history of a number', async () => {
     await t.api('POST', '/v1/simulator/messages', { from: ana.phone, text: 'STOP' });
     await page.getByRole('link', { name: 'Messages' }).click();

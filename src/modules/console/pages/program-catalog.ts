@@ -5,9 +5,10 @@ import { apiErrorText, csrfField, page } from '../layout.ts';
 import { type ConsoleRouter, type PageContext, sendPage } from '../routes.ts';
 
 // Programs, the rest of the catalog: rewards (create one and assign it with a points cost, edit
-// its name and stock, remove an assignment), tiers (create, edit) and balance definitions (name and
-// expiry). Every form posts to a console route that calls the public API as the signed-in key; a
-// 400's `errors[].field` puts its message beside the form field it names.
+// its name and stock, remove an assignment), tiers (create, edit) and balance definitions (edit the
+// name and when points expire; a definition is added through the API). Every form posts to a
+// console route that calls the public API as the signed-in key; a 400's `errors[].field` puts its
+// message beside the form field it names.
 
 export type Form = Record<string, string | undefined>;
 export type FieldErrors = Map<string, string[]>;
@@ -35,13 +36,13 @@ const itemField = (f: string | undefined) => (f ?? '').replace(/^body/, '').repl
 /** The API's errors: each named field's message for the form field `formField` maps it to, the rest as a banner. */
 export function errorsFor(
   body: unknown,
-  formField: (apiField: string) => string | undefined,
+  formField: (apiField: string, message: string) => string | undefined,
 ): { fields: FieldErrors; general?: string } {
   const b = (body ?? {}) as { errors?: { field?: string; message?: string }[] };
   const fields: FieldErrors = new Map();
   const general: string[] = [];
   for (const e of b.errors ?? []) {
-    const f = formField(itemField(e.field));
+    const f = formField(itemField(e.field), e.message ?? '');
     if (f) fields.set(f, [...(fields.get(f) ?? []), e.message ?? 'invalid']);
     else general.push(`${e.field ?? ''} ${e.message ?? ''}`.trim());
   }
@@ -280,6 +281,152 @@ ${tierForm(pc, action, f, state.fields ?? new Map(), true)}`;
   return sendPage(pc.reply, p, status);
 }
 
+// ---- balance definitions ----
+
+interface ExpirationRules {
+  period_type: 'MONTH' | 'FIXED_DAY_OF_YEAR';
+  period_value?: number;
+  rounding_type?: string;
+  rounding_value?: number;
+  fixed_month?: number;
+  fixed_day?: number;
+}
+
+interface Definition {
+  id: string;
+  name: string;
+  unit: string;
+  min: number | null;
+  max: number | null;
+  default: boolean;
+  expiration_rules: ExpirationRules | null;
+}
+
+const ROUNDINGS: [string, string][] = [
+  ['', 'not rounded'],
+  ['END_OF_MONTH', 'to the end of the month'],
+  ['END_OF_QUARTER', 'to the end of the quarter'],
+  ['END_OF_HALF_YEAR', 'to the end of the half-year'],
+  ['END_OF_YEAR', 'to the end of the year'],
+  ['PARTICULAR_MONTH', 'to the end of a given month'],
+];
+
+export function expiryText(r: ExpirationRules | null): string {
+  if (!r) return 'never';
+  if (r.period_type === 'FIXED_DAY_OF_YEAR') return `every year on ${r.fixed_day}/${r.fixed_month} (day/month)`;
+  const rounding = ROUNDINGS.find(([v]) => v === (r.rounding_type ?? ''))?.[1] ?? r.rounding_type;
+  const month = r.rounding_type === 'PARTICULAR_MONTH' ? ` (${r.rounding_value})` : '';
+  return `${r.period_value ?? 1} months after earning, ${rounding}${month}`;
+}
+
+function definitionField(f: string, message: string): string | undefined {
+  if (f === 'name') return f;
+  const prop = f === 'expiration_rules' ? message.split(' ')[0] : f.replace(/^expiration_rules\./, '');
+  const byProp: Record<string, string> = {
+    period_type: 'expires',
+    period_value: 'months',
+    rounding_type: 'rounding',
+    rounding_value: 'rounding_month',
+    fixed_month: 'fixed_month',
+    'fixed_month/fixed_day': 'fixed_day',
+    fixed_day: 'fixed_day',
+  };
+  return byProp[prop ?? ''] ?? (f.startsWith('expiration_rules') ? 'expires' : undefined);
+}
+
+export function definitionBody(f: Form): Record<string, unknown> {
+  const n = (v: string | undefined) => num(v) ?? '';
+  let rules: Record<string, unknown> | null = null;
+  if (f.expires === 'MONTH') {
+    rules = { period_type: 'MONTH', period_value: n(f.months) };
+    if (f.rounding) rules.rounding_type = f.rounding;
+    if (f.rounding === 'PARTICULAR_MONTH') rules.rounding_value = n(f.rounding_month);
+  } else if (f.expires === 'FIXED_DAY_OF_YEAR') {
+    rules = { period_type: 'FIXED_DAY_OF_YEAR', fixed_month: n(f.fixed_month), fixed_day: n(f.fixed_day) };
+  }
+  return { name: f.name ?? '', expiration_rules: rules };
+}
+
+const formOfDefinition = (d: Definition): Form => {
+  const r = d.expiration_rules;
+  const s = (v: number | undefined) => (v === undefined ? '' : String(v));
+  return {
+    name: d.name,
+    expires: r?.period_type ?? '',
+    months: s(r?.period_value),
+    rounding: r?.rounding_type ?? '',
+    rounding_month: s(r?.rounding_value),
+    fixed_month: s(r?.fixed_month),
+    fixed_day: s(r?.fixed_day),
+  };
+};
+
+export async function definitionsSection(pc: PageContext, id: string): Promise<SafeHtml> {
+  const res = await pc.api.get(`/v1/loyalties/${enc(id)}/balance-definitions`);
+  const rows = listItems<Definition>(res.body).map(
+    (d) => html`<tr><td>${d.name}${d.default ? ' (default)' : ''}</td><td>${d.unit}</td>
+    <td>${d.min ?? 0}${d.max !== null ? `–${d.max}` : ' and up'}</td><td>${expiryText(d.expiration_rules)}</td>
+    <td><a href="/console/programs/${enc(id)}/definitions/${enc(d.id)}" aria-label="Edit ${d.name}">Edit</a></td></tr>`,
+  );
+  return html`<section><h2>Balance definitions</h2>
+<div class="scroll"><table data-testid="definitions"><thead><tr><th scope="col">Name</th><th scope="col">Unit</th>
+<th scope="col">Balance limits</th><th scope="col">Points expire</th><th scope="col">Actions</th></tr></thead>
+<tbody>${rows}</tbody></table></div>
+<p class="muted">A new balance definition is added through the API
+(<code>POST /v1/loyalties/{id}/balance-definitions</code>).</p>
+</section>`;
+}
+
+async function definitionPage(pc: PageContext, state: CatalogState = {}, status = 200) {
+  const { id, defId } = pc.req.params as { id: string; defId: string };
+  const res = await pc.api.get<Definition>(`/v1/loyalties/${enc(id)}/balance-definitions/${enc(defId)}`);
+  if (!res.ok) {
+    const p = page({ title: 'Balance definition', session: pc.session, error: apiErrorText(res.body) }, html``);
+    return sendPage(pc.reply, p, res.status);
+  }
+  const f = state.form ?? formOfDefinition(res.body);
+  const errors = state.fields ?? new Map();
+  const fld = (name: string, label: string, input: (id: string, a: SafeHtml) => SafeHtml) =>
+    field('definition', errors, name, label, input);
+  const select = (name: string, values: [string, string][]) => (i: string, a: SafeHtml) =>
+    html`<select id="${i}" name="${name}" ${a}>${options(values, f[name] ?? '')}</select>`;
+  const body = html`<p><a href="/console/programs/${enc(id)}">Back to the program</a></p>
+<form method="post" action="/console/programs/${enc(id)}/definitions/${enc(defId)}" class="card rule-form">
+  ${csrfField(pc.session)}
+  <input type="hidden" name="idempotency_key" value="${randomUUID()}">
+  ${fld('name', 'Name', text('name', f.name))}
+  ${fld(
+    'expires',
+    'Points expire',
+    select('expires', [
+      ['', 'never'],
+      ['MONTH', 'some months after they are earned'],
+      ['FIXED_DAY_OF_YEAR', 'on a fixed day every year'],
+    ]),
+  )}
+  <fieldset><legend>Some months after they are earned</legend>
+  ${fld('months', 'Months', text('months', f.months, true))}
+  ${fld('rounding', 'Rounded', select('rounding', ROUNDINGS))}
+  ${fld('rounding_month', 'Given month (1–12)', text('rounding_month', f.rounding_month, true))}
+  </fieldset>
+  <fieldset><legend>On a fixed day every year</legend>
+  ${fld('fixed_month', 'Month (1–12)', text('fixed_month', f.fixed_month, true))}
+  ${fld('fixed_day', 'Day', text('fixed_day', f.fixed_day, true))}
+  </fieldset>
+  <button type="submit">Save</button>
+</form>`;
+  const p = page(
+    {
+      title: `Balance definition: ${res.body.name}`,
+      session: pc.session,
+      path: '/console/programs',
+      error: state.error,
+    },
+    body,
+  );
+  return sendPage(pc.reply, p, status);
+}
+
 const keyed = (f: Form, what: string) =>
   f.idempotency_key ? { 'idempotency-key': `console:${f.idempotency_key}:${what}` } : undefined;
 
@@ -348,6 +495,25 @@ export function catalogPages(r: ConsoleRouter, programPage: ProgramPage): void {
       return tierPage(pc, { form: f, fields, error: general }, 422);
     }
     return pc.reply.redirect(`/console/programs/${enc(id)}?notice=${enc('Tier saved.')}`, 303);
+  });
+
+  r.get('/console/programs/:id/definitions/:defId', async (pc) => definitionPage(pc));
+
+  r.post('/console/programs/:id/definitions/:defId', async (pc) => {
+    const { id, defId } = pc.req.params as { id: string; defId: string };
+    const f = pc.req.body as Form;
+    const url = `/v1/loyalties/${enc(id)}/balance-definitions/${enc(defId)}`;
+    const res = await pc.api.call('PUT', url, definitionBody(f), keyed(f, 'edit'));
+    if (!res.ok) {
+      const { fields, general } = errorsFor(res.body, definitionField);
+      // The default definition keeps its name: the refusal names no field, but it is the name's.
+      if ((res.body as { key?: string }).key === 'default_definition_rename') {
+        fields.set('name', [apiErrorText(res.body)]);
+        return definitionPage(pc, { form: f, fields }, 422);
+      }
+      return definitionPage(pc, { form: f, fields, error: general }, 422);
+    }
+    return pc.reply.redirect(`/console/programs/${enc(id)}?notice=${enc('Balance definition saved.')}`, 303);
   });
 
   r.post('/console/programs/:id/assignments/:assignmentId/remove', async (pc) => {

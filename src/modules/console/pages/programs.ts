@@ -2,7 +2,13 @@ import { enc, listItems, qs } from '../api.ts';
 import { html, type SafeHtml } from '../html.ts';
 import { apiErrorText, csrfField, fmtDate, page } from '../layout.ts';
 import { type ConsoleRouter, type PageContext, sendPage } from '../routes.ts';
-import { type CatalogState, catalogPages, rewardsSection, tiersSection } from './program-catalog.ts';
+import {
+  type CatalogState,
+  catalogPages,
+  definitionsSection,
+  rewardsSection,
+  tiersSection,
+} from './program-catalog.ts';
 
 // Programs: earning rules (create, edit, enable, disable) with the API's validation errors beside
 // the field they name; rewards, tiers and balance definitions are in program-catalog.ts.
@@ -193,7 +199,7 @@ async function programPage(pc: PageContext, state: CatalogState = {}, status = 2
   const [program, rules, definitions, tiers, rewards] = await Promise.all([
     pc.api.get(`/v1/loyalties/${enc(id)}`),
     pc.api.get(`/v1/loyalties/${enc(id)}/earning-rules${qs({ limit: 100 })}`),
-    pc.api.get(`/v1/loyalties/${enc(id)}/balance-definitions`),
+    definitionsSection(pc, id),
     tiersSection(pc, id, state),
     rewardsSection(pc, id, state),
   ]);
@@ -226,17 +232,8 @@ ${
 </section>
 ${rewards}
 ${tiers}
-<p class="muted">Balance definitions are read-only here; change them through the API.</p>
-<section class="grid">
-<div class="card"><h2>Balance definitions</h2><ul>${listItems<{
-    name: string;
-    unit: string;
-    min: number | null;
-    max: number | null;
-  }>(definitions.body).map(
-    (d) => html`<li>${d.name} (${d.unit})${d.max !== null ? ` · max ${d.max}` : ''}</li>`,
-  )}</ul></div>
-</section>`;
+${definitions}
+`;
   const p = page(
     { title: program.body.name, session: pc.session, path: '/console/programs', notice: q.notice, error: state.error },
     body,
