@@ -322,6 +322,9 @@ describe('console in a browser', { skip }, () => {
     const row = await text(page.getByTestId('definitions').locator('tbody tr').first());
     assert.match(row, /12 months after earning, to the end of the month/);
     await shot('program-catalog');
+    await page.setViewportSize({ width: 390, height: 844 });
+    await shot('program-catalog-phone');
+    await page.setViewportSize({ width: 1280, height: 900 });
   });
 
   test('messages and consents: the conversation and the opt-out history of a number', async () => {

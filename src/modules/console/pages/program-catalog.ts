@@ -50,19 +50,21 @@ export function errorsFor(
   return { fields, general: general.length ? general.join('; ') : undefined };
 }
 
-/** A labelled field with its error below it (tied by aria-describedby). */
-function field(
-  prefix: string,
-  errors: FieldErrors,
-  name: string,
-  label: string,
-  input: (id: string, attrs: SafeHtml) => SafeHtml,
-): SafeHtml {
-  const id = `${prefix}-${name}`;
-  const err = errors.get(name);
-  const attrs = err ? html`aria-invalid="true" aria-describedby="${id}-error"` : html``;
-  return html`<div><label for="${id}">${label}</label>${input(id, attrs)}
+/**
+ * The labelled fields of one form, each with its error below it (tied by aria-describedby); the
+ * first field with an error takes the focus when the page loads, so the browser scrolls to it.
+ */
+function fieldsOf(prefix: string, errors: FieldErrors) {
+  let focused = false;
+  return (name: string, label: string, input: (id: string, attrs: SafeHtml) => SafeHtml): SafeHtml => {
+    const id = `${prefix}-${name}`;
+    const err = errors.get(name);
+    const focus = err && !focused ? html` autofocus` : '';
+    if (err) focused = true;
+    const attrs = err ? html`aria-invalid="true" aria-describedby="${id}-error"${focus}` : html``;
+    return html`<div><label for="${id}">${label}</label>${input(id, attrs)}
     ${err ? html`<p id="${id}-error" class="field-error">${err.join('; ')}</p>` : ''}</div>`;
+  };
 }
 
 const text =
@@ -115,8 +117,7 @@ function newRewardForm(
   f: Form,
   errors: FieldErrors,
 ): SafeHtml {
-  const fld = (name: string, label: string, input: (id: string, a: SafeHtml) => SafeHtml) =>
-    field('reward', errors, name, label, input);
+  const fld = fieldsOf('reward', errors);
   return html`<form method="post" action="/console/programs/${enc(id)}/rewards" class="card rule-form">
   ${csrfField(pc.session)}
   <input type="hidden" name="idempotency_key" value="${randomUUID()}">
@@ -191,13 +192,13 @@ async function rewardPage(pc: PageContext, state: CatalogState = {}, status = 20
     return sendPage(pc.reply, p, res.status);
   }
   const f = state.form ?? { name: res.body.name, stock: res.body.stock === null ? '' : String(res.body.stock) };
-  const errors = state.fields ?? new Map();
+  const fld = fieldsOf('reward', state.fields ?? new Map());
   const body = html`<p><a href="/console/programs/${enc(id)}">Back to the program</a></p>
 <form method="post" action="/console/programs/${enc(id)}/rewards/${enc(rewardId)}" class="card rule-form">
   ${csrfField(pc.session)}
   <input type="hidden" name="idempotency_key" value="${randomUUID()}">
-  ${field('reward', errors, 'name', 'Name', text('name', f.name))}
-  ${field('reward', errors, 'stock', 'Stock (empty: unlimited)', text('stock', f.stock, true))}
+  ${fld('name', 'Name', text('name', f.name))}
+  ${fld('stock', 'Stock (empty: unlimited)', text('stock', f.stock, true))}
   <button type="submit">Save</button>
 </form>`;
   const p = page(
@@ -227,12 +228,13 @@ export const tierBody = (f: Form) => ({
 });
 
 function tierForm(pc: PageContext, action: string, f: Form, errors: FieldErrors, edit: boolean): SafeHtml {
+  const fld = fieldsOf('tier', errors);
   return html`<form method="post" action="${action}" class="card rule-form">
   ${csrfField(pc.session)}
   <input type="hidden" name="idempotency_key" value="${randomUUID()}">
-  ${field('tier', errors, 'name', edit ? 'Name' : 'Tier name', text('name', f.name))}
-  ${field('tier', errors, 'from', 'Points from', text('from', f.from, true))}
-  ${field('tier', errors, 'to', 'Points to (empty: no upper end)', text('to', f.to, true))}
+  ${fld('name', edit ? 'Name' : 'Tier name', text('name', f.name))}
+  ${fld('from', 'Points from', text('from', f.from, true))}
+  ${fld('to', 'Points to (empty: no upper end)', text('to', f.to, true))}
   <button type="submit">${edit ? 'Save' : 'Create tier'}</button>
 </form>`;
 }
@@ -386,8 +388,7 @@ async function definitionPage(pc: PageContext, state: CatalogState = {}, status 
   }
   const f = state.form ?? formOfDefinition(res.body);
   const errors = state.fields ?? new Map();
-  const fld = (name: string, label: string, input: (id: string, a: SafeHtml) => SafeHtml) =>
-    field('definition', errors, name, label, input);
+  const fld = fieldsOf('definition', errors);
   const select = (name: string, values: [string, string][]) => (i: string, a: SafeHtml) =>
     html`<select id="${i}" name="${name}" ${a}>${options(values, f[name] ?? '')}</select>`;
   const body = html`<p><a href="/console/programs/${enc(id)}">Back to the program</a></p>

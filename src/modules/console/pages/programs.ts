@@ -76,9 +76,13 @@ function ruleForm(
   errors: FieldErrors = new Map(),
   submit = 'Create rule',
 ): SafeHtml {
+  let focused = false;
   const field = (name: string, label: string, input: (attrs: SafeHtml) => SafeHtml) => {
     const err = errors.get(name);
-    const attrs = err ? html`aria-invalid="true" aria-describedby="rule-${name}-error"` : html``;
+    // The first field with an error takes the focus on load: the browser scrolls to it.
+    const focus = err && !focused ? html` autofocus` : '';
+    if (err) focused = true;
+    const attrs = err ? html`aria-invalid="true" aria-describedby="rule-${name}-error"${focus}` : html``;
     return html`<div><label for="rule-${name}">${label}</label>${input(attrs)}
       ${err ? html`<p id="rule-${name}-error" class="field-error">${err.join('; ')}</p>` : ''}</div>`;
   };
