@@ -231,6 +231,102 @@ describe('console in a browser', { skip }, () => {
     await shot('program');
   });
 
+  test('a reward: the API error beside the field, then created, assigned, edited and removed', async () => {
+    await page.getByLabel('Reward name').fill('Tote bag');
+    await page.getByLabel('Product id (products)').fill('tote');
+    await page.getByLabel('Stock (empty: unlimited)').fill('20');
+    await page.getByLabel('Points cost').fill('-300');
+    await page.getByRole('button', { name: 'Create reward' }).click();
+    await page.locator('#reward-points-error').waitFor();
+    assert.match(await text(page.locator('#reward-points-error')), /at least 1/);
+    assert.equal(await page.getByLabel('Points cost').getAttribute('aria-invalid'), 'true');
+    // The refused assignment took its reward with it.
+    const before = await t.api('GET', '/v1/rewards?limit=100');
+    assert.ok(!before.body.data.some((r: { name: string }) => r.name === 'Tote bag'));
+    await shot('program-reward-error');
+    await page.getByLabel('Points cost').fill('300');
+    await page.getByRole('button', { name: 'Create reward' }).click();
+    await page.getByRole('status').waitFor();
+    const rewards = page.getByTestId('rewards');
+    const tote = await text(rewards.locator('tr', { hasText: 'Tote bag' }));
+    assert.match(tote, /Tote bag\s*material\s*20 of 20 left\s*300/);
+    // A coupon from a discount campaign, picked from the list; an empty name is refused beside it.
+    await page.getByLabel('Kind').selectOption('CAMPAIGN');
+    await page.getByLabel('Discount campaign (coupons)').selectOption({ index: 1 });
+    await page.getByLabel('Points cost').fill('150');
+    await page.getByRole('button', { name: 'Create reward' }).click();
+    await page.locator('#reward-name-error').waitFor();
+    assert.match(await text(page.locator('#reward-name-error')), /must not be empty/);
+    await page.getByLabel('Reward name').fill('5 off a cake');
+    await page.getByRole('button', { name: 'Create reward' }).click();
+    await page.getByRole('status').waitFor();
+    assert.match(await text(rewards.locator('tr', { hasText: '5 off a cake' })), /coupon\s*unlimited\s*150/);
+    // Edit: a negative stock is refused beside the field; then the name and stock are saved.
+    await rewards.locator('tr', { hasText: 'Tote bag' }).getByRole('link', { name: 'Edit' }).click();
+    await page.getByLabel('Stock (empty: unlimited)').fill('-1');
+    await page.getByRole('button', { name: 'Save' }).click();
+    await page.locator('#reward-stock-error').waitFor();
+    assert.match(await text(page.locator('#reward-stock-error')), /at least 0/);
+    await page.getByLabel('Name').fill('Canvas tote bag');
+    await page.getByLabel('Stock (empty: unlimited)').fill('15');
+    await page.getByRole('button', { name: 'Save' }).click();
+    await page.getByRole('status').waitFor();
+    assert.match(await text(rewards.locator('tr', { hasText: 'Canvas tote bag' })), /15 of 15 left/);
+    await page.getByRole('button', { name: 'Remove 5 off a cake' }).click();
+    await page.getByRole('status').waitFor();
+    assert.match(await text(page.getByRole('status')), /removed/);
+    assert.equal(await rewards.locator('tr', { hasText: '5 off a cake' }).count(), 0);
+    await shot('program-rewards');
+  });
+
+  test('tiers: an edit refused beside the field, then saved; a new tier refused, then created', async () => {
+    const tiers = page.getByTestId('tiers');
+    await page.getByRole('link', { name: 'Edit Gold' }).click();
+    await page.getByLabel('Points to (empty: no upper end)').fill('2000');
+    await page.getByRole('button', { name: 'Save' }).click();
+    await page.locator('#tier-to-error').waitFor();
+    assert.match(await text(page.locator('#tier-to-error')), /must be >= points\.from/);
+    assert.equal(await page.getByLabel('Points to (empty: no upper end)').getAttribute('aria-invalid'), 'true');
+    await page.getByLabel('Points to (empty: no upper end)').fill('4999');
+    await page.getByRole('button', { name: 'Save' }).click();
+    await page.getByRole('status').waitFor();
+    assert.match(await text(tiers.locator('tr', { hasText: 'Gold' })), /Gold\s*3000\s*4999/);
+    await page.getByLabel('Points from').fill('5000');
+    await page.getByRole('button', { name: 'Create tier' }).click();
+    await page.locator('#tier-name-error').waitFor();
+    assert.match(await text(page.locator('#tier-name-error')), /must not be empty/);
+    await shot('program-tier-error');
+    await page.getByLabel('Tier name').fill('Platinum');
+    await page.getByRole('button', { name: 'Create tier' }).click();
+    await page.getByRole('status').waitFor();
+    assert.match(await text(tiers.locator('tbody tr').last()), /Platinum\s*5000\s*and up/);
+  });
+
+  test('a balance definition: expiry refused beside the field, a default renamed refused, then saved', async () => {
+    await page.getByRole('link', { name: 'Edit points' }).click();
+    await page.getByLabel('Name', { exact: true }).fill('stars');
+    await page.getByLabel('Points expire').selectOption('MONTH');
+    await page.getByLabel('Months', { exact: true }).fill('0');
+    await page.getByRole('button', { name: 'Save' }).click();
+    await page.locator('#definition-months-error').waitFor();
+    assert.match(await text(page.locator('#definition-months-error')), /at least 1/);
+    await page.getByLabel('Months', { exact: true }).fill('12');
+    await page.getByLabel('Rounded').selectOption('END_OF_MONTH');
+    await page.getByRole('button', { name: 'Save' }).click();
+    await page.locator('#definition-name-error').waitFor();
+    assert.match(await text(page.locator('#definition-name-error')), /cannot be renamed/);
+    await shot('program-definition-error');
+    await page.getByLabel('Name', { exact: true }).fill('points');
+    await page.getByRole('button', { name: 'Save' }).click();
+    await page.getByRole('status').waitFor();
+    const row = await text(page.getByTestId('definitions').locator('tbody tr').first());
+    assert.match(row, /12 months after earning, to the end of the month/);
+    await shot('program-catalog');
+    await page.setViewportSize({ width: 390, height: 844 });
+    await shot('program-catalog-phone');
+    await page.setViewportSize({ width: 1280, height: 900 });
+  });
+
   test('messages and consents: the conversation and the opt-out history of a number', async () => {
     await t.api('POST', '/v1/simulator/messages', { from: ana.phone, text: 'STOP' });
     await page.getByRole('link', { name: 'Messages' }).click();

@@ -2,10 +2,16 @@ import { enc, listItems, qs } from '../api.ts';
 import { html, type SafeHtml } from '../html.ts';
 import { apiErrorText, csrfField, fmtDate, page } from '../layout.ts';
 import { type ConsoleRouter, type PageContext, sendPage } from '../routes.ts';
+import {
+  type CatalogState,
+  catalogPages,
+  definitionsSection,
+  rewardsSection,
+  tiersSection,
+} from './program-catalog.ts';
 
 // Programs: earning rules (create, edit, enable, disable) with the API's validation errors beside
-// the field they name; balance definitions, tiers and rewards are shown read-only here (they are
-// changed through the API: /v1/loyalties/{id}/balance-definitions, tiers, rewards).
+// the field they name; rewards, tiers and balance definitions are in program-catalog.ts.
 
 interface Rule {
   id: string;
@@ -15,12 +21,12 @@ interface Rule {
   created_at: string;
 }
 
-interface RuleForm {
+type RuleForm = {
   event?: string;
   type?: string;
   points?: string;
   every?: string;
-}
+};
 
 type FieldErrors = Map<string, string[]>;
 
@@ -70,9 +76,13 @@ function ruleForm(
   errors: FieldErrors = new Map(),
   submit = 'Create rule',
 ): SafeHtml {
+  let focused = false;
   const field = (name: string, label: string, input: (attrs: SafeHtml) => SafeHtml) => {
     const err = errors.get(name);
-    const attrs = err ? html`aria-invalid="true" aria-describedby="rule-${name}-error"` : html``;
+    // The first field with an error takes the focus on load: the browser scrolls to it.
+    const focus = err && !focused ? html` autofocus` : '';
+    if (err) focused = true;
+    const attrs = err ? html`aria-invalid="true" aria-describedby="rule-${name}-error"${focus}` : html``;
     return html`<div><label for="rule-${name}">${label}</label>${input(attrs)}
       ${err ? html`<p id="rule-${name}-error" class="field-error">${err.join('; ')}</p>` : ''}</div>`;
   };
@@ -135,7 +145,7 @@ export function programPages(r: ConsoleRouter): void {
     const res = await pc.api.post(`/v1/loyalties/${enc(id)}/earning-rules`, [ruleBody(f)]);
     if (!res.ok) {
       const { fields, general } = errorsOf(res.body);
-      return programPage(pc, { form: f, fields, error: general }, 422);
+      return programPage(pc, { which: 'rule', form: f, fields, error: general }, 422);
     }
     return pc.reply.redirect(`/console/programs/${enc(id)}?notice=${enc('Earning rule created.')}`, 303);
   });
@@ -160,6 +170,8 @@ export function programPages(r: ConsoleRouter): void {
     const notice = res.ok ? `Earning rule ${action}d.` : apiErrorText(res.body);
     return pc.reply.redirect(`/console/programs/${enc(id)}?notice=${enc(notice)}`, 303);
   });
+
+  catalogPages(r, programPage);
 }
 
 interface FormState {
@@ -185,22 +197,20 @@ ${ruleForm(pc, `/console/programs/${enc(id)}/rules/${enc(ruleId)}`, form, state.
   return sendPage(pc.reply, p, status);
 }
 
-async function programPage(pc: PageContext, state: FormState = {}, status = 200) {
+async function programPage(pc: PageContext, state: CatalogState = {}, status = 200) {
   const { id } = pc.req.params as { id: string };
   const q = pc.req.query as { notice?: string };
-  const [program, rules, definitions, tiers, assignments, rewards] = await Promise.all([
+  const [program, rules, definitions, tiers, rewards] = await Promise.all([
     pc.api.get(`/v1/loyalties/${enc(id)}`),
     pc.api.get(`/v1/loyalties/${enc(id)}/earning-rules${qs({ limit: 100 })}`),
-    pc.api.get(`/v1/loyalties/${enc(id)}/balance-definitions`),
-    pc.api.get(`/v1/loyalties/${enc(id)}/tiers${qs({ limit: 100 })}`),
-    pc.api.get(`/v1/loyalties/${enc(id)}/rewards${qs({ limit: 100 })}`),
-    pc.api.get(`/v1/rewards${qs({ limit: 100 })}`),
+    definitionsSection(pc, id),
+    tiersSection(pc, id, state),
+    rewardsSection(pc, id, state),
   ]);
   if (!program.ok) {
     const p = page({ title: 'Program', session: pc.session, error: apiErrorText(program.body) }, html``);
     return sendPage(pc.reply, p, program.status);
   }
-  const rewardNames = new Map(listItems<{ id: string; name: string }>(rewards.body).map((r) => [r.id, r.name]));
   const action = (rule: Rule, what: 'enable' | 'disable') =>
     html`<form method="post" action="/console/programs/${enc(id)}/rules/${enc(rule.id)}/${what}" class="inline">
       ${csrfField(pc.session)}
@@ -218,29 +228,16 @@ async function programPage(pc: PageContext, state: FormState = {}, status = 200)
     ${action(rule, rule.active ? 'disable' : 'enable')}</td></tr>`,
   )}</tbody></table></div>
 <h3>New earning rule</h3>
-${ruleForm(pc, `/console/programs/${enc(id)}/rules`, state.form ?? {}, state.fields)}
+${
+  state.which === 'rule'
+    ? ruleForm(pc, `/console/programs/${enc(id)}/rules`, state.form ?? {}, state.fields)
+    : ruleForm(pc, `/console/programs/${enc(id)}/rules`, {})
+}
 </section>
-<p class="muted">Balance definitions, tiers and rewards are read-only here; change them through the API.</p>
-<section class="grid">
-<div class="card"><h2>Balance definitions</h2><ul>${listItems<{
-    name: string;
-    unit: string;
-    min: number | null;
-    max: number | null;
-  }>(definitions.body).map(
-    (d) => html`<li>${d.name} (${d.unit})${d.max !== null ? ` · max ${d.max}` : ''}</li>`,
-  )}</ul></div>
-<div class="card"><h2>Tiers</h2><ul>${listItems<{ name: string; points: { from: number; to?: number | null } }>(
-    tiers.body,
-  ).map(
-    (t) => html`<li>${t.name}: ${t.points.from}${t.points.to != null ? `–${t.points.to}` : '+'} points</li>`,
-  )}</ul></div>
-<div class="card"><h2>Rewards</h2><ul>${listItems<{ reward_id: string; parameters: { loyalty?: { points: number } } }>(
-    assignments.body,
-  ).map(
-    (a) => html`<li>${rewardNames.get(a.reward_id) ?? a.reward_id}: ${a.parameters.loyalty?.points ?? '?'} points</li>`,
-  )}</ul></div>
-</section>`;
+${rewards}
+${tiers}
+${definitions}
+`;
   const p = page(
     { title: program.body.name, session: pc.session, path: '/console/programs', notice: q.notice, error: state.error },
     body,
