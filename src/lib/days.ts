@@ -13,3 +13,17 @@ export function utcDays(sinceIso: string, untilMs: number): { day: string; from:
   }
   return out;
 }
+
+/**
+ * One count per UTC day from the day of `sinceIso` to the day of `untilMs`: `count` reads one day's
+ * [from, to) range (see `utcDays` for why a range per day and not a GROUP BY), days in order.
+ */
+export async function perUtcDay<T extends object>(
+  sinceIso: string,
+  untilMs: number,
+  count: (from: string, to: string) => Promise<T>,
+): Promise<({ day: string } & T)[]> {
+  const out: ({ day: string } & T)[] = [];
+  for (const d of utcDays(sinceIso, untilMs)) out.push({ day: d.day, ...(await count(d.from, d.to)) });
+  return out;
+}

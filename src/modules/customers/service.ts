@@ -6,7 +6,7 @@ import { newId } from '../../lib/ids.ts';
 import { fromJson, toJson } from '../../lib/json.ts';
 import { toE164 } from '../../lib/phone.ts';
 import type { Executor } from '../../storage/database.ts';
-import { utcDays } from '../../lib/days.ts';
+import { perUtcDay } from '../../lib/days.ts';
 import { hot } from '../../storage/hot.ts';
 import type { CustomersTable } from '../../storage/schema.ts';
 
@@ -220,17 +220,15 @@ export class CustomerService {
 
   /** Customers created per UTC day since `sinceIso` (the console's overview; index customers_created). */
   async createdPerDay(db: Executor, sinceIso: string): Promise<{ day: string; created: number }[]> {
-    const out: { day: string; created: number }[] = [];
-    for (const d of utcDays(sinceIso, this.ctx.clock.nowMs())) {
+    return perUtcDay(sinceIso, this.ctx.clock.nowMs(), async (from, to) => {
       const r = await db
         .selectFrom('customers')
         .select((eb) => eb.fn.countAll<number>().as('n'))
-        .where('created_at', '>=', d.from)
-        .where('created_at', '<', d.to)
+        .where('created_at', '>=', from)
+        .where('created_at', '<', to)
         .executeTakeFirstOrThrow();
-      out.push({ day: d.day, created: Number(r.n) });
-    }
-    return out;
+      return { created: Number(r.n) };
+    });
   }
 }
 

@@ -5,7 +5,7 @@ import type { AppContext } from '../../context.ts';
 import { DomainError, invalid } from '../../lib/errors.ts';
 import { newId } from '../../lib/ids.ts';
 import { fromJson } from '../../lib/json.ts';
-import { utcDays } from '../../lib/days.ts';
+import { perUtcDay } from '../../lib/days.ts';
 import type { Executor } from '../../storage/database.ts';
 import { type HotPart, hot, hotRows, writeAtCommit } from '../../storage/hot.ts';
 import type {
@@ -951,19 +951,17 @@ export class LedgerService {
    * since `sinceIso`, across programs (the console's overview; index ledger_entries_created).
    */
   async pointsPerDay(db: Executor, sinceIso: string): Promise<{ day: string; issued: number; redeemed: number }[]> {
-    const out: { day: string; issued: number; redeemed: number }[] = [];
-    for (const d of utcDays(sinceIso, this.ctx.clock.nowMs())) {
+    return perUtcDay(sinceIso, this.ctx.clock.nowMs(), async (from, to) => {
       const r = await db
         .selectFrom('ledger_entries')
         .select([
           sql<number>`coalesce(sum(case when points > 0 then points else 0 end), 0)`.as('issued'),
           sql<number>`coalesce(sum(case when type = 'POINTS_REDEMPTION' then -points else 0 end), 0)`.as('redeemed'),
         ])
-        .where('created_at', '>=', d.from)
-        .where('created_at', '<', d.to)
+        .where('created_at', '>=', from)
+        .where('created_at', '<', to)
         .executeTakeFirstOrThrow();
-      out.push({ day: d.day, issued: Number(r.issued), redeemed: Number(r.redeemed) });
-    }
-    return out;
+      return { issued: Number(r.issued), redeemed: Number(r.redeemed) };
+    });
   }
 }

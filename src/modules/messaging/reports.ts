@@ -1,6 +1,6 @@
 import { sql } from 'kysely';
 import type { AppContext } from '../../context.ts';
-import { utcDays } from '../../lib/days.ts';
+import { perUtcDay } from '../../lib/days.ts';
 import type { Executor } from '../../storage/database.ts';
 import { invalid } from '../../lib/errors.ts';
 import type { MessagingDeps } from './deps.ts';
@@ -181,20 +181,18 @@ export class ReportService {
    * channel (the console's overview; index msg_messages_created).
    */
   async messagesPerDay(db: Executor, sinceIso: string): Promise<{ day: string; sent: number; replied: number }[]> {
-    const out: { day: string; sent: number; replied: number }[] = [];
-    for (const d of utcDays(sinceIso, this.ctx.clock.nowMs())) {
+    return perUtcDay(sinceIso, this.ctx.clock.nowMs(), async (from, to) => {
       const r = await db
         .selectFrom('msg_messages')
         .select([
           sql<number>`coalesce(sum(case when direction = 'out' then 1 else 0 end), 0)`.as('sent'),
           sql<number>`coalesce(sum(case when direction = 'in' then 1 else 0 end), 0)`.as('replied'),
         ])
-        .where('created_at', '>=', d.from)
-        .where('created_at', '<', d.to)
+        .where('created_at', '>=', from)
+        .where('created_at', '<', to)
         .executeTakeFirstOrThrow();
-      out.push({ day: d.day, sent: Number(r.sent), replied: Number(r.replied) });
-    }
-    return out;
+      return { sent: Number(r.sent), replied: Number(r.replied) };
+    });
   }
 }
 

@@ -5,7 +5,7 @@ import { newId } from '../../lib/ids.ts';
 import { fromJson } from '../../lib/json.ts';
 import { UnsafeUrlError } from '../../lib/url-guard.ts';
 import { sql } from 'kysely';
-import { utcDays } from '../../lib/days.ts';
+import { perUtcDay } from '../../lib/days.ts';
 import type { Executor } from '../../storage/database.ts';
 import { EVENT_TYPES, isKnownEventType } from '../events/catalog.ts';
 import { Dispatcher, type DispatcherOptions } from './dispatcher/dispatcher.ts';
@@ -314,19 +314,17 @@ export class WebhookService {
 
   /** Delivery attempts that succeeded and failed per UTC day since `sinceIso` (index webhook_attempts_created). */
   async attemptsPerDay(db: Executor, sinceIso: string): Promise<{ day: string; succeeded: number; failed: number }[]> {
-    const out: { day: string; succeeded: number; failed: number }[] = [];
-    for (const d of utcDays(sinceIso, this.ctx.clock.nowMs())) {
+    return perUtcDay(sinceIso, this.ctx.clock.nowMs(), async (from, to) => {
       const r = await db
         .selectFrom('webhook_attempts')
         .select([
           sql<number>`coalesce(sum(case when status = 'succeeded' then 1 else 0 end), 0)`.as('succeeded'),
           sql<number>`coalesce(sum(case when status = 'failed' then 1 else 0 end), 0)`.as('failed'),
         ])
-        .where('created_at', '>=', d.from)
-        .where('created_at', '<', d.to)
+        .where('created_at', '>=', from)
+        .where('created_at', '<', to)
         .executeTakeFirstOrThrow();
-      out.push({ day: d.day, succeeded: Number(r.succeeded), failed: Number(r.failed) });
-    }
-    return out;
+      return { succeeded: Number(r.succeeded), failed: Number(r.failed) };
+    });
   }
 }
