@@ -69,18 +69,44 @@ export type IdPrefix =
   | 'rfh';
 
 /**
- * `prefix_` + a time part (8 base62 characters of the millisecond clock) + random characters:
- * ids created together sort together, so the B-tree indexes on them (ledger entries, lots, events,
- * jobs) grow at their right edge instead of touching a random page per insert. Short ids (below
+ * `prefix_` + a time part (8 base62 characters of the millisecond clock) + a sequence within that
+ * millisecond (3 characters) + random characters. Ids one process creates sort in the order it
+ * created them, even inside one millisecond: lists ordered by (created_at, id) then show rows made
+ * together (a campaign's tiers, a referee's two rewards) in creation order on every run, and the
+ * B-tree indexes on ids (ledger entries, lots, events, jobs) grow at their right edge instead of
+ * touching a random page per insert. Across processes only the millisecond orders. Short ids (below
  * 16 characters) are all random.
  */
 export function newId(prefix: IdPrefix, length = 24): string {
   if (length < 16) return `${prefix}_${randomString(length)}`;
-  let ms = Date.now();
-  let time = '';
-  for (let i = 0; i < 8; i++) {
-    time = ALPHABET[ms % 62] + time;
-    ms = Math.floor(ms / 62);
+  const [ms, seq] = nextTick(Date.now());
+  return `${prefix}_${base62(ms, 8)}${base62(seq, 3)}${randomString(length - 11)}`;
+}
+
+const SEQ_LIMIT = 62 ** 3;
+let lastMs = 0;
+let lastSeq = 0;
+
+/**
+ * The (millisecond, sequence) pair for the next id: never smaller than the previous one, even if
+ * the clock steps back; a millisecond's sequence overflowing borrows the next millisecond.
+ */
+function nextTick(now: number): [number, number] {
+  if (now > lastMs) {
+    lastMs = now;
+    lastSeq = 0;
+  } else if (++lastSeq >= SEQ_LIMIT) {
+    lastMs += 1;
+    lastSeq = 0;
   }
-  return `${prefix}_${time}${randomString(length - 8)}`;
+  return [lastMs, lastSeq];
+}
+
+function base62(n: number, width: number): string {
+  let out = '';
+  for (let i = 0; i < width; i++) {
+    out = ALPHABET[n % 62] + out;
+    n = Math.floor(n / 62);
+  }
+  return out;
 }
