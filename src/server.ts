@@ -244,7 +244,7 @@ export async function buildServer(config: Config, opts: BuildOptions = {}): Prom
   // possibly still pending in the database, run one batch.
   const retention = new Retention(scheduler, clock, log, config.retentionBatch);
   retention.add(idempotencyRetention);
-  for (const m of modules) retention.add(...(m.retention?.(ctx) ?? []));
+  for (const m of modules) retention.add(...(m.retention?.(ctx, services) ?? []));
   for (const legacy of ['events.purge', 'maintenance.purge']) {
     scheduler.register(legacy, async (_job, trx) => void (await retention.sweepBatch(trx)));
   }

@@ -20,7 +20,7 @@ export interface TallyModule {
   /** Registers job handlers even when workers are off (tests drive the scheduler by hand). */
   jobs?(ctx: AppContext, services: Services): void;
   /** What of its tables the retention sweep deletes, and when (modules/scheduler/retention.ts). */
-  retention?(ctx: AppContext): RetentionPolicy[];
+  retention?(ctx: AppContext, services: Services): RetentionPolicy[];
 }
 
 export type Stopper = () => Promise<void> | void;

@@ -5,7 +5,7 @@ import {
   messagingSealedSecretsMigration,
   messagingTemplatesMigration,
 } from './migrations.ts';
-import { messagingCreatedIndexMigration } from './migrations-scale.ts';
+import { messagingCreatedIndexMigration, messagingFlowDaysMigration } from './migrations-scale.ts';
 import { messageRetention } from './retention.ts';
 import { messagingPhoneIndexesMigration } from './phone-indexes.ts';
 import { messagingRoutes } from './routes.ts';
@@ -21,9 +21,10 @@ export const messagingModule: TallyModule = {
     messagingSealedSecretsMigration,
     messagingCreatedIndexMigration,
     messagingPhoneIndexesMigration,
+    messagingFlowDaysMigration,
   ],
   sealedColumns: channelSealedColumns,
   routes: messagingRoutes,
   start: (_ctx, services) => services.messaging.start(),
-  retention: (ctx) => [messageRetention(ctx)],
+  retention: (ctx, services) => [messageRetention(ctx, services.messaging.reports)],
 };

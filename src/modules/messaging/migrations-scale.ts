@@ -10,3 +10,39 @@ export const messagingCreatedIndexMigration: TallyMigration = {
     await db.schema.createIndex('msg_messages_created').on('msg_messages').columns(['created_at', 'id']).execute();
   },
 };
+
+/**
+ * The flow report's daily roll-up: per flow and UTC day, the figures the report returns per day,
+ * stored for final days only (ended more than 8 days ago: report-days.ts), so a report reads at
+ * most ~9 days of messages and days past message retention keep their figures. A row with
+ * `messages` 0 records a final day without traffic (not computed again). The second index
+ * covers the window's distinct members (count(distinct membership_id) per direction), which
+ * are not sums of days.
+ */
+export const messagingFlowDaysMigration: TallyMigration = {
+  name: '0291_messaging_flow_days',
+  async up(db) {
+    await db.schema
+      .createTable('msg_flow_days')
+      .addColumn('flow_id', 'text', (c) => c.notNull())
+      .addColumn('day', 'text', (c) => c.notNull())
+      .addColumn('messages', 'integer', (c) => c.notNull())
+      .addColumn('messages_sent', 'integer', (c) => c.notNull())
+      .addColumn('delivered', 'integer', (c) => c.notNull())
+      .addColumn('failed', 'integer', (c) => c.notNull())
+      .addColumn('inbound', 'integer', (c) => c.notNull())
+      .addColumn('keyword_matches', 'text', (c) => c.notNull())
+      .addColumn('members_messaged', 'integer', (c) => c.notNull())
+      .addColumn('members_replied', 'integer', (c) => c.notNull())
+      .addColumn('redemptions_within_7_days', 'integer', (c) => c.notNull())
+      .addColumn('points_redeemed_within_7_days', 'bigint', (c) => c.notNull())
+      .addColumn('created_at', 'text', (c) => c.notNull())
+      .addPrimaryKeyConstraint('msg_flow_days_pk', ['flow_id', 'day'])
+      .execute();
+    await db.schema
+      .createIndex('msg_messages_flow_members')
+      .on('msg_messages')
+      .columns(['flow_id', 'direction', 'created_at', 'status', 'membership_id'])
+      .execute();
+  },
+};

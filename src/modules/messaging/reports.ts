@@ -4,17 +4,29 @@ import { perUtcDay } from '../../lib/days.ts';
 import type { Executor } from '../../storage/database.ts';
 import { invalid } from '../../lib/errors.ts';
 import type { MessagingDeps } from './deps.ts';
+import { ATTRIBUTION_MS, DAY_MS, type Range, dayOf, dayRuns, daysIn, isFinalDay, splitWindow } from './report-days.ts';
 
 // Flow reporting: messages sent / delivered / failed, inbound messages, keyword matches per alias,
 // interaction rate (members who replied / members messaged), and redemptions (reward and voucher
 // redemptions, asked of the vouchers module) by messaged customers within 7 days after a flow
 // message; in total and per day (UTC).
+//
+// Cost: final days (ended more than 8 days ago, report-days.ts) come from the daily roll-up
+// msg_flow_days, computed once — on demand by the first report that asks, or by the retention
+// sweep before it deletes the day's messages; only the rest of the window (a partial first day,
+// the last ~9 days) is computed from messages. Counts and redemptions of the window are sums of
+// its days: each redemption counts once, on the day of the flow's latest message to the customer
+// before it (whatever the window), so a day's figures do not depend on the window asking. Distinct
+// members of the window are not sums of days: one count(distinct) over the window's stored
+// messages (index msg_messages_flow_members) — past message retention, retained messages only.
 
-const DAY = 86_400_000;
-const WINDOW = 7 * DAY;
+/** Message statuses that never reached the member: not "messaged". */
+const NOT_MESSAGED = ['skipped', 'cancelled'];
 
-interface DayStats {
+interface DayFigures {
   date: string;
+  /** Every message of the day (a day shows in `days` when it has any). */
+  messages: number;
   messages_sent: number;
   delivered: number;
   failed: number;
@@ -22,10 +34,23 @@ interface DayStats {
   keyword_matches: Record<string, number>;
   members_messaged: number;
   members_replied: number;
-  interaction_rate: number | null;
   redemptions_within_7_days: number;
   points_redeemed_within_7_days: number;
 }
+
+const emptyDay = (date: string): DayFigures => ({
+  date,
+  messages: 0,
+  messages_sent: 0,
+  delivered: 0,
+  failed: 0,
+  inbound: 0,
+  keyword_matches: {},
+  members_messaged: 0,
+  members_replied: 0,
+  redemptions_within_7_days: 0,
+  points_redeemed_within_7_days: 0,
+});
 
 export class ReportService {
   constructor(
@@ -34,54 +59,29 @@ export class ReportService {
   ) {}
 
   async flowReport(flowId: string, fromRaw?: string, toRaw?: string) {
-    const to = toRaw ? parseDate(toRaw, 'to', true) : this.ctx.clock.nowMs();
-    const from = fromRaw ? parseDate(fromRaw, 'from', false) : to - 30 * DAY;
+    const now = this.ctx.clock.nowMs();
+    const to = toRaw ? parseDate(toRaw, 'to', true) : now;
+    const from = fromRaw ? parseDate(fromRaw, 'from', false) : to - 30 * DAY_MS;
     if (from >= to)
       throw invalid('invalid_range', 'Invalid range', 'from must be before to', [
         { field: 'from', message: 'must be before to' },
       ]);
-    if (to - from > 400 * DAY)
+    if (to - from > 400 * DAY_MS)
       throw invalid('invalid_range', 'Invalid range', 'the range may span at most 400 days', [
         { field: 'to', message: 'at most 400 days after from' },
       ]);
     const fromIso = new Date(from).toISOString();
     const toIso = new Date(to).toISOString();
     const db = this.ctx.database.db;
-    const msgs = await db
-      .selectFrom('msg_messages')
-      .select(['id', 'direction', 'status', 'keyword', 'membership_id', 'customer_id', 'sent_at', 'created_at'])
-      .where('flow_id', '=', flowId)
-      .where('created_at', '>=', fromIso)
-      .where('created_at', '<', toIso)
-      .execute();
 
-    const days = new Map<string, DayStats & { messaged: Set<string>; replied: Set<string> }>();
-    const day = (iso: string) => {
-      const d = iso.slice(0, 10);
-      let s = days.get(d);
-      if (!s) {
-        s = {
-          date: d,
-          messages_sent: 0,
-          delivered: 0,
-          failed: 0,
-          inbound: 0,
-          keyword_matches: {},
-          members_messaged: 0,
-          members_replied: 0,
-          interaction_rate: null,
-          redemptions_within_7_days: 0,
-          points_redeemed_within_7_days: 0,
-          messaged: new Set(),
-          replied: new Set(),
-        };
-        days.set(d, s);
-      }
-      return s;
-    };
-    const messaged = new Set<string>();
-    const repliedAll = new Set<string>();
-    const sentTimes = new Map<string, number[]>();
+    // A flow has no messages before it was created: days before are neither computed nor stored.
+    const flow = await db.selectFrom('msg_flows').select('created_at').where('id', '=', flowId).executeTakeFirst();
+    const start = Math.max(from, flow ? Math.floor(Date.parse(flow.created_at) / DAY_MS) * DAY_MS : to);
+    const split = splitWindow(start, to, now);
+    const days: DayFigures[] = [];
+    if (split.final) days.push(...(await this.finalDays(db, flowId, split.final)));
+    for (const r of split.live) days.push(...(await this.computeDays(db, flowId, r)).values());
+
     const total = {
       messages_sent: 0,
       delivered: 0,
@@ -89,76 +89,20 @@ export class ReportService {
       inbound: 0,
       keyword_matches: {} as Record<string, number>,
     };
-    for (const m of msgs) {
-      const s = day(m.created_at);
-      if (m.direction === 'out') {
-        if (m.sent_at) {
-          s.messages_sent++;
-          total.messages_sent++;
-        }
-        if (m.status === 'delivered') {
-          s.delivered++;
-          total.delivered++;
-        }
-        if (m.status === 'failed') {
-          s.failed++;
-          total.failed++;
-        }
-        if (m.membership_id && m.status !== 'skipped' && m.status !== 'cancelled') {
-          messaged.add(m.membership_id);
-          s.messaged.add(m.membership_id);
-          // Redemptions are the customer's (a voucher has no card): timed per customer.
-          if (m.customer_id) {
-            const list = sentTimes.get(m.customer_id) ?? [];
-            list.push(Date.parse(m.created_at));
-            sentTimes.set(m.customer_id, list);
-          }
-        }
-      } else {
-        s.inbound++;
-        total.inbound++;
-        if (m.keyword) {
-          s.keyword_matches[m.keyword] = (s.keyword_matches[m.keyword] ?? 0) + 1;
-          total.keyword_matches[m.keyword] = (total.keyword_matches[m.keyword] ?? 0) + 1;
-        }
-        if (m.membership_id) {
-          repliedAll.add(m.membership_id);
-          s.replied.add(m.membership_id);
-        }
-      }
-    }
-
-    // Redemptions (of rewards and vouchers, the vouchers module's) by messaged customers within 7
-    // days after one of their flow messages; each counts once, on the day of the latest message before it.
     let redemptions = 0;
     let pointsRedeemed = 0;
-    const customers = [...sentTimes.keys()];
-    const range = { from: fromIso, to: new Date(to + WINDOW).toISOString() };
-    for (let i = 0; this.services.redemptionsOf && i < customers.length; i += 500) {
-      for (const e of await this.services.redemptionsOf(db, customers.slice(i, i + 500), range)) {
-        const at = Date.parse(e.created_at);
-        const before = (sentTimes.get(e.customer_id) ?? []).filter((t) => t <= at && at <= t + WINDOW);
-        if (before.length === 0) continue;
-        const s = day(new Date(Math.max(...before)).toISOString());
-        s.redemptions_within_7_days++;
-        s.points_redeemed_within_7_days += e.points;
-        redemptions++;
-        pointsRedeemed += e.points;
-      }
+    const shown = days.filter((d) => d.messages > 0).sort((a, b) => (a.date < b.date ? -1 : 1));
+    for (const d of shown) {
+      total.messages_sent += d.messages_sent;
+      total.delivered += d.delivered;
+      total.failed += d.failed;
+      total.inbound += d.inbound;
+      for (const [k, n] of Object.entries(d.keyword_matches))
+        total.keyword_matches[k] = (total.keyword_matches[k] ?? 0) + n;
+      redemptions += d.redemptions_within_7_days;
+      pointsRedeemed += d.points_redeemed_within_7_days;
     }
-
-    const replied = [...repliedAll].filter((m) => messaged.has(m)).length;
-    const perDay = [...days.values()]
-      .sort((a, b) => (a.date < b.date ? -1 : 1))
-      .map(({ messaged: ms, replied: rs, ...s }) => {
-        const r = [...rs].filter((x) => ms.has(x)).length;
-        return {
-          ...s,
-          members_messaged: ms.size,
-          members_replied: r,
-          interaction_rate: ms.size ? round(r / ms.size) : null,
-        };
-      });
+    const members = shown.length ? await this.windowMembers(db, flowId, fromIso, toIso) : { messaged: 0, replied: 0 };
     return {
       object: 'flow_report' as const,
       flow_id: flowId,
@@ -166,14 +110,243 @@ export class ReportService {
       to: toIso,
       totals: {
         ...total,
-        members_messaged: messaged.size,
-        members_replied: replied,
-        interaction_rate: messaged.size ? round(replied / messaged.size) : null,
+        members_messaged: members.messaged,
+        members_replied: members.replied,
+        interaction_rate: members.messaged ? round(members.replied / members.messaged) : null,
         redemptions_within_7_days: redemptions,
         points_redeemed_within_7_days: pointsRedeemed,
       },
-      days: perDay,
+      days: shown.map(({ messages: _, ...d }) => ({
+        date: d.date,
+        messages_sent: d.messages_sent,
+        delivered: d.delivered,
+        failed: d.failed,
+        inbound: d.inbound,
+        keyword_matches: d.keyword_matches,
+        members_messaged: d.members_messaged,
+        members_replied: d.members_replied,
+        interaction_rate: d.members_messaged ? round(d.members_replied / d.members_messaged) : null,
+        redemptions_within_7_days: d.redemptions_within_7_days,
+        points_redeemed_within_7_days: d.points_redeemed_within_7_days,
+      })),
     };
+  }
+
+  /**
+   * Distinct members messaged in [from, to) and, of them, those who replied in it: one
+   * count(distinct) each over the covering index msg_messages_flow_members.
+   */
+  private async windowMembers(db: Executor, flowId: string, fromIso: string, toIso: string) {
+    const messaged = db
+      .selectFrom('msg_messages')
+      .where('flow_id', '=', flowId)
+      .where('direction', '=', 'out')
+      .where('created_at', '>=', fromIso)
+      .where('created_at', '<', toIso)
+      .where('status', 'not in', NOT_MESSAGED)
+      .where('membership_id', 'is not', null);
+    const m = await messaged.select(sql<number>`count(distinct membership_id)`.as('n')).executeTakeFirstOrThrow();
+    const r = await db
+      .selectFrom('msg_messages')
+      .select(sql<number>`count(distinct membership_id)`.as('n'))
+      .where('flow_id', '=', flowId)
+      .where('direction', '=', 'in')
+      .where('created_at', '>=', fromIso)
+      .where('created_at', '<', toIso)
+      .where('membership_id', 'in', messaged.select('membership_id'))
+      .executeTakeFirstOrThrow();
+    return { messaged: Number(m.n), replied: Number(r.n) };
+  }
+
+  /** The roll-up's rows of a run of final days, first rolling up the days it lacks. */
+  private async finalDays(db: Executor, flowId: string, r: Range): Promise<DayFigures[]> {
+    const read = () =>
+      db
+        .selectFrom('msg_flow_days')
+        .selectAll()
+        .where('flow_id', '=', flowId)
+        .where('day', '>=', dayOf(r.from))
+        .where('day', '<', dayOf(r.to))
+        .execute();
+    let rows = await read();
+    const have = new Set(rows.map((x) => x.day));
+    const missing = daysIn(r).filter((d) => !have.has(d));
+    if (missing.length > 0) {
+      await this.rollUp(db, flowId, missing);
+      // Read back what is stored: a concurrent roll-up (another report, the retention sweep) may
+      // have stored a day first, and the stored row is what every later report returns.
+      rows = await read();
+    }
+    return rows.map((x) => ({
+      date: x.day,
+      messages: Number(x.messages),
+      messages_sent: Number(x.messages_sent),
+      delivered: Number(x.delivered),
+      failed: Number(x.failed),
+      inbound: Number(x.inbound),
+      keyword_matches: JSON.parse(x.keyword_matches) as Record<string, number>,
+      members_messaged: Number(x.members_messaged),
+      members_replied: Number(x.members_replied),
+      redemptions_within_7_days: Number(x.redemptions_within_7_days),
+      points_redeemed_within_7_days: Number(x.points_redeemed_within_7_days),
+    }));
+  }
+
+  /**
+   * Rolls up these days of a flow that are final and not yet rolled up (the retention sweep calls
+   * it, in its transaction, with the days of the messages it is about to delete). Days not final
+   * are left alone: their figures may still change (report-days.ts).
+   */
+  async rollUpDays(db: Executor, flowId: string, days: string[]): Promise<void> {
+    const now = this.ctx.clock.nowMs();
+    const final = [...new Set(days)].filter((d) => isFinalDay(Date.parse(`${d}T00:00:00.000Z`), now));
+    if (final.length === 0) return;
+    const have = await db
+      .selectFrom('msg_flow_days')
+      .select('day')
+      .where('flow_id', '=', flowId)
+      .where('day', 'in', final)
+      .execute();
+    const stored = new Set(have.map((x) => x.day));
+    await this.rollUp(
+      db,
+      flowId,
+      final.filter((d) => !stored.has(d)),
+    );
+  }
+
+  /**
+   * Computes these final days from the messages and stores them, a row for every day (a day
+   * without traffic too). Idempotent and safe under races: a day stored meanwhile by someone else
+   * is left as it is (ON CONFLICT DO NOTHING; both computed it from the same final data).
+   */
+  private async rollUp(db: Executor, flowId: string, days: string[]): Promise<void> {
+    const createdAt = this.ctx.clock.nowIso();
+    for (const run of dayRuns(days)) {
+      const computed = await this.computeDays(db, flowId, run);
+      const rows = daysIn(run).map((d) => {
+        const f = computed.get(d) ?? emptyDay(d);
+        return {
+          flow_id: flowId,
+          day: d,
+          messages: f.messages,
+          messages_sent: f.messages_sent,
+          delivered: f.delivered,
+          failed: f.failed,
+          inbound: f.inbound,
+          keyword_matches: JSON.stringify(f.keyword_matches),
+          members_messaged: f.members_messaged,
+          members_replied: f.members_replied,
+          redemptions_within_7_days: f.redemptions_within_7_days,
+          points_redeemed_within_7_days: f.points_redeemed_within_7_days,
+          created_at: createdAt,
+        };
+      });
+      await db
+        .insertInto('msg_flow_days')
+        .values(rows)
+        .onConflict((oc) => oc.columns(['flow_id', 'day']).doNothing())
+        .execute();
+    }
+  }
+
+  /**
+   * Each UTC day's figures over the messages of [from, to) (days with messages only), as the
+   * report returns them: per-day counts, distinct members per day, and the redemptions each day
+   * is credited with — those whose latest flow message strictly before them (within 7 days; a
+   * reply sent in the same instant answers the redemption, it did not bring it) is in the range,
+   * so messages up to 7 days after `to` are read too, to see a later message take a redemption over.
+   */
+  private async computeDays(db: Executor, flowId: string, r: Range): Promise<Map<string, DayFigures>> {
+    const fromIso = new Date(r.from).toISOString();
+    const toIso = new Date(r.to).toISOString();
+    const msgs = await db
+      .selectFrom('msg_messages')
+      .select(['direction', 'status', 'keyword', 'membership_id', 'customer_id', 'sent_at', 'created_at'])
+      .where('flow_id', '=', flowId)
+      .where('created_at', '>=', fromIso)
+      .where('created_at', '<', toIso)
+      .execute();
+
+    const days = new Map<string, DayFigures & { messaged: Set<string>; replied: Set<string> }>();
+    const day = (iso: string) => {
+      const d = iso.slice(0, 10);
+      let s = days.get(d);
+      if (!s) {
+        s = { ...emptyDay(d), messaged: new Set(), replied: new Set() };
+        days.set(d, s);
+      }
+      return s;
+    };
+    /** Flow messages that reached each customer: [time, inside the range]. */
+    const sentTimes = new Map<string, [number, boolean][]>();
+    const sent = (customerId: string, at: number, inRange: boolean) => {
+      const list = sentTimes.get(customerId) ?? [];
+      list.push([at, inRange]);
+      sentTimes.set(customerId, list);
+    };
+    for (const m of msgs) {
+      const s = day(m.created_at);
+      s.messages++;
+      if (m.direction === 'out') {
+        if (m.sent_at) s.messages_sent++;
+        if (m.status === 'delivered') s.delivered++;
+        if (m.status === 'failed') s.failed++;
+        if (m.membership_id && !NOT_MESSAGED.includes(m.status)) {
+          s.messaged.add(m.membership_id);
+          // Redemptions are the customer's (a voucher has no card): timed per customer.
+          if (m.customer_id) sent(m.customer_id, Date.parse(m.created_at), true);
+        }
+      } else {
+        s.inbound++;
+        if (m.keyword) s.keyword_matches[m.keyword] = (s.keyword_matches[m.keyword] ?? 0) + 1;
+        if (m.membership_id) s.replied.add(m.membership_id);
+      }
+    }
+
+    const customers = [...sentTimes.keys()];
+    const redeemable = this.services.redemptionsOf;
+    if (redeemable && customers.length > 0) {
+      const aheadIso = new Date(r.to + ATTRIBUTION_MS).toISOString();
+      const redeemed = [];
+      for (let i = 0; i < customers.length; i += 500)
+        redeemed.push(...(await redeemable(db, customers.slice(i, i + 500), { from: fromIso, to: aheadIso })));
+      if (redeemed.length > 0) {
+        // Later messages of the flow to the same customers: a redemption counts on the latest one.
+        const later = await db
+          .selectFrom('msg_messages')
+          .select(['customer_id', 'created_at'])
+          .where('flow_id', '=', flowId)
+          .where('direction', '=', 'out')
+          .where('created_at', '>=', toIso)
+          .where('created_at', '<', aheadIso)
+          .where('status', 'not in', NOT_MESSAGED)
+          .where('membership_id', 'is not', null)
+          .execute();
+        for (const m of later)
+          if (m.customer_id && sentTimes.has(m.customer_id)) sent(m.customer_id, Date.parse(m.created_at), false);
+      }
+      for (const e of redeemed) {
+        const at = Date.parse(e.created_at);
+        let latest: [number, boolean] | undefined;
+        for (const x of sentTimes.get(e.customer_id) ?? [])
+          if (x[0] < at && at <= x[0] + ATTRIBUTION_MS && (!latest || x[0] > latest[0])) latest = x;
+        if (!latest?.[1]) continue;
+        const s = day(new Date(latest[0]).toISOString());
+        s.redemptions_within_7_days++;
+        s.points_redeemed_within_7_days += e.points;
+      }
+    }
+
+    const out = new Map<string, DayFigures>();
+    for (const [d, { messaged, replied, ...s }] of days) {
+      out.set(d, {
+        ...s,
+        members_messaged: messaged.size,
+        members_replied: [...replied].filter((x) => messaged.has(x)).length,
+      });
+    }
+    return out;
   }
 
   /**
@@ -205,5 +378,5 @@ function parseDate(raw: string, field: string, endOfDay: boolean): number {
     throw invalid('invalid_date', 'Invalid date', `${field} must be a date or date-time`, [
       { field, message: 'must be a date (2026-01-31) or an ISO date-time' },
     ]);
-  return dateOnly && endOfDay ? ms + DAY : ms;
+  return dateOnly && endOfDay ? ms + DAY_MS : ms;
 }

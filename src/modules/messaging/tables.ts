@@ -89,6 +89,26 @@ export interface MsgMessagesTable {
   template: string | null;
 }
 
+/** One flow's figures of one final UTC day (migration 0291; reports.ts). */
+export interface MsgFlowDaysTable {
+  flow_id: string;
+  /** YYYY-MM-DD (UTC). */
+  day: string;
+  /** Every message of the day; 0 records a final day without traffic. */
+  messages: number;
+  messages_sent: number;
+  delivered: number;
+  failed: number;
+  inbound: number;
+  /** JSON object: alias → inbound matches. */
+  keyword_matches: string;
+  members_messaged: number;
+  members_replied: number;
+  redemptions_within_7_days: number;
+  points_redeemed_within_7_days: number | string;
+  created_at: string;
+}
+
 export interface MsgConversationsTable {
   id: string;
   channel_id: string;
@@ -159,5 +179,6 @@ declare module '../../storage/schema.ts' {
     msg_consents: MsgConsentsTable;
     msg_consent_events: MsgConsentEventsTable;
     msg_broadcasts: MsgBroadcastsTable;
+    msg_flow_days: MsgFlowDaysTable;
   }
 }
