@@ -103,11 +103,16 @@ export class ReportService {
       pointsRedeemed += d.points_redeemed_within_7_days;
     }
     const members = shown.length ? await this.windowMembers(db, flowId, fromIso, toIso) : { messaged: 0, replied: 0 };
+    // Messages older than their retention are deleted (the roll-up keeps their days' figures):
+    // when the window starts before that, the window's distinct members count from there on.
+    const keep = this.ctx.config.messageRetentionDays * DAY_MS;
+    const membersCountedFrom = keep > 0 && from < now - keep ? new Date(now - keep).toISOString() : null;
     return {
       object: 'flow_report' as const,
       flow_id: flowId,
       from: fromIso,
       to: toIso,
+      members_counted_from: membersCountedFrom,
       totals: {
         ...total,
         members_messaged: members.messaged,

@@ -1,0 +1,178 @@
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import { RETENTION_JOB } from '../../src/modules/scheduler/retention.ts';
+import { assertLedgerInvariants } from '../helpers/invariants.ts';
+import { startTestServer, type TestServer } from '../helpers/server.ts';
+import { addMember, clockOf, createChannel, createPointsFlow, simulate } from './setup.ts';
+
+// The flow report's daily roll-up (msg_flow_days): days that ended more than 8 days ago are read
+// from it, computed once, and keep their figures after retention deletes their messages.
+
+const DAY = 86_400_000;
+
+describe('flow report roll-up: final days stored once, equal to the live count, past retention', () => {
+  let t: TestServer;
+  let n = 0;
+
+  before(async () => {
+    t = await startTestServer({ manualClock: true });
+  });
+  after(async () => {
+    await t.server.services.messaging.outbound.drain();
+    await assertLedgerInvariants(t.server.ctx.database.db);
+    await t.close();
+  });
+
+  const db = () => t.server.ctx.database.db;
+  const report = async (flowId: string, q: string) => {
+    const res = await t.api('GET', `/v1/flows/${flowId}/report?${q}`);
+    assert.equal(res.status, 200, JSON.stringify(res.body));
+    return res.body;
+  };
+  const rolledUp = async (flowId: string) =>
+    db().selectFrom('msg_flow_days').selectAll().where('flow_id', '=', flowId).orderBy('day').execute();
+
+  /**
+   * Four days of traffic on a flow of its own (its own program, members and channel): members ask
+   * for points on several days, two redeem a reward within 7 days of a flow message (one the day
+   * after, one 3 days after), a third 8 days after (not counted). Returns the window as dates.
+   */
+  async function traffic() {
+    const clock = clockOf(t);
+    const k = ++n;
+    const program = (await t.api('POST', '/v1/loyalties', { name: `Roll-up ${k}` })).body;
+    const phones = [1, 2, 3].map((i) => `+38591${k}70000${i}`);
+    const cards: { code: string }[] = [];
+    for (const phone of phones) cards.push(await addMember(t, program.id, { phone, points: 1000 }));
+    const ch = await createChannel(t, { provider: 'simulator', sender: `+1000000${k}999` });
+    const flow = await createPointsFlow(t, program.id, { channels: [ch.id] });
+    const reward = (await t.api('POST', '/v1/rewards', { name: `Mug ${k}`, parameters: { product: { id: 'mug' } } }))
+      .body;
+    await t.api('POST', `/v1/loyalties/${program.id}/rewards`, [
+      { reward: reward.id, parameters: { loyalty: { points: 100 } } },
+    ]);
+    const redeem = async (i: number) => {
+      const res = await t.api('POST', `/v1/loyalties/members/${cards[i].code}/redemption`, {
+        reward: { id: reward.id },
+      });
+      assert.equal(res.status, 200, JSON.stringify(res.body));
+    };
+    const ask = async (i: number, text = 'POINTS') => {
+      clock.advance(1000);
+      await simulate(t, phones[i], text, ch.id);
+    };
+    const day0 = clock.nowIso().slice(0, 10);
+    await ask(0);
+    await ask(1);
+    await ask(1, 'help');
+    clock.advance(DAY);
+    await redeem(0); // the day after its message: counts on day 0
+    await ask(2);
+    await ask(0);
+    clock.advance(DAY);
+    await ask(1);
+    clock.advance(DAY);
+    await redeem(1); // a day after its latest message (day 2): counts on day 2, not day 0
+    await ask(2);
+    const last = clock.nowIso().slice(0, 10);
+    clock.advance(8 * DAY);
+    await redeem(2); // 8 days after its message: counts nowhere
+    return { flow, window: `from=${day0}&to=${last}` };
+  }
+
+  it('a report over final days equals the one computed live, and is stored once', async () => {
+    const { flow, window } = await traffic();
+    // 8 days after the last message: the first three days are final, the last not yet.
+    const mixed = await report(flow.id, window);
+    assert.equal(mixed.totals.redemptions_within_7_days, 2);
+    assert.equal(mixed.totals.points_redeemed_within_7_days, 200);
+    assert.equal(mixed.totals.members_messaged, 3);
+    assert.equal(mixed.totals.members_replied, 3);
+    assert.equal(mixed.days.length, 4);
+    const stored = (await rolledUp(flow.id)).map((r) => r.day);
+    assert.deepEqual(
+      stored,
+      mixed.days.slice(0, 3).map((d: { date: string }) => d.date),
+    );
+
+    // The live computation of every day, against the roll-up's: equal.
+    await db().deleteFrom('msg_flow_days').where('flow_id', '=', flow.id).execute();
+    clockOf(t).advance(-8 * DAY); // no day final: all counted from messages
+    const live = await report(flow.id, window);
+    assert.equal((await rolledUp(flow.id)).length, 0, 'nothing stored while no day is final');
+    clockOf(t).advance(20 * DAY); // every day final: all from the roll-up
+    const final = await report(flow.id, window);
+    assert.deepEqual(final, live);
+    assert.deepEqual(mixed, live);
+    assert.deepEqual(
+      (await rolledUp(flow.id)).map((r) => [r.day, Number(r.messages) > 0]),
+      live.days.map((d: { date: string }) => [d.date, true]),
+      'a row per final day of the window',
+    );
+    const day0 = live.days[0];
+    assert.equal(day0.redemptions_within_7_days, 1);
+    assert.equal(live.days[2].redemptions_within_7_days, 1);
+    // Read again: from the stored rows, nothing computed twice.
+    const rows = await rolledUp(flow.id);
+    assert.deepEqual(await report(flow.id, window), live);
+    assert.deepEqual(await rolledUp(flow.id), rows);
+  });
+
+  it('two reports rolling up the same days at once neither fail nor count twice', async () => {
+    const { flow, window } = await traffic();
+    clockOf(t).advance(-8 * DAY);
+    const live = await report(flow.id, window);
+    clockOf(t).advance(20 * DAY);
+    const [a, b, c] = await Promise.all([0, 1, 2].map(() => report(flow.id, window)));
+    assert.deepEqual(a, live);
+    assert.deepEqual(b, live);
+    assert.deepEqual(c, live);
+    const rows = await rolledUp(flow.id);
+    assert.equal(new Set(rows.map((r) => r.day)).size, rows.length);
+    assert.equal(
+      rows.reduce((s, r) => s + Number(r.redemptions_within_7_days), 0),
+      2,
+    );
+    // Racing with itself through the service too: the second insert of a day is a no-op.
+    await db().deleteFrom('msg_flow_days').where('flow_id', '=', flow.id).execute();
+    const days = live.days.map((d: { date: string }) => d.date);
+    const reports = t.server.services.messaging.reports;
+    await Promise.all([reports.rollUpDays(db(), flow.id, days), reports.rollUpDays(db(), flow.id, days)]);
+    assert.equal((await rolledUp(flow.id)).length, days.length);
+    assert.deepEqual(await report(flow.id, window), live);
+  });
+
+  it("a final day's figures survive the retention sweep deleting its messages", async () => {
+    const { flow, window } = await traffic();
+    clockOf(t).advance(-8 * DAY);
+    const live = await report(flow.id, window);
+    assert.equal((await rolledUp(flow.id)).length, 0);
+
+    // Past message retention (90 days): the hourly sweep rolls the days up, then deletes them.
+    clockOf(t).advance(100 * DAY);
+    const { scheduler } = t.server.ctx;
+    await scheduler.schedule(db(), { kind: RETENTION_JOB, runAt: clockOf(t).now() });
+    while ((await scheduler.runDue()) > 0);
+    const left = await db()
+      .selectFrom('msg_messages')
+      .select((eb) => eb.fn.countAll<number>().as('n'))
+      .where('flow_id', '=', flow.id)
+      .executeTakeFirstOrThrow();
+    assert.equal(Number(left.n), 0, 'the messages are gone');
+    assert.deepEqual(
+      (await rolledUp(flow.id)).map((r) => r.day),
+      live.days.map((d: { date: string }) => d.date),
+      'rolled up by the sweep, before any report asked',
+    );
+
+    const after = await report(flow.id, window);
+    assert.deepEqual(after.days, live.days);
+    const { members_messaged, members_replied, interaction_rate, ...counts } = after.totals;
+    const { members_messaged: _m, members_replied: _r, interaction_rate: _i, ...liveCounts } = live.totals;
+    assert.deepEqual(counts, liveCounts);
+    // Distinct members of the window count retained messages only (none here), and say so.
+    assert.deepEqual([members_messaged, members_replied, interaction_rate], [0, 0, null]);
+    assert.equal(live.members_counted_from, null);
+    assert.equal(typeof after.members_counted_from, 'string');
+  });
+});
