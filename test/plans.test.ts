@@ -36,6 +36,7 @@ const LARGE = new Set([
   'publications',
   'redemptions',
   'msg_messages',
+  'msg_flow_days',
   'msg_conversations',
   'msg_consents',
   'msg_consent_events',
@@ -141,6 +142,30 @@ describe('query plans: no list or report reads a large table whole', () => {
     ids.channel = ch.id;
     ids.flow = (await createPointsFlow(t, program.id, { channels: [ch.id] })).id;
     await simulate(t, '+385911800001', 'POINTS', ch.id);
+    // A flow message 16 days ago followed by Ana's redemption 15 days ago: the 30-day report rolls
+    // that final day up (msg_flow_days), attributing the redemption, so its statements run too.
+    const DAY = 86_400_000;
+    const ago = (days: number) => new Date(Date.now() - days * DAY).toISOString();
+    await real
+      .updateTable('msg_flows')
+      .set({ created_at: ago(30) })
+      .where('id', '=', ids.flow)
+      .execute();
+    const sent = await real
+      .selectFrom('msg_messages')
+      .selectAll()
+      .where('flow_id', '=', ids.flow)
+      .where('direction', '=', 'out')
+      .executeTakeFirstOrThrow();
+    await real
+      .insertInto('msg_messages')
+      .values({ ...sent, id: 'msg_plans_old', created_at: ago(16), updated_at: ago(16) })
+      .execute();
+    await real
+      .updateTable('redemptions')
+      .set({ created_at: ago(15) })
+      .where('customer_id', '=', ids.customer)
+      .execute();
 
     // From here on, every query the routes run goes through the spy.
     const spy: KyselyPlugin = {
