@@ -244,6 +244,17 @@ async function bulkLoad(database: Database, members: number, entries: number, ev
     });
     if (from % (BATCH * 50) === 0 && from > 0) console.log(`    ${from} members loaded`);
   }
+  // The loader wrote rows past the services, so the list counters (src/storage/counters.ts) are
+  // recounted from the rows, as their migrations' backfill does: slot 0 holds each whole count.
+  await database.transaction(async (t) => {
+    const trx = t as Kysely<any>;
+    await trx.deleteFrom('program_member_counts').execute();
+    await sql`insert into program_member_counts (program_id, slot, n, active)
+      select program_id, 0, count(*), sum(case when status = 'ACTIVE' then 1 else 0 end)
+      from memberships group by program_id`.execute(trx);
+    await trx.deleteFrom('customer_counts').execute();
+    await sql`insert into customer_counts (slot, n) select 0, count(*) from customers`.execute(trx);
+  });
   // The loaded events were "delivered" long ago: the webhook fan-out has read them all. (Each
   // backend keeps that progress its own way: storage/outbox-progress.ts.)
   if (database.dialect === 'sqlite') {

@@ -42,6 +42,9 @@ const LARGE = new Set([
   'msg_consent_events',
   'webhook_deliveries',
   'webhook_attempts',
+  // A program's member counter: COUNTER_SLOTS rows per program, read by its key. (customer_counts
+  // is not here: it holds COUNTER_SLOTS rows in all, read whole by design.)
+  'program_member_counts',
 ]);
 
 interface Captured {
@@ -317,6 +320,9 @@ describe('query plans: no list or report reads a large table whole', () => {
     ['messages of a channel', () => messages({ channel_id: ids.channel })],
     ['messages, newest first', () => messages({})],
     ['active members of a program', () => `/v1/loyalties/${ids.program}/members?status=ACTIVE`],
+    ['customers, page 1', () => '/v1/customers?limit=2'],
+    ['customers, oldest first, page 2', () => '/v1/customers?limit=2&page=2&order=created_at'],
+    ['a program (its active members)', () => `/v1/loyalties/${ids.program}`],
     [
       "a member's transactions in its program",
       () => `/v1/loyalties/${ids.program}/members/${ids.card}/transactions?limit=2`,
@@ -351,6 +357,38 @@ describe('query plans: no list or report reads a large table whole', () => {
     assert.equal(scans.length, 1, JSON.stringify(scans));
     checks -= 1;
   });
+
+  // Page 1 of an unfiltered list answers its `total` from a counter kept with the rows
+  // (src/storage/counters.ts), not by counting the list: no count(*) of the list's table runs.
+  for (const [name, path, counter, table] of [
+    [
+      "the members of a program, page 1, total from the program's counter",
+      `members?limit=2`,
+      'program_member_counts',
+      'memberships',
+    ],
+    ['customers, page 1, total from the counter', '/v1/customers?limit=2', 'customer_counts', 'customers'],
+    ['a program, its members from the counter', '', 'program_member_counts', 'memberships'],
+  ] as const) {
+    it(name, async () => {
+      const target =
+        path === ''
+          ? `/v1/loyalties/${ids.program}`
+          : path.startsWith('/')
+            ? path
+            : `/v1/loyalties/${ids.program}/${path}`;
+      const from = captured.length;
+      const { scans } = await scansOf(name, target);
+      assert.deepEqual(scans, []);
+      const texts = captured.slice(from).map((c) => c.query.sql);
+      assert.ok(
+        texts.some((q) => q.includes(`"${counter}"`)),
+        `reads ${counter}: ${texts.join('\n')}`,
+      );
+      const counts = texts.filter((q) => /count\(\*\)/i.test(q) && q.includes(`from "${table}"`));
+      assert.deepEqual(counts, [], `counts ${table}`);
+    });
+  }
 
   for (const [name, path] of routes) {
     it(name, async () => {

@@ -14,7 +14,8 @@ import { tierRoutes } from './tiers/routes.ts';
 import { ledgerRoutes } from './ledger/routes.ts';
 import { loyaltyRoutes } from './loyalties/routes.ts';
 import { memberRoutes } from './members/routes.ts';
-import { membersContactsMigration } from './members/migrations.ts';
+import { memberCountsMigration, membersContactsMigration } from './members/migrations.ts';
+import { customerCountsMigration } from './customers/migrations.ts';
 import { loyaltySubscriptionIdMigration } from '../storage/migrations/0010_core_loyalty_subscription_id.ts';
 import { eventsProgramIndexMigration } from '../storage/migrations/0013_core_events_program_index.ts';
 import { messagingModule } from './messaging/index.ts';
@@ -39,10 +40,16 @@ export const modules: TallyModule[] = [
       ledgerEntriesCreatedMigration,
     ],
   },
-  { name: 'customers', routes: customerRoutes },
+  // 0026: the customers' count (the unfiltered list's total).
+  { name: 'customers', migrations: [customerCountsMigration], routes: customerRoutes },
   { name: 'loyalties', routes: loyaltyRoutes },
-  // 0010 (core) adds the memberships' external subscription id; 0850 the households' contacts.
-  { name: 'members', migrations: [loyaltySubscriptionIdMigration, membersContactsMigration], routes: memberRoutes },
+  // 0010 (core) adds the memberships' external subscription id; 0850 the households' contacts; 0851 the
+  // programs' member counts.
+  {
+    name: 'members',
+    migrations: [loyaltySubscriptionIdMigration, membersContactsMigration, memberCountsMigration],
+    routes: memberRoutes,
+  },
   {
     name: 'ledger',
     routes: ledgerRoutes,

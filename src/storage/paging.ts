@@ -33,20 +33,35 @@ export async function pageBySeq<R extends { id: string }>(
 
 /**
  * Page-number paging (Voucherify's `limit` and `page`): the total of `base` and one page of the
- * rows `rowsOf(base)` selects and orders. Both queries read the same filtered `base`.
+ * rows `rowsOf(base)` selects and orders. Both queries read the same filtered `base`. `total`, when
+ * given, answers the count instead (a counter the module keeps for an unfiltered list, see
+ * src/storage/counters.ts): then the list is not counted.
  */
 export async function pageByNumber<DB, TB extends keyof DB, R>(
   base: SelectQueryBuilder<DB, TB, object>,
   page: { limit: number; page: number },
   rowsOf: (base: SelectQueryBuilder<DB, TB, object>) => SelectQueryBuilder<DB, TB, R>,
+  total?: TotalOf,
 ): Promise<{ rows: R[]; total: number }> {
-  const counted = await base.select((eb) => eb.fn.countAll<number>().as('n')).executeTakeFirstOrThrow();
+  const counted = total ? await total() : await countOf(base);
   const rows = await rowsOf(base)
     .limit(page.limit)
     .offset((page.page - 1) * page.limit)
     .execute();
-  return { rows: rows as R[], total: Number((counted as { n: number | string }).n) };
+  return { rows: rows as R[], total: counted };
 }
+
+async function countOf<DB, TB extends keyof DB>(base: SelectQueryBuilder<DB, TB, object>): Promise<number> {
+  const r = await base.select((eb) => eb.fn.countAll<number>().as('n')).executeTakeFirstOrThrow();
+  return Number((r as { n: number | string }).n);
+}
+
+/**
+ * The number of rows a list holds, from somewhere cheaper than counting them: a counter kept in
+ * the transactions that insert and delete the rows. Only for a list whose rows are exactly the ones
+ * the counter counts (an unfiltered list); a filtered list leaves it out and is counted.
+ */
+export type TotalOf = () => Promise<number>;
 
 /**
  * How deep page-number paging goes: `page × limit` at most this many rows. An OFFSET reads and
@@ -72,7 +87,8 @@ export interface KeysetPage<R> {
  *   (a row is seen once; a row inserted behind the cursor is not). No `total`: counting is a scan.
  *   The cursor row must match the same filter, so a cursor from another list is refused. An empty
  *   `starting_after_id` asks for the first page by cursor (without the count of `total`).
- * - otherwise `page`/`limit` (compatibility): an OFFSET, bounded by MAX_PAGE_DEPTH, with `total`.
+ * - otherwise `page`/`limit` (compatibility): an OFFSET, bounded by MAX_PAGE_DEPTH, with `total`: the
+ *   count of the filtered list, or `total()` when the caller has a counter for this list (`TotalOf`).
  *
  * Both answer `has_more` and `more_starting_after`, so a page-number client can switch to cursors.
  */
@@ -85,6 +101,7 @@ export async function pageByCreated<
   q: { limit: number; page?: number; starting_after_id?: string },
   what: string,
   order: 'asc' | 'desc',
+  total?: TotalOf,
 ): Promise<KeysetPage<R>> {
   // The helper is generic over the table; its columns are named in SQL, which every listed table has.
   const ordered = (b: SelectQueryBuilder<DB, TB, object>) =>
@@ -117,9 +134,14 @@ export async function pageByCreated<
       [{ field: 'page', message: `at most ${Math.floor(MAX_PAGE_DEPTH / q.limit)} with limit ${q.limit}` }],
     );
   }
-  const { rows, total } = await pageByNumber(base, { limit: q.limit, page: pageNo }, ordered);
-  const has_more = pageNo * q.limit < total;
-  return { rows, total, has_more, more_starting_after: has_more && rows.length ? rows[rows.length - 1].id : null };
+  const got = await pageByNumber(base, { limit: q.limit, page: pageNo }, ordered, total);
+  const has_more = pageNo * q.limit < got.total;
+  return {
+    rows: got.rows,
+    total: got.total,
+    has_more,
+    more_starting_after: has_more && got.rows.length ? got.rows[got.rows.length - 1].id : null,
+  };
 }
 
 /** Up to `limit` rows of an ordered query, and whether more follow (one row more is read to know). */

@@ -1,4 +1,7 @@
-import { pageByCreated } from '../../storage/paging.ts';
+import { sql } from 'kysely';
+import { counterSlot } from '../../storage/counters.ts';
+import { pageByCreated, type TotalOf } from '../../storage/paging.ts';
+import './tables.ts';
 import type { CustomerInput, CustomerListQuery } from './schemas.ts';
 import type { AppContext } from '../../context.ts';
 import { invalid, notFound } from '../../lib/errors.ts';
@@ -128,6 +131,8 @@ export class CustomerService {
       updated_at: null,
     };
     await db.insertInto('customers').values(row).execute();
+    // The customers' count, in the insert's transaction (every customer is made here).
+    await this.countChange(db, row.id, 1);
     return { row, created: true };
   }
 
@@ -160,17 +165,45 @@ export class CustomerService {
   }
 
   async delete(db: Executor, row: CustomerRow): Promise<void> {
-    await db.deleteFrom('customers').where('id', '=', row.id).execute();
+    const done = await db.deleteFrom('customers').where('id', '=', row.id).executeTakeFirst();
+    // Only the delete that removed the row counts it (a concurrent delete of the same customer finds none).
+    if (Number(done.numDeletedRows) === 1) await this.countChange(db, row.id, -1);
   }
 
+  /**
+   * Adds `delta` to the customers' count (customer_counts): one upsert that adds in SQL, in the
+   * caller's transaction, on the slot of the customer's id (src/storage/counters.ts).
+   */
+  private async countChange(db: Executor, customerId: string, delta: number): Promise<void> {
+    const slot = counterSlot(customerId);
+    await hot(db, 'customers.countChange', [slot, delta], () =>
+      db
+        .insertInto('customer_counts')
+        .values({ slot, n: delta })
+        .onConflict((oc) => oc.column('slot').doUpdateSet({ n: sql<number>`customer_counts.n + excluded.n` })),
+    );
+  }
+
+  /** The number of customers, from their counter (the sum of its slots). */
+  async count(db: Executor): Promise<number> {
+    const r = await db
+      .selectFrom('customer_counts')
+      .select((eb) => eb.fn.sum<number>('n').as('n'))
+      .executeTakeFirst();
+    return Number(r?.n ?? 0);
+  }
+
+  /** Newest first unless asked; the page number's `total` is the counter when unfiltered, else a count. */
   async list(q: CustomerListQuery) {
     let base = this.db.selectFrom('customers');
     if (q.email) base = base.where('email', '=', q.email);
     if (q.phone) base = base.where('phone', '=', toE164(q.phone) ?? q.phone);
     if (q.name) base = base.where('name', '=', q.name);
     if (q.source_id) base = base.where('source_id', '=', q.source_id);
+    const filtered = Boolean(q.email || q.phone || q.name || q.source_id);
+    const total: TotalOf | undefined = filtered ? undefined : () => this.count(this.db);
     const desc = q.order?.startsWith('-') ?? true;
-    return pageByCreated(base, q, 'a customer', desc ? 'desc' : 'asc');
+    return pageByCreated(base, q, 'a customer', desc ? 'desc' : 'asc', total);
   }
 
   /** Loyalty summary of many customers in one query each for memberships and balances. */

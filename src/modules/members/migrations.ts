@@ -39,3 +39,25 @@ export const membersContactsMigration: TallyMigration = {
       .execute();
   },
 };
+
+// The count of a program's memberships (all, and the ACTIVE ones), kept by MemberService in the
+// transaction that inserts or revokes a card, in COUNTER_SLOTS rows per program (src/storage/counters.ts:
+// the sum over a program's slots is its count). The members list's `total` and the program's
+// `members` read it instead of counting the program's cards. Backfilled from the cards there are.
+export const memberCountsMigration: TallyMigration = {
+  name: '0851_members_counts',
+  async up(db: Kysely<any>) {
+    await db.schema
+      .createTable('program_member_counts')
+      .addColumn('program_id', 'text', (c) => c.notNull())
+      .addColumn('slot', 'integer', (c) => c.notNull())
+      .addColumn('n', 'integer', (c) => c.notNull())
+      .addColumn('active', 'integer', (c) => c.notNull())
+      .addPrimaryKeyConstraint('program_member_counts_pk', ['program_id', 'slot'])
+      .execute();
+    await sql`
+      insert into program_member_counts (program_id, slot, n, active)
+      select program_id, 0, count(*), sum(case when status = 'ACTIVE' then 1 else 0 end)
+      from memberships group by program_id`.execute(db);
+  },
+};

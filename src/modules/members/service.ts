@@ -1,4 +1,7 @@
-import { pageByCreated } from '../../storage/paging.ts';
+import { counterSlot } from '../../storage/counters.ts';
+import { pageByCreated, type TotalOf } from '../../storage/paging.ts';
+import './tables.ts';
+import { sql } from 'kysely';
 import { DateTime } from 'luxon';
 import type { AppContext } from '../../context.ts';
 import { conflict, invalid, notFound, refused } from '../../lib/errors.ts';
@@ -367,6 +370,8 @@ export class MemberService {
       // A generated code or the join-once key taken by a concurrent join: the caller runs again.
       lostRaceOn(err);
     }
+    // The program's count, in the insert's transaction (every membership is made here).
+    await this.countChange(db, program.id, row.id, 1, 1);
     await this.ctx.outbox.emit(db, {
       type: 'subscription_created',
       data: {
@@ -385,11 +390,14 @@ export class MemberService {
   async revoke(db: Executor, m: MembershipRow, program: ProgramRow): Promise<MembershipRow> {
     if (m.status !== 'ACTIVE') return m;
     const now = this.ctx.clock.nowIso();
-    await db
+    const done = await db
       .updateTable('memberships')
       .set({ status: 'REVOKED', revoked_at: now, updated_at: now })
       .where('id', '=', m.id)
-      .execute();
+      .where('status', '=', 'ACTIVE')
+      .executeTakeFirst();
+    // Only the revocation that changed the row counts it (`m` may have been read before a concurrent one).
+    if (Number(done.numUpdatedRows) === 1) await this.countChange(db, m.program_id, m.id, 0, -1);
     await this.ctx.outbox.emit(db, {
       type: 'subscription_revoked',
       data: { loyalty_program: programRef(program), loyalty_subscription_id: subscriptionIdOf(m) },
@@ -432,18 +440,45 @@ export class MemberService {
     }
   }
 
-  /** Active cards of a program (a program answers with this count). */
-  async activeCount(db: Executor, programId: string): Promise<number> {
-    const r = await db
-      .selectFrom('memberships')
-      .select((eb) => eb.fn.countAll<number>().as('n'))
-      .where('program_id', '=', programId)
-      .where('status', '=', 'ACTIVE')
-      .executeTakeFirstOrThrow();
-    return Number(r.n);
+  /**
+   * Adds to a program's counts (program_member_counts): `all` memberships, `active` ones. One upsert
+   * that adds in SQL, in the caller's transaction, on the slot of the card's id (src/storage/counters.ts).
+   */
+  private async countChange(db: Executor, programId: string, cardId: string, all: number, active: number) {
+    const slot = counterSlot(cardId);
+    await hot(db, 'members.countChange', [programId, slot, all, active], () =>
+      db
+        .insertInto('program_member_counts')
+        .values({ program_id: programId, slot, n: all, active })
+        .onConflict((oc) =>
+          oc.columns(['program_id', 'slot']).doUpdateSet({
+            n: sql<number>`program_member_counts.n + excluded.n`,
+            active: sql<number>`program_member_counts.active + excluded.active`,
+          }),
+        ),
+    );
   }
 
-  /** Oldest first, by page number or by cursor (index memberships_program: program, created_at, id). */
+  /** A program's memberships, all and ACTIVE, from its counter (the sum of its slots). */
+  async counts(db: Executor, programId: string): Promise<{ all: number; active: number }> {
+    const r = await db
+      .selectFrom('program_member_counts')
+      .select((eb) => [eb.fn.sum<number>('n').as('n'), eb.fn.sum<number>('active').as('active')])
+      .where('program_id', '=', programId)
+      .executeTakeFirst();
+    return { all: Number(r?.n ?? 0), active: Number(r?.active ?? 0) };
+  }
+
+  /** Active cards of a program (a program answers with this count), from the program's counter. */
+  async activeCount(db: Executor, programId: string): Promise<number> {
+    return (await this.counts(db, programId)).active;
+  }
+
+  /**
+   * Oldest first, by page number or by cursor (index memberships_program: program, created_at, id).
+   * The page number's `total` is the program's counter (all, ACTIVE, or all − ACTIVE for REVOKED, the
+   * only other status); filtered by customer it counts the filtered list.
+   */
   async list(
     db: Executor,
     programId: string,
@@ -452,7 +487,13 @@ export class MemberService {
     let base = db.selectFrom('memberships').where('program_id', '=', programId);
     if (q.customer) base = base.where('customer_id', '=', q.customer);
     if (q.status) base = base.where('status', '=', q.status);
-    return pageByCreated(base, q, 'a member', 'asc');
+    const total: TotalOf | undefined = q.customer
+      ? undefined
+      : async () => {
+          const c = await this.counts(db, programId);
+          return q.status === 'ACTIVE' ? c.active : q.status === 'REVOKED' ? c.all - c.active : c.all;
+        };
+    return pageByCreated(base, q, 'a member', 'asc', total);
   }
 
   /** Cards by id (the time engine's batches). */

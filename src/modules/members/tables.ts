@@ -20,3 +20,20 @@ declare module '../../storage/schema.ts' {
     membership_contacts: MembershipContactsTable;
   }
 }
+
+/**
+ * A program's membership count, split in slots (src/storage/counters.ts): the sum of `n` over the
+ * program's rows is its number of memberships, the sum of `active` its ACTIVE ones.
+ */
+export interface ProgramMemberCountsTable {
+  program_id: string;
+  slot: number;
+  n: number;
+  active: number;
+}
+
+declare module '../../storage/schema.ts' {
+  interface DB {
+    program_member_counts: ProgramMemberCountsTable;
+  }
+}
