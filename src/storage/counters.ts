@@ -9,21 +9,29 @@
  *
  * Why slots: on PostgreSQL an `UPDATE … SET n = n + 1` locks its row until COMMIT, so one row per
  * counter would queue every concurrent insert of one program (or every new customer) behind the
- * previous one's commit. Each change instead picks one of COUNTER_SLOTS rows by its row's id
- * (`counterSlot`), so concurrent writers meet on a row 1 time in COUNTER_SLOTS. Writers never read
- * the counter: every change is one upsert that adds its delta in SQL (`n = n + excluded.n`), so
- * no update is lost. A transaction that changes several slots (an import) may deadlock with
- * another doing the same in the opposite order; PostgreSQL breaks it and the transaction runs
- * again (`transaction()` retries deadlocks): a stall, never a wrong count.
+ * previous one's commit. Writers never read the counter: every change is one upsert that adds its
+ * delta in SQL (`n = n + excluded.n`), so no update is lost.
+ *
+ * Which slot: the transaction's, not the row's (`counterSlot(trx)`): every change a transaction
+ * makes to a counter goes to one slot, handed out in turn to transactions as they first count. A
+ * transaction therefore holds at most one row of a key, so two transactions never lock two slots
+ * of one key in opposite orders (a deadlock: PostgreSQL's group commit runs up to 32 requests in
+ * one database transaction, and slots chosen per row would have each batch lock several slots in
+ * arbitrary order). Concurrent transactions meet on a slot only when more than COUNTER_SLOTS count
+ * at once. A row's insert and its delete may use different slots, hence slots that go negative.
  */
 export const COUNTER_SLOTS = 16;
 
-/** The slot of a row's changes: a hash of its id (FNV-1a), so its insert and its delete use the same slot. */
-export function counterSlot(id: string): number {
-  let h = 0x811c9dc5;
-  for (let i = 0; i < id.length; i++) {
-    h ^= id.charCodeAt(i);
-    h = Math.imul(h, 0x01000193);
+const slots = new WeakMap<object, number>();
+let nextSlot = 0;
+
+/** The counter slot of a transaction (or executor): the same for all its changes, given in turn. */
+export function counterSlot(transaction: object): number {
+  let slot = slots.get(transaction);
+  if (slot === undefined) {
+    slot = nextSlot;
+    nextSlot = (nextSlot + 1) % COUNTER_SLOTS;
+    slots.set(transaction, slot);
   }
-  return (h >>> 0) % COUNTER_SLOTS;
+  return slot;
 }

@@ -132,7 +132,7 @@ export class CustomerService {
     };
     await db.insertInto('customers').values(row).execute();
     // The customers' count, in the insert's transaction (every customer is made here).
-    await this.countChange(db, row.id, 1);
+    await this.countChange(db, 1);
     return { row, created: true };
   }
 
@@ -167,15 +167,15 @@ export class CustomerService {
   async delete(db: Executor, row: CustomerRow): Promise<void> {
     const done = await db.deleteFrom('customers').where('id', '=', row.id).executeTakeFirst();
     // Only the delete that removed the row counts it (a concurrent delete of the same customer finds none).
-    if (Number(done.numDeletedRows) === 1) await this.countChange(db, row.id, -1);
+    if (Number(done.numDeletedRows) === 1) await this.countChange(db, -1);
   }
 
   /**
    * Adds `delta` to the customers' count (customer_counts): one upsert that adds in SQL, in the
-   * caller's transaction, on the slot of the customer's id (src/storage/counters.ts).
+   * caller's transaction, on that transaction's slot (src/storage/counters.ts).
    */
-  private async countChange(db: Executor, customerId: string, delta: number): Promise<void> {
-    const slot = counterSlot(customerId);
+  private async countChange(db: Executor, delta: number): Promise<void> {
+    const slot = counterSlot(db);
     await hot(db, 'customers.countChange', [slot, delta], () =>
       db
         .insertInto('customer_counts')

@@ -371,7 +371,7 @@ export class MemberService {
       lostRaceOn(err);
     }
     // The program's count, in the insert's transaction (every membership is made here).
-    await this.countChange(db, program.id, row.id, 1, 1);
+    await this.countChange(db, program.id, 1, 1);
     await this.ctx.outbox.emit(db, {
       type: 'subscription_created',
       data: {
@@ -397,7 +397,7 @@ export class MemberService {
       .where('status', '=', 'ACTIVE')
       .executeTakeFirst();
     // Only the revocation that changed the row counts it (`m` may have been read before a concurrent one).
-    if (Number(done.numUpdatedRows) === 1) await this.countChange(db, m.program_id, m.id, 0, -1);
+    if (Number(done.numUpdatedRows) === 1) await this.countChange(db, m.program_id, 0, -1);
     await this.ctx.outbox.emit(db, {
       type: 'subscription_revoked',
       data: { loyalty_program: programRef(program), loyalty_subscription_id: subscriptionIdOf(m) },
@@ -442,10 +442,10 @@ export class MemberService {
 
   /**
    * Adds to a program's counts (program_member_counts): `all` memberships, `active` ones. One upsert
-   * that adds in SQL, in the caller's transaction, on the slot of the card's id (src/storage/counters.ts).
+   * that adds in SQL, in the caller's transaction, on that transaction's slot (src/storage/counters.ts).
    */
-  private async countChange(db: Executor, programId: string, cardId: string, all: number, active: number) {
-    const slot = counterSlot(cardId);
+  private async countChange(db: Executor, programId: string, all: number, active: number) {
+    const slot = counterSlot(db);
     await hot(db, 'members.countChange', [programId, slot, all, active], () =>
       db
         .insertInto('program_member_counts')
