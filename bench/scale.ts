@@ -47,6 +47,8 @@ const ENTRIES = Number(process.env.BENCH_ENTRIES ?? 10_000_000);
 const EVENTS = Number(process.env.BENCH_EVENTS ?? Math.round(ENTRIES / 5));
 const MESSAGES = Number(process.env.BENCH_MESSAGES ?? MEMBERS);
 const SECONDS = Number(process.env.BENCH_DURATION ?? 5);
+/** BENCH_LOAD_ONLY=1: load the big database of each backend, print its load time and size, and stop. */
+const LOAD_ONLY = Boolean(process.env.BENCH_LOAD_ONLY);
 const SMALL = 1000;
 /** Entries of member 0, whose history is listed first page and deep. */
 const HEAVY = 10_000;
@@ -479,6 +481,17 @@ const tables: string[] = [];
 for (const backend of BACKENDS) {
   if (backend === 'postgres' && !(await pgReachable())) {
     console.log('  PostgreSQL skipped: not reachable');
+    continue;
+  }
+  if (LOAD_ONLY) {
+    console.log(`\n${backend}: loading ${MEMBERS} members`);
+    const big = await build(backend, MEMBERS, ENTRIES, EVENTS, MESSAGES);
+    const f = big.fixture;
+    console.log(
+      `  loaded in ${f.loadSeconds.toFixed(1)} s (${Math.round(MEMBERS / f.loadSeconds)} members/s, ` +
+        `${Math.round(ENTRIES / f.loadSeconds)} entries/s); ${mb(f.bytes)} on disk`,
+    );
+    await big.cleanup();
     continue;
   }
   console.log(`\n${backend}: loading ${SMALL} cards`);
