@@ -37,6 +37,7 @@ import {
   api,
   authHeaders,
   BACKENDS,
+  cpuTicks,
   freshDatabase,
   load,
   loadAverageLine,
@@ -135,7 +136,7 @@ async function templates(database: Database) {
 }
 
 /** Where the load's time went, ms (BENCH_DEBUG=1 prints it). */
-const timing = { generate: 0, generateCpu: 0, write: 0, writeCpu: 0, finish: 0 };
+const timing = { generate: 0, generateCpu: 0, write: 0, writeCpu: 0, finish: 0, serverCpu: 0 };
 
 const cpuMs = (since: NodeJS.CpuUsage) => {
   const u = process.cpuUsage(since);
@@ -223,19 +224,37 @@ async function postgresSink(url: string): Promise<Sink> {
   const client = new pg.Client({ connectionString: url });
   await client.connect();
   await client.query('set synchronous_commit = off');
+  await client.query(`set maintenance_work_mem = '512MB'`);
+  const backendPid = Number((await client.query('select pg_backend_pid() as pid')).rows[0].pid);
+  // As on SQLite: the secondary indexes (not those of a primary key, UNIQUE or exclusion
+  // constraint) are dropped and made again after the load from their own definitions.
+  const indexes = KEEP_INDEXES
+    ? []
+    : (
+        await client.query<{ name: string; def: string }>(
+          `select i.indexname as name, i.indexdef as def from pg_indexes i
+            where i.schemaname = current_schema() and i.tablename = any($1)
+              and not exists (select 1 from pg_constraint c
+                               where c.conindid = format('%I.%I', i.schemaname, i.indexname)::regclass)`,
+          [LOADED],
+        )
+      ).rows;
+  for (const { name } of indexes) await client.query(`drop index "${name}"`);
   async function copy(table: string, list: Row[]) {
     const columns = Object.keys(list[0]);
-    const chunks: string[] = [];
-    let chunk = '';
-    for (const row of list) {
-      chunk += copyLine(columns.map((c) => row[c]));
-      if (chunk.length > 1 << 16) {
-        chunks.push(chunk);
-        chunk = '';
+    // Lines are made as the connection takes them: PostgreSQL reads one chunk while the next is made.
+    function* chunks() {
+      let chunk = '';
+      for (const row of list) {
+        chunk += copyLine(columns.map((c) => row[c]));
+        if (chunk.length > 1 << 16) {
+          yield chunk;
+          chunk = '';
+        }
       }
+      if (chunk) yield chunk;
     }
-    if (chunk) chunks.push(chunk);
-    await pipeline(Readable.from(chunks), client.query(copyFrom(`copy "${table}" (${quoted(columns)}) from stdin`)));
+    await pipeline(Readable.from(chunks()), client.query(copyFrom(`copy "${table}" (${quoted(columns)}) from stdin`)));
   }
   return {
     async batch(rows) {
@@ -252,8 +271,10 @@ async function postgresSink(url: string): Promise<Sink> {
       try {
         // The loaded events were "delivered" long ago (storage/outbox-progress.ts).
         await client.query('delete from outbox_pending');
+        for (const { def } of indexes) await client.query(def);
         // Fresh statistics for the planner, as autovacuum would have them on a database that grew slowly.
         await client.query('analyze');
+        timing.serverCpu = cpuTicks(backendPid) * 10;
       } finally {
         await client.end();
       }
@@ -272,6 +293,7 @@ async function bulkLoad(
   // Without their sequence numbers, which the database gives.
   const entryTemplate = without(t.entry, 'seq');
   const eventTemplate = without(t.event, 'seq');
+  let pending: Promise<void> | undefined;
   let seqEvent = 0;
   let seqMessage = 0;
   for (let from = 0; from < members; from += BATCH) {
@@ -375,11 +397,14 @@ async function bulkLoad(
     timing.generateCpu += cpuMs(cg);
     const tb = performance.now();
     const cb = process.cpuUsage();
-    await sink.batch(rows);
+    // The previous batch is written while this one was made (PostgreSQL works meanwhile).
+    await pending;
+    pending = sink.batch(rows);
     timing.write += performance.now() - tb;
     timing.writeCpu += cpuMs(cb);
     if (from % (BATCH * 50) === 0 && from > 0) console.log(`    ${from} members loaded`);
   }
+  await pending;
   const tf = performance.now();
   await sink.finish();
   timing.finish += performance.now() - tf;
@@ -467,9 +492,10 @@ async function build(backend: string, members: number, entries: number, events: 
     const s = (ms: number) => `${(ms / 1000).toFixed(1)} s`;
     console.log(
       `  setup ${s(t1 - t0)}, load ${s(Date.now() - t1)} (CPU ${s(cpuMs(cpu0))}): rows made ${s(timing.generate)} ` +
-        `(CPU ${s(timing.generateCpu)}), written ${s(timing.write)} (CPU ${s(timing.writeCpu)}), finish ${s(timing.finish)}`,
+        `(CPU ${s(timing.generateCpu)}), written ${s(timing.write)} (CPU ${s(timing.writeCpu)}), finish ${s(timing.finish)}` +
+        (timing.serverCpu ? `; CPU of its PostgreSQL backend ${s(timing.serverCpu)}` : ''),
     );
-    Object.assign(timing, { generate: 0, generateCpu: 0, write: 0, writeCpu: 0, finish: 0 });
+    Object.assign(timing, { generate: 0, generateCpu: 0, write: 0, writeCpu: 0, finish: 0, serverCpu: 0 });
   }
   const fixture: Fixture = {
     programId,
