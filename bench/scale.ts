@@ -657,7 +657,9 @@ for (const backend of BACKENDS) {
       `  loaded in ${f.loadSeconds.toFixed(1)} s (${Math.round(MEMBERS / f.loadSeconds)} members/s, ` +
         `${Math.round(ENTRIES / f.loadSeconds)} entries/s); ${mb(f.bytes)} on disk`,
     );
-    await big.cleanup();
+    // BENCH_KEEP_DATABASE=1 keeps it, to look at.
+    if (process.env.BENCH_KEEP_DATABASE) console.log(`  kept: ${big.databaseUrl}`);
+    else await big.cleanup();
     continue;
   }
   console.log(`\n${backend}: loading ${SMALL} cards`);
