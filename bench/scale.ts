@@ -6,8 +6,11 @@
 // The loader writes through the schema: the server makes one member of each kind of row over its
 // API (a customer, a card, a balance addition with its ledger entry, lot and event, a keyword flow
 // message and its reply), and the loader clones those rows (whatever columns the migrations gave
-// them) with new ids, phones, amounts and times, in multi-row INSERTs, one transaction per batch of
-// members. Member 0 has a 10,000-entry history (its transactions are listed first page and deep);
+// them) with new ids, phones, amounts and times, one transaction per batch of members, on a
+// connection of its own once the server's is closed: on SQLite one prepared INSERT per table reused
+// for every row; on PostgreSQL one `COPY … FROM STDIN` per table (text format, bench/copy.ts), the
+// next batch made while the last is written. The loaded tables' secondary indexes are dropped first
+// and made again afterwards from their own definitions (the schema ends as the migrations made it). Member 0 has a 10,000-entry history (its transactions are listed first page and deep);
 // the others share the rest of the entries. Events (BENCH_EVENTS, default entries / 5) fall in the
 // last 30 days and messages (BENCH_MESSAGES, default one per member) in the last 89: what the
 // default retention keeps (older ones the server's first retention sweep would delete meanwhile).
@@ -21,7 +24,9 @@
 //
 // Environment: BENCH_MEMBERS, BENCH_ENTRIES, BENCH_EVENTS, BENCH_MESSAGES, BENCH_DURATION,
 // BENCH_BACKENDS (sqlite,postgres), BENCH_PG_URL (see bench/lib.ts). Develop with
-// BENCH_MEMBERS=20000 BENCH_ENTRIES=200000.
+// BENCH_MEMBERS=20000 BENCH_ENTRIES=200000. The loader alone: BENCH_LOAD_ONLY=1 (load, print the
+// rate and size, stop), BENCH_DEBUG=1 (where the load time went), BENCH_KEEP_INDEXES=1 (fill the
+// indexes row by row instead), BENCH_KEEP_DATABASE=1 (with BENCH_LOAD_ONLY: keep the database).
 import { statSync } from 'node:fs';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
