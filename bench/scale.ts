@@ -156,7 +156,15 @@ interface Sink {
 
 const quoted = (names: string[]) => names.map((n) => `"${n}"`).join(', ');
 /** The tables the loader fills. */
-const LOADED = ['customers', 'memberships', 'balances', 'ledger_entries', 'point_lots', 'outbox_events', 'msg_messages'];
+const LOADED = [
+  'customers',
+  'memberships',
+  'balances',
+  'ledger_entries',
+  'point_lots',
+  'outbox_events',
+  'msg_messages',
+];
 /** BENCH_KEEP_INDEXES=1: fill the secondary indexes row by row instead of building them after the load. */
 const KEEP_INDEXES = Boolean(process.env.BENCH_KEEP_INDEXES);
 
