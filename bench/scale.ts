@@ -6,8 +6,11 @@
 // The loader writes through the schema: the server makes one member of each kind of row over its
 // API (a customer, a card, a balance addition with its ledger entry, lot and event, a keyword flow
 // message and its reply), and the loader clones those rows (whatever columns the migrations gave
-// them) with new ids, phones, amounts and times, in multi-row INSERTs, one transaction per batch of
-// members. Member 0 has a 10,000-entry history (its transactions are listed first page and deep);
+// them) with new ids, phones, amounts and times, one transaction per batch of members, on a
+// connection of its own once the server's is closed: on SQLite one prepared INSERT per table reused
+// for every row; on PostgreSQL one `COPY … FROM STDIN` per table (text format, bench/copy.ts), the
+// next batch made while the last is written. The loaded tables' secondary indexes are dropped first
+// and made again afterwards from their own definitions (the schema ends as the migrations made it). Member 0 has a 10,000-entry history (its transactions are listed first page and deep);
 // the others share the rest of the entries. Events (BENCH_EVENTS, default entries / 5) fall in the
 // last 30 days and messages (BENCH_MESSAGES, default one per member) in the last 89: what the
 // default retention keeps (older ones the server's first retention sweep would delete meanwhile).
@@ -21,16 +24,25 @@
 //
 // Environment: BENCH_MEMBERS, BENCH_ENTRIES, BENCH_EVENTS, BENCH_MESSAGES, BENCH_DURATION,
 // BENCH_BACKENDS (sqlite,postgres), BENCH_PG_URL (see bench/lib.ts). Develop with
-// BENCH_MEMBERS=20000 BENCH_ENTRIES=200000.
+// BENCH_MEMBERS=20000 BENCH_ENTRIES=200000. The loader alone: BENCH_LOAD_ONLY=1 (load, print the
+// rate and size, stop), BENCH_DEBUG=1 (where the load time went), BENCH_KEEP_INDEXES=1 (fill the
+// indexes row by row instead), BENCH_KEEP_DATABASE=1 (with BENCH_LOAD_ONLY: keep the database).
 import { statSync } from 'node:fs';
-import { type Kysely, sql } from 'kysely';
+import { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import BetterSqlite3 from 'better-sqlite3';
+import type { Kysely } from 'kysely';
+import pg from 'pg';
+import { from as copyFrom } from 'pg-copy-streams';
 import { prepareDatabase } from '../src/server.ts';
 import type { Database } from '../src/storage/database.ts';
 import { pointsFlow } from '../src/modules/messaging/flows/examples.ts';
+import { copyLine } from './copy.ts';
 import {
   api,
   authHeaders,
   BACKENDS,
+  cpuTicks,
   freshDatabase,
   load,
   loadAverageLine,
@@ -47,6 +59,8 @@ const ENTRIES = Number(process.env.BENCH_ENTRIES ?? 10_000_000);
 const EVENTS = Number(process.env.BENCH_EVENTS ?? Math.round(ENTRIES / 5));
 const MESSAGES = Number(process.env.BENCH_MESSAGES ?? MEMBERS);
 const SECONDS = Number(process.env.BENCH_DURATION ?? 5);
+/** BENCH_LOAD_ONLY=1: load the big database of each backend, print its load time and size, and stop. */
+const LOAD_ONLY = Boolean(process.env.BENCH_LOAD_ONLY);
 const SMALL = 1000;
 /** Entries of member 0, whose history is listed first page and deep. */
 const HEAVY = 10_000;
@@ -83,22 +97,9 @@ const entriesOf = (i: number, members: number, entries: number) => {
   return base + (i <= rest - base * (members - 1) ? 1 : 0);
 };
 
-/** Multi-row INSERTs of at most ~30,000 parameters each (both drivers' limits are above). */
-async function insertRows(trx: Kysely<any>, table: string, rows: Row[]) {
-  if (rows.length === 0) return;
-  const per = Math.max(1, Math.floor(30_000 / Object.keys(rows[0]).length));
-  for (let i = 0; i < rows.length; i += per)
-    await trx
-      .insertInto(table)
-      .values(rows.slice(i, i + per))
-      .execute();
-}
-
-const without = (row: Row, ...keys: string[]) => {
-  const out = { ...row };
-  for (const k of keys) delete out[k];
-  return out;
-};
+/** A copy of `row` without `keys` (made anew, not by `delete`, which would leave V8 a slow object to copy from). */
+const without = (row: Row, ...keys: string[]): Row =>
+  Object.fromEntries(Object.entries(row).filter(([k]) => !keys.includes(k)));
 
 /** The template rows the server wrote for one member, one addition and one keyword exchange. */
 async function templates(database: Database) {
@@ -139,12 +140,194 @@ async function templates(database: Database) {
   return { customer, membership, balance, entry, lot, event, messages };
 }
 
-async function bulkLoad(database: Database, members: number, entries: number, events: number, messages: number) {
-  const t = await templates(database);
-  const db = database.db as Kysely<any>;
+/** Where the load's time went, ms (BENCH_DEBUG=1 prints it). */
+const timing = { generate: 0, generateCpu: 0, write: 0, writeCpu: 0, finish: 0, serverCpu: 0 };
+
+const cpuMs = (since: NodeJS.CpuUsage) => {
+  const u = process.cpuUsage(since);
+  return (u.user + u.system) / 1000;
+};
+
+/**
+ * The loader writes rows past the services, so the list counters (src/storage/counters.ts) are
+ * recounted from the rows, as their migrations' backfill does: slot 0 holds each whole count.
+ */
+const RECOUNT_COUNTERS = [
+  'delete from program_member_counts',
+  `insert into program_member_counts (program_id, slot, n, active)
+     select program_id, 0, count(*), sum(case when status = 'ACTIVE' then 1 else 0 end) from memberships group by program_id`,
+  'delete from customer_counts',
+  'insert into customer_counts (slot, n) select 0, count(*) from customers',
+];
+
+/** Where the loader writes: each call of `batch` is one transaction; `finish` runs once after the last. */
+interface Sink {
+  batch(rows: Record<string, Row[]>): Promise<void>;
+  finish(): Promise<void>;
+}
+
+const quoted = (names: string[]) => names.map((n) => `"${n}"`).join(', ');
+/** The tables the loader fills. */
+const LOADED = [
+  'customers',
+  'memberships',
+  'balances',
+  'ledger_entries',
+  'point_lots',
+  'outbox_events',
+  'msg_messages',
+];
+/** BENCH_KEEP_INDEXES=1: fill the secondary indexes row by row instead of building them after the load. */
+const KEEP_INDEXES = Boolean(process.env.BENCH_KEEP_INDEXES);
+
+/**
+ * SQLite: the database file opened directly (better-sqlite3; the server's connection is closed),
+ * one prepared INSERT per table reused for every row, one transaction per batch. Nothing else uses
+ * the file meanwhile, so commits are not synced (a crashed load is started over anyway), and a
+ * 1 GB page cache keeps the indexes being filled in memory.
+ */
+function sqliteSink(file: string): Sink {
+  const native = new BetterSqlite3(file);
+  native.pragma('journal_mode = WAL');
+  native.pragma('synchronous = OFF');
+  native.pragma('cache_size = -1000000');
+  native.pragma('temp_store = MEMORY');
+  native.pragma('foreign_keys = ON');
+  // The loaded tables' secondary indexes (those made by CREATE INDEX, as the migrations wrote
+  // them) are dropped, and made again from the same statements after the load: one sort each
+  // instead of a B-tree insertion per row. The primary keys and UNIQUE constraints stay.
+  const indexes = KEEP_INDEXES
+    ? []
+    : (native
+        .prepare(
+          `select name, sql from sqlite_master where type = 'index' and sql is not null and tbl_name in (${LOADED.map(() => '?').join(', ')})`,
+        )
+        .all(...LOADED) as { name: string; sql: string }[]);
+  for (const { name } of indexes) native.exec(`drop index "${name}"`);
+  const statements = new Map<string, { columns: string[]; statement: BetterSqlite3.Statement }>();
+  const insertAll = native.transaction((rows: Record<string, Row[]>) => {
+    for (const [table, list] of Object.entries(rows)) {
+      if (list.length === 0) continue;
+      const columns = Object.keys(list[0]);
+      const key = `${table}:${columns.join(',')}`;
+      let s = statements.get(key);
+      if (!s) {
+        const sqlText = `insert into "${table}" (${quoted(columns)}) values (${columns.map(() => '?').join(', ')})`;
+        s = { columns, statement: native.prepare(sqlText) };
+        statements.set(key, s);
+      }
+      for (const row of list) s.statement.run(s.columns.map((c) => row[c]));
+    }
+  });
+  return {
+    async batch(rows) {
+      insertAll(rows);
+    },
+    async finish() {
+      try {
+        // The loaded events were "delivered" long ago: the webhook fan-out has read them all. (Each
+        // backend keeps that progress its own way: storage/outbox-progress.ts.)
+        native.prepare('update outbox_cursors set last_seq = (select max(seq) from outbox_events)').run();
+        native.transaction(() => {
+          for (const statement of RECOUNT_COUNTERS) native.exec(statement);
+        })();
+        for (const { sql: create } of indexes) native.exec(create);
+        native.exec('analyze');
+        // The server starts with the loaded rows in the database file, not in a multi-GB WAL.
+        native.pragma('wal_checkpoint(TRUNCATE)');
+      } finally {
+        native.close();
+      }
+    },
+  };
+}
+
+/**
+ * PostgreSQL: one connection of its own, one transaction per batch with one `COPY … FROM STDIN`
+ * per table (text format, bench/copy.ts), commits not waited for (synchronous_commit off: a crashed
+ * load is started over anyway). The indexes stay as the migrations made them and are filled as the
+ * rows arrive.
+ */
+async function postgresSink(url: string): Promise<Sink> {
+  const client = new pg.Client({ connectionString: url });
+  await client.connect();
+  await client.query('set synchronous_commit = off');
+  await client.query(`set maintenance_work_mem = '512MB'`);
+  const backendPid = Number((await client.query('select pg_backend_pid() as pid')).rows[0].pid);
+  // As on SQLite: the secondary indexes (not those of a primary key, UNIQUE or exclusion
+  // constraint) are dropped and made again after the load from their own definitions.
+  const indexes = KEEP_INDEXES
+    ? []
+    : (
+        await client.query<{ name: string; def: string }>(
+          `select i.indexname as name, i.indexdef as def from pg_indexes i
+            where i.schemaname = current_schema() and i.tablename = any($1)
+              and not exists (select 1 from pg_constraint c
+                               where c.conindid = format('%I.%I', i.schemaname, i.indexname)::regclass)`,
+          [LOADED],
+        )
+      ).rows;
+  for (const { name } of indexes) await client.query(`drop index "${name}"`);
+  async function copy(table: string, list: Row[]) {
+    const columns = Object.keys(list[0]);
+    // Lines are made as the connection takes them: PostgreSQL reads one chunk while the next is made.
+    function* chunks() {
+      let chunk = '';
+      for (const row of list) {
+        chunk += copyLine(columns.map((c) => row[c]));
+        if (chunk.length > 1 << 16) {
+          yield chunk;
+          chunk = '';
+        }
+      }
+      if (chunk) yield chunk;
+    }
+    await pipeline(Readable.from(chunks()), client.query(copyFrom(`copy "${table}" (${quoted(columns)}) from stdin`)));
+  }
+  return {
+    async batch(rows) {
+      await client.query('begin');
+      try {
+        for (const [table, list] of Object.entries(rows)) if (list.length > 0) await copy(table, list);
+        await client.query('commit');
+      } catch (err) {
+        await client.query('rollback').catch(() => undefined);
+        throw err;
+      }
+    },
+    async finish() {
+      try {
+        // The loaded events were "delivered" long ago (storage/outbox-progress.ts).
+        await client.query('delete from outbox_pending');
+        await client.query(`begin; ${RECOUNT_COUNTERS.join('; ')}; commit`);
+        for (const { def } of indexes) await client.query(def);
+        // Fresh statistics for the planner, as autovacuum would have them on a database that grew slowly.
+        await client.query('analyze');
+        timing.serverCpu = cpuTicks(backendPid) * 10;
+      } finally {
+        await client.end();
+      }
+    },
+  };
+}
+
+async function bulkLoad(
+  t: Awaited<ReturnType<typeof templates>>,
+  sink: Sink,
+  members: number,
+  entries: number,
+  events: number,
+  messages: number,
+) {
+  // Without their sequence numbers, which the database gives.
+  const entryTemplate = without(t.entry, 'seq');
+  const eventTemplate = without(t.event, 'seq');
+  let pending: Promise<void> | undefined;
   let seqEvent = 0;
   let seqMessage = 0;
   for (let from = 0; from < members; from += BATCH) {
+    const tg = performance.now();
+    const cg = process.cpuUsage();
     const to = Math.min(members, from + BATCH);
     const rows: Record<string, Row[]> = {
       customers: [],
@@ -191,7 +374,7 @@ async function bulkLoad(database: Database, members: number, entries: number, ev
       const step = Math.max(1, Math.floor((NOW - DAY - joined) / (n + 1)));
       for (let k = 0; k < n; k++) {
         rows.ledger_entries.push({
-          ...without(t.entry, 'seq'),
+          ...entryTemplate,
           id: `ltr_s${i}_${k}`,
           membership_id: membershipId,
           customer_id: customerId,
@@ -217,7 +400,7 @@ async function bulkLoad(database: Database, members: number, entries: number, ev
     for (; seqEvent < eventsTo; seqEvent++) {
       const i = seqEvent % members;
       rows.outbox_events.push({
-        ...without(t.event, 'seq'),
+        ...eventTemplate,
         id: `evt_s${seqEvent}`,
         resource_id: memberIdOf(i),
         created_at: iso(NOW - 30 * DAY + Math.floor((seqEvent * 29 * DAY) / events)),
@@ -239,40 +422,28 @@ async function bulkLoad(database: Database, members: number, entries: number, ev
         updated_at: at,
       });
     }
-    await database.transaction(async (trx) => {
-      for (const [table, list] of Object.entries(rows)) await insertRows(trx as Kysely<any>, table, list);
-    });
+    timing.generate += performance.now() - tg;
+    timing.generateCpu += cpuMs(cg);
+    const tb = performance.now();
+    const cb = process.cpuUsage();
+    // The previous batch is written while this one was made (PostgreSQL works meanwhile).
+    await pending;
+    pending = sink.batch(rows);
+    timing.write += performance.now() - tb;
+    timing.writeCpu += cpuMs(cb);
     if (from % (BATCH * 50) === 0 && from > 0) console.log(`    ${from} members loaded`);
   }
-  // The loader wrote rows past the services, so the list counters (src/storage/counters.ts) are
-  // recounted from the rows, as their migrations' backfill does: slot 0 holds each whole count.
-  await database.transaction(async (t) => {
-    const trx = t as Kysely<any>;
-    await trx.deleteFrom('program_member_counts').execute();
-    await sql`insert into program_member_counts (program_id, slot, n, active)
-      select program_id, 0, count(*), sum(case when status = 'ACTIVE' then 1 else 0 end)
-      from memberships group by program_id`.execute(trx);
-    await trx.deleteFrom('customer_counts').execute();
-    await sql`insert into customer_counts (slot, n) select 0, count(*) from customers`.execute(trx);
-  });
-  // The loaded events were "delivered" long ago: the webhook fan-out has read them all. (Each
-  // backend keeps that progress its own way: storage/outbox-progress.ts.)
-  if (database.dialect === 'sqlite') {
-    await db
-      .updateTable('outbox_cursors')
-      .set({ last_seq: (eb: any) => eb.selectFrom('outbox_events').select((e: any) => e.fn.max('seq').as('m')) })
-      .execute();
-    await sql`analyze`.execute(db);
-    // The server starts with the loaded rows in the database file, not in a multi-GB WAL.
-    await sql`pragma wal_checkpoint(TRUNCATE)`.execute(db);
-  } else {
-    await db.deleteFrom('outbox_pending').execute();
-  }
+  await pending;
+  const tf = performance.now();
+  await sink.finish();
+  timing.finish += performance.now() - tf;
 }
 
-async function sizeOnDisk(database: Database, databaseUrl: string): Promise<number> {
-  if (database.dialect === 'sqlite') {
-    const file = databaseUrl.replace(/^sqlite:/, '');
+const sqliteFile = (databaseUrl: string) => databaseUrl.replace(/^sqlite:/, '');
+
+async function sizeOnDisk(backend: string, databaseUrl: string): Promise<number> {
+  if (backend === 'sqlite') {
+    const file = sqliteFile(databaseUrl);
     const size = (f: string) => {
       try {
         return statSync(f).size;
@@ -282,8 +453,14 @@ async function sizeOnDisk(database: Database, databaseUrl: string): Promise<numb
     };
     return size(file) + size(`${file}-wal`);
   }
-  const r = await sql<{ bytes: string }>`select pg_database_size(current_database()) as bytes`.execute(database.db);
-  return Number(r.rows[0].bytes);
+  const client = new pg.Client({ connectionString: databaseUrl });
+  await client.connect();
+  try {
+    const r = await client.query<{ bytes: string }>('select pg_database_size(current_database()) as bytes');
+    return Number(r.rows[0].bytes);
+  } finally {
+    await client.end();
+  }
 }
 
 /** A database of `members` members made as described at the top; the server is not running after. */
@@ -317,8 +494,10 @@ async function build(backend: string, members: number, entries: number, events: 
   } finally {
     await server.stop();
   }
+  // The template rows through the storage layer; then the server's connection is closed and the
+  // loader writes on its own (sqliteSink, postgresSink).
+  let t: Awaited<ReturnType<typeof templates>>;
   const database = await prepareDatabase(databaseUrl, { secretKey: SECRET_KEY });
-  let bytes: number;
   try {
     eventType = String(
       (
@@ -329,16 +508,23 @@ async function build(backend: string, members: number, entries: number, events: 
           .executeTakeFirstOrThrow()
       ).type,
     );
-    await bulkLoad(database, members, entries, events, messages);
-    bytes = await sizeOnDisk(database, databaseUrl);
+    t = await templates(database);
   } finally {
     await database.close();
   }
-  if (backend === 'postgres') {
-    // Fresh statistics for the planner, as autovacuum would have them on a database that grew slowly.
-    const db = await prepareDatabase(databaseUrl, { secretKey: SECRET_KEY });
-    await sql`analyze`.execute(db.db);
-    await db.close();
+  const t1 = Date.now();
+  const cpu0 = process.cpuUsage();
+  const sink = backend === 'sqlite' ? sqliteSink(sqliteFile(databaseUrl)) : await postgresSink(databaseUrl);
+  await bulkLoad(t, sink, members, entries, events, messages);
+  const bytes = await sizeOnDisk(backend, databaseUrl);
+  if (process.env.BENCH_DEBUG) {
+    const s = (ms: number) => `${(ms / 1000).toFixed(1)} s`;
+    console.log(
+      `  setup ${s(t1 - t0)}, load ${s(Date.now() - t1)} (CPU ${s(cpuMs(cpu0))}): rows made ${s(timing.generate)} ` +
+        `(CPU ${s(timing.generateCpu)}), written ${s(timing.write)} (CPU ${s(timing.writeCpu)}), finish ${s(timing.finish)}` +
+        (timing.serverCpu ? `; CPU of its PostgreSQL backend ${s(timing.serverCpu)}` : ''),
+    );
+    Object.assign(timing, { generate: 0, generateCpu: 0, write: 0, writeCpu: 0, finish: 0, serverCpu: 0 });
   }
   const fixture: Fixture = {
     programId,
@@ -490,6 +676,19 @@ const tables: string[] = [];
 for (const backend of BACKENDS) {
   if (backend === 'postgres' && !(await pgReachable())) {
     console.log('  PostgreSQL skipped: not reachable');
+    continue;
+  }
+  if (LOAD_ONLY) {
+    console.log(`\n${backend}: loading ${MEMBERS} members`);
+    const big = await build(backend, MEMBERS, ENTRIES, EVENTS, MESSAGES);
+    const f = big.fixture;
+    console.log(
+      `  loaded in ${f.loadSeconds.toFixed(1)} s (${Math.round(MEMBERS / f.loadSeconds)} members/s, ` +
+        `${Math.round(ENTRIES / f.loadSeconds)} entries/s); ${mb(f.bytes)} on disk`,
+    );
+    // BENCH_KEEP_DATABASE=1 keeps it, to look at.
+    if (process.env.BENCH_KEEP_DATABASE) console.log(`  kept: ${big.databaseUrl}`);
+    else await big.cleanup();
     continue;
   }
   console.log(`\n${backend}: loading ${SMALL} cards`);
