@@ -10,7 +10,8 @@
 // connection of its own once the server's is closed: on SQLite one prepared INSERT per table reused
 // for every row; on PostgreSQL one `COPY … FROM STDIN` per table (text format, bench/copy.ts), the
 // next batch made while the last is written. The loaded tables' secondary indexes are dropped first
-// and made again afterwards from their own definitions (the schema ends as the migrations made it). Member 0 has a 10,000-entry history (its transactions are listed first page and deep);
+// and made again afterwards from their own definitions (the schema ends as the migrations made it).
+// Member 0 has a 10,000-entry history (its transactions are listed first page and deep);
 // the others share the rest of the entries. Events (BENCH_EVENTS, default entries / 5) fall in the
 // last 30 days and messages (BENCH_MESSAGES, default one per member) in the last 89: what the
 // default retention keeps (older ones the server's first retention sweep would delete meanwhile).
@@ -155,7 +156,8 @@ const cpuMs = (since: NodeJS.CpuUsage) => {
 const RECOUNT_COUNTERS = [
   'delete from program_member_counts',
   `insert into program_member_counts (program_id, slot, n, active)
-     select program_id, 0, count(*), sum(case when status = 'ACTIVE' then 1 else 0 end) from memberships group by program_id`,
+     select program_id, 0, count(*), sum(case when status = 'ACTIVE' then 1 else 0 end)
+     from memberships group by program_id`,
   'delete from customer_counts',
   'insert into customer_counts (slot, n) select 0, count(*) from customers',
 ];
@@ -200,7 +202,8 @@ function sqliteSink(file: string): Sink {
     ? []
     : (native
         .prepare(
-          `select name, sql from sqlite_master where type = 'index' and sql is not null and tbl_name in (${LOADED.map(() => '?').join(', ')})`,
+          `select name, sql from sqlite_master where type = 'index' and sql is not null
+           and tbl_name in (${LOADED.map(() => '?').join(', ')})`,
         )
         .all(...LOADED) as { name: string; sql: string }[]);
   for (const { name } of indexes) native.exec(`drop index "${name}"`);
@@ -521,7 +524,8 @@ async function build(backend: string, members: number, entries: number, events: 
     const s = (ms: number) => `${(ms / 1000).toFixed(1)} s`;
     console.log(
       `  setup ${s(t1 - t0)}, load ${s(Date.now() - t1)} (CPU ${s(cpuMs(cpu0))}): rows made ${s(timing.generate)} ` +
-        `(CPU ${s(timing.generateCpu)}), written ${s(timing.write)} (CPU ${s(timing.writeCpu)}), finish ${s(timing.finish)}` +
+        `(CPU ${s(timing.generateCpu)}), written ${s(timing.write)} (CPU ${s(timing.writeCpu)}), ` +
+        `finish ${s(timing.finish)}` +
         (timing.serverCpu ? `; CPU of its PostgreSQL backend ${s(timing.serverCpu)}` : ''),
     );
     Object.assign(timing, { generate: 0, generateCpu: 0, write: 0, writeCpu: 0, finish: 0, serverCpu: 0 });
