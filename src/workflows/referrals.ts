@@ -1,5 +1,5 @@
 import type { AppContext } from '../context.ts';
-import { invalid, notFound, refused } from '../lib/errors.ts';
+import { type DomainError, invalid, notFound, refused } from '../lib/errors.ts';
 import { newId } from '../lib/ids.ts';
 import { fromJson } from '../lib/json.ts';
 import type { Executor } from '../storage/database.ts';
@@ -115,7 +115,39 @@ export function referralHooks(ctx: AppContext, services: () => Services): Referr
         sourceKey: r.redemption.id,
       });
     },
+    async refusal(db, r) {
+      const s = services();
+      const campaignId = r.voucher.campaign_id ?? '';
+      const program = programInput(await s.referrals.getProgram(db, campaignId));
+      if (program.conversion_event_type !== 'redemption') return null;
+      const campaign = await s.vouchers.getCampaign(db, campaignId);
+      const existing = await s.referrals.referralOf(db, campaignId, r.customerId);
+      return refereeRefusal(s, db, campaign, Boolean(program.new_customers_only), r.customerId, existing);
+    },
   };
+}
+
+/**
+ * Why `refereeId` cannot be referred in the campaign, or null: already referred there (`existing`,
+ * their referral in it), or not new in a new-customers-only campaign.
+ */
+async function refereeRefusal(
+  services: Services,
+  db: Executor,
+  campaign: { name: string },
+  newCustomersOnly: boolean,
+  refereeId: string,
+  existing: ReferralRow | undefined,
+): Promise<DomainError | null> {
+  if (existing) return alreadyReferred(refereeId, campaign.name);
+  if (newCustomersOnly && (await services.members.ofCustomer(db, refereeId)).length > 0) {
+    return refused(
+      'customer_not_new',
+      'Customer is not new',
+      `Campaign ${campaign.name} refers new customers only; customer ${refereeId} already has a loyalty card`,
+    );
+  }
+  return null;
 }
 
 /**
@@ -174,17 +206,16 @@ async function convert(ctx: AppContext, services: Services, trx: Executor, c: Co
     );
   }
   const existing = await referrals.referralOf(trx, c.campaign.id, c.referee.id);
-  if (existing) {
-    if (existing.source_key === c.sourceKey) return existing;
-    throw alreadyReferred(c.referee.id, c.campaign.name);
-  }
-  if (program.new_customers_only && (await services.members.ofCustomer(trx, c.referee.id)).length > 0) {
-    throw refused(
-      'customer_not_new',
-      'Customer is not new',
-      `Campaign ${c.campaign.name} refers new customers only; customer ${c.referee.id} already has a loyalty card`,
-    );
-  }
+  if (existing?.source_key === c.sourceKey) return existing;
+  const why = await refereeRefusal(
+    services,
+    trx,
+    c.campaign,
+    Boolean(program.new_customers_only),
+    c.referee.id,
+    existing,
+  );
+  if (why) throw why;
   const referral: ReferralRow = {
     id: newId('rfl'),
     campaign_id: c.campaign.id,

@@ -188,6 +188,18 @@ describe('referrals', () => {
       422,
       'customer_already_referred',
     );
+    // Validation says so before anyone redeems, and the refused redemption is kept as a FAILURE record.
+    const v = await ok('POST', `/v1/vouchers/${code}/validate`, { customer: 'maja', order: { amount: 2000 } });
+    assert.equal(v.valid, false);
+    assert.equal(v.error.key, 'customer_already_referred');
+    const failed = await ok('GET', `/v1/redemptions?voucher=${code}&result=FAILURE`);
+    assert.equal(failed.redemptions[0].failure_code, 'customer_already_referred');
+    // Someone not yet referred is valid.
+    const fresh = await ok('POST', '/v1/customers', { source_id: 'not-yet-referred' });
+    assert.equal(
+      (await ok('POST', `/v1/vouchers/${code}/validate`, { customer: fresh.id, order: { amount: 2000 } })).valid,
+      true,
+    );
   });
 
   it('the second referee converts by custom event; the referrer reaches the 2-referee tier', async () => {
@@ -324,6 +336,12 @@ describe('referrals', () => {
       422,
       'customer_not_new',
     );
+    const notNew = await ok('POST', `/v1/vouchers/${pub.voucher.code}/validate`, {
+      customer: 'maja',
+      order: { amount: 100 },
+    });
+    assert.equal(notNew.valid, false);
+    assert.equal(notNew.error.key, 'customer_not_new');
     await ok('POST', `/v1/vouchers/${pub.voucher.code}/redemption`, {
       customer: { source_id: 'brand-new' },
       order: { amount: 100 },

@@ -68,6 +68,13 @@ export interface ReferralHooks {
   programOf(db: Executor, campaignId: string): Promise<Record<string, unknown> | null>;
   /** A referral code was redeemed (the redemption row is written): the conversion of the referee. */
   redeemed(trx: Executor, r: { voucher: VoucherRow; redemption: RedemptionRow; customerId: string }): Promise<void>;
+  /**
+   * Why redeeming this referral code would not convert `customerId` (already referred in the
+   * campaign, or not new in a new-customers-only one), or null: validation refuses what redemption
+   * would, and a refused redemption is kept as a FAILURE record. `redeemed` checks again under its
+   * locks; this is the early, unlocked answer.
+   */
+  refusal(db: Executor, r: { voucher: VoucherRow; customerId: string }): Promise<DomainError | null>;
 }
 
 const isReferral = (row: { campaign_type: string }) => row.campaign_type === 'REFERRAL_PROGRAM';
@@ -1416,6 +1423,8 @@ export class VoucherService {
           `Voucher ${code} is a referral code: the redemption names the referee (customer)`,
         );
       }
+      const why = await this.referralHooks().refusal(db, { voucher, customerId: input.customerId });
+      if (why) return refuse('refused', why.key, why.message, why.details ?? why.message);
     } else if (voucher.holder_id && input.customerId && voucher.holder_id !== input.customerId) {
       return refuse(
         'refused',
