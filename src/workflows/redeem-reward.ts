@@ -1,4 +1,4 @@
-import { invalid, notFound, refused } from '../lib/errors.ts';
+import { DomainError, invalid, notFound, refused } from '../lib/errors.ts';
 import { newId } from '../lib/ids.ts';
 import { fromJson } from '../lib/json.ts';
 import type { Executor } from '../storage/database.ts';
@@ -41,7 +41,51 @@ export const recordRedeemRefusal =
   async (trx: Executor, err: unknown): Promise<void> => {
     await services.ledger.recordRefusal(trx, err);
     await services.vouchers.recordRefusal(trx, err);
+    const failure = typeof err === 'object' && err !== null ? failures.get(err) : undefined;
+    if (failure) await services.vouchers.recordRedemption(trx, failure);
   };
+
+/**
+ * The `result: FAILURE` record of a refused reward redemption, by its error: made where the refusal
+ * happened (the card is known), written by `recordRedeemRefusal` after the refused transaction
+ * rolled back, as the voucher path keeps its refusals. The error itself stays what it was, so the
+ * ledger and vouchers modules still recognise their own refusals.
+ */
+const failures = new WeakMap<object, RedemptionRow>();
+
+function failureRecord(
+  card: { membership: MembershipRow; program: ProgramRow },
+  req: { body: RedeemInput; now: string },
+  err: DomainError,
+): RedemptionRow {
+  return {
+    id: newId('r'),
+    kind: 'reward',
+    voucher_id: null,
+    voucher_code: null,
+    campaign_id: null,
+    program_id: card.program.id,
+    customer_id: card.membership.customer_id,
+    reward_id: req.body.reward?.id ?? null,
+    assignment_id: req.body.reward?.assignment_id ?? null,
+    membership_id: card.membership.id,
+    points: null,
+    amount: null,
+    order: req.body.order ? JSON.stringify(req.body.order) : null,
+    metadata: req.body.metadata ? JSON.stringify(req.body.metadata) : null,
+    tracking_id: null,
+    details: null,
+    result: 'FAILURE',
+    status: 'FAILED',
+    rollback_id: null,
+    rollback_reason: null,
+    rolled_back_at: null,
+    spent_lots: null,
+    failure_code: err.key,
+    failure_message: err.details ?? err.message,
+    created_at: req.now,
+  };
+}
 
 // ---- prices ----
 
@@ -196,6 +240,23 @@ export async function redeemReward(
       { field: 'reward', message: 'is required' },
     ]);
   const card = await cardOf(trx, services, req.memberId, req.campaignId, true);
+  try {
+    return await redeemOnCard(trx, services, { ...req, body: { ...body, reward: body.reward } }, card);
+  } catch (err) {
+    // A refusal once the card is known is kept as a FAILURE record (recordRedeemRefusal); a request
+    // malformed in a field (an error naming its fields) was no attempt and leaves none.
+    if (err instanceof DomainError && !err.fields?.length) failures.set(err, failureRecord(card, req, err));
+    throw err;
+  }
+}
+
+async function redeemOnCard(
+  trx: Executor,
+  services: Services,
+  req: { body: RedeemInput & { reward: NonNullable<RedeemInput['reward']> }; now: string; id?: string },
+  card: Awaited<ReturnType<typeof cardOf>>,
+): Promise<Record<string, unknown>> {
+  const { body } = req;
   const { membership, program, definition } = card;
   const balanceRow = card.balance as BalanceRow;
   const customer = card.customer as CustomerRow;

@@ -33,8 +33,8 @@ describe('redeeming a reward by message', () => {
     return res.body;
   };
   const balanceOf = async (code: string) => (await ok('GET', `/v1/loyalties/members/${code}`)).loyalty_card.balance;
-  const redemptionsOf = async (customerId: string) =>
-    (await ok('GET', `/v1/redemptions?customer=${customerId}&limit=100`)).redemptions as any[];
+  const redemptionsOf = async (customerId: string, result = 'SUCCESS') =>
+    (await ok('GET', `/v1/redemptions?customer=${customerId}&result=${result}&limit=100`)).redemptions as any[];
 
   /** A program with a member (`points`), a coupon reward (100 points) and a mug (250), a REDEEM flow. */
   async function setup(phone: string, points: number, codes: string[]) {
@@ -91,6 +91,11 @@ describe('redeeming a reward by message', () => {
     assert.match((await simulate(t, phone, 'REDEEM rew_nope'))[0], /\(unknown_reward\)/);
     assert.equal(await balanceOf(member.code), 200);
     assert.equal((await redemptionsOf(member.holder_id)).length, 1);
+    // The two that reached the card are kept as FAILURE records (the list's refusal never got there).
+    assert.deepEqual((await redemptionsOf(member.holder_id, 'FAILURE')).map((r) => r.failure_code).reverse(), [
+      'loyalty_card_points_exceeded',
+      'reward_not_found',
+    ]);
     assert.equal((await ok('GET', `/v1/rewards/${mug.id}`)).redeemed, 0);
 
     const report = await ok('GET', `/v1/flows/${flow.id}/report`);

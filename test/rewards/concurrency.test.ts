@@ -61,6 +61,16 @@ describe('reward redemptions under concurrency', () => {
     }
     const after = await ok('GET', `/v1/rewards/${reward.id}`);
     assert.equal(after.redeemed, 1);
+    // Each refusal is kept as a FAILURE record of the reward, naming the card and the reason.
+    const failed = (await ok('GET', '/v1/redemptions?result=FAILURE&limit=100')).redemptions.filter(
+      (r: any) => r.related_object_id === reward.id,
+    );
+    assert.equal(failed.length, 19);
+    for (const r of failed) {
+      assert.equal(r.status, 'FAILED');
+      assert.equal(r.failure_code, 'reward_out_of_stock');
+      assert.ok(members.some((m) => m.id === r.loyalty_card.id));
+    }
     assert.equal((await count('POINTS_REDEMPTION')) - before, 1);
     const balances = await Promise.all(
       members.map(async (m) => (await ok('GET', `/v1/loyalties/members/${m.code}`)).loyalty_card.balance),
@@ -87,6 +97,13 @@ describe('reward redemptions under concurrency', () => {
       assert.equal(results.find((r) => r.status === 400)!.body.key, 'loyalty_card_points_exceeded');
       assert.equal((await ok('GET', `/v1/loyalties/members/${m.code}`)).loyalty_card.balance, 40);
     }
+    const failed = (await ok('GET', '/v1/redemptions?result=FAILURE&limit=100')).redemptions.filter(
+      (r: any) => r.related_object_id === reward.id,
+    );
+    assert.deepEqual(
+      failed.map((r: any) => r.failure_code),
+      Array(3).fill('loyalty_card_points_exceeded'),
+    );
   });
 
   it('one redemption rolled back by 8 requests at once: one rollback, the points back once', async () => {

@@ -372,7 +372,7 @@ describe('rewards', () => {
     assert.equal(await balanceOf(r.reward.voucher.code), 0);
   });
 
-  it('refuses bad input with the reason and changes nothing', async () => {
+  it('refuses bad input with the reason; nothing changes but the FAILURE records of refused attempts', async () => {
     const program = await createProgram(t);
     const other = await createProgram(t);
     const reward = await ok('POST', '/v1/rewards', { name: 'Cap', stock: 5, parameters: { product: { id: 'cap' } } });
@@ -424,13 +424,20 @@ describe('rewards', () => {
 
     assert.equal(await balanceOf(member.code), 100);
     assert.equal((await ok('GET', `/v1/rewards/${reward.id}`)).redeemed, 0);
+    // Nothing changed but the FAILURE records of the two refused attempts on a known card (an
+    // unknown reward, too few points); requests malformed in a field leave none.
     assert.deepEqual(
       {
         entries: await count('ledger_entries'),
         redemptions: await count('redemptions'),
         events: await count('outbox_events'),
       },
-      before,
+      { ...before, redemptions: before.redemptions + 2 },
     );
+    const failed = await ok('GET', '/v1/redemptions?result=FAILURE&limit=2');
+    assert.deepEqual(failed.redemptions.map((r: any) => [r.failure_code, r.loyalty_card.id]).reverse(), [
+      ['reward_not_found', member.id],
+      ['loyalty_card_points_exceeded', member.id],
+    ]);
   });
 });
