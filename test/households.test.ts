@@ -40,6 +40,12 @@ describe('households: member contacts of a loyalty card', () => {
     assert.equal(first.campaign_id, program.id);
     assert.deepEqual(first.metadata, { role: 'family' });
     assert.match(first.id, /^mc_/);
+    // The contact's redeemables list the shared card, as a MEMBER of it.
+    const shared = await ok(t, 'GET', `/v1/customers/${first.customer_id}/redeemables`);
+    assert.deepEqual(
+      shared.data.map((r: any) => [r.redeemable_id, r.holder_role, r.voucher_type]),
+      [[owner.id, 'MEMBER', 'LOYALTY_CARD']],
+    );
 
     // Adding the same contact again answers it as it is, with no new event.
     const again = await ok(t, 'POST', `/v1/loyalties/${program.id}/members/${owner.code}/holders`, {

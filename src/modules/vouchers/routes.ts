@@ -635,7 +635,12 @@ export function voucherRoutes(fastify: FastifyInstance, ctx: AppContext, service
         redeemable: { voucher: presentVoucher(voucher), status: voucher.active === 1 ? 'ACTIVE' : 'INACTIVE' },
         object: 'customer_redeemable',
       }));
-      for (const m of await services.members.ofCustomer(db(), customer.id)) {
+      // The cards the customer holds, then those shared with it as a household's member contact.
+      const cards = [
+        ...(await services.members.ofCustomer(db(), customer.id)).map((m) => ({ m, role: 'OWNER' })),
+        ...(await services.households.sharedCards(db(), customer.id)).map((m) => ({ m, role: 'MEMBER' })),
+      ];
+      for (const { m, role } of cards) {
         if (data.length >= req.query.limit) break;
         data.push({
           id: m.id,
@@ -643,7 +648,7 @@ export function voucherRoutes(fastify: FastifyInstance, ctx: AppContext, service
           redeemable_id: m.id,
           redeemable_object: 'voucher',
           customer_id: customer.id,
-          holder_role: 'OWNER',
+          holder_role: role,
           campaign_id: m.program_id,
           campaign_type: 'LOYALTY_PROGRAM',
           voucher_type: 'LOYALTY_CARD',
