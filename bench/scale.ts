@@ -39,6 +39,8 @@ import { prepareDatabase } from '../src/server.ts';
 import type { Database } from '../src/storage/database.ts';
 import { pointsFlow } from '../src/modules/messaging/flows/examples.ts';
 import { copyLine } from './copy.ts';
+import { CUSTOMER_COUNTS_BACKFILL } from '../src/modules/customers/migrations.ts';
+import { MEMBER_COUNTS_BACKFILL } from '../src/modules/members/migrations.ts';
 import {
   api,
   authHeaders,
@@ -155,11 +157,9 @@ const cpuMs = (since: NodeJS.CpuUsage) => {
  */
 const RECOUNT_COUNTERS = [
   'delete from program_member_counts',
-  `insert into program_member_counts (program_id, slot, n, active)
-     select program_id, 0, count(*), sum(case when status = 'ACTIVE' then 1 else 0 end)
-     from memberships group by program_id`,
+  MEMBER_COUNTS_BACKFILL,
   'delete from customer_counts',
-  'insert into customer_counts (slot, n) select 0, count(*) from customers',
+  CUSTOMER_COUNTS_BACKFILL,
 ];
 
 /** Where the loader writes: each call of `batch` is one transaction; `finish` runs once after the last. */

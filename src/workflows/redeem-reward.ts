@@ -20,7 +20,7 @@ import {
   type RewardMapping,
   type RewardRow,
 } from '../modules/rewards/service.ts';
-import { presentRollback, presentVoucher, type RedemptionRow } from '../modules/vouchers/service.ts';
+import { failedRedemption, presentRollback, presentVoucher, type RedemptionRow } from '../modules/vouchers/service.ts';
 import { joinProgram } from './join-program.ts';
 
 // Workflow "redeem a reward": one transaction that
@@ -58,33 +58,16 @@ function failureRecord(
   req: { body: RedeemInput; now: string },
   err: DomainError,
 ): RedemptionRow {
-  return {
-    id: newId('r'),
+  return failedRedemption(err, req.now, {
     kind: 'reward',
-    voucher_id: null,
-    voucher_code: null,
-    campaign_id: null,
     program_id: card.program.id,
     customer_id: card.membership.customer_id,
     reward_id: req.body.reward?.id ?? null,
     assignment_id: req.body.reward?.assignment_id ?? null,
     membership_id: card.membership.id,
-    points: null,
-    amount: null,
     order: req.body.order ? JSON.stringify(req.body.order) : null,
     metadata: req.body.metadata ? JSON.stringify(req.body.metadata) : null,
-    tracking_id: null,
-    details: null,
-    result: 'FAILURE',
-    status: 'FAILED',
-    rollback_id: null,
-    rollback_reason: null,
-    rolled_back_at: null,
-    spent_lots: null,
-    failure_code: err.key,
-    failure_message: err.details ?? err.message,
-    created_at: req.now,
-  };
+  });
 }
 
 // ---- prices ----

@@ -5,6 +5,9 @@ import type { TallyMigration } from '../../storage/migrate.ts';
 // in COUNTER_SLOTS rows (src/storage/counters.ts: the sum over the slots is the count). The
 // unfiltered customers list's `total` reads it instead of counting the table. Backfilled from the
 // customers there are. (Customers' tables are core's: numbered in core's range, after 0025.)
+/** Counts the customers into slot 0 of an empty customer_counts (the backfill; bench:scale's loader too). */
+export const CUSTOMER_COUNTS_BACKFILL = 'insert into customer_counts (slot, n) select 0, count(*) from customers';
+
 export const customerCountsMigration: TallyMigration = {
   name: '0026_customers_counts',
   async up(db: Kysely<any>) {
@@ -13,6 +16,6 @@ export const customerCountsMigration: TallyMigration = {
       .addColumn('slot', 'integer', (c) => c.primaryKey())
       .addColumn('n', 'integer', (c) => c.notNull())
       .execute();
-    await sql`insert into customer_counts (slot, n) select 0, count(*) from customers`.execute(db);
+    await sql.raw(CUSTOMER_COUNTS_BACKFILL).execute(db);
   },
 };

@@ -44,6 +44,14 @@ export const membersContactsMigration: TallyMigration = {
 // transaction that inserts or revokes a card, in COUNTER_SLOTS rows per program (src/storage/counters.ts:
 // the sum over a program's slots is its count). The members list's `total` and the program's
 // `members` read it instead of counting the program's cards. Backfilled from the cards there are.
+/**
+ * Counts each program's memberships into slot 0 of an empty program_member_counts (the backfill;
+ * bench:scale's loader too).
+ */
+export const MEMBER_COUNTS_BACKFILL = `insert into program_member_counts (program_id, slot, n, active)
+  select program_id, 0, count(*), sum(case when status = 'ACTIVE' then 1 else 0 end)
+  from memberships group by program_id`;
+
 export const memberCountsMigration: TallyMigration = {
   name: '0851_members_counts',
   async up(db: Kysely<any>) {
@@ -55,9 +63,6 @@ export const memberCountsMigration: TallyMigration = {
       .addColumn('active', 'integer', (c) => c.notNull())
       .addPrimaryKeyConstraint('program_member_counts_pk', ['program_id', 'slot'])
       .execute();
-    await sql`
-      insert into program_member_counts (program_id, slot, n, active)
-      select program_id, 0, count(*), sum(case when status = 'ACTIVE' then 1 else 0 end)
-      from memberships group by program_id`.execute(db);
+    await sql.raw(MEMBER_COUNTS_BACKFILL).execute(db);
   },
 };

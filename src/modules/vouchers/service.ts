@@ -256,6 +256,44 @@ export function presentRedemption(r: RedemptionRow, voucher?: VoucherRow | null)
   };
 }
 
+/**
+ * The record of a refused redemption (Voucherify's `result: FAILURE`, `status: FAILED`, the refusal's
+ * key and message): what is known of the attempt (`known`), every other part empty. Refused voucher
+ * and reward redemptions both keep one, written after the refused transaction rolled back.
+ */
+export function failedRedemption(
+  err: DomainError,
+  createdAt: string,
+  known: Pick<RedemptionRow, 'kind'> & Partial<RedemptionRow>,
+): RedemptionRow {
+  return {
+    id: newId('r'),
+    voucher_id: null,
+    voucher_code: null,
+    campaign_id: null,
+    program_id: null,
+    customer_id: null,
+    reward_id: null,
+    assignment_id: null,
+    membership_id: null,
+    points: null,
+    amount: null,
+    order: null,
+    metadata: null,
+    tracking_id: null,
+    details: null,
+    rollback_id: null,
+    rollback_reason: null,
+    rolled_back_at: null,
+    ...known,
+    result: 'FAILURE',
+    status: 'FAILED',
+    failure_code: err.key,
+    failure_message: err.details ?? err.message,
+    created_at: createdAt,
+  };
+}
+
 export function presentRollback(r: RedemptionRow, voucher?: VoucherRow | null) {
   return {
     id: r.rollback_id,
@@ -1513,34 +1551,19 @@ export class VoucherService {
     return { redemption, voucher: updated };
   }
 
-  /** Voucherify's record of a refused redemption (`result: FAILURE`, `status: FAILED`, the refusal's key). */
+  /** Voucherify's record of a refused voucher redemption: the voucher, the customer, the order asked. */
   private failureRecord(code: string, v: VoucherRow | undefined, input: RedeemInput, err: DomainError): RedemptionRow {
-    return {
-      id: newId('r'),
+    return failedRedemption(err, this.now(), {
       kind: 'voucher',
       voucher_id: v?.id ?? null,
       voucher_code: code,
       campaign_id: v?.campaign_id ?? null,
       program_id: v?.program_id ?? null,
       customer_id: input.customerId ?? null,
-      reward_id: null,
-      assignment_id: null,
-      membership_id: null,
-      points: null,
-      amount: null,
       order: toJson(input.order ?? null),
       metadata: toJson(input.metadata ?? {}),
       tracking_id: input.trackingId ?? input.customerId ?? null,
-      details: null,
-      result: 'FAILURE',
-      status: 'FAILED',
-      rollback_id: null,
-      rollback_reason: null,
-      rolled_back_at: null,
-      failure_code: err.key,
-      failure_message: err.details ?? err.message,
-      created_at: this.now(),
-    };
+    });
   }
 
   /** Undoes a voucher redemption: the use and the gift credits come back. */
