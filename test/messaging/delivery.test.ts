@@ -581,5 +581,13 @@ describe('messaging delivery: dedup, retries, reports, opt-out, broadcasts, repo
     assert.equal(empty.body.totals.messages_sent, 0);
     assert.equal(empty.body.totals.interaction_rate, null);
     assert.equal((await t.api('GET', `/v1/flows/${flow.id}/report?from=2020-02-01&to=2020-01-01`)).status, 400);
+    // Hostile ranges: not a date, and a window longer than the 400 days a report may span (it would
+    // roll up and read that many days).
+    const garbage = await t.api('GET', `/v1/flows/${flow.id}/report?from=${encodeURIComponent("1' or '1'='1")}`);
+    assert.equal(garbage.status, 400);
+    assert.equal(garbage.body.key, 'invalid_date');
+    const huge = await t.api('GET', `/v1/flows/${flow.id}/report?from=1970-01-01&to=2026-01-01`);
+    assert.equal(huge.status, 400);
+    assert.equal(huge.body.key, 'invalid_range');
   });
 });
