@@ -25,7 +25,8 @@
 //
 // Environment: BENCH_MEMBERS, BENCH_ENTRIES, BENCH_EVENTS, BENCH_MESSAGES, BENCH_DURATION,
 // BENCH_BACKENDS (sqlite,postgres), BENCH_PG_URL (see bench/lib.ts). Develop with
-// BENCH_MEMBERS=20000 BENCH_ENTRIES=200000. The loader alone: BENCH_LOAD_ONLY=1 (load, print the
+// BENCH_MEMBERS=20000 BENCH_ENTRIES=200000; BENCH_MEASURES=report (only the measures whose names hold
+// one of these comma-separated words). The loader alone: BENCH_LOAD_ONLY=1 (load, print the
 // rate and size, stop), BENCH_DEBUG=1 (where the load time went), BENCH_KEEP_INDEXES=1 (fill the
 // indexes row by row instead), BENCH_KEEP_DATABASE=1 (with BENCH_LOAD_ONLY: keep the database).
 import { statSync } from 'node:fs';
@@ -633,13 +634,17 @@ interface Result {
   dbUs?: number;
 }
 
+/** BENCH_MEASURES=report,phone: only the measures whose names contain one of these words. */
+const ONLY = (process.env.BENCH_MEASURES ?? '').split(',').filter(Boolean);
+const measures = ONLY.length ? MEASURES.filter((m) => ONLY.some((w) => m.name.includes(w))) : MEASURES;
+
 async function measureAll(backend: string, databaseUrl: string, f: Fixture): Promise<Result[]> {
   const server = await startTally(databaseUrl);
   const out: Result[] = [];
   // What a server does just after its start (the first retention sweep, its caches) is not measured.
   await new Promise((r) => setTimeout(r, 5000));
   try {
-    for (const m of MEASURES) {
+    for (const m of measures) {
       const opts = {
         url: server.base,
         connections: m.connections,
@@ -722,7 +727,7 @@ for (const backend of BACKENDS) {
         'big / small: req/s | CPU/req |',
       '| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |',
     ];
-    MEASURES.forEach((m, i) => {
+    measures.forEach((m, i) => {
       const s = rs[i];
       const b = rb[i];
       const errors = s.errors + b.errors > 0 ? ` (errors ${s.errors} / ${b.errors})` : '';

@@ -6,7 +6,8 @@ import { startTestServer, type TestServer } from '../helpers/server.ts';
 import { addMember, clockOf, createChannel, createPointsFlow, simulate } from './setup.ts';
 
 // The flow report's daily roll-up (msg_flow_days): days that ended more than 8 days ago are read
-// from it, computed once, and keep their figures after retention deletes their messages.
+// from it, computed once, and keep their figures (their members too, as sketches) after retention
+// deletes their messages.
 
 const DAY = 86_400_000;
 
@@ -165,14 +166,88 @@ describe('flow report roll-up: final days stored once, equal to the live count, 
       'rolled up by the sweep, before any report asked',
     );
 
+    // Every figure is kept, the window's distinct members too: the union of its days' sketches.
     const after = await report(flow.id, window);
-    assert.deepEqual(after.days, live.days);
-    const { members_messaged, members_replied, interaction_rate, ...counts } = after.totals;
+    assert.deepEqual(after, live);
+    assert.deepEqual([after.totals.members_messaged, after.totals.members_replied], [3, 3]);
+    assert.equal(after.totals.members_estimated, false);
+    assert.equal(after.members_counted_from, null);
+
+    // Days rolled up before the sketches (migration 0292) keep no members: the window's are then
+    // counted over its retained messages (none here), and the report says from when.
+    await db().updateTable('msg_flow_days').set({ messaged_sketch: null }).where('flow_id', '=', flow.id).execute();
+    const legacy = await report(flow.id, window);
+    assert.deepEqual(legacy.days, live.days);
+    const { members_messaged, members_replied, interaction_rate, ...counts } = legacy.totals;
     const { members_messaged: _m, members_replied: _r, interaction_rate: _i, ...liveCounts } = live.totals;
     assert.deepEqual(counts, liveCounts);
-    // Distinct members of the window count retained messages only (none here), and say so.
     assert.deepEqual([members_messaged, members_replied, interaction_rate], [0, 0, null]);
-    assert.equal(live.members_counted_from, null);
-    assert.equal(typeof after.members_counted_from, 'string');
+    assert.equal(typeof legacy.members_counted_from, 'string');
+  });
+
+  it('a window of more than 1,024 members is an estimate within 3 %, each of its days exact', async () => {
+    const { flow } = await traffic();
+    const template = await db()
+      .selectFrom('msg_messages')
+      .selectAll()
+      .where('flow_id', '=', flow.id)
+      .where('direction', '=', 'out')
+      .executeTakeFirstOrThrow();
+    // 20 days, 30 to 11 days ago (final; the flow is older), 100 members messaged a day, each
+    // day's overlapping the day before's by 25: 1,525 members in all.
+    clockOf(t).advance(40 * DAY);
+    const today = Math.floor(clockOf(t).nowMs() / DAY) * DAY;
+    const first = today - 30 * DAY;
+    const rows = [];
+    for (let d = 0; d < 20; d++)
+      for (let i = 0; i < 100; i++)
+        rows.push({
+          ...template,
+          id: `msg_sketch_${d}_${i}`,
+          membership_id: `mem_sketch_${d * 75 + i}`,
+          created_at: new Date(first + d * DAY + 3_600_000 + i * 1000).toISOString(),
+        });
+    for (let i = 0; i < rows.length; i += 100)
+      await db()
+        .insertInto('msg_messages')
+        .values(rows.slice(i, i + 100))
+        .execute();
+    const window = `from=${new Date(first).toISOString().slice(0, 10)}&to=${new Date(first + 19 * DAY).toISOString().slice(0, 10)}`;
+
+    const rolled = await report(flow.id, window);
+    assert.equal(
+      (await rolledUp(flow.id)).filter((r) => r.day >= new Date(first).toISOString().slice(0, 10)).length,
+      20,
+    );
+    assert.deepEqual(
+      rolled.days.map((d: { members_messaged: number }) => d.members_messaged),
+      Array(20).fill(100),
+    );
+    assert.equal(rolled.totals.members_estimated, true);
+    assert.ok(Math.abs(rolled.totals.members_messaged - 1525) < 0.03 * 1525, String(rolled.totals.members_messaged));
+    assert.equal(rolled.totals.members_replied, 0);
+
+    // The same window before any day of it is final: counted from its messages, exact.
+    clockOf(t).advance(-40 * DAY);
+    const live = await report(flow.id, window);
+    clockOf(t).advance(40 * DAY);
+    assert.equal(live.totals.members_estimated, false);
+    assert.equal(live.totals.members_messaged, 1525);
+    assert.deepEqual(live.days, rolled.days);
+  });
+
+  it("a window's members are counted once across its days, rolled up and live alike", async () => {
+    const { flow, window } = await traffic();
+    // Day 0 and day 1 final (from their sketches), days 2-3 live (from their messages): member 0
+    // wrote on days 0 and 1, member 1 on days 0 and 2, member 2 on days 1 and 3.
+    clockOf(t).advance(-DAY);
+    const mixed = await report(flow.id, window);
+    assert.equal((await rolledUp(flow.id)).length, 2);
+    assert.deepEqual(
+      mixed.days.map((d: { members_messaged: number }) => d.members_messaged),
+      [2, 2, 1, 1],
+    );
+    assert.deepEqual([mixed.totals.members_messaged, mixed.totals.members_replied], [3, 3]);
+    assert.equal(mixed.totals.interaction_rate, 1);
   });
 });

@@ -5,7 +5,11 @@ import {
   messagingSealedSecretsMigration,
   messagingTemplatesMigration,
 } from './migrations.ts';
-import { messagingCreatedIndexMigration, messagingFlowDaysMigration } from './migrations-scale.ts';
+import {
+  messagingCreatedIndexMigration,
+  messagingFlowDaySketchesMigration,
+  messagingFlowDaysMigration,
+} from './migrations-scale.ts';
 import { messageRetention } from './retention.ts';
 import { messagingPhoneIndexesMigration } from './phone-indexes.ts';
 import { messagingRoutes } from './routes.ts';
@@ -22,6 +26,7 @@ export const messagingModule: TallyModule = {
     messagingCreatedIndexMigration,
     messagingPhoneIndexesMigration,
     messagingFlowDaysMigration,
+    messagingFlowDaySketchesMigration,
   ],
   sealedColumns: channelSealedColumns,
   routes: messagingRoutes,

@@ -46,3 +46,18 @@ export const messagingFlowDaysMigration: TallyMigration = {
       .execute();
   },
 };
+
+/**
+ * Each rolled-up day keeps its members as sketches (member-sketch.ts): the members the flow
+ * messaged that day and the members who wrote to it. A window's distinct members are the union
+ * of its days' sketches, so a report no longer counts them over the window's messages, and days
+ * past message retention keep their members. Days rolled up before have none (NULL): a window
+ * holding one is counted from its messages as before.
+ */
+export const messagingFlowDaySketchesMigration: TallyMigration = {
+  name: '0292_messaging_flow_day_sketches',
+  async up(db) {
+    await db.schema.alterTable('msg_flow_days').addColumn('messaged_sketch', 'text').execute();
+    await db.schema.alterTable('msg_flow_days').addColumn('writing_sketch', 'text').execute();
+  },
+};

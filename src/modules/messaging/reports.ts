@@ -4,6 +4,7 @@ import { perUtcDay } from '../../lib/days.ts';
 import type { Executor } from '../../storage/database.ts';
 import { invalid } from '../../lib/errors.ts';
 import type { MessagingDeps } from './deps.ts';
+import { MemberSketch, intersectionCount } from './member-sketch.ts';
 import { ATTRIBUTION_MS, DAY_MS, type Range, dayOf, dayRuns, daysIn, isFinalDay, splitWindow } from './report-days.ts';
 
 // Flow reporting: messages sent / delivered / failed, inbound messages, keyword matches per alias,
@@ -17,8 +18,11 @@ import { ATTRIBUTION_MS, DAY_MS, type Range, dayOf, dayRuns, daysIn, isFinalDay,
 // the last ~9 days) is computed from messages. Counts and redemptions of the window are sums of
 // its days: each redemption counts once, on the day of the flow's latest message to the customer
 // before it (whatever the window), so a day's figures do not depend on the window asking. Distinct
-// members of the window are not sums of days: one count(distinct) over the window's stored
-// messages (index msg_messages_flow_members) — past message retention, retained messages only.
+// members of the window are not sums of days: they are the union of its days' members — the
+// roll-up's sketches (member-sketch.ts: exact up to 1,024 members, then an estimate within about
+// 1 %) and the sets of the days computed from messages. Days rolled up before the sketches
+// (migration 0292) have none; a window holding one counts its members over its stored messages
+// (index msg_messages_flow_members) — past message retention, retained messages only.
 
 /** Message statuses that never reached the member: not "messaged". */
 const NOT_MESSAGED = ['skipped', 'cancelled'];
@@ -36,7 +40,18 @@ interface DayFigures {
   members_replied: number;
   redemptions_within_7_days: number;
   points_redeemed_within_7_days: number;
+  /** Who the flow messaged that day, and who wrote to it: null on a day rolled up before 0292. */
+  members: DayMembers | null;
 }
+
+/**
+ * A day's members, as sets of membership ids (a day computed from messages) or as sketches (a
+ * day read from the roll-up). `writing` holds every member who wrote to the flow that day, messaged
+ * or not: the window's repliers are those of its writers it messaged, on any of its days.
+ */
+type DayMembers =
+  | { kind: 'sets'; messaged: Set<string>; writing: Set<string> }
+  | { kind: 'sketches'; messaged: MemberSketch; writing: MemberSketch };
 
 const emptyDay = (date: string): DayFigures => ({
   date,
@@ -50,6 +65,7 @@ const emptyDay = (date: string): DayFigures => ({
   members_replied: 0,
   redemptions_within_7_days: 0,
   points_redeemed_within_7_days: 0,
+  members: { kind: 'sets', messaged: new Set(), writing: new Set() },
 });
 
 export class ReportService {
@@ -102,11 +118,12 @@ export class ReportService {
       redemptions += d.redemptions_within_7_days;
       pointsRedeemed += d.points_redeemed_within_7_days;
     }
-    const members = shown.length ? await this.windowMembers(db, flowId, fromIso, toIso) : { messaged: 0, replied: 0 };
-    // Messages older than their retention are deleted (the roll-up keeps their days' figures):
-    // when the window starts before that, the window's distinct members count from there on.
+    const members = unionMembers(shown) ?? (await this.windowMembersFromMessages(db, flowId, fromIso, toIso));
+    // Counted from messages, a window's members are only those of retained messages (the roll-up
+    // keeps the older days' figures): when the window starts before that, they count from there on.
     const keep = this.ctx.config.messageRetentionDays * DAY_MS;
-    const membersCountedFrom = keep > 0 && from < now - keep ? new Date(now - keep).toISOString() : null;
+    const membersCountedFrom =
+      members.fromMessages && keep > 0 && from < now - keep ? new Date(now - keep).toISOString() : null;
     return {
       object: 'flow_report' as const,
       flow_id: flowId,
@@ -118,6 +135,7 @@ export class ReportService {
         members_messaged: members.messaged,
         members_replied: members.replied,
         interaction_rate: members.messaged ? round(members.replied / members.messaged) : null,
+        members_estimated: members.estimated,
         redemptions_within_7_days: redemptions,
         points_redeemed_within_7_days: pointsRedeemed,
       },
@@ -138,10 +156,11 @@ export class ReportService {
   }
 
   /**
-   * Distinct members messaged in [from, to) and, of them, those who replied in it: one
-   * count(distinct) each over the covering index msg_messages_flow_members.
+   * Distinct members messaged in [from, to) and, of them, those who replied in it, counted over the
+   * window's messages (a window with days rolled up before their sketches): one count(distinct)
+   * each over the covering index msg_messages_flow_members.
    */
-  private async windowMembers(db: Executor, flowId: string, fromIso: string, toIso: string) {
+  private async windowMembersFromMessages(db: Executor, flowId: string, fromIso: string, toIso: string) {
     const messaged = db
       .selectFrom('msg_messages')
       .where('flow_id', '=', flowId)
@@ -160,7 +179,7 @@ export class ReportService {
       .where('created_at', '<', toIso)
       .where('membership_id', 'in', messaged.select('membership_id'))
       .executeTakeFirstOrThrow();
-    return { messaged: Number(m.n), replied: Number(r.n) };
+    return { messaged: Number(m.n), replied: Number(r.n), estimated: false, fromMessages: true };
   }
 
   /** The roll-up's rows of a run of final days, first rolling up the days it lacks. */
@@ -194,6 +213,14 @@ export class ReportService {
       members_replied: Number(x.members_replied),
       redemptions_within_7_days: Number(x.redemptions_within_7_days),
       points_redeemed_within_7_days: Number(x.points_redeemed_within_7_days),
+      members:
+        x.messaged_sketch !== null && x.writing_sketch !== null
+          ? {
+              kind: 'sketches' as const,
+              messaged: MemberSketch.parse(x.messaged_sketch),
+              writing: MemberSketch.parse(x.writing_sketch),
+            }
+          : null,
     }));
   }
 
@@ -244,6 +271,8 @@ export class ReportService {
           members_replied: f.members_replied,
           redemptions_within_7_days: f.redemptions_within_7_days,
           points_redeemed_within_7_days: f.points_redeemed_within_7_days,
+          messaged_sketch: sketchOf(f.members, 'messaged').serialize(),
+          writing_sketch: sketchOf(f.members, 'writing').serialize(),
           created_at: createdAt,
         };
       });
@@ -278,7 +307,9 @@ export class ReportService {
       const d = iso.slice(0, 10);
       let s = days.get(d);
       if (!s) {
-        s = { ...emptyDay(d), messaged: new Set(), replied: new Set() };
+        const messaged = new Set<string>();
+        const replied = new Set<string>();
+        s = { ...emptyDay(d), members: { kind: 'sets', messaged, writing: replied }, messaged, replied };
         days.set(d, s);
       }
       return s;
@@ -375,6 +406,50 @@ export class ReportService {
 }
 
 const round = (x: number) => Math.round(x * 10000) / 10000;
+
+/** A day's members of one kind as a sketch (what the roll-up stores). */
+function sketchOf(members: DayMembers | null, which: 'messaged' | 'writing'): MemberSketch {
+  if (!members) return new MemberSketch();
+  if (members.kind === 'sketches') return members[which];
+  const sketch = new MemberSketch();
+  for (const id of members[which]) sketch.add(id);
+  return sketch;
+}
+
+/**
+ * The window's distinct members from its days' members: exact sets while every day is one
+ * (each id counted once, not hashed), else the union of sketches (the sets' ids hashed once).
+ * Null when a day has no members kept (rolled up before 0292): count over the messages instead.
+ */
+function unionMembers(days: DayFigures[]) {
+  if (days.some((d) => d.members === null)) return null;
+  const messaged = new Set<string>();
+  const writing = new Set<string>();
+  const sketches = { messaged: new MemberSketch(), writing: new MemberSketch() };
+  for (const { members } of days) {
+    if (members!.kind === 'sketches') {
+      sketches.messaged.merge(members!.messaged);
+      sketches.writing.merge(members!.writing);
+    } else {
+      for (const id of members!.messaged) messaged.add(id);
+      for (const id of members!.writing) writing.add(id);
+    }
+  }
+  if (days.every((d) => d.members!.kind === 'sets')) {
+    let replied = 0;
+    for (const id of writing) if (messaged.has(id)) replied++;
+    return { messaged: messaged.size, replied, estimated: false, fromMessages: false };
+  }
+  for (const id of messaged) sketches.messaged.add(id);
+  for (const id of writing) sketches.writing.add(id);
+  const replied = intersectionCount(sketches.messaged, sketches.writing);
+  return {
+    messaged: sketches.messaged.count(),
+    replied: replied.count,
+    estimated: !(sketches.messaged.exact && replied.exact),
+    fromMessages: false,
+  };
+}
 
 function parseDate(raw: string, field: string, endOfDay: boolean): number {
   const dateOnly = /^\d{4}-\d{2}-\d{2}$/.test(raw);

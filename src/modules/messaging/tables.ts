@@ -106,6 +106,10 @@ export interface MsgFlowDaysTable {
   members_replied: number;
   redemptions_within_7_days: number;
   points_redeemed_within_7_days: number | string;
+  /** MemberSketch (member-sketch.ts) of the members messaged that day; NULL before migration 0292. */
+  messaged_sketch: string | null;
+  /** MemberSketch of the members who wrote to the flow that day; NULL before migration 0292. */
+  writing_sketch: string | null;
   created_at: string;
 }
 

@@ -53,9 +53,12 @@ export function reportPages(r: ConsoleRouter): void {
     }));
     const labels = days.map((d) => d.day);
     const t = report.body.totals;
+    // Past 1,024 members the window's distinct members are an estimate (within about 1 %): say so.
+    const about = t.members_estimated ? '≈ ' : '';
     const body = html`<p><a href="/console/flows/${enc(id)}">Edit the flow</a> · last 30 days (UTC)</p>
 <section class="card"><h2>Totals</h2><dl>
-  <dt>Members messaged</dt><dd>${t.members_messaged}</dd><dt>Members who replied</dt><dd>${t.members_replied}</dd>
+  <dt>Members messaged</dt><dd>${about}${t.members_messaged}</dd>
+  <dt>Members who replied</dt><dd>${about}${t.members_replied}</dd>
   <dt>Interaction rate</dt><dd data-testid="interaction-rate">${
     t.interaction_rate === null ? '—' : `${Math.round(t.interaction_rate * 1000) / 10}%`
   }</dd>

@@ -1,0 +1,149 @@
+// A mergeable count of distinct members: what the flow report keeps per day so that the distinct
+// members of a whole window are a union of its days' sketches, not a count over its messages.
+//
+// Two forms (as HyperLogLog++ does):
+// - exact: the sorted set of the members' 64-bit hashes, while it holds at most EXACT_MAX of them.
+//   The count and the union are exact (two members' hashes collide with a probability of about
+//   n² / 2^65: never at the sizes kept).
+// - estimate: a HyperLogLog of 2^PRECISION registers (each the longest run of leading zeros seen,
+//   plus one, among the hashes whose first PRECISION bits chose it); standard error
+//   1.04 / sqrt(2^PRECISION) = 1.15 %. A union that outgrows the exact form becomes one.
+// Invariant: merging is commutative, associative and idempotent in both forms, so a window's
+// figure does not depend on how its days were grouped, and a day counted twice changes nothing.
+
+export const PRECISION = 13;
+const REGISTERS = 1 << PRECISION;
+/** The exact form's largest size: as many bytes (8 per hash) as the estimate's registers. */
+export const EXACT_MAX = REGISTERS / 8;
+
+/**
+ * The 64-bit hash of a member id: two MurmurHash3 (x86, 32-bit) of its UTF-16 code units with two
+ * seeds, side by side. Spread, not secret; about 6x cheaper than the first 8 bytes of an MD5 here.
+ * Invariant: never changes, since stored sketches hold these hashes.
+ */
+export function memberHash(id: string): bigint {
+  return (BigInt(murmur3(id, 0x9747b28c)) << 32n) | BigInt(murmur3(id, 0x5f3759df));
+}
+
+function murmur3(s: string, seed: number): number {
+  let h = seed >>> 0;
+  for (let i = 0; i < s.length; i++) {
+    let k = Math.imul(s.charCodeAt(i), 0xcc9e2d51);
+    k = Math.imul((k << 15) | (k >>> 17), 0x1b873593);
+    h ^= k;
+    h = (Math.imul((h << 13) | (h >>> 19), 5) + 0xe6546b64) | 0;
+  }
+  h ^= s.length;
+  h = Math.imul(h ^ (h >>> 16), 0x85ebca6b);
+  h = Math.imul(h ^ (h >>> 13), 0xc2b2ae35);
+  return (h ^ (h >>> 16)) >>> 0;
+}
+
+export class MemberSketch {
+  /** The exact form's hashes; null once the sketch is an estimate. */
+  private hashes: Set<bigint> | null = new Set();
+  private registers: Uint8Array | null = null;
+
+  add(id: string): this {
+    return this.addHash(memberHash(id));
+  }
+
+  addHash(h: bigint): this {
+    if (this.hashes) {
+      this.hashes.add(h);
+      if (this.hashes.size > EXACT_MAX) this.toEstimate();
+    } else raise(this.registers!, h);
+    return this;
+  }
+
+  /** Adds every member of `other` to this sketch. */
+  merge(other: MemberSketch): this {
+    if (other.hashes) {
+      for (const h of other.hashes) this.addHash(h);
+      return this;
+    }
+    if (this.hashes) this.toEstimate();
+    const mine = this.registers!;
+    const theirs = other.registers!;
+    for (let i = 0; i < REGISTERS; i++) if (theirs[i] > mine[i]) mine[i] = theirs[i];
+    return this;
+  }
+
+  /** Whether `count()` is exact (the exact form) or an estimate. */
+  get exact(): boolean {
+    return this.hashes !== null;
+  }
+
+  count(): number {
+    if (this.hashes) return this.hashes.size;
+    return hllEstimate(this.registers!);
+  }
+
+  /** Text to store (base64 of a byte that says the form, then the hashes or the registers). */
+  serialize(): string {
+    if (this.hashes) {
+      const sorted = [...this.hashes].sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
+      const buf = Buffer.alloc(1 + sorted.length * 8);
+      buf[0] = 0;
+      for (let i = 0; i < sorted.length; i++) buf.writeBigUInt64BE(sorted[i], 1 + i * 8);
+      return buf.toString('base64');
+    }
+    return Buffer.concat([Buffer.from([1]), this.registers!]).toString('base64');
+  }
+
+  static parse(text: string): MemberSketch {
+    const buf = Buffer.from(text, 'base64');
+    const s = new MemberSketch();
+    if (buf[0] === 1 && buf.length === 1 + REGISTERS) {
+      s.hashes = null;
+      s.registers = new Uint8Array(buf.subarray(1));
+      return s;
+    }
+    if (buf[0] !== 0 || (buf.length - 1) % 8 !== 0) throw new Error('not a member sketch');
+    for (let i = 1; i < buf.length; i += 8) s.hashes!.add(buf.readBigUInt64BE(i));
+    return s;
+  }
+
+  private toEstimate(): void {
+    const registers = new Uint8Array(REGISTERS);
+    for (const h of this.hashes!) raise(registers, h);
+    this.hashes = null;
+    this.registers = registers;
+  }
+}
+
+/** Counts the members in both `a` and `b`: |a| + |b| - |a ∪ b| (exact when all three are). */
+export function intersectionCount(a: MemberSketch, b: MemberSketch): { count: number; exact: boolean } {
+  const union = new MemberSketch().merge(a).merge(b);
+  const count = Math.max(0, Math.min(a.count(), b.count(), a.count() + b.count() - union.count()));
+  return { count, exact: a.exact && b.exact && union.exact };
+}
+
+const REST_BITS = 64 - PRECISION;
+
+function raise(registers: Uint8Array, h: bigint): void {
+  const index = Number(h >> BigInt(REST_BITS));
+  const rest = h & ((1n << BigInt(REST_BITS)) - 1n);
+  // The position of the first 1 bit in the remaining bits, counted from 1 (all zero: REST_BITS + 1).
+  const rank = rest === 0n ? REST_BITS + 1 : REST_BITS - rest.toString(2).length + 1;
+  if (rank > registers[index]) registers[index] = rank;
+}
+
+/**
+ * HyperLogLog's estimate (Flajolet et al. 2007) with its small-range correction: linear counting
+ * while some registers are empty and the raw estimate is under 2.5 m. With 64-bit hashes there is
+ * no large-range correction to make.
+ */
+export function hllEstimate(registers: Uint8Array): number {
+  const m = registers.length;
+  const alpha = 0.7213 / (1 + 1.079 / m);
+  let sum = 0;
+  let empty = 0;
+  for (const r of registers) {
+    sum += 2 ** -r;
+    if (r === 0) empty++;
+  }
+  const raw = (alpha * m * m) / sum;
+  if (raw <= 2.5 * m && empty > 0) return Math.round(m * Math.log(m / empty));
+  return Math.round(raw);
+}
