@@ -309,6 +309,7 @@ describe('query plans: no list or report reads a large table whole', () => {
     ],
     ['events of a resource', () => `/v1/events?resource_id=${ids.card}`],
     ['a customer by phone', () => '/v1/customers?phone=%2B385911800001'],
+    ["customers by name (the console's search)", () => '/v1/customers?name=Ana'],
     ["a customer's redeemables", () => `/v1/customers/${ids.customer}/redeemables`],
     ['the members of a program, page 1', () => `/v1/loyalties/${ids.program}/members?limit=2`],
     ['the members of a program, page 2', () => `/v1/loyalties/${ids.program}/members?limit=2&page=2`],
@@ -350,9 +351,9 @@ describe('query plans: no list or report reads a large table whole', () => {
   ];
 
   it('sees a full scan where there is one (the check itself)', async () => {
-    // customers.name has no index: reading customers by name is a full scan on both backends.
+    // customers.description has no index: reading customers by it is a full scan on both backends.
     const { scans } = await scansOf('a scan', (db) =>
-      db.selectFrom('customers').selectAll().where('name', '=', 'Ana').execute(),
+      db.selectFrom('customers').selectAll().where('description', '=', 'Ana').execute(),
     );
     assert.equal(scans.length, 1, JSON.stringify(scans));
     checks -= 1;

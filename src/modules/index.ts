@@ -15,7 +15,7 @@ import { ledgerRoutes } from './ledger/routes.ts';
 import { loyaltyRoutes } from './loyalties/routes.ts';
 import { memberRoutes } from './members/routes.ts';
 import { memberCountsMigration, membersContactsMigration } from './members/migrations.ts';
-import { customerCountsMigration } from './customers/migrations.ts';
+import { customerCountsMigration, customerNameIndexMigration } from './customers/migrations.ts';
 import { loyaltySubscriptionIdMigration } from '../storage/migrations/0010_core_loyalty_subscription_id.ts';
 import { eventsProgramIndexMigration } from '../storage/migrations/0013_core_events_program_index.ts';
 import { messagingModule } from './messaging/index.ts';
@@ -41,7 +41,7 @@ export const modules: TallyModule[] = [
     ],
   },
   // 0026: the customers' count (the unfiltered list's total).
-  { name: 'customers', migrations: [customerCountsMigration], routes: customerRoutes },
+  { name: 'customers', migrations: [customerCountsMigration, customerNameIndexMigration], routes: customerRoutes },
   { name: 'loyalties', routes: loyaltyRoutes },
   // 0010 (core) adds the memberships' external subscription id; 0850 the households' contacts; 0851 the
   // programs' member counts.
