@@ -170,8 +170,8 @@ export async function freshDatabase(backend: string): Promise<{ databaseUrl: str
   };
 }
 
-/** `tally serve` on `databaseUrl` in a child process, answering at `base` once ready. */
-export async function startTally(databaseUrl: string, processes = 1) {
+/** `tally serve` on `databaseUrl` in a child process (`env`: added to its environment), answering at `base`. */
+export async function startTally(databaseUrl: string, processes = 1, env: Record<string, string> = {}) {
   const port = await freePort();
   const base = `http://127.0.0.1:${port}`;
   const bin = join(process.env.BENCH_TALLY_ROOT ?? root, 'bin/tally.mjs');
@@ -182,6 +182,7 @@ export async function startTally(databaseUrl: string, processes = 1) {
     TALLY_APP_TOKEN: TOKEN,
     TALLY_SECRET_KEY: SECRET_KEY,
     TALLY_WORKERS: String(processes),
+    ...env,
   });
   try {
     await waitFor(`${base}/readyz`, server.child, server.output);

@@ -26,10 +26,14 @@
 // Environment: BENCH_MEMBERS, BENCH_ENTRIES, BENCH_EVENTS, BENCH_MESSAGES, BENCH_DURATION,
 // BENCH_BACKENDS (sqlite,postgres), BENCH_PG_URL (see bench/lib.ts). Develop with
 // BENCH_MEMBERS=20000 BENCH_ENTRIES=200000; BENCH_MEASURES=report (only the measures whose names hold
-// one of these comma-separated words). The loader alone: BENCH_LOAD_ONLY=1 (load, print the
-// rate and size, stop), BENCH_DEBUG=1 (where the load time went), BENCH_KEEP_INDEXES=1 (fill the
-// indexes row by row instead), BENCH_KEEP_DATABASE=1 (with BENCH_LOAD_ONLY: keep the database).
-import { statSync } from 'node:fs';
+// one of these comma-separated words). BENCH_DEBUG=1: where the load time went, and per measure
+// where its I/O went (ioCounters: the server's read and write calls; on PostgreSQL blocks read and
+// hit, per table and index, WAL bytes and full-page images). BENCH_SERVER_ENVS: server settings to
+// compare on the same two databases, one table each; an entry's BENCH_PG_PREWARM=rel,... reads
+// those relations into shared_buffers first (prewarm). The loader alone: BENCH_LOAD_ONLY=1 (load,
+// print the rate and size, stop), BENCH_KEEP_INDEXES=1 (fill the indexes row by row instead),
+// BENCH_KEEP_DATABASE=1 (with BENCH_LOAD_ONLY: keep the database).
+import { readFileSync, statSync } from 'node:fs';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import BetterSqlite3 from 'better-sqlite3';
@@ -645,9 +649,105 @@ interface Result {
 const ONLY = (process.env.BENCH_MEASURES ?? '').split(',').filter(Boolean);
 const measures = ONLY.length ? MEASURES.filter((m) => ONLY.some((w) => m.name.includes(w))) : MEASURES;
 
-async function measureAll(backend: string, databaseUrl: string, f: Fixture): Promise<Result[]> {
-  const server = await startTally(databaseUrl);
+/**
+ * BENCH_DEBUG=1: where a measure's I/O went. The server's read and write system calls (/proc/<pid>/io:
+ * on SQLite its database pages read from the OS and its WAL writes) and, on PostgreSQL, the database's
+ * buffer misses and hits (pg_stat_database), the WAL written (exact, from its LSN) with its full-page
+ * images, and the pages backends had to write out themselves to free a buffer (pg_stat_bgwriter; the
+ * pg_stat views lag up to a second).
+ */
+async function ioCounters(backend: string, databaseUrl: string, pid: number): Promise<Record<string, number>> {
+  const io = Object.fromEntries(
+    readFileSync(`/proc/${pid}/io`, 'utf8')
+      .trim()
+      .split('\n')
+      .map((l) => l.split(': '))
+      .map(([k, v]) => [k, Number(v)]),
+  );
+  const out: Record<string, number> = { rchar: io.rchar, wchar: io.wchar, syscr: io.syscr, syscw: io.syscw };
+  if (backend !== 'postgres') return out;
+  const c = new pg.Client({ connectionString: databaseUrl });
+  await c.connect();
+  try {
+    const { rows } = await c.query(
+      `select (select blks_read from pg_stat_database where datname = current_database()) as blks_read,
+              (select blks_hit from pg_stat_database where datname = current_database()) as blks_hit,
+              pg_wal_lsn_diff(pg_current_wal_lsn(), '0/0') as wal_bytes,
+              (select wal_fpi from pg_stat_wal) as wal_fpi,
+              (select buffers_backend from pg_stat_bgwriter) as buffers_backend`,
+    );
+    for (const [k, v] of Object.entries(rows[0])) out[k] = Number(v);
+    // Per table and index: blocks read from the OS (and hit in shared_buffers), keyed `rel:<name>:read|hit`.
+    const rels = await c.query(
+      `select relname as name, coalesce(heap_blks_read, 0) as read, coalesce(heap_blks_hit, 0) as hit
+         from pg_statio_user_tables
+       union all
+       select indexrelname, coalesce(idx_blks_read, 0), coalesce(idx_blks_hit, 0) from pg_statio_user_indexes`,
+    );
+    for (const r of rels.rows) {
+      out[`rel:${r.name}:read`] = Number(r.read);
+      out[`rel:${r.name}:hit`] = Number(r.hit);
+    }
+  } finally {
+    await c.end();
+  }
+  return out;
+}
+
+function ioLine(name: string, a: Record<string, number>, b: Record<string, number>, n: number): string {
+  const per = (k: string, unit = 1) => ((b[k] - a[k]) / unit / Math.max(1, n)).toFixed(1);
+  let line =
+    `  [io] ${name}: server read ${per('rchar', 1024)} KB/req in ${per('syscr')} calls, ` +
+    `wrote ${per('wchar', 1024)} KB/req in ${per('syscw')} calls`;
+  if (a.wal_bytes !== undefined) {
+    line +=
+      `; PG blocks read ${per('blks_read')}/req, hit ${per('blks_hit')}/req, WAL ${per('wal_bytes', 1024)} KB/req ` +
+      `(${per('wal_fpi')} full-page images), written by backends ${per('buffers_backend')}/req`;
+    const rels = Object.keys(b)
+      .filter((k) => k.startsWith('rel:') && k.endsWith(':read'))
+      .map((k) => k.slice(4, -5))
+      .map((rel) => {
+        const read = (b[`rel:${rel}:read`] - (a[`rel:${rel}:read`] ?? 0)) / Math.max(1, n);
+        const hit = (b[`rel:${rel}:hit`] - (a[`rel:${rel}:hit`] ?? 0)) / Math.max(1, n);
+        return { rel, read, hit };
+      })
+      .filter((r) => r.read + r.hit >= 0.05)
+      .sort((x, y) => y.read - x.read || y.hit - x.hit);
+    const perRel = rels.map((r) => `${r.rel} ${r.read.toFixed(1)}/${r.hit.toFixed(1)}`);
+    line += `\n    blocks read/hit per request: ${perRel.join(', ')}`;
+  }
+  return line;
+}
+
+/**
+ * BENCH_PG_PREWARM=rel,rel,... in an entry of BENCH_SERVER_ENVS: before that entry's measures of the big database,
+ * read those tables and indexes into PostgreSQL's shared_buffers (pg_prewarm), as a long-running server's would be.
+ */
+async function prewarm(databaseUrl: string, relations: string) {
+  const c = new pg.Client({ connectionString: databaseUrl });
+  await c.connect();
+  try {
+    await c.query('CREATE EXTENSION IF NOT EXISTS pg_prewarm');
+    const t0 = Date.now();
+    let blocks = 0;
+    for (const rel of relations.split(',').filter(Boolean)) {
+      blocks += Number((await c.query('select pg_prewarm($1::regclass) as n', [rel])).rows[0].n);
+    }
+    console.log(`  prewarmed ${relations}: ${Math.round((blocks * 8) / 1024)} MB in ${Date.now() - t0} ms`);
+  } finally {
+    await c.end();
+  }
+}
+
+async function measureAll(
+  backend: string,
+  databaseUrl: string,
+  f: Fixture,
+  env: Record<string, string> = {},
+): Promise<Result[]> {
+  const server = await startTally(databaseUrl, 1, env);
   const out: Result[] = [];
+  const debug = Boolean(process.env.BENCH_DEBUG);
   // What a server does just after its start (the first retention sweep, its caches) is not measured.
   await new Promise((r) => setTimeout(r, 5000));
   try {
@@ -671,15 +771,19 @@ async function measureAll(backend: string, databaseUrl: string, f: Fixture): Pro
       // up the final days of the loaded history) is not its steady cost, nor done ten times at once.
       await fetch(`${server.base}${m.path(f)}`, { method: m.method, headers: authHeaders, body: m.body });
       await load({ ...opts, duration: 1 });
+      const io0 = debug ? await ioCounters(backend, databaseUrl, server.pid) : {};
       const cpu0 = treeTicks(server.pid);
       const pg0 = backend === 'postgres' ? postgresTicks() : 0;
       const r = await load({ ...opts, duration: SECONDS });
+      const cpu1 = treeTicks(server.pid);
+      const pg1 = backend === 'postgres' ? postgresTicks() : 0;
+      if (debug) console.log(ioLine(m.name, io0, await ioCounters(backend, databaseUrl, server.pid), r['2xx']));
       out.push({
         rps: Math.round(r['2xx'] / (r.duration || SECONDS)),
         p99: r.latency.p99,
         errors: r.non2xx + r.errors + r.timeouts,
-        cpuUs: usPer(treeTicks(server.pid) - cpu0, r['2xx']),
-        dbUs: backend === 'postgres' ? usPer(postgresTicks() - pg0, r['2xx']) : undefined,
+        cpuUs: usPer(cpu1 - cpu0, r['2xx']),
+        dbUs: backend === 'postgres' ? usPer(pg1 - pg0, r['2xx']) : undefined,
       });
     }
   } finally {
@@ -695,6 +799,19 @@ console.log(
     `beside ${SMALL} cards; ${SECONDS} s per measure, node ${process.version}`,
 );
 const tables: string[] = [];
+/**
+ * BENCH_SERVER_ENVS: the server's settings to measure, each on the same two databases, separated by `;`, each a
+ * space-separated list of NAME=value (e.g. "TALLY_SQLITE_CACHE_MB=32;TALLY_SQLITE_CACHE_MB=4000"; an empty entry is
+ * the defaults). One table per entry.
+ */
+const SERVER_ENVS = (process.env.BENCH_SERVER_ENVS ?? '').split(';').map((entry) =>
+  Object.fromEntries(
+    entry
+      .split(' ')
+      .filter(Boolean)
+      .map((kv) => [kv.slice(0, kv.indexOf('=')), kv.slice(kv.indexOf('=') + 1)]),
+  ),
+);
 for (const backend of BACKENDS) {
   if (backend === 'postgres' && !(await pgReachable())) {
     console.log('  PostgreSQL skipped: not reachable');
@@ -728,33 +845,39 @@ for (const backend of BACKENDS) {
       `${mb((big.fixture.bytes * 1e6) / MEMBERS)} per million members`,
   );
   try {
-    console.log(`${backend}: measuring`);
-    const rs = await measureAll(backend, small.databaseUrl, small.fixture);
-    const rb = await measureAll(backend, big.databaseUrl, big.fixture);
-    const lines = [
-      `\n${backend}: ${SMALL} cards beside ${MEMBERS} members (${ENTRIES} entries)`,
-      `| measure | ${SMALL} cards: req/s | p99 ms | CPU µs/req | ${MEMBERS} members: req/s | p99 ms | CPU µs/req | ` +
-        'big / small: req/s | CPU/req |',
-      '| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |',
-    ];
-    measures.forEach((m, i) => {
-      const s = rs[i];
-      const b = rb[i];
-      const errors = s.errors + b.errors > 0 ? ` (errors ${s.errors} / ${b.errors})` : '';
-      const ratio = (b.rps / Math.max(1, s.rps)).toFixed(2);
-      const cpuRatio = (b.cpuUs / Math.max(1, s.cpuUs)).toFixed(2);
-      const cpu = (r: Result) => `${r.cpuUs}${r.dbUs === undefined ? '' : ` + PG ${r.dbUs}`}`;
+    for (const env of SERVER_ENVS) {
+      const settings = Object.entries(env)
+        .map(([k, v]) => `${k}=${v}`)
+        .join(' ');
+      console.log(`${backend}: measuring${settings ? ` with ${settings}` : ''}`);
+      const rs = await measureAll(backend, small.databaseUrl, small.fixture, env);
+      if (backend === 'postgres' && env.BENCH_PG_PREWARM) await prewarm(big.databaseUrl, env.BENCH_PG_PREWARM);
+      const rb = await measureAll(backend, big.databaseUrl, big.fixture, env);
+      const lines = [
+        `\n${backend}: ${SMALL} cards beside ${MEMBERS} members (${ENTRIES} entries)${settings ? `, ${settings}` : ''}`,
+        `| measure | ${SMALL} cards: req/s | p99 ms | CPU µs/req | ${MEMBERS} members: req/s | p99 ms | CPU µs/req | ` +
+          'big / small: req/s | CPU/req |',
+        '| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |',
+      ];
+      measures.forEach((m, i) => {
+        const s = rs[i];
+        const b = rb[i];
+        const errors = s.errors + b.errors > 0 ? ` (errors ${s.errors} / ${b.errors})` : '';
+        const ratio = (b.rps / Math.max(1, s.rps)).toFixed(2);
+        const cpuRatio = (b.cpuUs / Math.max(1, s.cpuUs)).toFixed(2);
+        const cpu = (r: Result) => `${r.cpuUs}${r.dbUs === undefined ? '' : ` + PG ${r.dbUs}`}`;
+        lines.push(
+          `| ${m.name}${errors} | ${s.rps} | ${s.p99} | ${cpu(s)} | ${b.rps} | ${b.p99} | ${cpu(b)} | ` +
+            `${ratio} | ${cpuRatio} |`,
+        );
+      });
       lines.push(
-        `| ${m.name}${errors} | ${s.rps} | ${s.p99} | ${cpu(s)} | ${b.rps} | ${b.p99} | ${cpu(b)} | ` +
-          `${ratio} | ${cpuRatio} |`,
+        `| size on disk | ${mb(small.fixture.bytes)} | | | ${mb(big.fixture.bytes)} | | | ` +
+          `${mb((big.fixture.bytes * 1e6) / MEMBERS)} per million members | |`,
       );
-    });
-    lines.push(
-      `| size on disk | ${mb(small.fixture.bytes)} | | | ${mb(big.fixture.bytes)} | | | ` +
-        `${mb((big.fixture.bytes * 1e6) / MEMBERS)} per million members | |`,
-    );
-    console.log(lines.join('\n'));
-    tables.push(lines.join('\n'));
+      console.log(lines.join('\n'));
+      tables.push(lines.join('\n'));
+    }
   } finally {
     await small.cleanup();
     await big.cleanup();

@@ -212,7 +212,8 @@ describe('flow report roll-up: final days stored once, equal to the live count, 
         .insertInto('msg_messages')
         .values(rows.slice(i, i + 100))
         .execute();
-    const window = `from=${new Date(first).toISOString().slice(0, 10)}&to=${new Date(first + 19 * DAY).toISOString().slice(0, 10)}`;
+    const date = (ms: number) => new Date(ms).toISOString().slice(0, 10);
+    const window = `from=${date(first)}&to=${date(first + 19 * DAY)}`;
 
     const rolled = await report(flow.id, window);
     assert.equal(

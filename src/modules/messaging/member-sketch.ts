@@ -20,6 +20,7 @@ export const EXACT_MAX = REGISTERS / 8;
 /** The bits of a hash after its register's index. */
 const REST_BITS = 53 - PRECISION;
 const REST = 2 ** REST_BITS;
+const LOW = 2 ** (REST_BITS - 32);
 
 /**
  * The 53-bit hash of a member id: two MurmurHash3 (x86, 32-bit) of its UTF-16 code units with two
@@ -131,9 +132,9 @@ export function intersectionCount(a: MemberSketch, b: MemberSketch): { count: nu
 function raise(registers: Uint8Array, h: number): void {
   const index = Math.floor(h / REST);
   const rest = h % REST;
-  const top = Math.floor(rest / 2 ** (REST_BITS - 32)); // the rest's first 32 bits
-  const rank =
-    top !== 0 ? Math.clz32(top) + 1 : 32 + Math.clz32(rest % 2 ** (REST_BITS - 32)) - (64 - REST_BITS) + 1;
+  const top = Math.floor(rest / LOW); // the rest's first 32 bits
+  const low = rest % LOW; // and its last REST_BITS - 32, whose leading zeros clz32 counts 64 - REST_BITS too many
+  const rank = top !== 0 ? Math.clz32(top) + 1 : 32 + Math.clz32(low) - (64 - REST_BITS) + 1;
   if (rank > registers[index]) registers[index] = rank;
 }
 
