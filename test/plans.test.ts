@@ -140,6 +140,17 @@ describe('query plans: no list or report reads a large table whole', () => {
       customer: ids.customer,
       order: { amount: 1000 },
     });
+    // A stacked redemption: its parent and two children (migration 0503).
+    const second = await ok(t, 'POST', '/v1/publications', { campaign: 'Plans off', customer: ids.customer });
+    const stacked = await ok(t, 'POST', '/v1/redemptions', {
+      redeemables: [
+        { object: 'voucher', id: ids.voucher },
+        { object: 'voucher', id: second.voucher.code },
+      ],
+      customer: ids.customer,
+      order: { amount: 1000 },
+    });
+    ids.parentRedemption = stacked.parent_redemption.id;
 
     const ch = await createChannel(t, { provider: 'simulator', sender: '+10000000801' });
     ids.channel = ch.id;
@@ -348,6 +359,11 @@ describe('query plans: no list or report reads a large table whole', () => {
     ['publications of a customer', () => `/v1/publications?customer=${ids.customer}`],
     ['redemptions of a customer', () => `/v1/redemptions?customer=${ids.customer}`],
     ['redemptions of a voucher', () => `/v1/redemptions?voucher=${ids.voucher}`],
+    ['the children of a stacked redemption', () => `/v1/redemptions?parent_redemption_id=${ids.parentRedemption}`],
+    [
+      "a stack's children, for its rollback",
+      () => (db) => t.server.services.vouchers.stackChildren(db, ids.parentRedemption),
+    ],
   ];
 
   it('sees a full scan where there is one (the check itself)', async () => {

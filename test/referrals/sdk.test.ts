@@ -101,5 +101,44 @@ describe('official @voucherify/sdk: referrals', () => {
     assert.equal(friend.referrals.total, 1);
     assert.equal(friend.referrals.campaigns[0].referrer_id, referrer.id);
     assert.equal(friend.loyalty.points, 25, 'the referee reward, on a card issued for it');
+
+    // A stack of the referral code and a coupon: the SDK reads its parent redemption, and rolls the
+    // whole stack back through rollbackStackable (the conversion undone with it), once.
+    await client.vouchers.create({
+      code: 'SDK-STACK-OFF',
+      type: 'DISCOUNT_VOUCHER',
+      discount: { type: 'AMOUNT', amount_off: 50 },
+    } as any);
+    const pair = await client.redemptions.redeemStackable({
+      redeemables: [
+        { object: 'voucher', id: code },
+        { object: 'voucher', id: 'SDK-STACK-OFF' },
+      ],
+      customer: { source_id: 'sdk-friend-4' },
+      order: { amount: 1000 },
+    } as any);
+    const parentId = pair.parent_redemption.id;
+    assert.match(parentId, /^r_/);
+    assert.equal(pair.redemptions.length, 2);
+    assert.ok(pair.redemptions.every((r: any) => r.parent_redemption_id === parentId && r.redemption === parentId));
+    assert.equal(pair.order?.total_amount, 1000 - 100 - 50);
+    const parent: any = await client.redemptions.get(parentId);
+    assert.equal(parent.related_object_type, 'redemption');
+    assert.equal(((await client.customers.get(referrer.id)) as any).loyalty.referred_customers, 4);
+    assert.equal(((await client.customers.get('sdk-friend-4')) as any).loyalty.points, 25);
+
+    const rolled = await client.redemptions.rollbackStackable(parentId, undefined, { reason: 'returned' });
+    assert.equal(rolled.rollbacks.length, 2);
+    assert.equal(rolled.parent_rollback.redemption, parentId);
+    assert.deepEqual(
+      rolled.rollbacks.map((r: any) => r.redemption),
+      pair.redemptions.map((r: any) => r.id),
+    );
+    assert.equal(((await client.redemptions.get(parentId)) as any).status, 'ROLLED_BACK');
+    assert.equal(((await client.customers.get(referrer.id)) as any).loyalty.referred_customers, 3, 'conversion undone');
+    assert.equal(((await client.customers.get('sdk-friend-4')) as any).loyalty.points, 0, 'referee points taken back');
+    const twice = await client.redemptions.rollbackStackable(parentId).catch((e) => e);
+    assert.equal(twice.code, 422);
+    assert.equal(twice.key, 'already_rolled_back');
   });
 });

@@ -1,6 +1,7 @@
 import type { TallyModule } from '../module.ts';
 import './tables.ts';
 import { campaignPooledMigration, redemptionFailuresMigration, vouchersMigration } from './migrations.ts';
+import { redemptionParentsMigration } from './migrations/0503_redemption_parents.ts';
 import { vouchersReferralCodeMigration } from './migrations/0550_vouchers_referral_code.ts';
 import { vouchersListIndexesMigration } from './list-indexes.ts';
 import { voucherRoutes } from './routes.ts';
@@ -12,6 +13,7 @@ export const vouchersModule: TallyModule = {
     vouchersMigration,
     redemptionFailuresMigration,
     campaignPooledMigration,
+    redemptionParentsMigration,
     vouchersReferralCodeMigration,
     vouchersListIndexesMigration,
   ],

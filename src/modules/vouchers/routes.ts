@@ -27,12 +27,16 @@ import {
   RedemptionAnswer,
   RedemptionListQuery,
   RedemptionParams,
+  StackAnswer,
   StackBody,
   Voucher,
   VoucherBody,
   VoucherListQuery,
 } from './schemas.ts';
+import { newId } from '../../lib/ids.ts';
+import { stackKnown, stackParent } from './stacks.ts';
 import {
+  failedRedemption,
   type ImportedCode,
   presentPublication,
   presentRedemption,
@@ -537,24 +541,44 @@ export function voucherRoutes(fastify: FastifyInstance, ctx: AppContext, service
     {
       schema: {
         tags: TAGS,
-        summary: 'Redeem one or more vouchers with an order (all or none)',
+        summary:
+          'Redeem one or more vouchers with an order (all or none); several keep a parent redemption ' +
+          '(parent_redemption, each child names it in parent_redemption_id)',
         body: StackBody,
+        response: { 200: StackAnswer },
       },
     },
     async (req, reply) =>
       write(req, reply, 200, async (trx) => {
         const input = await redeemInput(trx, req.body);
+        // Several redeemables: a parent redemption, written in this transaction with its children.
+        const parentId = req.body.redeemables.length > 1 ? newId('r') : null;
+        const rows = [];
         const redemptions = [];
         let order = null;
         for (const r of req.body.redeemables) {
-          const { redemption, voucher } = await svc.redeem(trx, r.id, {
-            ...input,
-            giftCredits: r.gift?.credits ?? null,
-          });
-          order = presentRedemption(redemption).order;
-          redemptions.push(presentWithVoucher(redemption, voucher));
+          let done: Awaited<ReturnType<typeof svc.redeem>>;
+          try {
+            done = await svc.redeem(trx, r.id, {
+              ...input,
+              giftCredits: r.gift?.credits ?? null,
+              parentRedemptionId: parentId,
+            });
+          } catch (err) {
+            // A refused stack keeps a FAILURE parent too (written with the child's, by recordRefusal).
+            if (parentId && err instanceof VoucherRefusal && err.failure)
+              err.parentFailure = failedRedemption(err, err.failure.created_at, { ...stackKnown(input), id: parentId });
+            throw err;
+          }
+          rows.push(done.redemption);
+          order = presentRedemption(done.redemption).order;
+          redemptions.push(presentWithVoucher(done.redemption, done.voucher));
         }
-        return { redemptions, order };
+        if (!parentId) return { redemptions, order };
+        const parent = stackParent(parentId, rows[rows.length - 1].created_at, input, rows);
+        await svc.recordRedemption(trx, parent);
+        const presented = presentRedemption(parent);
+        return { redemptions, parent_redemption: presented, order: presented.order };
       }),
   );
 

@@ -230,6 +230,9 @@ export const RedemptionListQuery = Type.Object({
   voucher: Type.Optional(Type.String()),
   campaign: Type.Optional(Type.String()),
   result: Type.Optional(Type.Union([Type.Literal('SUCCESS'), Type.Literal('FAILURE')])),
+  parent_redemption_id: Type.Optional(
+    Type.String({ maxLength: 200, description: "A stacked redemption's children: its parent's id (r_...)" }),
+  ),
 });
 export const RedemptionParams = IdParam('redemptionId', 'Redemption id (r_...)');
 export const RollbackQuery = Type.Object({
@@ -243,3 +246,41 @@ export const Campaign = Answer('campaign');
 export const Voucher = Answer('voucher');
 export const Publication = Answer('publication');
 export const RedemptionAnswer = Answer('redemption');
+export const RollbackAnswer = Answer('redemption_rollback');
+const OrderAnswer = Nullable(AnyObject({ description: 'The order after the discounts' }));
+
+/**
+ * Answer of `POST /v1/redemptions`: the children, and with several redeemables their parent
+ * (Voucherify's `parent_redemption`), and the order after all of them.
+ */
+export const StackAnswer = Type.Object(
+  {
+    redemptions: Type.Array(RedemptionAnswer),
+    parent_redemption: Type.Optional(RedemptionAnswer),
+    order: OrderAnswer,
+  },
+  { additionalProperties: true },
+);
+
+/** Body of `POST /v1/redemptions/{parentRedemptionId}/rollbacks` (Voucherify's; `reason` also in the query). */
+export const StackRollbackBody = Type.Object(
+  {
+    reason: Type.Optional(Type.String({ maxLength: 1000 })),
+    tracking_id: Type.Optional(Type.String({ maxLength: 200 })),
+    customer: Type.Optional(Type.Unknown()),
+    order: Type.Optional(Type.Unknown()),
+    metadata: Type.Optional(Nullable(AnyObject())),
+  },
+  { additionalProperties: true },
+);
+
+/** Answer of the stack rollback: each child's rollback, the parent's, and the order. */
+export const StackRollbackAnswer = Type.Object(
+  {
+    rollbacks: Type.Array(RollbackAnswer),
+    parent_rollback: Type.Optional(RollbackAnswer),
+    order: OrderAnswer,
+  },
+  { additionalProperties: true },
+);
+export const ParentRedemptionParams = IdParam('parentRedemptionId', 'Parent redemption id (r_...)');

@@ -16,6 +16,7 @@ import { SharedTtlCache } from '../../lib/ttl-cache.ts';
 import type { OutgoingEvent } from '../events/outbox.ts';
 import { insertIssuedVoucher, keepIssued, keepRedemption } from './issue.ts';
 import { type Discount, discountAmount, giftCredits, type OrderInput, orderAfter } from './discount.ts';
+import { stackOrder } from './stacks.ts';
 import type { PublicationsTable, RedemptionsTable, VoucherCampaignsTable, VouchersTable } from './tables.ts';
 import './tables.ts';
 
@@ -93,6 +94,8 @@ export class VoucherRefusal extends DomainError {
 
   /** A refused redemption (not a validation): its `result: FAILURE` record, written with the event. */
   failure?: RedemptionRow;
+  /** A refused stacked redemption: its parent's `result: FAILURE` record (the child's names it). */
+  parentFailure?: RedemptionRow;
 }
 
 /** A publication refused because the campaign has no code left: its `voucher_attribution_failed` event. */
@@ -225,7 +228,19 @@ export function presentPublication(p: PublicationRow, voucher: VoucherRow) {
   };
 }
 
-/** Voucherify's redemption object; a reward redemption's own parts come from `details`. */
+/** What a redemption row is about (Voucherify's `related_object_type` and `related_object_id`). */
+function relatedObject(r: RedemptionRow) {
+  if (r.kind === 'stack') return { related_object_type: 'redemption', related_object_id: r.id };
+  return r.kind === 'voucher'
+    ? { related_object_type: 'voucher', related_object_id: r.voucher_id }
+    : { related_object_type: 'reward', related_object_id: r.reward_id };
+}
+
+/**
+ * Voucherify's redemption object; a reward redemption's own parts come from `details`. A stacked
+ * redemption's parent has no voucher (`voucher: null`) and is its own related object; a child names
+ * its parent in `redemption` and `parent_redemption_id`.
+ */
 export function presentRedemption(r: RedemptionRow, voucher?: VoucherRow | null) {
   return {
     id: r.id,
@@ -236,13 +251,14 @@ export function presentRedemption(r: RedemptionRow, voucher?: VoucherRow | null)
     tracking_id: r.tracking_id,
     metadata: fromJson(r.metadata, {}),
     amount: r.amount === null ? null : Number(r.amount),
-    redemption: null,
+    redemption: r.parent_redemption_id ?? null,
+    ...(r.parent_redemption_id ? { parent_redemption_id: r.parent_redemption_id } : {}),
     result: r.result,
     status: r.status,
-    order: fromJson(r.order, null),
+    order: r.kind === 'stack' ? stackOrder(r) : fromJson(r.order, null),
     channel: { channel_id: null, channel_type: 'API' },
-    related_object_type: r.kind === 'voucher' ? 'voucher' : 'reward',
-    related_object_id: r.kind === 'voucher' ? r.voucher_id : r.reward_id,
+    ...relatedObject(r),
+    ...(r.kind === 'stack' ? { voucher: null } : {}),
     ...(r.voucher_id
       ? { voucher: voucher ? presentVoucher(voucher) : { id: r.voucher_id, code: r.voucher_code } }
       : {}),
@@ -306,10 +322,9 @@ export function presentRollback(r: RedemptionRow, voucher?: VoucherRow | null) {
     result: 'SUCCESS' as const,
     status: 'SUCCEEDED' as const,
     redemption: r.id,
-    order: fromJson(r.order, null),
+    order: r.kind === 'stack' ? stackOrder(r) : fromJson(r.order, null),
     channel: { channel_id: null, channel_type: 'API' },
-    related_object_type: r.kind === 'voucher' ? 'voucher' : 'reward',
-    related_object_id: r.kind === 'voucher' ? r.voucher_id : r.reward_id,
+    ...relatedObject(r),
     ...(voucher ? { voucher: presentVoucher(voucher) } : {}),
   };
 }
@@ -381,6 +396,8 @@ export interface RedeemInput {
   metadata?: Record<string, unknown> | null;
   giftCredits?: number | null;
   trackingId?: string | null;
+  /** A child of a stacked redemption: the parent's id (its row is written by the caller). */
+  parentRedemptionId?: string | null;
 }
 
 export interface ValidationResult {
@@ -1532,6 +1549,7 @@ export class VoucherService {
       rollback_id: null,
       rollback_reason: null,
       rolled_back_at: null,
+      parent_redemption_id: input.parentRedemptionId ?? null,
       created_at: this.now(),
     };
     await this.recordRedemption(trx, redemption);
@@ -1563,6 +1581,7 @@ export class VoucherService {
       order: toJson(input.order ?? null),
       metadata: toJson(input.metadata ?? {}),
       tracking_id: input.trackingId ?? input.customerId ?? null,
+      parent_redemption_id: input.parentRedemptionId ?? null,
     });
   }
 
@@ -1609,6 +1628,7 @@ export class VoucherService {
       .selectFrom('redemptions')
       .select(['customer_id', 'points', 'created_at'])
       .where('customer_id', 'in', customerIds)
+      .where('kind', '!=', 'stack')
       .where('result', '=', 'SUCCESS')
       .where('rollback_id', 'is', null)
       .where('created_at', '>=', range.from)
@@ -1617,6 +1637,17 @@ export class VoucherService {
     return rows
       .filter((r): r is typeof r & { customer_id: string } => r.customer_id !== null)
       .map((r) => ({ customer_id: r.customer_id, points: Number(r.points ?? 0), created_at: r.created_at }));
+  }
+
+  /** The children of a stacked redemption (oldest first: the order they were redeemed in). */
+  async stackChildren(db: Executor, parentId: string): Promise<RedemptionRow[]> {
+    return db
+      .selectFrom('redemptions')
+      .selectAll()
+      .where('parent_redemption_id', '=', parentId)
+      .orderBy('created_at', 'asc')
+      .orderBy('id', 'asc')
+      .execute();
   }
 
   async findRedemption(db: Executor, id: string): Promise<RedemptionRow | undefined> {
@@ -1656,8 +1687,10 @@ export class VoucherService {
     voucher?: string;
     campaign?: string;
     result?: 'SUCCESS' | 'FAILURE';
+    parent_redemption_id?: string;
   }) {
     let base = this.ctx.database.db.selectFrom('redemptions');
+    if (q.parent_redemption_id) base = base.where('parent_redemption_id', '=', q.parent_redemption_id);
     if (q.result) base = base.where('result', '=', q.result);
     if (q.customer) base = base.where('customer_id', '=', q.customer);
     if (q.voucher)
@@ -1705,6 +1738,7 @@ export class VoucherService {
    */
   recordRefusal = async (trx: Executor, err: unknown): Promise<void> => {
     if (err instanceof VoucherRefusal && err.failure) await this.recordRedemption(trx, err.failure);
+    if (err instanceof VoucherRefusal && err.parentFailure) await this.recordRedemption(trx, err.parentFailure);
     if (err instanceof VoucherRefusal || err instanceof AttributionFailed) await this.ctx.outbox.emit(trx, err.event);
   };
 

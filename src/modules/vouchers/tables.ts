@@ -75,12 +75,14 @@ export interface PublicationsTable {
 }
 
 /**
- * Every redemption (`r_` ids): voucher redemptions (kind `voucher`) and reward redemptions
- * recorded by the rewards workflow (kind `reward`: reward_id, assignment_id, membership_id, points).
+ * Every redemption (`r_` ids): voucher redemptions (kind `voucher`), reward redemptions
+ * recorded by the rewards workflow (kind `reward`: reward_id, assignment_id, membership_id, points),
+ * and the parent of a stacked redemption (kind `stack`: no voucher; its children name it in
+ * `parent_redemption_id`).
  */
 export interface RedemptionsTable {
   id: string;
-  kind: 'voucher' | 'reward';
+  kind: 'voucher' | 'reward' | 'stack';
   voucher_id: string | null;
   voucher_code: string | null;
   campaign_id: string | null;
@@ -108,6 +110,8 @@ export interface RedemptionsTable {
   failure_message?: string | null;
   /** A reward redemption's debit: the lots it took, `[{id, points}]` (the rollback restores them). JSON. */
   spent_lots?: string | null;
+  /** A child of a stacked redemption: its parent's id (a `kind: 'stack'` row); migration 0503. */
+  parent_redemption_id?: string | null;
   created_at: string;
 }
 
