@@ -20,7 +20,8 @@ import {
   type RewardMapping,
   type RewardRow,
 } from '../modules/rewards/service.ts';
-import { failedRedemption, presentRollback, presentVoucher, type RedemptionRow } from '../modules/vouchers/service.ts';
+import { failedRedemption } from '../modules/vouchers/redemption-rows.ts';
+import { presentRollback, presentVoucher, type RedemptionRow } from '../modules/vouchers/service.ts';
 import { joinProgram } from './join-program.ts';
 
 // Workflow "redeem a reward": one transaction that

@@ -34,9 +34,9 @@ import {
   VoucherListQuery,
 } from './schemas.ts';
 import { newId } from '../../lib/ids.ts';
+import { failedRedemption } from './redemption-rows.ts';
 import { stackKnown, stackParent } from './stacks.ts';
 import {
-  failedRedemption,
   type ImportedCode,
   presentPublication,
   presentRedemption,

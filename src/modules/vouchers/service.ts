@@ -16,6 +16,7 @@ import { SharedTtlCache } from '../../lib/ttl-cache.ts';
 import type { OutgoingEvent } from '../events/outbox.ts';
 import { insertIssuedVoucher, keepIssued, keepRedemption } from './issue.ts';
 import { type Discount, discountAmount, giftCredits, type OrderInput, orderAfter } from './discount.ts';
+import { failedRedemption } from './redemption-rows.ts';
 import { stackOrder } from './stacks.ts';
 import type { PublicationsTable, RedemptionsTable, VoucherCampaignsTable, VouchersTable } from './tables.ts';
 import './tables.ts';
@@ -269,44 +270,6 @@ export function presentRedemption(r: RedemptionRow, voucher?: VoucherRow | null)
     ...(r.points !== null ? { points: Number(r.points) } : {}),
     ...fromJson<Record<string, unknown>>(r.details, {}),
     ...(r.rollback_id ? { rollback: { id: r.rollback_id, date: r.rolled_back_at, reason: r.rollback_reason } } : {}),
-  };
-}
-
-/**
- * The record of a refused redemption (Voucherify's `result: FAILURE`, `status: FAILED`, the refusal's
- * key and message): what is known of the attempt (`known`), every other part empty. Refused voucher
- * and reward redemptions both keep one, written after the refused transaction rolled back.
- */
-export function failedRedemption(
-  err: DomainError,
-  createdAt: string,
-  known: Pick<RedemptionRow, 'kind'> & Partial<RedemptionRow>,
-): RedemptionRow {
-  return {
-    id: newId('r'),
-    voucher_id: null,
-    voucher_code: null,
-    campaign_id: null,
-    program_id: null,
-    customer_id: null,
-    reward_id: null,
-    assignment_id: null,
-    membership_id: null,
-    points: null,
-    amount: null,
-    order: null,
-    metadata: null,
-    tracking_id: null,
-    details: null,
-    rollback_id: null,
-    rollback_reason: null,
-    rolled_back_at: null,
-    ...known,
-    result: 'FAILURE',
-    status: 'FAILED',
-    failure_code: err.key,
-    failure_message: err.details ?? err.message,
-    created_at: createdAt,
   };
 }
 

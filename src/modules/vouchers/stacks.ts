@@ -1,5 +1,6 @@
 import { fromJson, toJson } from '../../lib/json.ts';
 import { type OrderInput, orderAfter, orderAmount } from './discount.ts';
+import { NO_REDEMPTION_PARTS } from './redemption-rows.ts';
 import type { RedemptionsTable } from './tables.ts';
 
 // The parent of a stacked redemption (Voucherify's `parent_redemption`): a `redemptions` row of
@@ -16,23 +17,6 @@ export interface StackRequest {
   metadata?: Record<string, unknown> | null;
   trackingId?: string | null;
 }
-
-const EMPTY = {
-  voucher_id: null,
-  voucher_code: null,
-  campaign_id: null,
-  program_id: null,
-  reward_id: null,
-  assignment_id: null,
-  membership_id: null,
-  points: null,
-  amount: null,
-  details: null,
-  rollback_id: null,
-  rollback_reason: null,
-  rolled_back_at: null,
-  parent_redemption_id: null,
-} as const;
 
 /** What the parent row and a refused stack's FAILURE parent share. */
 export function stackKnown(input: StackRequest) {
@@ -67,7 +51,7 @@ export function stackParent(
   const known = stackKnown(input);
   return {
     id,
-    ...EMPTY,
+    ...NO_REDEMPTION_PARTS,
     ...known,
     customer_id: known.customer_id ?? children.find((c) => c.customer_id)?.customer_id ?? null,
     order: toJson(order),
