@@ -49,11 +49,12 @@ interface DayFigures {
  * day read from the roll-up). `writing` holds every member who wrote to the flow that day, messaged
  * or not: the window's repliers are those of its writers it messaged, on any of its days.
  */
-type DayMembers =
-  | { kind: 'sets'; messaged: Set<string>; writing: Set<string> }
-  | { kind: 'sketches'; messaged: MemberSketch; writing: MemberSketch };
+type DayMembers = MemberSets | { kind: 'sketches'; messaged: MemberSketch; writing: MemberSketch };
+type MemberSets = { kind: 'sets'; messaged: Set<string>; writing: Set<string> };
+/** A day computed from its messages: its members as sets. */
+type ComputedDay = DayFigures & { members: MemberSets };
 
-const emptyDay = (date: string): DayFigures => ({
+const emptyDay = (date: string): ComputedDay => ({
   date,
   messages: 0,
   messages_sent: 0,
@@ -271,8 +272,8 @@ export class ReportService {
           members_replied: f.members_replied,
           redemptions_within_7_days: f.redemptions_within_7_days,
           points_redeemed_within_7_days: f.points_redeemed_within_7_days,
-          messaged_sketch: sketchOf(f.members, 'messaged').serialize(),
-          writing_sketch: sketchOf(f.members, 'writing').serialize(),
+          messaged_sketch: sketchOf(f.members.messaged).serialize(),
+          writing_sketch: sketchOf(f.members.writing).serialize(),
           created_at: createdAt,
         };
       });
@@ -291,7 +292,7 @@ export class ReportService {
    * reply sent in the same instant answers the redemption, it did not bring it) is in the range,
    * so messages up to 7 days after `to` are read too, to see a later message take a redemption over.
    */
-  private async computeDays(db: Executor, flowId: string, r: Range): Promise<Map<string, DayFigures>> {
+  private async computeDays(db: Executor, flowId: string, r: Range): Promise<Map<string, ComputedDay>> {
     const fromIso = new Date(r.from).toISOString();
     const toIso = new Date(r.to).toISOString();
     const msgs = await db
@@ -302,14 +303,12 @@ export class ReportService {
       .where('created_at', '<', toIso)
       .execute();
 
-    const days = new Map<string, DayFigures & { messaged: Set<string>; replied: Set<string> }>();
+    const days = new Map<string, ComputedDay>();
     const day = (iso: string) => {
       const d = iso.slice(0, 10);
       let s = days.get(d);
       if (!s) {
-        const messaged = new Set<string>();
-        const replied = new Set<string>();
-        s = { ...emptyDay(d), members: { kind: 'sets', messaged, writing: replied }, messaged, replied };
+        s = emptyDay(d);
         days.set(d, s);
       }
       return s;
@@ -329,14 +328,14 @@ export class ReportService {
         if (m.status === 'delivered') s.delivered++;
         if (m.status === 'failed') s.failed++;
         if (m.membership_id && !NOT_MESSAGED.includes(m.status)) {
-          s.messaged.add(m.membership_id);
+          s.members.messaged.add(m.membership_id);
           // Redemptions are the customer's (a voucher has no card): timed per customer.
           if (m.customer_id) sent(m.customer_id, Date.parse(m.created_at), true);
         }
       } else {
         s.inbound++;
         if (m.keyword) s.keyword_matches[m.keyword] = (s.keyword_matches[m.keyword] ?? 0) + 1;
-        if (m.membership_id) s.replied.add(m.membership_id);
+        if (m.membership_id) s.members.writing.add(m.membership_id);
       }
     }
 
@@ -374,15 +373,12 @@ export class ReportService {
       }
     }
 
-    const out = new Map<string, DayFigures>();
-    for (const [d, { messaged, replied, ...s }] of days) {
-      out.set(d, {
-        ...s,
-        members_messaged: messaged.size,
-        members_replied: [...replied].filter((x) => messaged.has(x)).length,
-      });
+    for (const s of days.values()) {
+      const { messaged, writing } = s.members;
+      s.members_messaged = messaged.size;
+      s.members_replied = [...writing].filter((x) => messaged.has(x)).length;
     }
-    return out;
+    return days;
   }
 
   /**
@@ -407,12 +403,10 @@ export class ReportService {
 
 const round = (x: number) => Math.round(x * 10000) / 10000;
 
-/** A day's members of one kind as a sketch (what the roll-up stores). */
-function sketchOf(members: DayMembers | null, which: 'messaged' | 'writing'): MemberSketch {
-  if (!members) return new MemberSketch();
-  if (members.kind === 'sketches') return members[which];
+/** A computed day's members of one kind as a sketch (what the roll-up stores). */
+function sketchOf(ids: Set<string>): MemberSketch {
   const sketch = new MemberSketch();
-  for (const id of members[which]) sketch.add(id);
+  for (const id of ids) sketch.add(id);
   return sketch;
 }
 
