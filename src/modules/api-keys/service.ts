@@ -3,7 +3,7 @@ import type { Clock } from '../../lib/clock.ts';
 import { newId, randomString } from '../../lib/ids.ts';
 import type { CacheBus } from '../../lib/cache-bus.ts';
 import { SharedTtlCache } from '../../lib/ttl-cache.ts';
-import type { Executor } from '../../storage/database.ts';
+import { type Executor, isUniqueViolation } from '../../storage/database.ts';
 
 // API keys: an application id (public) and a secret token, stored as SHA-256 and nothing else of it
 // (no prefix). Tokens are 40 random base62 characters (~238 bits), so a fast hash is enough; there
@@ -57,8 +57,15 @@ export class ApiKeyService {
   async ensure(appId: string, token: string): Promise<'created' | 'updated' | 'unchanged'> {
     const existing = await this.db.selectFrom('api_keys').selectAll().where('app_id', '=', appId).executeTakeFirst();
     if (!existing) {
-      await this.create('environment', { appId, token });
-      return 'created';
+      try {
+        await this.create('environment', { appId, token });
+        return 'created';
+      } catch (err) {
+        // Several processes starting at once (`tally serve --workers N`) each ensure the key: one
+        // creates it, the others find it when they look again.
+        if (!isUniqueViolation(err)) throw err;
+        return this.ensure(appId, token);
+      }
     }
     if (existing.token_hash === hashToken(token) && !existing.revoked_at) return 'unchanged';
     await this.db
