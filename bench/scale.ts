@@ -43,6 +43,7 @@ import { from as copyFrom } from 'pg-copy-streams';
 import { prepareDatabase } from '../src/server.ts';
 import type { Database } from '../src/storage/database.ts';
 import { pointsFlow } from '../src/modules/messaging/flows/examples.ts';
+import { isFinalDay } from '../src/modules/messaging/report-days.ts';
 import { copyLine } from './copy.ts';
 import { CUSTOMER_COUNTS_BACKFILL } from '../src/modules/customers/migrations.ts';
 import { MEMBER_COUNTS_BACKFILL } from '../src/modules/members/migrations.ts';
@@ -431,6 +432,10 @@ async function bulkLoad(
         membership_id: m.membership_id === null ? null : memberIdOf(i),
         created_at: at,
         updated_at: at,
+        // As written through the API: a flow message of a recent day waits for the fold into its
+        // day's running figures (the first report folds them); older days are rolled up instead.
+        report_pending: m.flow_id !== null && !isFinalDay(Date.parse(at), NOW) ? 1 : 0,
+        report_counted: null,
       });
     }
     timing.generate += performance.now() - tg;

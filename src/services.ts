@@ -82,6 +82,12 @@ export function createContainer(ctx: AppContext): Container {
     onPublished: (trx, voucher) => time.voucherPublished(trx, voucher),
     // `services` is complete by the time a referral campaign is saved or a code redeemed.
     referrals: referralHooks(ctx, () => services),
+    // The flow report credits redemptions to the flows that brought them; `messaging` exists by
+    // the time anything is redeemed.
+    redemptions: {
+      recorded: (trx, r) => messaging.reports.live.redemptionRecorded(trx, r),
+      rolledBack: (trx, id) => messaging.reports.live.redemptionRolledBack(trx, id),
+    },
   });
   const time = new TimeService(ctx, { programs, members, ledger, tiers, vouchers });
   const workflows = new Workflows(ctx, { customers, programs, members, ledger, earning, tiers, time, households });

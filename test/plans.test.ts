@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { CompiledQuery, type Kysely, type KyselyPlugin, type RootOperationNode, sql } from 'kysely';
+import { liveDaysRetention } from '../src/modules/messaging/retention.ts';
 import { hotStatements } from '../src/storage/hot.ts';
 import type { DB } from '../src/storage/schema.ts';
 import { createChannel, createPointsFlow, simulate } from './messaging/setup.ts';
@@ -37,6 +38,8 @@ const LARGE = new Set([
   'redemptions',
   'msg_messages',
   'msg_flow_days',
+  'msg_flow_live_days',
+  'msg_flow_redemptions',
   'msg_conversations',
   'msg_consents',
   'msg_consent_events',
@@ -363,6 +366,50 @@ describe('query plans: no list or report reads a large table whole', () => {
     [
       "a stack's children, for its rollback",
       () => (db) => t.server.services.vouchers.stackChildren(db, ids.parentRedemption),
+    ],
+    [
+      "the flow report's fold (pending messages and credits into their days' running figures)",
+      () => async (db) => {
+        // The flow's messages and a credit pending again: the batch reads them, their days and
+        // the members' other messages of the day.
+        await real
+          .updateTable('msg_messages')
+          .set({ report_pending: 1, report_counted: null })
+          .where('flow_id', '=', ids.flow)
+          .execute();
+        const day = new Date().toISOString().slice(0, 10);
+        await real
+          .insertInto('msg_flow_redemptions')
+          .values({
+            redemption_id: 'r_plans_credit',
+            flow_id: ids.flow,
+            day,
+            points: 10,
+            rolled_back: 0,
+            report_pending: 1,
+            report_counted: 0,
+            created_at: new Date().toISOString(),
+          })
+          .onConflict((oc) => oc.columns(['redemption_id', 'flow_id']).doNothing())
+          .execute();
+        await t.server.services.messaging.reports.live.foldBatch(db, false);
+      },
+    ],
+    [
+      'a redemption credited to the flows that messaged its customer',
+      () => (db) =>
+        t.server.services.messaging.reports.live.redemptionRecorded(db, {
+          id: 'r_plans_credited',
+          customer_id: ids.customer,
+          points: 10,
+          created_at: new Date().toISOString(),
+        }),
+    ],
+    [
+      "retention of the running figures' rows",
+      () => async (db) => {
+        for (const p of liveDaysRetention()) await p.deleteBatch(db, new Date().toISOString(), 10);
+      },
     ],
   ];
 

@@ -86,3 +86,31 @@ export function clockOf(t: TestServer): ManualClock {
 
 export const INFOBIP_BASIC = { type: 'basic', username: 'infobip', password: 'correct-horse-battery' };
 export const basicHeader = (u: string, p: string) => `Basic ${Buffer.from(`${u}:${p}`).toString('base64')}`;
+
+/**
+ * A flow's own world for report tests: a program, `phones.length` members with 1,000 points, a
+ * simulator channel, a points flow on it and a reward of 100 points; `ask` sends a message a
+ * second after the last, `redeem` redeems the reward for a member.
+ */
+export async function reportWorld(t: TestServer, tag: string, phones: string[], sender: string) {
+  const program = (await t.api('POST', '/v1/loyalties', { name: `Program ${tag}` })).body;
+  const cards: { code: string; customer_id: string; id: string }[] = [];
+  for (const phone of phones) cards.push(await addMember(t, program.id, { phone, points: 1000 }));
+  const ch = await createChannel(t, { provider: 'simulator', sender });
+  const flow = await createPointsFlow(t, program.id, { channels: [ch.id] });
+  const reward = (await t.api('POST', '/v1/rewards', { name: `Reward ${tag}`, parameters: { product: { id: 'mug' } } }))
+    .body;
+  await t.api('POST', `/v1/loyalties/${program.id}/rewards`, [
+    { reward: reward.id, parameters: { loyalty: { points: 100 } } },
+  ]);
+  const redeem = async (i: number) => {
+    const res = await t.api('POST', `/v1/loyalties/members/${cards[i].code}/redemption`, { reward: { id: reward.id } });
+    if (res.status !== 200) throw new Error(`redeem: ${res.status} ${JSON.stringify(res.body)}`);
+    return res.body as { id: string };
+  };
+  const ask = async (i: number, text = 'POINTS') => {
+    clockOf(t).advance(1000);
+    await simulate(t, phones[i], text, ch.id);
+  };
+  return { program, phones, cards, ch, flow, redeem, ask };
+}

@@ -9,8 +9,9 @@ import {
   messagingCreatedIndexMigration,
   messagingFlowDaySketchesMigration,
   messagingFlowDaysMigration,
+  messagingFlowLiveDaysMigration,
 } from './migrations-scale.ts';
-import { messageRetention } from './retention.ts';
+import { liveDaysRetention, messageRetention } from './retention.ts';
 import { messagingPhoneIndexesMigration } from './phone-indexes.ts';
 import { messagingRoutes } from './routes.ts';
 import { channelSealedColumns } from './secrets.ts';
@@ -27,9 +28,10 @@ export const messagingModule: TallyModule = {
     messagingPhoneIndexesMigration,
     messagingFlowDaysMigration,
     messagingFlowDaySketchesMigration,
+    messagingFlowLiveDaysMigration,
   ],
   sealedColumns: channelSealedColumns,
   routes: messagingRoutes,
   start: (_ctx, services) => services.messaging.start(),
-  retention: (ctx, services) => [messageRetention(ctx, services.messaging.reports)],
+  retention: (ctx, services) => [messageRetention(ctx, services.messaging.reports), ...liveDaysRetention()],
 };

@@ -62,6 +62,16 @@ export class MemberSketch {
     return this;
   }
 
+  /**
+   * Takes a member out (a day's running figures when the member's only message of the day is
+   * cancelled). Only the exact form can: an estimate keeps the member and this returns false.
+   */
+  remove(id: string): boolean {
+    if (!this.hashes) return false;
+    this.hashes.delete(memberHash(id));
+    return true;
+  }
+
   /** Adds every member of `other` to this sketch. */
   merge(other: MemberSketch): this {
     if (other.hashes) {

@@ -1,3 +1,4 @@
+import { type CreateTableBuilder, sql } from 'kysely';
 import type { TallyMigration } from '../../storage/migrate.ts';
 
 /**
@@ -11,6 +12,22 @@ export const messagingCreatedIndexMigration: TallyMigration = {
   },
 };
 
+/** A flow's figures of a day (msg_flow_days, msg_flow_live_days): its key columns and its figures. */
+const dayFigureColumns = (t: CreateTableBuilder<string, never>) =>
+  t
+    .addColumn('flow_id', 'text', (c) => c.notNull())
+    .addColumn('day', 'text', (c) => c.notNull())
+    .addColumn('messages', 'integer', (c) => c.notNull())
+    .addColumn('messages_sent', 'integer', (c) => c.notNull())
+    .addColumn('delivered', 'integer', (c) => c.notNull())
+    .addColumn('failed', 'integer', (c) => c.notNull())
+    .addColumn('inbound', 'integer', (c) => c.notNull())
+    .addColumn('keyword_matches', 'text', (c) => c.notNull())
+    .addColumn('members_messaged', 'integer', (c) => c.notNull())
+    .addColumn('members_replied', 'integer', (c) => c.notNull())
+    .addColumn('redemptions_within_7_days', 'integer', (c) => c.notNull())
+    .addColumn('points_redeemed_within_7_days', 'bigint', (c) => c.notNull());
+
 /**
  * The flow report's daily roll-up: per flow and UTC day, the figures the report returns per day,
  * stored for final days only (ended more than 8 days ago: report-days.ts), so a report reads at
@@ -22,20 +39,7 @@ export const messagingCreatedIndexMigration: TallyMigration = {
 export const messagingFlowDaysMigration: TallyMigration = {
   name: '0291_messaging_flow_days',
   async up(db) {
-    await db.schema
-      .createTable('msg_flow_days')
-      .addColumn('flow_id', 'text', (c) => c.notNull())
-      .addColumn('day', 'text', (c) => c.notNull())
-      .addColumn('messages', 'integer', (c) => c.notNull())
-      .addColumn('messages_sent', 'integer', (c) => c.notNull())
-      .addColumn('delivered', 'integer', (c) => c.notNull())
-      .addColumn('failed', 'integer', (c) => c.notNull())
-      .addColumn('inbound', 'integer', (c) => c.notNull())
-      .addColumn('keyword_matches', 'text', (c) => c.notNull())
-      .addColumn('members_messaged', 'integer', (c) => c.notNull())
-      .addColumn('members_replied', 'integer', (c) => c.notNull())
-      .addColumn('redemptions_within_7_days', 'integer', (c) => c.notNull())
-      .addColumn('points_redeemed_within_7_days', 'bigint', (c) => c.notNull())
+    await dayFigureColumns(db.schema.createTable('msg_flow_days'))
       .addColumn('created_at', 'text', (c) => c.notNull())
       .addPrimaryKeyConstraint('msg_flow_days_pk', ['flow_id', 'day'])
       .execute();
@@ -59,5 +63,94 @@ export const messagingFlowDaySketchesMigration: TallyMigration = {
   async up(db) {
     await db.schema.alterTable('msg_flow_days').addColumn('messaged_sketch', 'text').execute();
     await db.schema.alterTable('msg_flow_days').addColumn('writing_sketch', 'text').execute();
+  },
+};
+
+/**
+ * The flow report's running figures of the days not yet final (live-days.ts), kept as messages and
+ * redemptions are written instead of counted from messages on every report:
+ * - msg_messages.report_pending / report_counted: a flow message whose figures changed, and what
+ *   its day holds of it; a partial index finds the pending ones.
+ * - msg_flow_live_days: per flow and UTC day, the report's figures and member sketches.
+ * - msg_flow_redemptions: a redemption credited to a flow's day, kept so a rollback takes it back.
+ * - msg_report_state.live_from: days before it were written without running figures (a database
+ *   with recent flow traffic when this runs: from the next UTC day on); a report computes them
+ *   from messages until they are final.
+ * Two partial indexes on flow messages serve the fold's per-member lookups (a member's messages
+ * of a day in a flow) and a redemption's (the flow messages a customer got in the 7 days before).
+ */
+export const messagingFlowLiveDaysMigration: TallyMigration = {
+  name: '0293_messaging_flow_live_days',
+  async up(db) {
+    await db.schema
+      .alterTable('msg_messages')
+      .addColumn('report_pending', 'integer', (c) => c.notNull().defaultTo(0))
+      .execute();
+    await db.schema.alterTable('msg_messages').addColumn('report_counted', 'integer').execute();
+    await db.schema
+      .createIndex('msg_messages_report_pending')
+      .on('msg_messages')
+      // report_pending leads though constant: PostgreSQL then matches the fold's condition to the
+      // index (as an index condition; on the partial predicate alone it keeps it as a filter).
+      .columns(['report_pending', 'created_at'])
+      .where(sql.ref('report_pending'), '=', 1)
+      .execute();
+    await db.schema
+      .createIndex('msg_messages_flow_member_day')
+      .on('msg_messages')
+      .columns(['flow_id', 'membership_id', 'created_at'])
+      .where(sql.ref('flow_id'), 'is not', null)
+      .execute();
+    await db.schema
+      .createIndex('msg_messages_flow_customer')
+      .on('msg_messages')
+      .columns(['customer_id', 'created_at'])
+      .where(sql.ref('flow_id'), 'is not', null)
+      .execute();
+    await dayFigureColumns(db.schema.createTable('msg_flow_live_days'))
+      .addColumn('messaged_sketch', 'text', (c) => c.notNull())
+      .addColumn('writing_sketch', 'text', (c) => c.notNull())
+      .addColumn('updated_at', 'text', (c) => c.notNull())
+      .addPrimaryKeyConstraint('msg_flow_live_days_pk', ['flow_id', 'day'])
+      .execute();
+    await db.schema.createIndex('msg_flow_live_days_day').on('msg_flow_live_days').column('day').execute();
+    await db.schema
+      .createTable('msg_flow_redemptions')
+      .addColumn('redemption_id', 'text', (c) => c.notNull())
+      .addColumn('flow_id', 'text', (c) => c.notNull())
+      .addColumn('day', 'text', (c) => c.notNull())
+      .addColumn('points', 'bigint', (c) => c.notNull())
+      .addColumn('rolled_back', 'integer', (c) => c.notNull())
+      .addColumn('report_pending', 'integer', (c) => c.notNull())
+      .addColumn('report_counted', 'integer', (c) => c.notNull())
+      .addColumn('created_at', 'text', (c) => c.notNull())
+      .addPrimaryKeyConstraint('msg_flow_redemptions_pk', ['redemption_id', 'flow_id'])
+      .execute();
+    await db.schema.createIndex('msg_flow_redemptions_day').on('msg_flow_redemptions').column('day').execute();
+    await db.schema
+      .createIndex('msg_flow_redemptions_pending')
+      .on('msg_flow_redemptions')
+      .columns(['report_pending', 'day'])
+      .where(sql.ref('report_pending'), '=', 1)
+      .execute();
+    await db.schema
+      .createTable('msg_report_state')
+      .addColumn('id', 'integer', (c) => c.primaryKey())
+      .addColumn('live_from', 'text', (c) => c.notNull())
+      .execute();
+    // Recent flow messages were written without running figures: their days are computed from
+    // messages until final. A new database (none) keeps running figures from the start.
+    const now = Date.now();
+    const recent = await db
+      .selectFrom('msg_messages')
+      .select('id')
+      .where('created_at', '>=', new Date(now - 10 * 86_400_000).toISOString())
+      .where('flow_id', 'is not', null)
+      .limit(1)
+      .executeTakeFirst();
+    const liveFrom = recent
+      ? new Date(Math.floor(now / 86_400_000 + 1) * 86_400_000).toISOString().slice(0, 10)
+      : '1970-01-01';
+    await db.insertInto('msg_report_state').values({ id: 1, live_from: liveFrom }).execute();
   },
 };

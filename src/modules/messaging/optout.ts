@@ -2,6 +2,7 @@ import type { AppContext } from '../../context.ts';
 import { newId } from '../../lib/ids.ts';
 import type { Executor } from '../../storage/database.ts';
 import { hot } from '../../storage/hot.ts';
+import { pendingIfFlowMessage } from './live-days.ts';
 
 // Consent per phone number, before any flow: STOP and its variants opt the number out (the only
 // message it then gets is the confirmation), START opts it back in. Every change is recorded with
@@ -70,7 +71,7 @@ export class OptOutService {
         .execute();
       await trx
         .updateTable('msg_messages')
-        .set({ status: 'cancelled', error: 'opted_out', updated_at: now })
+        .set({ status: 'cancelled', error: 'opted_out', updated_at: now, report_pending: pendingIfFlowMessage })
         .where('to_number', '=', input.phone)
         .where('direction', '=', 'out')
         .where('system', '=', 0)

@@ -13,6 +13,7 @@ import type { OutgoingMessage, SendResult, WhatsAppTemplate } from './providers/
 import type { MessageListQuery } from './schemas.ts';
 import type { MsgMessagesTable } from './tables.ts';
 import { Limiter } from './limiter.ts';
+import { pendingIfFlowMessage } from './live-days.ts';
 
 // Outbound messages are rows of msg_messages (direction 'out'). A reply is queued in the
 // transaction that handles the inbound message and sent right after it commits; a provider
@@ -102,6 +103,9 @@ export class Outbound {
       sent_at: null,
       delivered_at: null,
       template: input.template ? JSON.stringify(input.template) : null,
+      // A flow message's figures are folded into its day's running figures (live-days.ts).
+      report_pending: input.flow_id ? 1 : 0,
+      report_counted: null,
     };
     await hot(trx, 'msg.insert', Object.values(row), () => trx.insertInto('msg_messages').values(row));
     return row;
@@ -240,7 +244,9 @@ export class Outbound {
    */
   private finish(row: MessageRow, status: string, patch: Partial<MessageRow>): Promise<void> {
     return new Promise<void>((resolve, reject) => {
-      this.outcomes.push({ id: row.id, set: { ...patch, status, locked_until: null }, resolve, reject });
+      // Any outcome but a retry changes a flow message's figures (sent, failed, cancelled).
+      const pending = row.flow_id && status !== 'retrying' ? { report_pending: 1 } : {};
+      this.outcomes.push({ id: row.id, set: { ...patch, ...pending, status, locked_until: null }, resolve, reject });
       if (!this.flushing) {
         this.flushing = true;
         this.scheduleFlush();
@@ -362,7 +368,7 @@ export class Outbound {
     const now = this.ctx.clock.nowIso();
     await this.ctx.database.db
       .updateTable('msg_messages')
-      .set({ status: 'sent', attempts: 1, sent_at: now, updated_at: now })
+      .set({ status: 'sent', attempts: 1, sent_at: now, updated_at: now, report_pending: pendingIfFlowMessage })
       .where('id', 'in', ids)
       .where('status', 'in', ['queued', 'sending'])
       .execute();
@@ -379,19 +385,20 @@ export class Outbound {
     const db = this.ctx.database.db;
     const row = await db
       .selectFrom('msg_messages')
-      .select(['id', 'status'])
+      .select(['id', 'status', 'flow_id'])
       .where('channel_id', '=', channelId)
       .where('direction', '=', 'out')
       .where((eb) => eb.or([eb('provider_message_id', '=', providerMessageId), eb('id', '=', providerMessageId)]))
       .executeTakeFirst();
     if (!row) return false;
     if (status === 'sent' || row.status === 'delivered') return true;
+    const pending = row.flow_id ? { report_pending: 1 } : {};
     await db
       .updateTable('msg_messages')
       .set(
         status === 'delivered'
-          ? { status, delivered_at: now, updated_at: now }
-          : { status: 'failed', error: error ?? 'undeliverable', updated_at: now },
+          ? { status, delivered_at: now, updated_at: now, ...pending }
+          : { status: 'failed', error: error ?? 'undeliverable', updated_at: now, ...pending },
       )
       .where('id', '=', row.id)
       .execute();

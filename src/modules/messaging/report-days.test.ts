@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { DAY_MS, dayRuns, daysIn, isFinalDay, splitWindow } from './report-days.ts';
+import { DAY_MS, dayRuns, daysIn, isFinalDay, liveParts, splitWindow } from './report-days.ts';
 
 const t = (iso: string) => Date.parse(iso);
 const iso = (r: { from: number; to: number }) => [new Date(r.from).toISOString(), new Date(r.to).toISOString()];
@@ -49,5 +49,27 @@ describe('flow report days', () => {
       runs.map((r) => daysIn(r)),
       [['2026-01-01', '2026-01-02'], ['2026-01-03'], ['2026-01-05', '2026-01-06'], ['2026-01-07']],
     );
+  });
+
+  it('reads whole recent days from the running figures and computes partial ones', () => {
+    const now = t('2026-03-31T10:00:00Z');
+    const r = { from: t('2026-03-28T06:00:00Z'), to: now };
+    assert.deepEqual(liveParts(r, now, 0), {
+      stored: ['2026-03-29', '2026-03-30', '2026-03-31'],
+      computed: [{ from: t('2026-03-28T06:00:00Z'), to: t('2026-03-29T00:00:00Z') }],
+    });
+    // A window ending before now in the middle of a day: that day is computed, from its start.
+    const past = liveParts({ from: t('2026-03-28T00:00:00Z'), to: t('2026-03-30T12:00:00Z') }, now, 0);
+    assert.deepEqual(past.stored, ['2026-03-28', '2026-03-29']);
+    assert.deepEqual(past.computed, [{ from: t('2026-03-30T00:00:00Z'), to: t('2026-03-30T12:00:00Z') }]);
+    // A window reaching past now holds today whole (no later message exists yet).
+    assert.deepEqual(liveParts({ from: t('2026-03-31T00:00:00Z'), to: now + 3600_000 }, now, 0).stored, ['2026-03-31']);
+  });
+
+  it('computes the recent days before the running figures began, in one range', () => {
+    const now = t('2026-03-31T10:00:00Z');
+    const parts = liveParts({ from: t('2026-03-27T00:00:00Z'), to: now }, now, t('2026-03-30T00:00:00Z'));
+    assert.deepEqual(parts.stored, ['2026-03-30', '2026-03-31']);
+    assert.deepEqual(parts.computed, [{ from: t('2026-03-27T00:00:00Z'), to: t('2026-03-30T00:00:00Z') }]);
   });
 });

@@ -17,7 +17,7 @@ export interface Range {
   to: number;
 }
 
-const floorDay = (ms: number) => Math.floor(ms / DAY_MS) * DAY_MS;
+export const floorDay = (ms: number) => Math.floor(ms / DAY_MS) * DAY_MS;
 const ceilDay = (ms: number) => Math.ceil(ms / DAY_MS) * DAY_MS;
 
 /** The UTC day (YYYY-MM-DD) of an instant. */
@@ -44,6 +44,31 @@ export function splitWindow(from: number, to: number, now: number): { final: Ran
   if (from < fa) live.push({ from, to: fa });
   if (fb < to) live.push({ from: fb, to });
   return { final: { from: fa, to: fb }, live };
+}
+
+/**
+ * Splits a recent (not final) part of a window into the days read whole from the running figures
+ * (msg_flow_live_days, live-days.ts) and the ranges still computed from messages. A day is read
+ * whole when the range holds all of it, or holds it from its start up to `now` (no message of it
+ * is later yet), and it started on or after `liveFrom` (days before kept no running figures); a
+ * partial day at either end of an explicit date-time window is computed, as is a day before
+ * `liveFrom`.
+ */
+export function liveParts(r: Range, now: number, liveFrom: number): { stored: string[]; computed: Range[] } {
+  const stored: string[] = [];
+  const computed: Range[] = [];
+  for (let s = floorDay(r.from); s < r.to; s += DAY_MS) {
+    const from = Math.max(s, r.from);
+    const to = Math.min(s + DAY_MS, r.to);
+    const whole = from === s && (to === s + DAY_MS || r.to >= now);
+    if (whole && s >= liveFrom) stored.push(dayOf(s));
+    else {
+      const last = computed[computed.length - 1];
+      if (last && last.to === from) last.to = to;
+      else computed.push({ from, to });
+    }
+  }
+  return { stored, computed };
 }
 
 /** The UTC days of a day-aligned range [from, to), in order. */

@@ -5,7 +5,21 @@ import type { Executor } from '../../storage/database.ts';
 import { invalid } from '../../lib/errors.ts';
 import type { MessagingDeps } from './deps.ts';
 import { MemberSketch, intersectionCount } from './member-sketch.ts';
-import { ATTRIBUTION_MS, DAY_MS, type Range, dayOf, dayRuns, daysIn, isFinalDay, splitWindow } from './report-days.ts';
+import { LiveDays } from './live-days.ts';
+import { NOT_MESSAGED } from './message-figures.ts';
+import type { MsgFlowDaysTable } from './tables.ts';
+import {
+  ATTRIBUTION_MS,
+  DAY_MS,
+  type Range,
+  dayOf,
+  dayRuns,
+  daysIn,
+  floorDay,
+  isFinalDay,
+  liveParts,
+  splitWindow,
+} from './report-days.ts';
 
 // Flow reporting: messages sent / delivered / failed, inbound messages, keyword matches per alias,
 // interaction rate (members who replied / members messaged), and redemptions (reward and voucher
@@ -13,19 +27,19 @@ import { ATTRIBUTION_MS, DAY_MS, type Range, dayOf, dayRuns, daysIn, isFinalDay,
 // message; in total and per day (UTC).
 //
 // Cost: final days (ended more than 8 days ago, report-days.ts) come from the daily roll-up
-// msg_flow_days, computed once — on demand by the first report that asks, or by the retention
-// sweep before it deletes the day's messages; only the rest of the window (a partial first day,
-// the last ~9 days) is computed from messages. Counts and redemptions of the window are sums of
-// its days: each redemption counts once, on the day of the flow's latest message to the customer
+// msg_flow_days, computed once from messages — on demand by the first report that asks, or by the
+// retention sweep before it deletes the day's messages. The recent days come from their running
+// figures (msg_flow_live_days, live-days.ts), kept as messages and redemptions are written, so a
+// report reads a row per day whatever the traffic. Counted from messages on each report: only a
+// partial day at either end of an explicit date-time window, and recent days written before the
+// running figures began (msg_report_state). Counts and redemptions of the window are sums of its
+// days: each redemption counts once, on the day of the flow's latest message to the customer
 // before it (whatever the window), so a day's figures do not depend on the window asking. Distinct
 // members of the window are not sums of days: they are the union of its days' members — the
-// roll-up's sketches (member-sketch.ts: exact up to 1,024 members, then an estimate within about
-// 1 %) and the sets of the days computed from messages. Days rolled up before the sketches
+// stored days' sketches (member-sketch.ts: exact up to 1,024 members, then an estimate within
+// about 1 %) and the sets of the days computed from messages. Days rolled up before the sketches
 // (migration 0292) have none; a window holding one counts its members over its stored messages
 // (index msg_messages_flow_members) — past message retention, retained messages only.
-
-/** Message statuses that never reached the member: not "messaged". */
-const NOT_MESSAGED = ['skipped', 'cancelled'];
 
 interface DayFigures {
   date: string;
@@ -70,15 +84,21 @@ const emptyDay = (date: string): ComputedDay => ({
 });
 
 export class ReportService {
+  /** The running figures of the days not yet final. */
+  readonly live: LiveDays;
+
   constructor(
     private ctx: AppContext,
     private services: Pick<MessagingDeps, 'redemptionsOf'>,
-  ) {}
+  ) {
+    this.live = new LiveDays(ctx);
+  }
 
   async flowReport(flowId: string, fromRaw?: string, toRaw?: string) {
     const now = this.ctx.clock.nowMs();
     const to = toRaw ? parseDate(toRaw, 'to', true) : now;
-    const from = fromRaw ? parseDate(fromRaw, 'from', false) : to - 30 * DAY_MS;
+    // By default the 30 whole UTC days before `to`'s day, and that day up to `to`.
+    const from = fromRaw ? parseDate(fromRaw, 'from', false) : floorDay(to - 30 * DAY_MS);
     if (from >= to)
       throw invalid('invalid_range', 'Invalid range', 'from must be before to', [
         { field: 'from', message: 'must be before to' },
@@ -97,7 +117,16 @@ export class ReportService {
     const split = splitWindow(start, to, now);
     const days: DayFigures[] = [];
     if (split.final) days.push(...(await this.finalDays(db, flowId, split.final)));
-    for (const r of split.live) days.push(...(await this.computeDays(db, flowId, r)).values());
+    if (split.live.length > 0) {
+      // Every write committed before this report is in the running figures it reads.
+      await this.live.fold({ skipLocked: false });
+      const liveFrom = await this.live.liveFrom(db);
+      for (const r of split.live) {
+        const parts = liveParts(r, now, liveFrom);
+        days.push(...(await this.live.read(db, flowId, parts.stored)).map(dayFromRow));
+        for (const c of parts.computed) days.push(...(await this.computeDays(db, flowId, c)).values());
+      }
+    }
 
     const total = {
       messages_sent: 0,
@@ -202,27 +231,7 @@ export class ReportService {
       // have stored a day first, and the stored row is what every later report returns.
       rows = await read();
     }
-    return rows.map((x) => ({
-      date: x.day,
-      messages: Number(x.messages),
-      messages_sent: Number(x.messages_sent),
-      delivered: Number(x.delivered),
-      failed: Number(x.failed),
-      inbound: Number(x.inbound),
-      keyword_matches: JSON.parse(x.keyword_matches) as Record<string, number>,
-      members_messaged: Number(x.members_messaged),
-      members_replied: Number(x.members_replied),
-      redemptions_within_7_days: Number(x.redemptions_within_7_days),
-      points_redeemed_within_7_days: Number(x.points_redeemed_within_7_days),
-      members:
-        x.messaged_sketch !== null && x.writing_sketch !== null
-          ? {
-              kind: 'sketches' as const,
-              messaged: MemberSketch.parse(x.messaged_sketch),
-              writing: MemberSketch.parse(x.writing_sketch),
-            }
-          : null,
-    }));
+    return rows.map(dayFromRow);
   }
 
   /**
@@ -402,6 +411,31 @@ export class ReportService {
 }
 
 const round = (x: number) => Math.round(x * 10000) / 10000;
+
+/** A stored day (the roll-up's, or the running figures'): its members as sketches (none before 0292). */
+function dayFromRow(x: Omit<MsgFlowDaysTable, 'created_at'>): DayFigures {
+  return {
+    date: x.day,
+    messages: Number(x.messages),
+    messages_sent: Number(x.messages_sent),
+    delivered: Number(x.delivered),
+    failed: Number(x.failed),
+    inbound: Number(x.inbound),
+    keyword_matches: JSON.parse(x.keyword_matches) as Record<string, number>,
+    members_messaged: Number(x.members_messaged),
+    members_replied: Number(x.members_replied),
+    redemptions_within_7_days: Number(x.redemptions_within_7_days),
+    points_redeemed_within_7_days: Number(x.points_redeemed_within_7_days),
+    members:
+      x.messaged_sketch !== null && x.writing_sketch !== null
+        ? {
+            kind: 'sketches' as const,
+            messaged: MemberSketch.parse(x.messaged_sketch),
+            writing: MemberSketch.parse(x.writing_sketch),
+          }
+        : null,
+  };
+}
 
 /** A computed day's members of one kind as a sketch (what the roll-up stores). */
 function sketchOf(ids: Set<string>): MemberSketch {

@@ -1,5 +1,7 @@
 import type { AppContext } from '../../context.ts';
 import { DAY_MS, type RetentionPolicy } from '../scheduler/retention.ts';
+import type { UntypedDb } from '../../storage/migrate.ts';
+import { FINAL_AFTER_MS } from './report-days.ts';
 import type { ReportService } from './reports.ts';
 
 /** Statuses of a message still on its way out: never old enough to delete. */
@@ -46,6 +48,39 @@ export function messageRetention(ctx: AppContext, reports: Pick<ReportService, '
         deleted += Number(res.numDeletedRows ?? 0);
       }
       return deleted;
+    },
+  };
+}
+
+/**
+ * The running figures of days that became final (the report reads the roll-up for them, never
+ * these rows again), and the redemptions credited to those days: a day's rows go once it ended
+ * more than 10 days ago (index on `day`).
+ */
+export function liveDaysRetention(): RetentionPolicy[] {
+  return [
+    finalDayRows('msg_flow_live_days', ['flow_id', 'day']),
+    finalDayRows('msg_flow_redemptions', ['redemption_id', 'flow_id']),
+  ];
+}
+
+function finalDayRows(table: string, key: [string, string]): RetentionPolicy {
+  return {
+    name: table,
+    keepMs: FINAL_AFTER_MS + 2 * DAY_MS,
+    async deleteBatch(trx, cutoff, limit) {
+      // Two tables of the same shape, named here: untyped.
+      const db = trx as unknown as UntypedDb;
+      const rows = await db
+        .selectFrom(table)
+        .select(key)
+        .where('day', '<', cutoff.slice(0, 10))
+        .orderBy('day')
+        .limit(limit)
+        .execute();
+      for (const r of rows)
+        await db.deleteFrom(table).where(key[0], '=', r[key[0]]).where(key[1], '=', r[key[1]]).execute();
+      return rows.length;
     },
   };
 }

@@ -70,13 +70,16 @@ export class MessagingService {
     return out;
   }
 
-  /** Background sender (retries, throttled broadcasts) and broadcast preparation (only when workers run). */
+  /**
+   * Background sender (retries, throttled broadcasts), broadcast preparation and the flow
+   * report's fold (only when workers run).
+   */
   start(intervalMs = 500): () => Promise<void> {
     let running = false;
     const timer = setInterval(() => {
       if (running) return;
       running = true;
-      Promise.all([this.outbound.tick(), this.broadcasts.tick()])
+      Promise.all([this.outbound.tick(), this.broadcasts.tick(), this.reports.live.fold({ skipLocked: true })])
         .catch((err) => this.ctx.log.error({ err }, 'outbound tick failed'))
         .finally(() => {
           running = false;

@@ -87,6 +87,14 @@ export interface MsgMessagesTable {
   delivered_at: string | null;
   /** JSON WhatsAppTemplate of a template message (`text` then holds a readable preview). */
   template: string | null;
+  /**
+   * 1 when a flow message's figures may differ from what its day's running figures hold (written
+   * as 1 by each write that can change them: a flow message's insert, a change of its status); the
+   * fold (live-days.ts) sets it back to 0. Migration 0293.
+   */
+  report_pending: number;
+  /** The figures (message-figures.ts bits) folded into its day's running figures; NULL: none yet. */
+  report_counted: number | null;
 }
 
 /** One flow's figures of one final UTC day (migration 0291; reports.ts). */
@@ -111,6 +119,42 @@ export interface MsgFlowDaysTable {
   /** MemberSketch of the members who wrote to the flow that day; NULL before migration 0292. */
   writing_sketch: string | null;
   created_at: string;
+}
+
+/**
+ * One flow's running figures of one UTC day not yet final (migration 0293; live-days.ts): the
+ * columns of msg_flow_days, kept as messages and redemptions are written.
+ */
+export interface MsgFlowLiveDaysTable
+  extends Omit<MsgFlowDaysTable, 'messaged_sketch' | 'writing_sketch' | 'created_at'> {
+  messaged_sketch: string;
+  writing_sketch: string;
+  updated_at: string;
+}
+
+/**
+ * A redemption credited to a flow's day (the day of the flow's latest message to the customer in
+ * the 7 days before it), written in the redemption's transaction; a rollback marks it. Folded into
+ * the day's running figures like a message (`report_pending`, `report_counted` 0 or 1).
+ */
+export interface MsgFlowRedemptionsTable {
+  redemption_id: string;
+  flow_id: string;
+  day: string;
+  points: number | string;
+  rolled_back: number;
+  report_pending: number;
+  report_counted: number;
+  created_at: string;
+}
+
+/**
+ * One row: the first UTC day whose running figures are complete (messages and redemptions of
+ * earlier days were written before migration 0293 kept them); '1970-01-01' on a new database.
+ */
+export interface MsgReportStateTable {
+  id: number;
+  live_from: string;
 }
 
 export interface MsgConversationsTable {
@@ -184,5 +228,8 @@ declare module '../../storage/schema.ts' {
     msg_consent_events: MsgConsentEventsTable;
     msg_broadcasts: MsgBroadcastsTable;
     msg_flow_days: MsgFlowDaysTable;
+    msg_flow_live_days: MsgFlowLiveDaysTable;
+    msg_flow_redemptions: MsgFlowRedemptionsTable;
+    msg_report_state: MsgReportStateTable;
   }
 }

@@ -501,6 +501,18 @@ export class VoucherService {
       onPublished?: (db: Executor, voucher: VoucherRow) => Promise<void>;
       /** The referrals module's part in referral campaigns and codes. */
       referrals?: ReferralHooks;
+      /**
+       * A customer's successful redemption (a voucher's, a reward's, a stack's child; what
+       * `redemptionsOf` returns) was recorded, and one was rolled back, in `trx`'s transaction:
+       * the messaging module credits it to the flows that messaged the customer before it.
+       */
+      redemptions?: {
+        recorded: (
+          trx: Executor,
+          r: { id: string; customer_id: string; points: number; created_at: string },
+        ) => Promise<void>;
+        rolledBack: (trx: Executor, redemptionId: string) => Promise<void>;
+      };
     },
   ) {
     this.campaigns = new SharedTtlCache(ctx.caches, 'voucher_campaigns', 5000);
@@ -1575,6 +1587,13 @@ export class VoucherService {
 
   async recordRedemption(trx: Executor, row: RedemptionRow): Promise<void> {
     await keepRedemption(trx, row);
+    if (row.result === 'SUCCESS' && row.kind !== 'stack' && row.customer_id)
+      await this.deps.redemptions?.recorded(trx, {
+        id: row.id,
+        customer_id: row.customer_id,
+        points: Number(row.points ?? 0),
+        created_at: row.created_at,
+      });
   }
 
   /**
@@ -1640,6 +1659,7 @@ export class VoucherService {
       await this.getRedemption(trx, id);
       throw refused('already_rolled_back', 'Already rolled back', `Redemption ${id} was already rolled back`);
     }
+    await this.deps.redemptions?.rolledBack(trx, id);
   }
 
   async listRedemptions(q: {

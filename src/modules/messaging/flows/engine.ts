@@ -105,6 +105,8 @@ export class Engine {
       sent_at: null,
       delivered_at: null,
       template: null,
+      report_pending: 0,
+      report_counted: null,
     };
     this.pending.set(id, row);
     try {
@@ -135,7 +137,9 @@ export class Engine {
    * same provider message got there first.
    */
   private async markInbound(id: string, patch: Partial<MessageRow>, trx: Executor = this.ctx.database.db) {
-    const row: MessageRow = { ...this.pending.get(id)!, ...patch, updated_at: this.ctx.clock.nowIso() };
+    const merged: MessageRow = { ...this.pending.get(id)!, ...patch, updated_at: this.ctx.clock.nowIso() };
+    // A message to a flow counts in its day's running figures (live-days.ts).
+    const row: MessageRow = { ...merged, report_pending: merged.flow_id ? 1 : 0 };
     try {
       await hot(trx, 'msg.insertInbound', Object.values(row), () => trx.insertInto('msg_messages').values(row));
     } catch (err) {

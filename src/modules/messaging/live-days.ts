@@ -1,0 +1,360 @@
+import { sql } from 'kysely';
+import type { AppContext } from '../../context.ts';
+import type { Executor } from '../../storage/database.ts';
+import { MemberSketch } from './member-sketch.ts';
+import {
+  MEMBER_BITS,
+  type MessageFacts,
+  NOT_MESSAGED,
+  countChange,
+  figuresOf,
+  memberChange,
+} from './message-figures.ts';
+import { ATTRIBUTION_MS, DAY_MS, isFinalDay } from './report-days.ts';
+import type { MsgFlowLiveDaysTable } from './tables.ts';
+
+// The flow report's running figures of the days not yet final (msg_flow_live_days), so that a
+// report reads a row per recent day instead of the day's messages.
+//
+// Writes only flag what changed, in their own transactions: a flow message's insert and each
+// change of its status set `report_pending`, and a redemption credits the flow's day in a
+// msg_flow_redemptions row (pending too; a rollback marks it). The fold moves what is pending into
+// the day rows in batches, one transaction each: the worker runs it every half second, and a report
+// first, so the figures it reads are those of every write committed before it.
+//
+// Invariants:
+// - A day row holds, for each of its messages, the bits in the message's `report_counted`, and
+//   for each of its credited redemptions, `report_counted` × (1, points). A fold changes both in
+//   one transaction, so a status change moves each count exactly once.
+// - Per-day distinct members are exact: a member counts on a day while any of their messages of
+//   the day counts them. A fold locks its day rows (in key order) before it reads the members'
+//   other messages, so two folds never count one member twice.
+// - The sketches (window-wide members) only grow, except in their exact form: a member whose
+//   messages of a day all stop counting (cancelled on opting out) stays in an estimate.
+// - When a day becomes final its row is no longer read (the roll-up computes the final figures
+//   from messages, msg_flow_days) and retention deletes it.
+
+const FOLD_BATCH = 500;
+
+/**
+ * `report_pending` for an UPDATE that may change messages' figures: 1 for flow messages, which
+ * have running figures, and what it was (0) for the others.
+ */
+export const pendingIfFlowMessage = sql<number>`case when flow_id is null then report_pending else 1 end`;
+
+type LiveDay = MsgFlowLiveDaysTable;
+interface DayState {
+  row: LiveDay;
+  keywords: Record<string, number>;
+  messaged: MemberSketch;
+  writing: MemberSketch;
+}
+
+const emptyRow = (flowId: string, day: string, at: string): LiveDay => ({
+  flow_id: flowId,
+  day,
+  messages: 0,
+  messages_sent: 0,
+  delivered: 0,
+  failed: 0,
+  inbound: 0,
+  keyword_matches: '{}',
+  members_messaged: 0,
+  members_replied: 0,
+  redemptions_within_7_days: 0,
+  points_redeemed_within_7_days: 0,
+  messaged_sketch: new MemberSketch().serialize(),
+  writing_sketch: new MemberSketch().serialize(),
+  updated_at: at,
+});
+
+const dayStart = (day: string) => Date.parse(`${day}T00:00:00.000Z`);
+
+export class LiveDays {
+  constructor(private ctx: AppContext) {}
+
+  /** The first UTC day whose running figures are complete (msg_report_state, migration 0293). */
+  async liveFrom(db: Executor): Promise<number> {
+    const row = await db.selectFrom('msg_report_state').select('live_from').where('id', '=', 1).executeTakeFirst();
+    return row ? dayStart(row.live_from) : Number.POSITIVE_INFINITY;
+  }
+
+  /** The running figures of these days of a flow (the days without traffic have no row). */
+  async read(db: Executor, flowId: string, days: string[]): Promise<LiveDay[]> {
+    if (days.length === 0) return [];
+    return db
+      .selectFrom('msg_flow_live_days')
+      .selectAll()
+      .where('flow_id', '=', flowId)
+      .where('day', 'in', days)
+      .execute();
+  }
+
+  /**
+   * Folds everything pending, a batch per transaction; returns how many messages and credits it
+   * folded. `skipLocked` (the worker): on PostgreSQL, pass over what another fold holds. Without it
+   * (a report) wait for that fold to commit, so the report reads every write committed before it.
+   */
+  async fold(opts: { skipLocked: boolean }): Promise<number> {
+    let total = 0;
+    for (;;) {
+      const n = await this.ctx.transaction((trx) => this.foldBatch(trx, opts.skipLocked));
+      total += n;
+      if (n < FOLD_BATCH) return total;
+    }
+  }
+
+  /**
+   * Credits a successful redemption to each flow that messaged the customer in the 7 days before
+   * it: to the day of that flow's latest such message (as the report has always counted it), in
+   * the redemption's transaction.
+   */
+  async redemptionRecorded(
+    trx: Executor,
+    r: { id: string; customer_id: string; points: number; created_at: string },
+  ): Promise<void> {
+    const at = Date.parse(r.created_at);
+    const liveFrom = await this.liveFrom(trx);
+    const sent = await trx
+      .selectFrom('msg_messages')
+      .select(['flow_id', 'created_at'])
+      .where('customer_id', '=', r.customer_id)
+      .where('flow_id', 'is not', null)
+      .where('created_at', '>=', new Date(at - ATTRIBUTION_MS).toISOString())
+      // Strictly before: a reply sent in the same instant answers the redemption, it did not bring it.
+      .where('created_at', '<', r.created_at)
+      .where('direction', '=', 'out')
+      .where('status', 'not in', NOT_MESSAGED)
+      .where('membership_id', 'is not', null)
+      .execute();
+    const latest = new Map<string, string>();
+    for (const m of sent) if (m.created_at > (latest.get(m.flow_id!) ?? '')) latest.set(m.flow_id!, m.created_at);
+    const rows = [...latest]
+      .filter(([, createdAt]) => dayStart(createdAt.slice(0, 10)) >= liveFrom)
+      .map(([flowId, createdAt]) => ({
+        redemption_id: r.id,
+        flow_id: flowId,
+        day: createdAt.slice(0, 10),
+        points: r.points,
+        rolled_back: 0,
+        report_pending: 1,
+        report_counted: 0,
+        created_at: r.created_at,
+      }));
+    if (rows.length > 0) await trx.insertInto('msg_flow_redemptions').values(rows).execute();
+  }
+
+  /** Takes a rolled-back redemption's credits back (at the next fold). */
+  async redemptionRolledBack(trx: Executor, redemptionId: string): Promise<void> {
+    await trx
+      .updateTable('msg_flow_redemptions')
+      .set({ rolled_back: 1, report_pending: 1 })
+      .where('redemption_id', '=', redemptionId)
+      .execute();
+  }
+
+  /**
+   * One batch: up to FOLD_BATCH pending messages and as many pending credits, moved into their day
+   * rows. Returns the larger count. On PostgreSQL both are locked in the order of one index (two
+   * waiting folds never wait on each other in a cycle), then their day rows in key order.
+   */
+  async foldBatch(trx: Executor, skipLocked: boolean): Promise<number> {
+    const lock = <Q extends { forUpdate(): Q; skipLocked(): Q }>(q: Q) => {
+      if (!this.ctx.database.forUpdate) return q;
+      return skipLocked ? q.forUpdate().skipLocked() : q.forUpdate();
+    };
+    const messages = await lock(
+      trx
+        .selectFrom('msg_messages')
+        .select(['id', 'flow_id', 'direction', 'status', 'keyword', 'membership_id', 'sent_at', 'created_at'])
+        .select('report_counted')
+        // A literal, not a parameter: the partial index msg_messages_report_pending matches it.
+        .where(sql<boolean>`report_pending = 1`)
+        .orderBy('created_at')
+        .limit(FOLD_BATCH),
+    ).execute();
+    const credits = await lock(
+      trx
+        .selectFrom('msg_flow_redemptions')
+        .selectAll()
+        .where(sql<boolean>`report_pending = 1`)
+        .orderBy('day')
+        .limit(FOLD_BATCH),
+    ).execute();
+    if (messages.length === 0 && credits.length === 0) return 0;
+
+    // What still has running figures: a flow's messages of days that are not final and not
+    // before liveFrom. The rest only has its flag cleared.
+    const now = this.ctx.clock.nowMs();
+    const liveFrom = await this.liveFrom(trx);
+    const live = (flowId: string | null, day: string) =>
+      flowId !== null && dayStart(day) >= liveFrom && !isFinalDay(dayStart(day), now);
+    const folded = messages.filter((m) => live(m.flow_id, m.created_at.slice(0, 10)));
+    const foldedCredits = credits.filter((c) => live(c.flow_id, c.day));
+
+    const keys = new Set<string>();
+    for (const m of folded) keys.add(`${m.flow_id}|${m.created_at.slice(0, 10)}`);
+    for (const c of foldedCredits) keys.add(`${c.flow_id}|${c.day}`);
+    const days = await this.lockDays(trx, [...keys].sort());
+
+    // Counts and keyword matches, message by message.
+    const byMemberDay = new Map<string, typeof folded>();
+    for (const m of folded) {
+      const d = days.get(`${m.flow_id}|${m.created_at.slice(0, 10)}`)!;
+      const before = m.report_counted ?? 0;
+      const after = figuresOf(m);
+      const c = countChange(before, after);
+      d.row.messages += c.messages;
+      d.row.messages_sent += c.messages_sent;
+      d.row.delivered += c.delivered;
+      d.row.failed += c.failed;
+      d.row.inbound += c.inbound;
+      if (c.inbound !== 0 && m.keyword) d.keywords[m.keyword] = (d.keywords[m.keyword] ?? 0) + c.inbound;
+      if (m.membership_id && ((before ^ after) & MEMBER_BITS) !== 0) {
+        const k = `${m.flow_id}|${m.created_at.slice(0, 10)}|${m.membership_id}`;
+        byMemberDay.set(k, [...(byMemberDay.get(k) ?? []), m]);
+      }
+    }
+    await this.foldMembers(trx, days, byMemberDay);
+
+    for (const c of foldedCredits) {
+      const d = days.get(`${c.flow_id}|${c.day}`)!;
+      const change = (c.rolled_back ? 0 : 1) - Number(c.report_counted);
+      d.row.redemptions_within_7_days += change;
+      d.row.points_redeemed_within_7_days = Number(d.row.points_redeemed_within_7_days) + change * Number(c.points);
+    }
+
+    const at = this.ctx.clock.nowIso();
+    for (const d of days.values()) {
+      await trx
+        .updateTable('msg_flow_live_days')
+        .set({
+          messages: d.row.messages,
+          messages_sent: d.row.messages_sent,
+          delivered: d.row.delivered,
+          failed: d.row.failed,
+          inbound: d.row.inbound,
+          keyword_matches: JSON.stringify(d.keywords),
+          members_messaged: d.row.members_messaged,
+          members_replied: d.row.members_replied,
+          redemptions_within_7_days: d.row.redemptions_within_7_days,
+          points_redeemed_within_7_days: d.row.points_redeemed_within_7_days,
+          messaged_sketch: d.messaged.serialize(),
+          writing_sketch: d.writing.serialize(),
+          updated_at: at,
+        })
+        .where('flow_id', '=', d.row.flow_id)
+        .where('day', '=', d.row.day)
+        .execute();
+    }
+
+    // Each message now holds what its day holds of it (one statement per distinct set of bits).
+    const liveIds = new Set(folded.map((m) => m.id));
+    const byBits = new Map<number | null, string[]>();
+    for (const m of messages) {
+      const bits = liveIds.has(m.id) ? figuresOf(m) : m.report_counted;
+      byBits.set(bits, [...(byBits.get(bits) ?? []), m.id]);
+    }
+    for (const [bits, ids] of byBits)
+      await trx
+        .updateTable('msg_messages')
+        .set({ report_pending: 0, report_counted: bits })
+        .where('id', 'in', ids)
+        .execute();
+    for (const c of credits)
+      await trx
+        .updateTable('msg_flow_redemptions')
+        .set({ report_pending: 0, report_counted: c.rolled_back ? 0 : 1 })
+        .where('redemption_id', '=', c.redemption_id)
+        .where('flow_id', '=', c.flow_id)
+        .execute();
+    return Math.max(messages.length, credits.length);
+  }
+
+  /** The day rows of these `flow|day` keys (created when missing), locked for the fold, parsed. */
+  private async lockDays(trx: Executor, keys: string[]): Promise<Map<string, DayState>> {
+    const out = new Map<string, DayState>();
+    if (keys.length === 0) return out;
+    const at = this.ctx.clock.nowIso();
+    const pairs = keys.map((k) => k.split('|') as [string, string]);
+    // Created in key order, then locked in key order: two folds never wait on each other in a cycle.
+    await trx
+      .insertInto('msg_flow_live_days')
+      .values(pairs.map(([flowId, day]) => emptyRow(flowId, day, at)))
+      .onConflict((oc) => oc.columns(['flow_id', 'day']).doNothing())
+      .execute();
+    let q = trx
+      .selectFrom('msg_flow_live_days')
+      .selectAll()
+      .where((eb) => eb.or(pairs.map(([flowId, day]) => eb.and([eb('flow_id', '=', flowId), eb('day', '=', day)]))))
+      .orderBy('flow_id')
+      .orderBy('day');
+    if (this.ctx.database.forUpdate) q = q.forUpdate();
+    for (const row of await q.execute())
+      out.set(`${row.flow_id}|${row.day}`, {
+        row: { ...row, points_redeemed_within_7_days: Number(row.points_redeemed_within_7_days) },
+        keywords: JSON.parse(row.keyword_matches) as Record<string, number>,
+        messaged: MemberSketch.parse(row.messaged_sketch),
+        writing: MemberSketch.parse(row.writing_sketch),
+      });
+    return out;
+  }
+
+  /**
+   * Per-day distinct members: for each member-day whose standing a folded message changes, the
+   * member's standing before and after is that of their other messages of the day (as counted)
+   * with this batch's messages as counted before and as they are now.
+   */
+  private async foldMembers(
+    trx: Executor,
+    days: Map<string, DayState>,
+    byMemberDay: Map<string, (MessageFacts & { id: string; report_counted: number | null })[]>,
+  ): Promise<void> {
+    if (byMemberDay.size === 0) return;
+    // The messages whose standing changes; every other (this batch's too) counts as it is counted.
+    const changing = new Set([...byMemberDay.values()].flatMap((msgs) => msgs.map((m) => m.id)));
+    // The members' other messages of each day, a statement per flow-day (index msg_messages_flow_member_day).
+    const perDay = new Map<string, string[]>();
+    for (const k of byMemberDay.keys()) {
+      const [flowId, day, member] = k.split('|');
+      const dk = `${flowId}|${day}`;
+      perDay.set(dk, [...(perDay.get(dk) ?? []), member]);
+    }
+    const others = new Map<string, number>();
+    for (const [dk, members] of perDay) {
+      const [flowId, day] = dk.split('|');
+      for (let i = 0; i < members.length; i += 500) {
+        const rows = await trx
+          .selectFrom('msg_messages')
+          .select(['id', 'membership_id', 'report_counted'])
+          .where('flow_id', '=', flowId)
+          .where('membership_id', 'in', members.slice(i, i + 500))
+          .where('created_at', '>=', `${day}T00:00:00.000Z`)
+          .where('created_at', '<', new Date(dayStart(day) + DAY_MS).toISOString())
+          .execute();
+        for (const r of rows) {
+          if (changing.has(r.id)) continue;
+          const k = `${dk}|${r.membership_id}`;
+          others.set(k, (others.get(k) ?? 0) | ((r.report_counted ?? 0) & MEMBER_BITS));
+        }
+      }
+    }
+    for (const [k, msgs] of byMemberDay) {
+      const [flowId, day, member] = k.split('|');
+      const d = days.get(`${flowId}|${day}`)!;
+      let before = others.get(k) ?? 0;
+      let after = before;
+      for (const m of msgs) {
+        before |= (m.report_counted ?? 0) & MEMBER_BITS;
+        after |= figuresOf(m) & MEMBER_BITS;
+      }
+      const c = memberChange(before, after);
+      d.row.members_messaged += c.messaged;
+      d.row.members_replied += c.replied;
+      if (c.messaged > 0) d.messaged.add(member);
+      if (c.messaged < 0) d.messaged.remove(member);
+      if (c.writing > 0) d.writing.add(member);
+      if (c.writing < 0) d.writing.remove(member);
+    }
+  }
+}

@@ -1,0 +1,202 @@
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import { RETENTION_JOB } from '../../src/modules/scheduler/retention.ts';
+import { backend, startTestServer, type TestServer } from '../helpers/server.ts';
+import { clockOf, reportWorld, simulate } from './setup.ts';
+
+// The flow report's running figures (msg_flow_live_days): the recent days are read from rows kept
+// as messages and redemptions are written (folded from what changed), not counted from their
+// messages on every report. Every figure must equal the one counted from the messages, which the
+// report still does for days written before the running figures began (msg_report_state).
+
+const DAY = 86_400_000;
+
+describe('flow report running figures: equal to the count from messages, whatever changed', () => {
+  let t: TestServer;
+  let n = 0;
+
+  before(async () => {
+    t = await startTestServer({ manualClock: true });
+  });
+  after(async () => {
+    await t.server.services.messaging.outbound.drain();
+    await t.close();
+  });
+
+  const db = () => t.server.ctx.database.db;
+  const live = () => t.server.services.messaging.reports.live;
+  const report = async (flowId: string, q = '') => {
+    // A moment after the last write: a window ends before `to`, and a message at `to` exactly
+    // would be in the day's running row but not in the count from messages.
+    clockOf(t).advance(1);
+    const res = await t.api('GET', `/v1/flows/${flowId}/report?${q}`);
+    assert.equal(res.status, 200, JSON.stringify(res.body));
+    return res.body;
+  };
+  /** The same report counted from the messages (as for days before the running figures began). */
+  const counted = async (flowId: string, q = '') => {
+    const state = await db().selectFrom('msg_report_state').selectAll().executeTakeFirstOrThrow();
+    await db().updateTable('msg_report_state').set({ live_from: '2999-01-01' }).execute();
+    try {
+      return await report(flowId, q);
+    } finally {
+      await db().updateTable('msg_report_state').set({ live_from: state.live_from }).execute();
+    }
+  };
+  /** Two reports asked a moment apart: equal but for `to`. */
+  const sameFigures = (a: Record<string, unknown>, b: Record<string, unknown>) =>
+    assert.deepEqual({ ...a, to: null }, { ...b, to: null });
+  const liveRows = (flowId: string) =>
+    db().selectFrom('msg_flow_live_days').selectAll().where('flow_id', '=', flowId).orderBy('day').execute();
+
+  /** A flow of its own, with `members` members (setup.ts). */
+  async function setUp(members: number) {
+    const k = ++n;
+    const phones = Array.from({ length: members }, (_, i) => `+38592${k}8${String(i).padStart(5, '0')}`);
+    return reportWorld(t, `live ${k}`, phones, `+1000000${k}777`);
+  }
+
+  const flowMessages = (flowId: string, direction: string) =>
+    db()
+      .selectFrom('msg_messages')
+      .selectAll()
+      .where('flow_id', '=', flowId)
+      .where('direction', '=', direction)
+      .orderBy('created_at')
+      .execute();
+
+  it('counts, members, keywords, delivery reports, cancels, redemptions, rollbacks: as from messages', async () => {
+    const s = await setUp(5);
+    const { outbound } = t.server.services.messaging;
+    await s.ask(0);
+    await s.ask(1);
+    await s.ask(1, 'help');
+    await s.ask(2, 'points');
+    const first = await report(s.flow.id);
+    assert.equal(first.totals.inbound, 3, "'help' matches no flow");
+    assert.equal(first.totals.members_messaged, 3);
+    assert.equal((await liveRows(s.flow.id)).length, 1, 'one running row for the day');
+
+    // Delivery reports after the report folded the sends: delivered, failed, delivered twice.
+    const sent = await flowMessages(s.flow.id, 'out');
+    await outbound.applyReport(s.ch.id, sent[0].id, 'delivered');
+    await outbound.applyReport(s.ch.id, sent[1].id, 'failed', 'EC_ABSENT');
+    await outbound.applyReport(s.ch.id, sent[2].id, 'delivered');
+    await outbound.applyReport(s.ch.id, sent[2].id, 'delivered');
+
+    // A flow message still queued for member 3, then member 3 opts out: it is cancelled, and
+    // member 3, messaged by nothing else that day, is no longer counted as messaged.
+    const channel = await t.server.services.messaging.channels.find(db(), s.ch.id);
+    await t.server.ctx.transaction((trx) =>
+      outbound.queue(trx, {
+        channel: channel!,
+        to: s.phones[3],
+        text: 'Your points are waiting',
+        flow_id: s.flow.id,
+        program_id: s.program.id,
+        customer_id: s.cards[3].customer_id,
+        membership_id: s.cards[3].id,
+        sendAt: new Date(clockOf(t).nowMs() + DAY).toISOString(),
+      }),
+    );
+    const queued = await report(s.flow.id);
+    assert.equal(queued.totals.members_messaged, 4);
+    await s.ask(3, 'STOP');
+    const afterStop = await report(s.flow.id);
+    assert.equal(afterStop.totals.members_messaged, 3, 'the cancelled message no longer counts its member');
+
+    // Redemptions: member 0 the next day (credited to day 0), member 1 twice, one rolled back
+    // after it was folded; member 4, never messaged, credits nothing.
+    clockOf(t).advance(DAY);
+    await s.redeem(0);
+    const r1 = await s.redeem(1);
+    await s.redeem(1);
+    await s.redeem(4);
+    await s.ask(2); // day 1: member 2 again
+    const beforeRollback = await report(s.flow.id);
+    assert.equal(beforeRollback.totals.redemptions_within_7_days, 3);
+    const rb = await t.api('POST', `/v1/redemptions/${r1.id}/rollback`, {});
+    assert.equal(rb.status, 200, JSON.stringify(rb.body));
+
+    const running = await report(s.flow.id);
+    assert.equal(running.totals.redemptions_within_7_days, 2);
+    assert.equal(running.totals.points_redeemed_within_7_days, 200);
+    assert.equal(running.days[0].delivered, 2);
+    assert.equal(running.days[0].failed, 1);
+    assert.deepEqual(running.days[0].keyword_matches, { POINTS: 3 });
+    assert.equal(running.totals.members_estimated, false);
+    sameFigures(running, await counted(s.flow.id));
+    // A window of explicit date-times (partial first and last days, counted from messages) too.
+    const from = new Date(clockOf(t).nowMs() - DAY - 3600_000).toISOString();
+    const to = new Date(clockOf(t).nowMs() - 60_000).toISOString();
+    const q = `from=${encodeURIComponent(from)}&to=${encodeURIComponent(to)}`;
+    assert.deepEqual(await report(s.flow.id, q), await counted(s.flow.id, q));
+  });
+
+  it('concurrent messages and folds count every message and member once', async () => {
+    const s = await setUp(12);
+    const { reports } = t.server.services.messaging;
+    // Members write several times each, in parallel with folds of both kinds (the worker's, which
+    // passes over what another fold holds, and a report's, which waits for it).
+    const writes = [];
+    for (let round = 0; round < 3; round++)
+      for (let i = 0; i < s.phones.length; i++)
+        writes.push(simulate(t, s.phones[i], i % 3 ? 'POINTS' : 'points', s.ch.id));
+    const folds = Array.from({ length: 6 }, (_, i) => reports.live.fold({ skipLocked: i % 2 === 0 }));
+    await Promise.all([...writes, ...folds]);
+    await Promise.all([reports.live.fold({ skipLocked: true }), reports.live.fold({ skipLocked: false })]);
+    const running = await report(s.flow.id);
+    assert.equal(running.totals.inbound, 36);
+    assert.equal(running.totals.members_messaged, 12);
+    assert.equal(running.totals.members_replied, 12);
+    sameFigures(running, await counted(s.flow.id));
+    const pending = await db()
+      .selectFrom('msg_messages')
+      .select('id')
+      .where('flow_id', '=', s.flow.id)
+      .where('report_pending', '=', 1)
+      .execute();
+    assert.deepEqual(pending, [], `nothing left pending (${backend})`);
+  });
+
+  it('a day that becomes final is read from the roll-up, and retention removes its running rows', async () => {
+    const s = await setUp(2);
+    await s.ask(0);
+    clockOf(t).advance(DAY);
+    await s.redeem(0);
+    const recent = await report(s.flow.id);
+    assert.equal(recent.totals.redemptions_within_7_days, 1);
+    assert.equal((await liveRows(s.flow.id)).length, 1);
+
+    clockOf(t).advance(12 * DAY);
+    const { scheduler } = t.server.ctx;
+    await scheduler.schedule(db(), { kind: RETENTION_JOB, runAt: clockOf(t).now() });
+    while ((await scheduler.runDue()) > 0);
+    assert.deepEqual(await liveRows(s.flow.id), [], 'running rows of final days removed');
+    const credits = await db()
+      .selectFrom('msg_flow_redemptions')
+      .select('redemption_id')
+      .where('flow_id', '=', s.flow.id)
+      .execute();
+    assert.deepEqual(credits, []);
+    // The final day, rolled up from its messages: the same figures.
+    const final = await report(s.flow.id);
+    assert.deepEqual(final.days, recent.days);
+  });
+
+  it('a status change to a message of a final day is not folded into a running row', async () => {
+    const s = await setUp(1);
+    await s.ask(0);
+    await report(s.flow.id);
+    clockOf(t).advance(10 * DAY);
+    const [sent] = await flowMessages(s.flow.id, 'out');
+    await t.server.services.messaging.outbound.applyReport(s.ch.id, sent.id, 'delivered');
+    await live().fold({ skipLocked: false });
+    const rows = await liveRows(s.flow.id);
+    assert.equal(rows.length, 1);
+    assert.equal(Number(rows[0].delivered), 0, 'the day was final: its roll-up counts it, not this row');
+    const msg = await db().selectFrom('msg_messages').selectAll().where('id', '=', sent.id).executeTakeFirstOrThrow();
+    assert.equal(msg.report_pending, 0);
+    assert.equal((await report(s.flow.id)).days[0].delivered, 1);
+  });
+});
