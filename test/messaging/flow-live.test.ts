@@ -167,6 +167,13 @@ describe('flow report running figures: equal to the count from messages, whateve
     const recent = await report(s.flow.id);
     assert.equal(recent.totals.redemptions_within_7_days, 1);
     assert.equal((await liveRows(s.flow.id)).length, 1);
+    const counted = await db()
+      .selectFrom('msg_flow_member_days')
+      .selectAll()
+      .where('flow_id', '=', s.flow.id)
+      .execute();
+    assert.equal(counted.length, 1, 'member 0 on day 0');
+    assert.deepEqual([counted[0].messaged, counted[0].writing].map(Number), [1, 1]);
 
     clockOf(t).advance(12 * DAY);
     const { scheduler } = t.server.ctx;
@@ -179,6 +186,12 @@ describe('flow report running figures: equal to the count from messages, whateve
       .where('flow_id', '=', s.flow.id)
       .execute();
     assert.deepEqual(credits, []);
+    const members = await db()
+      .selectFrom('msg_flow_member_days')
+      .select('membership_id')
+      .where('flow_id', '=', s.flow.id)
+      .execute();
+    assert.deepEqual(members, []);
     // The final day, rolled up from its messages: the same figures.
     const final = await report(s.flow.id);
     assert.deepEqual(final.days, recent.days);

@@ -1,16 +1,19 @@
 import { sql } from 'kysely';
 import type { AppContext } from '../../context.ts';
 import type { Executor } from '../../storage/database.ts';
+import { hot } from '../../storage/hot.ts';
 import { MemberSketch } from './member-sketch.ts';
 import {
   MEMBER_BITS,
+  MESSAGED,
   type MessageFacts,
   NOT_MESSAGED,
+  WRITING,
   countChange,
   figuresOf,
   memberChange,
 } from './message-figures.ts';
-import { ATTRIBUTION_MS, DAY_MS, isFinalDay } from './report-days.ts';
+import { ATTRIBUTION_MS, isFinalDay } from './report-days.ts';
 import type { MsgFlowLiveDaysTable } from './tables.ts';
 
 // The flow report's running figures of the days not yet final (msg_flow_live_days), so that a
@@ -27,8 +30,8 @@ import type { MsgFlowLiveDaysTable } from './tables.ts';
 //   for each of its credited redemptions, `report_counted` × (1, points). A fold changes both in
 //   one transaction, so a status change moves each count exactly once.
 // - Per-day distinct members are exact: a member counts on a day while any of their messages of
-//   the day counts them. A fold locks its day rows (in key order) before it reads the members'
-//   other messages, so two folds never count one member twice.
+//   the day counts them (msg_flow_member_days keeps how many do). A fold locks its day rows (in
+//   key order) before it reads those counts, so two folds never count one member twice.
 // - The sketches (window-wide members) only grow, except in their exact form: a member whose
 //   messages of a day all stop counting (cancelled on opting out) stays in an estimate.
 // - When a day becomes final its row is no longer read (the roll-up computes the final figures
@@ -113,34 +116,36 @@ export class LiveDays {
     trx: Executor,
     r: { id: string; customer_id: string; points: number; created_at: string },
   ): Promise<void> {
-    const at = Date.parse(r.created_at);
-    const liveFrom = await this.liveFrom(trx);
-    const sent = await trx
-      .selectFrom('msg_messages')
-      .select(['flow_id', 'created_at'])
-      .where('customer_id', '=', r.customer_id)
-      .where('flow_id', 'is not', null)
-      .where('created_at', '>=', new Date(at - ATTRIBUTION_MS).toISOString())
-      // Strictly before: a reply sent in the same instant answers the redemption, it did not bring it.
-      .where('created_at', '<', r.created_at)
-      .where('direction', '=', 'out')
-      .where('status', 'not in', NOT_MESSAGED)
-      .where('membership_id', 'is not', null)
-      .execute();
+    // On every redemption: one statement compiled once (storage/hot.ts), by the partial index
+    // msg_messages_flow_customer. Credits of days before liveFrom are left to the fold to skip.
+    const since = new Date(Date.parse(r.created_at) - ATTRIBUTION_MS).toISOString();
+    const [a, b] = NOT_MESSAGED;
+    const sent = await hot(trx, 'msg.flowMessagesBefore', [r.customer_id, since, r.created_at, 'out', a, b], () =>
+      trx
+        .selectFrom('msg_messages')
+        .select(['flow_id', 'created_at'])
+        .where('customer_id', '=', r.customer_id)
+        .where('flow_id', 'is not', null)
+        .where('created_at', '>=', since)
+        // Strictly before: a reply sent in the same instant answers the redemption, it did not bring it.
+        .where('created_at', '<', r.created_at)
+        .where('direction', '=', 'out')
+        .where('status', 'not in', [a, b])
+        .where('membership_id', 'is not', null),
+    );
+    if (sent.length === 0) return;
     const latest = new Map<string, string>();
     for (const m of sent) if (m.created_at > (latest.get(m.flow_id!) ?? '')) latest.set(m.flow_id!, m.created_at);
-    const rows = [...latest]
-      .filter(([, createdAt]) => dayStart(createdAt.slice(0, 10)) >= liveFrom)
-      .map(([flowId, createdAt]) => ({
-        redemption_id: r.id,
-        flow_id: flowId,
-        day: createdAt.slice(0, 10),
-        points: r.points,
-        rolled_back: 0,
-        report_pending: 1,
-        report_counted: 0,
-        created_at: r.created_at,
-      }));
+    const rows = [...latest].map(([flowId, createdAt]) => ({
+      redemption_id: r.id,
+      flow_id: flowId,
+      day: createdAt.slice(0, 10),
+      points: r.points,
+      rolled_back: 0,
+      report_pending: 1,
+      report_counted: 0,
+      created_at: r.created_at,
+    }));
     if (rows.length > 0) await trx.insertInto('msg_flow_redemptions').values(rows).execute();
   }
 
@@ -301,60 +306,71 @@ export class LiveDays {
   }
 
   /**
-   * Per-day distinct members: for each member-day whose standing a folded message changes, the
-   * member's standing before and after is that of their other messages of the day (as counted)
-   * with this batch's messages as counted before and as they are now.
+   * Per-day distinct members from msg_flow_member_days: how many of each member's messages of the
+   * day count them as messaged and as writing. A member counts on the day while the count is above
+   * 0, so the batch's changes move the day's distinct counts only when one crosses 0.
    */
   private async foldMembers(
     trx: Executor,
     days: Map<string, DayState>,
-    byMemberDay: Map<string, (MessageFacts & { id: string; report_counted: number | null })[]>,
+    byMemberDay: Map<string, (MessageFacts & { report_counted: number | null })[]>,
   ): Promise<void> {
     if (byMemberDay.size === 0) return;
-    // The messages whose standing changes; every other (this batch's too) counts as it is counted.
-    const changing = new Set([...byMemberDay.values()].flatMap((msgs) => msgs.map((m) => m.id)));
-    // The members' other messages of each day, a statement per flow-day (index msg_messages_flow_member_day).
     const perDay = new Map<string, string[]>();
     for (const k of byMemberDay.keys()) {
       const [flowId, day, member] = k.split('|');
       const dk = `${flowId}|${day}`;
       perDay.set(dk, [...(perDay.get(dk) ?? []), member]);
     }
-    const others = new Map<string, number>();
+    // The counts so far, a statement per flow-day (its primary key; under the day row's lock).
+    const counts = new Map<string, { messaged: number; writing: number }>();
     for (const [dk, members] of perDay) {
       const [flowId, day] = dk.split('|');
       for (let i = 0; i < members.length; i += 500) {
         const rows = await trx
-          .selectFrom('msg_messages')
-          .select(['id', 'membership_id', 'report_counted'])
+          .selectFrom('msg_flow_member_days')
+          .select(['membership_id', 'messaged', 'writing'])
           .where('flow_id', '=', flowId)
+          .where('day', '=', day)
           .where('membership_id', 'in', members.slice(i, i + 500))
-          .where('created_at', '>=', `${day}T00:00:00.000Z`)
-          .where('created_at', '<', new Date(dayStart(day) + DAY_MS).toISOString())
           .execute();
-        for (const r of rows) {
-          if (changing.has(r.id)) continue;
-          const k = `${dk}|${r.membership_id}`;
-          others.set(k, (others.get(k) ?? 0) | ((r.report_counted ?? 0) & MEMBER_BITS));
-        }
+        for (const r of rows)
+          counts.set(`${dk}|${r.membership_id}`, { messaged: Number(r.messaged), writing: Number(r.writing) });
       }
     }
+    const standing = (c: { messaged: number; writing: number }) =>
+      (c.messaged > 0 ? MESSAGED : 0) | (c.writing > 0 ? WRITING : 0);
+    const changed = [];
     for (const [k, msgs] of byMemberDay) {
       const [flowId, day, member] = k.split('|');
       const d = days.get(`${flowId}|${day}`)!;
-      let before = others.get(k) ?? 0;
-      let after = before;
+      const was = counts.get(k) ?? { messaged: 0, writing: 0 };
+      const now = { ...was };
       for (const m of msgs) {
-        before |= (m.report_counted ?? 0) & MEMBER_BITS;
-        after |= figuresOf(m) & MEMBER_BITS;
+        const before = m.report_counted ?? 0;
+        const after = figuresOf(m);
+        now.messaged += (after & MESSAGED ? 1 : 0) - (before & MESSAGED ? 1 : 0);
+        now.writing += (after & WRITING ? 1 : 0) - (before & WRITING ? 1 : 0);
       }
-      const c = memberChange(before, after);
+      const c = memberChange(standing(was), standing(now));
       d.row.members_messaged += c.messaged;
       d.row.members_replied += c.replied;
       if (c.messaged > 0) d.messaged.add(member);
       if (c.messaged < 0) d.messaged.remove(member);
       if (c.writing > 0) d.writing.add(member);
       if (c.writing < 0) d.writing.remove(member);
+      changed.push({ flow_id: flowId, day, membership_id: member, messaged: now.messaged, writing: now.writing });
     }
+    for (let i = 0; i < changed.length; i += 500)
+      await trx
+        .insertInto('msg_flow_member_days')
+        .values(changed.slice(i, i + 500))
+        .onConflict((oc) =>
+          oc.columns(['flow_id', 'day', 'membership_id']).doUpdateSet((eb) => ({
+            messaged: eb.ref('excluded.messaged'),
+            writing: eb.ref('excluded.writing'),
+          })),
+        )
+        .execute();
   }
 }

@@ -73,11 +73,13 @@ export const messagingFlowDaySketchesMigration: TallyMigration = {
  *   its day holds of it; a partial index finds the pending ones.
  * - msg_flow_live_days: per flow and UTC day, the report's figures and member sketches.
  * - msg_flow_redemptions: a redemption credited to a flow's day, kept so a rollback takes it back.
+ * - msg_flow_member_days: per flow, day and member, how many messages count the member as
+ *   messaged and as writing (the day's distinct members move when one crosses 0).
  * - msg_report_state.live_from: days before it were written without running figures (a database
  *   with recent flow traffic when this runs: from the next UTC day on); a report computes them
  *   from messages until they are final.
- * Two partial indexes on flow messages serve the fold's per-member lookups (a member's messages
- * of a day in a flow) and a redemption's (the flow messages a customer got in the 7 days before).
+ * A partial index on flow messages serves a redemption's lookup (the flow messages the customer
+ * got in the 7 days before it).
  */
 export const messagingFlowLiveDaysMigration: TallyMigration = {
   name: '0293_messaging_flow_live_days',
@@ -94,12 +96,6 @@ export const messagingFlowLiveDaysMigration: TallyMigration = {
       // index (as an index condition; on the partial predicate alone it keeps it as a filter).
       .columns(['report_pending', 'created_at'])
       .where(sql.ref('report_pending'), '=', 1)
-      .execute();
-    await db.schema
-      .createIndex('msg_messages_flow_member_day')
-      .on('msg_messages')
-      .columns(['flow_id', 'membership_id', 'created_at'])
-      .where(sql.ref('flow_id'), 'is not', null)
       .execute();
     await db.schema
       .createIndex('msg_messages_flow_customer')
@@ -133,6 +129,16 @@ export const messagingFlowLiveDaysMigration: TallyMigration = {
       .columns(['report_pending', 'day'])
       .where(sql.ref('report_pending'), '=', 1)
       .execute();
+    await db.schema
+      .createTable('msg_flow_member_days')
+      .addColumn('flow_id', 'text', (c) => c.notNull())
+      .addColumn('day', 'text', (c) => c.notNull())
+      .addColumn('membership_id', 'text', (c) => c.notNull())
+      .addColumn('messaged', 'integer', (c) => c.notNull())
+      .addColumn('writing', 'integer', (c) => c.notNull())
+      .addPrimaryKeyConstraint('msg_flow_member_days_pk', ['flow_id', 'day', 'membership_id'])
+      .execute();
+    await db.schema.createIndex('msg_flow_member_days_day').on('msg_flow_member_days').column('day').execute();
     await db.schema
       .createTable('msg_report_state')
       .addColumn('id', 'integer', (c) => c.primaryKey())

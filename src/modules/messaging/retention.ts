@@ -54,17 +54,18 @@ export function messageRetention(ctx: AppContext, reports: Pick<ReportService, '
 
 /**
  * The running figures of days that became final (the report reads the roll-up for them, never
- * these rows again), and the redemptions credited to those days: a day's rows go once it ended
- * more than 10 days ago (index on `day`).
+ * these rows again), the redemptions credited to those days and their members' counts: a day's
+ * rows go once it ended more than 10 days ago (index on `day`).
  */
 export function liveDaysRetention(): RetentionPolicy[] {
   return [
     finalDayRows('msg_flow_live_days', ['flow_id', 'day']),
     finalDayRows('msg_flow_redemptions', ['redemption_id', 'flow_id']),
+    finalDayRows('msg_flow_member_days', ['flow_id', 'day', 'membership_id']),
   ];
 }
 
-function finalDayRows(table: string, key: [string, string]): RetentionPolicy {
+function finalDayRows(table: string, key: string[]): RetentionPolicy {
   return {
     name: table,
     keepMs: FINAL_AFTER_MS + 2 * DAY_MS,
@@ -78,8 +79,11 @@ function finalDayRows(table: string, key: [string, string]): RetentionPolicy {
         .orderBy('day')
         .limit(limit)
         .execute();
-      for (const r of rows)
-        await db.deleteFrom(table).where(key[0], '=', r[key[0]]).where(key[1], '=', r[key[1]]).execute();
+      for (const r of rows) {
+        let del = db.deleteFrom(table);
+        for (const k of key) del = del.where(k, '=', r[k]);
+        await del.execute();
+      }
       return rows.length;
     },
   };

@@ -148,6 +148,15 @@ export interface MsgFlowRedemptionsTable {
   created_at: string;
 }
 
+/** How many of a member's messages of a day count them as messaged / writing (live-days.ts). */
+export interface MsgFlowMemberDaysTable {
+  flow_id: string;
+  day: string;
+  membership_id: string;
+  messaged: number;
+  writing: number;
+}
+
 /**
  * One row: the first UTC day whose running figures are complete (messages and redemptions of
  * earlier days were written before migration 0293 kept them); '1970-01-01' on a new database.
@@ -230,6 +239,7 @@ declare module '../../storage/schema.ts' {
     msg_flow_days: MsgFlowDaysTable;
     msg_flow_live_days: MsgFlowLiveDaysTable;
     msg_flow_redemptions: MsgFlowRedemptionsTable;
+    msg_flow_member_days: MsgFlowMemberDaysTable;
     msg_report_state: MsgReportStateTable;
   }
 }
