@@ -63,6 +63,24 @@ describe('member sketch', () => {
     assert.throws(() => MemberSketch.parse(Buffer.from([7, 1, 2]).toString('base64')));
   });
 
+  it('merges stored sketches from their text as it merges parsed ones', () => {
+    const days = [
+      sketchOf(ids(0, 600)),
+      sketchOf(ids(500, 1_100)),
+      sketchOf(ids(0, 5_000)),
+      sketchOf(ids(4_000, 4_100)),
+    ];
+    const parsed = new MemberSketch();
+    const stored = new MemberSketch();
+    for (const d of days) {
+      parsed.merge(MemberSketch.parse(d.serialize()));
+      stored.mergeStored(d.serialize());
+    }
+    assert.equal(stored.serialize(), parsed.serialize());
+    assert.equal(new MemberSketch().mergeStored(days[0].serialize()).count(), 600);
+    assert.equal(new MemberSketch().mergeStored(days[0].serialize()).exact, true);
+  });
+
   it('estimates an intersection of large sets within 3 % of their union', () => {
     const a = sketchOf(ids(0, 60_000));
     const b = sketchOf(ids(10_000, 70_000));

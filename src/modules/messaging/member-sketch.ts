@@ -108,16 +108,25 @@ export class MemberSketch {
   }
 
   static parse(text: string): MemberSketch {
+    return new MemberSketch().mergeStored(text);
+  }
+
+  /**
+   * Adds every member of a stored sketch (`serialize`'s text) straight from its bytes. A report's
+   * union merges a month of days this way: parsing each into a sketch of its own first (a set of
+   * up to 1,024 hashes apiece) was most of its CPU time.
+   */
+  mergeStored(text: string): this {
     const buf = Buffer.from(text, 'base64');
-    const s = new MemberSketch();
     if (buf[0] === 1 && buf.length === 1 + REGISTERS) {
-      s.hashes = null;
-      s.registers = new Uint8Array(buf.subarray(1));
-      return s;
+      if (this.hashes) this.toEstimate();
+      const mine = this.registers!;
+      for (let i = 0; i < REGISTERS; i++) if (buf[i + 1] > mine[i]) mine[i] = buf[i + 1];
+      return this;
     }
     if (buf[0] !== 0 || (buf.length - 1) % 8 !== 0) throw new Error('not a member sketch');
-    for (let i = 1; i < buf.length; i += 8) s.hashes!.add(buf.readDoubleBE(i));
-    return s;
+    for (let i = 1; i < buf.length; i += 8) this.addHash(buf.readDoubleBE(i));
+    return this;
   }
 
   private toEstimate(): void {

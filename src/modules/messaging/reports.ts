@@ -59,11 +59,11 @@ interface DayFigures {
 }
 
 /**
- * A day's members, as sets of membership ids (a day computed from messages) or as sketches (a
+ * A day's members, as sets of membership ids (a day computed from messages) or as stored sketches (a
  * day read from the roll-up). `writing` holds every member who wrote to the flow that day, messaged
  * or not: the window's repliers are those of its writers it messaged, on any of its days.
  */
-type DayMembers = MemberSets | { kind: 'sketches'; messaged: MemberSketch; writing: MemberSketch };
+type DayMembers = MemberSets | { kind: 'sketches'; messaged: string; writing: string };
 type MemberSets = { kind: 'sets'; messaged: Set<string>; writing: Set<string> };
 /** A day computed from its messages: its members as sets. */
 type ComputedDay = DayFigures & { members: MemberSets };
@@ -430,8 +430,8 @@ function dayFromRow(x: Omit<MsgFlowDaysTable, 'created_at'>): DayFigures {
       x.messaged_sketch !== null && x.writing_sketch !== null
         ? {
             kind: 'sketches' as const,
-            messaged: MemberSketch.parse(x.messaged_sketch),
-            writing: MemberSketch.parse(x.writing_sketch),
+            messaged: x.messaged_sketch,
+            writing: x.writing_sketch,
           }
         : null,
   };
@@ -456,8 +456,9 @@ function unionMembers(days: DayFigures[]) {
   const sketches = { messaged: new MemberSketch(), writing: new MemberSketch() };
   for (const { members } of days) {
     if (members!.kind === 'sketches') {
-      sketches.messaged.merge(members!.messaged);
-      sketches.writing.merge(members!.writing);
+      // Merged from their stored text: no sketch (nor set of hashes) is built per day.
+      sketches.messaged.mergeStored(members!.messaged);
+      sketches.writing.mergeStored(members!.writing);
     } else {
       for (const id of members!.messaged) messaged.add(id);
       for (const id of members!.writing) writing.add(id);
