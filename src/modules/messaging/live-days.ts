@@ -99,12 +99,21 @@ export class LiveDays {
    * (a report) wait for that fold to commit, so the report reads every write committed before it.
    */
   async fold(opts: { skipLocked: boolean }): Promise<number> {
+    // Most of the worker's ticks find nothing: look before opening a transaction.
+    if (!(await this.anyPending())) return 0;
     let total = 0;
     for (;;) {
       const n = await this.ctx.transaction((trx) => this.foldBatch(trx, opts.skipLocked));
       total += n;
       if (n < FOLD_BATCH) return total;
     }
+  }
+
+  private async anyPending(): Promise<boolean> {
+    const db = this.ctx.database.db;
+    const pending = (table: 'msg_messages' | 'msg_flow_redemptions') =>
+      db.selectFrom(table).select(sql<number>`1`.as('one')).where(sql<boolean>`report_pending = 1`).limit(1).execute();
+    return (await pending('msg_messages')).length > 0 || (await pending('msg_flow_redemptions')).length > 0;
   }
 
   /**
