@@ -109,6 +109,21 @@ describe('flow report roll-up: final days stored once, equal to the live count, 
     clockOf(t).advance(-8 * DAY);
     const live = await report(flow.id, window);
     clockOf(t).advance(20 * DAY);
+    // One of the three computes the days; the others wait for it (in this process).
+    const spied = t.server.services.messaging.reports as unknown as { rollUp: (...a: unknown[]) => Promise<void> };
+    const rollUp = spied.rollUp;
+    let rollUps = 0;
+    spied.rollUp = function (this: unknown, ...a: unknown[]) {
+      rollUps++;
+      return rollUp.apply(this, a);
+    };
+    const q = new URLSearchParams(window);
+    const service = t.server.services.messaging.reports;
+    await Promise.all([0, 1, 2].map(() => service.flowReport(flow.id, q.get('from')!, q.get('to')!))).finally(() => {
+      spied.rollUp = rollUp;
+    });
+    assert.equal(rollUps, 1);
+    await db().deleteFrom('msg_flow_days').where('flow_id', '=', flow.id).execute();
     const [a, b, c] = await Promise.all([0, 1, 2].map(() => report(flow.id, window)));
     assert.deepEqual(a, live);
     assert.deepEqual(b, live);

@@ -86,6 +86,8 @@ const emptyDay = (date: string): ComputedDay => ({
 export class ReportService {
   /** The running figures of the days not yet final. */
   readonly live: LiveDays;
+  /** The roll-up a report of this process is running, by flow (one at a time per flow). */
+  private rollingUp = new Map<string, Promise<void>>();
 
   constructor(
     private ctx: AppContext,
@@ -223,11 +225,23 @@ export class ReportService {
         .where('day', '<', dayOf(r.to))
         .execute();
     let rows = await read();
-    const have = new Set(rows.map((x) => x.day));
-    const missing = daysIn(r).filter((d) => !have.has(d));
-    if (missing.length > 0) {
-      await this.rollUp(db, flowId, missing);
-      // Read back what is stored: a concurrent roll-up (another report, the retention sweep) may
+    const missing = () => {
+      const have = new Set(rows.map((x) => x.day));
+      return daysIn(r).filter((d) => !have.has(d));
+    };
+    // Reports of a flow asking at once (a console page opened by several people, the morning a
+    // day became final) wait for the roll-up one of them runs instead of each computing the days.
+    const running = this.rollingUp.get(flowId);
+    if (running && missing().length > 0) {
+      await running.catch(() => undefined); // its failure is its report's: this one rolls up below
+      rows = await read();
+    }
+    const days = missing();
+    if (days.length > 0) {
+      const rollUp = this.rollUp(db, flowId, days).finally(() => this.rollingUp.delete(flowId));
+      this.rollingUp.set(flowId, rollUp);
+      await rollUp;
+      // Read back what is stored: a concurrent roll-up (another process, the retention sweep) may
       // have stored a day first, and the stored row is what every later report returns.
       rows = await read();
     }
