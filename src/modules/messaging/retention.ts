@@ -28,7 +28,8 @@ export function messageRetention(ctx: AppContext, reports: Pick<ReportService, '
         .select(['id', 'flow_id', 'created_at'])
         .where('created_at', '<', cutoff)
         .where('status', 'not in', IN_FLIGHT)
-        .orderBy(['created_at', 'id'])
+        .orderBy('created_at')
+        .orderBy('id')
         .limit(limit)
         .execute();
       if (batch.length === 0) return 0;
