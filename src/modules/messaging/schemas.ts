@@ -208,8 +208,12 @@ export const FlowParams = IdParam('flowId', 'Flow id (flw_...)');
 export const FlowGetQuery = Type.Object({ version: Type.Optional(Type.Integer({ minimum: 1 })) });
 export const BroadcastParams = PathParams({ flowId: 'Flow id (flw_...)', broadcastId: 'Broadcast id (bc_...)' });
 export const FlowReportQuery = Type.Object({
-  from: Type.Optional(Type.String()),
-  to: Type.Optional(Type.String()),
+  from: Type.Optional(
+    Type.String({
+      description: 'A date (2026-01-01) or date-time; default: the start of the UTC day 30 days before `to`',
+    }),
+  ),
+  to: Type.Optional(Type.String({ description: 'A date (inclusive) or date-time; default: now' })),
 });
 
 export const BroadcastBody = Type.Object(
