@@ -6,12 +6,12 @@ import { MemberSketch } from './member-sketch.ts';
 import {
   MEMBER_BITS,
   MESSAGED,
-  type MessageFacts,
   NOT_MESSAGED,
   WRITING,
-  countChange,
+  bitChange,
   figuresOf,
   memberChange,
+  moveCounts,
 } from './message-figures.ts';
 import { ATTRIBUTION_MS, isFinalDay } from './report-days.ts';
 import type { MsgFlowLiveDaysTable } from './tables.ts';
@@ -46,6 +46,8 @@ const FOLD_BATCH = 500;
 export const pendingIfFlowMessage = sql<number>`case when flow_id is null then report_pending else 1 end`;
 
 type LiveDay = MsgFlowLiveDaysTable;
+/** A folded message's bits: what its day held of it, and what it holds now. */
+type MemberChange = { before: number; after: number };
 interface DayState {
   row: LiveDay;
   keywords: Record<string, number>;
@@ -155,7 +157,7 @@ export class LiveDays {
       report_counted: 0,
       created_at: r.created_at,
     }));
-    if (rows.length > 0) await trx.insertInto('msg_flow_redemptions').values(rows).execute();
+    await trx.insertInto('msg_flow_redemptions').values(rows).execute();
   }
 
   /** Takes a rolled-back redemption's credits back (at the next fold). */
@@ -211,22 +213,16 @@ export class LiveDays {
     for (const c of foldedCredits) keys.add(`${c.flow_id}|${c.day}`);
     const days = await this.lockDays(trx, [...keys].sort());
 
-    // Counts and keyword matches, message by message.
-    const byMemberDay = new Map<string, typeof folded>();
-    for (const m of folded) {
+    // Counts and keyword matches, message by message: what each held (`before`), what it holds now.
+    const changes = folded.map((m) => ({ m, before: m.report_counted ?? 0, after: figuresOf(m) }));
+    const byMemberDay = new Map<string, MemberChange[]>();
+    for (const { m, before, after } of changes) {
       const d = days.get(`${m.flow_id}|${m.created_at.slice(0, 10)}`)!;
-      const before = m.report_counted ?? 0;
-      const after = figuresOf(m);
-      const c = countChange(before, after);
-      d.row.messages += c.messages;
-      d.row.messages_sent += c.messages_sent;
-      d.row.delivered += c.delivered;
-      d.row.failed += c.failed;
-      d.row.inbound += c.inbound;
+      const c = moveCounts(d.row, before, after);
       if (c.inbound !== 0 && m.keyword) d.keywords[m.keyword] = (d.keywords[m.keyword] ?? 0) + c.inbound;
       if (m.membership_id && ((before ^ after) & MEMBER_BITS) !== 0) {
         const k = `${m.flow_id}|${m.created_at.slice(0, 10)}|${m.membership_id}`;
-        byMemberDay.set(k, [...(byMemberDay.get(k) ?? []), m]);
+        byMemberDay.set(k, [...(byMemberDay.get(k) ?? []), { before, after }]);
       }
     }
     await this.foldMembers(trx, days, byMemberDay);
@@ -262,11 +258,12 @@ export class LiveDays {
         .execute();
     }
 
-    // Each message now holds what its day holds of it (one statement per distinct set of bits).
-    const liveIds = new Set(folded.map((m) => m.id));
+    // Each message now holds what its day holds of it (one statement per distinct set of bits);
+    // one not folded keeps what it held.
+    const folds = new Map(changes.map((c) => [c.m.id, c.after]));
     const byBits = new Map<number | null, string[]>();
     for (const m of messages) {
-      const bits = liveIds.has(m.id) ? figuresOf(m) : m.report_counted;
+      const bits = folds.get(m.id) ?? m.report_counted;
       byBits.set(bits, [...(byBits.get(bits) ?? []), m.id]);
     }
     for (const [bits, ids] of byBits)
@@ -322,7 +319,7 @@ export class LiveDays {
   private async foldMembers(
     trx: Executor,
     days: Map<string, DayState>,
-    byMemberDay: Map<string, (MessageFacts & { report_counted: number | null })[]>,
+    byMemberDay: Map<string, MemberChange[]>,
   ): Promise<void> {
     if (byMemberDay.size === 0) return;
     const perDay = new Map<string, string[]>();
@@ -355,11 +352,9 @@ export class LiveDays {
       const d = days.get(`${flowId}|${day}`)!;
       const was = counts.get(k) ?? { messaged: 0, writing: 0 };
       const now = { ...was };
-      for (const m of msgs) {
-        const before = m.report_counted ?? 0;
-        const after = figuresOf(m);
-        now.messaged += (after & MESSAGED ? 1 : 0) - (before & MESSAGED ? 1 : 0);
-        now.writing += (after & WRITING ? 1 : 0) - (before & WRITING ? 1 : 0);
+      for (const { before, after } of msgs) {
+        now.messaged += bitChange(before, after, MESSAGED);
+        now.writing += bitChange(before, after, WRITING);
       }
       const c = memberChange(standing(was), standing(now));
       d.row.members_messaged += c.messaged;

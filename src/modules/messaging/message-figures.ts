@@ -38,9 +38,12 @@ export function figuresOf(m: MessageFacts): number {
   return bits;
 }
 
+/** How one bit moves from `before` to `after`: -1, 0 or +1. */
+export const bitChange = (before: number, after: number, bit: number) => (after & bit ? 1 : 0) - (before & bit ? 1 : 0);
+
 /** The day's counts a message moves from `before` to `after` (each -1, 0 or +1). */
 export function countChange(before: number, after: number) {
-  const d = (bit: number) => (after & bit ? 1 : 0) - (before & bit ? 1 : 0);
+  const d = (bit: number) => bitChange(before, after, bit);
   return {
     messages: d(COUNTED),
     messages_sent: d(SENT),
@@ -48,6 +51,22 @@ export function countChange(before: number, after: number) {
     failed: d(FAILED),
     inbound: d(INBOUND),
   };
+}
+
+export type DayCounts = ReturnType<typeof countChange>;
+
+/**
+ * Moves a day's counts by what a message changes from `before` to `after` (a day computed from its
+ * messages adds each from 0; the running figures move by what changed); returns the change.
+ */
+export function moveCounts(day: DayCounts, before: number, after: number): DayCounts {
+  const c = countChange(before, after);
+  day.messages += c.messages;
+  day.messages_sent += c.messages_sent;
+  day.delivered += c.delivered;
+  day.failed += c.failed;
+  day.inbound += c.inbound;
+  return c;
 }
 
 /**

@@ -385,14 +385,14 @@ export class Outbound {
     const db = this.ctx.database.db;
     const row = await db
       .selectFrom('msg_messages')
-      .select(['id', 'status', 'flow_id'])
+      .select(['id', 'status'])
       .where('channel_id', '=', channelId)
       .where('direction', '=', 'out')
       .where((eb) => eb.or([eb('provider_message_id', '=', providerMessageId), eb('id', '=', providerMessageId)]))
       .executeTakeFirst();
     if (!row) return false;
     if (status === 'sent' || row.status === 'delivered') return true;
-    const pending = row.flow_id ? { report_pending: 1 } : {};
+    const pending = { report_pending: pendingIfFlowMessage };
     await db
       .updateTable('msg_messages')
       .set(

@@ -6,7 +6,7 @@ import { invalid } from '../../lib/errors.ts';
 import type { MessagingDeps } from './deps.ts';
 import { MemberSketch, intersectionCount } from './member-sketch.ts';
 import { LiveDays } from './live-days.ts';
-import { NOT_MESSAGED } from './message-figures.ts';
+import { INBOUND, MESSAGED, NOT_MESSAGED, WRITING, figuresOf, moveCounts } from './message-figures.ts';
 import type { MsgFlowDaysTable } from './tables.ts';
 import {
   ATTRIBUTION_MS,
@@ -345,21 +345,16 @@ export class ReportService {
     };
     for (const m of msgs) {
       const s = day(m.created_at);
-      s.messages++;
-      if (m.direction === 'out') {
-        if (m.sent_at) s.messages_sent++;
-        if (m.status === 'delivered') s.delivered++;
-        if (m.status === 'failed') s.failed++;
-        if (m.membership_id && !NOT_MESSAGED.includes(m.status)) {
-          s.members.messaged.add(m.membership_id);
-          // Redemptions are the customer's (a voucher has no card): timed per customer.
-          if (m.customer_id) sent(m.customer_id, Date.parse(m.created_at), true);
-        }
-      } else {
-        s.inbound++;
-        if (m.keyword) s.keyword_matches[m.keyword] = (s.keyword_matches[m.keyword] ?? 0) + 1;
-        if (m.membership_id) s.members.writing.add(m.membership_id);
+      // What a message adds: the one definition the running figures fold too (message-figures.ts).
+      const bits = figuresOf(m);
+      moveCounts(s, 0, bits);
+      if (bits & MESSAGED) {
+        s.members.messaged.add(m.membership_id!);
+        // Redemptions are the customer's (a voucher has no card): timed per customer.
+        if (m.customer_id) sent(m.customer_id, Date.parse(m.created_at), true);
       }
+      if (bits & INBOUND && m.keyword) s.keyword_matches[m.keyword] = (s.keyword_matches[m.keyword] ?? 0) + 1;
+      if (bits & WRITING) s.members.writing.add(m.membership_id!);
     }
 
     const customers = [...sentTimes.keys()];

@@ -71,7 +71,7 @@ function finalDayRows(table: string, key: string[]): RetentionPolicy {
     name: table,
     keepMs: FINAL_AFTER_MS + 2 * DAY_MS,
     async deleteBatch(trx, cutoff, limit) {
-      // Two tables of the same shape, named here: untyped.
+      // Tables named here, each with a `day` and its own key: untyped.
       const db = trx as unknown as UntypedDb;
       const rows = await db
         .selectFrom(table)
