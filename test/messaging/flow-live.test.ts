@@ -133,6 +133,26 @@ describe('flow report running figures: equal to the count from messages, whateve
     assert.deepEqual(await report(s.flow.id, q), await counted(s.flow.id, q));
   });
 
+  it("counts aliases that are names of an object's own machinery (constructor, __proto__) as any other", async () => {
+    const k = ++n;
+    const phones = [0, 1].map((i) => `+38592${k}9${String(i).padStart(5, '0')}`);
+    const s = await reportWorld(t, `live ${k}`, phones, `+1000000${k}778`);
+    const res = await t.api('PUT', `/v1/flows/${s.flow.id}`, {
+      ...(await t.api('GET', `/v1/flows/${s.flow.id}`)).body.definition,
+      triggers: [{ keywords: ['constructor', '__proto__', 'toString'] }],
+    });
+    assert.equal(res.status, 200, JSON.stringify(res.body));
+    await s.ask(0, 'constructor');
+    await s.ask(1, '__proto__');
+    await s.ask(1, 'toString');
+    await s.ask(0, 'constructor');
+    const expected = { constructor: 2, toString: 1, ['__proto__']: 1 };
+    const running = await report(s.flow.id);
+    assert.deepEqual(running.totals.keyword_matches, expected);
+    assert.deepEqual(running.days[0].keyword_matches, expected);
+    sameFigures(running, await counted(s.flow.id));
+  });
+
   it('concurrent messages and folds count every message and member once', async () => {
     const s = await setUp(12);
     const { reports } = t.server.services.messaging;

@@ -8,6 +8,7 @@ import {
   MESSAGED,
   NOT_MESSAGED,
   WRITING,
+  addMatches,
   bitChange,
   figuresOf,
   memberChange,
@@ -219,7 +220,7 @@ export class LiveDays {
     for (const { m, before, after } of changes) {
       const d = days.get(`${m.flow_id}|${m.created_at.slice(0, 10)}`)!;
       const c = moveCounts(d.row, before, after);
-      if (c.inbound !== 0 && m.keyword) d.keywords[m.keyword] = (d.keywords[m.keyword] ?? 0) + c.inbound;
+      if (c.inbound !== 0 && m.keyword) addMatches(d.keywords, m.keyword, c.inbound);
       if (m.membership_id && ((before ^ after) & MEMBER_BITS) !== 0) {
         const k = `${m.flow_id}|${m.created_at.slice(0, 10)}|${m.membership_id}`;
         byMemberDay.set(k, [...(byMemberDay.get(k) ?? []), { before, after }]);

@@ -8,6 +8,7 @@ import {
   MESSAGED,
   SENT,
   WRITING,
+  addMatches,
   countChange,
   figuresOf,
   memberChange,
@@ -59,5 +60,12 @@ describe('message figures', () => {
     assert.deepEqual(memberChange(MESSAGED | WRITING, WRITING), { messaged: -1, writing: 0, replied: -1 });
     assert.deepEqual(memberChange(0, MESSAGED | WRITING), { messaged: 1, writing: 1, replied: 1 });
     assert.deepEqual(memberChange(MESSAGED, MESSAGED), { messaged: 0, writing: 0, replied: 0 });
+  });
+
+  it('adds keyword matches as own keys, whatever the alias', () => {
+    const matches: Record<string, number> = JSON.parse('{"POINTS":2}');
+    for (const alias of ['constructor', '__proto__', 'toString', 'POINTS', '__proto__']) addMatches(matches, alias, 1);
+    assert.equal(JSON.stringify(matches), '{"POINTS":3,"constructor":1,"__proto__":2,"toString":1}');
+    assert.equal(Object.getPrototypeOf(matches), Object.prototype);
   });
 });

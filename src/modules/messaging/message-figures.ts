@@ -83,3 +83,13 @@ export function memberChange(before: number, after: number) {
     replied: replied(after) - replied(before),
   };
 }
+
+/**
+ * Adds `n` matches of a keyword alias to a day's or a window's `keyword_matches`. Aliases are
+ * words a flow chooses, `constructor`, `toString` and `__proto__` among them: only the object's own
+ * keys count, and the alias is defined as an own key (an assignment to `__proto__` would be lost).
+ */
+export function addMatches(matches: Record<string, number>, alias: string, n: number): void {
+  const value = (Object.hasOwn(matches, alias) ? matches[alias] : 0) + n;
+  Object.defineProperty(matches, alias, { value, enumerable: true, writable: true, configurable: true });
+}

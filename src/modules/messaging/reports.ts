@@ -6,7 +6,7 @@ import { invalid } from '../../lib/errors.ts';
 import type { MessagingDeps } from './deps.ts';
 import { MemberSketch, intersectionCount } from './member-sketch.ts';
 import { LiveDays } from './live-days.ts';
-import { INBOUND, MESSAGED, NOT_MESSAGED, WRITING, figuresOf, moveCounts } from './message-figures.ts';
+import { INBOUND, MESSAGED, NOT_MESSAGED, WRITING, addMatches, figuresOf, moveCounts } from './message-figures.ts';
 import type { MsgFlowDaysTable } from './tables.ts';
 import {
   ATTRIBUTION_MS,
@@ -145,8 +145,7 @@ export class ReportService {
       total.delivered += d.delivered;
       total.failed += d.failed;
       total.inbound += d.inbound;
-      for (const [k, n] of Object.entries(d.keyword_matches))
-        total.keyword_matches[k] = (total.keyword_matches[k] ?? 0) + n;
+      for (const [k, n] of Object.entries(d.keyword_matches)) addMatches(total.keyword_matches, k, n);
       redemptions += d.redemptions_within_7_days;
       pointsRedeemed += d.points_redeemed_within_7_days;
     }
@@ -353,7 +352,7 @@ export class ReportService {
         // Redemptions are the customer's (a voucher has no card): timed per customer.
         if (m.customer_id) sent(m.customer_id, Date.parse(m.created_at), true);
       }
-      if (bits & INBOUND && m.keyword) s.keyword_matches[m.keyword] = (s.keyword_matches[m.keyword] ?? 0) + 1;
+      if (bits & INBOUND && m.keyword) addMatches(s.keyword_matches, m.keyword, 1);
       if (bits & WRITING) s.members.writing.add(m.membership_id!);
     }
 
