@@ -12,14 +12,17 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { loadavg } from 'node:os';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import pg from 'pg';
 import { Agent, setGlobalDispatcher } from 'undici';
 import { FakeInfobip, infobipSms } from '../test/fakes/infobip.ts';
+import { postgresTicks } from './lib.ts';
 
 setGlobalDispatcher(new Agent({ connections: 256, pipelining: 1, keepAliveTimeout: 30_000 }));
 
 const MEMBERS = Number(process.env.BENCH_MEMBERS ?? 500);
 const BASE_SECONDS = Number(process.env.BENCH_SECONDS ?? 10);
 const STEP_SECONDS = Number(process.env.BENCH_STEP_SECONDS ?? 5);
+const ON_POSTGRES = process.env.BENCH_DATABASE_URL?.startsWith('postgres') ?? false;
 const RATES = (process.env.BENCH_RATES ?? '50,100,150,200,250,300,400,500,600,800,1000,1200,1500')
   .split(',')
   .map(Number);
@@ -53,6 +56,19 @@ function cpuMs(pid: number | undefined): number {
 function pct(sorted: number[], p: number) {
   if (sorted.length === 0) return NaN;
   return sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)];
+}
+
+/** PostgreSQL's WAL insert position in bytes (0 on SQLite). */
+async function walPosition(): Promise<number> {
+  if (!ON_POSTGRES) return 0;
+  const client = new pg.Client({ connectionString: process.env.BENCH_DATABASE_URL });
+  await client.connect();
+  try {
+    const r = await client.query(`select pg_wal_lsn_diff(pg_current_wal_insert_lsn(), '0/0')::text as at`);
+    return Number(r.rows[0].at);
+  } finally {
+    await client.end();
+  }
 }
 
 async function main() {
@@ -158,6 +174,8 @@ async function main() {
       latencies = [];
       errors = 0;
       const cpu0 = cpuTimes(child.pid);
+      const pg0 = ON_POSTGRES ? postgresTicks() : 0;
+      const wal0 = await walPosition();
       const total = Math.round(rate * seconds);
       const interval = 1000 / rate;
       const start = performance.now();
@@ -196,6 +214,11 @@ async function main() {
       const lost = total - latencies.length;
       for (const q of pending.values()) q.length = 0;
       const cpu1 = cpuTimes(child.pid);
+      // PostgreSQL's CPU (all its processes; ticks of 10 ms) per message, beside the server's.
+      const dbPerMessage = ON_POSTGRES ? ((postgresTicks() - pg0) * 10) / total : undefined;
+      // The WAL PostgreSQL wrote per message (the whole cluster's: run it alone): the write work,
+      // which unlike CPU time does not move with the machine's speed.
+      const walPerMessage = ON_POSTGRES ? ((await walPosition()) - wal0) / total : undefined;
       const userPerMessage = (cpu1.user - cpu0.user) / total;
       const systemPerMessage = (cpu1.system - cpu0.system) / total;
       const cpuPerMessage = userPerMessage + systemPerMessage;
@@ -208,6 +231,8 @@ async function main() {
         cpuPerMessage,
         userPerMessage,
         systemPerMessage,
+        dbPerMessage,
+        walPerMessage,
         p50: pct(sorted, 50),
         p99: pct(sorted, 99),
         max: sorted.at(-1) ?? NaN,
@@ -218,7 +243,10 @@ async function main() {
       `rate ${String(r.rate).padStart(5)}/s  replies ${r.replies}/${r.total}  p50 ${r.p50.toFixed(1)} ms  p99 ` +
       `${r.p99.toFixed(1)} ms  max ${r.max.toFixed(1)} ms  achieved ${r.achieved.toFixed(0)}/s  server CPU ` +
       `${r.cpuPerMessage.toFixed(2)} ms/msg (user ${r.userPerMessage.toFixed(2)}, system ` +
-      `${r.systemPerMessage.toFixed(2)})${r.errors ? `  errors ${r.errors}` : ''}${r.lost ? `  lost ${r.lost}` : ''}`;
+      `${r.systemPerMessage.toFixed(2)})` +
+      `${r.dbPerMessage === undefined ? '' : `  PostgreSQL CPU ${r.dbPerMessage.toFixed(2)} ms/msg`}` +
+      `${r.walPerMessage === undefined ? '' : `, WAL ${(r.walPerMessage / 1024).toFixed(1)} KB/msg`}` +
+      `${r.errors ? `  errors ${r.errors}` : ''}${r.lost ? `  lost ${r.lost}` : ''}`;
 
     // Calibration: what a trivial request costs this server on this machine right now.
     const c0 = cpuMs(child.pid);
@@ -231,7 +259,7 @@ async function main() {
     await run(150, Number(process.env.BENCH_WARMUP_SECONDS ?? 5));
     const base = await run(200, BASE_SECONDS);
     console.log(
-      `\nkeyword bench (${process.env.BENCH_DATABASE_URL?.startsWith('postgres') ? 'PostgreSQL' : 'SQLite'}, ` +
+      `\nkeyword bench (${ON_POSTGRES ? 'PostgreSQL' : 'SQLite'}, ` +
         `${MEMBERS} members, webhook → flow → provider call; load average ${loadavg()[0].toFixed(1)} on ` +
         `${(await import('node:os')).cpus().length} CPUs)`,
     );

@@ -349,6 +349,7 @@ async function bulkLoad(
       point_lots: [],
       outbox_events: [],
       msg_messages: [],
+      msg_flow_report_queue: [],
     };
     for (let i = from; i < to; i++) {
       const joined = joinedAt(i, members);
@@ -432,11 +433,11 @@ async function bulkLoad(
         membership_id: m.membership_id === null ? null : memberIdOf(i),
         created_at: at,
         updated_at: at,
-        // As written through the API: a flow message of a recent day waits for the fold into its
-        // day's running figures (the first report folds them); older days are rolled up instead.
-        report_pending: m.flow_id !== null && !isFinalDay(Date.parse(at), NOW) ? 1 : 0,
-        report_counted: null,
       });
+      // As written through the API: a flow message of a recent day waits in the queue for the fold
+      // into its day's running figures (the first report folds them); older days are rolled up.
+      if (m.flow_id !== null && !isFinalDay(Date.parse(at), NOW))
+        rows.msg_flow_report_queue.push({ message_id: `msg_s${seqMessage}` });
     }
     timing.generate += performance.now() - tg;
     timing.generateCpu += cpuMs(cg);

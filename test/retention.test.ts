@@ -39,7 +39,6 @@ describe('retention: old rows of the hot tables go in batches, rows in flight st
       system: 0,
       created_at: now,
       updated_at: now,
-      report_pending: 0,
     };
   };
 

@@ -1,6 +1,9 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
+import { sql } from 'kysely';
+import { modules } from '../../src/modules/index.ts';
 import { RETENTION_JOB } from '../../src/modules/scheduler/retention.ts';
+import { migrateToLatest } from '../../src/storage/migrate.ts';
 import { backend, startTestServer, type TestServer } from '../helpers/server.ts';
 import { clockOf, reportWorld, simulate } from './setup.ts';
 
@@ -170,13 +173,8 @@ describe('flow report running figures: equal to the count from messages, whateve
     assert.equal(running.totals.members_messaged, 12);
     assert.equal(running.totals.members_replied, 12);
     sameFigures(running, await counted(s.flow.id));
-    const pending = await db()
-      .selectFrom('msg_messages')
-      .select('id')
-      .where('flow_id', '=', s.flow.id)
-      .where('report_pending', '=', 1)
-      .execute();
-    assert.deepEqual(pending, [], `nothing left pending (${backend})`);
+    const queued = await db().selectFrom('msg_flow_report_queue').select('message_id').execute();
+    assert.deepEqual(queued, [], `nothing left queued (${backend})`);
   });
 
   it('a day that becomes final is read from the roll-up, and retention removes its running rows', async () => {
@@ -195,6 +193,11 @@ describe('flow report running figures: equal to the count from messages, whateve
     assert.equal(counted.length, 1, 'member 0 on day 0');
     assert.deepEqual([counted[0].messaged, counted[0].writing].map(Number), [1, 1]);
 
+    const ids = [...(await flowMessages(s.flow.id, 'out')), ...(await flowMessages(s.flow.id, 'in'))].map((m) => m.id);
+    const heldOf = (messageIds: string[]) =>
+      db().selectFrom('msg_flow_message_figures').select('message_id').where('message_id', 'in', messageIds).execute();
+    assert.equal((await heldOf(ids)).length, ids.length, 'each message of the day is held');
+
     clockOf(t).advance(12 * DAY);
     const { scheduler } = t.server.ctx;
     await scheduler.schedule(db(), { kind: RETENTION_JOB, runAt: clockOf(t).now() });
@@ -212,6 +215,7 @@ describe('flow report running figures: equal to the count from messages, whateve
       .where('flow_id', '=', s.flow.id)
       .execute();
     assert.deepEqual(members, []);
+    assert.deepEqual(await heldOf(ids), [], 'what the final day held of each message');
     // The final day, rolled up from its messages: the same figures.
     const final = await report(s.flow.id);
     assert.deepEqual(final.days, recent.days);
@@ -228,8 +232,64 @@ describe('flow report running figures: equal to the count from messages, whateve
     const rows = await liveRows(s.flow.id);
     assert.equal(rows.length, 1);
     assert.equal(Number(rows[0].delivered), 0, 'the day was final: its roll-up counts it, not this row');
-    const msg = await db().selectFrom('msg_messages').selectAll().where('id', '=', sent.id).executeTakeFirstOrThrow();
-    assert.equal(msg.report_pending, 0);
+    const queued = await db()
+      .selectFrom('msg_flow_report_queue')
+      .selectAll()
+      .where('message_id', '=', sent.id)
+      .execute();
+    assert.deepEqual(queued, [], 'the fold took it off the queue');
     assert.equal((await report(s.flow.id)).days[0].delivered, 1);
+  });
+  it('a database that kept the fold in its messages (0293) moves it to the queue (0294)', async () => {
+    const s = await setUp(2);
+    await s.ask(0);
+    await s.ask(1);
+    await report(s.flow.id);
+    // A delivery report not folded yet: queued.
+    const [sent] = await flowMessages(s.flow.id, 'out');
+    await t.server.services.messaging.outbound.applyReport(s.ch.id, sent.id, 'delivered');
+
+    // As 0293 left it: each message's flag and counted bits in its row, the queue not there. (No
+    // report before the migration: it would fold the delivery.)
+    const held = await db().selectFrom('msg_flow_message_figures').selectAll().execute();
+    const queued = await db().selectFrom('msg_flow_report_queue').select('message_id').execute();
+    assert.deepEqual(
+      queued.map((q) => q.message_id),
+      [sent.id],
+    );
+    await sql`alter table msg_messages add column report_pending integer not null default 0`.execute(db());
+    await sql`alter table msg_messages add column report_counted integer`.execute(db());
+    await sql`create index msg_messages_report_pending on msg_messages (report_pending, created_at)
+      where report_pending = 1`.execute(db());
+    for (const h of held)
+      await sql`update msg_messages set report_counted = ${h.counted} where id = ${h.message_id}`.execute(db());
+    await sql`update msg_messages set report_pending = 1 where id = ${sent.id}`.execute(db());
+    await sql`drop table msg_flow_report_queue`.execute(db());
+    await sql`drop table msg_flow_message_figures`.execute(db());
+    const name = '0294_messaging_flow_report_queue';
+    await db()
+      .deleteFrom('tally_migrations' as never)
+      .where(sql.ref('name'), '=', name)
+      .execute();
+
+    const ran = await migrateToLatest(
+      db(),
+      backend,
+      modules.flatMap((m) => m.migrations ?? []),
+    );
+    assert.deepEqual(
+      ran.results?.map((r) => r.migrationName),
+      [name],
+    );
+    const moved = await db().selectFrom('msg_flow_message_figures').selectAll().execute();
+    assert.deepEqual(
+      moved.map((m) => [m.message_id, Number(m.counted)]).sort(),
+      held.map((h) => [h.message_id, Number(h.counted)]).sort(),
+    );
+    const columns = await sql<Record<string, unknown>>`select * from msg_messages where id = ${sent.id}`.execute(db());
+    assert.ok(!('report_pending' in columns.rows[0]) && !('report_counted' in columns.rows[0]), 'columns dropped');
+    // The queued delivery is folded by the next report, as if nothing had happened.
+    sameFigures(await report(s.flow.id), await counted(s.flow.id));
+    assert.equal((await report(s.flow.id)).totals.delivered, 1);
   });
 });

@@ -10,6 +10,7 @@ import {
   messagingFlowDaySketchesMigration,
   messagingFlowDaysMigration,
   messagingFlowLiveDaysMigration,
+  messagingFlowReportQueueMigration,
 } from './migrations-scale.ts';
 import { liveDaysRetention, messageRetention } from './retention.ts';
 import { messagingPhoneIndexesMigration } from './phone-indexes.ts';
@@ -29,6 +30,7 @@ export const messagingModule: TallyModule = {
     messagingFlowDaysMigration,
     messagingFlowDaySketchesMigration,
     messagingFlowLiveDaysMigration,
+    messagingFlowReportQueueMigration,
   ],
   sealedColumns: channelSealedColumns,
   routes: messagingRoutes,

@@ -1,7 +1,7 @@
 import { sql } from 'kysely';
 import type { AppContext } from '../../context.ts';
 import type { Executor } from '../../storage/database.ts';
-import { hot } from '../../storage/hot.ts';
+import { hot, writeAtCommit } from '../../storage/hot.ts';
 import { MemberSketch } from './member-sketch.ts';
 import {
   MEMBER_BITS,
@@ -20,19 +20,23 @@ import type { MsgFlowLiveDaysTable } from './tables.ts';
 // The flow report's running figures of the days not yet final (msg_flow_live_days), so that a
 // report reads a row per recent day instead of the day's messages.
 //
-// Writes only flag what changed, in their own transactions: a flow message's insert and each
-// change of its status set `report_pending`, and a redemption credits the flow's day in a
-// msg_flow_redemptions row (pending too; a rollback marks it). The fold moves what is pending into
-// the day rows in batches, one transaction each: the worker runs it every half second, and a report
-// first, so the figures it reads are those of every write committed before it.
+// Writes only note what changed, in their own transactions: a flow message's insert and each
+// change of its status queue the message (msg_flow_report_queue), and a redemption credits the
+// flow's day in a msg_flow_redemptions row (pending; a rollback marks it). The fold moves what is
+// queued and pending into the day rows in batches, one transaction each: the worker runs it every
+// half second, and a report first, so the figures it reads are those of every write committed
+// before it. The fold never writes a message (on PostgreSQL a new version of that wide row goes
+// into each of its indexes).
 //
 // Invariants:
-// - A day row holds, for each of its messages, the bits in the message's `report_counted`, and
-//   for each of its credited redemptions, `report_counted` × (1, points). A fold changes both in
-//   one transaction, so a status change moves each count exactly once.
+// - A day row holds, for each of its messages, the bits in msg_flow_message_figures (0 when it has
+//   no row), and for each of its credited redemptions, `report_counted` × (1, points). A fold
+//   changes both in one transaction, and folds run one at a time, so a status change moves each
+//   count exactly once.
+// - A queued message is folded as it is when the fold reads it: a write committed after that read
+//   queued it again, and the next fold moves what that write changed.
 // - Per-day distinct members are exact: a member counts on a day while any of their messages of
-//   the day counts them (msg_flow_member_days keeps how many do). A fold locks its day rows (in
-//   key order) before it reads those counts, so two folds never count one member twice.
+//   the day counts them (msg_flow_member_days keeps how many do).
 // - The sketches (window-wide members) only grow, except in their exact form: a member whose
 //   messages of a day all stop counting (cancelled on opting out) stays in an estimate.
 // - When a day becomes final its row is no longer read (the roll-up computes the final figures
@@ -40,11 +44,28 @@ import type { MsgFlowLiveDaysTable } from './tables.ts';
 
 const FOLD_BATCH = 500;
 
+/** Message ids per statement that queues them. */
+const QUEUE_CHUNK = 50;
+
 /**
- * `report_pending` for an UPDATE that may change messages' figures: 1 for flow messages, which
- * have running figures, and what it was (0) for the others.
+ * Queues flow messages (only those: other messages have no running figures) whose figures a write
+ * may have changed, in the write's transaction. Nothing reads these rows in the transaction, so
+ * they go out with its COMMIT (storage/hot.ts `writeAtCommit`: on PostgreSQL no round trip of
+ * their own; on the keyword path that round trip was most of what queueing cost).
  */
-export const pendingIfFlowMessage = sql<number>`case when flow_id is null then report_pending else 1 end`;
+export async function queueFigures(trx: Executor, messageIds: string[]): Promise<void> {
+  const parts = [];
+  for (let i = 0; i < messageIds.length; i += QUEUE_CHUNK) {
+    const ids = messageIds.slice(i, i + QUEUE_CHUNK);
+    parts.push({
+      // One text per chunk size (at most QUEUE_CHUNK of them), compiled once.
+      key: `msg.queueFigures:${ids.length}`,
+      params: ids,
+      build: () => trx.insertInto('msg_flow_report_queue').values(ids.map((id) => ({ message_id: id }))),
+    });
+  }
+  if (parts.length > 0) await writeAtCommit(trx, parts);
+}
 
 type LiveDay = MsgFlowLiveDaysTable;
 /** A folded message's bits: what its day held of it, and what it holds now. */
@@ -114,9 +135,15 @@ export class LiveDays {
 
   private async anyPending(): Promise<boolean> {
     const db = this.ctx.database.db;
-    const pending = (table: 'msg_messages' | 'msg_flow_redemptions') =>
-      db.selectFrom(table).select(sql<number>`1`.as('one')).where(sql<boolean>`report_pending = 1`).limit(1).execute();
-    return (await pending('msg_messages')).length > 0 || (await pending('msg_flow_redemptions')).length > 0;
+    const queued = await db.selectFrom('msg_flow_report_queue').select('seq').limit(1).execute();
+    if (queued.length > 0) return true;
+    const credits = await db
+      .selectFrom('msg_flow_redemptions')
+      .select('day')
+      .where(sql<boolean>`report_pending = 1`)
+      .limit(1)
+      .execute();
+    return credits.length > 0;
   }
 
   /**
@@ -171,25 +198,26 @@ export class LiveDays {
   }
 
   /**
-   * One batch: up to FOLD_BATCH pending messages and as many pending credits, moved into their day
-   * rows. Returns the larger count. On PostgreSQL both are locked in the order of one index (two
-   * waiting folds never wait on each other in a cycle), then their day rows in key order.
+   * One batch: up to FOLD_BATCH queued messages and as many pending credits, moved into their day
+   * rows. Returns the larger count. One fold runs at a time (the lock on msg_report_state's row):
+   * a fold reads what each message's day holds of it and writes it back, so two at once could move
+   * one change twice. Skip-locked (the worker): pass over a fold in progress; else wait for it.
    */
   async foldBatch(trx: Executor, skipLocked: boolean): Promise<number> {
     const lock = <Q extends { forUpdate(): Q; skipLocked(): Q }>(q: Q) => {
       if (!this.ctx.database.forUpdate) return q;
       return skipLocked ? q.forUpdate().skipLocked() : q.forUpdate();
     };
-    const messages = await lock(
-      trx
-        .selectFrom('msg_messages')
-        .select(['id', 'flow_id', 'direction', 'status', 'keyword', 'membership_id', 'sent_at', 'created_at'])
-        .select('report_counted')
-        // A literal, not a parameter: the partial index msg_messages_report_pending matches it.
-        .where(sql<boolean>`report_pending = 1`)
-        .orderBy('created_at')
-        .limit(FOLD_BATCH),
-    ).execute();
+    const turn = await lock(trx.selectFrom('msg_report_state').select('id').where('id', '=', 1)).executeTakeFirst();
+    if (!turn) return 0;
+    const queued = await trx
+      .selectFrom('msg_flow_report_queue')
+      .select(['seq', 'message_id'])
+      .orderBy('seq')
+      .limit(FOLD_BATCH)
+      .execute();
+    // Locked: a rollback that marks a credit waits for the fold that clears its flag, or the
+    // reverse (the fold's own turn does not hold the vouchers' writes).
     const credits = await lock(
       trx
         .selectFrom('msg_flow_redemptions')
@@ -198,24 +226,38 @@ export class LiveDays {
         .orderBy('day')
         .limit(FOLD_BATCH),
     ).execute();
-    if (messages.length === 0 && credits.length === 0) return 0;
+    if (queued.length === 0 && credits.length === 0) return 0;
+
+    // A message as it is now (a write after this read queued it again: the next fold moves that
+    // change). Messages deleted since they were queued have nothing left to count.
+    const ids = [...new Set(queued.map((q) => q.message_id))];
+    const messages = ids.length
+      ? await trx
+          .selectFrom('msg_messages')
+          .select(['id', 'flow_id', 'direction', 'status', 'keyword', 'membership_id', 'sent_at', 'created_at'])
+          .where('id', 'in', ids)
+          .execute()
+      : [];
 
     // What still has running figures: a flow's messages of days that are not final and not
-    // before liveFrom. The rest only has its flag cleared.
+    // before liveFrom. The rest only leaves the queue.
     const now = this.ctx.clock.nowMs();
     const liveFrom = await this.liveFrom(trx);
     const live = (flowId: string | null, day: string) =>
       flowId !== null && dayStart(day) >= liveFrom && !isFinalDay(dayStart(day), now);
     const folded = messages.filter((m) => live(m.flow_id, m.created_at.slice(0, 10)));
+    const counted = await this.countedBits(trx, folded);
+    // Counts and keyword matches, message by message: what each held (`before`), what it holds now.
+    const changes = folded
+      .map((m) => ({ m, before: counted.get(m.id) ?? 0, after: figuresOf(m) }))
+      .filter((c) => c.before !== c.after);
     const foldedCredits = credits.filter((c) => live(c.flow_id, c.day));
 
     const keys = new Set<string>();
-    for (const m of folded) keys.add(`${m.flow_id}|${m.created_at.slice(0, 10)}`);
+    for (const { m } of changes) keys.add(`${m.flow_id}|${m.created_at.slice(0, 10)}`);
     for (const c of foldedCredits) keys.add(`${c.flow_id}|${c.day}`);
     const days = await this.lockDays(trx, [...keys].sort());
 
-    // Counts and keyword matches, message by message: what each held (`before`), what it holds now.
-    const changes = folded.map((m) => ({ m, before: m.report_counted ?? 0, after: figuresOf(m) }));
     const byMemberDay = new Map<string, MemberChange[]>();
     for (const { m, before, after } of changes) {
       const d = days.get(`${m.flow_id}|${m.created_at.slice(0, 10)}`)!;
@@ -259,19 +301,24 @@ export class LiveDays {
         .execute();
     }
 
-    // Each message now holds what its day holds of it (one statement per distinct set of bits);
-    // one not folded keeps what it held.
-    const folds = new Map(changes.map((c) => [c.m.id, c.after]));
-    const byBits = new Map<number | null, string[]>();
-    for (const m of messages) {
-      const bits = folds.get(m.id) ?? m.report_counted;
-      byBits.set(bits, [...(byBits.get(bits) ?? []), m.id]);
-    }
-    for (const [bits, ids] of byBits)
+    // Each changed message's day now holds its new bits.
+    const rows = changes.map(({ m, after }) => ({ day: m.created_at.slice(0, 10), message_id: m.id, counted: after }));
+    for (let i = 0; i < rows.length; i += FOLD_BATCH)
       await trx
-        .updateTable('msg_messages')
-        .set({ report_pending: 0, report_counted: bits })
-        .where('id', 'in', ids)
+        .insertInto('msg_flow_message_figures')
+        .values(rows.slice(i, i + FOLD_BATCH))
+        .onConflict((oc) =>
+          oc.columns(['day', 'message_id']).doUpdateSet((eb) => ({ counted: eb.ref('excluded.counted') })),
+        )
+        .execute();
+    if (queued.length > 0)
+      await trx
+        .deleteFrom('msg_flow_report_queue')
+        .where(
+          'seq',
+          'in',
+          queued.map((q) => q.seq),
+        )
         .execute();
     for (const c of credits)
       await trx
@@ -280,7 +327,26 @@ export class LiveDays {
         .where('redemption_id', '=', c.redemption_id)
         .where('flow_id', '=', c.flow_id)
         .execute();
-    return Math.max(messages.length, credits.length);
+    return Math.max(queued.length, credits.length);
+  }
+
+  /** What these messages' days hold of them (by the key day, message_id); a message not there: 0. */
+  private async countedBits(trx: Executor, messages: { id: string; created_at: string }[]) {
+    const out = new Map<string, number>();
+    if (messages.length === 0) return out;
+    const days = [...new Set(messages.map((m) => m.created_at.slice(0, 10)))];
+    const rows = await trx
+      .selectFrom('msg_flow_message_figures')
+      .select(['message_id', 'counted'])
+      .where('day', 'in', days)
+      .where(
+        'message_id',
+        'in',
+        messages.map((m) => m.id),
+      )
+      .execute();
+    for (const r of rows) out.set(r.message_id, Number(r.counted));
+    return out;
   }
 
   /** The day rows of these `flow|day` keys (created when missing), locked for the fold, parsed. */

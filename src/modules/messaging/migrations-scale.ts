@@ -1,5 +1,5 @@
 import { type CreateTableBuilder, sql } from 'kysely';
-import type { TallyMigration } from '../../storage/migrate.ts';
+import { autoIncrementKey, autoIncrementType, type TallyMigration } from '../../storage/migrate.ts';
 
 /**
  * `GET /v1/messages` pages newest first by `(created_at, id)` (cursor or page), and retention
@@ -158,5 +158,56 @@ export const messagingFlowLiveDaysMigration: TallyMigration = {
       ? new Date(Math.floor(now / 86_400_000 + 1) * 86_400_000).toISOString().slice(0, 10)
       : '1970-01-01';
     await db.insertInto('msg_report_state').values({ id: 1, live_from: liveFrom }).execute();
+  },
+};
+
+/**
+ * The fold no longer rewrites messages (0293 kept its flag and counted bits in msg_messages; each
+ * fold then wrote a new version of the wide row into every index of the table, which cost
+ * PostgreSQL a third more CPU on the keyword path, docs/performance.md):
+ * - msg_flow_report_queue: a row per write that may change a flow message's figures (insert
+ *   only; the fold deletes what it folded).
+ * - msg_flow_message_figures: per flow message of a day not yet final, the bits its day holds of
+ *   it (keyed by day first: retention deletes final days by range).
+ * The state 0293 kept moves over; its index and columns go.
+ */
+export const messagingFlowReportQueueMigration: TallyMigration = {
+  name: '0294_messaging_flow_report_queue',
+  async up(db, dialect) {
+    await db.schema
+      .createTable('msg_flow_report_queue')
+      .addColumn('seq', autoIncrementType(dialect), autoIncrementKey(dialect))
+      .addColumn('message_id', 'text', (c) => c.notNull())
+      .execute();
+    await db.schema
+      .createTable('msg_flow_message_figures')
+      .addColumn('day', 'text', (c) => c.notNull())
+      .addColumn('message_id', 'text', (c) => c.notNull())
+      .addColumn('counted', 'integer', (c) => c.notNull())
+      .addPrimaryKeyConstraint('msg_flow_message_figures_pk', ['day', 'message_id'])
+      .execute();
+    // Only days not final yet still have running figures (by msg_messages_created).
+    const since = new Date(Date.now() - 11 * 86_400_000).toISOString();
+    await db
+      .insertInto('msg_flow_message_figures')
+      .columns(['day', 'message_id', 'counted'])
+      .expression((eb) =>
+        eb
+          .selectFrom('msg_messages')
+          .select([sql<string>`substr(created_at, 1, 10)`.as('day'), 'id', 'report_counted'])
+          .where('created_at', '>=', since)
+          .where('report_counted', 'is not', null),
+      )
+      .execute();
+    await db
+      .insertInto('msg_flow_report_queue')
+      .columns(['message_id'])
+      .expression((eb) =>
+        eb.selectFrom('msg_messages').select('id').where(sql<boolean>`report_pending = 1`).orderBy('created_at'),
+      )
+      .execute();
+    await db.schema.dropIndex('msg_messages_report_pending').execute();
+    await db.schema.alterTable('msg_messages').dropColumn('report_pending').execute();
+    await db.schema.alterTable('msg_messages').dropColumn('report_counted').execute();
   },
 };

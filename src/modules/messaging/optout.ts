@@ -2,7 +2,7 @@ import type { AppContext } from '../../context.ts';
 import { newId } from '../../lib/ids.ts';
 import type { Executor } from '../../storage/database.ts';
 import { hot } from '../../storage/hot.ts';
-import { pendingIfFlowMessage } from './live-days.ts';
+import { queueFigures } from './live-days.ts';
 
 // Consent per phone number, before any flow: STOP and its variants opt the number out (the only
 // message it then gets is the confirmation), START opts it back in. Every change is recorded with
@@ -69,14 +69,19 @@ export class OptOutService {
         .where('phone', '=', input.phone)
         .where('state', '=', 'waiting')
         .execute();
-      await trx
+      const cancelled = await trx
         .updateTable('msg_messages')
-        .set({ status: 'cancelled', error: 'opted_out', updated_at: now, report_pending: pendingIfFlowMessage })
+        .set({ status: 'cancelled', error: 'opted_out', updated_at: now })
         .where('to_number', '=', input.phone)
         .where('direction', '=', 'out')
         .where('system', '=', 0)
         .where('status', 'in', ['queued', 'retrying'])
+        .returning(['id', 'flow_id'])
         .execute();
+      await queueFigures(
+        trx,
+        cancelled.filter((m) => m.flow_id !== null).map((m) => m.id),
+      );
     }
   }
 

@@ -13,7 +13,7 @@ import type { OutgoingMessage, SendResult, WhatsAppTemplate } from './providers/
 import type { MessageListQuery } from './schemas.ts';
 import type { MsgMessagesTable } from './tables.ts';
 import { Limiter } from './limiter.ts';
-import { pendingIfFlowMessage } from './live-days.ts';
+import { queueFigures } from './live-days.ts';
 
 // Outbound messages are rows of msg_messages (direction 'out'). A reply is queued in the
 // transaction that handles the inbound message and sent right after it commits; a provider
@@ -58,8 +58,14 @@ export interface QueueInput {
 export class Outbound {
   readonly simulator = new SimulatorInbox();
   private inflight = new Set<Promise<unknown>>();
-  private outcomes: { id: string; set: Partial<MessageRow>; resolve: () => void; reject: (err: unknown) => void }[] =
-    [];
+  private outcomes: {
+    id: string;
+    set: Partial<MessageRow>;
+    /** A flow message whose figures this outcome changes (live-days.ts). */
+    figures: boolean;
+    resolve: () => void;
+    reject: (err: unknown) => void;
+  }[] = [];
   private flushing = false;
   private lastFlushAt = -Infinity;
   /** Sends in flight at once (each mostly waits on the provider). */
@@ -103,11 +109,10 @@ export class Outbound {
       sent_at: null,
       delivered_at: null,
       template: input.template ? JSON.stringify(input.template) : null,
-      // A flow message's figures are folded into its day's running figures (live-days.ts).
-      report_pending: input.flow_id ? 1 : 0,
-      report_counted: null,
     };
     await hot(trx, 'msg.insert', Object.values(row), () => trx.insertInto('msg_messages').values(row));
+    // A flow message's figures are folded into its day's running figures (live-days.ts).
+    if (row.flow_id) await queueFigures(trx, [row.id]);
     return row;
   }
 
@@ -245,8 +250,8 @@ export class Outbound {
   private finish(row: MessageRow, status: string, patch: Partial<MessageRow>): Promise<void> {
     return new Promise<void>((resolve, reject) => {
       // Any outcome but a retry changes a flow message's figures (sent, failed, cancelled).
-      const pending = row.flow_id && status !== 'retrying' ? { report_pending: 1 } : {};
-      this.outcomes.push({ id: row.id, set: { ...patch, ...pending, status, locked_until: null }, resolve, reject });
+      const figures = row.flow_id !== null && status !== 'retrying';
+      this.outcomes.push({ id: row.id, set: { ...patch, status, locked_until: null }, figures, resolve, reject });
       if (!this.flushing) {
         this.flushing = true;
         this.scheduleFlush();
@@ -273,6 +278,10 @@ export class Outbound {
             trx.updateTable('msg_messages').set(set).where('id', '=', o.id).where('status', '=', 'sending'),
           );
         }
+        await queueFigures(
+          trx,
+          batch.filter((o) => o.figures).map((o) => o.id),
+        );
       });
       for (const o of batch) o.resolve();
     } catch (err) {
@@ -366,12 +375,19 @@ export class Outbound {
   async markSentInline(ids: string[]): Promise<void> {
     if (ids.length === 0) return;
     const now = this.ctx.clock.nowIso();
-    await this.ctx.database.db
-      .updateTable('msg_messages')
-      .set({ status: 'sent', attempts: 1, sent_at: now, updated_at: now, report_pending: pendingIfFlowMessage })
-      .where('id', 'in', ids)
-      .where('status', 'in', ['queued', 'sending'])
-      .execute();
+    await this.ctx.transaction(async (trx) => {
+      const sent = await trx
+        .updateTable('msg_messages')
+        .set({ status: 'sent', attempts: 1, sent_at: now, updated_at: now })
+        .where('id', 'in', ids)
+        .where('status', 'in', ['queued', 'sending'])
+        .returning(['id', 'flow_id'])
+        .execute();
+      await queueFigures(
+        trx,
+        sent.filter((m) => m.flow_id !== null).map((m) => m.id),
+      );
+    });
   }
 
   /** Applies a provider delivery report. Never moves a message backwards (delivered stays delivered). */
@@ -385,23 +401,30 @@ export class Outbound {
     const db = this.ctx.database.db;
     const row = await db
       .selectFrom('msg_messages')
-      .select(['id', 'status'])
+      .select(['id', 'status', 'flow_id'])
       .where('channel_id', '=', channelId)
       .where('direction', '=', 'out')
       .where((eb) => eb.or([eb('provider_message_id', '=', providerMessageId), eb('id', '=', providerMessageId)]))
       .executeTakeFirst();
     if (!row) return false;
     if (status === 'sent' || row.status === 'delivered') return true;
-    const pending = { report_pending: pendingIfFlowMessage };
-    await db
-      .updateTable('msg_messages')
-      .set(
-        status === 'delivered'
-          ? { status, delivered_at: now, updated_at: now, ...pending }
-          : { status: 'failed', error: error ?? 'undeliverable', updated_at: now, ...pending },
-      )
-      .where('id', '=', row.id)
-      .execute();
+    const update = (trx: Executor) =>
+      trx
+        .updateTable('msg_messages')
+        .set(
+          status === 'delivered'
+            ? { status, delivered_at: now, updated_at: now }
+            : { status: 'failed', error: error ?? 'undeliverable', updated_at: now },
+        )
+        .where('id', '=', row.id)
+        .execute();
+    // A flow message's delivery changes its figures (live-days.ts): queued in the same transaction.
+    if (row.flow_id === null) await update(db);
+    else
+      await this.ctx.transaction(async (trx) => {
+        await update(trx);
+        await queueFigures(trx, [row.id]);
+      });
     return true;
   }
 }

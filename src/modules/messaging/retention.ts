@@ -55,14 +55,15 @@ export function messageRetention(ctx: AppContext, reports: Pick<ReportService, '
 
 /**
  * The running figures of days that became final (the report reads the roll-up for them, never
- * these rows again), the redemptions credited to those days and their members' counts: a day's
- * rows go once it ended more than 10 days ago (index on `day`).
+ * these rows again), the redemptions credited to those days, their members' counts and what they
+ * hold of each message: a day's rows go once it ended more than 10 days ago (by an index on `day`).
  */
 export function liveDaysRetention(): RetentionPolicy[] {
   return [
     finalDayRows('msg_flow_live_days', ['flow_id', 'day']),
     finalDayRows('msg_flow_redemptions', ['redemption_id', 'flow_id']),
     finalDayRows('msg_flow_member_days', ['flow_id', 'day', 'membership_id']),
+    finalDayRows('msg_flow_message_figures', ['day', 'message_id']),
   ];
 }
 

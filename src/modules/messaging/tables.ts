@@ -87,14 +87,6 @@ export interface MsgMessagesTable {
   delivered_at: string | null;
   /** JSON WhatsAppTemplate of a template message (`text` then holds a readable preview). */
   template: string | null;
-  /**
-   * 1 when a flow message's figures may differ from what its day's running figures hold (written
-   * as 1 by each write that can change them: a flow message's insert, a change of its status); the
-   * fold (live-days.ts) sets it back to 0. Migration 0293.
-   */
-  report_pending: number;
-  /** The figures (message-figures.ts bits) folded into its day's running figures; NULL: none yet. */
-  report_counted: number | null;
 }
 
 /** One flow's figures of one final UTC day (migration 0291; reports.ts). */
@@ -158,8 +150,25 @@ export interface MsgFlowMemberDaysTable {
 }
 
 /**
+ * A write that may have changed a flow message's figures (its insert, a change of its status), in
+ * the write's transaction; the fold (live-days.ts) deletes the rows it folded. Migration 0294.
+ */
+export interface MsgFlowReportQueueTable {
+  seq: Generated<number>;
+  message_id: string;
+}
+
+/** The bits (message-figures.ts) a flow message's day holds of it, until the day is final. */
+export interface MsgFlowMessageFiguresTable {
+  day: string;
+  message_id: string;
+  counted: number;
+}
+
+/**
  * One row: the first UTC day whose running figures are complete (messages and redemptions of
  * earlier days were written before migration 0293 kept them); '1970-01-01' on a new database.
+ * A fold locks it, so that folds run one at a time (live-days.ts).
  */
 export interface MsgReportStateTable {
   id: number;
@@ -241,5 +250,7 @@ declare module '../../storage/schema.ts' {
     msg_flow_redemptions: MsgFlowRedemptionsTable;
     msg_flow_member_days: MsgFlowMemberDaysTable;
     msg_report_state: MsgReportStateTable;
+    msg_flow_report_queue: MsgFlowReportQueueTable;
+    msg_flow_message_figures: MsgFlowMessageFiguresTable;
   }
 }

@@ -9,6 +9,7 @@ import type { MembershipRow } from '../../members/service.ts';
 import { channelSettings, type ChannelRow } from '../channels.ts';
 import type { ContextRegistry } from '../context-providers.ts';
 import { consentIntent, normalizeKeyword, pickTrigger, pickTriggers, rawTokens, tokenize } from '../keywords.ts';
+import { queueFigures } from '../live-days.ts';
 import type { OptOutService } from '../optout.ts';
 import type { MessageRow, Outbound } from '../outbound.ts';
 import { boundInbound, MAX_INBOUND_TEXT, type InboundMessage } from '../providers/types.ts';
@@ -105,8 +106,6 @@ export class Engine {
       sent_at: null,
       delivered_at: null,
       template: null,
-      report_pending: 0,
-      report_counted: null,
     };
     this.pending.set(id, row);
     try {
@@ -137,9 +136,7 @@ export class Engine {
    * same provider message got there first.
    */
   private async markInbound(id: string, patch: Partial<MessageRow>, trx: Executor = this.ctx.database.db) {
-    const merged: MessageRow = { ...this.pending.get(id)!, ...patch, updated_at: this.ctx.clock.nowIso() };
-    // A message to a flow counts in its day's running figures (live-days.ts).
-    const row: MessageRow = { ...merged, report_pending: merged.flow_id ? 1 : 0 };
+    const row: MessageRow = { ...this.pending.get(id)!, ...patch, updated_at: this.ctx.clock.nowIso() };
     try {
       await hot(trx, 'msg.insertInbound', Object.values(row), () => trx.insertInto('msg_messages').values(row));
     } catch (err) {
@@ -148,6 +145,9 @@ export class Engine {
       if (isUniqueViolation(err)) throw new DuplicateInbound();
       throw err;
     }
+    // A message to a flow counts in its day's running figures (live-days.ts). Only a message that
+    // matched a flow has flow_id, and those are stored in the transaction of their replies.
+    if (row.flow_id) await queueFigures(trx, [row.id]);
   }
 
   private async process(channel: ChannelRow, msg: InboundMessage, inboundId: string): Promise<MessageRow[]> {
