@@ -59,11 +59,12 @@ interface DayFigures {
 }
 
 /**
- * A day's members, as sets of membership ids (a day computed from messages) or as stored sketches (a
- * day read from the roll-up). `writing` holds every member who wrote to the flow that day, messaged
+ * A day's members, as sets of membership ids (a day computed from messages), as stored sketches (a
+ * day's running figures), or in the roll-up (a final day: its sketches are merged with the other
+ * final days of the window, RolledUpUnions). `writing` holds every member who wrote to the flow that day, messaged
  * or not: the window's repliers are those of its writers it messaged, on any of its days.
  */
-type DayMembers = MemberSets | { kind: 'sketches'; messaged: string; writing: string };
+type DayMembers = MemberSets | { kind: 'sketches'; messaged: string; writing: string } | { kind: 'rolled-up' };
 type MemberSets = { kind: 'sets'; messaged: Set<string>; writing: Set<string> };
 /** A day computed from its messages: its members as sets. */
 type ComputedDay = DayFigures & { members: MemberSets };
@@ -88,6 +89,7 @@ export class ReportService {
   readonly live: LiveDays;
   /** The roll-up a report of this process is running, by flow (one at a time per flow). */
   private rollingUp = new Map<string, Promise<void>>();
+  private rolledUpUnions = new RolledUpUnions();
 
   constructor(
     private ctx: AppContext,
@@ -149,7 +151,10 @@ export class ReportService {
       redemptions += d.redemptions_within_7_days;
       pointsRedeemed += d.points_redeemed_within_7_days;
     }
-    const members = unionMembers(shown) ?? (await this.windowMembersFromMessages(db, flowId, fromIso, toIso));
+    const rolledUp = shown.filter((d) => d.members?.kind === 'rolled-up').map((d) => d.date);
+    const members =
+      unionMembers(shown, await this.rolledUpUnions.of(db, flowId, rolledUp)) ??
+      (await this.windowMembersFromMessages(db, flowId, fromIso, toIso));
     // Counted from messages, a window's members are only those of retained messages (the roll-up
     // keeps the older days' figures): when the window starts before that, they count from there on.
     const keep = this.ctx.config.messageRetentionDays * DAY_MS;
@@ -213,12 +218,30 @@ export class ReportService {
     return { messaged: Number(m.n), replied: Number(r.n), estimated: false, fromMessages: true };
   }
 
-  /** The roll-up's rows of a run of final days, first rolling up the days it lacks. */
+  /**
+   * The roll-up's rows of a run of final days, first rolling up the days it lacks. Not their
+   * sketches: the window's union of them is merged once (RolledUpUnions).
+   */
   private async finalDays(db: Executor, flowId: string, r: Range): Promise<DayFigures[]> {
     const read = () =>
       db
         .selectFrom('msg_flow_days')
-        .selectAll()
+        .select([
+          'day',
+          'messages',
+          'messages_sent',
+          'delivered',
+          'failed',
+          'inbound',
+          'keyword_matches',
+          'members_messaged',
+          'members_replied',
+          'redemptions_within_7_days',
+          'points_redeemed_within_7_days',
+        ])
+        .select(
+          sql<number>`case when messaged_sketch is null or writing_sketch is null then 0 else 1 end`.as('sketched'),
+        )
         .where('flow_id', '=', flowId)
         .where('day', '>=', dayOf(r.from))
         .where('day', '<', dayOf(r.to))
@@ -244,7 +267,10 @@ export class ReportService {
       // have stored a day first, and the stored row is what every later report returns.
       rows = await read();
     }
-    return rows.map(dayFromRow);
+    return rows.map((x) => ({
+      ...dayFromRow({ ...x, flow_id: flowId, messaged_sketch: null, writing_sketch: null }),
+      members: Number(x.sketched) === 1 ? { kind: 'rolled-up' as const } : null,
+    }));
   }
 
   /**
@@ -454,15 +480,21 @@ function sketchOf(ids: Set<string>): MemberSketch {
 
 /**
  * The window's distinct members from its days' members: exact sets while every day is one
- * (each id counted once, not hashed), else the union of sketches (the sets' ids hashed once).
+ * (each id counted once, not hashed), else the union of sketches (the sets' ids hashed once), the
+ * rolled-up days' as `rolledUp` (their union).
  * Null when a day has no members kept (rolled up before 0292): count over the messages instead.
  */
-function unionMembers(days: DayFigures[]) {
+function unionMembers(days: DayFigures[], rolledUp: MemberSketches | null) {
   if (days.some((d) => d.members === null)) return null;
   const messaged = new Set<string>();
   const writing = new Set<string>();
   const sketches = { messaged: new MemberSketch(), writing: new MemberSketch() };
+  if (rolledUp) {
+    sketches.messaged.merge(rolledUp.messaged);
+    sketches.writing.merge(rolledUp.writing);
+  }
   for (const { members } of days) {
+    if (members!.kind === 'rolled-up') continue;
     if (members!.kind === 'sketches') {
       // Merged from their stored text: no sketch (nor set of hashes) is built per day.
       sketches.messaged.mergeStored(members!.messaged);
@@ -496,4 +528,42 @@ function parseDate(raw: string, field: string, endOfDay: boolean): number {
       { field, message: 'must be a date (2026-01-31) or an ISO date-time' },
     ]);
   return dateOnly && endOfDay ? ms + DAY_MS : ms;
+}
+
+type MemberSketches = { messaged: MemberSketch; writing: MemberSketch };
+
+/**
+ * The union of a window's rolled-up days' members, by flow and days. Rolled-up days never change
+ * (msg_flow_days rows are only inserted), so a union of the same days is the same: merged once,
+ * then reused while the window's final days are the same (a day, for the default window) instead
+ * of reading and merging a month of 8 KB sketches on every report, which was most of a report's
+ * cost at 1M members (docs/performance.md). At most MAX_UNIONS kept (16 KB each), oldest out.
+ */
+class RolledUpUnions {
+  private static readonly MAX_UNIONS = 256;
+  private unions = new Map<string, MemberSketches>();
+
+  async of(db: Executor, flowId: string, days: string[]): Promise<MemberSketches | null> {
+    if (days.length === 0) return null;
+    const key = `${flowId}|${days.join(',')}`;
+    const known = this.unions.get(key);
+    if (known) return known;
+    const union = { messaged: new MemberSketch(), writing: new MemberSketch() };
+    for (let i = 0; i < days.length; i += 500) {
+      const rows = await db
+        .selectFrom('msg_flow_days')
+        .select(['messaged_sketch', 'writing_sketch'])
+        .where('flow_id', '=', flowId)
+        .where('day', 'in', days.slice(i, i + 500))
+        .execute();
+      for (const r of rows) {
+        // Merged from their stored text: no sketch (nor set of hashes) is built per day.
+        union.messaged.mergeStored(r.messaged_sketch!);
+        union.writing.mergeStored(r.writing_sketch!);
+      }
+    }
+    if (this.unions.size >= RolledUpUnions.MAX_UNIONS) this.unions.delete(this.unions.keys().next().value!);
+    this.unions.set(key, union);
+    return union;
+  }
 }
