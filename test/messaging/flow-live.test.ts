@@ -59,6 +59,24 @@ describe('flow report running figures: equal to the count from messages, whateve
     return reportWorld(t, `live ${k}`, phones, `+1000000${k}777`);
   }
 
+  /** A flow message to member `i` that waits in the queue (sent `inMs` from now). */
+  async function queueFlowMessage(s: Awaited<ReturnType<typeof setUp>>, i: number, inMs: number) {
+    const { outbound, channels } = t.server.services.messaging;
+    const channel = await channels.find(db(), s.ch.id);
+    await t.server.ctx.transaction((trx) =>
+      outbound.queue(trx, {
+        channel: channel!,
+        to: s.phones[i],
+        text: 'Your points are waiting',
+        flow_id: s.flow.id,
+        program_id: s.program.id,
+        customer_id: s.cards[i].customer_id,
+        membership_id: s.cards[i].id,
+        sendAt: new Date(clockOf(t).nowMs() + inMs).toISOString(),
+      }),
+    );
+  }
+
   const flowMessages = (flowId: string, direction: string) =>
     db()
       .selectFrom('msg_messages')
@@ -89,19 +107,7 @@ describe('flow report running figures: equal to the count from messages, whateve
 
     // A flow message still queued for member 3, then member 3 opts out: it is cancelled, and
     // member 3, messaged by nothing else that day, is no longer counted as messaged.
-    const channel = await t.server.services.messaging.channels.find(db(), s.ch.id);
-    await t.server.ctx.transaction((trx) =>
-      outbound.queue(trx, {
-        channel: channel!,
-        to: s.phones[3],
-        text: 'Your points are waiting',
-        flow_id: s.flow.id,
-        program_id: s.program.id,
-        customer_id: s.cards[3].customer_id,
-        membership_id: s.cards[3].id,
-        sendAt: new Date(clockOf(t).nowMs() + DAY).toISOString(),
-      }),
-    );
+    await queueFlowMessage(s, 3, DAY);
     const queued = await report(s.flow.id);
     assert.equal(queued.totals.members_messaged, 4);
     await s.ask(3, 'STOP');
@@ -134,6 +140,38 @@ describe('flow report running figures: equal to the count from messages, whateve
     const to = new Date(clockOf(t).nowMs() - 60_000).toISOString();
     const q = `from=${encodeURIComponent(from)}&to=${encodeURIComponent(to)}`;
     assert.deepEqual(await report(s.flow.id, q), await counted(s.flow.id, q));
+  });
+
+  it("merges a past day's members again only when the fold changed them (their revision)", async () => {
+    const s = await setUp(3);
+    const { outbound } = t.server.services.messaging;
+    const revisions = async () => (await liveRows(s.flow.id)).map((r) => Number(r.sketch_revision));
+    // Day 0: member 0 asks; a flow message to member 1 waits in the queue (it counts member 1).
+    await s.ask(0);
+    await queueFlowMessage(s, 1, 3 * DAY);
+    // Day 1 (the report's last day, read with its figures): member 2 asks.
+    clockOf(t).advance(DAY);
+    await s.ask(2);
+    const first = await report(s.flow.id);
+    assert.equal(first.totals.members_messaged, 3);
+    const [day0] = await revisions();
+
+    // A delivery report of day 0's reply moves counts only: day 0's sketches, and their revision, stay.
+    const reply = (await flowMessages(s.flow.id, 'out')).find((m) => m.to_number === s.phones[0]);
+    await outbound.applyReport(s.ch.id, reply!.id, 'delivered');
+    const delivered = await report(s.flow.id);
+    assert.equal(delivered.days[0].delivered, 1);
+    assert.equal((await revisions())[0], day0, 'no new revision for counts');
+    assert.equal(delivered.totals.members_messaged, 3);
+
+    // Member 1 opts out: day 0's queued message is cancelled and member 1 leaves day 0's members.
+    // The union merged for the first report holds member 1; the new revision makes a new one.
+    await s.ask(1, 'STOP');
+    const stopped = await report(s.flow.id);
+    assert.equal((await revisions())[0], day0 + 1);
+    assert.equal(stopped.days[0].members_messaged, 1);
+    assert.equal(stopped.totals.members_messaged, 2, 'the union of day 0 as it is now');
+    sameFigures(stopped, await counted(s.flow.id));
   });
 
   it("counts aliases that are names of an object's own machinery (constructor, __proto__) as any other", async () => {

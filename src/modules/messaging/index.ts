@@ -11,6 +11,7 @@ import {
   messagingFlowDaysMigration,
   messagingFlowLiveDaysMigration,
   messagingFlowReportQueueMigration,
+  messagingFlowSketchRevisionMigration,
 } from './migrations-scale.ts';
 import { liveDaysRetention, messageRetention } from './retention.ts';
 import { messagingPhoneIndexesMigration } from './phone-indexes.ts';
@@ -31,6 +32,7 @@ export const messagingModule: TallyModule = {
     messagingFlowDaySketchesMigration,
     messagingFlowLiveDaysMigration,
     messagingFlowReportQueueMigration,
+    messagingFlowSketchRevisionMigration,
   ],
   sealedColumns: channelSealedColumns,
   routes: messagingRoutes,

@@ -15,7 +15,7 @@ import {
   moveCounts,
 } from './message-figures.ts';
 import { ATTRIBUTION_MS, isFinalDay } from './report-days.ts';
-import type { MsgFlowLiveDaysTable } from './tables.ts';
+import { FLOW_DAY_FIGURES, type MsgFlowLiveDaysTable } from './tables.ts';
 
 // The flow report's running figures of the days not yet final (msg_flow_live_days), so that a
 // report reads a row per recent day instead of the day's messages.
@@ -92,6 +92,7 @@ const emptyRow = (flowId: string, day: string, at: string): LiveDay => ({
   points_redeemed_within_7_days: 0,
   messaged_sketch: new MemberSketch().serialize(),
   writing_sketch: new MemberSketch().serialize(),
+  sketch_revision: 0,
   updated_at: at,
 });
 
@@ -106,12 +107,31 @@ export class LiveDays {
     return row ? dayStart(row.live_from) : Number.POSITIVE_INFINITY;
   }
 
-  /** The running figures of these days of a flow (the days without traffic have no row). */
-  async read(db: Executor, flowId: string, days: string[]): Promise<LiveDay[]> {
+  /**
+   * The running figures of these days of a flow (the days without traffic have no row), with the
+   * sketches of the day `withSketches` only (null on the other rows): a report merges the other
+   * days' from its cached union, by their `sketch_revision` (reports.ts).
+   */
+  async read(db: Executor, flowId: string, days: string[], withSketches: string | null) {
     if (days.length === 0) return [];
     return db
       .selectFrom('msg_flow_live_days')
-      .selectAll()
+      .select(['flow_id', ...FLOW_DAY_FIGURES, 'sketch_revision'])
+      .select([
+        sql<string | null>`case when day = ${withSketches} then messaged_sketch end`.as('messaged_sketch'),
+        sql<string | null>`case when day = ${withSketches} then writing_sketch end`.as('writing_sketch'),
+      ])
+      .where('flow_id', '=', flowId)
+      .where('day', 'in', days)
+      .execute();
+  }
+
+  /** The sketches of these days of a flow, with their revision (a report's cached union, reports.ts). */
+  async readSketches(db: Executor, flowId: string, days: string[]) {
+    if (days.length === 0) return [];
+    return db
+      .selectFrom('msg_flow_live_days')
+      .select(['day', 'messaged_sketch', 'writing_sketch', 'sketch_revision'])
       .where('flow_id', '=', flowId)
       .where('day', 'in', days)
       .execute();
@@ -282,6 +302,14 @@ export class LiveDays {
 
     const at = this.ctx.clock.nowIso();
     for (const d of days.values()) {
+      // The sketches only when they changed: most folds move counts (deliveries, credits), and
+      // a report's cached union of a day holds while its revision does (reports.ts).
+      const messaged = d.messaged.serialize();
+      const writing = d.writing.serialize();
+      const sketches =
+        messaged !== d.row.messaged_sketch || writing !== d.row.writing_sketch
+          ? { messaged_sketch: messaged, writing_sketch: writing, sketch_revision: d.row.sketch_revision + 1 }
+          : {};
       await trx
         .updateTable('msg_flow_live_days')
         .set({
@@ -295,8 +323,7 @@ export class LiveDays {
           members_replied: d.row.members_replied,
           redemptions_within_7_days: d.row.redemptions_within_7_days,
           points_redeemed_within_7_days: d.row.points_redeemed_within_7_days,
-          messaged_sketch: d.messaged.serialize(),
-          writing_sketch: d.writing.serialize(),
+          ...sketches,
           updated_at: at,
         })
         .where('flow_id', '=', d.row.flow_id)
@@ -373,7 +400,11 @@ export class LiveDays {
     if (this.ctx.database.forUpdate) q = q.forUpdate();
     for (const row of await q.execute())
       out.set(`${row.flow_id}|${row.day}`, {
-        row: { ...row, points_redeemed_within_7_days: Number(row.points_redeemed_within_7_days) },
+        row: {
+          ...row,
+          points_redeemed_within_7_days: Number(row.points_redeemed_within_7_days),
+          sketch_revision: Number(row.sketch_revision),
+        },
         keywords: JSON.parse(row.keyword_matches) as Record<string, number>,
         messaged: MemberSketch.parse(row.messaged_sketch),
         writing: MemberSketch.parse(row.writing_sketch),

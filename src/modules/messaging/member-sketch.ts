@@ -140,7 +140,9 @@ export class MemberSketch {
 /** Counts the members in both `a` and `b`: |a| + |b| - |a ∪ b| (exact when all three are). */
 export function intersectionCount(a: MemberSketch, b: MemberSketch): { count: number; exact: boolean } {
   const union = new MemberSketch().merge(a).merge(b);
-  const count = Math.max(0, Math.min(a.count(), b.count(), a.count() + b.count() - union.count()));
+  // Each count once: an estimate's count reads every register.
+  const [ca, cb] = [a.count(), b.count()];
+  const count = Math.max(0, Math.min(ca, cb, ca + cb - union.count()));
   return { count, exact: a.exact && b.exact && union.exact };
 }
 

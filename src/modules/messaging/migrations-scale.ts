@@ -211,3 +211,18 @@ export const messagingFlowReportQueueMigration: TallyMigration = {
     await db.schema.alterTable('msg_messages').dropColumn('report_counted').execute();
   },
 };
+
+/**
+ * msg_flow_live_days.sketch_revision: raised by the fold each time it changes a day's sketches
+ * (live-days.ts), so that a report's cached union of the days it already merged is known to be
+ * current without reading the sketches again (reports.ts, StoredUnions).
+ */
+export const messagingFlowSketchRevisionMigration: TallyMigration = {
+  name: '0295_messaging_flow_sketch_revision',
+  async up(db) {
+    await db.schema
+      .alterTable('msg_flow_live_days')
+      .addColumn('sketch_revision', 'integer', (c) => c.notNull().defaultTo(0))
+      .execute();
+  },
+};

@@ -6,8 +6,9 @@ import { invalid } from '../../lib/errors.ts';
 import type { MessagingDeps } from './deps.ts';
 import { MemberSketch, intersectionCount } from './member-sketch.ts';
 import { LiveDays } from './live-days.ts';
+import { type MemberSketches, StoredUnions } from './stored-unions.ts';
 import { INBOUND, MESSAGED, NOT_MESSAGED, WRITING, addMatches, figuresOf, moveCounts } from './message-figures.ts';
-import type { MsgFlowDaysTable } from './tables.ts';
+import { FLOW_DAY_FIGURES, type MsgFlowDaysTable } from './tables.ts';
 import {
   ATTRIBUTION_MS,
   DAY_MS,
@@ -59,12 +60,16 @@ interface DayFigures {
 }
 
 /**
- * A day's members, as sets of membership ids (a day computed from messages), as stored sketches (a
- * day's running figures), or in the roll-up (a final day: its sketches are merged with the other
- * final days of the window, RolledUpUnions). `writing` holds every member who wrote to the flow that day, messaged
- * or not: the window's repliers are those of its writers it messaged, on any of its days.
+ * A day's members, as sets of membership ids (a day computed from messages), as stored sketches
+ * (the window's last day of running figures, read with its figures), or in the union of the
+ * window's other stored days (StoredUnions: revision null for a rolled-up day). `writing` holds
+ * every member who wrote to the flow that day, messaged or not: the window's repliers are those
+ * of its writers it messaged, on any of its days.
  */
-type DayMembers = MemberSets | { kind: 'sketches'; messaged: string; writing: string } | { kind: 'rolled-up' };
+type DayMembers =
+  | MemberSets
+  | { kind: 'sketches'; messaged: string; writing: string }
+  | { kind: 'stored'; revision: number | null };
 type MemberSets = { kind: 'sets'; messaged: Set<string>; writing: Set<string> };
 /** A day computed from its messages: its members as sets. */
 type ComputedDay = DayFigures & { members: MemberSets };
@@ -89,13 +94,14 @@ export class ReportService {
   readonly live: LiveDays;
   /** The roll-up a report of this process is running, by flow (one at a time per flow). */
   private rollingUp = new Map<string, Promise<void>>();
-  private rolledUpUnions = new RolledUpUnions();
+  private storedUnions: StoredUnions;
 
   constructor(
     private ctx: AppContext,
     private services: Pick<MessagingDeps, 'redemptionsOf'>,
   ) {
     this.live = new LiveDays(ctx);
+    this.storedUnions = new StoredUnions(this.live);
   }
 
   async flowReport(flowId: string, fromRaw?: string, toRaw?: string) {
@@ -125,11 +131,21 @@ export class ReportService {
       // Every write committed before this report is in the running figures it reads.
       await this.live.fold({ skipLocked: false });
       const liveFrom = await this.live.liveFrom(db);
-      for (const r of split.live) {
-        const parts = liveParts(r, now, liveFrom);
-        days.push(...(await this.live.read(db, flowId, parts.stored)).map(dayFromRow));
-        for (const c of parts.computed) days.push(...(await this.computeDays(db, flowId, c)).values());
-      }
+      const parts = split.live.map((r) => liveParts(r, now, liveFrom));
+      const stored = parts.flatMap((p) => p.stored).sort();
+      // The last day is the one traffic changes (today's, by default): its sketches are read with
+      // its figures, the other days' come from their cached union while their revisions hold.
+      const last = stored.at(-1) ?? null;
+      for (const x of await this.live.read(db, flowId, stored, last))
+        days.push(
+          dayFromRow(
+            x,
+            x.messaged_sketch !== null && x.writing_sketch !== null
+              ? { kind: 'sketches', messaged: x.messaged_sketch, writing: x.writing_sketch }
+              : { kind: 'stored', revision: Number(x.sketch_revision) },
+          ),
+        );
+      for (const p of parts) for (const c of p.computed) days.push(...(await this.computeDays(db, flowId, c)).values());
     }
 
     const total = {
@@ -151,10 +167,11 @@ export class ReportService {
       redemptions += d.redemptions_within_7_days;
       pointsRedeemed += d.points_redeemed_within_7_days;
     }
-    const rolledUp = shown.filter((d) => d.members?.kind === 'rolled-up').map((d) => d.date);
-    const members =
-      unionMembers(shown, await this.rolledUpUnions.of(db, flowId, rolledUp)) ??
-      (await this.windowMembersFromMessages(db, flowId, fromIso, toIso));
+    const stored = shown.flatMap((d) => (d.members?.kind === 'stored' ? [{ date: d.date, ...d.members }] : []));
+    // A day rolled up before 0292 keeps no members: the window's are counted over its messages.
+    const members = shown.some((d) => d.members === null)
+      ? await this.windowMembersFromMessages(db, flowId, fromIso, toIso)
+      : unionMembers(shown, await this.storedUnions.of(db, flowId, stored));
     // Counted from messages, a window's members are only those of retained messages (the roll-up
     // keeps the older days' figures): when the window starts before that, they count from there on.
     const keep = this.ctx.config.messageRetentionDays * DAY_MS;
@@ -220,25 +237,13 @@ export class ReportService {
 
   /**
    * The roll-up's rows of a run of final days, first rolling up the days it lacks. Not their
-   * sketches: the window's union of them is merged once (RolledUpUnions).
+   * sketches: the window's union of them is merged once (StoredUnions).
    */
   private async finalDays(db: Executor, flowId: string, r: Range): Promise<DayFigures[]> {
     const read = () =>
       db
         .selectFrom('msg_flow_days')
-        .select([
-          'day',
-          'messages',
-          'messages_sent',
-          'delivered',
-          'failed',
-          'inbound',
-          'keyword_matches',
-          'members_messaged',
-          'members_replied',
-          'redemptions_within_7_days',
-          'points_redeemed_within_7_days',
-        ])
+        .select(FLOW_DAY_FIGURES)
         .select(
           sql<number>`case when messaged_sketch is null or writing_sketch is null then 0 else 1 end`.as('sketched'),
         )
@@ -267,10 +272,7 @@ export class ReportService {
       // have stored a day first, and the stored row is what every later report returns.
       rows = await read();
     }
-    return rows.map((x) => ({
-      ...dayFromRow({ ...x, flow_id: flowId, messaged_sketch: null, writing_sketch: null }),
-      members: Number(x.sketched) === 1 ? { kind: 'rolled-up' as const } : null,
-    }));
+    return rows.map((x) => dayFromRow(x, Number(x.sketched) === 1 ? { kind: 'stored', revision: null } : null));
   }
 
   /**
@@ -446,8 +448,11 @@ export class ReportService {
 
 const round = (x: number) => Math.round(x * 10000) / 10000;
 
-/** A stored day (the roll-up's, or the running figures'): its members as sketches (none before 0292). */
-function dayFromRow(x: Omit<MsgFlowDaysTable, 'created_at'>): DayFigures {
+/** A stored day's figures (the roll-up's, or the running figures'), with its members. */
+function dayFromRow(
+  x: Omit<MsgFlowDaysTable, 'flow_id' | 'messaged_sketch' | 'writing_sketch' | 'created_at'>,
+  members: DayMembers | null,
+): DayFigures {
   return {
     date: x.day,
     messages: Number(x.messages),
@@ -460,14 +465,7 @@ function dayFromRow(x: Omit<MsgFlowDaysTable, 'created_at'>): DayFigures {
     members_replied: Number(x.members_replied),
     redemptions_within_7_days: Number(x.redemptions_within_7_days),
     points_redeemed_within_7_days: Number(x.points_redeemed_within_7_days),
-    members:
-      x.messaged_sketch !== null && x.writing_sketch !== null
-        ? {
-            kind: 'sketches' as const,
-            messaged: x.messaged_sketch,
-            writing: x.writing_sketch,
-          }
-        : null,
+    members,
   };
 }
 
@@ -481,20 +479,18 @@ function sketchOf(ids: Set<string>): MemberSketch {
 /**
  * The window's distinct members from its days' members: exact sets while every day is one
  * (each id counted once, not hashed), else the union of sketches (the sets' ids hashed once), the
- * rolled-up days' as `rolledUp` (their union).
- * Null when a day has no members kept (rolled up before 0292): count over the messages instead.
+ * stored days' as `stored` (their union). Every day has its members (none is rolled up before 0292).
  */
-function unionMembers(days: DayFigures[], rolledUp: MemberSketches | null) {
-  if (days.some((d) => d.members === null)) return null;
+function unionMembers(days: DayFigures[], stored: MemberSketches | null) {
   const messaged = new Set<string>();
   const writing = new Set<string>();
   const sketches = { messaged: new MemberSketch(), writing: new MemberSketch() };
-  if (rolledUp) {
-    sketches.messaged.merge(rolledUp.messaged);
-    sketches.writing.merge(rolledUp.writing);
+  if (stored) {
+    sketches.messaged.merge(stored.messaged);
+    sketches.writing.merge(stored.writing);
   }
   for (const { members } of days) {
-    if (members!.kind === 'rolled-up') continue;
+    if (members!.kind === 'stored') continue;
     if (members!.kind === 'sketches') {
       // Merged from their stored text: no sketch (nor set of hashes) is built per day.
       sketches.messaged.mergeStored(members!.messaged);
@@ -528,42 +524,4 @@ function parseDate(raw: string, field: string, endOfDay: boolean): number {
       { field, message: 'must be a date (2026-01-31) or an ISO date-time' },
     ]);
   return dateOnly && endOfDay ? ms + DAY_MS : ms;
-}
-
-type MemberSketches = { messaged: MemberSketch; writing: MemberSketch };
-
-/**
- * The union of a window's rolled-up days' members, by flow and days. Rolled-up days never change
- * (msg_flow_days rows are only inserted), so a union of the same days is the same: merged once,
- * then reused while the window's final days are the same (a day, for the default window) instead
- * of reading and merging a month of 8 KB sketches on every report, which was most of a report's
- * cost at 1M members (docs/performance.md). At most MAX_UNIONS kept (16 KB each), oldest out.
- */
-class RolledUpUnions {
-  private static readonly MAX_UNIONS = 256;
-  private unions = new Map<string, MemberSketches>();
-
-  async of(db: Executor, flowId: string, days: string[]): Promise<MemberSketches | null> {
-    if (days.length === 0) return null;
-    const key = `${flowId}|${days.join(',')}`;
-    const known = this.unions.get(key);
-    if (known) return known;
-    const union = { messaged: new MemberSketch(), writing: new MemberSketch() };
-    for (let i = 0; i < days.length; i += 500) {
-      const rows = await db
-        .selectFrom('msg_flow_days')
-        .select(['messaged_sketch', 'writing_sketch'])
-        .where('flow_id', '=', flowId)
-        .where('day', 'in', days.slice(i, i + 500))
-        .execute();
-      for (const r of rows) {
-        // Merged from their stored text: no sketch (nor set of hashes) is built per day.
-        union.messaged.mergeStored(r.messaged_sketch!);
-        union.writing.mergeStored(r.writing_sketch!);
-      }
-    }
-    if (this.unions.size >= RolledUpUnions.MAX_UNIONS) this.unions.delete(this.unions.keys().next().value!);
-    this.unions.set(key, union);
-    return union;
-  }
 }

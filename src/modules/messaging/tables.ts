@@ -89,6 +89,21 @@ export interface MsgMessagesTable {
   template: string | null;
 }
 
+/** The figures of a flow's day, as msg_flow_days and msg_flow_live_days both keep them (a report reads these). */
+export const FLOW_DAY_FIGURES = [
+  'day',
+  'messages',
+  'messages_sent',
+  'delivered',
+  'failed',
+  'inbound',
+  'keyword_matches',
+  'members_messaged',
+  'members_replied',
+  'redemptions_within_7_days',
+  'points_redeemed_within_7_days',
+] as const;
+
 /** One flow's figures of one final UTC day (migration 0291; reports.ts). */
 export interface MsgFlowDaysTable {
   flow_id: string;
@@ -121,6 +136,8 @@ export interface MsgFlowLiveDaysTable
   extends Omit<MsgFlowDaysTable, 'messaged_sketch' | 'writing_sketch' | 'created_at'> {
   messaged_sketch: string;
   writing_sketch: string;
+  /** Raised each time the fold changes the sketches (migration 0295): what a cached union keys on. */
+  sketch_revision: number;
   updated_at: string;
 }
 
