@@ -21,7 +21,8 @@
 // point additions/s and p99, GET a member, a member's transactions (first page, and 9,000 entries
 // deep by cursor), a customer by phone, GET /v1/events by type and program, the flow report for 30
 // days, a program's members list page 1 (by number, with its total; by cursor, without), deep by
-// cursor, and deep by page number; the database size on disk per million members.
+// cursor, and by page number 980 deep (on both databases) and at the deepest page allowed; the
+// database size on disk per million members.
 //
 // Environment: BENCH_MEMBERS, BENCH_ENTRIES, BENCH_EVENTS, BENCH_MESSAGES, BENCH_DURATION,
 // BENCH_BACKENDS (sqlite,postgres), BENCH_PG_URL (see bench/lib.ts). Develop with
@@ -629,6 +630,14 @@ const MEASURES: Measure[] = [
     connections: 10,
     method: 'GET',
     path: (f) => `/v1/loyalties/${f.programId}/members?limit=10&starting_after_id=${f.deepMemberId}`,
+  },
+  {
+    // The same depth on both databases (the small one's list holds 1,000): what an offset costs
+    // at a given depth, whatever the list's size.
+    name: "a program's members, page 99 of 10 (offset 980)",
+    connections: 10,
+    method: 'GET',
+    path: (f) => `/v1/loyalties/${f.programId}/members?limit=10&page=99`,
   },
   {
     name: "a program's members, page 1000 of 10 (offset, the deepest allowed)",

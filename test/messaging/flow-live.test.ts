@@ -215,6 +215,35 @@ describe('flow report running figures: equal to the count from messages, whateve
     assert.deepEqual(queued, [], `nothing left queued (${backend})`);
   });
 
+  it("the worker has the queue's deleted rows reclaimed (PostgreSQL: a VACUUM of the queue)", async () => {
+    const vacuums = async () => {
+      if (backend !== 'postgres') return 0;
+      const r = await sql<{ n: string }>`select vacuum_count as n from pg_stat_user_tables
+        where relname = 'msg_flow_report_queue'`.execute(db());
+      return Number(r.rows[0].n);
+    };
+    const before = await vacuums();
+    // Queued messages that no longer exist: the fold only deletes them.
+    const rows = Array.from({ length: 2_100 }, (_, i) => ({ message_id: `msg_gone_${i}` }));
+    for (let i = 0; i < rows.length; i += 500)
+      await db()
+        .insertInto('msg_flow_report_queue')
+        .values(rows.slice(i, i + 500))
+        .execute();
+    await live().fold({ skipLocked: false }); // a report's fold: it does not reclaim
+    await live().fold({ skipLocked: true }); // the worker's
+    const left = await db().selectFrom('msg_flow_report_queue').select('seq').execute();
+    assert.deepEqual(left, []);
+    if (backend === 'postgres') {
+      assert.ok((await vacuums()) > before, 'vacuumed');
+      const plan = await sql<{ 'QUERY PLAN': string }>`explain (analyze, buffers, format text)
+        select exists (select seq from msg_flow_report_queue order by seq limit 1)`.execute(db());
+      const hits = plan.rows.map((r) => r['QUERY PLAN']).join('\n');
+      const buffers = Math.max(...[...hits.matchAll(/shared hit=(\d+)/g)].map((m) => Number(m[1])), 0);
+      assert.ok(buffers < 20, `a check for pending work steps over no deleted rows: ${hits}`);
+    }
+  });
+
   it('a day that becomes final is read from the roll-up, and retention removes its running rows', async () => {
     const s = await setUp(2);
     await s.ask(0);

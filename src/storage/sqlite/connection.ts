@@ -83,6 +83,7 @@ export function openSqlite(path: string, opts: SqliteOptions = {}): Database {
         return false;
       }
     },
+    async reclaim() {},
     async close() {
       await checkpointer?.stop();
       await db.destroy();
