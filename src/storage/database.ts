@@ -36,9 +36,8 @@ export interface Database {
   /**
    * Frees a queue table's deleted rows now, outside any transaction. PostgreSQL keeps them, and
    * their index entries, until a vacuum (autovacuum looks once a minute at most), and a scan by
-   * the queue's key steps over each of them: 100,000 deleted rows cost a check for the queue's
-   * first row 636 buffers (docs/performance.md). SQLite frees a deleted row's b-tree cell at
-   * once: nothing to do.
+   * the queue's key steps over each of them (docs/performance.md). SQLite frees a deleted row's
+   * b-tree cell at once: nothing to do.
    */
   reclaim(table: keyof DB & string): Promise<void>;
   close(): Promise<void>;

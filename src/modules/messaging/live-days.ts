@@ -46,8 +46,8 @@ const FOLD_BATCH = 500;
 
 /**
  * Queue rows a process's folds delete before its worker has the table reclaimed (Database.reclaim:
- * on PostgreSQL a VACUUM of the queue, about 1.3 ms for 2,000 rows). Until then each check for
- * pending work and each fold's read step over the deleted rows' index entries.
+ * on PostgreSQL a VACUUM of the queue, a few ms). Until then each check for pending work and each
+ * fold's read step over the deleted rows' index entries (docs/performance.md).
  */
 const RECLAIM_AFTER = 2_000;
 
