@@ -251,7 +251,7 @@ describe('flow report roll-up: final days stored once, equal to the live count, 
     assert.ok(Math.abs(rolled.totals.members_messaged - 1525) < 0.03 * 1525, String(rolled.totals.members_messaged));
     assert.equal(rolled.totals.members_replied, 0);
     assert.deepEqual(live.days, rolled.days);
-    // The union of the rolled-up days is merged once per window and flow (RolledUpUnions): the
+    // The union of the rolled-up days is merged once per window and flow (StoredUnions): the
     // same window again gives the same figures, a window of 10 of those days its own (775 members).
     assert.deepEqual(await report(flow.id, window), { ...rolled, to: (await report(flow.id, window)).to });
     const half = await report(flow.id, `from=${date(first)}&to=${date(first + 9 * DAY)}`);

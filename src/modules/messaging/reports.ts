@@ -132,11 +132,11 @@ export class ReportService {
       await this.live.fold({ skipLocked: false });
       const liveFrom = await this.live.liveFrom(db);
       const parts = split.live.map((r) => liveParts(r, now, liveFrom));
-      const stored = parts.flatMap((p) => p.stored).sort();
+      const running = parts.flatMap((p) => p.stored).sort();
       // The last day is the one traffic changes (today's, by default): its sketches are read with
       // its figures, the other days' come from their cached union while their revisions hold.
-      const last = stored.at(-1) ?? null;
-      for (const x of await this.live.read(db, flowId, stored, last))
+      const last = running.at(-1) ?? null;
+      for (const x of await this.live.read(db, flowId, running, last))
         days.push(
           dayFromRow(
             x,

@@ -39,16 +39,18 @@ export class StoredUnions {
       union.messaged.mergeStored(r.messaged_sketch!);
       union.writing.mergeStored(r.writing_sketch!);
     };
+    // One statement: a report's window spans at most 400 days (reports.ts).
     const rolledUp = days.filter((d) => d.revision === null).map((d) => d.date);
-    for (let i = 0; i < rolledUp.length; i += 500) {
-      const rows = await db
-        .selectFrom('msg_flow_days')
-        .select(['messaged_sketch', 'writing_sketch'])
-        .where('flow_id', '=', flowId)
-        .where('day', 'in', rolledUp.slice(i, i + 500))
-        .execute();
-      rows.forEach(merge);
-    }
+    const finals =
+      rolledUp.length === 0
+        ? []
+        : await db
+            .selectFrom('msg_flow_days')
+            .select(['messaged_sketch', 'writing_sketch'])
+            .where('flow_id', '=', flowId)
+            .where('day', 'in', rolledUp)
+            .execute();
+    finals.forEach(merge);
     // A day whose sketches a fold changed since the report read its revision is merged as it is
     // now, and the union is not kept under the report's key.
     const revisions = new Map(days.filter((d) => d.revision !== null).map((d) => [d.date, d.revision]));
