@@ -9,8 +9,10 @@
 // them) with new ids, phones, amounts and times, one transaction per batch of members, on a
 // connection of its own once the server's is closed: on SQLite one prepared INSERT per table reused
 // for every row; on PostgreSQL one `COPY … FROM STDIN` per table (text format, bench/copy.ts), the
-// next batch made while the last is written. The loaded tables' secondary indexes are dropped first
-// and made again afterwards from their own definitions (the schema ends as the migrations made it).
+// next batch made while the last is written. The members come in random order. The secondary indexes
+// keyed by time are dropped first and made again afterwards from their own definitions (the schema ends
+// as the migrations made it); those keyed by member are filled row by row, as a grown database's are
+// (BY_MEMBER_INDEXES).
 // Member 0 has a 10,000-entry history (its transactions are listed first page and deep);
 // the others share the rest of the entries. Events (BENCH_EVENTS, default entries / 5) fall in the
 // last 30 days and messages (BENCH_MESSAGES, default one per member) in the last 89: what the
@@ -32,7 +34,8 @@
 // hit, per table and index, WAL bytes and full-page images). BENCH_SERVER_ENVS: server settings to
 // compare on the same two databases, one table each; an entry's BENCH_PG_PREWARM=rel,... reads
 // those relations into shared_buffers first (prewarm). The loader alone: BENCH_LOAD_ONLY=1 (load,
-// print the rate and size, stop), BENCH_KEEP_INDEXES=1 (fill the indexes row by row instead),
+// print the rate and size, stop), BENCH_KEEP_INDEXES=1 (fill every index row by row instead),
+// BENCH_PACKED=1 (members in order, every index built by a sort),
 // BENCH_KEEP_DATABASE=1 (with BENCH_LOAD_ONLY: keep the database).
 import { readFileSync, statSync } from 'node:fs';
 import { Readable } from 'node:stream';
@@ -188,6 +191,47 @@ const LOADED = [
 ];
 /** BENCH_KEEP_INDEXES=1: fill the secondary indexes row by row instead of building them after the load. */
 const KEEP_INDEXES = Boolean(process.env.BENCH_KEEP_INDEXES);
+/** BENCH_PACKED=1: the members in order and every secondary index built by a sort (the loader before 2026-12-03). */
+const PACKED = Boolean(process.env.BENCH_PACKED);
+/**
+ * The secondary indexes keyed by who (a member, a customer, a phone), not by when. A database that
+ * grew fills them in random order for years: its B-tree leaves split as they fill and stay about 70 %
+ * full, with room for a member's next entry. Built by a sort after a load, they would be packed full,
+ * and nearly every addition of a measure would split a full leaf (on SQLite rewriting the leaf, its
+ * siblings and their parent: several more pages written per index and addition), which no grown
+ * database does. So the loader fills these row by row, the members in random order; the indexes keyed
+ * by time, appended to in any database, are still built by a sort after the load.
+ */
+const BY_MEMBER_INDEXES = [
+  'customers_phone',
+  'customers_email',
+  'customers_name',
+  'ledger_membership_seq',
+  'point_lots_open',
+  'outbox_resource',
+  'msg_messages_from',
+  'msg_messages_to',
+  'msg_messages_flow_customer',
+];
+/** Whether the loader drops this index and makes it again after the load (a sort). */
+const builtAfterLoad = (name: string) => !KEEP_INDEXES && (PACKED || !BY_MEMBER_INDEXES.includes(name));
+
+/** The members in the order the loader writes them: random (the same every run), or in order with BENCH_PACKED. */
+function loadOrder(members: number): Int32Array {
+  const order = new Int32Array(members);
+  for (let i = 0; i < members; i++) order[i] = i;
+  if (PACKED) return order;
+  // Fisher-Yates with xorshift32 (seeded, so every run loads the same database).
+  let state = 0x2545f491;
+  for (let i = members - 1; i > 0; i--) {
+    state ^= state << 13;
+    state ^= state >>> 17;
+    state ^= state << 5;
+    const j = Math.floor(((state >>> 0) / 2 ** 32) * (i + 1));
+    [order[i], order[j]] = [order[j], order[i]];
+  }
+  return order;
+}
 
 /**
  * SQLite: the database file opened directly (better-sqlite3; the server's connection is closed),
@@ -205,14 +249,14 @@ function sqliteSink(file: string): Sink {
   // The loaded tables' secondary indexes (those made by CREATE INDEX, as the migrations wrote
   // them) are dropped, and made again from the same statements after the load: one sort each
   // instead of a B-tree insertion per row. The primary keys and UNIQUE constraints stay.
-  const indexes = KEEP_INDEXES
-    ? []
-    : (native
-        .prepare(
-          `select name, sql from sqlite_master where type = 'index' and sql is not null
-           and tbl_name in (${LOADED.map(() => '?').join(', ')})`,
-        )
-        .all(...LOADED) as { name: string; sql: string }[]);
+  const indexes = (
+    native
+      .prepare(
+        `select name, sql from sqlite_master where type = 'index' and sql is not null
+         and tbl_name in (${LOADED.map(() => '?').join(', ')})`,
+      )
+      .all(...LOADED) as { name: string; sql: string }[]
+  ).filter(({ name }) => builtAfterLoad(name));
   for (const { name } of indexes) native.exec(`drop index "${name}"`);
   const statements = new Map<string, { columns: string[]; statement: BetterSqlite3.Statement }>();
   const insertAll = native.transaction((rows: Record<string, Row[]>) => {
@@ -266,17 +310,15 @@ async function postgresSink(url: string): Promise<Sink> {
   const backendPid = Number((await client.query('select pg_backend_pid() as pid')).rows[0].pid);
   // As on SQLite: the secondary indexes (not those of a primary key, UNIQUE or exclusion
   // constraint) are dropped and made again after the load from their own definitions.
-  const indexes = KEEP_INDEXES
-    ? []
-    : (
-        await client.query<{ name: string; def: string }>(
-          `select i.indexname as name, i.indexdef as def from pg_indexes i
-            where i.schemaname = current_schema() and i.tablename = any($1)
-              and not exists (select 1 from pg_constraint c
-                               where c.conindid = format('%I.%I', i.schemaname, i.indexname)::regclass)`,
-          [LOADED],
-        )
-      ).rows;
+  const indexes = (
+    await client.query<{ name: string; def: string }>(
+      `select i.indexname as name, i.indexdef as def from pg_indexes i
+        where i.schemaname = current_schema() and i.tablename = any($1)
+          and not exists (select 1 from pg_constraint c
+                           where c.conindid = format('%I.%I', i.schemaname, i.indexname)::regclass)`,
+      [LOADED],
+    )
+  ).rows.filter(({ name }) => builtAfterLoad(name));
   for (const { name } of indexes) await client.query(`drop index "${name}"`);
   async function copy(table: string, list: Row[]) {
     const columns = Object.keys(list[0]);
@@ -338,6 +380,7 @@ async function bulkLoad(
   let pending: Promise<void> | undefined;
   let seqEvent = 0;
   let seqMessage = 0;
+  const order = loadOrder(members);
   for (let from = 0; from < members; from += BATCH) {
     const tg = performance.now();
     const cg = process.cpuUsage();
@@ -352,7 +395,8 @@ async function bulkLoad(
       msg_messages: [],
       msg_flow_report_queue: [],
     };
-    for (let i = from; i < to; i++) {
+    for (let p = from; p < to; p++) {
+      const i = order[p];
       const joined = joinedAt(i, members);
       const customerId = `cust_scale${String(i).padStart(8, '0')}`;
       const membershipId = memberIdOf(i);
@@ -412,7 +456,7 @@ async function bulkLoad(
     // Events and messages in proportion to the members of this batch.
     const eventsTo = Math.round((to * events) / members);
     for (; seqEvent < eventsTo; seqEvent++) {
-      const i = seqEvent % members;
+      const i = order[seqEvent % members];
       rows.outbox_events.push({
         ...eventTemplate,
         id: `evt_s${seqEvent}`,
@@ -422,7 +466,7 @@ async function bulkLoad(
     }
     const messagesTo = Math.round((to * messages) / members);
     for (; seqMessage < messagesTo; seqMessage++) {
-      const i = Math.floor(seqMessage / 2) % members;
+      const i = order[Math.floor(seqMessage / 2) % members];
       const m = t.messages[seqMessage % t.messages.length];
       const at = iso(NOW - 89 * DAY + Math.floor((seqMessage * 88 * DAY) / messages));
       rows.msg_messages.push({
@@ -754,6 +798,40 @@ async function prewarm(databaseUrl: string, relations: string) {
   }
 }
 
+/**
+ * Waits until the server's worker has folded the report queue (the loaded recent days' flow messages,
+ * which a server running through those days would have folded as they came): on a big database that
+ * takes seconds, and the measures would otherwise share the machine with it. Returns the seconds waited.
+ */
+async function queueFolded(backend: string, databaseUrl: string): Promise<number> {
+  const t0 = performance.now();
+  const exists = 'select exists (select 1 from msg_flow_report_queue) as queued';
+  let pending: () => Promise<boolean>;
+  let close: () => Promise<void>;
+  if (backend === 'postgres') {
+    const c = new pg.Client({ connectionString: databaseUrl });
+    await c.connect();
+    pending = async () => Boolean((await c.query(exists)).rows[0].queued);
+    close = () => c.end();
+  } else {
+    const native = new BetterSqlite3(sqliteFile(databaseUrl), { readonly: true });
+    const statement = native.prepare(exists);
+    pending = async () => Boolean((statement.get() as { queued: number }).queued);
+    close = async () => {
+      native.close();
+    };
+  }
+  try {
+    while (await pending()) {
+      if (performance.now() - t0 > 600_000) throw new Error('the report queue was not folded in 10 minutes');
+      await new Promise((r) => setTimeout(r, 250));
+    }
+  } finally {
+    await close();
+  }
+  return (performance.now() - t0) / 1000;
+}
+
 async function measureAll(
   backend: string,
   databaseUrl: string,
@@ -763,9 +841,12 @@ async function measureAll(
   const server = await startTally(databaseUrl, 1, env);
   const out: Result[] = [];
   const debug = Boolean(process.env.BENCH_DEBUG);
-  // What a server does just after its start (the first retention sweep, its caches) is not measured.
-  await new Promise((r) => setTimeout(r, 5000));
   try {
+    // What a server does just after its start (the first retention sweep, its caches, folding the
+    // loaded report queue) is not measured.
+    const folded = await queueFolded(backend, databaseUrl);
+    if (debug) console.log(`  report queue folded ${folded.toFixed(1)} s after the server started`);
+    await new Promise((r) => setTimeout(r, 5000));
     for (const m of measures) {
       const opts = {
         url: server.base,
