@@ -247,8 +247,8 @@ function sqliteSink(file: string): Sink {
   native.pragma('temp_store = MEMORY');
   native.pragma('foreign_keys = ON');
   // The loaded tables' secondary indexes (those made by CREATE INDEX, as the migrations wrote
-  // them) are dropped, and made again from the same statements after the load: one sort each
-  // instead of a B-tree insertion per row. The primary keys and UNIQUE constraints stay.
+  // them) but BY_MEMBER_INDEXES are dropped, and made again from the same statements after the load:
+  // one sort each instead of a B-tree insertion per row. The primary keys and UNIQUE constraints stay.
   const indexes = (
     native
       .prepare(
@@ -309,7 +309,7 @@ async function postgresSink(url: string): Promise<Sink> {
   await client.query(`set maintenance_work_mem = '512MB'`);
   const backendPid = Number((await client.query('select pg_backend_pid() as pid')).rows[0].pid);
   // As on SQLite: the secondary indexes (not those of a primary key, UNIQUE or exclusion
-  // constraint) are dropped and made again after the load from their own definitions.
+  // constraint) but BY_MEMBER_INDEXES are dropped and made again after the load from their own definitions.
   const indexes = (
     await client.query<{ name: string; def: string }>(
       `select i.indexname as name, i.indexdef as def from pg_indexes i
