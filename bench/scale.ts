@@ -19,14 +19,15 @@
 // default retention keeps (older ones the server's first retention sweep would delete meanwhile).
 // The fan-out is told it has read every loaded event.
 //
-// Measures (each BENCH_DURATION seconds, default 5; additions from 50 connections, reads from 10):
+// Measures (BENCH_ROUNDS rounds, default 3, of BENCH_DURATION seconds, default 5, alternating between the two
+// databases, whose servers run side by side; additions from 50 connections, reads from 10):
 // point additions/s and p99, GET a member, a member's transactions (first page, and 9,000 entries
 // deep by cursor), a customer by phone, GET /v1/events by type and program, the flow report for 30
 // days, a program's members list page 1 (by number, with its total; by cursor, without), deep by
 // cursor, and by page number 980 deep (on both databases) and at the deepest page allowed; the
 // database size on disk per million members.
 //
-// Environment: BENCH_MEMBERS, BENCH_ENTRIES, BENCH_EVENTS, BENCH_MESSAGES, BENCH_DURATION,
+// Environment: BENCH_MEMBERS, BENCH_ENTRIES, BENCH_EVENTS, BENCH_MESSAGES, BENCH_DURATION, BENCH_ROUNDS,
 // BENCH_BACKENDS (sqlite,postgres), BENCH_PG_URL (see bench/lib.ts). Develop with
 // BENCH_MEMBERS=20000 BENCH_ENTRIES=200000; BENCH_MEASURES=report (only the measures whose names hold
 // one of these comma-separated words). BENCH_DEBUG=1: where the load time went, and per measure
@@ -832,60 +833,127 @@ async function queueFolded(backend: string, databaseUrl: string): Promise<number
   return (performance.now() - t0) / 1000;
 }
 
-async function measureAll(
+/** The rounds of each measure on each database, alternated (BENCH_ROUNDS, default 3). */
+const ROUNDS = Math.max(1, Number(process.env.BENCH_ROUNDS ?? 3));
+
+/** One database's server during the measures. */
+interface Side {
+  label: string;
+  databaseUrl: string;
+  f: Fixture;
+  server: Awaited<ReturnType<typeof startTally>>;
+}
+
+/** A measure on one database: its rounds, pooled. */
+interface Pooled extends Result {
+  /** CPU µs per request of each round, in order. */
+  rounds: number[];
+}
+
+/**
+ * Measures every request on both databases, their servers running side by side, in ROUNDS rounds of
+ * BENCH_DURATION seconds that alternate between them (small, big, then big, small, ...): the machine's speed
+ * drifts by tens of percent over minutes, and a ratio of two runs minutes apart measured that drift as much
+ * as the data. Each round's ratio is of two runs seconds apart, and the order flips each round so a steady
+ * drift favours neither. Pooled: requests, CPU and errors summed over the rounds; p99 the rounds' median.
+ */
+async function measureBoth(
   backend: string,
-  databaseUrl: string,
-  f: Fixture,
+  dbs: { label: string; databaseUrl: string; f: Fixture }[],
   env: Record<string, string> = {},
-): Promise<Result[]> {
-  const server = await startTally(databaseUrl, 1, env);
-  const out: Result[] = [];
+): Promise<Pooled[][]> {
+  const sides: Side[] = [];
   const debug = Boolean(process.env.BENCH_DEBUG);
   try {
+    for (const db of dbs) sides.push({ ...db, server: await startTally(db.databaseUrl, 1, env) });
     // What a server does just after its start (the first retention sweep, its caches, folding the
     // loaded report queue) is not measured.
-    const folded = await queueFolded(backend, databaseUrl);
-    if (debug) console.log(`  report queue folded ${folded.toFixed(1)} s after the server started`);
+    for (const side of sides) {
+      const folded = await queueFolded(backend, side.databaseUrl);
+      if (debug) console.log(`  ${side.label}: report queue folded ${folded.toFixed(1)} s after the server started`);
+    }
+    if (backend === 'postgres' && env.BENCH_PG_PREWARM) await prewarm(sides[1].databaseUrl, env.BENCH_PG_PREWARM);
     await new Promise((r) => setTimeout(r, 5000));
+    const out: Pooled[][] = sides.map(() => []);
     for (const m of measures) {
-      const opts = {
-        url: server.base,
+      const opts = (side: Side) => ({
+        url: side.server.base,
         connections: m.connections,
         requests: [
           {
             method: m.method,
             setupRequest: (req: any) => ({
               ...req,
-              path: m.path(f),
+              path: m.path(side.f),
               headers: { ...authHeaders, 'idempotency-key': `${Math.random()}` },
               body: m.body,
             }),
           },
         ],
-      };
-      // One request alone first: what a measure's first request does once (the flow report rolls
-      // up the final days of the loaded history) is not its steady cost, nor done ten times at once.
-      await fetch(`${server.base}${m.path(f)}`, { method: m.method, headers: authHeaders, body: m.body });
-      await load({ ...opts, duration: 1 });
-      const io0 = debug ? await ioCounters(backend, databaseUrl, server.pid) : {};
-      const cpu0 = treeTicks(server.pid);
-      const pg0 = backend === 'postgres' ? postgresTicks() : 0;
-      const r = await load({ ...opts, duration: SECONDS });
-      const cpu1 = treeTicks(server.pid);
-      const pg1 = backend === 'postgres' ? postgresTicks() : 0;
-      if (debug) console.log(ioLine(m.name, io0, await ioCounters(backend, databaseUrl, server.pid), r['2xx']));
-      out.push({
-        rps: Math.round(r['2xx'] / (r.duration || SECONDS)),
-        p99: r.latency.p99,
-        errors: r.non2xx + r.errors + r.timeouts,
-        cpuUs: usPer(cpu1 - cpu0, r['2xx']),
-        dbUs: backend === 'postgres' ? usPer(pg1 - pg0, r['2xx']) : undefined,
+      });
+      for (const side of sides) {
+        // One request alone first: what a measure's first request does once (the flow report rolls
+        // up the final days of the loaded history) is not its steady cost, nor done ten times at once.
+        await fetch(`${side.server.base}${m.path(side.f)}`, { method: m.method, headers: authHeaders, body: m.body });
+        await load({ ...opts(side), duration: 1 });
+      }
+      const runs = sides.map(
+        () => [] as { ok: number; seconds: number; p99: number; errors: number; cpu: number; db: number }[],
+      );
+      const io = sides.map(() => ({}) as Record<string, number>);
+      for (let round = 0; round < ROUNDS; round++) {
+        const order = round % 2 === 0 ? [0, 1] : [1, 0];
+        for (const i of order) {
+          const side = sides[i];
+          const io0 = debug ? await ioCounters(backend, side.databaseUrl, side.server.pid) : {};
+          const cpu0 = treeTicks(side.server.pid);
+          const pg0 = backend === 'postgres' ? postgresTicks() : 0;
+          const r = await load({ ...opts(side), duration: SECONDS });
+          const cpu1 = treeTicks(side.server.pid);
+          const pg1 = backend === 'postgres' ? postgresTicks() : 0;
+          if (debug) {
+            const io1 = await ioCounters(backend, side.databaseUrl, side.server.pid);
+            for (const k of Object.keys(io1)) io[i][k] = (io[i][k] ?? 0) + io1[k] - (io0[k] ?? 0);
+          }
+          runs[i].push({
+            ok: r['2xx'],
+            seconds: r.duration || SECONDS,
+            p99: r.latency.p99,
+            errors: r.non2xx + r.errors + r.timeouts,
+            cpu: cpu1 - cpu0,
+            db: pg1 - pg0,
+          });
+        }
+      }
+      sides.forEach((side, i) => {
+        const rs = runs[i];
+        const ok = rs.reduce((a, r) => a + r.ok, 0);
+        const zero = Object.fromEntries(Object.keys(io[i]).map((k) => [k, 0]));
+        if (debug) console.log(ioLine(`${m.name}, ${side.label}`, zero, io[i], ok));
+        const p99s = rs.map((r) => r.p99).sort((a, b) => a - b);
+        out[i].push({
+          rps: Math.round(ok / rs.reduce((a, r) => a + r.seconds, 0)),
+          p99: p99s[Math.floor(p99s.length / 2)],
+          errors: rs.reduce((a, r) => a + r.errors, 0),
+          cpuUs: usPer(
+            rs.reduce((a, r) => a + r.cpu, 0),
+            ok,
+          ),
+          dbUs:
+            backend === 'postgres'
+              ? usPer(
+                  rs.reduce((a, r) => a + r.db, 0),
+                  ok,
+                )
+              : undefined,
+          rounds: rs.map((r) => usPer(r.cpu, r.ok)),
+        });
       });
     }
+    return out;
   } finally {
-    await server.stop();
+    for (const side of sides) await side.server.stop();
   }
-  return out;
 }
 
 const mb = (bytes: number) => `${(bytes / 1e6).toFixed(0)} MB`;
@@ -946,14 +1014,19 @@ for (const backend of BACKENDS) {
         .map(([k, v]) => `${k}=${v}`)
         .join(' ');
       console.log(`${backend}: measuring${settings ? ` with ${settings}` : ''}`);
-      const rs = await measureAll(backend, small.databaseUrl, small.fixture, env);
-      if (backend === 'postgres' && env.BENCH_PG_PREWARM) await prewarm(big.databaseUrl, env.BENCH_PG_PREWARM);
-      const rb = await measureAll(backend, big.databaseUrl, big.fixture, env);
+      const [rs, rb] = await measureBoth(
+        backend,
+        [
+          { label: `${SMALL} cards`, databaseUrl: small.databaseUrl, f: small.fixture },
+          { label: `${MEMBERS} members`, databaseUrl: big.databaseUrl, f: big.fixture },
+        ],
+        env,
+      );
       const lines = [
         `\n${backend}: ${SMALL} cards beside ${MEMBERS} members (${ENTRIES} entries)${settings ? `, ${settings}` : ''}`,
         `| measure | ${SMALL} cards: req/s | p99 ms | CPU µs/req | ${MEMBERS} members: req/s | p99 ms | CPU µs/req | ` +
-          'big / small: req/s | CPU/req |',
-        '| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |',
+          'big / small: req/s | CPU/req | CPU/req by round |',
+        '| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |',
       ];
       measures.forEach((m, i) => {
         const s = rs[i];
@@ -962,14 +1035,16 @@ for (const backend of BACKENDS) {
         const ratio = (b.rps / Math.max(1, s.rps)).toFixed(2);
         const cpuRatio = (b.cpuUs / Math.max(1, s.cpuUs)).toFixed(2);
         const cpu = (r: Result) => `${r.cpuUs}${r.dbUs === undefined ? '' : ` + PG ${r.dbUs}`}`;
+        // Each round's ratio: the big database's server CPU per request over the small one's, seconds apart.
+        const byRound = b.rounds.map((us, k) => (us / Math.max(1, s.rounds[k])).toFixed(2)).join(', ');
         lines.push(
           `| ${m.name}${errors} | ${s.rps} | ${s.p99} | ${cpu(s)} | ${b.rps} | ${b.p99} | ${cpu(b)} | ` +
-            `${ratio} | ${cpuRatio} |`,
+            `${ratio} | ${cpuRatio} | ${byRound} |`,
         );
       });
       lines.push(
         `| size on disk | ${mb(small.fixture.bytes)} | | | ${mb(big.fixture.bytes)} | | | ` +
-          `${mb((big.fixture.bytes * 1e6) / MEMBERS)} per million members | |`,
+          `${mb((big.fixture.bytes * 1e6) / MEMBERS)} per million members | | |`,
       );
       console.log(lines.join('\n'));
       tables.push(lines.join('\n'));
