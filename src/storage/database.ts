@@ -1,4 +1,4 @@
-import type { Kysely, Transaction } from 'kysely';
+import { type Kysely, PostgresAdapter, type Transaction } from 'kysely';
 import type { OutboxProgress } from './outbox-progress.ts';
 import type { DB } from './schema.ts';
 import { openPostgres } from './postgres/pool.ts';
@@ -11,6 +11,14 @@ export type DialectName = 'sqlite' | 'postgres';
 
 /** A Kysely handle that is either the pool or an open transaction: services accept both. */
 export type Executor = Kysely<DB> | Transaction<DB>;
+
+/**
+ * Whether `db` runs on PostgreSQL, for the few statements storage writes differently for its planner or its
+ * ability to keep and combine writes (hot.ts, paging.ts). Domain code does not ask.
+ */
+export function isPostgres(db: Executor): boolean {
+  return db.getExecutor().adapter instanceof PostgresAdapter;
+}
 
 export interface TransactionOptions {
   /**

@@ -1,5 +1,5 @@
-import { CompiledQuery, PostgresAdapter, type Compilable } from 'kysely';
-import type { Executor } from './database.ts';
+import { CompiledQuery, type Compilable } from 'kysely';
+import { type Executor, isPostgres } from './database.ts';
 import { executePrepared, keepForCommit } from './postgres/connection.ts';
 import { combineWrites, writtenTable, type KeptWrite } from './postgres/kept-writes.ts';
 import { sqliteInTransaction } from './sqlite/statements.ts';
@@ -141,9 +141,4 @@ export async function writeAtCommit(db: Executor, parts: HotPart[]): Promise<voi
     return;
   }
   for (const part of parts) await hot(db, part.key, part.params, part.build);
-}
-
-/** Whether `db` runs on PostgreSQL (the backend that can keep and combine writes). */
-function isPostgres(db: Executor): boolean {
-  return db.getExecutor().adapter instanceof PostgresAdapter;
 }

@@ -203,7 +203,7 @@ export class CustomerService {
     const filtered = Boolean(q.email || q.phone || q.name || q.source_id);
     const total: TotalOf | undefined = filtered ? undefined : () => this.count(this.db);
     const desc = q.order?.startsWith('-') ?? true;
-    return pageByCreated(base, q, 'a customer', desc ? 'desc' : 'asc', total);
+    return pageByCreated(base, q, 'a customer', desc ? 'desc' : 'asc', { total });
   }
 
   /** Loyalty summary of many customers in one query each for memberships and balances. */

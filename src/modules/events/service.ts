@@ -1,5 +1,5 @@
-import { pageBySeq } from '../../storage/paging.ts';
-import type { Selectable } from 'kysely';
+import { type Selectable, sql } from 'kysely';
+import { newestOfKey, pageBySeq } from '../../storage/paging.ts';
 import { notFound } from '../../lib/errors.ts';
 import type { Executor } from '../../storage/database.ts';
 import type { OutboxEventsTable } from '../../storage/schema.ts';
@@ -41,24 +41,34 @@ export class EventService {
   /** Newest first; `starting_after_id` is the last id of the previous page. */
   async list(db: Executor, filter: EventFilter, page: { limit: number; starting_after_id?: string }) {
     let q = db.selectFrom('outbox_events').selectAll();
-    if (filter.type)
-      q = q.where(
-        'type',
-        'in',
-        filter.type
-          .split(',')
-          .map((t) => t.trim())
-          .filter(Boolean),
-      );
-    if (filter.resource_id) q = q.where('resource_id', '=', filter.resource_id);
-    if (filter.program_id) q = q.where('program_id', '=', filter.program_id);
+    const types = (filter.type ?? '')
+      .split(',')
+      .map((t) => t.trim())
+      .filter(Boolean);
+    // The filters with an index of their own ending in seq (outbox_type_seq, outbox_resource, outbox_program_seq).
+    const keyed: [string, string][] = [];
+    if (types.length === 1) keyed.push(['type', types[0]]);
+    else if (types.length > 1) q = q.where('type', 'in', types);
+    if (filter.resource_id) keyed.push(['resource_id', filter.resource_id]);
+    if (filter.program_id) keyed.push(['program_id', filter.program_id]);
     if (filter.created_after) q = q.where('created_at', '>=', new Date(filter.created_after).toISOString());
     if (filter.created_before) q = q.where('created_at', '<', new Date(filter.created_before).toISOString());
+    // One keyed filter: its index walked (newestOfKey: never the table's key walked back). Two: the planner
+    // chooses between their indexes (there is none of two; walking one always would read every row of the
+    // other filter's rare value).
+    const walked = keyed.length === 1 ? keyed[0] : undefined;
+    if (!walked) for (const [column, value] of keyed) q = q.where(sql.ref(column), '=', value);
     return pageBySeq(
       page,
       'an event',
       async (id) => (await db.selectFrom('outbox_events').select('seq').where('id', '=', id).executeTakeFirst())?.seq,
-      (before, n) => (before === undefined ? q : q.where('seq', '<', before)).orderBy('seq', 'desc').limit(n).execute(),
+      (before, n) =>
+        (walked
+          ? newestOfKey(q, { db, column: walked[0], value: walked[1] }, before)
+          : (before === undefined ? q : q.where('seq', '<', before)).orderBy('seq', 'desc')
+        )
+          .limit(n)
+          .execute(),
     );
   }
 }

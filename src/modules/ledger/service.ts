@@ -1,5 +1,5 @@
 import { sql } from 'kysely';
-import { pageBySeq } from '../../storage/paging.ts';
+import { newestOfKey, pageBySeq } from '../../storage/paging.ts';
 import type { Selectable } from 'kysely';
 import type { AppContext } from '../../context.ts';
 import { DomainError, invalid } from '../../lib/errors.ts';
@@ -842,17 +842,17 @@ export class LedgerService {
 
   async transactions(
     db: Executor,
-    filter: { membershipId?: string; programId?: string },
+    of: { membershipId: string } | { programId: string },
     page: { limit: number; starting_after_id?: string },
   ) {
-    let q = db.selectFrom('ledger_entries').selectAll();
-    if (filter.membershipId) q = q.where('membership_id', '=', filter.membershipId);
-    if (filter.programId) q = q.where('program_id', '=', filter.programId);
+    // By the index ledger_membership_seq or ledger_program_seq.
+    const [column, value] = 'membershipId' in of ? ['membership_id', of.membershipId] : ['program_id', of.programId];
+    const all = db.selectFrom('ledger_entries').selectAll();
     return pageBySeq(
       page,
       'a transaction',
       async (id) => (await db.selectFrom('ledger_entries').select('seq').where('id', '=', id).executeTakeFirst())?.seq,
-      (before, n) => (before === undefined ? q : q.where('seq', '<', before)).orderBy('seq', 'desc').limit(n).execute(),
+      (before, n) => newestOfKey(all, { db, column, value }, before).limit(n).execute(),
     );
   }
 

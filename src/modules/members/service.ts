@@ -493,7 +493,7 @@ export class MemberService {
           const c = await this.counts(db, programId);
           return q.status === 'ACTIVE' ? c.active : q.status === 'REVOKED' ? c.all - c.active : c.all;
         };
-    return pageByCreated(base, q, 'a member', 'asc', total);
+    return pageByCreated(base, q, 'a member', 'asc', { total });
   }
 
   /** Cards by id (the time engine's batches). */

@@ -14,7 +14,7 @@ import {
   messagingFlowSketchRevisionMigration,
 } from './migrations-scale.ts';
 import { liveDaysRetention, messageRetention } from './retention.ts';
-import { messagingPhoneIndexesMigration } from './phone-indexes.ts';
+import { messagingChannelOrderMigration, messagingPhoneIndexesMigration } from './phone-indexes.ts';
 import { messagingRoutes } from './routes.ts';
 import { channelSealedColumns } from './secrets.ts';
 import './tables.ts';
@@ -33,6 +33,7 @@ export const messagingModule: TallyModule = {
     messagingFlowLiveDaysMigration,
     messagingFlowReportQueueMigration,
     messagingFlowSketchRevisionMigration,
+    messagingChannelOrderMigration,
   ],
   sealedColumns: channelSealedColumns,
   routes: messagingRoutes,

@@ -1,4 +1,4 @@
-import { pageByCreated } from '../../storage/paging.ts';
+import { type KeyWalk, pageByCreated } from '../../storage/paging.ts';
 import type { AppContext } from '../../context.ts';
 import { newId } from '../../lib/ids.ts';
 import { toE164 } from '../../lib/phone.ts';
@@ -360,15 +360,19 @@ export class Outbound {
   /** Stored messages (inbound and outbound), newest first, filtered and paged. */
   async list(db: Executor, q: MessageListQuery) {
     let base = db.selectFrom('msg_messages');
-    if (q.channel_id) base = base.where('channel_id', '=', q.channel_id);
-    if (q.flow_id) base = base.where('flow_id', '=', q.flow_id);
     if (q.direction) base = base.where('direction', '=', q.direction);
     if (q.status) base = base.where('status', '=', q.status);
+    // A phone's messages (two indexes combined: a phone's few messages, sorted) or else a flow's
+    // (msg_messages_flow) or a channel's (msg_messages_channel_created) walked in order.
+    let walk: KeyWalk | undefined;
     if (q.phone) {
       const p = toE164(q.phone) ?? q.phone;
       base = base.where((eb) => eb.or([eb('from_number', '=', p), eb('to_number', '=', p)]));
-    }
-    return pageByCreated(base, q, 'a message', 'desc');
+    } else if (q.flow_id) walk = { db, column: 'flow_id', value: q.flow_id };
+    else if (q.channel_id) walk = { db, column: 'channel_id', value: q.channel_id };
+    if (q.flow_id && walk?.column !== 'flow_id') base = base.where('flow_id', '=', q.flow_id);
+    if (q.channel_id && walk?.column !== 'channel_id') base = base.where('channel_id', '=', q.channel_id);
+    return pageByCreated(base, q, 'a message', 'desc', { walk });
   }
 
   /** Marks replies answered in the webhook response itself (Twilio TwiML) as sent. */

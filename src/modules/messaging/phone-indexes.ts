@@ -15,3 +15,18 @@ export const messagingPhoneIndexesMigration: TallyMigration = {
     await db.schema.createIndex('msg_messages_to').on('msg_messages').columns(['to_number', 'created_at']).execute();
   },
 };
+
+// The messages of a channel newest first (`GET /v1/messages?channel_id=`), a walk of this index
+// (storage/paging.ts, KeyWalk). Before it, a page was either every message of the channel sorted
+// or msg_messages_created walked back past every other channel's newer messages, both in
+// proportion to the table (found by test/plans.test.ts with sorts disabled).
+export const messagingChannelOrderMigration: TallyMigration = {
+  name: '0296_messaging_channel_order',
+  async up(db: UntypedDb) {
+    await db.schema
+      .createIndex('msg_messages_channel_created')
+      .on('msg_messages')
+      .columns(['channel_id', 'created_at', 'id'])
+      .execute();
+  },
+};

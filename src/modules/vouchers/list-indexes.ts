@@ -13,3 +13,24 @@ export const vouchersListIndexesMigration: TallyMigration = {
       .execute();
   },
 };
+
+// The vouchers and the redemptions of a campaign newest first (`GET /v1/vouchers?campaign_id=`,
+// `GET /v1/redemptions?campaign=`), each a walk of its index (storage/paging.ts, KeyWalk). Before
+// them a page was every voucher of the campaign sorted (vouchers_campaign is by holder) or the
+// created index walked back past every other campaign's newer rows, and the redemptions of a
+// campaign had no index at all (found by test/plans.test.ts with sorts disabled).
+export const vouchersCampaignOrderMigration: TallyMigration = {
+  name: '0581_vouchers_campaign_order',
+  async up(db: UntypedDb) {
+    await db.schema
+      .createIndex('vouchers_campaign_created')
+      .on('vouchers')
+      .columns(['campaign_id', 'created_at', 'id'])
+      .execute();
+    await db.schema
+      .createIndex('redemptions_campaign_created')
+      .on('redemptions')
+      .columns(['campaign_id', 'created_at', 'id'])
+      .execute();
+  },
+};

@@ -3,7 +3,7 @@ import './tables.ts';
 import { campaignPooledMigration, redemptionFailuresMigration, vouchersMigration } from './migrations.ts';
 import { redemptionParentsMigration } from './migrations/0503_redemption_parents.ts';
 import { vouchersReferralCodeMigration } from './migrations/0550_vouchers_referral_code.ts';
-import { vouchersListIndexesMigration } from './list-indexes.ts';
+import { vouchersCampaignOrderMigration, vouchersListIndexesMigration } from './list-indexes.ts';
 import { voucherRoutes } from './routes.ts';
 
 /** Voucher campaigns, vouchers, publications, validations, redemptions (and the expiry job). */
@@ -16,6 +16,7 @@ export const vouchersModule: TallyModule = {
     redemptionParentsMigration,
     vouchersReferralCodeMigration,
     vouchersListIndexesMigration,
+    vouchersCampaignOrderMigration,
   ],
   routes: voucherRoutes,
   jobs: (_ctx, services) => services.vouchers.registerJobs(),

@@ -1,4 +1,5 @@
-import { pageByCreated, pageByNumber } from '../../storage/paging.ts';
+import { sql } from 'kysely';
+import { type KeyWalk, pageByCreated, pageByNumber } from '../../storage/paging.ts';
 import type { AppContext } from '../../context.ts';
 import {
   ALPHANUMERIC,
@@ -845,6 +846,15 @@ export class VoucherService {
       .executeTakeFirst();
   }
 
+  /** The voucher by code or id, deleted or not (a deleted voucher's code stays taken). */
+  private async findAny(db: Executor, codeOrId: string): Promise<Pick<VoucherRow, 'id'> | undefined> {
+    return db
+      .selectFrom('vouchers')
+      .select('id')
+      .where((eb) => eb.or([eb('code', '=', codeOrId), eb('id', '=', codeOrId)]))
+      .executeTakeFirst();
+  }
+
   async get(db: Executor, codeOrId: string): Promise<VoucherRow> {
     const row = await this.find(db, codeOrId);
     if (!row) throw notFound('voucher', codeOrId);
@@ -986,12 +996,14 @@ export class VoucherService {
     const db = this.ctx.database.db;
     let base = db.selectFrom('vouchers').where('deleted_at', 'is', null);
     const campaignRef = q.campaign_id ?? q.campaign;
-    if (campaignRef) {
-      const c = await this.findCampaign(db, campaignRef);
-      base = base.where('campaign_id', '=', c?.id ?? campaignRef);
-    }
-    if (q.customer) base = base.where('holder_id', '=', q.customer);
-    return pageByCreated(base, { ...q, limit: Math.min(q.limit, PAGE_CAP) }, 'a voucher', 'desc');
+    const campaignId = campaignRef ? ((await this.findCampaign(db, campaignRef))?.id ?? campaignRef) : undefined;
+    // Walked: the customer's vouchers (vouchers_holder, a few) or else the campaign's (vouchers_campaign_created).
+    let walk: KeyWalk | undefined;
+    if (q.customer) {
+      walk = { db, column: 'holder_id', value: q.customer };
+      if (campaignId) base = base.where('campaign_id', '=', campaignId);
+    } else if (campaignId) walk = { db, column: 'campaign_id', value: campaignId };
+    return pageByCreated(base, { ...q, limit: Math.min(q.limit, PAGE_CAP) }, 'a voucher', 'desc', { walk });
   }
 
   /** A customer's vouchers (published to them), newest first. */
@@ -1672,14 +1684,24 @@ export class VoucherService {
     result?: 'SUCCESS' | 'FAILURE';
     parent_redemption_id?: string;
   }) {
-    let base = this.ctx.database.db.selectFrom('redemptions');
-    if (q.parent_redemption_id) base = base.where('parent_redemption_id', '=', q.parent_redemption_id);
-    if (q.result) base = base.where('result', '=', q.result);
-    if (q.customer) base = base.where('customer_id', '=', q.customer);
-    if (q.voucher)
-      base = base.where((eb) => eb.or([eb('voucher_code', '=', q.voucher!), eb('voucher_id', '=', q.voucher!)]));
-    if (q.campaign) base = base.where('campaign_id', '=', q.campaign);
-    return pageByCreated(base, q, 'a redemption', 'desc');
+    const db = this.ctx.database.db;
+    let base = db.selectFrom('redemptions');
+    // A voucher's redemptions: by its id when it exists (its own and its refused ones), else by the code
+    // tried (refused redemptions of an unknown code). Every filter here has an index that goes on with
+    // created_at; the most selective one given is walked, the others filter its rows.
+    const voucher = q.voucher ? await this.findAny(db, q.voucher) : undefined;
+    const keys: [string, string | undefined][] = [
+      ['parent_redemption_id', q.parent_redemption_id],
+      ['voucher_id', voucher?.id],
+      ['voucher_code', q.voucher && !voucher ? q.voucher : undefined],
+      ['customer_id', q.customer],
+      ['campaign_id', q.campaign],
+      ['result', q.result],
+    ];
+    const given = keys.filter((k): k is [string, string] => k[1] !== undefined);
+    for (const [column, value] of given.slice(1)) base = base.where(sql.ref(column), '=', value);
+    const walk = given[0] && { db, column: given[0][0], value: given[0][1] };
+    return pageByCreated(base, q, 'a redemption', 'desc', { walk });
   }
 
   async vouchersById(db: Executor, ids: (string | null)[]): Promise<Map<string, VoucherRow>> {
