@@ -25,6 +25,7 @@ export const messagingChannelOrderMigration: TallyMigration = {
   async up(db: UntypedDb) {
     await db.schema
       .createIndex('msg_messages_channel_created')
+      .ifNotExists()
       .on('msg_messages')
       .columns(['channel_id', 'created_at', 'id'])
       .execute();

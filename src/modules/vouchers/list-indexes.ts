@@ -8,6 +8,7 @@ export const vouchersListIndexesMigration: TallyMigration = {
   async up(db: UntypedDb) {
     await db.schema
       .createIndex('redemptions_voucher_code')
+      .ifNotExists()
       .on('redemptions')
       .columns(['voucher_code', 'created_at'])
       .execute();
@@ -19,16 +20,21 @@ export const vouchersListIndexesMigration: TallyMigration = {
 // them a page was every voucher of the campaign sorted (vouchers_campaign is by holder) or the
 // created index walked back past every other campaign's newer rows, and the redemptions of a
 // campaign had no index at all (found by test/plans.test.ts with sorts disabled).
+// IF NOT EXISTS, as 0580 and messaging's 0296: on large PostgreSQL tables an operator builds these
+// ahead with CREATE INDEX CONCURRENTLY (the README's statements, run by test/indexes-ahead.test.ts),
+// since a migration's transaction cannot, and the migration then finds them.
 export const vouchersCampaignOrderMigration: TallyMigration = {
   name: '0581_vouchers_campaign_order',
   async up(db: UntypedDb) {
     await db.schema
       .createIndex('vouchers_campaign_created')
+      .ifNotExists()
       .on('vouchers')
       .columns(['campaign_id', 'created_at', 'id'])
       .execute();
     await db.schema
       .createIndex('redemptions_campaign_created')
+      .ifNotExists()
       .on('redemptions')
       .columns(['campaign_id', 'created_at', 'id'])
       .execute();
