@@ -58,17 +58,23 @@ describe('indexes built ahead of their migrations (README, large PostgreSQL data
 
   it('the README’s statements make the migrations’ indexes, and the migrations then run', async () => {
     const statements = readmeStatements();
-    const names = statements.map((s) => /IF NOT EXISTS (\w+) ON/.exec(s)?.[1]);
+    const names = statements.map((s) => {
+      const name = /IF NOT EXISTS (\w+) ON/.exec(s)?.[1];
+      assert.ok(name, `the statement names its index: ${s}`);
+      return name;
+    });
     assert.equal(names.length, 4);
-    const byMigration: Record<string, string | undefined> = {};
+    const made = new Map<string, string | undefined>();
     for (const name of names) {
-      assert.ok(name, 'each statement names its index');
-      byMigration[name] = await definition(name);
-      assert.ok(byMigration[name], `${name} is an index the migrations make`);
+      made.set(name, await definition(name));
+      assert.ok(made.get(name), `${name} is an index the migrations make`);
     }
+    const assertAsMigrationsMade = async () => {
+      for (const name of names) assert.equal(await definition(name), made.get(name), name);
+    };
 
     // As before those migrations ran: their indexes and their records gone.
-    for (const name of names) await sql`drop index ${sql.id(name as string)}`.execute(db());
+    for (const name of names) await sql`drop index ${sql.id(name)}`.execute(db());
     await db()
       .deleteFrom('tally_migrations' as never)
       .where(sql.ref('name'), 'in', MIGRATIONS)
@@ -79,7 +85,7 @@ describe('indexes built ahead of their migrations (README, large PostgreSQL data
     for (const statement of statements) {
       await sql.raw(backend === 'postgres' ? statement : statement.replace(' CONCURRENTLY', '')).execute(db());
     }
-    for (const name of names) assert.equal(await definition(name as string), byMigration[name as string], name);
+    await assertAsMigrationsMade();
 
     const ran = await migrateToLatest(
       db(),
@@ -91,6 +97,6 @@ describe('indexes built ahead of their migrations (README, large PostgreSQL data
       ran.results?.map((r) => [r.migrationName, r.status]).sort(),
       MIGRATIONS.map((m) => [m, 'Success']),
     );
-    for (const name of names) assert.equal(await definition(name as string), byMigration[name as string], name);
+    await assertAsMigrationsMade();
   });
 });
